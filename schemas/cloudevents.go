@@ -1,0 +1,150 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// CloudEvents 1.0 Kafka protocol binding, binary content mode: the event's
+// attributes travel as headers, the value is the event's JSON.
+const (
+	HeaderSpecVersion = "ce_specversion"
+	HeaderID          = "ce_id"
+	HeaderType        = "ce_type"
+	HeaderSource      = "ce_source"
+	HeaderTime        = "ce_time"
+	HeaderSubject     = "ce_subject"
+	HeaderContentType = "content-type"
+	// HeaderSeq is the CloudEvents extension attribute "seq": the event's
+	// per-conversation sequence number, so a consumer can route and order
+	// without parsing the value. Only records of TopicEvents carry it.
+	HeaderSeq = "ce_seq"
+	// HeaderTraceParent is the CloudEvents distributed-tracing extension
+	// (W3C trace context), carried through when the request had one.
+	HeaderTraceParent = "ce_traceparent"
+	// HeaderCommandOffset is Parley-internal: the offset in TopicCommands
+	// of the command an event answers. The decider uses it to resume
+	// exactly after the last command it applied.
+	HeaderCommandOffset = "parley_command_offset"
+)
+
+// Dead-letter headers, added to a record copied to TopicDLQ.
+const (
+	HeaderDLQError     = "parley_dlq_error"
+	HeaderDLQTopic     = "parley_dlq_topic"
+	HeaderDLQPartition = "parley_dlq_partition"
+	HeaderDLQOffset    = "parley_dlq_offset"
+	HeaderDLQGroup     = "parley_dlq_group"
+)
+
+const (
+	specVersion = "1.0"
+	contentType = "application/json"
+)
+
+// Header is one record header; it has the shape of a Kafka header so that
+// adapters convert without copying the bytes.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Attributes are the CloudEvents attributes of a record.
+type Attributes struct {
+	ID      string    // ce_id: unique per record
+	Type    string    // ce_type, e.g. chat.message.sent.v1
+	Source  string    // ce_source
+	Subject string    // ce_subject: the conversation id
+	Time    time.Time // ce_time
+	// Seq is the per-conversation sequence number (events only).
+	Seq uint64
+	// HasSeq reports whether the record carries ce_seq.
+	HasSeq      bool
+	TraceParent string
+	// CommandOffset is the offset of the command an event answers, or -1.
+	CommandOffset int64
+}
+
+// ErrMissingAttribute is returned when a record lacks a required
+// CloudEvents attribute.
+var ErrMissingAttribute = errors.New("missing cloudevents attribute")
+
+// Headers encodes the attributes as CloudEvents binary-mode headers.
+func (a Attributes) Headers() []Header {
+	h := make([]Header, 0, 9)
+	h = append(h,
+		Header{HeaderSpecVersion, []byte(specVersion)},
+		Header{HeaderID, []byte(a.ID)},
+		Header{HeaderType, []byte(a.Type)},
+		Header{HeaderSource, []byte(a.Source)},
+		Header{HeaderSubject, []byte(a.Subject)},
+		Header{HeaderTime, []byte(a.Time.UTC().Format(time.RFC3339Nano))},
+		Header{HeaderContentType, []byte(contentType)},
+	)
+	if a.HasSeq {
+		h = append(h, Header{HeaderSeq, strconv.AppendUint(nil, a.Seq, 10)})
+	}
+	if a.TraceParent != "" {
+		h = append(h, Header{HeaderTraceParent, []byte(a.TraceParent)})
+	}
+	if a.CommandOffset >= 0 {
+		h = append(h, Header{HeaderCommandOffset, strconv.AppendInt(nil, a.CommandOffset, 10)})
+	}
+	return h
+}
+
+// ParseAttributes decodes CloudEvents binary-mode headers. It requires
+// ce_specversion 1.0, ce_id, ce_type, ce_source and ce_time.
+func ParseAttributes(headers []Header) (Attributes, error) {
+	a := Attributes{CommandOffset: -1}
+	var spec string
+	for _, h := range headers {
+		switch h.Key {
+		case HeaderSpecVersion:
+			spec = string(h.Value)
+		case HeaderID:
+			a.ID = string(h.Value)
+		case HeaderType:
+			a.Type = string(h.Value)
+		case HeaderSource:
+			a.Source = string(h.Value)
+		case HeaderSubject:
+			a.Subject = string(h.Value)
+		case HeaderTime:
+			t, err := time.Parse(time.RFC3339Nano, string(h.Value))
+			if err != nil {
+				return a, fmt.Errorf("parsing %s: %w", HeaderTime, err)
+			}
+			a.Time = t
+		case HeaderSeq:
+			n, err := strconv.ParseUint(string(h.Value), 10, 64)
+			if err != nil {
+				return a, fmt.Errorf("parsing %s: %w", HeaderSeq, err)
+			}
+			a.Seq, a.HasSeq = n, true
+		case HeaderTraceParent:
+			a.TraceParent = string(h.Value)
+		case HeaderCommandOffset:
+			n, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil || n < 0 {
+				return a, fmt.Errorf("parsing %s: invalid offset %q", HeaderCommandOffset, h.Value)
+			}
+			a.CommandOffset = n
+		}
+	}
+	switch {
+	case spec != specVersion:
+		return a, fmt.Errorf("%w: %s must be %q, got %q", ErrMissingAttribute, HeaderSpecVersion, specVersion, spec)
+	case a.ID == "":
+		return a, fmt.Errorf("%w: %s", ErrMissingAttribute, HeaderID)
+	case a.Type == "":
+		return a, fmt.Errorf("%w: %s", ErrMissingAttribute, HeaderType)
+	case a.Source == "":
+		return a, fmt.Errorf("%w: %s", ErrMissingAttribute, HeaderSource)
+	case a.Time.IsZero():
+		return a, fmt.Errorf("%w: %s", ErrMissingAttribute, HeaderTime)
+	}
+	return a, nil
+}
