@@ -1,0 +1,335 @@
+// Package decider turns commands into events. It is a consumer group over
+// chat.commands whose members own partitions: for each assigned partition
+// it rebuilds the state of that partition's conversations from the same
+// partition of chat.events, then validates each command against it,
+// assigns the next contiguous per-conversation seq, deduplicates by client
+// command id, and appends the event to chat.events (same partition) or a
+// reply to chat.replies, committing the command only after the write is
+// acknowledged.
+//
+// kafka-go has no transactions; exactly-once effect comes from
+// determinism instead. Every event carries the offset of its command, so
+// a new owner that rebuilds a partition resumes after the last command
+// that produced an event, even if the previous owner died before
+// committing; retried client sends are new records and are caught by the
+// command-id dedupe.
+package decider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Config configures the decider.
+type Config struct {
+	Brokers []string
+	Limits  Limits
+	// MaxBatch is the most commands decided per write. Default: 500.
+	MaxBatch int
+	// Linger is how long a batch waits for commands already on their way.
+	// Default: 1ms.
+	Linger time.Duration
+	// SessionTimeout of the group membership: how long a crashed member's
+	// partitions wait before another member takes over. Default: 6s
+	// (kfake's and Kafka's default minimum).
+	SessionTimeout time.Duration
+	// WriteTimeout bounds one append to chat.events. Default: 30s.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      *telemetry.Metrics
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 500
+	}
+	if c.Linger == 0 {
+		c.Linger = time.Millisecond
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 6 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = telemetry.New()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Limits = c.Limits.WithDefaults()
+	return c
+}
+
+// Decider is the decider role.
+type Decider struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *kafka.Client
+	events  *kafka.Writer
+	replies *kafka.Writer
+	dlq     *kafka.Writer
+	// closing tracks readers being closed in the background.
+	closing sync.WaitGroup
+}
+
+// New returns a Decider; Run starts it.
+func New(cfg Config) *Decider {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger.With("component", "decider")
+	return &Decider{
+		cfg:     cfg,
+		log:     log,
+		client:  producers.NewClient(cfg.Brokers),
+		events:  producers.NewPartitionWriter(cfg.Brokers, schemas.TopicEvents, log),
+		replies: producers.NewPartitionWriter(cfg.Brokers, schemas.TopicReplies, log),
+		dlq: &kafka.Writer{
+			Addr: kafka.TCP(cfg.Brokers...), Topic: schemas.TopicDLQ, Balancer: kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+		},
+	}
+}
+
+// Run joins the decider group and decides the commands of the partitions
+// it is assigned until ctx is done. Pending writes are finished and
+// committed before it returns.
+func (d *Decider) Run(ctx context.Context) error {
+	defer d.close()
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                schemas.GroupDecider,
+		Brokers:           d.cfg.Brokers,
+		Topics:            []string{schemas.TopicCommands},
+		SessionTimeout:    d.cfg.SessionTimeout,
+		HeartbeatInterval: d.cfg.SessionTimeout / 6,
+		RebalanceTimeout:  d.cfg.SessionTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		StartOffset:       kafka.FirstOffset,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			d.log.Warn("consumer group", "err", fmt.Sprintf(msg, args...))
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("joining %s: %w", schemas.GroupDecider, err)
+	}
+	defer func() {
+		if err := cg.Close(); err != nil {
+			d.log.Warn("leaving group", "err", err)
+		}
+	}()
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			d.log.Warn("joining generation", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		assigned := gen.Assignments[schemas.TopicCommands]
+		d.log.Info("generation assigned", "generation", gen.ID, "partitions", len(assigned))
+		for _, a := range assigned {
+			p, committed := a.ID, a.Offset
+			gen.Start(func(gctx context.Context) {
+				if err := d.runPartition(gctx, gen, p, committed); err != nil && gctx.Err() == nil {
+					d.log.Error("partition stopped", "partition", p, "err", err)
+				}
+			})
+		}
+	}
+}
+
+func (d *Decider) close() {
+	d.closing.Wait()
+	for _, w := range []*kafka.Writer{d.events, d.replies, d.dlq} {
+		if err := w.Close(); err != nil {
+			d.log.Warn("closing writer", "topic", w.Topic, "err", err)
+		}
+	}
+}
+
+// Rebuild reads partition p of chat.events from the start up to its high
+// watermark into a fresh State.
+func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
+	st := NewState(d.cfg.Limits)
+	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{schemas.TopicEvents: {kafka.LastOffsetOf(p)}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s/%d: %w", schemas.TopicEvents, p, err)
+	}
+	po := resp.Topics[schemas.TopicEvents]
+	if len(po) != 1 || po[0].Error != nil {
+		return nil, fmt.Errorf("listing offsets of %s/%d: %v", schemas.TopicEvents, p, po)
+	}
+	hw := po[0].LastOffset
+	if hw <= 0 {
+		return st, nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: d.cfg.Brokers, Topic: schemas.TopicEvents, Partition: p,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
+	})
+	defer d.closeAsync(r, d.log)
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		return nil, fmt.Errorf("seeking %s/%d: %w", schemas.TopicEvents, p, err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s/%d: %w", schemas.TopicEvents, p, err)
+		}
+		attrs, err := producers.Attributes(m)
+		if err == nil {
+			err = st.Apply(attrs, m.Value)
+		}
+		if err != nil {
+			// An event the decider itself wrote is never invalid; if one
+			// is, it is skipped loudly rather than blocking the partition.
+			d.log.Error("skipping event on rebuild", "partition", p, "offset", m.Offset, "err", err)
+		}
+		if m.Offset >= hw-1 {
+			return st, nil
+		}
+	}
+}
+
+func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int, committed int64) error {
+	log := d.log.With("partition", p)
+	start := time.Now()
+	st, err := d.Rebuild(ctx, p)
+	if err != nil {
+		return err
+	}
+	from := committed
+	if st.LastCommandOffset+1 > from {
+		from = st.LastCommandOffset + 1
+	}
+	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: d.cfg.Brokers, Topic: schemas.TopicCommands, Partition: p,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
+	})
+	defer d.closeAsync(r, log)
+	if from < 0 {
+		from = kafka.FirstOffset
+	}
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("seeking %s/%d: %w", schemas.TopicCommands, p, err)
+	}
+	batch := make([]kafka.Message, 0, d.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("fetching %s/%d: %w", schemas.TopicCommands, p, err)
+		}
+		batch = append(batch, m)
+		lctx, cancel := context.WithTimeout(ctx, d.cfg.Linger)
+		for len(batch) < d.cfg.MaxBatch {
+			m, err := r.FetchMessage(lctx)
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		cancel()
+		if err := d.decideBatch(ctx, gen, st, p, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// decideBatch decides every command of batch, writes the events, then the
+// replies and dead letters, and commits. Writes use their own bounded
+// context, never the generation's: a cancelled write may still land after
+// a new owner has rebuilt, so the old owner waits for its outcome.
+func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *State, p int, batch []kafka.Message) error {
+	now := d.cfg.Now()
+	var events, replies, dead []kafka.Message
+	for _, m := range batch {
+		attrs, err := producers.Attributes(m)
+		var dec Decision
+		if err == nil {
+			dec, err = st.Decide(attrs, m.Value, m.Offset, now)
+		}
+		switch {
+		case err != nil:
+			d.log.Warn("dead-lettering command", "partition", p, "offset", m.Offset, "err", err)
+			dead = append(dead, consumers.DeadLetter(m, schemas.GroupDecider, err))
+			d.cfg.Metrics.Commands.WithLabelValues("invalid", "dead_letter").Inc()
+		case dec.Event != nil:
+			msg := producers.Message(dec.Event.Attrs, dec.Event.Value)
+			msg.Partition = p
+			events = append(events, msg)
+			d.cfg.Metrics.Commands.WithLabelValues(attrs.Type, "accepted").Inc()
+		case dec.Reply != nil:
+			msg := producers.Message(dec.Reply.Attrs, dec.Reply.Value)
+			msg.Partition = p
+			replies = append(replies, msg)
+			outcome := "duplicate"
+			if dec.Reply.Attrs.Type == schemas.TypeCommandRejected {
+				outcome = "rejected"
+			}
+			d.cfg.Metrics.Commands.WithLabelValues(attrs.Type, outcome).Inc()
+		}
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.WriteTimeout)
+	defer cancel()
+	if len(events) > 0 {
+		if err := d.events.WriteMessages(wctx, events...); err != nil {
+			// The state already holds these events: give up the
+			// partition so that it is rebuilt from what was written.
+			return fmt.Errorf("appending %d events: %w", len(events), err)
+		}
+	}
+	if len(dead) > 0 {
+		if err := d.dlq.WriteMessages(wctx, dead...); err != nil {
+			return fmt.Errorf("dead-lettering %d commands: %w", len(dead), err)
+		}
+	}
+	if len(replies) > 0 {
+		// A lost reply is not lost work: the sender times out and retries
+		// with the same command id, and gets the reply again.
+		if err := d.replies.WriteMessages(wctx, replies...); err != nil {
+			d.log.Error("writing replies", "records", len(replies), "err", err)
+		}
+	}
+	last := batch[len(batch)-1].Offset
+	if err := gen.CommitOffsets(map[string]map[int]int64{schemas.TopicCommands: {p: last + 1}}); err != nil {
+		// Not fatal: the events carry their command offsets.
+		d.log.Warn("committing", "partition", p, "offset", last+1, "err", err)
+	}
+	return nil
+}
+
+// closeAsync closes a reader without waiting: Close waits for the
+// in-flight fetch, which can take the reader's MaxWait.
+func (d *Decider) closeAsync(r *kafka.Reader, log *slog.Logger) {
+	d.closing.Go(func() {
+		if err := r.Close(); err != nil {
+			log.Debug("closing reader", "err", err)
+		}
+	})
+}

@@ -1,0 +1,248 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Record is a consumed Kafka message with its decoded CloudEvents
+// attributes.
+type Record struct {
+	Message kafka.Message
+	Attrs   schemas.Attributes
+}
+
+// Projection is what a consumer group feeds. Decode must be pure: an
+// error dead-letters that record and the group goes on. Apply gets the
+// decoded records of one fetch in log order per partition; an error
+// retries the same batch (after a backoff) until it succeeds, so Apply
+// must be idempotent and nothing is ever skipped.
+type Projection[T any] interface {
+	Decode(Record) (T, error)
+	Apply(ctx context.Context, batch []T) error
+}
+
+// GroupConfig configures a consumer group runtime.
+type GroupConfig struct {
+	Brokers []string
+	// GroupID is the consumer group; a persistent name (see schemas).
+	GroupID string
+	// Topic is the topic consumed.
+	Topic string
+	// MaxBatch is the most records applied at once. Default: 500.
+	MaxBatch int
+	// Linger is how long a batch waits for more records that are already
+	// on their way. Default: 2ms.
+	Linger time.Duration
+	// SessionTimeout of the group membership. Default: 10s.
+	SessionTimeout time.Duration
+	// MaxBackoff caps the retry delay of a failing Apply. Default: 5s.
+	MaxBackoff time.Duration
+	// ShutdownTimeout bounds finishing the in-flight batch on shutdown.
+	// Default: 10s.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	Metrics         *telemetry.Metrics
+}
+
+func (c GroupConfig) withDefaults() GroupConfig {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 500
+	}
+	if c.Linger == 0 {
+		c.Linger = 2 * time.Millisecond
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = telemetry.New()
+	}
+	return c
+}
+
+// RunGroup consumes cfg.Topic as a member of cfg.GroupID and feeds p until
+// ctx is done. The in-flight batch is finished and committed before it
+// returns. It returns nil after ctx is done, or the error that stopped it.
+func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) error {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger.With("group", cfg.GroupID, "topic", cfg.Topic)
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           cfg.Brokers,
+		GroupID:           cfg.GroupID,
+		Topic:             cfg.Topic,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           500 * time.Millisecond,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    0, // synchronous commits, after Apply only
+		SessionTimeout:    cfg.SessionTimeout,
+		HeartbeatInterval: cfg.SessionTimeout / 10,
+		RebalanceTimeout:  cfg.SessionTimeout,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka reader", "err", fmt.Sprintf(msg, args...))
+		}),
+	})
+	dlq := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        schemas.TopicDLQ,
+		Balancer:     kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond,
+	}
+	defer func() {
+		if err := dlq.Close(); err != nil {
+			log.Warn("closing dead-letter writer", "err", err)
+		}
+		if err := r.Close(); err != nil {
+			log.Warn("closing reader", "err", err)
+		}
+	}()
+	g := &group[T]{cfg: cfg, log: log, r: r, dlq: dlq, p: p}
+	return g.run(ctx)
+}
+
+type group[T any] struct {
+	cfg GroupConfig
+	log *slog.Logger
+	r   *kafka.Reader
+	dlq *kafka.Writer
+	p   Projection[T]
+}
+
+func (g *group[T]) run(ctx context.Context) error {
+	msgs := make([]kafka.Message, 0, g.cfg.MaxBatch)
+	for {
+		msgs = msgs[:0]
+		m, err := g.r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetching from %s: %w", g.cfg.Topic, err)
+		}
+		msgs = append(msgs, m)
+		msgs = g.drain(ctx, msgs)
+		// The batch is finished even when ctx ends now: a detached,
+		// bounded context lets shutdown commit what was applied.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
+		err = g.process(ctx, bctx, msgs)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// drain adds what is already fetched, waiting at most Linger.
+func (g *group[T]) drain(ctx context.Context, msgs []kafka.Message) []kafka.Message {
+	lctx, cancel := context.WithTimeout(ctx, g.cfg.Linger)
+	defer cancel()
+	for len(msgs) < g.cfg.MaxBatch {
+		m, err := g.r.FetchMessage(lctx)
+		if err != nil {
+			break
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// process decodes, dead-letters, applies (retrying) and commits a batch.
+func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) error {
+	batch := make([]T, 0, len(msgs))
+	var dead []kafka.Message
+	for _, m := range msgs {
+		attrs, err := producers.Attributes(m)
+		if err == nil {
+			var v T
+			if v, err = g.p.Decode(Record{Message: m, Attrs: attrs}); err == nil {
+				batch = append(batch, v)
+				continue
+			}
+		}
+		g.log.Warn("dead-lettering record", "partition", m.Partition, "offset", m.Offset, "err", err)
+		dead = append(dead, DeadLetter(m, g.cfg.GroupID, err))
+	}
+	if len(dead) > 0 {
+		if err := g.retry(runCtx, ctx, "dead-lettering", func(ctx context.Context) error {
+			return g.dlq.WriteMessages(ctx, dead...)
+		}); err != nil {
+			return err
+		}
+		g.cfg.Metrics.DeadLetters.WithLabelValues(g.cfg.GroupID).Add(float64(len(dead)))
+	}
+	if len(batch) > 0 {
+		if err := g.retry(runCtx, ctx, "applying batch", func(ctx context.Context) error {
+			return g.p.Apply(ctx, batch)
+		}); err != nil {
+			return err
+		}
+		g.cfg.Metrics.ConsumedRecords.WithLabelValues(g.cfg.GroupID).Add(float64(len(batch)))
+	}
+	if err := g.r.CommitMessages(ctx, msgs...); err != nil {
+		// Not fatal: the batch will be redelivered and re-applied, which
+		// changes nothing.
+		g.log.Warn("committing offsets", "err", err)
+	}
+	return nil
+}
+
+// retry calls fn until it succeeds, backing off exponentially. It gives up
+// when runCtx is done (the process is stopping) and fn still fails.
+func (g *group[T]) retry(runCtx, ctx context.Context, what string, fn func(context.Context) error) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		g.cfg.Metrics.ApplyRetries.WithLabelValues(g.cfg.GroupID).Inc()
+		if runCtx.Err() != nil || ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, errors.Join(err, runCtx.Err()))
+		}
+		g.log.Error(what+" failed; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-runCtx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, g.cfg.MaxBackoff)
+	}
+}
+
+// DeadLetter returns the copy of m for chat.dlq: same key, value and
+// headers, plus headers naming the error and where the record came from.
+func DeadLetter(m kafka.Message, group string, cause error) kafka.Message {
+	headers := append([]kafka.Header(nil), m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: schemas.HeaderDLQError, Value: []byte(cause.Error())},
+		kafka.Header{Key: schemas.HeaderDLQTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: schemas.HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		kafka.Header{Key: schemas.HeaderDLQOffset, Value: strconv.AppendInt(nil, m.Offset, 10)},
+		kafka.Header{Key: schemas.HeaderDLQGroup, Value: []byte(group)},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}

@@ -1,0 +1,256 @@
+// Package gateway is Parley's edge: the HTTP API (chi) and the WebSocket
+// endpoint (coder/websocket). It authenticates users with JWTs, validates
+// every request before anything is appended, appends commands to
+// chat.commands, waits for the decider's answer, serves history and
+// conversation lists from the history store, and hands each socket to the
+// delivery projection.
+//
+// The gateway holds no conversation state of its own and can be run as
+// many nodes behind a load balancer. A Server is safe for concurrent use.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/projections/delivery"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Appender appends commands to the log (producers.CommandWriter).
+type Appender interface {
+	Append(ctx context.Context, typ, conversation string, cmd any, traceParent string) error
+}
+
+// Hub is the delivery projection of this node (delivery.Hub).
+type Hub interface {
+	Await(user, commandID string) (<-chan delivery.Outcome, func(), error)
+	Conversation(ctx context.Context, id string) (history.Conversation, error)
+	NewSession(user string) *delivery.Session
+}
+
+// ReadyCheck reports whether a dependency is ready; nil means ready.
+type ReadyCheck func(ctx context.Context) error
+
+// Config configures the gateway.
+type Config struct {
+	Auth *Authenticator
+	// Commands appends to chat.commands.
+	Commands Appender
+	Hub      Hub
+	History  history.Reader
+	Metrics  *telemetry.Metrics
+	Logger   *slog.Logger
+	// Ready are the checks behind /readyz, by name.
+	Ready map[string]ReadyCheck
+	// MaxBodyBytes is the largest message body. Default: 16 KiB.
+	MaxBodyBytes int
+	// CommandTimeout bounds waiting for the decider's answer. Default: 10s.
+	CommandTimeout time.Duration
+	// AuthTimeout is how long a socket may take to send its auth frame.
+	// Default: 10s.
+	AuthTimeout time.Duration
+	// WriteTimeout bounds each socket write. Default: 10s.
+	WriteTimeout time.Duration
+	// MaxInFlight is the most unanswered sends per socket; more make the
+	// server stop reading that socket until answers come. Default: 256.
+	MaxInFlight int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 16 << 10
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = 10 * time.Second
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = telemetry.New()
+	}
+	return c
+}
+
+// Server serves the HTTP API and the WebSocket endpoint.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux http.Handler
+
+	// stopping is closed by Shutdown: sockets close with going-away.
+	stopping chan struct{}
+	stopOnce sync.Once
+	sockets  sync.WaitGroup
+}
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	var errs []error
+	if cfg.Auth == nil {
+		errs = append(errs, errors.New("gateway: no authenticator"))
+	}
+	if cfg.Commands == nil || cfg.Hub == nil || cfg.History == nil {
+		errs = append(errs, errors.New("gateway: commands, hub and history are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), stopping: make(chan struct{})}
+	s.mux = s.routes()
+	return s, nil
+}
+
+// OpsRoutes mounts /healthz, /readyz and /metrics on r: every role serves
+// them, the gateway and the others alike.
+func OpsRoutes(r chi.Router, m *telemetry.Metrics, ready map[string]ReadyCheck) {
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var problems []error
+		for name, check := range ready {
+			if err := check(ctx); err != nil {
+				problems = append(problems, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+		if err := errors.Join(problems...); err != nil {
+			writeProblem(w, newError(codeUnavailable, err.Error()))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	r.Handle("/metrics", m.Handler())
+}
+
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.recoverer)
+	OpsRoutes(r, s.cfg.Metrics, s.cfg.Ready)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeProblem(w, newError(codeNotFound, "no such endpoint"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		e := newError(codeBadRequest, "method not allowed")
+		e.Status = http.StatusMethodNotAllowed
+		writeProblem(w, e)
+	})
+	r.Get("/v1/ws", s.serveWS)
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Post("/v1/conversations", s.createConversation)
+		r.Get("/v1/conversations", s.listConversations)
+		r.Get("/v1/conversations/{id}", s.getConversation)
+		r.Get("/v1/conversations/{id}/history", s.getHistory)
+		r.Post("/v1/conversations/{id}/messages", s.postMessage)
+	})
+	return r
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Shutdown closes every socket with going-away and waits for their
+// handlers, or for ctx. net/http's Shutdown does not wait for hijacked
+// connections, so call this as well.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	done := make(chan struct{})
+	go func() { s.sockets.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("closing sockets: %w", ctx.Err())
+	}
+}
+
+// member returns conversation id if user may use it, or the error to
+// answer with.
+func (s *Server) member(ctx context.Context, user, id string) (history.Conversation, *apiError) {
+	if !schemas.ValidConversationID(id) {
+		return history.Conversation{}, newError(codeInvalidRequest, "malformed conversation id")
+	}
+	c, err := s.cfg.Hub.Conversation(ctx, id)
+	switch {
+	case errors.Is(err, history.ErrNotFound):
+		return c, newError(schemas.CodeConversationNotFound, "no such conversation")
+	case err != nil:
+		s.log.Error("reading conversation", "conversation_id", id, "err", err)
+		return c, newError(codeUnavailable, "conversation store unavailable")
+	case !c.IsMember(user):
+		// Not telling a non-member whether the conversation exists would
+		// hide nothing: direct ids are derivable. Say why plainly.
+		return c, newError(schemas.CodeNotMember, "you are not a member of this conversation")
+	}
+	return c, nil
+}
+
+// command appends cmd and waits for the decider's answer.
+func (s *Server) command(ctx context.Context, user, commandID, typ, conversation string, cmd any, traceParent string) (delivery.Outcome, *apiError) {
+	outcome, cancel, err := s.cfg.Hub.Await(user, commandID)
+	if err != nil {
+		return delivery.Outcome{}, newError(codeConflict, "a command with this id is already in flight")
+	}
+	defer cancel()
+	ctx, stop := context.WithTimeout(ctx, s.cfg.CommandTimeout)
+	defer stop()
+	if err := s.cfg.Commands.Append(ctx, typ, conversation, cmd, traceParent); err != nil {
+		s.log.Error("appending command", "type", typ, "conversation_id", conversation, "err", err)
+		return delivery.Outcome{}, newError(codeUnavailable, "could not append the command; retry with the same command id")
+	}
+	select {
+	case o := <-outcome:
+		if o.Code != "" {
+			s.cfg.Metrics.Rejections.WithLabelValues("decider", o.Code).Inc()
+			return o, newError(o.Code, o.Reason)
+		}
+		return o, nil
+	case <-ctx.Done():
+		return delivery.Outcome{}, newError(codeTimeout, "no answer in time; retry with the same command id")
+	}
+}
+
+func (s *Server) reject(where string, e *apiError) *apiError {
+	s.cfg.Metrics.Rejections.WithLabelValues(where, e.Code).Inc()
+	return e
+}
+
+// recoverer turns a panic in a handler into a logged 500 problem instead
+// of a dropped connection.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeProblem(w, newError(codeInternal, "internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

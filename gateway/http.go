@@ -1,0 +1,345 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/schemas"
+)
+
+type ctxKey struct{}
+
+func identity(ctx context.Context) Identity { id, _ := ctx.Value(ctxKey{}).(Identity); return id }
+
+// authenticate requires a valid bearer token.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			writeProblem(w, s.reject("gateway", newError(codeUnauthorized, "an Authorization: Bearer token is required")))
+			return
+		}
+		id, err := s.cfg.Auth.Verify(token)
+		if err != nil {
+			code := codeUnauthorized
+			if errors.Is(err, ErrTokenExpired) {
+				code = codeTokenExpired
+			}
+			writeProblem(w, s.reject("gateway", newError(code, err.Error())))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
+}
+
+// decodeBody decodes a JSON request body strictly.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return newError(codeBadRequest, "Content-Type must be application/json")
+	}
+	limit := int64(4*s.cfg.MaxBodyBytes + 4096)
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return newError(codeTooLarge, "request body too large")
+		case errors.Is(err, io.EOF):
+			return newError(codeBadRequest, "request body is empty")
+		default:
+			return newError(codeBadRequest, "malformed JSON body: "+err.Error())
+		}
+	}
+	if dec.More() {
+		return newError(codeBadRequest, "request body has trailing data")
+	}
+	return nil
+}
+
+// conversationJSON is the HTTP representation of a conversation.
+type conversationJSON struct {
+	ConversationID string           `json:"conversation_id"`
+	Kind           schemas.Kind     `json:"kind"`
+	Title          string           `json:"title,omitempty"`
+	CreatedBy      string           `json:"created_by"`
+	CreatedAt      time.Time        `json:"created_at"`
+	Members        []schemas.Member `json:"members"`
+	LastSeq        uint64           `json:"last_seq"`
+	LastActivity   time.Time        `json:"last_activity"`
+}
+
+func toJSON(c history.Conversation) conversationJSON {
+	members := c.Members
+	if members == nil {
+		members = []schemas.Member{}
+	}
+	return conversationJSON{
+		ConversationID: c.ID, Kind: c.Kind, Title: c.Title, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt.UTC(),
+		Members: members, LastSeq: c.LastSeq, LastActivity: c.LastActivity.UTC(),
+	}
+}
+
+type createRequest struct {
+	Kind      schemas.Kind `json:"kind"`
+	Title     string       `json:"title"`
+	Members   []string     `json:"members"`
+	CommandID string       `json:"command_id"`
+}
+
+func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
+	me := identity(r.Context())
+	var req createRequest
+	if e := s.decodeBody(w, r, &req); e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	cmd, e := s.validateCreate(me.UserID, req)
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	out, e := s.command(r.Context(), me.UserID, cmd.CommandID, schemas.TypeCreateConversation, cmd.ConversationID, cmd, r.Header.Get("traceparent"))
+	if e != nil {
+		writeProblem(w, e)
+		return
+	}
+	if out.Event != nil {
+		c := history.Conversation{}
+		if _, err := history.ApplyToSummary(&c, *out.Event); err == nil {
+			writeJSON(w, http.StatusCreated, toJSON(c))
+			return
+		}
+	}
+	c, err := s.cfg.Hub.Conversation(r.Context(), cmd.ConversationID)
+	if err != nil {
+		writeProblem(w, newError(codeUnavailable, "the conversation exists but could not be read; retry"))
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(c))
+}
+
+func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateConversationV1, *apiError) {
+	if req.CommandID == "" {
+		req.CommandID = producers.NewID()
+	}
+	if !schemas.ValidCommandID(req.CommandID) {
+		return nil, newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]")
+	}
+	for _, m := range req.Members {
+		if !schemas.ValidUserID(m) {
+			return nil, newError(codeInvalidRequest, "invalid member id "+strconv.Quote(m))
+		}
+	}
+	cmd := &schemas.CreateConversationV1{
+		CommandID: req.CommandID, UserID: me, Kind: req.Kind, Title: req.Title, Members: req.Members, IssuedAt: time.Now().UTC(),
+	}
+	switch req.Kind {
+	case schemas.KindDirect:
+		if len(req.Members) != 1 || req.Members[0] == me {
+			return nil, newError(codeInvalidRequest, "a direct conversation names exactly one other user in members")
+		}
+		if req.Title != "" {
+			return nil, newError(codeInvalidRequest, "a direct conversation has no title")
+		}
+		cmd.ConversationID = schemas.DirectConversationID(me, req.Members[0])
+	case schemas.KindGroup:
+		if n := utf8.RuneCountInString(req.Title); n == 0 || n > 200 {
+			return nil, newError(codeInvalidRequest, "a group needs a title of 1 to 200 characters")
+		}
+		if len(req.Members) >= 10000 {
+			return nil, newError(codeInvalidRequest, "a conversation has at most 10000 members")
+		}
+		cmd.ConversationID = schemas.GroupConversationID(me, req.CommandID)
+	default:
+		return nil, newError(codeInvalidRequest, `kind must be "direct" or "group"`)
+	}
+	if cmd.Members == nil {
+		cmd.Members = []string{}
+	}
+	return cmd, nil
+}
+
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
+	me := identity(r.Context())
+	limit, e := intParam(r, "limit", 50, 1, 200)
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	convs, err := s.cfg.History.Conversations(r.Context(), me.UserID, limit)
+	if err != nil {
+		s.log.Error("listing conversations", "user_id", me.UserID, "err", err)
+		writeProblem(w, newError(codeUnavailable, "history store unavailable"))
+		return
+	}
+	out := make([]conversationJSON, len(convs))
+	for i, c := range convs {
+		out[i] = toJSON(c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+}
+
+func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) {
+	c, e := s.member(r.Context(), identity(r.Context()).UserID, chi.URLParam(r, "id"))
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(c))
+}
+
+// eventJSON is the HTTP representation of an event.
+type eventJSON struct {
+	ConversationID string          `json:"conversation_id"`
+	Seq            uint64          `json:"seq"`
+	EventType      string          `json:"event_type"`
+	EventID        string          `json:"event_id"`
+	Time           time.Time       `json:"time"`
+	Data           json.RawMessage `json:"data"`
+}
+
+func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
+	me := identity(r.Context())
+	id := chi.URLParam(r, "id")
+	if _, e := s.member(r.Context(), me.UserID, id); e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	q, e := pageQuery(r)
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	page, err := s.cfg.History.Page(r.Context(), id, q)
+	switch {
+	case errors.Is(err, history.ErrNotFound):
+		writeProblem(w, newError(schemas.CodeConversationNotFound, "no such conversation"))
+		return
+	case err != nil:
+		s.log.Error("reading history", "conversation_id", id, "err", err)
+		writeProblem(w, newError(codeUnavailable, "history store unavailable"))
+		return
+	}
+	events := make([]eventJSON, len(page.Events))
+	for i, ev := range page.Events {
+		j := i
+		if !q.Forward {
+			j = len(events) - 1 - i // always ascending
+		}
+		events[j] = eventJSON{ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time.UTC(), ev.Data}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": id, "events": events, "has_more": page.HasMore})
+}
+
+func pageQuery(r *http.Request) (history.PageQuery, *apiError) {
+	limit, e := intParam(r, "limit", 50, 1, 200)
+	if e != nil {
+		return history.PageQuery{}, e
+	}
+	q := history.PageQuery{Limit: limit}
+	after, before := r.URL.Query().Get("after"), r.URL.Query().Get("before")
+	if after != "" && before != "" {
+		return q, newError(codeInvalidRequest, "give after or before, not both")
+	}
+	var err error
+	switch {
+	case after != "":
+		q.Forward = true
+		q.After, err = strconv.ParseUint(after, 10, 64)
+	case before != "":
+		q.Before, err = strconv.ParseUint(before, 10, 64)
+		if err == nil && q.Before == 0 {
+			// Nothing precedes seq 0; an empty page, not "the newest".
+			return q, newError(codeInvalidRequest, "before must be at least 1")
+		}
+	}
+	if err != nil {
+		return q, newError(codeInvalidRequest, "after and before are sequence numbers")
+	}
+	return q, nil
+}
+
+func intParam(r *http.Request, name string, def, lo, hi int) (int, *apiError) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, newError(codeInvalidRequest, name+" must be an integer from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
+	}
+	return n, nil
+}
+
+type sendRequest struct {
+	CommandID string `json:"command_id"`
+	Body      string `json:"body"`
+}
+
+type sendResponse struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+	Duplicate      bool   `json:"duplicate"`
+}
+
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
+	me := identity(r.Context())
+	var req sendRequest
+	if e := s.decodeBody(w, r, &req); e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	out, e := s.send(r.Context(), me.UserID, chi.URLParam(r, "id"), req.CommandID, req.Body, r.Header.Get("traceparent"))
+	if e != nil {
+		writeProblem(w, e)
+		return
+	}
+	status := http.StatusCreated
+	if out.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, sendResponse{ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
+}
+
+// send validates a message and appends it; shared by HTTP and WebSocket.
+func (s *Server) send(ctx context.Context, user, conversation, commandID, body, traceParent string) (sendResponse, *apiError) {
+	switch {
+	case !schemas.ValidCommandID(commandID):
+		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
+	case body == "":
+		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "body is empty"))
+	case len(body) > s.cfg.MaxBodyBytes:
+		return sendResponse{}, s.reject("gateway", newError(codeTooLarge, "body exceeds "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes"))
+	case !utf8.ValidString(body):
+		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "body is not valid UTF-8"))
+	}
+	if _, e := s.member(ctx, user, conversation); e != nil {
+		return sendResponse{}, s.reject("gateway", e)
+	}
+	cmd := &schemas.SendMessageV1{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, IssuedAt: time.Now().UTC()}
+	out, e := s.command(ctx, user, commandID, schemas.TypeSendMessage, conversation, cmd, traceParent)
+	if e != nil {
+		return sendResponse{}, e
+	}
+	return sendResponse{ConversationID: conversation, Seq: out.Seq, Duplicate: out.Duplicate}, nil
+}

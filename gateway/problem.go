@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Stable error codes of the HTTP API and the WebSocket protocol, beside
+// the decider's (schemas.Code*). Never change one: clients branch on them.
+const (
+	codeBadRequest     = "bad_request"
+	codeBadFrame       = "bad_frame"
+	codeUnknownType    = "unknown_type"
+	codeInvalidRequest = "invalid_request"
+	codeTooLarge       = "too_large"
+	codeUnauthorized   = "unauthorized"
+	codeTokenExpired   = "token_expired"
+	codeForbidden      = "forbidden"
+	codeNotFound       = "not_found"
+	codeTimeout        = "timeout"
+	codeUnavailable    = "unavailable"
+	codeInternal       = "internal"
+	codeConflict       = "conflict"
+)
+
+// apiError is an error with a stable code, for a problem response or an
+// error frame.
+type apiError struct {
+	Code      string
+	Message   string
+	Status    int
+	Retryable bool
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func newError(code, msg string) *apiError {
+	status, retry := http.StatusBadRequest, false
+	switch code {
+	case codeUnauthorized, codeTokenExpired:
+		status = http.StatusUnauthorized
+	case schemas.CodeNotMember, codeForbidden:
+		status = http.StatusForbidden
+	case schemas.CodeConversationNotFound, codeNotFound:
+		status = http.StatusNotFound
+	case schemas.CodeConversationExists, codeConflict:
+		status = http.StatusConflict
+	case codeTooLarge:
+		status = http.StatusRequestEntityTooLarge
+	case schemas.CodeInvalidCommand:
+		status = http.StatusUnprocessableEntity
+	case codeTimeout:
+		status, retry = http.StatusGatewayTimeout, true
+	case codeUnavailable:
+		status, retry = http.StatusServiceUnavailable, true
+	case codeInternal:
+		status, retry = http.StatusInternalServerError, true
+	}
+	return &apiError{Code: code, Message: msg, Status: status, Retryable: retry}
+}
+
+// problem is an RFC 9457 problem details object.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	Retryable bool   `json:"retryable"`
+}
+
+func writeProblem(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(problem{
+		Type:      "urn:parley:problem:" + e.Code,
+		Title:     http.StatusText(e.Status),
+		Status:    e.Status,
+		Detail:    e.Message,
+		Code:      e.Code,
+		Retryable: e.Retryable,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

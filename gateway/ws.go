@@ -1,0 +1,328 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley-chat/parley/projections/delivery"
+)
+
+// WebSocket close codes (see schemas/asyncapi.yaml). 4000–4499 mean
+// "reconnect and resume"; 4500–4999 mean "do not retry without fixing
+// something first".
+const (
+	CloseSlowConsumer      websocket.StatusCode = 4000
+	CloseUnauthorized      websocket.StatusCode = 4500
+	CloseTokenExpired      websocket.StatusCode = 4501
+	CloseProtocolViolation websocket.StatusCode = 4502
+)
+
+// clientFrame is any frame a client sends; Type says which fields count.
+type clientFrame struct {
+	Type           string            `json:"type"`
+	ID             string            `json:"id"`
+	Token          string            `json:"token"`
+	ConversationID string            `json:"conversation_id"`
+	CommandID      string            `json:"command_id"`
+	Body           string            `json:"body"`
+	Conversations  map[string]uint64 `json:"conversations"`
+}
+
+type errorFrame struct {
+	Type      string `json:"type"`
+	ID        string `json:"id,omitempty"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+type ackFrame struct {
+	Type           string `json:"type"`
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+	Duplicate      bool   `json:"duplicate"`
+}
+
+type authOKFrame struct {
+	Type      string    `json:"type"`
+	ID        string    `json:"id,omitempty"`
+	UserID    string    `json:"user_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type pongFrame struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// socket is one WebSocket connection's state.
+type socket struct {
+	s        *Server
+	c        *websocket.Conn
+	id       Identity
+	inflight chan struct{}
+	work     sync.WaitGroup
+	expiry   *time.Timer
+	mu       sync.Mutex // guards id and expiry after auth
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Authentication is by bearer token, never by cookie, so a page
+		// of another origin gains nothing by opening a socket: no
+		// origin check is needed and browsers on any origin may connect.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept has written the HTTP error
+	}
+	s.sockets.Add(1)
+	defer s.sockets.Done()
+	// A frame may carry a body of MaxBodyBytes with JSON escaping; larger
+	// frames close the socket with 1009, smaller oversized bodies get a
+	// too_large error frame and the socket stays open.
+	c.SetReadLimit(int64(4*s.cfg.MaxBodyBytes + 4096))
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	sock := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight)}
+	code, reason := sock.run(ctx, r)
+	if code != websocket.StatusNormalClosure {
+		s.log.Debug("closing socket", "user_id", sock.id.UserID, "code", int(code), "reason", reason)
+	}
+	// Close before cancelling: cancelling a Read's context tears the
+	// connection down without a close frame, and the client needs the
+	// code to know whether to resume.
+	_ = c.Close(code, reason)
+	cancel()
+	sock.work.Wait()
+}
+
+// run serves the socket until it should close, and says how.
+func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode, string) {
+	if tok, ok := bearer(r); ok {
+		id, err := k.s.cfg.Auth.Verify(tok)
+		if err != nil {
+			return authClose(err)
+		}
+		k.id = id
+	} else {
+		actx, cancel := context.WithTimeout(ctx, k.s.cfg.AuthTimeout)
+		code, reason, ok := k.firstFrameAuth(actx)
+		cancel()
+		if !ok {
+			return code, reason
+		}
+	}
+	expired := make(chan struct{})
+	var once sync.Once
+	k.mu.Lock()
+	k.expiry = time.AfterFunc(time.Until(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
+	k.mu.Unlock()
+	defer k.expiry.Stop()
+
+	sess := k.s.cfg.Hub.NewSession(k.id.UserID)
+	defer sess.Close()
+	deliverErr := make(chan error, 1)
+	k.work.Go(func() { deliverErr <- sess.Run(ctx, k) })
+	readErr := make(chan error, 1)
+	k.work.Go(func() { readErr <- k.readLoop(ctx, sess) })
+
+	select {
+	case <-expired:
+		return CloseTokenExpired, "token expired"
+	case err := <-deliverErr:
+		if errors.Is(err, delivery.ErrSlowConsumer) {
+			return CloseSlowConsumer, "slow consumer"
+		}
+		return k.closeFor(ctx, err)
+	case err := <-readErr:
+		return k.closeFor(ctx, err)
+	}
+}
+
+func (k *socket) closeFor(ctx context.Context, err error) (websocket.StatusCode, string) {
+	select {
+	case <-k.s.stopping:
+		return websocket.StatusGoingAway, "server shutting down"
+	default:
+	}
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return websocket.StatusNormalClosure, ""
+	}
+	if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+		return websocket.StatusMessageTooBig, "frame too big"
+	}
+	if errors.Is(err, errProtocol) {
+		return CloseProtocolViolation, "a socket cannot change user"
+	}
+	if ctx.Err() != nil {
+		return websocket.StatusGoingAway, "closing"
+	}
+	return websocket.StatusInternalError, "internal error"
+}
+
+// errProtocol ends a socket whose client broke the protocol.
+var errProtocol = errors.New("protocol violation")
+
+func authClose(err error) (websocket.StatusCode, string) {
+	if errors.Is(err, ErrTokenExpired) {
+		return CloseTokenExpired, "token expired"
+	}
+	return CloseUnauthorized, "invalid token"
+}
+
+func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, string, bool) {
+	typ, data, err := k.c.Read(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return CloseUnauthorized, "no auth frame in time", false
+		}
+		return websocket.StatusNormalClosure, "", false
+	}
+	var f clientFrame
+	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil || f.Type != "auth" {
+		return CloseUnauthorized, "the first frame must be auth", false
+	}
+	id, err := k.s.cfg.Auth.Verify(f.Token)
+	if err != nil {
+		code, reason := authClose(err)
+		return code, reason, false
+	}
+	k.id = id
+	if err := k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: f.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()}); err != nil {
+		return websocket.StatusNormalClosure, "", false
+	}
+	return 0, "", true
+}
+
+// Write implements delivery.Sink.
+func (k *socket) Write(ctx context.Context, frame []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, k.s.cfg.WriteTimeout)
+	defer cancel()
+	return k.c.Write(ctx, websocket.MessageText, frame)
+}
+
+func (k *socket) writeJSON(ctx context.Context, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return k.Write(ctx, b)
+}
+
+func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
+	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable})
+}
+
+func (k *socket) readLoop(ctx context.Context, sess *delivery.Session) error {
+	for {
+		typ, data, err := k.c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			if err := k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "frames are JSON text"))); err != nil {
+				return err
+			}
+			continue
+		}
+		var f clientFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			if err := k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "malformed JSON: "+err.Error()))); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(f.ID) > 64 {
+			f.ID = f.ID[:64]
+		}
+		if err := k.handle(ctx, sess, f); err != nil {
+			return err
+		}
+	}
+}
+
+func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFrame) error {
+	switch f.Type {
+	case "ping":
+		return k.writeJSON(ctx, pongFrame{Type: "pong", ID: f.ID})
+	case "send":
+		if f.ID == "" {
+			return k.writeError(ctx, "", k.s.reject("gateway", newError(codeInvalidRequest, "a send needs an id")))
+		}
+		// Bounded in-flight sends: when full, stop reading this socket
+		// until answers come back (backpressure, not an error).
+		select {
+		case k.inflight <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		k.work.Go(func() {
+			defer func() { <-k.inflight }()
+			out, e := k.s.send(ctx, k.id.UserID, f.ConversationID, f.CommandID, f.Body, "")
+			if e != nil {
+				_ = k.writeError(ctx, f.ID, e)
+				return
+			}
+			_ = k.writeJSON(ctx, ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
+		})
+		return nil
+	case "resume":
+		good := make(map[string]uint64, len(f.Conversations))
+		for conv, last := range f.Conversations {
+			if _, e := k.s.member(ctx, k.id.UserID, conv); e != nil {
+				e.Message = conv + ": " + e.Message
+				if err := k.writeError(ctx, f.ID, k.s.reject("gateway", e)); err != nil {
+					return err
+				}
+				continue
+			}
+			good[conv] = last
+		}
+		sess.Resume(f.ID, good)
+		return nil
+	case "auth":
+		id, err := k.s.cfg.Auth.Verify(f.Token)
+		if err != nil {
+			code := codeUnauthorized
+			if errors.Is(err, ErrTokenExpired) {
+				code = codeTokenExpired
+			}
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(code, err.Error())))
+		}
+		if id.UserID != k.id.UserID {
+			return fmt.Errorf("%w: a socket cannot change user", errProtocol)
+		}
+		// A fresh token for the same user extends the socket's life.
+		k.mu.Lock()
+		k.id.ExpiresAt = id.ExpiresAt
+		k.expiry.Reset(time.Until(id.ExpiresAt))
+		k.mu.Unlock()
+		return k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: f.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()})
+	case "":
+		return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(codeInvalidRequest, "a frame needs a type")))
+	default:
+		return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(codeUnknownType, "unknown frame type "+f.Type)))
+	}
+}
+
+var _ delivery.Sink = (*socket)(nil)

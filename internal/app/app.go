@@ -1,0 +1,250 @@
+// Package app wires Parley's roles into a process: it starts the embedded
+// broker when no cluster is configured, provisions the topics, opens the
+// stores, runs the decider, the projections and the gateway, and shuts
+// them down in order — edge first (sockets closed with going-away), then
+// consumers (which finish and commit their batch), then stores, then the
+// broker (which flushes its files).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/consumers/decider"
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/delivery"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Roles selects what a process runs.
+type Roles struct {
+	Gateway bool
+	Decider bool
+	History bool
+}
+
+// All is every role: `parley run`.
+var All = Roles{Gateway: true, Decider: true, History: true}
+
+// System is a running set of roles.
+type System struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+
+	broker  *embeddedkafka.Broker
+	brokers []string
+	store   history.Store
+	gw      *gateway.Server
+	httpSrv *http.Server
+	httpLn  net.Listener
+
+	closers []func() error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errc    chan error
+}
+
+// Start starts roles. It returns once every role is running and the HTTP
+// address is listening; Stop shuts them down.
+func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *System, err error) {
+	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), brokers: cfg.KafkaBrokers, errc: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			if s.cancel != nil {
+				s.cancel()
+				s.wg.Wait()
+			}
+			_ = s.closeResources()
+		}
+	}()
+	if cfg.Embedded() {
+		s.broker, err = embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		s.brokers = []string{s.broker.Addr()}
+		log.Info("embedded kafka listening", "addr", s.broker.Addr())
+	}
+	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+	if roles.Gateway || roles.History {
+		s.store, err = pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("opening history store: %w", err)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if roles.Decider {
+		d := decider.New(decider.Config{
+			Brokers: s.brokers, Logger: log, Metrics: s.metrics,
+			Limits: decider.Limits{MaxBodyBytes: cfg.MaxBodyBytes},
+		})
+		s.spawn("decider", func() error { return d.Run(runCtx) })
+	}
+	if roles.History {
+		s.spawn("history", func() error {
+			return consumers.RunGroup(runCtx, consumers.GroupConfig{
+				Brokers: s.brokers, GroupID: schemas.GroupHistory, Topic: schemas.TopicEvents,
+				Logger: log.With("component", "history"), Metrics: s.metrics,
+			}, history.Projection{W: s.store})
+		})
+	}
+	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
+	r := chi.NewRouter()
+	var handler http.Handler = r
+	if roles.Gateway {
+		hub := delivery.NewHub(delivery.Config{
+			Brokers: s.brokers, History: s.store, QueueSize: cfg.SendQueue, BackfillLimit: cfg.BackfillLimit,
+			Logger: log, Metrics: s.metrics,
+		})
+		s.spawn("delivery", func() error { return hub.Run(runCtx) })
+		select {
+		case <-hub.Ready():
+		case err := <-s.errc:
+			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: cfg.Secret(), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+		if err != nil {
+			return nil, err
+		}
+		cw := producers.NewCommandWriter(s.brokers, log)
+		s.onClose(func() error { return cw.Close() })
+		s.gw, err = gateway.New(gateway.Config{
+			Auth: auth, Commands: cw, Hub: hub, History: s.store, Metrics: s.metrics, Logger: log,
+			Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, CommandTimeout: cfg.CommandTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		handler = s.gw
+	} else {
+		gateway.OpsRoutes(r, s.metrics, ready)
+	}
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	s.spawn("http", func() error {
+		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers,
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History)
+	return s, nil
+}
+
+// HTTPAddr is the address the HTTP server listens on.
+func (s *System) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// KafkaBrokers are the brokers the system uses.
+func (s *System) KafkaBrokers() []string { return s.brokers }
+
+// Store is the history store, if this process opened one.
+func (s *System) Store() history.Store { return s.store }
+
+// Err receives the first error of a role that stopped on its own.
+func (s *System) Err() <-chan error { return s.errc }
+
+// Stop shuts everything down in order within ctx.
+func (s *System) Stop(ctx context.Context) error {
+	var errs []error
+	var edge sync.WaitGroup
+	var httpErr error
+	// Stop accepting and finish HTTP requests while sockets close.
+	edge.Go(func() { httpErr = s.httpSrv.Shutdown(ctx) })
+	if s.gw != nil {
+		errs = append(errs, s.gw.Shutdown(ctx))
+	}
+	edge.Wait()
+	if httpErr != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", httpErr))
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("waiting for roles: %w", ctx.Err()))
+	}
+	errs = append(errs, s.closeResources())
+	s.log.Info("parley stopped")
+	return errors.Join(errs...)
+}
+
+func (s *System) spawn(name string, fn func() error) {
+	s.wg.Go(func() {
+		if err := fn(); err != nil {
+			s.log.Error("role stopped", "role", name, "err", err)
+			select {
+			case s.errc <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	})
+}
+
+func (s *System) onClose(fn func() error) { s.closers = append(s.closers, fn) }
+
+func (s *System) closeResources() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *System) provision(ctx context.Context) error {
+	client := producers.NewClient(s.brokers)
+	topo := producers.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
+	backoff := 200 * time.Millisecond
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := producers.Provision(ctx, client, topo)
+		if err == nil || errors.Is(err, producers.ErrPartitionMismatch) || time.Now().After(deadline) {
+			return err
+		}
+		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *System) kafkaReady(ctx context.Context) error {
+	_, err := producers.Partitions(ctx, producers.NewClient(s.brokers), schemas.TopicEvents)
+	return err
+}

@@ -1,0 +1,190 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DevSecret signs tokens on the embedded default when PARLEY_JWT_SECRET
+// is not set. It is public, so it is refused whenever Parley runs against
+// an external Kafka cluster.
+const DevSecret = "parley-embedded-dev-secret-not-for-production"
+
+// Config is the configuration of every role. Each field is a flag and a
+// PARLEY_* environment variable (the flag wins); Settings lists them with
+// their defaults, and the README's configuration table is made from it.
+type Config struct {
+	DataDir           string
+	HTTPAddr          string
+	KafkaBrokers      []string
+	KafkaListen       string
+	Partitions        int
+	ReplicationFactor int
+	JWTSecret         string
+	JWTIssuer         string
+	JWTAudience       string
+	MaxBodyBytes      int
+	CommandTimeout    time.Duration
+	BackfillLimit     int
+	SendQueue         int
+	NodeID            string
+	LogLevel          string
+	LogFormat         string
+	ShutdownTimeout   time.Duration
+}
+
+// Setting is one configuration setting.
+type Setting struct {
+	Flag, Env, Default, Help string
+	set                      func(c *Config, v string) error
+}
+
+// Settings returns every setting, in the order of the README table.
+func Settings() []Setting {
+	str := func(p func(*Config) *string) func(*Config, string) error {
+		return func(c *Config, v string) error { *p(c) = v; return nil }
+	}
+	num := func(p func(*Config) *int) func(*Config, string) error {
+		return func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not an integer: %q", v)
+			}
+			*p(c) = n
+			return nil
+		}
+	}
+	dur := func(p func(*Config) *time.Duration) func(*Config, string) error {
+		return func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration: %q", v)
+			}
+			*p(c) = d
+			return nil
+		}
+	}
+	host, _ := os.Hostname()
+	return []Setting{
+		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
+		{"http-addr", "PARLEY_HTTP_ADDR", ":8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here)", str(func(c *Config) *string { return &c.HTTPAddr })},
+		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", func(c *Config, v string) error {
+			c.KafkaBrokers = nil
+			for _, b := range strings.Split(v, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					c.KafkaBrokers = append(c.KafkaBrokers, b)
+				}
+			}
+			return nil
+		}},
+		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker", str(func(c *Config) *string { return &c.KafkaListen })},
+		{"partitions", "PARLEY_PARTITIONS", "12", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen", num(func(c *Config) *int { return &c.Partitions })},
+		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
+		{"jwt-secret", "PARLEY_JWT_SECRET", "", "HS256 secret, at least 32 bytes; empty uses the public dev secret, embedded default only", str(func(c *Config) *string { return &c.JWTSecret })},
+		{"jwt-issuer", "PARLEY_JWT_ISSUER", "parley", "required iss claim", str(func(c *Config) *string { return &c.JWTIssuer })},
+		{"jwt-audience", "PARLEY_JWT_AUDIENCE", "parley", "required aud claim", str(func(c *Config) *string { return &c.JWTAudience })},
+		{"max-message-bytes", "PARLEY_MAX_MESSAGE_BYTES", "16384", "largest message body in bytes", num(func(c *Config) *int { return &c.MaxBodyBytes })},
+		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
+		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
+		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
+		{"node-id", "PARLEY_NODE_ID", host, "this node's name in logs and metrics (default: the host name)", str(func(c *Config) *string { return &c.NodeID })},
+		{"log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+		{"log-format", "PARLEY_LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
+		{"shutdown-timeout", "PARLEY_SHUTDOWN_TIMEOUT", "15s", "how long a clean shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	}
+}
+
+// Load parses args (flags) over the environment over the defaults.
+func Load(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var errs []error
+	for _, s := range Settings() {
+		v := s.Default
+		if e := getenv(s.Env); e != "" {
+			v = e
+		}
+		if err := s.set(&c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Env, err))
+		}
+		fs.Func(s.Flag, fmt.Sprintf("%s (env %s, default %q)", s.Help, s.Env, s.Default), func(v string) error { return s.set(&c, v) })
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %v", fs.Args()))
+	}
+	if err := errors.Join(append(errs, c.Validate())...); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Embedded reports whether c runs the embedded broker.
+func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
+
+// Secret returns the JWT secret in force.
+func (c Config) Secret() []byte {
+	if c.JWTSecret == "" && c.Embedded() {
+		return []byte(DevSecret)
+	}
+	return []byte(c.JWTSecret)
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.JWTSecret == "" && !c.Embedded() {
+		errs = append(errs, errors.New("PARLEY_JWT_SECRET is required with an external Kafka cluster"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("PARLEY_JWT_SECRET must be at least 32 bytes"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, errors.New("PARLEY_PARTITIONS must be at least 1"))
+	}
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > 1<<20 {
+		errs = append(errs, errors.New("PARLEY_MAX_MESSAGE_BYTES must be 1..1048576"))
+	}
+	if c.BackfillLimit < 1 || c.SendQueue < 1 {
+		errs = append(errs, errors.New("PARLEY_BACKFILL_LIMIT and PARLEY_SEND_QUEUE must be at least 1"))
+	}
+	if c.CommandTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	if _, err := c.logLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("PARLEY_LOG_FORMAT must be text or json, got %q", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) logLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return l, fmt.Errorf("PARLEY_LOG_LEVEL: %w", err)
+	}
+	return l, nil
+}
+
+// Logger returns the logger c asks for, writing to w.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	level, _ := c.logLevel()
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("node", c.NodeID)
+}

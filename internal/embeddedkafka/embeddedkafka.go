@@ -1,0 +1,91 @@
+// Package embeddedkafka runs the embedded default's Kafka: an in-process
+// Kafka-protocol broker (kfake) persisting to a data directory. Parley's
+// own code never calls it directly; it talks to the broker over TCP with
+// kafka-go exactly as it would to a real cluster.
+//
+// kfake's defaults would silently lose data in a deployment (7-day log
+// retention, 7-day expiry of idle groups' offsets), so Start sets them to
+// "never"; topics get explicit configs from package producers.
+package embeddedkafka
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Config configures the embedded broker.
+type Config struct {
+	// Dir is where the broker persists its log and offsets.
+	Dir string
+	// Addr is the TCP address to listen on. Default: 127.0.0.1:9092.
+	// Use 127.0.0.1:0 for a free port.
+	Addr string
+	// Logger receives the broker's warnings and errors.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	c    *kfake.Cluster
+	addr string
+}
+
+// Start starts the broker; it reloads everything persisted under Dir.
+func Start(cfg Config) (*Broker, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:9092"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("kafka data dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("kafka data dir: %w", err)
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(0),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, cfg.Addr)
+		}),
+		kfake.DataDir(dir),
+		kfake.BrokerConfigs(map[string]string{
+			"log.retention.ms": "-1",
+			// An int32 of minutes: about 1,000 years.
+			"offsets.retention.minutes": "525600000",
+		}),
+		kfake.WithLogger(logger{cfg.Logger}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded kafka on %s: %w", cfg.Addr, err)
+	}
+	addrs := c.ListenAddrs()
+	return &Broker{c: c, addr: addrs[0]}, nil
+}
+
+// Addr is the address clients bootstrap from.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker and flushes its state to disk.
+func (b *Broker) Close() { b.c.Close() }
+
+// logger adapts kfake's logger to slog, passing on warnings and errors.
+type logger struct{ l *slog.Logger }
+
+func (l logger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		l.l.Error(fmt.Sprintf(msg, args...), "component", "embedded-kafka")
+	case kfake.LogLevelWarn:
+		l.l.Warn(fmt.Sprintf(msg, args...), "component", "embedded-kafka")
+	}
+}
+

@@ -1,0 +1,89 @@
+// Package telemetry holds Parley's Prometheus metrics. One Metrics value
+// is made per process and passed to the components that record into it;
+// there is no global registry. All methods are safe for concurrent use.
+package telemetry
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of Parley's metrics, registered on its own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// ConsumedRecords counts records a consumer group applied, by group.
+	ConsumedRecords *prometheus.CounterVec
+	// DeadLetters counts records a consumer group sent to chat.dlq.
+	DeadLetters *prometheus.CounterVec
+	// ApplyRetries counts failed batch applications that were retried.
+	ApplyRetries *prometheus.CounterVec
+	// Commands counts commands the decider handled, by type and outcome
+	// (accepted, rejected, duplicate).
+	Commands *prometheus.CounterVec
+	// Rejections counts refused requests, by where (gateway, decider) and
+	// stable code.
+	Rejections *prometheus.CounterVec
+	// Connections is the number of open WebSocket connections.
+	Connections prometheus.Gauge
+	// Deliveries counts event frames written to sockets.
+	Deliveries prometheus.Counter
+	// SlowConsumers counts sockets closed because their queue was full.
+	SlowConsumers prometheus.Counter
+	// DeliverLatency is the time from an event's ce_time (when the decider
+	// accepted it) to its frame being written to a socket.
+	DeliverLatency prometheus.Histogram
+}
+
+// New returns a Metrics on a fresh registry that also carries the Go
+// runtime and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		ConsumedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_consumer_records_total", Help: "Records applied by a consumer group.",
+		}, []string{"group"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_consumer_dead_letters_total", Help: "Records sent to chat.dlq by a consumer group.",
+		}, []string{"group"}),
+		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_consumer_apply_retries_total", Help: "Failed batch applications that were retried.",
+		}, []string{"group"}),
+		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_decider_commands_total", Help: "Commands handled by the decider.",
+		}, []string{"type", "outcome"}),
+		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_rejections_total", Help: "Refused requests by where they were refused and code.",
+		}, []string{"where", "code"}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_ws_connections", Help: "Open WebSocket connections.",
+		}),
+		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_deliveries_total", Help: "Event frames written to sockets.",
+		}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_ws_slow_consumers_total", Help: "Sockets closed because their send queue was full.",
+		}),
+		DeliverLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_deliver_latency_seconds",
+			Help:    "Time from an event's acceptance (ce_time) to its frame being written to a socket.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+	}
+	r.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.ConsumedRecords, m.DeadLetters, m.ApplyRetries, m.Commands, m.Rejections,
+		m.Connections, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,134 @@
+// Command parley is the Parley chat backend: one binary with every role.
+//
+//	parley run              every role in one process on the embedded default
+//	parley gateway          the HTTP/WebSocket edge and delivery projection
+//	parley decider          the command decider
+//	parley project history  the history projection
+//	parley token USER       print a token for USER (dev secret by default)
+//
+// Configuration is by flags and PARLEY_* environment variables; `parley
+// help` lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "parley:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: parley <command> [flags]
+
+commands:
+  run              every role in one process (embedded Kafka and stores unless configured)
+  gateway          HTTP and WebSocket edge with the delivery projection
+  decider          turns chat.commands into chat.events
+  project history  builds the history store from chat.events
+  token USER       prints a JWT for USER signed with the configured secret
+  help             this text and the settings
+
+settings (flag, environment variable, default):
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return errors.New("no command")
+	}
+	cmd, args := args[0], args[1:]
+	var roles app.Roles
+	switch cmd {
+	case "run":
+		roles = app.All
+	case "gateway":
+		roles = app.Roles{Gateway: true}
+	case "decider":
+		roles = app.Roles{Decider: true}
+	case "project":
+		if len(args) == 0 || args[0] != "history" {
+			return errors.New("usage: parley project history (the only projection so far)")
+		}
+		roles, args = app.Roles{History: true}, args[1:]
+	case "token":
+		return token(args, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		printUsage(stdout)
+		return nil
+	default:
+		printUsage(stderr)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	cfg, err := app.Load(cmd, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger(stderr)
+	sys, err := app.Start(ctx, cfg, roles, log)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-sys.Err():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(runErr, sys.Stop(sctx))
+}
+
+func token(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: parley token USER [-ttl 24h] [flags]")
+	}
+	user := args[0]
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	rest := args[1:]
+	// The token flags come first; the remaining ones are settings.
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	cfg, err := app.Load("token", fs.Args(), getenv, stderr)
+	if err != nil {
+		return err
+	}
+	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: cfg.Secret(), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+	if err != nil {
+		return err
+	}
+	tok, err := auth.Issue(user, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usage)
+	for _, s := range app.Settings() {
+		fmt.Fprintf(w, "  -%-20s %-28s %q\n      %s\n", s.Flag, s.Env, s.Default, s.Help)
+	}
+}

@@ -1,0 +1,149 @@
+package producers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Topology is the shape of Parley's topics. Partitions is chosen up front:
+// changing it re-maps conversations to partitions and breaks their order.
+type Topology struct {
+	// Partitions of every conversation-keyed topic. Default: 12.
+	Partitions int
+	// ReplicationFactor of every topic. Default: 1 (use 3 in production).
+	ReplicationFactor int
+	// CommandRetention of chat.commands. Default: 7 days.
+	CommandRetention time.Duration
+	// ReplyRetention of chat.replies. Default: 1 day.
+	ReplyRetention time.Duration
+	// DLQRetention of chat.dlq. Default: 30 days.
+	DLQRetention time.Duration
+}
+
+// WithDefaults returns t with zero fields set to their defaults.
+func (t Topology) WithDefaults() Topology {
+	if t.Partitions == 0 {
+		t.Partitions = 12
+	}
+	if t.ReplicationFactor == 0 {
+		t.ReplicationFactor = 1
+	}
+	if t.CommandRetention == 0 {
+		t.CommandRetention = 7 * 24 * time.Hour
+	}
+	if t.ReplyRetention == 0 {
+		t.ReplyRetention = 24 * time.Hour
+	}
+	if t.DLQRetention == 0 {
+		t.DLQRetention = 30 * 24 * time.Hour
+	}
+	return t
+}
+
+// Validate reports every problem of t at once.
+func (t Topology) Validate() error {
+	var errs []error
+	if t.Partitions < 1 || t.Partitions > 10000 {
+		errs = append(errs, fmt.Errorf("partitions must be 1..10000, got %d", t.Partitions))
+	}
+	if t.ReplicationFactor < 1 {
+		errs = append(errs, fmt.Errorf("replication factor must be at least 1, got %d", t.ReplicationFactor))
+	}
+	for name, d := range map[string]time.Duration{"command": t.CommandRetention, "reply": t.ReplyRetention, "dlq": t.DLQRetention} {
+		if d < time.Minute {
+			errs = append(errs, fmt.Errorf("%s retention must be at least 1m, got %s", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Topics returns the topic configs of t. Every config a default could
+// change under us is explicit: a broker's log.retention.ms must never
+// expire chat.events.
+func (t Topology) Topics() []kafka.TopicConfig {
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	topic := func(name, retention string) kafka.TopicConfig {
+		return kafka.TopicConfig{
+			Topic:             name,
+			NumPartitions:     t.Partitions,
+			ReplicationFactor: t.ReplicationFactor,
+			ConfigEntries: []kafka.ConfigEntry{
+				{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+				{ConfigName: "retention.ms", ConfigValue: retention},
+				{ConfigName: "retention.bytes", ConfigValue: "-1"},
+			},
+		}
+	}
+	return []kafka.TopicConfig{
+		topic(schemas.TopicCommands, ms(t.CommandRetention)),
+		topic(schemas.TopicEvents, "-1"),
+		topic(schemas.TopicReplies, ms(t.ReplyRetention)),
+		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
+	}
+}
+
+// ErrPartitionMismatch is returned when an existing topic's partition
+// count differs from the topology's: conversations would map to other
+// partitions than the ones holding their history.
+var ErrPartitionMismatch = errors.New("partition count mismatch")
+
+// Provision creates Parley's topics if they do not exist and checks that
+// existing ones have the configured partition count. It is idempotent and
+// runs on every start.
+func Provision(ctx context.Context, client *kafka.Client, t Topology) error {
+	t = t.WithDefaults()
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	topics := t.Topics()
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	for name, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("creating topic %s: %w", name, err)
+		}
+	}
+	names := make([]string, len(topics))
+	for i, tc := range topics {
+		names[i] = tc.Topic
+	}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return fmt.Errorf("reading topic metadata: %w", err)
+	}
+	for _, mt := range meta.Topics {
+		if mt.Error != nil {
+			return fmt.Errorf("topic %s: %w", mt.Name, mt.Error)
+		}
+		if len(mt.Partitions) != t.Partitions {
+			return fmt.Errorf("%w: topic %s has %d partitions, configured %d", ErrPartitionMismatch, mt.Name, len(mt.Partitions), t.Partitions)
+		}
+	}
+	return nil
+}
+
+// NewClient returns a kafka-go admin client for the bootstrap brokers.
+func NewClient(brokers []string) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+}
+
+// Partitions returns the partition count of topic.
+func Partitions(ctx context.Context, client *kafka.Client, topic string) (int, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("reading metadata of %s: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return 0, fmt.Errorf("reading metadata of %s: %v", topic, meta.Topics)
+	}
+	return len(meta.Topics[0].Partitions), nil
+}

@@ -1,0 +1,231 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/projections/history"
+)
+
+// ErrSlowConsumer ends a session whose send queue overflowed.
+var ErrSlowConsumer = errors.New("slow consumer: send queue full")
+
+// Sink is where a session writes frames: one socket. Write must honour
+// ctx and is called from one goroutine at a time.
+type Sink interface {
+	Write(ctx context.Context, frame []byte) error
+}
+
+type item struct {
+	conv  string
+	seq   uint64
+	at    time.Time
+	frame []byte
+	// resume is set for a resume request instead of an event.
+	resume *resumeRequest
+}
+
+type resumeRequest struct {
+	id   string
+	from map[string]uint64
+}
+
+// Session is one socket's delivery state: a bounded queue and, per
+// conversation, the next seq the socket expects. Its cursors are owned by
+// the goroutine in Run.
+type Session struct {
+	hub     *Hub
+	user    string
+	queue   chan item
+	cursors map[string]uint64
+
+	failOnce sync.Once
+	failed   chan struct{}
+	failErr  error
+}
+
+// NewSession registers a session of user with the hub. Run delivers to
+// the socket; Close unregisters it.
+func (h *Hub) NewSession(user string) *Session {
+	s := &Session{
+		hub:     h,
+		user:    user,
+		queue:   make(chan item, h.cfg.QueueSize),
+		cursors: make(map[string]uint64),
+		failed:  make(chan struct{}),
+	}
+	h.register(s)
+	h.cfg.Metrics.Connections.Inc()
+	return s
+}
+
+// Close unregisters the session. It is idempotent.
+func (s *Session) Close() {
+	s.fail(context.Canceled)
+}
+
+func (s *Session) fail(err error) {
+	s.failOnce.Do(func() {
+		s.failErr = err
+		close(s.failed)
+		s.hub.unregister(s)
+		s.hub.cfg.Metrics.Connections.Dec()
+	})
+}
+
+// push enqueues without blocking; a full queue ends the session.
+func (s *Session) push(it item) {
+	select {
+	case s.queue <- it:
+	default:
+		s.hub.cfg.Metrics.SlowConsumers.Inc()
+		s.fail(ErrSlowConsumer)
+	}
+}
+
+// Resume asks the session to deliver, for each conversation, the events
+// after the seq given (the last one the client has), then live ones; when
+// it has caught up it writes a "resumed" frame answering request id. The
+// caller must have checked that the user is a member of each
+// conversation.
+func (s *Session) Resume(id string, last map[string]uint64) {
+	s.push(item{resume: &resumeRequest{id: id, from: last}})
+}
+
+// Run writes frames to sink until ctx is done, the sink fails or the
+// session is ended; it returns why (ErrSlowConsumer for a slow client).
+func (s *Session) Run(ctx context.Context, sink Sink) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.failed:
+			return s.failErr
+		case it := <-s.queue:
+			var err error
+			if it.resume != nil {
+				err = s.resume(ctx, sink, it.resume)
+			} else {
+				err = s.deliver(ctx, sink, it)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// deliver writes a live event, first filling any gap before it.
+func (s *Session) deliver(ctx context.Context, sink Sink, it item) error {
+	next, known := s.cursors[it.conv]
+	switch {
+	case !known:
+		// A conversation the client did not resume: live from here on.
+	case it.seq < next:
+		return nil // already delivered, by a backfill
+	case it.seq > next:
+		if err := s.backfill(ctx, sink, it.conv, next, it.seq-1); err != nil {
+			return err
+		}
+		if s.cursors[it.conv] > it.seq {
+			return nil
+		}
+	}
+	if err := sink.Write(ctx, it.frame); err != nil {
+		return err
+	}
+	s.cursors[it.conv] = it.seq + 1
+	s.hub.cfg.Metrics.Deliveries.Inc()
+	if !it.at.IsZero() {
+		s.hub.cfg.Metrics.DeliverLatency.Observe(time.Since(it.at).Seconds())
+	}
+	return nil
+}
+
+func (s *Session) resume(ctx context.Context, sink Sink, r *resumeRequest) error {
+	caughtUp := make(map[string]uint64, len(r.from))
+	for conv, last := range r.from {
+		next := last + 1
+		if cur, ok := s.cursors[conv]; ok && cur > next {
+			next = cur // this socket already has more than the client said
+		}
+		s.cursors[conv] = next
+		target := s.hub.Latest(conv)
+		if c, err := s.hub.cfg.History.Conversation(ctx, conv); err == nil && c.LastSeq > target {
+			target = c.LastSeq
+		}
+		if target >= next {
+			if err := s.backfill(ctx, sink, conv, next, target); err != nil {
+				return err
+			}
+		}
+		caughtUp[conv] = s.cursors[conv] - 1
+	}
+	return sink.Write(ctx, encodeResumed(r.id, caughtUp))
+}
+
+// backfill writes the events from seq from to seq to (inclusive, from >= 1:
+// the creation, seq 0, is never backfilled — the conversation itself is
+// served over HTTP) from the history store, announcing with a gap frame
+// what it cannot or will not deliver, and leaves the cursor after to.
+func (s *Session) backfill(ctx context.Context, sink Sink, conv string, from, to uint64) error {
+	if limit := uint64(s.hub.cfg.BackfillLimit); to-from+1 > limit {
+		skipTo := to - limit
+		if err := sink.Write(ctx, encodeGap(conv, from, skipTo, GapBackfillLimit)); err != nil {
+			return err
+		}
+		from = skipTo + 1
+	}
+	next := from
+	deadline := time.Now().Add(s.hub.cfg.GapWait)
+	wait := 5 * time.Millisecond
+	for next <= to {
+		page, err := s.hub.cfg.History.Page(ctx, conv, history.PageQuery{
+			Forward: true, After: next - 1, Limit: int(min(to-next+1, 200)),
+		})
+		progressed := false
+		if err == nil {
+			for _, ev := range page.Events {
+				if ev.Seq != next || ev.Seq > to {
+					break
+				}
+				if err := sink.Write(ctx, EncodeEvent(ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time, ev.Data)); err != nil {
+					return err
+				}
+				s.hub.cfg.Metrics.Deliveries.Inc()
+				next++
+				progressed = true
+			}
+		}
+		if progressed {
+			continue
+		}
+		if err != nil && !errors.Is(err, history.ErrNotFound) {
+			s.hub.log.Warn("backfill", "conversation_id", conv, "err", err)
+		}
+		if time.Now().After(deadline) {
+			if err := sink.Write(ctx, encodeGap(conv, next, to, GapHistoryUnavailable)); err != nil {
+				return err
+			}
+			next = to + 1
+			break
+		}
+		// The history projection is behind the live stream: wait for it.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.failed:
+			return s.failErr
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+	s.cursors[conv] = next
+	return nil
+}
+
+// String describes the session for logs.
+func (s *Session) String() string { return fmt.Sprintf("session(%s)", s.user) }

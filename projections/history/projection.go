@@ -1,0 +1,45 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Projection feeds a Writer from the history consumer group.
+type Projection struct {
+	W Writer
+}
+
+// Decode turns a chat.events record into an Event. A record without a
+// conversation or seq, or whose value breaks its type's schema, is
+// dead-lettered; a record of a type this version does not know is kept
+// as it is, for later versions.
+func (p Projection) Decode(r consumers.Record) (Event, error) {
+	if r.Attrs.Subject == "" || !r.Attrs.HasSeq {
+		return Event{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
+	}
+	if _, err := schemas.Decode(r.Attrs.Type, r.Message.Value); err != nil && !errors.Is(err, schemas.ErrUnknownType) {
+		return Event{}, err
+	}
+	if !json.Valid(r.Message.Value) {
+		return Event{}, fmt.Errorf("%w: %s at offset %d is not JSON", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset)
+	}
+	return Event{
+		ConversationID: r.Attrs.Subject,
+		Seq:            r.Attrs.Seq,
+		ID:             r.Attrs.ID,
+		Type:           r.Attrs.Type,
+		Time:           r.Attrs.Time,
+		Data:           r.Message.Value,
+	}, nil
+}
+
+// Apply writes a batch of events.
+func (p Projection) Apply(ctx context.Context, batch []Event) error {
+	return p.W.Apply(ctx, batch)
+}
