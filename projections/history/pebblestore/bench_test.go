@@ -1,0 +1,64 @@
+package pebblestore_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/historytest"
+)
+
+// BenchmarkApply_Batch500 applies batches of 500 new messages to one
+// conversation, each batch one synced commit.
+func BenchmarkApply_Batch500(b *testing.B) {
+	const batch = 500
+	s := open(b, b.TempDir())
+	defer s.Close()
+	conv := "bench"
+	if err := s.Apply(b.Context(), []history.Event{
+		historytest.Group(conv, historytest.Base, historytest.Owner("alice"), historytest.Member("bob")),
+	}); err != nil {
+		b.Fatal(err)
+	}
+	next := uint64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		events := historytest.Messages(conv, next, next+batch-1, "alice")
+		next += batch
+		b.StartTimer()
+		if err := s.Apply(b.Context(), events); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkPage_50of100000 reads a backward page of 50 events from the
+// middle of a conversation of 100,000 events.
+func BenchmarkPage_50of100000(b *testing.B) {
+	const total, limit = 100000, 50
+	s := open(b, b.TempDir())
+	defer s.Close()
+	conv := "big"
+	events := slices.Concat(
+		[]history.Event{historytest.Group(conv, historytest.Base, historytest.Owner("alice"))},
+		historytest.Messages(conv, 1, total, "alice"),
+	)
+	for i := 0; i < len(events); i += 5000 {
+		if err := s.Apply(b.Context(), events[i:min(i+5000, len(events))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	before := uint64(total / 2)
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := s.Page(b.Context(), conv, history.PageQuery{Before: before, Limit: limit})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(p.Events) != limit || p.Events[0].Seq != before-1 {
+			b.Fatalf("page of %d events, want %d from seq %d", len(p.Events), limit, before-1)
+		}
+	}
+}

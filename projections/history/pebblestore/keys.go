@@ -1,0 +1,200 @@
+package pebblestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/projections/history"
+)
+
+// Table tags, the first byte of every key.
+const (
+	tagMessage      = 'm'
+	tagConversation = 'c'
+	tagInbox        = 'i'
+	tagInboxPointer = 'u'
+)
+
+// bucketSize is the number of seqs in a messages bucket, as in the
+// ScyllaDB table.
+const bucketSize = 1000
+
+// activityLen is the length of an encoded, inverted activity time.
+const activityLen = 12
+
+// errCorrupt is returned for a key or value this package cannot decode.
+var errCorrupt = errors.New("corrupt record")
+
+// appendString appends s in the order-preserving, self-delimiting
+// encoding: 0x00 is escaped as 0x00 0xFF and the string ends with
+// 0x00 0x01.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			b = append(b, 0, 0xFF)
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return append(b, 0, 1)
+}
+
+// readString decodes a string written by appendString from the start of
+// b and returns it with the rest of b.
+func readString(b []byte) (string, []byte, error) {
+	var s []byte
+	for {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 || i+1 >= len(b) {
+			return "", nil, fmt.Errorf("%w: unterminated string", errCorrupt)
+		}
+		s = append(s, b[:i]...)
+		switch b[i+1] {
+		case 0xFF:
+			s = append(s, 0)
+			b = b[i+2:]
+		case 1:
+			return string(s), b[i+2:], nil
+		default:
+			return "", nil, fmt.Errorf("%w: bad escape 0x%02x", errCorrupt, b[i+1])
+		}
+	}
+}
+
+// messagePrefix is the prefix of every messages key of conversation.
+func messagePrefix(conversation string) []byte {
+	return appendString([]byte{tagMessage}, conversation)
+}
+
+// messageKey is the messages key of (conversation, seq).
+func messageKey(conversation string, seq uint64) []byte {
+	b := messagePrefix(conversation)
+	b = binary.BigEndian.AppendUint64(b, seq/bucketSize)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// seqOfMessageKey returns the seq at the end of a messages key.
+func seqOfMessageKey(k []byte) (uint64, error) {
+	if len(k) < 16 {
+		return 0, fmt.Errorf("%w: short message key", errCorrupt)
+	}
+	return binary.BigEndian.Uint64(k[len(k)-8:]), nil
+}
+
+// conversationKey is the conversations key of conversation.
+func conversationKey(conversation string) []byte {
+	return appendString([]byte{tagConversation}, conversation)
+}
+
+// inboxPrefix is the prefix of every inbox index key of user.
+func inboxPrefix(user string) []byte {
+	return appendString([]byte{tagInbox}, user)
+}
+
+// inboxKey is the inbox index key of user's conversation with the
+// encoded activity act.
+func inboxKey(user string, act []byte, conversation string) []byte {
+	b := inboxPrefix(user)
+	b = append(b, act...)
+	return appendString(b, conversation)
+}
+
+// conversationOfInboxKey returns the conversation id of an inbox index
+// key of user.
+func conversationOfInboxKey(user string, k []byte) (string, error) {
+	n := len(inboxPrefix(user)) + activityLen
+	if len(k) < n {
+		return "", fmt.Errorf("%w: short inbox key", errCorrupt)
+	}
+	c, rest, err := readString(k[n:])
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 0 {
+		return "", fmt.Errorf("%w: trailing bytes in inbox key", errCorrupt)
+	}
+	return c, nil
+}
+
+// inboxPointerKey is the inbox pointer key of (user, conversation).
+func inboxPointerKey(user, conversation string) []byte {
+	b := appendString([]byte{tagInboxPointer}, user)
+	return appendString(b, conversation)
+}
+
+// activity encodes t so that later times sort first: the complement of
+// the Unix seconds with the sign bit flipped, then the complement of the
+// nanoseconds.
+func activity(t time.Time) []byte {
+	b := make([]byte, 0, activityLen)
+	b = binary.BigEndian.AppendUint64(b, ^(uint64(t.Unix()) ^ 1<<63))
+	return binary.BigEndian.AppendUint32(b, ^uint32(t.Nanosecond()))
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix
+// p, for an iterator's upper bound. The keys here always have a prefix
+// that ends in 0x01 (a string's terminator), so incrementing the last
+// byte never overflows.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil // all 0xFF: no upper bound
+}
+
+// eventVersion is the first byte of an encoded event.
+const eventVersion = 1
+
+// encodeEvent encodes everything of ev but its conversation and seq, which
+// are in its key. The data is kept byte for byte.
+func encodeEvent(ev history.Event) []byte {
+	b := make([]byte, 0, 1+12+2*binary.MaxVarintLen64+len(ev.ID)+len(ev.Type)+len(ev.Data))
+	b = append(b, eventVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(ev.Time.Unix()))
+	b = binary.BigEndian.AppendUint32(b, uint32(ev.Time.Nanosecond()))
+	b = binary.AppendUvarint(b, uint64(len(ev.ID)))
+	b = append(b, ev.ID...)
+	b = binary.AppendUvarint(b, uint64(len(ev.Type)))
+	b = append(b, ev.Type...)
+	return append(b, ev.Data...)
+}
+
+// decodeEvent decodes a value written by encodeEvent. It copies what it
+// keeps, so v may be reused by the caller afterwards.
+func decodeEvent(conversation string, seq uint64, v []byte) (history.Event, error) {
+	ev := history.Event{ConversationID: conversation, Seq: seq}
+	if len(v) < 13 || v[0] != eventVersion {
+		return ev, fmt.Errorf("%w: event %d of %s", errCorrupt, seq, conversation)
+	}
+	sec := int64(binary.BigEndian.Uint64(v[1:]))
+	nsec := int64(binary.BigEndian.Uint32(v[9:]))
+	ev.Time = time.Unix(sec, nsec).UTC()
+	v = v[13:]
+	var err error
+	if ev.ID, v, err = readLenString(v); err != nil {
+		return ev, fmt.Errorf("event %d of %s: %w", seq, conversation, err)
+	}
+	if ev.Type, v, err = readLenString(v); err != nil {
+		return ev, fmt.Errorf("event %d of %s: %w", seq, conversation, err)
+	}
+	if len(v) > 0 {
+		ev.Data = bytes.Clone(v)
+	}
+	return ev, nil
+}
+
+// readLenString reads a uvarint-prefixed string from b.
+func readLenString(b []byte) (string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return "", nil, fmt.Errorf("%w: bad length", errCorrupt)
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}
