@@ -1,0 +1,92 @@
+// Package scyllastore is the production adapter of the history store: a
+// history.Store on ScyllaDB (or Cassandra) through gocql, with
+// ScyllaDB's shard-aware fork of the driver (a replace in go.mod). It
+// passes the same conformance suite (historytest) as the embedded
+// adapter, pebblestore.
+//
+// # Use
+//
+//	store, err := scyllastore.Open(ctx, scyllastore.Config{
+//		Hosts:  []string{"scylla-1", "scylla-2:9042"},
+//		Logger: log,
+//	})
+//	// retry err with backoff; then serve store, check store.Ping for
+//	// readiness, and Close it at shutdown.
+//
+// # Schema
+//
+// The tables are code: schemas/cql, embedded in the binary. Open creates
+// the keyspace (with the configured replication) and the
+// schema_migrations ledger if needed, then applies each numbered
+// migration not recorded yet and records it with INSERT ... IF NOT
+// EXISTS; a migration whose statements changed after it was applied stops
+// Open. The keyspace name is validated and substituted into the statement
+// text once, at Open; every other value is a bind marker, so gocql
+// prepares each statement once per node.
+//
+//   - messages, partition (conversation_id, bucket = seq / 1000),
+//     clustering seq DESC: every event as it was in chat.events.
+//   - conversations, partition id: the summary (kind, title, creator,
+//     members as a map user → role, last seq, last activity, newest
+//     message).
+//   - conversations_by_user, partition user_id, clustering
+//     conversation_id: the inbox, one row per membership with last seq,
+//     last activity, newest message and the user's read seq.
+//
+// schemas/cql/0001_history.cql explains each key and the inbox trade-off
+// (an upserted row per membership, sorted by activity in the client,
+// rather than a time-clustered table needing delete + insert).
+//
+// # Idempotence
+//
+// Every write carries USING TIMESTAMP derived from the event, never from
+// a clock: seq + 1 for a message row, for last_seq, for the newest
+// message's preview and for a read seq; 1 for what the creation (seq 0)
+// writes; the event time in microseconds for last activity, so it is the
+// maximum of the events' times even when a newer event carries an older
+// time. Cells are reconciled last-write-wins, so applying an event twice,
+// replaying the topic, or retrying a batch that half failed writes the
+// same cells with the same timestamps, and an older event never
+// overwrites newer state. Inbox rows copy a fresh read of the summary
+// with the timestamps of the cells they copy.
+//
+// # Writing a batch
+//
+// Apply groups the batch by conversation and handles conversations in
+// parallel; per conversation: the message rows, then the summary, then a
+// read of the summary back, then one inbox row per member (see Apply).
+// Each Apply has at most Config.Concurrency requests in flight.
+//
+// Message rows go as unlogged batches, one or more per messages partition
+// (at most 200 rows and 64 KiB each, under ScyllaDB's batch size warning).
+// The rows of a single-partition batch go to the same replicas and are
+// applied as one mutation, so the batch costs one request where single
+// INSERTs cost one per row; a multi-partition batch would instead make
+// the coordinator fan out, which is why batches never span partitions.
+// Summary and inbox writes are single-partition batches too. Measured
+// with BenchmarkApply_Batch500 (500 events over 10 conversations of 3
+// members, against the in-process stand-in on a shared 2-core machine;
+// protocol and driver overhead only, three runs each): batches 8.1-9.4 ms
+// per Apply, 60 requests, 53,000-62,000 events/s; one INSERT per row
+// with the same bounded parallelism 17.8-19.6 ms, 550 requests,
+// 25,000-28,000 events/s. The absolute numbers move with the machine's
+// load; the factor of two does not. Against ScyllaDB the gap should be
+// larger still, since every request also pays the coordinator and the
+// commit log; the single-row mode stays in the code, unexported, for
+// that comparison (TestStoreVariants runs the suite with it).
+//
+// # Failures
+//
+// Open returns a wrapped error within a few Config.Timeout when the
+// cluster cannot be reached, and at once when ctx ends; it does not
+// retry: the caller does, with backoff. Apply returns an error if any
+// write failed; the projection then does not commit its offsets and
+// retries the whole batch, which is safe because every write is
+// idempotent. Reads translate a missing conversation to
+// history.ErrNotFound. Every request runs under the caller's context.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use; Close must not be called while
+// other calls are in progress, and calls after Close fail.
+package scyllastore

@@ -1,0 +1,241 @@
+package scyllastore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// summaryRow is a row of conversations.
+type summaryRow struct {
+	kind, title, createdBy string
+	createdAt              int64
+	members                map[string]string
+	lastSeq, lastActivity  int64
+	lastMessageSeq         *int64
+	lastSender             *string
+	lastPreview            *string
+}
+
+func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) {
+	var r summaryRow
+	var kind, title, createdBy *string
+	var createdAt, lastSeq, lastActivity *int64
+	err := s.session.Query(s.q.selectSummary, id).WithContext(ctx).Idempotent(true).
+		Scan(&kind, &title, &createdBy, &createdAt, &r.members, &lastSeq, &lastActivity,
+			&r.lastMessageSeq, &r.lastSender, &r.lastPreview)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return r, fmt.Errorf("conversation %s: %w", id, history.ErrNotFound)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.kind, r.title, r.createdBy = deref(kind), deref(title), deref(createdBy)
+	r.createdAt, r.lastSeq, r.lastActivity = deref(createdAt), deref(lastSeq), deref(lastActivity)
+	return r, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func fromNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func (r summaryRow) conversation(id string) history.Conversation {
+	c := history.Conversation{
+		ID:           id,
+		Kind:         schemas.Kind(r.kind),
+		Title:        r.title,
+		CreatedBy:    r.createdBy,
+		CreatedAt:    fromNanos(r.createdAt),
+		LastSeq:      uint64(r.lastSeq),
+		LastActivity: fromNanos(r.lastActivity),
+	}
+	for user, role := range r.members {
+		c.Members = append(c.Members, schemas.Member{UserID: user, Role: schemas.Role(role)})
+	}
+	slices.SortFunc(c.Members, func(a, b schemas.Member) int { return cmp.Compare(a.UserID, b.UserID) })
+	return c
+}
+
+// Conversation returns a conversation's summary: one point read.
+func (s *Store) Conversation(ctx context.Context, conversationID string) (history.Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return history.Conversation{}, fmt.Errorf("scyllastore: conversation: %w", err)
+	}
+	r, err := s.readSummary(ctx, conversationID)
+	if err != nil {
+		return history.Conversation{}, fmt.Errorf("scyllastore: conversation: %w", err)
+	}
+	return r.conversation(conversationID), nil
+}
+
+// Page returns a page of a conversation's events. It reads the
+// conversation's last seq, then walks the messages buckets from the
+// query's starting seq towards the end it asks for, one single-partition
+// slice per bucket, until it has Limit+1 events (the extra one tells
+// HasMore) or passes the conversation's first or last seq. Seqs are
+// contiguous, so every bucket it reads holds events; reads never go past
+// last seq, so they see no event whose summary update is not visible yet.
+func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQuery) (history.Page, error) {
+	if err := q.Validate(); err != nil {
+		return history.Page{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return history.Page{}, fmt.Errorf("scyllastore: page: %w", err)
+	}
+	var last int64
+	err := s.session.Query(s.q.selectLastSeq, conversationID).WithContext(ctx).Idempotent(true).Scan(&last)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return history.Page{}, fmt.Errorf("scyllastore: page: conversation %s: %w", conversationID, history.ErrNotFound)
+	}
+	if err != nil {
+		return history.Page{}, fmt.Errorf("scyllastore: page: reading last seq of %s: %w", conversationID, err)
+	}
+	lastSeq := uint64(last)
+	want := q.Limit + 1
+	var events []history.Event
+	read := func(stmt string, bucket int64, args ...any) error {
+		limit := min(want-len(events), math.MaxInt32)
+		args = append(append([]any{conversationID, bucket}, args...), limit)
+		iter := s.session.Query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(min(limit, bucketSize)).Iter()
+		var (
+			seq, ns int64
+			id, typ string
+			data    []byte
+		)
+		for iter.Scan(&seq, &id, &typ, &ns, &data) {
+			events = append(events, history.Event{
+				ConversationID: conversationID, Seq: uint64(seq), ID: id, Type: typ,
+				Time: time.Unix(0, ns).UTC(), Data: data,
+			})
+			data = nil
+		}
+		if err := iter.Close(); err != nil {
+			return fmt.Errorf("scyllastore: page: reading bucket %d of %s: %w", bucket, conversationID, err)
+		}
+		return nil
+	}
+	if q.Forward {
+		if q.After >= lastSeq {
+			return history.Page{}, nil
+		}
+		lo, hi := q.After+1, lastSeq
+		for b := lo / bucketSize; b <= hi/bucketSize && len(events) < want; b++ {
+			from := max(lo, b*bucketSize)
+			to := min(hi, b*bucketSize+bucketSize-1)
+			if err := read(s.q.pageForward, int64(b), int64(from), int64(to)); err != nil {
+				return history.Page{}, err
+			}
+		}
+	} else {
+		hi := lastSeq
+		if q.Before > 0 {
+			if q.Before-1 < hi {
+				hi = q.Before - 1
+			}
+		}
+		for b := hi / bucketSize; len(events) < want; b-- {
+			to := min(hi, b*bucketSize+bucketSize-1)
+			if err := read(s.q.pageBackward, int64(b), int64(to)); err != nil {
+				return history.Page{}, err
+			}
+			if b == 0 {
+				break
+			}
+		}
+	}
+	p := history.Page{Events: events}
+	if len(events) > q.Limit {
+		p.Events, p.HasMore = events[:q.Limit], true
+	}
+	return p, nil
+}
+
+// Conversations returns user's conversations, most recent activity first
+// (ties by conversation id). It reads the user's whole inbox partition
+// (paged), sorts it by last activity in the client, then reads the
+// summaries of the first limit conversations, concurrently, and keeps
+// those user is still a member of; the summaries, not the inbox rows,
+// are authoritative, so the result is sorted again by their activity.
+func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]history.Conversation, error) {
+	if err := history.ValidateLimit(limit); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("scyllastore: conversations: %w", err)
+	}
+	type candidate struct {
+		id       string
+		activity int64
+	}
+	var cands []candidate
+	iter := s.session.Query(s.q.selectInbox, userID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
+	var (
+		id  string
+		act *int64
+	)
+	for iter.Scan(&id, &act) {
+		cands = append(cands, candidate{id, deref(act)})
+		act = nil
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("scyllastore: conversations: reading inbox of %s: %w", userID, err)
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(b.activity, a.activity), cmp.Compare(a.id, b.id))
+	})
+
+	sem := make(chan struct{}, s.concurrency)
+	var out []history.Conversation
+	for len(cands) > 0 && len(out) < limit {
+		chunk := cands[:min(limit-len(out), len(cands))]
+		cands = cands[len(chunk):]
+		got := make([]*history.Conversation, len(chunk))
+		fns := make([]func(context.Context) error, len(chunk))
+		for i, c := range chunk {
+			fns[i] = func(ctx context.Context) error {
+				r, err := s.readSummary(ctx, c.id)
+				if errors.Is(err, history.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				conv := r.conversation(c.id)
+				got[i] = &conv
+				return nil
+			}
+		}
+		if err := parallel(ctx, sem, fns); err != nil {
+			return nil, fmt.Errorf("scyllastore: conversations of %s: %w", userID, err)
+		}
+		for _, c := range got {
+			if c != nil && c.IsMember(userID) {
+				out = append(out, *c)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b history.Conversation) int {
+		return cmp.Or(b.LastActivity.Compare(a.LastActivity), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}

@@ -1,0 +1,236 @@
+package scyllastore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/schemas/cql"
+)
+
+// component is this store's partition of schema_migrations.
+const component = "history"
+
+var _ history.Store = (*Store)(nil)
+
+// Store is the ScyllaDB history store. It is safe for concurrent use.
+type Store struct {
+	log      *slog.Logger
+	session  *gocql.Session
+	keyspace string
+	q        statements
+	// concurrency is the most requests one call has in flight.
+	concurrency int
+	// writeMode chooses how Apply writes message rows; see doc.go.
+	writeMode writeMode
+	// inboxPageSize is the page size of inbox reads.
+	inboxPageSize int
+}
+
+// Open connects to the cluster, creates the keyspace if needed, applies
+// the schema migrations not applied yet, and returns a store on it.
+//
+// Open fails with a wrapped error, without retrying, when the cluster is
+// unreachable (within a few cfg.Timeout) or ctx is done: the caller
+// retries with backoff. It uses two sessions: a short-lived one without
+// keyspace for the schema, then the store's own, bound to the keyspace so
+// that the token-aware policy knows the keyspace's replicas.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("scyllastore: invalid config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	q, err := renderStatements(cfg.Keyspace)
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: %w", err)
+	}
+	boot, err := connect(ctx, cfg, "")
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: connecting to %v: %w", cfg.Hosts, err)
+	}
+	err = migrate(ctx, boot, cfg, q)
+	boot.Close()
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: migrating keyspace %s: %w", cfg.Keyspace, err)
+	}
+	session, err := connect(ctx, cfg, cfg.Keyspace)
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: connecting to keyspace %s on %v: %w", cfg.Keyspace, cfg.Hosts, err)
+	}
+	return &Store{
+		log:           cfg.Logger,
+		session:       session,
+		keyspace:      cfg.Keyspace,
+		q:             q,
+		concurrency:   cfg.Concurrency,
+		writeMode:     writeBatches,
+		inboxPageSize: 1000,
+	}, nil
+}
+
+// Close closes the store's connections. Calls after Close fail.
+func (s *Store) Close() error {
+	s.session.Close()
+	return nil
+}
+
+// Ping reads one row of the keyspace at the configured consistency: it
+// succeeds when enough replicas answer for reads and writes to succeed,
+// which is what readiness means for the history projection.
+func (s *Store) Ping(ctx context.Context) error {
+	var v int
+	err := s.session.Query(s.q.ping, component).WithContext(ctx).Idempotent(true).Scan(&v)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return fmt.Errorf("scyllastore: ping: %w", err)
+	}
+	return nil
+}
+
+func cluster(cfg Config, keyspace string) (*gocql.ClusterConfig, error) {
+	cons, err := ParseConsistency(cfg.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	c := gocql.NewCluster(cfg.Hosts...)
+	c.Port = cfg.Port
+	c.Keyspace = keyspace
+	// Protocol v4 is the newest ScyllaDB speaks; fixing it saves the
+	// version negotiation round trip.
+	c.ProtoVersion = 4
+	c.Consistency = cons
+	c.SerialConsistency = gocql.LocalSerial
+	c.Timeout = cfg.Timeout
+	c.ConnectTimeout = cfg.Timeout
+	c.WriteTimeout = cfg.Timeout
+	// A node that went down is tried again this often (gocql's default
+	// is a minute, long for a one-node development cluster restarting).
+	c.ReconnectInterval = 5 * time.Second
+	// Token awareness sends each request to a replica of its partition
+	// (and, with ScyllaDB's shard-aware driver, to the shard that owns
+	// it), saving the coordinator hop.
+	fallback := gocql.RoundRobinHostPolicy()
+	if cfg.LocalDC != "" {
+		fallback = gocql.DCAwareRoundRobinPolicy(cfg.LocalDC)
+	}
+	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback)
+	c.Logger = driverLogger{cfg.Logger}
+	if cfg.Username != "" {
+		c.Authenticator = gocql.PasswordAuthenticator{Username: cfg.Username, Password: cfg.Password}
+	}
+	return c, nil
+}
+
+// connect creates a session, giving up when ctx is done. gocql's
+// CreateSession takes no context; each of its dials is bounded by
+// cfg.Timeout, and a session it creates after ctx is done is closed.
+func connect(ctx context.Context, cfg Config, keyspace string) (*gocql.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := cluster(cfg, keyspace)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		s   *gocql.Session
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := c.CreateSession()
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		return r.s, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				r.s.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// migrate creates the keyspace and the migration ledger, then applies the
+// migrations not recorded yet, in order, recording each.
+func migrate(ctx context.Context, session *gocql.Session, cfg Config, q statements) error {
+	repl, err := cql.Replication(cfg.Replication)
+	if err != nil {
+		return err
+	}
+	boot, err := cql.Keyspace()
+	if err != nil {
+		return err
+	}
+	exec := func(stmt string) error {
+		stmt, err := cql.Render(stmt, cfg.Keyspace, repl)
+		if err != nil {
+			return err
+		}
+		if err := session.Query(stmt).WithContext(ctx).Exec(); err != nil {
+			return fmt.Errorf("executing %q: %w", stmt, err)
+		}
+		return nil
+	}
+	for _, stmt := range boot {
+		if err := exec(stmt); err != nil {
+			return err
+		}
+	}
+	migrations, err := cql.Migrations()
+	if err != nil {
+		return err
+	}
+	applied := map[int]string{}
+	iter := session.Query(q.selectMigrations, component).WithContext(ctx).Iter()
+	var (
+		version int
+		sum     string
+	)
+	for iter.Scan(&version, &sum) {
+		applied[version] = sum
+	}
+	if err := iter.Close(); err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for _, m := range migrations {
+		if sum, ok := applied[m.Version]; ok {
+			if sum != m.Checksum {
+				return fmt.Errorf("migration %s was edited after it was applied (checksum %s, applied %s): add a new migration instead", m.Name, m.Checksum, sum)
+			}
+			continue
+		}
+		for _, stmt := range m.Statements {
+			if err := exec(stmt); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
+		}
+		prev := map[string]any{}
+		ok, err := session.Query(q.recordMigration, component, m.Version, m.Name, m.Checksum, time.Now()).
+			WithContext(ctx).MapScanCAS(prev)
+		if err != nil {
+			return fmt.Errorf("recording migration %s: %w", m.Name, err)
+		}
+		if !ok && prev["checksum"] != m.Checksum {
+			return fmt.Errorf("migration %s was recorded concurrently with checksum %v, want %s", m.Name, prev["checksum"], m.Checksum)
+		}
+		cfg.Logger.Info("applied schema migration", "keyspace", cfg.Keyspace, "migration", m.Name, "recorded", ok)
+	}
+	return nil
+}
+
+// driverLogger passes gocql's log lines to slog.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) { l.log.Warn("gocql", "detail", fmt.Sprint(v...)) }
+func (l driverLogger) Printf(format string, v ...any) {
+	l.log.Warn("gocql", "detail", fmt.Sprintf(format, v...))
+}
+func (l driverLogger) Println(v ...any) { l.log.Warn("gocql", "detail", fmt.Sprint(v...)) }
