@@ -88,4 +88,3 @@ func (l logger) Logf(level kfake.LogLevel, msg string, args ...any) {
 		l.l.Warn(fmt.Sprintf(msg, args...), "component", "embedded-kafka")
 	}
 }
-

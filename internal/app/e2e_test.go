@@ -1,0 +1,444 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// TestChat runs the whole embedded system in-process and drives it over
+// real HTTP and WebSocket connections, as clients would.
+func TestChat(t *testing.T) {
+	dir := t.TempDir()
+	sys := startSystem(t, dir)
+	addr := sys.HTTPAddr()
+	alice := api{t, addr, token(t, "alice", time.Hour)}
+	bob := api{t, addr, token(t, "bob", time.Hour)}
+	carol := api{t, addr, token(t, "carol", time.Hour)}
+
+	aws := dial(t, addr, alice.token, false)
+	bws := dial(t, addr, bob.token, true) // browser style: auth frame
+	conv := alice.createDirect("bob")
+	if again := bob.createDirect("alice"); again != conv {
+		t.Fatalf("the same pair made two conversations: %s and %s", conv, again)
+	}
+
+	t.Run("two users exchange 200 messages concurrently and see the same sequence", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for _, c := range []*wsClient{aws, bws} {
+			wg.Go(func() {
+				for i := range 100 {
+					c.send(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "conversation_id": conv,
+						"command_id": fmt.Sprintf("%p-%d", c, i), "body": fmt.Sprintf("message %d", i)})
+				}
+			})
+		}
+		wg.Wait()
+		for _, c := range []*wsClient{aws, bws} {
+			c.waitFor(func(frames []map[string]any) bool {
+				acks := 0
+				for _, f := range frames {
+					if f["type"] == "error" {
+						t.Fatalf("send failed: %v", f)
+					}
+					if f["type"] == "ack" {
+						acks++
+					}
+				}
+				return acks == 100
+			})
+		}
+		want := seqRange(0, 200)
+		for name, c := range map[string]*wsClient{"alice": aws, "bob": bws} {
+			c.waitFor(func([]map[string]any) bool { return len(c.events(conv)) >= len(want) })
+			if got := c.events(conv); !slices.Equal(got, want) {
+				t.Errorf("%s received seqs %v, want 0..200 exactly once, in order", name, got)
+			}
+		}
+		if got := seqs(bob.history(conv)); !slices.Equal(got, want) {
+			t.Errorf("history has seqs %v, want 0..200", got)
+		}
+	})
+
+	t.Run("a retried send yields one message", func(t *testing.T) {
+		var seqsSeen []float64
+		for i := range 3 {
+			aws.send(map[string]any{"type": "send", "id": fmt.Sprint("retry", i), "conversation_id": conv, "command_id": "retried-command", "body": "once"})
+			ack := aws.await(func(f map[string]any) bool { return f["id"] == fmt.Sprint("retry", i) })
+			if ack["type"] != "ack" || ack["duplicate"] != (i > 0) {
+				t.Fatalf("attempt %d: got %v, want an ack with duplicate=%v", i, ack, i > 0)
+			}
+			seqsSeen = append(seqsSeen, ack["seq"].(float64))
+		}
+		if seqsSeen[0] != seqsSeen[1] || seqsSeen[1] != seqsSeen[2] {
+			t.Errorf("acks name different seqs: %v", seqsSeen)
+		}
+		n := 0
+		for _, e := range bob.history(conv) {
+			if e["data"].(map[string]any)["command_id"] == "retried-command" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("history holds the retried message %d times, want 1", n)
+		}
+	})
+
+	t.Run("a non-member is refused on send, history and socket", func(t *testing.T) {
+		before := logEnd(t, sys.KafkaBrokers())
+		cws := dial(t, addr, carol.token, false)
+		cws.send(map[string]any{"type": "send", "id": "c1", "conversation_id": conv, "command_id": "c1", "body": "let me in"})
+		if f := cws.await(func(f map[string]any) bool { return f["id"] == "c1" }); f["type"] != "error" || f["code"] != "not_member" {
+			t.Errorf("send by a non-member: got %v, want error not_member", f)
+		}
+		cws.send(map[string]any{"type": "resume", "id": "r1", "conversations": map[string]int{conv: 0}})
+		if f := cws.await(func(f map[string]any) bool { return f["id"] == "r1" && f["type"] == "error" }); f["code"] != "not_member" {
+			t.Errorf("resume by a non-member: got %v, want error not_member", f)
+		}
+		if status, p := carol.do("GET", "/v1/conversations/"+conv+"/history", nil); status != http.StatusForbidden || p["code"] != "not_member" {
+			t.Errorf("history for a non-member: %d %v, want 403 not_member", status, p)
+		}
+		if status, _ := carol.do("GET", "/v1/conversations/"+conv, nil); status != http.StatusForbidden {
+			t.Errorf("conversation for a non-member: %d, want 403", status)
+		}
+		if status, p := carol.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "c2", "body": "x"}); status != http.StatusForbidden {
+			t.Errorf("HTTP send by a non-member: %d %v, want 403", status, p)
+		}
+		_, list := carol.do("GET", "/v1/conversations", nil)
+		if n := len(list["conversations"].([]any)); n != 0 {
+			t.Errorf("a non-member lists %d conversations, want 0", n)
+		}
+		// A live message must not reach her socket either.
+		aws.send(map[string]any{"type": "send", "id": "after-carol", "conversation_id": conv, "command_id": "after-carol", "body": "private"})
+		aws.await(func(f map[string]any) bool { return f["id"] == "after-carol" })
+		cws.send(map[string]any{"type": "ping", "id": "p"})
+		cws.await(func(f map[string]any) bool { return f["type"] == "pong" })
+		if got := cws.events(conv); len(got) != 0 {
+			t.Errorf("a non-member's socket received events %v", got)
+		}
+		after := logEnd(t, sys.KafkaBrokers())
+		if after[schemas.TopicCommands] != before[schemas.TopicCommands]+1 {
+			t.Errorf("chat.commands grew by %d, want 1 (only alice's send)", after[schemas.TopicCommands]-before[schemas.TopicCommands])
+		}
+	})
+
+	t.Run("a reconnecting client gets exactly the missed messages, then live ones", func(t *testing.T) {
+		b1 := dial(t, addr, bob.token, false)
+		last := len(bob.history(conv)) - 1
+		_ = b1.c.Close(websocket.StatusNormalClosure, "")
+		for i := range 50 {
+			status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": fmt.Sprint("gap-", i), "body": "while you were away"})
+			if status != http.StatusCreated {
+				t.Fatalf("send: %d %v", status, out)
+			}
+		}
+		b2 := dial(t, addr, bob.token, false)
+		b2.send(map[string]any{"type": "resume", "id": "r", "conversations": map[string]int{conv: last}})
+		resumed := b2.await(func(f map[string]any) bool { return f["type"] == "resumed" })
+		if got, want := b2.events(conv), seqRange(last+1, last+50); !slices.Equal(got, want) {
+			t.Fatalf("resume delivered %v, want %v", got, want)
+		}
+		if got := resumed["conversations"].(map[string]any)[conv]; got != float64(last+50) {
+			t.Errorf("resumed says caught up to %v, want %d", got, last+50)
+		}
+		aws.send(map[string]any{"type": "send", "id": "live", "conversation_id": conv, "command_id": "live-after-resume", "body": "live"})
+		b2.waitFor(func([]map[string]any) bool { return len(b2.events(conv)) == 51 })
+		if got, want := b2.events(conv), seqRange(last+1, last+51); !slices.Equal(got, want) {
+			t.Errorf("after resume got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("bad input gets a clear error and appends nothing", func(t *testing.T) {
+		before := logEnd(t, sys.KafkaBrokers())
+		ws := dial(t, addr, alice.token, false)
+		frames := []struct {
+			raw  string
+			code string
+		}{
+			{`{"type":"send",`, "bad_frame"},
+			{`[1,2,3]`, "bad_frame"},
+			{`{"type":"teleport","id":"x1"}`, "unknown_type"},
+			{`{"id":"x2"}`, "invalid_request"},
+			{`{"type":"send","id":"x3","conversation_id":"` + conv + `","command_id":"x3","body":""}`, "invalid_request"},
+			{`{"type":"send","id":"x4","conversation_id":"` + conv + `","command_id":"x4","body":"` + strings.Repeat("a", 16<<10+1) + `"}`, "too_large"},
+			{`{"type":"send","id":"x5","conversation_id":"g_00000000000000000000000000000000","command_id":"x5","body":"hi"}`, "conversation_not_found"},
+			{`{"type":"send","id":"x6","conversation_id":"not a valid id!","command_id":"x6","body":"hi"}`, "invalid_request"},
+			{`{"type":"send","id":"x7","conversation_id":"` + conv + `","command_id":"bad command id!","body":"hi"}`, "invalid_request"},
+		}
+		for i, f := range frames {
+			ws.sendRaw([]byte(f.raw))
+			// One at a time, so that the error frames come in order.
+			ws.waitFor(func(fs []map[string]any) bool { return len(errorFrames(fs)) > i })
+		}
+		var codes []string
+		for _, fr := range errorFrames(ws.snapshot()) {
+			if fr["type"] == "error" {
+				codes = append(codes, fr["code"].(string))
+				if fr["message"] == "" || fr["retryable"] != false {
+					t.Errorf("error frame %v lacks a message or says retryable", fr)
+				}
+			}
+		}
+		for i, f := range frames {
+			if i >= len(codes) || codes[i] != f.code {
+				t.Errorf("frame %.40q: got codes %v, want %s at %d", f.raw, codes, f.code, i)
+			}
+		}
+		// The socket is still usable.
+		ws.send(map[string]any{"type": "ping", "id": "still-there"})
+		ws.await(func(f map[string]any) bool { return f["type"] == "pong" && f["id"] == "still-there" })
+
+		for _, c := range []struct {
+			name, method, path string
+			body               any
+			tok                string
+			status             int
+			code               string
+		}{
+			{"no token", "GET", "/v1/conversations", nil, "", 401, "unauthorized"},
+			{"garbage token", "GET", "/v1/conversations", nil, "garbage", 401, "unauthorized"},
+			{"expired token", "GET", "/v1/conversations", nil, token(t, "alice", -time.Hour), 401, "token_expired"},
+			{"empty body", "POST", "/v1/conversations", "", alice.token, 400, "bad_request"},
+			{"malformed JSON", "POST", "/v1/conversations", `{"kind":`, alice.token, 400, "bad_request"},
+			{"unknown field", "POST", "/v1/conversations", `{"kind":"direct","members":["bob"],"colour":"red"}`, alice.token, 400, "bad_request"},
+			{"direct with self", "POST", "/v1/conversations", map[string]any{"kind": "direct", "members": []string{"alice"}}, alice.token, 400, "invalid_request"},
+			{"unknown kind", "POST", "/v1/conversations", map[string]any{"kind": "channel", "members": []string{"bob"}}, alice.token, 400, "invalid_request"},
+			{"oversized body", "POST", "/v1/conversations/" + conv + "/messages", map[string]any{"command_id": "big", "body": strings.Repeat("b", 16<<10+1)}, alice.token, 413, "too_large"},
+			{"empty message", "POST", "/v1/conversations/" + conv + "/messages", map[string]any{"command_id": "e", "body": ""}, alice.token, 400, "invalid_request"},
+			{"unknown conversation", "GET", "/v1/conversations/g_00000000000000000000000000000000/history", nil, alice.token, 404, "conversation_not_found"},
+			{"both after and before", "GET", "/v1/conversations/" + conv + "/history?after=1&before=5", nil, alice.token, 400, "invalid_request"},
+			{"limit out of range", "GET", "/v1/conversations/" + conv + "/history?limit=1000", nil, alice.token, 400, "invalid_request"},
+			{"unknown endpoint", "GET", "/v1/nothing", nil, alice.token, 404, "not_found"},
+		} {
+			status, p := api{t, addr, c.tok}.do(c.method, c.path, c.body)
+			if status != c.status || p["code"] != c.code || p["detail"] == "" {
+				t.Errorf("%s: got %d %v, want %d %s with a detail", c.name, status, p, c.status, c.code)
+			}
+		}
+		after := logEnd(t, sys.KafkaBrokers())
+		for topic, n := range after {
+			if n != before[topic] {
+				t.Errorf("%s grew by %d records for rejected requests", topic, n-before[topic])
+			}
+		}
+	})
+
+	t.Run("bad and expired tokens close the socket with do-not-retry codes", func(t *testing.T) {
+		for _, c := range []struct {
+			name string
+			tok  string
+			want websocket.StatusCode
+		}{
+			{"garbage", "garbage", gateway.CloseUnauthorized},
+			{"expired", token(t, "alice", -time.Hour), gateway.CloseTokenExpired},
+			{"wrong algorithm", noneToken("alice"), gateway.CloseUnauthorized},
+		} {
+			ws := dial(t, addr, c.tok, false)
+			if got := ws.closeStatus(); got != c.want {
+				t.Errorf("%s token: close code %d, want %d", c.name, got, c.want)
+			}
+		}
+		ws := dial(t, addr, "", false)
+		ws.sendRaw([]byte(`{"type":"ping","id":"1"}`))
+		if got := ws.closeStatus(); got != gateway.CloseUnauthorized {
+			t.Errorf("no auth frame first: close code %d, want %d", got, gateway.CloseUnauthorized)
+		}
+	})
+
+	t.Run("replaying chat.events rebuilds an identical history store", func(t *testing.T) {
+		running := sys.Store()
+		want := waitConversation(t, running, conv, uint64(len(bob.history(conv))-1))
+		fresh, err := pebblestore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fresh.Close()
+		replay(t, sys.KafkaBrokers(), fresh)
+		got, err := fresh.Conversation(context.Background(), conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("replayed summary %+v, running %+v", got, want)
+		}
+		a, b := allEvents(t, running, conv), allEvents(t, fresh, conv)
+		if len(a) != len(b) || len(a) < 250 {
+			t.Fatalf("running store has %d events, replayed %d", len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Seq != b[i].Seq || a[i].ID != b[i].ID || a[i].Type != b[i].Type || !a[i].Time.Equal(b[i].Time) || string(a[i].Data) != string(b[i].Data) {
+				t.Fatalf("event %d differs: running %+v, replayed %+v", i, a[i], b[i])
+			}
+		}
+		for _, user := range []string{"alice", "bob", "carol"} {
+			x, _ := running.Conversations(context.Background(), user, 100)
+			y, _ := fresh.Conversations(context.Background(), user, 100)
+			if fmt.Sprint(x) != fmt.Sprint(y) {
+				t.Errorf("%s's conversations differ: running %v, replayed %v", user, x, y)
+			}
+		}
+	})
+
+	lastSeq := len(bob.history(conv)) - 1
+	stopSystem(t, sys)
+
+	t.Run("after a restart history and seq continue", func(t *testing.T) {
+		sys := startSystem(t, dir)
+		defer stopSystem(t, sys)
+		alice := api{t, sys.HTTPAddr(), alice.token}
+		status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "after-restart", "body": "still here"})
+		if status != http.StatusCreated || out["seq"] != float64(lastSeq+1) {
+			t.Fatalf("first send after restart: %d %v, want seq %d", status, out, lastSeq+1)
+		}
+		// A command retried across the restart is still a duplicate.
+		status, out = alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "retried-command", "body": "once"})
+		if status != http.StatusOK || out["duplicate"] != true {
+			t.Errorf("retry across restart: %d %v, want 200 duplicate", status, out)
+		}
+		if got := seqs(alice.history(conv)); !slices.Equal(got, seqRange(0, lastSeq+1)) {
+			t.Errorf("history after restart: %v", got)
+		}
+	})
+}
+
+func errorFrames(frames []map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, f := range frames {
+		if f["type"] == "error" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// noneToken is an unsigned token ("alg":"none"), which must be refused.
+func noneToken(user string) string {
+	enc := func(s string) string {
+		return strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(b64(s)), "=")
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	return enc(`{"alg":"none","typ":"JWT"}`) + "." + enc(fmt.Sprintf(`{"sub":%q,"iss":"parley","aud":"parley","exp":%d}`, user, exp)) + "."
+}
+
+// logEnd returns the total record count (sum of high watermarks) of each
+// of Parley's topics.
+func logEnd(t *testing.T, brokers []string) map[string]int64 {
+	t.Helper()
+	client := producers.NewClient(brokers)
+	ctx := context.Background()
+	out := map[string]int64{}
+	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicDLQ} {
+		n, err := producers.Partitions(ctx, client, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reqs []kafka.OffsetRequest
+		for p := range n {
+			reqs = append(reqs, kafka.LastOffsetOf(p))
+		}
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, po := range resp.Topics[topic] {
+			out[topic] += po.LastOffset
+		}
+	}
+	return out
+}
+
+// replay reads chat.events from offset 0 with plain partition readers, as
+// an analytics team would, into w.
+func replay(t *testing.T, brokers []string, w history.Writer) {
+	t.Helper()
+	ctx := context.Background()
+	client := producers.NewClient(brokers)
+	n, err := producers.Partitions(ctx, client, schemas.TopicEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range n {
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{schemas.TopicEvents: {kafka.LastOffsetOf(p)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw := resp.Topics[schemas.TopicEvents][0].LastOffset
+		if hw == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: schemas.TopicEvents, Partition: p, MaxWait: 500 * time.Millisecond})
+		proj := history.Projection{W: w}
+		var batch []history.Event
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			attrs, err := producers.Attributes(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := proj.Decode(recordOf(m, attrs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, ev)
+			if m.Offset == hw-1 {
+				break
+			}
+		}
+		r.Close()
+		if err := w.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitConversation(t *testing.T, s history.Reader, id string, seq uint64) history.Conversation {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := s.Conversation(context.Background(), id)
+		if err == nil && c.LastSeq >= seq {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history did not reach seq %d of %s: %+v %v", seq, id, c, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func allEvents(t *testing.T, s history.Reader, id string) []history.Event {
+	t.Helper()
+	var out []history.Event
+	page, err := s.Page(context.Background(), id, history.PageQuery{Before: 1, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, page.Events...)
+	for {
+		page, err := s.Page(context.Background(), id, history.PageQuery{Forward: true, After: out[len(out)-1].Seq, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.Events...)
+		if !page.HasMore {
+			return out
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/app"
+)
+
+// startSystem starts every role in-process on free ports over dir.
+func startSystem(t *testing.T, dir string, tweak ...func(*app.Config)) *app.System {
+	t.Helper()
+	cfg, err := app.Load("test", []string{
+		"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0",
+		"-partitions", "4", "-log-level", "warn",
+	}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	var logOut io.Writer = io.Discard
+	if testing.Verbose() {
+		logOut = os.Stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(logOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+func stopSystem(t *testing.T, sys *app.System) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sys.Stop(ctx); err != nil {
+		t.Errorf("stopping: %v", err)
+	}
+}
+
+func token(t *testing.T, user string, ttl time.Duration) string {
+	t.Helper()
+	a, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(app.DevSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Issue(user, ttl, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// api is an HTTP client of one user.
+type api struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (a api) do(method, path string, body any) (int, map[string]any) {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case string:
+			rd = bytes.NewBufferString(b)
+		default:
+			j, _ := json.Marshal(b)
+			rd = bytes.NewReader(j)
+		}
+	}
+	req, _ := http.NewRequest(method, "http://"+a.base+path, rd)
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			a.t.Fatalf("%s %s: non-JSON response %q", method, path, raw)
+		}
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		a.t.Errorf("%s %s: error %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return resp.StatusCode, out
+}
+
+func (a api) createDirect(other string) string {
+	a.t.Helper()
+	status, out := a.do("POST", "/v1/conversations", map[string]any{"kind": "direct", "members": []string{other}})
+	if status != http.StatusCreated && status != http.StatusOK {
+		a.t.Fatalf("create direct: %d %v", status, out)
+	}
+	return out["conversation_id"].(string)
+}
+
+// history returns every event of a conversation, ascending: the
+// creation (seq 0, the only event before seq 1), then forward pages.
+func (a api) history(conv string) []map[string]any {
+	a.t.Helper()
+	var all []map[string]any
+	path := fmt.Sprintf("/v1/conversations/%s/history?limit=1&before=1", conv)
+	for {
+		status, out := a.do("GET", path, nil)
+		if status != http.StatusOK {
+			a.t.Fatalf("history: %d %v", status, out)
+		}
+		evs := out["events"].([]any)
+		for _, e := range evs {
+			all = append(all, e.(map[string]any))
+		}
+		last := 0
+		if len(all) > 0 {
+			last = int(all[len(all)-1]["seq"].(float64))
+		}
+		if strings.Contains(path, "after=") && !out["has_more"].(bool) {
+			return all
+		}
+		path = fmt.Sprintf("/v1/conversations/%s/history?limit=200&after=%d", conv, last)
+	}
+}
+
+// seqs returns the seq of each event.
+func seqs(events []map[string]any) []int {
+	out := make([]int, len(events))
+	for i, e := range events {
+		out[i] = int(e["seq"].(float64))
+	}
+	return out
+}
+
+// wsClient is a WebSocket client that collects every frame it receives.
+type wsClient struct {
+	t      *testing.T
+	c      *websocket.Conn
+	mu     sync.Mutex
+	frames []map[string]any
+	notify chan struct{}
+	closed chan struct{}
+	err    error
+}
+
+// dial connects as user, authenticating with the header (or, if
+// firstFrame, with an auth frame).
+func dial(t *testing.T, addr, tok string, firstFrame bool) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := &websocket.DialOptions{}
+	if !firstFrame {
+		opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + tok}}
+	}
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/v1/ws", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	w := &wsClient{t: t, c: c, notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	go w.read()
+	t.Cleanup(func() { _ = c.CloseNow() })
+	if firstFrame {
+		w.send(map[string]any{"type": "auth", "id": "auth", "token": tok})
+		w.await(func(f map[string]any) bool { return f["type"] == "auth_ok" })
+	}
+	return w
+}
+
+func (w *wsClient) read() {
+	defer close(w.closed)
+	for {
+		_, data, err := w.c.Read(context.Background())
+		if err != nil {
+			w.mu.Lock()
+			w.err = err
+			w.mu.Unlock()
+			return
+		}
+		var f map[string]any
+		if err := json.Unmarshal(data, &f); err != nil {
+			w.mu.Lock()
+			w.err = fmt.Errorf("server sent non-JSON frame %q", data)
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Lock()
+		w.frames = append(w.frames, f)
+		w.mu.Unlock()
+		select {
+		case w.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *wsClient) send(frame any) {
+	w.t.Helper()
+	b, _ := json.Marshal(frame)
+	w.sendRaw(b)
+}
+
+func (w *wsClient) sendRaw(b []byte) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.c.Write(ctx, websocket.MessageText, b); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// await waits until a received frame satisfies pred and returns it.
+func (w *wsClient) await(pred func(map[string]any) bool) map[string]any {
+	w.t.Helper()
+	var out map[string]any
+	w.waitFor(func(frames []map[string]any) bool {
+		for _, f := range frames {
+			if pred(f) {
+				out = f
+				return true
+			}
+		}
+		return false
+	})
+	return out
+}
+
+// waitFor waits, up to 30 s, until cond holds over the frames so far.
+func (w *wsClient) waitFor(cond func([]map[string]any) bool) {
+	w.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		w.mu.Lock()
+		frames := slices.Clone(w.frames)
+		err := w.err
+		w.mu.Unlock()
+		n := len(frames)
+		// cond runs without the lock: it may call methods that take it.
+		if cond(frames) {
+			return
+		}
+		if err != nil {
+			w.t.Fatalf("connection ended before the condition held (%d frames): %v", n, err)
+		}
+		select {
+		case <-w.notify:
+		case <-deadline:
+			w.t.Fatalf("timed out waiting; %d frames received", n)
+		}
+	}
+}
+
+// snapshot returns the frames received so far.
+func (w *wsClient) snapshot() []map[string]any {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.frames)
+}
+
+// events returns the seqs of the event frames of conv, in arrival order.
+func (w *wsClient) events(conv string) []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var seqs []int
+	for _, f := range w.frames {
+		if f["type"] == "event" && f["conversation_id"] == conv {
+			seqs = append(seqs, int(f["seq"].(float64)))
+		}
+	}
+	return seqs
+}
+
+// closeStatus waits for the server to close the connection and returns
+// its close code.
+func (w *wsClient) closeStatus() websocket.StatusCode {
+	w.t.Helper()
+	select {
+	case <-w.closed:
+	case <-time.After(30 * time.Second):
+		w.t.Fatal("server did not close the connection")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return websocket.CloseStatus(w.err)
+}
+
+func seqRange(from, to int) []int {
+	var s []int
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}

@@ -1,0 +1,16 @@
+package app_test
+
+import (
+	"encoding/base64"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/schemas"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func recordOf(m kafka.Message, a schemas.Attributes) consumers.Record {
+	return consumers.Record{Message: m, Attrs: a}
+}
