@@ -27,7 +27,6 @@ import (
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
-	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -49,7 +48,7 @@ type System struct {
 
 	broker  *embeddedkafka.Broker
 	brokers []string
-	store   history.Store
+	store   *historyStore
 	gw      *gateway.Server
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -84,15 +83,16 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if err := s.provision(ctx); err != nil {
 		return nil, err
 	}
-	if roles.Gateway || roles.History {
-		s.store, err = pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
-		if err != nil {
-			return nil, fmt.Errorf("opening history store: %w", err)
-		}
-	}
-
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
+	if roles.Gateway || roles.History {
+		s.store, err = openHistory(runCtx, cfg, log.With("component", "history-store"), &s.wg)
+		if err != nil {
+			return nil, err
+		}
+		ready["history"] = s.store.Ready
+	}
 	if roles.Decider {
 		d := decider.New(decider.Config{
 			Brokers: s.brokers, Logger: log, Metrics: s.metrics,
@@ -102,13 +102,17 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}
 	if roles.History {
 		s.spawn("history", func() error {
+			// Consume only once the store can take writes: nothing is
+			// fetched, so nothing waits uncommitted.
+			if err := s.store.Wait(runCtx); err != nil {
+				return nil
+			}
 			return consumers.RunGroup(runCtx, consumers.GroupConfig{
 				Brokers: s.brokers, GroupID: schemas.GroupHistory, Topic: schemas.TopicEvents,
 				Logger: log.With("component", "history"), Metrics: s.metrics,
 			}, history.Projection{W: s.store})
 		})
 	}
-	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
 	r := chi.NewRouter()
 	var handler http.Handler = r
 	if roles.Gateway {
@@ -164,7 +168,12 @@ func (s *System) HTTPAddr() string { return s.httpLn.Addr().String() }
 func (s *System) KafkaBrokers() []string { return s.brokers }
 
 // Store is the history store, if this process opened one.
-func (s *System) Store() history.Store { return s.store }
+func (s *System) Store() history.Store {
+	if s.store == nil {
+		return nil
+	}
+	return s.store
+}
 
 // Err receives the first error of a role that stopped on its own.
 func (s *System) Err() <-chan error { return s.errc }

@@ -38,6 +38,11 @@ type Config struct {
 	LogLevel          string
 	LogFormat         string
 	ShutdownTimeout   time.Duration
+	ScyllaHosts       []string
+	ScyllaKeyspace    string
+	ScyllaConsistency string
+	ScyllaReplication string
+	ScyllaLocalDC     string
 }
 
 // Setting is one configuration setting.
@@ -71,19 +76,27 @@ func Settings() []Setting {
 			return nil
 		}
 	}
+	list := func(p func(*Config) *[]string) func(*Config, string) error {
+		return func(c *Config, v string) error {
+			*p(c) = nil
+			for _, b := range strings.Split(v, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					*p(c) = append(*p(c), b)
+				}
+			}
+			return nil
+		}
+	}
 	host, _ := os.Hostname()
 	return []Setting{
 		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
 		{"http-addr", "PARLEY_HTTP_ADDR", ":8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here)", str(func(c *Config) *string { return &c.HTTPAddr })},
-		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", func(c *Config, v string) error {
-			c.KafkaBrokers = nil
-			for _, b := range strings.Split(v, ",") {
-				if b = strings.TrimSpace(b); b != "" {
-					c.KafkaBrokers = append(c.KafkaBrokers, b)
-				}
-			}
-			return nil
-		}},
+		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
+		{"scylla-hosts", "PARLEY_SCYLLA_HOSTS", "", "comma-separated ScyllaDB contact points (host or host:port); empty uses the embedded Pebble store", list(func(c *Config) *[]string { return &c.ScyllaHosts })},
+		{"scylla-keyspace", "PARLEY_SCYLLA_KEYSPACE", "parley", "keyspace of the history tables, created if missing", str(func(c *Config) *string { return &c.ScyllaKeyspace })},
+		{"scylla-consistency", "PARLEY_SCYLLA_CONSISTENCY", "LOCAL_QUORUM", "consistency level of every history read and write", str(func(c *Config) *string { return &c.ScyllaConsistency })},
+		{"scylla-replication", "PARLEY_SCYLLA_REPLICATION", "", "replication of a new keyspace, e.g. class=NetworkTopologyStrategy,dc1=3 (empty: SimpleStrategy, 1 replica)", str(func(c *Config) *string { return &c.ScyllaReplication })},
+		{"scylla-local-dc", "PARLEY_SCYLLA_LOCAL_DC", "", "prefer replicas of this data centre", str(func(c *Config) *string { return &c.ScyllaLocalDC })},
 		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker", str(func(c *Config) *string { return &c.KafkaListen })},
 		{"partitions", "PARLEY_PARTITIONS", "12", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen", num(func(c *Config) *int { return &c.Partitions })},
 		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},

@@ -1,0 +1,182 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/projections/history/scyllastore"
+)
+
+// errStoreUnavailable is returned by a store that is still connecting.
+var errStoreUnavailable = errors.New("history store not connected yet")
+
+// historyStore is the history store of the process: Pebble under the data
+// dir, or ScyllaDB when PARLEY_SCYLLA_HOSTS is set. A ScyllaDB that is
+// unreachable at start does not stop the process: the store keeps
+// connecting with backoff in the background, /readyz says why it is not
+// ready, reads answer "unavailable", and the history projection waits.
+type historyStore struct {
+	mu      sync.RWMutex
+	s       history.Store
+	lastErr error
+	ready   chan struct{}
+}
+
+var _ history.Store = (*historyStore)(nil)
+
+// openHistory opens the configured store. For ScyllaDB it returns at once
+// and connects in the background until ctx is done.
+func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGroup) (*historyStore, error) {
+	h := &historyStore{ready: make(chan struct{})}
+	if len(cfg.ScyllaHosts) == 0 {
+		s, err := pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("opening history store: %w", err)
+		}
+		h.set(s)
+		return h, nil
+	}
+	sc := scyllastore.Config{
+		Hosts: cfg.ScyllaHosts, Keyspace: cfg.ScyllaKeyspace, Consistency: cfg.ScyllaConsistency,
+		LocalDC: cfg.ScyllaLocalDC, Logger: log,
+	}
+	if cfg.ScyllaReplication != "" {
+		r, err := parseReplication(cfg.ScyllaReplication)
+		if err != nil {
+			return nil, err
+		}
+		sc.Replication = r
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("scylla config: %w", err)
+	}
+	h.lastErr = errStoreUnavailable
+	wg.Go(func() {
+		backoff := 250 * time.Millisecond
+		for {
+			s, err := scyllastore.Open(ctx, sc)
+			if err == nil {
+				h.set(s)
+				log.Info("history store connected", "hosts", cfg.ScyllaHosts, "keyspace", cfg.ScyllaKeyspace)
+				return
+			}
+			h.mu.Lock()
+			h.lastErr = err
+			h.mu.Unlock()
+			log.Warn("history store unavailable; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+		}
+	})
+	return h, nil
+}
+
+func (h *historyStore) set(s history.Store) {
+	h.mu.Lock()
+	h.s, h.lastErr = s, nil
+	h.mu.Unlock()
+	close(h.ready)
+}
+
+func (h *historyStore) get() (history.Store, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.s == nil {
+		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, h.lastErr)
+	}
+	return h.s, nil
+}
+
+// Wait blocks until the store is connected or ctx is done.
+func (h *historyStore) Wait(ctx context.Context) error {
+	select {
+	case <-h.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ready is the /readyz check: connected, and answering when it can say.
+func (h *historyStore) Ready(ctx context.Context) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (h *historyStore) Apply(ctx context.Context, events []history.Event) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	return s.Apply(ctx, events)
+}
+
+func (h *historyStore) Page(ctx context.Context, id string, q history.PageQuery) (history.Page, error) {
+	s, err := h.get()
+	if err != nil {
+		return history.Page{}, err
+	}
+	return s.Page(ctx, id, q)
+}
+
+func (h *historyStore) Conversation(ctx context.Context, id string) (history.Conversation, error) {
+	s, err := h.get()
+	if err != nil {
+		return history.Conversation{}, err
+	}
+	return s.Conversation(ctx, id)
+}
+
+func (h *historyStore) Conversations(ctx context.Context, user string, limit int) ([]history.Conversation, error) {
+	s, err := h.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Conversations(ctx, user, limit)
+}
+
+func (h *historyStore) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.s == nil {
+		return nil
+	}
+	err := h.s.Close()
+	h.s = nil
+	return err
+}
+
+// parseReplication parses "class=NetworkTopologyStrategy,dc1=3" into a
+// CQL replication map.
+func parseReplication(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("PARLEY_SCYLLA_REPLICATION: %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	if out["class"] == "" {
+		return nil, errors.New("PARLEY_SCYLLA_REPLICATION needs class=...")
+	}
+	return out, nil
+}
