@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/schemas/schemacheck"
 )
 
 // TestChat runs the whole embedded system in-process and drives it over
@@ -69,6 +71,7 @@ func TestChat(t *testing.T) {
 				t.Errorf("%s received seqs %v, want 0..200 exactly once, in order", name, got)
 			}
 		}
+		waitConversation(t, sys.Store(), conv, 200)
 		if got := seqs(bob.history(conv)); !slices.Equal(got, want) {
 			t.Errorf("history has seqs %v, want 0..200", got)
 		}
@@ -87,6 +90,7 @@ func TestChat(t *testing.T) {
 		if seqsSeen[0] != seqsSeen[1] || seqsSeen[1] != seqsSeen[2] {
 			t.Errorf("acks name different seqs: %v", seqsSeen)
 		}
+		waitConversation(t, sys.Store(), conv, uint64(seqsSeen[0]))
 		n := 0
 		for _, e := range bob.history(conv) {
 			if e["data"].(map[string]any)["command_id"] == "retried-command" {
@@ -138,7 +142,12 @@ func TestChat(t *testing.T) {
 
 	t.Run("a reconnecting client gets exactly the missed messages, then live ones", func(t *testing.T) {
 		b1 := dial(t, addr, bob.token, false)
-		last := len(bob.history(conv)) - 1
+		status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "before-gap", "body": "see you"})
+		if status != http.StatusCreated {
+			t.Fatalf("send: %d %v", status, out)
+		}
+		last := int(out["seq"].(float64))
+		b1.waitFor(func([]map[string]any) bool { return slices.Contains(b1.events(conv), last) })
 		_ = b1.c.Close(websocket.StatusNormalClosure, "")
 		for i := range 50 {
 			status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": fmt.Sprint("gap-", i), "body": "while you were away"})
@@ -261,7 +270,7 @@ func TestChat(t *testing.T) {
 
 	t.Run("replaying chat.events rebuilds an identical history store", func(t *testing.T) {
 		running := sys.Store()
-		want := waitConversation(t, running, conv, uint64(len(bob.history(conv))-1))
+		want := waitConversation(t, running, conv, uint64(alice.send(conv, "before-replay")))
 		fresh, err := pebblestore.Open(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +302,105 @@ func TestChat(t *testing.T) {
 		}
 	})
 
-	lastSeq := len(bob.history(conv)) - 1
+	t.Run("the decider refuses non-members and dead-letters garbage written straight to the log", func(t *testing.T) {
+		before := logEnd(t, sys.KafkaBrokers())
+		ctx := context.Background()
+		w := producers.NewCommandWriter(sys.KafkaBrokers(), slogDiscard())
+		defer w.Close()
+		// A client that bypasses the gateway: the decider is the authority.
+		if err := w.Append(ctx, schemas.TypeSendMessage, conv, &schemas.SendMessageV1{
+			CommandID: "sneaky", UserID: "carol", ConversationID: conv, Body: "let me in", IssuedAt: time.Now(),
+		}, ""); err != nil {
+			t.Fatal(err)
+		}
+		garbage := producers.Message(producers.NewAttributes(schemas.TypeSendMessage, conv, time.Now()), []byte(`{"not":"a command"`))
+		kw := &kafka.Writer{Addr: kafka.TCP(sys.KafkaBrokers()...), Topic: schemas.TopicCommands, Balancer: kafka.Murmur2Balancer{}}
+		if err := kw.WriteMessages(ctx, garbage); err != nil {
+			t.Fatal(err)
+		}
+		kw.Close()
+		// The partition goes on: a valid send after the garbage works.
+		status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "after-garbage", "body": "still working"})
+		if status != http.StatusCreated {
+			t.Fatalf("send after garbage: %d %v", status, out)
+		}
+		var rejected, dead []kafka.Message
+		eventually(t, func() bool {
+			rejected, dead = nil, nil
+			for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicReplies) {
+				if a, _ := producers.Attributes(m); a.Type == schemas.TypeCommandRejected && strings.Contains(string(m.Value), "sneaky") {
+					rejected = append(rejected, m)
+				}
+			}
+			dead = readAll(t, sys.KafkaBrokers(), schemas.TopicDLQ)
+			return len(rejected) == 1 && len(dead) == 1
+		})
+		if !strings.Contains(string(rejected[0].Value), `"code":"not_member"`) {
+			t.Errorf("rejection %s, want code not_member", rejected[0].Value)
+		}
+		headers := map[string]string{}
+		for _, h := range dead[0].Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		if headers[schemas.HeaderDLQTopic] != schemas.TopicCommands || headers[schemas.HeaderDLQError] == "" || headers[schemas.HeaderDLQGroup] != schemas.GroupDecider {
+			t.Errorf("dead letter headers %v", headers)
+		}
+		after := logEnd(t, sys.KafkaBrokers())
+		if got := after[schemas.TopicEvents] - before[schemas.TopicEvents]; got != 1 {
+			t.Errorf("chat.events grew by %d, want 1 (only alice's send)", got)
+		}
+	})
+
+	t.Run("every record the system wrote validates against its schema", func(t *testing.T) {
+		v, err := schemacheck.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Records a consumer dead-lettered are the ones allowed to be bad.
+		deadLettered := map[string]bool{}
+		for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
+			h := map[string]string{}
+			for _, x := range m.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			deadLettered[h[schemas.HeaderDLQTopic]+"/"+h[schemas.HeaderDLQPartition]+"/"+h[schemas.HeaderDLQOffset]] = true
+		}
+		counts := map[string]int{}
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies} {
+			for _, m := range readAll(t, sys.KafkaBrokers(), topic) {
+				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
+					continue
+				}
+				attrs, err := producers.Attributes(m)
+				if err != nil {
+					t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
+				}
+				if err := v.Validate(attrs.Type, m.Value); err != nil {
+					t.Errorf("%s offset %d (%s): %v\n%s", topic, m.Offset, attrs.Type, err, m.Value)
+				}
+				if string(m.Key) != attrs.Subject {
+					t.Errorf("%s offset %d: key %q but ce_subject %q", topic, m.Offset, m.Key, attrs.Subject)
+				}
+				if attrs.HasSeq != (topic == schemas.TopicEvents) {
+					t.Errorf("%s offset %d: ce_seq present = %v", topic, m.Offset, attrs.HasSeq)
+				}
+				if topic == schemas.TopicEvents {
+					var data struct{ Seq uint64 }
+					if err := json.Unmarshal(m.Value, &data); err != nil || data.Seq != attrs.Seq {
+						t.Errorf("%s offset %d: ce_seq %d but value seq %d (%v)", topic, m.Offset, attrs.Seq, data.Seq, err)
+					}
+				}
+				counts[attrs.Type]++
+			}
+		}
+		for _, typ := range schemas.Types() {
+			if counts[typ] == 0 {
+				t.Errorf("the test produced no %s record to validate", typ)
+			}
+		}
+	})
+
+	lastSeq := alice.send(conv, "before-restart")
 	stopSystem(t, sys)
 
 	t.Run("after a restart history and seq continue", func(t *testing.T) {
@@ -309,6 +416,7 @@ func TestChat(t *testing.T) {
 		if status != http.StatusOK || out["duplicate"] != true {
 			t.Errorf("retry across restart: %d %v, want 200 duplicate", status, out)
 		}
+		waitConversation(t, sys.Store(), conv, uint64(lastSeq+1))
 		if got := seqs(alice.history(conv)); !slices.Equal(got, seqRange(0, lastSeq+1)) {
 			t.Errorf("history after restart: %v", got)
 		}
@@ -406,6 +514,41 @@ func replay(t *testing.T, brokers []string, w history.Writer) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// readAll returns every record of topic, partition by partition.
+func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ctx := context.Background()
+	client := producers.NewClient(brokers)
+	n, err := producers.Partitions(ctx, client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for p := range n {
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw := resp.Topics[topic][0].LastOffset
+		if hw == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+			if m.Offset == hw-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
 }
 
 func waitConversation(t *testing.T, s history.Reader, id string, seq uint64) history.Conversation {

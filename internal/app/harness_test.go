@@ -121,6 +121,16 @@ func (a api) createDirect(other string) string {
 	return out["conversation_id"].(string)
 }
 
+// send sends a message over HTTP and returns its seq.
+func (a api) send(conv, commandID string) int {
+	a.t.Helper()
+	status, out := a.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": commandID, "body": "message " + commandID})
+	if status != http.StatusCreated {
+		a.t.Fatalf("send %s: %d %v", commandID, status, out)
+	}
+	return int(out["seq"].(float64))
+}
+
 // history returns every event of a conversation, ascending: the
 // creation (seq 0, the only event before seq 1), then forward pages.
 func (a api) history(conv string) []map[string]any {
