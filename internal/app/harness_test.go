@@ -21,7 +21,7 @@ import (
 )
 
 // startSystem starts every role in-process on free ports over dir.
-func startSystem(t *testing.T, dir string, tweak ...func(*app.Config)) *app.System {
+func startSystem(t testing.TB, dir string, tweak ...func(*app.Config)) *app.System {
 	t.Helper()
 	cfg, err := app.Load("test", []string{
 		"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0",
@@ -46,7 +46,7 @@ func startSystem(t *testing.T, dir string, tweak ...func(*app.Config)) *app.Syst
 	return sys
 }
 
-func stopSystem(t *testing.T, sys *app.System) {
+func stopSystem(t testing.TB, sys *app.System) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -55,7 +55,7 @@ func stopSystem(t *testing.T, sys *app.System) {
 	}
 }
 
-func token(t *testing.T, user string, ttl time.Duration) string {
+func token(t testing.TB, user string, ttl time.Duration) string {
 	t.Helper()
 	a, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(app.DevSecret)})
 	if err != nil {
@@ -70,7 +70,7 @@ func token(t *testing.T, user string, ttl time.Duration) string {
 
 // api is an HTTP client of one user.
 type api struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
