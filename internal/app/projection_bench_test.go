@@ -1,0 +1,107 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/projections/history/scyllastore"
+	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// BenchmarkHistoryProjection_100000Events measures the history
+// projection's throughput from chat.events (embedded broker, 12
+// partitions, 100 conversations) into each store: the time from starting
+// the consumer group until the store holds every event. Run with
+// -benchtime=1x; the CQL stand-in figure is protocol overhead only.
+func BenchmarkHistoryProjection_100000Events(b *testing.B) {
+	const convs, perConv = 100, 1000
+	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: b.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
+	ctx := context.Background()
+	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{}); err != nil {
+		b.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicEvents, Balancer: kafka.Murmur2Balancer{}, BatchSize: 1000, BatchTimeout: time.Millisecond}
+	now := time.Now().UTC()
+	var msgs []kafka.Message
+	for c := range convs {
+		id := fmt.Sprintf("g_bench%04d", c)
+		for seq := 0; seq <= perConv; seq++ {
+			var typ string
+			var v any
+			if seq == 0 {
+				typ, v = schemas.TypeConversationCreated, schemas.ConversationCreatedV1{ConversationID: id, Kind: schemas.KindGroup, Title: "bench", CreatedBy: "alice",
+					Members: []schemas.Member{{UserID: "alice", Role: schemas.RoleOwner}, {UserID: "bob", Role: schemas.RoleMember}}, CommandID: "c", CreatedAt: now}
+			} else {
+				typ, v = schemas.TypeMessageSent, schemas.MessageSentV1{ConversationID: id, Seq: uint64(seq), SenderID: "alice", Body: "a message of a typical length, about sixty bytes long.", CommandID: fmt.Sprint("m", seq), SentAt: now}
+			}
+			data, _ := json.Marshal(v)
+			a := producers.NewAttributes(typ, id, now)
+			a.Seq, a.HasSeq = uint64(seq), true
+			msgs = append(msgs, producers.Message(a, data))
+		}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+	total := len(msgs)
+
+	run := func(b *testing.B, store history.Store, group string) {
+		defer store.Close()
+		b.ResetTimer()
+		start := time.Now()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: brokers, GroupID: group, Topic: schemas.TopicEvents}, history.Projection{W: store})
+		}()
+		for c := range convs {
+			id := fmt.Sprintf("g_bench%04d", c)
+			for {
+				conv, err := store.Conversation(ctx, id)
+				if err == nil && conv.LastSeq == perConv {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(total)/elapsed.Seconds(), "events/s")
+	}
+	b.Run("pebble", func(b *testing.B) {
+		s, err := pebblestore.Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, s, fmt.Sprint("bench-pebble-", time.Now().UnixNano()))
+	})
+	b.Run("cql-standin", func(b *testing.B) {
+		fake := cqlfake.Start(b)
+		s, err := scyllastore.Open(ctx, scyllastore.Config{Hosts: []string{fake.Addr()}, Keyspace: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, s, fmt.Sprint("bench-cql-", time.Now().UnixNano()))
+	})
+}
