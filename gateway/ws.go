@@ -148,6 +148,13 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 	select {
 	case <-expired:
 		return CloseTokenExpired, "token expired"
+	case <-sess.Done():
+		// Ended by the hub while a write may still be blocked on the
+		// slow client: close now rather than after the write timeout.
+		if errors.Is(sess.Err(), delivery.ErrSlowConsumer) {
+			return CloseSlowConsumer, "slow consumer"
+		}
+		return k.closeFor(ctx, sess.Err())
 	case err := <-deliverErr:
 		if errors.Is(err, delivery.ErrSlowConsumer) {
 			return CloseSlowConsumer, "slow consumer"
@@ -245,20 +252,31 @@ func (k *socket) readLoop(ctx context.Context, sess *delivery.Session) error {
 			}
 			continue
 		}
-		var f clientFrame
-		if err := json.Unmarshal(data, &f); err != nil {
-			if err := k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "malformed JSON: "+err.Error()))); err != nil {
+		f, e := decodeFrame(data)
+		if e != nil {
+			if err := k.writeError(ctx, "", k.s.reject("gateway", e)); err != nil {
 				return err
 			}
 			continue
-		}
-		if len(f.ID) > 64 {
-			f.ID = f.ID[:64]
 		}
 		if err := k.handle(ctx, sess, f); err != nil {
 			return err
 		}
 	}
+}
+
+// decodeFrame decodes a client's text frame, with its id cut to 64 bytes
+// so that echoing it back stays cheap. The error is the one to answer
+// with.
+func decodeFrame(data []byte) (clientFrame, *apiError) {
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return clientFrame{}, newError(codeBadFrame, "malformed JSON: "+err.Error())
+	}
+	if len(f.ID) > 64 {
+		f.ID = f.ID[:64]
+	}
+	return f, nil
 }
 
 func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFrame) error {

@@ -68,6 +68,10 @@ func token(t testing.TB, user string, ttl time.Duration) string {
 	return tok
 }
 
+// httpClient bounds every request of the tests, so a stuck server fails
+// a test instead of hanging it.
+var httpClient = &http.Client{Timeout: 60 * time.Second}
+
 // api is an HTTP client of one user.
 type api struct {
 	t     testing.TB
@@ -94,7 +98,7 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -76,14 +76,37 @@ func (s *Session) fail(err error) {
 	})
 }
 
-// push enqueues without blocking; a full queue ends the session.
-func (s *Session) push(it item) {
+// Done is closed when the session has ended: closed, or failed as a
+// slow consumer. Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.failed }
+
+// Err is why the session ended, once Done is closed.
+func (s *Session) Err() error {
+	select {
+	case <-s.failed:
+		return s.failErr
+	default:
+		return nil
+	}
+}
+
+// push enqueues without blocking and reports whether the queue had room.
+// A caller that gets false must call overflow, but not while
+// holding the hub's lock: ending a session unregisters it, which takes
+// that lock.
+func (s *Session) push(it item) bool {
 	select {
 	case s.queue <- it:
+		return true
 	default:
-		s.hub.cfg.Metrics.SlowConsumers.Inc()
-		s.fail(ErrSlowConsumer)
+		return false
 	}
+}
+
+// overflow ends a session whose queue is full.
+func (s *Session) overflow() {
+	s.hub.cfg.Metrics.SlowConsumers.Inc()
+	s.fail(ErrSlowConsumer)
 }
 
 // Resume asks the session to deliver, for each conversation, the events
@@ -92,7 +115,9 @@ func (s *Session) push(it item) {
 // caller must have checked that the user is a member of each
 // conversation.
 func (s *Session) Resume(id string, last map[string]uint64) {
-	s.push(item{resume: &resumeRequest{id: id, from: last}})
+	if !s.push(item{resume: &resumeRequest{id: id, from: last}}) {
+		s.overflow()
+	}
 }
 
 // Run writes frames to sink until ctx is done, the sink fails or the
