@@ -402,6 +402,9 @@ func TestChat(t *testing.T) {
 
 	lastSeq := alice.send(conv, "before-restart")
 	stopSystem(t, sys)
+	if code := aws.closeStatus(); code != websocket.StatusGoingAway {
+		t.Errorf("on shutdown a socket was closed with %d, want 1001 going away", code)
+	}
 
 	t.Run("after a restart history and seq continue", func(t *testing.T) {
 		sys := startSystem(t, dir)
