@@ -92,15 +92,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// too_large error frame and the socket stays open.
 	c.SetReadLimit(int64(4*s.cfg.MaxBodyBytes + 4096))
 
+	// Shutdown is seen by run, not through ctx: cancelling the context of
+	// a Read tears the connection down before a close frame can be sent.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 
 	sock := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight)}
 	code, reason := sock.run(ctx, r)
@@ -125,6 +120,15 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 		k.id = id
 	} else {
 		actx, cancel := context.WithTimeout(ctx, k.s.cfg.AuthTimeout)
+		// A socket that has not authenticated yet is simply dropped on
+		// shutdown; it has nothing to resume.
+		go func() {
+			select {
+			case <-k.s.stopping:
+				cancel()
+			case <-actx.Done():
+			}
+		}()
 		code, reason, ok := k.firstFrameAuth(actx)
 		cancel()
 		if !ok {
@@ -146,6 +150,8 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 	k.work.Go(func() { readErr <- k.readLoop(ctx, sess) })
 
 	select {
+	case <-k.s.stopping:
+		return websocket.StatusGoingAway, "server shutting down"
 	case <-expired:
 		return CloseTokenExpired, "token expired"
 	case <-sess.Done():
