@@ -231,12 +231,19 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 	}
 	it := item{conv: attrs.Subject, seq: attrs.Seq, at: attrs.Time,
 		frame: EncodeEvent(attrs.Subject, attrs.Seq, attrs.Type, attrs.ID, attrs.Time, value)}
+	var slow []*Session
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for _, m := range conv.Members {
 		for s := range h.sessions[m.UserID] {
-			s.push(it)
+			if !s.push(it) {
+				slow = append(slow, s)
+			}
 		}
+	}
+	h.mu.RUnlock()
+	// Ending a session unregisters it, which takes h.mu: never under it.
+	for _, s := range slow {
+		s.overflow()
 	}
 }
 

@@ -1,0 +1,480 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/historytest"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// fakeSink records the frames a session writes. write, if set, runs
+// before each frame is recorded and may block or fail it.
+type fakeSink struct {
+	write func(ctx context.Context, frame []byte) error
+
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (s *fakeSink) Write(ctx context.Context, frame []byte) error {
+	if s.write != nil {
+		if err := s.write(ctx, frame); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.frames = append(s.frames, slices.Clone(frame))
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSink) got() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.frames)
+}
+
+// summaries describes frames briefly: "event c 3", "gap c 4-7 reason",
+// "resumed r1 map[c:10]".
+func (s *fakeSink) summaries(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for _, f := range s.got() {
+		out = append(out, summarize(t, f))
+	}
+	return out
+}
+
+func summarize(t testing.TB, frame []byte) string {
+	t.Helper()
+	var f struct {
+		Type           string            `json:"type"`
+		ConversationID string            `json:"conversation_id"`
+		Seq            uint64            `json:"seq"`
+		FromSeq        uint64            `json:"from_seq"`
+		ToSeq          uint64            `json:"to_seq"`
+		Reason         string            `json:"reason"`
+		ID             string            `json:"id"`
+		Conversations  map[string]uint64 `json:"conversations"`
+	}
+	if err := json.Unmarshal(frame, &f); err != nil {
+		t.Fatalf("frame is not JSON: %v: %q", err, frame)
+	}
+	switch f.Type {
+	case "event":
+		return fmt.Sprintf("event %s %d", f.ConversationID, f.Seq)
+	case "gap":
+		return fmt.Sprintf("gap %s %d-%d %s", f.ConversationID, f.FromSeq, f.ToSeq, f.Reason)
+	case "resumed":
+		return fmt.Sprintf("resumed %s %v", f.ID, f.Conversations)
+	}
+	t.Fatalf("unknown frame %s", frame)
+	return ""
+}
+
+// waitFrames waits until the sink holds want (and no more for a moment
+// longer would be checked by the caller).
+func waitFrames(t *testing.T, s *fakeSink, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := s.summaries(t)
+		if len(got) >= len(want) {
+			if !slices.Equal(got, want) {
+				t.Fatalf("frames:\n got %q\nwant %q", got, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for frames:\n got %q\nwant %q", got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func openStore(t testing.TB) *pebblestore.Store {
+	t.Helper()
+	s, err := pebblestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func store(t testing.TB, s history.Writer, events ...history.Event) {
+	t.Helper()
+	if err := s.Apply(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newTestHub returns a hub that is never Run: the tests feed it events
+// through its event path directly.
+func newTestHub(t testing.TB, h history.Reader, tweak func(*Config)) *Hub {
+	cfg := Config{History: h, GapWait: 2 * time.Second}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	return NewHub(cfg)
+}
+
+// live feeds ev to the hub as if read from chat.events.
+func live(h *Hub, ev history.Event) {
+	h.event(context.Background(), attrsOf(ev), ev.Data)
+}
+
+func attrsOf(ev history.Event) schemas.Attributes {
+	return schemas.Attributes{ID: ev.ID, Type: ev.Type, Source: schemas.Source, Subject: ev.ConversationID,
+		Time: ev.Time, Seq: ev.Seq, HasSeq: true, CommandOffset: -1}
+}
+
+type runningSession struct {
+	s        *Session
+	finished chan struct{} // closed when Run has returned err
+	err      error
+}
+
+// run starts a session of user writing to sink.
+func run(t *testing.T, h *Hub, user string, sink Sink) *runningSession {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningSession{s: h.NewSession(user), finished: make(chan struct{})}
+	go func() {
+		defer close(rs.finished)
+		rs.err = rs.s.Run(ctx, sink)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		rs.s.Close()
+		select {
+		case <-rs.finished:
+		case <-time.After(10 * time.Second):
+			t.Error("session Run did not return")
+		}
+	})
+	return rs
+}
+
+// result waits for Run to return and gives its error.
+func (rs *runningSession) result(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-rs.finished:
+		return rs.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("session Run did not return")
+		return nil
+	}
+}
+
+func registered(h *Hub, s *Session) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.sessions[s.user][s]
+	return ok
+}
+
+var (
+	convC  = "c1"
+	convD  = "c2"
+	member = historytest.Member
+)
+
+func group(conv string, users ...string) history.Event {
+	ms := make([]schemas.Member, len(users))
+	for i, u := range users {
+		ms[i] = member(u)
+	}
+	return historytest.Group(conv, historytest.Base, ms...)
+}
+
+func msgs(conv string, from, to uint64) []history.Event {
+	return historytest.Messages(conv, from, to, "alice")
+}
+
+func msg(conv string, seq uint64) history.Event {
+	return historytest.Message(conv, seq, "alice", "hi", historytest.MessageTime(seq))
+}
+
+func TestSessionLiveEvents(t *testing.T) {
+	t.Parallel()
+	t.Run("live events are written in order", func(t *testing.T) {
+		t.Parallel()
+		h := newTestHub(t, openStore(t), nil)
+		sink := &fakeSink{}
+		run(t, h, "alice", sink)
+		live(h, group(convC, "alice", "bob"))
+		for _, ev := range msgs(convC, 1, 5) {
+			live(h, ev)
+		}
+		waitFrames(t, sink, "event c1 0", "event c1 1", "event c1 2", "event c1 3", "event c1 4", "event c1 5")
+	})
+	t.Run("events the socket already has are dropped", func(t *testing.T) {
+		t.Parallel()
+		h := newTestHub(t, openStore(t), nil)
+		sink := &fakeSink{}
+		run(t, h, "alice", sink)
+		live(h, group(convC, "alice", "bob"))
+		for _, seq := range []uint64{1, 2, 1, 2, 0, 3} {
+			live(h, msg(convC, seq))
+		}
+		waitFrames(t, sink, "event c1 0", "event c1 1", "event c1 2", "event c1 3")
+	})
+	t.Run("a gap before a live event is filled from history first", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		evs := msgs(convC, 1, 6)
+		store(t, st, append([]history.Event{group(convC, "alice", "bob")}, evs...)...)
+		h := newTestHub(t, st, nil)
+		sink := &fakeSink{}
+		run(t, h, "bob", sink)
+		live(h, evs[0])
+		live(h, evs[3]) // seq 4: 2 and 3 come from history
+		live(h, evs[1]) // already backfilled
+		live(h, evs[5]) // seq 6: 5 from history
+		waitFrames(t, sink, "event c1 1", "event c1 2", "event c1 3", "event c1 4", "event c1 5", "event c1 6")
+		// Backfilled frames are the same bytes as live ones.
+		for i, f := range sink.got() {
+			ev := evs[i]
+			if want := EncodeEvent(ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time, ev.Data); !bytes.Equal(f, want) {
+				t.Errorf("frame %d:\n got %s\nwant %s", i, f, want)
+			}
+		}
+	})
+	t.Run("a session waits for a lagging history and then fills the gap", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		evs := msgs(convC, 1, 4)
+		store(t, st, group(convC, "alice", "bob"), evs[0])
+		h := newTestHub(t, st, func(c *Config) { c.GapWait = 10 * time.Second })
+		sink := &fakeSink{}
+		run(t, h, "bob", sink)
+		live(h, evs[0])
+		live(h, evs[3])
+		waitFrames(t, sink, "event c1 1")
+		time.Sleep(100 * time.Millisecond) // the session is waiting, not giving up
+		if got := sink.summaries(t); len(got) != 1 {
+			t.Fatalf("frames %q while history lags, want only the first event", got)
+		}
+		store(t, st, evs[1], evs[2]) // the history projection catches up
+		waitFrames(t, sink, "event c1 1", "event c1 2", "event c1 3", "event c1 4")
+	})
+	t.Run("a gap history cannot fill within GapWait is announced before the event", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		evs := msgs(convC, 1, 5)
+		store(t, st, group(convC, "alice", "bob"), evs[0])
+		h := newTestHub(t, st, func(c *Config) { c.GapWait = 50 * time.Millisecond })
+		sink := &fakeSink{}
+		run(t, h, "bob", sink)
+		live(h, evs[0])
+		live(h, evs[3])
+		live(h, evs[4])
+		waitFrames(t, sink, "event c1 1", "gap c1 2-3 history_unavailable", "event c1 4", "event c1 5")
+	})
+	t.Run("a live gap larger than BackfillLimit is announced and the newest events backfilled", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		evs := msgs(convC, 1, 20)
+		store(t, st, append([]history.Event{group(convC, "alice", "bob")}, evs...)...)
+		h := newTestHub(t, st, func(c *Config) { c.BackfillLimit = 4 })
+		sink := &fakeSink{}
+		run(t, h, "bob", sink)
+		live(h, evs[0])
+		live(h, evs[19])
+		waitFrames(t, sink, "event c1 1", "gap c1 2-15 backfill_limit",
+			"event c1 16", "event c1 17", "event c1 18", "event c1 19", "event c1 20")
+	})
+}
+
+func TestSessionResume(t *testing.T) {
+	t.Parallel()
+	t.Run("resume backfills exactly the events after the client's seq and says so", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		store(t, st, group(convC, "alice", "bob"), group(convD, "alice", "carol"))
+		store(t, st, msgs(convC, 1, 10)...)
+		store(t, st, msgs(convD, 1, 2)...)
+		h := newTestHub(t, st, nil)
+		sink := &fakeSink{}
+		rs := run(t, h, "alice", sink)
+		rs.s.Resume("r1", map[string]uint64{convC: 3, convD: 0})
+		want := []string{"event c1 4", "event c1 5", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "event c1 10",
+			"event c2 1", "event c2 2", "resumed r1 map[c1:10 c2:2]"}
+		waitFor(t, "the resume", func() bool { return len(sink.got()) >= len(want) })
+		got := sink.summaries(t)
+		// Conversations are resumed in any order, each in seq order.
+		for _, conv := range []string{convC, convD} {
+			if g, w := only(got, conv), only(want, conv); !slices.Equal(g, w) {
+				t.Errorf("frames of %s:\n got %q\nwant %q", conv, g, w)
+			}
+		}
+		if len(got) != len(want) || got[len(got)-1] != want[len(want)-1] {
+			t.Errorf("frames %q, want the resumed frame last", got)
+		}
+
+		live(h, msg(convC, 10)) // the socket has it
+		live(h, msg(convC, 11))
+		waitFor(t, "the live event", func() bool { return len(sink.got()) > len(want) })
+		if got := sink.summaries(t)[len(want):]; !slices.Equal(got, []string{"event c1 11"}) {
+			t.Errorf("after the resume: %q, want only event 11", got)
+		}
+	})
+	t.Run("resume with nothing missing writes only the resumed frame", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		store(t, st, group(convC, "alice", "bob"))
+		store(t, st, msgs(convC, 1, 3)...)
+		h := newTestHub(t, st, nil)
+		sink := &fakeSink{}
+		rs := run(t, h, "alice", sink)
+		rs.s.Resume("r1", map[string]uint64{convC: 3})
+		waitFrames(t, sink, "resumed r1 map[c1:3]")
+	})
+	t.Run("resume below what the socket already has repeats nothing", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		store(t, st, group(convC, "alice", "bob"))
+		store(t, st, msgs(convC, 1, 5)...)
+		h := newTestHub(t, st, nil)
+		sink := &fakeSink{}
+		rs := run(t, h, "alice", sink)
+		rs.s.Resume("r1", map[string]uint64{convC: 3})
+		waitFrames(t, sink, "event c1 4", "event c1 5", "resumed r1 map[c1:5]")
+		rs.s.Resume("r2", map[string]uint64{convC: 1})
+		waitFrames(t, sink, "event c1 4", "event c1 5", "resumed r1 map[c1:5]", "resumed r2 map[c1:5]")
+	})
+	t.Run("resume past BackfillLimit announces the oldest events as a gap", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		store(t, st, group(convC, "alice", "bob"))
+		store(t, st, msgs(convC, 1, 12)...)
+		h := newTestHub(t, st, func(c *Config) { c.BackfillLimit = 5 })
+		sink := &fakeSink{}
+		rs := run(t, h, "alice", sink)
+		rs.s.Resume("r1", map[string]uint64{convC: 0})
+		waitFrames(t, sink, "gap c1 1-7 backfill_limit",
+			"event c1 8", "event c1 9", "event c1 10", "event c1 11", "event c1 12", "resumed r1 map[c1:12]")
+	})
+	t.Run("resume to a seq seen live but not yet in history ends in a gap", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		evs := msgs(convC, 1, 7)
+		store(t, st, append([]history.Event{group(convC, "alice", "bob")}, evs[:5]...)...)
+		h := newTestHub(t, st, func(c *Config) { c.GapWait = 50 * time.Millisecond })
+		live(h, evs[5]) // no session yet: the hub only learns seq 7 exists
+		live(h, evs[6])
+		sink := &fakeSink{}
+		rs := run(t, h, "alice", sink)
+		rs.s.Resume("r1", map[string]uint64{convC: 4})
+		waitFrames(t, sink, "event c1 5", "gap c1 6-7 history_unavailable", "resumed r1 map[c1:7]")
+	})
+}
+
+func only(frames []string, conv string) []string {
+	var out []string
+	for _, f := range frames {
+		if strings.Contains(f, " "+conv+" ") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSessionSlowConsumer(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	h := newTestHub(t, st, func(c *Config) { c.QueueSize = 2 })
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sink := &fakeSink{write: func(ctx context.Context, _ []byte) error {
+		once.Do(func() { close(blocked); <-release })
+		return nil
+	}}
+	rs := run(t, h, "alice", sink)
+	other := &fakeSink{}
+	run(t, h, "bob", other)
+
+	// Each event is fed once bob has written the one before, so that
+	// only alice's queue fills up.
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		live(h, group(convC, "alice", "bob")) // taken by Run, which blocks writing it
+		<-blocked
+		for i, ev := range msgs(convC, 1, 4) { // two fit in the queue, the third overflows
+			for deadline := time.Now().Add(10 * time.Second); len(other.got()) < i+1 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			live(h, ev)
+		}
+	}()
+	select {
+	case <-fed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publishing to a full session queue blocked the hub")
+	}
+	if registered(h, rs.s) {
+		t.Error("the slow session is still registered with the hub")
+	}
+	h.mu.RLock()
+	_, aliceLeft := h.sessions["alice"]
+	h.mu.RUnlock()
+	if aliceLeft {
+		t.Error("the hub still lists sessions of alice")
+	}
+	close(release)
+	if err := rs.result(t); !errors.Is(err, ErrSlowConsumer) {
+		t.Errorf("Run = %v, want ErrSlowConsumer", err)
+	}
+	// Other sessions are not held back.
+	waitFrames(t, other, "event c1 0", "event c1 1", "event c1 2", "event c1 3", "event c1 4")
+}
+
+func TestSessionClose(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, openStore(t), nil)
+	rs := run(t, h, "alice", &fakeSink{})
+	rs.s.Close()
+	rs.s.Close() // idempotent
+	if err := rs.result(t); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run after Close = %v, want context.Canceled", err)
+	}
+	if registered(h, rs.s) {
+		t.Error("a closed session is still registered")
+	}
+}
+
+func TestSessionSinkErrorEndsRun(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, openStore(t), nil)
+	broken := errors.New("socket gone")
+	rs := run(t, h, "alice", &fakeSink{write: func(context.Context, []byte) error { return broken }})
+	live(h, group(convC, "alice", "bob"))
+	if err := rs.result(t); !errors.Is(err, broken) {
+		t.Errorf("Run = %v, want the sink's error", err)
+	}
+}
