@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/schemas"
@@ -22,6 +23,11 @@ type Projection struct {
 func (p Projection) Decode(r consumers.Record) (Event, error) {
 	if r.Attrs.Subject == "" || !r.Attrs.HasSeq {
 		return Event{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
+	}
+	// What a store keeps as text must be text: one record a store
+	// refuses forever would otherwise wedge the projection.
+	if !schemas.ValidConversationID(r.Attrs.Subject) || !utf8.ValidString(r.Attrs.ID) || !utf8.ValidString(r.Attrs.Type) {
+		return Event{}, fmt.Errorf("%w: record at offset %d has a malformed conversation id, ce_id or ce_type", schemas.ErrInvalid, r.Message.Offset)
 	}
 	if _, err := schemas.Decode(r.Attrs.Type, r.Message.Value); err != nil && !errors.Is(err, schemas.ErrUnknownType) {
 		return Event{}, err
