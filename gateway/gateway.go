@@ -48,8 +48,10 @@ type Config struct {
 	Commands Appender
 	Hub      Hub
 	History  history.Reader
-	Metrics  *telemetry.Metrics
-	Logger   *slog.Logger
+	// Signals appends typing indicators; nil disables them.
+	Signals Signaler
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// MaxBodyBytes is the largest message body. Default: 16 KiB.
@@ -101,6 +103,7 @@ type Server struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	sockets  sync.WaitGroup
+	typing   *limiter
 }
 
 // New returns a Server.
@@ -116,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), stopping: make(chan struct{}), typing: newLimiter(typingInterval)}
 	s.mux = s.routes()
 	return s, nil
 }

@@ -324,6 +324,8 @@ func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFra
 		}
 		sess.Resume(f.ID, good)
 		return nil
+	case "typing":
+		return k.typing(ctx, f)
 	case "auth":
 		id, err := k.s.cfg.Auth.Verify(f.Token)
 		if err != nil {

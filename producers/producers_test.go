@@ -38,7 +38,7 @@ func TestProvision(t *testing.T) {
 	brokers := startBroker(t)
 	ctx := testContext(t)
 	client := producers.NewClient(brokers)
-	topo := producers.Topology{Partitions: 5, CommandRetention: 48 * time.Hour, ReplyRetention: 2 * time.Hour, DLQRetention: 10 * 24 * time.Hour}
+	topo := producers.Topology{Partitions: 5, CommandRetention: 48 * time.Hour, ReplyRetention: 2 * time.Hour, EphemeralRetention: 30 * time.Minute, DLQRetention: 10 * 24 * time.Hour}
 	if err := producers.Provision(ctx, client, topo); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicDLQ} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
 			n, err := producers.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -57,10 +57,11 @@ func TestProvision(t *testing.T) {
 	})
 	t.Run("every topic has explicit retention and cleanup configs", func(t *testing.T) {
 		want := map[string]string{
-			schemas.TopicCommands: "172800000",
-			schemas.TopicEvents:   "-1", // forever
-			schemas.TopicReplies:  "7200000",
-			schemas.TopicDLQ:      "864000000",
+			schemas.TopicCommands:  "172800000",
+			schemas.TopicEvents:    "-1", // forever
+			schemas.TopicReplies:   "7200000",
+			schemas.TopicDLQ:       "864000000",
+			schemas.TopicEphemeral: "1800000",
 		}
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {

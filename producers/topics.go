@@ -23,6 +23,8 @@ type Topology struct {
 	CommandRetention time.Duration
 	// ReplyRetention of chat.replies. Default: 1 day.
 	ReplyRetention time.Duration
+	// EphemeralRetention of chat.ephemeral. Default: 1 hour.
+	EphemeralRetention time.Duration
 	// DLQRetention of chat.dlq. Default: 30 days.
 	DLQRetention time.Duration
 }
@@ -41,6 +43,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.ReplyRetention == 0 {
 		t.ReplyRetention = 24 * time.Hour
 	}
+	if t.EphemeralRetention == 0 {
+		t.EphemeralRetention = time.Hour
+	}
 	if t.DLQRetention == 0 {
 		t.DLQRetention = 30 * 24 * time.Hour
 	}
@@ -56,7 +61,7 @@ func (t Topology) Validate() error {
 	if t.ReplicationFactor < 1 {
 		errs = append(errs, fmt.Errorf("replication factor must be at least 1, got %d", t.ReplicationFactor))
 	}
-	for name, d := range map[string]time.Duration{"command": t.CommandRetention, "reply": t.ReplyRetention, "dlq": t.DLQRetention} {
+	for name, d := range map[string]time.Duration{"command": t.CommandRetention, "reply": t.ReplyRetention, "ephemeral": t.EphemeralRetention, "dlq": t.DLQRetention} {
 		if d < time.Minute {
 			errs = append(errs, fmt.Errorf("%s retention must be at least 1m, got %s", name, d))
 		}
@@ -85,6 +90,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicCommands, ms(t.CommandRetention)),
 		topic(schemas.TopicEvents, "-1"),
 		topic(schemas.TopicReplies, ms(t.ReplyRetention)),
+		topic(schemas.TopicEphemeral, ms(t.EphemeralRetention)),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
 	}
 }

@@ -87,3 +87,49 @@ func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka
 		ErrorLogger:  kafka.LoggerFunc(func(msg string, args ...any) { log.Error(fmt.Sprintf(msg, args...), "topic", topic) }),
 	}
 }
+
+// SignalWriter appends ephemeral signals (typing indicators) to
+// chat.ephemeral. Appends are asynchronous and fire-and-forget: a signal
+// lost to a broker hiccup is not worth a client's wait, and one that
+// arrives late expires anyway. It is safe for concurrent use.
+type SignalWriter struct {
+	w   *kafka.Writer
+	now func() time.Time
+}
+
+// NewSignalWriter returns a SignalWriter for the bootstrap brokers.
+func NewSignalWriter(brokers []string, log *slog.Logger) *SignalWriter {
+	return &SignalWriter{
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(brokers...),
+			Topic:        schemas.TopicEphemeral,
+			Balancer:     kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireOne,
+			BatchTimeout: time.Millisecond,
+			Async:        true,
+			Completion: func(msgs []kafka.Message, err error) {
+				if err != nil {
+					log.Warn("dropping signals", "topic", schemas.TopicEphemeral, "records", len(msgs), "err", err)
+				}
+			},
+		},
+		now: time.Now,
+	}
+}
+
+// Typing appends a typing indicator of user in conversation, valid for
+// ttl.
+func (s *SignalWriter) Typing(ctx context.Context, conversation, user string, ttl time.Duration) error {
+	at := s.now().UTC()
+	value, err := json.Marshal(schemas.TypingV1{ConversationID: conversation, UserID: user, At: at, ExpiresAt: at.Add(ttl)})
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", schemas.TypeTyping, err)
+	}
+	if err := s.w.WriteMessages(ctx, Message(NewAttributes(schemas.TypeTyping, conversation, at), value)); err != nil {
+		return fmt.Errorf("appending %s: %w", schemas.TypeTyping, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (s *SignalWriter) Close() error { return s.w.Close() }

@@ -26,6 +26,7 @@ func Types() []string {
 		TypeMessageSent,
 		TypeCommandRejected,
 		TypeCommandDuplicate,
+		TypeTyping,
 	}
 	slices.Sort(t)
 	return t

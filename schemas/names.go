@@ -15,6 +15,10 @@ const (
 	// event: rejections and duplicates. Gateways follow it to answer the
 	// sender. Key: conversation id. Retention: short.
 	TopicReplies = "chat.replies"
+	// TopicEphemeral holds signals nobody replays: typing indicators.
+	// Gateways follow it; no projection stores it. Key: conversation id.
+	// Retention: 1 hour.
+	TopicEphemeral = "chat.ephemeral"
 	// TopicDLQ holds records a consumer could not process, with the error
 	// in headers. Key: the original key. Retention: long.
 	TopicDLQ = "chat.dlq"
@@ -25,6 +29,7 @@ const (
 const (
 	GroupDecider = "parley-decider"
 	GroupHistory = "parley-projection-history"
+	GroupSearch  = "parley-projection-search"
 )
 
 // Source is the CloudEvents source of every record Parley writes.
@@ -46,6 +51,11 @@ const (
 const (
 	TypeCommandRejected  = "chat.command.rejected.v1"
 	TypeCommandDuplicate = "chat.command.duplicate.v1"
+)
+
+// Ephemeral types (records of TopicEphemeral).
+const (
+	TypeTyping = "chat.typing.v1"
 )
 
 // Rejection codes: stable machine-readable reasons, shared by the decider's

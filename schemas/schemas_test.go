@@ -84,6 +84,7 @@ var goTypes = map[string]reflect.Type{
 	schemas.TypeMessageSent:         reflect.TypeFor[*schemas.MessageSentV1](),
 	schemas.TypeCommandRejected:     reflect.TypeFor[*schemas.CommandRejectedV1](),
 	schemas.TypeCommandDuplicate:    reflect.TypeFor[*schemas.CommandDuplicateV1](),
+	schemas.TypeTyping:              reflect.TypeFor[*schemas.TypingV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -94,6 +95,7 @@ var topicOf = map[string]string{
 	schemas.TypeMessageSent:         schemas.TopicEvents,
 	schemas.TypeCommandRejected:     schemas.TopicReplies,
 	schemas.TypeCommandDuplicate:    schemas.TopicReplies,
+	schemas.TypeTyping:              schemas.TopicEphemeral,
 }
 
 // ---------------------------------------------------------------------------
@@ -999,10 +1001,11 @@ func TestAsyncAPI(t *testing.T) {
 		channelOf[c.(map[string]any)["address"].(string)] = key
 	}
 	retention := map[string]int{
-		schemas.TopicCommands: 7 * 24 * 3600 * 1000,
-		schemas.TopicEvents:   -1,
-		schemas.TopicReplies:  24 * 3600 * 1000,
-		schemas.TopicDLQ:      30 * 24 * 3600 * 1000,
+		schemas.TopicCommands:  7 * 24 * 3600 * 1000,
+		schemas.TopicEvents:    -1,
+		schemas.TopicReplies:   24 * 3600 * 1000,
+		schemas.TopicDLQ:       30 * 24 * 3600 * 1000,
+		schemas.TopicEphemeral: 3600 * 1000,
 	}
 	partitions := map[any]bool{}
 	for topic, ms := range retention {
@@ -1092,6 +1095,8 @@ func TestAsyncAPI(t *testing.T) {
 		{"send", channelOf[schemas.TopicReplies], "decider"},
 		{"receive", channelOf[schemas.TopicEvents], "projection"},
 		{"receive", channelOf[schemas.TopicReplies], "gateway"},
+		{"send", channelOf[schemas.TopicEphemeral], "gateway"},
+		{"receive", channelOf[schemas.TopicEphemeral], "gateway"},
 		{"send", channelOf[schemas.TopicDLQ], "projection"},
 		{"send", channelOf["/v1/ws"], "gateway"},
 		{"receive", channelOf["/v1/ws"], "gateway"},
@@ -1119,7 +1124,7 @@ func TestAsyncAPI(t *testing.T) {
 		frames = append(frames, deref(t, doc, m).(map[string]any)["name"].(string))
 	}
 	slices.Sort(frames)
-	want := []string{"ack", "auth", "auth_ok", "error", "event", "gap", "ping", "pong", "resume", "resumed", "send"}
+	want := []string{"ack", "auth", "auth_ok", "error", "event", "gap", "ping", "pong", "resume", "resumed", "send", "typing", "user_typing"}
 	if !slices.Equal(frames, want) {
 		t.Errorf("WebSocket frames %v, want %v", frames, want)
 	}

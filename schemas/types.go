@@ -105,6 +105,17 @@ type CommandDuplicateV1 struct {
 	Seq            uint64 `json:"seq"`
 }
 
+// TypingV1 says that a user is typing in a conversation
+// (chat.typing.v1, on chat.ephemeral). It is a signal, not a fact: never
+// in chat.events, never in history. It is valid until ExpiresAt; clients
+// repeat it while the user keeps typing.
+type TypingV1 struct {
+	ConversationID string    `json:"conversation_id"`
+	UserID         string    `json:"user_id"`
+	At             time.Time `json:"at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
 // Errors of decoding and validation.
 var (
 	// ErrUnknownType is returned for a ce_type this version does not know.
@@ -163,6 +174,8 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &CommandRejectedV1{}
 	case TypeCommandDuplicate:
 		v = &CommandDuplicateV1{}
+	case TypeTyping:
+		v = &TypingV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}
@@ -235,4 +248,18 @@ func (r *CommandRejectedV1) validate() error {
 
 func (r *CommandDuplicateV1) validate() error {
 	return checkIDs(r.UserID, r.ConversationID, r.CommandID)
+}
+
+func (e *TypingV1) validate() error {
+	var errs []error
+	if !ValidUserID(e.UserID) {
+		errs = append(errs, fmt.Errorf("bad user id %q", e.UserID))
+	}
+	if !ValidConversationID(e.ConversationID) {
+		errs = append(errs, fmt.Errorf("bad conversation id %q", e.ConversationID))
+	}
+	if !e.ExpiresAt.After(e.At) {
+		errs = append(errs, errors.New("expires_at must be after at"))
+	}
+	return errors.Join(errs...)
 }

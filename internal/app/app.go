@@ -134,8 +134,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 		cw := producers.NewCommandWriter(s.brokers, log)
 		s.onClose(func() error { return cw.Close() })
+		sw := producers.NewSignalWriter(s.brokers, log)
+		s.onClose(func() error { return sw.Close() })
 		s.gw, err = gateway.New(gateway.Config{
-			Auth: auth, Commands: cw, Hub: hub, History: s.store, Metrics: s.metrics, Logger: log,
+			Auth: auth, Commands: cw, Signals: sw, Hub: hub, History: s.store, Metrics: s.metrics, Logger: log,
 			Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, CommandTimeout: cfg.CommandTimeout,
 		})
 		if err != nil {

@@ -171,6 +171,36 @@ func TestChat(t *testing.T) {
 		}
 	})
 
+	t.Run("typing indicators reach the other members, coalesced, and never the log", func(t *testing.T) {
+		before := logEnd(t, sys.KafkaBrokers())
+		for i := range 5 {
+			aws.send(map[string]any{"type": "typing", "id": fmt.Sprint("t", i), "conversation_id": conv})
+		}
+		f := bws.await(func(f map[string]any) bool { return f["type"] == "user_typing" })
+		if f["conversation_id"] != conv || f["user_id"] != "alice" || f["expires_at"] == nil {
+			t.Errorf("typing frame %v", f)
+		}
+		for _, f := range aws.snapshot() {
+			if f["type"] == "user_typing" || f["type"] == "error" {
+				t.Errorf("the typing user's own socket got %v", f)
+			}
+		}
+		cws := dial(t, addr, carol.token, false)
+		cws.send(map[string]any{"type": "typing", "id": "ct", "conversation_id": conv})
+		if f := cws.await(func(f map[string]any) bool { return f["id"] == "ct" }); f["code"] != "not_member" {
+			t.Errorf("typing by a non-member: %v, want error not_member", f)
+		}
+		after := logEnd(t, sys.KafkaBrokers())
+		if got := after[schemas.TopicEphemeral] - before[schemas.TopicEphemeral]; got != 1 {
+			t.Errorf("5 quick indicators made %d chat.ephemeral records, want 1", got)
+		}
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
+			if after[topic] != before[topic] {
+				t.Errorf("typing appended %d records to %s", after[topic]-before[topic], topic)
+			}
+		}
+	})
+
 	t.Run("bad input gets a clear error and appends nothing", func(t *testing.T) {
 		before := logEnd(t, sys.KafkaBrokers())
 		ws := dial(t, addr, alice.token, false)
@@ -366,7 +396,7 @@ func TestChat(t *testing.T) {
 			deadLettered[h[schemas.HeaderDLQTopic]+"/"+h[schemas.HeaderDLQPartition]+"/"+h[schemas.HeaderDLQOffset]] = true
 		}
 		counts := map[string]int{}
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral} {
 			for _, m := range readAll(t, sys.KafkaBrokers(), topic) {
 				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
 					continue
@@ -452,7 +482,7 @@ func logEnd(t *testing.T, brokers []string) map[string]int64 {
 	client := producers.NewClient(brokers)
 	ctx := context.Background()
 	out := map[string]int64{}
-	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicDLQ} {
+	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
 		n, err := producers.Partitions(ctx, client, topic)
 		if err != nil {
 			t.Fatal(err)

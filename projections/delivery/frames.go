@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/parley-chat/parley/schemas"
 )
 
 // The push frames of the WebSocket protocol (schemas/asyncapi.yaml):
-// "event", "gap" and "resumed". They are built here, once per event and
+// "event", "gap", "resumed" and "user_typing". They are built here, once per event and
 // not once per socket, so fan-out copies no bytes.
 
 // EncodeEvent returns the "event" frame of an event whose JSON value is
@@ -69,4 +71,14 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+func encodeUserTyping(t *schemas.TypingV1) []byte {
+	b, _ := json.Marshal(struct {
+		Type           string    `json:"type"`
+		ConversationID string    `json:"conversation_id"`
+		UserID         string    `json:"user_id"`
+		ExpiresAt      time.Time `json:"expires_at"`
+	}{"user_typing", t.ConversationID, t.UserID, t.ExpiresAt.UTC()})
+	return b
 }

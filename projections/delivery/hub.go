@@ -127,13 +127,13 @@ func (h *Hub) Run(ctx context.Context) error {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	resp, err := h.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		schemas.TopicEvents: reqs, schemas.TopicReplies: reqs,
+		schemas.TopicEvents: reqs, schemas.TopicReplies: reqs, schemas.TopicEphemeral: reqs,
 	}})
 	if err != nil {
 		return fmt.Errorf("listing offsets: %w", err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 2*n)
+	errs := make(chan error, 3*n)
 	for topic, parts := range resp.Topics {
 		for _, po := range parts {
 			if po.Error != nil {
@@ -179,10 +179,13 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 			h.log.Warn("skipping record", "topic", topic, "partition", p, "offset", m.Offset, "err", err)
 			continue
 		}
-		if topic == schemas.TopicEvents {
+		switch topic {
+		case schemas.TopicEvents:
 			h.event(ctx, attrs, m.Value)
-		} else {
+		case schemas.TopicReplies:
 			h.reply(attrs, m.Value)
+		case schemas.TopicEphemeral:
+			h.signal(ctx, attrs, m.Value)
 		}
 	}
 }
@@ -242,6 +245,45 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 	}
 	h.mu.RUnlock()
 	// Ending a session unregisters it, which takes h.mu: never under it.
+	for _, s := range slow {
+		s.overflow()
+	}
+}
+
+// signal handles one record of chat.ephemeral: a typing indicator goes
+// to the conversation's connected members except the typing user. It
+// touches no cursor: signals are not part of the conversation's sequence.
+func (h *Hub) signal(ctx context.Context, attrs schemas.Attributes, value []byte) {
+	if attrs.Type != schemas.TypeTyping {
+		return
+	}
+	v, err := schemas.Decode(attrs.Type, value)
+	if err != nil {
+		h.log.Warn("skipping signal", "type", attrs.Type, "err", err)
+		return
+	}
+	t := v.(*schemas.TypingV1)
+	if t.ConversationID != attrs.Subject || time.Now().After(t.ExpiresAt) {
+		return // misfiled, or stale after a lag: showing it would lie
+	}
+	conv, err := h.Conversation(ctx, t.ConversationID)
+	if err != nil || !conv.IsMember(t.UserID) {
+		return
+	}
+	it := item{conv: t.ConversationID, signal: true, frame: encodeUserTyping(t)}
+	var slow []*Session
+	h.mu.RLock()
+	for _, m := range conv.Members {
+		if m.UserID == t.UserID {
+			continue
+		}
+		for s := range h.sessions[m.UserID] {
+			if !s.push(it) {
+				slow = append(slow, s)
+			}
+		}
+	}
+	h.mu.RUnlock()
 	for _, s := range slow {
 		s.overflow()
 	}

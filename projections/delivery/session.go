@@ -26,6 +26,9 @@ type item struct {
 	frame []byte
 	// resume is set for a resume request instead of an event.
 	resume *resumeRequest
+	// signal marks an ephemeral frame (typing): written as it is, outside
+	// the conversation's sequence.
+	signal bool
 }
 
 type resumeRequest struct {
@@ -145,6 +148,9 @@ func (s *Session) Run(ctx context.Context, sink Sink) error {
 
 // deliver writes a live event, first filling any gap before it.
 func (s *Session) deliver(ctx context.Context, sink Sink, it item) error {
+	if it.signal {
+		return sink.Write(ctx, it.frame)
+	}
 	next, known := s.cursors[it.conv]
 	switch {
 	case !known:
