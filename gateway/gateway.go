@@ -50,6 +50,8 @@ type Config struct {
 	History  history.Reader
 	// Signals appends typing indicators; nil disables them.
 	Signals Signaler
+	// Presence is this node's presence projection; nil disables presence.
+	Presence PresenceTracker
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -168,6 +170,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/conversations/{id}", s.getConversation)
 		r.Get("/v1/conversations/{id}/history", s.getHistory)
 		r.Post("/v1/conversations/{id}/messages", s.postMessage)
+		r.Get("/v1/presence", s.getPresence)
 	})
 	return r
 }

@@ -11,7 +11,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
+	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // WebSocket close codes (see schemas/asyncapi.yaml). 4000–4499 mean
@@ -33,6 +36,9 @@ type clientFrame struct {
 	CommandID      string            `json:"command_id"`
 	Body           string            `json:"body"`
 	Conversations  map[string]uint64 `json:"conversations"`
+	DeviceID       string            `json:"device_id"`
+	Status         string            `json:"status"`
+	UserIDs        []string          `json:"user_ids"`
 }
 
 type errorFrame struct {
@@ -71,7 +77,9 @@ type socket struct {
 	inflight chan struct{}
 	work     sync.WaitGroup
 	expiry   *time.Timer
-	mu       sync.Mutex // guards id and expiry after auth
+	mu       sync.Mutex // guards id, expiry and watch after auth
+	device   string
+	watch    *presence.Watch
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -135,6 +143,14 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 			return code, reason
 		}
 	}
+	if k.device == "" {
+		k.device = r.URL.Query().Get("device_id")
+	}
+	if k.device == "" {
+		k.device = producers.NewID()[:16]
+	} else if !schemas.ValidDeviceID(k.device) {
+		return CloseProtocolViolation, "invalid device_id"
+	}
 	expired := make(chan struct{})
 	var once sync.Once
 	k.mu.Lock()
@@ -144,6 +160,10 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 
 	sess := k.s.cfg.Hub.NewSession(k.id.UserID)
 	defer sess.Close()
+	if p := k.s.cfg.Presence; p != nil {
+		defer p.Connect(ctx, k.id.UserID, k.device)()
+		defer k.unwatch()
+	}
 	deliverErr := make(chan error, 1)
 	k.work.Go(func() { deliverErr <- sess.Run(ctx, k) })
 	readErr := make(chan error, 1)
@@ -221,6 +241,9 @@ func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, stri
 		return code, reason, false
 	}
 	k.id = id
+	if f.DeviceID != "" {
+		k.device = f.DeviceID
+	}
 	if err := k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: f.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()}); err != nil {
 		return websocket.StatusNormalClosure, "", false
 	}
@@ -326,6 +349,10 @@ func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFra
 		return nil
 	case "typing":
 		return k.typing(ctx, f)
+	case "presence_set":
+		return k.presenceSet(ctx, f)
+	case "presence_watch":
+		return k.presenceWatch(ctx, sess, f)
 	case "auth":
 		id, err := k.s.cfg.Auth.Verify(f.Token)
 		if err != nil {

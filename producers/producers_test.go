@@ -48,7 +48,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicDLQ} {
 			n, err := producers.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -62,6 +62,7 @@ func TestProvision(t *testing.T) {
 			schemas.TopicReplies:   "7200000",
 			schemas.TopicDLQ:       "864000000",
 			schemas.TopicEphemeral: "1800000",
+			schemas.TopicPresence:  "-1",
 		}
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {
@@ -83,8 +84,12 @@ func TestProvision(t *testing.T) {
 			for _, e := range r.ConfigEntries {
 				got[e.ConfigName] = e.ConfigValue
 			}
-			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != "delete" {
-				t.Errorf("%s configs %v, want retention.ms %s, retention.bytes -1, cleanup.policy delete", r.ResourceName, got, want[r.ResourceName])
+			policy := "delete"
+			if r.ResourceName == schemas.TopicPresence {
+				policy = "compact"
+			}
+			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy {
+				t.Errorf("%s configs %v, want retention.ms %s, retention.bytes -1, cleanup.policy %s", r.ResourceName, got, want[r.ResourceName], policy)
 			}
 		}
 	})

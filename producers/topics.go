@@ -75,12 +75,17 @@ func (t Topology) Validate() error {
 func (t Topology) Topics() []kafka.TopicConfig {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	topic := func(name, retention string) kafka.TopicConfig {
+		policy := "delete"
+		if name == schemas.TopicPresence {
+			// One record per user survives: the latest presence.
+			policy = "compact"
+		}
 		return kafka.TopicConfig{
 			Topic:             name,
 			NumPartitions:     t.Partitions,
 			ReplicationFactor: t.ReplicationFactor,
 			ConfigEntries: []kafka.ConfigEntry{
-				{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+				{ConfigName: "cleanup.policy", ConfigValue: policy},
 				{ConfigName: "retention.ms", ConfigValue: retention},
 				{ConfigName: "retention.bytes", ConfigValue: "-1"},
 			},
@@ -91,6 +96,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicEvents, "-1"),
 		topic(schemas.TopicReplies, ms(t.ReplyRetention)),
 		topic(schemas.TopicEphemeral, ms(t.EphemeralRetention)),
+		topic(schemas.TopicPresence, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
 	}
 }

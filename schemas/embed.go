@@ -27,6 +27,7 @@ func Types() []string {
 		TypeCommandRejected,
 		TypeCommandDuplicate,
 		TypeTyping,
+		TypePresence,
 	}
 	slices.Sort(t)
 	return t

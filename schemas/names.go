@@ -19,6 +19,10 @@ const (
 	// Gateways follow it; no projection stores it. Key: conversation id.
 	// Retention: 1 hour.
 	TopicEphemeral = "chat.ephemeral"
+	// TopicPresence holds the latest presence of each user, with one entry
+	// per gateway node that holds the user's sockets. Key: user id.
+	// Compacted.
+	TopicPresence = "chat.presence"
 	// TopicDLQ holds records a consumer could not process, with the error
 	// in headers. Key: the original key. Retention: long.
 	TopicDLQ = "chat.dlq"
@@ -56,6 +60,11 @@ const (
 // Ephemeral types (records of TopicEphemeral).
 const (
 	TypeTyping = "chat.typing.v1"
+)
+
+// Presence types (records of TopicPresence).
+const (
+	TypePresence = "chat.presence.v1"
 )
 
 // Rejection codes: stable machine-readable reasons, shared by the decider's

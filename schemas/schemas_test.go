@@ -85,6 +85,7 @@ var goTypes = map[string]reflect.Type{
 	schemas.TypeCommandRejected:     reflect.TypeFor[*schemas.CommandRejectedV1](),
 	schemas.TypeCommandDuplicate:    reflect.TypeFor[*schemas.CommandDuplicateV1](),
 	schemas.TypeTyping:              reflect.TypeFor[*schemas.TypingV1](),
+	schemas.TypePresence:            reflect.TypeFor[*schemas.PresenceV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -96,6 +97,7 @@ var topicOf = map[string]string{
 	schemas.TypeCommandRejected:     schemas.TopicReplies,
 	schemas.TypeCommandDuplicate:    schemas.TopicReplies,
 	schemas.TypeTyping:              schemas.TopicEphemeral,
+	schemas.TypePresence:            schemas.TopicPresence,
 }
 
 // ---------------------------------------------------------------------------
@@ -1052,8 +1054,12 @@ func TestAsyncAPI(t *testing.T) {
 		if got := get(t, m, "/payload/schema/$ref"); got != "./json/"+typ+".json" {
 			t.Errorf("%s: payload $ref %v", typ, got)
 		}
-		if got := get(t, m, "/bindings/kafka/key/$ref"); got != "#/components/schemas/ConversationKey" {
-			t.Errorf("%s: key %v", typ, got)
+		wantKey := "#/components/schemas/ConversationKey"
+		if topicOf[typ] == schemas.TopicPresence {
+			wantKey = "#/components/schemas/UserKey"
+		}
+		if got := get(t, m, "/bindings/kafka/key/$ref"); got != wantKey {
+			t.Errorf("%s: key %v, want %s", typ, got, wantKey)
 		}
 		found := false
 		for _, cm := range getMap(t, doc, "/channels/"+channelOf[topicOf[typ]]+"/messages") {
@@ -1096,6 +1102,8 @@ func TestAsyncAPI(t *testing.T) {
 		{"receive", channelOf[schemas.TopicEvents], "projection"},
 		{"receive", channelOf[schemas.TopicReplies], "gateway"},
 		{"send", channelOf[schemas.TopicEphemeral], "gateway"},
+		{"send", channelOf[schemas.TopicPresence], "gateway"},
+		{"receive", channelOf[schemas.TopicPresence], "gateway"},
 		{"receive", channelOf[schemas.TopicEphemeral], "gateway"},
 		{"send", channelOf[schemas.TopicDLQ], "projection"},
 		{"send", channelOf["/v1/ws"], "gateway"},
@@ -1124,7 +1132,7 @@ func TestAsyncAPI(t *testing.T) {
 		frames = append(frames, deref(t, doc, m).(map[string]any)["name"].(string))
 	}
 	slices.Sort(frames)
-	want := []string{"ack", "auth", "auth_ok", "error", "event", "gap", "ping", "pong", "resume", "resumed", "send", "typing", "user_typing"}
+	want := []string{"ack", "auth", "auth_ok", "error", "event", "gap", "ping", "pong", "presence", "presence_set", "presence_watch", "resume", "resumed", "send", "typing", "user_typing"}
 	if !slices.Equal(frames, want) {
 		t.Errorf("WebSocket frames %v, want %v", frames, want)
 	}
@@ -1258,6 +1266,9 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 		a := schemas.Attributes{
 			ID: "9d2c4b6a", Type: typ, Source: schemas.Source, Subject: "d_9333bcb877e9917e7ab716603d6ed862",
 			Time: time.Now(), CommandOffset: -1, TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		}
+		if topicOf[typ] == schemas.TopicPresence {
+			a.Subject = "alice.smith@example.org"
 		}
 		if topicOf[typ] == schemas.TopicEvents {
 			a.HasSeq, a.CommandOffset = true, 1057

@@ -27,6 +27,7 @@ import (
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/presence"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -136,8 +137,20 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		s.onClose(func() error { return cw.Close() })
 		sw := producers.NewSignalWriter(s.brokers, log)
 		s.onClose(func() error { return sw.Close() })
+		tracker := presence.New(presence.Config{
+			Brokers: s.brokers, NodeID: cfg.NodeID, Timeout: cfg.PresenceTimeout, Heartbeat: cfg.PresenceHeartbeat, Logger: log,
+		})
+		s.spawn("presence", func() error { return tracker.Run(runCtx) })
+		ready["presence"] = func(context.Context) error {
+			select {
+			case <-tracker.Ready():
+				return nil
+			default:
+				return errors.New("still reading chat.presence")
+			}
+		}
 		s.gw, err = gateway.New(gateway.Config{
-			Auth: auth, Commands: cw, Signals: sw, Hub: hub, History: s.store, Metrics: s.metrics, Logger: log,
+			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Metrics: s.metrics, Logger: log,
 			Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, CommandTimeout: cfg.CommandTimeout,
 		})
 		if err != nil {

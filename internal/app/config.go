@@ -38,6 +38,8 @@ type Config struct {
 	LogLevel          string
 	LogFormat         string
 	ShutdownTimeout   time.Duration
+	PresenceTimeout   time.Duration
+	PresenceHeartbeat time.Duration
 	ScyllaHosts       []string
 	ScyllaKeyspace    string
 	ScyllaConsistency string
@@ -107,7 +109,9 @@ func Settings() []Setting {
 		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
-		{"node-id", "PARLEY_NODE_ID", host, "this node's name in logs and metrics (default: the host name)", str(func(c *Config) *string { return &c.NodeID })},
+		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
+		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
+		{"node-id", "PARLEY_NODE_ID", host, "this node's name in logs, metrics and presence; unique per running node (default: the host name)", str(func(c *Config) *string { return &c.NodeID })},
 		{"log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log-format", "PARLEY_LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 		{"shutdown-timeout", "PARLEY_SHUTDOWN_TIMEOUT", "15s", "how long a clean shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
@@ -170,6 +174,12 @@ func (c Config) Validate() error {
 	}
 	if c.BackfillLimit < 1 || c.SendQueue < 1 {
 		errs = append(errs, errors.New("PARLEY_BACKFILL_LIMIT and PARLEY_SEND_QUEUE must be at least 1"))
+	}
+	if c.PresenceHeartbeat <= 0 || c.PresenceTimeout <= c.PresenceHeartbeat {
+		errs = append(errs, errors.New("PARLEY_PRESENCE_HEARTBEAT must be positive and below PARLEY_PRESENCE_TIMEOUT"))
+	}
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("PARLEY_NODE_ID must not be empty"))
 	}
 	if c.CommandTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))

@@ -201,6 +201,61 @@ func TestChat(t *testing.T) {
 		}
 	})
 
+	t.Run("presence: watchers see devices come and go, strangers stay hidden", func(t *testing.T) {
+		dave := api{t, addr, token(t, "dave", time.Hour)}
+		daveConv := dave.createDirect("bob")
+		waitConversation(t, sys.Store(), daveConv, 0) // who may see whom comes from history
+		dws := dial(t, addr, dave.token, true)
+		bws.send(map[string]any{"type": "presence_watch", "id": "pw", "user_ids": []string{"alice", "dave", "carol", "zed"}})
+		reply := bws.await(func(f map[string]any) bool { return f["id"] == "pw" })
+		got := map[string]string{}
+		for _, u := range reply["users"].([]any) {
+			got[u.(map[string]any)["user_id"].(string)] = u.(map[string]any)["status"].(string)
+		}
+		if len(got) != 2 || got["alice"] != "online" || got["dave"] != "online" {
+			t.Fatalf("watch reply %v, want alice and dave online and no one else (carol and zed share no conversation with bob)", reply)
+		}
+		stateOf := func(user string) func([]map[string]any) (string, string) {
+			return func(frames []map[string]any) (string, string) {
+				status, seen := "", ""
+				for _, f := range frames {
+					if f["type"] != "presence" || f["id"] != nil {
+						continue
+					}
+					for _, u := range f["users"].([]any) {
+						if u := u.(map[string]any); u["user_id"] == user {
+							status, _ = u["status"].(string)
+							seen, _ = u["last_seen"].(string)
+						}
+					}
+				}
+				return status, seen
+			}
+		}
+		aws.send(map[string]any{"type": "presence_set", "status": "away"})
+		bws.waitFor(func(fs []map[string]any) bool { st, _ := stateOf("alice")(fs); return st == "away" })
+		aws.send(map[string]any{"type": "presence_set", "status": "online"})
+		bws.waitFor(func(fs []map[string]any) bool { st, _ := stateOf("alice")(fs); return st == "online" })
+		_ = dws.c.Close(websocket.StatusNormalClosure, "")
+		bws.waitFor(func(fs []map[string]any) bool { st, seen := stateOf("dave")(fs); return st == "offline" && seen != "" })
+
+		status, out := bob.do("GET", "/v1/presence?user_ids=alice,dave,carol", nil)
+		if status != http.StatusOK || len(out["users"].([]any)) != 2 {
+			t.Errorf("GET presence as bob: %d %v, want alice and dave only", status, out)
+		}
+		status, out = carol.do("GET", "/v1/presence?user_ids=alice,bob", nil)
+		if status != http.StatusOK || len(out["users"].([]any)) != 0 {
+			t.Errorf("GET presence as carol, who shares nothing: %d %v, want no users", status, out)
+		}
+		if status, p := bob.do("GET", "/v1/presence", nil); status != http.StatusBadRequest || p["code"] != "invalid_request" {
+			t.Errorf("GET presence without user_ids: %d %v", status, p)
+		}
+		aws.send(map[string]any{"type": "presence_set", "id": "bad", "status": "invisible"})
+		if f := aws.await(func(f map[string]any) bool { return f["id"] == "bad" }); f["code"] != "invalid_request" {
+			t.Errorf("a bad status: %v, want error invalid_request", f)
+		}
+	})
+
 	t.Run("bad input gets a clear error and appends nothing", func(t *testing.T) {
 		before := logEnd(t, sys.KafkaBrokers())
 		ws := dial(t, addr, alice.token, false)
@@ -396,7 +451,7 @@ func TestChat(t *testing.T) {
 			deadLettered[h[schemas.HeaderDLQTopic]+"/"+h[schemas.HeaderDLQPartition]+"/"+h[schemas.HeaderDLQOffset]] = true
 		}
 		counts := map[string]int{}
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence} {
 			for _, m := range readAll(t, sys.KafkaBrokers(), topic) {
 				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
 					continue
@@ -476,7 +531,7 @@ func noneToken(user string) string {
 }
 
 // logEnd returns the total record count (sum of high watermarks) of each
-// of Parley's topics.
+// of Parley's topics but chat.presence, which every connect writes to.
 func logEnd(t *testing.T, brokers []string) map[string]int64 {
 	t.Helper()
 	client := producers.NewClient(brokers)

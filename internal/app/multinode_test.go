@@ -23,9 +23,9 @@ const testSecret = "multi-node-test-secret-0123456789abcdef"
 // startNode starts roles as a separate node over a shared broker and
 // ScyllaDB (the CQL stand-in), as `parley gateway` and friends run in
 // production.
-func startNode(t *testing.T, broker, scylla string, roles app.Roles) *app.System {
+func startNode(t *testing.T, broker, scylla, nodeID string, roles app.Roles) *app.System {
 	t.Helper()
-	cfg, err := app.Load("node", []string{
+	cfg, err := app.Load("node", []string{"-node-id", nodeID,
 		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", broker,
 		"-scylla-hosts", scylla, "-scylla-keyspace", "multinode", "-jwt-secret", testSecret,
 		"-partitions", "4", "-log-level", "warn",
@@ -57,9 +57,9 @@ func TestTwoGatewayNodes(t *testing.T) {
 	}
 	defer broker.Close()
 	fake := cqlfake.Start(t)
-	node1 := startNode(t, broker.Addr(), fake.Addr(), app.All)
+	node1 := startNode(t, broker.Addr(), fake.Addr(), "node1", app.All)
 	defer stopSystem(t, node1)
-	node2 := startNode(t, broker.Addr(), fake.Addr(), app.Roles{Gateway: true})
+	node2 := startNode(t, broker.Addr(), fake.Addr(), "node2", app.Roles{Gateway: true})
 	node2Stopped := false
 	defer func() {
 		if !node2Stopped {

@@ -112,6 +112,15 @@ func (s *Session) overflow() {
 	s.fail(ErrSlowConsumer)
 }
 
+// Signal queues a frame that is outside every conversation's sequence
+// (typing, presence) for the socket, without blocking; a full queue ends
+// the session as a slow consumer.
+func (s *Session) Signal(frame []byte) {
+	if !s.push(item{signal: true, frame: frame}) {
+		s.overflow()
+	}
+}
+
 // Resume asks the session to deliver, for each conversation, the events
 // after the seq given (the last one the client has), then live ones; when
 // it has caught up it writes a "resumed" frame answering request id. The

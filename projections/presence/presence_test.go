@@ -1,0 +1,133 @@
+package presence_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// recorder collects a watcher's batches.
+type recorder struct {
+	mu     sync.Mutex
+	states []presence.State
+}
+
+func (r *recorder) notify(s []presence.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, s...)
+}
+
+func (r *recorder) last() presence.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.states) == 0 {
+		return presence.State{}
+	}
+	return r.states[len(r.states)-1]
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func start(t *testing.T, brokers []string, node string) (*presence.Tracker, context.CancelFunc, <-chan error) {
+	t.Helper()
+	tr := presence.New(presence.Config{Brokers: brokers, NodeID: node, Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	select {
+	case <-tr.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("tracker not ready")
+	}
+	return tr, cancel, done
+}
+
+// TestPresenceAcrossNodes drives two nodes' trackers over a real broker:
+// devices on both, status changes, a disconnect, then a crash of one node
+// whose users must go offline within the timeout, seen by the other; a
+// node started later reads the last state back from the compacted topic.
+func TestPresenceAcrossNodes(t *testing.T) {
+	t.Parallel()
+	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
+	ctx := context.Background()
+	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	a, stopA, doneA := start(t, brokers, "node-a")
+	defer func() { stopA(); <-doneA }()
+	b, stopB, doneB := start(t, brokers, "node-b")
+
+	rec := &recorder{}
+	w, initial := a.Watch([]string{"alice"}, rec.notify)
+	defer w.Close()
+	if initial[0].Status != schemas.StatusOffline || !initial[0].LastSeen.IsZero() {
+		t.Fatalf("before anything: %+v, want offline with no last seen", initial[0])
+	}
+
+	b.Connect(ctx, "alice", "phone")
+	eventually(t, "online seen from the other node", func() bool { return rec.last().Status == schemas.StatusOnline })
+	if err := b.SetStatus(ctx, "alice", "phone", schemas.StatusAway); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "away", func() bool { return rec.last().Status == schemas.StatusAway })
+	disconnectLaptop := a.Connect(ctx, "alice", "laptop")
+	eventually(t, "online again with a second device", func() bool { return rec.last().Status == schemas.StatusOnline })
+	if got := b.Get([]string{"alice"})[0].Status; got != schemas.StatusOnline {
+		eventually(t, "node b sees node a's device", func() bool { return b.Get([]string{"alice"})[0].Status == schemas.StatusOnline })
+	}
+	disconnectLaptop()
+	eventually(t, "away when only the away device is left", func() bool { return rec.last().Status == schemas.StatusAway })
+	if err := b.SetStatus(ctx, "alice", "nope", schemas.StatusAway); err == nil {
+		t.Error("SetStatus of an unknown device succeeded")
+	}
+	if err := b.SetStatus(ctx, "alice", "phone", "invisible"); err == nil {
+		t.Error("SetStatus with a bad status succeeded")
+	}
+
+	// Node b crashes: no disconnect, no goodbye; its entry expires.
+	crashed := time.Now()
+	stopB()
+	<-doneB
+	eventually(t, "offline after the crashed node's entry expires", func() bool { return rec.last().Status == schemas.StatusOffline })
+	st := rec.last()
+	if took := time.Since(crashed); took > 5*time.Second {
+		t.Errorf("went offline %s after the crash, want within the 1s timeout plus a heartbeat", took)
+	}
+	if st.LastSeen.IsZero() || st.LastSeen.After(time.Now()) || crashed.Sub(st.LastSeen) > 2*time.Second {
+		t.Errorf("last seen %v, want about the crashed node's last heartbeat (%v)", st.LastSeen, crashed)
+	}
+
+	// A node that starts now reads the state back from the topic.
+	c, stopC, doneC := start(t, brokers, "node-c")
+	defer func() { stopC(); <-doneC }()
+	eventually(t, "a new node knows alice is offline since then", func() bool {
+		got := c.Get([]string{"alice"})[0]
+		return got.Status == schemas.StatusOffline && !got.LastSeen.IsZero()
+	})
+	if got := c.Get([]string{"nobody"})[0]; got.Status != schemas.StatusOffline || !got.LastSeen.IsZero() {
+		t.Errorf("an unknown user: %+v", got)
+	}
+}
