@@ -52,8 +52,8 @@ type Config struct {
 	Signals Signaler
 	// Presence is this node's presence projection; nil disables presence.
 	Presence PresenceTracker
-	Metrics *telemetry.Metrics
-	Logger  *slog.Logger
+	Metrics  *telemetry.Metrics
+	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// MaxBodyBytes is the largest message body. Default: 16 KiB.

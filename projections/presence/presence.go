@@ -500,4 +500,3 @@ func (w *Watch) Close() {
 		}
 	}
 }
-
