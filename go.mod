@@ -5,6 +5,7 @@ go 1.26.8
 replace github.com/gocql/gocql => github.com/scylladb/gocql v1.15.0
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.1.2
 	github.com/compose-spec/compose-go/v2 v2.16.0
 	go.yaml.in/yaml/v4 v4.0.0-rc.4
 )
