@@ -5,6 +5,7 @@
 //	parley decider          the command decider
 //	parley project history  the history projection
 //	parley token USER       print a token for USER (dev secret by default)
+//	parley bench            load-test a running gateway (internal/loadgen)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -23,6 +24,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/loadgen"
 )
 
 func main() {
@@ -44,6 +46,7 @@ commands:
   decider          turns chat.commands into chat.events
   project history  builds the history store from chat.events
   token USER       prints a JWT for USER signed with the configured secret
+  bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
   help             this text and the settings
 
 settings (flag, environment variable, default):
@@ -70,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		roles, args = app.Roles{History: true}, args[1:]
 	case "token":
 		return token(args, getenv, stdout, stderr)
+	case "bench":
+		return loadgen.Main(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 		return nil
