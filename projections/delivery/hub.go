@@ -232,7 +232,8 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 		h.log.Warn("no recipients", "conversation_id", attrs.Subject, "seq", attrs.Seq, "err", err)
 		return
 	}
-	it := item{conv: attrs.Subject, seq: attrs.Seq, at: attrs.Time,
+	// One item for every recipient: it is never changed after this.
+	it := &item{conv: attrs.Subject, seq: attrs.Seq, at: attrs.Time,
 		frame: EncodeEvent(attrs.Subject, attrs.Seq, attrs.Type, attrs.ID, attrs.Time, value)}
 	var slow []*Session
 	h.mu.RLock()
@@ -270,7 +271,7 @@ func (h *Hub) signal(ctx context.Context, attrs schemas.Attributes, value []byte
 	if err != nil || !conv.IsMember(t.UserID) {
 		return
 	}
-	it := item{conv: t.ConversationID, signal: true, frame: encodeUserTyping(t)}
+	it := &item{conv: t.ConversationID, signal: true, frame: encodeUserTyping(t)}
 	var slow []*Session
 	h.mu.RLock()
 	for _, m := range conv.Members {

@@ -42,7 +42,7 @@ type resumeRequest struct {
 type Session struct {
 	hub     *Hub
 	user    string
-	queue   chan item
+	queue   chan *item // shared, read-only items: 8 bytes a slot
 	cursors map[string]uint64
 
 	failOnce sync.Once
@@ -56,7 +56,7 @@ func (h *Hub) NewSession(user string) *Session {
 	s := &Session{
 		hub:     h,
 		user:    user,
-		queue:   make(chan item, h.cfg.QueueSize),
+		queue:   make(chan *item, h.cfg.QueueSize),
 		cursors: make(map[string]uint64),
 		failed:  make(chan struct{}),
 	}
@@ -97,7 +97,7 @@ func (s *Session) Err() error {
 // A caller that gets false must call overflow, but not while
 // holding the hub's lock: ending a session unregisters it, which takes
 // that lock.
-func (s *Session) push(it item) bool {
+func (s *Session) push(it *item) bool {
 	select {
 	case s.queue <- it:
 		return true
@@ -116,7 +116,7 @@ func (s *Session) overflow() {
 // (typing, presence) for the socket, without blocking; a full queue ends
 // the session as a slow consumer.
 func (s *Session) Signal(frame []byte) {
-	if !s.push(item{signal: true, frame: frame}) {
+	if !s.push(&item{signal: true, frame: frame}) {
 		s.overflow()
 	}
 }
@@ -127,7 +127,7 @@ func (s *Session) Signal(frame []byte) {
 // caller must have checked that the user is a member of each
 // conversation.
 func (s *Session) Resume(id string, last map[string]uint64) {
-	if !s.push(item{resume: &resumeRequest{id: id, from: last}}) {
+	if !s.push(&item{resume: &resumeRequest{id: id, from: last}}) {
 		s.overflow()
 	}
 }
@@ -156,7 +156,7 @@ func (s *Session) Run(ctx context.Context, sink Sink) error {
 }
 
 // deliver writes a live event, first filling any gap before it.
-func (s *Session) deliver(ctx context.Context, sink Sink, it item) error {
+func (s *Session) deliver(ctx context.Context, sink Sink, it *item) error {
 	if it.signal {
 		return sink.Write(ctx, it.frame)
 	}
