@@ -114,6 +114,18 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			}, history.Projection{W: s.store})
 		})
 	}
+	var lagSources []consumers.LagSource
+	if roles.Decider {
+		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupDecider, Topic: schemas.TopicCommands})
+	}
+	if roles.History {
+		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupHistory, Topic: schemas.TopicEvents})
+	}
+	if len(lagSources) > 0 {
+		s.wg.Go(func() {
+			consumers.MonitorLag(runCtx, producers.NewClient(s.brokers), lagSources, s.metrics.ConsumerLag, 5*time.Second, log)
+		})
+	}
 	r := chi.NewRouter()
 	var handler http.Handler = r
 	if roles.Gateway {

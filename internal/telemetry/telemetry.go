@@ -19,6 +19,9 @@ type Metrics struct {
 	ConsumedRecords *prometheus.CounterVec
 	// DeadLetters counts records a consumer group sent to chat.dlq.
 	DeadLetters *prometheus.CounterVec
+	// ConsumerLag is, per consumer group and partition, the records not
+	// committed yet.
+	ConsumerLag *prometheus.GaugeVec
 	// ApplyRetries counts failed batch applications that were retried.
 	ApplyRetries *prometheus.CounterVec
 	// Commands counts commands the decider handled, by type and outcome
@@ -50,6 +53,9 @@ func New() *Metrics {
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_consumer_dead_letters_total", Help: "Records sent to chat.dlq by a consumer group.",
 		}, []string{"group"}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_consumer_lag_records", Help: "Records of the consumed topic a consumer group has not committed yet, per partition.",
+		}, []string{"group", "partition"}),
 		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_consumer_apply_retries_total", Help: "Failed batch applications that were retried.",
 		}, []string{"group"}),
@@ -77,7 +83,7 @@ func New() *Metrics {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ConsumedRecords, m.DeadLetters, m.ApplyRetries, m.Commands, m.Rejections,
+		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.Commands, m.Rejections,
 		m.Connections, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
 	)
 	return m

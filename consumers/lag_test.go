@@ -1,0 +1,72 @@
+package consumers_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+)
+
+func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
+	t.Parallel()
+	brokers := startBroker(t)
+	var msgs []kafka.Message
+	for i := range 30 {
+		msgs = append(msgs, record(fmt.Sprint("k", i%7), i))
+	}
+	write(t, brokers, msgs...)
+	src := consumers.LagSource{Group: groupID, Topic: topic}
+	ctx := context.Background()
+
+	lag, err := consumers.Lag(ctx, client(brokers), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for p, n := range lag {
+		if want := ends(t, brokers, topic)[p]; n != want {
+			t.Errorf("partition %d: lag %d before the group ran, want the whole partition (%d)", p, n, want)
+		}
+		total += n
+	}
+	if total != 30 || len(lag) != partitions {
+		t.Fatalf("lag %v, want 30 records over %d partitions", lag, partitions)
+	}
+
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"group", "partition"})
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		consumers.MonitorLag(mctx, client(brokers), []consumers.LagSource{src}, gauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
+	}()
+	defer func() { stop(); <-done }()
+	waitFor(t, 10*time.Second, "the gauge to show the lag", func() bool {
+		return value(gauge.WithLabelValues(groupID, "0"))+value(gauge.WithLabelValues(groupID, "1"))+value(gauge.WithLabelValues(groupID, "2")) == 30
+	})
+
+	p := &projection{}
+	runGroup(t, brokers, p)
+	waitFor(t, 20*time.Second, "the group to commit everything and the gauge to drop to 0", func() bool {
+		sum := 0.0
+		for part := range partitions {
+			sum += value(gauge.WithLabelValues(groupID, fmt.Sprint(part)))
+		}
+		return sum == 0
+	})
+}
+
+func value(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetGauge().GetValue()
+}
