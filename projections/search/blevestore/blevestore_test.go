@@ -1,0 +1,167 @@
+package blevestore_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/projections/search/blevestore"
+	"github.com/parley-chat/parley/projections/search/searchtest"
+)
+
+func open(t testing.TB, dir string, opt ...blevestore.Option) *blevestore.Store {
+	t.Helper()
+	s, err := blevestore.Open(dir, opt...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// TestIndex runs the conformance suite, one directory per index.
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	searchtest.Run(t, func(t *testing.T) search.Index { return open(t, t.TempDir()) })
+}
+
+func TestReopenKeepsDocumentsAndVersions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	d := searchtest.Msg("c1", 1, "ann", "durable words", searchtest.At(1))
+	d.Version = 7
+	if err := s.Index(t.Context(), []search.Doc{d}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	stale := searchtest.Msg("c1", 1, "ann", "stale words", searchtest.At(1))
+	stale.Version = 6
+	if err := s.Index(t.Context(), []search.Doc{stale}); err != nil {
+		t.Fatal(err)
+	}
+	for text, want := range map[string]int{"durable": 1, "stale": 0} {
+		res, err := s.Search(t.Context(), search.Query{Text: text, Conversations: []string{"c1"}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits) != want {
+			t.Errorf("after reopening, %q finds %d, want %d", text, len(res.Hits), want)
+		}
+	}
+}
+
+func TestSecondProcessIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	start := time.Now()
+	_, err := blevestore.Open(dir, blevestore.WithLockTimeout(100*time.Millisecond))
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Open: got %v, want an error saying the index is in use", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("second Open took %v, want about the lock timeout", d)
+	}
+}
+
+func TestPromoteSwitchesDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	gen, err := s.NewGeneration(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Index(t.Context(), []search.Doc{searchtest.Msg("c1", 1, "ann", "rebuilt", searchtest.At(1))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Promote(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := os.ReadFile(filepath.Join(dir, "CURRENT"))
+	if err != nil || strings.TrimSpace(string(cur)) != "gen-000002" {
+		t.Fatalf("CURRENT is %q (%v), want gen-000002", cur, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "gen-000001")); !os.IsNotExist(err) {
+		t.Errorf("the previous generation is still there: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	res, err := s.Search(t.Context(), search.Query{Text: "rebuilt", Conversations: []string{"c1"}, Limit: 10})
+	if err != nil || len(res.Hits) != 1 {
+		t.Fatalf("after reopening the promoted generation: %v hits, err %v; want 1", len(res.Hits), err)
+	}
+}
+
+func TestOpenRemovesOlderGenerations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// As if a rebuild in another process promoted gen-000002 while this
+	// one was stopped, but could not remove gen-000001.
+	if err := os.Rename(filepath.Join(dir, "gen-000001"), filepath.Join(dir, "gen-000002")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "gen-000001"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "CURRENT"), []byte("gen-000002\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "gen-000001")); !os.IsNotExist(err) {
+		t.Errorf("the older generation was kept: %v", err)
+	}
+}
+
+func TestCorruptCurrentIsAnError(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "CURRENT"), []byte("../../etc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blevestore.Open(dir); err == nil {
+		t.Fatal("Open with a CURRENT naming no generation succeeded")
+	}
+}
+
+func TestClosedStoreFails(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Index(t.Context(), []search.Doc{searchtest.Msg("c1", 1, "ann", "x", searchtest.At(1))}); err == nil {
+		t.Error("Index after Close succeeded")
+	}
+	if _, err := s.Search(t.Context(), search.Query{Text: "x", Conversations: []string{"c1"}, Limit: 1}); err == nil {
+		t.Error("Search after Close succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestIndexIDFilter runs the suite with every conversation set checked on
+// document ids, the path large sets take.
+func TestIndexIDFilter(t *testing.T) {
+	t.Parallel()
+	searchtest.Run(t, func(t *testing.T) search.Index {
+		return open(t, t.TempDir(), blevestore.WithTermFilterLimit(0))
+	})
+}

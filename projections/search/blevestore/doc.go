@@ -1,0 +1,47 @@
+// Package blevestore is the embedded default of the search index: a
+// search.Index on Bleve (github.com/blevesearch/bleve/v2, scorch), on
+// disk under one directory, for the single-binary deployment. It passes
+// the same conformance suite (searchtest) as the Elasticsearch adapter,
+// esindex.
+//
+// # Layout
+//
+// The directory holds generations, gen-000001, gen-000002, ..., each a
+// Bleve index, and a file CURRENT naming the live one. A rebuild
+// (search.Rebuild) fills the next generation while the live one serves,
+// then Promote rewrites CURRENT atomically (write, fsync, rename), swaps
+// the generation in the running Store and removes the previous one. A
+// process that opens the directory later opens what CURRENT names and
+// removes older generations left behind.
+//
+// A generation is locked by the process that opens it (Bleve's bolt
+// file lock): a second process fails to Open within the lock timeout
+// rather than share it. So a rebuild runs either inside the process that
+// serves the index or, as `parley project search --rebuild`, while the
+// search projection is stopped.
+//
+// # Documents and versions
+//
+// A document's id is conversation id + "/" + seq. Its fields match the
+// Elasticsearch mapping in schemas/elasticsearch: conversation_id and
+// sender_id as keywords, seq as a number, sent_at as a date-time, body as
+// text analyzed by Unicode word segmentation and lower-casing (no
+// stemming, no stop words; see textAnalyzer). Two stored-only fields are
+// Bleve's own: sent (sent_at to the nanosecond, which Bleve would return
+// only to the second) and version.
+//
+// Elasticsearch compares external versions itself; Bleve does not, so
+// Index does it: under a write lock it reads the stored versions of the
+// batch's documents with one doc-id query, skips every change whose
+// version is not greater, and writes the rest as one Bleve batch, which
+// returns once persisted. A deletion writes a tombstone: the document
+// keeps its id and version but loses its text, so no body query matches
+// it and an older event arriving later cannot bring the text back.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Writes are serialized (one batch
+// at a time, which is also how Bleve applies them); searches run
+// concurrently with writes and with each other. Close waits for calls in
+// progress; calls after Close fail.
+package blevestore

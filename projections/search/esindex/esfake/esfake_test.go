@@ -1,0 +1,194 @@
+package esfake_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/projections/search/esindex/esfake"
+)
+
+// call sends a request and returns the status and decoded body.
+func call(t *testing.T, srv *esfake.Server, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("X-Elastic-Product") != "Elasticsearch" {
+		t.Errorf("%s %s: no X-Elastic-Product header", method, path)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: non-JSON answer %q", method, path, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func errType(out map[string]any) string {
+	e, _ := out["error"].(map[string]any)
+	s, _ := e["type"].(string)
+	return s
+}
+
+const mappings = `{"mappings":{"dynamic":"strict","_routing":{"required":true},"properties":{
+	"k":{"type":"keyword"},"n":{"type":"long"},"t":{"type":"text"},"d":{"type":"date"}}}}`
+
+func setup(t *testing.T) *esfake.Server {
+	t.Helper()
+	srv := esfake.Start(t)
+	if st, out := call(t, srv, "PUT", "/docs", mappings); st != 200 {
+		t.Fatalf("create index: %d %v", st, out)
+	}
+	return srv
+}
+
+func TestInfo(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	st, out := call(t, srv, "GET", "/", "")
+	v, _ := out["version"].(map[string]any)
+	if st != 200 || v["number"] != esfake.Version || out["tagline"] != "You Know, for Search" {
+		t.Errorf("GET /: %d %v", st, out)
+	}
+}
+
+func TestBulkVersionsAndErrors(t *testing.T) {
+	t.Parallel()
+	srv := setup(t)
+	body := `{"index":{"_index":"docs","_id":"a","routing":"r","version":5,"version_type":"external"}}
+{"k":"x","n":1}
+{"index":{"_index":"docs","_id":"a","routing":"r","version":5,"version_type":"external"}}
+{"k":"y"}
+{"index":{"_index":"docs","_id":"b","version":1,"version_type":"external"}}
+{"k":"z"}
+{"index":{"_index":"docs","_id":"c","routing":"r","version":1,"version_type":"external"}}
+{"other":"z"}
+{"index":{"_index":"docs","_id":"d","routing":"r","version":1,"version_type":"external"}}
+{"n":"not a number"}
+`
+	st, out := call(t, srv, "POST", "/_bulk", body)
+	if st != 200 || out["errors"] != true {
+		t.Fatalf("bulk: %d %v", st, out)
+	}
+	items := out["items"].([]any)
+	want := []struct {
+		status float64
+		typ    string
+	}{{201, ""}, {409, "version_conflict_engine_exception"}, {400, "routing_missing_exception"}, {400, "strict_dynamic_mapping_exception"}, {400, "document_parsing_exception"}}
+	for i, w := range want {
+		it := items[i].(map[string]any)["index"].(map[string]any)
+		e, _ := it["error"].(map[string]any)
+		typ, _ := e["type"].(string)
+		if it["status"] != w.status || typ != w.typ {
+			t.Errorf("item %d: %v, want status %v error %q", i, it, w.status, w.typ)
+		}
+	}
+	if st, out := call(t, srv, "POST", "/_bulk", `{"delete":{"_index":"docs","_id":"a"}}`+"\n"); st != 400 {
+		t.Errorf("a delete action, which the fake does not model: %d %v", st, out)
+	}
+}
+
+func TestSearchSeesOnlyRefreshedWrites(t *testing.T) {
+	t.Parallel()
+	srv := setup(t)
+	call(t, srv, "POST", "/_bulk", `{"index":{"_index":"docs","_id":"a","routing":"r"}}`+"\n"+`{"t":"hello world","k":"x","n":3,"d":"2025-01-01T00:00:00.123456789Z"}`+"\n")
+	q := `{"query":{"match":{"t":"hello"}}}`
+	if _, out := call(t, srv, "POST", "/docs/_search", q); len(out["hits"].(map[string]any)["hits"].([]any)) != 0 {
+		t.Fatalf("an unrefreshed write is visible: %v", out)
+	}
+	call(t, srv, "POST", "/docs/_refresh", "")
+	_, out := call(t, srv, "POST", "/docs/_search", `{"query":{"match":{"t":"HELLO"}},"sort":[{"d":"desc"},{"k":"asc"}],"highlight":{"fields":{"t":{}}}}`)
+	hits := out["hits"].(map[string]any)["hits"].([]any)
+	if len(hits) != 1 {
+		t.Fatalf("after refresh: %v", out)
+	}
+	h := hits[0].(map[string]any)
+	sort := h["sort"].([]any)
+	if sort[0] != float64(1735689600123) || sort[1] != "x" || h["_score"] != nil || h["_routing"] != "r" {
+		t.Errorf("hit %v: want sort [millis, keyword], no score, routing r", h)
+	}
+	if hl := h["highlight"].(map[string]any)["t"].([]any)[0]; hl != "<em>hello</em> world" {
+		t.Errorf("highlight %v", hl)
+	}
+}
+
+func TestSearchRefusals(t *testing.T) {
+	t.Parallel()
+	srv := setup(t)
+	cases := map[string]struct {
+		body, typ string
+		status    int
+	}{
+		"sort on a text field":     {`{"sort":[{"t":"asc"}]}`, "illegal_argument_exception", 400},
+		"sort on _id":              {`{"sort":["_id"]}`, "illegal_argument_exception", 400},
+		"an unknown query":         {`{"query":{"fuzzy_wuzzy":{}}}`, "parsing_exception", 400},
+		"an unknown key":           {`{"qurey":{}}`, "parsing_exception", 400},
+		"search_after of a length": {`{"sort":[{"n":"asc"}],"search_after":[1,2]}`, "illegal_argument_exception", 400},
+		"search_after and from":    {`{"sort":[{"n":"asc"}],"search_after":[1],"from":5}`, "illegal_argument_exception", 400},
+		"a window too large":       {`{"size":10001}`, "illegal_argument_exception", 400},
+	}
+	for name, c := range cases {
+		st, out := call(t, srv, "POST", "/docs/_search", c.body)
+		if st != c.status || errType(out) != c.typ {
+			t.Errorf("%s: %d %v, want %d %s", name, st, out, c.status, c.typ)
+		}
+	}
+	if st, out := call(t, srv, "POST", "/missing/_search", `{}`); st != 404 || errType(out) != "index_not_found_exception" {
+		t.Errorf("a missing index: %d %v", st, out)
+	}
+}
+
+func TestIndicesAliasesTemplates(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	tpl := `{"index_patterns":["logs-*"],"priority":1,"template":{"mappings":{"dynamic":"strict","properties":{"k":{"type":"keyword"}}}}}`
+	if st, out := call(t, srv, "PUT", "/_index_template/a", tpl); st != 200 {
+		t.Fatalf("template: %d %v", st, out)
+	}
+	if st, out := call(t, srv, "PUT", "/_index_template/b", strings.Replace(tpl, "logs-*", "logs-x*", 1)); st != 400 {
+		t.Errorf("an overlapping template of the same priority: %d %v", st, out)
+	}
+	if st, out := call(t, srv, "PUT", "/logs-1", `{"aliases":{"logs":{"is_write_index":true}}}`); st != 200 {
+		t.Fatalf("create: %d %v", st, out)
+	}
+	if st, out := call(t, srv, "PUT", "/logs-1", `{}`); st != 400 || errType(out) != "resource_already_exists_exception" {
+		t.Errorf("create twice: %d %v", st, out)
+	}
+	if st, _ := call(t, srv, "PUT", "/Logs-2", `{}`); st != 400 {
+		t.Errorf("an upper-case name was accepted")
+	}
+	call(t, srv, "PUT", "/logs-2", `{}`)
+	if st, out := call(t, srv, "POST", "/_aliases", `{"actions":[{"remove":{"index":"logs-1","alias":"logs"}},{"add":{"index":"logs-2","alias":"logs","is_write_index":true}}]}`); st != 200 {
+		t.Fatalf("swap: %d %v", st, out)
+	}
+	if st, out := call(t, srv, "GET", "/_alias/logs", ""); st != 200 || out["logs-2"] == nil || out["logs-1"] != nil {
+		t.Errorf("after the swap: %d %v", st, out)
+	}
+	if st, out := call(t, srv, "POST", "/_bulk", `{"index":{"_index":"logs","_id":"1"}}`+"\n"+`{"k":"v","extra":1}`+"\n"); st != 200 || out["errors"] != true {
+		t.Errorf("the template's strict mapping did not apply: %d %v", st, out)
+	}
+	if st, _ := call(t, srv, "DELETE", "/logs-*", ""); st != 400 {
+		t.Errorf("a wildcard delete was accepted")
+	}
+	if st, _ := call(t, srv, "DELETE", "/logs", ""); st != 400 {
+		t.Errorf("deleting through an alias was accepted")
+	}
+	if st, _ := call(t, srv, "DELETE", "/logs-1,logs-2", ""); st != 200 {
+		t.Errorf("deleting by names failed")
+	}
+	if st, out := call(t, srv, "GET", "/_alias/logs", ""); st != 404 {
+		t.Errorf("the alias outlived its index: %d %v", st, out)
+	}
+}

@@ -1,0 +1,190 @@
+package esindex_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/projections/search/esindex"
+	"github.com/parley-chat/parley/projections/search/esindex/esfake"
+	"github.com/parley-chat/parley/projections/search/searchtest"
+)
+
+// runID makes the aliases of one test run unique on a shared cluster.
+var (
+	runID = func() string {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}()
+	aliases atomic.Int64
+)
+
+func newAlias() string { return fmt.Sprintf("parley-test-%s-%d", runID, aliases.Add(1)) }
+
+// open opens an index under a fresh alias and drops its indices and
+// template when t ends.
+func open(t testing.TB, addresses []string) *esindex.Index {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := esindex.Config{Addresses: addresses, Alias: newAlias(), Timeout: 30 * time.Second}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := esindex.Drop(ctx, cfg); err != nil {
+			t.Errorf("dropping %s: %v", cfg.Alias, err)
+		}
+	})
+	idx, err := esindex.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return idx
+}
+
+// TestIndex runs the conformance suite against the adapter talking HTTP
+// to the in-process stand-in, one alias per index.
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	searchtest.Run(t, func(t *testing.T) search.Index { return open(t, []string{srv.URL()}) })
+}
+
+// TestIndexElasticsearch runs the conformance suite against a real
+// cluster when PARLEY_ELASTICSEARCH_URL names it. Every index gets an
+// alias (and template and indices) of its own, deleted when the test
+// ends.
+func TestIndexElasticsearch(t *testing.T) {
+	url := os.Getenv("PARLEY_ELASTICSEARCH_URL")
+	if url == "" {
+		t.Skip("PARLEY_ELASTICSEARCH_URL is not set")
+	}
+	t.Parallel()
+	searchtest.Run(t, func(t *testing.T) search.Index { return open(t, esindex.ParseAddresses(url)) })
+}
+
+func TestOpenCreatesTemplateAliasAndFirstIndex(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	idx := open(t, []string{srv.URL()})
+	defer idx.Close()
+	want := idx.Alias() + "-000001"
+	if got := srv.Indices(); !slices.Equal(got, []string{want}) {
+		t.Fatalf("indices %v, want [%s]", got, want)
+	}
+	// A second Open of the same alias, as a second process would, keeps
+	// the index.
+	again, err := esindex.Open(t.Context(), esindex.Config{Addresses: []string{srv.URL()}, Alias: idx.Alias()})
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	defer again.Close()
+	if got := srv.Indices(); !slices.Equal(got, []string{want}) {
+		t.Errorf("after a second Open: indices %v, want [%s]", got, want)
+	}
+	if n := srv.Requests()["PUT /_index_template/{name}"]; n != 2 {
+		t.Errorf("template put %d times, want once per Open", n)
+	}
+}
+
+func TestConcurrentOpens(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	alias := newAlias()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			idx, err := esindex.Open(t.Context(), esindex.Config{Addresses: []string{srv.URL()}, Alias: alias})
+			if err == nil {
+				err = idx.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent Open: %v", err)
+		}
+	}
+	if got := srv.Indices(); !slices.Equal(got, []string{alias + "-000001"}) {
+		t.Errorf("indices %v, want one", got)
+	}
+}
+
+func TestIndexFailsWhileTheClusterFails(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	idx := open(t, []string{srv.URL()})
+	defer idx.Close()
+	doc := searchtest.Msg("c1", 1, "ann", "hello", searchtest.At(1))
+	// 500 is not among the statuses the client retries by itself.
+	srv.FailNext(1, http.StatusInternalServerError)
+	if err := idx.Index(t.Context(), []search.Doc{doc}); err == nil {
+		t.Fatal("Index succeeded while the bulk request failed")
+	}
+	// The projection retries the batch; now it goes through.
+	if err := idx.Index(t.Context(), []search.Doc{doc}); err != nil {
+		t.Fatalf("retried Index: %v", err)
+	}
+	if err := idx.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv.FailNext(1, http.StatusInternalServerError)
+	if _, err := idx.Search(t.Context(), search.Query{Text: "hello", Conversations: []string{"c1"}, Limit: 1}); err == nil {
+		t.Error("Search succeeded while the cluster failed")
+	}
+	res, err := idx.Search(t.Context(), search.Query{Text: "hello", Conversations: []string{"c1"}, Limit: 1})
+	if err != nil || len(res.Hits) != 1 {
+		t.Errorf("Search after the failure: %d hits, %v; want 1", len(res.Hits), err)
+	}
+}
+
+func TestOpenRefusesWhatIsNotElasticsearch(t *testing.T) {
+	t.Parallel()
+	plain := http.NewServeMux()
+	plain.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"version":{"number":"8.19.7"}}`))
+	})
+	srv := startHTTP(t, plain)
+	if _, err := esindex.Open(t.Context(), esindex.Config{Addresses: []string{srv}}); err == nil {
+		t.Fatal("Open accepted a server without the X-Elastic-Product header")
+	}
+	old := http.NewServeMux()
+	old.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		_, _ = w.Write([]byte(`{"version":{"number":"7.17.0"}}`))
+	})
+	if _, err := esindex.Open(t.Context(), esindex.Config{Addresses: []string{startHTTP(t, old)}}); err == nil {
+		t.Fatal("Open accepted Elasticsearch 7")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	err := esindex.Config{Addresses: []string{"elasticsearch:9200"}, Alias: "Bad", Refresh: "sometimes"}.Validate()
+	if err == nil {
+		t.Fatal("an invalid config passed")
+	}
+	for _, want := range []string{"not an http(s) URL", "invalid alias", "refresh must be"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if err := (esindex.Config{Addresses: esindex.ParseAddresses(" http://a:9200, https://b:9200 ,")}).Validate(); err != nil {
+		t.Errorf("a valid config: %v", err)
+	}
+}

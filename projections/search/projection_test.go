@@ -1,0 +1,157 @@
+package search_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/projections/search/blevestore"
+	"github.com/parley-chat/parley/schemas"
+)
+
+var t0 = time.Date(2025, 5, 1, 9, 30, 0, 123456789, time.UTC)
+
+func record(t *testing.T, m kafka.Message) consumers.Record {
+	t.Helper()
+	attrs, err := producers.Attributes(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return consumers.Record{Message: m, Attrs: attrs}
+}
+
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	p := search.Projection{}
+	d, err := p.Decode(record(t, sent("g_1", 7, "ann", "Hello <there>", t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := search.Doc{Kind: search.KindIndex, ConversationID: "g_1", Seq: 7, Version: 7, SenderID: "ann", Body: "Hello <there>", SentAt: t0}
+	if d != want {
+		t.Errorf("Decode = %+v, want %+v", d, want)
+	}
+	if d.ID() != "g_1/7" {
+		t.Errorf("ID = %q", d.ID())
+	}
+	if d, err := p.Decode(record(t, created("g_1", t0, "ann"))); err != nil || d.Kind != search.KindNone {
+		t.Errorf("a creation: %+v, %v; want a KindNone doc", d, err)
+	}
+	future := event("chat.message.reacted.v9", "g_1", 8, t0, map[string]any{"emoji": "x"})
+	if d, err := p.Decode(record(t, future)); err != nil || d.Kind != search.KindNone {
+		t.Errorf("a type of a later version: %+v, %v; want a KindNone doc", d, err)
+	}
+
+	bad := map[string]kafka.Message{
+		"a message breaking its schema": event(schemas.TypeMessageSent, "g_1", 9, t0, map[string]any{"conversation_id": "g_1", "seq": 9}),
+		"a message not JSON":            withValue(sent("g_1", 9, "ann", "x", t0), []byte("{")),
+		"headers disagreeing with body": event(schemas.TypeMessageSent, "g_1", 9, t0, schemas.MessageSentV1{ConversationID: "g_2", Seq: 9, SenderID: "ann", CommandID: "c", SentAt: t0}),
+		"a seq disagreeing with body":   event(schemas.TypeMessageSent, "g_1", 9, t0, schemas.MessageSentV1{ConversationID: "g_1", Seq: 10, SenderID: "ann", CommandID: "c", SentAt: t0}),
+		"a time an index cannot hold":   sent("g_1", 9, "ann", "x", time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)),
+	}
+	for name, m := range bad {
+		if _, err := p.Decode(record(t, m)); !errors.Is(err, schemas.ErrInvalid) {
+			t.Errorf("%s: got %v, want an error wrapping schemas.ErrInvalid (dead-lettered)", name, err)
+		}
+	}
+	noSeq := record(t, sent("g_1", 9, "ann", "x", t0))
+	noSeq.Attrs.HasSeq = false
+	if _, err := p.Decode(noSeq); !errors.Is(err, schemas.ErrInvalid) {
+		t.Errorf("a record without seq: got %v, want ErrInvalid", err)
+	}
+}
+
+func withValue(m kafka.Message, v []byte) kafka.Message { m.Value = v; return m }
+
+type recordingIndexer struct{ calls [][]search.Doc }
+
+func (r *recordingIndexer) Index(_ context.Context, docs []search.Doc) error {
+	r.calls = append(r.calls, docs)
+	return nil
+}
+
+func TestApplySkipsBatchesOfNothing(t *testing.T) {
+	t.Parallel()
+	ix := &recordingIndexer{}
+	p := search.Projection{Index: ix}
+	if err := p.Apply(t.Context(), []search.Doc{{Kind: search.KindNone}, {Kind: search.KindNone}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ix.calls) != 0 {
+		t.Errorf("a batch of nothing reached the index: %v", ix.calls)
+	}
+	batch := []search.Doc{{Kind: search.KindNone}, {Kind: search.KindIndex, ConversationID: "c", Seq: 1, Version: 1}}
+	if err := p.Apply(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(ix.calls) != 1 || len(ix.calls[0]) != 2 {
+		t.Errorf("Apply passed %v, want the batch as it is", ix.calls)
+	}
+}
+
+// TestProjectionThroughKafka runs the search projection as the system
+// does: events appended to chat.events on the embedded broker, the
+// consumer group runtime feeding Projection, the Bleve index searched.
+func TestProjectionThroughKafka(t *testing.T) {
+	t.Parallel()
+	brokers := startKafka(t, 3)
+	idx, err := blevestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
+			Brokers: brokers, GroupID: schemas.GroupSearch, Topic: schemas.TopicEvents,
+		}, search.Projection{Index: idx})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunGroup: %v", err)
+		}
+	}()
+	produce(t, brokers,
+		created("g_ours", t0, "ann", "bob"),
+		sent("g_ours", 1, "ann", "the launch is on Thursday", t0.Add(time.Second)),
+		sent("g_ours", 2, "bob", "Thursday works", t0.Add(2*time.Second)),
+		created("g_theirs", t0, "eve"),
+		sent("g_theirs", 1, "eve", "secret thursday plans", t0.Add(3*time.Second)),
+		withValue(sent("g_ours", 3, "ann", "x", t0), []byte("not json")), // dead-lettered
+		sent("g_ours", 4, "ann", "after the bad record: thursday", t0.Add(4*time.Second)),
+	)
+	find := func(convs ...string) []search.Hit {
+		res, err := idx.Search(t.Context(), search.Query{Text: "thursday", Conversations: convs, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Hits
+	}
+	// The conversations may be in different partitions, indexed in
+	// batches of their own.
+	eventually(t, "the messages to be searchable", func() bool { return len(find("g_ours")) == 3 && len(find("g_theirs")) == 1 })
+	hits := find("g_ours")
+	if hits[0].Seq != 4 || hits[1].Seq != 2 || hits[2].Seq != 1 {
+		t.Errorf("hits %+v, want seqs 4, 2, 1 (newest first)", hits)
+	}
+	if !hits[2].SentAt.Equal(t0.Add(time.Second)) || hits[2].SenderID != "ann" || !strings.Contains(hits[2].Snippet, "<mark>Thursday</mark>") {
+		t.Errorf("hit %+v lacks the event's fields", hits[2])
+	}
+	for _, h := range hits {
+		if h.ConversationID != "g_ours" {
+			t.Errorf("a search of g_ours returned %s", h.ConversationID)
+		}
+	}
+	if got := find("g_theirs"); len(got) != 1 || got[0].SenderID != "eve" {
+		t.Errorf("g_theirs has hits %+v, want eve's one", got)
+	}
+}

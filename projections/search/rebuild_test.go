@@ -1,0 +1,177 @@
+package search_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/projections/search/blevestore"
+	"github.com/parley-chat/parley/projections/search/esindex"
+	"github.com/parley-chat/parley/projections/search/esindex/esfake"
+	"github.com/parley-chat/parley/projections/search/searchtest"
+)
+
+type rebuildable interface {
+	search.Index
+	search.Rebuildable
+}
+
+// TestRebuild rebuilds each adapter from the log: what the log says is
+// found afterwards, what only the old index held is gone, and progress is
+// reported up to the total.
+func TestRebuild(t *testing.T) {
+	t.Parallel()
+	brokers := startKafka(t, 4)
+	var msgs []kafka.Message
+	const convs, perConv = 6, 40
+	for c := range convs {
+		conv := fmt.Sprintf("g_%d", c)
+		msgs = append(msgs, created(conv, t0, "ann"))
+		for s := 1; s <= perConv; s++ {
+			msgs = append(msgs, sent(conv, uint64(s), "ann", fmt.Sprintf("rebuilt message %d", s), t0.Add(time.Duration(s)*time.Millisecond)))
+		}
+	}
+	msgs = append(msgs, withValue(sent("g_0", perConv+1, "ann", "x", t0), []byte("{")))
+	produce(t, brokers, msgs...)
+	all := make([]string, convs)
+	for c := range all {
+		all[c] = fmt.Sprintf("g_%d", c)
+	}
+
+	srv := esfake.Start(t)
+	targets := map[string]func(t *testing.T) rebuildable{
+		"bleve": func(t *testing.T) rebuildable {
+			s, err := blevestore.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"elasticsearch": func(t *testing.T) rebuildable {
+			cfg := esindex.Config{Addresses: []string{srv.URL()}, Alias: "parley-rebuild-test"}
+			ix, err := esindex.Open(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ix
+		},
+	}
+	for name, open := range targets {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ix := open(t)
+			defer ix.Close()
+			ghost := searchtest.Msg("g_0", 999, "ann", "ghost message only the old index has", t0)
+			if err := ix.Index(t.Context(), []search.Doc{ghost}); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var calls [][2]int64
+			st, err := search.Rebuild(t.Context(), search.RebuildConfig{
+				Brokers: brokers, Target: ix, BatchSize: 25, Concurrency: 2,
+				Progress: func(done, total int64) {
+					mu.Lock()
+					calls = append(calls, [2]int64{done, total})
+					mu.Unlock()
+				},
+			})
+			if err != nil {
+				t.Fatalf("Rebuild: %v", err)
+			}
+			if want := int64(len(msgs)); st.Records != want || st.Skipped != 1 {
+				t.Errorf("stats %+v, want %d records, 1 skipped", st, want)
+			}
+			if len(calls) == 0 || calls[len(calls)-1][0] != int64(len(msgs)) || calls[len(calls)-1][1] != int64(len(msgs)) {
+				t.Errorf("progress calls end with %v, want done = total = %d", calls[len(calls)-1:], len(msgs))
+			}
+			for i := 1; i < len(calls); i++ {
+				if calls[i][0] < calls[i-1][0] {
+					t.Errorf("progress went back: %v then %v", calls[i-1], calls[i])
+				}
+			}
+			if err := ix.Refresh(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			res, err := ix.Search(t.Context(), search.Query{Text: "message", Conversations: all, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(res.Hits)
+			for res.Next != nil {
+				next := *res.Next
+				res, err = ix.Search(t.Context(), search.Query{Text: "message", Conversations: all, Limit: 100, After: &next})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(res.Hits)
+			}
+			if n != convs*perConv {
+				t.Errorf("after the rebuild %d messages are found, want %d", n, convs*perConv)
+			}
+			ghosts, err := ix.Search(t.Context(), search.Query{Text: "ghost", Conversations: all, Limit: 10})
+			if err != nil || len(ghosts.Hits) != 0 {
+				t.Errorf("the old index's document survived the rebuild: %v, %v", ghosts.Hits, err)
+			}
+		})
+	}
+}
+
+func TestRebuildKeepsTheLiveIndexOnFailure(t *testing.T) {
+	t.Parallel()
+	brokers := startKafka(t, 2)
+	produce(t, brokers, created("g_1", t0, "ann"), sent("g_1", 1, "ann", "from the log", t0))
+	dir := t.TempDir()
+	s, err := blevestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Index(t.Context(), []search.Doc{searchtest.Msg("g_1", 5, "ann", "live only", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	_, err = search.Rebuild(ctx, search.RebuildConfig{Brokers: brokers, Target: s, Progress: func(int64, int64) { cancel() }})
+	if err == nil {
+		t.Fatal("a cancelled rebuild succeeded")
+	}
+	res, err := s.Search(t.Context(), search.Query{Text: "live", Conversations: []string{"g_1"}, Limit: 10})
+	if err != nil || len(res.Hits) != 1 {
+		t.Errorf("the live index changed: %d hits, %v", len(res.Hits), err)
+	}
+	cur, _ := os.ReadFile(filepath.Join(dir, "CURRENT"))
+	entries, _ := os.ReadDir(dir)
+	if strings.TrimSpace(string(cur)) != "gen-000001" || len(entries) != 2 {
+		t.Errorf("CURRENT %q and %d entries; want gen-000001 and the unfinished generation removed", cur, len(entries))
+	}
+}
+
+func TestProgressPrinter(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	report := search.NewProgressForTest(&buf, 5*time.Second, clock)
+	report(0, 1000)
+	now = now.Add(time.Second)
+	report(100, 1000) // within the interval: not printed
+	now = now.Add(9 * time.Second)
+	report(500, 1000)
+	now = now.Add(5 * time.Second)
+	report(1000, 1000)
+	report(1000, 1000) // the final line once
+	want := "search rebuild: 0/1000 records (0.0%), 0 records/s, ETA unknown\n" +
+		"search rebuild: 500/1000 records (50.0%), 50 records/s, ETA 10s\n" +
+		"search rebuild: 1000/1000 records (100.0%), 67 records/s, ETA 0s\n"
+	if buf.String() != want {
+		t.Errorf("printed\n%s\nwant\n%s", buf.String(), want)
+	}
+}

@@ -1,0 +1,308 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Errors of the port. Adapters return them wrapped; only the gateway maps
+// them to HTTP.
+var (
+	// ErrBadQuery is returned for a query that cannot be run as given: a
+	// syntax error in its text, a limit out of range, a malformed cursor
+	// position. It is the caller's fault; retrying does not help.
+	ErrBadQuery = errors.New("bad search query")
+)
+
+// Kind says what a Doc does to the index.
+type Kind uint8
+
+// Kinds of Doc.
+const (
+	// KindNone changes nothing: the event has no effect on the index (a
+	// conversation's creation, a type this version does not know), but the
+	// projection still passes it on so that the batch commits.
+	KindNone Kind = iota
+	// KindIndex creates or replaces the message's document.
+	KindIndex
+	// KindDelete removes the message's text from the index. Adapters keep
+	// a tombstone with the version, so that an older event arriving later
+	// (a redelivery, a replay) never brings the text back.
+	KindDelete
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindNone:
+		return "none"
+	case KindIndex:
+		return "index"
+	case KindDelete:
+		return "delete"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Doc is one message as the index keeps it, or the removal of one.
+type Doc struct {
+	Kind           Kind
+	ConversationID string
+	// Seq is the message's per-conversation sequence number: with the
+	// conversation, the document's identity (see ID).
+	Seq uint64
+	// Version orders the changes of one document: a change is applied only
+	// if its Version is greater than the stored one. It is the seq of the
+	// event that made the change (per conversation, seq orders every
+	// event), so a message's own event has Version == Seq and a later edit
+	// or deletion of it has a greater one. Adapters keep versions as exact
+	// integers up to 2^53.
+	Version  uint64
+	SenderID string
+	Body     string
+	SentAt   time.Time
+}
+
+// ID is the document id: conversation id, "/", seq in decimal.
+// Conversation ids never contain "/", so ids are unambiguous.
+func (d Doc) ID() string { return DocID(d.ConversationID, d.Seq) }
+
+// DocID is the id of the document of message seq of a conversation.
+func DocID(conversationID string, seq uint64) string {
+	return conversationID + "/" + strconv.FormatUint(seq, 10)
+}
+
+// Sort is the order of search results.
+type Sort uint8
+
+// Orders of results.
+const (
+	// SortRecent is newest first: sent_at descending (adapters compare it
+	// at least to the millisecond), then conversation id, then seq, both
+	// descending, so that the order is total and paging is exact.
+	SortRecent Sort = iota
+	// SortRelevance is best match first: score descending, then as
+	// SortRecent. Scores depend on the whole index, so pages of a
+	// relevance search are exact only while the index does not change.
+	SortRelevance
+)
+
+// ParseSort parses "recent" or "relevance"; the error wraps ErrBadQuery.
+func ParseSort(s string) (Sort, error) {
+	switch s {
+	case "recent":
+		return SortRecent, nil
+	case "relevance":
+		return SortRelevance, nil
+	}
+	return 0, fmt.Errorf("%w: sort must be recent or relevance, got %q", ErrBadQuery, s)
+}
+
+func (s Sort) String() string {
+	switch s {
+	case SortRecent:
+		return "recent"
+	case SortRelevance:
+		return "relevance"
+	}
+	return "sort(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Key is a hit's position in the result order: a search with After set to
+// a hit's Key continues right after that hit.
+type Key struct {
+	// Score is the hit's score; used by SortRelevance only.
+	Score float64
+	// SentAt is the sent_at the adapter sorts on (Elasticsearch keeps
+	// milliseconds).
+	SentAt         time.Time
+	ConversationID string
+	Seq            uint64
+}
+
+// Limits of a query.
+const (
+	// MaxLimit is the most hits one search returns.
+	MaxLimit = 100
+	// MaxConversations is the most conversations one search may cover.
+	MaxConversations = 1000
+)
+
+// Query is one search. Its fields are conjunctive filters.
+type Query struct {
+	// Text is what to look for in message bodies, in the syntax of
+	// ParseText. Required.
+	Text string
+	// Conversations are the only conversations searched: at least one
+	// (none matches nothing), at most MaxConversations. The caller puts
+	// here only conversations the user may read; adapters enforce it in
+	// the query and again on every hit.
+	Conversations []string
+	// Sender, if set, keeps only messages sent by that user.
+	Sender string
+	// From, if set, keeps messages sent at or after it; To, if set,
+	// messages sent before it. Both are used to the millisecond
+	// (truncated), the precision every adapter agrees on.
+	From, To time.Time
+	Sort     Sort
+	// Limit is the most hits returned, 1 to MaxLimit.
+	Limit int
+	// After, if set, continues after that position (Result.Next).
+	After *Key
+}
+
+// Hit is one matching message.
+type Hit struct {
+	ConversationID string
+	Seq            uint64
+	SenderID       string
+	SentAt         time.Time
+	// Snippet is an HTML fragment of the body: the text escaped, the
+	// matched words wrapped in <mark>...</mark>. Safe to insert as HTML.
+	Snippet string
+	// Score is the relevance score (0 when sorted by SortRecent).
+	Score float64
+	// Key is the hit's position, for Query.After.
+	Key Key
+}
+
+// Result is a page of hits in the query's order.
+type Result struct {
+	Hits []Hit
+	// Next is the position to continue after, or nil when no more hits
+	// exist.
+	Next *Key
+}
+
+// Indexer writes documents. Implementations are safe for concurrent use
+// and idempotent: for each document the change with the greatest Version
+// wins, whatever the order of calls and whether a change is repeated. A
+// batch may hold several changes of one document and KindNone docs,
+// which are ignored. When Index returns nil every change is durable; an
+// error means some may not be, and the caller retries the whole batch.
+// Index returns an error wrapping ctx.Err() when ctx ends first.
+type Indexer interface {
+	Index(ctx context.Context, docs []Doc) error
+}
+
+// Searcher runs searches. Implementations are safe for concurrent use and
+// return an error wrapping ErrBadQuery for a query that fails Validate.
+type Searcher interface {
+	Search(ctx context.Context, q Query) (Result, error)
+}
+
+// Index is what an adapter provides.
+type Index interface {
+	Indexer
+	Searcher
+	// Refresh makes every change indexed so far visible to Search. Adapters
+	// whose writes are visible at once do nothing.
+	Refresh(ctx context.Context) error
+	// Close releases the adapter; calls after Close fail.
+	Close() error
+}
+
+// Rebuildable is an index that can be rebuilt beside itself while it
+// keeps serving (see Rebuild).
+type Rebuildable interface {
+	// NewGeneration creates an empty index beside the live one.
+	NewGeneration(ctx context.Context) (Generation, error)
+}
+
+// Generation is an index being rebuilt.
+type Generation interface {
+	Indexer
+	// Refresh makes what was indexed visible to searches.
+	Refresh(ctx context.Context) error
+	// Promote makes the generation the live index, atomically for
+	// searchers (Elasticsearch: the alias is swapped; Bleve: the current
+	// directory is switched) and drops the previous one. The generation
+	// stays usable as an Indexer, now writing to the live index.
+	Promote(ctx context.Context) error
+	// Discard drops a generation that was not promoted; after Promote it
+	// only releases the handle.
+	Discard(ctx context.Context) error
+}
+
+// Validate reports whether q can be run; the error wraps ErrBadQuery.
+func (q Query) Validate() error {
+	var errs []error
+	if _, err := ParseText(q.Text); err != nil {
+		errs = append(errs, err)
+	}
+	if len(q.Conversations) > MaxConversations {
+		errs = append(errs, fmt.Errorf("%w: %d conversations, at most %d", ErrBadQuery, len(q.Conversations), MaxConversations))
+	}
+	for _, c := range q.Conversations {
+		if !schemas.ValidConversationID(c) {
+			errs = append(errs, fmt.Errorf("%w: malformed conversation id %q", ErrBadQuery, c))
+			break
+		}
+	}
+	if q.Sender != "" && !schemas.ValidUserID(q.Sender) {
+		errs = append(errs, fmt.Errorf("%w: malformed sender %q", ErrBadQuery, q.Sender))
+	}
+	if n := q.Normalize(); !n.From.IsZero() && !n.To.IsZero() && !n.From.Before(n.To) {
+		errs = append(errs, fmt.Errorf("%w: from must be at least a millisecond before to", ErrBadQuery))
+	}
+	for _, t := range []time.Time{q.From, q.To} {
+		if !t.IsZero() && !InTimeRange(t) {
+			errs = append(errs, fmt.Errorf("%w: time %s is out of range", ErrBadQuery, t.Format(time.RFC3339)))
+		}
+	}
+	if q.Sort != SortRecent && q.Sort != SortRelevance {
+		errs = append(errs, fmt.Errorf("%w: unknown sort %d", ErrBadQuery, q.Sort))
+	}
+	if q.Limit < 1 || q.Limit > MaxLimit {
+		errs = append(errs, fmt.Errorf("%w: limit %d, want 1 to %d", ErrBadQuery, q.Limit, MaxLimit))
+	}
+	if a := q.After; a != nil {
+		switch {
+		case math.IsNaN(a.Score) || math.IsInf(a.Score, 0):
+			errs = append(errs, fmt.Errorf("%w: cursor score is not a number", ErrBadQuery))
+		case !schemas.ValidConversationID(a.ConversationID):
+			errs = append(errs, fmt.Errorf("%w: cursor names a malformed conversation id", ErrBadQuery))
+		case !InTimeRange(a.SentAt):
+			errs = append(errs, fmt.Errorf("%w: cursor time is out of range", ErrBadQuery))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Times an index can hold: what nanoseconds since 1970 in an int64 reach
+// (Bleve keeps times so, and Elasticsearch's date_nanos too).
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// InTimeRange reports whether t is a time an index can hold and search
+// by: from 1970 to April 2262.
+func InTimeRange(t time.Time) bool { return !t.Before(minTime) && !t.After(maxTime) }
+
+// Normalize returns q with the times truncated to the millisecond and in
+// UTC, as adapters use them.
+func (q Query) Normalize() Query {
+	if !q.From.IsZero() {
+		q.From = q.From.UTC().Truncate(time.Millisecond)
+	}
+	if !q.To.IsZero() {
+		q.To = q.To.UTC().Truncate(time.Millisecond)
+	}
+	return q
+}
+
+// Allowed reports whether conversationID is one of q's conversations.
+// Adapters call it on every hit before returning it.
+func (q Query) Allowed() func(conversationID string) bool {
+	set := make(map[string]struct{}, len(q.Conversations))
+	for _, c := range q.Conversations {
+		set[c] = struct{}{}
+	}
+	return func(c string) bool { _, ok := set[c]; return ok }
+}
