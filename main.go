@@ -4,6 +4,7 @@
 //	parley gateway          the HTTP/WebSocket edge and delivery projection
 //	parley decider          the command decider
 //	parley project history  the history projection
+//	parley project search   the search projection (--rebuild: reindex from 0)
 //	parley token USER       print a token for USER (dev secret by default)
 //	parley bench            load-test a running gateway (internal/loadgen)
 //
@@ -45,6 +46,7 @@ commands:
   gateway          HTTP and WebSocket edge with the delivery projection
   decider          turns chat.commands into chat.events
   project history  builds the history store from chat.events
+  project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   token USER       prints a JWT for USER signed with the configured secret
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
   help             this text and the settings
@@ -67,10 +69,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "decider":
 		roles = app.Roles{Decider: true}
 	case "project":
-		if len(args) == 0 || args[0] != "history" {
-			return errors.New("usage: parley project history (the only projection so far)")
+		switch {
+		case len(args) > 0 && args[0] == "history":
+			roles, args = app.Roles{History: true}, args[1:]
+		case len(args) > 0 && args[0] == "search":
+			roles, args = app.Roles{Search: true}, args[1:]
+			if len(args) > 0 && (args[0] == "--rebuild" || args[0] == "-rebuild") {
+				cfg, err := app.Load(cmd, args[1:], getenv, stderr)
+				if err != nil {
+					return err
+				}
+				return app.RebuildSearch(ctx, cfg, stdout, cfg.Logger(stderr))
+			}
+		default:
+			return errors.New("usage: parley project history | parley project search [--rebuild]")
 		}
-		roles, args = app.Roles{History: true}, args[1:]
 	case "token":
 		return token(args, getenv, stdout, stderr)
 	case "bench":

@@ -52,6 +52,8 @@ type Config struct {
 	Signals Signaler
 	// Presence is this node's presence projection; nil disables presence.
 	Presence PresenceTracker
+	// Search serves GET /v1/search; nil answers 503.
+	Search Searcher
 	Metrics  *telemetry.Metrics
 	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -171,6 +173,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/conversations/{id}/history", s.getHistory)
 		r.Post("/v1/conversations/{id}/messages", s.postMessage)
 		r.Get("/v1/presence", s.getPresence)
+		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
 	})
 	return r
 }

@@ -88,5 +88,9 @@ func writeProblem(w http.ResponseWriter, e *apiError) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	// JSON, not HTML: snippets carry <mark> for clients to render, and
+	// \u003c escapes would only make them harder to read.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -36,10 +37,11 @@ type Roles struct {
 	Gateway bool
 	Decider bool
 	History bool
+	Search  bool
 }
 
 // All is every role: `parley run`.
-var All = Roles{Gateway: true, Decider: true, History: true}
+var All = Roles{Gateway: true, Decider: true, History: true, Search: true}
 
 // System is a running set of roles.
 type System struct {
@@ -50,6 +52,7 @@ type System struct {
 	broker  *embeddedkafka.Broker
 	brokers []string
 	store   *historyStore
+	search  *searchIndex
 	gw      *gateway.Server
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -94,6 +97,13 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 		ready["history"] = s.store.Ready
 	}
+	if roles.Gateway || roles.Search {
+		s.search, err = openSearch(runCtx, cfg, log.With("component", "search-index"), &s.wg)
+		if err != nil {
+			return nil, err
+		}
+		ready["search"] = s.search.Ready
+	}
 	if roles.Decider {
 		d := decider.New(decider.Config{
 			Brokers: s.brokers, Logger: log, Metrics: s.metrics,
@@ -114,12 +124,26 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			}, history.Projection{W: s.store})
 		})
 	}
+	if roles.Search {
+		s.spawn("search", func() error {
+			if err := s.search.Wait(runCtx); err != nil {
+				return nil
+			}
+			return consumers.RunGroup(runCtx, consumers.GroupConfig{
+				Brokers: s.brokers, GroupID: schemas.GroupSearch, Topic: schemas.TopicEvents,
+				Logger: log.With("component", "search"), Metrics: s.metrics,
+			}, search.Projection{Index: s.search})
+		})
+	}
 	var lagSources []consumers.LagSource
 	if roles.Decider {
 		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupDecider, Topic: schemas.TopicCommands})
 	}
 	if roles.History {
 		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupHistory, Topic: schemas.TopicEvents})
+	}
+	if roles.Search {
+		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupSearch, Topic: schemas.TopicEvents})
 	}
 	if len(lagSources) > 0 {
 		s.wg.Go(func() {
@@ -162,7 +186,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			}
 		}
 		s.gw, err = gateway.New(gateway.Config{
-			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Metrics: s.metrics, Logger: log,
+			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
 			Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, CommandTimeout: cfg.CommandTimeout,
 		})
 		if err != nil {
@@ -184,7 +208,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		return nil
 	})
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers,
-		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History)
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search)
 	return s, nil
 }
 
@@ -250,6 +274,9 @@ func (s *System) closeResources() error {
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		errs = append(errs, s.closers[i]())
+	}
+	if s.search != nil {
+		errs = append(errs, s.search.Close())
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())

@@ -40,6 +40,7 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	PresenceTimeout   time.Duration
 	PresenceHeartbeat time.Duration
+	ElasticsearchURL  []string
 	ScyllaHosts       []string
 	ScyllaKeyspace    string
 	ScyllaConsistency string
@@ -99,6 +100,7 @@ func Settings() []Setting {
 		{"scylla-consistency", "PARLEY_SCYLLA_CONSISTENCY", "LOCAL_QUORUM", "consistency level of every history read and write", str(func(c *Config) *string { return &c.ScyllaConsistency })},
 		{"scylla-replication", "PARLEY_SCYLLA_REPLICATION", "", "replication of a new keyspace, e.g. class=NetworkTopologyStrategy,dc1=3 (empty: SimpleStrategy, 1 replica)", str(func(c *Config) *string { return &c.ScyllaReplication })},
 		{"scylla-local-dc", "PARLEY_SCYLLA_LOCAL_DC", "", "prefer replicas of this data centre", str(func(c *Config) *string { return &c.ScyllaLocalDC })},
+		{"elasticsearch-url", "PARLEY_ELASTICSEARCH_URL", "", "comma-separated Elasticsearch URLs; empty uses the embedded Bleve index under data-dir/search", list(func(c *Config) *[]string { return &c.ElasticsearchURL })},
 		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker", str(func(c *Config) *string { return &c.KafkaListen })},
 		{"partitions", "PARLEY_PARTITIONS", "12", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen", num(func(c *Config) *int { return &c.Partitions })},
 		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
