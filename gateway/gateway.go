@@ -53,9 +53,9 @@ type Config struct {
 	// Presence is this node's presence projection; nil disables presence.
 	Presence PresenceTracker
 	// Search serves GET /v1/search; nil answers 503.
-	Search Searcher
-	Metrics  *telemetry.Metrics
-	Logger   *slog.Logger
+	Search  Searcher
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// MaxBodyBytes is the largest message body. Default: 16 KiB.
