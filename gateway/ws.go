@@ -80,6 +80,14 @@ type socket struct {
 	mu       sync.Mutex // guards id, expiry and watch after auth
 	device   string
 	watch    *presence.Watch
+
+	wmu sync.Mutex // guards the write-deadline context below
+	// wctx is the context writes under wparent run with until wrenew; it
+	// expires at wdeadline (see writeCtx).
+	wparent           context.Context
+	wctx              context.Context
+	wcancel           context.CancelFunc
+	wrenew, wdeadline time.Time
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -250,11 +258,34 @@ func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, stri
 	return 0, "", true
 }
 
-// Write implements delivery.Sink.
+// Write implements delivery.Sink. Each write is bounded by between
+// WriteTimeout/2 and WriteTimeout (see writeCtx).
 func (k *socket) Write(ctx context.Context, frame []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, k.s.cfg.WriteTimeout)
-	defer cancel()
-	return k.c.Write(ctx, websocket.MessageText, frame)
+	return k.c.Write(k.writeCtx(ctx), websocket.MessageText, frame)
+}
+
+// writeCtx returns a context with a deadline for a write under ctx: one
+// shared by every write of the socket under the same ctx, renewed once
+// half of WriteTimeout has passed, so a write gets at least half of it.
+// A context.WithTimeout per frame was ~10% of the server's CPU under
+// fan-out (BENCHMARKS.md, scenario (b)). A replaced context is never
+// cancelled early, since a concurrent write may still be using it
+// (cancelling would close the socket): its own deadline releases it.
+func (k *socket) writeCtx(ctx context.Context) context.Context {
+	now := time.Now()
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if k.wctx != nil && k.wparent == ctx && now.Before(k.wrenew) {
+		return k.wctx
+	}
+	if k.wcancel != nil && !now.Before(k.wdeadline) {
+		k.wcancel() // expired already: only releases it
+	}
+	k.wparent = ctx
+	k.wdeadline = now.Add(k.s.cfg.WriteTimeout)
+	k.wrenew = now.Add(k.s.cfg.WriteTimeout / 2)
+	k.wctx, k.wcancel = context.WithDeadline(ctx, k.wdeadline)
+	return k.wctx
 }
 
 func (k *socket) writeJSON(ctx context.Context, v any) error {
