@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"sync"
 	"time"
@@ -207,9 +208,34 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 		return nil
 	})
+	if cfg.PprofAddr != "" {
+		if err := s.servePprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers,
 		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search)
 	return s, nil
+}
+
+// servePprof serves net/http/pprof on its own listener at addr (never on
+// the public HTTP address), closed with the system's resources.
+func (s *System) servePprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (pprof): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	s.onClose(srv.Close)
+	s.log.Warn("pprof listening", "addr", ln.Addr().String())
+	return nil
 }
 
 // HTTPAddr is the address the HTTP server listens on.

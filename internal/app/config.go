@@ -46,6 +46,7 @@ type Config struct {
 	ScyllaConsistency string
 	ScyllaReplication string
 	ScyllaLocalDC     string
+	PprofAddr         string
 }
 
 // Setting is one configuration setting.
@@ -117,6 +118,7 @@ func Settings() []Setting {
 		{"log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log-format", "PARLEY_LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 		{"shutdown-timeout", "PARLEY_SHUTDOWN_TIMEOUT", "15s", "how long a clean shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+		{"pprof-addr", "PARLEY_PPROF_ADDR", "", "listen address of net/http/pprof (/debug/pprof/) on its own listener, for profiling; empty serves none. Keep it on loopback", str(func(c *Config) *string { return &c.PprofAddr })},
 	}
 }
 
