@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,26 +21,44 @@ import (
 	"github.com/parley-chat/parley/schemas"
 )
 
-// BenchmarkHistoryProjection_100000Events measures the history
-// projection's throughput from chat.events (embedded broker, 12
-// partitions, 100 conversations) into each store: the time from starting
-// the consumer group until the store holds every event. Run with
-// -benchtime=1x; the CQL stand-in figure is protocol overhead only.
-func BenchmarkHistoryProjection_100000Events(b *testing.B) {
-	const convs, perConv = 100, 1000
+// benchEventCount is the size of the projection benchmarks' log:
+// PARLEY_BENCH_EVENTS, default 100,000 (rounded down to whole
+// conversations of 1,000 messages, plus one creation event each).
+func benchEventCount() (convs, perConv int) {
+	const perConv0 = 1000
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil && v >= perConv0 {
+		n = v
+	}
+	return n / perConv0, perConv0
+}
+
+// fillEvents starts an embedded broker and appends convs conversations of
+// perConv messages each (100-byte-ish bodies) to chat.events (12
+// partitions). It returns the brokers and the number of records.
+func fillEvents(b *testing.B, convs, perConv int) ([]string, int) {
 	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: b.TempDir(), Addr: "127.0.0.1:0"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer broker.Close()
+	b.Cleanup(func() { broker.Close() })
 	brokers := []string{broker.Addr()}
 	ctx := context.Background()
 	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{}); err != nil {
 		b.Fatal(err)
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicEvents, Balancer: kafka.Murmur2Balancer{}, BatchSize: 1000, BatchTimeout: time.Millisecond}
+	defer w.Close()
 	now := time.Now().UTC()
-	var msgs []kafka.Message
+	total := 0
+	msgs := make([]kafka.Message, 0, 10*(perConv+1))
+	flush := func() {
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			b.Fatal(err)
+		}
+		total += len(msgs)
+		msgs = msgs[:0]
+	}
 	for c := range convs {
 		id := fmt.Sprintf("g_bench%04d", c)
 		for seq := 0; seq <= perConv; seq++ {
@@ -55,12 +75,27 @@ func BenchmarkHistoryProjection_100000Events(b *testing.B) {
 			a.Seq, a.HasSeq = uint64(seq), true
 			msgs = append(msgs, producers.Message(a, data))
 		}
+		if len(msgs) >= 10*(perConv+1) {
+			flush()
+		}
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		b.Fatal(err)
+	if len(msgs) > 0 {
+		flush()
 	}
-	w.Close()
-	total := len(msgs)
+	return brokers, total
+}
+
+// BenchmarkHistoryProjection_100000Events measures the history
+// projection's throughput from chat.events (embedded broker, 12
+// partitions, 100 conversations) into each store: the time from starting
+// the consumer group until the store holds every event. Run with
+// -benchtime=1x; the CQL stand-in figure is protocol overhead only.
+// PARLEY_BENCH_EVENTS=1000000 replays 1,000,000 events (1,000
+// conversations) instead of 100,000; the name stays.
+func BenchmarkHistoryProjection_100000Events(b *testing.B) {
+	convs, perConv := benchEventCount()
+	ctx := context.Background()
+	brokers, total := fillEvents(b, convs, perConv)
 
 	run := func(b *testing.B, store history.Store, group string) {
 		defer store.Close()
@@ -75,7 +110,7 @@ func BenchmarkHistoryProjection_100000Events(b *testing.B) {
 			id := fmt.Sprintf("g_bench%04d", c)
 			for {
 				conv, err := store.Conversation(ctx, id)
-				if err == nil && conv.LastSeq == perConv {
+				if err == nil && conv.LastSeq == uint64(perConv) {
 					break
 				}
 				time.Sleep(5 * time.Millisecond)
