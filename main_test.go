@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/app"
+)
+
+func noEnv(string) string { return "" }
+
+func TestTokenPrintsAVerifiableToken(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"token", "alice", "-ttl", "1h"}, noEnv, &out, &errOut); err != nil {
+		t.Fatalf("parley token: %v (%s)", err, errOut.String())
+	}
+	a, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(app.DevSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.Verify(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatalf("the printed token does not verify with the dev secret: %v", err)
+	}
+	if id.UserID != "alice" || time.Until(id.ExpiresAt) > time.Hour || time.Until(id.ExpiresAt) < 59*time.Minute {
+		t.Errorf("token for %q expiring at %v, want alice in 1h", id.UserID, id.ExpiresAt)
+	}
+}
+
+func TestTokenRefusesTheDevSecretAgainstAClusterWithoutASecret(t *testing.T) {
+	env := func(k string) string {
+		if k == "PARLEY_KAFKA_BROKERS" {
+			return "kafka:9092"
+		}
+		return ""
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"token", "alice"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "PARLEY_JWT_SECRET") {
+		t.Errorf("token with a cluster and no secret: %v, want an error naming PARLEY_JWT_SECRET", err)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command"},
+		{[]string{"teleport"}, `unknown command "teleport"`},
+		{[]string{"project"}, "usage: parley project"},
+		{[]string{"project", "inbox"}, "usage: parley project"},
+		{[]string{"token"}, "usage: parley token"},
+		{[]string{"token", "not a user!"}, "invalid user id"},
+		{[]string{"run", "-partitions", "zero"}, "invalid value"},
+		{[]string{"run", "-log-format", "xml"}, "PARLEY_LOG_FORMAT"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), c.args, noEnv, &out, &out)
+		if err == nil || !strings.Contains(err.Error()+out.String(), c.want) {
+			t.Errorf("parley %v: error %v (output %q), want one mentioning %q", c.args, err, out.String(), c.want)
+		}
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, noEnv, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range app.Settings() {
+		if !strings.Contains(out.String(), s.Env) || !strings.Contains(out.String(), "-"+s.Flag) {
+			t.Errorf("help lacks %s / -%s", s.Env, s.Flag)
+		}
+	}
+}
