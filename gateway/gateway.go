@@ -172,6 +172,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/conversations/{id}", s.getConversation)
 		r.Get("/v1/conversations/{id}/history", s.getHistory)
 		r.Post("/v1/conversations/{id}/messages", s.postMessage)
+		r.Post("/v1/conversations/{id}/leave", s.leaveConversation)
 		r.Get("/v1/presence", s.getPresence)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
 	})

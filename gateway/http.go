@@ -343,3 +343,38 @@ func (s *Server) send(ctx context.Context, user, conversation, commandID, body, 
 	}
 	return sendResponse{ConversationID: conversation, Seq: out.Seq, Duplicate: out.Duplicate}, nil
 }
+
+type leaveRequest struct {
+	CommandID string `json:"command_id"`
+}
+
+// leaveConversation serves POST /v1/conversations/{id}/leave: a member
+// leaves a group. From the departure on, the user receives nothing of the
+// conversation and can no longer read or search it.
+func (s *Server) leaveConversation(w http.ResponseWriter, r *http.Request) {
+	me := identity(r.Context())
+	var req leaveRequest
+	if e := s.decodeBody(w, r, &req); e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	if !schemas.ValidCommandID(req.CommandID) {
+		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]")))
+		return
+	}
+	id := chi.URLParam(r, "id")
+	c, e := s.member(r.Context(), me.UserID, id)
+	if e != nil && !(e.Code == schemas.CodeNotMember && c.ID != "") {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	// A non-member may be retrying a leave that already happened: the
+	// decider answers that with the original seq, or refuses it.
+	cmd := &schemas.LeaveConversationV1{CommandID: req.CommandID, UserID: me.UserID, ConversationID: id, IssuedAt: time.Now().UTC()}
+	out, e := s.command(r.Context(), me.UserID, req.CommandID, schemas.TypeLeaveConversation, id, cmd, r.Header.Get("traceparent"))
+	if e != nil {
+		writeProblem(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, sendResponse{ConversationID: id, Seq: out.Seq, Duplicate: out.Duplicate})
+}

@@ -22,6 +22,8 @@ func Types() []string {
 	t := []string{
 		TypeCreateConversation,
 		TypeSendMessage,
+		TypeLeaveConversation,
+		TypeMemberLeft,
 		TypeConversationCreated,
 		TypeMessageSent,
 		TypeCommandRejected,

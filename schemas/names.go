@@ -43,12 +43,14 @@ const Source = "parley"
 const (
 	TypeCreateConversation = "chat.conversation.create.v1"
 	TypeSendMessage        = "chat.message.send.v1"
+	TypeLeaveConversation  = "chat.conversation.leave.v1"
 )
 
 // Event types (records of TopicEvents).
 const (
 	TypeConversationCreated = "chat.conversation.created.v1"
 	TypeMessageSent         = "chat.message.sent.v1"
+	TypeMemberLeft          = "chat.member.left.v1"
 )
 
 // Reply types (records of TopicReplies).

@@ -85,6 +85,8 @@ var goTypes = map[string]reflect.Type{
 	schemas.TypeCommandRejected:     reflect.TypeFor[*schemas.CommandRejectedV1](),
 	schemas.TypeCommandDuplicate:    reflect.TypeFor[*schemas.CommandDuplicateV1](),
 	schemas.TypeTyping:              reflect.TypeFor[*schemas.TypingV1](),
+	schemas.TypeLeaveConversation:   reflect.TypeFor[*schemas.LeaveConversationV1](),
+	schemas.TypeMemberLeft:          reflect.TypeFor[*schemas.MemberLeftV1](),
 	schemas.TypePresence:            reflect.TypeFor[*schemas.PresenceV1](),
 }
 
@@ -97,6 +99,8 @@ var topicOf = map[string]string{
 	schemas.TypeCommandRejected:     schemas.TopicReplies,
 	schemas.TypeCommandDuplicate:    schemas.TopicReplies,
 	schemas.TypeTyping:              schemas.TopicEphemeral,
+	schemas.TypeLeaveConversation:   schemas.TopicCommands,
+	schemas.TypeMemberLeft:          schemas.TopicEvents,
 	schemas.TypePresence:            schemas.TopicPresence,
 }
 

@@ -58,6 +58,26 @@ type SendMessageV1 struct {
 	IssuedAt       time.Time `json:"issued_at"`
 }
 
+// LeaveConversationV1 asks to leave a group conversation
+// (chat.conversation.leave.v1).
+type LeaveConversationV1 struct {
+	CommandID      string    `json:"command_id"`
+	UserID         string    `json:"user_id"`
+	ConversationID string    `json:"conversation_id"`
+	IssuedAt       time.Time `json:"issued_at"`
+}
+
+// MemberLeftV1 is a member's departure from a group (chat.member.left.v1).
+// From its seq on, the user receives nothing of the conversation and can
+// no longer read or search it.
+type MemberLeftV1 struct {
+	ConversationID string    `json:"conversation_id"`
+	Seq            uint64    `json:"seq"`
+	UserID         string    `json:"user_id"`
+	CommandID      string    `json:"command_id"`
+	LeftAt         time.Time `json:"left_at"`
+}
+
 // ConversationCreatedV1 is the first event of every conversation; its seq
 // is always 0, so the conversation's other events are numbered from 1
 // (chat.conversation.created.v1).
@@ -200,6 +220,10 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &CreateConversationV1{}
 	case TypeSendMessage:
 		v = &SendMessageV1{}
+	case TypeLeaveConversation:
+		v = &LeaveConversationV1{}
+	case TypeMemberLeft:
+		v = &MemberLeftV1{}
 	case TypeConversationCreated:
 		v = &ConversationCreatedV1{}
 	case TypeMessageSent:
@@ -324,4 +348,16 @@ func (p *PresenceV1) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c *LeaveConversationV1) validate() error {
+	return checkIDs(c.UserID, c.ConversationID, c.CommandID)
+}
+
+func (e *MemberLeftV1) validate() error {
+	err := checkIDs(e.UserID, e.ConversationID, e.CommandID)
+	if e.Seq == 0 {
+		err = errors.Join(err, errors.New("seq must be at least 1"))
+	}
+	return err
 }

@@ -123,13 +123,22 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 		return fmt.Errorf("conversation %s: seq %d follows %d", attrs.Subject, attrs.Seq, c.lastSeq)
 	}
 	c.lastSeq = attrs.Seq
-	if attrs.Type == schemas.TypeMessageSent {
+	switch attrs.Type {
+	case schemas.TypeMessageSent:
 		v, err := schemas.Decode(attrs.Type, value)
 		if err != nil {
 			return err
 		}
 		m := v.(*schemas.MessageSentV1)
 		s.remember(c, m.SenderID, m.CommandID, m.Seq)
+	case schemas.TypeMemberLeft:
+		v, err := schemas.Decode(attrs.Type, value)
+		if err != nil {
+			return err
+		}
+		m := v.(*schemas.MemberLeftV1)
+		delete(c.members, m.UserID)
+		s.remember(c, m.UserID, m.CommandID, m.Seq)
 	}
 	return nil
 }
@@ -180,9 +189,46 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 			return Decision{}, fmt.Errorf("command for %s keyed as %s", cmd.ConversationID, attrs.Subject)
 		}
 		return s.decideSend(attrs, cmd, offset, now)
+	case *schemas.LeaveConversationV1:
+		if cmd.ConversationID != attrs.Subject {
+			return Decision{}, fmt.Errorf("command for %s keyed as %s", cmd.ConversationID, attrs.Subject)
+		}
+		return s.decideLeave(attrs, cmd, offset, now)
 	default:
 		return Decision{}, fmt.Errorf("%w: %s is not a command", schemas.ErrUnknownType, attrs.Type)
 	}
+}
+
+func (s *State) decideLeave(attrs schemas.Attributes, cmd *schemas.LeaveConversationV1, offset int64, now time.Time) (Decision, error) {
+	reject := func(code, reason string) (Decision, error) {
+		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
+	}
+	c, ok := s.convs[cmd.ConversationID]
+	if !ok {
+		return reject(schemas.CodeConversationNotFound, "no such conversation")
+	}
+	// A retried leave is a duplicate even though the user is no longer a
+	// member: check the command id first.
+	if seq, dup := c.recent[cmd.UserID+"\x00"+cmd.CommandID]; dup {
+		return s.duplicate(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, seq, now)
+	}
+	if _, member := c.members[cmd.UserID]; !member {
+		return reject(schemas.CodeNotMember, "only members can leave this conversation")
+	}
+	if c.kind != schemas.KindGroup {
+		return reject(schemas.CodeInvalidCommand, "a direct conversation cannot be left")
+	}
+	c.lastSeq++
+	delete(c.members, cmd.UserID)
+	s.remember(c, cmd.UserID, cmd.CommandID, c.lastSeq)
+	ev := &schemas.MemberLeftV1{
+		ConversationID: cmd.ConversationID,
+		Seq:            c.lastSeq,
+		UserID:         cmd.UserID,
+		CommandID:      cmd.CommandID,
+		LeftAt:         now,
+	}
+	return s.event(attrs, schemas.TypeMemberLeft, cmd.ConversationID, c.lastSeq, ev, offset, now)
 }
 
 func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV1, offset int64, now time.Time) (Decision, error) {

@@ -437,6 +437,15 @@ func TestChat(t *testing.T) {
 	})
 
 	t.Run("every record the system wrote validates against its schema", func(t *testing.T) {
+		// Make sure every type has been written at least once: a group
+		// that one member leaves.
+		status, out := alice.do("POST", "/v1/conversations", map[string]any{"kind": "group", "title": "Schema check", "members": []string{"carol"}, "command_id": "schema-group"})
+		if status != http.StatusCreated {
+			t.Fatalf("create group: %d %v", status, out)
+		}
+		if status, out := carol.do("POST", "/v1/conversations/"+out["conversation_id"].(string)+"/leave", map[string]any{"command_id": "schema-leave"}); status != http.StatusOK {
+			t.Fatalf("leave: %d %v", status, out)
+		}
 		v, err := schemacheck.New()
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -196,9 +197,12 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 		return
 	}
 	ev := history.Event{ConversationID: attrs.Subject, Seq: attrs.Seq, ID: attrs.ID, Type: attrs.Type, Time: attrs.Time, Data: value}
+	// Who issued the command that made this event: the sender, the
+	// creator, or (for membership events) the user.
 	var who struct {
 		SenderID  string `json:"sender_id"`
 		CreatedBy string `json:"created_by"`
+		UserID    string `json:"user_id"`
 		CommandID string `json:"command_id"`
 	}
 	_ = json.Unmarshal(value, &who) // best effort: only for answering waiters
@@ -217,10 +221,7 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 			h.convs[attrs.Subject] = c
 		}
 	}
-	user := who.SenderID
-	if user == "" {
-		user = who.CreatedBy
-	}
+	user := cmp.Or(who.SenderID, who.CreatedBy, who.UserID)
 	if w, ok := h.waiters[waiterKey{user, who.CommandID}]; ok {
 		w <- Outcome{ConversationID: attrs.Subject, Seq: attrs.Seq, Event: &ev}
 		delete(h.waiters, waiterKey{user, who.CommandID})

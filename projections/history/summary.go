@@ -17,7 +17,10 @@ import (
 // and time when they are newer; neither ever moves backwards, so the
 // result does not depend on the order in which events are folded. A
 // chat.conversation.created.v1 event sets the kind, title, creator,
-// creation time and members (sorted by user id, one entry per user).
+// creation time and members (sorted by user id, one entry per user); a
+// chat.member.left.v1 removes its user from the members. Folding is in
+// seq order per conversation (a departure folded before the creation
+// would be lost), which both adapters guarantee.
 // Events of types this version does not know change nothing else: they
 // are kept in the history for later versions to interpret.
 //
@@ -38,6 +41,18 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 	if at := ev.Time.UTC(); at.After(c.LastActivity) {
 		c.LastActivity = at
 		changed = true
+	}
+	if ev.Type == schemas.TypeMemberLeft {
+		v, err := schemas.Decode(ev.Type, ev.Data)
+		if err != nil {
+			return changed, fmt.Errorf("decoding event %d of %s: %w", ev.Seq, ev.ConversationID, err)
+		}
+		left := v.(*schemas.MemberLeftV1).UserID
+		if i := slices.IndexFunc(c.Members, func(m schemas.Member) bool { return m.UserID == left }); i >= 0 {
+			c.Members = slices.Delete(slices.Clone(c.Members), i, i+1)
+			changed = true
+		}
+		return changed, nil
 	}
 	if ev.Type != schemas.TypeConversationCreated {
 		return changed, nil

@@ -79,6 +79,25 @@ func Message(conversationID string, seq uint64, sender, body string, at time.Tim
 	}
 }
 
+// Left returns the chat.member.left.v1 event seq of a conversation: user
+// left at time at.
+func Left(conversationID string, seq uint64, user string, at time.Time) history.Event {
+	return history.Event{
+		ConversationID: conversationID,
+		Seq:            seq,
+		ID:             EventID(conversationID, seq),
+		Type:           schemas.TypeMemberLeft,
+		Time:           at,
+		Data: mustJSON(schemas.MemberLeftV1{
+			ConversationID: conversationID,
+			Seq:            seq,
+			UserID:         user,
+			CommandID:      fmt.Sprintf("cmd-%d", seq),
+			LeftAt:         at,
+		}),
+	}
+}
+
 // Messages returns the messages from..to (inclusive) of a conversation,
 // sent by sender, message seq at MessageTime(seq).
 func Messages(conversationID string, from, to uint64, sender string) []history.Event {

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store, opts ...Option
 		{"concurrent applies to different conversations", testConcurrentConversations},
 		{"concurrent applies of the same events apply each once", testConcurrentSameEvents},
 		{"concurrent applies of different events of one conversation lose nothing", testConcurrentOneConversation},
+		{"a member who left is gone from the members and from their own conversations", testMemberLeft},
 		{"a done context makes every call return its error", testContextDone},
 	}
 	for _, tc := range tests {
@@ -1098,4 +1099,32 @@ func testContextDone(t *testing.T, s *suite) {
 	}
 	// The store still works after them.
 	checkEvents(t, "events", all(t, st, "a"), events)
+}
+
+func testMemberLeft(t *testing.T, s *suite) {
+	st := s.open(t)
+	apply(t, st, Group("g", Base, Owner("carol"), Member("alice"), Member("bob")), Message("g", 1, "alice", "hi", MessageTime(1)))
+	if got := inboxIDs(t, st, "bob", 10); !slices.Equal(got, []string{"g"}) {
+		t.Fatalf("bob's conversations before he left: %v", got)
+	}
+	left := Left("g", 2, "bob", MessageTime(2))
+	apply(t, st, left, Message("g", 3, "alice", "after", MessageTime(3)))
+	c := summary(t, st, "g")
+	if c.IsMember("bob") || !c.IsMember("alice") || !c.IsMember("carol") || c.LastSeq != 3 {
+		t.Errorf("after bob left: members %v, last seq %d", c.Members, c.LastSeq)
+	}
+	if got := inboxIDs(t, st, "bob", 10); len(got) != 0 {
+		t.Errorf("bob still lists %v after he left", got)
+	}
+	if got := inboxIDs(t, st, "alice", 10); !slices.Equal(got, []string{"g"}) {
+		t.Errorf("alice lists %v, want g", got)
+	}
+	// Replaying everything, older events included, does not bring him back.
+	apply(t, st, Group("g", Base, Owner("carol"), Member("alice"), Member("bob")), Message("g", 1, "alice", "hi", MessageTime(1)), left)
+	if c := summary(t, st, "g"); c.IsMember("bob") {
+		t.Errorf("a replay brought bob back: %v", c.Members)
+	}
+	if got := inboxIDs(t, st, "bob", 10); len(got) != 0 {
+		t.Errorf("a replay put %v back in bob's conversations", got)
+	}
 }

@@ -140,10 +140,11 @@ type folded struct {
 	created bool
 	last    *lastMessage
 	senders map[string]uint64 // sender → newest seq they sent
+	left    map[string]uint64 // member → seq of their departure
 }
 
 func (s *Store) fold(c convEvents) folded {
-	f := folded{senders: map[string]uint64{}}
+	f := folded{senders: map[string]uint64{}, left: map[string]uint64{}}
 	for _, ev := range c.events {
 		_, err := history.ApplyToSummary(&f.sum, ev)
 		if err != nil {
@@ -155,6 +156,13 @@ func (s *Store) fold(c convEvents) folded {
 		switch ev.Type {
 		case schemas.TypeConversationCreated:
 			f.created = f.created || err == nil
+		case schemas.TypeMemberLeft:
+			var m struct {
+				UserID string `json:"user_id"`
+			}
+			if err := json.Unmarshal(ev.Data, &m); err == nil && m.UserID != "" && ev.Seq > f.left[m.UserID] {
+				f.left[m.UserID] = ev.Seq
+			}
 		case schemas.TypeMessageSent:
 			var m sentMessage
 			if err := json.Unmarshal(ev.Data, &m); err != nil || m.SenderID == "" {
@@ -190,7 +198,13 @@ func (s *Store) applyConversation(ctx context.Context, sem chan struct{}, c conv
 	if err != nil {
 		return fmt.Errorf("reading back summary of %s: %w", c.id, err)
 	}
-	fns := make([]func(context.Context) error, 0, len(snap.members))
+	fns := make([]func(context.Context) error, 0, len(snap.members)+len(f.left))
+	for user, seq := range f.left {
+		fns = append(fns, func(ctx context.Context) error {
+			return s.session.Query(s.q.deleteInbox, int64(seq)+1, user, c.id).WithContext(ctx).
+				Idempotent(true).DefaultTimestamp(false).Exec()
+		})
+	}
 	for user, role := range snap.members {
 		read, sent := f.senders[user]
 		fns = append(fns, func(ctx context.Context) error {
@@ -280,6 +294,9 @@ func (s *Store) summaryBatch(ctx context.Context, id string, f folded) *gocql.Ba
 	add(s.q.setLastActivity, micros(act), act, id)
 	if f.last != nil {
 		add(s.q.setLastMessage, int64(f.last.seq)+1, int64(f.last.seq), f.last.sender, f.last.preview, id)
+	}
+	for user, seq := range f.left {
+		add(s.q.deleteMember, user, int64(seq)+1, id)
 	}
 	return b
 }

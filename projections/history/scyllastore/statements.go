@@ -23,6 +23,14 @@ const (
 	tmplSetLastMessage = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
 		SET last_message_seq = ?, last_sender = ?, last_preview = ? WHERE id = ?`
 
+	// A departure deletes the member's map element and inbox row with the
+	// departure's timestamp (seq+1): older writes stay shadowed, a later
+	// re-join (a higher seq) wins.
+	tmplDeleteMember = `DELETE members[?] FROM {{keyspace}}.conversations
+		USING TIMESTAMP ? WHERE id = ?`
+	tmplDeleteInbox = `DELETE FROM {{keyspace}}.conversations_by_user
+		USING TIMESTAMP ? WHERE user_id = ? AND conversation_id = ?`
+
 	tmplSelectSummary = `SELECT kind, title, created_by, created_at_ns, members,
 		last_seq, last_activity_ns, last_message_seq, last_sender, last_preview
 		FROM {{keyspace}}.conversations WHERE id = ?`
@@ -65,6 +73,7 @@ type statements struct {
 	insertMessage, insertCreation                               string
 	setLastSeq, setLastActivity, setLastMessage                 string
 	selectSummary, selectLastSeq                                string
+	deleteMember, deleteInbox                                   string
 	inboxSummary, inboxActivity, inboxLastMessage, inboxReadSeq string
 	selectInbox, pageBackward, pageForward                      string
 	selectMigrations, recordMigration, ping                     string
@@ -86,6 +95,8 @@ func renderStatements(keyspace string) (statements, error) {
 		setLastActivity:  r(tmplSetLastActivity),
 		setLastMessage:   r(tmplSetLastMessage),
 		selectSummary:    r(tmplSelectSummary),
+		deleteMember:     r(tmplDeleteMember),
+		deleteInbox:      r(tmplDeleteInbox),
 		selectLastSeq:    r(tmplSelectLastSeq),
 		inboxSummary:     r(tmplInboxSummary),
 		inboxActivity:    r(tmplInboxActivity),
