@@ -23,13 +23,13 @@ const testSecret = "multi-node-test-secret-0123456789abcdef"
 // startNode starts roles as a separate node over a shared broker and
 // ScyllaDB (the CQL stand-in), as `parley gateway` and friends run in
 // production.
-func startNode(t *testing.T, broker, scylla, nodeID string, roles app.Roles) *app.System {
+func startNode(t *testing.T, broker, scylla, nodeID string, roles app.Roles, extra ...string) *app.System {
 	t.Helper()
-	cfg, err := app.Load("node", []string{"-node-id", nodeID,
+	cfg, err := app.Load("node", append([]string{"-node-id", nodeID,
 		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", broker,
 		"-scylla-hosts", scylla, "-scylla-keyspace", "multinode", "-jwt-secret", testSecret,
 		"-partitions", "4", "-log-level", "warn",
-	}, func(string) string { return "" }, io.Discard)
+	}, extra...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
