@@ -86,6 +86,9 @@ type conversationJSON struct {
 	Members        []schemas.Member `json:"members"`
 	LastSeq        uint64           `json:"last_seq"`
 	LastActivity   time.Time        `json:"last_activity"`
+	// ReadSeq and Unread are the caller's, in the conversation list only.
+	ReadSeq *uint64 `json:"read_seq,omitempty"`
+	Unread  *uint64 `json:"unread,omitempty"`
 }
 
 func toJSON(c history.Conversation) conversationJSON {
@@ -195,6 +198,8 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	out := make([]conversationJSON, len(convs))
 	for i, c := range convs {
 		out[i] = toJSON(c)
+		read, unread := c.ReadSeq, c.Unread()
+		out[i].ReadSeq, out[i].Unread = &read, &unread
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
 }

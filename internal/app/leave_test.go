@@ -84,6 +84,20 @@ func TestFormerMember(t *testing.T) {
 		t.Errorf("a former member naming the conversation: %d %v, want 403 not_member", status, out)
 	}
 
+	// Unread: what follows each member's read seq (sending marks read).
+	eventually(t, func() bool {
+		_, out := carol.do("GET", "/v1/conversations", nil)
+		cs := out["conversations"].([]any)
+		return len(cs) == 1 && cs[0].(map[string]any)["last_seq"] == float64(5)
+	})
+	for who, want := range map[string][2]float64{"alice": {5, 0}, "carol": {0, 5}} {
+		_, out := api{t, addr, token(t, who, time.Hour)}.do("GET", "/v1/conversations", nil)
+		c := out["conversations"].([]any)[0].(map[string]any)
+		if c["read_seq"] != want[0] || c["unread"] != want[1] {
+			t.Errorf("%s's conversation: read_seq %v, unread %v; want %v and %v", who, c["read_seq"], c["unread"], want[0], want[1])
+		}
+	}
+
 	// A direct conversation cannot be left.
 	direct := alice.createDirect("bob")
 	if status, p := alice.do("POST", "/v1/conversations/"+direct+"/leave", map[string]any{"command_id": "no"}); status != http.StatusUnprocessableEntity || p["code"] != "invalid_command" {

@@ -44,6 +44,19 @@ type Conversation struct {
 	LastSeq uint64
 	// LastActivity is the time of the newest event applied.
 	LastActivity time.Time
+	// ReadSeq is, in a list from Conversations(user), the seq up to which
+	// user has read the conversation; 0 elsewhere. Sending a message
+	// marks everything up to it as read.
+	ReadSeq uint64
+}
+
+// Unread is how many events of the conversation follow the user's read
+// seq: last seq − read seq. Meaningful in a list from Conversations.
+func (c Conversation) Unread() uint64 {
+	if c.ReadSeq >= c.LastSeq {
+		return 0
+	}
+	return c.LastSeq - c.ReadSeq
 }
 
 // IsMember reports whether user is a member of c.
@@ -92,7 +105,7 @@ type Reader interface {
 	// Conversation returns a conversation's summary or ErrNotFound.
 	Conversation(ctx context.Context, conversationID string) (Conversation, error)
 	// Conversations returns the conversations user is a member of, most
-	// recent activity first, at most limit of them.
+	// recent activity first, at most limit of them, with user's ReadSeq.
 	Conversations(ctx context.Context, userID string, limit int) ([]Conversation, error)
 }
 

@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store, opts ...Option
 		{"concurrent applies of the same events apply each once", testConcurrentSameEvents},
 		{"concurrent applies of different events of one conversation lose nothing", testConcurrentOneConversation},
 		{"a member who left is gone from the members and from their own conversations", testMemberLeft},
+		{"sending marks the conversation read up to the message; unread counts the rest", testReadSeq},
 		{"a done context makes every call return its error", testContextDone},
 	}
 	for _, tc := range tests {
@@ -1126,5 +1127,36 @@ func testMemberLeft(t *testing.T, s *suite) {
 	}
 	if got := inboxIDs(t, st, "bob", 10); len(got) != 0 {
 		t.Errorf("a replay put %v back in bob's conversations", got)
+	}
+}
+
+func testReadSeq(t *testing.T, s *suite) {
+	st := s.open(t)
+	apply(t, st, Group("g", Base, Owner("alice"), Member("bob"), Member("carol")),
+		Message("g", 1, "alice", "one", MessageTime(1)),
+		Message("g", 2, "bob", "two", MessageTime(2)),
+		Message("g", 3, "bob", "three", MessageTime(3)))
+	want := map[string][2]uint64{"alice": {1, 2}, "bob": {3, 0}, "carol": {0, 3}} // read seq, unread
+	check := func(when string) {
+		t.Helper()
+		for user, w := range want {
+			convs, err := st.Conversations(context.Background(), user, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(convs) != 1 || convs[0].ReadSeq != w[0] || convs[0].Unread() != w[1] {
+				t.Errorf("%s: %s's conversations %+v, want read seq %d and %d unread", when, user, convs, w[0], w[1])
+			}
+		}
+	}
+	check("after three messages")
+	// A replay of older messages never moves a read seq back.
+	apply(t, st, Message("g", 1, "alice", "one", MessageTime(1)), Message("g", 2, "bob", "two", MessageTime(2)))
+	check("after a replay")
+	apply(t, st, Message("g", 4, "alice", "four", MessageTime(4)))
+	want = map[string][2]uint64{"alice": {4, 0}, "bob": {3, 1}, "carol": {0, 4}}
+	check("after alice answers")
+	if c := summary(t, st, "g"); c.ReadSeq != 0 {
+		t.Errorf("Conversation (not per user) has read seq %d, want 0", c.ReadSeq)
 	}
 }

@@ -16,6 +16,7 @@ const (
 	tagConversation = 'c'
 	tagInbox        = 'i'
 	tagInboxPointer = 'u'
+	tagReadSeq      = 'r'
 )
 
 // bucketSize is the number of seqs in a messages bucket, as in the
@@ -122,6 +123,13 @@ func conversationOfInboxKey(user string, k []byte) (string, error) {
 // inboxPointerKey is the inbox pointer key of (user, conversation).
 func inboxPointerKey(user, conversation string) []byte {
 	b := appendString([]byte{tagInboxPointer}, user)
+	return appendString(b, conversation)
+}
+
+// readSeqKey is (user, conversation) → the seq user has read up to,
+// big-endian. It mirrors the read_seq column of ScyllaDB's inbox.
+func readSeqKey(user, conversation string) []byte {
+	b := appendString([]byte{tagReadSeq}, user)
 	return appendString(b, conversation)
 }
 

@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,6 +178,7 @@ func (s *Store) applyConversation(b *pebble.Batch, conv string, events []history
 	before.Members = slices.Clone(sum.Members)
 
 	changed := false
+	read := map[string]uint64{} // sender → newest seq they sent in this batch
 	seen := make(map[uint64]struct{}, len(events))
 	for _, ev := range events {
 		if _, dup := seen[ev.Seq]; dup {
@@ -204,6 +206,17 @@ func (s *Store) applyConversation(b *pebble.Batch, conv string, events []history
 				"conversation_id", conv, "seq", ev.Seq, "type", ev.Type, "err", err)
 		}
 		changed = changed || ch
+		if ev.Type == schemas.TypeMessageSent {
+			var m struct {
+				SenderID string `json:"sender_id"`
+			}
+			if json.Unmarshal(ev.Data, &m) == nil && m.SenderID != "" && ev.Seq > read[m.SenderID] {
+				read[m.SenderID] = ev.Seq
+			}
+		}
+	}
+	if err := s.advanceRead(b, conv, read); err != nil {
+		return err
 	}
 	if !changed {
 		return nil
@@ -219,6 +232,25 @@ func (s *Store) applyConversation(b *pebble.Batch, conv string, events []history
 		return nil
 	}
 	return s.updateInboxes(b, conv, before.Members, sum)
+}
+
+// advanceRead raises each sender's read seq to the newest seq they sent;
+// it never moves one back, so replays change nothing.
+func (s *Store) advanceRead(b *pebble.Batch, conv string, read map[string]uint64) error {
+	for user, seq := range read {
+		key := readSeqKey(user, conv)
+		v, found, err := get(s.db, key)
+		if err != nil {
+			return err
+		}
+		if found && len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
+			continue
+		}
+		if err := b.Set(key, binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+			return fmt.Errorf("writing read seq: %w", err)
+		}
+	}
+	return nil
 }
 
 // updateInboxes moves conv to its new activity in the inbox of every
@@ -403,6 +435,13 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 			s.log.Error("inbox entry without membership",
 				"user_id", userID, "conversation_id", conv)
 			continue
+		}
+		v, found, err := get(snap, readSeqKey(userID, conv))
+		if err != nil {
+			return nil, fmt.Errorf("reading conversations: %w", err)
+		}
+		if found && len(v) == 8 {
+			c.ReadSeq = binary.BigEndian.Uint64(v)
 		}
 		out = append(out, c)
 	}

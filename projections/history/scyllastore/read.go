@@ -186,16 +186,18 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 	type candidate struct {
 		id       string
 		activity int64
+		read     int64
 	}
 	var cands []candidate
 	iter := s.session.Query(s.q.selectInbox, userID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
 	var (
-		id  string
-		act *int64
+		id   string
+		act  *int64
+		read *int64
 	)
-	for iter.Scan(&id, &act) {
-		cands = append(cands, candidate{id, deref(act)})
-		act = nil
+	for iter.Scan(&id, &act, &read) {
+		cands = append(cands, candidate{id, deref(act), deref(read)})
+		act, read = nil, nil
 	}
 	if err := iter.Close(); err != nil {
 		return nil, fmt.Errorf("scyllastore: conversations: reading inbox of %s: %w", userID, err)
@@ -221,6 +223,7 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 					return err
 				}
 				conv := r.conversation(c.id)
+				conv.ReadSeq = uint64(max(c.read, 0))
 				got[i] = &conv
 				return nil
 			}

@@ -44,7 +44,7 @@ const (
 		SET last_sender = ?, last_preview = ? WHERE user_id = ? AND conversation_id = ?`
 	tmplInboxReadSeq = `UPDATE {{keyspace}}.conversations_by_user USING TIMESTAMP ?
 		SET read_seq = ? WHERE user_id = ? AND conversation_id = ?`
-	tmplSelectInbox = `SELECT conversation_id, last_activity_ns
+	tmplSelectInbox = `SELECT conversation_id, last_activity_ns, read_seq
 		FROM {{keyspace}}.conversations_by_user WHERE user_id = ?`
 
 	// A backward page walks a bucket from its newest seq down: the

@@ -25,6 +25,9 @@ func session(t *testing.T) (*cqlfake.Server, *gocql.Session) {
 	c.ProtoVersion = 4
 	c.Timeout = 5 * time.Second
 	c.ConnectTimeout = 5 * time.Second
+	// Tests restart the node: try it again soon, not after gocql's
+	// default minute (which made TestStopAfter flaky).
+	c.ReconnectInterval = 200 * time.Millisecond
 	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
 	s, err := c.CreateSession()
 	if err != nil {
