@@ -42,6 +42,9 @@ type Stats struct {
 
 // Server is a fake CQL node. Its methods are safe for concurrent use.
 type Server struct {
+	// lifecycle serializes Stop and Restart.
+	lifecycle sync.Mutex
+
 	log         *slog.Logger
 	onStatement func(string)
 	db          *db
@@ -141,6 +144,10 @@ func (s *Server) Stats() Stats {
 // connection at once (clients see resets, in-flight requests get no
 // answer), keeping the data. Restart brings it back on the same port.
 func (s *Server) Stop() {
+	// A Restart waits for a Stop in progress to finish (its WaitGroup
+	// must not be reused while Stop waits on it).
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	s.mu.Lock()
 	ln := s.ln
 	s.ln = nil
@@ -175,6 +182,8 @@ func (s *Server) Running() bool {
 // data but, like a restarted ScyllaDB node, without its prepared
 // statements: clients get UNPREPARED and must prepare again.
 func (s *Server) Restart() error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln != nil {
