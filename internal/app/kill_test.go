@@ -2,12 +2,8 @@ package app_test
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -29,35 +25,13 @@ func freePort(t *testing.T) int {
 // kill -9 of `parley run` (broker, decider, projections and all), and the
 // conversation's seq continues after the restart.
 func TestAcknowledgedSurvivesKill9(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "parley")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building parley: %v\n%s", err, out)
-	}
+	bin := buildParley(t)
 	dir := t.TempDir()
 	httpPort, kafkaPort := freePort(t), freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "-data-dir", dir, "-http-addr", addr,
+		return startParley(t, bin, addr, "run", "-data-dir", dir, "-http-addr", addr,
 			"-kafka-listen", fmt.Sprintf("127.0.0.1:%d", kafkaPort), "-partitions", "4", "-log-level", "warn")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if testing.Verbose() {
-			cmd.Stderr = os.Stderr
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		eventually(t, func() bool {
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		})
-		return cmd
 	}
 
 	cmd := start()

@@ -2,11 +2,6 @@ package app_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -24,12 +19,7 @@ import (
 // the presence timeout (then online again when back), and the surviving
 // node's clients notice nothing.
 func TestGatewayNodeKilled(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "parley")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building parley: %v\n%s", err, out)
-	}
+	bin := buildParley(t)
 	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -40,26 +30,10 @@ func TestGatewayNodeKilled(t *testing.T) {
 	defer stopSystem(t, node1)
 
 	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	node2 := exec.Command(bin, "gateway", "-node-id", "node2", "-data-dir", t.TempDir(), "-http-addr", addr2,
+	node2 := startParley(t, bin, addr2, "gateway", "-node-id", "node2", "-data-dir", t.TempDir(), "-http-addr", addr2,
 		"-kafka-brokers", broker.Addr(), "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
 		"-jwt-secret", testSecret, "-partitions", "4", "-log-level", "warn",
 		"-presence-heartbeat", "200ms", "-presence-timeout", "2s")
-	node2.Stdout, node2.Stderr = io.Discard, io.Discard
-	if testing.Verbose() {
-		node2.Stderr = os.Stderr
-	}
-	if err := node2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = node2.Process.Kill(); _ = node2.Wait() })
-	eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr2 + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
 
 	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(testSecret)})
 	if err != nil {
