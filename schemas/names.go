@@ -23,6 +23,11 @@ const (
 	// per gateway node that holds the user's sockets. Key: user id.
 	// Compacted.
 	TopicPresence = "chat.presence"
+	// TopicReceipts holds each user's delivered and read markers per
+	// conversation. Key: conversation/user/kind (see ReceiptKey), placed
+	// on the partition of the conversation id like every other topic.
+	// Compacted: the latest marker of each key is kept forever.
+	TopicReceipts = "chat.receipts"
 	// TopicDLQ holds records a consumer could not process, with the error
 	// in headers. Key: the original key. Retention: long.
 	TopicDLQ = "chat.dlq"
@@ -34,6 +39,9 @@ const (
 	GroupDecider = "parley-decider"
 	GroupHistory = "parley-projection-history"
 	GroupSearch  = "parley-projection-search"
+	// GroupReceipts folds chat.receipts into the history store's read and
+	// delivered markers.
+	GroupReceipts = "parley-projection-receipts"
 )
 
 // Source is the CloudEvents source of every record Parley writes.
@@ -44,6 +52,17 @@ const (
 	TypeCreateConversation = "chat.conversation.create.v1"
 	TypeSendMessage        = "chat.message.send.v1"
 	TypeLeaveConversation  = "chat.conversation.leave.v1"
+	TypeSendMessageV2      = "chat.message.send.v2"
+	TypeAddMembers         = "chat.members.add.v1"
+	TypeRemoveMember       = "chat.member.remove.v1"
+	TypeSetRole            = "chat.member.role.set.v1"
+	TypeRename             = "chat.conversation.rename.v1"
+	TypeArchive            = "chat.conversation.archive.v1"
+	TypeBlock              = "chat.conversation.block.v1"
+	TypeEditMessage        = "chat.message.edit.v1"
+	TypeDeleteMessage      = "chat.message.delete.v1"
+	TypeAddReaction        = "chat.reaction.add.v1"
+	TypeRemoveReaction     = "chat.reaction.remove.v1"
 )
 
 // Event types (records of TopicEvents).
@@ -51,6 +70,17 @@ const (
 	TypeConversationCreated = "chat.conversation.created.v1"
 	TypeMessageSent         = "chat.message.sent.v1"
 	TypeMemberLeft          = "chat.member.left.v1"
+	TypeMessageSentV2       = "chat.message.sent.v2"
+	TypeMembersAdded        = "chat.members.added.v1"
+	TypeMemberRemoved       = "chat.member.removed.v1"
+	TypeRolesChanged        = "chat.member.roles.changed.v1"
+	TypeRenamed             = "chat.conversation.renamed.v1"
+	TypeArchived            = "chat.conversation.archived.v1"
+	TypeBlocked             = "chat.conversation.blocked.v1"
+	TypeMessageEdited       = "chat.message.edited.v1"
+	TypeMessageDeleted      = "chat.message.deleted.v1"
+	TypeReactionAdded       = "chat.reaction.added.v1"
+	TypeReactionRemoved     = "chat.reaction.removed.v1"
 )
 
 // Reply types (records of TopicReplies).
@@ -62,6 +92,11 @@ const (
 // Ephemeral types (records of TopicEphemeral).
 const (
 	TypeTyping = "chat.typing.v1"
+)
+
+// Receipt types (records of TopicReceipts).
+const (
+	TypeReceipt = "chat.receipt.v1"
 )
 
 // Presence types (records of TopicPresence).
@@ -76,4 +111,20 @@ const (
 	CodeConversationNotFound = "conversation_not_found"
 	CodeConversationExists   = "conversation_exists"
 	CodeInvalidCommand       = "invalid_command"
+	// CodeForbidden: the user's role does not allow the command.
+	CodeForbidden = "forbidden"
+	// CodeBlocked: a block stands in the direct conversation.
+	CodeBlocked = "blocked"
+	// CodeArchived: the group is archived (read-only).
+	CodeArchived = "archived"
+	// CodeMessageNotFound: no message with that seq (or it was deleted).
+	CodeMessageNotFound = "message_not_found"
+	// CodeEditWindowClosed: the message is older than the edit window.
+	CodeEditWindowClosed = "edit_window_closed"
+	// CodeLimitExceeded: a size limit (members, reactions) would be
+	// exceeded.
+	CodeLimitExceeded = "limit_exceeded"
+	// CodeNoChange: the command would change nothing (already a member,
+	// already that role, reaction already there…).
+	CodeNoChange = "no_change"
 )

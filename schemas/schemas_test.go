@@ -88,6 +88,29 @@ var goTypes = map[string]reflect.Type{
 	schemas.TypeLeaveConversation:   reflect.TypeFor[*schemas.LeaveConversationV1](),
 	schemas.TypeMemberLeft:          reflect.TypeFor[*schemas.MemberLeftV1](),
 	schemas.TypePresence:            reflect.TypeFor[*schemas.PresenceV1](),
+	"chat.message.send.v2":          reflect.TypeFor[*schemas.SendMessageV2](),
+	"chat.message.sent.v2":          reflect.TypeFor[*schemas.MessageSentV2](),
+	"chat.members.add.v1":           reflect.TypeFor[*schemas.AddMembersV1](),
+	"chat.members.added.v1":         reflect.TypeFor[*schemas.MembersAddedV1](),
+	"chat.member.remove.v1":         reflect.TypeFor[*schemas.RemoveMemberV1](),
+	"chat.member.removed.v1":        reflect.TypeFor[*schemas.MemberRemovedV1](),
+	"chat.member.role.set.v1":       reflect.TypeFor[*schemas.SetRoleV1](),
+	"chat.member.roles.changed.v1":  reflect.TypeFor[*schemas.RolesChangedV1](),
+	"chat.conversation.rename.v1":   reflect.TypeFor[*schemas.RenameV1](),
+	"chat.conversation.renamed.v1":  reflect.TypeFor[*schemas.RenamedV1](),
+	"chat.conversation.archive.v1":  reflect.TypeFor[*schemas.ArchiveV1](),
+	"chat.conversation.archived.v1": reflect.TypeFor[*schemas.ArchivedV1](),
+	"chat.conversation.block.v1":    reflect.TypeFor[*schemas.BlockV1](),
+	"chat.conversation.blocked.v1":  reflect.TypeFor[*schemas.BlockedV1](),
+	"chat.message.edit.v1":          reflect.TypeFor[*schemas.EditMessageV1](),
+	"chat.message.edited.v1":        reflect.TypeFor[*schemas.MessageEditedV1](),
+	"chat.message.delete.v1":        reflect.TypeFor[*schemas.DeleteMessageV1](),
+	"chat.message.deleted.v1":       reflect.TypeFor[*schemas.MessageDeletedV1](),
+	"chat.reaction.add.v1":          reflect.TypeFor[*schemas.ReactV1](),
+	"chat.reaction.added.v1":        reflect.TypeFor[*schemas.ReactionV1](),
+	"chat.reaction.remove.v1":       reflect.TypeFor[*schemas.ReactV1](),
+	"chat.reaction.removed.v1":      reflect.TypeFor[*schemas.ReactionV1](),
+	"chat.receipt.v1":               reflect.TypeFor[*schemas.ReceiptV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -102,6 +125,29 @@ var topicOf = map[string]string{
 	schemas.TypeLeaveConversation:   schemas.TopicCommands,
 	schemas.TypeMemberLeft:          schemas.TopicEvents,
 	schemas.TypePresence:            schemas.TopicPresence,
+	"chat.message.send.v2":          schemas.TopicCommands,
+	"chat.message.sent.v2":          schemas.TopicEvents,
+	"chat.members.add.v1":           schemas.TopicCommands,
+	"chat.members.added.v1":         schemas.TopicEvents,
+	"chat.member.remove.v1":         schemas.TopicCommands,
+	"chat.member.removed.v1":        schemas.TopicEvents,
+	"chat.member.role.set.v1":       schemas.TopicCommands,
+	"chat.member.roles.changed.v1":  schemas.TopicEvents,
+	"chat.conversation.rename.v1":   schemas.TopicCommands,
+	"chat.conversation.renamed.v1":  schemas.TopicEvents,
+	"chat.conversation.archive.v1":  schemas.TopicCommands,
+	"chat.conversation.archived.v1": schemas.TopicEvents,
+	"chat.conversation.block.v1":    schemas.TopicCommands,
+	"chat.conversation.blocked.v1":  schemas.TopicEvents,
+	"chat.message.edit.v1":          schemas.TopicCommands,
+	"chat.message.edited.v1":        schemas.TopicEvents,
+	"chat.message.delete.v1":        schemas.TopicCommands,
+	"chat.message.deleted.v1":       schemas.TopicEvents,
+	"chat.reaction.add.v1":          schemas.TopicCommands,
+	"chat.reaction.added.v1":        schemas.TopicEvents,
+	"chat.reaction.remove.v1":       schemas.TopicCommands,
+	"chat.reaction.removed.v1":      schemas.TopicEvents,
+	"chat.receipt.v1":               schemas.TopicReceipts,
 }
 
 // ---------------------------------------------------------------------------
@@ -129,7 +175,7 @@ func TestTypes(t *testing.T) {
 			t.Errorf("%s: no topic in this test's table", typ)
 		}
 	}
-	for _, typ := range []string{"", "chat.message.sent.v2", "../embed.go", "json/chat.message.sent.v1"} {
+	for _, typ := range []string{"", "chat.message.sent.v9", "../embed.go", "json/chat.message.sent.v1"} {
 		if _, err := schemas.Decode(typ, fixture(t, schemas.TypeMessageSent)); !errors.Is(err, schemas.ErrUnknownType) {
 			t.Errorf("Decode(%q) = %v, want ErrUnknownType", typ, err)
 		}
@@ -313,6 +359,10 @@ func compareField(t *testing.T, path string, ft reflect.Type, p map[string]any) 
 			if !slices.Equal(got, want) {
 				t.Errorf("%s: enum %v, want %v", path, got, want)
 			}
+		}
+	case ft.Kind() == reflect.Bool:
+		if p["type"] != "boolean" {
+			t.Errorf("%s: want type boolean, got %v", path, p["type"])
 		}
 	case ft.Kind() == reflect.Uint64:
 		if p["type"] != "integer" {
@@ -1059,8 +1109,11 @@ func TestAsyncAPI(t *testing.T) {
 			t.Errorf("%s: payload $ref %v", typ, got)
 		}
 		wantKey := "#/components/schemas/ConversationKey"
-		if topicOf[typ] == schemas.TopicPresence {
+		switch topicOf[typ] {
+		case schemas.TopicPresence:
 			wantKey = "#/components/schemas/UserKey"
+		case schemas.TopicReceipts:
+			wantKey = "#/components/schemas/ReceiptKey"
 		}
 		if got := get(t, m, "/bindings/kafka/key/$ref"); got != wantKey {
 			t.Errorf("%s: key %v, want %s", typ, got, wantKey)

@@ -236,6 +236,48 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &TypingV1{}
 	case TypePresence:
 		v = &PresenceV1{}
+	case TypeSendMessageV2:
+		v = &SendMessageV2{}
+	case TypeMessageSentV2:
+		v = &MessageSentV2{}
+	case TypeAddMembers:
+		v = &AddMembersV1{}
+	case TypeMembersAdded:
+		v = &MembersAddedV1{}
+	case TypeRemoveMember:
+		v = &RemoveMemberV1{}
+	case TypeMemberRemoved:
+		v = &MemberRemovedV1{}
+	case TypeSetRole:
+		v = &SetRoleV1{}
+	case TypeRolesChanged:
+		v = &RolesChangedV1{}
+	case TypeRename:
+		v = &RenameV1{}
+	case TypeRenamed:
+		v = &RenamedV1{}
+	case TypeArchive:
+		v = &ArchiveV1{}
+	case TypeArchived:
+		v = &ArchivedV1{}
+	case TypeBlock:
+		v = &BlockV1{}
+	case TypeBlocked:
+		v = &BlockedV1{}
+	case TypeEditMessage:
+		v = &EditMessageV1{}
+	case TypeMessageEdited:
+		v = &MessageEditedV1{}
+	case TypeDeleteMessage:
+		v = &DeleteMessageV1{}
+	case TypeMessageDeleted:
+		v = &MessageDeletedV1{}
+	case TypeAddReaction, TypeRemoveReaction:
+		v = &ReactV1{}
+	case TypeReactionAdded, TypeReactionRemoved:
+		v = &ReactionV1{}
+	case TypeReceipt:
+		v = &ReceiptV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}
