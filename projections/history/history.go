@@ -30,6 +30,12 @@ type Event struct {
 	Type           string // ce_type
 	Time           time.Time
 	Data           json.RawMessage
+	// Message is the current state of a chat message (edits, deletion,
+	// reactions), set by Page on the events that are messages once
+	// anything has changed them; nil otherwise and on Apply's input.
+	// Deleting a message also erases its body from Data, and from the
+	// Data of its edit events: a tombstone.
+	Message *MessageState
 }
 
 // Conversation is a conversation's summary.
@@ -44,19 +50,62 @@ type Conversation struct {
 	LastSeq uint64
 	// LastActivity is the time of the newest event applied.
 	LastActivity time.Time
+	// Archived is set while a group is archived (read-only).
+	Archived bool
+	// BlockedBy lists, in a direct conversation, the members who block
+	// the other one, sorted.
+	BlockedBy []string
+	// Messages is how many chat messages the conversation has had
+	// (deleted ones included: they stay in the timeline as tombstones).
+	Messages uint64
+	// LastMessage is the newest chat message, for the inbox's preview;
+	// nil before the first.
+	LastMessage *Preview
+
 	// ReadSeq is, in a list from Conversations(user), the seq up to which
 	// user has read the conversation; 0 elsewhere. Sending a message
-	// marks everything up to it as read.
+	// marks everything up to it as read; read markers (chat.receipts)
+	// move it forward, never back.
 	ReadSeq uint64
+	// ReadMessages is, in a list from Conversations(user), how many of
+	// the conversation's messages have a seq at or below ReadSeq.
+	ReadMessages uint64
 }
 
-// Unread is how many events of the conversation follow the user's read
-// seq: last seq − read seq. Meaningful in a list from Conversations.
+// Preview is the inbox's view of a conversation's newest message.
+type Preview struct {
+	Seq      uint64
+	SenderID string
+	// Body is the message's current body cut to PreviewRunes runes (an
+	// ellipsis marks a cut); empty once deleted.
+	Body    string
+	Edited  bool
+	Deleted bool
+	SentAt  time.Time
+}
+
+// PreviewRunes is the longest preview body, in runes.
+const PreviewRunes = 140
+
+// Unread is how many messages of the conversation the user has not read:
+// those after the user's read seq (the user's own messages are never
+// among them, since sending marks read). Meaningful in a list from
+// Conversations.
 func (c Conversation) Unread() uint64 {
-	if c.ReadSeq >= c.LastSeq {
+	if c.ReadMessages >= c.Messages {
 		return 0
 	}
-	return c.LastSeq - c.ReadSeq
+	return c.Messages - c.ReadMessages
+}
+
+// Role returns user's role and whether user is a member.
+func (c Conversation) Role(user string) (schemas.Role, bool) {
+	for _, m := range c.Members {
+		if m.UserID == user {
+			return m.Role, true
+		}
+	}
+	return "", false
 }
 
 // IsMember reports whether user is a member of c.
@@ -89,12 +138,26 @@ type Page struct {
 	HasMore bool
 }
 
+// Receipt is a user's read and delivered markers in a conversation.
+type Receipt struct {
+	ConversationID string
+	UserID         string
+	ReadSeq        uint64
+	DeliveredSeq   uint64
+}
+
 // Writer applies events. Implementations must be safe for concurrent use
 // and idempotent: applying an event whose (conversation, seq) was already
 // applied changes nothing. Events of one conversation arrive in seq order
 // within a batch, but a batch may repeat events applied before.
+//
+// ApplyReceipts folds markers from chat.receipts: each of ReadSeq and
+// DeliveredSeq only moves forward (a zero or lower value changes
+// nothing), so any order and any repetition give the same result. A
+// marker may arrive before the events it names.
 type Writer interface {
 	Apply(ctx context.Context, events []Event) error
+	ApplyReceipts(ctx context.Context, receipts []Receipt) error
 }
 
 // Reader serves history. Implementations must be safe for concurrent use.
@@ -106,7 +169,12 @@ type Reader interface {
 	Conversation(ctx context.Context, conversationID string) (Conversation, error)
 	// Conversations returns the conversations user is a member of, most
 	// recent activity first, at most limit of them, with user's ReadSeq.
+	// The list carries ReadSeq and ReadMessages.
 	Conversations(ctx context.Context, userID string, limit int) ([]Conversation, error)
+	// Receipts returns the markers of every member of a conversation
+	// who has any (a member without a marker is absent), sorted by user
+	// id; ErrNotFound if the conversation is unknown.
+	Receipts(ctx context.Context, conversationID string) ([]Receipt, error)
 }
 
 // Store is what an adapter provides: both sides and Close.
