@@ -447,3 +447,74 @@ func AsMessage(v any) (*Message, bool) {
 
 // IsMessage reports whether typ is a version of chat.message.sent.
 func IsMessage(typ string) bool { return typ == TypeMessageSent || typ == TypeMessageSentV2 }
+
+// Command is what every command type has: the client command id (the
+// idempotency key), the user who issued it and its conversation.
+type Command interface {
+	IDs() (commandID, userID, conversationID string)
+}
+
+// IDs implements Command.
+func (c *CreateConversationV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *SendMessageV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *LeaveConversationV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *SendMessageV2) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *AddMembersV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *RemoveMemberV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *SetRoleV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *RenameV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *ArchiveV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *BlockV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *EditMessageV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *DeleteMessageV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *ReactV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}

@@ -2,11 +2,10 @@ package decider
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
@@ -20,6 +19,11 @@ type Limits struct {
 	MaxMembers int
 	// MaxTitleRunes is the longest group title. Default: 200.
 	MaxTitleRunes int
+	// MaxReactions is the most distinct emoji on one message. Default: 50.
+	MaxReactions int
+	// EditWindow is how long after sending its author may edit a message.
+	// Default: 15 minutes.
+	EditWindow time.Duration
 	// RecentCommands is how many client command ids per conversation are
 	// remembered for deduplication. Default: 1024.
 	RecentCommands int
@@ -35,6 +39,12 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxTitleRunes == 0 {
 		l.MaxTitleRunes = 200
+	}
+	if l.MaxReactions == 0 {
+		l.MaxReactions = 50
+	}
+	if l.EditWindow == 0 {
+		l.EditWindow = 15 * time.Minute
 	}
 	if l.RecentCommands == 0 {
 		l.RecentCommands = 1024
@@ -58,6 +68,10 @@ type Decision struct {
 // State is the decider's in-memory state of the conversations of one
 // partition, rebuilt from chat.events on assignment. It is not safe for
 // concurrent use: one goroutine owns a partition.
+//
+// Besides members, roles and the last seq, it keeps per conversation what
+// validating message commands needs: for every message its author, time,
+// whether it was deleted and its reactions — about 40 bytes a message.
 type State struct {
 	limits Limits
 	convs  map[string]*conversation
@@ -70,13 +84,26 @@ type conversation struct {
 	kind      schemas.Kind
 	createdBy string
 	createCmd string
+	title     string
+	archived  bool
+	blockedBy []string
 	members   map[string]schemas.Role
 	lastSeq   uint64
+	// msgs is indexed by seq; entries of other events are zero.
+	msgs []message
 	// recent maps user\x00command id to the seq it produced; ring keeps
 	// insertion order to evict the oldest.
 	recent map[string]uint64
 	ring   []string
 	next   int
+}
+
+type message struct {
+	author  string // "" for a seq that is not a message
+	sentAt  int64  // Unix nanoseconds
+	deleted bool
+	// reactions maps emoji to the users who reacted with it.
+	reactions map[string]map[string]struct{}
 }
 
 // NewState returns an empty state.
@@ -122,25 +149,104 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 	if attrs.Seq != c.lastSeq+1 {
 		return fmt.Errorf("conversation %s: seq %d follows %d", attrs.Subject, attrs.Seq, c.lastSeq)
 	}
-	c.lastSeq = attrs.Seq
-	switch attrs.Type {
-	case schemas.TypeMessageSent:
-		v, err := schemas.Decode(attrs.Type, value)
-		if err != nil {
-			return err
-		}
-		m := v.(*schemas.MessageSentV1)
-		s.remember(c, m.SenderID, m.CommandID, m.Seq)
-	case schemas.TypeMemberLeft:
-		v, err := schemas.Decode(attrs.Type, value)
-		if err != nil {
-			return err
-		}
-		m := v.(*schemas.MemberLeftV1)
-		delete(c.members, m.UserID)
-		s.remember(c, m.UserID, m.CommandID, m.Seq)
+	v, err := schemas.Decode(attrs.Type, value)
+	if errors.Is(err, schemas.ErrUnknownType) {
+		c.advance() // a type of a later version: it still took its seq
+		return nil
 	}
+	if err != nil {
+		c.advance()
+		return err
+	}
+	s.fold(c, attrs.Type, v)
 	return nil
+}
+
+func (c *conversation) advance() {
+	c.lastSeq++
+	c.msgs = append(c.msgs, message{})
+}
+
+// fold applies a decoded event, whose seq is c.lastSeq+1, to c. Decide
+// folds the events it makes with it too, so a rebuilt state is the state
+// that made the events.
+func (s *State) fold(c *conversation, typ string, v any) {
+	c.advance()
+	seq := c.lastSeq
+	switch e := v.(type) {
+	case *schemas.MessageSentV1, *schemas.MessageSentV2:
+		m, _ := schemas.AsMessage(v)
+		c.msgs[seq] = message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
+		s.remember(c, m.SenderID, m.CommandID, seq)
+	case *schemas.MemberLeftV1:
+		delete(c.members, e.UserID)
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MembersAddedV1:
+		for _, m := range e.Members {
+			c.members[m.UserID] = m.Role
+		}
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MemberRemovedV1:
+		delete(c.members, e.MemberID)
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.RolesChangedV1:
+		for _, m := range e.Changes {
+			if _, ok := c.members[m.UserID]; ok {
+				c.members[m.UserID] = m.Role
+			}
+		}
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.RenamedV1:
+		c.title = e.Title
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.ArchivedV1:
+		c.archived = e.Archived
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.BlockedV1:
+		c.blockedBy = slices.DeleteFunc(c.blockedBy, func(u string) bool { return u == e.UserID })
+		if e.Blocked {
+			c.blockedBy = append(c.blockedBy, e.UserID)
+		}
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MessageEditedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MessageDeletedV1:
+		if m := c.message(e.MessageSeq); m != nil {
+			m.deleted = true
+			m.reactions = nil
+		}
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.ReactionV1:
+		if m := c.message(e.MessageSeq); m != nil {
+			m.react(e.Emoji, e.UserID, typ == schemas.TypeReactionAdded)
+		}
+		s.remember(c, e.UserID, e.CommandID, seq)
+	}
+}
+
+// message returns the message at seq, or nil if seq is not a message.
+func (c *conversation) message(seq uint64) *message {
+	if seq >= uint64(len(c.msgs)) || c.msgs[seq].author == "" {
+		return nil
+	}
+	return &c.msgs[seq]
+}
+
+func (m *message) react(emoji, user string, add bool) {
+	if !add {
+		delete(m.reactions[emoji], user)
+		if len(m.reactions[emoji]) == 0 {
+			delete(m.reactions, emoji)
+		}
+		return
+	}
+	if m.reactions == nil {
+		m.reactions = make(map[string]map[string]struct{})
+	}
+	if m.reactions[emoji] == nil {
+		m.reactions[emoji] = make(map[string]struct{})
+	}
+	m.reactions[emoji][user] = struct{}{}
 }
 
 func (s *State) create(e *schemas.ConversationCreatedV1) {
@@ -148,7 +254,9 @@ func (s *State) create(e *schemas.ConversationCreatedV1) {
 		kind:      e.Kind,
 		createdBy: e.CreatedBy,
 		createCmd: e.CommandID,
+		title:     e.Title,
 		members:   make(map[string]schemas.Role, len(e.Members)),
+		msgs:      make([]message, 1, 16),
 		recent:    make(map[string]uint64),
 	}
 	for _, m := range e.Members {
@@ -167,157 +275,6 @@ func (s *State) remember(c *conversation, user, command string, seq uint64) {
 		c.next = (c.next + 1) % len(c.ring)
 	}
 	c.recent[key] = seq
-}
-
-// Decide turns a command into an event or a reply and, for an event,
-// applies it to the state. offset is the command's chat.commands offset.
-// It returns an error only for a record that is not a valid command,
-// which the caller dead-letters.
-func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now time.Time) (Decision, error) {
-	v, err := schemas.Decode(attrs.Type, value)
-	if err != nil {
-		return Decision{}, err
-	}
-	switch cmd := v.(type) {
-	case *schemas.CreateConversationV1:
-		if cmd.ConversationID != attrs.Subject {
-			return Decision{}, fmt.Errorf("command for %s keyed as %s", cmd.ConversationID, attrs.Subject)
-		}
-		return s.decideCreate(attrs, cmd, offset, now)
-	case *schemas.SendMessageV1:
-		if cmd.ConversationID != attrs.Subject {
-			return Decision{}, fmt.Errorf("command for %s keyed as %s", cmd.ConversationID, attrs.Subject)
-		}
-		return s.decideSend(attrs, cmd, offset, now)
-	case *schemas.LeaveConversationV1:
-		if cmd.ConversationID != attrs.Subject {
-			return Decision{}, fmt.Errorf("command for %s keyed as %s", cmd.ConversationID, attrs.Subject)
-		}
-		return s.decideLeave(attrs, cmd, offset, now)
-	default:
-		return Decision{}, fmt.Errorf("%w: %s is not a command", schemas.ErrUnknownType, attrs.Type)
-	}
-}
-
-func (s *State) decideLeave(attrs schemas.Attributes, cmd *schemas.LeaveConversationV1, offset int64, now time.Time) (Decision, error) {
-	reject := func(code, reason string) (Decision, error) {
-		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
-	}
-	c, ok := s.convs[cmd.ConversationID]
-	if !ok {
-		return reject(schemas.CodeConversationNotFound, "no such conversation")
-	}
-	// A retried leave is a duplicate even though the user is no longer a
-	// member: check the command id first.
-	if seq, dup := c.recent[cmd.UserID+"\x00"+cmd.CommandID]; dup {
-		return s.duplicate(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, seq, now)
-	}
-	if _, member := c.members[cmd.UserID]; !member {
-		return reject(schemas.CodeNotMember, "only members can leave this conversation")
-	}
-	if c.kind != schemas.KindGroup {
-		return reject(schemas.CodeInvalidCommand, "a direct conversation cannot be left")
-	}
-	c.lastSeq++
-	delete(c.members, cmd.UserID)
-	s.remember(c, cmd.UserID, cmd.CommandID, c.lastSeq)
-	ev := &schemas.MemberLeftV1{
-		ConversationID: cmd.ConversationID,
-		Seq:            c.lastSeq,
-		UserID:         cmd.UserID,
-		CommandID:      cmd.CommandID,
-		LeftAt:         now,
-	}
-	return s.event(attrs, schemas.TypeMemberLeft, cmd.ConversationID, c.lastSeq, ev, offset, now)
-}
-
-func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV1, offset int64, now time.Time) (Decision, error) {
-	reject := func(code, reason string) (Decision, error) {
-		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
-	}
-	if c, ok := s.convs[cmd.ConversationID]; ok {
-		if c.kind == schemas.KindDirect || (c.createdBy == cmd.UserID && c.createCmd == cmd.CommandID) {
-			if _, member := c.members[cmd.UserID]; member {
-				return s.duplicate(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, 0, now)
-			}
-		}
-		return reject(schemas.CodeConversationExists, "the conversation already exists")
-	}
-	others := slices.Clone(cmd.Members)
-	slices.Sort(others)
-	others = slices.Compact(others)
-	others = slices.DeleteFunc(others, func(u string) bool { return u == cmd.UserID })
-	members := make([]schemas.Member, 0, len(others)+1)
-	switch cmd.Kind {
-	case schemas.KindDirect:
-		if len(others) != 1 {
-			return reject(schemas.CodeInvalidCommand, "a direct conversation has exactly one other member")
-		}
-		if cmd.ConversationID != schemas.DirectConversationID(cmd.UserID, others[0]) {
-			return reject(schemas.CodeInvalidCommand, "conversation id does not match the pair")
-		}
-		if cmd.Title != "" {
-			return reject(schemas.CodeInvalidCommand, "a direct conversation has no title")
-		}
-		members = append(members, schemas.Member{UserID: cmd.UserID, Role: schemas.RoleMember}, schemas.Member{UserID: others[0], Role: schemas.RoleMember})
-	case schemas.KindGroup:
-		if cmd.ConversationID != schemas.GroupConversationID(cmd.UserID, cmd.CommandID) {
-			return reject(schemas.CodeInvalidCommand, "conversation id does not match the creator and command id")
-		}
-		if n := utf8.RuneCountInString(cmd.Title); n == 0 || n > s.limits.MaxTitleRunes {
-			return reject(schemas.CodeInvalidCommand, fmt.Sprintf("a group title has 1 to %d characters", s.limits.MaxTitleRunes))
-		}
-		if len(others)+1 > s.limits.MaxMembers {
-			return reject(schemas.CodeInvalidCommand, fmt.Sprintf("a conversation has at most %d members", s.limits.MaxMembers))
-		}
-		members = append(members, schemas.Member{UserID: cmd.UserID, Role: schemas.RoleOwner})
-		for _, u := range others {
-			members = append(members, schemas.Member{UserID: u, Role: schemas.RoleMember})
-		}
-	}
-	slices.SortFunc(members, func(a, b schemas.Member) int { return strings.Compare(a.UserID, b.UserID) })
-	ev := &schemas.ConversationCreatedV1{
-		ConversationID: cmd.ConversationID,
-		Seq:            0,
-		Kind:           cmd.Kind,
-		Title:          cmd.Title,
-		CreatedBy:      cmd.UserID,
-		Members:        members,
-		CommandID:      cmd.CommandID,
-		CreatedAt:      now,
-	}
-	s.create(ev)
-	return s.event(attrs, schemas.TypeConversationCreated, cmd.ConversationID, 0, ev, offset, now)
-}
-
-func (s *State) decideSend(attrs schemas.Attributes, cmd *schemas.SendMessageV1, offset int64, now time.Time) (Decision, error) {
-	reject := func(code, reason string) (Decision, error) {
-		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
-	}
-	c, ok := s.convs[cmd.ConversationID]
-	if !ok {
-		return reject(schemas.CodeConversationNotFound, "no such conversation")
-	}
-	if _, member := c.members[cmd.UserID]; !member {
-		return reject(schemas.CodeNotMember, "only members can send to this conversation")
-	}
-	if seq, dup := c.recent[cmd.UserID+"\x00"+cmd.CommandID]; dup {
-		return s.duplicate(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, seq, now)
-	}
-	if cmd.Body == "" || len(cmd.Body) > s.limits.MaxBodyBytes {
-		return reject(schemas.CodeInvalidCommand, fmt.Sprintf("a message body has 1 to %d bytes", s.limits.MaxBodyBytes))
-	}
-	c.lastSeq++
-	s.remember(c, cmd.UserID, cmd.CommandID, c.lastSeq)
-	ev := &schemas.MessageSentV1{
-		ConversationID: cmd.ConversationID,
-		Seq:            c.lastSeq,
-		SenderID:       cmd.UserID,
-		Body:           cmd.Body,
-		CommandID:      cmd.CommandID,
-		SentAt:         now,
-	}
-	return s.event(attrs, schemas.TypeMessageSent, cmd.ConversationID, c.lastSeq, ev, offset, now)
 }
 
 func (s *State) event(cmd schemas.Attributes, typ, conversation string, seq uint64, ev any, offset int64, now time.Time) (Decision, error) {

@@ -200,7 +200,7 @@ func outcomeOf(t testing.TB, dec Decision, err error) outcome {
 
 var (
 	created  = func(seq uint64) outcome { return outcome{event: schemas.TypeConversationCreated, seq: seq} }
-	sent     = func(seq uint64) outcome { return outcome{event: schemas.TypeMessageSent, seq: seq} }
+	sent     = func(seq uint64) outcome { return outcome{event: schemas.TypeMessageSentV2, seq: seq} }
 	rejected = func(code string) outcome { return outcome{reply: schemas.TypeCommandRejected, code: code} }
 	dup      = func(seq uint64) outcome { return outcome{reply: schemas.TypeCommandDuplicate, seq: seq} }
 	deadLtr  = outcome{deadLt: true}
@@ -266,7 +266,7 @@ func TestDecide(t *testing.T) {
 		{name: "a group at the member limit is created", limits: limits,
 			when: createGroup("alice", "g1", "T", "bob", "carol", "dave"), want: created(0)},
 		{name: "a group over the member limit is rejected", limits: limits,
-			when: createGroup("alice", "g1", "T", "bob", "carol", "dave", "erin"), want: rejected(schemas.CodeInvalidCommand)},
+			when: createGroup("alice", "g1", "T", "bob", "carol", "dave", "erin"), want: rejected(schemas.CodeLimitExceeded)},
 		{name: "duplicated members count once towards the member limit", limits: limits,
 			when: createGroup("alice", "g1", "T", "bob", "carol", "dave", "bob", "alice"), want: created(0)},
 		{name: "a retried group creation is a duplicate of seq 0",
@@ -628,7 +628,7 @@ func TestRebuildDecidesIdentically(t *testing.T) {
 					g.known = append(g.known, dec.Event.Attrs.Subject)
 				}
 			}
-			if stats[schemas.TypeMessageSent] < 20 || stats[schemas.TypeCommandDuplicate] == 0 || stats[schemas.TypeCommandRejected+schemas.CodeNotMember] == 0 {
+			if stats[schemas.TypeMessageSentV2] < 20 || stats[schemas.TypeCommandDuplicate] == 0 || stats[schemas.TypeCommandRejected+schemas.CodeNotMember] == 0 {
 				t.Fatalf("the generator exercised too little: %v", stats)
 			}
 
