@@ -619,16 +619,23 @@ func TestRebuildDecidesIdentically(t *testing.T) {
 			live := newDecider(t, limits)
 			var events []*Output
 			stats := map[string]int{}
-			for range 300 {
+			for range 1500 {
 				dec, err := live.decide(g.command())
 				o := outcomeOf(t, dec, err)
 				stats[o.event+o.reply+o.code]++
 				if dec.Event != nil {
 					events = append(events, dec.Event)
-					g.known = append(g.known, dec.Event.Attrs.Subject)
+					g.observe(dec.Event)
 				}
 			}
-			if stats[schemas.TypeMessageSentV2] < 20 || stats[schemas.TypeCommandDuplicate] == 0 || stats[schemas.TypeCommandRejected+schemas.CodeNotMember] == 0 {
+			eventTypes := 0
+			for k := range stats {
+				if !strings.HasPrefix(k, "chat.command.") {
+					eventTypes++
+				}
+			}
+			if stats[schemas.TypeMessageSentV2] < 10 || stats[schemas.TypeCommandDuplicate] == 0 || stats[schemas.TypeCommandRejected+schemas.CodeNotMember] == 0 ||
+				stats[schemas.TypeCommandRejected+schemas.CodeForbidden] == 0 || eventTypes < 8 {
 				t.Fatalf("the generator exercised too little: %v", stats)
 			}
 
@@ -649,7 +656,7 @@ func TestRebuildDecidesIdentically(t *testing.T) {
 				c := g.command()
 				want, wantErr := live.decide(c)
 				if want.Event != nil {
-					g.known = append(g.known, want.Event.Attrs.Subject)
+					g.observe(want.Event)
 				}
 				for _, o := range others {
 					got, err := o.decide(c)
@@ -686,6 +693,23 @@ func sameOutput(t *testing.T, i int, got, want *Output) {
 type gen struct {
 	r     *rand.Rand
 	known []string // conversations created so far
+	msgs  []genMessage
+}
+
+type genMessage struct {
+	conv, author string
+	seq          uint64
+}
+
+// observe learns from an event the decider appended.
+func (g *gen) observe(ev *Output) {
+	g.known = append(g.known, ev.Attrs.Subject)
+	if ev.Attrs.Type == schemas.TypeMessageSentV2 {
+		var m schemas.MessageSentV2
+		if json.Unmarshal(ev.Value, &m) == nil {
+			g.msgs = append(g.msgs, genMessage{m.ConversationID, m.SenderID, m.Seq})
+		}
+	}
 }
 
 var genUsers = []string{"alice", "bob", "carol", "dave", "erin", "frank"}
@@ -710,8 +734,40 @@ func (g *gen) command() cmd {
 		if len(g.known) > 0 && g.r.IntN(10) > 0 {
 			conv = g.known[g.r.IntN(len(g.known))]
 		}
+		user, id, seq := g.user(), g.commandID(), uint64(1+g.r.IntN(8))
+		if len(g.msgs) > 0 && g.r.IntN(4) > 0 {
+			// Mostly a message that exists, by its author.
+			m := g.msgs[g.r.IntN(len(g.msgs))]
+			conv, user, seq = m.conv, m.author, m.seq
+		}
 		body := []string{"", "hi", "hello", "€€€", "too long body"}[g.r.IntN(5)]
-		return send(g.user(), conv, g.commandID(), body)
+		switch g.r.IntN(24) { // half of them sends
+		case 0:
+			return command(schemas.TypeSendMessageV2, conv, &schemas.SendMessageV2{CommandID: id, UserID: user, ConversationID: conv, Body: body, ReplyTo: seq})
+		case 1:
+			return command(schemas.TypeAddMembers, conv, &schemas.AddMembersV1{CommandID: id, UserID: user, ConversationID: conv, MemberIDs: []string{g.user(), g.user()}})
+		case 2:
+			return command(schemas.TypeRemoveMember, conv, &schemas.RemoveMemberV1{CommandID: id, UserID: user, ConversationID: conv, MemberID: g.user()})
+		case 3:
+			role := []schemas.Role{schemas.RoleOwner, schemas.RoleAdmin, schemas.RoleMember}[g.r.IntN(3)]
+			return command(schemas.TypeSetRole, conv, &schemas.SetRoleV1{CommandID: id, UserID: user, ConversationID: conv, MemberID: g.user(), Role: role})
+		case 4:
+			return command(schemas.TypeRename, conv, &schemas.RenameV1{CommandID: id, UserID: user, ConversationID: conv, Title: []string{"T", "Team", "x"}[g.r.IntN(3)]})
+		case 5:
+			return command(schemas.TypeArchive, conv, &schemas.ArchiveV1{CommandID: id, UserID: user, ConversationID: conv, Archived: g.r.IntN(2) == 0})
+		case 6:
+			return command(schemas.TypeBlock, conv, &schemas.BlockV1{CommandID: id, UserID: user, ConversationID: conv, Blocked: g.r.IntN(2) == 0})
+		case 7:
+			return command(schemas.TypeEditMessage, conv, &schemas.EditMessageV1{CommandID: id, UserID: user, ConversationID: conv, MessageSeq: seq, Body: body})
+		case 8:
+			return command(schemas.TypeDeleteMessage, conv, &schemas.DeleteMessageV1{CommandID: id, UserID: user, ConversationID: conv, MessageSeq: seq})
+		case 9, 10:
+			typ := []string{schemas.TypeAddReaction, schemas.TypeRemoveReaction}[g.r.IntN(2)]
+			return command(typ, conv, &schemas.ReactV1{CommandID: id, UserID: user, ConversationID: conv, MessageSeq: seq, Emoji: []string{"👍", "🎉", "❤️"}[g.r.IntN(3)]})
+		case 11:
+			return command(schemas.TypeLeaveConversation, conv, &schemas.LeaveConversationV1{CommandID: id, UserID: user, ConversationID: conv})
+		}
+		return send(user, conv, id, body)
 	}
 }
 
