@@ -177,13 +177,16 @@ type EditMessageV1 struct {
 
 // MessageEditedV1 is a message's new body (chat.message.edited.v1).
 type MessageEditedV1 struct {
-	ConversationID string    `json:"conversation_id"`
-	Seq            uint64    `json:"seq"`
-	UserID         string    `json:"user_id"`
-	MessageSeq     uint64    `json:"message_seq"`
-	Body           string    `json:"body"`
-	CommandID      string    `json:"command_id"`
-	EditedAt       time.Time `json:"edited_at"`
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+	UserID         string `json:"user_id"`
+	MessageSeq     uint64 `json:"message_seq"`
+	Body           string `json:"body"`
+	// MessageSentAt is when the edited message was sent, so a consumer
+	// can rebuild the message's document from this event alone.
+	MessageSentAt time.Time `json:"message_sent_at"`
+	CommandID     string    `json:"command_id"`
+	EditedAt      time.Time `json:"edited_at"`
 }
 
 // DeleteMessageV1 asks to delete a message (chat.message.delete.v1).

@@ -325,7 +325,7 @@ func (d *decision) edit(seq uint64, body string) (Decision, error) {
 		return d.reject(schemas.CodeInvalidCommand, fmt.Sprintf("a message body has 1 to %d bytes", d.s.limits.MaxBodyBytes))
 	}
 	return d.accept(schemas.TypeMessageEdited, &schemas.MessageEditedV1{
-		ConversationID: d.conv, Seq: d.next(), UserID: d.user, MessageSeq: seq, Body: body, CommandID: d.commandID, EditedAt: d.now,
+		ConversationID: d.conv, Seq: d.next(), UserID: d.user, MessageSeq: seq, Body: body, MessageSentAt: time.Unix(0, m.sentAt).UTC(), CommandID: d.commandID, EditedAt: d.now,
 	})
 }
 

@@ -15,44 +15,49 @@ type Projection struct {
 	Index Indexer
 }
 
-// Decode turns a chat.events record into a Doc. A chat.message.sent.v1
-// becomes the message's document, versioned by its seq; every other type,
-// known or not, becomes a KindNone doc so the batch still commits. A
-// record without a conversation or seq, or a message that breaks its
-// schema or disagrees with its headers, is an error: the runtime
-// dead-letters it.
+// Decode turns a chat.events record into a Doc. A message
+// (chat.message.sent.v1 or .v2) becomes its document, versioned by its
+// seq; an edit re-indexes the message with its new body and a deletion
+// deletes it, both versioned by their own seq, so an older event
+// arriving late cannot undo them. Every other type, known or not,
+// becomes a KindNone doc so the batch still commits. A record without a
+// conversation or seq, or one that breaks its schema or disagrees with
+// its headers, is an error: the runtime dead-letters it.
 func (Projection) Decode(r consumers.Record) (Doc, error) {
-	if r.Attrs.Subject == "" || !r.Attrs.HasSeq {
-		return Doc{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
+	a := r.Attrs
+	if a.Subject == "" || !a.HasSeq {
+		return Doc{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, a.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
 	}
-	switch r.Attrs.Type {
-	case schemas.TypeMessageSent:
-		v, err := schemas.Decode(r.Attrs.Type, r.Message.Value)
-		if err != nil {
-			return Doc{}, err
-		}
-		m := v.(*schemas.MessageSentV1)
-		if m.ConversationID != r.Attrs.Subject || m.Seq != r.Attrs.Seq {
-			return Doc{}, fmt.Errorf("%w: %s at offset %d is %s/%d but its headers say %s/%d", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, m.ConversationID, m.Seq, r.Attrs.Subject, r.Attrs.Seq)
-		}
-		if !InTimeRange(m.SentAt) {
-			return Doc{}, fmt.Errorf("%w: %s at offset %d has sent_at %s, outside what an index can hold", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, m.SentAt)
-		}
-		return Doc{
-			Kind:           KindIndex,
-			ConversationID: m.ConversationID,
-			Seq:            m.Seq,
-			Version:        m.Seq,
-			SenderID:       m.SenderID,
-			Body:           m.Body,
-			SentAt:         m.SentAt.UTC(),
-		}, nil
+	switch a.Type {
+	case schemas.TypeMessageSent, schemas.TypeMessageSentV2, schemas.TypeMessageEdited, schemas.TypeMessageDeleted:
 	default:
-		// Creations, and types of later versions, change no document.
-		// Edits and deletions will map here to KindIndex and KindDelete
-		// docs of the edited message, versioned by their own seq.
-		return Doc{Kind: KindNone, ConversationID: r.Attrs.Subject, Version: r.Attrs.Seq}, nil
+		// Creations, membership, reactions and types of later versions
+		// change no document.
+		return Doc{Kind: KindNone, ConversationID: a.Subject, Version: a.Seq}, nil
 	}
+	v, err := schemas.Decode(a.Type, r.Message.Value)
+	if err != nil {
+		return Doc{}, err
+	}
+	var d Doc
+	switch e := v.(type) {
+	case *schemas.MessageEditedV1:
+		d = Doc{Kind: KindIndex, ConversationID: e.ConversationID, Seq: e.MessageSeq, Version: e.Seq,
+			SenderID: e.UserID, Body: e.Body, SentAt: e.MessageSentAt.UTC()}
+	case *schemas.MessageDeletedV1:
+		d = Doc{Kind: KindDelete, ConversationID: e.ConversationID, Seq: e.MessageSeq, Version: e.Seq}
+	default:
+		m, _ := schemas.AsMessage(v)
+		d = Doc{Kind: KindIndex, ConversationID: m.ConversationID, Seq: m.Seq, Version: m.Seq,
+			SenderID: m.SenderID, Body: m.Body, SentAt: m.SentAt.UTC()}
+	}
+	if d.ConversationID != a.Subject || d.Version != a.Seq {
+		return Doc{}, fmt.Errorf("%w: %s at offset %d is %s/%d but its headers say %s/%d", schemas.ErrInvalid, a.Type, r.Message.Offset, d.ConversationID, d.Version, a.Subject, a.Seq)
+	}
+	if d.Kind == KindIndex && !InTimeRange(d.SentAt) {
+		return Doc{}, fmt.Errorf("%w: %s at offset %d has a message time %s, outside what an index can hold", schemas.ErrInvalid, a.Type, r.Message.Offset, d.SentAt)
+	}
+	return d, nil
 }
 
 // Apply indexes a batch.

@@ -155,3 +155,100 @@ func TestProjectionThroughKafka(t *testing.T) {
 		t.Errorf("g_theirs has hits %+v, want eve's one", got)
 	}
 }
+
+func TestDecodeEditsAndDeletions(t *testing.T) {
+	t.Parallel()
+	p := search.Projection{}
+	v2 := event(schemas.TypeMessageSentV2, "g_1", 3, t0, schemas.MessageSentV2{ConversationID: "g_1", Seq: 3, SenderID: "bob", Body: "re: hello", ReplyTo: 1, CommandID: "c3", SentAt: t0})
+	edit := event(schemas.TypeMessageEdited, "g_1", 5, t0.Add(time.Minute), schemas.MessageEditedV1{
+		ConversationID: "g_1", Seq: 5, UserID: "bob", MessageSeq: 3, Body: "re: hello again", MessageSentAt: t0, CommandID: "c5", EditedAt: t0.Add(time.Minute)})
+	del := event(schemas.TypeMessageDeleted, "g_1", 6, t0.Add(2*time.Minute), schemas.MessageDeletedV1{
+		ConversationID: "g_1", Seq: 6, UserID: "ann", MessageSeq: 3, CommandID: "c6", DeletedAt: t0.Add(2 * time.Minute)})
+	react := event(schemas.TypeReactionAdded, "g_1", 7, t0, schemas.ReactionV1{ConversationID: "g_1", Seq: 7, UserID: "ann", MessageSeq: 3, Emoji: "👍", CommandID: "c7", At: t0})
+	for _, c := range []struct {
+		name string
+		m    kafka.Message
+		want search.Doc
+	}{
+		{"a message v2", v2, search.Doc{Kind: search.KindIndex, ConversationID: "g_1", Seq: 3, Version: 3, SenderID: "bob", Body: "re: hello", SentAt: t0}},
+		{"an edit re-indexes the message at the edit's version", edit, search.Doc{Kind: search.KindIndex, ConversationID: "g_1", Seq: 3, Version: 5, SenderID: "bob", Body: "re: hello again", SentAt: t0}},
+		{"a deletion deletes the message at its version", del, search.Doc{Kind: search.KindDelete, ConversationID: "g_1", Seq: 3, Version: 6}},
+		{"a reaction changes nothing", react, search.Doc{Kind: search.KindNone, ConversationID: "g_1", Version: 7}},
+	} {
+		if d, err := p.Decode(record(t, c.m)); err != nil || d != c.want {
+			t.Errorf("%s: Decode = %+v, %v; want %+v", c.name, d, err, c.want)
+		}
+	}
+	misfiled := record(t, edit)
+	misfiled.Attrs.Seq = 4
+	if _, err := p.Decode(misfiled); !errors.Is(err, schemas.ErrInvalid) {
+		t.Errorf("an edit whose seq disagrees with its headers: %v, want ErrInvalid", err)
+	}
+}
+
+// TestEditsAndDeletionsThroughKafka: an edited message is found by its new
+// words and not its old ones, a deleted one not at all, live and when the
+// events are replayed into a fresh index.
+func TestEditsAndDeletionsThroughKafka(t *testing.T) {
+	t.Parallel()
+	brokers := startKafka(t, 3)
+	idx, err := blevestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	run := func(group string, idx search.Indexer) func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- consumers.RunGroup(ctx, consumers.GroupConfig{Brokers: brokers, GroupID: group, Topic: schemas.TopicEvents}, search.Projection{Index: idx})
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("RunGroup: %v", err)
+			}
+		}
+	}
+	stop := run(schemas.GroupSearch, idx)
+	produce(t, brokers,
+		created("g_e", t0, "ann", "bob"),
+		sent("g_e", 1, "ann", "meet at the harbour", t0.Add(time.Second)),
+		sent("g_e", 2, "bob", "bring the lanterns", t0.Add(2*time.Second)),
+		event(schemas.TypeMessageEdited, "g_e", 3, t0.Add(3*time.Second), schemas.MessageEditedV1{
+			ConversationID: "g_e", Seq: 3, UserID: "ann", MessageSeq: 1, Body: "meet at the lighthouse", MessageSentAt: t0.Add(time.Second), CommandID: "e", EditedAt: t0.Add(3 * time.Second)}),
+		event(schemas.TypeMessageDeleted, "g_e", 4, t0.Add(4*time.Second), schemas.MessageDeletedV1{
+			ConversationID: "g_e", Seq: 4, UserID: "bob", MessageSeq: 2, CommandID: "d", DeletedAt: t0.Add(4 * time.Second)}),
+		sent("g_e", 5, "ann", "done", t0.Add(5*time.Second)),
+	)
+	var searched interface {
+		Search(context.Context, search.Query) (search.Result, error)
+	} = idx
+	count := func(q string) int {
+		res, err := searched.Search(t.Context(), search.Query{Text: q, Conversations: []string{"g_e"}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Hits)
+	}
+	check := func(when string) {
+		t.Helper()
+		if count("harbour") != 0 || count("lanterns") != 0 || count("lighthouse") != 1 {
+			t.Errorf("%s: harbour %d, lanterns %d, lighthouse %d hits; want 0, 0, 1", when, count("harbour"), count("lanterns"), count("lighthouse"))
+		}
+	}
+	eventually(t, "the last message to be indexed", func() bool { return count("done") == 1 })
+	check("live")
+	stop()
+	// A second group replays the same events into a fresh index.
+	fresh, err := blevestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	searched = fresh
+	stop = run("parley-projection-search-replay", fresh)
+	eventually(t, "the replay to reach the last message", func() bool { return count("done") == 1 })
+	check("after a replay into a fresh index")
+	stop()
+}
