@@ -48,7 +48,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicDLQ} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicDLQ} {
 			n, err := producers.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -63,6 +63,7 @@ func TestProvision(t *testing.T) {
 			schemas.TopicDLQ:       "864000000",
 			schemas.TopicEphemeral: "1800000",
 			schemas.TopicPresence:  "-1",
+			schemas.TopicReceipts:  "-1",
 		}
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {
@@ -85,7 +86,7 @@ func TestProvision(t *testing.T) {
 				got[e.ConfigName] = e.ConfigValue
 			}
 			policy := "delete"
-			if r.ResourceName == schemas.TopicPresence {
+			if r.ResourceName == schemas.TopicPresence || r.ResourceName == schemas.TopicReceipts {
 				policy = "compact"
 			}
 			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy {
@@ -323,3 +324,63 @@ func readAll(t *testing.T, brokers []string, topic string, partitions int) []kaf
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestReceiptWriter: read markers are appended at once, delivered markers
+// coalesced to the highest seq per user and conversation; every receipt
+// lands on its conversation's partition, keyed conversation/user/kind.
+func TestReceiptWriter(t *testing.T) {
+	t.Parallel()
+	const partitions = 12
+	brokers := startBroker(t)
+	ctx := testContext(t)
+	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	rw := producers.NewReceiptWriter(brokers, time.Hour, slogDiscard())
+	defer rw.Close()
+	ab, cd := schemas.DirectConversationID("alice", "bob"), schemas.GroupConversationID("carol", "c1")
+	if err := rw.Read(ctx, ab, "alice", 7); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{3, 9, 5} {
+		rw.Delivered(ab, "bob", seq)
+	}
+	rw.Delivered(cd, "bob", 2)
+	if err := rw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Flush(ctx); err != nil { // nothing new: appends nothing
+		t.Fatal(err)
+	}
+	got := map[string]schemas.ReceiptV1{}
+	for _, m := range readAll(t, brokers, schemas.TopicReceipts, partitions) {
+		v, err := schemas.Decode(schemas.TypeReceipt, m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := *v.(*schemas.ReceiptV1)
+		if m.Partition != javaPartition(r.ConversationID, partitions) {
+			t.Errorf("%s in partition %d, want its conversation's %d", m.Key, m.Partition, javaPartition(r.ConversationID, partitions))
+		}
+		if string(m.Key) != schemas.ReceiptKey(r.ConversationID, r.UserID, r.Kind) {
+			t.Errorf("key %s for %+v", m.Key, r)
+		}
+		if _, dup := got[string(m.Key)]; dup {
+			t.Errorf("two records of %s", m.Key)
+		}
+		got[string(m.Key)] = r
+	}
+	want := map[string]uint64{
+		schemas.ReceiptKey(ab, "alice", schemas.ReceiptRead):    7,
+		schemas.ReceiptKey(ab, "bob", schemas.ReceiptDelivered): 9,
+		schemas.ReceiptKey(cd, "bob", schemas.ReceiptDelivered): 2,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("receipts %v, want %v", got, want)
+	}
+	for k, seq := range want {
+		if got[k].Seq != seq {
+			t.Errorf("%s: seq %d, want %d", k, got[k].Seq, seq)
+		}
+	}
+}

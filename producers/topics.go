@@ -76,8 +76,9 @@ func (t Topology) Topics() []kafka.TopicConfig {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	topic := func(name, retention string) kafka.TopicConfig {
 		policy := "delete"
-		if name == schemas.TopicPresence {
-			// One record per user survives: the latest presence.
+		if name == schemas.TopicPresence || name == schemas.TopicReceipts {
+			// One record per key survives: a user's latest presence, a
+			// user's latest marker of each kind in a conversation.
 			policy = "compact"
 		}
 		return kafka.TopicConfig{
@@ -97,6 +98,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicReplies, ms(t.ReplyRetention)),
 		topic(schemas.TopicEphemeral, ms(t.EphemeralRetention)),
 		topic(schemas.TopicPresence, "-1"),
+		topic(schemas.TopicReceipts, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
 	}
 }
