@@ -156,23 +156,20 @@ func (d *decision) leave() (Decision, error) {
 	if dec, ok, err := d.group("left"); !ok {
 		return dec, err
 	}
-	if d.role == schemas.RoleOwner && len(d.c.members) > 1 {
-		return d.forbidden("the owner must transfer the ownership before leaving")
+	if ok, why := Permit(ActionLeave, d.role, "", len(d.c.members)-1); !ok {
+		return d.forbidden(why)
 	}
 	return d.accept(schemas.TypeMemberLeft, &schemas.MemberLeftV1{
 		ConversationID: d.conv, Seq: d.next(), UserID: d.user, CommandID: d.commandID, LeftAt: d.now,
 	})
 }
 
-// manages reports whether the user may add and remove members.
-func (d *decision) manages() bool { return d.role == schemas.RoleOwner || d.role == schemas.RoleAdmin }
-
 func (d *decision) addMembers(ids []string) (Decision, error) {
 	if dec, ok, err := d.group("given members"); !ok {
 		return dec, err
 	}
-	if !d.manages() {
-		return d.forbidden("only the owner and admins can add members")
+	if ok, why := Permit(ActionAddMembers, d.role, "", 0); !ok {
+		return d.forbidden(why)
 	}
 	if d.c.archived {
 		return d.reject(schemas.CodeArchived, "the group is archived (read-only)")
@@ -207,16 +204,12 @@ func (d *decision) removeMember(target string) (Decision, error) {
 	if d.c.archived {
 		return d.reject(schemas.CodeArchived, "the group is archived (read-only)")
 	}
-	role, ok := d.c.members[target]
-	switch {
-	case !d.manages():
-		return d.forbidden("only the owner and admins can remove members")
-	case !ok:
+	role, member := d.c.members[target]
+	if ok, why := Permit(ActionRemoveMember, d.role, role, 0); !ok {
+		return d.forbidden(why)
+	}
+	if !member {
 		return d.reject(schemas.CodeNoChange, target+" is not a member")
-	case role == schemas.RoleOwner:
-		return d.forbidden("the owner cannot be removed")
-	case role == schemas.RoleAdmin && d.role != schemas.RoleOwner:
-		return d.forbidden("only the owner can remove an admin")
 	}
 	return d.accept(schemas.TypeMemberRemoved, &schemas.MemberRemovedV1{
 		ConversationID: d.conv, Seq: d.next(), UserID: d.user, MemberID: target, CommandID: d.commandID, RemovedAt: d.now,
@@ -227,8 +220,8 @@ func (d *decision) setRole(target string, role schemas.Role) (Decision, error) {
 	if dec, ok, err := d.group("given roles"); !ok {
 		return dec, err
 	}
-	if d.role != schemas.RoleOwner {
-		return d.forbidden("only the owner can change roles")
+	if ok, why := Permit(ActionSetRole, d.role, "", 0); !ok {
+		return d.forbidden(why)
 	}
 	if d.c.archived {
 		return d.reject(schemas.CodeArchived, "the group is archived (read-only)")
@@ -255,8 +248,8 @@ func (d *decision) rename(title string) (Decision, error) {
 	if dec, ok, err := d.group("renamed"); !ok {
 		return dec, err
 	}
-	if !d.manages() {
-		return d.forbidden("only the owner and admins can rename the group")
+	if ok, why := Permit(ActionRename, d.role, "", 0); !ok {
+		return d.forbidden(why)
 	}
 	if d.c.archived {
 		return d.reject(schemas.CodeArchived, "the group is archived (read-only)")
@@ -276,8 +269,8 @@ func (d *decision) archive(archived bool) (Decision, error) {
 	if dec, ok, err := d.group("archived"); !ok {
 		return dec, err
 	}
-	if d.role != schemas.RoleOwner {
-		return d.forbidden("only the owner can archive or unarchive the group")
+	if ok, why := Permit(ActionArchive, d.role, "", 0); !ok {
+		return d.forbidden(why)
 	}
 	if archived == d.c.archived {
 		return d.reject(schemas.CodeNoChange, "the group is already so")
@@ -336,8 +329,12 @@ func (d *decision) delete(seq uint64) (Decision, error) {
 		return dec, err
 	case d.c.archived:
 		return d.reject(schemas.CodeArchived, "the group is archived (read-only)")
-	case m.author != d.user && (d.c.kind != schemas.KindGroup || !d.manages()):
-		return d.forbidden("only the author, or the owner and admins of a group, can delete a message")
+	case m.author != d.user && d.c.kind != schemas.KindGroup:
+		return d.forbidden("only the author can delete a message in a direct conversation")
+	case m.author != d.user:
+		if ok, why := Permit(ActionDeleteOthers, d.role, "", 0); !ok {
+			return d.forbidden(why)
+		}
 	}
 	return d.accept(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
 		ConversationID: d.conv, Seq: d.next(), UserID: d.user, MessageSeq: seq, CommandID: d.commandID, DeletedAt: d.now,

@@ -9,7 +9,7 @@ import (
 )
 
 // The push frames of the WebSocket protocol (schemas/asyncapi.yaml):
-// "event", "gap", "resumed" and "user_typing". They are built here, once per event and
+// "event", "gap", "resumed", "user_typing" and "receipt". They are built here, once per event and
 // not once per socket, so fan-out copies no bytes.
 
 // EncodeEvent returns the "event" frame of an event whose JSON value is
@@ -80,5 +80,16 @@ func encodeUserTyping(t *schemas.TypingV1) []byte {
 		UserID         string    `json:"user_id"`
 		ExpiresAt      time.Time `json:"expires_at"`
 	}{"user_typing", t.ConversationID, t.UserID, t.ExpiresAt.UTC()})
+	return b
+}
+
+func encodeReceipt(r *schemas.ReceiptV1) []byte {
+	b, _ := json.Marshal(struct {
+		Type           string `json:"type"`
+		ConversationID string `json:"conversation_id"`
+		UserID         string `json:"user_id"`
+		Kind           string `json:"kind"`
+		Seq            uint64 `json:"seq"`
+	}{"receipt", r.ConversationID, r.UserID, r.Kind, r.Seq})
 	return b
 }

@@ -3,6 +3,10 @@
 // sockets of the conversation's members, in seq order, with no gap and no
 // duplicate per socket, and answers the commands this node appended.
 //
+// It also follows chat.receipts, pushing read and delivered markers as
+// "receipt" frames (see Hub.receipt), and reports what it delivered
+// through Config.Delivered so that delivered receipts can be recorded.
+//
 // Each node's Hub reads every partition itself (no consumer group: every
 // node needs every event), starting at the high watermarks of its start.
 // A Session is one socket's delivery state; it fills any gap it sees —
@@ -47,8 +51,12 @@ type Config struct {
 	// GapWait is how long a session waits for the history store to catch
 	// up before it announces a gap. Default: 5s.
 	GapWait time.Duration
-	Logger  *slog.Logger
-	Metrics *telemetry.Metrics
+	// Delivered, if set, is told the seq of every event written to a
+	// socket of user (a delivered receipt, coalesced by the caller). It
+	// must not block.
+	Delivered func(conversation, user string, seq uint64)
+	Logger    *slog.Logger
+	Metrics   *telemetry.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -128,13 +136,13 @@ func (h *Hub) Run(ctx context.Context) error {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	resp, err := h.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		schemas.TopicEvents: reqs, schemas.TopicReplies: reqs, schemas.TopicEphemeral: reqs,
+		schemas.TopicEvents: reqs, schemas.TopicReplies: reqs, schemas.TopicEphemeral: reqs, schemas.TopicReceipts: reqs,
 	}})
 	if err != nil {
 		return fmt.Errorf("listing offsets: %w", err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 3*n)
+	errs := make(chan error, 4*n)
 	for topic, parts := range resp.Topics {
 		for _, po := range parts {
 			if po.Error != nil {
@@ -187,6 +195,8 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 			h.reply(attrs, m.Value)
 		case schemas.TopicEphemeral:
 			h.signal(ctx, attrs, m.Value)
+		case schemas.TopicReceipts:
+			h.receipt(ctx, attrs, m.Value)
 		}
 	}
 }
@@ -245,11 +255,41 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 			}
 		}
 	}
+	// A member who leaves or is removed gets that event, and nothing
+	// after it.
+	if gone := departed(attrs.Type, value); gone != "" && !conv.IsMember(gone) {
+		for s := range h.sessions[gone] {
+			if !s.push(it) {
+				slow = append(slow, s)
+			}
+		}
+	}
 	h.mu.RUnlock()
 	// Ending a session unregisters it, which takes h.mu: never under it.
 	for _, s := range slow {
 		s.overflow()
 	}
+}
+
+// departed returns the user a membership event takes out of the
+// conversation, or "".
+func departed(typ string, value []byte) string {
+	switch typ {
+	case schemas.TypeMemberLeft, schemas.TypeMemberRemoved:
+	default:
+		return ""
+	}
+	var e struct {
+		UserID   string `json:"user_id"`
+		MemberID string `json:"member_id"`
+	}
+	if json.Unmarshal(value, &e) != nil {
+		return ""
+	}
+	if typ == schemas.TypeMemberRemoved {
+		return e.MemberID
+	}
+	return e.UserID
 }
 
 // signal handles one record of chat.ephemeral: a typing indicator goes
@@ -277,6 +317,44 @@ func (h *Hub) signal(ctx context.Context, attrs schemas.Attributes, value []byte
 	h.mu.RLock()
 	for _, m := range conv.Members {
 		if m.UserID == t.UserID {
+			continue
+		}
+		for s := range h.sessions[m.UserID] {
+			if !s.push(it) {
+				slow = append(slow, s)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range slow {
+		s.overflow()
+	}
+}
+
+// receipt handles one record of chat.receipts: a marker goes to the
+// user's own sockets (a read on one device moves the unread count on the
+// others) and, in a direct conversation, to the other member's (read and
+// delivered ticks). Groups show receipts as counts, over HTTP: pushing
+// every member's marker to every member would grow with members².
+func (h *Hub) receipt(ctx context.Context, attrs schemas.Attributes, value []byte) {
+	if attrs.Type != schemas.TypeReceipt {
+		return
+	}
+	v, err := schemas.Decode(attrs.Type, value)
+	if err != nil {
+		h.log.Warn("skipping receipt", "err", err)
+		return
+	}
+	r := v.(*schemas.ReceiptV1)
+	conv, err := h.Conversation(ctx, r.ConversationID)
+	if err != nil || !conv.IsMember(r.UserID) {
+		return
+	}
+	it := &item{conv: r.ConversationID, signal: true, frame: encodeReceipt(r)}
+	var slow []*Session
+	h.mu.RLock()
+	for _, m := range conv.Members {
+		if m.UserID != r.UserID && conv.Kind != schemas.KindDirect {
 			continue
 		}
 		for s := range h.sessions[m.UserID] {

@@ -178,6 +178,7 @@ func (s *Session) deliver(ctx context.Context, sink Sink, it *item) error {
 		return err
 	}
 	s.cursors[it.conv] = it.seq + 1
+	s.delivered(it.conv, it.seq)
 	s.hub.cfg.Metrics.Deliveries.Inc()
 	if !it.at.IsZero() {
 		s.hub.cfg.Metrics.DeliverLatency.Observe(time.Since(it.at).Seconds())
@@ -235,6 +236,7 @@ func (s *Session) backfill(ctx context.Context, sink Sink, conv string, from, to
 				if err := sink.Write(ctx, EncodeEvent(ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time, ev.Data)); err != nil {
 					return err
 				}
+				s.delivered(ev.ConversationID, ev.Seq)
 				s.hub.cfg.Metrics.Deliveries.Inc()
 				next++
 				progressed = true
@@ -265,6 +267,12 @@ func (s *Session) backfill(ctx context.Context, sink Sink, conv string, from, to
 	}
 	s.cursors[conv] = next
 	return nil
+}
+
+func (s *Session) delivered(conv string, seq uint64) {
+	if f := s.hub.cfg.Delivered; f != nil {
+		f(conv, s.user, seq)
+	}
 }
 
 // String describes the session for logs.
