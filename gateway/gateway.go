@@ -53,13 +53,19 @@ type Config struct {
 	// Presence is this node's presence projection; nil disables presence.
 	Presence PresenceTracker
 	// Search serves GET /v1/search; nil answers 503.
-	Search  Searcher
-	Metrics *telemetry.Metrics
-	Logger  *slog.Logger
+	Search Searcher
+	// Receipts records read markers; nil answers 503 to them.
+	Receipts Receipts
+	Metrics  *telemetry.Metrics
+	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// MaxBodyBytes is the largest message body. Default: 16 KiB.
 	MaxBodyBytes int
+	// MaxMembers is the largest group. Default: 10,000.
+	MaxMembers int
+	// MaxTitleRunes is the longest group title. Default: 200.
+	MaxTitleRunes int
 	// CommandTimeout bounds waiting for the decider's answer. Default: 10s.
 	CommandTimeout time.Duration
 	// AuthTimeout is how long a socket may take to send its auth frame.
@@ -75,6 +81,12 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 16 << 10
+	}
+	if c.MaxMembers == 0 {
+		c.MaxMembers = 10000
+	}
+	if c.MaxTitleRunes == 0 {
+		c.MaxTitleRunes = 200
 	}
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = 10 * time.Second
@@ -173,6 +185,19 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/conversations/{id}/history", s.getHistory)
 		r.Post("/v1/conversations/{id}/messages", s.postMessage)
 		r.Post("/v1/conversations/{id}/leave", s.leaveConversation)
+		r.Patch("/v1/conversations/{id}", s.updateConversation)
+		r.Post("/v1/conversations/{id}/members", s.addMembers)
+		r.Delete("/v1/conversations/{id}/members/{user}", s.removeMember)
+		r.Put("/v1/conversations/{id}/members/{user}/role", s.setRole)
+		r.Patch("/v1/conversations/{id}/messages/{seq}", s.editMessage)
+		r.Delete("/v1/conversations/{id}/messages/{seq}", s.deleteMessage)
+		r.Get("/v1/conversations/{id}/messages/{seq}/thread", s.getThread)
+		r.Put("/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", s.react(true))
+		r.Delete("/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", s.react(false))
+		r.Post("/v1/conversations/{id}/read", s.markRead)
+		r.Get("/v1/conversations/{id}/receipts", s.getReceipts)
+		r.Put("/v1/blocks/{user}", s.block(true))
+		r.Delete("/v1/blocks/{user}", s.block(false))
 		r.Get("/v1/presence", s.getPresence)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
 	})

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,9 +88,23 @@ type conversationJSON struct {
 	Members        []schemas.Member `json:"members"`
 	LastSeq        uint64           `json:"last_seq"`
 	LastActivity   time.Time        `json:"last_activity"`
+	Archived       bool             `json:"archived"`
+	BlockedBy      []string         `json:"blocked_by,omitempty"`
+	Messages       uint64           `json:"messages"`
+	LastMessage    *previewJSON     `json:"last_message,omitempty"`
 	// ReadSeq and Unread are the caller's, in the conversation list only.
 	ReadSeq *uint64 `json:"read_seq,omitempty"`
 	Unread  *uint64 `json:"unread,omitempty"`
+}
+
+// previewJSON is the newest message of a conversation, for an inbox.
+type previewJSON struct {
+	Seq      uint64    `json:"seq"`
+	SenderID string    `json:"sender_id"`
+	Body     string    `json:"body"`
+	Edited   bool      `json:"edited"`
+	Deleted  bool      `json:"deleted"`
+	SentAt   time.Time `json:"sent_at"`
 }
 
 func toJSON(c history.Conversation) conversationJSON {
@@ -96,10 +112,15 @@ func toJSON(c history.Conversation) conversationJSON {
 	if members == nil {
 		members = []schemas.Member{}
 	}
-	return conversationJSON{
+	out := conversationJSON{
 		ConversationID: c.ID, Kind: c.Kind, Title: c.Title, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt.UTC(),
 		Members: members, LastSeq: c.LastSeq, LastActivity: c.LastActivity.UTC(),
+		Archived: c.Archived, BlockedBy: c.BlockedBy, Messages: c.Messages,
 	}
+	if p := c.LastMessage; p != nil {
+		out.LastMessage = &previewJSON{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
+	}
+	return out
 }
 
 type createRequest struct {
@@ -166,11 +187,11 @@ func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateCo
 		}
 		cmd.ConversationID = schemas.DirectConversationID(me, req.Members[0])
 	case schemas.KindGroup:
-		if n := utf8.RuneCountInString(req.Title); n == 0 || n > 200 {
-			return nil, newError(codeInvalidRequest, "a group needs a title of 1 to 200 characters")
+		if n := utf8.RuneCountInString(req.Title); n == 0 || n > s.cfg.MaxTitleRunes {
+			return nil, newError(codeInvalidRequest, "a group needs a title of 1 to "+strconv.Itoa(s.cfg.MaxTitleRunes)+" characters")
 		}
-		if len(req.Members) >= 10000 {
-			return nil, newError(codeInvalidRequest, "a conversation has at most 10000 members")
+		if len(req.Members) >= s.cfg.MaxMembers {
+			return nil, newError(codeInvalidRequest, "a conversation has at most "+strconv.Itoa(s.cfg.MaxMembers)+" members")
 		}
 		cmd.ConversationID = schemas.GroupConversationID(me, req.CommandID)
 	default:
@@ -182,6 +203,14 @@ func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateCo
 	return cmd, nil
 }
 
+// inboxCap is the most conversations of one user the inbox considers:
+// its totals count them all, its pages walk them by last activity.
+const inboxCap = 10000
+
+// listConversations serves GET /v1/conversations: the caller's inbox,
+// most recent activity first, with each conversation's title, preview of
+// the newest message and unread count, the unread totals, and a cursor
+// for the next page.
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	me := identity(r.Context())
 	limit, e := intParam(r, "limit", 50, 1, 200)
@@ -189,19 +218,88 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	convs, err := s.cfg.History.Conversations(r.Context(), me.UserID, limit)
+	after, e := parseInboxCursor(r.URL.Query().Get("cursor"))
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
+	convs, err := s.cfg.History.Conversations(r.Context(), me.UserID, inboxCap)
 	if err != nil {
 		s.log.Error("listing conversations", "user_id", me.UserID, "err", err)
 		writeProblem(w, newError(codeUnavailable, "history store unavailable"))
 		return
 	}
-	out := make([]conversationJSON, len(convs))
+	// The stores list by last activity; ties are put in id order here so
+	// that cursors are exact.
+	slices.SortStableFunc(convs, func(a, b history.Conversation) int {
+		if c := b.LastActivity.Compare(a.LastActivity); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var total, unreadConvs uint64
+	start := 0
 	for i, c := range convs {
+		if u := c.Unread(); u > 0 {
+			total += u
+			unreadConvs++
+		}
+		if after != nil && after.before(c) {
+			start = i + 1
+		}
+	}
+	page := convs[min(start, len(convs)):]
+	var next string
+	if len(page) > limit {
+		page = page[:limit]
+		next = inboxCursorOf(page[len(page)-1])
+	}
+	out := make([]conversationJSON, len(page))
+	for i, c := range page {
 		out[i] = toJSON(c)
 		read, unread := c.ReadSeq, c.Unread()
 		out[i].ReadSeq, out[i].Unread = &read, &unread
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+	writeJSON(w, http.StatusOK, inboxJSON{Conversations: out, UnreadTotal: total, UnreadConversations: unreadConvs, NextCursor: next})
+}
+
+type inboxJSON struct {
+	Conversations       []conversationJSON `json:"conversations"`
+	UnreadTotal         uint64             `json:"unread_total"`
+	UnreadConversations uint64             `json:"unread_conversations"`
+	// NextCursor, when set, asks for the next page (cursor=...).
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// inboxCursor is the position after a conversation in the inbox order:
+// last activity descending, then conversation id ascending.
+type inboxCursor struct {
+	activity int64 // Unix nanoseconds
+	id       string
+}
+
+func inboxCursorOf(c history.Conversation) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.LastActivity.UnixNano(), 10) + ":" + c.ID))
+}
+
+func parseInboxCursor(v string) (*inboxCursor, *apiError) {
+	if v == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	ns, id, ok := strings.Cut(string(raw), ":")
+	n, perr := strconv.ParseInt(ns, 10, 64)
+	if err != nil || !ok || perr != nil || !schemas.ValidConversationID(id) {
+		return nil, newError(codeInvalidRequest, "malformed cursor")
+	}
+	return &inboxCursor{activity: n, id: id}, nil
+}
+
+// before reports whether c comes at or before the cursor's position, so
+// that the page after the cursor starts after c.
+func (k *inboxCursor) before(c history.Conversation) bool {
+	a := c.LastActivity.UnixNano()
+	return a > k.activity || (a == k.activity && c.ID <= k.id)
 }
 
 func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) {
@@ -221,6 +319,38 @@ type eventJSON struct {
 	EventID        string          `json:"event_id"`
 	Time           time.Time       `json:"time"`
 	Data           json.RawMessage `json:"data"`
+	// Message is the current state of a message event that later events
+	// changed (edited, deleted, reacted to).
+	Message *messageStateJSON `json:"message,omitempty"`
+}
+
+type messageStateJSON struct {
+	Body      string         `json:"body"`
+	EditedAt  *time.Time     `json:"edited_at,omitempty"`
+	Deleted   bool           `json:"deleted"`
+	DeletedBy string         `json:"deleted_by,omitempty"`
+	Reactions []reactionJSON `json:"reactions"`
+}
+
+type reactionJSON struct {
+	Emoji string   `json:"emoji"`
+	Users []string `json:"users"`
+}
+
+func toEventJSON(ev history.Event) eventJSON {
+	out := eventJSON{ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time.UTC(), ev.Data, nil}
+	if m := ev.Message; m != nil {
+		st := &messageStateJSON{Body: m.Body, Deleted: m.Deleted, DeletedBy: m.DeletedBy, Reactions: []reactionJSON{}}
+		if !m.EditedAt.IsZero() {
+			at := m.EditedAt.UTC()
+			st.EditedAt = &at
+		}
+		for _, r := range m.Reactions {
+			st.Reactions = append(st.Reactions, reactionJSON{r.Emoji, r.Users})
+		}
+		out.Message = st
+	}
+	return out
 }
 
 func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +381,7 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 		if !q.Forward {
 			j = len(events) - 1 - i // always ascending
 		}
-		events[j] = eventJSON{ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time.UTC(), ev.Data}
+		events[j] = toEventJSON(ev)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": id, "events": events, "has_more": page.HasMore})
 }
@@ -299,6 +429,7 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, *apiError) {
 type sendRequest struct {
 	CommandID string `json:"command_id"`
 	Body      string `json:"body"`
+	ReplyTo   uint64 `json:"reply_to"`
 }
 
 type sendResponse struct {
@@ -314,7 +445,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	out, e := s.send(r.Context(), me.UserID, chi.URLParam(r, "id"), req.CommandID, req.Body, r.Header.Get("traceparent"))
+	out, e := s.send(r.Context(), me.UserID, chi.URLParam(r, "id"), req.CommandID, req.Body, req.ReplyTo, r.Header.Get("traceparent"))
 	if e != nil {
 		writeProblem(w, e)
 		return
@@ -326,23 +457,37 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, sendResponse{ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
 }
 
-// send validates a message and appends it; shared by HTTP and WebSocket.
-func (s *Server) send(ctx context.Context, user, conversation, commandID, body, traceParent string) (sendResponse, *apiError) {
+// checkBody validates a message body.
+func (s *Server) checkBody(body string) *apiError {
 	switch {
-	case !schemas.ValidCommandID(commandID):
-		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
 	case body == "":
-		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "body is empty"))
+		return newError(codeInvalidRequest, "body is empty")
 	case len(body) > s.cfg.MaxBodyBytes:
-		return sendResponse{}, s.reject("gateway", newError(codeTooLarge, "body exceeds "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes"))
+		return newError(codeTooLarge, "body exceeds "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes")
 	case !utf8.ValidString(body):
-		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "body is not valid UTF-8"))
+		return newError(codeInvalidRequest, "body is not valid UTF-8")
 	}
-	if _, e := s.member(ctx, user, conversation); e != nil {
+	return nil
+}
+
+// send validates a message and appends it; shared by HTTP and WebSocket.
+// replyTo, if not 0, is the seq of the message it answers.
+func (s *Server) send(ctx context.Context, user, conversation, commandID, body string, replyTo uint64, traceParent string) (sendResponse, *apiError) {
+	if !schemas.ValidCommandID(commandID) {
+		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
+	}
+	if e := s.checkBody(body); e != nil {
 		return sendResponse{}, s.reject("gateway", e)
 	}
-	cmd := &schemas.SendMessageV1{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, IssuedAt: time.Now().UTC()}
-	out, e := s.command(ctx, user, commandID, schemas.TypeSendMessage, conversation, cmd, traceParent)
+	c, e := s.member(ctx, user, conversation)
+	if e != nil {
+		return sendResponse{}, s.reject("gateway", e)
+	}
+	if replyTo > c.LastSeq {
+		return sendResponse{}, s.reject("gateway", newError(schemas.CodeMessageNotFound, "reply_to names no message of this conversation"))
+	}
+	cmd := &schemas.SendMessageV2{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, ReplyTo: replyTo, IssuedAt: time.Now().UTC()}
+	out, e := s.command(ctx, user, commandID, schemas.TypeSendMessageV2, conversation, cmd, traceParent)
 	if e != nil {
 		return sendResponse{}, e
 	}

@@ -41,12 +41,14 @@ func newError(code, msg string) *apiError {
 	switch code {
 	case codeUnauthorized, codeTokenExpired:
 		status = http.StatusUnauthorized
-	case schemas.CodeNotMember, codeForbidden:
+	case schemas.CodeNotMember, codeForbidden, schemas.CodeBlocked:
 		status = http.StatusForbidden
-	case schemas.CodeConversationNotFound, codeNotFound:
+	case schemas.CodeConversationNotFound, codeNotFound, schemas.CodeMessageNotFound:
 		status = http.StatusNotFound
-	case schemas.CodeConversationExists, codeConflict:
+	case schemas.CodeConversationExists, codeConflict, schemas.CodeArchived, schemas.CodeEditWindowClosed, schemas.CodeNoChange:
 		status = http.StatusConflict
+	case schemas.CodeLimitExceeded:
+		status = http.StatusUnprocessableEntity
 	case codeTooLarge:
 		status = http.StatusRequestEntityTooLarge
 	case schemas.CodeInvalidCommand:

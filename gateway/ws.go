@@ -39,6 +39,9 @@ type clientFrame struct {
 	DeviceID       string            `json:"device_id"`
 	Status         string            `json:"status"`
 	UserIDs        []string          `json:"user_ids"`
+	ReplyTo        uint64            `json:"reply_to"`
+	Seq            *uint64           `json:"seq"`
+	Emoji          string            `json:"emoji"`
 }
 
 type errorFrame struct {
@@ -344,26 +347,18 @@ func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFra
 	case "ping":
 		return k.writeJSON(ctx, pongFrame{Type: "pong", ID: f.ID})
 	case "send":
-		if f.ID == "" {
-			return k.writeError(ctx, "", k.s.reject("gateway", newError(codeInvalidRequest, "a send needs an id")))
-		}
-		// Bounded in-flight sends: when full, stop reading this socket
-		// until answers come back (backpressure, not an error).
-		select {
-		case k.inflight <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		k.work.Go(func() {
-			defer func() { <-k.inflight }()
-			out, e := k.s.send(ctx, k.id.UserID, f.ConversationID, f.CommandID, f.Body, "")
-			if e != nil {
-				_ = k.writeError(ctx, f.ID, e)
-				return
-			}
-			_ = k.writeJSON(ctx, ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
+		return k.async(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
+			return k.s.send(ctx, k.id.UserID, f.ConversationID, f.CommandID, f.Body, f.ReplyTo, "")
 		})
-		return nil
+	case "edit", "delete", "react", "unreact":
+		return k.async(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
+			return k.messageCommand(ctx, f)
+		})
+	case "read":
+		return k.async(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
+			seq, e := k.s.read(ctx, k.id.UserID, f.ConversationID, f.Seq)
+			return sendResponse{ConversationID: f.ConversationID, Seq: seq}, e
+		})
 	case "resume":
 		good := make(map[string]uint64, len(f.Conversations))
 		for conv, last := range f.Conversations {
@@ -407,6 +402,60 @@ func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFra
 	default:
 		return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(codeUnknownType, "unknown frame type "+f.Type)))
 	}
+}
+
+// async serves a request frame that waits for an answer (a command) on
+// its own goroutine, answering with an ack or an error frame. In-flight
+// requests are bounded: when full, the server stops reading this socket
+// until answers come (backpressure, not an error).
+func (k *socket) async(ctx context.Context, f clientFrame, do func(context.Context) (sendResponse, *apiError)) error {
+	if f.ID == "" {
+		return k.writeError(ctx, "", k.s.reject("gateway", newError(codeInvalidRequest, "a "+f.Type+" frame needs an id")))
+	}
+	select {
+	case k.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	k.work.Go(func() {
+		defer func() { <-k.inflight }()
+		out, e := do(ctx)
+		if e != nil {
+			_ = k.writeError(ctx, f.ID, e)
+			return
+		}
+		_ = k.writeJSON(ctx, ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
+	})
+	return nil
+}
+
+// messageCommand serves the edit, delete, react and unreact frames.
+func (k *socket) messageCommand(ctx context.Context, f clientFrame) (sendResponse, *apiError) {
+	if f.Seq == nil || *f.Seq == 0 {
+		return sendResponse{}, k.s.reject("gateway", newError(codeInvalidRequest, "seq names the message: a positive integer"))
+	}
+	user, conv, seq := k.id.UserID, f.ConversationID, *f.Seq
+	var typ string
+	var cmd schemas.Command
+	switch f.Type {
+	case "edit":
+		if e := k.s.checkBody(f.Body); e != nil {
+			return sendResponse{}, k.s.reject("gateway", e)
+		}
+		typ, cmd = schemas.TypeEditMessage, &schemas.EditMessageV1{CommandID: f.CommandID, UserID: user, ConversationID: conv, MessageSeq: seq, Body: f.Body, IssuedAt: now()}
+	case "delete":
+		typ, cmd = schemas.TypeDeleteMessage, &schemas.DeleteMessageV1{CommandID: f.CommandID, UserID: user, ConversationID: conv, MessageSeq: seq, IssuedAt: now()}
+	default:
+		if !schemas.ValidEmoji(f.Emoji) {
+			return sendResponse{}, k.s.reject("gateway", newError(codeInvalidRequest, "a reaction is one emoji, up to 64 bytes"))
+		}
+		typ = schemas.TypeAddReaction
+		if f.Type == "unreact" {
+			typ = schemas.TypeRemoveReaction
+		}
+		cmd = &schemas.ReactV1{CommandID: f.CommandID, UserID: user, ConversationID: conv, MessageSeq: seq, Emoji: f.Emoji, IssuedAt: now()}
+	}
+	return k.s.conversationCommand(ctx, user, conv, f.CommandID, typ, cmd, "")
 }
 
 var _ delivery.Sink = (*socket)(nil)

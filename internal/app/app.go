@@ -108,7 +108,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if roles.Decider {
 		d := decider.New(decider.Config{
 			Brokers: s.brokers, Logger: log, Metrics: s.metrics,
-			Limits: decider.Limits{MaxBodyBytes: cfg.MaxBodyBytes},
+			Limits: decider.Limits{
+				MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
+				MaxReactions: cfg.MaxReactions, EditWindow: cfg.EditWindow,
+			},
 		})
 		s.spawn("decider", func() error { return d.Run(runCtx) })
 	}
@@ -123,6 +126,15 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 				Brokers: s.brokers, GroupID: schemas.GroupHistory, Topic: schemas.TopicEvents,
 				Logger: log.With("component", "history"), Metrics: s.metrics,
 			}, history.Projection{W: s.store})
+		})
+		s.spawn("receipts", func() error {
+			if err := s.store.Wait(runCtx); err != nil {
+				return nil
+			}
+			return consumers.RunGroup(runCtx, consumers.GroupConfig{
+				Brokers: s.brokers, GroupID: schemas.GroupReceipts, Topic: schemas.TopicReceipts,
+				Logger: log.With("component", "receipts"), Metrics: s.metrics,
+			}, history.ReceiptProjection{W: s.store})
 		})
 	}
 	if roles.Search {
@@ -141,7 +153,8 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupDecider, Topic: schemas.TopicCommands})
 	}
 	if roles.History {
-		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupHistory, Topic: schemas.TopicEvents})
+		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupHistory, Topic: schemas.TopicEvents},
+			consumers.LagSource{Group: schemas.GroupReceipts, Topic: schemas.TopicReceipts})
 	}
 	if roles.Search {
 		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupSearch, Topic: schemas.TopicEvents})
@@ -154,9 +167,12 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	r := chi.NewRouter()
 	var handler http.Handler = r
 	if roles.Gateway {
+		rw := producers.NewReceiptWriter(s.brokers, time.Second, log)
+		s.onClose(func() error { return rw.Close() })
+		s.spawn("receipt-writer", func() error { return rw.Run(runCtx) })
 		hub := delivery.NewHub(delivery.Config{
 			Brokers: s.brokers, History: s.store, QueueSize: cfg.SendQueue, BackfillLimit: cfg.BackfillLimit,
-			Logger: log, Metrics: s.metrics,
+			Delivered: rw.Delivered, Logger: log, Metrics: s.metrics,
 		})
 		s.spawn("delivery", func() error { return hub.Run(runCtx) })
 		select {
@@ -188,7 +204,8 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 		s.gw, err = gateway.New(gateway.Config{
 			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
-			Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, CommandTimeout: cfg.CommandTimeout,
+			Receipts: rw, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
+			CommandTimeout: cfg.CommandTimeout,
 		})
 		if err != nil {
 			return nil, err
@@ -250,6 +267,16 @@ func (s *System) Store() history.Store {
 		return nil
 	}
 	return s.store
+}
+
+// SearchIndex is the search index, if this process opened one.
+func (s *System) SearchIndex() interface {
+	Search(context.Context, search.Query) (search.Result, error)
+} {
+	if s.search == nil {
+		return nil
+	}
+	return s.search
 }
 
 // Err receives the first error of a role that stopped on its own.

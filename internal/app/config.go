@@ -31,6 +31,10 @@ type Config struct {
 	JWTIssuer         string
 	JWTAudience       string
 	MaxBodyBytes      int
+	MaxMembers        int
+	MaxTitleRunes     int
+	MaxReactions      int
+	EditWindow        time.Duration
 	CommandTimeout    time.Duration
 	BackfillLimit     int
 	SendQueue         int
@@ -109,6 +113,10 @@ func Settings() []Setting {
 		{"jwt-issuer", "PARLEY_JWT_ISSUER", "parley", "required iss claim", str(func(c *Config) *string { return &c.JWTIssuer })},
 		{"jwt-audience", "PARLEY_JWT_AUDIENCE", "parley", "required aud claim", str(func(c *Config) *string { return &c.JWTAudience })},
 		{"max-message-bytes", "PARLEY_MAX_MESSAGE_BYTES", "16384", "largest message body in bytes", num(func(c *Config) *int { return &c.MaxBodyBytes })},
+		{"max-members", "PARLEY_MAX_MEMBERS", "10000", "largest group, in members", num(func(c *Config) *int { return &c.MaxMembers })},
+		{"max-title-chars", "PARLEY_MAX_TITLE_CHARS", "200", "longest group title, in characters", num(func(c *Config) *int { return &c.MaxTitleRunes })},
+		{"max-reactions", "PARLEY_MAX_REACTIONS", "50", "most different emoji reactions on one message", num(func(c *Config) *int { return &c.MaxReactions })},
+		{"edit-window", "PARLEY_EDIT_WINDOW", "15m", "how long after sending its author may edit a message", dur(func(c *Config) *time.Duration { return &c.EditWindow })},
 		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
@@ -175,6 +183,18 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > 1<<20 {
 		errs = append(errs, errors.New("PARLEY_MAX_MESSAGE_BYTES must be 1..1048576"))
+	}
+	if c.MaxMembers < 2 || c.MaxMembers > 1_000_000 {
+		errs = append(errs, errors.New("PARLEY_MAX_MEMBERS must be 2..1000000"))
+	}
+	if c.MaxTitleRunes < 1 || c.MaxTitleRunes > 1000 {
+		errs = append(errs, errors.New("PARLEY_MAX_TITLE_CHARS must be 1..1000"))
+	}
+	if c.MaxReactions < 1 || c.MaxReactions > 1000 {
+		errs = append(errs, errors.New("PARLEY_MAX_REACTIONS must be 1..1000"))
+	}
+	if c.EditWindow <= 0 {
+		errs = append(errs, errors.New("PARLEY_EDIT_WINDOW must be positive"))
 	}
 	if c.BackfillLimit < 1 || c.SendQueue < 1 {
 		errs = append(errs, errors.New("PARLEY_BACKFILL_LIMIT and PARLEY_SEND_QUEUE must be at least 1"))

@@ -153,6 +153,22 @@ func (h *historyStore) Conversations(ctx context.Context, user string, limit int
 	return s.Conversations(ctx, user, limit)
 }
 
+func (h *historyStore) ApplyReceipts(ctx context.Context, receipts []history.Receipt) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	return s.ApplyReceipts(ctx, receipts)
+}
+
+func (h *historyStore) Receipts(ctx context.Context, id string) ([]history.Receipt, error) {
+	s, err := h.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Receipts(ctx, id)
+}
+
 func (h *historyStore) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

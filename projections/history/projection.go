@@ -49,3 +49,34 @@ func (p Projection) Decode(r consumers.Record) (Event, error) {
 func (p Projection) Apply(ctx context.Context, batch []Event) error {
 	return p.W.Apply(ctx, batch)
 }
+
+// ReceiptProjection feeds a Writer's markers from the receipts consumer
+// group (schemas.GroupReceipts over chat.receipts).
+type ReceiptProjection struct {
+	W Writer
+}
+
+// Decode turns a chat.receipts record into a Receipt; one that breaks its
+// schema is dead-lettered.
+func (ReceiptProjection) Decode(r consumers.Record) (Receipt, error) {
+	v, err := schemas.Decode(r.Attrs.Type, r.Message.Value)
+	if err != nil {
+		return Receipt{}, err
+	}
+	m, ok := v.(*schemas.ReceiptV1)
+	if !ok {
+		return Receipt{}, fmt.Errorf("%w: %s at offset %d is not a receipt", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset)
+	}
+	out := Receipt{ConversationID: m.ConversationID, UserID: m.UserID}
+	if m.Kind == schemas.ReceiptRead {
+		out.ReadSeq = m.Seq
+	} else {
+		out.DeliveredSeq = m.Seq
+	}
+	return out, nil
+}
+
+// Apply folds a batch of markers.
+func (p ReceiptProjection) Apply(ctx context.Context, batch []Receipt) error {
+	return p.W.ApplyReceipts(ctx, batch)
+}
