@@ -163,6 +163,10 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		a.fail(codeInvalidRequest, "malformed user id")
 		return
 	}
+	if target == a.me {
+		a.fail(schemas.CodeInvalidCommand, "to remove yourself, leave the conversation")
+		return
+	}
 	if role, ok := a.conv.Role(target); ok && !a.permit(decider.ActionRemoveMember, role) {
 		return
 	}
