@@ -13,6 +13,14 @@
 // that produced an event, even if the previous owner died before
 // committing; retried client sends are new records and are caught by the
 // command-id dedupe.
+//
+// The rules live in State.Decide (decide.go): the permission matrix of
+// roles (Permit, policy.go, which the gateway also uses to pre-check),
+// then what depends on more than roles — authorship and the edit window,
+// blocks in direct conversations, archived groups, limits, and commands
+// that would change nothing. Every accepted event is folded into the
+// state by the same code that folds events on rebuild (State.fold), so a
+// rebuilt state decides exactly as the one that wrote the events.
 package decider
 
 import (
