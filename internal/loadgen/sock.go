@@ -155,7 +155,7 @@ func (s *sock) handle(data []byte) {
 	}
 	switch f.Type {
 	case "event":
-		if f.EventType != schemas.TypeMessageSent || f.ConversationID != s.convID {
+		if !schemas.IsMessage(f.EventType) || f.ConversationID != s.convID {
 			return
 		}
 		ph, sender, sent, ok := r.parseBody(f.Data.Body)
