@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -118,8 +120,8 @@ func TestGroupLifecycle(t *testing.T) {
 	expect(seqOf(olga.must(200, "PATCH", p, map[string]any{"archived": false})), schemas.TypeArchived)
 	expect(seqOf(zoe.must(200, "POST", p+"/leave", map[string]any{"command_id": "bye"})), schemas.TypeMemberLeft)
 	last := len(want)
-	if !slices.Equal(slices.Sorted(mapsKeys(want)), seqRange(1, last)) {
-		t.Fatalf("the seqs of the events are %v, want 1..%d", slices.Sorted(mapsKeys(want)), last)
+	if got := slices.Sorted(maps.Keys(want)); !slices.Equal(got, seqRange(1, last)) {
+		t.Fatalf("the seqs of the events are %v, want 1..%d", got, last)
 	}
 
 	// Live: mia's socket got every event once, in seq order, of every type.
@@ -214,14 +216,6 @@ func TestGroupLifecycle(t *testing.T) {
 	checkReplay(t, sys, []string{"olga", "mia", "max", "zoe"}, []string{"oil", "rota", "sorry"})
 }
 
-func mapsKeys(m map[int]string) []int {
-	var out []int
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 func toMaps(v any) []map[string]any {
 	var out []map[string]any
 	for _, e := range v.([]any) {
@@ -273,20 +267,20 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 		eventuallyT(t, u+"'s inbox to match the replay", func() bool {
 			x, _ = running.Conversations(ctx, u, 1000)
 			y, _ = fresh.Conversations(ctx, u, 1000)
-			return fmt.Sprint(x) == fmt.Sprint(y)
-		}, func() string { return fmt.Sprintf("running %+v\nreplayed %+v", x, y) })
+			return sameJSON(x, y)
+		}, func() string { return fmt.Sprintf("running %s\nreplayed %s", asJSON(x), asJSON(y)) })
 		for _, c := range x {
 			convs[c.ID] = true
 		}
 	}
 	for id := range convs {
 		a, b := allEvents(t, running, id), allEvents(t, fresh, id)
-		if fmt.Sprint(a) != fmt.Sprint(b) {
-			t.Errorf("events of %s differ:\nrunning %+v\nreplayed %+v", id, a, b)
+		if !sameJSON(a, b) {
+			t.Errorf("events of %s differ:\nrunning %s\nreplayed %s", id, asJSON(a), asJSON(b))
 		}
 		ra, _ := running.Receipts(ctx, id)
 		rb, _ := fresh.Receipts(ctx, id)
-		if fmt.Sprint(ra) != fmt.Sprint(rb) {
+		if !sameJSON(ra, rb) {
 			t.Errorf("receipts of %s differ: running %+v, replayed %+v", id, ra, rb)
 		}
 	}
@@ -308,7 +302,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	if err := (search.Projection{Index: idx}).Apply(ctx, docs); err != nil {
 		t.Fatal(err)
 	}
-	ids := slices.Sorted(mapsKeysBool(convs))
+	ids := slices.Sorted(maps.Keys(convs))
 	for _, q := range queries {
 		var want, got search.Result
 		eventuallyT(t, "search "+q+" to match the replay", func() bool {
@@ -319,15 +313,16 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	}
 }
 
-func mapsKeysBool(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
+// asJSON renders v for comparison: pointers followed, times in RFC 3339.
+func asJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("unencodable: %v", err)
 	}
+	return string(b)
 }
+
+func sameJSON(a, b any) bool { return asJSON(a) == asJSON(b) }
 
 func hitsOf(r search.Result) string {
 	var s []string

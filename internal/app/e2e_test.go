@@ -366,8 +366,8 @@ func TestChat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("replayed summary %+v, running %+v", got, want)
+		if !sameJSON(got, want) {
+			t.Errorf("replayed summary %s, running %s", asJSON(got), asJSON(want))
 		}
 		a, b := allEvents(t, running, conv), allEvents(t, fresh, conv)
 		if len(a) != len(b) || len(a) < 250 {
@@ -381,8 +381,8 @@ func TestChat(t *testing.T) {
 		for _, user := range []string{"alice", "bob", "carol"} {
 			x, _ := running.Conversations(context.Background(), user, 100)
 			y, _ := fresh.Conversations(context.Background(), user, 100)
-			if fmt.Sprint(x) != fmt.Sprint(y) {
-				t.Errorf("%s's conversations differ: running %v, replayed %v", user, x, y)
+			if !sameJSON(x, y) {
+				t.Errorf("%s's conversations differ: running %s, replayed %s", user, asJSON(x), asJSON(y))
 			}
 		}
 	})
