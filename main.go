@@ -3,7 +3,7 @@
 //	parley run              every role in one process on the embedded default
 //	parley gateway          the HTTP/WebSocket edge and delivery projection
 //	parley decider          the command decider
-//	parley project history  the history projection
+//	parley project history  the history projection (events and receipts)
 //	parley project search   the search projection (--rebuild: reindex from 0)
 //	parley token USER       print a token for USER (dev secret by default)
 //	parley bench            load-test a running gateway (internal/loadgen)
@@ -45,7 +45,7 @@ commands:
   run              every role in one process (embedded Kafka and stores unless configured)
   gateway          HTTP and WebSocket edge with the delivery projection
   decider          turns chat.commands into chat.events
-  project history  builds the history store from chat.events
+  project history  builds the history store from chat.events and chat.receipts
   project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   token USER       prints a JWT for USER signed with the configured secret
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
