@@ -1172,14 +1172,24 @@ func TestAsyncAPI(t *testing.T) {
 	}
 	// The decider's rejection codes reach clients as error frame codes.
 	codes := asSlice(get(t, doc, "/components/schemas/ErrorFrame/properties/code/enum"))
-	for _, c := range []string{schemas.CodeNotMember, schemas.CodeConversationNotFound, schemas.CodeConversationExists, schemas.CodeInvalidCommand} {
+	for _, c := range []string{
+		schemas.CodeNotMember, schemas.CodeConversationNotFound, schemas.CodeConversationExists, schemas.CodeInvalidCommand,
+		schemas.CodeForbidden, schemas.CodeBlocked, schemas.CodeArchived, schemas.CodeMessageNotFound,
+		schemas.CodeEditWindowClosed, schemas.CodeLimitExceeded, schemas.CodeNoChange,
+	} {
 		if !slices.Contains(codes, any(c)) {
 			t.Errorf("error frame codes %v lack the decider's %s", codes, c)
 		}
 	}
-	for req, want := range map[string]string{"auth": "auth_ok", "send": "ack", "resume": "resumed", "ping": "pong"} {
-		if !slices.Contains(replies[req], want) {
-			t.Errorf("%s: replies %v, want %s among them", req, replies[req], want)
+	for req, want := range map[string][]string{
+		"auth": {"auth_ok", "error"}, "send": {"ack", "error"}, "resume": {"resumed", "error"}, "ping": {"pong"},
+		"edit": {"ack", "error"}, "delete": {"ack", "error"}, "react": {"ack", "error"}, "unreact": {"ack", "error"},
+		"read": {"ack", "error"},
+	} {
+		for _, w := range want {
+			if !slices.Contains(replies[req], w) {
+				t.Errorf("%s: replies %v, want %s among them", req, replies[req], w)
+			}
 		}
 	}
 
@@ -1189,7 +1199,8 @@ func TestAsyncAPI(t *testing.T) {
 		frames = append(frames, deref(t, doc, m).(map[string]any)["name"].(string))
 	}
 	slices.Sort(frames)
-	want := []string{"ack", "auth", "auth_ok", "error", "event", "gap", "ping", "pong", "presence", "presence_set", "presence_watch", "resume", "resumed", "send", "typing", "user_typing"}
+	want := []string{"ack", "auth", "auth_ok", "delete", "edit", "error", "event", "gap", "ping", "pong", "presence", "presence_set", "presence_watch",
+		"react", "read", "receipt", "resume", "resumed", "send", "typing", "unreact", "user_typing"}
 	if !slices.Equal(frames, want) {
 		t.Errorf("WebSocket frames %v, want %v", frames, want)
 	}
@@ -1389,7 +1400,19 @@ func TestWebSocketFrames(t *testing.T) {
 		{"AuthFrame", `{"type":"auth","id":"r1","token":"eyJ.x.y"}`, true},
 		{"AuthOkFrame", `{"type":"auth_ok","id":"r1","user_id":"alice","expires_at":"2025-03-14T10:27:00Z"}`, true},
 		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"` + d + `","command_id":"c-123","body":"hello"}`, true},
+		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"` + g + `","command_id":"c-124","body":"agreed","reply_to":17}`, true},
 		{"AckFrame", `{"type":"ack","id":"r2","conversation_id":"` + d + `","seq":17,"duplicate":false}`, true},
+		// The ack of a read in a conversation with only its creation.
+		{"AckFrame", `{"type":"ack","id":"r2","conversation_id":"` + d + `","seq":0,"duplicate":false}`, true},
+		{"EditFrame", `{"type":"edit","id":"r8","conversation_id":"` + d + `","command_id":"c-125","seq":17,"body":"hello again"}`, true},
+		{"DeleteFrame", `{"type":"delete","id":"r9","conversation_id":"` + g + `","command_id":"c-126","seq":43}`, true},
+		{"ReactFrame", `{"type":"react","id":"r10","conversation_id":"` + g + `","command_id":"c-127","seq":17,"emoji":"👍"}`, true},
+		{"UnreactFrame", `{"type":"unreact","id":"r11","conversation_id":"` + g + `","command_id":"c-128","seq":17,"emoji":"👍🏽"}`, true},
+		{"ReadFrame", `{"type":"read","id":"r12","conversation_id":"` + d + `","seq":17}`, true},
+		{"ReadFrame", `{"type":"read","id":"r13","conversation_id":"` + g + `"}`, true},
+		{"ReadFrame", `{"type":"read","id":"r13","conversation_id":"` + g + `","seq":0}`, true},
+		{"ReceiptFrame", `{"type":"receipt","conversation_id":"` + d + `","user_id":"bob","kind":"read","seq":17}`, true},
+		{"ReceiptFrame", `{"type":"receipt","conversation_id":"` + d + `","user_id":"bob","kind":"delivered","seq":18}`, true},
 		{"ResumeFrame", `{"type":"resume","id":"r3","conversations":{"` + d + `":16,"` + g + `":0}}`, true},
 		{"ResumedFrame", `{"type":"resumed","id":"r3","conversations":{"` + d + `":20}}`, true},
 		{"PingFrame", `{"type":"ping","id":"r4"}`, true},
@@ -1399,6 +1422,7 @@ func TestWebSocketFrames(t *testing.T) {
 		{"GapFrame", `{"type":"gap","conversation_id":"` + g + `","from_seq":1,"to_seq":480,"reason":"history_unavailable"}`, true},
 		{"ErrorFrame", `{"type":"error","id":"r2","code":"not_member","message":"human text","retryable":false}`, true},
 		{"ErrorFrame", `{"type":"error","code":"timeout","message":"try again","retryable":true}`, true},
+		{"ErrorFrame", `{"type":"error","id":"r8","code":"edit_window_closed","message":"too late","retryable":false}`, true},
 
 		{"AuthFrame", `{"type":"auth","id":"r1"}`, false},
 		{"AuthFrame", `{"type":"auth","id":"` + strings.Repeat("r", 65) + `","token":"t"}`, false},
@@ -1408,7 +1432,30 @@ func TestWebSocketFrames(t *testing.T) {
 		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"d_1","command_id":"c 123","body":"hello"}`, false},
 		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"d_1","command_id":"c-1","body":"hi","extra":1}`, false},
 		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"d_1","command_id":"c-1","body":""}`, false},
-		{"AckFrame", `{"type":"ack","id":"r2","conversation_id":"d_1","seq":0,"duplicate":false}`, false},
+		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"d_1","command_id":"c-1","body":"hi","reply_to":-1}`, false},
+		{"SendFrame", `{"type":"send","id":"r2","conversation_id":"d_1","command_id":"c-1","body":"hi","reply_to":"17"}`, false},
+		{"AckFrame", `{"type":"ack","id":"r2","conversation_id":"d_1","seq":-1,"duplicate":false}`, false},
+		{"AckFrame", `{"type":"ack","id":"r2","conversation_id":"d_1","seq":17}`, false},
+		{"EditFrame", `{"type":"edit","id":"r8","conversation_id":"d_1","command_id":"c-1","seq":17,"body":""}`, false},
+		{"EditFrame", `{"type":"edit","id":"r8","conversation_id":"d_1","command_id":"c-1","seq":0,"body":"x"}`, false},
+		{"EditFrame", `{"type":"edit","id":"r8","conversation_id":"d_1","command_id":"c-1","body":"x"}`, false},
+		{"EditFrame", `{"type":"edit","id":"r8","conversation_id":"d_1","seq":17,"body":"x"}`, false},
+		{"EditFrame", `{"type":"delete","id":"r8","conversation_id":"d_1","command_id":"c-1","seq":17,"body":"x"}`, false},
+		{"DeleteFrame", `{"type":"delete","conversation_id":"d_1","command_id":"c-1","seq":17}`, false},
+		{"DeleteFrame", `{"type":"delete","id":"r9","conversation_id":"d_1","command_id":"c 1","seq":17}`, false},
+		{"DeleteFrame", `{"type":"delete","id":"r9","conversation_id":"d_1","command_id":"c-1","seq":17,"body":"x"}`, false},
+		{"ReactFrame", `{"type":"react","id":"r10","conversation_id":"d_1","command_id":"c-1","seq":17}`, false},
+		{"ReactFrame", `{"type":"react","id":"r10","conversation_id":"d_1","command_id":"c-1","seq":17,"emoji":""}`, false},
+		{"ReactFrame", `{"type":"react","id":"r10","conversation_id":"d_1","command_id":"c-1","seq":17,"emoji":"` + strings.Repeat("👍", 65) + `"}`, false},
+		{"ReactFrame", `{"type":"unreact","id":"r10","conversation_id":"d_1","command_id":"c-1","seq":17,"emoji":"👍"}`, false},
+		{"UnreactFrame", `{"type":"unreact","id":"r11","conversation_id":"d_1","command_id":"c-1","seq":"17","emoji":"👍"}`, false},
+		{"UnreactFrame", `{"type":"unreact","id":"r11","conversation_id":"d_1","seq":17,"emoji":"👍"}`, false},
+		{"ReadFrame", `{"type":"read","id":"r12","conversation_id":"d_1","seq":-1}`, false},
+		{"ReadFrame", `{"type":"read","conversation_id":"d_1"}`, false},
+		{"ReadFrame", `{"type":"read","id":"r12","conversation_id":"d_1","command_id":"c-1"}`, false},
+		{"ReceiptFrame", `{"type":"receipt","conversation_id":"d_1","user_id":"bob","kind":"seen","seq":17}`, false},
+		{"ReceiptFrame", `{"type":"receipt","conversation_id":"d_1","user_id":"bob","kind":"read"}`, false},
+		{"ReceiptFrame", `{"type":"receipt","conversation_id":"d_1","user_id":"bob smith","kind":"read","seq":1}`, false},
 		{"ResumeFrame", `{"type":"resume","id":"r3","conversations":{"d_1":-1}}`, false},
 		{"ResumeFrame", `{"type":"resume","id":"r3","conversations":{"bad key":1}}`, false},
 		{"EventFrame", `{"type":"event","conversation_id":"d_1","seq":17,"event_type":"chat.message.sent.v1","event_id":"e1","time":"2025-03-14T09:27:01Z"}`, false},
@@ -1441,13 +1488,25 @@ func TestOpenAPI(t *testing.T) {
 		t.Error("bearer auth is not the default security")
 	}
 	want := map[string][]string{
-		"/v1/conversations":               {"get", "post"},
-		"/v1/conversations/{id}":          {"get"},
-		"/v1/conversations/{id}/history":  {"get"},
-		"/v1/conversations/{id}/messages": {"post"},
-		"/healthz":                        {"get"},
-		"/readyz":                         {"get"},
-		"/metrics":                        {"get"},
+		"/v1/conversations":                                       {"get", "post"},
+		"/v1/conversations/{id}":                                  {"get", "patch"},
+		"/v1/conversations/{id}/history":                          {"get"},
+		"/v1/conversations/{id}/messages":                         {"post"},
+		"/v1/conversations/{id}/leave":                            {"post"},
+		"/v1/conversations/{id}/members":                          {"post"},
+		"/v1/conversations/{id}/members/{user}":                   {"delete"},
+		"/v1/conversations/{id}/members/{user}/role":              {"put"},
+		"/v1/conversations/{id}/messages/{seq}":                   {"patch", "delete"},
+		"/v1/conversations/{id}/messages/{seq}/thread":            {"get"},
+		"/v1/conversations/{id}/messages/{seq}/reactions/{emoji}": {"put", "delete"},
+		"/v1/conversations/{id}/read":                             {"post"},
+		"/v1/conversations/{id}/receipts":                         {"get"},
+		"/v1/blocks/{user}":                                       {"put", "delete"},
+		"/v1/search":                                              {"get"},
+		"/v1/presence":                                            {"get"},
+		"/healthz":                                                {"get"},
+		"/readyz":                                                 {"get"},
+		"/metrics":                                                {"get"},
 	}
 	paths := getMap(t, doc, "/paths")
 	for path, methods := range want {
@@ -1495,12 +1554,85 @@ func TestOpenAPI(t *testing.T) {
 			}
 		}
 	}
-	// Problem codes: the WebSocket error codes plus the HTTP-only ones.
+	// Commands without a body take their command id from the query.
+	for _, op := range [][2]string{
+		{"delete", "/v1/conversations/{id}/members/{user}"},
+		{"delete", "/v1/conversations/{id}/messages/{seq}"},
+		{"put", "/v1/conversations/{id}/messages/{seq}/reactions/{emoji}"},
+		{"delete", "/v1/conversations/{id}/messages/{seq}/reactions/{emoji}"},
+		{"put", "/v1/blocks/{user}"},
+		{"delete", "/v1/blocks/{user}"},
+	} {
+		item := getMap(t, doc, "/paths/"+escapePointer(op[1]))
+		params := append(slices.Clone(asSlice(item["parameters"])), asSlice(getMap(t, item, "/"+op[0])["parameters"])...)
+		found := false
+		for _, p := range params {
+			pm := deref(t, doc, p).(map[string]any)
+			found = found || (pm["name"] == "command_id" && pm["in"] == "query")
+		}
+		if !found {
+			t.Errorf("%s %s: no command_id query parameter", op[0], op[1])
+		}
+	}
+	// Problem codes: the WebSocket error codes (the decider's among them,
+	// forbidden included) plus the HTTP-only ones.
 	async := loadYAML(t, "asyncapi.yaml")
 	wantCodes := append(slices.Clone(asSlice(get(t, async, "/components/schemas/ErrorFrame/properties/code/enum"))),
-		"bad_request", "forbidden", "not_found", "rate_limited")
+		"bad_request", "not_found", "rate_limited")
 	if got := asSlice(get(t, doc, "/components/schemas/Problem/properties/code/enum")); !reflect.DeepEqual(got, wantCodes) {
 		t.Errorf("problem codes %v, want %v", got, wantCodes)
+	}
+
+	// Every event type of chat.events is an Event the history serves.
+	dc := newDocCompiler(t, "openapi.yaml", openapiURL, jsonschema.Draft2020)
+	event := dc.schema(t, "/components/schemas/Event")
+	for _, typ := range schemas.Types() {
+		ev := map[string]any{
+			"conversation_id": "g_d0e7b0f3eaa4eee91387e6aeff73f2d0", "seq": 43, "event_type": typ,
+			"event_id": "e43", "time": "2025-03-14T09:27:01.130042Z", "data": generic(t, fixture(t, typ)),
+		}
+		if err := event.Validate(instance(t, ev)); (err == nil) != (topicOf[typ] == schemas.TopicEvents) {
+			t.Errorf("Event with %s data: err %v", typ, err)
+		}
+	}
+	const g = `"conversation_id":"g_d0e7b0f3eaa4eee91387e6aeff73f2d0"`
+	for _, c := range []struct {
+		schema, body string
+		ok           bool
+	}{
+		{"UpdateConversationRequest", `{"title":"Team (Q3)"}`, true},
+		{"UpdateConversationRequest", `{"command_id":"a-1","archived":false}`, true},
+		{"UpdateConversationRequest", `{"title":"Team","archived":true}`, false},
+		{"UpdateConversationRequest", `{"command_id":"a-1"}`, false},
+		{"UpdateConversationRequest", `{"title":""}`, false},
+		{"AddMembersRequest", `{"user_ids":["dave"]}`, true},
+		{"AddMembersRequest", `{"user_ids":[]}`, false},
+		{"AddMembersRequest", `{"user_ids":["dave smith"]}`, false},
+		{"SetRoleRequest", `{"command_id":"r-1","role":"owner"}`, true},
+		{"SetRoleRequest", `{"role":"moderator"}`, false},
+		{"EditMessageRequest", `{"body":"fixed"}`, true},
+		{"EditMessageRequest", `{"body":""}`, false},
+		{"SendMessageRequest", `{"command_id":"c-1","body":"yes","reply_to":17}`, true},
+		{"SendMessageRequest", `{"command_id":"c-1","body":"yes","reply_to":-1}`, false},
+		{"ReadRequest", `{}`, true},
+		{"ReadRequest", `{"seq":17}`, true},
+		{"ReadRequest", `{"seq":17,"command_id":"c-1"}`, false},
+		{"ReadMarker", `{` + g + `,"read_seq":0}`, true},
+		{"Receipts", `{` + g + `,"seq":480,"members":2,"delivered":2,"read":1}`, true},
+		{"Receipts", `{` + g + `,"seq":480,"members":2,"delivered":2}`, false},
+		{"ConversationList", `{"conversations":[],"unread_total":0,"unread_conversations":0}`, true},
+		{"ConversationList", `{"conversations":[]}`, false},
+		// A conversation of the inbox has the caller's read_seq and unread.
+		{"ConversationList", `{"conversations":[{` + g + `,"kind":"group","title":"T","created_by":"alice","created_at":"2025-03-14T09:26:53Z",` +
+			`"members":[{"user_id":"alice","role":"owner"}],"last_seq":0,"last_activity":"2025-03-14T09:26:53Z","archived":false,"messages":0}],` +
+			`"unread_total":0,"unread_conversations":0}`, false},
+		{"MessageState", `{"body":"","deleted":true,"deleted_by":"bob","reactions":[]}`, true},
+		{"MessageState", `{"body":"x","deleted":false}`, false},
+		{"MessageState", `{"body":"x","deleted":false,"reactions":[{"emoji":"👍","users":[]}]}`, false},
+	} {
+		if err := dc.schema(t, "/components/schemas/"+c.schema).Validate(instance(t, generic(t, []byte(c.body)))); (err == nil) != c.ok {
+			t.Errorf("%s %s: err %v, want ok=%v", c.schema, c.body, err, c.ok)
+		}
 	}
 }
 
