@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -111,17 +114,20 @@ func (a *action) run(typ string, cmd schemas.Command, status int) {
 
 func now() time.Time { return time.Now().UTC() }
 
-// conversationCommand checks the command id and membership, appends cmd
-// and waits for its outcome; for commands that need no more checks at
-// the edge (the WebSocket message commands).
-func (s *Server) conversationCommand(ctx context.Context, user, conv, commandID, typ string, cmd schemas.Command, traceParent string) (sendResponse, *apiError) {
+// conversationCommand checks the command id, membership and precheck,
+// appends cmd and waits for its outcome (the WebSocket message commands).
+func (s *Server) conversationCommand(ctx context.Context, user, conv, commandID, typ string, cmd schemas.Command, precheck func(history.Conversation) *apiError) (sendResponse, *apiError) {
 	if !schemas.ValidCommandID(commandID) {
 		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
 	}
-	if _, e := s.member(ctx, user, conv); e != nil {
+	c, e := s.member(ctx, user, conv)
+	if e != nil {
 		return sendResponse{}, s.reject("gateway", e)
 	}
-	out, e := s.command(ctx, user, commandID, typ, conv, cmd, traceParent)
+	if e := precheck(c); e != nil {
+		return sendResponse{}, s.reject("gateway", e)
+	}
+	out, e := s.command(ctx, user, commandID, typ, conv, cmd, "")
 	if e != nil {
 		return sendResponse{}, e
 	}
@@ -137,8 +143,12 @@ func (s *Server) addMembers(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	if len(req.UserIDs) == 0 || len(req.UserIDs) > s.cfg.MaxMembers {
-		a.fail(codeInvalidRequest, "user_ids names 1 to "+strconv.Itoa(s.cfg.MaxMembers)+" users")
+	if len(req.UserIDs) == 0 {
+		a.fail(codeInvalidRequest, "user_ids names the users to add")
+		return
+	}
+	if len(req.UserIDs) >= s.cfg.MaxMembers {
+		a.fail(schemas.CodeLimitExceeded, "a conversation has at most "+strconv.Itoa(s.cfg.MaxMembers)+" members")
 		return
 	}
 	for _, u := range req.UserIDs {
@@ -213,7 +223,7 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) {
 	case (req.Title == nil) == (req.Archived == nil):
 		a.fail(codeInvalidRequest, "give exactly one of title and archived")
 	case req.Title != nil:
-		if n := utf8.RuneCountInString(*req.Title); n == 0 || n > s.cfg.MaxTitleRunes {
+		if n := utf8.RuneCountInString(*req.Title); n == 0 || n > s.cfg.MaxTitleRunes || strings.TrimSpace(*req.Title) == "" {
 			a.fail(codeInvalidRequest, "a group needs a title of 1 to "+strconv.Itoa(s.cfg.MaxTitleRunes)+" characters")
 			return
 		}
@@ -254,6 +264,10 @@ func (s *Server) editMessage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
+	if e := s.precheckMessage(r.Context(), a.conv, a.me, seq, schemas.TypeEditMessage); e != nil {
+		writeProblem(w, s.reject("gateway", e))
+		return
+	}
 	a.run(schemas.TypeEditMessage, &schemas.EditMessageV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, Body: req.Body, IssuedAt: now()}, http.StatusOK)
 }
 
@@ -264,6 +278,10 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	seq, ok := a.messageSeq()
 	if !ok {
+		return
+	}
+	if e := s.precheckMessage(r.Context(), a.conv, a.me, seq, schemas.TypeDeleteMessage); e != nil {
+		writeProblem(w, s.reject("gateway", e))
 		return
 	}
 	a.run(schemas.TypeDeleteMessage, &schemas.DeleteMessageV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, IssuedAt: now()}, http.StatusOK)
@@ -289,6 +307,10 @@ func (s *Server) react(add bool) http.HandlerFunc {
 		typ := schemas.TypeRemoveReaction
 		if add {
 			typ = schemas.TypeAddReaction
+		}
+		if e := s.precheckMessage(r.Context(), a.conv, a.me, seq, typ); e != nil {
+			writeProblem(w, s.reject("gateway", e))
+			return
 		}
 		a.run(typ, &schemas.ReactV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, Emoji: emoji, IssuedAt: now()}, http.StatusOK)
 	}
@@ -316,6 +338,10 @@ func (s *Server) block(blocked bool) http.HandlerFunc {
 		}
 		conv := schemas.DirectConversationID(me, other)
 		if _, err := s.cfg.Hub.Conversation(r.Context(), conv); errors.Is(err, history.ErrNotFound) {
+			if !blocked {
+				writeProblem(w, s.reject("gateway", newError(schemas.CodeNoChange, "you do not block "+other)))
+				return
+			}
 			create := &schemas.CreateConversationV1{CommandID: commandID + ".c", UserID: me, ConversationID: conv, Kind: schemas.KindDirect, Members: []string{other}, IssuedAt: now()}
 			if _, e := s.command(r.Context(), me, create.CommandID, schemas.TypeCreateConversation, conv, create, r.Header.Get("traceparent")); e != nil {
 				writeProblem(w, e)
@@ -332,6 +358,75 @@ func (s *Server) block(blocked bool) http.HandlerFunc {
 	}
 }
 
+// writable refuses, from this node's view of the conversation, a command
+// that adds content to an archived group or a direct conversation under a
+// block; the decider checks it again.
+func writable(c history.Conversation, user string) *apiError {
+	switch {
+	case c.Archived:
+		return newError(schemas.CodeArchived, "the group is archived (read-only)")
+	case len(c.BlockedBy) > 0 && slices.Contains(c.BlockedBy, user):
+		return newError(schemas.CodeBlocked, "you have blocked the other member; unblock first")
+	case len(c.BlockedBy) > 0:
+		return newError(schemas.CodeBlocked, "the other member has blocked you")
+	}
+	return nil
+}
+
+// precheckMessage refuses an edit, deletion or reaction that the decider
+// would refuse, judging from the history store's copy of the message, so
+// that it appends nothing. A message the store does not have yet (it may
+// lag behind the decider) passes: the decider decides.
+func (s *Server) precheckMessage(ctx context.Context, c history.Conversation, user string, seq uint64, typ string) *apiError {
+	notFound := newError(schemas.CodeMessageNotFound, "no message with seq "+strconv.FormatUint(seq, 10))
+	if seq > c.LastSeq {
+		return notFound
+	}
+	if typ != schemas.TypeDeleteMessage {
+		if e := writable(c, user); e != nil {
+			return e
+		}
+	} else if c.Archived {
+		return newError(schemas.CodeArchived, "the group is archived (read-only)")
+	}
+	page, err := s.cfg.History.Page(ctx, c.ID, history.PageQuery{Forward: true, After: seq - 1, Limit: 1})
+	if err != nil || len(page.Events) == 0 || page.Events[0].Seq != seq {
+		return nil
+	}
+	ev := page.Events[0]
+	if !schemas.IsMessage(ev.Type) || (ev.Message != nil && ev.Message.Deleted) {
+		return notFound
+	}
+	var m struct {
+		SenderID string    `json:"sender_id"`
+		SentAt   time.Time `json:"sent_at"`
+	}
+	if json.Unmarshal(ev.Data, &m) != nil {
+		return nil
+	}
+	switch typ {
+	case schemas.TypeEditMessage:
+		if m.SenderID != user {
+			return newError(codeForbidden, "only the author can edit a message")
+		}
+		if time.Since(m.SentAt) > s.cfg.EditWindow {
+			return newError(schemas.CodeEditWindowClosed, "a message can be edited for "+s.cfg.EditWindow.String()+" after it was sent")
+		}
+	case schemas.TypeDeleteMessage:
+		if m.SenderID == user {
+			return nil
+		}
+		if c.Kind != schemas.KindGroup {
+			return newError(codeForbidden, "only the author can delete a message in a direct conversation")
+		}
+		role, _ := c.Role(user)
+		if ok, why := decider.Permit(decider.ActionDeleteOthers, role, "", 0); !ok {
+			return newError(codeForbidden, why)
+		}
+	}
+	return nil
+}
+
 // markRead serves POST /v1/conversations/{id}/read: the caller has read
 // up to seq. Markers only move forward: a lower one than recorded is
 // answered with the recorded one and appends nothing.
@@ -340,9 +435,11 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 		Seq *uint64 `json:"seq"`
 	}
 	me := identity(r.Context()).UserID
-	if e := s.decodeBody(w, r, &req); e != nil {
-		writeProblem(w, s.reject("gateway", e))
-		return
+	if r.ContentLength != 0 { // no body: read everything
+		if e := s.decodeBody(w, r, &req); e != nil {
+			writeProblem(w, s.reject("gateway", e))
+			return
+		}
 	}
 	read, e := s.read(r.Context(), me, chi.URLParam(r, "id"), req.Seq)
 	if e != nil {
@@ -356,12 +453,12 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 // if nil) and returns the marker now recorded; shared by HTTP and
 // WebSocket.
 func (s *Server) read(ctx context.Context, user, conv string, seq *uint64) (uint64, *apiError) {
-	if s.cfg.Receipts == nil {
-		return 0, newError(codeUnavailable, "receipts are not enabled on this node")
-	}
 	c, e := s.member(ctx, user, conv)
 	if e != nil {
 		return 0, s.reject("gateway", e)
+	}
+	if s.cfg.Receipts == nil {
+		return 0, newError(codeUnavailable, "receipts are not enabled on this node")
 	}
 	want := c.LastSeq
 	if seq != nil {

@@ -66,6 +66,9 @@ type Config struct {
 	MaxMembers int
 	// MaxTitleRunes is the longest group title. Default: 200.
 	MaxTitleRunes int
+	// EditWindow is how long after sending its author may edit a
+	// message (the decider's limit, pre-checked). Default: 15 minutes.
+	EditWindow time.Duration
 	// CommandTimeout bounds waiting for the decider's answer. Default: 10s.
 	CommandTimeout time.Duration
 	// AuthTimeout is how long a socket may take to send its auth frame.
@@ -87,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTitleRunes == 0 {
 		c.MaxTitleRunes = 200
+	}
+	if c.EditWindow == 0 {
+		c.EditWindow = 15 * time.Minute
 	}
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = 10 * time.Second

@@ -187,11 +187,11 @@ func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateCo
 		}
 		cmd.ConversationID = schemas.DirectConversationID(me, req.Members[0])
 	case schemas.KindGroup:
-		if n := utf8.RuneCountInString(req.Title); n == 0 || n > s.cfg.MaxTitleRunes {
+		if n := utf8.RuneCountInString(req.Title); n == 0 || n > s.cfg.MaxTitleRunes || strings.TrimSpace(req.Title) == "" {
 			return nil, newError(codeInvalidRequest, "a group needs a title of 1 to "+strconv.Itoa(s.cfg.MaxTitleRunes)+" characters")
 		}
 		if len(req.Members) >= s.cfg.MaxMembers {
-			return nil, newError(codeInvalidRequest, "a conversation has at most "+strconv.Itoa(s.cfg.MaxMembers)+" members")
+			return nil, newError(schemas.CodeLimitExceeded, "a conversation has at most "+strconv.Itoa(s.cfg.MaxMembers)+" members")
 		}
 		cmd.ConversationID = schemas.GroupConversationID(me, req.CommandID)
 	default:
@@ -481,6 +481,9 @@ func (s *Server) send(ctx context.Context, user, conversation, commandID, body s
 	}
 	c, e := s.member(ctx, user, conversation)
 	if e != nil {
+		return sendResponse{}, s.reject("gateway", e)
+	}
+	if e := writable(c, user); e != nil {
 		return sendResponse{}, s.reject("gateway", e)
 	}
 	if replyTo > c.LastSeq {

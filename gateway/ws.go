@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
+	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -455,7 +456,9 @@ func (k *socket) messageCommand(ctx context.Context, f clientFrame) (sendRespons
 		}
 		cmd = &schemas.ReactV1{CommandID: f.CommandID, UserID: user, ConversationID: conv, MessageSeq: seq, Emoji: f.Emoji, IssuedAt: now()}
 	}
-	return k.s.conversationCommand(ctx, user, conv, f.CommandID, typ, cmd, "")
+	return k.s.conversationCommand(ctx, user, conv, f.CommandID, typ, cmd, func(c history.Conversation) *apiError {
+		return k.s.precheckMessage(ctx, c, user, seq, typ)
+	})
 }
 
 var _ delivery.Sink = (*socket)(nil)

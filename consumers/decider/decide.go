@@ -231,7 +231,7 @@ func (d *decision) setRole(target string, role schemas.Role) (Decision, error) {
 	case target == d.user:
 		return d.reject(schemas.CodeInvalidCommand, "the owner changes their own role by transferring the ownership")
 	case !ok:
-		return d.reject(schemas.CodeNotMember, target+" is not a member")
+		return d.reject(schemas.CodeInvalidCommand, target+" is not a member: add them first")
 	case current == role:
 		return d.reject(schemas.CodeNoChange, target+" already has role "+string(role))
 	}

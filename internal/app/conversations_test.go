@@ -452,7 +452,8 @@ func TestLimitsAndBlocks(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"a group over the size limit", "POST", "/v1/conversations", map[string]any{"kind": "group", "title": "Big", "members": []string{"b", "c", "d"}}, 400, "invalid_request"},
+		{"a group over the size limit", "POST", "/v1/conversations", map[string]any{"kind": "group", "title": "Big", "members": []string{"b", "c", "d"}}, 422, "limit_exceeded"},
+		{"a blank title", "PATCH", p, map[string]any{"title": "   "}, 400, "invalid_request"},
 		{"adding past the size limit", "POST", p + "/members", map[string]any{"user_ids": []string{"c", "d"}}, 422, "limit_exceeded"},
 		{"a title too long", "PATCH", p, map[string]any{"title": "Eleven runes"}, 400, "invalid_request"},
 		{"a message too long", "POST", p + "/messages", map[string]any{"command_id": "x", "body": string(make([]byte, 65))}, 413, "too_large"},
@@ -466,6 +467,9 @@ func TestLimitsAndBlocks(t *testing.T) {
 		if status, out := alice.do(c.method, c.path, c.body); status != c.status || out["code"] != c.code {
 			t.Errorf("%s: %d %v, want %d %s", c.name, status, out, c.status, c.code)
 		}
+	}
+	if status, out := bob.do("PATCH", fmt.Sprintf("%s/messages/%d", p, m), map[string]any{"body": "mine now"}); status != 403 || out["code"] != "forbidden" {
+		t.Errorf("editing another's message: %d %v, want 403 forbidden", status, out)
 	}
 	for _, e := range []string{"👍", "🎉"} {
 		alice.must(200, "PUT", fmt.Sprintf("%s/messages/%d/reactions/%s", p, m, url.PathEscape(e)), nil)
