@@ -3,11 +3,9 @@ package scyllastore
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
@@ -100,26 +98,6 @@ func benchmarkApply(b *testing.B, mode writeMode) {
 	n := float64(b.N)
 	b.ReportMetric(float64(convs*perConv)*n/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(after.Executes+after.Batches-before.Executes-before.Batches)/n, "requests/op")
-}
-
-func TestPreview(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("é", previewRunes+1)
-	for in, want := range map[string]string{
-		"":                                  "",
-		"short":                             "short",
-		strings.Repeat("a", previewRunes):   strings.Repeat("a", previewRunes),
-		long:                                strings.Repeat("é", previewRunes-1) + "…",
-		strings.Repeat("👋", previewRunes+9): strings.Repeat("👋", previewRunes-1) + "…",
-	} {
-		got := preview(in)
-		if got != want {
-			t.Errorf("preview of %d runes: %d runes %q", utf8.RuneCountInString(in), utf8.RuneCountInString(got), got)
-		}
-		if utf8.RuneCountInString(got) > previewRunes {
-			t.Errorf("preview longer than %d runes", previewRunes)
-		}
-	}
 }
 
 func TestGroupByConversation(t *testing.T) {

@@ -130,6 +130,7 @@ const (
 	stmtDropKeyspace
 	stmtCreateTable
 	stmtDropTable
+	stmtAlterAdd
 	stmtUse
 	stmtInsert
 	stmtUpdate
@@ -196,7 +197,7 @@ type statement struct {
 	replication map[string]string
 	durable     bool
 
-	// CREATE TABLE
+	// CREATE TABLE; ALTER TABLE ... ADD (one column)
 	columns    []colDef
 	partition  []string
 	clustering []string
@@ -333,6 +334,11 @@ func (p *parser) statement() (*statement, error) {
 			st.keyspace, st.table, err = p.tableName()
 		}
 		return st, err
+	case p.accept("alter"):
+		if p.accept("table") || p.accept("columnfamily") {
+			return p.alterTable()
+		}
+		return nil, fmt.Errorf("unsupported ALTER %q", p.peek().text)
 	case p.accept("use"):
 		ks, err := p.ident()
 		return &statement{kind: stmtUse, keyspace: ks}, err
@@ -546,6 +552,29 @@ func (p *parser) createTable() (*statement, error) {
 			}
 		}
 	}
+	return st, nil
+}
+
+// alterTable parses ALTER TABLE [ks.]table ADD column type, the only
+// ALTER of the subset.
+func (p *parser) alterTable() (*statement, error) {
+	st := &statement{kind: stmtAlterAdd}
+	var err error
+	if st.keyspace, st.table, err = p.tableName(); err != nil {
+		return nil, err
+	}
+	if err := p.expect("add"); err != nil {
+		return nil, fmt.Errorf("only ALTER TABLE ... ADD is modelled: %w", err)
+	}
+	name, err := p.ident()
+	if err != nil {
+		return nil, err
+	}
+	typ, err := p.typeName()
+	if err != nil {
+		return nil, err
+	}
+	st.columns = []colDef{{name, typ}}
 	return st, nil
 }
 
