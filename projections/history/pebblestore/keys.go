@@ -99,7 +99,8 @@ func seqPrefix(tag byte, conversation string) []byte {
 // layout of every table that mirrors a (conversation_id, bucket)
 // partition clustered by seq.
 func seqKey(tag byte, conversation string, seq uint64) []byte {
-	b := seqPrefix(tag, conversation)
+	b := make([]byte, 0, 1+len(conversation)+2+16) // more if it has 0x00 bytes
+	b = appendString(append(b, tag), conversation)
 	b = binary.BigEndian.AppendUint64(b, seq/bucketSize)
 	return binary.BigEndian.AppendUint64(b, seq)
 }

@@ -87,11 +87,14 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 		Blocks:       map[string]BlockChange{},
 	}
 	c := &s.Conversation
-	for _, ev := range events {
-		if sender := Sender(ev); sender != "" && ev.Seq > s.Read[sender] {
+	read := func(ev history.Event, sender string) {
+		if sender != "" && ev.Seq > s.Read[sender] {
 			s.Read[sender] = ev.Seq
 		}
+	}
+	for _, ev := range events {
 		if !Folds(*c, ev) {
+			read(ev, sender(ev))
 			continue
 		}
 		var roles map[string]schemas.Role
@@ -107,6 +110,15 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 			count = 0
 		}
 		s.Counts = append(s.Counts, Count{Seq: ev.Seq, Messages: count})
+		if schemas.IsMessage(ev.Type) {
+			// A message the summary folded is the newest: its preview
+			// has the sender decoded already.
+			if p := c.LastMessage; err == nil && p != nil && p.Seq == ev.Seq {
+				read(ev, p.SenderID)
+			} else {
+				read(ev, sender(ev))
+			}
+		}
 		if err != nil {
 			warn(ev, err)
 			continue
@@ -143,9 +155,9 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 	return s
 }
 
-// Sender returns the sender of a chat message event (any version), or ""
+// sender returns the sender of a chat message event (any version), or ""
 // for other events and for a value without one.
-func Sender(ev history.Event) string {
+func sender(ev history.Event) string {
 	if !schemas.IsMessage(ev.Type) {
 		return ""
 	}
