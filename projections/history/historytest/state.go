@@ -519,6 +519,16 @@ func testUnread(t *testing.T, s *suite) {
 	if c := summary(t, st, "g"); c.ReadSeq != 0 || c.ReadMessages != 0 || c.Messages != 7 {
 		t.Errorf("Conversation has read seq %d, read messages %d, messages %d; want 0, 0, 7", c.ReadSeq, c.ReadMessages, c.Messages)
 	}
+
+	// Events that fill a gap late are stored but not folded into the
+	// summary (history.ApplyToSummary): a read seq on one of them counts
+	// the messages through the nearest event folded below it.
+	gap := concat(one(Group("gap", Base, Owner("alice"), Member("bob"))), Messages("gap", 1, 7, "alice"))
+	apply(t, st, gap[:4]...)  // 0..3
+	apply(t, st, gap[6:]...)  // 6..7
+	apply(t, st, gap[4:6]...) // 4..5, late
+	applyReceipts(t, st, read("gap", "bob", 5))
+	checkUnread(t, st, "with a read seq on an event that filled a gap", "gap", "bob", 5, 3, 2)
 }
 
 func receipts(t *testing.T, st history.Store, conv string) []history.Receipt {

@@ -14,7 +14,7 @@
 // big-endian, so Pebble's bytewise order is numeric order.
 //
 //	'm' conversation bucket:u64 seq:u64      → event        (messages)
-//	'n' conversation bucket:u64 seq:u64      → count:u64    (message_counts)
+//	'n' conversation bucket:u64 seq:u64      → count:u64    (messages.messages_through)
 //	's' conversation bucket:u64 seq:u64      → state JSON   (messages.state)
 //	'c' conversation                         → summary JSON (conversations)
 //	'i' user activity:12B conversation       → empty        (inbox index)

@@ -79,7 +79,7 @@ func messageKey(conversation string, seq uint64) []byte {
 }
 
 // countKey is the key of the number of messages of conversation through
-// seq (message_counts).
+// seq (the messages_through column of ScyllaDB's messages).
 func countKey(conversation string, seq uint64) []byte {
 	return seqKey(tagCount, conversation, seq)
 }
@@ -134,18 +134,23 @@ func inboxKey(user string, act []byte, conversation string) []byte {
 // conversationOfInboxKey returns the conversation id of an inbox index
 // key of user.
 func conversationOfInboxKey(user string, k []byte) (string, error) {
-	n := len(inboxPrefix(user)) + activityLen
+	return lastString(k, len(inboxPrefix(user))+activityLen, "inbox")
+}
+
+// lastString decodes the string that fills key k after its first n
+// bytes; what names the key in errors.
+func lastString(k []byte, n int, what string) (string, error) {
 	if len(k) < n {
-		return "", fmt.Errorf("%w: short inbox key", errCorrupt)
+		return "", fmt.Errorf("%w: short %s key", errCorrupt, what)
 	}
-	c, rest, err := readString(k[n:])
+	s, rest, err := readString(k[n:])
 	if err != nil {
 		return "", err
 	}
 	if len(rest) != 0 {
-		return "", fmt.Errorf("%w: trailing bytes in inbox key", errCorrupt)
+		return "", fmt.Errorf("%w: trailing bytes in %s key", errCorrupt, what)
 	}
-	return c, nil
+	return s, nil
 }
 
 // inboxPointerKey is the inbox pointer key of (user, conversation).
@@ -174,18 +179,7 @@ func receiptKey(conversation, user string) []byte {
 
 // userOfReceiptKey returns the user id of a receipts key of conversation.
 func userOfReceiptKey(conversation string, k []byte) (string, error) {
-	n := len(receiptPrefix(conversation))
-	if len(k) < n {
-		return "", fmt.Errorf("%w: short receipt key", errCorrupt)
-	}
-	u, rest, err := readString(k[n:])
-	if err != nil {
-		return "", err
-	}
-	if len(rest) != 0 {
-		return "", fmt.Errorf("%w: trailing bytes in receipt key", errCorrupt)
-	}
-	return u, nil
+	return lastString(k, len(receiptPrefix(conversation)), "receipt")
 }
 
 // encodeSeqs and decodeSeqs encode a list of seqs as big-endian u64s,

@@ -223,8 +223,7 @@ func (s *Store) loader(sem chan struct{}, conv string, batch map[uint64]history.
 	}
 }
 
-// rowWrite is one write to a messages partition (conversation, bucket):
-// of the messages table or of message_counts, which share its key.
+// rowWrite is one write to a messages partition (conversation, bucket).
 type rowWrite struct {
 	bucket int64
 	stmt   string
@@ -233,23 +232,28 @@ type rowWrite struct {
 }
 
 // writeMessages writes the message rows of a conversation's events (with
-// the bodies the batch erases already erased), the messages through each
-// folded seq, the changed message states and the erased bodies of
-// events stored before.
+// the bodies the batch erases already erased, and the messages through
+// the seq of each event folded), the changed message states and the
+// erased bodies of events stored before.
 func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEvents, f fold.Summary, msgs fold.Messages) error {
+	counts := make(map[uint64]uint64, len(f.Counts))
+	for _, n := range f.Counts {
+		counts[n.Seq] = n.Messages
+	}
 	var writes []rowWrite
 	for _, ev := range c.events {
 		data := ev.Data
 		if r, ok := msgs.Redacted[ev.Seq]; ok {
 			data = r.Event.Data
 		}
-		writes = append(writes, rowWrite{bucketOf(ev.Seq), s.q.insertMessage, []any{c.id, bucketOf(ev.Seq), int64(ev.Seq),
+		w := rowWrite{bucketOf(ev.Seq), s.q.insertMessage, []any{c.id, bucketOf(ev.Seq), int64(ev.Seq),
 			ev.ID, ev.Type, ev.Time.UnixNano(), []byte(data), ts(ev.Seq)},
-			len(data) + len(ev.ID) + len(ev.Type) + len(c.id) + 64})
-	}
-	for _, n := range f.Counts {
-		writes = append(writes, rowWrite{bucketOf(n.Seq), s.q.insertCount,
-			[]any{c.id, bucketOf(n.Seq), int64(n.Seq), int64(n.Messages), ts(n.Seq)}, len(c.id) + 48})
+			len(data) + len(ev.ID) + len(ev.Type) + len(c.id) + 64}
+		if n, ok := counts[ev.Seq]; ok {
+			w.stmt = s.q.insertCounted
+			w.args = slices.Insert(w.args, 7, any(int64(n)))
+		}
+		writes = append(writes, w)
 	}
 	for _, seq := range slices.Sorted(maps.Keys(msgs.States)) {
 		st := msgs.States[seq]
@@ -279,8 +283,7 @@ func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEven
 	// split to stay small: a single-partition batch is applied by its
 	// replicas as one mutation, so it costs one request instead of one
 	// per row, without the coordinator fan-out of a multi-partition
-	// batch. message_counts rows share the partition key, so they go to
-	// the same replicas in the same batch.
+	// batch.
 	slices.SortStableFunc(writes, func(a, b rowWrite) int { return cmp.Compare(a.bucket, b.bucket) })
 	var chunk []gocql.BatchEntry
 	size, bucket := 0, int64(-1)

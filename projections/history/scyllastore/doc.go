@@ -26,10 +26,9 @@
 //
 //   - messages, partition (conversation_id, bucket = seq / 1000),
 //     clustering seq DESC: every event as it was in chat.events (a
-//     deleted message and its edits with the body erased), and for a
+//     deleted message and its edits with the body erased), the number
+//     of chat messages through its seq (for unread counts), and for a
 //     chat message its state (edits, deletion, reactions).
-//   - message_counts, the same key: the number of chat messages through
-//     each seq, for unread counts.
 //   - conversations, partition id: the summary (kind, title, creator,
 //     members as a map user → role, last seq, last activity, archive,
 //     blocks, message count, newest message's preview).
@@ -83,9 +82,7 @@
 // Config.Concurrency requests in flight.
 //
 // Message rows go as unlogged batches, one or more per messages partition
-// (at most 200 rows and 64 KiB each, under ScyllaDB's batch size warning),
-// with the count rows of the same events (message_counts has the same
-// partition key, so the same replicas).
+// (at most 200 rows and 64 KiB each, under ScyllaDB's batch size warning).
 // The rows of a single-partition batch go to the same replicas and are
 // applied as one mutation, so the batch costs one request where single
 // INSERTs cost one per row; a multi-partition batch would instead make
@@ -93,21 +90,27 @@
 // Summary and inbox writes are single-partition batches too. Measured
 // with BenchmarkApply_Batch500 (500 events over 10 conversations of 3
 // members, against the in-process stand-in on a shared 2-core machine;
-// protocol and driver overhead only, three runs each): batches 8.1-9.4 ms
-// per Apply, 60 requests, 53,000-62,000 events/s; one INSERT per row
-// with the same bounded parallelism 17.8-19.6 ms, 550 requests,
-// 25,000-28,000 events/s. The absolute numbers move with the machine's
-// load; the factor of two does not. Against ScyllaDB the gap should be
-// larger still, since every request also pays the coordinator and the
-// commit log; the single-row mode stays in the code, unexported, for
-// that comparison (TestStoreVariants runs the suite with it).
+// protocol and driver overhead only): before issue #5, batches 8.1-9.4
+// ms per Apply, 60 requests, 53,000-62,000 events/s, and one INSERT per
+// row with the same bounded parallelism 17.8-19.6 ms, 550 requests,
+// 25,000-28,000 events/s. With #5 (three runs each, interleaved with
+// runs of the code before it, under a load average of 3 from other
+// work): batches 14.1-23.3 ms, 70 requests (the ten more are the
+// senders' read seqs in receipts, one batch per conversation), against
+// 12.3-20.6 ms for the code before in the same runs; one INSERT per row
+// 26.6-47.2 ms, 560 requests. The absolute numbers move with the
+// machine's load; the factor of about two between the modes does not.
+// Against ScyllaDB the gap should be larger still, since every request
+// also pays the coordinator and the commit log; the single-row mode
+// stays in the code, unexported, for that comparison (TestStoreVariants
+// runs the suite with it).
 //
 // Reads: Page reads a message's state with its row. Conversations reads,
 // for each listed conversation whose read seq is below its last seq, the
-// count at the read seq (one single-partition read); a read seq at or
-// past the last seq, such as a marker ahead of the events applied, reads
-// every message. Receipts reads the summary (for the members) and the
-// conversation's receipts partition.
+// count of the row at the read seq (one single-partition read); a read
+// seq at or past the last seq, such as a marker ahead of the events
+// applied, reads every message. Receipts reads the summary (for the
+// members) and the conversation's receipts partition.
 //
 // # Failures
 //

@@ -284,10 +284,11 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 
 // readMessages returns how many of c's messages have a seq at or below
 // c.ReadSeq: none at 0; all of them from LastSeq on (a read marker may
-// name a seq not applied yet); otherwise the count of message_counts at
-// ReadSeq or, when that row is missing (the event filled a gap late, or
-// was applied before the table existed), the nearest lower one in the
-// same bucket, else 0. One single-partition read.
+// name a seq not applied yet); otherwise messages_through of the row at
+// ReadSeq or, when that row has none (its event filled a gap late, or
+// was applied before the column existed), of the nearest lower row in
+// the same bucket that has one, else 0. One single-partition slice,
+// whose first row answers unless something filled a gap.
 func (s *Store) readMessages(ctx context.Context, c history.Conversation) (uint64, error) {
 	switch {
 	case c.ReadSeq == 0:
@@ -295,16 +296,18 @@ func (s *Store) readMessages(ctx context.Context, c history.Conversation) (uint6
 	case c.ReadSeq >= c.LastSeq:
 		return c.Messages, nil
 	}
-	var n int64
-	err := s.session.Query(s.q.selectCount, c.ID, bucketOf(c.ReadSeq), int64(c.ReadSeq)).WithContext(ctx).
-		Idempotent(true).Scan(&n)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return 0, nil
+	iter := s.session.Query(s.q.selectCount, c.ID, bucketOf(c.ReadSeq), int64(c.ReadSeq)).WithContext(ctx).
+		Idempotent(true).PageSize(16).Iter()
+	var n *int64
+	for iter.Scan(&n) {
+		if n != nil {
+			break
+		}
 	}
-	if err != nil {
+	if err := iter.Close(); err != nil {
 		return 0, fmt.Errorf("reading messages through %d of %s: %w", c.ReadSeq, c.ID, err)
 	}
-	return uint64(max(n, 0)), nil
+	return uint64(max(deref(n), 0)), nil
 }
 
 // Receipts returns the markers of a conversation's members: a read of

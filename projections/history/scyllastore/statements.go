@@ -12,9 +12,11 @@ const (
 	tmplInsertMessage = `INSERT INTO {{keyspace}}.messages
 		(conversation_id, bucket, seq, event_id, type, time_ns, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`
-	tmplInsertCount = `INSERT INTO {{keyspace}}.message_counts
-		(conversation_id, bucket, seq, messages)
-		VALUES (?, ?, ?, ?) USING TIMESTAMP ?`
+	// The row of an event folded into the summary also gets the number
+	// of messages through its seq; a replayed event's leaves it as it is.
+	tmplInsertCounted = `INSERT INTO {{keyspace}}.messages
+		(conversation_id, bucket, seq, event_id, type, time_ns, data, messages_through)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`
 	// A message's state is written with the timestamp of the newest
 	// event folded into it (its Version) + 1; a redacted body with the
 	// timestamp of the event that erased it + 1, above the message's and
@@ -26,10 +28,10 @@ const (
 	tmplSelectMessage = `SELECT event_id, type, time_ns, data, state
 		FROM {{keyspace}}.messages
 		WHERE conversation_id = ? AND bucket = ? AND seq = ?`
-	// The clustering order is seq DESC: the first row at or below a seq
-	// is the nearest one.
-	tmplSelectCount = `SELECT messages FROM {{keyspace}}.message_counts
-		WHERE conversation_id = ? AND bucket = ? AND seq <= ? LIMIT 1`
+	// The clustering order is seq DESC: the rows at or below a seq come
+	// nearest first.
+	tmplSelectCount = `SELECT messages_through FROM {{keyspace}}.messages
+		WHERE conversation_id = ? AND bucket = ? AND seq <= ?`
 
 	tmplInsertCreation = `INSERT INTO {{keyspace}}.conversations
 		(id, kind, title, created_by, created_at_ns, members)
@@ -114,7 +116,7 @@ const (
 
 // statements are the templates rendered for one keyspace.
 type statements struct {
-	insertMessage, insertCount, setState, setData         string
+	insertMessage, insertCounted, setState, setData       string
 	selectMessage, selectCount                            string
 	insertCreation, setLastSeq, setLastActivity           string
 	setLastMessage, setTitle, setArchived, setMember      string
@@ -139,7 +141,7 @@ func renderStatements(keyspace string) (statements, error) {
 	}
 	st := statements{
 		insertMessage:    r(tmplInsertMessage),
-		insertCount:      r(tmplInsertCount),
+		insertCounted:    r(tmplInsertCounted),
 		setState:         r(tmplSetState),
 		setData:          r(tmplSetData),
 		selectMessage:    r(tmplSelectMessage),

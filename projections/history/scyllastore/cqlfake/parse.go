@@ -483,20 +483,16 @@ func (p *parser) createTable() (*statement, error) {
 				return nil, err
 			}
 		} else {
-			name, err := p.ident()
+			cd, err := p.columnDef()
 			if err != nil {
 				return nil, err
 			}
-			typ, err := p.typeName()
-			if err != nil {
-				return nil, err
-			}
-			st.columns = append(st.columns, colDef{name, typ})
+			st.columns = append(st.columns, cd)
 			if p.accept("primary") {
 				if err := p.expect("key"); err != nil {
 					return nil, err
 				}
-				st.partition = []string{name}
+				st.partition = []string{cd.name}
 			}
 		}
 		if !p.accept(",") {
@@ -566,16 +562,25 @@ func (p *parser) alterTable() (*statement, error) {
 	if err := p.expect("add"); err != nil {
 		return nil, fmt.Errorf("only ALTER TABLE ... ADD is modelled: %w", err)
 	}
-	name, err := p.ident()
+	cd, err := p.columnDef()
 	if err != nil {
 		return nil, err
+	}
+	st.columns = []colDef{cd}
+	return st, nil
+}
+
+// columnDef parses a column's name and type.
+func (p *parser) columnDef() (colDef, error) {
+	name, err := p.ident()
+	if err != nil {
+		return colDef{}, err
 	}
 	typ, err := p.typeName()
 	if err != nil {
-		return nil, err
+		return colDef{}, err
 	}
-	st.columns = []colDef{{name, typ}}
-	return st, nil
+	return colDef{name, typ}, nil
 }
 
 func (p *parser) term() (term, error) {
