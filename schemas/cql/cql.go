@@ -156,6 +156,21 @@ func normalize(s string) string {
 	return b.String()
 }
 
+var addColumn = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+` + regexp.QuoteMeta(KeyspacePlaceholder) +
+	`\.([a-z][a-z0-9_]*)\s+ADD\s+([a-z][a-z0-9_]*)\s+[a-z][a-z0-9_]*(<[a-z0-9_<>, ]*>)?$`)
+
+// AddedColumn reports whether stmt (as Split returns it) adds one column
+// to a table of the keyspace, ALTER TABLE {{keyspace}}.table ADD column
+// type, and which. Names are returned in lower case, as CQL folds
+// unquoted identifiers.
+func AddedColumn(stmt string) (table, column string, ok bool) {
+	m := addColumn.FindStringSubmatch(strings.TrimSpace(stmt))
+	if m == nil {
+		return "", "", false
+	}
+	return strings.ToLower(m[1]), strings.ToLower(m[2]), true
+}
+
 var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
 // ValidKeyspace reports whether name can be a keyspace name here:

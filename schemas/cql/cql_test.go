@@ -29,8 +29,8 @@ func TestMigrationsLoad(t *testing.T) {
 		if !strings.Contains(s, KeyspacePlaceholder+".") && !strings.HasPrefix(s, "CREATE KEYSPACE IF NOT EXISTS "+KeyspacePlaceholder) {
 			t.Errorf("statement does not name its keyspace through the placeholder: %s", s)
 		}
-		if !strings.Contains(s, "IF NOT EXISTS") {
-			t.Errorf("statement is not idempotent: %s", s)
+		if _, _, add := AddedColumn(s); !add && !strings.Contains(s, "IF NOT EXISTS") {
+			t.Errorf("statement is not idempotent (neither IF NOT EXISTS nor a column the store adds once): %s", s)
 		}
 		if strings.Contains(s, "--") {
 			t.Errorf("comment left in statement: %s", s)
@@ -92,6 +92,31 @@ func TestRender(t *testing.T) {
 	for _, bad := range []string{"", "Parley", "1abc", "a-b", "a.b", strings.Repeat("a", 49), `a"b`} {
 		if _, err := Render("x", bad, ""); err == nil {
 			t.Errorf("Render accepted keyspace %q", bad)
+		}
+	}
+}
+
+func TestAddedColumn(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		stmt          string
+		table, column string
+		ok            bool
+	}{
+		{"ALTER TABLE {{keyspace}}.conversations ADD archived boolean", "conversations", "archived", true},
+		{"alter table {{keyspace}}.Messages\n  add State blob", "messages", "state", true},
+		{"ALTER TABLE {{keyspace}}.c ADD blocked_by set<text>", "c", "blocked_by", true},
+		{"ALTER TABLE {{keyspace}}.c ADD m map<text, text>", "c", "m", true},
+		{"ALTER TABLE {{keyspace}}.c ADD (a int, b int)", "", "", false},
+		{"ALTER TABLE {{keyspace}}.c ADD a int, b int", "", "", false},
+		{"ALTER TABLE other.c ADD a int", "", "", false},
+		{"ALTER TABLE {{keyspace}}.c DROP a", "", "", false},
+		{"ALTER TABLE {{keyspace}}.c WITH comment = 'x'", "", "", false},
+		{"CREATE TABLE IF NOT EXISTS {{keyspace}}.c (a int PRIMARY KEY)", "", "", false},
+	} {
+		table, column, ok := AddedColumn(tc.stmt)
+		if table != tc.table || column != tc.column || ok != tc.ok {
+			t.Errorf("AddedColumn(%q) = %q, %q, %v; want %q, %q, %v", tc.stmt, table, column, ok, tc.table, tc.column, tc.ok)
 		}
 	}
 }

@@ -15,8 +15,10 @@
 //	}
 //
 // The suite tests behaviour through the port only. It also exports the
-// helpers it builds events with (Created, Group, Message, Messages), for
-// other tests of code that reads or writes history.
+// helpers it builds events with (Created, Group, Direct, Message,
+// MessageV2, Messages, Left, Added, Removed, RolesChanged, Renamed,
+// Archived, Blocked, Edited, Deleted, Reacted, Unreacted), for other
+// tests of code that reads or writes history.
 //
 // # What the suite asks beyond history.go
 //
@@ -38,6 +40,19 @@
 //     done before it starts, and Apply then applies nothing.
 //   - The order of conversations with the same last activity is left to
 //     the adapter; the suite gives every conversation its own time.
+//   - ReadMessages, for a read seq at or past the conversation's last seq
+//     (a marker may arrive before the events it names), is every message
+//     applied so far; below it, the messages through the read seq.
+//   - An edit, deletion or reaction whose target is missing, is not a
+//     message or does not precede it is stored and changes no message.
+//     An edit applied after its message's deletion (the decider refuses
+//     one; a log may still hold it) is stored with its body erased, like
+//     the edits before the deletion.
+//   - Receipts of a conversation without markers is an empty list; a
+//     marker of a user who is not a member (any more) is not listed.
+//   - Replaying every event and receipt, in any batches, or applying them
+//     to a fresh store (receipts first or last), gives the same pages
+//     (message states included), summaries, lists and receipts.
 //
 // Run calls the factory from parallel subtests unless the Sequential
 // option is given, so the factory must be safe for concurrent use; each

@@ -62,39 +62,147 @@ func Member(user string) schemas.Member {
 // Message returns the chat.message.sent.v1 event seq (at least 1) of a
 // conversation, sent by sender at time at.
 func Message(conversationID string, seq uint64, sender, body string, at time.Time) history.Event {
-	return history.Event{
-		ConversationID: conversationID,
-		Seq:            seq,
-		ID:             EventID(conversationID, seq),
-		Type:           schemas.TypeMessageSent,
-		Time:           at,
-		Data: mustJSON(schemas.MessageSentV1{
-			ConversationID: conversationID,
-			Seq:            seq,
-			SenderID:       sender,
-			Body:           body,
-			CommandID:      fmt.Sprintf("cmd-%d", seq),
-			SentAt:         at,
-		}),
-	}
+	return event(conversationID, seq, schemas.TypeMessageSent, at, schemas.MessageSentV1{
+		ConversationID: conversationID, Seq: seq, SenderID: sender, Body: body,
+		CommandID: fmt.Sprintf("cmd-%d", seq), SentAt: at,
+	})
 }
 
 // Left returns the chat.member.left.v1 event seq of a conversation: user
 // left at time at.
 func Left(conversationID string, seq uint64, user string, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeMemberLeft, at, schemas.MemberLeftV1{
+		ConversationID: conversationID, Seq: seq, UserID: user,
+		CommandID: fmt.Sprintf("cmd-%d", seq), LeftAt: at,
+	})
+}
+
+// MessageV2 returns the chat.message.sent.v2 event seq of a
+// conversation: a message sent by sender at time at, answering the
+// message replyTo (0: none).
+func MessageV2(conversationID string, seq uint64, sender, body string, replyTo uint64, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeMessageSentV2, at, schemas.MessageSentV2{
+		ConversationID: conversationID, Seq: seq, SenderID: sender, Body: body, ReplyTo: replyTo,
+		CommandID: fmt.Sprintf("cmd-%d", seq), SentAt: at,
+	})
+}
+
+// Direct returns the creation of the direct conversation of a and b,
+// created by a at time at.
+func Direct(a, b string, at time.Time) history.Event {
+	return Created(schemas.ConversationCreatedV1{
+		ConversationID: schemas.DirectConversationID(a, b),
+		Kind:           schemas.KindDirect,
+		CreatedBy:      a,
+		Members:        []schemas.Member{Member(a), Member(b)},
+		CreatedAt:      at,
+	})
+}
+
+// Added returns the chat.members.added.v1 event seq of a conversation:
+// by added members at time at.
+func Added(conversationID string, seq uint64, by string, at time.Time, members ...schemas.Member) history.Event {
+	return event(conversationID, seq, schemas.TypeMembersAdded, at, schemas.MembersAddedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, Members: members,
+		CommandID: fmt.Sprintf("cmd-%d", seq), AddedAt: at,
+	})
+}
+
+// Removed returns the chat.member.removed.v1 event seq of a
+// conversation: by removed member at time at.
+func Removed(conversationID string, seq uint64, by, member string, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeMemberRemoved, at, schemas.MemberRemovedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, MemberID: member,
+		CommandID: fmt.Sprintf("cmd-%d", seq), RemovedAt: at,
+	})
+}
+
+// RolesChanged returns the chat.member.roles.changed.v1 event seq of a
+// conversation: by gave members new roles at time at.
+func RolesChanged(conversationID string, seq uint64, by string, at time.Time, changes ...schemas.Member) history.Event {
+	return event(conversationID, seq, schemas.TypeRolesChanged, at, schemas.RolesChangedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, Changes: changes,
+		CommandID: fmt.Sprintf("cmd-%d", seq), ChangedAt: at,
+	})
+}
+
+// Renamed returns the chat.conversation.renamed.v1 event seq of a
+// conversation: by renamed it title at time at.
+func Renamed(conversationID string, seq uint64, by, title string, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeRenamed, at, schemas.RenamedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, Title: title,
+		CommandID: fmt.Sprintf("cmd-%d", seq), RenamedAt: at,
+	})
+}
+
+// Archived returns the chat.conversation.archived.v1 event seq of a
+// conversation: by archived it (or unarchived it) at time at.
+func Archived(conversationID string, seq uint64, by string, archived bool, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeArchived, at, schemas.ArchivedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, Archived: archived,
+		CommandID: fmt.Sprintf("cmd-%d", seq), ArchivedAt: at,
+	})
+}
+
+// Blocked returns the chat.conversation.blocked.v1 event seq of a
+// direct conversation: by blocked (or unblocked) the other member at
+// time at.
+func Blocked(conversationID string, seq uint64, by string, blocked bool, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeBlocked, at, schemas.BlockedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, Blocked: blocked,
+		CommandID: fmt.Sprintf("cmd-%d", seq), BlockedAt: at,
+	})
+}
+
+// Edited returns the chat.message.edited.v1 event seq of a
+// conversation: by gave message messageSeq the body at time at.
+func Edited(conversationID string, seq uint64, by string, messageSeq uint64, body string, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeMessageEdited, at, schemas.MessageEditedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, MessageSeq: messageSeq, Body: body,
+		CommandID: fmt.Sprintf("cmd-%d", seq), EditedAt: at,
+	})
+}
+
+// Deleted returns the chat.message.deleted.v1 event seq of a
+// conversation: by deleted message messageSeq at time at.
+func Deleted(conversationID string, seq uint64, by string, messageSeq uint64, at time.Time) history.Event {
+	return event(conversationID, seq, schemas.TypeMessageDeleted, at, schemas.MessageDeletedV1{
+		ConversationID: conversationID, Seq: seq, UserID: by, MessageSeq: messageSeq,
+		CommandID: fmt.Sprintf("cmd-%d", seq), DeletedAt: at,
+	})
+}
+
+// Reacted returns the chat.reaction.added.v1 event seq of a
+// conversation: user reacted to message messageSeq with emoji at time
+// at. Unreacted is its removal (chat.reaction.removed.v1).
+func Reacted(conversationID string, seq uint64, user string, messageSeq uint64, emoji string, at time.Time) history.Event {
+	return reaction(schemas.TypeReactionAdded, conversationID, seq, user, messageSeq, emoji, at)
+}
+
+// Unreacted returns the chat.reaction.removed.v1 event seq of a
+// conversation: user took back their reaction emoji to message
+// messageSeq at time at.
+func Unreacted(conversationID string, seq uint64, user string, messageSeq uint64, emoji string, at time.Time) history.Event {
+	return reaction(schemas.TypeReactionRemoved, conversationID, seq, user, messageSeq, emoji, at)
+}
+
+func reaction(typ, conversationID string, seq uint64, user string, messageSeq uint64, emoji string, at time.Time) history.Event {
+	return event(conversationID, seq, typ, at, schemas.ReactionV1{
+		ConversationID: conversationID, Seq: seq, UserID: user, MessageSeq: messageSeq, Emoji: emoji,
+		CommandID: fmt.Sprintf("cmd-%d", seq), At: at,
+	})
+}
+
+// event returns event seq of a conversation of type typ with value v,
+// at time at, with the event id the helpers give it.
+func event(conversationID string, seq uint64, typ string, at time.Time, v any) history.Event {
 	return history.Event{
 		ConversationID: conversationID,
 		Seq:            seq,
 		ID:             EventID(conversationID, seq),
-		Type:           schemas.TypeMemberLeft,
+		Type:           typ,
 		Time:           at,
-		Data: mustJSON(schemas.MemberLeftV1{
-			ConversationID: conversationID,
-			Seq:            seq,
-			UserID:         user,
-			CommandID:      fmt.Sprintf("cmd-%d", seq),
-			LeftAt:         at,
-		}),
+		Data:           mustJSON(v),
 	}
 }
 

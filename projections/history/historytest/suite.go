@@ -68,6 +68,14 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store, opts ...Option
 		{"concurrent applies of different events of one conversation lose nothing", testConcurrentOneConversation},
 		{"a member who left is gone from the members and from their own conversations", testMemberLeft},
 		{"sending marks the conversation read up to the message; unread counts the rest", testReadSeq},
+		{"members added, removed and given roles, a rename and an archive show in the summary and the lists", testMembershipChanges},
+		{"blocks of a direct conversation show in the summary and the lists", testBlocks},
+		{"the message count and the preview follow edits and deletions of the newest message", testPreview},
+		{"pages carry the state edits, reactions and a deletion made of a message", testMessageState},
+		{"a deletion erases the body of the message and of its edits, and nothing else", testRedaction},
+		{"unread counts the messages after the read marker, which only moves forward", testUnread},
+		{"receipts list the markers of the members", testReceipts},
+		{"replaying everything, or applying it to a fresh store, shows the same state", testReplayEverything},
 		{"a done context makes every call return its error", testContextDone},
 	}
 	for _, tc := range tests {
@@ -377,6 +385,7 @@ type storeState struct {
 	Events        map[string][]history.Event
 	Summaries     map[string]history.Conversation
 	Conversations map[string][]history.Conversation
+	Receipts      map[string][]history.Receipt
 }
 
 func state(t *testing.T, st history.Store, convs, users []string) storeState {
@@ -385,10 +394,12 @@ func state(t *testing.T, st history.Store, convs, users []string) storeState {
 		Events:        map[string][]history.Event{},
 		Summaries:     map[string]history.Conversation{},
 		Conversations: map[string][]history.Conversation{},
+		Receipts:      map[string][]history.Receipt{},
 	}
 	for _, c := range convs {
 		s.Events[c] = all(t, st, c)
 		s.Summaries[c] = summary(t, st, c)
+		s.Receipts[c] = receipts(t, st, c)
 	}
 	for _, u := range users {
 		s.Conversations[u] = inbox(t, st, u, 100)
@@ -402,7 +413,19 @@ func checkSameState(t *testing.T, got, want storeState) {
 		checkEvents(t, "events of "+c, got.Events[c], evs)
 	}
 	for c, sum := range want.Summaries {
-		checkSummary(t, got.Summaries[c], sum)
+		checkFull(t, "summary of "+c, got.Summaries[c], sum)
+	}
+	for c, evs := range want.Events {
+		for i, ev := range evs {
+			if i < len(got.Events[c]) && !reflect.DeepEqual(got.Events[c][i].Message, ev.Message) {
+				t.Errorf("message state of %d in %s: %s, want %s", ev.Seq, c, describeState(got.Events[c][i].Message), describeState(ev.Message))
+			}
+		}
+	}
+	for c, rs := range want.Receipts {
+		if !reflect.DeepEqual(got.Receipts[c], rs) {
+			t.Errorf("receipts of %s: %+v, want %+v", c, got.Receipts[c], rs)
+		}
 	}
 	for u, cs := range want.Conversations {
 		g := got.Conversations[u]
@@ -411,9 +434,7 @@ func checkSameState(t *testing.T, got, want storeState) {
 			continue
 		}
 		for i := range cs {
-			if d := diffSummary(g[i], cs[i]); d != "" {
-				t.Errorf("conversation %d of %s: %s", i, u, d)
-			}
+			checkFull(t, fmt.Sprintf("conversation %d of %s", i, u), g[i], cs[i])
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -1097,9 +1118,20 @@ func testContextDone(t *testing.T, s *suite) {
 		if !errors.Is(err, c.want) {
 			t.Errorf("Conversations with a done context: error %v, want %v", err, c.want)
 		}
+		noHang(t, "Receipts", func() { _, err = st.Receipts(c.ctx, "a") })
+		if !errors.Is(err, c.want) {
+			t.Errorf("Receipts with a done context: error %v, want %v", err, c.want)
+		}
+		noHang(t, "ApplyReceipts", func() { err = st.ApplyReceipts(c.ctx, []history.Receipt{delivered("a", "alice", 5)}) })
+		if !errors.Is(err, c.want) {
+			t.Errorf("ApplyReceipts with a done context: error %v, want %v", err, c.want)
+		}
 	}
 	// The store still works after them.
 	checkEvents(t, "events", all(t, st, "a"), events)
+	// Alice has read what she sent, and nothing was delivered.
+	checkReceipts(t, st, "after receipts with done contexts", "a",
+		history.Receipt{ConversationID: "a", UserID: "alice", ReadSeq: 10})
 }
 
 func testMemberLeft(t *testing.T, s *suite) {

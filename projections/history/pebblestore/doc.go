@@ -14,16 +14,34 @@
 // big-endian, so Pebble's bytewise order is numeric order.
 //
 //	'm' conversation bucket:u64 seq:u64      → event        (messages)
+//	'n' conversation bucket:u64 seq:u64      → count:u64    (messages.messages_through)
+//	's' conversation bucket:u64 seq:u64      → state JSON   (messages.state)
 //	'c' conversation                         → summary JSON (conversations)
 //	'i' user activity:12B conversation       → empty        (inbox index)
 //	'u' user conversation                    → activity:12B (inbox pointer)
+//	'r' user conversation                    → read seq:u64 (inbox read_seq)
+//	'e' conversation user                    → read:u64 delivered:u64 (receipts)
 //
 // messages mirrors the ScyllaDB partition (conversation_id, bucket) with
 // bucket = seq / 1000 and clustering column seq; Pebble iterates in
 // ascending key order, so a forward page is a SeekGE and Next, a backward
 // page a SeekLT and Prev over the same keys. The value of an event is a
 // version byte, the time as seconds (i64) and nanoseconds (u32), the
-// uvarint-prefixed ce_id and ce_type, then the data exactly as given.
+// uvarint-prefixed ce_id and ce_type, then the data exactly as given;
+// a deletion rewrites the data of the message and of its edits with the
+// body erased (history.Redact).
+//
+// The count of an event is how many chat messages the conversation had
+// through its seq (the summary's Messages right after folding it), for
+// unread counts: a user has read the messages counted at their read seq
+// (a point lookup, or the nearest lower count in the bucket when the
+// event has none). The state of a message is what edits, deletions and
+// reactions made of it (internal/fold's JSON, the same as ScyllaDB's),
+// attached to the message by Page; a page reads the states of its seq
+// range in one pass. A store written before counts and receipts existed
+// has neither for its older events (and its summaries count no earlier
+// message): unread counts are exact again after a rebuild, a replay of
+// chat.events into a fresh directory.
 //
 // conversations holds each conversation's history.Conversation as JSON.
 //
@@ -34,14 +52,20 @@
 // index key is current for (user, conversation), so that a newer activity
 // deletes the old index key in the same batch that writes the new one.
 //
+// Read and delivered markers only grow: a write reads the current value
+// and keeps the higher one. The read seq is kept in both 'r' (the
+// inbox's, read by Conversations) and 'e' (a conversation's receipts,
+// listed by Receipts), written in the same batch.
+//
 // # Durability and concurrency
 //
-// A Store is safe for concurrent use. Apply writes one Pebble batch per
-// call and commits it with pebble.Sync, so an Apply that returned nil
-// survives a kill -9. Apply reads before it writes (which events are
-// already stored, the current summary and inbox pointers) under a lock
-// per conversation, taken for all conversations of the batch in a fixed
-// order, so concurrent calls on different conversations proceed in
+// A Store is safe for concurrent use. Apply and ApplyReceipts write one
+// Pebble batch per call and commit it with pebble.Sync, so a call that
+// returned nil survives a kill -9. They read before they write (which
+// events are already stored, the current summary, message states, inbox
+// pointers and markers) under a lock per conversation
+// (internal/convlock), taken for all conversations of the call in a
+// fixed order, so concurrent calls on different conversations proceed in
 // parallel and calls on the same conversation never lose an update.
 // Waiting for those locks honours the context. Reads see a consistent
 // snapshot of the store. Close waits for calls in progress; calls after

@@ -17,6 +17,9 @@ const (
 	tagInbox        = 'i'
 	tagInboxPointer = 'u'
 	tagReadSeq      = 'r'
+	tagCount        = 'n'
+	tagState        = 's'
+	tagReceipt      = 'e'
 )
 
 // bucketSize is the number of seqs in a messages bucket, as in the
@@ -67,17 +70,42 @@ func readString(b []byte) (string, []byte, error) {
 
 // messagePrefix is the prefix of every messages key of conversation.
 func messagePrefix(conversation string) []byte {
-	return appendString([]byte{tagMessage}, conversation)
+	return seqPrefix(tagMessage, conversation)
 }
 
 // messageKey is the messages key of (conversation, seq).
 func messageKey(conversation string, seq uint64) []byte {
-	b := messagePrefix(conversation)
+	return seqKey(tagMessage, conversation, seq)
+}
+
+// countKey is the key of the number of messages of conversation through
+// seq (the messages_through column of ScyllaDB's messages).
+func countKey(conversation string, seq uint64) []byte {
+	return seqKey(tagCount, conversation, seq)
+}
+
+// stateKey is the key of the state of message seq of conversation (the
+// state column of ScyllaDB's messages).
+func stateKey(conversation string, seq uint64) []byte {
+	return seqKey(tagState, conversation, seq)
+}
+
+// seqPrefix is the prefix of the keys of table tag of conversation.
+func seqPrefix(tag byte, conversation string) []byte {
+	return appendString([]byte{tag}, conversation)
+}
+
+// seqKey is the key of (conversation, bucket, seq) in table tag: the
+// layout of every table that mirrors a (conversation_id, bucket)
+// partition clustered by seq.
+func seqKey(tag byte, conversation string, seq uint64) []byte {
+	b := make([]byte, 0, 1+len(conversation)+2+16) // more if it has 0x00 bytes
+	b = appendString(append(b, tag), conversation)
 	b = binary.BigEndian.AppendUint64(b, seq/bucketSize)
 	return binary.BigEndian.AppendUint64(b, seq)
 }
 
-// seqOfMessageKey returns the seq at the end of a messages key.
+// seqOfMessageKey returns the seq at the end of a key made by seqKey.
 func seqOfMessageKey(k []byte) (uint64, error) {
 	if len(k) < 16 {
 		return 0, fmt.Errorf("%w: short message key", errCorrupt)
@@ -106,18 +134,23 @@ func inboxKey(user string, act []byte, conversation string) []byte {
 // conversationOfInboxKey returns the conversation id of an inbox index
 // key of user.
 func conversationOfInboxKey(user string, k []byte) (string, error) {
-	n := len(inboxPrefix(user)) + activityLen
+	return lastString(k, len(inboxPrefix(user))+activityLen, "inbox")
+}
+
+// lastString decodes the string that fills key k after its first n
+// bytes; what names the key in errors.
+func lastString(k []byte, n int, what string) (string, error) {
 	if len(k) < n {
-		return "", fmt.Errorf("%w: short inbox key", errCorrupt)
+		return "", fmt.Errorf("%w: short %s key", errCorrupt, what)
 	}
-	c, rest, err := readString(k[n:])
+	s, rest, err := readString(k[n:])
 	if err != nil {
 		return "", err
 	}
 	if len(rest) != 0 {
-		return "", fmt.Errorf("%w: trailing bytes in inbox key", errCorrupt)
+		return "", fmt.Errorf("%w: trailing bytes in %s key", errCorrupt, what)
 	}
-	return c, nil
+	return s, nil
 }
 
 // inboxPointerKey is the inbox pointer key of (user, conversation).
@@ -131,6 +164,43 @@ func inboxPointerKey(user, conversation string) []byte {
 func readSeqKey(user, conversation string) []byte {
 	b := appendString([]byte{tagReadSeq}, user)
 	return appendString(b, conversation)
+}
+
+// receiptPrefix is the prefix of every receipts key of conversation.
+func receiptPrefix(conversation string) []byte {
+	return appendString([]byte{tagReceipt}, conversation)
+}
+
+// receiptKey is (conversation, user) → the user's read and delivered
+// seqs, big-endian (receipts).
+func receiptKey(conversation, user string) []byte {
+	return appendString(receiptPrefix(conversation), user)
+}
+
+// userOfReceiptKey returns the user id of a receipts key of conversation.
+func userOfReceiptKey(conversation string, k []byte) (string, error) {
+	return lastString(k, len(receiptPrefix(conversation)), "receipt")
+}
+
+// encodeSeqs and decodeSeqs encode a list of seqs as big-endian u64s,
+// the value of the read seq and receipt keys and of counts.
+func encodeSeqs(seqs ...uint64) []byte {
+	b := make([]byte, 0, 8*len(seqs))
+	for _, s := range seqs {
+		b = binary.BigEndian.AppendUint64(b, s)
+	}
+	return b
+}
+
+func decodeSeqs(v []byte, n int) ([]uint64, error) {
+	if len(v) != 8*n {
+		return nil, fmt.Errorf("%w: %d bytes, want %d seqs", errCorrupt, len(v), n)
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(v[8*i:])
+	}
+	return out, nil
 }
 
 // activity encodes t so that later times sort first: the complement of

@@ -92,3 +92,21 @@ func FuzzKeyOrder(f *testing.F) {
 		}
 	})
 }
+
+func TestReceiptKeysRoundTrip(t *testing.T) {
+	for _, c := range [][2]string{{"c", "alice"}, {"c\x00", ""}, {"", "a\x00b"}} {
+		k := receiptKey(c[0], c[1])
+		if !bytes.HasPrefix(k, receiptPrefix(c[0])) {
+			t.Errorf("receipt key %x of %q lacks its prefix", k, c)
+		}
+		if u, err := userOfReceiptKey(c[0], k); err != nil || u != c[1] {
+			t.Errorf("userOfReceiptKey(%q) = %q, %v", c, u, err)
+		}
+		if _, err := userOfReceiptKey(c[0], append(k, 'x')); err == nil {
+			t.Errorf("a receipt key with trailing bytes decoded")
+		}
+	}
+	if _, err := decodeSeqs([]byte{1, 2, 3}, 1); err == nil {
+		t.Error("decodeSeqs accepted 3 bytes")
+	}
+}

@@ -2,12 +2,12 @@ package pebblestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"math"
@@ -18,16 +18,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/internal/convlock"
+	"github.com/parley-chat/parley/projections/history/internal/fold"
 	"github.com/parley-chat/parley/schemas"
 )
 
 // ErrClosed is returned by calls on a Store after Close.
 var ErrClosed = errors.New("history store closed")
-
-// lockStripes is the number of conversation locks; conversations share
-// them by hash, which only costs parallelism when two busy conversations
-// collide.
-const lockStripes = 64
 
 // ctxCheckEvery is how many records a read handles between checks of its
 // context.
@@ -38,12 +35,11 @@ var _ history.Store = (*Store)(nil)
 // Store is the history store on Pebble. See the package documentation for
 // its keys and its concurrency contract.
 type Store struct {
-	db   *pebble.DB
-	log  *slog.Logger
-	seed maphash.Seed
-	// locks are the conversation locks: a conversation's lock is held
-	// while it is sent a value.
-	locks [lockStripes]chan struct{}
+	db  *pebble.DB
+	log *slog.Logger
+	// locks are held by Apply and ApplyReceipts for the conversations
+	// they write.
+	locks *convlock.Locks
 
 	// mu is held for reading by every call and for writing by Close.
 	mu     sync.RWMutex
@@ -76,11 +72,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: cfg.log, seed: maphash.MakeSeed()}
-	for i := range s.locks {
-		s.locks[i] = make(chan struct{}, 1)
-	}
-	return s, nil
+	return &Store{db: db, log: cfg.log, locks: convlock.New()}, nil
 }
 
 // Close closes the store after the calls in progress have returned.
@@ -138,11 +130,11 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 		byConversation[ev.ConversationID] = append(byConversation[ev.ConversationID], ev)
 	}
 
-	stripes := s.stripes(order)
-	if err := s.lock(ctx, stripes); err != nil {
+	unlock, err := s.locks.Lock(ctx, order)
+	if err != nil {
 		return fmt.Errorf("applying events: %w", err)
 	}
-	defer s.unlock(stripes)
+	defer unlock()
 
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -150,7 +142,7 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("applying events: %w", err)
 		}
-		if err := s.applyConversation(b, conv, byConversation[conv]); err != nil {
+		if err := s.applyConversation(ctx, b, conv, byConversation[conv]); err != nil {
 			return fmt.Errorf("applying events of %s: %w", conv, err)
 		}
 	}
@@ -168,28 +160,25 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 }
 
 // applyConversation adds to b the writes for the events of one
-// conversation. The caller holds the conversation's lock.
-func (s *Store) applyConversation(b *pebble.Batch, conv string, events []history.Event) error {
+// conversation: the events not stored yet, the messages through each
+// folded seq, the states of the messages they edit, delete or react to
+// (and the bodies a deletion erases), the senders' read seqs, the
+// summary and the members' inboxes. The caller holds the conversation's
+// lock.
+func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv string, events []history.Event) error {
 	sum, found, err := getSummary(s.db, conv)
 	if err != nil {
 		return err
 	}
-	before := sum
-	before.Members = slices.Clone(sum.Members)
-
-	changed := false
-	read := map[string]uint64{} // sender → newest seq they sent in this batch
-	seen := make(map[uint64]struct{}, len(events))
+	slices.SortStableFunc(events, func(a, b history.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	events = slices.CompactFunc(events, func(a, b history.Event) bool { return a.Seq == b.Seq })
+	fresh := make([]history.Event, 0, len(events))
+	batch := make(map[uint64]history.Event, len(events))
 	for _, ev := range events {
-		if _, dup := seen[ev.Seq]; dup {
-			continue
-		}
-		seen[ev.Seq] = struct{}{}
-		key := messageKey(conv, ev.Seq)
 		// LastSeq is the greatest seq stored, so only a seq at or
 		// below it can be stored already.
-		if found && ev.Seq <= before.LastSeq {
-			stored, err := has(s.db, key)
+		if found && ev.Seq <= sum.LastSeq {
+			stored, err := has(s.db, messageKey(conv, ev.Seq))
 			if err != nil {
 				return err
 			}
@@ -197,58 +186,182 @@ func (s *Store) applyConversation(b *pebble.Batch, conv string, events []history
 				continue
 			}
 		}
-		if err := b.Set(key, encodeEvent(ev), nil); err != nil {
-			return fmt.Errorf("writing event %d: %w", ev.Seq, err)
-		}
-		ch, err := history.ApplyToSummary(&sum, ev)
-		if err != nil {
-			s.log.Warn("event stored without interpreting it",
-				"conversation_id", conv, "seq", ev.Seq, "type", ev.Type, "err", err)
-		}
-		changed = changed || ch
-		if ev.Type == schemas.TypeMessageSent {
-			var m struct {
-				SenderID string `json:"sender_id"`
-			}
-			if json.Unmarshal(ev.Data, &m) == nil && m.SenderID != "" && ev.Seq > read[m.SenderID] {
-				read[m.SenderID] = ev.Seq
-			}
-		}
+		fresh = append(fresh, ev)
+		batch[ev.Seq] = ev
 	}
-	if err := s.advanceRead(b, conv, read); err != nil {
-		return err
-	}
-	if !changed {
+	if len(fresh) == 0 {
 		return nil
 	}
-	v, err := encodeSummary(sum)
+	warn := func(ev history.Event, err error) {
+		s.log.Warn("event stored without interpreting it",
+			"conversation_id", conv, "seq", ev.Seq, "type", ev.Type, "err", err)
+	}
+	f := fold.Conversation(sum, fresh, warn)
+	msgs, err := fold.FoldMessages(ctx, fresh, s.loader(conv, batch), warn)
+	if err != nil {
+		return err
+	}
+	for _, ev := range fresh {
+		if r, ok := msgs.Redacted[ev.Seq]; ok {
+			ev = r.Event
+		}
+		if err := b.Set(messageKey(conv, ev.Seq), encodeEvent(ev), nil); err != nil {
+			return fmt.Errorf("writing event %d: %w", ev.Seq, err)
+		}
+	}
+	for seq, r := range msgs.Redacted {
+		if _, ok := batch[seq]; ok {
+			continue
+		}
+		if err := b.Set(messageKey(conv, seq), encodeEvent(r.Event), nil); err != nil {
+			return fmt.Errorf("erasing event %d: %w", seq, err)
+		}
+	}
+	for _, c := range f.Counts {
+		if err := b.Set(countKey(conv, c.Seq), encodeSeqs(c.Messages), nil); err != nil {
+			return fmt.Errorf("writing count of %d: %w", c.Seq, err)
+		}
+	}
+	for seq, st := range msgs.States {
+		v, err := fold.EncodeState(st)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(stateKey(conv, seq), v, nil); err != nil {
+			return fmt.Errorf("writing state of message %d: %w", seq, err)
+		}
+	}
+	for user, seq := range f.Read {
+		if err := s.raiseMarkers(b, conv, user, seq, 0); err != nil {
+			return err
+		}
+	}
+	if !f.Changed {
+		return nil
+	}
+	v, err := encodeSummary(f.Conversation)
 	if err != nil {
 		return err
 	}
 	if err := b.Set(conversationKey(conv), v, nil); err != nil {
 		return fmt.Errorf("writing summary: %w", err)
 	}
-	if before.LastActivity.Equal(sum.LastActivity) && slices.Equal(before.Members, sum.Members) {
+	if sum.LastActivity.Equal(f.Conversation.LastActivity) && slices.Equal(sum.Members, f.Conversation.Members) {
 		return nil
 	}
-	return s.updateInboxes(b, conv, before.Members, sum)
+	return s.updateInboxes(b, conv, sum.Members, f.Conversation)
 }
 
-// advanceRead raises each sender's read seq to the newest seq they sent;
-// it never moves one back, so replays change nothing.
-func (s *Store) advanceRead(b *pebble.Batch, conv string, read map[string]uint64) error {
-	for user, seq := range read {
-		key := readSeqKey(user, conv)
-		v, found, err := get(s.db, key)
+// loader loads the events a batch's edits, deletions and reactions
+// target: from the batch's new events (which have no state yet), else
+// from the store with their stored state.
+func (s *Store) loader(conv string, batch map[uint64]history.Event) fold.Loader {
+	return func(_ context.Context, seq uint64) (history.Event, *history.MessageState, bool, error) {
+		if ev, ok := batch[seq]; ok {
+			return ev, nil, true, nil
+		}
+		v, found, err := get(s.db, messageKey(conv, seq))
+		if err != nil || !found {
+			return history.Event{}, nil, false, err
+		}
+		ev, err := decodeEvent(conv, seq, v)
 		if err != nil {
-			return err
+			return history.Event{}, nil, false, err
 		}
-		if found && len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
-			continue
+		v, found, err = get(s.db, stateKey(conv, seq))
+		if err != nil || !found {
+			return ev, nil, true, err
 		}
-		if err := b.Set(key, binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
-			return fmt.Errorf("writing read seq: %w", err)
+		st, err := fold.DecodeState(v)
+		if err != nil {
+			return history.Event{}, nil, false, fmt.Errorf("%w: message %d of %s: %w", errCorrupt, seq, conv, err)
 		}
+		return ev, st, true, nil
+	}
+}
+
+// raiseMarkers raises user's read and delivered seqs in conv to read and
+// delivered where they are lower, in the receipts key and (read) in the
+// inbox's read seq key; it never lowers one, so replays and markers out
+// of order change nothing. It reads the store, not b: the caller passes
+// each (conversation, user) once per batch.
+func (s *Store) raiseMarkers(b *pebble.Batch, conv, user string, read, delivered uint64) error {
+	key := receiptKey(conv, user)
+	v, found, err := get(s.db, key)
+	if err != nil {
+		return err
+	}
+	cur := []uint64{0, 0}
+	if found {
+		if cur, err = decodeSeqs(v, 2); err != nil {
+			return fmt.Errorf("receipt of %s in %s: %w", user, conv, err)
+		}
+	}
+	if read > cur[0] || delivered > cur[1] {
+		if err := b.Set(key, encodeSeqs(max(read, cur[0]), max(delivered, cur[1])), nil); err != nil {
+			return fmt.Errorf("writing receipt: %w", err)
+		}
+	}
+	if read == 0 {
+		return nil
+	}
+	key = readSeqKey(user, conv)
+	v, found, err = get(s.db, key)
+	if err != nil {
+		return err
+	}
+	if found && len(v) == 8 && binary.BigEndian.Uint64(v) >= read {
+		return nil
+	}
+	if err := b.Set(key, encodeSeqs(read), nil); err != nil {
+		return fmt.Errorf("writing read seq: %w", err)
+	}
+	return nil
+}
+
+// ApplyReceipts raises the read and delivered seqs of the receipts, in
+// one batch committed with pebble.Sync.
+func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("applying receipts: %w", err)
+	}
+	defer end()
+	type key struct{ conv, user string }
+	merged := map[key][2]uint64{}
+	var convs []string
+	for _, r := range receipts {
+		if r.ConversationID == "" || r.UserID == "" {
+			return fmt.Errorf("applying receipts: a receipt without conversation or user id (%q, %q)", r.ConversationID, r.UserID)
+		}
+		k := key{r.ConversationID, r.UserID}
+		m := merged[k]
+		merged[k] = [2]uint64{max(m[0], r.ReadSeq), max(m[1], r.DeliveredSeq)}
+		convs = append(convs, r.ConversationID)
+	}
+	if len(merged) == 0 {
+		return nil
+	}
+	unlock, err := s.locks.Lock(ctx, convs)
+	if err != nil {
+		return fmt.Errorf("applying receipts: %w", err)
+	}
+	defer unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for k, m := range merged {
+		if err := s.raiseMarkers(b, k.conv, k.user, m[0], m[1]); err != nil {
+			return fmt.Errorf("applying receipts of %s: %w", k.conv, err)
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("applying receipts: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("committing receipts: %w", err)
 	}
 	return nil
 }
@@ -372,7 +485,53 @@ func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQ
 		return history.Page{}, fmt.Errorf("reading page: %w", err)
 	}
 	page.HasMore = ok
+	if err := attachStates(ctx, snap, conversationID, page.Events); err != nil {
+		return history.Page{}, fmt.Errorf("reading page: %w", err)
+	}
 	return page, nil
+}
+
+// attachStates sets the Message of the events that have a stored message
+// state, reading the states of the events' seq range in one pass.
+func attachStates(ctx context.Context, snap *pebble.Snapshot, conv string, events []history.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	index := make(map[uint64]int, len(events))
+	lo, hi := events[0].Seq, events[0].Seq
+	for i, ev := range events {
+		index[ev.Seq] = i
+		lo, hi = min(lo, ev.Seq), max(hi, ev.Seq)
+	}
+	upper := prefixEnd(seqPrefix(tagState, conv))
+	if hi < math.MaxUint64 {
+		upper = stateKey(conv, hi+1)
+	}
+	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: stateKey(conv, lo), UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		seq, err := seqOfMessageKey(it.Key())
+		if err != nil {
+			return err
+		}
+		i, ok := index[seq]
+		if !ok {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("reading state of message %d: %w", seq, err)
+		}
+		st, err := fold.DecodeState(v)
+		if err != nil {
+			return fmt.Errorf("%w: message %d of %s: %w", errCorrupt, seq, conv, err)
+		}
+		events[i].Message = st
+	}
+	return it.Error()
 }
 
 // Conversation returns a conversation's summary.
@@ -443,6 +602,9 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 		if found && len(v) == 8 {
 			c.ReadSeq = binary.BigEndian.Uint64(v)
 		}
+		if c.ReadMessages, err = readMessages(ctx, snap, c); err != nil {
+			return nil, fmt.Errorf("reading conversations: %w", err)
+		}
 		out = append(out, c)
 	}
 	if err := it.Error(); err != nil {
@@ -451,35 +613,86 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 	return out, nil
 }
 
-// stripes returns the indexes of the locks of the conversations, sorted
-// and without repeats, the order in which they are taken.
-func (s *Store) stripes(conversations []string) []int {
-	out := make([]int, 0, len(conversations))
-	for _, c := range conversations {
-		out = append(out, int(maphash.String(s.seed, c)%lockStripes))
+// readMessages returns how many of c's messages have a seq at or below
+// c.ReadSeq: none at 0; all of them from LastSeq on (a read marker may
+// name a seq not applied yet); otherwise the count stored with the event
+// at ReadSeq or, if that event has none (it is not stored or filled a
+// gap late), with the nearest lower one in the same bucket, else 0.
+func readMessages(ctx context.Context, snap *pebble.Snapshot, c history.Conversation) (uint64, error) {
+	switch {
+	case c.ReadSeq == 0:
+		return 0, nil
+	case c.ReadSeq >= c.LastSeq:
+		return c.Messages, nil
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: countKey(c.ID, c.ReadSeq/bucketSize*bucketSize),
+		UpperBound: countKey(c.ID, c.ReadSeq+1),
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return 0, err
+	}
+	n, err := decodeSeqs(v, 1)
+	if err != nil {
+		return 0, fmt.Errorf("messages through %d of %s: %w", c.ReadSeq, c.ID, err)
+	}
+	return n[0], nil
 }
 
-// lock takes the locks of stripes in order, giving up when ctx is done.
-func (s *Store) lock(ctx context.Context, stripes []int) error {
-	for i, st := range stripes {
-		select {
-		case s.locks[st] <- struct{}{}:
-		case <-ctx.Done():
-			s.unlock(stripes[:i])
-			return ctx.Err()
+// Receipts returns the read and delivered seqs of the members of a
+// conversation who have any, sorted by user id.
+func (s *Store) Receipts(ctx context.Context, conversationID string) ([]history.Receipt, error) {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading receipts: %w", err)
+	}
+	defer end()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	c, found, err := getSummary(snap, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("reading receipts: %w", err)
+	}
+	if !found {
+		return nil, fmt.Errorf("conversation %s: %w", conversationID, history.ErrNotFound)
+	}
+	prefix := receiptPrefix(conversationID)
+	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("reading receipts: %w", err)
+	}
+	defer it.Close()
+	var out []history.Receipt
+	for ok := it.First(); ok; ok = it.Next() {
+		user, err := userOfReceiptKey(conversationID, it.Key())
+		if err != nil {
+			return nil, fmt.Errorf("reading receipts: %w", err)
 		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("reading receipts: %w", err)
+		}
+		seqs, err := decodeSeqs(v, 2)
+		if err != nil {
+			return nil, fmt.Errorf("reading receipt of %s: %w", user, err)
+		}
+		if !c.IsMember(user) || (seqs[0] == 0 && seqs[1] == 0) {
+			continue
+		}
+		out = append(out, history.Receipt{ConversationID: conversationID, UserID: user, ReadSeq: seqs[0], DeliveredSeq: seqs[1]})
 	}
-	return nil
-}
-
-// unlock releases the locks of stripes.
-func (s *Store) unlock(stripes []int) {
-	for _, st := range stripes {
-		<-s.locks[st]
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("reading receipts: %w", err)
 	}
+	return out, nil
 }
 
 // reader is what both the DB and a snapshot offer.
@@ -528,10 +741,24 @@ type storedConversation struct {
 	Members      []schemas.Member `json:"members,omitempty"`
 	LastSeq      uint64           `json:"last_seq"`
 	LastActivity time.Time        `json:"last_activity"`
+	Archived     bool             `json:"archived,omitempty"`
+	BlockedBy    []string         `json:"blocked_by,omitempty"`
+	Messages     uint64           `json:"messages,omitempty"`
+	LastMessage  *storedPreview   `json:"last_message,omitempty"`
+}
+
+// storedPreview is the stored form of a history.Preview.
+type storedPreview struct {
+	Seq      uint64    `json:"seq"`
+	SenderID string    `json:"sender_id"`
+	Body     string    `json:"body,omitempty"`
+	Edited   bool      `json:"edited,omitempty"`
+	Deleted  bool      `json:"deleted,omitempty"`
+	SentAt   time.Time `json:"sent_at"`
 }
 
 func encodeSummary(c history.Conversation) ([]byte, error) {
-	v, err := json.Marshal(storedConversation{
+	sc := storedConversation{
 		Kind:         c.Kind,
 		Title:        c.Title,
 		CreatedBy:    c.CreatedBy,
@@ -539,7 +766,14 @@ func encodeSummary(c history.Conversation) ([]byte, error) {
 		Members:      c.Members,
 		LastSeq:      c.LastSeq,
 		LastActivity: c.LastActivity.UTC(),
-	})
+		Archived:     c.Archived,
+		BlockedBy:    c.BlockedBy,
+		Messages:     c.Messages,
+	}
+	if p := c.LastMessage; p != nil {
+		sc.LastMessage = &storedPreview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
+	}
+	v, err := json.Marshal(sc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding summary of %s: %w", c.ID, err)
 	}
@@ -556,7 +790,7 @@ func getSummary(r reader, conv string) (history.Conversation, bool, error) {
 	if err := json.Unmarshal(v, &sc); err != nil {
 		return history.Conversation{}, false, fmt.Errorf("%w: summary of %s: %w", errCorrupt, conv, err)
 	}
-	return history.Conversation{
+	c := history.Conversation{
 		ID:           conv,
 		Kind:         sc.Kind,
 		Title:        sc.Title,
@@ -565,7 +799,14 @@ func getSummary(r reader, conv string) (history.Conversation, bool, error) {
 		Members:      sc.Members,
 		LastSeq:      sc.LastSeq,
 		LastActivity: sc.LastActivity.UTC(),
-	}, true, nil
+		Archived:     sc.Archived,
+		BlockedBy:    sc.BlockedBy,
+		Messages:     sc.Messages,
+	}
+	if p := sc.LastMessage; p != nil {
+		c.LastMessage = &history.Preview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
+	}
+	return c, true, nil
 }
 
 // pebbleLogger passes Pebble's log lines to slog.

@@ -18,8 +18,8 @@ func TestApplyWaitingForALockHonoursItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	stripes := s.stripes([]string{"a"})
-	if err := s.lock(t.Context(), stripes); err != nil {
+	unlock, err := s.locks.Lock(t.Context(), []string{"a"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -31,7 +31,7 @@ func TestApplyWaitingForALockHonoursItsContext(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply: %v, want context.Canceled", err)
 	}
-	s.unlock(stripes)
+	unlock()
 	if _, err := s.Conversation(t.Context(), "a"); !errors.Is(err, history.ErrNotFound) {
 		t.Errorf("the cancelled Apply applied something: %v", err)
 	}

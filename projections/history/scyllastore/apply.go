@@ -1,17 +1,20 @@
 package scyllastore
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"sync"
-	"unicode/utf8"
+	"time"
 
 	"github.com/gocql/gocql"
 
 	"github.com/parley-chat/parley/projections/history"
-	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/projections/history/internal/fold"
 )
 
 const (
@@ -23,8 +26,8 @@ const (
 	// default) and failure (1 MiB) thresholds.
 	maxBatchStatements = 200
 	maxBatchBytes      = 64 << 10
-	// previewRunes is the length of a message preview in the inbox.
-	previewRunes = 140
+	// maxSeq is the greatest seq a timestamp seq + 1 can carry.
+	maxSeq = math.MaxInt64 - 1
 )
 
 // writeMode is how Apply writes message rows.
@@ -40,6 +43,10 @@ const (
 
 func bucketOf(seq uint64) int64 { return int64(seq / bucketSize) }
 
+// ts is the write timestamp derived from a seq: seq + 1, so that the
+// creation (seq 0) writes at 1 and a higher seq always wins.
+func ts(seq uint64) int64 { return int64(seq) + 1 }
+
 // micros is the write timestamp of a time-valued cell: the time in
 // microseconds, so that the newest time wins (a tie within one
 // microsecond is resolved by the larger value, the later nanosecond).
@@ -50,14 +57,17 @@ func micros(ns int64) int64 { return ns / 1000 }
 // safe because the projection retries the whole batch and every write is
 // an idempotent upsert with an event-derived timestamp.
 //
-// Per conversation of the batch, in this order (conversations in
-// parallel): the message rows; the summary (one single-partition batch);
-// a read of the summary back; then the inbox row of every member (one
-// single-partition batch each). Writing the message rows before last_seq
-// means a reader that sees last_seq n finds every event up to n. Reading
-// the summary after writing it means that of two concurrent Applies of
-// one conversation at least one sees the other's effect, so the inbox
-// converges whatever the interleaving.
+// Apply holds the in-process locks of the batch's conversations, so two
+// Applies of one conversation in this process never fold from the same
+// summary. Per conversation (conversations in parallel): read the
+// summary; fold the batch into it (internal/fold: what changed and at
+// which seq, the messages through each seq, the senders' read seqs, the
+// message states and the bodies a deletion erases); write the message
+// rows, counts, states and erased bodies; then the inbox rows and
+// receipts; then the summary, last. The summary is the commit point: a
+// batch that failed before it is folded again from the same summary when
+// retried, and a batch folded already (a replay) folds nothing and
+// writes only its message rows again.
 func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("scyllastore: apply: %w", err)
@@ -65,8 +75,20 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	sem := make(chan struct{}, s.concurrency)
 	convs := groupByConversation(events)
+	ids := make([]string, len(convs))
+	for i, c := range convs {
+		if c.id == "" {
+			return fmt.Errorf("scyllastore: apply: event %d has no conversation id", c.events[0].Seq)
+		}
+		ids[i] = c.id
+	}
+	unlock, err := s.locks.Lock(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("scyllastore: apply: %w", err)
+	}
+	defer unlock()
+	sem := make(chan struct{}, s.concurrency)
 	fns := make([]func(context.Context) error, len(convs))
 	for i, c := range convs {
 		fns[i] = func(ctx context.Context) error { return s.applyConversation(ctx, sem, c) }
@@ -77,7 +99,8 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 	return nil
 }
 
-// convEvents are the events of one conversation in a batch, each seq once.
+// convEvents are the events of one conversation in a batch, each seq
+// once, in ascending seq order.
 type convEvents struct {
 	id     string
 	events []history.Event
@@ -101,145 +124,169 @@ func groupByConversation(events []history.Event) []convEvents {
 		seen[ev.ConversationID][ev.Seq] = true
 		out[i].events = append(out[i].events, ev)
 	}
+	for _, c := range out {
+		slices.SortStableFunc(c.events, func(a, b history.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
 	return out
 }
 
-// lastMessage is the newest chat message of a batch.
-type lastMessage struct {
-	seq     uint64
-	sender  string
-	preview string
-}
-
-// preview returns body cut to previewRunes runes, an ellipsis marking a
-// cut.
-func preview(body string) string {
-	n := 0
-	for i := range body {
-		if n == previewRunes-1 {
-			if utf8.RuneCountInString(body[i:]) > 1 {
-				return body[:i] + "…"
-			}
-			return body
-		}
-		n++
-	}
-	return body
-}
-
-// sentMessage is the part of chat.message.sent.v1 the inbox needs. The
-// projection validated the record against its schema before Apply.
-type sentMessage struct {
-	SenderID string `json:"sender_id"`
-	Body     string `json:"body"`
-}
-
-// folded is what a batch says about its conversation's summary.
-type folded struct {
-	sum     history.Conversation
-	created bool
-	last    *lastMessage
-	senders map[string]uint64 // sender → newest seq they sent
-	left    map[string]uint64 // member → seq of their departure
-}
-
-func (s *Store) fold(c convEvents) folded {
-	f := folded{senders: map[string]uint64{}, left: map[string]uint64{}}
-	for _, ev := range c.events {
-		_, err := history.ApplyToSummary(&f.sum, ev)
-		if err != nil {
-			// The event is stored anyway: the log is the source of truth
-			// and the projection must not wedge on one record.
-			s.log.Warn("event does not fit the conversation summary; stored as is",
-				"conversation_id", c.id, "seq", ev.Seq, "type", ev.Type, "err", err)
-		}
-		switch ev.Type {
-		case schemas.TypeConversationCreated:
-			f.created = f.created || err == nil
-		case schemas.TypeMemberLeft:
-			var m struct {
-				UserID string `json:"user_id"`
-			}
-			if err := json.Unmarshal(ev.Data, &m); err == nil && m.UserID != "" && ev.Seq > f.left[m.UserID] {
-				f.left[m.UserID] = ev.Seq
-			}
-		case schemas.TypeMessageSent:
-			var m sentMessage
-			if err := json.Unmarshal(ev.Data, &m); err != nil || m.SenderID == "" {
-				s.log.Warn("undecodable message stored without preview",
-					"conversation_id", c.id, "seq", ev.Seq, "err", err)
-				continue
-			}
-			if f.last == nil || ev.Seq > f.last.seq {
-				f.last = &lastMessage{seq: ev.Seq, sender: m.SenderID, preview: preview(m.Body)}
-			}
-			if ev.Seq > f.senders[m.SenderID] {
-				f.senders[m.SenderID] = ev.Seq
-			}
-		}
-	}
-	return f
-}
-
 func (s *Store) applyConversation(ctx context.Context, sem chan struct{}, c convEvents) error {
-	if err := s.writeMessages(ctx, sem, c); err != nil {
-		return fmt.Errorf("writing events of %s: %w", c.id, err)
+	for _, ev := range c.events {
+		if ev.Seq > maxSeq {
+			return fmt.Errorf("event %d of %s: seq above %d", ev.Seq, c.id, uint64(maxSeq))
+		}
 	}
-	f := s.fold(c)
-	err := slot(ctx, sem, func(ctx context.Context) error { return s.summaryBatch(ctx, c.id, f).Exec() })
-	if err != nil {
-		return fmt.Errorf("writing summary of %s: %w", c.id, err)
-	}
-	var snap summaryRow
-	err = slot(ctx, sem, func(ctx context.Context) (err error) {
-		snap, err = s.readSummary(ctx, c.id)
+	var base summaryRow
+	err := slot(ctx, sem, func(ctx context.Context) (err error) {
+		base, err = s.readSummary(ctx, c.id)
 		return err
 	})
+	found := err == nil
+	if err != nil && !errors.Is(err, history.ErrNotFound) {
+		return fmt.Errorf("reading summary of %s: %w", c.id, err)
+	}
+	var before history.Conversation
+	if found {
+		before = base.conversation(c.id)
+	}
+	warn := func(ev history.Event, err error) {
+		// The event is stored anyway: the log is the source of truth and
+		// the projection must not wedge on one record.
+		s.log.Warn("event stored without interpreting it",
+			"conversation_id", c.id, "seq", ev.Seq, "type", ev.Type, "err", err)
+	}
+	f := fold.Conversation(before, c.events, warn)
+	batch := make(map[uint64]history.Event, len(c.events))
+	for _, ev := range c.events {
+		batch[ev.Seq] = ev
+	}
+	msgs, err := fold.FoldMessages(ctx, c.events, s.loader(sem, c.id, batch), warn)
 	if err != nil {
-		return fmt.Errorf("reading back summary of %s: %w", c.id, err)
+		return fmt.Errorf("folding messages of %s: %w", c.id, err)
 	}
-	fns := make([]func(context.Context) error, 0, len(snap.members)+len(f.left))
-	for user, seq := range f.left {
-		fns = append(fns, func(ctx context.Context) error {
-			return s.session.Query(s.q.deleteInbox, int64(seq)+1, user, c.id).WithContext(ctx).
-				Idempotent(true).DefaultTimestamp(false).Exec()
-		})
+	if err := s.writeMessages(ctx, sem, c, f, msgs); err != nil {
+		return fmt.Errorf("writing events of %s: %w", c.id, err)
 	}
-	for user, role := range snap.members {
-		read, sent := f.senders[user]
-		fns = append(fns, func(ctx context.Context) error {
-			return s.inboxBatch(ctx, c.id, user, role, snap, read, sent).Exec()
-		})
+	// The seq of the event that last changed the preview: the inbox rows
+	// copy the preview with its timestamp. Rows written before the
+	// column existed have the newest message's seq.
+	previewVersion := deref(base.lastMessageSeq)
+	if base.previewVersion != nil {
+		previewVersion = *base.previewVersion
 	}
-	if err := parallel(ctx, sem, fns); err != nil {
+	if f.PreviewSeq > 0 {
+		previewVersion = int64(f.PreviewSeq)
+	}
+	if err := parallel(ctx, sem, s.markerWrites(c.id, f, previewVersion)); err != nil {
 		return fmt.Errorf("writing inbox rows of %s: %w", c.id, err)
+	}
+	if !f.Changed {
+		return nil
+	}
+	err = slot(ctx, sem, func(ctx context.Context) error { return s.summaryBatch(ctx, c.id, f, previewVersion).Exec() })
+	if err != nil {
+		return fmt.Errorf("writing summary of %s: %w", c.id, err)
 	}
 	return nil
 }
 
-// writeMessages writes the message rows of a conversation's events.
-func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEvents) error {
-	args := func(ev history.Event) []any {
-		return []any{ev.ConversationID, bucketOf(ev.Seq), int64(ev.Seq), ev.ID, ev.Type,
-			ev.Time.UnixNano(), []byte(ev.Data), int64(ev.Seq) + 1}
+// loader loads the events the batch's edits, deletions and reactions
+// target, with their stored state: from the store, or from the batch for
+// an event not stored yet.
+func (s *Store) loader(sem chan struct{}, conv string, batch map[uint64]history.Event) fold.Loader {
+	return func(ctx context.Context, seq uint64) (history.Event, *history.MessageState, bool, error) {
+		var (
+			id, typ     string
+			ns          int64
+			data, state []byte
+		)
+		err := slot(ctx, sem, func(ctx context.Context) error {
+			return s.session.Query(s.q.selectMessage, conv, bucketOf(seq), int64(seq)).WithContext(ctx).
+				Idempotent(true).Scan(&id, &typ, &ns, &data, &state)
+		})
+		if errors.Is(err, gocql.ErrNotFound) {
+			ev, ok := batch[seq]
+			return ev, nil, ok, nil
+		}
+		if err != nil {
+			return history.Event{}, nil, false, err
+		}
+		ev := history.Event{ConversationID: conv, Seq: seq, ID: id, Type: typ, Time: time.Unix(0, ns).UTC(), Data: data}
+		if len(state) == 0 {
+			return ev, nil, true, nil
+		}
+		st, err := fold.DecodeState(state)
+		if err != nil {
+			return history.Event{}, nil, false, fmt.Errorf("message %d: %w", seq, err)
+		}
+		return ev, st, true, nil
+	}
+}
+
+// rowWrite is one write to a messages partition (conversation, bucket).
+type rowWrite struct {
+	bucket int64
+	stmt   string
+	args   []any
+	size   int
+}
+
+// writeMessages writes the message rows of a conversation's events (with
+// the bodies the batch erases already erased, and the messages through
+// the seq of each event folded), the changed message states and the
+// erased bodies of events stored before.
+func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEvents, f fold.Summary, msgs fold.Messages) error {
+	counts := make(map[uint64]uint64, len(f.Counts))
+	for _, n := range f.Counts {
+		counts[n.Seq] = n.Messages
+	}
+	var writes []rowWrite
+	for _, ev := range c.events {
+		data := ev.Data
+		if r, ok := msgs.Redacted[ev.Seq]; ok {
+			data = r.Event.Data
+		}
+		w := rowWrite{bucketOf(ev.Seq), s.q.insertMessage, []any{c.id, bucketOf(ev.Seq), int64(ev.Seq),
+			ev.ID, ev.Type, ev.Time.UnixNano(), []byte(data), ts(ev.Seq)},
+			len(data) + len(ev.ID) + len(ev.Type) + len(c.id) + 64}
+		if n, ok := counts[ev.Seq]; ok {
+			w.stmt = s.q.insertCounted
+			w.args = slices.Insert(w.args, 7, any(int64(n)))
+		}
+		writes = append(writes, w)
+	}
+	for _, seq := range slices.Sorted(maps.Keys(msgs.States)) {
+		st := msgs.States[seq]
+		v, err := fold.EncodeState(st)
+		if err != nil {
+			return err
+		}
+		writes = append(writes, rowWrite{bucketOf(seq), s.q.setState,
+			[]any{ts(st.Version), v, c.id, bucketOf(seq), int64(seq)}, len(v) + len(c.id) + 48})
+	}
+	for _, seq := range slices.Sorted(maps.Keys(msgs.Redacted)) {
+		r := msgs.Redacted[seq]
+		writes = append(writes, rowWrite{bucketOf(seq), s.q.setData,
+			[]any{ts(r.By), []byte(r.Event.Data), c.id, bucketOf(seq), int64(seq)}, len(r.Event.Data) + len(c.id) + 48})
 	}
 	var fns []func(context.Context) error
 	if s.writeMode == writeConcurrent {
-		for _, ev := range c.events {
+		for _, w := range writes {
 			fns = append(fns, func(ctx context.Context) error {
-				return s.session.Query(s.q.insertMessage, args(ev)...).WithContext(ctx).
+				return s.session.Query(w.stmt, w.args...).WithContext(ctx).
 					Idempotent(true).DefaultTimestamp(false).Exec()
 			})
 		}
 		return parallel(ctx, sem, fns)
 	}
-	// One unlogged batch per messages partition (conversation, bucket),
+	// Unlogged batches per messages partition (conversation, bucket),
 	// split to stay small: a single-partition batch is applied by its
 	// replicas as one mutation, so it costs one request instead of one
 	// per row, without the coordinator fan-out of a multi-partition
 	// batch.
+	slices.SortStableFunc(writes, func(a, b rowWrite) int { return cmp.Compare(a.bucket, b.bucket) })
 	var chunk []gocql.BatchEntry
-	bytes, bucket := 0, int64(-1)
+	size, bucket := 0, int64(-1)
 	flush := func() {
 		if len(chunk) == 0 {
 			return
@@ -250,16 +297,15 @@ func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEven
 			b.Entries = entries
 			return b.Exec()
 		})
-		chunk, bytes = nil, 0
+		chunk, size = nil, 0
 	}
-	for _, ev := range c.events {
-		size := len(ev.Data) + len(ev.ID) + len(ev.Type) + len(ev.ConversationID) + 64
-		if b := bucketOf(ev.Seq); b != bucket || len(chunk) == maxBatchStatements || bytes+size > maxBatchBytes {
+	for _, w := range writes {
+		if w.bucket != bucket || len(chunk) == maxBatchStatements || size+w.size > maxBatchBytes {
 			flush()
-			bucket = b
+			bucket = w.bucket
 		}
-		chunk = append(chunk, gocql.BatchEntry{Stmt: s.q.insertMessage, Args: args(ev), Idempotent: true})
-		bytes += size
+		chunk = append(chunk, gocql.BatchEntry{Stmt: w.stmt, Args: w.args, Idempotent: true})
+		size += w.size
 	}
 	flush()
 	return parallel(ctx, sem, fns)
@@ -272,53 +318,167 @@ func (s *Store) batch(ctx context.Context) *gocql.Batch {
 	return s.session.Batch(gocql.UnloggedBatch).WithContext(ctx).DefaultTimestamp(false)
 }
 
-// summaryBatch writes what a batch says about its conversation's
-// summary, each cell with its own event-derived timestamp, in one
-// single-partition batch.
-func (s *Store) summaryBatch(ctx context.Context, id string, f folded) *gocql.Batch {
-	b := s.batch(ctx)
-	add := func(stmt string, args ...any) {
+// batchAdder returns a function adding an idempotent statement to b.
+func batchAdder(b *gocql.Batch) func(stmt string, args ...any) {
+	return func(stmt string, args ...any) {
 		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: stmt, Args: args, Idempotent: true})
 	}
-	if f.created {
-		members := make(map[string]string, len(f.sum.Members))
-		for _, m := range f.sum.Members {
+}
+
+// summaryBatch writes what a batch changed in its conversation's
+// summary, each cell with the timestamp of the event that changed it,
+// in one single-partition batch.
+func (s *Store) summaryBatch(ctx context.Context, id string, f fold.Summary, previewVersion int64) *gocql.Batch {
+	b := s.batch(ctx)
+	add := batchAdder(b)
+	sum := f.Conversation
+	if f.Created {
+		members := make(map[string]string, len(sum.Members))
+		for _, m := range sum.Members {
 			members[m.UserID] = string(m.Role)
 		}
-		// The creation is seq 0: timestamp 1.
-		add(s.q.insertCreation, id, string(f.sum.Kind), f.sum.Title, f.sum.CreatedBy,
-			f.sum.CreatedAt.UnixNano(), members, int64(1))
+		// The creation is seq 0: timestamp 1. Later changes of the
+		// same batch are written below with their own, higher ones.
+		add(s.q.insertCreation, id, string(sum.Kind), sum.Title, sum.CreatedBy,
+			sum.CreatedAt.UnixNano(), members, ts(0))
 	}
-	add(s.q.setLastSeq, int64(f.sum.LastSeq)+1, int64(f.sum.LastSeq), id)
-	act := f.sum.LastActivity.UnixNano()
+	add(s.q.setLastSeq, ts(sum.LastSeq), int64(sum.LastSeq), int64(sum.Messages), id)
+	act := sum.LastActivity.UnixNano()
 	add(s.q.setLastActivity, micros(act), act, id)
-	if f.last != nil {
-		add(s.q.setLastMessage, int64(f.last.seq)+1, int64(f.last.seq), f.last.sender, f.last.preview, id)
+	if p := sum.LastMessage; f.PreviewSeq > 0 && p != nil {
+		add(s.q.setLastMessage, ts(f.PreviewSeq), int64(p.Seq), p.SenderID, p.Body,
+			p.Edited, p.Deleted, p.SentAt.UnixNano(), previewVersion, id)
 	}
-	for user, seq := range f.left {
-		add(s.q.deleteMember, user, int64(seq)+1, id)
+	if f.TitleSeq > 0 {
+		add(s.q.setTitle, ts(f.TitleSeq), sum.Title, id)
+	}
+	if f.ArchivedSeq > 0 {
+		add(s.q.setArchived, ts(f.ArchivedSeq), sum.Archived, id)
+	}
+	for _, user := range slices.Sorted(maps.Keys(f.Members)) {
+		ch := f.Members[user]
+		if ch.Removed {
+			add(s.q.deleteMember, user, ts(ch.Seq), id)
+		} else {
+			add(s.q.setMember, ts(ch.Seq), user, string(ch.Role), id)
+		}
+	}
+	for _, user := range slices.Sorted(maps.Keys(f.Blocks)) {
+		ch := f.Blocks[user]
+		stmt := s.q.removeBlock
+		if ch.Blocked {
+			stmt = s.q.addBlock
+		}
+		add(stmt, ts(ch.Seq), []string{user}, id)
 	}
 	return b
 }
 
-// inboxBatch writes user's inbox row of a conversation from a snapshot
-// of its summary, each cell with the timestamp of the summary cell it
-// copies, so the newest snapshot wins cell by cell; read is the newest
-// seq user sent in this batch, which user has read.
-func (s *Store) inboxBatch(ctx context.Context, id, user, role string, snap summaryRow, read uint64, sent bool) *gocql.Batch {
-	b := s.batch(ctx)
-	add := func(stmt string, args ...any) {
-		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: stmt, Args: args, Idempotent: true})
+// markerWrites returns the writes of a batch to its conversation's inbox
+// rows and receipts: the inbox row of every member when the summary
+// changed, each cell with the timestamp of the summary cell it copies;
+// the read seq of every sender, who has read up to their newest message
+// (in the inbox row and the receipts); and the deletion of the inbox
+// rows of those who left or were removed.
+func (s *Store) markerWrites(id string, f fold.Summary, previewVersion int64) []func(context.Context) error {
+	sum := f.Conversation
+	users := map[string]bool{}
+	if f.Changed {
+		for _, m := range sum.Members {
+			users[m.UserID] = true
+		}
 	}
-	add(s.q.inboxSummary, snap.lastSeq+1, role, snap.lastSeq, user, id)
-	add(s.q.inboxActivity, micros(snap.lastActivity), snap.lastActivity, user, id)
-	if snap.lastMessageSeq != nil && snap.lastSender != nil && snap.lastPreview != nil {
-		add(s.q.inboxLastMessage, *snap.lastMessageSeq+1, *snap.lastSender, *snap.lastPreview, user, id)
+	for u := range f.Read {
+		users[u] = true
 	}
-	if sent {
-		add(s.q.inboxReadSeq, int64(read)+1, int64(read), user, id)
+	var fns []func(context.Context) error
+	for user := range users {
+		fns = append(fns, func(ctx context.Context) error {
+			b := s.batch(ctx)
+			add := batchAdder(b)
+			if role, member := sum.Role(user); member && f.Changed {
+				add(s.q.inboxSummary, ts(sum.LastSeq), string(role), int64(sum.LastSeq), user, id)
+				act := sum.LastActivity.UnixNano()
+				add(s.q.inboxActivity, micros(act), act, user, id)
+				if p := sum.LastMessage; p != nil {
+					add(s.q.inboxLastMessage, previewVersion+1, p.SenderID, p.Body, user, id)
+				}
+			}
+			if read, ok := f.Read[user]; ok {
+				add(s.q.inboxReadSeq, ts(read), int64(read), user, id)
+			}
+			return b.Exec()
+		})
 	}
-	return b
+	if len(f.Read) > 0 {
+		fns = append(fns, func(ctx context.Context) error {
+			b := s.batch(ctx)
+			add := batchAdder(b)
+			for user, read := range f.Read {
+				add(s.q.receiptRead, ts(read), int64(read), id, user)
+			}
+			return b.Exec()
+		})
+	}
+	for user, ch := range f.Members {
+		if !ch.Removed || sum.IsMember(user) {
+			continue
+		}
+		fns = append(fns, func(ctx context.Context) error {
+			return s.session.Query(s.q.deleteInbox, ts(ch.Seq), user, id).WithContext(ctx).
+				Idempotent(true).DefaultTimestamp(false).Exec()
+		})
+	}
+	return fns
+}
+
+// ApplyReceipts writes read and delivered markers; see history.Writer.
+// Each marker is written with timestamp seq + 1, so the highest seq
+// wins whatever the order: the read seq in the receipts row and in the
+// inbox row (read by Conversations), the delivered seq in the receipts
+// row. Writes are grouped into one single-partition batch per
+// conversation (receipts) and per user (inbox).
+func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("scyllastore: apply receipts: %w", err)
+	}
+	byConv := map[string]*gocql.Batch{}
+	byUser := map[string]*gocql.Batch{}
+	batchOf := func(m map[string]*gocql.Batch, key string) func(string, ...any) {
+		b, ok := m[key]
+		if !ok {
+			b = s.batch(ctx)
+			m[key] = b
+		}
+		return batchAdder(b)
+	}
+	for _, r := range receipts {
+		if r.ConversationID == "" || r.UserID == "" {
+			return fmt.Errorf("scyllastore: apply receipts: a receipt without conversation or user id (%q, %q)", r.ConversationID, r.UserID)
+		}
+		if r.ReadSeq > maxSeq || r.DeliveredSeq > maxSeq {
+			s.log.Warn("receipt with a seq out of range ignored",
+				"conversation_id", r.ConversationID, "user_id", r.UserID, "read_seq", r.ReadSeq, "delivered_seq", r.DeliveredSeq)
+			continue
+		}
+		if r.ReadSeq > 0 {
+			batchOf(byConv, r.ConversationID)(s.q.receiptRead, ts(r.ReadSeq), int64(r.ReadSeq), r.ConversationID, r.UserID)
+			batchOf(byUser, r.UserID)(s.q.inboxReadSeq, ts(r.ReadSeq), int64(r.ReadSeq), r.UserID, r.ConversationID)
+		}
+		if r.DeliveredSeq > 0 {
+			batchOf(byConv, r.ConversationID)(s.q.receiptDelivered, ts(r.DeliveredSeq), int64(r.DeliveredSeq), r.ConversationID, r.UserID)
+		}
+	}
+	var fns []func(context.Context) error
+	for _, m := range []map[string]*gocql.Batch{byConv, byUser} {
+		for _, b := range m {
+			fns = append(fns, func(ctx context.Context) error { return b.WithContext(ctx).Exec() })
+		}
+	}
+	if err := parallel(ctx, make(chan struct{}, s.concurrency), fns); err != nil {
+		return fmt.Errorf("scyllastore: apply receipts: %w", err)
+	}
+	return nil
 }
 
 // slot runs one request while holding a slot of sem.

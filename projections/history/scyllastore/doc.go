@@ -25,37 +25,61 @@
 // prepares each statement once per node.
 //
 //   - messages, partition (conversation_id, bucket = seq / 1000),
-//     clustering seq DESC: every event as it was in chat.events.
+//     clustering seq DESC: every event as it was in chat.events (a
+//     deleted message and its edits with the body erased), the number
+//     of chat messages through its seq (for unread counts), and for a
+//     chat message its state (edits, deletion, reactions).
 //   - conversations, partition id: the summary (kind, title, creator,
-//     members as a map user → role, last seq, last activity, newest
-//     message).
+//     members as a map user → role, last seq, last activity, archive,
+//     blocks, message count, newest message's preview).
 //   - conversations_by_user, partition user_id, clustering
 //     conversation_id: the inbox, one row per membership with last seq,
 //     last activity, newest message and the user's read seq.
+//   - receipts, partition conversation_id, clustering user_id: every
+//     user's read and delivered seqs.
 //
-// schemas/cql/0001_history.cql explains each key and the inbox trade-off
-// (an upserted row per membership, sorted by activity in the client,
-// rather than a time-clustered table needing delete + insert).
+// schemas/cql/0001_history.cql and 0002_messages_state_receipts.cql
+// explain each key and the inbox trade-off (an upserted row per
+// membership, sorted by activity in the client, rather than a
+// time-clustered table needing delete + insert). ScyllaDB has no ALTER
+// TABLE ... ADD IF NOT EXISTS, so a migration adding a column runs only
+// when system_schema.columns lacks it, and a failed ADD counts as done
+// when the column exists afterwards (two processes migrating at once).
 //
 // # Idempotence
 //
 // Every write carries USING TIMESTAMP derived from the event, never from
-// a clock: seq + 1 for a message row, for last_seq, for the newest
-// message's preview and for a read seq; 1 for what the creation (seq 0)
-// writes; the event time in microseconds for last activity, so it is the
-// maximum of the events' times even when a newer event carries an older
-// time. Cells are reconciled last-write-wins, so applying an event twice,
-// replaying the topic, or retrying a batch that half failed writes the
-// same cells with the same timestamps, and an older event never
-// overwrites newer state. Inbox rows copy a fresh read of the summary
-// with the timestamps of the cells they copy.
+// a clock: seq + 1 of the event that wrote the cell (a message row, its
+// count, last_seq and the message count, each member's role, the title,
+// the archive, each block, the preview, a read or delivered seq), the
+// version + 1 for a message's state, the deletion's seq + 1 for an
+// erased body; 1 for what the creation (seq 0) writes; the event time in
+// microseconds for last activity, so it is the maximum of the events'
+// times even when a newer event carries an older time. Cells are
+// reconciled last-write-wins, so applying an event twice, replaying the
+// topic, or retrying a batch that half failed writes the same cells with
+// the same timestamps, and an older event never overwrites newer state:
+// an erased body is never brought back by a replay of the original
+// event, and markers only move forward. Inbox rows copy the summary with
+// the timestamps of the cells they copy.
 //
 // # Writing a batch
 //
-// Apply groups the batch by conversation and handles conversations in
-// parallel; per conversation: the message rows, then the summary, then a
-// read of the summary back, then one inbox row per member (see Apply).
-// Each Apply has at most Config.Concurrency requests in flight.
+// Apply holds an in-process lock per conversation of the batch
+// (internal/convlock) and handles conversations in parallel; per
+// conversation: a read of the summary; the fold of the batch into it
+// (internal/fold, shared with pebblestore); the message rows, counts,
+// states and erased bodies; the inbox rows and the senders' read seqs;
+// the summary, last (see Apply). The summary is the commit point: a
+// batch that failed before writing it folds again from the same summary
+// when retried, and a batch applied before folds nothing. Folding needs
+// the summary before the batch (to count messages and find what a batch
+// changed), so two processes applying different, not yet applied events
+// of one conversation at once could fold from a stale summary; Kafka
+// gives a conversation's partition to one consumer at a time, and a
+// consumer that takes a partition over re-applies the same events in
+// the same order, which folds to the same values. Each Apply has at most
+// Config.Concurrency requests in flight.
 //
 // Message rows go as unlogged batches, one or more per messages partition
 // (at most 200 rows and 64 KiB each, under ScyllaDB's batch size warning).
@@ -66,14 +90,27 @@
 // Summary and inbox writes are single-partition batches too. Measured
 // with BenchmarkApply_Batch500 (500 events over 10 conversations of 3
 // members, against the in-process stand-in on a shared 2-core machine;
-// protocol and driver overhead only, three runs each): batches 8.1-9.4 ms
-// per Apply, 60 requests, 53,000-62,000 events/s; one INSERT per row
-// with the same bounded parallelism 17.8-19.6 ms, 550 requests,
-// 25,000-28,000 events/s. The absolute numbers move with the machine's
-// load; the factor of two does not. Against ScyllaDB the gap should be
-// larger still, since every request also pays the coordinator and the
-// commit log; the single-row mode stays in the code, unexported, for
-// that comparison (TestStoreVariants runs the suite with it).
+// protocol and driver overhead only): before issue #5, batches 8.1-9.4
+// ms per Apply, 60 requests, 53,000-62,000 events/s, and one INSERT per
+// row with the same bounded parallelism 17.8-19.6 ms, 550 requests,
+// 25,000-28,000 events/s. With #5 (three runs each, interleaved with
+// runs of the code before it, under a load average of 3 from other
+// work): batches 14.1-23.3 ms, 70 requests (the ten more are the
+// senders' read seqs in receipts, one batch per conversation), against
+// 12.3-20.6 ms for the code before in the same runs; one INSERT per row
+// 26.6-47.2 ms, 560 requests. The absolute numbers move with the
+// machine's load; the factor of about two between the modes does not.
+// Against ScyllaDB the gap should be larger still, since every request
+// also pays the coordinator and the commit log; the single-row mode
+// stays in the code, unexported, for that comparison (TestStoreVariants
+// runs the suite with it).
+//
+// Reads: Page reads a message's state with its row. Conversations reads,
+// for each listed conversation whose read seq is below its last seq, the
+// count of the row at the read seq (one single-partition read); a read
+// seq at or past the last seq, such as a marker ahead of the events
+// applied, reads every message. Receipts reads the summary (for the
+// members) and the conversation's receipts partition.
 //
 // # Failures
 //

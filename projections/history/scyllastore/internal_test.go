@@ -2,12 +2,11 @@ package scyllastore
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
@@ -102,26 +101,6 @@ func benchmarkApply(b *testing.B, mode writeMode) {
 	b.ReportMetric(float64(after.Executes+after.Batches-before.Executes-before.Batches)/n, "requests/op")
 }
 
-func TestPreview(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("é", previewRunes+1)
-	for in, want := range map[string]string{
-		"":                                  "",
-		"short":                             "short",
-		strings.Repeat("a", previewRunes):   strings.Repeat("a", previewRunes),
-		long:                                strings.Repeat("é", previewRunes-1) + "…",
-		strings.Repeat("👋", previewRunes+9): strings.Repeat("👋", previewRunes-1) + "…",
-	} {
-		got := preview(in)
-		if got != want {
-			t.Errorf("preview of %d runes: %d runes %q", utf8.RuneCountInString(in), utf8.RuneCountInString(got), got)
-		}
-		if utf8.RuneCountInString(got) > previewRunes {
-			t.Errorf("preview longer than %d runes", previewRunes)
-		}
-	}
-}
-
 func TestGroupByConversation(t *testing.T) {
 	t.Parallel()
 	a0 := historytest.Group("a", historytest.Base, historytest.Owner("x"))
@@ -137,5 +116,37 @@ func TestGroupByConversation(t *testing.T) {
 	}
 	if fmt.Sprint(seqs) != "[0 1 2 3]" || len(got[1].events) != 1 {
 		t.Errorf("a: %v, b: %d events", seqs, len(got[1].events))
+	}
+}
+
+// TestAddColumn runs a migration's ADD of a column that exists already
+// (not run again), of one that another process adds while this one
+// fails (a success), and of one that fails for good (an error).
+func TestAddColumn(t *testing.T) {
+	t.Parallel()
+	srv := cqlfake.Start(t)
+	s := openFake(t, srv)
+	defer s.Close()
+	ctx := t.Context()
+	ran := false
+	if err := addColumn(ctx, s.session, s.keyspace, s.q, "conversations", "archived", func() error {
+		ran = true
+		return nil
+	}); err != nil || ran {
+		t.Errorf("an existing column: error %v, ran the ALTER %v", err, ran)
+	}
+	lost := errors.New("conflicts with an existing column")
+	err := addColumn(ctx, s.session, s.keyspace, s.q, "conversations", "raced", func() error {
+		if err := s.session.Query("ALTER TABLE " + s.keyspace + ".conversations ADD raced int").WithContext(ctx).Exec(); err != nil {
+			t.Fatal(err)
+		}
+		return lost
+	})
+	if err != nil {
+		t.Errorf("a column added by someone else meanwhile: %v", err)
+	}
+	broken := errors.New("schema change refused")
+	if err := addColumn(ctx, s.session, s.keyspace, s.q, "conversations", "missing", func() error { return broken }); !errors.Is(err, broken) {
+		t.Errorf("a failing ALTER: %v, want %v", err, broken)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/internal/fold"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -24,15 +25,24 @@ type summaryRow struct {
 	lastMessageSeq         *int64
 	lastSender             *string
 	lastPreview            *string
+	archived               bool
+	blockedBy              []string
+	messages               int64
+	lastEdited             bool
+	lastDeleted            bool
+	lastSentAt             int64
+	previewVersion         *int64
 }
 
 func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) {
 	var r summaryRow
 	var kind, title, createdBy *string
-	var createdAt, lastSeq, lastActivity *int64
+	var createdAt, lastSeq, lastActivity, messages, lastSentAt *int64
+	var archived, lastEdited, lastDeleted *bool
 	err := s.session.Query(s.q.selectSummary, id).WithContext(ctx).Idempotent(true).
 		Scan(&kind, &title, &createdBy, &createdAt, &r.members, &lastSeq, &lastActivity,
-			&r.lastMessageSeq, &r.lastSender, &r.lastPreview)
+			&r.lastMessageSeq, &r.lastSender, &r.lastPreview,
+			&archived, &r.blockedBy, &messages, &lastEdited, &lastDeleted, &lastSentAt, &r.previewVersion)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return r, fmt.Errorf("conversation %s: %w", id, history.ErrNotFound)
 	}
@@ -41,6 +51,8 @@ func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) 
 	}
 	r.kind, r.title, r.createdBy = deref(kind), deref(title), deref(createdBy)
 	r.createdAt, r.lastSeq, r.lastActivity = deref(createdAt), deref(lastSeq), deref(lastActivity)
+	r.archived, r.messages, r.lastEdited = deref(archived), deref(messages), deref(lastEdited)
+	r.lastDeleted, r.lastSentAt = deref(lastDeleted), deref(lastSentAt)
 	return r, nil
 }
 
@@ -59,6 +71,8 @@ func fromNanos(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
+// conversation is the summary a row holds: the same value pebblestore
+// keeps, so both adapters fold the next batch from the same summary.
 func (r summaryRow) conversation(id string) history.Conversation {
 	c := history.Conversation{
 		ID:           id,
@@ -68,11 +82,22 @@ func (r summaryRow) conversation(id string) history.Conversation {
 		CreatedAt:    fromNanos(r.createdAt),
 		LastSeq:      uint64(r.lastSeq),
 		LastActivity: fromNanos(r.lastActivity),
+		Archived:     r.archived,
+		Messages:     uint64(max(r.messages, 0)),
 	}
 	for user, role := range r.members {
 		c.Members = append(c.Members, schemas.Member{UserID: user, Role: schemas.Role(role)})
 	}
 	slices.SortFunc(c.Members, func(a, b schemas.Member) int { return cmp.Compare(a.UserID, b.UserID) })
+	if len(r.blockedBy) > 0 {
+		c.BlockedBy = slices.Sorted(slices.Values(r.blockedBy))
+	}
+	if r.lastMessageSeq != nil {
+		c.LastMessage = &history.Preview{
+			Seq: uint64(*r.lastMessageSeq), SenderID: deref(r.lastSender), Body: deref(r.lastPreview),
+			Edited: r.lastEdited, Deleted: r.lastDeleted, SentAt: fromNanos(r.lastSentAt),
+		}
+	}
 	return c
 }
 
@@ -118,19 +143,27 @@ func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQ
 		args = append(append([]any{conversationID, bucket}, args...), limit)
 		iter := s.session.Query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(min(limit, bucketSize)).Iter()
 		var (
-			seq, ns int64
-			id, typ string
-			data    []byte
+			seq, ns     int64
+			id, typ     string
+			data, state []byte
 		)
-		for iter.Scan(&seq, &id, &typ, &ns, &data) {
-			events = append(events, history.Event{
+		var stateErr error
+		for iter.Scan(&seq, &id, &typ, &ns, &data, &state) {
+			ev := history.Event{
 				ConversationID: conversationID, Seq: uint64(seq), ID: id, Type: typ,
 				Time: time.Unix(0, ns).UTC(), Data: data,
-			})
-			data = nil
+			}
+			if len(state) > 0 && stateErr == nil {
+				ev.Message, stateErr = fold.DecodeState(state)
+			}
+			events = append(events, ev)
+			data, state = nil, nil
 		}
 		if err := iter.Close(); err != nil {
 			return fmt.Errorf("scyllastore: page: reading bucket %d of %s: %w", bucket, conversationID, err)
+		}
+		if stateErr != nil {
+			return fmt.Errorf("scyllastore: page: bucket %d of %s: %w", bucket, conversationID, stateErr)
 		}
 		return nil
 	}
@@ -223,7 +256,13 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 					return err
 				}
 				conv := r.conversation(c.id)
+				if !conv.IsMember(userID) {
+					return nil
+				}
 				conv.ReadSeq = uint64(max(c.read, 0))
+				if conv.ReadMessages, err = s.readMessages(ctx, conv); err != nil {
+					return err
+				}
 				got[i] = &conv
 				return nil
 			}
@@ -232,7 +271,7 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 			return nil, fmt.Errorf("scyllastore: conversations of %s: %w", userID, err)
 		}
 		for _, c := range got {
-			if c != nil && c.IsMember(userID) {
+			if c != nil {
 				out = append(out, *c)
 			}
 		}
@@ -240,5 +279,65 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 	slices.SortStableFunc(out, func(a, b history.Conversation) int {
 		return cmp.Or(b.LastActivity.Compare(a.LastActivity), cmp.Compare(a.ID, b.ID))
 	})
+	return out, nil
+}
+
+// readMessages returns how many of c's messages have a seq at or below
+// c.ReadSeq: none at 0; all of them from LastSeq on (a read marker may
+// name a seq not applied yet); otherwise messages_through of the row at
+// ReadSeq or, when that row has none (its event filled a gap late, or
+// was applied before the column existed), of the nearest lower row in
+// the same bucket that has one, else 0. One single-partition slice,
+// whose first row answers unless something filled a gap.
+func (s *Store) readMessages(ctx context.Context, c history.Conversation) (uint64, error) {
+	switch {
+	case c.ReadSeq == 0:
+		return 0, nil
+	case c.ReadSeq >= c.LastSeq:
+		return c.Messages, nil
+	}
+	iter := s.session.Query(s.q.selectCount, c.ID, bucketOf(c.ReadSeq), int64(c.ReadSeq)).WithContext(ctx).
+		Idempotent(true).PageSize(16).Iter()
+	var n *int64
+	for iter.Scan(&n) {
+		if n != nil {
+			break
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return 0, fmt.Errorf("reading messages through %d of %s: %w", c.ReadSeq, c.ID, err)
+	}
+	return uint64(max(deref(n), 0)), nil
+}
+
+// Receipts returns the markers of a conversation's members: a read of
+// the summary (for the members) and of the conversation's receipts
+// partition, which is clustered by user id.
+func (s *Store) Receipts(ctx context.Context, conversationID string) ([]history.Receipt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("scyllastore: receipts: %w", err)
+	}
+	r, err := s.readSummary(ctx, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: receipts: %w", err)
+	}
+	c := r.conversation(conversationID)
+	iter := s.session.Query(s.q.selectReceipts, conversationID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
+	var (
+		out             []history.Receipt
+		user            string
+		read, delivered *int64
+	)
+	for iter.Scan(&user, &read, &delivered) {
+		rc := history.Receipt{ConversationID: conversationID, UserID: user,
+			ReadSeq: uint64(max(deref(read), 0)), DeliveredSeq: uint64(max(deref(delivered), 0))}
+		if c.IsMember(user) && (rc.ReadSeq > 0 || rc.DeliveredSeq > 0) {
+			out = append(out, rc)
+		}
+		read, delivered = nil, nil
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("scyllastore: receipts of %s: %w", conversationID, err)
+	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/internal/convlock"
 	"github.com/parley-chat/parley/schemas/cql"
 )
 
@@ -30,6 +31,8 @@ type Store struct {
 	writeMode writeMode
 	// inboxPageSize is the page size of inbox reads.
 	inboxPageSize int
+	// locks are held by Apply for the conversations it folds.
+	locks *convlock.Locks
 }
 
 // Open connects to the cluster, creates the keyspace if needed, applies
@@ -70,6 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		concurrency:   cfg.Concurrency,
 		writeMode:     writeBatches,
 		inboxPageSize: 1000,
+		locks:         convlock.New(),
 	}, nil
 }
 
@@ -208,7 +212,13 @@ func migrate(ctx context.Context, session *gocql.Session, cfg Config, q statemen
 			continue
 		}
 		for _, stmt := range m.Statements {
-			if err := exec(stmt); err != nil {
+			run := func() error { return exec(stmt) }
+			if table, column, ok := cql.AddedColumn(stmt); ok {
+				err = addColumn(ctx, session, cfg.Keyspace, q, table, column, run)
+			} else {
+				err = run()
+			}
+			if err != nil {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
@@ -224,6 +234,35 @@ func migrate(ctx context.Context, session *gocql.Session, cfg Config, q statemen
 		cfg.Logger.Info("applied schema migration", "keyspace", cfg.Keyspace, "migration", m.Name, "recorded", ok)
 	}
 	return nil
+}
+
+// addColumn runs alter, an ALTER TABLE ... ADD of column, unless
+// system_schema.columns lists the column already; a failed ADD is a
+// success when the column exists afterwards (another process starting
+// at the same time added it). ScyllaDB has no ADD IF NOT EXISTS.
+func addColumn(ctx context.Context, session *gocql.Session, keyspace string, q statements, table, column string, alter func() error) error {
+	exists := func() (bool, error) {
+		var name string
+		err := session.Query(q.selectColumn, keyspace, table, column).WithContext(ctx).Scan(&name)
+		if errors.Is(err, gocql.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("looking up column %s.%s: %w", table, column, err)
+		}
+		return true, nil
+	}
+	if ok, err := exists(); err != nil || ok {
+		return err
+	}
+	err := alter()
+	if err == nil {
+		return nil
+	}
+	if ok, e := exists(); e == nil && ok {
+		return nil
+	}
+	return err
 }
 
 // driverLogger passes gocql's log lines to slog.

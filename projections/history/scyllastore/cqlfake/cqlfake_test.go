@@ -351,3 +351,75 @@ func TestErrors(t *testing.T) {
 		t.Error("a dropped keyspace still answers")
 	}
 }
+
+// TestAlterAdd adds a column to a table with rows: old rows have it null,
+// new writes set it, adding it again is an error, and
+// system_schema.columns lists the columns of the keyspace's tables until
+// the table or keyspace is dropped.
+func TestAlterAdd(t *testing.T) {
+	t.Parallel()
+	_, s := session(t)
+	exec(t, s, `INSERT INTO k.t (p, c, v) VALUES ('a', 1, 'old')`)
+	column := func(table, col string) bool {
+		t.Helper()
+		var name string
+		err := s.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?`,
+			"k", table, col).Scan(&name)
+		if errors.Is(err, gocql.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name == col
+	}
+	if !column("t", "p") || !column("t", "m") || column("t", "flag") {
+		t.Fatal("system_schema.columns does not list the columns of k.t")
+	}
+	exec(t, s, `ALTER TABLE k.t ADD flag boolean`)
+	if !column("t", "flag") {
+		t.Error("system_schema.columns does not list the added column")
+	}
+	if err := s.Query(`ALTER TABLE k.t ADD flag boolean`).Exec(); err == nil || !strings.Contains(err.Error(), "conflicts with an existing column") {
+		t.Errorf("adding an existing column: %v, want a conflict", err)
+	}
+	exec(t, s, `UPDATE k.t USING TIMESTAMP 5 SET flag = ? WHERE p = 'a' AND c = 2`, true)
+	iter := s.Query(`SELECT c, v, flag FROM k.t WHERE p = 'a'`).Iter()
+	var (
+		c    int64
+		v    *string
+		flag *bool
+		got  []string
+	)
+	for iter.Scan(&c, &v, &flag) {
+		got = append(got, strings.Join([]string{strings.Repeat("#", int(c)), deref(v), boolString(flag)}, "/"))
+		v, flag = nil, nil
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"##//true", "#/old/null"}; !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	exec(t, s, `DROP TABLE k.t`)
+	if column("t", "flag") {
+		t.Error("system_schema.columns lists a column of a dropped table")
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func boolString(b *bool) string {
+	switch {
+	case b == nil:
+		return "null"
+	case *b:
+		return "true"
+	}
+	return "false"
+}

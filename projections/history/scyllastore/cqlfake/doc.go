@@ -21,11 +21,16 @@
 //   - The system tables gocql reads when it connects and refreshes its
 //     metadata: system.local (one node owning the whole Murmur3 ring),
 //     system.peers (empty) and system_schema.keyspaces, including
-//     ScyllaDB's USING TIMEOUT suffix on those queries.
+//     ScyllaDB's USING TIMEOUT suffix on those queries; and
+//     system_schema.columns (keyspace, table, column, kind, position,
+//     type) for the tables created after start, which scyllastore's
+//     migrations read before adding a column.
 //   - A CQL subset, parsed for real: CREATE/DROP KEYSPACE and TABLE (IF
 //     [NOT] EXISTS; partition and clustering keys, CLUSTERING ORDER BY;
-//     other table options accepted and ignored), USE, INSERT (IF NOT
-//     EXISTS, answering [applied] and the existing row), UPDATE (col = v,
+//     other table options accepted and ignored), ALTER TABLE ... ADD of
+//     one regular column (an existing name is an error, as in
+//     ScyllaDB), USE, INSERT (IF NOT EXISTS, answering [applied] and
+//     the existing row), UPDATE (col = v,
 //     map[k] = v, col = col + v, col = col - v), DELETE (rows, cells, map
 //     elements, whole partitions), SELECT (columns, *, writetime(col);
 //     WHERE with = on the whole partition key and =, <, <=, >, >= on
@@ -52,7 +57,8 @@
 //
 // Any CQL beyond that subset (no IN, no secondary indexes or
 // materialized views, no TTL, no counters, no functions but writetime, no
-// ALTER, no TRUNCATE, no named bind markers, no user types, tuples or
+// other ALTER (no DROP, RENAME or WITH of a column or table, no ALTER
+// KEYSPACE), no TRUNCATE, no named bind markers, no user types, tuples or
 // frozen/nested collections, no static columns, no range deletions);
 // Cassandra's token order for scans (partitions are scanned in key byte
 // order); timeuuid ordering (uuids compare bytewise); more than one node,

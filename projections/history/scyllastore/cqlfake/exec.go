@@ -162,6 +162,8 @@ func (d *db) execute(st *statement, o execOptions) (message.Message, error) {
 		return d.createTable(st, o.keyspace)
 	case stmtDropTable:
 		return d.dropTable(st, o.keyspace)
+	case stmtAlterAdd:
+		return d.alterAdd(st, o.keyspace)
 	case stmtUse:
 		if _, ok := d.keyspaces[st.keyspace]; !ok {
 			return nil, invalidf("Keyspace '%s' does not exist", st.keyspace)
@@ -208,6 +210,7 @@ func (d *db) dropKeyspace(st *statement) (message.Message, error) {
 		return nil, &cqlError{&message.ConfigError{ErrorMessage: "Cannot drop non existing keyspace '" + st.keyspace + "'."}}
 	}
 	delete(d.keyspaces, st.keyspace)
+	d.forgetColumns(st.keyspace, "")
 	t := d.keyspaces["system_schema"].tables["keyspaces"]
 	(&mutation{t: t, pk: [][]byte{[]byte(st.keyspace)}, ops: []func(*partition, *row){
 		func(p *partition, _ *row) { p.del = d.now() },
@@ -269,7 +272,85 @@ func (d *db) createTable(st *statement, connKS string) (message.Message, error) 
 		return nil, invalidf("%v", err)
 	}
 	ks.tables[st.table] = t
+	if err := d.recordColumns(t, st.columns); err != nil {
+		return nil, err
+	}
 	return &message.SchemaChangeResult{ChangeType: primitive.SchemaChangeTypeCreated, Target: primitive.SchemaChangeTargetTable, Keyspace: ksName, Object: st.table}, nil
+}
+
+// alterAdd adds a regular column to a table; existing rows have it null.
+// Adding a column that exists is an error, as in ScyllaDB.
+func (d *db) alterAdd(st *statement, connKS string) (message.Message, error) {
+	t, err := d.table(st.keyspace, st.table, connKS)
+	if err != nil {
+		return nil, err
+	}
+	cd := st.columns[0]
+	if _, ok := t.byName[cd.name]; ok {
+		return nil, invalidf("Invalid column name %s because it conflicts with an existing column", cd.name)
+	}
+	typ, err := parseType(cd.typ)
+	if err != nil {
+		return nil, invalidf("%v", err)
+	}
+	t.byName[cd.name] = &column{name: cd.name, typ: typ, kind: colRegular}
+	t.orderColumns()
+	if err := d.recordColumns(t, st.columns); err != nil {
+		return nil, err
+	}
+	return &message.SchemaChangeResult{ChangeType: primitive.SchemaChangeTypeUpdated, Target: primitive.SchemaChangeTargetTable, Keyspace: t.keyspace, Object: t.name}, nil
+}
+
+// recordColumns writes rows of system_schema.columns for the columns
+// defs of t, which a migration reads to know whether a column exists.
+func (d *db) recordColumns(t *table, defs []colDef) error {
+	sys := d.keyspaces["system_schema"]
+	if sys == nil || sys.tables["columns"] == nil {
+		return nil // bootstrapping: the system tables are not listed
+	}
+	cols := sys.tables["columns"]
+	ts := d.now()
+	for _, cd := range defs {
+		c := t.byName[cd.name]
+		kind, pos := "regular", int32(-1)
+		switch c.kind {
+		case colPartition:
+			kind, pos = "partition_key", int32(c.pos)
+		case colClustering:
+			kind, pos = "clustering", int32(c.pos)
+		}
+		(&mutation{t: cols, pk: [][]byte{[]byte(t.keyspace)}, ck: [][]byte{[]byte(t.name), []byte(c.name)}, ts: ts, ops: []func(*partition, *row){
+			func(_ *partition, r *row) {
+				if ts > r.marker {
+					r.marker = ts
+				}
+				r.setCell("kind", cell{ts: ts, value: []byte(kind)})
+				r.setCell("position", cell{ts: ts, value: binary.BigEndian.AppendUint32(nil, uint32(pos))})
+				r.setCell("type", cell{ts: ts, value: []byte(cd.typ)})
+			},
+		}}).apply()
+	}
+	return nil
+}
+
+// forgetColumns deletes the rows of system_schema.columns of a dropped
+// table, or of every table of a dropped keyspace when table is "".
+func (d *db) forgetColumns(keyspace, table string) {
+	cols := d.keyspaces["system_schema"].tables["columns"]
+	ts := d.now()
+	p := cols.partition([][]byte{[]byte(keyspace)}, false)
+	if p == nil {
+		return
+	}
+	if table == "" {
+		p.del = max(p.del, ts)
+		return
+	}
+	for _, r := range p.rows {
+		if string(r.ck[0]) == table {
+			r.del = max(r.del, ts)
+		}
+	}
 }
 
 func (d *db) dropTable(st *statement, connKS string) (message.Message, error) {
@@ -281,6 +362,7 @@ func (d *db) dropTable(st *statement, connKS string) (message.Message, error) {
 		return nil, err
 	}
 	delete(d.keyspaces[t.keyspace].tables, t.name)
+	d.forgetColumns(t.keyspace, t.name)
 	return &message.SchemaChangeResult{ChangeType: primitive.SchemaChangeTypeDropped, Target: primitive.SchemaChangeTargetTable, Keyspace: t.keyspace, Object: t.name}, nil
 }
 

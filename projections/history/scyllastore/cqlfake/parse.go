@@ -130,6 +130,7 @@ const (
 	stmtDropKeyspace
 	stmtCreateTable
 	stmtDropTable
+	stmtAlterAdd
 	stmtUse
 	stmtInsert
 	stmtUpdate
@@ -196,7 +197,7 @@ type statement struct {
 	replication map[string]string
 	durable     bool
 
-	// CREATE TABLE
+	// CREATE TABLE; ALTER TABLE ... ADD (one column)
 	columns    []colDef
 	partition  []string
 	clustering []string
@@ -333,6 +334,11 @@ func (p *parser) statement() (*statement, error) {
 			st.keyspace, st.table, err = p.tableName()
 		}
 		return st, err
+	case p.accept("alter"):
+		if p.accept("table") || p.accept("columnfamily") {
+			return p.alterTable()
+		}
+		return nil, fmt.Errorf("unsupported ALTER %q", p.peek().text)
 	case p.accept("use"):
 		ks, err := p.ident()
 		return &statement{kind: stmtUse, keyspace: ks}, err
@@ -477,20 +483,16 @@ func (p *parser) createTable() (*statement, error) {
 				return nil, err
 			}
 		} else {
-			name, err := p.ident()
+			cd, err := p.columnDef()
 			if err != nil {
 				return nil, err
 			}
-			typ, err := p.typeName()
-			if err != nil {
-				return nil, err
-			}
-			st.columns = append(st.columns, colDef{name, typ})
+			st.columns = append(st.columns, cd)
 			if p.accept("primary") {
 				if err := p.expect("key"); err != nil {
 					return nil, err
 				}
-				st.partition = []string{name}
+				st.partition = []string{cd.name}
 			}
 		}
 		if !p.accept(",") {
@@ -547,6 +549,38 @@ func (p *parser) createTable() (*statement, error) {
 		}
 	}
 	return st, nil
+}
+
+// alterTable parses ALTER TABLE [ks.]table ADD column type, the only
+// ALTER of the subset.
+func (p *parser) alterTable() (*statement, error) {
+	st := &statement{kind: stmtAlterAdd}
+	var err error
+	if st.keyspace, st.table, err = p.tableName(); err != nil {
+		return nil, err
+	}
+	if err := p.expect("add"); err != nil {
+		return nil, fmt.Errorf("only ALTER TABLE ... ADD is modelled: %w", err)
+	}
+	cd, err := p.columnDef()
+	if err != nil {
+		return nil, err
+	}
+	st.columns = []colDef{cd}
+	return st, nil
+}
+
+// columnDef parses a column's name and type.
+func (p *parser) columnDef() (colDef, error) {
+	name, err := p.ident()
+	if err != nil {
+		return colDef{}, err
+	}
+	typ, err := p.typeName()
+	if err != nil {
+		return colDef{}, err
+	}
+	return colDef{name, typ}, nil
 }
 
 func (p *parser) term() (term, error) {

@@ -14,6 +14,8 @@ func TestParseSubset(t *testing.T) {
 		"CREATE KEYSPACE k WITH replication = {'class': 'SimpleStrategy', 'replication_factor': '1'} AND durable_writes = true; -- done",
 		`DROP KEYSPACE IF EXISTS k`,
 		`USE "k"`,
+		`ALTER TABLE k.t ADD s set<text>`,
+		`alter table t add b boolean;`,
 	} {
 		if _, err := parse(q); err != nil {
 			t.Errorf("parse(%q): %v", q, err)
@@ -21,7 +23,7 @@ func TestParseSubset(t *testing.T) {
 	}
 	for _, q := range []string{
 		``, `SELECT`, `SELECT * FROM`, `INSERT INTO t (a) VALUES (?, ?)`, `SELECT a FROM t WHERE a LIKE ?`,
-		`TRUNCATE t`, `SELECT a FROM t; SELECT b FROM t`, `INSERT INTO t (a) VALUES ('unterminated)`,
+		`TRUNCATE t`, `ALTER TABLE k.t DROP v`, `ALTER TABLE k.t ADD`, `ALTER KEYSPACE k WITH durable_writes = false`, `SELECT a FROM t; SELECT b FROM t`, `INSERT INTO t (a) VALUES ('unterminated)`,
 	} {
 		if _, err := parse(q); err == nil {
 			t.Errorf("parse(%q) accepted", q)

@@ -133,9 +133,15 @@ func newTable(ks string, st *statement) (*table, error) {
 			return nil, fmt.Errorf("collection %s cannot be part of the primary key", c.name)
 		}
 	}
-	// SELECT * returns the partition key, the clustering columns, then the
-	// other columns in alphabetical order, as Cassandra does.
-	t.columns = append(append(t.columns, t.pk...), t.ck...)
+	t.orderColumns()
+	return t, nil
+}
+
+// orderColumns sets the order of SELECT *: the partition key, the
+// clustering columns, then the other columns in alphabetical order, as
+// Cassandra does.
+func (t *table) orderColumns() {
+	t.columns = append(append([]*column{}, t.pk...), t.ck...)
 	var regular []*column
 	for _, c := range t.byName {
 		if c.kind == colRegular {
@@ -144,7 +150,6 @@ func newTable(ks string, st *statement) (*table, error) {
 	}
 	sort.Slice(regular, func(i, j int) bool { return regular[i].name < regular[j].name })
 	t.columns = append(t.columns, regular...)
-	return t, nil
 }
 
 func encodeKey(parts [][]byte) string {

@@ -14,7 +14,9 @@ import (
 // system.peers (the other nodes: none) and system_schema.keyspaces (the
 // replication of each keyspace, for the token-aware replica map). Found by
 // logging every statement a gocql session sends while connecting,
-// creating the schema and running the history conformance suite.
+// creating the schema and running the history conformance suite. Also
+// system_schema.columns (the columns of every table created or altered
+// after the system tables), which scyllastore's migrations read.
 var systemSchema = []string{
 	`CREATE KEYSPACE system WITH replication = {'class': 'LocalStrategy'}`,
 	`CREATE KEYSPACE system_schema WITH replication = {'class': 'LocalStrategy'}`,
@@ -31,6 +33,12 @@ var systemSchema = []string{
 	`CREATE TABLE system_schema.keyspaces (
 		keyspace_name text PRIMARY KEY, durable_writes boolean,
 		replication map<text, text>)`,
+	// Read by scyllastore's migrations, not by gocql: whether a column
+	// exists before an ALTER TABLE ... ADD.
+	`CREATE TABLE system_schema.columns (
+		keyspace_name text, table_name text, column_name text,
+		kind text, position int, type text,
+		PRIMARY KEY ((keyspace_name), table_name, column_name))`,
 }
 
 // DataCenter and Rack are where the fake node says it is.
