@@ -237,11 +237,16 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// messageSeq parses the {seq} of a message path.
-func (a *action) messageSeq() (uint64, bool) {
+// target parses the {seq} of a message path and pre-checks a command of
+// type typ on that message; false means it answered.
+func (a *action) target(typ string) (uint64, bool) {
 	seq, err := strconv.ParseUint(chi.URLParam(a.r, "seq"), 10, 64)
 	if err != nil || seq == 0 {
 		a.fail(codeInvalidRequest, "the message seq is a positive integer")
+		return 0, false
+	}
+	if e := a.s.precheckMessage(a.r.Context(), a.conv, a.me, seq, typ); e != nil {
+		writeProblem(a.w, a.s.reject("gateway", e))
 		return 0, false
 	}
 	return seq, true
@@ -256,16 +261,12 @@ func (s *Server) editMessage(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	seq, ok := a.messageSeq()
-	if !ok {
-		return
-	}
 	if e := s.checkBody(req.Body); e != nil {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	if e := s.precheckMessage(r.Context(), a.conv, a.me, seq, schemas.TypeEditMessage); e != nil {
-		writeProblem(w, s.reject("gateway", e))
+	seq, ok := a.target(schemas.TypeEditMessage)
+	if !ok {
 		return
 	}
 	a.run(schemas.TypeEditMessage, &schemas.EditMessageV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, Body: req.Body, IssuedAt: now()}, http.StatusOK)
@@ -276,12 +277,8 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	seq, ok := a.messageSeq()
+	seq, ok := a.target(schemas.TypeDeleteMessage)
 	if !ok {
-		return
-	}
-	if e := s.precheckMessage(r.Context(), a.conv, a.me, seq, schemas.TypeDeleteMessage); e != nil {
-		writeProblem(w, s.reject("gateway", e))
 		return
 	}
 	a.run(schemas.TypeDeleteMessage, &schemas.DeleteMessageV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, IssuedAt: now()}, http.StatusOK)
@@ -295,10 +292,6 @@ func (s *Server) react(add bool) http.HandlerFunc {
 		if a == nil {
 			return
 		}
-		seq, ok := a.messageSeq()
-		if !ok {
-			return
-		}
 		emoji, err := url.PathUnescape(chi.URLParam(r, "emoji"))
 		if err != nil || !schemas.ValidEmoji(emoji) {
 			a.fail(codeInvalidRequest, "a reaction is one emoji (URL-encoded), up to 64 bytes")
@@ -308,8 +301,8 @@ func (s *Server) react(add bool) http.HandlerFunc {
 		if add {
 			typ = schemas.TypeAddReaction
 		}
-		if e := s.precheckMessage(r.Context(), a.conv, a.me, seq, typ); e != nil {
-			writeProblem(w, s.reject("gateway", e))
+		seq, ok := a.target(typ)
+		if !ok {
 			return
 		}
 		a.run(typ, &schemas.ReactV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, Emoji: emoji, IssuedAt: now()}, http.StatusOK)
