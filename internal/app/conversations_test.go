@@ -105,7 +105,7 @@ func TestGroupLifecycle(t *testing.T) {
 	expect(seqOf(max.must(200, "PUT", fmt.Sprintf("%s/messages/%d/reactions/%s", p, m2, url.PathEscape("🔥")), nil)), schemas.TypeReactionAdded)
 	expect(seqOf(zoe.must(200, "PUT", fmt.Sprintf("%s/messages/%d/reactions/%s", p, m2, url.PathEscape("🔥")), nil)), schemas.TypeReactionAdded)
 	expect(seqOf(zoe.must(200, "DELETE", fmt.Sprintf("%s/messages/%d/reactions/%s", p, m2, url.PathEscape("🔥")), nil)), schemas.TypeReactionRemoved)
-	expect(seqOf(mia.must(200, "PATCH", fmt.Sprintf("%s/messages/%d", p, m2), map[string]any{"body": "I will bring the lamp oil"})), schemas.TypeMessageEdited)
+	expect(seqOf(mia.must(200, "PATCH", fmt.Sprintf("%s/messages/%d", p, m2), map[string]any{"body": "I will bring the kerosene"})), schemas.TypeMessageEdited)
 	m3 := max.post(conv, "m3", "wrong chat, sorry", 0)
 	expect(m3, schemas.TypeMessageSentV2)
 	expect(seqOf(olga.must(200, "DELETE", fmt.Sprintf("%s/messages/%d", p, m3), nil)), schemas.TypeMessageDeleted)
@@ -182,6 +182,16 @@ func TestGroupLifecycle(t *testing.T) {
 		return len(out["conversations"].([]any)) == 0
 	})
 
+	// Search: the edit is found by its new word, the deleted message not
+	// at all.
+	hit := searchUntil(t, olga, "/v1/search?q=kerosene")
+	if hit["seq"] != float64(m2) {
+		t.Errorf("searching the edited word found %v, want m2", hit)
+	}
+	if _, out := olga.do("GET", "/v1/search?q=sorry", nil); len(out["results"].([]any)) != 0 {
+		t.Errorf("the deleted message is still found: %v", out["results"])
+	}
+
 	// History: the summary and every message's state.
 	c := olga.must(200, "GET", p, nil)
 	if c["title"] != "Keepers of the light" || c["archived"] != false || len(c["members"].([]any)) != 2 {
@@ -198,7 +208,7 @@ func TestGroupLifecycle(t *testing.T) {
 		byseq[int(e["seq"].(float64))] = e
 	}
 	st, _ := byseq[m2]["message"].(map[string]any)
-	if st == nil || st["body"] != "I will bring the lamp oil" || st["edited_at"] == nil || len(st["reactions"].([]any)) != 1 {
+	if st == nil || st["body"] != "I will bring the kerosene" || st["edited_at"] == nil || len(st["reactions"].([]any)) != 1 {
 		t.Errorf("m2's state %v, want the edit and max's 🔥", st)
 	} else if r := st["reactions"].([]any)[0].(map[string]any); r["emoji"] != "🔥" || fmt.Sprint(r["users"]) != "[max]" {
 		t.Errorf("m2's reactions %v, want 🔥 by max only", st["reactions"])
@@ -215,7 +225,7 @@ func TestGroupLifecycle(t *testing.T) {
 		t.Errorf("thread of m2: %v, want [%d %d]", got, m1, m2)
 	}
 
-	checkReplay(t, sys, []string{"olga", "mia", "max", "zoe"}, []string{"oil", "rota", "sorry"})
+	checkReplay(t, sys, []string{"olga", "mia", "max", "zoe"}, []string{"oil", "rota", "sorry", "kerosene"})
 }
 
 func toMaps(v any) []map[string]any {
