@@ -48,7 +48,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicDLQ} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicDLQ, schemas.TopicChanges} {
 			n, err := producers.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -64,6 +64,7 @@ func TestProvision(t *testing.T) {
 			schemas.TopicEphemeral: "1800000",
 			schemas.TopicPresence:  "-1",
 			schemas.TopicReceipts:  "-1",
+			schemas.TopicChanges:   "3600000",
 		}
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {
@@ -92,6 +93,24 @@ func TestProvision(t *testing.T) {
 			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy {
 				t.Errorf("%s configs %v, want retention.ms %s, retention.bytes -1, cleanup.policy %s", r.ResourceName, got, want[r.ResourceName], policy)
 			}
+		}
+	})
+	t.Run("a node's delivery topic has one partition and the delivery retention", func(t *testing.T) {
+		for range 2 { // idempotent
+			if err := producers.ProvisionNode(ctx, client, topo, "gw-1.a_b"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := producers.Partitions(ctx, client, schemas.DeliveryTopic("gw-1.a_b")); err != nil || n != 1 {
+			t.Errorf("Partitions(%s) = %d, %v; want 1", schemas.DeliveryTopic("gw-1.a_b"), n, err)
+		}
+		resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: schemas.DeliveryTopic("gw-1.a_b"), ConfigNames: []string{"retention.ms"}}}})
+		if err != nil || len(resp.Resources) != 1 || len(resp.Resources[0].ConfigEntries) != 1 || resp.Resources[0].ConfigEntries[0].ConfigValue != "3600000" {
+			t.Errorf("delivery topic configs: %+v, %v; want retention.ms 3600000", resp, err)
+		}
+		if err := producers.ProvisionNode(ctx, client, topo, "no/slashes"); err == nil {
+			t.Error("a node id that cannot name a topic was accepted")
 		}
 	})
 	t.Run("another partition count is refused", func(t *testing.T) {

@@ -27,6 +27,10 @@ type Topology struct {
 	EphemeralRetention time.Duration
 	// DLQRetention of chat.dlq. Default: 30 days.
 	DLQRetention time.Duration
+	// DeliveryRetention of chat.changes and of each node's delivery topic
+	// (chat.delivery.<node>): their readers start near the end, so an
+	// hour is plenty. Default: 1 hour.
+	DeliveryRetention time.Duration
 }
 
 // WithDefaults returns t with zero fields set to their defaults.
@@ -49,6 +53,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.DLQRetention == 0 {
 		t.DLQRetention = 30 * 24 * time.Hour
 	}
+	if t.DeliveryRetention == 0 {
+		t.DeliveryRetention = time.Hour
+	}
 	return t
 }
 
@@ -61,7 +68,7 @@ func (t Topology) Validate() error {
 	if t.ReplicationFactor < 1 {
 		errs = append(errs, fmt.Errorf("replication factor must be at least 1, got %d", t.ReplicationFactor))
 	}
-	for name, d := range map[string]time.Duration{"command": t.CommandRetention, "reply": t.ReplyRetention, "ephemeral": t.EphemeralRetention, "dlq": t.DLQRetention} {
+	for name, d := range map[string]time.Duration{"command": t.CommandRetention, "reply": t.ReplyRetention, "ephemeral": t.EphemeralRetention, "dlq": t.DLQRetention, "delivery": t.DeliveryRetention} {
 		if d < time.Minute {
 			errs = append(errs, fmt.Errorf("%s retention must be at least 1m, got %s", name, d))
 		}
@@ -100,7 +107,45 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicPresence, "-1"),
 		topic(schemas.TopicReceipts, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
+		topic(schemas.TopicChanges, ms(t.DeliveryRetention)),
 	}
+}
+
+// NodeTopic returns the config of gateway node node's delivery topic: one
+// partition (the node reads all of it, in order), delete policy, the
+// delivery retention.
+func (t Topology) NodeTopic(node string) kafka.TopicConfig {
+	t = t.WithDefaults()
+	return kafka.TopicConfig{
+		Topic:             schemas.DeliveryTopic(node),
+		NumPartitions:     1,
+		ReplicationFactor: t.ReplicationFactor,
+		ConfigEntries: []kafka.ConfigEntry{
+			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+			{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.DeliveryRetention.Milliseconds(), 10)},
+			{ConfigName: "retention.bytes", ConfigValue: "-1"},
+		},
+	}
+}
+
+// ProvisionNode creates node's delivery topic if it does not exist. Both
+// the node (before it reads) and the router (before it writes) call it:
+// whichever comes first creates it with the same configuration, and a
+// broker's auto-creation defaults never apply.
+func ProvisionNode(ctx context.Context, client *kafka.Client, t Topology, node string) error {
+	if !schemas.ValidNodeID(node) {
+		return fmt.Errorf("node id %q cannot name a topic: use 1-200 characters of [A-Za-z0-9._-]", node)
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{t.NodeTopic(node)}})
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", schemas.DeliveryTopic(node), err)
+	}
+	for name, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("creating topic %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // ErrPartitionMismatch is returned when an existing topic's partition

@@ -16,13 +16,22 @@ import (
 // id with the murmur2 partitioner. It is safe for concurrent use; each
 // Append waits until every in-sync replica has the record.
 type CommandWriter struct {
-	w   *kafka.Writer
-	now func() time.Time
+	w      *kafka.Writer
+	now    func() time.Time
+	origin string
 }
 
+// CommandOption configures a CommandWriter.
+type CommandOption func(*CommandWriter)
+
+// Origin names the gateway node appending the commands: every command
+// carries it as parley_origin_node, so that its answer is routed back to
+// this node (targeted routing).
+func Origin(node string) CommandOption { return func(c *CommandWriter) { c.origin = node } }
+
 // NewCommandWriter returns a CommandWriter for the bootstrap brokers.
-func NewCommandWriter(brokers []string, log *slog.Logger) *CommandWriter {
-	return &CommandWriter{
+func NewCommandWriter(brokers []string, log *slog.Logger, opts ...CommandOption) *CommandWriter {
+	c := &CommandWriter{
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(brokers...),
 			Topic:        schemas.TopicCommands,
@@ -35,6 +44,10 @@ func NewCommandWriter(brokers []string, log *slog.Logger) *CommandWriter {
 		},
 		now: time.Now,
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Append encodes cmd as JSON and appends it as a record of type typ about
@@ -46,6 +59,7 @@ func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cm
 	}
 	attrs := NewAttributes(typ, conversation, c.now())
 	attrs.TraceParent = traceParent
+	attrs.OriginNode = c.origin
 	if err := c.w.WriteMessages(ctx, Message(attrs, value)); err != nil {
 		return fmt.Errorf("appending %s: %w", typ, err)
 	}

@@ -28,6 +28,26 @@ const (
 	// of the command an event answers. The decider uses it to resume
 	// exactly after the last command it applied.
 	HeaderCommandOffset = "parley_command_offset"
+	// HeaderOriginNode is Parley-internal: the gateway node that appended
+	// a command. The decider copies it onto the event or reply it
+	// appends, so that targeted routing answers the sender's node even
+	// when the sender holds no socket there.
+	HeaderOriginNode = "parley_origin_node"
+)
+
+// Routing headers, added by the router to the records it copies to a
+// node's delivery topic (DeliveryTopic) and to TopicChanges.
+const (
+	// HeaderRecipients lists, comma-separated, the users whose sockets on
+	// the receiving node get the record. Empty on a copy sent only to
+	// answer the command's origin node.
+	HeaderRecipients = "parley_recipients"
+	// HeaderPrevChangeSeq is, on an event that changes its conversation's
+	// state beyond its messages (creation, membership, roles, title,
+	// archive, blocks), the seq of the previous such change as the router
+	// knew it, decimal. A reader whose copy of the conversation is at or
+	// past it can apply the change; one behind it has missed a change.
+	HeaderPrevChangeSeq = "parley_prev_change_seq"
 )
 
 // Dead-letter headers, added to a record copied to TopicDLQ.
@@ -65,6 +85,9 @@ type Attributes struct {
 	TraceParent string
 	// CommandOffset is the offset of the command an event answers, or -1.
 	CommandOffset int64
+	// OriginNode is the gateway node that appended the command a record
+	// answers (parley_origin_node), or "".
+	OriginNode string
 }
 
 // ErrMissingAttribute is returned when a record lacks a required
@@ -73,7 +96,7 @@ var ErrMissingAttribute = errors.New("missing cloudevents attribute")
 
 // Headers encodes the attributes as CloudEvents binary-mode headers.
 func (a Attributes) Headers() []Header {
-	h := make([]Header, 0, 9)
+	h := make([]Header, 0, 10)
 	h = append(h,
 		Header{HeaderSpecVersion, []byte(specVersion)},
 		Header{HeaderID, []byte(a.ID)},
@@ -91,6 +114,9 @@ func (a Attributes) Headers() []Header {
 	}
 	if a.CommandOffset >= 0 {
 		h = append(h, Header{HeaderCommandOffset, strconv.AppendInt(nil, a.CommandOffset, 10)})
+	}
+	if a.OriginNode != "" {
+		h = append(h, Header{HeaderOriginNode, []byte(a.OriginNode)})
 	}
 	return h
 }
@@ -132,6 +158,8 @@ func ParseAttributes(headers []Header) (Attributes, error) {
 				return a, fmt.Errorf("parsing %s: invalid offset %q", HeaderCommandOffset, h.Value)
 			}
 			a.CommandOffset = n
+		case HeaderOriginNode:
+			a.OriginNode = string(h.Value)
 		}
 	}
 	switch {

@@ -31,7 +31,41 @@ const (
 	// TopicDLQ holds records a consumer could not process, with the error
 	// in headers. Key: the original key. Retention: long.
 	TopicDLQ = "chat.dlq"
+	// TopicChanges holds a copy of every event of chat.events that
+	// changes its conversation beyond its messages (creation, membership,
+	// roles, title, archive, blocks), written by the router, so that
+	// every gateway node keeps the conversations it has cached current
+	// while reading only what is routed to it. Key: conversation id.
+	// Retention: 1 hour.
+	TopicChanges = "chat.changes"
+	// DeliveryTopicPrefix starts the name of each gateway node's delivery
+	// topic; see DeliveryTopic.
+	DeliveryTopicPrefix = "chat.delivery."
 )
+
+// DeliveryTopic is the delivery topic of gateway node node under targeted
+// routing: one partition, to which the router copies the events, replies
+// and typing signals that node's sockets (or waiting requests) need. The
+// node creates it on start; the router creates it too before its first
+// write, with the same configuration.
+func DeliveryTopic(node string) string { return DeliveryTopicPrefix + node }
+
+// ValidNodeID reports whether s can name a gateway node under targeted
+// routing: 1 to 200 characters a Kafka topic name allows ([A-Za-z0-9._-]),
+// so that DeliveryTopic(s) is a legal topic name.
+func ValidNodeID(s string) bool {
+	if len(s) == 0 || len(s) > 200 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Consumer group ids. Renaming one makes the group start over from its
 // reset policy, so treat them as persistent names.
@@ -42,6 +76,9 @@ const (
 	// GroupReceipts folds chat.receipts into the history store's read and
 	// delivered markers.
 	GroupReceipts = "parley-projection-receipts"
+	// GroupRouter routes chat.events, chat.replies and chat.ephemeral to
+	// the delivery topics of the gateway nodes that need each record.
+	GroupRouter = "parley-router"
 )
 
 // Source is the CloudEvents source of every record Parley writes.

@@ -284,7 +284,7 @@ func (s *State) event(cmd schemas.Attributes, typ, conversation string, seq uint
 	}
 	a := producers.NewAttributes(typ, conversation, now)
 	a.Seq, a.HasSeq = seq, true
-	a.TraceParent = cmd.TraceParent
+	a.TraceParent, a.OriginNode = cmd.TraceParent, cmd.OriginNode
 	a.CommandOffset = offset
 	if offset > s.LastCommandOffset {
 		s.LastCommandOffset = offset
@@ -310,6 +310,6 @@ func reply(cmd schemas.Attributes, typ, conversation string, r any, now time.Tim
 		return Decision{}, fmt.Errorf("encoding %s: %w", typ, err)
 	}
 	a := producers.NewAttributes(typ, conversation, now)
-	a.TraceParent = cmd.TraceParent
+	a.TraceParent, a.OriginNode = cmd.TraceParent, cmd.OriginNode
 	return Decision{Reply: &Output{Attrs: a, Value: value}}, nil
 }
