@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -39,6 +40,14 @@ type GroupConfig struct {
 	GroupID string
 	// Topic is the topic consumed.
 	Topic string
+	// Topics, when set, are consumed instead of Topic, by the same group;
+	// Apply then gets records of all of them (Record.Message.Topic says
+	// which).
+	Topics []string
+	// StartOffset is where a partition the group has never committed
+	// starts: kafka.FirstOffset or kafka.LastOffset. Default:
+	// kafka.FirstOffset.
+	StartOffset int64
 	// MaxBatch is the most records applied at once. Default: 500.
 	MaxBatch int
 	// Linger is how long a batch waits for more records that are already
@@ -71,6 +80,9 @@ func (c GroupConfig) withDefaults() GroupConfig {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.StartOffset == 0 {
+		c.StartOffset = kafka.FirstOffset
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -85,15 +97,19 @@ func (c GroupConfig) withDefaults() GroupConfig {
 // returns. It returns nil after ctx is done, or the error that stopped it.
 func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) error {
 	cfg = cfg.withDefaults()
-	log := cfg.Logger.With("group", cfg.GroupID, "topic", cfg.Topic)
-	r := kafka.NewReader(kafka.ReaderConfig{
+	topic := cfg.Topic
+	if len(cfg.Topics) > 0 {
+		topic = strings.Join(cfg.Topics, ",")
+	}
+	log := cfg.Logger.With("group", cfg.GroupID, "topic", topic)
+	rc := kafka.ReaderConfig{
 		Brokers:           cfg.Brokers,
 		GroupID:           cfg.GroupID,
 		Topic:             cfg.Topic,
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
 		MaxWait:           500 * time.Millisecond,
-		StartOffset:       kafka.FirstOffset,
+		StartOffset:       cfg.StartOffset,
 		CommitInterval:    0, // synchronous commits, after Apply only
 		SessionTimeout:    cfg.SessionTimeout,
 		HeartbeatInterval: cfg.SessionTimeout / 10,
@@ -101,7 +117,11 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			log.Warn("kafka reader", "err", fmt.Sprintf(msg, args...))
 		}),
-	})
+	}
+	if len(cfg.Topics) > 0 {
+		rc.Topic, rc.GroupTopics = "", cfg.Topics
+	}
+	r := kafka.NewReader(rc)
 	dlq := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Topic:        schemas.TopicDLQ,
@@ -117,16 +137,17 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 			log.Warn("closing reader", "err", err)
 		}
 	}()
-	g := &group[T]{cfg: cfg, log: log, r: r, dlq: dlq, p: p}
+	g := &group[T]{cfg: cfg, log: log, r: r, dlq: dlq, p: p, topic: topic}
 	return g.run(ctx)
 }
 
 type group[T any] struct {
-	cfg GroupConfig
-	log *slog.Logger
-	r   *kafka.Reader
-	dlq *kafka.Writer
-	p   Projection[T]
+	cfg   GroupConfig
+	topic string // for messages: Topic, or Topics joined
+	log   *slog.Logger
+	r     *kafka.Reader
+	dlq   *kafka.Writer
+	p     Projection[T]
 }
 
 func (g *group[T]) run(ctx context.Context) error {
@@ -138,7 +159,7 @@ func (g *group[T]) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("fetching from %s: %w", g.cfg.Topic, err)
+			return fmt.Errorf("fetching from %s: %w", g.topic, err)
 		}
 		msgs = append(msgs, m)
 		msgs = g.drain(ctx, msgs)

@@ -1,0 +1,82 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// StartAtEnd commits, for every partition of topics on which group has
+// never committed, the partition's current end, so that the group starts
+// there whenever its members join. A group that only matters from now on
+// (the router: nobody waits for yesterday's deliveries) calls it before
+// joining; unlike a StartOffset of kafka.LastOffset, which takes the end
+// at the moment a member is first assigned the partition, records
+// appended between the call and the first join are not skipped.
+//
+// It commits as a "simple" consumer (generation -1), which brokers accept
+// only while the group has no members; if members are already there, they
+// have committed or are about to, and the error is ignored.
+func StartAtEnd(ctx context.Context, client *kafka.Client, group string, topics ...string) error {
+	parts := map[string][]int{}
+	var reqs = map[string][]kafka.OffsetRequest{}
+	for _, topic := range topics {
+		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err != nil {
+			return fmt.Errorf("reading metadata of %s: %w", topic, err)
+		}
+		if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+			return fmt.Errorf("reading metadata of %s: %v", topic, meta.Topics)
+		}
+		for _, p := range meta.Topics[0].Partitions {
+			parts[topic] = append(parts[topic], p.ID)
+			reqs[topic] = append(reqs[topic], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
+	if err != nil {
+		return fmt.Errorf("fetching offsets of group %s: %w", group, err)
+	}
+	has := map[string]map[int]bool{}
+	for topic, ps := range committed.Topics {
+		has[topic] = map[int]bool{}
+		for _, p := range ps {
+			if p.Error == nil && p.CommittedOffset >= 0 {
+				has[topic][p.Partition] = true
+			}
+		}
+	}
+	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	if err != nil {
+		return fmt.Errorf("listing offsets: %w", err)
+	}
+	commits := map[string][]kafka.OffsetCommit{}
+	for topic, ps := range ends.Topics {
+		for _, po := range ps {
+			if po.Error != nil {
+				return fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			}
+			if !has[topic][po.Partition] {
+				commits[topic] = append(commits[topic], kafka.OffsetCommit{Partition: po.Partition, Offset: po.LastOffset})
+			}
+		}
+	}
+	if len(commits) == 0 {
+		return nil
+	}
+	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: commits})
+	if err != nil {
+		return fmt.Errorf("committing start offsets of group %s: %w", group, err)
+	}
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil && !errors.Is(p.Error, kafka.IllegalGeneration) && !errors.Is(p.Error, kafka.UnknownMemberId) &&
+				!errors.Is(p.Error, kafka.RebalanceInProgress) {
+				return fmt.Errorf("committing start offset of %s/%d for group %s: %w", topic, p.Partition, group, p.Error)
+			}
+		}
+	}
+	return nil
+}

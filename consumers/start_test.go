@@ -1,0 +1,68 @@
+package consumers_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// TestStartAtEnd checks that a new group started at the end skips what
+// was there before, gets what is appended after the call even before any
+// member joined, keeps offsets it already has, and consumes several
+// topics at once.
+func TestStartAtEnd(t *testing.T) {
+	t.Parallel()
+	brokers := startBroker(t)
+	write(t, brokers, record("old-a", 0), record("old-b", 0), record("old-c", 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := consumers.StartAtEnd(ctx, client(brokers), groupID, topic, schemas.TopicReplies); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := committed(t, brokers), ends(t, brokers, topic); !slices.Equal(got, want) {
+		t.Fatalf("committed %v after StartAtEnd, want the ends %v", got, want)
+	}
+	// Appended after the call, before anyone joined: not skipped.
+	write(t, brokers, record("new-a", 0))
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicReplies, Balancer: kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	if err := w.WriteMessages(ctx, record("reply-a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	// A second call changes nothing now that offsets exist.
+	if err := consumers.StartAtEnd(ctx, client(brokers), groupID, topic, schemas.TopicReplies); err != nil {
+		t.Fatal(err)
+	}
+
+	p := &projection{}
+	gctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- consumers.RunGroup[item](gctx, consumers.GroupConfig{
+			Brokers: brokers, GroupID: groupID, Topics: []string{topic, schemas.TopicReplies}, StartOffset: kafka.LastOffset,
+		}, p)
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("RunGroup: %v", err)
+		}
+	}()
+	waitFor(t, 20*time.Second, "the records appended after StartAtEnd", func() bool { return len(p.appliedItems()) >= 2 })
+	time.Sleep(200 * time.Millisecond) // anything older would have come with them
+	var keys []string
+	for _, it := range p.appliedItems() {
+		keys = append(keys, it.Key)
+	}
+	slices.Sort(keys)
+	if !slices.Equal(keys, []string{"new-a", "reply-a"}) {
+		t.Errorf("applied %v, want only the records appended after StartAtEnd, of both topics", keys)
+	}
+}
