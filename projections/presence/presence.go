@@ -15,6 +15,10 @@
 //
 // Watchers get changes batched once per Flush. A Tracker is safe for
 // concurrent use.
+//
+// The same records make the session registry of targeted routing: a
+// Registry (the router's) reads them, never writes, and answers which
+// nodes hold a user's sockets now.
 package presence
 
 import (
@@ -120,41 +124,11 @@ func (t *Tracker) Ready() <-chan struct{} { return t.ready }
 // flushes watchers until ctx is done.
 func (t *Tracker) Run(ctx context.Context) error {
 	defer t.w.Close()
-	client := producers.NewClient(t.cfg.Brokers)
-	n, err := producers.Partitions(ctx, client, schemas.TopicPresence)
-	if err != nil {
-		return err
-	}
-	var reqs []kafka.OffsetRequest
-	for p := range n {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{schemas.TopicPresence: reqs}})
-	if err != nil {
-		return fmt.Errorf("listing offsets of %s: %w", schemas.TopicPresence, err)
-	}
 	var wg sync.WaitGroup
-	caughtUp := make(chan struct{}, n)
-	errs := make(chan error, n)
-	for _, po := range resp.Topics[schemas.TopicPresence] {
-		if po.Error != nil {
-			return fmt.Errorf("listing offsets of %s/%d: %w", schemas.TopicPresence, po.Partition, po.Error)
-		}
-		wg.Go(func() {
-			if err := t.follow(ctx, po.Partition, po.LastOffset, caughtUp); err != nil && ctx.Err() == nil {
-				errs <- err
-			}
-		})
-	}
 	defer wg.Wait()
-	for range n {
-		select {
-		case <-caughtUp:
-		case err := <-errs:
-			return err
-		case <-ctx.Done():
-			return nil
-		}
+	errs, err := follow(ctx, t.cfg.Brokers, t.log, &wg, t.apply)
+	if err != nil || ctx.Err() != nil {
+		return err
 	}
 	close(t.ready)
 
@@ -177,15 +151,58 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-// follow applies partition p from the start; it signals caughtUp once it
-// has read up to hw (the end when Run started).
-func (t *Tracker) follow(ctx context.Context, p int, hw int64, caughtUp chan<- struct{}) error {
+// follow reads every partition of chat.presence from the start, one
+// goroutine each (on wg), and calls apply for every record, concurrently
+// across partitions. It returns once every partition has been read up to
+// where it ended when follow was called — or nil, nil if ctx ends first —
+// with the channel that receives a later reading error.
+func follow(ctx context.Context, brokers []string, log *slog.Logger, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
+	client := producers.NewClient(brokers)
+	n, err := producers.Partitions(ctx, client, schemas.TopicPresence)
+	if err != nil {
+		return nil, err
+	}
+	var reqs []kafka.OffsetRequest
+	for p := range n {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{schemas.TopicPresence: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s: %w", schemas.TopicPresence, err)
+	}
+	caughtUp := make(chan struct{}, n)
+	errs := make(chan error, n)
+	for _, po := range resp.Topics[schemas.TopicPresence] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", schemas.TopicPresence, po.Partition, po.Error)
+		}
+		wg.Go(func() {
+			if err := followPartition(ctx, brokers, log, po.Partition, po.LastOffset, caughtUp, apply); err != nil && ctx.Err() == nil {
+				errs <- err
+			}
+		})
+	}
+	for range n {
+		select {
+		case <-caughtUp:
+		case err := <-errs:
+			return nil, err
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+	return errs, nil
+}
+
+// followPartition applies partition p from the start; it signals caughtUp
+// once it has read up to hw (the end when following started).
+func followPartition(ctx context.Context, brokers []string, log *slog.Logger, p int, hw int64, caughtUp chan<- struct{}, apply func(context.Context, *schemas.PresenceV1)) error {
 	if hw == 0 {
 		caughtUp <- struct{}{}
 		caughtUp = nil
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: t.cfg.Brokers, Topic: schemas.TopicPresence, Partition: p,
+		Brokers: brokers, Topic: schemas.TopicPresence, Partition: p,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
 	})
 	defer r.Close()
@@ -202,9 +219,9 @@ func (t *Tracker) follow(ctx context.Context, p int, hw int64, caughtUp chan<- s
 		}
 		if attrs, err := producers.Attributes(m); err == nil && attrs.Type == schemas.TypePresence {
 			if v, err := schemas.Decode(attrs.Type, m.Value); err == nil {
-				t.apply(ctx, v.(*schemas.PresenceV1))
+				apply(ctx, v.(*schemas.PresenceV1))
 			} else {
-				t.log.Warn("skipping presence record", "partition", p, "offset", m.Offset, "err", err)
+				log.Warn("skipping presence record", "partition", p, "offset", m.Offset, "err", err)
 			}
 		}
 		if caughtUp != nil && m.Offset >= hw-1 {

@@ -1,0 +1,121 @@
+package presence_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/presence"
+)
+
+// registrations records a registry's OnRegister calls.
+type registrations struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *registrations) add(user, node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, user+"@"+node)
+}
+
+func (r *registrations) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+func startRegistry(t *testing.T, brokers []string, on func(user, node string)) (*presence.Registry, func()) {
+	t.Helper()
+	reg := presence.NewRegistry(presence.RegistryConfig{Brokers: brokers, OnRegister: on})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reg.Run(ctx) }()
+	select {
+	case <-reg.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("registry not ready")
+	}
+	return reg, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("registry: %v", err)
+		}
+	}
+}
+
+// TestRegistry follows two nodes' presence: the registry knows which nodes
+// hold a user's sockets, says when a user appears on a node (and only
+// then), forgets a node on disconnect and a crashed node once its entry
+// expires, and a registry started later knows the current state without
+// announcing it.
+func TestRegistry(t *testing.T) {
+	t.Parallel()
+	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
+	ctx := context.Background()
+	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	regs := &registrations{}
+	reg, stop := startRegistry(t, brokers, regs.add)
+	defer stop()
+	a, stopA, doneA := start(t, brokers, "node-a")
+	defer func() { stopA(); <-doneA }()
+	b, stopB, doneB := start(t, brokers, "node-b")
+
+	nodes := func(r *presence.Registry, user string) []string {
+		n := r.AppendNodes(nil, user)
+		slices.Sort(n)
+		return n
+	}
+	a.Connect(ctx, "alice", "phone")
+	eventually(t, "alice on node a", func() bool { return slices.Equal(nodes(reg, "alice"), []string{"node-a"}) })
+	a.Connect(ctx, "alice", "laptop") // a second device on the same node is no new registration
+	b.Connect(ctx, "alice", "tablet")
+	bobGone := b.Connect(ctx, "bob", "phone")
+	eventually(t, "alice on both nodes, bob on b", func() bool {
+		return slices.Equal(nodes(reg, "alice"), []string{"node-a", "node-b"}) && slices.Equal(nodes(reg, "bob"), []string{"node-b"})
+	})
+	time.Sleep(500 * time.Millisecond) // heartbeats re-publish: no new registrations
+	got := regs.list()
+	slices.Sort(got)
+	if want := []string{"alice@node-a", "alice@node-b", "bob@node-b"}; !slices.Equal(got, want) {
+		t.Errorf("registrations %v, want %v", got, want)
+	}
+
+	bobGone()
+	eventually(t, "bob gone", func() bool { return len(nodes(reg, "bob")) == 0 })
+	b.Connect(ctx, "bob", "phone")
+	eventually(t, "bob back on b, announced again", func() bool { return slices.Contains(regs.list()[3:], "bob@node-b") })
+
+	// A registry started now knows the state and announces nothing of it.
+	late := &registrations{}
+	reg2, stop2 := startRegistry(t, brokers, late.add)
+	defer stop2()
+	if got := nodes(reg2, "alice"); !slices.Equal(got, []string{"node-a", "node-b"}) {
+		t.Errorf("a registry started later has alice on %v", got)
+	}
+
+	// Node b crashes: its entries expire (1 s timeout) and it is no longer
+	// routed to.
+	stopB()
+	<-doneB
+	eventually(t, "node b's entries expired", func() bool {
+		return slices.Equal(nodes(reg, "alice"), []string{"node-a"}) && len(nodes(reg, "bob")) == 0
+	})
+	if got := late.list(); len(got) != 0 {
+		t.Errorf("the later registry announced %v", got)
+	}
+}
