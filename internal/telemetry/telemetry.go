@@ -39,6 +39,17 @@ type Metrics struct {
 	// DeliverLatency is the time from an event's ce_time (when the decider
 	// accepted it) to its frame being written to a socket.
 	DeliverLatency prometheus.Histogram
+	// DeliveryRecordsRead counts the records a node's delivery projection
+	// read from Kafka, by topic: every record of chat.events,
+	// chat.replies and chat.ephemeral under broadcast routing; only this
+	// node's delivery topic and chat.changes under targeted routing.
+	DeliveryRecordsRead *prometheus.CounterVec
+	// RouterRecordsRead counts the records the router read, by topic.
+	RouterRecordsRead *prometheus.CounterVec
+	// RouterRecordsWritten counts the records the router wrote, by kind:
+	// "delivery" (a copy for one node), "changes" (to chat.changes),
+	// "resync" (a copy re-sent when a user appeared on a node).
+	RouterRecordsWritten *prometheus.CounterVec
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -79,12 +90,22 @@ func New() *Metrics {
 			Help:    "Time from an event's acceptance (ce_time) to its frame being written to a socket.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		DeliveryRecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_delivery_records_read_total", Help: "Records the node's delivery projection read from Kafka, by topic.",
+		}, []string{"topic"}),
+		RouterRecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_router_records_read_total", Help: "Records the router read, by topic.",
+		}, []string{"topic"}),
+		RouterRecordsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_router_records_written_total", Help: "Records the router wrote: delivery (one per node), changes, resync.",
+		}, []string{"kind"}),
 	}
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.Commands, m.Rejections,
 		m.Connections, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
+		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten,
 	)
 	return m
 }

@@ -55,8 +55,18 @@ type Config struct {
 	// socket of user (a delivered receipt, coalesced by the caller). It
 	// must not block.
 	Delivered func(conversation, user string, seq uint64)
-	Logger    *slog.Logger
-	Metrics   *telemetry.Metrics
+	// Node, when set, selects targeted routing: the hub reads only this
+	// node's delivery topic, where the router puts what the node's
+	// sockets and waiting requests need, and chat.changes (see
+	// targeted.go). Empty selects broadcast: the hub reads every
+	// partition of chat.events, chat.replies, chat.ephemeral and
+	// chat.receipts.
+	Node string
+	// Topology configures the node's delivery topic, which the hub
+	// creates on start under targeted routing.
+	Topology producers.Topology
+	Logger   *slog.Logger
+	Metrics  *telemetry.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -125,8 +135,13 @@ func NewHub(cfg Config) *Hub {
 // Ready is closed once the hub follows every partition.
 func (h *Hub) Ready() <-chan struct{} { return h.ready }
 
-// Run follows chat.events and chat.replies until ctx is done.
+// Run follows chat.events, chat.replies, chat.ephemeral and chat.receipts
+// (broadcast), or the node's delivery topic and chat.changes (targeted),
+// until ctx is done.
 func (h *Hub) Run(ctx context.Context) error {
+	if h.targeted() {
+		return h.runTargeted(ctx)
+	}
 	n, err := producers.Partitions(ctx, h.client, schemas.TopicEvents)
 	if err != nil {
 		return err
@@ -175,6 +190,7 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
 	}
+	read := h.cfg.Metrics.DeliveryRecordsRead.WithLabelValues(topic)
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -183,6 +199,7 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 			}
 			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
 		}
+		read.Inc()
 		attrs, err := producers.Attributes(m)
 		if err != nil {
 			h.log.Warn("skipping record", "topic", topic, "partition", p, "offset", m.Offset, "err", err)
@@ -197,6 +214,10 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 			h.signal(ctx, attrs, m.Value)
 		case schemas.TopicReceipts:
 			h.receipt(ctx, attrs, m.Value)
+		case schemas.TopicChanges:
+			h.change(attrs, m)
+		default: // this node's delivery topic
+			h.routed(attrs, m)
 		}
 	}
 }
@@ -429,6 +450,11 @@ func (h *Hub) Conversation(ctx context.Context, id string) (history.Conversation
 	var out history.Conversation
 	if ok {
 		out = *c
+	}
+	if l := h.latest[id]; ok && l > out.LastSeq {
+		// Under targeted routing only changes are folded into the
+		// summary: the newest seq seen comes from the events.
+		out.LastSeq = l
 	}
 	h.mu.RUnlock()
 	if ok {

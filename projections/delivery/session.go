@@ -44,6 +44,10 @@ type Session struct {
 	user    string
 	queue   chan *item // shared, read-only items: 8 bytes a slot
 	cursors map[string]uint64
+	// start is when the session began: under targeted routing, the
+	// boundary of what it owes the client in conversations it did not
+	// resume (see firstEvent).
+	start time.Time
 
 	failOnce sync.Once
 	failed   chan struct{}
@@ -58,6 +62,7 @@ func (h *Hub) NewSession(user string) *Session {
 		user:    user,
 		queue:   make(chan *item, h.cfg.QueueSize),
 		cursors: make(map[string]uint64),
+		start:   time.Now(),
 		failed:  make(chan struct{}),
 	}
 	h.register(s)
@@ -164,6 +169,11 @@ func (s *Session) deliver(ctx context.Context, sink Sink, it *item) error {
 	switch {
 	case !known:
 		// A conversation the client did not resume: live from here on.
+		if s.hub.targeted() {
+			if skip, err := s.firstEvent(ctx, sink, it); skip || err != nil {
+				return err
+			}
+		}
 	case it.seq < next:
 		return nil // already delivered, by a backfill
 	case it.seq > next:

@@ -1,0 +1,593 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// RouterConfig configures a Router.
+type RouterConfig struct {
+	Brokers []string
+	// History serves the members of conversations the router has not
+	// seen an event of since it started.
+	History history.Reader
+	// Topology configures the nodes' delivery topics, which the router
+	// creates (if their node has not yet) before writing to them.
+	Topology producers.Topology
+	// Resync is how recent a conversation's last event must be for the
+	// router to send it again to a node where one of its members just
+	// appeared (see Router). Default: 10s.
+	Resync time.Duration
+	// SessionTimeout of the router's group membership: how long a crashed
+	// router's partitions (and so deliveries) wait before another router
+	// takes over. Default: 6s.
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
+	Metrics        *telemetry.Metrics
+}
+
+func (c RouterConfig) withDefaults() RouterConfig {
+	if c.Resync == 0 {
+		c.Resync = 10 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 6 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = telemetry.New()
+	}
+	return c
+}
+
+// routedTopics are what the router reads.
+var routedTopics = []string{schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicReceipts}
+
+// Router is the routing stage of targeted delivery: a consumer group
+// (parley-router) over chat.events, chat.replies, chat.ephemeral and
+// chat.receipts that copies each record once to the delivery topic of
+// every gateway node that needs it, naming the node's users it is for.
+//
+// An event goes to the nodes holding sockets of the conversation's
+// members — before and after the event, so that a member who leaves or
+// is removed gets the event that says so, and one who is added gets it
+// too — and to the node that appended the command (parley_origin_node),
+// where the request may wait without any socket. A reply goes to the
+// origin node only; a typing signal to the nodes of the members but the
+// typing user; a receipt to the nodes of its user (and of the other
+// member of a direct conversation). Which nodes hold whose sockets comes
+// from the presence registry (chat.presence). Members come from the
+// events the router folds, and from the history store for a conversation
+// it has not seen since it started.
+//
+// An event that changes its conversation beyond its messages (creation,
+// membership, roles, title, archive, blocks) also goes, once, to
+// chat.changes, which every node reads whole, so that the conversations
+// a node has cached stay current although it reads only its own topic.
+//
+// The registry learns of a new socket a moment after the socket opened.
+// When it sees a user appear on a node, the router sends that node again
+// the newest event of each of the user's conversations that had one in
+// the last Resync: a session that has missed events of the moment before
+// it was registered sees the gap and fills it from history at once
+// (Session.firstEvent), rather than at the next event.
+//
+// Delivery copies are written with acks from the leader only: they are
+// derived data, and a lost copy is a gap the next event fills.
+//
+// Run owns the router; Ready is safe for concurrent use.
+type Router struct {
+	cfg      RouterConfig
+	log      *slog.Logger
+	client   *kafka.Client
+	w        *kafka.Writer
+	registry *presence.Registry
+	regs     chan registration
+	ready    chan struct{}
+
+	mu     sync.Mutex
+	convs  map[string]*routeConv
+	byUser map[string]map[string]struct{} // user -> conversations in convs
+
+	topicsMu sync.Mutex
+	topics   map[string]error // delivery topic -> provisioning result
+}
+
+// routeConv is what the router keeps of a conversation.
+type routeConv struct {
+	sum history.Conversation
+	// changeSeq is the seq of its last change (or, loaded from history,
+	// the seq history had reached).
+	changeSeq uint64
+	// last is its newest event as routed, without recipients, and lastAt
+	// when it was routed: what a resync sends again.
+	last   *kafka.Message
+	lastAt time.Time
+}
+
+type registration struct{ user, node string }
+
+// NewRouter returns a Router; Run starts it.
+func NewRouter(cfg RouterConfig) *Router {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger.With("component", "router")
+	r := &Router{
+		cfg:    cfg,
+		log:    log,
+		client: producers.NewClient(cfg.Brokers),
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Brokers...),
+			Balancer:     kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireOne,
+			BatchTimeout: time.Millisecond,
+			BatchSize:    1000,
+			// Forces a metadata request for a delivery topic the writer
+			// has not cached yet (it was just created, by its node or by
+			// ensureTopics): topics are always created before use.
+			AllowAutoTopicCreation: true,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				log.Error(fmt.Sprintf(msg, args...), "component", "router-writer")
+			}),
+		},
+		regs:   make(chan registration, 4096),
+		ready:  make(chan struct{}),
+		convs:  make(map[string]*routeConv),
+		byUser: make(map[string]map[string]struct{}),
+		topics: make(map[string]error),
+	}
+	r.registry = presence.NewRegistry(presence.RegistryConfig{Brokers: cfg.Brokers, OnRegister: r.register, Logger: cfg.Logger})
+	return r
+}
+
+// Ready is closed once the router's group starts at the end of every
+// partition it had never consumed (see consumers.StartAtEnd) and the
+// registry has caught up: from then on no record is left unrouted.
+func (r *Router) Ready() <-chan struct{} { return r.ready }
+
+// Run routes until ctx is done.
+func (r *Router) Run(ctx context.Context) error {
+	defer func() {
+		if err := r.w.Close(); err != nil {
+			r.log.Warn("closing writer", "err", err)
+		}
+	}()
+	// Nobody waits for what was appended before the router first ran:
+	// nodes deliver from their start, sockets resume from history.
+	if err := consumers.StartAtEnd(ctx, r.client, schemas.GroupRouter, routedTopics...); err != nil {
+		return err
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var regErr error
+	regDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(regDone)
+		if regErr = r.registry.Run(gctx); regErr != nil {
+			cancel()
+		}
+	})
+	select {
+	case <-r.registry.Ready():
+	case <-regDone:
+		return regErr
+	case <-ctx.Done():
+		return nil
+	}
+	wg.Go(func() { r.resyncLoop(gctx) })
+	close(r.ready)
+	r.log.Info("routing", "topics", routedTopics)
+	err := consumers.RunGroup(gctx, consumers.GroupConfig{
+		Brokers: r.cfg.Brokers, GroupID: schemas.GroupRouter, Topics: routedTopics, StartOffset: kafka.LastOffset,
+		SessionTimeout: r.cfg.SessionTimeout, Logger: r.cfg.Logger, Metrics: r.cfg.Metrics,
+	}, routing{r})
+	cancel()
+	<-regDone
+	return errors.Join(err, regErr)
+}
+
+// routing is the router as a consumers.Projection.
+type routing struct{ r *Router }
+
+// routeItem is one consumed record and, once routed, its copies: a batch
+// retried after a failed write writes the same copies again.
+type routeItem struct {
+	rec    consumers.Record
+	routed bool
+	out    []kafka.Message
+}
+
+func (routing) Decode(rec consumers.Record) (*routeItem, error) { return &routeItem{rec: rec}, nil }
+
+func (p routing) Apply(ctx context.Context, batch []*routeItem) error {
+	r := p.r
+	var out []kafka.Message
+	for _, it := range batch {
+		if !it.routed {
+			r.cfg.Metrics.RouterRecordsRead.WithLabelValues(it.rec.Message.Topic).Inc()
+			it.out, it.routed = r.route(ctx, it.rec), true
+		}
+		out = append(out, it.out...)
+	}
+	return r.write(ctx, out, "")
+}
+
+func (r *Router) route(ctx context.Context, rec consumers.Record) []kafka.Message {
+	switch rec.Message.Topic {
+	case schemas.TopicEvents:
+		return r.routeEvent(ctx, rec)
+	case schemas.TopicReplies:
+		if o := rec.Attrs.OriginNode; o != "" {
+			return []kafka.Message{routedCopy(schemas.DeliveryTopic(o), rec.Message, recipientsHeader(nil))}
+		}
+	case schemas.TopicEphemeral:
+		return r.routeTyping(ctx, rec)
+	case schemas.TopicReceipts:
+		return r.routeReceipt(ctx, rec)
+	}
+	return nil
+}
+
+func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.Message {
+	a := rec.Attrs
+	if !a.HasSeq || a.Subject == "" {
+		return nil
+	}
+	ev := history.Event{ConversationID: a.Subject, Seq: a.Seq, ID: a.ID, Type: a.Type, Time: a.Time, Data: rec.Message.Value}
+	var c *routeConv
+	if a.Type == schemas.TypeConversationCreated {
+		r.mu.Lock()
+		if c = r.convs[a.Subject]; c == nil {
+			c = &routeConv{}
+			r.convs[a.Subject] = c
+		}
+	} else {
+		c = r.conversation(ctx, a.Subject) // locks r.mu when found
+	}
+	if c == nil {
+		r.log.Warn("routing to the origin only: members unknown", "conversation_id", a.Subject, "seq", a.Seq)
+		if a.OriginNode == "" {
+			return nil
+		}
+		return []kafka.Message{routedCopy(schemas.DeliveryTopic(a.OriginNode), rec.Message, recipientsHeader(nil))}
+	}
+	defer r.mu.Unlock()
+
+	before := c.sum
+	if _, err := history.ApplyToSummary(&c.sum, ev); err != nil {
+		r.log.Warn("folding event", "conversation_id", a.Subject, "seq", a.Seq, "err", err)
+	}
+	var extra []kafka.Header
+	changed := changedState(before, c.sum)
+	if changed {
+		if a.Type != schemas.TypeConversationCreated {
+			extra = append(extra, kafka.Header{Key: schemas.HeaderPrevChangeSeq, Value: strconv.AppendUint(nil, c.changeSeq, 10)})
+		}
+		c.changeSeq = a.Seq
+		r.index(a.Subject, before.Members, c.sum.Members)
+	}
+	users := members(c.sum)
+	if changed {
+		users = union(before.Members, c.sum.Members)
+	}
+	byNode := r.nodesOf(users, "")
+	if o := a.OriginNode; o != "" {
+		if _, ok := byNode[o]; !ok {
+			byNode[o] = nil
+		}
+	}
+	out := make([]kafka.Message, 0, len(byNode)+1)
+	for node, us := range byNode {
+		out = append(out, routedCopy(schemas.DeliveryTopic(node), rec.Message, append(extra, recipientsHeader(us))...))
+	}
+	if changed {
+		out = append(out, routedCopy(schemas.TopicChanges, rec.Message, extra...))
+	}
+	last := routedCopy("", rec.Message, extra...)
+	c.last, c.lastAt = &last, time.Now()
+	return out
+}
+
+func (r *Router) routeTyping(ctx context.Context, rec consumers.Record) []kafka.Message {
+	if rec.Attrs.Type != schemas.TypeTyping {
+		return nil
+	}
+	v, err := schemas.Decode(rec.Attrs.Type, rec.Message.Value)
+	if err != nil {
+		return nil
+	}
+	t := v.(*schemas.TypingV1)
+	if t.ConversationID != rec.Attrs.Subject || time.Now().After(t.ExpiresAt) {
+		return nil
+	}
+	c := r.conversation(ctx, t.ConversationID)
+	if c == nil {
+		return nil
+	}
+	defer r.mu.Unlock()
+	if !c.sum.IsMember(t.UserID) {
+		return nil
+	}
+	return copies(r.nodesOf(members(c.sum), t.UserID), rec.Message)
+}
+
+func (r *Router) routeReceipt(ctx context.Context, rec consumers.Record) []kafka.Message {
+	if rec.Attrs.Type != schemas.TypeReceipt {
+		return nil
+	}
+	v, err := schemas.Decode(rec.Attrs.Type, rec.Message.Value)
+	if err != nil {
+		return nil
+	}
+	rc := v.(*schemas.ReceiptV1)
+	c := r.conversation(ctx, rc.ConversationID)
+	if c == nil {
+		return nil
+	}
+	defer r.mu.Unlock()
+	if !c.sum.IsMember(rc.UserID) {
+		return nil
+	}
+	// The user's own devices; in a direct conversation, the other
+	// member's too (ticks). Groups show receipts as counts, over HTTP.
+	users := slices.Values([]string{rc.UserID})
+	if c.sum.Kind == schemas.KindDirect {
+		users = members(c.sum)
+	}
+	return copies(r.nodesOf(users, ""), rec.Message)
+}
+
+// conversation returns the conversation with r.mu held, loading it from
+// history if the router has not seen it; nil (r.mu not held) if history
+// does not know it either.
+func (r *Router) conversation(ctx context.Context, id string) *routeConv {
+	r.mu.Lock()
+	if c := r.convs[id]; c != nil {
+		return c
+	}
+	r.mu.Unlock()
+	var loaded history.Conversation
+	var err error
+	backoff := 20 * time.Millisecond
+	for range 4 { // history may be a moment behind a new conversation
+		if loaded, err = r.cfg.History.Conversation(ctx, id); err == nil || !errors.Is(err, history.ErrNotFound) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff *= 3
+	}
+	if err != nil {
+		r.log.Warn("loading conversation", "conversation_id", id, "err", err)
+		return nil
+	}
+	r.mu.Lock()
+	c := r.convs[id]
+	if c == nil {
+		c = &routeConv{sum: loaded, changeSeq: loaded.LastSeq}
+		r.convs[id] = c
+		r.index(id, nil, loaded.Members)
+	}
+	return c
+}
+
+// index moves conversation id in byUser from the before members to the
+// after ones. Call with r.mu held.
+func (r *Router) index(id string, before, after []schemas.Member) {
+	for _, m := range before {
+		if !slices.ContainsFunc(after, func(a schemas.Member) bool { return a.UserID == m.UserID }) {
+			delete(r.byUser[m.UserID], id)
+			if len(r.byUser[m.UserID]) == 0 {
+				delete(r.byUser, m.UserID)
+			}
+		}
+	}
+	for _, m := range after {
+		if r.byUser[m.UserID] == nil {
+			r.byUser[m.UserID] = make(map[string]struct{})
+		}
+		r.byUser[m.UserID][id] = struct{}{}
+	}
+}
+
+// nodesOf groups users but skip by the nodes holding their sockets.
+func (r *Router) nodesOf(users iter.Seq[string], skip string) map[string][]string {
+	out := make(map[string][]string)
+	var buf []string
+	for u := range users {
+		if u == skip {
+			continue
+		}
+		buf = r.registry.AppendNodes(buf[:0], u)
+		for _, n := range buf {
+			out[n] = append(out[n], u)
+		}
+	}
+	return out
+}
+
+// register is the registry's OnRegister: it must not block.
+func (r *Router) register(user, node string) {
+	select {
+	case r.regs <- registration{user, node}:
+	default:
+		// The session will fill the gap on the next event instead.
+		r.log.Warn("resync queue full; dropping", "user_id", user, "node", node)
+	}
+}
+
+// resyncLoop sends, for each registration, the newest recent event of
+// each of the user's conversations to the node.
+func (r *Router) resyncLoop(ctx context.Context) {
+	for {
+		var regs []registration
+		select {
+		case <-ctx.Done():
+			return
+		case reg := <-r.regs:
+			regs = append(regs, reg)
+		}
+	more:
+		for len(regs) < 1000 {
+			select {
+			case reg := <-r.regs:
+				regs = append(regs, reg)
+			default:
+				break more
+			}
+		}
+		now := time.Now()
+		var out []kafka.Message
+		r.mu.Lock()
+		for _, reg := range regs {
+			for id := range r.byUser[reg.user] {
+				if c := r.convs[id]; c != nil && c.last != nil && now.Sub(c.lastAt) <= r.cfg.Resync {
+					out = append(out, routedCopy(schemas.DeliveryTopic(reg.node), *c.last, recipientsHeader([]string{reg.user})))
+				}
+			}
+		}
+		r.mu.Unlock()
+		if err := r.write(ctx, out, "resync"); err != nil && ctx.Err() == nil {
+			// Best effort: the sessions fill the gap on the next event.
+			r.log.Warn("resync", "records", len(out), "err", err)
+		}
+	}
+}
+
+// write ensures the delivery topics exist and writes msgs, counting them
+// by kind ("" counts delivery and changes copies apart).
+func (r *Router) write(ctx context.Context, msgs []kafka.Message, kind string) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	msgs = r.ensureTopics(ctx, msgs)
+	if err := r.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("writing %d routed records: %w", len(msgs), err)
+	}
+	if kind != "" {
+		r.cfg.Metrics.RouterRecordsWritten.WithLabelValues(kind).Add(float64(len(msgs)))
+		return nil
+	}
+	changes := 0
+	for _, m := range msgs {
+		if m.Topic == schemas.TopicChanges {
+			changes++
+		}
+	}
+	r.cfg.Metrics.RouterRecordsWritten.WithLabelValues("changes").Add(float64(changes))
+	r.cfg.Metrics.RouterRecordsWritten.WithLabelValues("delivery").Add(float64(len(msgs) - changes))
+	return nil
+}
+
+// ensureTopics creates the delivery topics of msgs not created yet and
+// drops the records of nodes whose topic cannot be (a node id that cannot
+// name a topic).
+func (r *Router) ensureTopics(ctx context.Context, msgs []kafka.Message) []kafka.Message {
+	r.topicsMu.Lock()
+	defer r.topicsMu.Unlock()
+	bad := false
+	for _, m := range msgs {
+		node, ok := strings.CutPrefix(m.Topic, schemas.DeliveryTopicPrefix)
+		if !ok {
+			continue
+		}
+		err, done := r.topics[m.Topic]
+		if !done {
+			err = producers.ProvisionNode(ctx, r.client, r.cfg.Topology, node)
+			if err != nil && ctx.Err() != nil {
+				continue // not cached: try again next time
+			}
+			if err != nil {
+				r.log.Error("cannot create a node's delivery topic; not routing to it", "node", node, "err", err)
+			}
+			r.topics[m.Topic] = err
+		}
+		bad = bad || err != nil
+	}
+	if !bad {
+		return msgs
+	}
+	return slices.DeleteFunc(msgs, func(m kafka.Message) bool { return r.topics[m.Topic] != nil })
+}
+
+// changedState reports whether a conversation's state beyond its messages
+// differs between two summaries.
+func changedState(a, b history.Conversation) bool {
+	for _, c := range []*history.Conversation{&a, &b} {
+		c.LastSeq, c.LastActivity, c.Messages, c.LastMessage = 0, time.Time{}, 0, nil
+		c.ReadSeq, c.ReadMessages = 0, 0
+	}
+	return !reflect.DeepEqual(a, b)
+}
+
+// union yields the users of a and of b, once each.
+func union(a, b []schemas.Member) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, m := range a {
+			if !yield(m.UserID) {
+				return
+			}
+		}
+		for _, m := range b {
+			if !slices.ContainsFunc(a, func(x schemas.Member) bool { return x.UserID == m.UserID }) && !yield(m.UserID) {
+				return
+			}
+		}
+	}
+}
+
+// members yields the user ids of conv's members.
+func members(conv history.Conversation) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, m := range conv.Members {
+			if !yield(m.UserID) {
+				return
+			}
+		}
+	}
+}
+
+// copies makes a copy of m for each node's delivery topic.
+func copies(byNode map[string][]string, m kafka.Message) []kafka.Message {
+	out := make([]kafka.Message, 0, len(byNode))
+	for node, us := range byNode {
+		out = append(out, routedCopy(schemas.DeliveryTopic(node), m, recipientsHeader(us)))
+	}
+	return out
+}
+
+// routedCopy returns a new record of topic with m's key, value and
+// headers, plus extra headers.
+func routedCopy(topic string, m kafka.Message, extra ...kafka.Header) kafka.Message {
+	h := make([]kafka.Header, 0, len(m.Headers)+len(extra))
+	h = append(append(h, m.Headers...), extra...)
+	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h}
+}
+
+func recipientsHeader(users []string) kafka.Header {
+	return kafka.Header{Key: schemas.HeaderRecipients, Value: []byte(strings.Join(users, ","))}
+}
