@@ -3,6 +3,7 @@
 //	parley run              every role in one process on the embedded default
 //	parley gateway          the HTTP/WebSocket edge and delivery projection
 //	parley decider          the command decider
+//	parley router           routes events to the gateway nodes that need them
 //	parley project history  the history projection (events and receipts)
 //	parley project search   the search projection (--rebuild: reindex from 0)
 //	parley token USER       print a token for USER (dev secret by default)
@@ -45,6 +46,7 @@ commands:
   run              every role in one process (embedded Kafka and stores unless configured)
   gateway          HTTP and WebSocket edge with the delivery projection
   decider          turns chat.commands into chat.events
+  router           sends each gateway node the events, replies and signals its sockets need (PARLEY_ROUTING=targeted)
   project history  builds the history store from chat.events and chat.receipts
   project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   token USER       prints a JWT for USER signed with the configured secret
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		roles = app.Roles{Gateway: true}
 	case "decider":
 		roles = app.Roles{Decider: true}
+	case "router":
+		roles = app.Roles{Router: true}
 	case "project":
 		switch {
 		case len(args) > 0 && args[0] == "history":

@@ -39,10 +39,13 @@ type Roles struct {
 	Decider bool
 	History bool
 	Search  bool
+	// Router routes events to the gateway nodes that need them; it runs
+	// only under targeted routing (Config.Routing).
+	Router bool
 }
 
 // All is every role: `parley run`.
-var All = Roles{Gateway: true, Decider: true, History: true, Search: true}
+var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true}
 
 // System is a running set of roles.
 type System struct {
@@ -91,7 +94,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
-	if roles.Gateway || roles.History {
+	if roles.Gateway || roles.History || roles.Router {
 		s.store, err = openHistory(runCtx, cfg, log.With("component", "history-store"), &s.wg)
 		if err != nil {
 			return nil, err
@@ -148,6 +151,14 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			}, search.Projection{Index: s.search})
 		})
 	}
+	if roles.Router && cfg.Targeted() {
+		if err := s.startRouter(ctx, runCtx, ready); err != nil {
+			return nil, err
+		}
+	}
+	if roles.Router && !cfg.Targeted() && !roles.Gateway {
+		log.Warn("PARLEY_ROUTING is broadcast: every gateway reads every event and the router has nothing to do")
+	}
 	var lagSources []consumers.LagSource
 	if roles.Decider {
 		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupDecider, Topic: schemas.TopicCommands})
@@ -158,6 +169,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}
 	if roles.Search {
 		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupSearch, Topic: schemas.TopicEvents})
+	}
+	if roles.Router && cfg.Targeted() {
+		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupRouter, Topic: schemas.TopicEvents})
 	}
 	if len(lagSources) > 0 {
 		s.wg.Go(func() {
@@ -170,9 +184,14 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		rw := producers.NewReceiptWriter(s.brokers, time.Second, log)
 		s.onClose(func() error { return rw.Close() })
 		s.spawn("receipt-writer", func() error { return rw.Run(runCtx) })
+		var node string
+		var origin []producers.CommandOption
+		if cfg.Targeted() {
+			node, origin = cfg.NodeID, []producers.CommandOption{producers.Origin(cfg.NodeID)}
+		}
 		hub := delivery.NewHub(delivery.Config{
 			Brokers: s.brokers, History: s.store, QueueSize: cfg.SendQueue, BackfillLimit: cfg.BackfillLimit,
-			Delivered: rw.Delivered, Logger: log, Metrics: s.metrics,
+			Delivered: rw.Delivered, Node: node, Topology: s.topology(), Logger: log, Metrics: s.metrics,
 		})
 		s.spawn("delivery", func() error { return hub.Run(runCtx) })
 		select {
@@ -186,7 +205,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if err != nil {
 			return nil, err
 		}
-		cw := producers.NewCommandWriter(s.brokers, log)
+		cw := producers.NewCommandWriter(s.brokers, log, origin...)
 		s.onClose(func() error { return cw.Close() })
 		sw := producers.NewSignalWriter(s.brokers, log)
 		s.onClose(func() error { return sw.Close() })
@@ -230,8 +249,8 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			return nil, err
 		}
 	}
-	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers,
-		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search)
+	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers, "routing", cfg.Routing,
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", roles.Router && cfg.Targeted())
 	return s, nil
 }
 
@@ -340,9 +359,42 @@ func (s *System) closeResources() error {
 	return errors.Join(errs...)
 }
 
+// startRouter starts the router role: the group's start offsets are set
+// before Start returns, so that nothing appended from then on goes
+// unrouted, even while the router is still joining.
+func (s *System) startRouter(ctx, runCtx context.Context, ready map[string]gateway.ReadyCheck) error {
+	rt := delivery.NewRouter(delivery.RouterConfig{
+		Brokers: s.brokers, History: s.store, Topology: s.topology(),
+		Logger: s.log, Metrics: s.metrics,
+	})
+	if err := rt.Prepare(ctx); err != nil {
+		return err
+	}
+	s.spawn("router", func() error {
+		// Members of conversations it has not seen come from history.
+		if err := s.store.Wait(runCtx); err != nil {
+			return nil
+		}
+		return rt.Run(runCtx)
+	})
+	ready["router"] = func(context.Context) error {
+		select {
+		case <-rt.Ready():
+			return nil
+		default:
+			return errors.New("router starting")
+		}
+	}
+	return nil
+}
+
+func (s *System) topology() producers.Topology {
+	return producers.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
+}
+
 func (s *System) provision(ctx context.Context) error {
 	client := producers.NewClient(s.brokers)
-	topo := producers.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
+	topo := s.topology()
 	backoff := 200 * time.Millisecond
 	deadline := time.Now().Add(60 * time.Second)
 	for {

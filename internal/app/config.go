@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/schemas"
 )
 
 // DevSecret signs tokens on the embedded default when PARLEY_JWT_SECRET
@@ -39,6 +41,7 @@ type Config struct {
 	BackfillLimit     int
 	SendQueue         int
 	NodeID            string
+	Routing           string
 	LogLevel          string
 	LogFormat         string
 	ShutdownTimeout   time.Duration
@@ -122,6 +125,7 @@ func Settings() []Setting {
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
 		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
+		{"routing", "PARLEY_ROUTING", RoutingTargeted, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need) or broadcast (every node reads every event)", str(func(c *Config) *string { return &c.Routing })},
 		{"node-id", "PARLEY_NODE_ID", host, "this node's name in logs, metrics and presence; unique per running node (default: the host name)", str(func(c *Config) *string { return &c.NodeID })},
 		{"log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log-format", "PARLEY_LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
@@ -157,6 +161,18 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	return c, nil
 }
+
+// Routing modes (PARLEY_ROUTING).
+const (
+	// RoutingTargeted: the router role sends each gateway node only the
+	// records its sockets and waiting requests need.
+	RoutingTargeted = "targeted"
+	// RoutingBroadcast: every gateway node reads every record.
+	RoutingBroadcast = "broadcast"
+)
+
+// Targeted reports whether c routes events to nodes (RoutingTargeted).
+func (c Config) Targeted() bool { return c.Routing == RoutingTargeted }
 
 // Embedded reports whether c runs the embedded broker.
 func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
@@ -204,6 +220,15 @@ func (c Config) Validate() error {
 	}
 	if c.NodeID == "" {
 		errs = append(errs, errors.New("PARLEY_NODE_ID must not be empty"))
+	}
+	switch c.Routing {
+	case RoutingTargeted:
+		if c.NodeID != "" && !schemas.ValidNodeID(c.NodeID) {
+			errs = append(errs, fmt.Errorf("PARLEY_NODE_ID %q names the node's delivery topic under targeted routing: use 1-200 characters of [A-Za-z0-9._-]", c.NodeID))
+		}
+	case RoutingBroadcast:
+	default:
+		errs = append(errs, fmt.Errorf("PARLEY_ROUTING must be %s or %s, got %q", RoutingTargeted, RoutingBroadcast, c.Routing))
 	}
 	if c.CommandTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))

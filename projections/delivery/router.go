@@ -159,6 +159,16 @@ func NewRouter(cfg RouterConfig) *Router {
 	return r
 }
 
+// Prepare makes the router's group start at the end of every partition
+// it has never consumed (consumers.StartAtEnd): from then on, nothing
+// appended goes unrouted, however long the router takes to join. Run
+// does it too; call it first when others must not start before.
+func (r *Router) Prepare(ctx context.Context) error {
+	// Nobody waits for what was appended before the router first ran:
+	// nodes deliver from their start, sockets resume from history.
+	return consumers.StartAtEnd(ctx, r.client, schemas.GroupRouter, routedTopics...)
+}
+
 // Ready is closed once the router's group starts at the end of every
 // partition it had never consumed (see consumers.StartAtEnd) and the
 // registry has caught up: from then on no record is left unrouted.
@@ -171,9 +181,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.log.Warn("closing writer", "err", err)
 		}
 	}()
-	// Nobody waits for what was appended before the router first ran:
-	// nodes deliver from their start, sockets resume from history.
-	if err := consumers.StartAtEnd(ctx, r.client, schemas.GroupRouter, routedTopics...); err != nil {
+	if err := r.Prepare(ctx); err != nil {
 		return err
 	}
 	gctx, cancel := context.WithCancel(ctx)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -255,40 +256,39 @@ func (s *Session) firstEvent(ctx context.Context, sink Sink, it *item) (skip boo
 		s.cursors[it.conv] = it.seq + 1
 		return true, nil
 	}
-	if it.seq == 0 {
-		return false, nil
+	for _, ev := range s.appendedSince(ctx, it.conv, it.seq) {
+		if err := sink.Write(ctx, EncodeEvent(ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time, ev.Data)); err != nil {
+			return false, err
+		}
+		s.delivered(ev.ConversationID, ev.Seq)
+		s.hub.cfg.Metrics.Deliveries.Inc()
 	}
-	from := s.appendedSince(ctx, it.conv, it.seq)
-	if from == it.seq {
-		return false, nil
-	}
-	if err := s.backfill(ctx, sink, it.conv, from, it.seq-1); err != nil {
-		return false, err
-	}
-	return s.cursors[it.conv] > it.seq, nil
+	return false, nil
 }
 
-// appendedSince returns the first seq from which every event of conv
-// before seq was appended after the session began, looking back in
-// history at most BackfillLimit events and waiting at most GapWait for
-// history to have them; seq itself if the event before it is older.
-func (s *Session) appendedSince(ctx context.Context, conv string, seq uint64) uint64 {
-	from := seq
-	limit := 1 // usually the event before is older: one read says so
+// appendedSince returns, in seq order, the events of conv before seq that
+// were appended after the session began, from history: it looks back at
+// most BackfillLimit events and waits at most GapWait for history to
+// have them. Usually the event before seq is older: one read says so.
+func (s *Session) appendedSince(ctx context.Context, conv string, seq uint64) []history.Event {
+	var found []history.Event // descending
+	limit := 1
 	deadline := time.Now().Add(s.hub.cfg.GapWait)
 	wait := 5 * time.Millisecond
-	for from > 0 && seq-from < uint64(s.hub.cfg.BackfillLimit) {
-		page, err := s.hub.cfg.History.Page(ctx, conv, history.PageQuery{Before: from, Limit: limit})
+look:
+	for next := seq; next > 0 && len(found) < s.hub.cfg.BackfillLimit; {
+		page, err := s.hub.cfg.History.Page(ctx, conv, history.PageQuery{Before: next, Limit: limit})
 		progressed := false
 		if err == nil {
 			for _, ev := range page.Events {
-				if ev.Seq != from-1 {
+				if ev.Seq != next-1 {
 					break
 				}
 				if ev.Time.Before(s.start) {
-					return from
+					break look
 				}
-				from--
+				found = append(found, ev)
+				next--
 				progressed = true
 			}
 		}
@@ -300,14 +300,17 @@ func (s *Session) appendedSince(ctx context.Context, conv string, seq uint64) ui
 			s.hub.log.Warn("looking back", "conversation_id", conv, "err", err)
 		}
 		if time.Now().After(deadline) {
-			return from // history cannot say: go on live
+			// History cannot say (yet): go on live with what it gave.
+			s.hub.log.Warn("looking back: history is behind", "conversation_id", conv, "seq", next-1)
+			break
 		}
 		select {
 		case <-ctx.Done():
-			return from
+			return nil
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 200*time.Millisecond)
 	}
-	return from
+	slices.Reverse(found)
+	return found
 }

@@ -1,0 +1,385 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/historytest"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// routeEnv is targeted routing over a real broker: a router, and per node
+// a hub reading its delivery topic and a presence tracker.
+type routeEnv struct {
+	brokers  []string
+	store    *pebblestore.Store
+	w        *kafka.Writer
+	router   *Router
+	hubs     map[string]*Hub
+	trackers map[string]*presence.Tracker
+	metrics  map[string]*telemetry.Metrics
+}
+
+func startRouting(t *testing.T, nodes ...string) *routeEnv {
+	t.Helper()
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := []string{b.Addr()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	env := &routeEnv{brokers: brokers, store: openStore(t), hubs: map[string]*Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}}
+	env.w = &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	t.Cleanup(func() { _ = env.w.Close() })
+	env.router = NewRouter(RouterConfig{Brokers: brokers, History: env.store, Resync: 5 * time.Second})
+	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
+	for _, n := range nodes {
+		env.metrics[n] = telemetry.New()
+		h := NewHub(Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, Metrics: env.metrics[n]})
+		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
+		tr := presence.New(presence.Config{Brokers: brokers, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
+		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
+		env.hubs[n], env.trackers[n] = h, tr
+	}
+	return env
+}
+
+// runUntilCleanup runs fn until the test ends, after waiting for ready.
+func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s did not stop", name)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("%s: %v", name, err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s not ready", name)
+	}
+}
+
+// connect opens a session of user on node and registers it in presence;
+// register=false leaves it unregistered (see register).
+func (e *routeEnv) connect(t *testing.T, node, user, device string, register bool) *fakeSink {
+	t.Helper()
+	sink := &fakeSink{}
+	run(t, e.hubs[node], user, sink)
+	if register {
+		e.register(t, node, user, device)
+	}
+	return sink
+}
+
+func (e *routeEnv) register(t *testing.T, node, user, device string) {
+	t.Helper()
+	t.Cleanup(e.trackers[node].Connect(context.Background(), user, device))
+}
+
+// publish stores events in history, then appends them to chat.events
+// with origin as their parley_origin_node.
+func (e *routeEnv) publish(t *testing.T, origin string, evs ...history.Event) {
+	t.Helper()
+	store(t, e.store, evs...)
+	msgs := make([]kafka.Message, len(evs))
+	for i, ev := range evs {
+		a := attrsOf(ev)
+		a.OriginNode = origin
+		msgs[i] = producers.Message(a, ev.Data)
+		msgs[i].Topic = schemas.TopicEvents
+	}
+	if err := e.w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *routeEnv) write(t *testing.T, topic, typ, conv, origin string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := producers.NewAttributes(typ, conv, time.Now())
+	a.OriginNode = origin
+	m := producers.Message(a, b)
+	m.Topic = topic
+	if err := e.w.WriteMessages(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// read is what node's hub read of topic.
+func (e *routeEnv) read(node, topic string) float64 {
+	var m dto.Metric
+	if err := e.metrics[node].DeliveryRecordsRead.WithLabelValues(topic).Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// now-timed events: a session owes a conversation it did not resume what
+// was appended since it began.
+func nowGroup(conv string, users ...string) history.Event {
+	ms := make([]schemas.Member, len(users))
+	for i, u := range users {
+		ms[i] = member(u)
+	}
+	return historytest.Group(conv, time.Now(), ms...)
+}
+
+func nowMsgs(conv string, from, to uint64) []history.Event {
+	var out []history.Event
+	for seq := from; seq <= to; seq++ {
+		out = append(out, historytest.Message(conv, seq, "alice", fmt.Sprint("m", seq), time.Now()))
+	}
+	return out
+}
+
+func eventsOf(conv string, from, to uint64) []string {
+	var out []string
+	for seq := from; seq <= to; seq++ {
+		out = append(out, fmt.Sprintf("event %s %d", conv, seq))
+	}
+	return out
+}
+
+// TestRouterDeliversToTheNodesOfMembers: every socket of a member, on any
+// node, gets every event once and in order; a node that holds no member
+// reads nothing of the conversation; a node that appended a command gets
+// its answer — event or reply — without holding any socket.
+func TestRouterDeliversToTheNodesOfMembers(t *testing.T) {
+	t.Parallel()
+	env := startRouting(t, "n1", "n2", "n3", "n4")
+	sinks := map[string]*fakeSink{
+		"alice@n1": env.connect(t, "n1", "alice", "phone", true),
+		"alice@n2": env.connect(t, "n2", "alice", "laptop", true),
+		"bob@n1":   env.connect(t, "n1", "bob", "phone", true),
+		"bob@n2":   env.connect(t, "n2", "bob", "laptop", true),
+	}
+	dave := env.connect(t, "n3", "dave", "phone", true)
+	// n4 holds no socket at all; a request there waits for its answer.
+	answer, cancel, err := env.hubs["n4"].Await("alice", "cmd-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	rejected, cancel2, err := env.hubs["n4"].Await("alice", "nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel2()
+
+	env.publish(t, "n1", nowGroup("c1", "alice", "bob"))
+	for seq := uint64(1); seq <= 30; seq++ {
+		origin := []string{"n1", "n2", "n4"}[seq%3]
+		env.publish(t, origin, nowMsgs("c1", seq, seq)...)
+	}
+	env.write(t, schemas.TopicReplies, schemas.TypeCommandRejected, "c1", "n4", schemas.CommandRejectedV1{
+		CommandID: "nope", CommandType: schemas.TypeSendMessage, UserID: "alice", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "r"})
+	env.write(t, schemas.TopicReplies, schemas.TypeCommandRejected, "c1", "", schemas.CommandRejectedV1{
+		CommandID: "x", CommandType: schemas.TypeSendMessage, UserID: "alice", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "r"})
+	// Last, dave's own conversation: once he has it, all before is routed.
+	env.publish(t, "n3", nowGroup("c9", "dave"))
+	waitFrames(t, dave, "event c9 0")
+
+	for name, s := range sinks {
+		waitFrames(t, s, eventsOf("c1", 0, 30)...)
+		if got := len(s.got()); got != 31 {
+			t.Errorf("%s got %d frames, want 31", name, got)
+		}
+	}
+	if o := await(t, answer); o.Seq != 8 || o.Event == nil || o.ConversationID != "c1" {
+		t.Errorf("n4's waiter got %+v, want the event of seq 8", o)
+	}
+	if o := await(t, rejected); o.Code != schemas.CodeNotMember {
+		t.Errorf("n4's waiter got %+v, want the rejection", o)
+	}
+	time.Sleep(200 * time.Millisecond) // anything misrouted would be there by now
+	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 1 {
+		t.Errorf("n3, which holds no member of c1, read %v records of its delivery topic, want 1 (c9's creation)", got)
+	}
+	// n4 reads only the answers to its own commands: events 2, 5, 8 … and
+	// the rejection (not the reply without an origin).
+	if got := env.read("n4", schemas.DeliveryTopic("n4")); got != 10+1 {
+		t.Errorf("n4 read %v records, want 11 (its 10 commands' events and 1 rejection)", got)
+	}
+	if got := env.read("n1", schemas.TopicEvents) + env.read("n1", schemas.TopicReplies); got != 0 {
+		t.Errorf("a targeted node read %v records of chat.events and chat.replies", got)
+	}
+}
+
+// TestRouterRegistrationRace: a socket opened a moment before its
+// registry entry reaches the router misses the events routed in that
+// moment; when the registration arrives, the router sends the newest
+// event again and the session fills the rest from history — with no
+// further event, no gap, no duplicate, and nothing from before it began.
+func TestRouterRegistrationRace(t *testing.T) {
+	t.Parallel()
+	env := startRouting(t, "n1", "n2")
+	alice := env.connect(t, "n1", "alice", "phone", true)
+	// c2 has history from before bob's socket: he resumes from seq 3.
+	env.publish(t, "", nowGroup("c2", "alice", "bob"))
+	env.publish(t, "", nowMsgs("c2", 1, 3)...)
+	// c3's events all come before bob's socket: none are his to get.
+	env.publish(t, "", nowGroup("c3", "alice", "bob"))
+	env.publish(t, "", nowMsgs("c3", 1, 2)...)
+	waitFrames(t, alice, append(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2)...)...)
+
+	time.Sleep(5 * time.Millisecond) // bob's session begins strictly after
+	bob := env.connect(t, "n2", "bob", "laptop", false)
+	var bobSession *Session
+	env.hubs["n2"].mu.RLock()
+	for s := range env.hubs["n2"].sessions["bob"] {
+		bobSession = s
+	}
+	env.hubs["n2"].mu.RUnlock()
+	bobSession.Resume("r", map[string]uint64{"c2": 3})
+	waitFrames(t, bob, "resumed r map[c2:3]")
+
+	// Routed while the registry does not know bob's socket: not to n2.
+	env.publish(t, "n1", nowGroup("c1", "alice", "bob"))
+	env.publish(t, "n1", nowMsgs("c1", 1, 2)...)
+	env.publish(t, "n1", nowMsgs("c2", 4, 5)...)
+	waitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2), eventsOf("c2", 4, 5))...)
+	time.Sleep(100 * time.Millisecond)
+	if got := bob.summaries(t); len(got) != 1 {
+		t.Fatalf("before registering, bob's socket got %q", got)
+	}
+
+	// The registration arrives; nothing else happens.
+	env.register(t, "n2", "bob", "laptop")
+	waitFor(t, "bob's events", func() bool { return len(bob.got()) >= 1+3+2 })
+	time.Sleep(200 * time.Millisecond)
+	got := bob.summaries(t)
+	if got[0] != "resumed r map[c2:3]" {
+		t.Fatalf("bob's first frame %q", got[0])
+	}
+	if c1 := only(got, "c1"); !slices.Equal(c1, eventsOf("c1", 0, 2)) {
+		t.Errorf("bob got %q of c1, created after his socket opened; want all of it once", c1)
+	}
+	if c2 := only(got, "c2"); !slices.Equal(c2, eventsOf("c2", 4, 5)) {
+		t.Errorf("bob got %q of c2, resumed from 3; want 4 and 5 once", c2)
+	}
+	if c3 := only(got, "c3"); len(c3) != 0 {
+		t.Errorf("bob got %q of c3, all from before his socket", c3)
+	}
+	if len(got) != 1+3+2 {
+		t.Errorf("bob's frames: %q", got)
+	}
+
+	// From now on, routed directly.
+	env.publish(t, "n1", nowMsgs("c1", 3, 3)...)
+	waitFor(t, "c1 3", func() bool { return slices.Contains(bob.summaries(t), "event c1 3") })
+}
+
+// TestRouterMembershipChanges: a member who leaves gets the departure
+// and nothing after it; a node that cached the conversation without
+// holding any member sees the change through chat.changes.
+func TestRouterMembershipChanges(t *testing.T) {
+	t.Parallel()
+	env := startRouting(t, "n1", "n2", "n3")
+	alice := env.connect(t, "n1", "alice", "phone", true)
+	bob := env.connect(t, "n2", "bob", "phone", true)
+	env.publish(t, "n1", nowGroup("c4", "alice", "bob", "carol"))
+	env.publish(t, "n1", nowMsgs("c4", 1, 1)...)
+	waitFrames(t, bob, eventsOf("c4", 0, 1)...)
+	// n3 holds nobody of c4 but has it cached (a request looked it up).
+	if c, err := env.hubs["n3"].Conversation(context.Background(), "c4"); err != nil || !c.IsMember("bob") {
+		t.Fatalf("n3's c4: %+v, %v", c, err)
+	}
+
+	env.publish(t, "n2", historytest.Left("c4", 2, "bob", time.Now()))
+	env.publish(t, "n1", nowMsgs("c4", 3, 4)...)
+	waitFrames(t, alice, eventsOf("c4", 0, 4)...)
+	time.Sleep(200 * time.Millisecond)
+	if got := bob.summaries(t); !slices.Equal(got, eventsOf("c4", 0, 2)) {
+		t.Errorf("bob, who left at 2, got %q", got)
+	}
+	waitFor(t, "n3 to see bob's departure", func() bool {
+		c, err := env.hubs["n3"].Conversation(context.Background(), "c4")
+		return err == nil && !c.IsMember("bob") && c.IsMember("carol")
+	})
+	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 0 {
+		t.Errorf("n3 read %v records of its delivery topic, want 0", got)
+	}
+	if got := env.read("n3", schemas.TopicChanges); got != 2 {
+		t.Errorf("n3 read %v records of %s, want 2 (the creation and the departure)", got, schemas.TopicChanges)
+	}
+}
+
+// TestApplyChange: changes reach a cached summary by two paths in any
+// order; one applies once its predecessor is there, and a gap on the
+// authoritative path drops the summary.
+func TestApplyChange(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, openStore(t), func(c *Config) { c.Node = "n" })
+	at := time.Now()
+	created := historytest.Group("c", at, member("a"), member("b"), member("c"))
+	h.applyChange(created, 0, false, false)
+	left := func(seq uint64, u string) history.Event { return historytest.Left("c", seq, u, at) }
+	get := func() (history.Conversation, bool) {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		c, ok := h.convs["c"]
+		if !ok {
+			return history.Conversation{}, false
+		}
+		return *c, true
+	}
+	h.applyChange(left(5, "b"), 2, true, false) // 2 not seen yet: waits
+	if c, _ := get(); !c.IsMember("b") {
+		t.Fatal("a change after a gap was applied")
+	}
+	h.applyChange(left(2, "a"), 0, true, true)
+	h.applyChange(left(5, "b"), 2, true, true)
+	h.applyChange(left(5, "b"), 2, true, false) // again: nothing
+	c, ok := get()
+	if !ok || c.IsMember("a") || c.IsMember("b") || !c.IsMember("c") || c.LastSeq != 5 {
+		t.Fatalf("after both departures: %+v", c)
+	}
+	h.applyChange(left(9, "c"), 7, true, true) // 7 missed: drop
+	if _, ok := get(); ok {
+		t.Error("a gap on chat.changes kept the summary")
+	}
+}
+
+func TestRecipientsHeader(t *testing.T) {
+	t.Parallel()
+	m := kafka.Message{Headers: []kafka.Header{recipientsHeader([]string{"a", "b.c@d", "e"})}}
+	if got := slices.Collect(recipients(m)); strings.Join(got, " ") != "a b.c@d e" {
+		t.Errorf("recipients = %q", got)
+	}
+	if got := slices.Collect(recipients(kafka.Message{Headers: []kafka.Header{recipientsHeader(nil)}})); len(got) != 0 {
+		t.Errorf("no recipients = %q", got)
+	}
+}
