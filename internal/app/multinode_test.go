@@ -51,15 +51,21 @@ func startNode(t *testing.T, broker, scylla, nodeID string, roles app.Roles, ext
 // guarantees as on one node, and when a node goes away its clients
 // resume on the other with no gap and no duplicate.
 func TestTwoGatewayNodes(t *testing.T) {
+	for _, routing := range []string{app.RoutingTargeted, app.RoutingBroadcast} {
+		t.Run(routing, func(t *testing.T) { testTwoGatewayNodes(t, routing) })
+	}
+}
+
+func testTwoGatewayNodes(t *testing.T, routing string) {
 	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer broker.Close()
 	fake := cqlfake.Start(t)
-	node1 := startNode(t, broker.Addr(), fake.Addr(), "node1", app.All)
+	node1 := startNode(t, broker.Addr(), fake.Addr(), "node1", app.All, "-routing", routing)
 	defer stopSystem(t, node1)
-	node2 := startNode(t, broker.Addr(), fake.Addr(), "node2", app.Roles{Gateway: true})
+	node2 := startNode(t, broker.Addr(), fake.Addr(), "node2", app.Roles{Gateway: true}, "-routing", routing)
 	node2Stopped := false
 	defer func() {
 		if !node2Stopped {

@@ -300,6 +300,13 @@ func TestRouterRegistrationRace(t *testing.T) {
 	// From now on, routed directly.
 	env.publish(t, "n1", nowMsgs("c1", 3, 3)...)
 	waitFor(t, "c1 3", func() bool { return slices.Contains(bob.summaries(t), "event c1 3") })
+	// c3's resent newest event, older than the socket, left c3 alone: a
+	// resume of it still starts where the client says.
+	bobSession.Resume("r2", map[string]uint64{"c3": 1})
+	waitFor(t, "resumed r2", func() bool { return slices.Contains(bob.summaries(t), "resumed r2 map[c3:2]") })
+	if c3 := only(bob.summaries(t), "c3"); !slices.Equal(c3, eventsOf("c3", 2, 2)) {
+		t.Errorf("bob resumed c3 from 1 and got %q, want event 2", c3)
+	}
 }
 
 // TestRouterMembershipChanges: a member who leaves gets the departure

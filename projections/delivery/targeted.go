@@ -248,12 +248,13 @@ func prevChange(m kafka.Message) (uint64, bool) {
 // the socket, so events of the moment in between may not have come
 // (they come again when the router sees the registration, or the next
 // event shows the gap). So the first event decides: one appended before
-// the session began only sets the cursor after it; a later one is
-// preceded by the conversation's events appended since the session
-// began, from history.
+// the session began is not the socket's (a router's resync of an older
+// event, or one in flight as the socket opened) and leaves the
+// conversation as it was — no cursor, so that a resume coming next still
+// starts where the client says; a later one is preceded by the
+// conversation's events appended since the session began, from history.
 func (s *Session) firstEvent(ctx context.Context, sink Sink, it *item) (skip bool, err error) {
 	if it.at.Before(s.start) {
-		s.cursors[it.conv] = it.seq + 1
 		return true, nil
 	}
 	for _, ev := range s.appendedSince(ctx, it.conv, it.seq) {
