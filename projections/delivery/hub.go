@@ -445,16 +445,14 @@ func (h *Hub) Await(user, commandID string) (outcome <-chan Outcome, cancel func
 // Conversation returns a conversation's summary with its members, from
 // what the hub has seen or else from the history store.
 func (h *Hub) Conversation(ctx context.Context, id string) (history.Conversation, error) {
+	if h.targeted() {
+		return h.conversationTargeted(ctx, id)
+	}
 	h.mu.RLock()
 	c, ok := h.convs[id]
 	var out history.Conversation
 	if ok {
 		out = *c
-	}
-	if l := h.latest[id]; ok && l > out.LastSeq {
-		// Under targeted routing only changes are folded into the
-		// summary: the newest seq seen comes from the events.
-		out.LastSeq = l
 	}
 	h.mu.RUnlock()
 	if ok {

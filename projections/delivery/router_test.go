@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -336,6 +337,14 @@ func TestRouterMembershipChanges(t *testing.T) {
 		c, err := env.hubs["n3"].Conversation(context.Background(), "c4")
 		return err == nil && !c.IsMember("bob") && c.IsMember("carol")
 	})
+	// Its messages, never routed to n3, come from history.
+	stored, err := env.store.Conversation(context.Background(), "c4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := env.hubs["n3"].Conversation(context.Background(), "c4"); err != nil || c.LastSeq != 4 || c.Messages != stored.Messages || !reflect.DeepEqual(c.LastMessage, stored.LastMessage) {
+		t.Errorf("n3's c4: last seq %d, %d messages, last message %+v, %v; want 4 and history's %d, %+v", c.LastSeq, c.Messages, c.LastMessage, err, stored.Messages, stored.LastMessage)
+	}
 	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 0 {
 		t.Errorf("n3 read %v records of its delivery topic, want 0", got)
 	}

@@ -212,6 +212,42 @@ func (h *Hub) applyChange(ev history.Event, prev uint64, hasPrev, authoritative 
 	}
 }
 
+// conversationTargeted is Conversation under targeted routing. The
+// summary the hub caches holds what changes a conversation beyond its
+// messages — kind, members, roles, title, archive, blocks — kept current
+// by the routed events and chat.changes, whatever sockets the node holds;
+// a conversation the node is not routed may have had many messages since,
+// so the message-level fields (last seq and activity, message count, last
+// message) come from history, raised to the newest seq this node has
+// seen (an answer to its own command may be ahead of history).
+func (h *Hub) conversationTargeted(ctx context.Context, id string) (history.Conversation, error) {
+	stored, err := h.cfg.History.Conversation(ctx, id)
+	h.mu.Lock()
+	c, ok := h.convs[id]
+	if !ok {
+		if err != nil {
+			h.mu.Unlock()
+			return history.Conversation{}, err
+		}
+		c = &history.Conversation{}
+		*c = stored
+		h.convs[id] = c
+	}
+	out, latest := *c, h.latest[id]
+	h.mu.Unlock()
+	if err == nil {
+		out.Messages, out.LastMessage = stored.Messages, stored.LastMessage
+		out.LastSeq = max(out.LastSeq, stored.LastSeq)
+		if stored.LastActivity.After(out.LastActivity) {
+			out.LastActivity = stored.LastActivity
+		}
+	} else if !errors.Is(err, history.ErrNotFound) {
+		h.log.Warn("reading conversation; answering from the cached summary", "conversation_id", id, "err", err)
+	}
+	out.LastSeq = max(out.LastSeq, latest)
+	return out, nil
+}
+
 // recipients yields the users named in a routed record's
 // parley_recipients header.
 func recipients(m kafka.Message) iter.Seq[string] {
