@@ -65,8 +65,12 @@ type Config struct {
 	// Topology configures the node's delivery topic, which the hub
 	// creates on start under targeted routing.
 	Topology producers.Topology
-	Logger   *slog.Logger
-	Metrics  *telemetry.Metrics
+	// RegistrationSettle is how long after a socket opens the hub counts
+	// on the router having registered it (targeted routing; see
+	// conversationTargeted). Default: 2s.
+	RegistrationSettle time.Duration
+	Logger             *slog.Logger
+	Metrics            *telemetry.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GapWait == 0 {
 		c.GapWait = 5 * time.Second
+	}
+	if c.RegistrationSettle == 0 {
+		c.RegistrationSettle = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -113,6 +120,7 @@ type Hub struct {
 	sessions map[string]map[*Session]struct{} // by user id
 	convs    map[string]*history.Conversation // membership seen or loaded
 	latest   map[string]uint64                // newest seq seen live
+	views    map[string]*messageView          // targeted: see conversationTargeted
 	waiters  map[waiterKey]chan Outcome
 	ready    chan struct{}
 }
@@ -127,6 +135,7 @@ func NewHub(cfg Config) *Hub {
 		sessions: make(map[string]map[*Session]struct{}),
 		convs:    make(map[string]*history.Conversation),
 		latest:   make(map[string]uint64),
+		views:    make(map[string]*messageView),
 		waiters:  make(map[waiterKey]chan Outcome),
 		ready:    make(chan struct{}),
 	}

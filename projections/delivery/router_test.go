@@ -55,7 +55,7 @@ func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {
 		env.metrics[n] = telemetry.New()
-		h := NewHub(Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, Metrics: env.metrics[n]})
+		h := NewHub(Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
 		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
 		tr := presence.New(presence.Config{Brokers: brokers, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
 		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
@@ -350,6 +350,44 @@ func TestRouterMembershipChanges(t *testing.T) {
 	}
 	if got := env.read("n3", schemas.TopicChanges); got != 2 {
 		t.Errorf("n3 read %v records of %s, want 2 (the creation and the departure)", got, schemas.TopicChanges)
+	}
+}
+
+// TestConversationMessageFields: a node routed every event of a
+// conversation (it holds a member's socket) answers its message-level
+// fields from what was routed to it, even ahead of history; one that is
+// not, from history.
+func TestConversationMessageFields(t *testing.T) {
+	t.Parallel()
+	env := startRouting(t, "n1", "n3")
+	alice := env.connect(t, "n1", "alice", "phone", true)
+	env.publish(t, "", nowGroup("c5", "alice", "bob"))
+	env.publish(t, "", nowMsgs("c5", 1, 3)...)
+	waitFrames(t, alice, eventsOf("c5", 0, 3)...)
+	ctx := context.Background()
+	time.Sleep(5 * time.Millisecond) // past the settle time of alice's socket
+	for _, n := range []string{"n1", "n3"} {
+		if c, err := env.hubs[n].Conversation(ctx, "c5"); err != nil || c.LastSeq != 3 {
+			t.Fatalf("%s: %+v, %v", n, c, err)
+		}
+	}
+	// Message 4 reaches chat.events but not (yet) history.
+	m := producers.Message(attrsOf(nowMsgs("c5", 4, 4)[0]), nowMsgs("c5", 4, 4)[0].Data)
+	m.Topic = schemas.TopicEvents
+	if err := env.w.WriteMessages(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, alice, eventsOf("c5", 0, 4)...)
+	stored, err := env.store.Conversation(ctx, "c5")
+	if err != nil || stored.LastSeq != 3 {
+		t.Fatalf("history: %+v, %v", stored, err)
+	}
+	c, err := env.hubs["n1"].Conversation(ctx, "c5")
+	if err != nil || c.LastSeq != 4 || c.Messages != stored.Messages+1 || c.LastMessage == nil || c.LastMessage.Seq != 4 {
+		t.Errorf("n1, routed every event: last seq %d, %d messages, last %+v, %v; want 4, %d, seq 4", c.LastSeq, c.Messages, c.LastMessage, err, stored.Messages+1)
+	}
+	if c, err := env.hubs["n3"].Conversation(ctx, "c5"); err != nil || c.LastSeq != 3 || c.Messages != stored.Messages {
+		t.Errorf("n3, routed nothing: last seq %d, %d messages, %v; want history's 3, %d", c.LastSeq, c.Messages, err, stored.Messages)
 	}
 }
 

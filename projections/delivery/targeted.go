@@ -100,6 +100,7 @@ func (h *Hub) routed(attrs schemas.Attributes, m kafka.Message) {
 		if attrs.Seq > h.latest[attrs.Subject] {
 			h.latest[attrs.Subject] = attrs.Seq
 		}
+		h.foldViewLocked(ev)
 		h.mu.Unlock()
 		// A change is applied before the answer, so that the request
 		// that made it finds it here (a new conversation, members).
@@ -212,19 +213,42 @@ func (h *Hub) applyChange(ev history.Event, prev uint64, hasPrev, authoritative 
 	}
 }
 
+// messageView is a conversation's summary as history gave it at loadedAt,
+// folded forward with every event routed here since: its message-level
+// fields are current as long as every event is routed here.
+type messageView struct {
+	sum      history.Conversation
+	loadedAt time.Time
+}
+
 // conversationTargeted is Conversation under targeted routing. The
 // summary the hub caches holds what changes a conversation beyond its
 // messages — kind, members, roles, title, archive, blocks — kept current
-// by the routed events and chat.changes, whatever sockets the node holds;
-// a conversation the node is not routed may have had many messages since,
-// so the message-level fields (last seq and activity, message count, last
-// message) come from history, raised to the newest seq this node has
-// seen (an answer to its own command may be ahead of history).
+// by the routed events and chat.changes, whatever sockets the node holds.
+// Its message-level fields (last seq and activity, message count, last
+// message) come from the conversation's message view when that is
+// current: the node has held a member's socket since RegistrationSettle
+// before the view was loaded (so every event since is routed here) and the view has folded
+// every event routed here. Otherwise they come from history — a node not
+// routed a conversation may have missed many messages — raised to the
+// newest seq the node has seen (an answer to its own command may be
+// ahead of history), and the view is loaded afresh.
 func (h *Hub) conversationTargeted(ctx context.Context, id string) (history.Conversation, error) {
+	h.mu.RLock()
+	c, cached := h.convs[id]
+	v, latest := h.views[id], h.latest[id]
+	if cached && v != nil && v.sum.LastSeq >= latest && h.followedLocked(c, v.loadedAt.Add(-h.cfg.RegistrationSettle)) {
+		out := withMessages(*c, v.sum, latest)
+		h.mu.RUnlock()
+		return out, nil
+	}
+	h.mu.RUnlock()
+
+	loadedAt := time.Now()
 	stored, err := h.cfg.History.Conversation(ctx, id)
 	h.mu.Lock()
-	c, ok := h.convs[id]
-	if !ok {
+	c, cached = h.convs[id]
+	if !cached {
 		if err != nil {
 			h.mu.Unlock()
 			return history.Conversation{}, err
@@ -234,18 +258,58 @@ func (h *Hub) conversationTargeted(ctx context.Context, id string) (history.Conv
 		h.convs[id] = c
 	}
 	out, latest := *c, h.latest[id]
+	if err == nil {
+		h.views[id] = &messageView{sum: stored, loadedAt: loadedAt}
+	}
 	h.mu.Unlock()
 	if err == nil {
-		out.Messages, out.LastMessage = stored.Messages, stored.LastMessage
-		out.LastSeq = max(out.LastSeq, stored.LastSeq)
-		if stored.LastActivity.After(out.LastActivity) {
-			out.LastActivity = stored.LastActivity
-		}
-	} else if !errors.Is(err, history.ErrNotFound) {
+		return withMessages(out, stored, latest), nil
+	}
+	if !errors.Is(err, history.ErrNotFound) {
 		h.log.Warn("reading conversation; answering from the cached summary", "conversation_id", id, "err", err)
 	}
 	out.LastSeq = max(out.LastSeq, latest)
 	return out, nil
+}
+
+// followedLocked reports whether a session of one of c's members began
+// before since. Call with h.mu held.
+func (h *Hub) followedLocked(c *history.Conversation, since time.Time) bool {
+	for _, m := range c.Members {
+		for s := range h.sessions[m.UserID] {
+			if s.start.Before(since) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// foldViewLocked folds an event routed here into its conversation's
+// message view; a gap (an event not routed here) drops the view. Call
+// with h.mu held.
+func (h *Hub) foldViewLocked(ev history.Event) {
+	v := h.views[ev.ConversationID]
+	switch {
+	case v == nil || ev.Seq <= v.sum.LastSeq:
+	case ev.Seq == v.sum.LastSeq+1:
+		if _, err := history.ApplyToSummary(&v.sum, ev); err != nil {
+			h.log.Warn("folding event", "conversation_id", ev.ConversationID, "seq", ev.Seq, "err", err)
+		}
+	default:
+		delete(h.views, ev.ConversationID)
+	}
+}
+
+// withMessages returns c with the message-level fields of view, its last
+// seq at least latest.
+func withMessages(c, view history.Conversation, latest uint64) history.Conversation {
+	c.Messages, c.LastMessage = view.Messages, view.LastMessage
+	c.LastSeq = max(c.LastSeq, view.LastSeq, latest)
+	if view.LastActivity.After(c.LastActivity) {
+		c.LastActivity = view.LastActivity
+	}
+	return c
 }
 
 // recipients yields the users named in a routed record's
