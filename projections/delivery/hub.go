@@ -7,8 +7,21 @@
 // "receipt" frames (see Hub.receipt), and reports what it delivered
 // through Config.Delivered so that delivered receipts can be recorded.
 //
-// Each node's Hub reads every partition itself (no consumer group: every
-// node needs every event), starting at the high watermarks of its start.
+// Events reach a node's Hub in one of two ways (PARLEY_ROUTING):
+//
+//   - Broadcast: each node's Hub reads every partition of those topics
+//     itself (no consumer group: every node needs every event), starting
+//     at the high watermarks of its start. The work grows with nodes ×
+//     events.
+//   - Targeted (Config.Node set): a Router (router.go), a consumer group
+//     over the same topics, copies each record to the delivery topic of
+//     each node that needs it — chat.delivery.<node>, one partition per
+//     node, so a node reads exactly its own records — naming the node's
+//     users it is for; the session registry it routes by is chat.presence
+//     (presence.Registry). The Hub reads its topic, and chat.changes to
+//     keep the conversations it caches current (targeted.go). The work
+//     grows with deliveries.
+//
 // A Session is one socket's delivery state; it fills any gap it sees —
 // on resume after a reconnect or when an event arrives ahead of the
 // socket's cursor — from the history store, and says so with a "gap"

@@ -92,8 +92,13 @@ var routedTopics = []string{schemas.TopicEvents, schemas.TopicReplies, schemas.T
 // it was registered sees the gap and fills it from history at once
 // (Session.firstEvent), rather than at the next event.
 //
-// Delivery copies are written with acks from the leader only: they are
-// derived data, and a lost copy is a gap the next event fills.
+// Each node has a topic of its own, of one partition, rather than a
+// partition of one shared topic: nodes whose ids mapped to the same
+// partition would read each other's records, and the work would again
+// grow with nodes. Nodes and router both create it before use (brokers
+// may not auto-create topics; the embedded one does not). Copies are
+// written with acks from the leader only: they are derived data, and a
+// lost copy is a gap the socket fills from history on the next event.
 //
 // Run owns the router; Ready is safe for concurrent use.
 type Router struct {
