@@ -1062,6 +1062,7 @@ func TestAsyncAPI(t *testing.T) {
 		schemas.TopicReplies:   24 * 3600 * 1000,
 		schemas.TopicDLQ:       30 * 24 * 3600 * 1000,
 		schemas.TopicEphemeral: 3600 * 1000,
+		schemas.TopicChanges:   3600 * 1000,
 	}
 	partitions := map[any]bool{}
 	for topic, ms := range retention {
