@@ -25,6 +25,7 @@ var parleyRoles = map[string][]string{
 	"decider":  {"decider"},
 	"history":  {"project", "history"},
 	"search":   {"project", "search"},
+	"router":   {"router"},
 	"gateway1": {"gateway"},
 	"gateway2": {"gateway"},
 }
