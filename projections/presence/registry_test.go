@@ -89,16 +89,19 @@ func TestRegistry(t *testing.T) {
 		return slices.Equal(nodes(reg, "alice"), []string{"node-a", "node-b"}) && slices.Equal(nodes(reg, "bob"), []string{"node-b"})
 	})
 	time.Sleep(500 * time.Millisecond) // heartbeats re-publish: no new registrations
-	got := regs.list()
-	slices.Sort(got)
+	// Two nodes publishing alice's record at once may each drop the
+	// other's entry for a moment (see Tracker): the entry that comes back
+	// is announced again, which is right. So compare without repeats.
+	got := slices.Compact(slices.Sorted(slices.Values(regs.list())))
 	if want := []string{"alice@node-a", "alice@node-b", "bob@node-b"}; !slices.Equal(got, want) {
 		t.Errorf("registrations %v, want %v", got, want)
 	}
 
 	bobGone()
 	eventually(t, "bob gone", func() bool { return len(nodes(reg, "bob")) == 0 })
+	seen := len(regs.list())
 	b.Connect(ctx, "bob", "phone")
-	eventually(t, "bob back on b, announced again", func() bool { return slices.Contains(regs.list()[3:], "bob@node-b") })
+	eventually(t, "bob back on b, announced again", func() bool { return slices.Contains(regs.list()[seen:], "bob@node-b") })
 
 	// A registry started now knows the state and announces nothing of it.
 	late := &registrations{}
