@@ -101,8 +101,10 @@ type nodeResult struct {
 }
 
 type routingResult struct {
-	mode      string
-	nodes     []nodeResult
+	mode  string
+	nodes []nodeResult
+	// router is what the router read and wrote (targeted), by series.
+	router    map[string]float64
 	sent      int
 	delivered int
 	expected  int
@@ -145,6 +147,10 @@ func (r routingResult) String() string {
 		r.mode, len(r.nodes), r.sent, r.delivered, r.expected, r.p(50), r.p(99), r.cpuPerDelivery())
 	for _, n := range r.nodes {
 		fmt.Fprintf(&sb, "  %s: records read %.0f, deliveries %.0f, CPU %.2f s\n", n.name, n.recordsRead, n.deliveries, n.cpu.Seconds())
+	}
+	if len(r.router) > 0 {
+		fmt.Fprintf(&sb, "  router: read %.0f records, wrote %.0f delivery copies, %.0f changes, %.0f resyncs\n",
+			r.router["read"], r.router["delivery"], r.router["changes"], r.router["resync"])
 	}
 	return sb.String()
 }
@@ -250,6 +256,7 @@ func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time
 	waitUntil(b, "every creation delivered", func() bool { return l.delivered.Load() >= int64(users) })
 
 	before := snapshot(b, gws)
+	routerBefore := routerCounts(b, core.HTTPAddr())
 	l.reset()
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
@@ -271,7 +278,10 @@ func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time
 	}
 	time.Sleep(time.Second) // let counters settle
 	after := snapshot(b, gws)
-	r := routingResult{mode: mode, sent: total, delivered: int(l.delivered.Load()), expected: int(expected), latencies: l.latencies()}
+	r := routingResult{mode: mode, sent: total, delivered: int(l.delivered.Load()), expected: int(expected), latencies: l.latencies(), router: map[string]float64{}}
+	for k, v := range routerCounts(b, core.HTTPAddr()) {
+		r.router[k] = v - routerBefore[k]
+	}
 	for i, n := range gws {
 		r.nodes = append(r.nodes, nodeResult{
 			name:        n.name,
@@ -355,6 +365,34 @@ func snapshot(b *testing.B, gws []*benchNode) []nodeResult {
 			}
 		}
 		resp.Body.Close()
+	}
+	return out
+}
+
+// routerCounts reads the router's counters from addr's /metrics: records
+// read (all topics) and written by kind.
+func routerCounts(b *testing.B, addr string) map[string]float64 {
+	b.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		v, err := strconv.ParseFloat(value, 64)
+		if !ok || err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "parley_router_records_read_total"):
+			out["read"] += v
+		case strings.HasPrefix(name, "parley_router_records_written_total{kind="):
+			out[strings.Trim(strings.TrimPrefix(name, "parley_router_records_written_total{kind="), `"}`)] = v
+		}
 	}
 	return out
 }
