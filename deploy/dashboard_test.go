@@ -24,6 +24,9 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 	m.ApplyRetries.WithLabelValues("g")
 	m.Commands.WithLabelValues("t", "accepted")
 	m.Rejections.WithLabelValues("gateway", "c")
+	m.DeliveryRecordsRead.WithLabelValues("t")
+	m.RouterRecordsRead.WithLabelValues("t")
+	m.RouterRecordsWritten.WithLabelValues("delivery")
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
