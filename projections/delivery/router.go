@@ -100,6 +100,9 @@ var routedTopics = []string{schemas.TopicEvents, schemas.TopicReplies, schemas.T
 // written with acks from the leader only: they are derived data, and a
 // lost copy is a gap the socket fills from history on the next event.
 //
+// The router keeps in memory, per conversation it has seen since it
+// started, its summary (members) and, for Resync, its newest event.
+//
 // Run owns the router; Ready is safe for concurrent use.
 type Router struct {
 	cfg      RouterConfig
@@ -454,13 +457,19 @@ func (r *Router) register(user, node string) {
 }
 
 // resyncLoop sends, for each registration, the newest recent event of
-// each of the user's conversations to the node.
+// each of the user's conversations to the node; every Resync it forgets
+// the newest events that are too old to be sent again.
 func (r *Router) resyncLoop(ctx context.Context) {
+	prune := time.NewTicker(r.cfg.Resync)
+	defer prune.Stop()
 	for {
 		var regs []registration
 		select {
 		case <-ctx.Done():
 			return
+		case <-prune.C:
+			r.pruneLast(time.Now())
+			continue
 		case reg := <-r.regs:
 			regs = append(regs, reg)
 		}
@@ -487,6 +496,18 @@ func (r *Router) resyncLoop(ctx context.Context) {
 		if err := r.write(ctx, out, "resync"); err != nil && ctx.Err() == nil {
 			// Best effort: the sessions fill the gap on the next event.
 			r.log.Warn("resync", "records", len(out), "err", err)
+		}
+	}
+}
+
+// pruneLast drops the newest events routed longer than Resync ago: only
+// conversations active of late keep one in memory.
+func (r *Router) pruneLast(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.convs {
+		if c.last != nil && now.Sub(c.lastAt) > r.cfg.Resync {
+			c.last = nil
 		}
 	}
 }
