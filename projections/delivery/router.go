@@ -326,52 +326,47 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 }
 
 func (r *Router) routeTyping(ctx context.Context, rec consumers.Record) []kafka.Message {
-	if rec.Attrs.Type != schemas.TypeTyping {
-		return nil
-	}
 	v, err := schemas.Decode(rec.Attrs.Type, rec.Message.Value)
-	if err != nil {
+	t, ok := v.(*schemas.TypingV1)
+	if err != nil || !ok || t.ConversationID != rec.Attrs.Subject || time.Now().After(t.ExpiresAt) {
 		return nil
 	}
-	t := v.(*schemas.TypingV1)
-	if t.ConversationID != rec.Attrs.Subject || time.Now().After(t.ExpiresAt) {
-		return nil
-	}
-	c := r.conversation(ctx, t.ConversationID)
-	if c == nil {
-		return nil
-	}
-	defer r.mu.Unlock()
-	if !c.sum.IsMember(t.UserID) {
-		return nil
-	}
-	return copies(r.nodesOf(members(c.sum), t.UserID), rec.Message)
+	return r.routeSignal(ctx, rec, t.ConversationID, t.UserID, func(c history.Conversation) (iter.Seq[string], string) {
+		return members(c), t.UserID // not to the typist's own devices
+	})
 }
 
 func (r *Router) routeReceipt(ctx context.Context, rec consumers.Record) []kafka.Message {
-	if rec.Attrs.Type != schemas.TypeReceipt {
-		return nil
-	}
 	v, err := schemas.Decode(rec.Attrs.Type, rec.Message.Value)
-	if err != nil {
+	rc, ok := v.(*schemas.ReceiptV1)
+	if err != nil || !ok {
 		return nil
 	}
-	rc := v.(*schemas.ReceiptV1)
-	c := r.conversation(ctx, rc.ConversationID)
+	return r.routeSignal(ctx, rec, rc.ConversationID, rc.UserID, func(c history.Conversation) (iter.Seq[string], string) {
+		// The user's own devices; in a direct conversation, the other
+		// member's too (ticks). Groups show receipts as counts, over HTTP.
+		if c.Kind == schemas.KindDirect {
+			return members(c), ""
+		}
+		return slices.Values([]string{rc.UserID}), ""
+	})
+}
+
+// routeSignal routes a record about what member user did in conv (a
+// signal outside the conversation's sequence) to the nodes of the users
+// to returns, but the one it says to skip; nothing if user is not a
+// member.
+func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, user string, to func(history.Conversation) (iter.Seq[string], string)) []kafka.Message {
+	c := r.conversation(ctx, conv)
 	if c == nil {
 		return nil
 	}
 	defer r.mu.Unlock()
-	if !c.sum.IsMember(rc.UserID) {
+	if !c.sum.IsMember(user) {
 		return nil
 	}
-	// The user's own devices; in a direct conversation, the other
-	// member's too (ticks). Groups show receipts as counts, over HTTP.
-	users := slices.Values([]string{rc.UserID})
-	if c.sum.Kind == schemas.KindDirect {
-		users = members(c.sum)
-	}
-	return copies(r.nodesOf(users, ""), rec.Message)
+	users, skip := to(c.sum)
+	return copies(r.nodesOf(users, skip), rec.Message)
 }
 
 // conversation returns the conversation with r.mu held, loading it from

@@ -391,6 +391,61 @@ func TestConversationMessageFields(t *testing.T) {
 	}
 }
 
+// TestRouterSignals: a typing indicator reaches the other members' nodes
+// but not the typist's own devices; a receipt in a direct conversation
+// reaches both members' devices, in a group only the user's.
+func TestRouterSignals(t *testing.T) {
+	t.Parallel()
+	env := startRouting(t, "n1", "n2")
+	alice1 := env.connect(t, "n1", "alice", "phone", true)
+	alice2 := env.connect(t, "n2", "alice", "laptop", true)
+	bob := env.connect(t, "n2", "bob", "phone", true)
+	carol := env.connect(t, "n1", "carol", "phone", true)
+	env.publish(t, "", nowGroup("c6", "alice", "bob", "carol"))
+	env.publish(t, "", historytest.Created(schemas.ConversationCreatedV1{ConversationID: "c7", Kind: schemas.KindDirect,
+		CreatedBy: "alice", Members: []schemas.Member{member("alice"), member("bob")}, CreatedAt: time.Now()}))
+	for _, s := range []*fakeSink{alice1, alice2, bob} {
+		waitFrames(t, s, "event c6 0", "event c7 0")
+	}
+	now := time.Now().UTC()
+	env.write(t, schemas.TopicEphemeral, schemas.TypeTyping, "c6", "", schemas.TypingV1{ConversationID: "c6", UserID: "alice", At: now, ExpiresAt: now.Add(time.Minute)})
+	env.write(t, schemas.TopicReceipts, schemas.TypeReceipt, "c7", "", schemas.ReceiptV1{ConversationID: "c7", UserID: "alice", Kind: schemas.ReceiptRead, Seq: 0, At: now})
+	env.write(t, schemas.TopicReceipts, schemas.TypeReceipt, "c6", "", schemas.ReceiptV1{ConversationID: "c6", UserID: "bob", Kind: schemas.ReceiptRead, Seq: 0, At: now})
+	// Last, a message to all: once carol has it, the signals are routed.
+	env.publish(t, "", nowMsgs("c6", 1, 1)...)
+	waitFor(t, "carol's frames", func() bool { return len(carol.got()) >= 3 })
+	signals := func(s *fakeSink) []string {
+		var out []string
+		for _, f := range s.got() {
+			var v struct {
+				Type           string `json:"type"`
+				ConversationID string `json:"conversation_id"`
+				UserID         string `json:"user_id"`
+			}
+			_ = json.Unmarshal(f, &v)
+			if v.Type != "event" {
+				out = append(out, fmt.Sprintf("%s %s %s", v.Type, v.ConversationID, v.UserID))
+			}
+		}
+		return out
+	}
+	waitFor(t, "bob's signals", func() bool { return len(signals(bob)) == 3 })
+	time.Sleep(100 * time.Millisecond)
+	for name, c := range map[string]struct {
+		s    *fakeSink
+		want []string
+	}{
+		"alice on n1": {alice1, []string{"receipt c7 alice"}},
+		"alice on n2": {alice2, []string{"receipt c7 alice"}},
+		"bob":         {bob, []string{"user_typing c6 alice", "receipt c7 alice", "receipt c6 bob"}},
+		"carol":       {carol, []string{"user_typing c6 alice"}},
+	} {
+		if got := signals(c.s); !slices.Equal(got, c.want) {
+			t.Errorf("%s got %q, want %q", name, got, c.want)
+		}
+	}
+}
+
 // TestApplyChange: changes reach a cached summary by two paths in any
 // order; one applies once its predecessor is there, and a gap on the
 // authoritative path drops the summary.
