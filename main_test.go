@@ -57,6 +57,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"token", "not a user!"}, "invalid user id"},
 		{[]string{"run", "-partitions", "zero"}, "invalid value"},
 		{[]string{"run", "-log-format", "xml"}, "PARLEY_LOG_FORMAT"},
+		{[]string{"router", "-routing", "sideways"}, "PARLEY_ROUTING must be targeted or broadcast"},
+		{[]string{"gateway", "-node-id", "gw/1"}, "names the node's delivery topic"},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), c.args, noEnv, &out, &out)
