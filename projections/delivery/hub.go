@@ -38,7 +38,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -289,29 +291,18 @@ func (h *Hub) event(ctx context.Context, attrs schemas.Attributes, value []byte)
 	// One item for every recipient: it is never changed after this.
 	it := &item{conv: attrs.Subject, seq: attrs.Seq, at: attrs.Time,
 		frame: EncodeEvent(attrs.Subject, attrs.Seq, attrs.Type, attrs.ID, attrs.Time, value)}
-	var slow []*Session
-	h.mu.RLock()
-	for _, m := range conv.Members {
-		for s := range h.sessions[m.UserID] {
-			if !s.push(it) {
-				slow = append(slow, s)
+	h.pushTo(func(yield func(string) bool) {
+		for u := range memberIDs(conv) {
+			if !yield(u) {
+				return
 			}
 		}
-	}
-	// A member who leaves or is removed gets that event, and nothing
-	// after it.
-	if gone := departed(attrs.Type, value); gone != "" && !conv.IsMember(gone) {
-		for s := range h.sessions[gone] {
-			if !s.push(it) {
-				slow = append(slow, s)
-			}
+		// A member who leaves or is removed gets that event, and
+		// nothing after it.
+		if gone := departed(attrs.Type, value); gone != "" && !conv.IsMember(gone) {
+			yield(gone)
 		}
-	}
-	h.mu.RUnlock()
-	// Ending a session unregisters it, which takes h.mu: never under it.
-	for _, s := range slow {
-		s.overflow()
-	}
+	}, "", it)
 }
 
 // departed returns the user a membership event takes out of the
@@ -356,21 +347,17 @@ func (h *Hub) signal(ctx context.Context, attrs schemas.Attributes, value []byte
 		return
 	}
 	it := &item{conv: t.ConversationID, signal: true, frame: encodeUserTyping(t)}
-	var slow []*Session
-	h.mu.RLock()
-	for _, m := range conv.Members {
-		if m.UserID == t.UserID {
-			continue
-		}
-		for s := range h.sessions[m.UserID] {
-			if !s.push(it) {
-				slow = append(slow, s)
+	h.pushTo(memberIDs(conv), t.UserID, it)
+}
+
+// memberIDs yields the user ids of conv's members.
+func memberIDs(conv history.Conversation) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, m := range conv.Members {
+			if !yield(m.UserID) {
+				return
 			}
 		}
-	}
-	h.mu.RUnlock()
-	for _, s := range slow {
-		s.overflow()
 	}
 }
 
@@ -394,21 +381,10 @@ func (h *Hub) receipt(ctx context.Context, attrs schemas.Attributes, value []byt
 		return
 	}
 	it := &item{conv: r.ConversationID, signal: true, frame: encodeReceipt(r)}
-	var slow []*Session
-	h.mu.RLock()
-	for _, m := range conv.Members {
-		if m.UserID != r.UserID && conv.Kind != schemas.KindDirect {
-			continue
-		}
-		for s := range h.sessions[m.UserID] {
-			if !s.push(it) {
-				slow = append(slow, s)
-			}
-		}
-	}
-	h.mu.RUnlock()
-	for _, s := range slow {
-		s.overflow()
+	if conv.Kind == schemas.KindDirect {
+		h.pushTo(memberIDs(conv), "", it)
+	} else {
+		h.pushTo(slices.Values([]string{r.UserID}), "", it)
 	}
 }
 
