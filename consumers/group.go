@@ -11,8 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
-	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -102,33 +102,16 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 		topic = strings.Join(cfg.Topics, ",")
 	}
 	log := cfg.Logger.With("group", cfg.GroupID, "topic", topic)
-	rc := kafka.ReaderConfig{
-		Brokers:           cfg.Brokers,
-		GroupID:           cfg.GroupID,
-		Topic:             cfg.Topic,
-		MinBytes:          1,
-		MaxBytes:          16 << 20,
-		MaxWait:           500 * time.Millisecond,
-		StartOffset:       cfg.StartOffset,
-		CommitInterval:    0, // synchronous commits, after Apply only
-		SessionTimeout:    cfg.SessionTimeout,
-		HeartbeatInterval: cfg.SessionTimeout / 10,
-		RebalanceTimeout:  cfg.SessionTimeout,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("kafka reader", "err", fmt.Sprintf(msg, args...))
-		}),
+	topics := cfg.Topics
+	if len(topics) == 0 {
+		topics = []string{cfg.Topic}
 	}
-	if len(cfg.Topics) > 0 {
-		rc.Topic, rc.GroupTopics = "", cfg.Topics
-	}
-	r := kafka.NewReader(rc)
-	dlq := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Topic:        schemas.TopicDLQ,
-		Balancer:     kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond,
-	}
+	// Offsets are committed synchronously, after Apply only.
+	r := kafkalog.NewGroupReader(cfg.Brokers, kafkalog.Membership{
+		Group: cfg.GroupID, Topics: topics, StartOffset: cfg.StartOffset,
+		SessionTimeout: cfg.SessionTimeout, Logger: log,
+	})
+	dlq := kafkalog.NewWriter(cfg.Brokers, schemas.TopicDLQ)
 	defer func() {
 		if err := dlq.Close(); err != nil {
 			log.Warn("closing dead-letter writer", "err", err)
@@ -196,7 +179,7 @@ func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) er
 	batch := make([]T, 0, len(msgs))
 	var dead []kafka.Message
 	for _, m := range msgs {
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err == nil {
 			var v T
 			if v, err = g.p.Decode(Record{Message: m, Attrs: attrs}); err == nil {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -36,7 +36,7 @@ func startBroker(t *testing.T) []string {
 	brokers := []string{b.Addr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	return brokers
@@ -153,7 +153,7 @@ func (g *group) stop(t *testing.T) error {
 // decodes.
 func record(key string, i int) kafka.Message {
 	v, _ := json.Marshal(item{Key: key, I: i})
-	return producers.Message(producers.NewAttributes(schemas.TypeMessageSent, key, time.Now()), v)
+	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, key, time.Now()), v)
 }
 
 func write(t *testing.T, brokers []string, msgs ...kafka.Message) {
@@ -168,7 +168,7 @@ func write(t *testing.T, brokers []string, msgs ...kafka.Message) {
 	}
 }
 
-func client(brokers []string) *kafka.Client { return producers.NewClient(brokers) }
+func client(brokers []string) *kafka.Client { return kafkalog.NewClient(brokers) }
 
 // committed returns the group's committed offset per partition (-1 for
 // none).
@@ -284,7 +284,7 @@ func TestRunGroupAppliesRecordsInPartitionOrder(t *testing.T) {
 func TestRunGroupDeadLettersUndecodableRecordsAndGoesOn(t *testing.T) {
 	t.Parallel()
 	brokers := startBroker(t)
-	poison := producers.Message(producers.NewAttributes(schemas.TypeMessageSent, "k", time.Now()), []byte(`{"i":"not a number"}`))
+	poison := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, "k", time.Now()), []byte(`{"i":"not a number"}`))
 	headerless := kafka.Message{Key: []byte("k"), Value: []byte(`{"key":"k","i":99}`)}
 	write(t, brokers, record("k", 0), headerless, record("k", 1), poison, record("k", 2))
 	p := &projection{}

@@ -15,7 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/consumers/decider"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -59,7 +59,7 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, req commandIDer) 
 		commandID = req.commandID()
 	}
 	if commandID == "" {
-		commandID = producers.NewID()
+		commandID = kafkalog.NewID()
 	}
 	if !schemas.ValidCommandID(commandID) {
 		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]")))
@@ -319,7 +319,7 @@ func (s *Server) block(blocked bool) http.HandlerFunc {
 		other := chi.URLParam(r, "user")
 		commandID := r.URL.Query().Get("command_id")
 		if commandID == "" {
-			commandID = producers.NewID()
+			commandID = kafkalog.NewID()
 		}
 		switch {
 		case !schemas.ValidUserID(other) || other == me:

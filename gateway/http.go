@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -164,7 +164,7 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateConversationV1, *apiError) {
 	if req.CommandID == "" {
-		req.CommandID = producers.NewID()
+		req.CommandID = kafkalog.NewID()
 	}
 	if !schemas.ValidCommandID(req.CommandID) {
 		return nil, newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]")

@@ -11,7 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
@@ -159,7 +159,7 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 		k.device = r.URL.Query().Get("device_id")
 	}
 	if k.device == "" {
-		k.device = producers.NewID()[:16]
+		k.device = kafkalog.NewID()[:16]
 	} else if !schemas.ValidDeviceID(k.device) {
 		return CloseProtocolViolation, "invalid device_id"
 	}

@@ -1,9 +1,12 @@
-// Package producers is the append side of Parley: it provisions the topics
-// with explicit configs, turns contract records into Kafka messages (the
-// CloudEvents binary-mode mapping of package schemas), and appends commands
-// keyed by conversation id with Kafka's default murmur2 partitioner, so the
-// records of a conversation land in the same partition number of every
-// topic, for Parley and for analytics jobs alike.
+// Package producers is the append side of Parley: typed writers that
+// append commands (CommandWriter), typing signals (SignalWriter) and read
+// and delivered markers (ReceiptWriter), keyed by conversation id and
+// placed with Kafka's default murmur2 partitioner (or a balancer that
+// agrees with it: PartitionBalancer, ConversationBalancer), so the records
+// of a conversation land in the same partition number of every topic, for
+// Parley and for analytics jobs alike. The record codec, topic
+// provisioning and the settings of every Kafka client are package
+// internal/kafkalog's.
 //
 // Writers are safe for concurrent use; every call that can block takes a
 // context.

@@ -3,7 +3,6 @@ package producers_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -31,110 +31,6 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func TestProvision(t *testing.T) {
-	t.Parallel()
-	brokers := startBroker(t)
-	ctx := testContext(t)
-	client := producers.NewClient(brokers)
-	topo := producers.Topology{Partitions: 5, CommandRetention: 48 * time.Hour, ReplyRetention: 2 * time.Hour, EphemeralRetention: 30 * time.Minute, DLQRetention: 10 * 24 * time.Hour}
-	if err := producers.Provision(ctx, client, topo); err != nil {
-		t.Fatal(err)
-	}
-	t.Run("running it again changes nothing", func(t *testing.T) {
-		if err := producers.Provision(ctx, client, topo); err != nil {
-			t.Fatalf("second Provision: %v", err)
-		}
-	})
-	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicDLQ, schemas.TopicChanges} {
-			n, err := producers.Partitions(ctx, client, topic)
-			if err != nil || n != 5 {
-				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
-			}
-		}
-	})
-	t.Run("every topic has explicit retention and cleanup configs", func(t *testing.T) {
-		want := map[string]string{
-			schemas.TopicCommands:  "172800000",
-			schemas.TopicEvents:    "-1", // forever
-			schemas.TopicReplies:   "7200000",
-			schemas.TopicDLQ:       "864000000",
-			schemas.TopicEphemeral: "1800000",
-			schemas.TopicPresence:  "-1",
-			schemas.TopicReceipts:  "-1",
-			schemas.TopicChanges:   "3600000",
-		}
-		var res []kafka.DescribeConfigRequestResource
-		for topic := range want {
-			res = append(res, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-				ConfigNames: []string{"retention.ms", "retention.bytes", "cleanup.policy"}})
-		}
-		resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: res})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Resources) != len(want) {
-			t.Fatalf("described %d topics, want %d", len(resp.Resources), len(want))
-		}
-		for _, r := range resp.Resources {
-			if r.Error != nil {
-				t.Fatalf("%s: %v", r.ResourceName, r.Error)
-			}
-			got := map[string]string{}
-			for _, e := range r.ConfigEntries {
-				got[e.ConfigName] = e.ConfigValue
-			}
-			policy := "delete"
-			if r.ResourceName == schemas.TopicPresence || r.ResourceName == schemas.TopicReceipts {
-				policy = "compact"
-			}
-			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy {
-				t.Errorf("%s configs %v, want retention.ms %s, retention.bytes -1, cleanup.policy %s", r.ResourceName, got, want[r.ResourceName], policy)
-			}
-		}
-	})
-	t.Run("a node's delivery topic has one partition and the delivery retention", func(t *testing.T) {
-		for range 2 { // idempotent
-			if err := producers.ProvisionNode(ctx, client, topo, "gw-1.a_b"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if n, err := producers.Partitions(ctx, client, schemas.DeliveryTopic("gw-1.a_b")); err != nil || n != 1 {
-			t.Errorf("Partitions(%s) = %d, %v; want 1", schemas.DeliveryTopic("gw-1.a_b"), n, err)
-		}
-		resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-			ResourceType: kafka.ResourceTypeTopic, ResourceName: schemas.DeliveryTopic("gw-1.a_b"), ConfigNames: []string{"retention.ms"}}}})
-		if err != nil || len(resp.Resources) != 1 || len(resp.Resources[0].ConfigEntries) != 1 || resp.Resources[0].ConfigEntries[0].ConfigValue != "3600000" {
-			t.Errorf("delivery topic configs: %+v, %v; want retention.ms 3600000", resp, err)
-		}
-		if err := producers.ProvisionNode(ctx, client, topo, "no/slashes"); err == nil {
-			t.Error("a node id that cannot name a topic was accepted")
-		}
-	})
-	t.Run("another partition count is refused", func(t *testing.T) {
-		err := producers.Provision(ctx, client, producers.Topology{Partitions: 6})
-		if !errors.Is(err, producers.ErrPartitionMismatch) {
-			t.Errorf("Provision with 6 partitions over 5 = %v, want ErrPartitionMismatch", err)
-		}
-	})
-}
-
-func TestTopologyValidate(t *testing.T) {
-	t.Parallel()
-	if err := (producers.Topology{}).WithDefaults().Validate(); err != nil {
-		t.Errorf("the defaults do not validate: %v", err)
-	}
-	err := producers.Topology{Partitions: 20000, ReplicationFactor: -1, CommandRetention: time.Second, ReplyRetention: time.Minute, DLQRetention: time.Hour}.Validate()
-	for _, want := range []string{"partitions", "replication factor", "command retention"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate = %v, want it to report %s", err, want)
-		}
-	}
-	if err := producers.Provision(context.Background(), producers.NewClient([]string{"127.0.0.1:1"}), producers.Topology{Partitions: -3}); err == nil || !strings.Contains(err.Error(), "topology") {
-		t.Errorf("Provision of an invalid topology = %v, want a topology error before any request", err)
-	}
 }
 
 // javaMurmur2 is org.apache.kafka.common.utils.Utils.murmur2, written
@@ -208,7 +104,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 	const partitions = 12
 	brokers := startBroker(t)
 	ctx := testContext(t)
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	keys := []string{
@@ -244,7 +140,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 		if b := (kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: m.Key}, partitionList(partitions)...); b != want {
 			t.Errorf("kafka.Murmur2Balancer puts %q in %d, Java in %d", key, b, want)
 		}
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatalf("record of %q: %v", key, err)
 		}
@@ -281,7 +177,7 @@ func TestPartitionBalancer(t *testing.T) {
 		const partitions = 4
 		brokers := startBroker(t)
 		ctx := testContext(t)
-		if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions}); err != nil {
+		if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
 			t.Fatal(err)
 		}
 		w := producers.NewPartitionWriter(brokers, schemas.TopicEvents, slogDiscard())
@@ -289,7 +185,7 @@ func TestPartitionBalancer(t *testing.T) {
 		murmur := javaPartition("foobar", partitions)
 		var msgs []kafka.Message
 		for i := range partitions {
-			m := producers.Message(producers.NewAttributes(schemas.TypeMessageSent, "foobar", time.Now()), []byte(strconv.Itoa(i)))
+			m := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, "foobar", time.Now()), []byte(strconv.Itoa(i)))
 			m.Partition = (murmur + i) % partitions
 			msgs = append(msgs, m)
 		}
@@ -317,7 +213,7 @@ func readAll(t *testing.T, brokers []string, topic string, partitions int) []kaf
 	for p := range partitions {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := producers.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	resp, err := kafkalog.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +248,7 @@ func TestReceiptWriter(t *testing.T) {
 	const partitions = 12
 	brokers := startBroker(t)
 	ctx := testContext(t)
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	rw := producers.NewReceiptWriter(brokers, time.Hour, slogDiscard())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -51,14 +52,7 @@ func NewReceiptWriter(brokers []string, interval time.Duration, log *slog.Logger
 		interval = time.Second
 	}
 	return &ReceiptWriter{
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
-			Topic:        schemas.TopicReceipts,
-			Balancer:     ConversationBalancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: time.Millisecond,
-			ErrorLogger:  kafka.LoggerFunc(func(msg string, args ...any) { log.Error(fmt.Sprintf(msg, args...), "component", "receipt-writer") }),
-		},
+		w:        kafkalog.NewWriter(brokers, schemas.TopicReceipts, kafkalog.Balancer(ConversationBalancer{}), kafkalog.ErrorLog(log, "component", "receipt-writer")),
 		log:      log,
 		interval: interval,
 		now:      time.Now,
@@ -141,7 +135,7 @@ func (r *ReceiptWriter) message(conversation, user, kind string, seq uint64) (ka
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encoding %s: %w", schemas.TypeReceipt, err)
 	}
-	m := Message(NewAttributes(schemas.TypeReceipt, conversation, at), value)
+	m := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeReceipt, conversation, at), value)
 	m.Key = []byte(schemas.ReceiptKey(conversation, user, kind))
 	return m, nil
 }

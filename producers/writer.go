@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -32,16 +33,7 @@ func Origin(node string) CommandOption { return func(c *CommandWriter) { c.origi
 // NewCommandWriter returns a CommandWriter for the bootstrap brokers.
 func NewCommandWriter(brokers []string, log *slog.Logger, opts ...CommandOption) *CommandWriter {
 	c := &CommandWriter{
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
-			Topic:        schemas.TopicCommands,
-			Balancer:     kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll,
-			// The default of 1 s would hold every synchronous append
-			// that long; a command is waited for by a person.
-			BatchTimeout: time.Millisecond,
-			ErrorLogger:  kafka.LoggerFunc(func(msg string, args ...any) { log.Error(fmt.Sprintf(msg, args...), "component", "command-writer") }),
-		},
+		w:   kafkalog.NewWriter(brokers, schemas.TopicCommands, kafkalog.ErrorLog(log, "component", "command-writer")),
 		now: time.Now,
 	}
 	for _, o := range opts {
@@ -57,10 +49,10 @@ func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cm
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", typ, err)
 	}
-	attrs := NewAttributes(typ, conversation, c.now())
+	attrs := kafkalog.NewAttributes(typ, conversation, c.now())
 	attrs.TraceParent = traceParent
 	attrs.OriginNode = c.origin
-	if err := c.w.WriteMessages(ctx, Message(attrs, value)); err != nil {
+	if err := c.w.WriteMessages(ctx, kafkalog.Encode(attrs, value)); err != nil {
 		return fmt.Errorf("appending %s: %w", typ, err)
 	}
 	return nil
@@ -91,15 +83,7 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // NewPartitionWriter returns a synchronous writer to topic that honours
 // each message's Partition, with acks from all in-sync replicas.
 func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka.Writer {
-	return &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     PartitionBalancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond,
-		BatchSize:    1000,
-		ErrorLogger:  kafka.LoggerFunc(func(msg string, args ...any) { log.Error(fmt.Sprintf(msg, args...), "topic", topic) }),
-	}
+	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(1000), kafkalog.ErrorLog(log, "topic", topic))
 }
 
 // SignalWriter appends ephemeral signals (typing indicators) to
@@ -114,19 +98,9 @@ type SignalWriter struct {
 // NewSignalWriter returns a SignalWriter for the bootstrap brokers.
 func NewSignalWriter(brokers []string, log *slog.Logger) *SignalWriter {
 	return &SignalWriter{
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
-			Topic:        schemas.TopicEphemeral,
-			Balancer:     kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireOne,
-			BatchTimeout: time.Millisecond,
-			Async:        true,
-			Completion: func(msgs []kafka.Message, err error) {
-				if err != nil {
-					log.Warn("dropping signals", "topic", schemas.TopicEphemeral, "records", len(msgs), "err", err)
-				}
-			},
-		},
+		w: kafkalog.NewWriter(brokers, schemas.TopicEphemeral, kafkalog.FireAndForget(func(records int, err error) {
+			log.Warn("dropping signals", "topic", schemas.TopicEphemeral, "records", records, "err", err)
+		})),
 		now: time.Now,
 	}
 }
@@ -139,7 +113,7 @@ func (s *SignalWriter) Typing(ctx context.Context, conversation, user string, tt
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", schemas.TypeTyping, err)
 	}
-	if err := s.w.WriteMessages(ctx, Message(NewAttributes(schemas.TypeTyping, conversation, at), value)); err != nil {
+	if err := s.w.WriteMessages(ctx, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeTyping, conversation, at), value)); err != nil {
 		return fmt.Errorf("appending %s: %w", schemas.TypeTyping, err)
 	}
 	return nil

@@ -34,6 +34,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
@@ -112,13 +113,10 @@ func New(cfg Config) *Decider {
 	return &Decider{
 		cfg:     cfg,
 		log:     log,
-		client:  producers.NewClient(cfg.Brokers),
+		client:  kafkalog.NewClient(cfg.Brokers),
 		events:  producers.NewPartitionWriter(cfg.Brokers, schemas.TopicEvents, log),
 		replies: producers.NewPartitionWriter(cfg.Brokers, schemas.TopicReplies, log),
-		dlq: &kafka.Writer{
-			Addr: kafka.TCP(cfg.Brokers...), Topic: schemas.TopicDLQ, Balancer: kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
-		},
+		dlq:     kafkalog.NewWriter(cfg.Brokers, schemas.TopicDLQ),
 	}
 }
 
@@ -127,21 +125,16 @@ func New(cfg Config) *Decider {
 // committed before it returns.
 func (d *Decider) Run(ctx context.Context) error {
 	defer d.close()
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                schemas.GroupDecider,
-		Brokers:           d.cfg.Brokers,
+	cg, err := kafkalog.NewConsumerGroup(d.cfg.Brokers, kafkalog.Membership{
+		Group:             schemas.GroupDecider,
 		Topics:            []string{schemas.TopicCommands},
+		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    d.cfg.SessionTimeout,
 		HeartbeatInterval: d.cfg.SessionTimeout / 6,
-		RebalanceTimeout:  d.cfg.SessionTimeout,
-		JoinGroupBackoff:  500 * time.Millisecond,
-		StartOffset:       kafka.FirstOffset,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			d.log.Warn("consumer group", "err", fmt.Sprintf(msg, args...))
-		}),
+		Logger:            d.log,
 	})
 	if err != nil {
-		return fmt.Errorf("joining %s: %w", schemas.GroupDecider, err)
+		return err
 	}
 	defer func() {
 		if err := cg.Close(); err != nil {
@@ -202,10 +195,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	if hw <= 0 {
 		return st, nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: d.cfg.Brokers, Topic: schemas.TopicEvents, Partition: p,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
-	})
+	r := kafkalog.NewPartitionReader(d.cfg.Brokers, schemas.TopicEvents, p)
 	defer d.closeAsync(r, d.log)
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return nil, fmt.Errorf("seeking %s/%d: %w", schemas.TopicEvents, p, err)
@@ -215,7 +205,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading %s/%d: %w", schemas.TopicEvents, p, err)
 		}
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err == nil {
 			err = st.Apply(attrs, m.Value)
 		}
@@ -242,10 +232,7 @@ func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int
 		from = st.LastCommandOffset + 1
 	}
 	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: d.cfg.Brokers, Topic: schemas.TopicCommands, Partition: p,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
-	})
+	r := kafkalog.NewPartitionReader(d.cfg.Brokers, schemas.TopicCommands, p)
 	defer d.closeAsync(r, log)
 	if from < 0 {
 		from = kafka.FirstOffset
@@ -284,7 +271,7 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 	now := d.cfg.Now()
 	var events, replies, dead []kafka.Message
 	for _, m := range batch {
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		var dec Decision
 		if err == nil {
 			dec, err = st.Decide(attrs, m.Value, m.Offset, now)
@@ -295,12 +282,12 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 			dead = append(dead, consumers.DeadLetter(m, schemas.GroupDecider, err))
 			d.cfg.Metrics.Commands.WithLabelValues("invalid", "dead_letter").Inc()
 		case dec.Event != nil:
-			msg := producers.Message(dec.Event.Attrs, dec.Event.Value)
+			msg := kafkalog.Encode(dec.Event.Attrs, dec.Event.Value)
 			msg.Partition = p
 			events = append(events, msg)
 			d.cfg.Metrics.Commands.WithLabelValues(attrs.Type, "accepted").Inc()
 		case dec.Reply != nil:
-			msg := producers.Message(dec.Reply.Attrs, dec.Reply.Value)
+			msg := kafkalog.Encode(dec.Reply.Attrs, dec.Reply.Value)
 			msg.Partition = p
 			replies = append(replies, msg)
 			outcome := "duplicate"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers/decider"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -44,7 +45,7 @@ func provision(t *testing.T, brokers []string, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -225,7 +226,7 @@ func checkEvents(t *testing.T, events []kafka.Message, partitions int, want []se
 	slices.SortStableFunc(events, func(a, b kafka.Message) int { return int(a.Offset - b.Offset) })
 	next := map[string]uint64{}
 	for _, m := range events {
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatalf("event at %d/%d: %v", m.Partition, m.Offset, err)
 		}
@@ -269,7 +270,7 @@ func committed(t *testing.T, brokers []string, partitions int) []int64 {
 	for i := range ps {
 		ps[i] = i
 	}
-	resp, err := producers.NewClient(brokers).OffsetFetch(ctx, &kafka.OffsetFetchRequest{
+	resp, err := kafkalog.NewClient(brokers).OffsetFetch(ctx, &kafka.OffsetFetchRequest{
 		GroupID: schemas.GroupDecider, Topics: map[string][]int{schemas.TopicCommands: ps},
 	})
 	if err != nil {
@@ -290,7 +291,7 @@ func highWatermarks(t *testing.T, brokers []string, topic string, partitions int
 	for p := range partitions {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := producers.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	resp, err := kafkalog.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 
 	got := map[string]string{}
 	for _, m := range replies.snapshot() {
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -282,7 +282,7 @@ func (s *State) event(cmd schemas.Attributes, typ, conversation string, seq uint
 	if err != nil {
 		return Decision{}, fmt.Errorf("encoding %s: %w", typ, err)
 	}
-	a := producers.NewAttributes(typ, conversation, now)
+	a := kafkalog.NewAttributes(typ, conversation, now)
 	a.Seq, a.HasSeq = seq, true
 	a.TraceParent, a.OriginNode = cmd.TraceParent, cmd.OriginNode
 	a.CommandOffset = offset
@@ -309,7 +309,7 @@ func reply(cmd schemas.Attributes, typ, conversation string, r any, now time.Tim
 	if err != nil {
 		return Decision{}, fmt.Errorf("encoding %s: %w", typ, err)
 	}
-	a := producers.NewAttributes(typ, conversation, now)
+	a := kafkalog.NewAttributes(typ, conversation, now)
 	a.TraceParent, a.OriginNode = cmd.TraceParent, cmd.OriginNode
 	return Decision{Reply: &Output{Attrs: a, Value: value}}, nil
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/schemacheck"
 )
@@ -33,7 +33,7 @@ func command(typ, conversation string, v any) cmd {
 	if err != nil {
 		panic(err)
 	}
-	a := producers.NewAttributes(typ, conversation, testNow)
+	a := kafkalog.NewAttributes(typ, conversation, testNow)
 	a.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	return cmd{attrs: a, value: value}
 }
@@ -565,7 +565,7 @@ func TestApply(t *testing.T) {
 		evs := history(t, 1)
 		st := NewState(Limits{})
 		applyAll(t, st, evs)
-		a := producers.NewAttributes("chat.message.edited.v2", ab, testNow)
+		a := kafkalog.NewAttributes("chat.message.edited.v2", ab, testNow)
 		a.Seq, a.HasSeq = 2, true
 		if err := st.Apply(a, []byte(`{"anything":true}`)); err != nil {
 			t.Fatal(err)
@@ -597,7 +597,7 @@ func TestApply(t *testing.T) {
 		if st.LastCommandOffset != 40 {
 			t.Errorf("LastCommandOffset = %d, want 40", st.LastCommandOffset)
 		}
-		a := producers.NewAttributes("chat.message.edited.v2", ab, testNow)
+		a := kafkalog.NewAttributes("chat.message.edited.v2", ab, testNow)
 		a.Seq, a.HasSeq = 4, true // no command offset (-1)
 		if err := st.Apply(a, []byte(`{}`)); err != nil || st.LastCommandOffset != 40 {
 			t.Errorf("after an event without a command offset: %d, %v; want 40", st.LastCommandOffset, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/parley-chat/parley/consumers/decider"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
@@ -175,7 +176,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}
 	if len(lagSources) > 0 {
 		s.wg.Go(func() {
-			consumers.MonitorLag(runCtx, producers.NewClient(s.brokers), lagSources, s.metrics.ConsumerLag, 5*time.Second, log)
+			consumers.MonitorLag(runCtx, kafkalog.NewClient(s.brokers), lagSources, s.metrics.ConsumerLag, 5*time.Second, log)
 		})
 	}
 	r := chi.NewRouter()
@@ -388,18 +389,18 @@ func (s *System) startRouter(ctx, runCtx context.Context, ready map[string]gatew
 	return nil
 }
 
-func (s *System) topology() producers.Topology {
-	return producers.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
+func (s *System) topology() kafkalog.Topology {
+	return kafkalog.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
 }
 
 func (s *System) provision(ctx context.Context) error {
-	client := producers.NewClient(s.brokers)
+	client := kafkalog.NewClient(s.brokers)
 	topo := s.topology()
 	backoff := 200 * time.Millisecond
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		err := producers.Provision(ctx, client, topo)
-		if err == nil || errors.Is(err, producers.ErrPartitionMismatch) || time.Now().After(deadline) {
+		err := kafkalog.Provision(ctx, client, topo)
+		if err == nil || errors.Is(err, kafkalog.ErrPartitionMismatch) || time.Now().After(deadline) {
 			return err
 		}
 		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", backoff)
@@ -413,6 +414,6 @@ func (s *System) provision(ctx context.Context) error {
 }
 
 func (s *System) kafkaReady(ctx context.Context) error {
-	_, err := producers.Partitions(ctx, producers.NewClient(s.brokers), schemas.TopicEvents)
+	_, err := kafkalog.Partitions(ctx, kafkalog.NewClient(s.brokers), schemas.TopicEvents)
 	return err
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/search"
@@ -246,7 +246,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	running := sys.Store()
 	// Wait for the running projections to have everything.
 	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	replay(t, sys.KafkaBrokers(), fresh)
 	var receipts []history.Receipt
 	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicReceipts) {
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +304,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	defer idx.Close()
 	var docs []search.Doc
 	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
-		attrs, _ := producers.Attributes(m)
+		attrs, _ := kafkalog.Decode(m)
 		d, err := search.Projection{}.Decode(recordOf(m, attrs))
 		if err != nil {
 			t.Fatal(err)

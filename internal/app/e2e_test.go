@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -399,7 +400,7 @@ func TestChat(t *testing.T) {
 		}, ""); err != nil {
 			t.Fatal(err)
 		}
-		garbage := producers.Message(producers.NewAttributes(schemas.TypeSendMessage, conv, time.Now()), []byte(`{"not":"a command"`))
+		garbage := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeSendMessage, conv, time.Now()), []byte(`{"not":"a command"`))
 		kw := &kafka.Writer{Addr: kafka.TCP(sys.KafkaBrokers()...), Topic: schemas.TopicCommands, Balancer: kafka.Murmur2Balancer{}}
 		if err := kw.WriteMessages(ctx, garbage); err != nil {
 			t.Fatal(err)
@@ -414,7 +415,7 @@ func TestChat(t *testing.T) {
 		eventually(t, func() bool {
 			rejected, dead = nil, nil
 			for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicReplies) {
-				if a, _ := producers.Attributes(m); a.Type == schemas.TypeCommandRejected && strings.Contains(string(m.Value), "sneaky") {
+				if a, _ := kafkalog.Decode(m); a.Type == schemas.TypeCommandRejected && strings.Contains(string(m.Value), "sneaky") {
 					rejected = append(rejected, m)
 				}
 			}
@@ -493,7 +494,7 @@ func TestChat(t *testing.T) {
 				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
 					continue
 				}
-				attrs, err := producers.Attributes(m)
+				attrs, err := kafkalog.Decode(m)
 				if err != nil {
 					t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
 				}
@@ -580,11 +581,11 @@ func noneToken(user string) string {
 // of Parley's topics but chat.presence, which every connect writes to.
 func logEnd(t *testing.T, brokers []string) map[string]int64 {
 	t.Helper()
-	client := producers.NewClient(brokers)
+	client := kafkalog.NewClient(brokers)
 	ctx := context.Background()
 	out := map[string]int64{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
-		n, err := producers.Partitions(ctx, client, topic)
+		n, err := kafkalog.Partitions(ctx, client, topic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -608,8 +609,8 @@ func logEnd(t *testing.T, brokers []string) map[string]int64 {
 func replay(t *testing.T, brokers []string, w history.Writer) {
 	t.Helper()
 	ctx := context.Background()
-	client := producers.NewClient(brokers)
-	n, err := producers.Partitions(ctx, client, schemas.TopicEvents)
+	client := kafkalog.NewClient(brokers)
+	n, err := kafkalog.Partitions(ctx, client, schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,7 +631,7 @@ func replay(t *testing.T, brokers []string, w history.Writer) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			attrs, err := producers.Attributes(m)
+			attrs, err := kafkalog.Decode(m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -654,8 +655,8 @@ func replay(t *testing.T, brokers []string, w history.Writer) {
 func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
 	t.Helper()
 	ctx := context.Background()
-	client := producers.NewClient(brokers)
-	n, err := producers.Partitions(ctx, client, topic)
+	client := kafkalog.NewClient(brokers)
+	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -84,7 +84,7 @@ func TestKcatReadsTheLog(t *testing.T) {
 	}
 
 	// kcat's murmur2 partitioner (Kafka's Java default) agrees with ours.
-	n, err := producers.Partitions(ctx, producers.NewClient(sys.KafkaBrokers()), schemas.TopicEvents)
+	n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.KafkaBrokers()), schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/history/scyllastore"
@@ -44,7 +44,7 @@ func fillEvents(b *testing.B, convs, perConv int) ([]string, int) {
 	b.Cleanup(func() { broker.Close() })
 	brokers := []string{broker.Addr()}
 	ctx := context.Background()
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{}); err != nil {
 		b.Fatal(err)
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicEvents, Balancer: kafka.Murmur2Balancer{}, BatchSize: 1000, BatchTimeout: time.Millisecond}
@@ -71,9 +71,9 @@ func fillEvents(b *testing.B, convs, perConv int) ([]string, int) {
 				typ, v = schemas.TypeMessageSent, schemas.MessageSentV1{ConversationID: id, Seq: uint64(seq), SenderID: "alice", Body: "a message of a typical length, about sixty bytes long.", CommandID: fmt.Sprint("m", seq), SentAt: now}
 			}
 			data, _ := json.Marshal(v)
-			a := producers.NewAttributes(typ, id, now)
+			a := kafkalog.NewAttributes(typ, id, now)
 			a.Seq, a.HasSeq = uint64(seq), true
-			msgs = append(msgs, producers.Message(a, data))
+			msgs = append(msgs, kafkalog.Encode(a, data))
 		}
 		if len(msgs) >= 10*(perConv+1) {
 			flush()

@@ -46,8 +46,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
-	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -79,7 +79,7 @@ type Config struct {
 	Node string
 	// Topology configures the node's delivery topic, which the hub
 	// creates on start under targeted routing.
-	Topology producers.Topology
+	Topology kafkalog.Topology
 	// RegistrationSettle is how long after a socket opens the hub counts
 	// on the router having registered it (targeted routing; see
 	// conversationTargeted). Default: 2s.
@@ -146,7 +146,7 @@ func NewHub(cfg Config) *Hub {
 	return &Hub{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "delivery"),
-		client:   producers.NewClient(cfg.Brokers),
+		client:   kafkalog.NewClient(cfg.Brokers),
 		sessions: make(map[string]map[*Session]struct{}),
 		convs:    make(map[string]*history.Conversation),
 		latest:   make(map[string]uint64),
@@ -166,7 +166,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.targeted() {
 		return h.runTargeted(ctx)
 	}
-	n, err := producers.Partitions(ctx, h.client, schemas.TopicEvents)
+	n, err := kafkalog.Partitions(ctx, h.client, schemas.TopicEvents)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
 		}
 		read.Inc()
-		attrs, err := producers.Attributes(m)
+		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			h.log.Warn("skipping record", "topic", topic, "partition", p, "offset", m.Offset, "err", err)
 			continue

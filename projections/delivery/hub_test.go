@@ -16,7 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/schemas"
@@ -167,7 +167,7 @@ func startHub(t *testing.T) *hubEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// One partition: the test relies on the order across conversations.
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 1}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	env := &hubEnv{brokers: brokers, store: openStore(t)}
@@ -204,7 +204,7 @@ func (e *hubEnv) publish(t *testing.T, evs ...history.Event) {
 	t.Helper()
 	msgs := make([]kafka.Message, len(evs))
 	for i, ev := range evs {
-		msgs[i] = producers.Message(attrsOf(ev), ev.Data)
+		msgs[i] = kafkalog.Encode(attrsOf(ev), ev.Data)
 	}
 	if err := e.events.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func (e *hubEnv) reply(t *testing.T, typ, conv string, r any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.replies.WriteMessages(context.Background(), producers.Message(producers.NewAttributes(typ, conv, time.Now()), v)); err != nil {
+	if err := e.replies.WriteMessages(context.Background(), kafkalog.Encode(kafkalog.NewAttributes(typ, conv, time.Now()), v)); err != nil {
 		t.Fatal(err)
 	}
 }

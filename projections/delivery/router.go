@@ -16,8 +16,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
-	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
 	"github.com/parley-chat/parley/schemas"
@@ -31,7 +31,7 @@ type RouterConfig struct {
 	History history.Reader
 	// Topology configures the nodes' delivery topics, which the router
 	// creates (if their node has not yet) before writing to them.
-	Topology producers.Topology
+	Topology kafkalog.Topology
 	// Resync is how recent a conversation's last event must be for the
 	// router to send it again to a node where one of its members just
 	// appeared (see Router). Default: 10s.
@@ -142,7 +142,7 @@ func NewRouter(cfg RouterConfig) *Router {
 	r := &Router{
 		cfg:    cfg,
 		log:    log,
-		client: producers.NewClient(cfg.Brokers),
+		client: kafkalog.NewClient(cfg.Brokers),
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
 			Balancer:     kafka.Murmur2Balancer{},
@@ -546,7 +546,7 @@ func (r *Router) ensureTopics(ctx context.Context, msgs []kafka.Message) []kafka
 		}
 		err, done := r.topics[m.Topic]
 		if !done {
-			err = producers.ProvisionNode(ctx, r.client, r.cfg.Topology, node)
+			err = kafkalog.ProvisionNode(ctx, r.client, r.cfg.Topology, node)
 			if err != nil && ctx.Err() != nil {
 				continue // not cached: try again next time
 			}

@@ -14,8 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
-	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -45,7 +45,7 @@ func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	brokers := []string{b.Addr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 3}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
 	env := &routeEnv{brokers: brokers, store: openStore(t), hubs: map[string]*Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}}
@@ -116,7 +116,7 @@ func (e *routeEnv) publish(t *testing.T, origin string, evs ...history.Event) {
 	for i, ev := range evs {
 		a := attrsOf(ev)
 		a.OriginNode = origin
-		msgs[i] = producers.Message(a, ev.Data)
+		msgs[i] = kafkalog.Encode(a, ev.Data)
 		msgs[i].Topic = schemas.TopicEvents
 	}
 	if err := e.w.WriteMessages(context.Background(), msgs...); err != nil {
@@ -130,9 +130,9 @@ func (e *routeEnv) write(t *testing.T, topic, typ, conv, origin string, v any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := producers.NewAttributes(typ, conv, time.Now())
+	a := kafkalog.NewAttributes(typ, conv, time.Now())
 	a.OriginNode = origin
-	m := producers.Message(a, b)
+	m := kafkalog.Encode(a, b)
 	m.Topic = topic
 	if err := e.w.WriteMessages(context.Background(), m); err != nil {
 		t.Fatal(err)
@@ -372,7 +372,7 @@ func TestConversationMessageFields(t *testing.T) {
 		}
 	}
 	// Message 4 reaches chat.events but not (yet) history.
-	m := producers.Message(attrsOf(nowMsgs("c5", 4, 4)[0]), nowMsgs("c5", 4, 4)[0].Data)
+	m := kafkalog.Encode(attrsOf(nowMsgs("c5", 4, 4)[0]), nowMsgs("c5", 4, 4)[0].Data)
 	m.Topic = schemas.TopicEvents
 	if err := env.w.WriteMessages(ctx, m); err != nil {
 		t.Fatal(err)

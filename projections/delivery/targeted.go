@@ -15,7 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -30,11 +30,11 @@ func (h *Hub) targeted() bool { return h.cfg.Node != "" }
 // runTargeted creates the node's delivery topic and follows it from its
 // end, and chat.changes from a little before its end, until ctx is done.
 func (h *Hub) runTargeted(ctx context.Context) error {
-	if err := producers.ProvisionNode(ctx, h.client, h.cfg.Topology, h.cfg.Node); err != nil {
+	if err := kafkalog.ProvisionNode(ctx, h.client, h.cfg.Topology, h.cfg.Node); err != nil {
 		return err
 	}
 	own := schemas.DeliveryTopic(h.cfg.Node)
-	n, err := producers.Partitions(ctx, h.client, schemas.TopicChanges)
+	n, err := kafkalog.Partitions(ctx, h.client, schemas.TopicChanges)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -102,12 +102,9 @@ func New(cfg Config) *Tracker {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "presence")
 	return &Tracker{
-		cfg: cfg,
-		log: log,
-		w: &kafka.Writer{
-			Addr: kafka.TCP(cfg.Brokers...), Topic: schemas.TopicPresence, Balancer: kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireOne, BatchTimeout: time.Millisecond,
-		},
+		cfg:      cfg,
+		log:      log,
+		w:        kafkalog.NewWriter(cfg.Brokers, schemas.TopicPresence, kafkalog.LeaderAck()),
 		local:    make(map[string]map[string]string),
 		latest:   make(map[string]*schemas.PresenceV1),
 		notified: make(map[string]State),
@@ -157,8 +154,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 // where it ended when follow was called — or nil, nil if ctx ends first —
 // with the channel that receives a later reading error.
 func follow(ctx context.Context, brokers []string, log *slog.Logger, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
-	client := producers.NewClient(brokers)
-	n, err := producers.Partitions(ctx, client, schemas.TopicPresence)
+	client := kafkalog.NewClient(brokers)
+	n, err := kafkalog.Partitions(ctx, client, schemas.TopicPresence)
 	if err != nil {
 		return nil, err
 	}
@@ -201,10 +198,7 @@ func followPartition(ctx context.Context, brokers []string, log *slog.Logger, p 
 		caughtUp <- struct{}{}
 		caughtUp = nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: brokers, Topic: schemas.TopicPresence, Partition: p,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
-	})
+	r := kafkalog.NewPartitionReader(brokers, schemas.TopicPresence, p)
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", schemas.TopicPresence, p, err)
@@ -217,7 +211,7 @@ func followPartition(ctx context.Context, brokers []string, log *slog.Logger, p 
 			}
 			return fmt.Errorf("reading %s/%d: %w", schemas.TopicPresence, p, err)
 		}
-		if attrs, err := producers.Attributes(m); err == nil && attrs.Type == schemas.TypePresence {
+		if attrs, err := kafkalog.Decode(m); err == nil && attrs.Type == schemas.TypePresence {
 			if v, err := schemas.Decode(attrs.Type, m.Value); err == nil {
 				apply(ctx, v.(*schemas.PresenceV1))
 			} else {
@@ -393,7 +387,7 @@ func (t *Tracker) publish(ctx context.Context, users ...string) {
 		if err != nil {
 			continue
 		}
-		msgs = append(msgs, producers.Message(producers.NewAttributes(schemas.TypePresence, u, now), value))
+		msgs = append(msgs, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypePresence, u, now), value))
 	}
 	t.mu.Unlock()
 	if err := t.w.WriteMessages(ctx, msgs...); err != nil && ctx.Err() == nil {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/presence"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -73,7 +73,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	defer broker.Close()
 	brokers := []string{broker.Addr()}
 	ctx := context.Background()
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 3}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
 	a, stopA, doneA := start(t, brokers, "node-a")

@@ -10,7 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -26,7 +26,7 @@ func startKafka(t *testing.T, partitions int) []string {
 	brokers := []string{b.Addr()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: partitions, ReplicationFactor: 1}); err != nil {
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	return brokers
@@ -38,7 +38,7 @@ func event(typ, conv string, seq uint64, at time.Time, v any) kafka.Message {
 	if err != nil {
 		panic(err)
 	}
-	return producers.Message(schemas.Attributes{
+	return kafkalog.Encode(schemas.Attributes{
 		ID: fmt.Sprintf("evt-%s-%d", conv, seq), Type: typ, Source: schemas.Source, Subject: conv,
 		Time: at, Seq: seq, HasSeq: true, CommandOffset: -1,
 	}, data)

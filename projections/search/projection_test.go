@@ -10,7 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
 	"github.com/parley-chat/parley/schemas"
@@ -20,7 +20,7 @@ var t0 = time.Date(2025, 5, 1, 9, 30, 0, 123456789, time.UTC)
 
 func record(t *testing.T, m kafka.Message) consumers.Record {
 	t.Helper()
-	attrs, err := producers.Attributes(m)
+	attrs, err := kafkalog.Decode(m)
 	if err != nil {
 		t.Fatal(err)
 	}

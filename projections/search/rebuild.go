@@ -12,7 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
-	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -84,8 +84,8 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 		return RebuildStats{}, errors.New("rebuild: brokers and a target are required")
 	}
 	r := &rebuild{cfg: cfg, log: cfg.Logger.With("component", "search-rebuild", "topic", cfg.Topic)}
-	client := producers.NewClient(cfg.Brokers)
-	n, err := producers.Partitions(ctx, client, cfg.Topic)
+	client := kafkalog.NewClient(cfg.Brokers)
+	n, err := kafkalog.Partitions(ctx, client, cfg.Topic)
 	if err != nil {
 		return r.stats(start), fmt.Errorf("rebuild: %w", err)
 	}
@@ -234,10 +234,7 @@ func (r *rebuild) readAll(ctx context.Context, ix Indexer, from, to []int64) err
 const idleCheck = 5 * time.Second
 
 func (r *rebuild) readPartition(ctx context.Context, ix Indexer, p int, from, to int64) error {
-	rd := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: r.cfg.Brokers, Topic: r.cfg.Topic, Partition: p,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
-	})
+	rd := kafkalog.NewPartitionReader(r.cfg.Brokers, r.cfg.Topic, p)
 	defer func() {
 		if err := rd.Close(); err != nil {
 			r.log.Warn("closing partition reader", "partition", p, "err", err)
@@ -303,7 +300,7 @@ func (r *rebuild) readPartition(ctx context.Context, ix Indexer, p int, from, to
 }
 
 func (r *rebuild) decode(m kafka.Message) (Doc, error) {
-	attrs, err := producers.Attributes(m)
+	attrs, err := kafkalog.Decode(m)
 	if err != nil {
 		return Doc{}, err
 	}

@@ -1,4 +1,5 @@
-package producers
+// The CloudEvents binary-mode codec of Parley's records, both directions.
+package kafkalog
 
 import (
 	"crypto/rand"
@@ -18,9 +19,9 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Message builds the Kafka message of a record: key = conversation id
+// Encode builds the Kafka message of a record: key = conversation id
 // (ce_subject), CloudEvents attributes as headers, value = the JSON.
-func Message(attrs schemas.Attributes, value []byte) kafka.Message {
+func Encode(attrs schemas.Attributes, value []byte) kafka.Message {
 	hs := attrs.Headers()
 	headers := make([]kafka.Header, len(hs))
 	for i, h := range hs {
@@ -29,8 +30,8 @@ func Message(attrs schemas.Attributes, value []byte) kafka.Message {
 	return kafka.Message{Key: []byte(attrs.Subject), Value: value, Headers: headers}
 }
 
-// Attributes decodes the CloudEvents attributes of a Kafka message.
-func Attributes(m kafka.Message) (schemas.Attributes, error) {
+// Decode decodes the CloudEvents attributes of a Kafka message.
+func Decode(m kafka.Message) (schemas.Attributes, error) {
 	hs := make([]schemas.Header, len(m.Headers))
 	for i, h := range m.Headers {
 		hs[i] = schemas.Header{Key: h.Key, Value: h.Value}

@@ -1,0 +1,185 @@
+// The one place that builds Parley's kafka-go writers, readers and groups.
+package kafkalog
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Settings every writer shares unless an option says otherwise.
+const (
+	// writerBatchTimeout replaces kafka-go's default of 1s, which would
+	// hold every synchronous append that long; a command is waited for by
+	// a person.
+	writerBatchTimeout = time.Millisecond
+	// readerMaxWait: shorter waits cause spurious i/o timeouts in
+	// kafka-go; with MinBytes 1 a fetch returns as soon as a record is
+	// there, so this adds no latency.
+	readerMaxWait  = 500 * time.Millisecond
+	readerMaxBytes = 16 << 20
+)
+
+// WriterOption changes one setting of a writer built by NewWriter.
+type WriterOption func(*kafka.Writer)
+
+// NewWriter returns a writer to topic: keys placed by murmur2 (Kafka's
+// Java default partitioner), acknowledged by every in-sync replica,
+// batches sent after 1ms. An empty topic means each message names its
+// own.
+func NewWriter(brokers []string, topic string, opts ...WriterOption) *kafka.Writer {
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: writerBatchTimeout,
+	}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
+}
+
+// Balancer places messages with b instead of murmur2 of the key.
+func Balancer(b kafka.Balancer) WriterOption {
+	return func(w *kafka.Writer) { w.Balancer = b }
+}
+
+// BatchSize sends up to n messages per request. Default: kafka-go's 100.
+func BatchSize(n int) WriterOption {
+	return func(w *kafka.Writer) { w.BatchSize = n }
+}
+
+// LeaderAck waits for the partition leader only: for records that are
+// cheap to lose or are written again (presence, routed copies).
+func LeaderAck() WriterOption {
+	return func(w *kafka.Writer) { w.RequiredAcks = kafka.RequireOne }
+}
+
+// FireAndForget makes writes asynchronous, acknowledged by the leader
+// only; onError, if set, hears of each batch that failed.
+func FireAndForget(onError func(records int, err error)) WriterOption {
+	return func(w *kafka.Writer) {
+		w.Async = true
+		w.RequiredAcks = kafka.RequireOne
+		w.Completion = func(msgs []kafka.Message, err error) {
+			if err != nil && onError != nil {
+				onError(len(msgs), err)
+			}
+		}
+	}
+}
+
+// AllowAutoTopicCreation forces a metadata request for a topic the writer
+// has not cached yet, for writers to topics created while they run (the
+// delivery topics). Parley creates every topic before use; the broker's
+// auto-creation stays off.
+func AllowAutoTopicCreation() WriterOption {
+	return func(w *kafka.Writer) { w.AllowAutoTopicCreation = true }
+}
+
+// ErrorLog logs the writer's errors to log at error level, with args.
+func ErrorLog(log *slog.Logger, args ...any) WriterOption {
+	return func(w *kafka.Writer) {
+		w.ErrorLogger = kafka.LoggerFunc(func(msg string, a ...any) { log.Error(fmt.Sprintf(msg, a...), args...) })
+	}
+}
+
+// NewPartitionReader returns a reader of one partition of topic, outside
+// any group; the caller seeks with SetOffset. Close waits for the
+// in-flight fetch: close it in the background when that matters.
+func NewPartitionReader(brokers []string, topic string, partition int) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers: brokers, Topic: topic, Partition: partition,
+		MinBytes: 1, MaxBytes: readerMaxBytes, MaxWait: readerMaxWait,
+	})
+}
+
+// Membership is how a member joins a consumer group.
+type Membership struct {
+	// Group is the resolved group id (see Names.Group).
+	Group string
+	// Topics are the resolved topic names consumed.
+	Topics []string
+	// StartOffset is where a partition the group has never committed
+	// starts: kafka.FirstOffset or kafka.LastOffset. Default:
+	// kafka.FirstOffset.
+	StartOffset int64
+	// SessionTimeout is how long a crashed member's partitions wait
+	// before another member takes over. Default: 10s.
+	SessionTimeout time.Duration
+	// HeartbeatInterval. Default: SessionTimeout/10.
+	HeartbeatInterval time.Duration
+	// Logger receives the client's errors as warnings. Default: discard.
+	Logger *slog.Logger
+}
+
+func (m Membership) withDefaults() Membership {
+	if m.StartOffset == 0 {
+		m.StartOffset = kafka.FirstOffset
+	}
+	if m.SessionTimeout == 0 {
+		m.SessionTimeout = 10 * time.Second
+	}
+	if m.HeartbeatInterval == 0 {
+		m.HeartbeatInterval = m.SessionTimeout / 10
+	}
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	return m
+}
+
+func (m Membership) errorLogger(what string) kafka.Logger {
+	return kafka.LoggerFunc(func(msg string, args ...any) { m.Logger.Warn(what, "err", fmt.Sprintf(msg, args...)) })
+}
+
+// NewGroupReader returns a reader that consumes m.Topics as a member of
+// m.Group. Offsets are committed only by CommitMessages, synchronously.
+func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
+	m = m.withDefaults()
+	rc := kafka.ReaderConfig{
+		Brokers:           brokers,
+		GroupID:           m.Group,
+		MinBytes:          1,
+		MaxBytes:          readerMaxBytes,
+		MaxWait:           readerMaxWait,
+		StartOffset:       m.StartOffset,
+		CommitInterval:    0, // synchronous commits, after processing only
+		SessionTimeout:    m.SessionTimeout,
+		HeartbeatInterval: m.HeartbeatInterval,
+		RebalanceTimeout:  m.SessionTimeout,
+		ErrorLogger:       m.errorLogger("kafka reader"),
+	}
+	if len(m.Topics) == 1 {
+		rc.Topic = m.Topics[0]
+	} else {
+		rc.GroupTopics = m.Topics
+	}
+	return kafka.NewReader(rc)
+}
+
+// NewConsumerGroup returns a consumer group whose generations expose the
+// partitions assigned to this member, for consumers that own partitions
+// (a group Reader does not say which it has).
+func NewConsumerGroup(brokers []string, m Membership) (*kafka.ConsumerGroup, error) {
+	m = m.withDefaults()
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                m.Group,
+		Brokers:           brokers,
+		Topics:            m.Topics,
+		SessionTimeout:    m.SessionTimeout,
+		HeartbeatInterval: m.HeartbeatInterval,
+		RebalanceTimeout:  m.SessionTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		StartOffset:       m.StartOffset,
+		ErrorLogger:       m.errorLogger("consumer group"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("joining %s: %w", m.Group, err)
+	}
+	return cg, nil
+}
