@@ -36,6 +36,9 @@ type Projection[T any] interface {
 // GroupConfig configures a consumer group runtime.
 type GroupConfig struct {
 	Brokers []string
+	// Names resolves chat.dlq under the deployment's prefix. GroupID and
+	// Topic(s) are given resolved (Names.Group, Names.Topic).
+	Names kafkalog.Names
 	// GroupID is the consumer group; a persistent name (see schemas).
 	GroupID string
 	// Topic is the topic consumed.
@@ -111,7 +114,7 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 		Group: cfg.GroupID, Topics: topics, StartOffset: cfg.StartOffset,
 		SessionTimeout: cfg.SessionTimeout, Logger: log,
 	})
-	dlq := kafkalog.NewWriter(cfg.Brokers, schemas.TopicDLQ)
+	dlq := kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ))
 	defer func() {
 		if err := dlq.Close(); err != nil {
 			log.Warn("closing dead-letter writer", "err", err)

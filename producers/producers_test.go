@@ -114,7 +114,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 		schemas.GroupConversationID("alice", "cmd-1"),
 		schemas.GroupConversationID("erin", "01J9ZK3W4X5Y6Z7A8B9C0D1E2F"),
 	}
-	cw := producers.NewCommandWriter(brokers, slogDiscard())
+	cw := producers.NewCommandWriter(brokers, kafkalog.Names{}, slogDiscard())
 	defer cw.Close()
 	seen := map[int]bool{}
 	for i, key := range keys {
@@ -251,7 +251,7 @@ func TestReceiptWriter(t *testing.T) {
 	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
-	rw := producers.NewReceiptWriter(brokers, time.Hour, slogDiscard())
+	rw := producers.NewReceiptWriter(brokers, kafkalog.Names{}, time.Hour, slogDiscard())
 	defer rw.Close()
 	ab, cd := schemas.DirectConversationID("alice", "bob"), schemas.GroupConversationID("carol", "c1")
 	if err := rw.Read(ctx, ab, "alice", 7); err != nil {

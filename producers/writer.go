@@ -30,10 +30,11 @@ type CommandOption func(*CommandWriter)
 // this node (targeted routing).
 func Origin(node string) CommandOption { return func(c *CommandWriter) { c.origin = node } }
 
-// NewCommandWriter returns a CommandWriter for the bootstrap brokers.
-func NewCommandWriter(brokers []string, log *slog.Logger, opts ...CommandOption) *CommandWriter {
+// NewCommandWriter returns a CommandWriter for the bootstrap brokers;
+// names resolves chat.commands.
+func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, opts ...CommandOption) *CommandWriter {
 	c := &CommandWriter{
-		w:   kafkalog.NewWriter(brokers, schemas.TopicCommands, kafkalog.ErrorLog(log, "component", "command-writer")),
+		w:   kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands), kafkalog.ErrorLog(log, "component", "command-writer")),
 		now: time.Now,
 	}
 	for _, o := range opts {
@@ -95,11 +96,12 @@ type SignalWriter struct {
 	now func() time.Time
 }
 
-// NewSignalWriter returns a SignalWriter for the bootstrap brokers.
-func NewSignalWriter(brokers []string, log *slog.Logger) *SignalWriter {
+// NewSignalWriter returns a SignalWriter for the bootstrap brokers;
+// names resolves chat.ephemeral.
+func NewSignalWriter(brokers []string, names kafkalog.Names, log *slog.Logger) *SignalWriter {
 	return &SignalWriter{
-		w: kafkalog.NewWriter(brokers, schemas.TopicEphemeral, kafkalog.FireAndForget(func(records int, err error) {
-			log.Warn("dropping signals", "topic", schemas.TopicEphemeral, "records", records, "err", err)
+		w: kafkalog.NewWriter(brokers, names.Topic(schemas.TopicEphemeral), kafkalog.FireAndForget(func(records int, err error) {
+			log.Warn("dropping signals", "topic", names.Topic(schemas.TopicEphemeral), "records", records, "err", err)
 		})),
 		now: time.Now,
 	}

@@ -43,7 +43,9 @@ import (
 // Config configures the decider.
 type Config struct {
 	Brokers []string
-	Limits  Limits
+	// Names resolves topic and group names under the deployment's prefix.
+	Names  kafkalog.Names
+	Limits Limits
 	// MaxBatch is the most commands decided per write. Default: 500.
 	MaxBatch int
 	// Linger is how long a batch waits for commands already on their way.
@@ -114,9 +116,9 @@ func New(cfg Config) *Decider {
 		cfg:     cfg,
 		log:     log,
 		client:  kafkalog.NewClient(cfg.Brokers),
-		events:  producers.NewPartitionWriter(cfg.Brokers, schemas.TopicEvents, log),
-		replies: producers.NewPartitionWriter(cfg.Brokers, schemas.TopicReplies, log),
-		dlq:     kafkalog.NewWriter(cfg.Brokers, schemas.TopicDLQ),
+		events:  producers.NewPartitionWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicEvents), log),
+		replies: producers.NewPartitionWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicReplies), log),
+		dlq:     kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ)),
 	}
 }
 
@@ -126,8 +128,8 @@ func New(cfg Config) *Decider {
 func (d *Decider) Run(ctx context.Context) error {
 	defer d.close()
 	cg, err := kafkalog.NewConsumerGroup(d.cfg.Brokers, kafkalog.Membership{
-		Group:             schemas.GroupDecider,
-		Topics:            []string{schemas.TopicCommands},
+		Group:             d.cfg.Names.Group(schemas.GroupDecider),
+		Topics:            []string{d.cfg.Names.Topic(schemas.TopicCommands)},
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    d.cfg.SessionTimeout,
 		HeartbeatInterval: d.cfg.SessionTimeout / 6,
@@ -155,7 +157,7 @@ func (d *Decider) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		assigned := gen.Assignments[schemas.TopicCommands]
+		assigned := gen.Assignments[d.cfg.Names.Topic(schemas.TopicCommands)]
 		d.log.Info("generation assigned", "generation", gen.ID, "partitions", len(assigned))
 		for _, a := range assigned {
 			p, committed := a.ID, a.Offset
@@ -181,29 +183,30 @@ func (d *Decider) close() {
 // watermark into a fresh State.
 func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	st := NewState(d.cfg.Limits)
+	events := d.cfg.Names.Topic(schemas.TopicEvents)
 	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{schemas.TopicEvents: {kafka.LastOffsetOf(p)}},
+		Topics: map[string][]kafka.OffsetRequest{events: {kafka.LastOffsetOf(p)}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s/%d: %w", schemas.TopicEvents, p, err)
+		return nil, fmt.Errorf("listing offsets of %s/%d: %w", events, p, err)
 	}
-	po := resp.Topics[schemas.TopicEvents]
+	po := resp.Topics[events]
 	if len(po) != 1 || po[0].Error != nil {
-		return nil, fmt.Errorf("listing offsets of %s/%d: %v", schemas.TopicEvents, p, po)
+		return nil, fmt.Errorf("listing offsets of %s/%d: %v", events, p, po)
 	}
 	hw := po[0].LastOffset
 	if hw <= 0 {
 		return st, nil
 	}
-	r := kafkalog.NewPartitionReader(d.cfg.Brokers, schemas.TopicEvents, p)
+	r := kafkalog.NewPartitionReader(d.cfg.Brokers, events, p)
 	defer d.closeAsync(r, d.log)
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return nil, fmt.Errorf("seeking %s/%d: %w", schemas.TopicEvents, p, err)
+		return nil, fmt.Errorf("seeking %s/%d: %w", events, p, err)
 	}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s/%d: %w", schemas.TopicEvents, p, err)
+			return nil, fmt.Errorf("reading %s/%d: %w", events, p, err)
 		}
 		attrs, err := kafkalog.Decode(m)
 		if err == nil {
@@ -222,6 +225,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 
 func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int, committed int64) error {
 	log := d.log.With("partition", p)
+	commands := d.cfg.Names.Topic(schemas.TopicCommands)
 	start := time.Now()
 	st, err := d.Rebuild(ctx, p)
 	if err != nil {
@@ -232,20 +236,20 @@ func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int
 		from = st.LastCommandOffset + 1
 	}
 	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
-	r := kafkalog.NewPartitionReader(d.cfg.Brokers, schemas.TopicCommands, p)
+	r := kafkalog.NewPartitionReader(d.cfg.Brokers, commands, p)
 	defer d.closeAsync(r, log)
 	if from < 0 {
 		from = kafka.FirstOffset
 	}
 	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("seeking %s/%d: %w", schemas.TopicCommands, p, err)
+		return fmt.Errorf("seeking %s/%d: %w", commands, p, err)
 	}
 	batch := make([]kafka.Message, 0, d.cfg.MaxBatch)
 	for {
 		batch = batch[:0]
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			return fmt.Errorf("fetching %s/%d: %w", schemas.TopicCommands, p, err)
+			return fmt.Errorf("fetching %s/%d: %w", commands, p, err)
 		}
 		batch = append(batch, m)
 		lctx, cancel := context.WithTimeout(ctx, d.cfg.Linger)
@@ -279,7 +283,7 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 		switch {
 		case err != nil:
 			d.log.Warn("dead-lettering command", "partition", p, "offset", m.Offset, "err", err)
-			dead = append(dead, consumers.DeadLetter(m, schemas.GroupDecider, err))
+			dead = append(dead, consumers.DeadLetter(m, d.cfg.Names.Group(schemas.GroupDecider), err))
 			d.cfg.Metrics.Commands.WithLabelValues("invalid", "dead_letter").Inc()
 		case dec.Event != nil:
 			msg := kafkalog.Encode(dec.Event.Attrs, dec.Event.Value)
@@ -320,7 +324,7 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 	}
 	last := batch[len(batch)-1].Offset
 	d.commitMu.Lock()
-	err := gen.CommitOffsets(map[string]map[int]int64{schemas.TopicCommands: {p: last + 1}})
+	err := gen.CommitOffsets(map[string]map[int]int64{d.cfg.Names.Topic(schemas.TopicCommands): {p: last + 1}})
 	d.commitMu.Unlock()
 	if err != nil {
 		// Not fatal: the events carry their command offsets.

@@ -303,7 +303,7 @@ func highWatermarks(t *testing.T, brokers []string, topic string, partitions int
 }
 
 func commandWriter(t *testing.T, brokers []string) *producers.CommandWriter {
-	cw := producers.NewCommandWriter(brokers, discard)
+	cw := producers.NewCommandWriter(brokers, kafkalog.Names{}, discard)
 	t.Cleanup(func() { _ = cw.Close() })
 	return cw
 }

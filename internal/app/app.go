@@ -56,6 +56,8 @@ type System struct {
 
 	broker  *embeddedkafka.Broker
 	brokers []string
+	// names resolves topic and group names under PARLEY_TOPIC_PREFIX.
+	names   kafkalog.Names
 	store   *historyStore
 	search  *searchIndex
 	gw      *gateway.Server
@@ -71,7 +73,7 @@ type System struct {
 // Start starts roles. It returns once every role is running and the HTTP
 // address is listening; Stop shuts them down.
 func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *System, err error) {
-	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), brokers: cfg.KafkaBrokers, errc: make(chan error, 8)}
+	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), brokers: cfg.KafkaBrokers, names: kafkalog.Names{Prefix: cfg.TopicPrefix}, errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			if s.cancel != nil {
@@ -111,7 +113,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}
 	if roles.Decider {
 		d := decider.New(decider.Config{
-			Brokers: s.brokers, Logger: log, Metrics: s.metrics,
+			Brokers: s.brokers, Names: s.names, Logger: log, Metrics: s.metrics,
 			Limits: decider.Limits{
 				MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
 				MaxReactions: cfg.MaxReactions, EditWindow: cfg.EditWindow,
@@ -127,7 +129,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 				return nil
 			}
 			return consumers.RunGroup(runCtx, consumers.GroupConfig{
-				Brokers: s.brokers, GroupID: schemas.GroupHistory, Topic: schemas.TopicEvents,
+				Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents),
 				Logger: log.With("component", "history"), Metrics: s.metrics,
 			}, history.Projection{W: s.store})
 		})
@@ -136,7 +138,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 				return nil
 			}
 			return consumers.RunGroup(runCtx, consumers.GroupConfig{
-				Brokers: s.brokers, GroupID: schemas.GroupReceipts, Topic: schemas.TopicReceipts,
+				Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts),
 				Logger: log.With("component", "receipts"), Metrics: s.metrics,
 			}, history.ReceiptProjection{W: s.store})
 		})
@@ -147,7 +149,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 				return nil
 			}
 			return consumers.RunGroup(runCtx, consumers.GroupConfig{
-				Brokers: s.brokers, GroupID: schemas.GroupSearch, Topic: schemas.TopicEvents,
+				Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents),
 				Logger: log.With("component", "search"), Metrics: s.metrics,
 			}, search.Projection{Index: s.search})
 		})
@@ -162,17 +164,17 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}
 	var lagSources []consumers.LagSource
 	if roles.Decider {
-		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupDecider, Topic: schemas.TopicCommands})
+		lagSources = append(lagSources, consumers.LagSource{Group: s.names.Group(schemas.GroupDecider), Topic: s.names.Topic(schemas.TopicCommands)})
 	}
 	if roles.History {
-		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupHistory, Topic: schemas.TopicEvents},
-			consumers.LagSource{Group: schemas.GroupReceipts, Topic: schemas.TopicReceipts})
+		lagSources = append(lagSources, consumers.LagSource{Group: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts)})
 	}
 	if roles.Search {
-		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupSearch, Topic: schemas.TopicEvents})
+		lagSources = append(lagSources, consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents)})
 	}
 	if roles.Router && cfg.Targeted() {
-		lagSources = append(lagSources, consumers.LagSource{Group: schemas.GroupRouter, Topic: schemas.TopicEvents})
+		lagSources = append(lagSources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
 	}
 	if len(lagSources) > 0 {
 		s.wg.Go(func() {
@@ -182,7 +184,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	r := chi.NewRouter()
 	var handler http.Handler = r
 	if roles.Gateway {
-		rw := producers.NewReceiptWriter(s.brokers, time.Second, log)
+		rw := producers.NewReceiptWriter(s.brokers, s.names, time.Second, log)
 		s.onClose(func() error { return rw.Close() })
 		s.spawn("receipt-writer", func() error { return rw.Run(runCtx) })
 		var node string
@@ -206,12 +208,12 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if err != nil {
 			return nil, err
 		}
-		cw := producers.NewCommandWriter(s.brokers, log, origin...)
+		cw := producers.NewCommandWriter(s.brokers, s.names, log, origin...)
 		s.onClose(func() error { return cw.Close() })
-		sw := producers.NewSignalWriter(s.brokers, log)
+		sw := producers.NewSignalWriter(s.brokers, s.names, log)
 		s.onClose(func() error { return sw.Close() })
 		tracker := presence.New(presence.Config{
-			Brokers: s.brokers, NodeID: cfg.NodeID, Timeout: cfg.PresenceTimeout, Heartbeat: cfg.PresenceHeartbeat, Logger: log,
+			Brokers: s.brokers, Names: s.names, NodeID: cfg.NodeID, Timeout: cfg.PresenceTimeout, Heartbeat: cfg.PresenceHeartbeat, Logger: log,
 		})
 		s.spawn("presence", func() error { return tracker.Run(runCtx) })
 		ready["presence"] = func(context.Context) error {
@@ -280,6 +282,9 @@ func (s *System) HTTPAddr() string { return s.httpLn.Addr().String() }
 
 // KafkaBrokers are the brokers the system uses.
 func (s *System) KafkaBrokers() []string { return s.brokers }
+
+// TopicNames resolves the topic and group names the system uses.
+func (s *System) TopicNames() kafkalog.Names { return s.names }
 
 // Store is the history store, if this process opened one.
 func (s *System) Store() history.Store {
@@ -390,7 +395,7 @@ func (s *System) startRouter(ctx, runCtx context.Context, ready map[string]gatew
 }
 
 func (s *System) topology() kafkalog.Topology {
-	return kafkalog.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
+	return kafkalog.Topology{Names: s.names, Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
 }
 
 func (s *System) provision(ctx context.Context) error {
@@ -414,6 +419,6 @@ func (s *System) provision(ctx context.Context) error {
 }
 
 func (s *System) kafkaReady(ctx context.Context) error {
-	_, err := kafkalog.Partitions(ctx, kafkalog.NewClient(s.brokers), schemas.TopicEvents)
+	_, err := kafkalog.Partitions(ctx, kafkalog.NewClient(s.brokers), s.names.Topic(schemas.TopicEvents))
 	return err
 }

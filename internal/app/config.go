@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	DataDir           string
 	HTTPAddr          string
 	KafkaBrokers      []string
+	TopicPrefix       string
 	KafkaListen       string
 	Partitions        int
 	ReplicationFactor int
@@ -103,6 +105,7 @@ func Settings() []Setting {
 		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
 		{"http-addr", "PARLEY_HTTP_ADDR", ":8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here)", str(func(c *Config) *string { return &c.HTTPAddr })},
 		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
+		{"topic-prefix", "PARLEY_TOPIC_PREFIX", "", "prefix of every Kafka topic name and consumer group id, so that several deployments share a cluster", str(func(c *Config) *string { return &c.TopicPrefix })},
 		{"scylla-hosts", "PARLEY_SCYLLA_HOSTS", "", "comma-separated ScyllaDB contact points (host or host:port); empty uses the embedded Pebble store", list(func(c *Config) *[]string { return &c.ScyllaHosts })},
 		{"scylla-keyspace", "PARLEY_SCYLLA_KEYSPACE", "parley", "keyspace of the history tables, created if missing", str(func(c *Config) *string { return &c.ScyllaKeyspace })},
 		{"scylla-consistency", "PARLEY_SCYLLA_CONSISTENCY", "LOCAL_QUORUM", "consistency level of every history read and write", str(func(c *Config) *string { return &c.ScyllaConsistency })},
@@ -193,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("PARLEY_JWT_SECRET must be at least 32 bytes"))
+	}
+	if err := (kafkalog.Names{Prefix: c.TopicPrefix}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("PARLEY_TOPIC_PREFIX: %w", err))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("PARLEY_PARTITIONS must be at least 1"))

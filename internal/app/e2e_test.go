@@ -392,7 +392,7 @@ func TestChat(t *testing.T) {
 	t.Run("the decider refuses non-members and dead-letters garbage written straight to the log", func(t *testing.T) {
 		before := logEnd(t, sys.KafkaBrokers())
 		ctx := context.Background()
-		w := producers.NewCommandWriter(sys.KafkaBrokers(), slogDiscard())
+		w := producers.NewCommandWriter(sys.KafkaBrokers(), sys.TopicNames(), slogDiscard())
 		defer w.Close()
 		// A client that bypasses the gateway: the decider is the authority.
 		if err := w.Append(ctx, schemas.TypeSendMessage, conv, &schemas.SendMessageV1{

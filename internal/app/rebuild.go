@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // RebuildSearch is `parley project search --rebuild`: it reindexes
@@ -48,7 +50,7 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
 	}
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
-		Brokers: brokers, Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
+		Brokers: brokers, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@
 package kafkalog
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/parley-chat/parley/schemas"
@@ -28,3 +29,23 @@ func (n Names) Delivery(node string) string { return n.Prefix + schemas.Delivery
 // Base returns the persistent name of a resolved topic name: the name
 // without the prefix. A name without the prefix is returned as it is.
 func (n Names) Base(topic string) string { return strings.TrimPrefix(topic, n.Prefix) }
+
+// maxPrefix leaves room in Kafka's 249 characters for the longest names
+// (a delivery topic with a 200-character node id is 214 without prefix).
+const maxPrefix = 32
+
+// Validate reports whether the prefix can start a topic name: at most 32
+// characters of [A-Za-z0-9._-].
+func (n Names) Validate() error {
+	if len(n.Prefix) > maxPrefix {
+		return fmt.Errorf("prefix %q is longer than %d characters", n.Prefix, maxPrefix)
+	}
+	for _, r := range n.Prefix {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return fmt.Errorf("prefix %q has %q: use only [A-Za-z0-9._-]", n.Prefix, r)
+		}
+	}
+	return nil
+}

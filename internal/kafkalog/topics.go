@@ -15,6 +15,9 @@ import (
 // Topology is the shape of Parley's topics. Partitions is chosen up front:
 // changing it re-maps conversations to partitions and breaks their order.
 type Topology struct {
+	// Names resolves the topic names under the deployment's prefix.
+	// Default: no prefix.
+	Names Names
 	// Partitions of every conversation-keyed topic. Default: 12.
 	Partitions int
 	// ReplicationFactor of every topic. Default: 1 (use 3 in production).
@@ -89,7 +92,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 			policy = "compact"
 		}
 		return kafka.TopicConfig{
-			Topic:             name,
+			Topic:             t.Names.Topic(name),
 			NumPartitions:     t.Partitions,
 			ReplicationFactor: t.ReplicationFactor,
 			ConfigEntries: []kafka.ConfigEntry{
@@ -117,7 +120,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 func (t Topology) NodeTopic(node string) kafka.TopicConfig {
 	t = t.WithDefaults()
 	return kafka.TopicConfig{
-		Topic:             schemas.DeliveryTopic(node),
+		Topic:             t.Names.Delivery(node),
 		NumPartitions:     1,
 		ReplicationFactor: t.ReplicationFactor,
 		ConfigEntries: []kafka.ConfigEntry{
@@ -138,7 +141,7 @@ func ProvisionNode(ctx context.Context, client *kafka.Client, t Topology, node s
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{t.NodeTopic(node)}})
 	if err != nil {
-		return fmt.Errorf("creating topic %s: %w", schemas.DeliveryTopic(node), err)
+		return fmt.Errorf("creating topic %s: %w", t.Names.Delivery(node), err)
 	}
 	for name, err := range resp.Errors {
 		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {

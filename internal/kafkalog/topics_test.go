@@ -134,3 +134,38 @@ func TestTopologyValidate(t *testing.T) {
 		t.Errorf("Provision of an invalid topology = %v, want a topology error before any request", err)
 	}
 }
+
+func TestProvisionUnderAPrefix(t *testing.T) {
+	t.Parallel()
+	brokers := startBroker(t)
+	ctx := testContext(t)
+	client := kafkalog.NewClient(brokers)
+	names := kafkalog.Names{Prefix: "run-1."}
+	topo := kafkalog.Topology{Names: names, Partitions: 3}
+	if err := kafkalog.Provision(ctx, client, topo); err != nil {
+		t.Fatal(err)
+	}
+	if err := kafkalog.ProvisionNode(ctx, client, topo, "gw-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{names.Topic(schemas.TopicCommands), names.Topic(schemas.TopicEvents), names.Topic(schemas.TopicDLQ), names.Delivery("gw-1")} {
+		if _, err := kafkalog.Partitions(ctx, client, topic); err != nil {
+			t.Errorf("%s: %v", topic, err)
+		}
+	}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range meta.Topics {
+		if !strings.HasPrefix(mt.Name, names.Prefix) {
+			t.Errorf("topic %s created without the prefix", mt.Name)
+		}
+	}
+	t.Run("a second prefix on the same cluster gets its own topics", func(t *testing.T) {
+		other := kafkalog.Topology{Names: kafkalog.Names{Prefix: "run-2."}, Partitions: 5}
+		if err := kafkalog.Provision(ctx, client, other); err != nil {
+			t.Fatalf("Provision under another prefix with another partition count: %v", err)
+		}
+	})
+}

@@ -166,7 +166,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.targeted() {
 		return h.runTargeted(ctx)
 	}
-	n, err := kafkalog.Partitions(ctx, h.client, schemas.TopicEvents)
+	names := h.cfg.Topology.Names
+	n, err := kafkalog.Partitions(ctx, h.client, names.Topic(schemas.TopicEvents))
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	resp, err := h.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		schemas.TopicEvents: reqs, schemas.TopicReplies: reqs, schemas.TopicEphemeral: reqs, schemas.TopicReceipts: reqs,
+		names.Topic(schemas.TopicEvents): reqs, names.Topic(schemas.TopicReplies): reqs,
+		names.Topic(schemas.TopicEphemeral): reqs, names.Topic(schemas.TopicReceipts): reqs,
 	}})
 	if err != nil {
 		return fmt.Errorf("listing offsets: %w", err)
@@ -229,7 +231,7 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64) error
 			h.log.Warn("skipping record", "topic", topic, "partition", p, "offset", m.Offset, "err", err)
 			continue
 		}
-		switch topic {
+		switch h.cfg.Topology.Names.Base(topic) {
 		case schemas.TopicEvents:
 			h.event(ctx, attrs, m.Value)
 		case schemas.TopicReplies:

@@ -60,8 +60,21 @@ func (c RouterConfig) withDefaults() RouterConfig {
 	return c
 }
 
-// routedTopics are what the router reads.
+// routedTopics are what the router reads (persistent names; see
+// Router.routed).
 var routedTopics = []string{schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicReceipts}
+
+// names resolves topic and group names under the deployment's prefix.
+func (r *Router) names() kafkalog.Names { return r.cfg.Topology.Names }
+
+// routed returns the resolved names of the routed topics.
+func (r *Router) routed() []string {
+	out := make([]string, len(routedTopics))
+	for i, t := range routedTopics {
+		out[i] = r.names().Topic(t)
+	}
+	return out
+}
 
 // Router is the routing stage of targeted delivery: a consumer group
 // (parley-router) over chat.events, chat.replies, chat.ephemeral and
@@ -163,7 +176,7 @@ func NewRouter(cfg RouterConfig) *Router {
 		byUser: make(map[string]map[string]struct{}),
 		topics: make(map[string]error),
 	}
-	r.registry = presence.NewRegistry(presence.RegistryConfig{Brokers: cfg.Brokers, OnRegister: r.register, Logger: cfg.Logger})
+	r.registry = presence.NewRegistry(presence.RegistryConfig{Brokers: cfg.Brokers, Names: cfg.Topology.Names, OnRegister: r.register, Logger: cfg.Logger})
 	return r
 }
 
@@ -174,7 +187,7 @@ func NewRouter(cfg RouterConfig) *Router {
 func (r *Router) Prepare(ctx context.Context) error {
 	// Nobody waits for what was appended before the router first ran:
 	// nodes deliver from their start, sockets resume from history.
-	return consumers.StartAtEnd(ctx, r.client, schemas.GroupRouter, routedTopics...)
+	return consumers.StartAtEnd(ctx, r.client, r.names().Group(schemas.GroupRouter), r.routed()...)
 }
 
 // Ready is closed once the router's group starts at the end of every
@@ -213,9 +226,9 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { r.resyncLoop(gctx) })
 	close(r.ready)
-	r.log.Info("routing", "topics", routedTopics)
+	r.log.Info("routing", "topics", r.routed())
 	err := consumers.RunGroup(gctx, consumers.GroupConfig{
-		Brokers: r.cfg.Brokers, GroupID: schemas.GroupRouter, Topics: routedTopics, StartOffset: kafka.LastOffset,
+		Brokers: r.cfg.Brokers, Names: r.names(), GroupID: r.names().Group(schemas.GroupRouter), Topics: r.routed(), StartOffset: kafka.LastOffset,
 		SessionTimeout: r.cfg.SessionTimeout, Logger: r.cfg.Logger, Metrics: r.cfg.Metrics,
 	}, routing{r})
 	cancel()
@@ -250,12 +263,12 @@ func (p routing) Apply(ctx context.Context, batch []*routeItem) error {
 }
 
 func (r *Router) route(ctx context.Context, rec consumers.Record) []kafka.Message {
-	switch rec.Message.Topic {
+	switch r.names().Base(rec.Message.Topic) {
 	case schemas.TopicEvents:
 		return r.routeEvent(ctx, rec)
 	case schemas.TopicReplies:
 		if o := rec.Attrs.OriginNode; o != "" {
-			return []kafka.Message{routedCopy(schemas.DeliveryTopic(o), rec.Message, recipientsHeader(nil))}
+			return []kafka.Message{routedCopy(r.names().Delivery(o), rec.Message, recipientsHeader(nil))}
 		}
 	case schemas.TopicEphemeral:
 		return r.routeTyping(ctx, rec)
@@ -286,7 +299,7 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 		if a.OriginNode == "" {
 			return nil
 		}
-		return []kafka.Message{routedCopy(schemas.DeliveryTopic(a.OriginNode), rec.Message, recipientsHeader(nil))}
+		return []kafka.Message{routedCopy(r.names().Delivery(a.OriginNode), rec.Message, recipientsHeader(nil))}
 	}
 	defer r.mu.Unlock()
 
@@ -315,10 +328,10 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 	}
 	out := make([]kafka.Message, 0, len(byNode)+1)
 	for node, us := range byNode {
-		out = append(out, routedCopy(schemas.DeliveryTopic(node), rec.Message, append(extra, recipientsHeader(us))...))
+		out = append(out, routedCopy(r.names().Delivery(node), rec.Message, append(extra, recipientsHeader(us))...))
 	}
 	if changed {
-		out = append(out, routedCopy(schemas.TopicChanges, rec.Message, extra...))
+		out = append(out, routedCopy(r.names().Topic(schemas.TopicChanges), rec.Message, extra...))
 	}
 	last := routedCopy("", rec.Message, extra...)
 	c.last, c.lastAt = &last, time.Now()
@@ -366,7 +379,7 @@ func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, us
 		return nil
 	}
 	users, skip := to(c.sum)
-	return copies(r.nodesOf(users, skip), rec.Message)
+	return copies(r.names(), r.nodesOf(users, skip), rec.Message)
 }
 
 // conversation returns the conversation with r.mu held, loading it from
@@ -483,7 +496,7 @@ func (r *Router) resyncLoop(ctx context.Context) {
 		for _, reg := range regs {
 			for id := range r.byUser[reg.user] {
 				if c := r.convs[id]; c != nil && c.last != nil && now.Sub(c.lastAt) <= r.cfg.Resync {
-					out = append(out, routedCopy(schemas.DeliveryTopic(reg.node), *c.last, recipientsHeader([]string{reg.user})))
+					out = append(out, routedCopy(r.names().Delivery(reg.node), *c.last, recipientsHeader([]string{reg.user})))
 				}
 			}
 		}
@@ -523,7 +536,7 @@ func (r *Router) write(ctx context.Context, msgs []kafka.Message, kind string) e
 	}
 	changes := 0
 	for _, m := range msgs {
-		if m.Topic == schemas.TopicChanges {
+		if m.Topic == r.names().Topic(schemas.TopicChanges) {
 			changes++
 		}
 	}
@@ -540,7 +553,7 @@ func (r *Router) ensureTopics(ctx context.Context, msgs []kafka.Message) []kafka
 	defer r.topicsMu.Unlock()
 	bad := false
 	for _, m := range msgs {
-		node, ok := strings.CutPrefix(m.Topic, schemas.DeliveryTopicPrefix)
+		node, ok := strings.CutPrefix(r.names().Base(m.Topic), schemas.DeliveryTopicPrefix)
 		if !ok {
 			continue
 		}
@@ -601,10 +614,10 @@ func members(conv history.Conversation) iter.Seq[string] {
 }
 
 // copies makes a copy of m for each node's delivery topic.
-func copies(byNode map[string][]string, m kafka.Message) []kafka.Message {
+func copies(names kafkalog.Names, byNode map[string][]string, m kafka.Message) []kafka.Message {
 	out := make([]kafka.Message, 0, len(byNode))
 	for node, us := range byNode {
-		out = append(out, routedCopy(schemas.DeliveryTopic(node), m, recipientsHeader(us)))
+		out = append(out, routedCopy(names.Delivery(node), m, recipientsHeader(us)))
 	}
 	return out
 }

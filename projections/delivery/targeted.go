@@ -33,8 +33,9 @@ func (h *Hub) runTargeted(ctx context.Context) error {
 	if err := kafkalog.ProvisionNode(ctx, h.client, h.cfg.Topology, h.cfg.Node); err != nil {
 		return err
 	}
-	own := schemas.DeliveryTopic(h.cfg.Node)
-	n, err := kafkalog.Partitions(ctx, h.client, schemas.TopicChanges)
+	names := h.cfg.Topology.Names
+	own, changes := names.Delivery(h.cfg.Node), names.Topic(schemas.TopicChanges)
+	n, err := kafkalog.Partitions(ctx, h.client, changes)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func (h *Hub) runTargeted(ctx context.Context) error {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
 	resp, err := h.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		own: {kafka.LastOffsetOf(0)}, schemas.TopicChanges: reqs,
+		own: {kafka.LastOffsetOf(0)}, changes: reqs,
 	}})
 	if err != nil {
 		return fmt.Errorf("listing offsets: %w", err)
@@ -56,7 +57,7 @@ func (h *Hub) runTargeted(ctx context.Context) error {
 				return fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
 			}
 			from := po.LastOffset
-			if topic == schemas.TopicChanges {
+			if topic == changes {
 				from = max(po.FirstOffset, po.LastOffset-changesLookback)
 			}
 			wg.Go(func() {

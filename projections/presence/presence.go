@@ -40,6 +40,8 @@ import (
 // Config configures a Tracker.
 type Config struct {
 	Brokers []string
+	// Names resolves chat.presence under the deployment's prefix.
+	Names kafkalog.Names
 	// NodeID names this node's entries; unique per running node.
 	NodeID string
 	// Heartbeat is how often the node re-publishes its entries.
@@ -104,7 +106,7 @@ func New(cfg Config) *Tracker {
 	return &Tracker{
 		cfg:      cfg,
 		log:      log,
-		w:        kafkalog.NewWriter(cfg.Brokers, schemas.TopicPresence, kafkalog.LeaderAck()),
+		w:        kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
 		local:    make(map[string]map[string]string),
 		latest:   make(map[string]*schemas.PresenceV1),
 		notified: make(map[string]State),
@@ -123,7 +125,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 	defer t.w.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errs, err := follow(ctx, t.cfg.Brokers, t.log, &wg, t.apply)
+	errs, err := follow(ctx, t.cfg.Brokers, t.cfg.Names.Topic(schemas.TopicPresence), t.log, &wg, t.apply)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -153,9 +155,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 // across partitions. It returns once every partition has been read up to
 // where it ended when follow was called — or nil, nil if ctx ends first —
 // with the channel that receives a later reading error.
-func follow(ctx context.Context, brokers []string, log *slog.Logger, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
+func follow(ctx context.Context, brokers []string, topic string, log *slog.Logger, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
 	client := kafkalog.NewClient(brokers)
-	n, err := kafkalog.Partitions(ctx, client, schemas.TopicPresence)
+	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -163,18 +165,18 @@ func follow(ctx context.Context, brokers []string, log *slog.Logger, wg *sync.Wa
 	for p := range n {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{schemas.TopicPresence: reqs}})
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", schemas.TopicPresence, err)
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
 	}
 	caughtUp := make(chan struct{}, n)
 	errs := make(chan error, n)
-	for _, po := range resp.Topics[schemas.TopicPresence] {
+	for _, po := range resp.Topics[topic] {
 		if po.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", schemas.TopicPresence, po.Partition, po.Error)
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
 		wg.Go(func() {
-			if err := followPartition(ctx, brokers, log, po.Partition, po.LastOffset, caughtUp, apply); err != nil && ctx.Err() == nil {
+			if err := followPartition(ctx, brokers, topic, log, po.Partition, po.LastOffset, caughtUp, apply); err != nil && ctx.Err() == nil {
 				errs <- err
 			}
 		})
@@ -193,15 +195,15 @@ func follow(ctx context.Context, brokers []string, log *slog.Logger, wg *sync.Wa
 
 // followPartition applies partition p from the start; it signals caughtUp
 // once it has read up to hw (the end when following started).
-func followPartition(ctx context.Context, brokers []string, log *slog.Logger, p int, hw int64, caughtUp chan<- struct{}, apply func(context.Context, *schemas.PresenceV1)) error {
+func followPartition(ctx context.Context, brokers []string, topic string, log *slog.Logger, p int, hw int64, caughtUp chan<- struct{}, apply func(context.Context, *schemas.PresenceV1)) error {
 	if hw == 0 {
 		caughtUp <- struct{}{}
 		caughtUp = nil
 	}
-	r := kafkalog.NewPartitionReader(brokers, schemas.TopicPresence, p)
+	r := kafkalog.NewPartitionReader(brokers, topic, p)
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return fmt.Errorf("seeking %s/%d: %w", schemas.TopicPresence, p, err)
+		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
 	}
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -209,7 +211,7 @@ func followPartition(ctx context.Context, brokers []string, log *slog.Logger, p 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("reading %s/%d: %w", schemas.TopicPresence, p, err)
+			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
 		}
 		if attrs, err := kafkalog.Decode(m); err == nil && attrs.Type == schemas.TypePresence {
 			if v, err := schemas.Decode(attrs.Type, m.Value); err == nil {

@@ -6,12 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
 // RegistryConfig configures a Registry.
 type RegistryConfig struct {
 	Brokers []string
+	// Names resolves chat.presence under the deployment's prefix.
+	Names kafkalog.Names
 	// OnRegister, if set, is called when a user's sockets appear on a
 	// node where the registry did not have them (a first socket there,
 	// or entries that had expired or gone missing and came back). It is
@@ -64,7 +67,7 @@ func (r *Registry) Ready() <-chan struct{} { return r.ready }
 func (r *Registry) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errs, err := follow(ctx, r.cfg.Brokers, r.log, &wg, r.apply)
+	errs, err := follow(ctx, r.cfg.Brokers, r.cfg.Names.Topic(schemas.TopicPresence), r.log, &wg, r.apply)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
