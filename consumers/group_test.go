@@ -15,8 +15,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -26,20 +26,11 @@ const (
 	groupID    = "parley-test-group"
 )
 
-func startBroker(t *testing.T) []string {
+// startBroker returns the test's cluster with Parley's topics, under a
+// prefix even on the embedded broker: the runtime must resolve every name.
+func startBroker(t *testing.T) kafkatest.Cluster {
 	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
-		t.Fatal(err)
-	}
-	return brokers
+	return kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: partitions}))
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -117,12 +108,12 @@ type group struct {
 	done   chan error
 }
 
-func runGroup(t *testing.T, brokers []string, p *projection) *group {
+func runGroup(t *testing.T, k kafkatest.Cluster, p *projection) *group {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &group{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		g.done <- consumers.RunGroup[item](ctx, consumers.GroupConfig{Brokers: brokers, GroupID: groupID, Topic: topic}, p)
+		g.done <- consumers.RunGroup[item](ctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}, p)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -156,10 +147,9 @@ func record(key string, i int) kafka.Message {
 	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, key, time.Now()), v)
 }
 
-func write(t *testing.T, brokers []string, msgs ...kafka.Message) {
+func write(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic))
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -168,22 +158,20 @@ func write(t *testing.T, brokers []string, msgs ...kafka.Message) {
 	}
 }
 
-func client(brokers []string) *kafka.Client { return kafkalog.NewClient(brokers) }
-
 // committed returns the group's committed offset per partition (-1 for
 // none).
-func committed(t *testing.T, brokers []string) []int64 {
+func committed(t *testing.T, k kafkatest.Cluster) []int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := client(brokers).OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: groupID, Topics: map[string][]int{topic: {0, 1, 2}},
+	resp, err := k.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{
+		GroupID: k.Names.Group(groupID), Topics: map[string][]int{k.Names.Topic(topic): {0, 1, 2}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := []int64{-1, -1, -1}
-	for _, p := range resp.Topics[topic] {
+	for _, p := range resp.Topics[k.Names.Topic(topic)] {
 		if p.Error != nil {
 			t.Fatalf("offset of partition %d: %v", p.Partition, p.Error)
 		}
@@ -192,13 +180,15 @@ func committed(t *testing.T, brokers []string) []int64 {
 	return out
 }
 
-// ends returns the high watermark of every partition of topic, with -1
-// for an empty partition, the way committed reports it.
-func ends(t *testing.T, brokers []string, topic string) []int64 {
+// ends returns the high watermark of every partition of topic (a
+// persistent name), with -1 for an empty partition, the way committed
+// reports it.
+func ends(t *testing.T, k kafkatest.Cluster, topic string) []int64 {
 	t.Helper()
+	topic = k.Names.Topic(topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := client(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+	resp, err := k.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		topic: {kafka.LastOffsetOf(0), kafka.LastOffsetOf(1), kafka.LastOffsetOf(2)},
 	}})
 	if err != nil {
@@ -214,17 +204,18 @@ func ends(t *testing.T, brokers []string, topic string) []int64 {
 	return out
 }
 
-// readAll reads every record of topic up to its current end.
-func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+// readAll reads every record of topic (a persistent name) up to its
+// current end.
+func readAll(t *testing.T, k kafkatest.Cluster, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out []kafka.Message
-	for p, end := range ends(t, brokers, topic) {
+	for p, end := range ends(t, k, topic) {
 		if end <= 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
+		r := kafkalog.NewPartitionReader(k.Brokers, k.Names.Topic(topic), p)
 		for {
 			m, err := r.FetchMessage(ctx)
 			if err != nil {
@@ -242,7 +233,7 @@ func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
 
 func TestRunGroupAppliesRecordsInPartitionOrder(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := startBroker(t)
 	const keys, perKey = 8, 40
 	var msgs []kafka.Message
 	for i := range perKey {
@@ -250,10 +241,10 @@ func TestRunGroupAppliesRecordsInPartitionOrder(t *testing.T) {
 			msgs = append(msgs, record("k"+strconv.Itoa(k), i))
 		}
 	}
-	write(t, brokers, msgs[:len(msgs)/2]...)
+	write(t, k, msgs[:len(msgs)/2]...)
 	p := &projection{}
-	runGroup(t, brokers, p)
-	write(t, brokers, msgs[len(msgs)/2:]...) // some while the group runs
+	runGroup(t, k, p)
+	write(t, k, msgs[len(msgs)/2:]...) // some while the group runs
 	waitFor(t, 20*time.Second, "every record applied", func() bool { return len(p.appliedItems()) >= keys*perKey })
 
 	applied := p.appliedItems()
@@ -275,20 +266,20 @@ func TestRunGroupAppliesRecordsInPartitionOrder(t *testing.T) {
 	if len(p.batches()) >= len(applied) {
 		t.Errorf("%d Apply calls for %d records: the group does not batch", len(p.batches()), len(applied))
 	}
-	want := ends(t, brokers, topic)
+	want := ends(t, k, topic)
 	waitFor(t, 10*time.Second, "the commits to reach the end of every partition", func() bool {
-		return slices.Equal(committed(t, brokers), want)
+		return slices.Equal(committed(t, k), want)
 	})
 }
 
 func TestRunGroupDeadLettersUndecodableRecordsAndGoesOn(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := startBroker(t)
 	poison := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, "k", time.Now()), []byte(`{"i":"not a number"}`))
 	headerless := kafka.Message{Key: []byte("k"), Value: []byte(`{"key":"k","i":99}`)}
-	write(t, brokers, record("k", 0), headerless, record("k", 1), poison, record("k", 2))
+	write(t, k, record("k", 0), headerless, record("k", 1), poison, record("k", 2))
 	p := &projection{}
-	runGroup(t, brokers, p)
+	runGroup(t, k, p)
 	waitFor(t, 20*time.Second, "the good records applied", func() bool { return len(p.appliedItems()) >= 3 })
 	if got := p.appliedItems(); len(got) != 3 || got[0].I != 0 || got[1].I != 1 || got[2].I != 2 {
 		t.Errorf("applied %+v, want records 0, 1, 2", got)
@@ -296,7 +287,7 @@ func TestRunGroupDeadLettersUndecodableRecordsAndGoesOn(t *testing.T) {
 
 	var dead []kafka.Message
 	waitFor(t, 10*time.Second, "two dead letters", func() bool {
-		dead = readAll(t, brokers, schemas.TopicDLQ)
+		dead = readAll(t, k, schemas.TopicDLQ)
 		return len(dead) >= 2
 	})
 	if len(dead) != 2 {
@@ -327,7 +318,7 @@ func TestRunGroupDeadLettersUndecodableRecordsAndGoesOn(t *testing.T) {
 			schemas.HeaderDLQGroup: header(d, schemas.HeaderDLQGroup), schemas.HeaderDLQPartition: header(d, schemas.HeaderDLQPartition),
 		}
 		want := map[string]string{
-			schemas.HeaderDLQTopic: topic, schemas.HeaderDLQOffset: tc.offset, schemas.HeaderDLQGroup: groupID,
+			schemas.HeaderDLQTopic: k.Names.Topic(topic), schemas.HeaderDLQOffset: tc.offset, schemas.HeaderDLQGroup: k.Names.Group(groupID),
 			schemas.HeaderDLQPartition: strconv.Itoa(p.appliedItems()[0].Partition),
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -337,9 +328,9 @@ func TestRunGroupDeadLettersUndecodableRecordsAndGoesOn(t *testing.T) {
 			t.Errorf("dead letter %d: error header %q does not mention %q", i, e, tc.err)
 		}
 	}
-	want := ends(t, brokers, topic)
+	want := ends(t, k, topic)
 	waitFor(t, 10*time.Second, "the commits to pass the dead letters", func() bool {
-		return slices.Equal(committed(t, brokers), want)
+		return slices.Equal(committed(t, k), want)
 	})
 }
 
@@ -356,11 +347,11 @@ func header(m kafka.Message, key string) string {
 // projection and writes a new record: no record that earlier applied may
 // be applied again, and between them every one of the total records
 // written before must have been applied.
-func restartAndCheckNothingReapplied(t *testing.T, brokers []string, earlier *projection, total int) {
+func restartAndCheckNothingReapplied(t *testing.T, k kafkatest.Cluster, earlier *projection, total int) {
 	t.Helper()
 	p := &projection{}
-	g := runGroup(t, brokers, p)
-	write(t, brokers, record("k", 1000))
+	g := runGroup(t, k, p)
+	write(t, k, record("k", 1000))
 	waitFor(t, 20*time.Second, "the new record applied after the restart", func() bool {
 		got := p.appliedItems()
 		return len(got) > 0 && got[len(got)-1].I == 1000
@@ -387,13 +378,13 @@ func restartAndCheckNothingReapplied(t *testing.T, brokers []string, earlier *pr
 
 func TestRunGroupRetriesAFailingApplyAndCommitsOnlyAfterSuccess(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := startBroker(t)
 	const n, failures = 10, 3
 	var msgs []kafka.Message
 	for i := range n {
 		msgs = append(msgs, record("k", i))
 	}
-	write(t, brokers, msgs...)
+	write(t, k, msgs...)
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	p := &projection{apply: func(call int, _ []item) error {
@@ -406,19 +397,19 @@ func TestRunGroupRetriesAFailingApplyAndCommitsOnlyAfterSuccess(t *testing.T) {
 		}
 		return nil
 	}}
-	g := runGroup(t, brokers, p)
+	g := runGroup(t, k, p)
 	select {
 	case <-entered:
 	case <-time.After(20 * time.Second):
 		t.Fatal("Apply was not retried")
 	}
-	if got := committed(t, brokers); !slices.Equal(got, []int64{-1, -1, -1}) {
+	if got := committed(t, k); !slices.Equal(got, []int64{-1, -1, -1}) {
 		t.Errorf("committed %v while Apply had not succeeded, want nothing", got)
 	}
 	close(release)
-	want := ends(t, brokers, topic)
+	want := ends(t, k, topic)
 	waitFor(t, 10*time.Second, "the commit after Apply succeeded", func() bool {
-		return slices.Equal(committed(t, brokers), want)
+		return slices.Equal(committed(t, k), want)
 	})
 	calls := p.batches()
 	for i := 1; i <= failures; i++ {
@@ -436,17 +427,17 @@ func TestRunGroupRetriesAFailingApplyAndCommitsOnlyAfterSuccess(t *testing.T) {
 	if err := g.stop(t); err != nil {
 		t.Errorf("RunGroup: %v", err)
 	}
-	restartAndCheckNothingReapplied(t, brokers, p, n)
+	restartAndCheckNothingReapplied(t, k, p, n)
 }
 
 func TestRunGroupShutdownFinishesAndCommitsTheInFlightBatch(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := startBroker(t)
 	var msgs []kafka.Message
 	for i := range 10 {
 		msgs = append(msgs, record("k", i))
 	}
-	write(t, brokers, msgs...)
+	write(t, k, msgs...)
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -454,7 +445,7 @@ func TestRunGroupShutdownFinishesAndCommitsTheInFlightBatch(t *testing.T) {
 		once.Do(func() { close(entered); <-release })
 		return nil
 	}}
-	g := runGroup(t, brokers, p)
+	g := runGroup(t, k, p)
 	select {
 	case <-entered:
 	case <-time.After(20 * time.Second):
@@ -477,8 +468,8 @@ func TestRunGroupShutdownFinishesAndCommitsTheInFlightBatch(t *testing.T) {
 	last := applied[len(applied)-1]
 	want := []int64{-1, -1, -1}
 	want[last.Partition] = last.Offset + 1
-	if got := committed(t, brokers); !slices.Equal(got, want) {
+	if got := committed(t, k); !slices.Equal(got, want) {
 		t.Errorf("committed %v after shutdown, want %v: the in-flight batch, committed", got, want)
 	}
-	restartAndCheckNothingReapplied(t, brokers, p, 10)
+	restartAndCheckNothingReapplied(t, k, p, 10)
 }

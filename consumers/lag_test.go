@@ -16,22 +16,22 @@ import (
 
 func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := startBroker(t)
 	var msgs []kafka.Message
 	for i := range 30 {
 		msgs = append(msgs, record(fmt.Sprint("k", i%7), i))
 	}
-	write(t, brokers, msgs...)
-	src := consumers.LagSource{Group: groupID, Topic: topic}
+	write(t, k, msgs...)
+	src := consumers.LagSource{Group: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}
 	ctx := context.Background()
 
-	lag, err := consumers.Lag(ctx, client(brokers), src)
+	lag, err := consumers.Lag(ctx, k.Client(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var total int64
 	for p, n := range lag {
-		if want := ends(t, brokers, topic)[p]; n != want {
+		if want := ends(t, k, topic)[p]; n != want {
 			t.Errorf("partition %d: lag %d before the group ran, want the whole partition (%d)", p, n, want)
 		}
 		total += n
@@ -45,19 +45,19 @@ func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		consumers.MonitorLag(mctx, client(brokers), []consumers.LagSource{src}, gauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
+		consumers.MonitorLag(mctx, k.Client(), []consumers.LagSource{src}, gauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
 	}()
 	defer func() { stop(); <-done }()
 	waitFor(t, 10*time.Second, "the gauge to show the lag", func() bool {
-		return value(gauge.WithLabelValues(groupID, "0"))+value(gauge.WithLabelValues(groupID, "1"))+value(gauge.WithLabelValues(groupID, "2")) == 30
+		return value(gauge.WithLabelValues(k.Names.Group(groupID), "0"))+value(gauge.WithLabelValues(k.Names.Group(groupID), "1"))+value(gauge.WithLabelValues(k.Names.Group(groupID), "2")) == 30
 	})
 
 	p := &projection{}
-	runGroup(t, brokers, p)
+	runGroup(t, k, p)
 	waitFor(t, 20*time.Second, "the group to commit everything and the gauge to drop to 0", func() bool {
 		sum := 0.0
 		for part := range partitions {
-			sum += value(gauge.WithLabelValues(groupID, fmt.Sprint(part)))
+			sum += value(gauge.WithLabelValues(k.Names.Group(groupID), fmt.Sprint(part)))
 		}
 		return sum == 0
 	})

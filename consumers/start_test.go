@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -18,26 +19,25 @@ import (
 // topics at once.
 func TestStartAtEnd(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
-	write(t, brokers, record("old-a", 0), record("old-b", 0), record("old-c", 0))
+	k := startBroker(t)
+	write(t, k, record("old-a", 0), record("old-b", 0), record("old-c", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := consumers.StartAtEnd(ctx, client(brokers), groupID, topic, schemas.TopicReplies); err != nil {
+	if err := consumers.StartAtEnd(ctx, k.Client(), k.Names.Group(groupID), k.Names.Topic(topic), k.Names.Topic(schemas.TopicReplies)); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := committed(t, brokers), ends(t, brokers, topic); !slices.Equal(got, want) {
+	if got, want := committed(t, k), ends(t, k, topic); !slices.Equal(got, want) {
 		t.Fatalf("committed %v after StartAtEnd, want the ends %v", got, want)
 	}
 	// Appended after the call, before anyone joined: not skipped.
-	write(t, brokers, record("new-a", 0))
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicReplies, Balancer: kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	write(t, k, record("new-a", 0))
+	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicReplies))
 	defer w.Close()
 	if err := w.WriteMessages(ctx, record("reply-a", 0)); err != nil {
 		t.Fatal(err)
 	}
 	// A second call changes nothing now that offsets exist.
-	if err := consumers.StartAtEnd(ctx, client(brokers), groupID, topic, schemas.TopicReplies); err != nil {
+	if err := consumers.StartAtEnd(ctx, k.Client(), k.Names.Group(groupID), k.Names.Topic(topic), k.Names.Topic(schemas.TopicReplies)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -46,7 +46,7 @@ func TestStartAtEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- consumers.RunGroup[item](gctx, consumers.GroupConfig{
-			Brokers: brokers, GroupID: groupID, Topics: []string{topic, schemas.TopicReplies}, StartOffset: kafka.LastOffset,
+			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topics: []string{k.Names.Topic(topic), k.Names.Topic(schemas.TopicReplies)}, StartOffset: kafka.LastOffset,
 		}, p)
 	}()
 	defer func() {

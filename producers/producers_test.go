@@ -11,21 +11,11 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 )
-
-func startBroker(t *testing.T) []string {
-	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return []string{b.Addr()}
-}
 
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -102,9 +92,10 @@ func partitionList(n int) []int {
 func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 	t.Parallel()
 	const partitions = 12
-	brokers := startBroker(t)
+	k := kafkatest.Start(t)
+	brokers := k.Brokers
 	ctx := testContext(t)
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
 	}
 	keys := []string{
@@ -114,7 +105,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 		schemas.GroupConversationID("alice", "cmd-1"),
 		schemas.GroupConversationID("erin", "01J9ZK3W4X5Y6Z7A8B9C0D1E2F"),
 	}
-	cw := producers.NewCommandWriter(brokers, kafkalog.Names{}, slogDiscard())
+	cw := producers.NewCommandWriter(brokers, k.Names, slogDiscard())
 	defer cw.Close()
 	seen := map[int]bool{}
 	for i, key := range keys {
@@ -127,7 +118,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 	if len(seen) < 4 {
 		t.Fatalf("the keys fall in only %d partitions: pick keys that tell partitions apart", len(seen))
 	}
-	got := readAll(t, brokers, schemas.TopicCommands, partitions)
+	got := readAll(t, brokers, k.Names.Topic(schemas.TopicCommands), partitions)
 	if len(got) != len(keys) {
 		t.Fatalf("read %d records, want %d", len(got), len(keys))
 	}
@@ -175,12 +166,13 @@ func TestPartitionBalancer(t *testing.T) {
 	t.Run("a partition writer writes where the message says", func(t *testing.T) {
 		t.Parallel()
 		const partitions = 4
-		brokers := startBroker(t)
+		k := kafkatest.Start(t)
+		brokers := k.Brokers
 		ctx := testContext(t)
-		if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
+		if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 			t.Fatal(err)
 		}
-		w := producers.NewPartitionWriter(brokers, schemas.TopicEvents, slogDiscard())
+		w := producers.NewPartitionWriter(brokers, k.Names.Topic(schemas.TopicEvents), slogDiscard())
 		defer w.Close()
 		murmur := javaPartition("foobar", partitions)
 		var msgs []kafka.Message
@@ -192,7 +184,7 @@ func TestPartitionBalancer(t *testing.T) {
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}
-		got := readAll(t, brokers, schemas.TopicEvents, partitions)
+		got := readAll(t, brokers, k.Names.Topic(schemas.TopicEvents), partitions)
 		if len(got) != partitions {
 			t.Fatalf("read %d records, want %d", len(got), partitions)
 		}
@@ -222,7 +214,7 @@ func readAll(t *testing.T, brokers []string, topic string, partitions int) []kaf
 		if po.LastOffset <= 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: po.Partition, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
+		r := kafkalog.NewPartitionReader(brokers, topic, po.Partition)
 		for {
 			m, err := r.FetchMessage(ctx)
 			if err != nil {
@@ -246,12 +238,13 @@ func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestReceiptWriter(t *testing.T) {
 	t.Parallel()
 	const partitions = 12
-	brokers := startBroker(t)
+	k := kafkatest.Start(t)
+	brokers := k.Brokers
 	ctx := testContext(t)
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
 	}
-	rw := producers.NewReceiptWriter(brokers, kafkalog.Names{}, time.Hour, slogDiscard())
+	rw := producers.NewReceiptWriter(brokers, k.Names, time.Hour, slogDiscard())
 	defer rw.Close()
 	ab, cd := schemas.DirectConversationID("alice", "bob"), schemas.GroupConversationID("carol", "c1")
 	if err := rw.Read(ctx, ab, "alice", 7); err != nil {
@@ -268,7 +261,7 @@ func TestReceiptWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]schemas.ReceiptV1{}
-	for _, m := range readAll(t, brokers, schemas.TopicReceipts, partitions) {
+	for _, m := range readAll(t, brokers, k.Names.Topic(schemas.TopicReceipts), partitions) {
 		v, err := schemas.Decode(schemas.TypeReceipt, m.Value)
 		if err != nil {
 			t.Fatal(err)

@@ -10,20 +10,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
-
-func startBroker(t *testing.T) []string {
-	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return []string{b.Addr()}
-}
 
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -33,10 +23,10 @@ func testContext(t *testing.T) context.Context {
 
 func TestProvision(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := kafkatest.Start(t)
 	ctx := testContext(t)
-	client := kafkalog.NewClient(brokers)
-	topo := kafkalog.Topology{Partitions: 5, CommandRetention: 48 * time.Hour, ReplyRetention: 2 * time.Hour, EphemeralRetention: 30 * time.Minute, DLQRetention: 10 * 24 * time.Hour}
+	client := k.Client()
+	topo := k.Topology(kafkalog.Topology{Partitions: 5, CommandRetention: 48 * time.Hour, ReplyRetention: 2 * time.Hour, EphemeralRetention: 30 * time.Minute, DLQRetention: 10 * 24 * time.Hour})
 	if err := kafkalog.Provision(ctx, client, topo); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +36,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicDLQ, schemas.TopicChanges} {
+		for _, topic := range []string{k.Names.Topic(schemas.TopicCommands), k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicReplies), k.Names.Topic(schemas.TopicEphemeral), k.Names.Topic(schemas.TopicPresence), k.Names.Topic(schemas.TopicReceipts), k.Names.Topic(schemas.TopicDLQ), k.Names.Topic(schemas.TopicChanges)} {
 			n, err := kafkalog.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -55,14 +45,14 @@ func TestProvision(t *testing.T) {
 	})
 	t.Run("every topic has explicit retention and cleanup configs", func(t *testing.T) {
 		want := map[string]string{
-			schemas.TopicCommands:  "172800000",
-			schemas.TopicEvents:    "-1", // forever
-			schemas.TopicReplies:   "7200000",
-			schemas.TopicDLQ:       "864000000",
-			schemas.TopicEphemeral: "1800000",
-			schemas.TopicPresence:  "-1",
-			schemas.TopicReceipts:  "-1",
-			schemas.TopicChanges:   "3600000",
+			k.Names.Topic(schemas.TopicCommands):  "172800000",
+			k.Names.Topic(schemas.TopicEvents):    "-1", // forever
+			k.Names.Topic(schemas.TopicReplies):   "7200000",
+			k.Names.Topic(schemas.TopicDLQ):       "864000000",
+			k.Names.Topic(schemas.TopicEphemeral): "1800000",
+			k.Names.Topic(schemas.TopicPresence):  "-1",
+			k.Names.Topic(schemas.TopicReceipts):  "-1",
+			k.Names.Topic(schemas.TopicChanges):   "3600000",
 		}
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {
@@ -85,7 +75,7 @@ func TestProvision(t *testing.T) {
 				got[e.ConfigName] = e.ConfigValue
 			}
 			policy := "delete"
-			if r.ResourceName == schemas.TopicPresence || r.ResourceName == schemas.TopicReceipts {
+			if r.ResourceName == k.Names.Topic(schemas.TopicPresence) || r.ResourceName == k.Names.Topic(schemas.TopicReceipts) {
 				policy = "compact"
 			}
 			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy {
@@ -99,11 +89,11 @@ func TestProvision(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n, err := kafkalog.Partitions(ctx, client, schemas.DeliveryTopic("gw-1.a_b")); err != nil || n != 1 {
-			t.Errorf("Partitions(%s) = %d, %v; want 1", schemas.DeliveryTopic("gw-1.a_b"), n, err)
+		if n, err := kafkalog.Partitions(ctx, client, k.Names.Delivery("gw-1.a_b")); err != nil || n != 1 {
+			t.Errorf("Partitions(%s) = %d, %v; want 1", k.Names.Delivery("gw-1.a_b"), n, err)
 		}
 		resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-			ResourceType: kafka.ResourceTypeTopic, ResourceName: schemas.DeliveryTopic("gw-1.a_b"), ConfigNames: []string{"retention.ms"}}}})
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: k.Names.Delivery("gw-1.a_b"), ConfigNames: []string{"retention.ms"}}}})
 		if err != nil || len(resp.Resources) != 1 || len(resp.Resources[0].ConfigEntries) != 1 || resp.Resources[0].ConfigEntries[0].ConfigValue != "3600000" {
 			t.Errorf("delivery topic configs: %+v, %v; want retention.ms 3600000", resp, err)
 		}
@@ -112,7 +102,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("another partition count is refused", func(t *testing.T) {
-		err := kafkalog.Provision(ctx, client, kafkalog.Topology{Partitions: 6})
+		err := kafkalog.Provision(ctx, client, k.Topology(kafkalog.Topology{Partitions: 6}))
 		if !errors.Is(err, kafkalog.ErrPartitionMismatch) {
 			t.Errorf("Provision with 6 partitions over 5 = %v, want ErrPartitionMismatch", err)
 		}
@@ -137,10 +127,10 @@ func TestTopologyValidate(t *testing.T) {
 
 func TestProvisionUnderAPrefix(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	k := kafkatest.Start(t, kafkatest.Prefixed())
 	ctx := testContext(t)
-	client := kafkalog.NewClient(brokers)
-	names := kafkalog.Names{Prefix: "run-1."}
+	client := k.Client()
+	names := k.Names
 	topo := kafkalog.Topology{Names: names, Partitions: 3}
 	if err := kafkalog.Provision(ctx, client, topo); err != nil {
 		t.Fatal(err)
@@ -158,12 +148,12 @@ func TestProvisionUnderAPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mt := range meta.Topics {
-		if !strings.HasPrefix(mt.Name, names.Prefix) {
+		if k.Embedded && !strings.HasPrefix(mt.Name, names.Prefix) { // a shared cluster has others' topics
 			t.Errorf("topic %s created without the prefix", mt.Name)
 		}
 	}
 	t.Run("a second prefix on the same cluster gets its own topics", func(t *testing.T) {
-		other := kafkalog.Topology{Names: kafkalog.Names{Prefix: "run-2."}, Partitions: 5}
+		other := kafkalog.Topology{Names: kafkalog.Names{Prefix: names.Prefix + "b."}, Partitions: 5}
 		if err := kafkalog.Provision(ctx, client, other); err != nil {
 			t.Fatalf("Provision under another prefix with another partition count: %v", err)
 		}

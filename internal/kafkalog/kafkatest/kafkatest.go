@@ -1,0 +1,143 @@
+// Package kafkatest gives a test a Kafka cluster of its own: the embedded
+// broker on a free port with its data under t.TempDir(), or, when
+// PARLEY_KAFKA_BROKERS is set, that cluster with a prefix unique to the
+// test, so that tests and whole test runs can share one cluster without
+// seeing each other's records or groups.
+//
+// Code under test must name every topic and group through Cluster.Names.
+// Start is safe to call from parallel tests; everything it starts is
+// stopped (and every topic it created on a shared cluster deleted) when
+// the test ends.
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
+)
+
+// BrokersEnv names the variable that points the tests at a real cluster:
+// comma-separated bootstrap brokers.
+const BrokersEnv = "PARLEY_KAFKA_BROKERS"
+
+// Cluster is the Kafka cluster of one test.
+type Cluster struct {
+	// Brokers are the bootstrap brokers.
+	Brokers []string
+	// Names resolves topic and group names under the test's prefix
+	// (none on a fresh embedded broker unless Prefixed is given).
+	Names kafkalog.Names
+	// Embedded says whether the cluster is the test's own embedded
+	// broker.
+	Embedded bool
+}
+
+// Client returns an admin client of the cluster.
+func (c Cluster) Client() *kafka.Client { return kafkalog.NewClient(c.Brokers) }
+
+// Topology returns t with the cluster's names, for Provision and for the
+// components that take a topology.
+func (c Cluster) Topology(t kafkalog.Topology) kafkalog.Topology {
+	t.Names = c.Names
+	return t
+}
+
+type options struct {
+	topics   *kafkalog.Topology
+	prefixed bool
+}
+
+// Option changes what Start prepares.
+type Option func(*options)
+
+// Topics provisions Parley's topics with topology t (its Names are the
+// cluster's) before Start returns.
+func Topics(t kafkalog.Topology) Option {
+	return func(o *options) { o.topics = &t }
+}
+
+// Prefixed gives the test a unique prefix on the embedded broker too, so
+// that the code under test is seen to resolve every name.
+func Prefixed() Option {
+	return func(o *options) { o.prefixed = true }
+}
+
+// Start returns the test's cluster; see the package doc.
+func Start(t testing.TB, opts ...Option) Cluster {
+	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var c Cluster
+	if env := os.Getenv(BrokersEnv); env != "" {
+		for _, b := range strings.Split(env, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.Brokers = append(c.Brokers, b)
+			}
+		}
+		c.Names = kafkalog.Names{Prefix: uniquePrefix()}
+		t.Logf("kafka %s, prefix %s", env, c.Names.Prefix)
+		t.Cleanup(func() { deleteTopics(t, c) })
+	} else {
+		b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		c.Brokers, c.Embedded = []string{b.Addr()}, true
+		if o.prefixed {
+			c.Names = kafkalog.Names{Prefix: uniquePrefix()}
+		}
+	}
+	if o.topics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := kafkalog.Provision(ctx, c.Client(), c.Topology(*o.topics)); err != nil {
+			t.Fatalf("provisioning topics: %v", err)
+		}
+	}
+	return c
+}
+
+// uniquePrefix returns "t" and 10 random hex digits and a dot.
+func uniquePrefix() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return "t" + hex.EncodeToString(b[:]) + "."
+}
+
+// deleteTopics deletes the topics of c's prefix, so that runs against a
+// shared cluster do not pile up. Failures are logged, not fatal: the
+// test's outcome does not depend on them.
+func deleteTopics(t testing.TB, c Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := c.Client()
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		t.Logf("listing topics to delete: %v", err)
+		return
+	}
+	var topics []string
+	for _, mt := range meta.Topics {
+		if strings.HasPrefix(mt.Name, c.Names.Prefix) {
+			topics = append(topics, mt.Name)
+		}
+	}
+	if len(topics) == 0 {
+		return
+	}
+	if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
+		t.Logf("deleting topics %v: %v", topics, err)
+	}
+}
