@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/parley-chat/parley/consumers/decider"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -27,25 +27,19 @@ import (
 
 var discard = slog.New(slog.DiscardHandler)
 
-// startBroker starts an embedded broker on a free port and provisions
-// Parley's topics with the given partition count.
-func startBroker(t *testing.T, partitions int) []string {
+// startBroker returns the test's cluster with Parley's topics of the
+// given partition count, under a prefix even on the embedded broker: the
+// decider must resolve every name.
+func startBroker(t *testing.T, partitions int) kafkatest.Cluster {
 	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
-	provision(t, brokers, partitions)
-	return brokers
+	return kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: partitions}))
 }
 
-func provision(t *testing.T, brokers []string, partitions int) {
+func provision(t *testing.T, k kafkatest.Cluster, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions}); err != nil {
+	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -68,16 +62,13 @@ type tail struct {
 	msgs []kafka.Message
 }
 
-func startTail(t *testing.T, brokers []string, topic string, partitions int) *tail {
+func startTail(t *testing.T, k kafkatest.Cluster, topic string, partitions int) *tail {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tl := &tail{}
 	var wg sync.WaitGroup
 	for p := range partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: brokers, Topic: topic, Partition: p,
-			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond,
-		})
+		r := kafkalog.NewPartitionReader(k.Brokers, k.Names.Topic(topic), p)
 		if err := r.SetOffset(kafka.FirstOffset); err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +253,7 @@ func checkEvents(t *testing.T, events []kafka.Message, partitions int, want []se
 	}
 }
 
-func committed(t *testing.T, brokers []string, partitions int) []int64 {
+func committed(t *testing.T, k kafkatest.Cluster, partitions int) []int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -270,20 +261,20 @@ func committed(t *testing.T, brokers []string, partitions int) []int64 {
 	for i := range ps {
 		ps[i] = i
 	}
-	resp, err := kafkalog.NewClient(brokers).OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: schemas.GroupDecider, Topics: map[string][]int{schemas.TopicCommands: ps},
+	resp, err := k.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{
+		GroupID: k.Names.Group(schemas.GroupDecider), Topics: map[string][]int{k.Names.Topic(schemas.TopicCommands): ps},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make([]int64, partitions)
-	for _, p := range resp.Topics[schemas.TopicCommands] {
+	for _, p := range resp.Topics[k.Names.Topic(schemas.TopicCommands)] {
 		out[p.Partition] = p.CommittedOffset
 	}
 	return out
 }
 
-func highWatermarks(t *testing.T, brokers []string, topic string, partitions int) []int64 {
+func highWatermarks(t *testing.T, k kafkatest.Cluster, topic string, partitions int) []int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -291,19 +282,19 @@ func highWatermarks(t *testing.T, brokers []string, topic string, partitions int
 	for p := range partitions {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := kafkalog.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	resp, err := k.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{k.Names.Topic(topic): reqs}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make([]int64, partitions)
-	for _, po := range resp.Topics[topic] {
+	for _, po := range resp.Topics[k.Names.Topic(topic)] {
 		out[po.Partition] = po.LastOffset
 	}
 	return out
 }
 
-func commandWriter(t *testing.T, brokers []string) *producers.CommandWriter {
-	cw := producers.NewCommandWriter(brokers, kafkalog.Names{}, discard)
+func commandWriter(t *testing.T, k kafkatest.Cluster) *producers.CommandWriter {
+	cw := producers.NewCommandWriter(k.Brokers, k.Names, discard)
 	t.Cleanup(func() { _ = cw.Close() })
 	return cw
 }
@@ -311,17 +302,17 @@ func commandWriter(t *testing.T, brokers []string) *producers.CommandWriter {
 func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 	t.Parallel()
 	const partitions = 3
-	brokers := startBroker(t, partitions)
+	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, brokers, schemas.TopicEvents, partitions)
-	replies := startTail(t, brokers, schemas.TopicReplies, partitions)
-	dlq := startTail(t, brokers, schemas.TopicDLQ, partitions)
-	cw := commandWriter(t, brokers)
+	events := startTail(t, k, schemas.TopicEvents, partitions)
+	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	dlq := startTail(t, k, schemas.TopicDLQ, partitions)
+	cw := commandWriter(t, k)
 
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
-	start(t, decider.Config{Brokers: brokers})
+	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names})
 	sends, err := w.sendAll(ctx, cw, "m", 60)
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +327,7 @@ func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicCommands, Balancer: kafka.Murmur2Balancer{}, BatchTimeout: time.Millisecond}
+	raw := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicCommands))
 	defer raw.Close()
 	if err := raw.WriteMessages(ctx, kafka.Message{Key: []byte(w.convs[2]), Value: []byte("not a command")}); err != nil {
 		t.Fatal(err)
@@ -371,15 +362,15 @@ func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 		t.Errorf("replies %v, want %v", got, want)
 	}
 	d := dlq.snapshot()[0]
-	if string(d.Value) != "not a command" || string(d.Key) != w.convs[2] || header(d, schemas.HeaderDLQGroup) != schemas.GroupDecider ||
-		header(d, schemas.HeaderDLQTopic) != schemas.TopicCommands || header(d, schemas.HeaderDLQError) == "" {
+	if string(d.Value) != "not a command" || string(d.Key) != w.convs[2] || header(d, schemas.HeaderDLQGroup) != k.Names.Group(schemas.GroupDecider) ||
+		header(d, schemas.HeaderDLQTopic) != k.Names.Topic(schemas.TopicCommands) || header(d, schemas.HeaderDLQError) == "" {
 		t.Errorf("dead letter %q key %q headers %v", d.Value, d.Key, d.Headers)
 	}
 
 	// Everything decided is committed, up to each partition's end.
-	hw := highWatermarks(t, brokers, schemas.TopicCommands, partitions)
+	hw := highWatermarks(t, k, schemas.TopicCommands, partitions)
 	waitFor(t, 10*time.Second, "commits up to the high watermarks", func() bool {
-		c := committed(t, brokers, partitions)
+		c := committed(t, k, partitions)
 		for p := range c {
 			if c[p] == -1 && hw[p] == 0 {
 				c[p] = 0 // an empty partition has nothing to commit
@@ -441,21 +432,21 @@ func streamSends(t *testing.T, w world, cw *producers.CommandWriter, prefix stri
 func TestDeciderRestartMidStream(t *testing.T) {
 	t.Parallel()
 	const partitions = 3
-	brokers := startBroker(t, partitions)
+	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, brokers, schemas.TopicEvents, partitions)
-	replies := startTail(t, brokers, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, brokers)
+	events := startTail(t, k, schemas.TopicEvents, partitions)
+	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	cw := commandWriter(t, k)
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 
-	a := start(t, decider.Config{Brokers: brokers})
+	a := start(t, decider.Config{Brokers: k.Brokers, Names: k.Names})
 	stopSends := streamSends(t, w, cw, "m")
 	waitFor(t, 20*time.Second, "decider A to decide some commands", func() bool { return events.len() >= 40 })
 	a.stop(t)
 	stoppedAt := events.len()
-	start(t, decider.Config{Brokers: brokers})
+	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names})
 	waitFor(t, 20*time.Second, "decider B to decide some commands", func() bool { return events.len() >= stoppedAt+40 })
 	want = append(want, stopSends()...)
 
@@ -475,15 +466,16 @@ func TestDeciderRestartMidStream(t *testing.T) {
 func TestDeciderCrashTakeover(t *testing.T) {
 	t.Parallel()
 	const partitions = 3
-	// kfake itself, not embeddedkafka: the test needs its request hooks
-	// and a session timeout below the default minimum of 6s.
+	// kfake itself, not embeddedkafka or kafkatest: the test needs its
+	// request hooks and a session timeout below the default minimum of
+	// 6s, so it never runs against a real cluster.
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
-	provision(t, brokers, partitions)
+	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
+	provision(t, k, partitions)
 
 	var crashed atomic.Bool
 	crashed.Store(true)
@@ -521,13 +513,13 @@ func TestDeciderCrashTakeover(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, brokers, schemas.TopicEvents, partitions)
-	replies := startTail(t, brokers, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, brokers)
+	events := startTail(t, k, schemas.TopicEvents, partitions)
+	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	cw := commandWriter(t, k)
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 
-	cfg := decider.Config{Brokers: brokers, SessionTimeout: time.Second}
+	cfg := decider.Config{Brokers: k.Brokers, Names: k.Names, SessionTimeout: time.Second}
 	a := start(t, cfg)
 	stopSends := streamSends(t, w, cw, "m")
 	waitFor(t, 20*time.Second, "decider A to decide some commands", func() bool { return events.len() >= 40 })
@@ -535,7 +527,7 @@ func TestDeciderCrashTakeover(t *testing.T) {
 	if refusedCommits.Load() == 0 {
 		t.Fatal("decider A never tried to commit")
 	}
-	for p, off := range committed(t, brokers, partitions) {
+	for p, off := range committed(t, k, partitions) {
 		if off >= 0 {
 			t.Fatalf("partition %d has committed offset %d after the crash; want none", p, off)
 		}
@@ -607,20 +599,20 @@ func (r recorder) partitionsOwned() int64 {
 func TestDeciderJoinRebalance(t *testing.T) {
 	t.Parallel()
 	const partitions = 6
-	brokers := startBroker(t, partitions)
+	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, brokers, schemas.TopicEvents, partitions)
-	replies := startTail(t, brokers, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, brokers)
+	events := startTail(t, k, schemas.TopicEvents, partitions)
+	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	cw := commandWriter(t, k)
 	w := newWorld(12)
 	want := w.create(ctx, t, cw)
 
 	recA, recB := newRecorder("generation assigned"), newRecorder("generation assigned")
-	start(t, decider.Config{Brokers: brokers, Logger: slog.New(recA)})
+	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Logger: slog.New(recA)})
 	stopSends := streamSends(t, w, cw, "m")
 	waitFor(t, 20*time.Second, "decider A to decide some commands", func() bool { return events.len() >= 40 })
-	start(t, decider.Config{Brokers: brokers, Logger: slog.New(recB)})
+	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Logger: slog.New(recB)})
 	waitFor(t, 20*time.Second, "the partitions to be shared", func() bool {
 		a, b := recA.partitionsOwned(), recB.partitionsOwned()
 		return a > 0 && b > 0 && a+b == partitions
