@@ -15,8 +15,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/schemas"
@@ -158,22 +158,13 @@ type hubEnv struct {
 
 func startHub(t *testing.T) *hubEnv {
 	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	// One partition: the test relies on the order across conversations.
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
+	brokers := k.Brokers
 	env := &hubEnv{brokers: brokers, store: openStore(t)}
-	env.hub = NewHub(Config{Brokers: brokers, History: env.store})
-	env.events = &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicEvents, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
-	env.replies = &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicReplies, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	env.hub = NewHub(Config{Brokers: brokers, History: env.store, Topology: k.Topology(kafkalog.Topology{})})
+	env.events = &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: k.Names.Topic(schemas.TopicEvents), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	env.replies = &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: k.Names.Topic(schemas.TopicReplies), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- env.hub.Run(rctx) }()

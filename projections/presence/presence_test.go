@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/presence"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -44,9 +44,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func start(t *testing.T, brokers []string, node string) (*presence.Tracker, context.CancelFunc, <-chan error) {
+func start(t *testing.T, k kafkatest.Cluster, node string) (*presence.Tracker, context.CancelFunc, <-chan error) {
 	t.Helper()
-	tr := presence.New(presence.Config{Brokers: brokers, NodeID: node, Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond})
+	tr := presence.New(presence.Config{Brokers: k.Brokers, Names: k.Names, NodeID: node, Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tr.Run(ctx) }()
@@ -66,19 +66,11 @@ func start(t *testing.T, brokers []string, node string) (*presence.Tracker, cont
 // node started later reads the last state back from the compacted topic.
 func TestPresenceAcrossNodes(t *testing.T) {
 	t.Parallel()
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	brokers := []string{broker.Addr()}
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	ctx := context.Background()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
-	a, stopA, doneA := start(t, brokers, "node-a")
+	a, stopA, doneA := start(t, k, "node-a")
 	defer func() { stopA(); <-doneA }()
-	b, stopB, doneB := start(t, brokers, "node-b")
+	b, stopB, doneB := start(t, k, "node-b")
 
 	rec := &recorder{}
 	w, initial := a.Watch([]string{"alice"}, rec.notify)
@@ -121,7 +113,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	}
 
 	// A node that starts now reads the state back from the topic.
-	c, stopC, doneC := start(t, brokers, "node-c")
+	c, stopC, doneC := start(t, k, "node-c")
 	defer func() { stopC(); <-doneC }()
 	eventually(t, "a new node knows alice is offline since then", func() bool {
 		got := c.Get([]string{"alice"})[0]

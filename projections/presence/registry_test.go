@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/presence"
 )
 
@@ -30,9 +30,9 @@ func (r *registrations) list() []string {
 	return slices.Clone(r.got)
 }
 
-func startRegistry(t *testing.T, brokers []string, on func(user, node string)) (*presence.Registry, func()) {
+func startRegistry(t *testing.T, k kafkatest.Cluster, on func(user, node string)) (*presence.Registry, func()) {
 	t.Helper()
-	reg := presence.NewRegistry(presence.RegistryConfig{Brokers: brokers, OnRegister: on})
+	reg := presence.NewRegistry(presence.RegistryConfig{Brokers: k.Brokers, Names: k.Names, OnRegister: on})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- reg.Run(ctx) }()
@@ -58,22 +58,14 @@ func startRegistry(t *testing.T, brokers []string, on func(user, node string)) (
 // announcing it.
 func TestRegistry(t *testing.T) {
 	t.Parallel()
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	brokers := []string{broker.Addr()}
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	ctx := context.Background()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
 	regs := &registrations{}
-	reg, stop := startRegistry(t, brokers, regs.add)
+	reg, stop := startRegistry(t, k, regs.add)
 	defer stop()
-	a, stopA, doneA := start(t, brokers, "node-a")
+	a, stopA, doneA := start(t, k, "node-a")
 	defer func() { stopA(); <-doneA }()
-	b, stopB, doneB := start(t, brokers, "node-b")
+	b, stopB, doneB := start(t, k, "node-b")
 
 	nodes := func(r *presence.Registry, user string) []string {
 		n := r.AppendNodes(nil, user)
@@ -105,7 +97,7 @@ func TestRegistry(t *testing.T) {
 
 	// A registry started now knows the state and announces nothing of it.
 	late := &registrations{}
-	reg2, stop2 := startRegistry(t, brokers, late.add)
+	reg2, stop2 := startRegistry(t, k, late.add)
 	defer stop2()
 	if got := nodes(reg2, "alice"); !slices.Equal(got, []string{"node-a", "node-b"}) {
 		t.Errorf("a registry started later has alice on %v", got)

@@ -9,27 +9,16 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
 
-// startKafka starts the embedded broker on a free port with Parley's
+// startKafka returns the test's cluster (see kafkatest) with Parley's
 // topics; it stops when t ends.
-func startKafka(t *testing.T, partitions int) []string {
+func startKafka(t *testing.T, partitions int) kafkatest.Cluster {
 	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: partitions, ReplicationFactor: 1}); err != nil {
-		t.Fatal(err)
-	}
-	return brokers
+	return kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: partitions, ReplicationFactor: 1}))
 }
 
 // event is the chat.events record of v (a *V1 event) about conv at seq.
@@ -61,12 +50,9 @@ func sent(conv string, seq uint64, sender, body string, at time.Time) kafka.Mess
 }
 
 // produce appends msgs to chat.events, keyed by conversation.
-func produce(t *testing.T, brokers []string, msgs ...kafka.Message) {
+func produce(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{
-		Addr: kafka.TCP(brokers...), Topic: schemas.TopicEvents, Balancer: kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
-	}
+	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents))
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -101,7 +101,7 @@ func TestApplySkipsBatchesOfNothing(t *testing.T) {
 // consumer group runtime feeding Projection, the Bleve index searched.
 func TestProjectionThroughKafka(t *testing.T) {
 	t.Parallel()
-	brokers := startKafka(t, 3)
+	k := startKafka(t, 3)
 	idx, err := blevestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestProjectionThroughKafka(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: brokers, GroupID: schemas.GroupSearch, Topic: schemas.TopicEvents,
+			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents),
 		}, search.Projection{Index: idx})
 	}()
 	defer func() {
@@ -120,7 +120,7 @@ func TestProjectionThroughKafka(t *testing.T) {
 			t.Errorf("RunGroup: %v", err)
 		}
 	}()
-	produce(t, brokers,
+	produce(t, k,
 		created("g_ours", t0, "ann", "bob"),
 		sent("g_ours", 1, "ann", "the launch is on Thursday", t0.Add(time.Second)),
 		sent("g_ours", 2, "bob", "Thursday works", t0.Add(2*time.Second)),
@@ -191,7 +191,7 @@ func TestDecodeEditsAndDeletions(t *testing.T) {
 // events are replayed into a fresh index.
 func TestEditsAndDeletionsThroughKafka(t *testing.T) {
 	t.Parallel()
-	brokers := startKafka(t, 3)
+	k := startKafka(t, 3)
 	idx, err := blevestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestEditsAndDeletionsThroughKafka(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- consumers.RunGroup(ctx, consumers.GroupConfig{Brokers: brokers, GroupID: group, Topic: schemas.TopicEvents}, search.Projection{Index: idx})
+			done <- consumers.RunGroup(ctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: idx})
 		}()
 		return func() {
 			cancel()
@@ -211,7 +211,7 @@ func TestEditsAndDeletionsThroughKafka(t *testing.T) {
 		}
 	}
 	stop := run(schemas.GroupSearch, idx)
-	produce(t, brokers,
+	produce(t, k,
 		created("g_e", t0, "ann", "bob"),
 		sent("g_e", 1, "ann", "meet at the harbour", t0.Add(time.Second)),
 		sent("g_e", 2, "bob", "bring the lanterns", t0.Add(2*time.Second)),

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/projections/search/esindex"
 	"github.com/parley-chat/parley/projections/search/esindex/esfake"
 	"github.com/parley-chat/parley/projections/search/searchtest"
+	"github.com/parley-chat/parley/schemas"
 )
 
 type rebuildable interface {
@@ -30,7 +31,7 @@ type rebuildable interface {
 // reported up to the total.
 func TestRebuild(t *testing.T) {
 	t.Parallel()
-	brokers := startKafka(t, 4)
+	k := startKafka(t, 4)
 	var msgs []kafka.Message
 	const convs, perConv = 6, 40
 	for c := range convs {
@@ -41,7 +42,7 @@ func TestRebuild(t *testing.T) {
 		}
 	}
 	msgs = append(msgs, withValue(sent("g_0", perConv+1, "ann", "x", t0), []byte("{")))
-	produce(t, brokers, msgs...)
+	produce(t, k, msgs...)
 	all := make([]string, convs)
 	for c := range all {
 		all[c] = fmt.Sprintf("g_%d", c)
@@ -77,7 +78,7 @@ func TestRebuild(t *testing.T) {
 			var mu sync.Mutex
 			var calls [][2]int64
 			st, err := search.Rebuild(t.Context(), search.RebuildConfig{
-				Brokers: brokers, Target: ix, BatchSize: 25, Concurrency: 2,
+				Brokers: k.Brokers, Topic: k.Names.Topic(schemas.TopicEvents), Target: ix, BatchSize: 25, Concurrency: 2,
 				Progress: func(done, total int64) {
 					mu.Lock()
 					calls = append(calls, [2]int64{done, total})
@@ -127,8 +128,8 @@ func TestRebuild(t *testing.T) {
 
 func TestRebuildKeepsTheLiveIndexOnFailure(t *testing.T) {
 	t.Parallel()
-	brokers := startKafka(t, 2)
-	produce(t, brokers, created("g_1", t0, "ann"), sent("g_1", 1, "ann", "from the log", t0))
+	k := startKafka(t, 2)
+	produce(t, k, created("g_1", t0, "ann"), sent("g_1", 1, "ann", "from the log", t0))
 	dir := t.TempDir()
 	s, err := blevestore.Open(dir)
 	if err != nil {
@@ -139,7 +140,7 @@ func TestRebuildKeepsTheLiveIndexOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	_, err = search.Rebuild(ctx, search.RebuildConfig{Brokers: brokers, Target: s, Progress: func(int64, int64) { cancel() }})
+	_, err = search.Rebuild(ctx, search.RebuildConfig{Brokers: k.Brokers, Topic: k.Names.Topic(schemas.TopicEvents), Target: s, Progress: func(int64, int64) { cancel() }})
 	if err == nil {
 		t.Fatal("a cancelled rebuild succeeded")
 	}
