@@ -35,15 +35,6 @@ func startBroker(t *testing.T, partitions int) kafkatest.Cluster {
 	return kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: partitions}))
 }
 
-func provision(t *testing.T, k kafkatest.Cluster, partitions int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -475,7 +466,7 @@ func TestDeciderCrashTakeover(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
-	provision(t, k, partitions)
+	k.Provision(t, kafkalog.Topology{Partitions: partitions})
 
 	var crashed atomic.Bool
 	crashed.Store(true)

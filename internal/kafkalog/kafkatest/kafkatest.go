@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -100,13 +101,34 @@ func Start(t testing.TB, opts ...Option) Cluster {
 		}
 	}
 	if o.topics != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := kafkalog.Provision(ctx, c.Client(), c.Topology(*o.topics)); err != nil {
-			t.Fatalf("provisioning topics: %v", err)
-		}
+		c.Provision(t, *o.topics)
 	}
 	return c
+}
+
+// Provision provisions Parley's topics with topology t under the
+// cluster's names. A real cluster may not know the leaders of topics it
+// has just created: Provision retries for up to a minute.
+func (c Cluster) Provision(t testing.TB, topo kafkalog.Topology) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := kafkalog.Provision(ctx, c.Client(), c.Topology(topo))
+		if err == nil {
+			return
+		}
+		if errors.Is(err, kafkalog.ErrPartitionMismatch) {
+			t.Fatalf("provisioning topics: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("provisioning topics: %v", err)
+		case <-tick.C:
+		}
+	}
 }
 
 // uniquePrefix returns "t" and 10 random hex digits and a dot.

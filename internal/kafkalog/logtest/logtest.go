@@ -68,9 +68,7 @@ func setup(t *testing.T, c kafkatest.Cluster, n int) (context.Context, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	if err := kafkalog.Provision(ctx, c.Client(), c.Topology(kafkalog.Topology{Partitions: n})); err != nil {
-		t.Fatalf("provisioning: %v", err)
-	}
+	c.Provision(t, kafkalog.Topology{Partitions: n})
 	return ctx, c.Names.Topic(schemas.TopicEvents)
 }
 
