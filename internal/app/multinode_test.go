@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
 )
 
@@ -23,10 +24,10 @@ const testSecret = "multi-node-test-secret-0123456789abcdef"
 // startNode starts roles as a separate node over a shared broker and
 // ScyllaDB (the CQL stand-in), as `parley gateway` and friends run in
 // production.
-func startNode(t *testing.T, broker, scylla, nodeID string, roles app.Roles, extra ...string) *app.System {
+func startNode(t *testing.T, k kafkatest.Cluster, scylla, nodeID string, roles app.Roles, extra ...string) *app.System {
 	t.Helper()
 	cfg, err := app.Load("node", append([]string{"-node-id", nodeID,
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", broker,
+		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix,
 		"-scylla-hosts", scylla, "-scylla-keyspace", "multinode", "-jwt-secret", testSecret,
 		"-partitions", "4", "-log-level", "warn",
 	}, extra...), func(string) string { return "" }, io.Discard)
@@ -57,15 +58,13 @@ func TestTwoGatewayNodes(t *testing.T) {
 }
 
 func testTwoGatewayNodes(t *testing.T, routing string) {
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	// Under a prefix even on the embedded broker: every role must resolve
+	// every name.
+	k := kafkatest.Start(t, kafkatest.Prefixed())
 	fake := cqlfake.Start(t)
-	node1 := startNode(t, broker.Addr(), fake.Addr(), "node1", app.All, "-routing", routing)
+	node1 := startNode(t, k, fake.Addr(), "node1", app.All, "-routing", routing)
 	defer stopSystem(t, node1)
-	node2 := startNode(t, broker.Addr(), fake.Addr(), "node2", app.Roles{Gateway: true}, "-routing", routing)
+	node2 := startNode(t, k, fake.Addr(), "node2", app.Roles{Gateway: true}, "-routing", routing)
 	node2Stopped := false
 	defer func() {
 		if !node2Stopped {

@@ -3,12 +3,13 @@ package app_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
 )
 
@@ -20,18 +21,14 @@ import (
 // node's clients notice nothing.
 func TestGatewayNodeKilled(t *testing.T) {
 	bin := buildParley(t)
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	k := kafkatest.Start(t, kafkatest.Prefixed())
 	fake := cqlfake.Start(t)
-	node1 := startNode(t, broker.Addr(), fake.Addr(), "node1", app.All, "-presence-heartbeat", "200ms", "-presence-timeout", "2s")
+	node1 := startNode(t, k, fake.Addr(), "node1", app.All, "-presence-heartbeat", "200ms", "-presence-timeout", "2s")
 	defer stopSystem(t, node1)
 
 	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	node2 := startParley(t, bin, addr2, "gateway", "-node-id", "node2", "-data-dir", t.TempDir(), "-http-addr", addr2,
-		"-kafka-brokers", broker.Addr(), "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
+		"-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
 		"-jwt-secret", testSecret, "-partitions", "4", "-log-level", "warn",
 		"-presence-heartbeat", "200ms", "-presence-timeout", "2s")
 

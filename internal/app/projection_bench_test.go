@@ -12,8 +12,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/history/scyllastore"
@@ -33,21 +33,14 @@ func benchEventCount() (convs, perConv int) {
 	return n / perConv0, perConv0
 }
 
-// fillEvents starts an embedded broker and appends convs conversations of
-// perConv messages each (100-byte-ish bodies) to chat.events (12
-// partitions). It returns the brokers and the number of records.
-func fillEvents(b *testing.B, convs, perConv int) ([]string, int) {
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: b.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { broker.Close() })
-	brokers := []string{broker.Addr()}
+// fillEvents starts the benchmark's cluster (kafkatest) and appends convs
+// conversations of perConv messages each (100-byte-ish bodies) to
+// chat.events (12 partitions). It returns the cluster and the number of
+// records.
+func fillEvents(b *testing.B, convs, perConv int) (kafkatest.Cluster, int) {
+	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{}))
 	ctx := context.Background()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{}); err != nil {
-		b.Fatal(err)
-	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: schemas.TopicEvents, Balancer: kafka.Murmur2Balancer{}, BatchSize: 1000, BatchTimeout: time.Millisecond}
+	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents), kafkalog.BatchSize(1000))
 	defer w.Close()
 	now := time.Now().UTC()
 	total := 0
@@ -82,7 +75,7 @@ func fillEvents(b *testing.B, convs, perConv int) ([]string, int) {
 	if len(msgs) > 0 {
 		flush()
 	}
-	return brokers, total
+	return k, total
 }
 
 // BenchmarkHistoryProjection_100000Events measures the history
@@ -95,7 +88,7 @@ func fillEvents(b *testing.B, convs, perConv int) ([]string, int) {
 func BenchmarkHistoryProjection_100000Events(b *testing.B) {
 	convs, perConv := benchEventCount()
 	ctx := context.Background()
-	brokers, total := fillEvents(b, convs, perConv)
+	k, total := fillEvents(b, convs, perConv)
 
 	run := func(b *testing.B, store history.Store, group string) {
 		defer store.Close()
@@ -104,7 +97,7 @@ func BenchmarkHistoryProjection_100000Events(b *testing.B) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: brokers, GroupID: group, Topic: schemas.TopicEvents}, history.Projection{W: store})
+			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(schemas.TopicEvents)}, history.Projection{W: store})
 		}()
 		for c := range convs {
 			id := fmt.Sprintf("g_bench%04d", c)

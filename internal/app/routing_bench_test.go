@@ -23,7 +23,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
 )
 
@@ -165,13 +165,9 @@ type benchNode struct {
 func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time.Duration) routingResult {
 	b.Helper()
 	const secret = "routing-bench-secret-0123456789abcdef"
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: b.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer broker.Close()
+	k := kafkatest.Start(b)
 	fake := cqlfake.Start(b)
-	common := []string{"-kafka-brokers", broker.Addr(), "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "bench",
+	common := []string{"-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "bench",
 		"-jwt-secret", secret, "-partitions", "12", "-log-level", "error", "-routing", mode}
 
 	// The decider, the history projection and the router, here.

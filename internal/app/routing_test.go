@@ -13,38 +13,36 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
 	"github.com/parley-chat/parley/schemas"
 )
 
-// cluster is gateway nodes over one embedded broker and one ScyllaDB
+// cluster is gateway nodes over one Kafka (see kafkatest) and one ScyllaDB
 // stand-in; the first node runs every role (router included).
 type cluster struct {
 	t     *testing.T
+	names kafkalog.Names
 	nodes map[string]*app.System
 	auth  *gateway.Authenticator
 }
 
 func startCluster(t *testing.T, routing string, names ...string) *cluster {
 	t.Helper()
-	broker, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
+	k := kafkatest.Start(t, kafkatest.Prefixed())
 	fake := cqlfake.Start(t)
 	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(testSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, nodes: map[string]*app.System{}, auth: auth}
+	c := &cluster{t: t, names: k.Names, nodes: map[string]*app.System{}, auth: auth}
 	for i, name := range names {
 		roles := app.Roles{Gateway: true}
 		if i == 0 {
 			roles = app.All
 		}
-		sys := startNode(t, broker.Addr(), fake.Addr(), name, roles, "-routing", routing)
+		sys := startNode(t, k, fake.Addr(), name, roles, "-routing", routing)
 		t.Cleanup(func() { stopSystem(t, sys) })
 		c.nodes[name] = sys
 	}
@@ -90,8 +88,8 @@ func (c *cluster) metric(node, series string) float64 {
 	return 0
 }
 
-func readSeries(topic string) string {
-	return `parley_delivery_records_read_total{topic="` + topic + `"}`
+func (c *cluster) readSeries(topic string) string {
+	return `parley_delivery_records_read_total{topic="` + c.names.Topic(topic) + `"}`
 }
 
 // TestTargetedRouting runs four gateway nodes under targeted routing:
@@ -141,18 +139,18 @@ func TestTargetedRouting(t *testing.T) {
 	if got := dave.events(conv); len(got) != 0 {
 		t.Errorf("dave received %v of a conversation he is not in", got)
 	}
-	if got := c.metric("n3", readSeries(schemas.DeliveryTopic("n3"))); got != 1 {
+	if got := c.metric("n3", c.readSeries(schemas.DeliveryTopic("n3"))); got != 1 {
 		t.Errorf("n3, holding no member of %s, read %v records of its delivery topic, want 1 (dave's own creation)", conv, got)
 	}
-	if got := c.metric("n3", readSeries(schemas.TopicEvents)); got != 0 {
+	if got := c.metric("n3", c.readSeries(schemas.TopicEvents)); got != 0 {
 		t.Errorf("n3 read %v records of chat.events, want none under targeted routing", got)
 	}
 	// n4 read the answers to its 6 commands (5 events, 1 duplicate
 	// reply) and nothing else.
-	if got := c.metric("n4", readSeries(schemas.DeliveryTopic("n4"))); got != 6 {
+	if got := c.metric("n4", c.readSeries(schemas.DeliveryTopic("n4"))); got != 6 {
 		t.Errorf("n4 read %v records of its delivery topic, want 6", got)
 	}
-	if got := c.metric("n1", readSeries(schemas.DeliveryTopic("n1"))); got < last+1 {
+	if got := c.metric("n1", c.readSeries(schemas.DeliveryTopic("n1"))); got < last+1 {
 		t.Errorf("n1 read %v records of its delivery topic, want at least %d", got, last+1)
 	}
 }

@@ -28,7 +28,7 @@ import (
 func BenchmarkSearchProjection_100000Events(b *testing.B) {
 	convs, perConv := benchEventCount()
 	ctx := context.Background()
-	brokers, total := fillEvents(b, convs, perConv)
+	k, total := fillEvents(b, convs, perConv)
 	messages := uint64(convs * perConv)
 
 	b.Run("bleve-group", func(b *testing.B) {
@@ -42,7 +42,7 @@ func BenchmarkSearchProjection_100000Events(b *testing.B) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: brokers, GroupID: fmt.Sprint("bench-search-", time.Now().UnixNano()), Topic: schemas.TopicEvents}, search.Projection{Index: s})
+			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(fmt.Sprint("bench-search-", time.Now().UnixNano())), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: s})
 		}()
 		for {
 			n, err := s.DocCount()
@@ -66,7 +66,7 @@ func BenchmarkSearchProjection_100000Events(b *testing.B) {
 		}
 		defer s.Close()
 		b.ResetTimer()
-		st, err := search.Rebuild(ctx, search.RebuildConfig{Brokers: brokers, Target: s})
+		st, err := search.Rebuild(ctx, search.RebuildConfig{Brokers: k.Brokers, Topic: k.Names.Topic(schemas.TopicEvents), Target: s})
 		if err != nil {
 			b.Fatal(err)
 		}
