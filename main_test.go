@@ -59,6 +59,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"run", "-log-format", "xml"}, "PARLEY_LOG_FORMAT"},
 		{[]string{"router", "-routing", "sideways"}, "PARLEY_ROUTING must be targeted or broadcast"},
 		{[]string{"gateway", "-node-id", "gw/1"}, "names the node's delivery topic"},
+		{[]string{"run", "-topic-prefix", "team a/"}, "PARLEY_TOPIC_PREFIX"},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), c.args, noEnv, &out, &out)

@@ -5,7 +5,7 @@
 //
 // kfake's defaults would silently lose data in a deployment (7-day log
 // retention, 7-day expiry of idle groups' offsets), so Start sets them to
-// "never"; topics get explicit configs from package producers.
+// "never"; topics get explicit configs from package kafkalog.
 package embeddedkafka
 
 import (
