@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
@@ -60,15 +61,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
-	// MaxBodyBytes is the largest message body. Default: 16 KiB.
-	MaxBodyBytes int
-	// MaxMembers is the largest group. Default: 10,000.
-	MaxMembers int
-	// MaxTitleRunes is the longest group title. Default: 200.
-	MaxTitleRunes int
-	// EditWindow is how long after sending its author may edit a
-	// message (the decider's limit, pre-checked). Default: 15 minutes.
-	EditWindow time.Duration
+	// Limits are the conversation limits, the decider's, which requests
+	// are pre-checked against. Defaults: conversation.Limits'.
+	Limits conversation.Limits
 	// CommandTimeout bounds waiting for the decider's answer. Default: 10s.
 	CommandTimeout time.Duration
 	// AuthTimeout is how long a socket may take to send its auth frame.
@@ -82,18 +77,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 16 << 10
-	}
-	if c.MaxMembers == 0 {
-		c.MaxMembers = 10000
-	}
-	if c.MaxTitleRunes == 0 {
-		c.MaxTitleRunes = 200
-	}
-	if c.EditWindow == 0 {
-		c.EditWindow = 15 * time.Minute
-	}
+	c.Limits = c.Limits.WithDefaults()
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = 10 * time.Second
 	}

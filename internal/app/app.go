@@ -111,10 +111,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if roles.Decider {
 		d := decider.New(decider.Config{
 			Brokers: s.brokers, Logger: log, Metrics: s.metrics,
-			Limits: decider.Limits{
-				MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
-				MaxReactions: cfg.MaxReactions, EditWindow: cfg.EditWindow,
-			},
+			Limits: decider.Limits{Limits: cfg.limits()},
 		})
 		s.spawn("decider", func() error { return d.Run(runCtx) })
 	}
@@ -223,8 +220,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 		s.gw, err = gateway.New(gateway.Config{
 			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
-			Receipts: rw, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
-			EditWindow: cfg.EditWindow, CommandTimeout: cfg.CommandTimeout,
+			Receipts: rw, Ready: ready, Limits: cfg.limits(), CommandTimeout: cfg.CommandTimeout,
 		})
 		if err != nil {
 			return nil, err
