@@ -192,7 +192,7 @@ func parseReplication(s string) (map[string]string, error) {
 		out[k] = v
 	}
 	if out["class"] == "" {
-		return nil, errors.New("PARLEY_SCYLLA_REPLICATION needs class=...")
+		return nil, errors.New("PARLEY_SCYLLA_REPLICATION needs class=NAME")
 	}
 	return out, nil
 }

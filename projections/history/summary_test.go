@@ -69,14 +69,6 @@ func TestApplyToSummary(t *testing.T) {
 	}
 }
 
-func seqsOf(events []history.Event) []uint64 {
-	var out []uint64
-	for _, ev := range events {
-		out = append(out, ev.Seq)
-	}
-	return out
-}
-
 func TestApplyToSummaryReportsChanges(t *testing.T) {
 	t.Parallel()
 	var c history.Conversation

@@ -68,7 +68,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{cfg.log},
+		Logger:             pebbleLogger(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
