@@ -24,6 +24,7 @@ import (
 	"github.com/parley-chat/parley/consumers/decider"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/retry"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
@@ -388,24 +389,22 @@ func (s *System) topology() producers.Topology {
 	return producers.Topology{Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
 }
 
+// provision creates the topics, retrying for a minute while the cluster
+// is not ready; a partition count that differs from the configured one
+// is final.
 func (s *System) provision(ctx context.Context) error {
 	client := producers.NewClient(s.brokers)
 	topo := s.topology()
-	backoff := 200 * time.Millisecond
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	b := retry.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, For: time.Minute, OnRetry: func(err error, wait time.Duration) {
+		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", wait)
+	}}
+	return b.Do(ctx, func(ctx context.Context) error {
 		err := producers.Provision(ctx, client, topo)
-		if err == nil || errors.Is(err, producers.ErrPartitionMismatch) || time.Now().After(deadline) {
-			return err
+		if errors.Is(err, producers.ErrPartitionMismatch) {
+			return retry.Permanent(err)
 		}
-		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		return err
+	})
 }
 
 func (s *System) kafkaReady(ctx context.Context) error {
