@@ -29,6 +29,7 @@ import (
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/projections/router"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -363,7 +364,7 @@ func (s *System) closeResources() error {
 // before Start returns, so that nothing appended from then on goes
 // unrouted, even while the router is still joining.
 func (s *System) startRouter(ctx, runCtx context.Context, ready map[string]gateway.ReadyCheck) error {
-	rt := delivery.NewRouter(delivery.RouterConfig{
+	rt := router.New(router.Config{
 		Brokers: s.brokers, History: s.store, Topology: s.topology(),
 		Logger: s.log, Metrics: s.metrics,
 	})

@@ -13,7 +13,7 @@
 //     itself (no consumer group: every node needs every event), starting
 //     at the high watermarks of its start. The work grows with nodes ×
 //     events.
-//   - Targeted (Config.Node set): a Router (router.go), a consumer group
+//   - Targeted (Config.Node set): the router (package router), a consumer group
 //     over the same topics, copies each record to the delivery topic of
 //     each node that needs it — chat.delivery.<node>, one partition per
 //     node, so a node reads exactly its own records — naming the node's
