@@ -116,6 +116,8 @@ type Router struct {
 	regs     chan registration
 	ready    chan struct{}
 
+	// mu guards convs, byUser and the fields of every routeConv: byUser
+	// indexes convs, and a resync reads both.
 	mu     sync.Mutex
 	convs  map[string]*routeConv
 	byUser map[string]map[string]struct{} // user -> conversations in convs
@@ -276,13 +278,9 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 	ev := history.Event{ConversationID: a.Subject, Seq: a.Seq, ID: a.ID, Type: a.Type, Time: a.Time, Data: rec.Message.Value}
 	var c *routeConv
 	if a.Type == schemas.TypeConversationCreated {
-		r.mu.Lock()
-		if c = r.convs[a.Subject]; c == nil {
-			c = &routeConv{}
-			r.convs[a.Subject] = c
-		}
+		c = r.created(a.Subject)
 	} else {
-		c = r.conversation(ctx, a.Subject) // locks r.mu when found
+		c = r.conversation(ctx, a.Subject)
 	}
 	if c == nil {
 		r.log.Warn("routing to the origin only: members unknown", "conversation_id", a.Subject, "seq", a.Seq)
@@ -291,6 +289,7 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 		}
 		return []kafka.Message{routedCopy(schemas.DeliveryTopic(a.OriginNode), rec.Message, recipientsHeader(nil))}
 	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 
 	before := c.sum
@@ -364,6 +363,7 @@ func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, us
 	if c == nil {
 		return nil
 	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !c.sum.IsMember(user) {
 		return nil
@@ -372,15 +372,14 @@ func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, us
 	return copies(r.nodesOf(users, skip), rec.Message)
 }
 
-// conversation returns the conversation with r.mu held, loading it from
-// history if the router has not seen it; nil (r.mu not held) if history
-// does not know it either.
+// conversation returns what the router keeps of a conversation, loading
+// it from history if the router has not seen it; nil if history does not
+// know it either. Its fields are read and changed with r.mu held; the
+// entry itself is never removed from r.convs.
 func (r *Router) conversation(ctx context.Context, id string) *routeConv {
-	r.mu.Lock()
-	if c := r.convs[id]; c != nil {
+	if c := r.cached(id); c != nil {
 		return c
 	}
-	r.mu.Unlock()
 	var loaded history.Conversation
 	var err error
 	backoff := 20 * time.Millisecond
@@ -400,11 +399,32 @@ func (r *Router) conversation(ctx context.Context, id string) *routeConv {
 		return nil
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	c := r.convs[id]
-	if c == nil {
+	if c == nil { // else another partition's record loaded it first
 		c = &routeConv{sum: loaded, changeSeq: loaded.LastSeq}
 		r.convs[id] = c
 		r.index(id, nil, loaded.Members)
+	}
+	return c
+}
+
+// cached returns what the router keeps of a conversation, or nil.
+func (r *Router) cached(id string) *routeConv {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.convs[id]
+}
+
+// created returns what the router keeps of a conversation its creation
+// event is about, adding it if new.
+func (r *Router) created(id string) *routeConv {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.convs[id]
+	if c == nil {
+		c = &routeConv{}
+		r.convs[id] = c
 	}
 	return c
 }
