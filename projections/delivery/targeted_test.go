@@ -23,29 +23,21 @@ func TestApplyChange(t *testing.T) {
 	h := newTestHub(t, openStore(t), func(c *Config) { c.Node = "n" })
 	at := time.Now()
 	created := historytest.Group("c", at, member("a"), member("b"), member("c"))
-	h.applyChange(created, 0, false, false)
+	h.members.applyChange(created, 0, false, false)
 	left := func(seq uint64, u string) history.Event { return historytest.Left("c", seq, u, at) }
-	get := func() (history.Conversation, bool) {
-		h.mu.RLock()
-		defer h.mu.RUnlock()
-		c, ok := h.convs["c"]
-		if !ok {
-			return history.Conversation{}, false
-		}
-		return *c, true
-	}
-	h.applyChange(left(5, "b"), 2, true, false) // 2 not seen yet: waits
+	get := func() (history.Conversation, bool) { return h.members.get("c") }
+	h.members.applyChange(left(5, "b"), 2, true, false) // 2 not seen yet: waits
 	if c, _ := get(); !c.IsMember("b") {
 		t.Fatal("a change after a gap was applied")
 	}
-	h.applyChange(left(2, "a"), 0, true, true)
-	h.applyChange(left(5, "b"), 2, true, true)
-	h.applyChange(left(5, "b"), 2, true, false) // again: nothing
+	h.members.applyChange(left(2, "a"), 0, true, true)
+	h.members.applyChange(left(5, "b"), 2, true, true)
+	h.members.applyChange(left(5, "b"), 2, true, false) // again: nothing
 	c, ok := get()
 	if !ok || c.IsMember("a") || c.IsMember("b") || !c.IsMember("c") || c.LastSeq != 5 {
 		t.Fatalf("after both departures: %+v", c)
 	}
-	h.applyChange(left(9, "c"), 7, true, true) // 7 missed: drop
+	h.members.applyChange(left(9, "c"), 7, true, true) // 7 missed: drop
 	if _, ok := get(); ok {
 		t.Error("a gap on chat.changes kept the summary")
 	}
