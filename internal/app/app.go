@@ -223,7 +223,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			}
 		}
 		s.gw, err = gateway.New(gateway.Config{
-			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
+			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: gatewayHub{hub}, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
 			Receipts: rw, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
 			EditWindow: cfg.EditWindow, CommandTimeout: cfg.CommandTimeout,
 		})
