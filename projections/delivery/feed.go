@@ -49,9 +49,19 @@ type handler func(ctx context.Context, topic string, attrs schemas.Attributes, m
 
 // followAll reads each partition of topics from the offset from gives
 // it, handing every record to handle, until ctx is done or a reader
-// fails (and then once ctx is done: the other readers stop with it). It
-// closes the hub's Ready channel once every reader started.
+// fails (see readAll).
 func (h *Hub) followAll(ctx context.Context, offsets map[string][]kafka.PartitionOffsets, from func(topic string, po kafka.PartitionOffsets) int64, handle handler) error {
+	return h.readAll(ctx, offsets, func(ctx context.Context, topic string, po kafka.PartitionOffsets) error {
+		return h.follow(ctx, topic, po.Partition, from(topic, po), handle)
+	})
+}
+
+// readAll runs read for each partition of offsets, each in its own
+// goroutine, and closes the hub's Ready channel once all have started.
+// It returns when ctx is done, or as soon as one read fails: then it
+// stops the others and returns that error, so that the node does not go
+// on deaf to a partition. Either way it waits for every read to return.
+func (h *Hub) readAll(ctx context.Context, offsets map[string][]kafka.PartitionOffsets, read func(ctx context.Context, topic string, po kafka.PartitionOffsets) error) error {
 	n := 0
 	for topic, parts := range offsets {
 		for _, po := range parts {
@@ -61,13 +71,15 @@ func (h *Hub) followAll(ctx context.Context, offsets map[string][]kafka.Partitio
 			n++
 		}
 	}
+	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer stop() // before the wait: the other reads end with it
 	errs := make(chan error, n)
 	for topic, parts := range offsets {
 		for _, po := range parts {
 			wg.Go(func() {
-				if err := h.follow(ctx, topic, po.Partition, from(topic, po), handle); err != nil && ctx.Err() == nil {
+				if err := read(ctx, topic, po); err != nil && ctx.Err() == nil {
 					errs <- err
 				}
 			})

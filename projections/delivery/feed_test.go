@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,4 +287,66 @@ func nowGroup(conv string, users ...string) history.Event {
 
 func nowMsg(conv string, seq uint64, sender string) history.Event {
 	return historytest.Message(conv, seq, sender, "hi", time.Now())
+}
+
+// TestReadAll: a partition reader that fails ends the hub's Run at once,
+// stopping the other readers, rather than leaving the node deaf to that
+// partition until it shuts down; a done context ends it without error.
+func TestReadAll(t *testing.T) {
+	t.Parallel()
+	offsets := map[string][]kafka.PartitionOffsets{
+		schemas.TopicEvents:  {{Partition: 0}, {Partition: 1}, {Partition: 2}},
+		schemas.TopicReplies: {{Partition: 0}},
+	}
+	broken := errors.New("partition gone")
+	t.Run("a failed reader stops the others and is returned", func(t *testing.T) {
+		t.Parallel()
+		h := newTestHub(t, openStore(t), nil)
+		var stopped atomic.Int32
+		done := make(chan error, 1)
+		go func() {
+			done <- h.readAll(context.Background(), offsets, func(ctx context.Context, topic string, po kafka.PartitionOffsets) error {
+				if topic == schemas.TopicEvents && po.Partition == 1 {
+					<-h.Ready()
+					return broken
+				}
+				<-ctx.Done()
+				stopped.Add(1)
+				return nil
+			})
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, broken) {
+				t.Errorf("readAll = %v, want the reader's error", err)
+			}
+			if n := stopped.Load(); n != 3 {
+				t.Errorf("%d other readers stopped before readAll returned, want 3", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("readAll did not return when a reader failed")
+		}
+	})
+	t.Run("a done context ends every reader without error", func(t *testing.T) {
+		t.Parallel()
+		h := newTestHub(t, openStore(t), nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- h.readAll(ctx, offsets, func(ctx context.Context, _ string, _ kafka.PartitionOffsets) error {
+				<-ctx.Done()
+				return nil
+			})
+		}()
+		<-h.Ready()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("readAll = %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("readAll did not return when ctx was done")
+		}
+	})
 }
