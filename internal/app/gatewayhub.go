@@ -1,5 +1,5 @@
-// The delivery hub as the gateway sees it: the interfaces the gateway
-// owns, met by the delivery projection's concrete types.
+// The delivery hub adapted to the interfaces the gateway owns.
+
 package app
 
 import (

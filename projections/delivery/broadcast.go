@@ -1,6 +1,5 @@
-// The broadcast feed: every node reads every partition of chat.events,
-// chat.replies, chat.ephemeral and chat.receipts and picks out the
-// records of its sockets' users.
+// The broadcast feed: every node reads every record and picks its users' out.
+
 package delivery
 
 import (

@@ -1,5 +1,5 @@
-// How records reach a node: the Feed interface, and the partition
-// readers both of its implementations run.
+// The Feed interface, and the partition readers both feeds run.
+
 package delivery
 
 import (

@@ -1,5 +1,5 @@
-// The shared suite of the feeds: the same delivery cases run against the
-// broadcast and the targeted feed, each over a real broker.
+// The shared suite: the same delivery cases against both feeds.
+
 package delivery
 
 import (
@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,6 +34,9 @@ type feedEnv struct {
 	publish func(t *testing.T, recipients []string, evs ...history.Event)
 	// reply appends a reply to a command this node appended.
 	reply func(t *testing.T, typ, conv string, r any)
+	// signal appends a signal (typing, receipt) to topic as it reaches
+	// the node, naming recipients as publish does.
+	signal func(t *testing.T, topic string, recipients []string, typ, conv string, v any)
 }
 
 // testFeed runs the delivery cases every feed must pass against the hubs
@@ -70,6 +75,45 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 		}
 		if _, err := env.hub.Conversation(context.Background(), "unknown"); !errors.Is(err, history.ErrNotFound) {
 			t.Errorf("Conversation(unknown) error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("signals reach the members they are for", func(t *testing.T) {
+		t.Parallel()
+		env := newEnv(t)
+		sinks := map[string]*fakeSink{}
+		for _, u := range []string{"alice", "bob", "carol"} {
+			sinks[u] = &fakeSink{}
+			run(t, env.hub, u, sinks[u])
+		}
+		env.publish(t, []string{"alice", "bob", "carol"}, nowGroup("c6", "alice", "bob", "carol"))
+		env.publish(t, []string{"alice", "bob"}, historytest.Created(schemas.ConversationCreatedV1{ConversationID: "c7", Kind: schemas.KindDirect,
+			CreatedBy: "alice", Members: []schemas.Member{member("alice"), member("bob")}, CreatedAt: time.Now()}))
+		waitFrames(t, sinks["alice"], "event c6 0", "event c7 0")
+		waitFrames(t, sinks["bob"], "event c6 0", "event c7 0")
+		waitFrames(t, sinks["carol"], "event c6 0")
+
+		now := time.Now().UTC()
+		// Typing goes to the other members; a receipt to its user's
+		// devices and, in a direct conversation, the other member's.
+		env.signal(t, schemas.TopicEphemeral, []string{"bob", "carol"}, schemas.TypeTyping, "c6",
+			schemas.TypingV1{ConversationID: "c6", UserID: "alice", At: now, ExpiresAt: now.Add(time.Minute)})
+		env.signal(t, schemas.TopicReceipts, []string{"alice", "bob"}, schemas.TypeReceipt, "c7",
+			schemas.ReceiptV1{ConversationID: "c7", UserID: "alice", Kind: schemas.ReceiptRead, Seq: 0, At: now})
+		env.signal(t, schemas.TopicReceipts, []string{"bob"}, schemas.TypeReceipt, "c6",
+			schemas.ReceiptV1{ConversationID: "c6", UserID: "bob", Kind: schemas.ReceiptRead, Seq: 0, At: now})
+		want := map[string][]string{
+			"alice": {"receipt c7 alice"},
+			"bob":   {"receipt c6 bob", "receipt c7 alice", "user_typing c6 alice"},
+			"carol": {"user_typing c6 alice"},
+		}
+		for u, w := range want {
+			waitFor(t, u+"'s signals", func() bool { return len(signals(sinks[u])) >= len(w) })
+		}
+		for u, w := range want {
+			if got := signals(sinks[u]); !slices.Equal(got, w) {
+				t.Errorf("%s got signals %q, want %q", u, got, w)
+			}
 		}
 	})
 
@@ -149,6 +193,14 @@ func TestBroadcastFeed(t *testing.T) {
 			t.Helper()
 			write(t, replies, replyRecord(t, typ, conv, r))
 		}
+		signals := map[string]*kafka.Writer{
+			schemas.TopicEphemeral: newWriter(t, brokers, schemas.TopicEphemeral),
+			schemas.TopicReceipts:  newWriter(t, brokers, schemas.TopicReceipts),
+		}
+		env.signal = func(t *testing.T, topic string, _ []string, typ, conv string, v any) {
+			t.Helper()
+			write(t, signals[topic], replyRecord(t, typ, conv, v))
+		}
 		runHub(t, env.hub)
 		return env
 	})
@@ -176,6 +228,12 @@ func TestTargetedFeed(t *testing.T) {
 			t.Helper()
 			m := replyRecord(t, typ, conv, r)
 			m.Headers = append(m.Headers, kafka.Header{Key: schemas.HeaderRecipients})
+			write(t, own, m)
+		}
+		env.signal = func(t *testing.T, _ string, recipients []string, typ, conv string, v any) {
+			t.Helper()
+			m := replyRecord(t, typ, conv, v)
+			m.Headers = append(m.Headers, kafka.Header{Key: schemas.HeaderRecipients, Value: []byte(strings.Join(recipients, ","))})
 			write(t, own, m)
 		}
 		return env
@@ -247,6 +305,26 @@ func records(evs []history.Event) []kafka.Message {
 	return msgs
 }
 
+// signals describes the signal frames a sink holds, sorted: "receipt c7
+// alice", "user_typing c6 alice".
+func signals(s *fakeSink) []string {
+	var out []string
+	for _, f := range s.got() {
+		var v struct {
+			Type           string `json:"type"`
+			ConversationID string `json:"conversation_id"`
+			UserID         string `json:"user_id"`
+		}
+		_ = json.Unmarshal(f, &v)
+		if v.Type != "event" {
+			out = append(out, fmt.Sprintf("%s %s %s", v.Type, v.ConversationID, v.UserID))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// replyRecord is a record of a reply or a signal, v as its value.
 func replyRecord(t *testing.T, typ, conv string, r any) kafka.Message {
 	t.Helper()
 	v, err := json.Marshal(r)

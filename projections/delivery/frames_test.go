@@ -1,3 +1,5 @@
+// Tests of the frame encoding: EncodeEvent against encoding/json.
+
 package delivery
 
 import (

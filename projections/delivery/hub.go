@@ -1,5 +1,5 @@
-// The hub: a node's sessions by user, and the fan-out of what its feed
-// brings to them.
+// The Hub: a node's sessions by user, and fan-out to them.
+
 package delivery
 
 import (

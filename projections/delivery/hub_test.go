@@ -1,3 +1,5 @@
+// Fan-out benchmarks of the hub.
+
 package delivery
 
 import (

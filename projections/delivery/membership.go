@@ -1,5 +1,5 @@
-// The membership cache: the summaries of the conversations a hub has
-// seen or loaded, which fan-out and the gateway's authorisation read.
+// The membership cache fan-out reads and the gateway authorises with.
+
 package delivery
 
 import (

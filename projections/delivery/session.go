@@ -1,4 +1,5 @@
 // Sessions: one socket's bounded queue, cursors, resume and backfill.
+
 package delivery
 
 import (

@@ -1,3 +1,5 @@
+// Tests of sessions: live events, gaps, resume, slow consumers.
+
 package delivery
 
 import (

@@ -1,7 +1,5 @@
-// The targeted feed: a node reads only its own delivery topic, where the
-// router puts what its sockets and waiting requests need, and
-// chat.changes; sessions fill what a socket was owed before the router
-// knew of it.
+// The targeted feed: a node reads its own delivery topic and chat.changes.
+
 package delivery
 
 import (

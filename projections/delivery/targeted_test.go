@@ -1,5 +1,5 @@
-// Tests of what only targeted routing does: changes by two paths, and
-// the recipients a routed record names.
+// Tests of what only the targeted feed does.
+
 package delivery
 
 import (

@@ -1,5 +1,5 @@
-// Command waiters: requests of this node waiting for the answer to the
-// command they appended, answered by an event or a reply.
+// Command waiters: requests waiting for the answer to their command.
+
 package delivery
 
 import (

@@ -1,5 +1,5 @@
-// Test helpers: sockets that record frames, sessions run until the test
-// ends, and waiting for a condition with a deadline.
+// Test helpers: recording sockets, running sessions, waiting with a deadline.
+
 package router
 
 import (

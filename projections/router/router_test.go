@@ -1,3 +1,5 @@
+// Tests of targeted routing end to end: a router and hubs over a broker.
+
 package router
 
 import (
