@@ -190,10 +190,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if cfg.Targeted() {
 			node, origin = cfg.NodeID, []producers.CommandOption{producers.Origin(cfg.NodeID)}
 		}
-		hub := delivery.NewHub(delivery.Config{
+		hub := gatewayHub{delivery.NewHub(delivery.Config{
 			Brokers: s.brokers, History: s.store, QueueSize: cfg.SendQueue, BackfillLimit: cfg.BackfillLimit,
 			Delivered: rw.Delivered, Node: node, Topology: s.topology(), Logger: log, Metrics: s.metrics,
-		})
+		})}
 		s.spawn("delivery", func() error { return hub.Run(runCtx) })
 		select {
 		case <-hub.Ready():
@@ -223,7 +223,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			}
 		}
 		s.gw, err = gateway.New(gateway.Config{
-			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: gatewayHub{hub}, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
+			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
 			Receipts: rw, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
 			EditWindow: cfg.EditWindow, CommandTimeout: cfg.CommandTimeout,
 		})
