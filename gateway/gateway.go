@@ -32,11 +32,51 @@ type Appender interface {
 	Append(ctx context.Context, typ, conversation string, cmd any, traceParent string) error
 }
 
-// Hub is the delivery projection of this node (delivery.Hub).
+// Hub is the delivery projection of this node (a delivery.Hub, whose
+// sessions the wiring hands out as Sessions): it answers the commands
+// this node appends, holds the sockets' sessions, and knows the
+// conversations the gateway authorises with.
 type Hub interface {
-	Await(user, commandID string) (<-chan delivery.Outcome, func(), error)
+	Conversations
+	// Await registers interest in the outcome of user's command
+	// commandID before it is appended (delivery.Hub.Await).
+	Await(user, commandID string) (outcome <-chan delivery.Outcome, cancel func(), err error)
+	// NewSession registers a session of user for one socket; Close
+	// unregisters it.
+	NewSession(user string) Session
+}
+
+// Conversations looks up a conversation's summary and members: what the
+// gateway authorises a user's requests with. It returns an error
+// wrapping history.ErrNotFound for a conversation that does not exist.
+type Conversations interface {
 	Conversation(ctx context.Context, id string) (history.Conversation, error)
-	NewSession(user string) *delivery.Session
+}
+
+// Session is one socket's delivery state (delivery.Session) as the
+// WebSocket handler uses it: its lifecycle, and what the client asks of
+// it.
+type Session interface {
+	SessionLifecycle
+	// Resume asks for, per conversation, the events after the seq given,
+	// then live ones, answered with a "resumed" frame of request id.
+	Resume(id string, last map[string]uint64)
+	// Signal queues a frame outside every conversation's sequence
+	// (presence) without blocking.
+	Signal(frame []byte)
+}
+
+// SessionLifecycle is how a socket's session runs and ends.
+type SessionLifecycle interface {
+	// Run writes the session's frames to sink until ctx is done, the
+	// sink fails or the session ends; it returns why
+	// (delivery.ErrSlowConsumer for a slow client).
+	Run(ctx context.Context, sink delivery.Sink) error
+	// Done is closed when the session has ended; Err then says why.
+	Done() <-chan struct{}
+	Err() error
+	// Close ends the session; it is idempotent.
+	Close()
 }
 
 // ReadyCheck reports whether a dependency is ready; nil means ready.

@@ -41,7 +41,7 @@ func (h searchHub) Conversation(_ context.Context, id string) (history.Conversat
 	return c, nil
 }
 
-func (h searchHub) NewSession(string) *delivery.Session { return nil }
+func (h searchHub) NewSession(string) Session { return nil }
 
 // searchHistory serves inboxes from the same conversations; its other
 // methods are not used by search.

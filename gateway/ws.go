@@ -305,7 +305,7 @@ func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
 	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable})
 }
 
-func (k *socket) readLoop(ctx context.Context, sess *delivery.Session) error {
+func (k *socket) readLoop(ctx context.Context, sess Session) error {
 	for {
 		typ, data, err := k.c.Read(ctx)
 		if err != nil {
@@ -344,7 +344,7 @@ func decodeFrame(data []byte) (clientFrame, *apiError) {
 	return f, nil
 }
 
-func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFrame) error {
+func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error {
 	switch f.Type {
 	case "ping":
 		return k.writeJSON(ctx, pongFrame{Type: "pong", ID: f.ID})

@@ -30,6 +30,7 @@ import (
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/projections/router"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -187,10 +188,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if cfg.Targeted() {
 			node, origin = cfg.NodeID, []producers.CommandOption{producers.Origin(cfg.NodeID)}
 		}
-		hub := delivery.NewHub(delivery.Config{
+		hub := gatewayHub{delivery.NewHub(delivery.Config{
 			Brokers: s.brokers, History: s.store, QueueSize: cfg.SendQueue, BackfillLimit: cfg.BackfillLimit,
 			Delivered: rw.Delivered, Node: node, Topology: s.topology(), Logger: log, Metrics: s.metrics,
-		})
+		})}
 		s.spawn("delivery", func() error { return hub.Run(runCtx) })
 		select {
 		case <-hub.Ready():
@@ -360,7 +361,7 @@ func (s *System) closeResources() error {
 // before Start returns, so that nothing appended from then on goes
 // unrouted, even while the router is still joining.
 func (s *System) startRouter(ctx, runCtx context.Context, ready map[string]gateway.ReadyCheck) error {
-	rt := delivery.NewRouter(delivery.RouterConfig{
+	rt := router.New(router.Config{
 		Brokers: s.brokers, History: s.store, Topology: s.topology(),
 		Logger: s.log, Metrics: s.metrics,
 	})

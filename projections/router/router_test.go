@@ -1,4 +1,6 @@
-package delivery
+// Tests of targeted routing end to end: a router and hubs over a broker.
+
+package router
 
 import (
 	"context"
@@ -6,7 +8,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -30,9 +32,10 @@ type routeEnv struct {
 	store    *pebblestore.Store
 	w        *kafka.Writer
 	router   *Router
-	hubs     map[string]*Hub
+	hubs     map[string]*delivery.Hub
 	trackers map[string]*presence.Tracker
 	metrics  map[string]*telemetry.Metrics
+	sessions map[string]*delivery.Session // by user@node
 }
 
 func startRouting(t *testing.T, nodes ...string) *routeEnv {
@@ -48,14 +51,14 @@ func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	if err := producers.Provision(ctx, producers.NewClient(brokers), producers.Topology{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
-	env := &routeEnv{brokers: brokers, store: openStore(t), hubs: map[string]*Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}}
+	env := &routeEnv{brokers: brokers, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
 	env.w = &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	t.Cleanup(func() { _ = env.w.Close() })
-	env.router = NewRouter(RouterConfig{Brokers: brokers, History: env.store, Resync: 5 * time.Second})
+	env.router = New(Config{Brokers: brokers, History: env.store, Resync: 5 * time.Second})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {
 		env.metrics[n] = telemetry.New()
-		h := NewHub(Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
+		h := delivery.NewHub(delivery.Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
 		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
 		tr := presence.New(presence.Config{Brokers: brokers, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
 		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
@@ -95,7 +98,7 @@ func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error, 
 func (e *routeEnv) connect(t *testing.T, node, user, device string, register bool) *fakeSink {
 	t.Helper()
 	sink := &fakeSink{}
-	run(t, e.hubs[node], user, sink)
+	e.sessions[user+"@"+node] = run(t, e.hubs[node], user, sink).s
 	if register {
 		e.register(t, node, user, device)
 	}
@@ -258,12 +261,7 @@ func TestRouterRegistrationRace(t *testing.T) {
 
 	time.Sleep(5 * time.Millisecond) // bob's session begins strictly after
 	bob := env.connect(t, "n2", "bob", "laptop", false)
-	var bobSession *Session
-	env.hubs["n2"].mu.RLock()
-	for s := range env.hubs["n2"].sessions["bob"] {
-		bobSession = s
-	}
-	env.hubs["n2"].mu.RUnlock()
+	bobSession := env.sessions["bob@n2"]
 	bobSession.Resume("r", map[string]uint64{"c2": 3})
 	waitFrames(t, bob, "resumed r map[c2:3]")
 
@@ -446,49 +444,14 @@ func TestRouterSignals(t *testing.T) {
 	}
 }
 
-// TestApplyChange: changes reach a cached summary by two paths in any
-// order; one applies once its predecessor is there, and a gap on the
-// authoritative path drops the summary.
-func TestApplyChange(t *testing.T) {
-	t.Parallel()
-	h := newTestHub(t, openStore(t), func(c *Config) { c.Node = "n" })
-	at := time.Now()
-	created := historytest.Group("c", at, member("a"), member("b"), member("c"))
-	h.applyChange(created, 0, false, false)
-	left := func(seq uint64, u string) history.Event { return historytest.Left("c", seq, u, at) }
-	get := func() (history.Conversation, bool) {
-		h.mu.RLock()
-		defer h.mu.RUnlock()
-		c, ok := h.convs["c"]
-		if !ok {
-			return history.Conversation{}, false
-		}
-		return *c, true
-	}
-	h.applyChange(left(5, "b"), 2, true, false) // 2 not seen yet: waits
-	if c, _ := get(); !c.IsMember("b") {
-		t.Fatal("a change after a gap was applied")
-	}
-	h.applyChange(left(2, "a"), 0, true, true)
-	h.applyChange(left(5, "b"), 2, true, true)
-	h.applyChange(left(5, "b"), 2, true, false) // again: nothing
-	c, ok := get()
-	if !ok || c.IsMember("a") || c.IsMember("b") || !c.IsMember("c") || c.LastSeq != 5 {
-		t.Fatalf("after both departures: %+v", c)
-	}
-	h.applyChange(left(9, "c"), 7, true, true) // 7 missed: drop
-	if _, ok := get(); ok {
-		t.Error("a gap on chat.changes kept the summary")
-	}
-}
-
+// TestRecipientsHeader: the header names the users it is for, as the
+// hubs read it (delivery's test of its reading checks the other side).
 func TestRecipientsHeader(t *testing.T) {
 	t.Parallel()
-	m := kafka.Message{Headers: []kafka.Header{recipientsHeader([]string{"a", "b.c@d", "e"})}}
-	if got := slices.Collect(recipients(m)); strings.Join(got, " ") != "a b.c@d e" {
-		t.Errorf("recipients = %q", got)
+	if h := recipientsHeader([]string{"a", "b.c@d", "e"}); h.Key != schemas.HeaderRecipients || string(h.Value) != "a,b.c@d,e" {
+		t.Errorf("recipientsHeader = %s: %q", h.Key, h.Value)
 	}
-	if got := slices.Collect(recipients(kafka.Message{Headers: []kafka.Header{recipientsHeader(nil)}})); len(got) != 0 {
-		t.Errorf("no recipients = %q", got)
+	if h := recipientsHeader(nil); len(h.Value) != 0 {
+		t.Errorf("no recipients = %q", h.Value)
 	}
 }
