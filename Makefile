@@ -23,7 +23,10 @@ vet:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	$(GO) vet $(PKGS)
 
+## lint: vet and staticcheck (the version pinned here; zero findings).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: vet
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 ## bench: every Go benchmark once (see BENCHMARKS.md for the figures).
 bench:

@@ -3,7 +3,7 @@
 //	parley run              every role in one process on the embedded default
 //	parley gateway          the HTTP/WebSocket edge and delivery projection
 //	parley decider          the command decider
-//	parley router           routes events to the gateway nodes that need them
+//	parley router           routes events to the gateway nodes that need them (projections/router)
 //	parley project history  the history projection (events and receipts)
 //	parley project search   the search projection (--rebuild: reindex from 0)
 //	parley token USER       print a token for USER (dev secret by default)

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/retry"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -220,24 +221,26 @@ func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) er
 // retry calls fn until it succeeds, backing off exponentially. It gives up
 // when runCtx is done (the process is stopping) and fn still fails.
 func (g *group[T]) retry(runCtx, ctx context.Context, what string, fn func(context.Context) error) error {
-	backoff := 50 * time.Millisecond
-	for {
+	b := retry.Backoff{Initial: 50 * time.Millisecond, Max: g.cfg.MaxBackoff, OnRetry: func(err error, wait time.Duration) {
+		g.log.Error(what+" failed; retrying", "err", err, "backoff", wait)
+	}}
+	// Retrying stops when the process stops (runCtx); a call whose own
+	// context is done cannot succeed either.
+	err := b.Do(runCtx, func(context.Context) error {
 		err := fn(ctx)
 		if err == nil {
 			return nil
 		}
 		g.cfg.Metrics.ApplyRetries.WithLabelValues(g.cfg.GroupID).Inc()
-		if runCtx.Err() != nil || ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, errors.Join(err, runCtx.Err()))
+		if ctx.Err() != nil {
+			return retry.Permanent(errors.Join(err, ctx.Err()))
 		}
-		g.log.Error(what+" failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-runCtx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, g.cfg.MaxBackoff)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }
 
 // DeadLetter returns the copy of m for chat.dlq: same key, value and

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/parley-chat/parley/consumers/decider"
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
@@ -86,14 +83,11 @@ func (a *action) fail(code, msg string) {
 	writeProblem(a.w, a.s.reject("gateway", newError(code, msg)))
 }
 
-// permit pre-checks the permission matrix; false means it answered.
-func (a *action) permit(act decider.Action, target schemas.Role) bool {
-	if a.conv.Kind != schemas.KindGroup {
-		return true // the decider says what a direct conversation cannot do
-	}
-	role, _ := a.conv.Role(a.me)
-	if ok, why := decider.Permit(act, role, target, len(a.conv.Members)-1); !ok {
-		a.fail(codeForbidden, why)
+// check answers a refusal of the conversation rules; false means it
+// answered.
+func (a *action) check(r *conversation.Refusal) bool {
+	if r != nil {
+		writeProblem(a.w, a.s.reject("gateway", refused(r)))
 		return false
 	}
 	return true
@@ -116,7 +110,7 @@ func now() time.Time { return time.Now().UTC() }
 
 // conversationCommand checks the command id, membership and precheck,
 // appends cmd and waits for its outcome (the WebSocket message commands).
-func (s *Server) conversationCommand(ctx context.Context, user, conv, commandID, typ string, cmd schemas.Command, precheck func(history.Conversation) *apiError) (sendResponse, *apiError) {
+func (s *Server) conversationCommand(ctx context.Context, user, conv, commandID, typ string, cmd schemas.Command, precheck func(history.Conversation) *conversation.Refusal) (sendResponse, *apiError) {
 	if !schemas.ValidCommandID(commandID) {
 		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
 	}
@@ -124,8 +118,8 @@ func (s *Server) conversationCommand(ctx context.Context, user, conv, commandID,
 	if e != nil {
 		return sendResponse{}, s.reject("gateway", e)
 	}
-	if e := precheck(c); e != nil {
-		return sendResponse{}, s.reject("gateway", e)
+	if r := precheck(c); r != nil {
+		return sendResponse{}, s.reject("gateway", refused(r))
 	}
 	out, e := s.command(ctx, user, commandID, typ, conv, cmd, "")
 	if e != nil {
@@ -147,8 +141,8 @@ func (s *Server) addMembers(w http.ResponseWriter, r *http.Request) {
 		a.fail(codeInvalidRequest, "user_ids names the users to add")
 		return
 	}
-	if len(req.UserIDs) >= s.cfg.MaxMembers {
-		a.fail(schemas.CodeLimitExceeded, "a conversation has at most "+strconv.Itoa(s.cfg.MaxMembers)+" members")
+	if r := s.cfg.Limits.Size(len(req.UserIDs) + 1); r != nil {
+		writeProblem(w, s.reject("gateway", refused(r)))
 		return
 	}
 	for _, u := range req.UserIDs {
@@ -157,7 +151,7 @@ func (s *Server) addMembers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !a.permit(decider.ActionAddMembers, "") {
+	if !a.check(a.conv.AddMembers(a.me)) {
 		return
 	}
 	a.run(schemas.TypeAddMembers, &schemas.AddMembersV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MemberIDs: req.UserIDs, IssuedAt: now()}, http.StatusOK)
@@ -173,11 +167,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		a.fail(codeInvalidRequest, "malformed user id")
 		return
 	}
-	if target == a.me {
-		a.fail(schemas.CodeInvalidCommand, "to remove yourself, leave the conversation")
-		return
-	}
-	if role, ok := a.conv.Role(target); ok && !a.permit(decider.ActionRemoveMember, role) {
+	if !a.check(a.conv.RemoveMember(a.me, target)) {
 		return
 	}
 	a.run(schemas.TypeRemoveMember, &schemas.RemoveMemberV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MemberID: target, IssuedAt: now()}, http.StatusOK)
@@ -201,7 +191,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request) {
 		a.fail(codeInvalidRequest, `role must be "owner", "admin" or "member"`)
 		return
 	}
-	if !a.permit(decider.ActionSetRole, "") {
+	if !a.check(a.conv.SetRole(a.me, target)) {
 		return
 	}
 	a.run(schemas.TypeSetRole, &schemas.SetRoleV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MemberID: target, Role: req.Role, IssuedAt: now()}, http.StatusOK)
@@ -223,30 +213,25 @@ func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) {
 	case (req.Title == nil) == (req.Archived == nil):
 		a.fail(codeInvalidRequest, "give exactly one of title and archived")
 	case req.Title != nil:
-		if n := utf8.RuneCountInString(*req.Title); n == 0 || n > s.cfg.MaxTitleRunes || strings.TrimSpace(*req.Title) == "" {
-			a.fail(codeInvalidRequest, "a group needs a title of 1 to "+strconv.Itoa(s.cfg.MaxTitleRunes)+" characters")
+		if r := s.cfg.Limits.Title(*req.Title); r != nil {
+			writeProblem(w, s.reject("gateway", invalid(r)))
 			return
 		}
-		if a.permit(decider.ActionRename, "") {
+		if a.check(s.cfg.Limits.Rename(&a.conv.State, a.me, *req.Title)) {
 			a.run(schemas.TypeRename, &schemas.RenameV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, Title: *req.Title, IssuedAt: now()}, http.StatusOK)
 		}
 	default:
-		if a.permit(decider.ActionArchive, "") {
+		if a.check(a.conv.Archive(a.me)) {
 			a.run(schemas.TypeArchive, &schemas.ArchiveV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, Archived: *req.Archived, IssuedAt: now()}, http.StatusOK)
 		}
 	}
 }
 
-// target parses the {seq} of a message path and pre-checks a command of
-// type typ on that message; false means it answered.
-func (a *action) target(typ string) (uint64, bool) {
+// target parses the {seq} of a message path; false means it answered.
+func (a *action) target() (uint64, bool) {
 	seq, err := strconv.ParseUint(chi.URLParam(a.r, "seq"), 10, 64)
 	if err != nil || seq == 0 {
 		a.fail(codeInvalidRequest, "the message seq is a positive integer")
-		return 0, false
-	}
-	if e := a.s.precheckMessage(a.r.Context(), a.conv, a.me, seq, typ); e != nil {
-		writeProblem(a.w, a.s.reject("gateway", e))
 		return 0, false
 	}
 	return seq, true
@@ -265,8 +250,8 @@ func (s *Server) editMessage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	seq, ok := a.target(schemas.TypeEditMessage)
-	if !ok {
+	seq, ok := a.target()
+	if !ok || !a.check(s.cfg.Limits.Edit(&a.conv.State, a.me, seq, s.message(r.Context(), a.conv, seq), req.Body, time.Now())) {
 		return
 	}
 	a.run(schemas.TypeEditMessage, &schemas.EditMessageV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, Body: req.Body, IssuedAt: now()}, http.StatusOK)
@@ -277,8 +262,8 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	seq, ok := a.target(schemas.TypeDeleteMessage)
-	if !ok {
+	seq, ok := a.target()
+	if !ok || !a.check(a.conv.Delete(a.me, seq, s.message(r.Context(), a.conv, seq))) {
 		return
 	}
 	a.run(schemas.TypeDeleteMessage, &schemas.DeleteMessageV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, IssuedAt: now()}, http.StatusOK)
@@ -301,8 +286,8 @@ func (s *Server) react(add bool) http.HandlerFunc {
 		if add {
 			typ = schemas.TypeAddReaction
 		}
-		seq, ok := a.target(typ)
-		if !ok {
+		seq, ok := a.target()
+		if !ok || !a.check(s.cfg.Limits.React(&a.conv.State, a.me, seq, s.message(r.Context(), a.conv, seq), emoji, add)) {
 			return
 		}
 		a.run(typ, &schemas.ReactV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, MessageSeq: seq, Emoji: emoji, IssuedAt: now()}, http.StatusOK)
@@ -351,44 +336,23 @@ func (s *Server) block(blocked bool) http.HandlerFunc {
 	}
 }
 
-// writable refuses, from this node's view of the conversation, a command
-// that adds content to an archived group or a direct conversation under a
-// block; the decider checks it again.
-func writable(c history.Conversation, user string) *apiError {
-	switch {
-	case c.Archived:
-		return newError(schemas.CodeArchived, "the group is archived (read-only)")
-	case len(c.BlockedBy) > 0 && slices.Contains(c.BlockedBy, user):
-		return newError(schemas.CodeBlocked, "you have blocked the other member; unblock first")
-	case len(c.BlockedBy) > 0:
-		return newError(schemas.CodeBlocked, "the other member has blocked you")
-	}
-	return nil
-}
-
-// precheckMessage refuses an edit, deletion or reaction that the decider
-// would refuse, judging from the history store's copy of the message, so
-// that it appends nothing. A message the store does not have yet (it may
-// lag behind the decider) passes: the decider decides.
-func (s *Server) precheckMessage(ctx context.Context, c history.Conversation, user string, seq uint64, typ string) *apiError {
-	notFound := newError(schemas.CodeMessageNotFound, "no message with seq "+strconv.FormatUint(seq, 10))
+// message returns what the conversation rules need of the message at
+// seq of c, from the history store's copy: a Message with no author when
+// seq is no message of c, nil when the store cannot tell (it may lag
+// behind the decider, which then decides alone). Reactions are left
+// unknown: the store's may lag, and a pre-check must never refuse what
+// the decider would accept.
+func (s *Server) message(ctx context.Context, c history.Conversation, seq uint64) *conversation.Message {
 	if seq > c.LastSeq {
-		return notFound
-	}
-	if typ != schemas.TypeDeleteMessage {
-		if e := writable(c, user); e != nil {
-			return e
-		}
-	} else if c.Archived {
-		return newError(schemas.CodeArchived, "the group is archived (read-only)")
+		return &conversation.Message{}
 	}
 	page, err := s.cfg.History.Page(ctx, c.ID, history.PageQuery{Forward: true, After: seq - 1, Limit: 1})
 	if err != nil || len(page.Events) == 0 || page.Events[0].Seq != seq {
 		return nil
 	}
 	ev := page.Events[0]
-	if !schemas.IsMessage(ev.Type) || (ev.Message != nil && ev.Message.Deleted) {
-		return notFound
+	if !schemas.IsMessage(ev.Type) {
+		return &conversation.Message{}
 	}
 	var m struct {
 		SenderID string    `json:"sender_id"`
@@ -397,27 +361,7 @@ func (s *Server) precheckMessage(ctx context.Context, c history.Conversation, us
 	if json.Unmarshal(ev.Data, &m) != nil {
 		return nil
 	}
-	switch typ {
-	case schemas.TypeEditMessage:
-		if m.SenderID != user {
-			return newError(codeForbidden, "only the author can edit a message")
-		}
-		if time.Since(m.SentAt) > s.cfg.EditWindow {
-			return newError(schemas.CodeEditWindowClosed, "a message can be edited for "+s.cfg.EditWindow.String()+" after it was sent")
-		}
-	case schemas.TypeDeleteMessage:
-		if m.SenderID == user {
-			return nil
-		}
-		if c.Kind != schemas.KindGroup {
-			return newError(codeForbidden, "only the author can delete a message in a direct conversation")
-		}
-		role, _ := c.Role(user)
-		if ok, why := decider.Permit(decider.ActionDeleteOthers, role, "", 0); !ok {
-			return newError(codeForbidden, why)
-		}
-	}
-	return nil
+	return &conversation.Message{Author: m.SenderID, SentAt: m.SentAt, Deleted: ev.Message != nil && ev.Message.Deleted}
 }
 
 // markRead serves POST /v1/conversations/{id}/read: the caller has read

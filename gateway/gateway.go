@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
@@ -31,11 +32,51 @@ type Appender interface {
 	Append(ctx context.Context, typ, conversation string, cmd any, traceParent string) error
 }
 
-// Hub is the delivery projection of this node (delivery.Hub).
+// Hub is the delivery projection of this node (a delivery.Hub, whose
+// sessions the wiring hands out as Sessions): it answers the commands
+// this node appends, holds the sockets' sessions, and knows the
+// conversations the gateway authorises with.
 type Hub interface {
-	Await(user, commandID string) (<-chan delivery.Outcome, func(), error)
+	Conversations
+	// Await registers interest in the outcome of user's command
+	// commandID before it is appended (delivery.Hub.Await).
+	Await(user, commandID string) (outcome <-chan delivery.Outcome, cancel func(), err error)
+	// NewSession registers a session of user for one socket; Close
+	// unregisters it.
+	NewSession(user string) Session
+}
+
+// Conversations looks up a conversation's summary and members: what the
+// gateway authorises a user's requests with. It returns an error
+// wrapping history.ErrNotFound for a conversation that does not exist.
+type Conversations interface {
 	Conversation(ctx context.Context, id string) (history.Conversation, error)
-	NewSession(user string) *delivery.Session
+}
+
+// Session is one socket's delivery state (delivery.Session) as the
+// WebSocket handler uses it: its lifecycle, and what the client asks of
+// it.
+type Session interface {
+	SessionLifecycle
+	// Resume asks for, per conversation, the events after the seq given,
+	// then live ones, answered with a "resumed" frame of request id.
+	Resume(id string, last map[string]uint64)
+	// Signal queues a frame outside every conversation's sequence
+	// (presence) without blocking.
+	Signal(frame []byte)
+}
+
+// SessionLifecycle is how a socket's session runs and ends.
+type SessionLifecycle interface {
+	// Run writes the session's frames to sink until ctx is done, the
+	// sink fails or the session ends; it returns why
+	// (delivery.ErrSlowConsumer for a slow client).
+	Run(ctx context.Context, sink delivery.Sink) error
+	// Done is closed when the session has ended; Err then says why.
+	Done() <-chan struct{}
+	Err() error
+	// Close ends the session; it is idempotent.
+	Close()
 }
 
 // ReadyCheck reports whether a dependency is ready; nil means ready.
@@ -60,15 +101,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
-	// MaxBodyBytes is the largest message body. Default: 16 KiB.
-	MaxBodyBytes int
-	// MaxMembers is the largest group. Default: 10,000.
-	MaxMembers int
-	// MaxTitleRunes is the longest group title. Default: 200.
-	MaxTitleRunes int
-	// EditWindow is how long after sending its author may edit a
-	// message (the decider's limit, pre-checked). Default: 15 minutes.
-	EditWindow time.Duration
+	// Limits are the conversation limits, the decider's, which requests
+	// are pre-checked against. Defaults: conversation.Limits'.
+	Limits conversation.Limits
 	// CommandTimeout bounds waiting for the decider's answer. Default: 10s.
 	CommandTimeout time.Duration
 	// AuthTimeout is how long a socket may take to send its auth frame.
@@ -82,18 +117,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 16 << 10
-	}
-	if c.MaxMembers == 0 {
-		c.MaxMembers = 10000
-	}
-	if c.MaxTitleRunes == 0 {
-		c.MaxTitleRunes = 200
-	}
-	if c.EditWindow == 0 {
-		c.EditWindow = 15 * time.Minute
-	}
+	c.Limits = c.Limits.WithDefaults()
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = 10 * time.Second
 	}

@@ -58,7 +58,7 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiE
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return newError(codeBadRequest, "Content-Type must be application/json")
 	}
-	limit := int64(4*s.cfg.MaxBodyBytes + 4096)
+	limit := int64(4*s.cfg.Limits.MaxBodyBytes + 4096)
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -182,20 +182,12 @@ func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateCo
 		if len(req.Members) != 1 || req.Members[0] == me {
 			return nil, newError(codeInvalidRequest, "a direct conversation names exactly one other user in members")
 		}
-		if req.Title != "" {
-			return nil, newError(codeInvalidRequest, "a direct conversation has no title")
-		}
 		cmd.ConversationID = schemas.DirectConversationID(me, req.Members[0])
 	case schemas.KindGroup:
-		if n := utf8.RuneCountInString(req.Title); n == 0 || n > s.cfg.MaxTitleRunes || strings.TrimSpace(req.Title) == "" {
-			return nil, newError(codeInvalidRequest, "a group needs a title of 1 to "+strconv.Itoa(s.cfg.MaxTitleRunes)+" characters")
-		}
-		if len(req.Members) >= s.cfg.MaxMembers {
-			return nil, newError(schemas.CodeLimitExceeded, "a conversation has at most "+strconv.Itoa(s.cfg.MaxMembers)+" members")
-		}
 		cmd.ConversationID = schemas.GroupConversationID(me, req.CommandID)
-	default:
-		return nil, newError(codeInvalidRequest, `kind must be "direct" or "group"`)
+	}
+	if _, r := s.cfg.Limits.Create(cmd); r != nil {
+		return nil, invalid(r)
 	}
 	if cmd.Members == nil {
 		cmd.Members = []string{}
@@ -457,14 +449,16 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, sendResponse{ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
 }
 
-// checkBody validates a message body.
+// checkBody validates a message body: a request whose body is over the
+// limit is too large, one that is empty or not UTF-8 is invalid.
 func (s *Server) checkBody(body string) *apiError {
-	switch {
-	case body == "":
-		return newError(codeInvalidRequest, "body is empty")
-	case len(body) > s.cfg.MaxBodyBytes:
-		return newError(codeTooLarge, "body exceeds "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes")
-	case !utf8.ValidString(body):
+	if r := s.cfg.Limits.Body(body); r != nil {
+		if body != "" {
+			return newError(codeTooLarge, r.Reason)
+		}
+		return invalid(r)
+	}
+	if !utf8.ValidString(body) {
 		return newError(codeInvalidRequest, "body is not valid UTF-8")
 	}
 	return nil
@@ -483,11 +477,8 @@ func (s *Server) send(ctx context.Context, user, conversation, commandID, body s
 	if e != nil {
 		return sendResponse{}, s.reject("gateway", e)
 	}
-	if e := writable(c, user); e != nil {
-		return sendResponse{}, s.reject("gateway", e)
-	}
-	if replyTo > c.LastSeq {
-		return sendResponse{}, s.reject("gateway", newError(schemas.CodeMessageNotFound, "reply_to names no message of this conversation"))
+	if r := s.cfg.Limits.Send(&c.State, user, body, replyTo, s.message(ctx, c, replyTo)); r != nil {
+		return sendResponse{}, s.reject("gateway", refused(r))
 	}
 	cmd := &schemas.SendMessageV2{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, ReplyTo: replyTo, IssuedAt: time.Now().UTC()}
 	out, e := s.command(ctx, user, commandID, schemas.TypeSendMessageV2, conversation, cmd, traceParent)

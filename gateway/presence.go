@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/presence"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -75,7 +74,7 @@ func (k *socket) presenceSet(ctx context.Context, f clientFrame) error {
 	return nil
 }
 
-func (k *socket) presenceWatch(ctx context.Context, sess *delivery.Session, f clientFrame) error {
+func (k *socket) presenceWatch(ctx context.Context, sess Session, f clientFrame) error {
 	p := k.s.cfg.Presence
 	if p == nil {
 		return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(codeUnknownType, "presence is not enabled on this node")))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -95,4 +96,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// \u003c escapes would only make them harder to read.
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// refused is the answer to a request the conversation rules refuse.
+func refused(r *conversation.Refusal) *apiError { return newError(r.Code, r.Reason) }
+
+// invalid is the answer to a request whose own content the conversation
+// rules refuse (a title, a body, the members of a new conversation): the
+// request is invalid, whatever the conversation.
+func invalid(r *conversation.Refusal) *apiError {
+	if r.Code == schemas.CodeInvalidCommand {
+		return newError(codeInvalidRequest, r.Reason)
+	}
+	return refused(r)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/search"
@@ -40,7 +41,7 @@ func (h searchHub) Conversation(_ context.Context, id string) (history.Conversat
 	return c, nil
 }
 
-func (h searchHub) NewSession(string) *delivery.Session { return nil }
+func (h searchHub) NewSession(string) Session { return nil }
 
 // searchHistory serves inboxes from the same conversations; its other
 // methods are not used by search.
@@ -108,7 +109,7 @@ func (f *fakeSearcher) last(t *testing.T) search.Query {
 }
 
 func searchConv(id string, members ...string) history.Conversation {
-	c := history.Conversation{ID: id, Kind: schemas.KindGroup}
+	c := history.Conversation{State: conversation.State{ID: id, Kind: schemas.KindGroup}}
 	for _, m := range members {
 		c.Members = append(c.Members, schemas.Member{UserID: m, Role: schemas.RoleMember})
 	}

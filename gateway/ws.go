@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
@@ -110,7 +111,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A frame may carry a body of MaxBodyBytes with JSON escaping; larger
 	// frames close the socket with 1009, smaller oversized bodies get a
 	// too_large error frame and the socket stays open.
-	c.SetReadLimit(int64(4*s.cfg.MaxBodyBytes + 4096))
+	c.SetReadLimit(int64(4*s.cfg.Limits.MaxBodyBytes + 4096))
 
 	// Shutdown is seen by run, not through ctx: cancelling the context of
 	// a Read tears the connection down before a close frame can be sent.
@@ -304,7 +305,7 @@ func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
 	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable})
 }
 
-func (k *socket) readLoop(ctx context.Context, sess *delivery.Session) error {
+func (k *socket) readLoop(ctx context.Context, sess Session) error {
 	for {
 		typ, data, err := k.c.Read(ctx)
 		if err != nil {
@@ -343,7 +344,7 @@ func decodeFrame(data []byte) (clientFrame, *apiError) {
 	return f, nil
 }
 
-func (k *socket) handle(ctx context.Context, sess *delivery.Session, f clientFrame) error {
+func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error {
 	switch f.Type {
 	case "ping":
 		return k.writeJSON(ctx, pongFrame{Type: "pong", ID: f.ID})
@@ -456,8 +457,15 @@ func (k *socket) messageCommand(ctx context.Context, f clientFrame) (sendRespons
 		}
 		cmd = &schemas.ReactV1{CommandID: f.CommandID, UserID: user, ConversationID: conv, MessageSeq: seq, Emoji: f.Emoji, IssuedAt: now()}
 	}
-	return k.s.conversationCommand(ctx, user, conv, f.CommandID, typ, cmd, func(c history.Conversation) *apiError {
-		return k.s.precheckMessage(ctx, c, user, seq, typ)
+	return k.s.conversationCommand(ctx, user, conv, f.CommandID, typ, cmd, func(c history.Conversation) *conversation.Refusal {
+		m := k.s.message(ctx, c, seq)
+		switch typ {
+		case schemas.TypeEditMessage:
+			return k.s.cfg.Limits.Edit(&c.State, user, seq, m, f.Body, time.Now())
+		case schemas.TypeDeleteMessage:
+			return c.Delete(user, seq, m)
+		}
+		return k.s.cfg.Limits.React(&c.State, user, seq, m, f.Emoji, typ == schemas.TypeAddReaction)
 	})
 }
 

@@ -566,7 +566,7 @@ func TestInvalidValues(t *testing.T) {
 			case c.decodeRejects && !errors.Is(err, schemas.ErrInvalid):
 				t.Errorf("Decode accepted %s (err %v)", value, err)
 			case !c.decodeRejects && err != nil:
-				t.Errorf("Decode rejected %s: %v (update the table if types.go got stricter)", value, err)
+				t.Errorf("Decode rejected %s: %v (update the table if a validate method got stricter)", value, err)
 			}
 		})
 	}

@@ -14,12 +14,15 @@
 // committing; retried client sends are new records and are caught by the
 // command-id dedupe.
 //
-// The rules live in State.Decide (decide.go): the permission matrix of
-// roles (Permit, policy.go, which the gateway also uses to pre-check),
-// then what depends on more than roles — authorship and the edit window,
-// blocks in direct conversations, archived groups, limits, and commands
-// that would change nothing. Every accepted event is folded into the
-// state by the same code that folds events on rebuild (State.fold), so a
+// The rules are package conversation's (internal/conversation): the
+// permission matrix of roles, then what depends on more than roles —
+// authorship and the edit window, blocks in direct conversations,
+// archived groups, limits, and commands that would change nothing. The
+// gateway pre-checks requests with the same calls. State.Decide
+// (decide.go) judges each command by them against the partition's
+// state; every accepted event is folded into the state by the same code
+// that folds events on rebuild (State.fold, over conversation.State.Fold,
+// which the history projection folds its summaries with too), so a
 // rebuilt state decides exactly as the one that wrote the events.
 package decider
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/parley-chat/parley/internal/conversation/conversationtest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -15,10 +16,10 @@ import (
 func TestPermissionMatrix(t *testing.T) {
 	t.Parallel()
 	const (
-		owner     = "olga"
-		admin     = "adam"
-		member    = "mia"
-		nonMember = "nick"
+		owner     = conversationtest.Owner
+		admin     = conversationtest.Admin
+		member    = conversationtest.Member
+		nonMember = conversationtest.NonMember
 	)
 	ownMessage := map[string]uint64{owner: 1, admin: 2, member: 3, nonMember: 4}
 	const maxMessage = 4 // by max, a plain member
@@ -58,37 +59,16 @@ func TestPermissionMatrix(t *testing.T) {
 			return &schemas.LeaveConversationV1{CommandID: "x", UserID: a, ConversationID: c}
 		})},
 	}
-	const (
-		ok   = ""
-		no   = schemas.CodeForbidden
-		self = schemas.CodeInvalidCommand
-		nm   = schemas.CodeNotMember
-	)
-	// want[action] = outcome for owner, admin, member, non-member.
-	want := map[string][4]string{
-		"send":                     {ok, ok, ok, nm},
-		"reply":                    {ok, ok, ok, nm},
-		"add member":               {ok, ok, no, nm},
-		"remove member":            {ok, ok, no, nm},
-		"remove admin":             {ok, no, no, nm},
-		"remove owner":             {self, no, no, nm},
-		"promote member to admin":  {ok, no, no, nm},
-		"demote admin to member":   {ok, no, no, nm},
-		"transfer ownership":       {ok, no, no, nm},
-		"rename":                   {ok, ok, no, nm},
-		"archive":                  {ok, no, no, nm},
-		"edit own message":         {ok, ok, ok, nm},
-		"edit another's message":   {no, no, no, nm},
-		"delete own message":       {ok, ok, ok, nm},
-		"delete another's message": {ok, ok, no, nm},
-		"react":                    {ok, ok, ok, nm},
-		"leave":                    {no, ok, ok, nm},
+	want := map[string][4]string{}
+	for _, row := range conversationtest.Matrix() {
+		want[row.Action] = row.Outcomes
 	}
+	const ok = conversationtest.Accepted
 	if len(want) != len(actions) {
 		t.Fatalf("%d actions, %d rows", len(actions), len(want))
 	}
 	for _, a := range actions {
-		for i, actor := range []string{owner, admin, member, nonMember} {
+		for i, actor := range conversationtest.Actors {
 			t.Run(fmt.Sprintf("%s by %s", a.name, actor), func(t *testing.T) {
 				t.Parallel()
 				d, conv := matrixGroup(t)

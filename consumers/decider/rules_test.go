@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -41,7 +42,7 @@ func TestConversationRules(t *testing.T) {
 		limits Limits
 		steps  []step
 	}{
-		{name: "adding members stops at the group size limit; members already in are skipped", limits: Limits{MaxMembers: 4}, steps: []step{
+		{name: "adding members stops at the group size limit; members already in are skipped", limits: Limits{Limits: conversation.Limits{MaxMembers: 4}}, steps: []step{
 			{c: group, want: created(0)},
 			{c: add("olga", "mia"), want: rejected(schemas.CodeNoChange)},
 			{c: add("olga", "a1", "a2", "a3"), want: rejected(schemas.CodeLimitExceeded)},
@@ -61,7 +62,7 @@ func TestConversationRules(t *testing.T) {
 			{c: send("zoe", grp, "z2", "hi"), want: rejected(schemas.CodeNotMember)},
 			{c: send("zoe", grp, "z1", "hi"), want: dup(2)},
 		}},
-		{name: "an edit is refused after the edit window", limits: Limits{EditWindow: time.Minute}, steps: []step{
+		{name: "an edit is refused after the edit window", limits: Limits{Limits: conversation.Limits{EditWindow: time.Minute}}, steps: []step{
 			{c: group, want: created(0)},
 			{c: send("mia", grp, "m1", "hi"), want: sent(1)},
 			{c: editCmd("mia", grp, 1), want: ev(schemas.TypeMessageEdited, 2), at: time.Minute},
@@ -82,7 +83,7 @@ func TestConversationRules(t *testing.T) {
 			{c: editCmd("olga", grp, 1), want: rejected(schemas.CodeMessageNotFound)},
 			{c: reply("olga", grp, "r", 7), want: rejected(schemas.CodeMessageNotFound)},
 		}},
-		{name: "one reaction per user per emoji, and a limit of distinct emoji per message", limits: Limits{MaxReactions: 2}, steps: []step{
+		{name: "one reaction per user per emoji, and a limit of distinct emoji per message", limits: Limits{Limits: conversation.Limits{MaxReactions: 2}}, steps: []step{
 			{c: group, want: created(0)},
 			{c: send("mia", grp, "m1", "hi"), want: sent(1)},
 			{c: reactCmd(schemas.TypeAddReaction, "mia", grp, 1, "👍"), want: ev(schemas.TypeReactionAdded, 2)},
@@ -136,7 +137,7 @@ func TestConversationRules(t *testing.T) {
 			{c: with(roleCmd("mia", schemas.RoleMember)("olga", grp), func(c *schemas.SetRoleV1) { c.CommandID = "again" }), want: rejected(schemas.CodeForbidden)},
 			{c: with(command(schemas.TypeLeaveConversation, grp, &schemas.LeaveConversationV1{CommandID: "bye", UserID: "olga", ConversationID: grp}), func(c *schemas.LeaveConversationV1) { c.CommandID = "bye2" }), want: ev(schemas.TypeMemberLeft, 2)},
 		}},
-		{name: "a rename needs a new, non-blank title within the limit", limits: Limits{MaxTitleRunes: 5}, steps: []step{
+		{name: "a rename needs a new, non-blank title within the limit", limits: Limits{Limits: conversation.Limits{MaxTitleRunes: 5}}, steps: []step{
 			{c: group, want: created(0)},
 			{c: command(schemas.TypeRename, grp, &schemas.RenameV1{CommandID: "r1", UserID: "olga", ConversationID: grp, Title: "Group"}), want: rejected(schemas.CodeNoChange)},
 			{c: command(schemas.TypeRename, grp, &schemas.RenameV1{CommandID: "r2", UserID: "olga", ConversationID: grp, Title: "   "}), want: rejected(schemas.CodeInvalidCommand)},

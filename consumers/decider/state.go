@@ -4,26 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
 
-// Limits are the decider's validation limits.
+// Limits are the decider's limits: the conversation rules' and its own.
 type Limits struct {
-	// MaxBodyBytes is the largest message body in bytes. Default: 16 KiB.
-	MaxBodyBytes int
-	// MaxMembers is the largest conversation. Default: 10,000.
-	MaxMembers int
-	// MaxTitleRunes is the longest group title. Default: 200.
-	MaxTitleRunes int
-	// MaxReactions is the most distinct emoji on one message. Default: 50.
-	MaxReactions int
-	// EditWindow is how long after sending its author may edit a message.
-	// Default: 15 minutes.
-	EditWindow time.Duration
+	conversation.Limits
 	// RecentCommands is how many client command ids per conversation are
 	// remembered for deduplication. Default: 1024.
 	RecentCommands int
@@ -31,21 +21,7 @@ type Limits struct {
 
 // WithDefaults returns l with zero fields set to their defaults.
 func (l Limits) WithDefaults() Limits {
-	if l.MaxBodyBytes == 0 {
-		l.MaxBodyBytes = 16 << 10
-	}
-	if l.MaxMembers == 0 {
-		l.MaxMembers = 10000
-	}
-	if l.MaxTitleRunes == 0 {
-		l.MaxTitleRunes = 200
-	}
-	if l.MaxReactions == 0 {
-		l.MaxReactions = 50
-	}
-	if l.EditWindow == 0 {
-		l.EditWindow = 15 * time.Minute
-	}
+	l.Limits = l.Limits.WithDefaults()
 	if l.RecentCommands == 0 {
 		l.RecentCommands = 1024
 	}
@@ -74,21 +50,17 @@ type Decision struct {
 // whether it was deleted and its reactions — about 40 bytes a message.
 type State struct {
 	limits Limits
-	convs  map[string]*conversation
+	convs  map[string]*tracked
 	// LastCommandOffset is the highest chat.commands offset answered by an
 	// event in this partition, or -1.
 	LastCommandOffset int64
 }
 
-type conversation struct {
-	kind      schemas.Kind
-	createdBy string
+// tracked is one conversation: its state, as every component folds it,
+// and what only the decider needs.
+type tracked struct {
+	conversation.State
 	createCmd string
-	title     string
-	archived  bool
-	blockedBy []string
-	members   map[string]schemas.Role
-	lastSeq   uint64
 	// msgs is indexed by seq; entries of other events are zero.
 	msgs []message
 	// recent maps user\x00command id to the seq it produced; ring keeps
@@ -108,7 +80,7 @@ type message struct {
 
 // NewState returns an empty state.
 func NewState(l Limits) *State {
-	return &State{limits: l.WithDefaults(), convs: make(map[string]*conversation), LastCommandOffset: -1}
+	return &State{limits: l.WithDefaults(), convs: make(map[string]*tracked), LastCommandOffset: -1}
 }
 
 // Seq returns the last seq of conversation and whether it exists.
@@ -117,7 +89,7 @@ func (s *State) Seq(conversation string) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return c.lastSeq, true
+	return c.LastSeq, true
 }
 
 // Apply folds an event already in chat.events into the state, as on
@@ -143,11 +115,11 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 	if c == nil {
 		return fmt.Errorf("event %s seq %d of unknown conversation %s", attrs.Type, attrs.Seq, attrs.Subject)
 	}
-	if !attrs.HasSeq || attrs.Seq <= c.lastSeq {
+	if !attrs.HasSeq || attrs.Seq <= c.LastSeq {
 		return nil
 	}
-	if attrs.Seq != c.lastSeq+1 {
-		return fmt.Errorf("conversation %s: seq %d follows %d", attrs.Subject, attrs.Seq, c.lastSeq)
+	if attrs.Seq != c.LastSeq+1 {
+		return fmt.Errorf("conversation %s: seq %d follows %d", attrs.Subject, attrs.Seq, c.LastSeq)
 	}
 	v, err := schemas.Decode(attrs.Type, value)
 	if errors.Is(err, schemas.ErrUnknownType) {
@@ -162,54 +134,23 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 	return nil
 }
 
-func (c *conversation) advance() {
-	c.lastSeq++
+func (c *tracked) advance() {
+	c.State.Fold(c.LastSeq+1, nil)
 	c.msgs = append(c.msgs, message{})
 }
 
-// fold applies a decoded event, whose seq is c.lastSeq+1, to c. Decide
+// fold applies a decoded event, whose seq is c.LastSeq+1, to c. Decide
 // folds the events it makes with it too, so a rebuilt state is the state
 // that made the events.
-func (s *State) fold(c *conversation, typ string, v any) {
+func (s *State) fold(c *tracked, typ string, v any) {
 	c.advance()
-	seq := c.lastSeq
+	seq := c.LastSeq
+	c.State.Fold(seq, v)
 	switch e := v.(type) {
 	case *schemas.MessageSentV1, *schemas.MessageSentV2:
 		m, _ := schemas.AsMessage(v)
 		c.msgs[seq] = message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
 		s.remember(c, m.SenderID, m.CommandID, seq)
-	case *schemas.MemberLeftV1:
-		delete(c.members, e.UserID)
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.MembersAddedV1:
-		for _, m := range e.Members {
-			c.members[m.UserID] = m.Role
-		}
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.MemberRemovedV1:
-		delete(c.members, e.MemberID)
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.RolesChangedV1:
-		for _, m := range e.Changes {
-			if _, ok := c.members[m.UserID]; ok {
-				c.members[m.UserID] = m.Role
-			}
-		}
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.RenamedV1:
-		c.title = e.Title
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.ArchivedV1:
-		c.archived = e.Archived
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.BlockedV1:
-		c.blockedBy = slices.DeleteFunc(c.blockedBy, func(u string) bool { return u == e.UserID })
-		if e.Blocked {
-			c.blockedBy = append(c.blockedBy, e.UserID)
-		}
-		s.remember(c, e.UserID, e.CommandID, seq)
-	case *schemas.MessageEditedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
 	case *schemas.MessageDeletedV1:
 		if m := c.message(e.MessageSeq); m != nil {
 			m.deleted = true
@@ -221,11 +162,27 @@ func (s *State) fold(c *conversation, typ string, v any) {
 			m.react(e.Emoji, e.UserID, typ == schemas.TypeReactionAdded)
 		}
 		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MemberLeftV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MembersAddedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MemberRemovedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.RolesChangedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.RenamedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.ArchivedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.BlockedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
+	case *schemas.MessageEditedV1:
+		s.remember(c, e.UserID, e.CommandID, seq)
 	}
 }
 
 // message returns the message at seq, or nil if seq is not a message.
-func (c *conversation) message(seq uint64) *message {
+func (c *tracked) message(seq uint64) *message {
 	if seq >= uint64(len(c.msgs)) || c.msgs[seq].author == "" {
 		return nil
 	}
@@ -250,22 +207,16 @@ func (m *message) react(emoji, user string, add bool) {
 }
 
 func (s *State) create(e *schemas.ConversationCreatedV1) {
-	c := &conversation{
-		kind:      e.Kind,
-		createdBy: e.CreatedBy,
+	c := &tracked{
 		createCmd: e.CommandID,
-		title:     e.Title,
-		members:   make(map[string]schemas.Role, len(e.Members)),
 		msgs:      make([]message, 1, 16),
 		recent:    make(map[string]uint64),
 	}
-	for _, m := range e.Members {
-		c.members[m.UserID] = m.Role
-	}
+	c.State.Fold(0, e)
 	s.convs[e.ConversationID] = c
 }
 
-func (s *State) remember(c *conversation, user, command string, seq uint64) {
+func (s *State) remember(c *tracked, user, command string, seq uint64) {
 	key := user + "\x00" + command
 	if len(c.ring) < s.limits.RecentCommands {
 		c.ring = append(c.ring, key)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -210,7 +211,7 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	ab := schemas.DirectConversationID("alice", "bob")
 	grp := schemas.GroupConversationID("alice", "g1")
-	limits := Limits{MaxMembers: 4, MaxBodyBytes: 32}
+	limits := Limits{Limits: conversation.Limits{MaxMembers: 4, MaxBodyBytes: 32}}
 	tests := []struct {
 		name   string
 		limits Limits
@@ -611,7 +612,7 @@ func TestApply(t *testing.T) {
 // except ce_id.
 func TestRebuildDecidesIdentically(t *testing.T) {
 	t.Parallel()
-	limits := Limits{MaxBodyBytes: 8, MaxMembers: 4, MaxTitleRunes: 6, RecentCommands: 4}
+	limits := Limits{Limits: conversation.Limits{MaxBodyBytes: 8, MaxMembers: 4, MaxTitleRunes: 6}, RecentCommands: 4}
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			t.Parallel()

@@ -25,11 +25,13 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/retry"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/projections/router"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -114,10 +116,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if roles.Decider {
 		d := decider.New(decider.Config{
 			Brokers: s.brokers, Names: s.names, Logger: log, Metrics: s.metrics,
-			Limits: decider.Limits{
-				MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
-				MaxReactions: cfg.MaxReactions, EditWindow: cfg.EditWindow,
-			},
+			Limits: decider.Limits{Limits: cfg.limits()},
 		})
 		s.spawn("decider", func() error { return d.Run(runCtx) })
 	}
@@ -192,10 +191,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if cfg.Targeted() {
 			node, origin = cfg.NodeID, []producers.CommandOption{producers.Origin(cfg.NodeID)}
 		}
-		hub := delivery.NewHub(delivery.Config{
+		hub := gatewayHub{delivery.NewHub(delivery.Config{
 			Brokers: s.brokers, History: s.store, QueueSize: cfg.SendQueue, BackfillLimit: cfg.BackfillLimit,
 			Delivered: rw.Delivered, Node: node, Topology: s.topology(), Logger: log, Metrics: s.metrics,
-		})
+		})}
 		s.spawn("delivery", func() error { return hub.Run(runCtx) })
 		select {
 		case <-hub.Ready():
@@ -226,8 +225,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 		s.gw, err = gateway.New(gateway.Config{
 			Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: log,
-			Receipts: rw, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, MaxMembers: cfg.MaxMembers, MaxTitleRunes: cfg.MaxTitleRunes,
-			EditWindow: cfg.EditWindow, CommandTimeout: cfg.CommandTimeout,
+			Receipts: rw, Ready: ready, Limits: cfg.limits(), CommandTimeout: cfg.CommandTimeout,
 		})
 		if err != nil {
 			return nil, err
@@ -369,7 +367,7 @@ func (s *System) closeResources() error {
 // before Start returns, so that nothing appended from then on goes
 // unrouted, even while the router is still joining.
 func (s *System) startRouter(ctx, runCtx context.Context, ready map[string]gateway.ReadyCheck) error {
-	rt := delivery.NewRouter(delivery.RouterConfig{
+	rt := router.New(router.Config{
 		Brokers: s.brokers, History: s.store, Topology: s.topology(),
 		Logger: s.log, Metrics: s.metrics,
 	})
@@ -398,24 +396,22 @@ func (s *System) topology() kafkalog.Topology {
 	return kafkalog.Topology{Names: s.names, Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
 }
 
+// provision creates the topics, retrying for a minute while the cluster
+// is not ready; a partition count that differs from the configured one
+// is final.
 func (s *System) provision(ctx context.Context) error {
 	client := kafkalog.NewClient(s.brokers)
 	topo := s.topology()
-	backoff := 200 * time.Millisecond
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	b := retry.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, For: time.Minute, OnRetry: func(err error, wait time.Duration) {
+		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", wait)
+	}}
+	return b.Do(ctx, func(ctx context.Context) error {
 		err := kafkalog.Provision(ctx, client, topo)
-		if err == nil || errors.Is(err, kafkalog.ErrPartitionMismatch) || time.Now().After(deadline) {
-			return err
+		if errors.Is(err, kafkalog.ErrPartitionMismatch) {
+			return retry.Permanent(err)
 		}
-		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		return err
+	})
 }
 
 func (s *System) kafkaReady(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -265,4 +266,13 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h).With("node", c.NodeID)
+}
+
+// limits are the conversation limits the decider decides with and the
+// gateway pre-checks with.
+func (c Config) limits() conversation.Limits {
+	return conversation.Limits{
+		MaxBodyBytes: c.MaxBodyBytes, MaxMembers: c.MaxMembers, MaxTitleRunes: c.MaxTitleRunes,
+		MaxReactions: c.MaxReactions, EditWindow: c.EditWindow,
+	}
 }

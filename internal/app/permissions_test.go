@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/conversation/conversationtest"
 )
 
 // TestPermissionMatrixAPI runs every cell of the permission matrix
@@ -74,37 +76,17 @@ func TestPermissionMatrixAPI(t *testing.T) {
 		}},
 		{"leave", func(a, c string) cell { return cell{"POST", "/leave", map[string]any{"command_id": "x"}, nil} }},
 	}
-	const (
-		ok   = ""
-		no   = "forbidden"
-		self = "invalid_command"
-		nm   = "not_member"
-	)
-	want := map[string][4]string{
-		"send":                     {ok, ok, ok, nm},
-		"reply":                    {ok, ok, ok, nm},
-		"add member":               {ok, ok, no, nm},
-		"remove member":            {ok, ok, no, nm},
-		"remove admin":             {ok, no, no, nm},
-		"remove owner":             {self, no, no, nm},
-		"promote member to admin":  {ok, no, no, nm},
-		"demote admin to member":   {ok, no, no, nm},
-		"transfer ownership":       {ok, no, no, nm},
-		"rename":                   {ok, ok, no, nm},
-		"archive":                  {ok, no, no, nm},
-		"edit own message":         {ok, ok, ok, nm},
-		"edit another's message":   {no, no, no, nm},
-		"delete own message":       {ok, ok, ok, nm},
-		"delete another's message": {ok, ok, no, nm},
-		"react":                    {ok, ok, ok, nm},
-		"leave":                    {no, ok, ok, nm},
+	want := map[string][4]string{}
+	for _, row := range conversationtest.Matrix() {
+		want[row.Action] = row.Outcomes
 	}
+	const ok = conversationtest.Accepted
 	if len(want) != len(actions) {
 		t.Fatalf("%d actions, %d rows", len(actions), len(want))
 	}
 	n := 0
 	for _, a := range actions {
-		for i, actor := range []string{"olga", "adam", "mia", "nick"} {
+		for i, actor := range conversationtest.Actors {
 			for _, overWS := range []bool{false, true} {
 				if overWS && a.do(actor, "").ws == nil {
 					continue

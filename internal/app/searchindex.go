@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
@@ -18,21 +17,16 @@ var errSearchUnavailable = errors.New("search index not connected yet")
 
 // searchIndex is the search index of the process: Bleve under
 // data-dir/search, or Elasticsearch when PARLEY_ELASTICSEARCH_URL is set.
-// Like historyStore, an Elasticsearch that is unreachable at start does
-// not stop the process: it is connected in the background with backoff,
-// /readyz says why it is not ready, searches answer "unavailable", and the
-// search projection waits.
+// An Elasticsearch that is unreachable at start does not stop the
+// process: see lazy.
 type searchIndex struct {
-	mu      sync.RWMutex
-	ix      search.Index
-	lastErr error
-	ready   chan struct{}
+	*lazy[search.Index]
 }
 
 var _ search.Index = (*searchIndex)(nil)
 
 func openSearch(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGroup) (*searchIndex, error) {
-	s := &searchIndex{ready: make(chan struct{})}
+	s := &searchIndex{newLazy[search.Index](errSearchUnavailable)}
 	if len(cfg.ElasticsearchURL) == 0 {
 		ix, err := blevestore.Open(filepath.Join(cfg.DataDir, "search"), blevestore.WithLogger(log))
 		if err != nil {
@@ -45,55 +39,10 @@ func openSearch(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wait
 	if err := ec.Validate(); err != nil {
 		return nil, fmt.Errorf("elasticsearch config: %w", err)
 	}
-	s.lastErr = errSearchUnavailable
-	wg.Go(func() {
-		backoff := 250 * time.Millisecond
-		for {
-			ix, err := esindex.Open(ctx, ec)
-			if err == nil {
-				s.set(ix)
-				log.Info("search index connected", "addresses", cfg.ElasticsearchURL, "alias", ix.Alias())
-				return
-			}
-			s.mu.Lock()
-			s.lastErr = err
-			s.mu.Unlock()
-			log.Warn("search index unavailable; retrying", "err", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
-		}
+	s.connect(ctx, wg, log.With("addresses", cfg.ElasticsearchURL), func(ctx context.Context) (search.Index, error) {
+		return esindex.Open(ctx, ec)
 	})
 	return s, nil
-}
-
-func (s *searchIndex) set(ix search.Index) {
-	s.mu.Lock()
-	s.ix, s.lastErr = ix, nil
-	s.mu.Unlock()
-	close(s.ready)
-}
-
-func (s *searchIndex) get() (search.Index, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.ix == nil {
-		return nil, fmt.Errorf("%w: %w", errSearchUnavailable, s.lastErr)
-	}
-	return s.ix, nil
-}
-
-// Wait blocks until the index is connected or ctx is done.
-func (s *searchIndex) Wait(ctx context.Context) error {
-	select {
-	case <-s.ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Ready is the /readyz check.
@@ -121,17 +70,6 @@ func (s *searchIndex) Refresh(ctx context.Context) error {
 		return err
 	}
 	return ix.Refresh(ctx)
-}
-
-func (s *searchIndex) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ix == nil {
-		return nil
-	}
-	err := s.ix.Close()
-	s.ix = nil
-	return err
 }
 
 func (s *searchIndex) rebuildable(ctx context.Context) (search.Rebuildable, error) {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -20,14 +19,9 @@ var errStoreUnavailable = errors.New("history store not connected yet")
 
 // historyStore is the history store of the process: Pebble under the data
 // dir, or ScyllaDB when PARLEY_SCYLLA_HOSTS is set. A ScyllaDB that is
-// unreachable at start does not stop the process: the store keeps
-// connecting with backoff in the background, /readyz says why it is not
-// ready, reads answer "unavailable", and the history projection waits.
+// unreachable at start does not stop the process: see lazy.
 type historyStore struct {
-	mu      sync.RWMutex
-	s       history.Store
-	lastErr error
-	ready   chan struct{}
+	*lazy[history.Store]
 }
 
 var _ history.Store = (*historyStore)(nil)
@@ -35,7 +29,7 @@ var _ history.Store = (*historyStore)(nil)
 // openHistory opens the configured store. For ScyllaDB it returns at once
 // and connects in the background until ctx is done.
 func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGroup) (*historyStore, error) {
-	h := &historyStore{ready: make(chan struct{})}
+	h := &historyStore{newLazy[history.Store](errStoreUnavailable)}
 	if len(cfg.ScyllaHosts) == 0 {
 		s, err := pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
 		if err != nil {
@@ -58,55 +52,10 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wai
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("scylla config: %w", err)
 	}
-	h.lastErr = errStoreUnavailable
-	wg.Go(func() {
-		backoff := 250 * time.Millisecond
-		for {
-			s, err := scyllastore.Open(ctx, sc)
-			if err == nil {
-				h.set(s)
-				log.Info("history store connected", "hosts", cfg.ScyllaHosts, "keyspace", cfg.ScyllaKeyspace)
-				return
-			}
-			h.mu.Lock()
-			h.lastErr = err
-			h.mu.Unlock()
-			log.Warn("history store unavailable; retrying", "err", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
-		}
+	h.connect(ctx, wg, log.With("hosts", cfg.ScyllaHosts, "keyspace", cfg.ScyllaKeyspace), func(ctx context.Context) (history.Store, error) {
+		return scyllastore.Open(ctx, sc)
 	})
 	return h, nil
-}
-
-func (h *historyStore) set(s history.Store) {
-	h.mu.Lock()
-	h.s, h.lastErr = s, nil
-	h.mu.Unlock()
-	close(h.ready)
-}
-
-func (h *historyStore) get() (history.Store, error) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.s == nil {
-		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, h.lastErr)
-	}
-	return h.s, nil
-}
-
-// Wait blocks until the store is connected or ctx is done.
-func (h *historyStore) Wait(ctx context.Context) error {
-	select {
-	case <-h.ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Ready is the /readyz check: connected, and answering when it can say.
@@ -169,17 +118,6 @@ func (h *historyStore) Receipts(ctx context.Context, id string) ([]history.Recei
 	return s.Receipts(ctx, id)
 }
 
-func (h *historyStore) Close() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.s == nil {
-		return nil
-	}
-	err := h.s.Close()
-	h.s = nil
-	return err
-}
-
 // parseReplication parses "class=NetworkTopologyStrategy,dc1=3" into a
 // CQL replication map.
 func parseReplication(s string) (map[string]string, error) {
@@ -192,7 +130,7 @@ func parseReplication(s string) (map[string]string, error) {
 		out[k] = v
 	}
 	if out["class"] == "" {
-		return nil, errors.New("PARLEY_SCYLLA_REPLICATION needs class=...")
+		return nil, errors.New("PARLEY_SCYLLA_REPLICATION needs class=NAME")
 	}
 	return out, nil
 }

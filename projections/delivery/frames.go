@@ -1,3 +1,5 @@
+// The push frames of the WebSocket protocol, encoded once per event.
+
 package delivery
 
 import (

@@ -1,3 +1,5 @@
+// Sessions: one socket's bounded queue, cursors, resume and backfill.
+
 package delivery
 
 import (
@@ -46,7 +48,7 @@ type Session struct {
 	cursors map[string]uint64
 	// start is when the session began: under targeted routing, the
 	// boundary of what it owes the client in conversations it did not
-	// resume (see firstEvent).
+	// resume (see Feed.firstEvent).
 	start time.Time
 
 	failOnce sync.Once
@@ -168,11 +170,10 @@ func (s *Session) deliver(ctx context.Context, sink Sink, it *item) error {
 	next, known := s.cursors[it.conv]
 	switch {
 	case !known:
-		// A conversation the client did not resume: live from here on.
-		if s.hub.targeted() {
-			if skip, err := s.firstEvent(ctx, sink, it); skip || err != nil {
-				return err
-			}
+		// A conversation the client did not resume: live from here on,
+		// after what the feed says the socket is owed.
+		if skip, err := s.hub.feed.firstEvent(ctx, s, sink, it); skip || err != nil {
+			return err
 		}
 	case it.seq < next:
 		return nil // already delivered, by a backfill

@@ -1,3 +1,5 @@
+// Tests of sessions: live events, gaps, resume, slow consumers.
+
 package delivery
 
 import (
@@ -130,9 +132,10 @@ func newTestHub(t testing.TB, h history.Reader, tweak func(*Config)) *Hub {
 	return NewHub(cfg)
 }
 
-// live feeds ev to the hub as if read from chat.events.
+// live feeds ev to the hub as if its broadcast feed read it from
+// chat.events.
 func live(h *Hub, ev history.Event) {
-	h.event(context.Background(), attrsOf(ev), ev.Data)
+	h.feed.(*broadcast).event(context.Background(), attrsOf(ev), ev.Data)
 }
 
 func attrsOf(ev history.Event) schemas.Attributes {

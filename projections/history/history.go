@@ -15,7 +15,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/internal/conversation"
 )
 
 // ErrNotFound is returned for a conversation the store does not know.
@@ -38,23 +38,12 @@ type Event struct {
 	Message *MessageState
 }
 
-// Conversation is a conversation's summary.
+// Conversation is a conversation's summary: its state as package
+// conversation folds it, and what the inbox shows of it.
 type Conversation struct {
-	ID        string
-	Kind      schemas.Kind
-	Title     string
-	CreatedBy string
-	CreatedAt time.Time
-	Members   []schemas.Member // sorted by user id
-	// LastSeq is the seq of the newest event applied.
-	LastSeq uint64
+	conversation.State
 	// LastActivity is the time of the newest event applied.
 	LastActivity time.Time
-	// Archived is set while a group is archived (read-only).
-	Archived bool
-	// BlockedBy lists, in a direct conversation, the members who block
-	// the other one, sorted.
-	BlockedBy []string
 	// Messages is how many chat messages the conversation has had
 	// (deleted ones included: they stay in the timeline as tombstones).
 	Messages uint64
@@ -96,26 +85,6 @@ func (c Conversation) Unread() uint64 {
 		return 0
 	}
 	return c.Messages - c.ReadMessages
-}
-
-// Role returns user's role and whether user is a member.
-func (c Conversation) Role(user string) (schemas.Role, bool) {
-	for _, m := range c.Members {
-		if m.UserID == user {
-			return m.Role, true
-		}
-	}
-	return "", false
-}
-
-// IsMember reports whether user is a member of c.
-func (c Conversation) IsMember(user string) bool {
-	for _, m := range c.Members {
-		if m.UserID == user {
-			return true
-		}
-	}
-	return false
 }
 
 // PageQuery selects a page of a conversation's events.

@@ -1,10 +1,9 @@
 package history
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -51,29 +50,20 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		c.LastActivity = at
 		changed = true
 	}
-	switch ev.Type {
-	case schemas.TypeConversationCreated:
-		if ev.Seq != 0 {
-			return changed, fmt.Errorf("%w: %s at seq %d: a creation has seq 0",
-				schemas.ErrInvalid, ev.Type, ev.Seq)
-		}
-	case schemas.TypeMessageSent, schemas.TypeMessageSentV2, schemas.TypeMemberLeft, schemas.TypeMembersAdded,
-		schemas.TypeMemberRemoved, schemas.TypeRolesChanged, schemas.TypeRenamed, schemas.TypeArchived,
-		schemas.TypeBlocked, schemas.TypeMessageEdited, schemas.TypeMessageDeleted:
-	default:
+	if ev.Type == schemas.TypeConversationCreated && ev.Seq != 0 {
+		return changed, fmt.Errorf("%w: %s at seq %d: a creation has seq 0",
+			schemas.ErrInvalid, ev.Type, ev.Seq)
+	}
+	if !conversation.ChangesConversation(ev.Type) && !schemas.IsMessage(ev.Type) &&
+		ev.Type != schemas.TypeMessageEdited && ev.Type != schemas.TypeMessageDeleted {
 		return changed, nil // reactions, and types of later versions
 	}
 	v, err := schemas.Decode(ev.Type, ev.Data)
 	if err != nil {
 		return changed, fmt.Errorf("decoding event %d of %s: %w", ev.Seq, ev.ConversationID, err)
 	}
+	c.State.Fold(ev.Seq, v)
 	switch e := v.(type) {
-	case *schemas.ConversationCreatedV1:
-		c.Kind = e.Kind
-		c.Title = e.Title
-		c.CreatedBy = e.CreatedBy
-		c.CreatedAt = e.CreatedAt.UTC()
-		c.Members = SortMembers(e.Members)
 	case *schemas.MessageSentV1, *schemas.MessageSentV2:
 		m, _ := schemas.AsMessage(v)
 		c.Messages++
@@ -88,50 +78,6 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		if p := c.LastMessage; p != nil && p.Seq == e.MessageSeq {
 			c.LastMessage = &Preview{Seq: p.Seq, SenderID: p.SenderID, Deleted: true, SentAt: p.SentAt}
 		}
-	case *schemas.MemberLeftV1:
-		c.Members = withoutMember(c.Members, e.UserID)
-	case *schemas.MemberRemovedV1:
-		c.Members = withoutMember(c.Members, e.MemberID)
-	case *schemas.MembersAddedV1:
-		c.Members = SortMembers(append(slices.Clone(c.Members), e.Members...))
-	case *schemas.RolesChangedV1:
-		members := slices.Clone(c.Members)
-		for _, ch := range e.Changes {
-			if i := slices.IndexFunc(members, func(m schemas.Member) bool { return m.UserID == ch.UserID }); i >= 0 {
-				members[i].Role = ch.Role
-			}
-		}
-		c.Members = members
-	case *schemas.RenamedV1:
-		c.Title = e.Title
-	case *schemas.ArchivedV1:
-		c.Archived = e.Archived
-	case *schemas.BlockedV1:
-		blocked := slices.DeleteFunc(slices.Clone(c.BlockedBy), func(u string) bool { return u == e.UserID })
-		if e.Blocked {
-			blocked = append(blocked, e.UserID)
-			slices.Sort(blocked)
-		}
-		if len(blocked) == 0 {
-			blocked = nil
-		}
-		c.BlockedBy = blocked
 	}
 	return true, nil
-}
-
-func withoutMember(members []schemas.Member, user string) []schemas.Member {
-	return slices.DeleteFunc(slices.Clone(members), func(m schemas.Member) bool { return m.UserID == user })
-}
-
-// SortMembers returns a copy of members sorted by user id with one entry
-// per user, the first one given for it.
-func SortMembers(members []schemas.Member) []schemas.Member {
-	out := slices.Clone(members)
-	slices.SortStableFunc(out, func(a, b schemas.Member) int {
-		return cmp.Compare(a.UserID, b.UserID)
-	})
-	return slices.CompactFunc(out, func(a, b schemas.Member) bool {
-		return a.UserID == b.UserID
-	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/schemas"
@@ -27,15 +28,17 @@ func TestApplyToSummary(t *testing.T) {
 		CreatedAt: createdAt,
 	})
 	want := history.Conversation{
-		ID:        "g",
-		Kind:      schemas.KindGroup,
-		Title:     "T",
-		CreatedBy: "carol",
-		CreatedAt: createdAt.UTC(),
-		Members: []schemas.Member{
-			historytest.Member("alice"), historytest.Admin("bob"), historytest.Owner("carol"),
+		State: conversation.State{
+			ID:        "g",
+			Kind:      schemas.KindGroup,
+			Title:     "T",
+			CreatedBy: "carol",
+			CreatedAt: createdAt.UTC(),
+			Members: []schemas.Member{
+				historytest.Member("alice"), historytest.Admin("bob"), historytest.Owner("carol"),
+			},
+			LastSeq: 3,
 		},
-		LastSeq:      3,
 		LastActivity: createdAt.Add(3 * time.Second).UTC(),
 	}
 	events := []history.Event{
@@ -64,14 +67,6 @@ func TestApplyToSummary(t *testing.T) {
 			t.Fatalf("last message %+v, want seq 2 by bob", p)
 		}
 	}
-}
-
-func seqsOf(events []history.Event) []uint64 {
-	var out []uint64
-	for _, ev := range events {
-		out = append(out, ev.Seq)
-	}
-	return out
 }
 
 func TestApplyToSummaryReportsChanges(t *testing.T) {

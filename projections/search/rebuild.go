@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/parley-chat/parley/internal/retry"
 	"io"
 	"log/slog"
 	"sync"
@@ -313,23 +314,10 @@ func (r *rebuild) index(ctx context.Context, ix Indexer, docs []Doc) error {
 	if len(docs) == 0 {
 		return nil
 	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := ix.Index(ctx, docs)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || attempt == 8 {
-			return err
-		}
-		r.log.Warn("indexing failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	b := retry.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Attempts: 8, OnRetry: func(err error, wait time.Duration) {
+		r.log.Warn("indexing failed; retrying", "err", err, "backoff", wait)
+	}}
+	return b.Do(ctx, func(ctx context.Context) error { return ix.Index(ctx, docs) })
 }
 
 // ProgressPrinter returns a RebuildConfig.Progress that writes a line to

@@ -81,7 +81,7 @@ func ParseText(s string) (Text, error) {
 			if i == len(s) {
 				return t, fmt.Errorf("%w: a minus must be followed by a word or a quoted phrase", ErrBadQuery)
 			}
-			r, size = utf8.DecodeRuneInString(s[i:])
+			r, _ = utf8.DecodeRuneInString(s[i:])
 			if unicode.IsSpace(r) {
 				return t, fmt.Errorf("%w: a minus must be followed by a word or a quoted phrase, without a space", ErrBadQuery)
 			}

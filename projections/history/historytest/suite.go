@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -280,13 +281,15 @@ func expectSummary(created history.Event, lastSeq uint64, lastActivity time.Time
 		panic(err)
 	}
 	return history.Conversation{
-		ID:           c.ConversationID,
-		Kind:         c.Kind,
-		Title:        c.Title,
-		CreatedBy:    c.CreatedBy,
-		CreatedAt:    c.CreatedAt,
-		Members:      history.SortMembers(c.Members),
-		LastSeq:      lastSeq,
+		State: conversation.State{
+			ID:        c.ConversationID,
+			Kind:      c.Kind,
+			Title:     c.Title,
+			CreatedBy: c.CreatedBy,
+			CreatedAt: c.CreatedAt,
+			Members:   conversation.SortMembers(c.Members),
+			LastSeq:   lastSeq,
+		},
 		LastActivity: lastActivity,
 	}
 }
@@ -793,14 +796,16 @@ func testSummary(t *testing.T, s *suite) {
 	apply(t, st, group, directCreated)
 
 	want := history.Conversation{
-		ID:        "g",
-		Kind:      schemas.KindGroup,
-		Title:     "Weekend plans ☀",
-		CreatedBy: "carol",
-		CreatedAt: createdAt,
-		Members:   []schemas.Member{Member("alice"), Admin("bob"), Owner("carol"), Member("dave")},
-		// Only the creation: seq 0 at its time.
-		LastSeq:      0,
+		State: conversation.State{
+			ID:        "g",
+			Kind:      schemas.KindGroup,
+			Title:     "Weekend plans ☀",
+			CreatedBy: "carol",
+			CreatedAt: createdAt,
+			Members:   []schemas.Member{Member("alice"), Admin("bob"), Owner("carol"), Member("dave")},
+			// Only the creation: seq 0 at its time.
+			LastSeq: 0,
+		},
 		LastActivity: createdAt,
 	}
 	checkSummary(t, summary(t, st, "g"), want)
@@ -814,11 +819,13 @@ func testSummary(t *testing.T, s *suite) {
 	checkSummary(t, summary(t, st, "g"), want)
 
 	checkSummary(t, summary(t, st, direct), history.Conversation{
-		ID:           direct,
-		Kind:         schemas.KindDirect,
-		CreatedBy:    "bob",
-		CreatedAt:    Base,
-		Members:      []schemas.Member{Member("alice"), Member("bob")},
+		State: conversation.State{
+			ID:        direct,
+			Kind:      schemas.KindDirect,
+			CreatedBy: "bob",
+			CreatedAt: Base,
+			Members:   []schemas.Member{Member("alice"), Member("bob")},
+		},
 		LastActivity: Base,
 	})
 

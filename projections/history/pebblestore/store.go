@@ -17,6 +17,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/internal/convlock"
 	"github.com/parley-chat/parley/projections/history/internal/fold"
@@ -67,7 +68,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{cfg.log},
+		Logger:             pebbleLogger(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
@@ -791,16 +792,18 @@ func getSummary(r reader, conv string) (history.Conversation, bool, error) {
 		return history.Conversation{}, false, fmt.Errorf("%w: summary of %s: %w", errCorrupt, conv, err)
 	}
 	c := history.Conversation{
-		ID:           conv,
-		Kind:         sc.Kind,
-		Title:        sc.Title,
-		CreatedBy:    sc.CreatedBy,
-		CreatedAt:    sc.CreatedAt.UTC(),
-		Members:      sc.Members,
-		LastSeq:      sc.LastSeq,
+		State: conversation.State{
+			ID:        conv,
+			Kind:      sc.Kind,
+			Title:     sc.Title,
+			CreatedBy: sc.CreatedBy,
+			CreatedAt: sc.CreatedAt.UTC(),
+			Members:   sc.Members,
+			LastSeq:   sc.LastSeq,
+			Archived:  sc.Archived,
+			BlockedBy: sc.BlockedBy,
+		},
 		LastActivity: sc.LastActivity.UTC(),
-		Archived:     sc.Archived,
-		BlockedBy:    sc.BlockedBy,
 		Messages:     sc.Messages,
 	}
 	if p := sc.LastMessage; p != nil {

@@ -90,10 +90,10 @@
 // Summary and inbox writes are single-partition batches too. Measured
 // with BenchmarkApply_Batch500 (500 events over 10 conversations of 3
 // members, against the in-process stand-in on a shared 2-core machine;
-// protocol and driver overhead only): before issue #5, batches 8.1-9.4
-// ms per Apply, 60 requests, 53,000-62,000 events/s, and one INSERT per
+// protocol and driver overhead only): before conversations had roles,
+// edits, reactions and receipts, batches 8.1-9.4 ms per Apply, 60 requests, 53,000-62,000 events/s, and one INSERT per
 // row with the same bounded parallelism 17.8-19.6 ms, 550 requests,
-// 25,000-28,000 events/s. With #5 (three runs each, interleaved with
+// 25,000-28,000 events/s. With them (three runs each, interleaved with
 // runs of the code before it, under a load average of 3 from other
 // work): batches 14.1-23.3 ms, 70 requests (the ten more are the
 // senders' read seqs in receipts, one batch per conversation), against

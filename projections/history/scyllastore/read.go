@@ -11,6 +11,7 @@ import (
 
 	"github.com/gocql/gocql"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/internal/fold"
 	"github.com/parley-chat/parley/schemas"
@@ -75,14 +76,16 @@ func fromNanos(ns int64) time.Time {
 // keeps, so both adapters fold the next batch from the same summary.
 func (r summaryRow) conversation(id string) history.Conversation {
 	c := history.Conversation{
-		ID:           id,
-		Kind:         schemas.Kind(r.kind),
-		Title:        r.title,
-		CreatedBy:    r.createdBy,
-		CreatedAt:    fromNanos(r.createdAt),
-		LastSeq:      uint64(r.lastSeq),
+		State: conversation.State{
+			ID:        id,
+			Kind:      schemas.Kind(r.kind),
+			Title:     r.title,
+			CreatedBy: r.createdBy,
+			CreatedAt: fromNanos(r.createdAt),
+			LastSeq:   uint64(r.lastSeq),
+			Archived:  r.archived,
+		},
 		LastActivity: fromNanos(r.lastActivity),
-		Archived:     r.archived,
 		Messages:     uint64(max(r.messages, 0)),
 	}
 	for user, role := range r.members {

@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 	}
 	for _, a := range c.Addresses {
 		if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("Elasticsearch address %q is not an http(s) URL", a))
+			errs = append(errs, fmt.Errorf("elasticsearch address %q is not an http(s) URL", a))
 		}
 	}
 	if !esschema.ValidAlias(c.Alias) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 
 	"github.com/datastax/go-cassandra-native-protocol/datatype"
 	"github.com/datastax/go-cassandra-native-protocol/primitive"
@@ -447,12 +446,4 @@ func elemOp(c *column, key, v bindValue, ts int64) (func(p *partition, r *row), 
 	}
 	k := key.v
 	return func(_ *partition, r *row) { r.coll(c.name).setElem(k, e) }, nil
-}
-
-func describeKey(cols []*column, vals [][]byte) string {
-	var parts []string
-	for i, c := range cols {
-		parts = append(parts, c.name+"="+formatValue(c.typ, vals[i]))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/datastax/go-cassandra-native-protocol/datatype"
@@ -307,23 +306,3 @@ func encodeCollection(t datatype.DataType, els [][2][]byte) []byte {
 
 // bigint serializes n as a CQL bigint.
 func bigint(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
-
-// formatValue renders a serialized value for error messages and logs.
-func formatValue(t datatype.DataType, v []byte) string {
-	if v == nil {
-		return "null"
-	}
-	switch t.Code() {
-	case primitive.DataTypeCodeVarchar, primitive.DataTypeCodeAscii:
-		return strconv.Quote(string(v))
-	case primitive.DataTypeCodeBigint, primitive.DataTypeCodeTimestamp:
-		if len(v) == 8 {
-			return strconv.FormatInt(int64(binary.BigEndian.Uint64(v)), 10)
-		}
-	case primitive.DataTypeCodeInt:
-		if len(v) == 4 {
-			return strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(v))), 10)
-		}
-	}
-	return fmt.Sprintf("0x%x", v)
-}

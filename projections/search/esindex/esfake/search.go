@@ -238,9 +238,9 @@ func (q *termQ) terms(field string, add func(string)) {
 }
 
 type rangeQ struct {
-	field              string
-	gt, gte, lt, lte   *int64
-	present, hasBounds bool
+	field            string
+	gt, gte, lt, lte *int64
+	present          bool
 }
 
 func (q *rangeQ) eval(d *doc, _ *stats) (bool, float64) {

@@ -1,3 +1,6 @@
+// Suite cases of conversation state: summaries, message states, receipts
+// and unread counts, and their replays.
+
 package historytest
 
 import (
@@ -13,7 +16,7 @@ import (
 	"github.com/parley-chat/parley/schemas"
 )
 
-// The cases of issue #5: membership, roles, title, archive and blocks in
+// The cases of a conversation's life beyond its messages: membership, roles, title, archive and blocks in
 // the summary; the message count and preview; message states (edits,
 // deletions, reactions) and the tombstone of a deleted message; read and
 // delivered receipts and unread counts; and replays of all of it.

@@ -1,4 +1,6 @@
-package delivery
+// Tests of targeted routing end to end: a router and hubs over a broker.
+
+package router
 
 import (
 	"context"
@@ -6,16 +8,16 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
-	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -27,29 +29,38 @@ import (
 // a hub reading its delivery topic and a presence tracker.
 type routeEnv struct {
 	brokers  []string
-	names    kafkalog.Names
 	store    *pebblestore.Store
 	w        *kafka.Writer
 	router   *Router
-	hubs     map[string]*Hub
+	hubs     map[string]*delivery.Hub
 	trackers map[string]*presence.Tracker
 	metrics  map[string]*telemetry.Metrics
+	sessions map[string]*delivery.Session // by user@node
 }
 
 func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	t.Helper()
-	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
-	brokers, topo := k.Brokers, k.Topology(kafkalog.Topology{})
-	env := &routeEnv{brokers: brokers, names: k.Names, store: openStore(t), hubs: map[string]*Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}}
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := []string{b.Addr()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	env := &routeEnv{brokers: brokers, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
 	env.w = &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	t.Cleanup(func() { _ = env.w.Close() })
-	env.router = NewRouter(RouterConfig{Brokers: brokers, Topology: topo, History: env.store, Resync: 5 * time.Second})
+	env.router = New(Config{Brokers: brokers, History: env.store, Resync: 5 * time.Second})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {
 		env.metrics[n] = telemetry.New()
-		h := NewHub(Config{Brokers: brokers, Topology: topo, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
+		h := delivery.NewHub(delivery.Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
 		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
-		tr := presence.New(presence.Config{Brokers: brokers, Names: k.Names, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
+		tr := presence.New(presence.Config{Brokers: brokers, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
 		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
 		env.hubs[n], env.trackers[n] = h, tr
 	}
@@ -87,7 +98,7 @@ func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error, 
 func (e *routeEnv) connect(t *testing.T, node, user, device string, register bool) *fakeSink {
 	t.Helper()
 	sink := &fakeSink{}
-	run(t, e.hubs[node], user, sink)
+	e.sessions[user+"@"+node] = run(t, e.hubs[node], user, sink).s
 	if register {
 		e.register(t, node, user, device)
 	}
@@ -109,7 +120,7 @@ func (e *routeEnv) publish(t *testing.T, origin string, evs ...history.Event) {
 		a := attrsOf(ev)
 		a.OriginNode = origin
 		msgs[i] = kafkalog.Encode(a, ev.Data)
-		msgs[i].Topic = e.names.Topic(schemas.TopicEvents)
+		msgs[i].Topic = schemas.TopicEvents
 	}
 	if err := e.w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -125,7 +136,7 @@ func (e *routeEnv) write(t *testing.T, topic, typ, conv, origin string, v any) {
 	a := kafkalog.NewAttributes(typ, conv, time.Now())
 	a.OriginNode = origin
 	m := kafkalog.Encode(a, b)
-	m.Topic = e.names.Topic(topic)
+	m.Topic = topic
 	if err := e.w.WriteMessages(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +145,7 @@ func (e *routeEnv) write(t *testing.T, topic, typ, conv, origin string, v any) {
 // read is what node's hub read of topic.
 func (e *routeEnv) read(node, topic string) float64 {
 	var m dto.Metric
-	if err := e.metrics[node].DeliveryRecordsRead.WithLabelValues(e.names.Topic(topic)).Write(&m); err != nil {
+	if err := e.metrics[node].DeliveryRecordsRead.WithLabelValues(topic).Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
@@ -250,12 +261,7 @@ func TestRouterRegistrationRace(t *testing.T) {
 
 	time.Sleep(5 * time.Millisecond) // bob's session begins strictly after
 	bob := env.connect(t, "n2", "bob", "laptop", false)
-	var bobSession *Session
-	env.hubs["n2"].mu.RLock()
-	for s := range env.hubs["n2"].sessions["bob"] {
-		bobSession = s
-	}
-	env.hubs["n2"].mu.RUnlock()
+	bobSession := env.sessions["bob@n2"]
 	bobSession.Resume("r", map[string]uint64{"c2": 3})
 	waitFrames(t, bob, "resumed r map[c2:3]")
 
@@ -365,7 +371,7 @@ func TestConversationMessageFields(t *testing.T) {
 	}
 	// Message 4 reaches chat.events but not (yet) history.
 	m := kafkalog.Encode(attrsOf(nowMsgs("c5", 4, 4)[0]), nowMsgs("c5", 4, 4)[0].Data)
-	m.Topic = env.names.Topic(schemas.TopicEvents)
+	m.Topic = schemas.TopicEvents
 	if err := env.w.WriteMessages(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -438,49 +444,14 @@ func TestRouterSignals(t *testing.T) {
 	}
 }
 
-// TestApplyChange: changes reach a cached summary by two paths in any
-// order; one applies once its predecessor is there, and a gap on the
-// authoritative path drops the summary.
-func TestApplyChange(t *testing.T) {
-	t.Parallel()
-	h := newTestHub(t, openStore(t), func(c *Config) { c.Node = "n" })
-	at := time.Now()
-	created := historytest.Group("c", at, member("a"), member("b"), member("c"))
-	h.applyChange(created, 0, false, false)
-	left := func(seq uint64, u string) history.Event { return historytest.Left("c", seq, u, at) }
-	get := func() (history.Conversation, bool) {
-		h.mu.RLock()
-		defer h.mu.RUnlock()
-		c, ok := h.convs["c"]
-		if !ok {
-			return history.Conversation{}, false
-		}
-		return *c, true
-	}
-	h.applyChange(left(5, "b"), 2, true, false) // 2 not seen yet: waits
-	if c, _ := get(); !c.IsMember("b") {
-		t.Fatal("a change after a gap was applied")
-	}
-	h.applyChange(left(2, "a"), 0, true, true)
-	h.applyChange(left(5, "b"), 2, true, true)
-	h.applyChange(left(5, "b"), 2, true, false) // again: nothing
-	c, ok := get()
-	if !ok || c.IsMember("a") || c.IsMember("b") || !c.IsMember("c") || c.LastSeq != 5 {
-		t.Fatalf("after both departures: %+v", c)
-	}
-	h.applyChange(left(9, "c"), 7, true, true) // 7 missed: drop
-	if _, ok := get(); ok {
-		t.Error("a gap on chat.changes kept the summary")
-	}
-}
-
+// TestRecipientsHeader: the header names the users it is for, as the
+// hubs read it (delivery's test of its reading checks the other side).
 func TestRecipientsHeader(t *testing.T) {
 	t.Parallel()
-	m := kafka.Message{Headers: []kafka.Header{recipientsHeader([]string{"a", "b.c@d", "e"})}}
-	if got := slices.Collect(recipients(m)); strings.Join(got, " ") != "a b.c@d e" {
-		t.Errorf("recipients = %q", got)
+	if h := recipientsHeader([]string{"a", "b.c@d", "e"}); h.Key != schemas.HeaderRecipients || string(h.Value) != "a,b.c@d,e" {
+		t.Errorf("recipientsHeader = %s: %q", h.Key, h.Value)
 	}
-	if got := slices.Collect(recipients(kafka.Message{Headers: []kafka.Header{recipientsHeader(nil)}})); len(got) != 0 {
-		t.Errorf("no recipients = %q", got)
+	if h := recipientsHeader(nil); len(h.Value) != 0 {
+		t.Errorf("no recipients = %q", h.Value)
 	}
 }

@@ -1,4 +1,46 @@
-package delivery
+// Package router is the routing stage of targeted delivery: the consumer
+// group parley-router, over chat.events, chat.replies, chat.ephemeral and
+// chat.receipts, that copies each record once to the delivery topic of
+// every gateway node that needs it (chat.delivery.<node>), naming the
+// node's users it is for. Each node's delivery.Hub reads its own topic.
+//
+// An event goes to the nodes holding sockets of the conversation's
+// members — before and after the event, so that a member who leaves or
+// is removed gets the event that says so, and one who is added gets it
+// too — and to the node that appended the command (parley_origin_node),
+// where the request may wait without any socket. A reply goes to the
+// origin node only; a typing signal to the nodes of the members but the
+// typing user; a receipt to the nodes of its user (and of the other
+// member of a direct conversation). Which nodes hold whose sockets comes
+// from the presence registry (chat.presence). Members come from the
+// events the router folds, and from the history store for a conversation
+// it has not seen since it started.
+//
+// An event that changes its conversation beyond its messages (creation,
+// membership, roles, title, archive, blocks) also goes, once, to
+// chat.changes, which every node reads whole, so that the conversations
+// a node has cached stay current although it reads only its own topic.
+//
+// The registry learns of a new socket a moment after the socket opened.
+// When it sees a user appear on a node, the router sends that node again
+// the newest event of each of the user's conversations that had one in
+// the last Resync: a session that has missed events of the moment before
+// it was registered sees the gap and fills it from history at once
+// (see delivery.Session), rather than at the next event.
+//
+// Each node has a topic of its own, of one partition, rather than a
+// partition of one shared topic: nodes whose ids mapped to the same
+// partition would read each other's records, and the work would again
+// grow with nodes. Nodes and router both create it before use (brokers
+// may not auto-create topics; the embedded one does not). Copies are
+// written with acks from the leader only: they are derived data, and a
+// lost copy is a gap the socket fills from history on the next event.
+//
+// The router keeps in memory, per conversation it has seen since it
+// started, its summary (members) and, for Resync, its newest event.
+//
+// Run owns the router; Ready is safe for concurrent use.
+package router
 
 import (
 	"context"
@@ -23,8 +65,8 @@ import (
 	"github.com/parley-chat/parley/schemas"
 )
 
-// RouterConfig configures a Router.
-type RouterConfig struct {
+// Config configures a Router.
+type Config struct {
 	Brokers []string
 	// History serves the members of conversations the router has not
 	// seen an event of since it started.
@@ -44,7 +86,7 @@ type RouterConfig struct {
 	Metrics        *telemetry.Metrics
 }
 
-func (c RouterConfig) withDefaults() RouterConfig {
+func (c Config) withDefaults() Config {
 	if c.Resync == 0 {
 		c.Resync = 10 * time.Second
 	}
@@ -60,8 +102,7 @@ func (c RouterConfig) withDefaults() RouterConfig {
 	return c
 }
 
-// routedTopics are what the router reads (persistent names; see
-// Router.routed).
+// routedTopics are what the router reads.
 var routedTopics = []string{schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicReceipts}
 
 // names resolves topic and group names under the deployment's prefix.
@@ -76,49 +117,10 @@ func (r *Router) routed() []string {
 	return out
 }
 
-// Router is the routing stage of targeted delivery: a consumer group
-// (parley-router) over chat.events, chat.replies, chat.ephemeral and
-// chat.receipts that copies each record once to the delivery topic of
-// every gateway node that needs it, naming the node's users it is for.
-//
-// An event goes to the nodes holding sockets of the conversation's
-// members — before and after the event, so that a member who leaves or
-// is removed gets the event that says so, and one who is added gets it
-// too — and to the node that appended the command (parley_origin_node),
-// where the request may wait without any socket. A reply goes to the
-// origin node only; a typing signal to the nodes of the members but the
-// typing user; a receipt to the nodes of its user (and of the other
-// member of a direct conversation). Which nodes hold whose sockets comes
-// from the presence registry (chat.presence). Members come from the
-// events the router folds, and from the history store for a conversation
-// it has not seen since it started.
-//
-// An event that changes its conversation beyond its messages (creation,
-// membership, roles, title, archive, blocks) also goes, once, to
-// chat.changes, which every node reads whole, so that the conversations
-// a node has cached stay current although it reads only its own topic.
-//
-// The registry learns of a new socket a moment after the socket opened.
-// When it sees a user appear on a node, the router sends that node again
-// the newest event of each of the user's conversations that had one in
-// the last Resync: a session that has missed events of the moment before
-// it was registered sees the gap and fills it from history at once
-// (Session.firstEvent), rather than at the next event.
-//
-// Each node has a topic of its own, of one partition, rather than a
-// partition of one shared topic: nodes whose ids mapped to the same
-// partition would read each other's records, and the work would again
-// grow with nodes. Nodes and router both create it before use (brokers
-// may not auto-create topics; the embedded one does not). Copies are
-// written with acks from the leader only: they are derived data, and a
-// lost copy is a gap the socket fills from history on the next event.
-//
-// The router keeps in memory, per conversation it has seen since it
-// started, its summary (members) and, for Resync, its newest event.
-//
-// Run owns the router; Ready is safe for concurrent use.
+// Router routes records to the gateway nodes that need them (see the
+// package doc).
 type Router struct {
-	cfg      RouterConfig
+	cfg      Config
 	log      *slog.Logger
 	client   *kafka.Client
 	w        *kafka.Writer
@@ -126,6 +128,8 @@ type Router struct {
 	regs     chan registration
 	ready    chan struct{}
 
+	// mu guards convs, byUser and the fields of every routeConv: byUser
+	// indexes convs, and a resync reads both.
 	mu     sync.Mutex
 	convs  map[string]*routeConv
 	byUser map[string]map[string]struct{} // user -> conversations in convs
@@ -148,28 +152,18 @@ type routeConv struct {
 
 type registration struct{ user, node string }
 
-// NewRouter returns a Router; Run starts it.
-func NewRouter(cfg RouterConfig) *Router {
+// New returns a Router; Run starts it.
+func New(cfg Config) *Router {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "router")
 	r := &Router{
 		cfg:    cfg,
 		log:    log,
 		client: kafkalog.NewClient(cfg.Brokers),
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Balancer:     kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireOne,
-			BatchTimeout: time.Millisecond,
-			BatchSize:    1000,
-			// Forces a metadata request for a delivery topic the writer
-			// has not cached yet (it was just created, by its node or by
-			// ensureTopics): topics are always created before use.
-			AllowAutoTopicCreation: true,
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				log.Error(fmt.Sprintf(msg, args...), "component", "router-writer")
-			}),
-		},
+		// Each copy names its topic; delivery topics are created while
+		// the writer runs (see kafkalog.AllowAutoTopicCreation).
+		w: kafkalog.NewWriter(cfg.Brokers, "", kafkalog.LeaderAck(), kafkalog.BatchSize(1000),
+			kafkalog.AllowAutoTopicCreation(), kafkalog.ErrorLog(log, "component", "router-writer")),
 		regs:   make(chan registration, 4096),
 		ready:  make(chan struct{}),
 		convs:  make(map[string]*routeConv),
@@ -286,13 +280,9 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 	ev := history.Event{ConversationID: a.Subject, Seq: a.Seq, ID: a.ID, Type: a.Type, Time: a.Time, Data: rec.Message.Value}
 	var c *routeConv
 	if a.Type == schemas.TypeConversationCreated {
-		r.mu.Lock()
-		if c = r.convs[a.Subject]; c == nil {
-			c = &routeConv{}
-			r.convs[a.Subject] = c
-		}
+		c = r.created(a.Subject)
 	} else {
-		c = r.conversation(ctx, a.Subject) // locks r.mu when found
+		c = r.conversation(ctx, a.Subject)
 	}
 	if c == nil {
 		r.log.Warn("routing to the origin only: members unknown", "conversation_id", a.Subject, "seq", a.Seq)
@@ -301,6 +291,7 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.M
 		}
 		return []kafka.Message{routedCopy(r.names().Delivery(a.OriginNode), rec.Message, recipientsHeader(nil))}
 	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 
 	before := c.sum
@@ -374,6 +365,7 @@ func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, us
 	if c == nil {
 		return nil
 	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !c.sum.IsMember(user) {
 		return nil
@@ -382,15 +374,14 @@ func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, us
 	return copies(r.names(), r.nodesOf(users, skip), rec.Message)
 }
 
-// conversation returns the conversation with r.mu held, loading it from
-// history if the router has not seen it; nil (r.mu not held) if history
-// does not know it either.
+// conversation returns what the router keeps of a conversation, loading
+// it from history if the router has not seen it; nil if history does not
+// know it either. Its fields are read and changed with r.mu held; the
+// entry itself is never removed from r.convs.
 func (r *Router) conversation(ctx context.Context, id string) *routeConv {
-	r.mu.Lock()
-	if c := r.convs[id]; c != nil {
+	if c := r.cached(id); c != nil {
 		return c
 	}
-	r.mu.Unlock()
 	var loaded history.Conversation
 	var err error
 	backoff := 20 * time.Millisecond
@@ -410,11 +401,32 @@ func (r *Router) conversation(ctx context.Context, id string) *routeConv {
 		return nil
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	c := r.convs[id]
-	if c == nil {
+	if c == nil { // else another partition's record loaded it first
 		c = &routeConv{sum: loaded, changeSeq: loaded.LastSeq}
 		r.convs[id] = c
 		r.index(id, nil, loaded.Members)
+	}
+	return c
+}
+
+// cached returns what the router keeps of a conversation, or nil.
+func (r *Router) cached(id string) *routeConv {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.convs[id]
+}
+
+// created returns what the router keeps of a conversation its creation
+// event is about, adding it if new.
+func (r *Router) created(id string) *routeConv {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.convs[id]
+	if c == nil {
+		c = &routeConv{}
+		r.convs[id] = c
 	}
 	return c
 }

@@ -1,0 +1,109 @@
+// Command waiters: requests waiting for the answer to their command.
+
+package delivery
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// ErrBusy is returned by Await when the same user already awaits the same
+// command id on this node.
+var ErrBusy = errors.New("command already in flight")
+
+// Outcome is the answer to a command this node appended.
+type Outcome struct {
+	ConversationID string
+	// Seq of the event the command produced (now, or before for a
+	// duplicate).
+	Seq       uint64
+	Duplicate bool
+	// Code and Reason are set when the command was rejected.
+	Code, Reason string
+	// Event is the event the command produced; nil for replies.
+	Event *history.Event
+}
+
+type waiterKey struct{ user, command string }
+
+// waiters are the requests of this node waiting for an Outcome, by user
+// and command id. Its methods are safe for concurrent use.
+type waiters struct {
+	log *slog.Logger
+
+	mu sync.Mutex
+	m  map[waiterKey]chan Outcome
+}
+
+func newWaiters(log *slog.Logger) *waiters {
+	return &waiters{log: log, m: make(map[waiterKey]chan Outcome)}
+}
+
+// await registers interest in the outcome of user's command commandID
+// (see Hub.Await).
+func (w *waiters) await(user, commandID string) (outcome <-chan Outcome, cancel func(), err error) {
+	key := waiterKey{user, commandID}
+	ch := make(chan Outcome, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, busy := w.m[key]; busy {
+		return nil, nil, ErrBusy
+	}
+	w.m[key] = ch
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.m[key] == ch {
+			delete(w.m, key)
+		}
+	}, nil
+}
+
+// answer hands out to the waiter of key, if any, and forgets it.
+func (w *waiters) answer(key waiterKey, out Outcome) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ch, ok := w.m[key]; ok {
+		ch <- out // buffered, and answered once: never blocks
+		delete(w.m, key)
+	}
+}
+
+// answerEvent hands an event to the request of this node waiting for it,
+// if any: the one that appended the command it answers. The event names
+// who issued that command: the sender, the creator or the acting user.
+func (w *waiters) answerEvent(ev *history.Event) {
+	var issuer struct {
+		SenderID  string `json:"sender_id"`
+		CreatedBy string `json:"created_by"`
+		UserID    string `json:"user_id"`
+		CommandID string `json:"command_id"`
+	}
+	if json.Unmarshal(ev.Data, &issuer) != nil || issuer.CommandID == "" {
+		return
+	}
+	w.answer(waiterKey{cmp.Or(issuer.SenderID, issuer.CreatedBy, issuer.UserID), issuer.CommandID},
+		Outcome{ConversationID: ev.ConversationID, Seq: ev.Seq, Event: ev})
+}
+
+// answerReply hands a record of chat.replies (a rejection or a
+// duplicate) to the request waiting for it, if any.
+func (w *waiters) answerReply(attrs schemas.Attributes, value []byte) {
+	v, err := schemas.Decode(attrs.Type, value)
+	if err != nil {
+		w.log.Warn("skipping reply", "type", attrs.Type, "err", err)
+		return
+	}
+	switch r := v.(type) {
+	case *schemas.CommandRejectedV1:
+		w.answer(waiterKey{r.UserID, r.CommandID}, Outcome{ConversationID: r.ConversationID, Code: r.Code, Reason: r.Reason})
+	case *schemas.CommandDuplicateV1:
+		w.answer(waiterKey{r.UserID, r.CommandID}, Outcome{ConversationID: r.ConversationID, Seq: r.Seq, Duplicate: true})
+	}
+}
