@@ -9,11 +9,11 @@
 #
 # The Kafka tests — the log conformance suite (internal/kafkalog), the
 # consumer runtime and the decider (consumers/...), the delivery hub and
-# router (projections/delivery), presence (projections/presence) — get
-# their cluster from internal/kafkalog/kafkatest, which uses
-# PARLEY_KAFKA_BROKERS when it is set, with a topic and group prefix of
-# each test's own; so they run against the compose Kafka, and two runs
-# can share it.
+# its feeds (projections/delivery), the router (projections/router),
+# presence (projections/presence) — get their cluster from
+# internal/kafkalog/kafkatest, which uses PARLEY_KAFKA_BROKERS when it is
+# set, with a topic and group prefix of each test's own; so they run
+# against the compose Kafka, and two runs can share it.
 #
 # Extra arguments go to `go test`, e.g. deploy/test-compose.sh -run Conformance
 # The ports below must match the published ports in docker-compose.yml
@@ -55,10 +55,10 @@ export PARLEY_KAFKA_BROKERS=localhost:29092
 export PARLEY_SCYLLA_HOSTS=localhost:9042
 export PARLEY_ELASTICSEARCH_URL=http://localhost:9200
 
-kafka_packages=(./internal/kafkalog/... ./consumers/... ./projections/delivery/... ./projections/presence/...)
+kafka_packages=(./internal/kafkalog/... ./consumers/... ./projections/delivery/... ./projections/router/... ./projections/presence/...)
 echo "test-compose: the log suite and the Kafka tests against $PARLEY_KAFKA_BROKERS" >&2
 go test -race -count=1 "$@" "${kafka_packages[@]}"
 
 echo "test-compose: everything else" >&2
-mapfile -t rest < <(go list ./... | grep -v -e '/internal/kafkalog' -e '/consumers' -e '/projections/delivery' -e '/projections/presence')
+mapfile -t rest < <(go list ./... | grep -v -e '/internal/kafkalog' -e '/consumers' -e '/projections/delivery' -e '/projections/router' -e '/projections/presence')
 go test -race -count=1 "$@" "${rest[@]}"

@@ -16,8 +16,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/schemas"
@@ -180,11 +180,11 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 func TestBroadcastFeed(t *testing.T) {
 	t.Parallel()
 	testFeed(t, func(t *testing.T) *feedEnv {
-		brokers := startBroker(t)
+		k := startBroker(t)
 		env := &feedEnv{store: openStore(t)}
-		env.hub = NewHub(Config{Brokers: brokers, History: env.store})
-		events := newWriter(t, brokers, schemas.TopicEvents)
-		replies := newWriter(t, brokers, schemas.TopicReplies)
+		env.hub = NewHub(Config{Brokers: k.Brokers, History: env.store, Topology: k.Topology(kafkalog.Topology{})})
+		events := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEvents))
+		replies := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicReplies))
 		env.publish = func(t *testing.T, _ []string, evs ...history.Event) {
 			t.Helper()
 			write(t, events, records(evs)...)
@@ -194,8 +194,8 @@ func TestBroadcastFeed(t *testing.T) {
 			write(t, replies, replyRecord(t, typ, conv, r))
 		}
 		signals := map[string]*kafka.Writer{
-			schemas.TopicEphemeral: newWriter(t, brokers, schemas.TopicEphemeral),
-			schemas.TopicReceipts:  newWriter(t, brokers, schemas.TopicReceipts),
+			schemas.TopicEphemeral: newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEphemeral)),
+			schemas.TopicReceipts:  newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicReceipts)),
 		}
 		env.signal = func(t *testing.T, topic string, _ []string, typ, conv string, v any) {
 			t.Helper()
@@ -209,13 +209,13 @@ func TestBroadcastFeed(t *testing.T) {
 func TestTargetedFeed(t *testing.T) {
 	t.Parallel()
 	testFeed(t, func(t *testing.T) *feedEnv {
-		brokers := startBroker(t)
+		k := startBroker(t)
 		env := &feedEnv{store: openStore(t)}
-		env.hub = NewHub(Config{Brokers: brokers, History: env.store, Node: "n1", Topology: kafkalog.Topology{Partitions: 1},
+		env.hub = NewHub(Config{Brokers: k.Brokers, History: env.store, Node: "n1", Topology: k.Topology(kafkalog.Topology{Partitions: 1}),
 			GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond})
 		runHub(t, env.hub) // creates the node's delivery topic
 		// The router's part: copies naming the node's users they are for.
-		own := newWriter(t, brokers, schemas.DeliveryTopic("n1"))
+		own := newWriter(t, k.Brokers, k.Names.Delivery("n1"))
 		env.publish = func(t *testing.T, recipients []string, evs ...history.Event) {
 			t.Helper()
 			msgs := records(evs)
@@ -240,22 +240,12 @@ func TestTargetedFeed(t *testing.T) {
 	})
 }
 
-// startBroker starts an embedded broker with every topic, of one
-// partition: the suite relies on the order across conversations.
-func startBroker(t *testing.T) []string {
+// startBroker returns the test's cluster (see kafkatest) with every
+// topic, of one partition: the suite relies on the order across
+// conversations.
+func startBroker(t *testing.T) kafkatest.Cluster {
 	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	return brokers
+	return kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
 }
 
 // runHub runs h until the test ends, after waiting for it to be ready.
@@ -285,7 +275,7 @@ func runHub(t *testing.T, h *Hub) {
 }
 
 func newWriter(t *testing.T, brokers []string, topic string) *kafka.Writer {
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := kafkalog.NewWriter(brokers, topic)
 	t.Cleanup(func() { _ = w.Close() })
 	return w
 }

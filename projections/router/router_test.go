@@ -14,8 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
@@ -29,6 +29,7 @@ import (
 // a hub reading its delivery topic and a presence tracker.
 type routeEnv struct {
 	brokers  []string
+	names    kafkalog.Names // topics and groups under the test's prefix
 	store    *pebblestore.Store
 	w        *kafka.Writer
 	router   *Router
@@ -40,27 +41,18 @@ type routeEnv struct {
 
 func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	t.Helper()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := kafkalog.Provision(ctx, kafkalog.NewClient(brokers), kafkalog.Topology{Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
-	env := &routeEnv{brokers: brokers, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
+	brokers, topo := k.Brokers, k.Topology(kafkalog.Topology{})
+	env := &routeEnv{brokers: brokers, names: k.Names, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
 	env.w = &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	t.Cleanup(func() { _ = env.w.Close() })
-	env.router = New(Config{Brokers: brokers, History: env.store, Resync: 5 * time.Second})
+	env.router = New(Config{Brokers: brokers, Topology: topo, History: env.store, Resync: 5 * time.Second})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {
 		env.metrics[n] = telemetry.New()
-		h := delivery.NewHub(delivery.Config{Brokers: brokers, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
+		h := delivery.NewHub(delivery.Config{Brokers: brokers, Topology: topo, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
 		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
-		tr := presence.New(presence.Config{Brokers: brokers, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
+		tr := presence.New(presence.Config{Brokers: brokers, Names: k.Names, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
 		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
 		env.hubs[n], env.trackers[n] = h, tr
 	}
@@ -120,7 +112,7 @@ func (e *routeEnv) publish(t *testing.T, origin string, evs ...history.Event) {
 		a := attrsOf(ev)
 		a.OriginNode = origin
 		msgs[i] = kafkalog.Encode(a, ev.Data)
-		msgs[i].Topic = schemas.TopicEvents
+		msgs[i].Topic = e.names.Topic(schemas.TopicEvents)
 	}
 	if err := e.w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -136,7 +128,7 @@ func (e *routeEnv) write(t *testing.T, topic, typ, conv, origin string, v any) {
 	a := kafkalog.NewAttributes(typ, conv, time.Now())
 	a.OriginNode = origin
 	m := kafkalog.Encode(a, b)
-	m.Topic = topic
+	m.Topic = e.names.Topic(topic)
 	if err := e.w.WriteMessages(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +137,7 @@ func (e *routeEnv) write(t *testing.T, topic, typ, conv, origin string, v any) {
 // read is what node's hub read of topic.
 func (e *routeEnv) read(node, topic string) float64 {
 	var m dto.Metric
-	if err := e.metrics[node].DeliveryRecordsRead.WithLabelValues(topic).Write(&m); err != nil {
+	if err := e.metrics[node].DeliveryRecordsRead.WithLabelValues(e.names.Topic(topic)).Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
@@ -371,7 +363,7 @@ func TestConversationMessageFields(t *testing.T) {
 	}
 	// Message 4 reaches chat.events but not (yet) history.
 	m := kafkalog.Encode(attrsOf(nowMsgs("c5", 4, 4)[0]), nowMsgs("c5", 4, 4)[0].Data)
-	m.Topic = schemas.TopicEvents
+	m.Topic = env.names.Topic(schemas.TopicEvents)
 	if err := env.w.WriteMessages(ctx, m); err != nil {
 		t.Fatal(err)
 	}
