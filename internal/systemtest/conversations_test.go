@@ -1,4 +1,4 @@
-package app_test
+package systemtest_test
 
 import (
 	"context"
