@@ -1,8 +1,14 @@
+// Authentication: verifying and issuing JWTs, and the middleware that puts the
+// caller's identity on a request.
+
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -119,4 +125,37 @@ func (a *Authenticator) Issue(user string, ttl time.Duration, now time.Time) (st
 		return "", fmt.Errorf("signing token: %w", err)
 	}
 	return s, nil
+}
+
+type ctxKey struct{}
+
+func identity(ctx context.Context) Identity { id, _ := ctx.Value(ctxKey{}).(Identity); return id }
+
+// authenticate requires a valid bearer token.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			writeProblem(w, s.reject("gateway", newError(codeUnauthorized, "an Authorization: Bearer token is required")))
+			return
+		}
+		id, err := s.cfg.Auth.Verify(token)
+		if err != nil {
+			code := codeUnauthorized
+			if errors.Is(err, ErrTokenExpired) {
+				code = codeTokenExpired
+			}
+			writeProblem(w, s.reject("gateway", newError(code, err.Error())))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
 }

@@ -1,3 +1,6 @@
+// Presence: who may see whose, the WebSocket presence frames and GET
+// /v1/presence.
+
 package gateway
 
 import (

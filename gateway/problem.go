@@ -1,3 +1,6 @@
+// Errors: stable codes and RFC 9457 problem responses; WebSocket error
+// frames carry the same codes.
+
 package gateway
 
 import (

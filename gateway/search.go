@@ -1,3 +1,6 @@
+// Search: GET /v1/search, scoped to the caller's conversations and
+// re-checked per hit, with query-bound cursors.
+
 package gateway
 
 import (

@@ -1,3 +1,5 @@
+// Typing indicators: the typing frame, coalesced, to chat.ephemeral.
+
 package gateway
 
 import (

@@ -1,3 +1,6 @@
+// The WebSocket endpoint: authentication by first frame, the client's
+// frames, and each socket's delivery session.
+
 package gateway
 
 import (

@@ -1,17 +1,16 @@
+// The conversation endpoints: create, list (the inbox), read, leave,
+// change the title or archive, and block or unblock a user.
+
 package gateway
 
 import (
-	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -19,64 +18,6 @@ import (
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
-
-type ctxKey struct{}
-
-func identity(ctx context.Context) Identity { id, _ := ctx.Value(ctxKey{}).(Identity); return id }
-
-// authenticate requires a valid bearer token.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r)
-		if !ok {
-			writeProblem(w, s.reject("gateway", newError(codeUnauthorized, "an Authorization: Bearer token is required")))
-			return
-		}
-		id, err := s.cfg.Auth.Verify(token)
-		if err != nil {
-			code := codeUnauthorized
-			if errors.Is(err, ErrTokenExpired) {
-				code = codeTokenExpired
-			}
-			writeProblem(w, s.reject("gateway", newError(code, err.Error())))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
-	})
-}
-
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:]), true
-	}
-	return "", false
-}
-
-// decodeBody decodes a JSON request body strictly.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiError {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return newError(codeBadRequest, "Content-Type must be application/json")
-	}
-	limit := int64(4*s.cfg.Limits.MaxBodyBytes + 4096)
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return newError(codeTooLarge, "request body too large")
-		case errors.Is(err, io.EOF):
-			return newError(codeBadRequest, "request body is empty")
-		default:
-			return newError(codeBadRequest, "malformed JSON body: "+err.Error())
-		}
-	}
-	if dec.More() {
-		return newError(codeBadRequest, "request body has trailing data")
-	}
-	return nil
-}
 
 // conversationJSON is the HTTP representation of a conversation.
 type conversationJSON struct {
@@ -303,191 +244,6 @@ func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toJSON(c))
 }
 
-// eventJSON is the HTTP representation of an event.
-type eventJSON struct {
-	ConversationID string          `json:"conversation_id"`
-	Seq            uint64          `json:"seq"`
-	EventType      string          `json:"event_type"`
-	EventID        string          `json:"event_id"`
-	Time           time.Time       `json:"time"`
-	Data           json.RawMessage `json:"data"`
-	// Message is the current state of a message event that later events
-	// changed (edited, deleted, reacted to).
-	Message *messageStateJSON `json:"message,omitempty"`
-}
-
-type messageStateJSON struct {
-	Body      string         `json:"body"`
-	EditedAt  *time.Time     `json:"edited_at,omitempty"`
-	Deleted   bool           `json:"deleted"`
-	DeletedBy string         `json:"deleted_by,omitempty"`
-	Reactions []reactionJSON `json:"reactions"`
-}
-
-type reactionJSON struct {
-	Emoji string   `json:"emoji"`
-	Users []string `json:"users"`
-}
-
-func toEventJSON(ev history.Event) eventJSON {
-	out := eventJSON{ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time.UTC(), ev.Data, nil}
-	if m := ev.Message; m != nil {
-		st := &messageStateJSON{Body: m.Body, Deleted: m.Deleted, DeletedBy: m.DeletedBy, Reactions: []reactionJSON{}}
-		if !m.EditedAt.IsZero() {
-			at := m.EditedAt.UTC()
-			st.EditedAt = &at
-		}
-		for _, r := range m.Reactions {
-			st.Reactions = append(st.Reactions, reactionJSON{r.Emoji, r.Users})
-		}
-		out.Message = st
-	}
-	return out
-}
-
-func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
-	me := identity(r.Context())
-	id := chi.URLParam(r, "id")
-	if _, e := s.member(r.Context(), me.UserID, id); e != nil {
-		writeProblem(w, s.reject("gateway", e))
-		return
-	}
-	q, e := pageQuery(r)
-	if e != nil {
-		writeProblem(w, s.reject("gateway", e))
-		return
-	}
-	page, err := s.cfg.History.Page(r.Context(), id, q)
-	switch {
-	case errors.Is(err, history.ErrNotFound):
-		writeProblem(w, newError(schemas.CodeConversationNotFound, "no such conversation"))
-		return
-	case err != nil:
-		s.log.Error("reading history", "conversation_id", id, "err", err)
-		writeProblem(w, newError(codeUnavailable, "history store unavailable"))
-		return
-	}
-	events := make([]eventJSON, len(page.Events))
-	for i, ev := range page.Events {
-		j := i
-		if !q.Forward {
-			j = len(events) - 1 - i // always ascending
-		}
-		events[j] = toEventJSON(ev)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": id, "events": events, "has_more": page.HasMore})
-}
-
-func pageQuery(r *http.Request) (history.PageQuery, *apiError) {
-	limit, e := intParam(r, "limit", 50, 1, 200)
-	if e != nil {
-		return history.PageQuery{}, e
-	}
-	q := history.PageQuery{Limit: limit}
-	after, before := r.URL.Query().Get("after"), r.URL.Query().Get("before")
-	if after != "" && before != "" {
-		return q, newError(codeInvalidRequest, "give after or before, not both")
-	}
-	var err error
-	switch {
-	case after != "":
-		q.Forward = true
-		q.After, err = strconv.ParseUint(after, 10, 64)
-	case before != "":
-		q.Before, err = strconv.ParseUint(before, 10, 64)
-		if err == nil && q.Before == 0 {
-			// Nothing precedes seq 0; an empty page, not "the newest".
-			return q, newError(codeInvalidRequest, "before must be at least 1")
-		}
-	}
-	if err != nil {
-		return q, newError(codeInvalidRequest, "after and before are sequence numbers")
-	}
-	return q, nil
-}
-
-func intParam(r *http.Request, name string, def, lo, hi int) (int, *apiError) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, newError(codeInvalidRequest, name+" must be an integer from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
-	}
-	return n, nil
-}
-
-type sendRequest struct {
-	CommandID string `json:"command_id"`
-	Body      string `json:"body"`
-	ReplyTo   uint64 `json:"reply_to"`
-}
-
-type sendResponse struct {
-	ConversationID string `json:"conversation_id"`
-	Seq            uint64 `json:"seq"`
-	Duplicate      bool   `json:"duplicate"`
-}
-
-func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
-	me := identity(r.Context())
-	var req sendRequest
-	if e := s.decodeBody(w, r, &req); e != nil {
-		writeProblem(w, s.reject("gateway", e))
-		return
-	}
-	out, e := s.send(r.Context(), me.UserID, chi.URLParam(r, "id"), req.CommandID, req.Body, req.ReplyTo, r.Header.Get("traceparent"))
-	if e != nil {
-		writeProblem(w, e)
-		return
-	}
-	status := http.StatusCreated
-	if out.Duplicate {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, sendResponse{ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
-}
-
-// checkBody validates a message body: a request whose body is over the
-// limit is too large, one that is empty or not UTF-8 is invalid.
-func (s *Server) checkBody(body string) *apiError {
-	if r := s.cfg.Limits.Body(body); r != nil {
-		if body != "" {
-			return newError(codeTooLarge, r.Reason)
-		}
-		return invalid(r)
-	}
-	if !utf8.ValidString(body) {
-		return newError(codeInvalidRequest, "body is not valid UTF-8")
-	}
-	return nil
-}
-
-// send validates a message and appends it; shared by HTTP and WebSocket.
-// replyTo, if not 0, is the seq of the message it answers.
-func (s *Server) send(ctx context.Context, user, conversation, commandID, body string, replyTo uint64, traceParent string) (sendResponse, *apiError) {
-	if !schemas.ValidCommandID(commandID) {
-		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
-	}
-	if e := s.checkBody(body); e != nil {
-		return sendResponse{}, s.reject("gateway", e)
-	}
-	c, e := s.member(ctx, user, conversation)
-	if e != nil {
-		return sendResponse{}, s.reject("gateway", e)
-	}
-	if r := s.cfg.Limits.Send(&c.State, user, body, replyTo, s.message(ctx, c, replyTo)); r != nil {
-		return sendResponse{}, s.reject("gateway", refused(r))
-	}
-	cmd := &schemas.SendMessageV2{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, ReplyTo: replyTo, IssuedAt: time.Now().UTC()}
-	out, e := s.command(ctx, user, commandID, schemas.TypeSendMessageV2, conversation, cmd, traceParent)
-	if e != nil {
-		return sendResponse{}, e
-	}
-	return sendResponse{ConversationID: conversation, Seq: out.Seq, Duplicate: out.Duplicate}, nil
-}
-
 type leaveRequest struct {
 	CommandID string `json:"command_id"`
 }
@@ -521,4 +277,76 @@ func (s *Server) leaveConversation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sendResponse{ConversationID: id, Seq: out.Seq, Duplicate: out.Duplicate})
+}
+
+// updateConversation serves PATCH /v1/conversations/{id}: a new title or
+// archived flag, one per request (each is one command and one event).
+func (s *Server) updateConversation(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		commandIDField
+		Title    *string `json:"title"`
+		Archived *bool   `json:"archived"`
+	}
+	a := s.begin(w, r, &req)
+	if a == nil {
+		return
+	}
+	switch {
+	case (req.Title == nil) == (req.Archived == nil):
+		a.fail(codeInvalidRequest, "give exactly one of title and archived")
+	case req.Title != nil:
+		if r := s.cfg.Limits.Title(*req.Title); r != nil {
+			writeProblem(w, s.reject("gateway", invalid(r)))
+			return
+		}
+		if a.check(s.cfg.Limits.Rename(&a.conv.State, a.me, *req.Title)) {
+			a.run(schemas.TypeRename, &schemas.RenameV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, Title: *req.Title, IssuedAt: now()}, http.StatusOK)
+		}
+	default:
+		if a.check(a.conv.Archive(a.me)) {
+			a.run(schemas.TypeArchive, &schemas.ArchiveV1{CommandID: a.id, UserID: a.me, ConversationID: a.conv.ID, Archived: *req.Archived, IssuedAt: now()}, http.StatusOK)
+		}
+	}
+}
+
+// block serves PUT (block) and DELETE (unblock) of /v1/blocks/{user}:
+// blocking is a state of the direct conversation of the pair, which a
+// block creates if it does not exist yet, so that the blocked user
+// cannot start it afterwards.
+func (s *Server) block(blocked bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		me := identity(r.Context()).UserID
+		other := chi.URLParam(r, "user")
+		commandID := r.URL.Query().Get("command_id")
+		if commandID == "" {
+			commandID = kafkalog.NewID()
+		}
+		switch {
+		case !schemas.ValidUserID(other) || other == me:
+			writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "name another user")))
+			return
+		case !schemas.ValidCommandID(commandID) || len(commandID) > 60:
+			writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-60 characters of [A-Za-z0-9._:-]")))
+			return
+		}
+		conv := schemas.DirectConversationID(me, other)
+		if _, err := s.cfg.Hub.Conversation(r.Context(), conv); errors.Is(err, history.ErrNotFound) {
+			if !blocked {
+				writeProblem(w, s.reject("gateway", newError(schemas.CodeNoChange, "you do not block "+other)))
+				return
+			}
+			create := &schemas.CreateConversationV1{CommandID: commandID + ".c", UserID: me, ConversationID: conv, Kind: schemas.KindDirect, Members: []string{other}, IssuedAt: now()}
+			if _, e := s.command(r.Context(), me, create.CommandID, schemas.TypeCreateConversation, conv, create, r.Header.Get("traceparent")); e != nil {
+				writeProblem(w, e)
+				return
+			}
+		}
+		cmd := &schemas.BlockV1{CommandID: commandID, UserID: me, ConversationID: conv, Blocked: blocked, IssuedAt: now()}
+		out, e := s.command(r.Context(), me, commandID, schemas.TypeBlock, conv, cmd, r.Header.Get("traceparent"))
+		if e != nil {
+			writeProblem(w, e)
+			return
+		}
+		writeJSON(w, http.StatusOK, commandResponse{ConversationID: conv, Seq: out.Seq, Duplicate: out.Duplicate})
+	}
 }
