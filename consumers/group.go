@@ -1,3 +1,6 @@
+// The consumer-group runtime: batches, commits after the write, retries
+// and dead letters, for every projection.
+
 package consumers
 
 import (

@@ -1,3 +1,5 @@
+// Consumer lag per group and partition, for /metrics.
+
 package consumers
 
 import (

@@ -1,3 +1,5 @@
+// Starting a new group at the end of its topics.
+
 package consumers
 
 import (

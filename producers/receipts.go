@@ -1,3 +1,6 @@
+// The receipt writer: read and delivered markers to chat.receipts,
+// coalesced per conversation and user.
+
 package producers
 
 import (

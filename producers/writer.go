@@ -1,3 +1,6 @@
+// The command and signal writers: commands to chat.commands, typing to
+// chat.ephemeral, keyed by conversation.
+
 package producers
 
 import (

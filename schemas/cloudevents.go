@@ -1,3 +1,6 @@
+// The CloudEvents 1.0 Kafka binding, binary mode: record attributes and
+// their headers.
+
 package schemas
 
 import (

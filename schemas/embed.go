@@ -1,3 +1,5 @@
+// The JSON Schemas of every record type, embedded.
+
 package schemas
 
 import (

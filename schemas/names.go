@@ -1,3 +1,6 @@
+// Persistent names: topics, consumer groups, record types (ce_type) and
+// rejection codes.
+
 package schemas
 
 // Topics. Every topic keyed by conversation id has the same partition count

@@ -1,3 +1,7 @@
+// The decider's state of one partition's conversations: the fold of
+// chat.events on rebuild and after each decision, and the records a
+// decision appends.
+
 package decider
 
 import (

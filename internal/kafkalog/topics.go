@@ -1,3 +1,6 @@
+// Topic administration: the topology (partitions, replication, configs)
+// and provisioning it idempotently.
+
 package kafkalog
 
 import (

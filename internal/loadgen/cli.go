@@ -1,3 +1,5 @@
+// `parley bench`: flags to a Config, a run, and its report.
+
 package loadgen
 
 import (

@@ -1,3 +1,5 @@
+// The load generator's configuration, its defaults and validation.
+
 package loadgen
 
 import (

@@ -1,3 +1,5 @@
+// One phase of a run: pacing sends at a fixed rate across the sockets.
+
 package loadgen
 
 import (

@@ -1,3 +1,5 @@
+// Writing a run's report as a table or JSON.
+
 package loadgen
 
 import (

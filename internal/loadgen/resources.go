@@ -1,3 +1,5 @@
+// The server's CPU and memory during a run, from /metrics or /proc.
+
 package loadgen
 
 import (

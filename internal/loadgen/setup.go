@@ -1,3 +1,6 @@
+// Setting a run up: creating the conversations and connecting the
+// sockets.
+
 package loadgen
 
 import (

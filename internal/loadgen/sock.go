@@ -1,3 +1,6 @@
+// One generator socket: dialing, sending, and reading the server's frames
+// to time acks and deliveries.
+
 package loadgen
 
 import (

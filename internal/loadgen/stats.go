@@ -1,3 +1,5 @@
+// Latency histograms and counters of a run, per phase.
+
 package loadgen
 
 import (

@@ -1,3 +1,6 @@
+// Where the load goes: resolving the target (loopback only unless
+// allowed) and the source addresses.
+
 package loadgen
 
 import (

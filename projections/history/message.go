@@ -1,3 +1,6 @@
+// A chat message's state as later events make it: edits, deletion,
+// reactions.
+
 package history
 
 import (

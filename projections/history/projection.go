@@ -1,3 +1,6 @@
+// The history projections: chat.events into the store, chat.receipts
+// into its markers.
+
 package history
 
 import (

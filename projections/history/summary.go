@@ -1,3 +1,6 @@
+// Folding events into a conversation's summary: its state and what the
+// inbox shows.
+
 package history
 
 import (

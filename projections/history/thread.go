@@ -1,3 +1,5 @@
+// Threads: a reply and the messages it answers, oldest first.
+
 package history
 
 import (

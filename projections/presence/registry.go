@@ -1,3 +1,6 @@
+// The session registry: which gateway nodes hold each user's sockets,
+// read from chat.presence.
+
 package presence
 
 import (

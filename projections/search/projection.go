@@ -1,3 +1,6 @@
+// The search projection: chat.events into index documents, versioned by
+// seq.
+
 package search
 
 import (

@@ -1,3 +1,6 @@
+// Rebuilding the search index: chat.events from offset 0 into a new
+// generation, then swapped in, with progress.
+
 package search
 
 import (

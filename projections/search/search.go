@@ -1,3 +1,6 @@
+// The search port: documents, queries, results, and the Index the
+// adapters implement.
+
 package search
 
 import (

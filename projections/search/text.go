@@ -1,3 +1,5 @@
+// The search text syntax: words, quoted phrases and exclusions.
+
 package search
 
 import (

@@ -1,3 +1,6 @@
+// Builders of the events the suite applies: creations, messages,
+// membership changes, edits, deletions, reactions.
+
 package historytest
 
 import (

@@ -1,3 +1,6 @@
+// The history store conformance suite: Run and the cases of events, pages,
+// summaries and inboxes that every adapter must pass.
+
 package historytest
 
 import (

@@ -1,3 +1,6 @@
+// The Pebble key layout, mirroring the ScyllaDB tables: order-preserving
+// encodings of conversations, seqs and users.
+
 package pebblestore
 
 import (

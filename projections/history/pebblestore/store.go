@@ -1,3 +1,6 @@
+// The Pebble history store: applying batches of events and receipts,
+// and serving pages, summaries, inboxes and receipts.
+
 package pebblestore
 
 import (

@@ -1,3 +1,6 @@
+// Applying events to ScyllaDB: per-partition batches written with
+// timestamps derived from seq, so a replay never overwrites newer state.
+
 package scyllastore
 
 import (

@@ -1,3 +1,6 @@
+// The ScyllaDB store's configuration: hosts, keyspace, replication,
+// consistency, and its validation.
+
 package scyllastore
 
 import (

@@ -1,3 +1,6 @@
+// Reading history from ScyllaDB: summaries, pages across buckets,
+// inboxes and receipts.
+
 package scyllastore
 
 import (

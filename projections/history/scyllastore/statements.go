@@ -1,3 +1,6 @@
+// Every CQL statement of the store, rendered for its keyspace and
+// prepared once.
+
 package scyllastore
 
 import (

@@ -1,3 +1,5 @@
+// The ScyllaDB store: connecting (shard-aware), migrations, and Ping.
+
 package scyllastore
 
 import (

@@ -1,3 +1,5 @@
+// The Bleve index mapping: fields, analyzers and what is stored.
+
 package blevestore
 
 import (

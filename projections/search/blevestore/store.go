@@ -1,3 +1,6 @@
+// The Bleve search index: generations on disk, versioned indexing,
+// searches with scopes, filters, highlights and cursors.
+
 package blevestore
 
 import (

@@ -1,3 +1,5 @@
+// The Elasticsearch index's configuration and its validation.
+
 package esindex
 
 import (

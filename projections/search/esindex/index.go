@@ -1,3 +1,6 @@
+// The Elasticsearch index: opening (template, alias), bulk indexing with
+// external versions and tombstones, refreshes.
+
 package esindex
 
 import (

@@ -1,3 +1,5 @@
+// Searching Elasticsearch: the query body, sort keys and cursors.
+
 package esindex
 
 import (

@@ -1,3 +1,6 @@
+// The search index conformance suite: Run and the cases every adapter
+// must pass.
+
 package searchtest
 
 import (

@@ -1,3 +1,6 @@
+// Folding the message states of a batch: edits, deletions (with the
+// bodies they erase) and reactions.
+
 package fold
 
 import (

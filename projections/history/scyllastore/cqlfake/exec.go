@@ -1,3 +1,7 @@
+// Executing statements: binding values, writes with timestamps and
+// TTLs, selects over partitions and clustering ranges, prepared
+// statements.
+
 package cqlfake
 
 import (

@@ -1,3 +1,5 @@
+// The CQL lexer and parser for the statements the stand-in accepts.
+
 package cqlfake
 
 import (

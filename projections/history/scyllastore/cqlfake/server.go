@@ -1,3 +1,7 @@
+// The stand-in's server: the CQL native protocol v4 over TCP, its
+// connections, and what tests control (stop, stop after n requests) and
+// read (stats).
+
 package cqlfake
 
 import (

@@ -1,3 +1,6 @@
+// The stand-in's storage: keyspaces, tables, partitions and cells with
+// write timestamps, as CQL's last-write-wins needs.
+
 package cqlfake
 
 import (

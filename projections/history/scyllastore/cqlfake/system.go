@@ -1,3 +1,5 @@
+// The system tables gocql reads when it connects: local, peers, schema.
+
 package cqlfake
 
 import (

@@ -1,3 +1,6 @@
+// CQL data types: parsing their names, checking, comparing and encoding
+// their values.
+
 package cqlfake
 
 import (

@@ -1,3 +1,6 @@
+// The stand-in's indexes: mappings, documents with versions, and the
+// standard analyzer's tokens.
+
 package esfake
 
 import (

@@ -1,3 +1,6 @@
+// The stand-in's query language: bool, match, term, range and ids queries
+// over its documents, scored with BM25 like Elasticsearch.
+
 package esfake
 
 import (

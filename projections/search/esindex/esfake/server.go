@@ -1,3 +1,6 @@
+// The stand-in's HTTP server: the Elasticsearch REST endpoints Parley
+// uses, with their shapes, errors and injected failures.
+
 package esfake
 
 import (
