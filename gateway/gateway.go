@@ -1,12 +1,6 @@
-// Package gateway is Parley's edge: the HTTP API (chi) and the WebSocket
-// endpoint (coder/websocket). It authenticates users with JWTs, validates
-// every request before anything is appended, appends commands to
-// chat.commands, waits for the decider's answer, serves history and
-// conversation lists from the history store, and hands each socket to the
-// delivery projection.
-//
-// The gateway holds no conversation state of its own and can be run as
-// many nodes behind a load balancer. A Server is safe for concurrent use.
+// The gateway Server: its configuration, the ports it uses, its routes,
+// and appending a command and waiting for the decider's answer.
+
 package gateway
 
 import (

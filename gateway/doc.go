@@ -1,0 +1,61 @@
+// Package gateway is Parley's edge: the HTTP API (chi) and the WebSocket
+// endpoint (coder/websocket). It authenticates users with JWTs, validates
+// every request before anything is appended, appends commands to
+// chat.commands, waits for the decider's answer, serves history and
+// conversation lists from the history store, and hands each socket to the
+// delivery projection.
+//
+// The gateway holds no conversation state of its own and can be run as
+// many nodes behind a load balancer. A Server is safe for concurrent use.
+//
+// # The trip of one message, socket to socket
+//
+// A newcomer can follow one chat message from the sender's WebSocket to
+// each recipient's through these files (targeted routing, the default;
+// schema types in schemas/ are looked up along the way and are not
+// stops):
+//
+//  1. gateway/ws.go — socket.handle reads the "send" frame;
+//  2. gateway/messages.go — Server.send validates it and pre-checks the
+//     conversation rules, judged by internal/conversation (rules.go, on
+//     the State of state.go) against this node's view;
+//  3. gateway/gateway.go — Server.command registers a waiter for the
+//     answer (projections/delivery/waiters.go) and appends;
+//  4. producers/writer.go — CommandWriter.Append writes to chat.commands,
+//     keyed by conversation;
+//  5. internal/kafkalog/codec.go — Encode: the CloudEvents binary binding
+//     (Decode on every consuming side);
+//  6. consumers/decider/decider.go — the partition's loop fetches a
+//     micro-batch (decideBatch), and writes the event to chat.events;
+//  7. consumers/decider/decide.go — State.Decide judges the command by
+//     the same rules (internal/conversation) and makes the event with
+//     the next seq;
+//  8. consumers/decider/state.go — State.fold folds it into the
+//     partition's state; State.event makes the record;
+//  9. consumers/group.go — the consumer-group runtime the router runs on;
+//  10. projections/router/router.go — Router.route copies the event to
+//     chat.delivery.<node> of every node holding a member's socket (or
+//     the sender's waiting request), naming the users;
+//  11. projections/delivery/feed.go — the node's partition reader;
+//  12. projections/delivery/targeted.go — targeted.routed answers the
+//     sender's waiter (the ack) and hands the event on;
+//  13. projections/delivery/hub.go — Hub.pushTo queues it on the
+//     sessions of the users named;
+//  14. projections/delivery/session.go — Session.deliver writes it in
+//     seq order, filling any gap from history first;
+//  15. projections/delivery/frames.go — EncodeEvent, the "event" frame,
+//     encoded once for every socket;
+//
+// and back in gateway/ws.go, socket.Write puts the frame on each
+// recipient's socket. That is 15 files the message passes through, in 8
+// packages, plus the 2 files of rules it is judged by. Under broadcast
+// routing steps 9 and 10 drop out and broadcast.go replaces targeted.go.
+//
+// Before the core was reshaped, the same trip went through the rules
+// written twice (consumers/decider/policy.go and gateway/actions.go), a
+// gateway that imported the decider to ask, producers/record.go to
+// decode what consumers read, and projections/delivery/hub.go,
+// targeted.go and router.go, where one type did six jobs with
+// broadcast-or-targeted branches: 29 files and 9 package switches
+// counting every file the code consulted before the first append.
+package gateway
