@@ -33,8 +33,9 @@ type Appender interface {
 type Hub interface {
 	Conversations
 	// Await registers interest in the outcome of user's command
-	// commandID before it is appended (delivery.Hub.Await).
-	Await(user, commandID string) (outcome <-chan delivery.Outcome, cancel func(), err error)
+	// commandID before it is appended (delivery.Hub.Await); the same
+	// command awaited twice at once is answered twice, in order.
+	Await(user, commandID string) (outcome <-chan delivery.Outcome, cancel func())
 	// NewSession registers a session of user for one socket; Close
 	// unregisters it.
 	NewSession(user string) Session
@@ -269,14 +270,13 @@ func (s *Server) member(ctx context.Context, user, id string) (history.Conversat
 
 // command appends cmd and waits for the decider's answer.
 func (s *Server) command(ctx context.Context, user, commandID, typ, conversation string, cmd any, traceParent string) (delivery.Outcome, *apiError) {
-	outcome, cancel, err := s.cfg.Hub.Await(user, commandID)
-	if err != nil {
-		return delivery.Outcome{}, newError(codeConflict, "a command with this id is already in flight")
-	}
+	outcome, cancel := s.cfg.Hub.Await(user, commandID)
 	defer cancel()
 	ctx, stop := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer stop()
-	if err := s.cfg.Commands.Append(ctx, typ, conversation, cmd, traceParent); err != nil {
+	err := s.cfg.Commands.Append(ctx, typ, conversation, cmd, traceParent)
+	appended(ctx)
+	if err != nil {
 		s.log.Error("appending command", "type", typ, "conversation_id", conversation, "err", err)
 		return delivery.Outcome{}, newError(codeUnavailable, "could not append the command; retry with the same command id")
 	}

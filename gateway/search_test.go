@@ -29,8 +29,8 @@ type searchHub struct {
 	convs map[string]history.Conversation
 }
 
-func (h searchHub) Await(string, string) (<-chan delivery.Outcome, func(), error) {
-	return nil, nil, errors.New("searchHub: not used")
+func (h searchHub) Await(string, string) (<-chan delivery.Outcome, func()) {
+	panic("searchHub: not used")
 }
 
 func (h searchHub) Conversation(_ context.Context, id string) (history.Conversation, error) {

@@ -84,6 +84,7 @@ type socket struct {
 	id       Identity
 	inflight chan struct{}
 	work     sync.WaitGroup
+	lanes    lanes // orders each conversation's commands up to their append
 	expiry   *time.Timer
 	mu       sync.Mutex // guards id, expiry and watch after auth
 	device   string
@@ -352,11 +353,11 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	case "ping":
 		return k.writeJSON(ctx, pongFrame{Type: "pong", ID: f.ID})
 	case "send":
-		return k.async(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
+		return k.ordered(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
 			return k.s.send(ctx, k.id.UserID, f.ConversationID, f.CommandID, f.Body, f.ReplyTo, "")
 		})
 	case "edit", "delete", "react", "unreact":
-		return k.async(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
+		return k.ordered(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
 			return k.messageCommand(ctx, f)
 		})
 	case "read":
@@ -409,29 +410,63 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	}
 }
 
-// async serves a request frame that waits for an answer (a command) on
-// its own goroutine, answering with an ack or an error frame. In-flight
-// requests are bounded: when full, the server stops reading this socket
-// until answers come (backpressure, not an error).
+// async serves a request frame that waits for an answer on its own
+// goroutine, answering with an ack or an error frame.
 func (k *socket) async(ctx context.Context, f clientFrame, do func(context.Context) (sendResponse, *apiError)) error {
+	if ok, err := k.admit(ctx, f); !ok {
+		return err
+	}
+	k.work.Go(func() { k.answer(ctx, f, do) })
+	return nil
+}
+
+// ordered serves a command frame like async, on its conversation's lane:
+// the commands this socket sends to one conversation are appended in the
+// order it received them, each as soon as the one before is appended (or
+// refused), without waiting for its answer.
+func (k *socket) ordered(ctx context.Context, f clientFrame, do func(context.Context) (sendResponse, *apiError)) error {
+	if ok, err := k.admit(ctx, f); !ok {
+		return err
+	}
+	k.lanes.run(&k.work, f.ConversationID, func() {
+		done := make(chan struct{})
+		var once sync.Once
+		signal := func() { once.Do(func() { close(done) }) }
+		k.work.Go(func() {
+			defer signal() // answered without appending: the lane goes on
+			k.answer(withAppended(ctx, signal), f, do)
+		})
+		<-done
+	})
+	return nil
+}
+
+// admit checks that request frame f can be served and takes an in-flight
+// slot, or says why not (false). In-flight requests are bounded: when
+// full, the server stops reading this socket until answers come
+// (backpressure, not an error).
+func (k *socket) admit(ctx context.Context, f clientFrame) (bool, error) {
 	if f.ID == "" {
-		return k.writeError(ctx, "", k.s.reject("gateway", newError(codeInvalidRequest, "a "+f.Type+" frame needs an id")))
+		return false, k.writeError(ctx, "", k.s.reject("gateway", newError(codeInvalidRequest, "a "+f.Type+" frame needs an id")))
 	}
 	select {
 	case k.inflight <- struct{}{}:
+		return true, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
-	k.work.Go(func() {
-		defer func() { <-k.inflight }()
-		out, e := do(ctx)
-		if e != nil {
-			_ = k.writeError(ctx, f.ID, e)
-			return
-		}
-		_ = k.writeJSON(ctx, ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
-	})
-	return nil
+}
+
+// answer answers f with do's outcome, an ack or an error frame, and
+// gives its in-flight slot back.
+func (k *socket) answer(ctx context.Context, f clientFrame, do func(context.Context) (sendResponse, *apiError)) {
+	defer func() { <-k.inflight }()
+	out, e := do(ctx)
+	if e != nil {
+		_ = k.writeError(ctx, f.ID, e)
+		return
+	}
+	_ = k.writeJSON(ctx, ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
 }
 
 // messageCommand serves the edit, delete, react and unreact frames.

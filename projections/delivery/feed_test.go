@@ -157,22 +157,27 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 		}
 	})
 
-	t.Run("the same command awaited twice is busy until cancelled", func(t *testing.T) {
+	t.Run("the same command awaited twice is answered twice, in order", func(t *testing.T) {
 		t.Parallel()
 		env := newEnv(t)
-		_, cancel, err := env.hub.Await("dave", "d1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := env.hub.Await("dave", "d1"); !errors.Is(err, ErrBusy) {
-			t.Errorf("second Await = %v, want ErrBusy", err)
-		}
-		cancel()
-		ch := mustAwait(t, env.hub, "dave", "d1")
+		first := mustAwait(t, env.hub, "dave", "d1")
+		second := mustAwait(t, env.hub, "dave", "d1")
+		third, cancel := env.hub.Await("dave", "d1")
+		cancel() // stopped waiting: answers skip it
+		env.reply(t, schemas.TypeCommandRejected, "c1", schemas.CommandRejectedV1{CommandID: "d1", CommandType: schemas.TypeSendMessage,
+			UserID: "dave", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "no"})
 		env.reply(t, schemas.TypeCommandDuplicate, "c1", schemas.CommandDuplicateV1{CommandID: "d1", CommandType: schemas.TypeSendMessage,
 			UserID: "dave", ConversationID: "c1", Seq: 3})
-		if o := await(t, ch); o.Seq != 3 {
-			t.Errorf("outcome after re-awaiting %+v", o)
+		if o := await(t, first); o.Code != schemas.CodeNotMember {
+			t.Errorf("first outcome %+v, want the rejection", o)
+		}
+		if o := await(t, second); !o.Duplicate || o.Seq != 3 {
+			t.Errorf("second outcome %+v, want the duplicate", o)
+		}
+		select {
+		case o := <-third:
+			t.Errorf("a cancelled waiter got %+v", o)
+		default:
 		}
 	})
 }
@@ -326,10 +331,7 @@ func replyRecord(t *testing.T, typ, conv string, r any) kafka.Message {
 
 func mustAwait(t *testing.T, h *Hub, user, cmd string) <-chan Outcome {
 	t.Helper()
-	ch, cancel, err := h.Await(user, cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, cancel := h.Await(user, cmd)
 	t.Cleanup(cancel)
 	return ch
 }

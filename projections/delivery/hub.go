@@ -122,8 +122,11 @@ func (h *Hub) Run(ctx context.Context) error { return h.feed.Run(ctx) }
 
 // Await registers interest in the outcome of user's command commandID.
 // Call it before appending the command; the channel receives exactly one
-// Outcome. cancel must be called when the caller stops waiting.
-func (h *Hub) Await(user, commandID string) (outcome <-chan Outcome, cancel func(), err error) {
+// Outcome. cancel must be called when the caller stops waiting. When the
+// same command is awaited several times at once, each append is answered
+// in turn, in the order of the calls to Await: the first with the event,
+// the others as duplicates of it.
+func (h *Hub) Await(user, commandID string) (outcome <-chan Outcome, cancel func()) {
 	return h.waiters.await(user, commandID)
 }
 

@@ -5,17 +5,13 @@ package delivery
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
-
-// ErrBusy is returned by Await when the same user already awaits the same
-// command id on this node.
-var ErrBusy = errors.New("command already in flight")
 
 // Outcome is the answer to a command this node appended.
 type Outcome struct {
@@ -33,46 +29,57 @@ type Outcome struct {
 type waiterKey struct{ user, command string }
 
 // waiters are the requests of this node waiting for an Outcome, by user
-// and command id. Its methods are safe for concurrent use.
+// and command id. The same command may be awaited by several requests at
+// once (a client that sends it twice without waiting): each appends it,
+// the decider answers the first append with the event (or a rejection)
+// and every later one with a duplicate (or a rejection again), and the
+// answers go to the waiters in the order they registered — one answer
+// each. Its methods are safe for concurrent use.
 type waiters struct {
 	log *slog.Logger
 
 	mu sync.Mutex
-	m  map[waiterKey]chan Outcome
+	m  map[waiterKey][]chan Outcome
 }
 
 func newWaiters(log *slog.Logger) *waiters {
-	return &waiters{log: log, m: make(map[waiterKey]chan Outcome)}
+	return &waiters{log: log, m: make(map[waiterKey][]chan Outcome)}
 }
 
 // await registers interest in the outcome of user's command commandID
 // (see Hub.Await).
-func (w *waiters) await(user, commandID string) (outcome <-chan Outcome, cancel func(), err error) {
+func (w *waiters) await(user, commandID string) (outcome <-chan Outcome, cancel func()) {
 	key := waiterKey{user, commandID}
 	ch := make(chan Outcome, 1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, busy := w.m[key]; busy {
-		return nil, nil, ErrBusy
-	}
-	w.m[key] = ch
+	w.m[key] = append(w.m[key], ch)
 	return ch, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.m[key] == ch {
+		q := slices.DeleteFunc(w.m[key], func(c chan Outcome) bool { return c == ch })
+		if len(q) == 0 {
 			delete(w.m, key)
+			return
 		}
-	}, nil
+		w.m[key] = q
+	}
 }
 
-// answer hands out to the waiter of key, if any, and forgets it.
+// answer hands out to the first waiter of key, if any, and forgets it.
 func (w *waiters) answer(key waiterKey, out Outcome) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ch, ok := w.m[key]; ok {
-		ch <- out // buffered, and answered once: never blocks
-		delete(w.m, key)
+	q := w.m[key]
+	if len(q) == 0 {
+		return
 	}
+	q[0] <- out // buffered, and answered once: never blocks
+	if len(q) == 1 {
+		delete(w.m, key)
+		return
+	}
+	w.m[key] = q[1:]
 }
 
 // answerEvent hands an event to the request of this node waiting for it,
