@@ -112,9 +112,14 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	return s, nil
 }
 
-// abort undoes a Start that failed: it stops the roles started so far,
-// waits for them, and closes what was opened.
+// abort undoes a Start that failed: it closes the HTTP server if it is
+// serving, stops the roles started so far, waits for them, and closes
+// what was opened.
 func (s *System) abort() {
+	if s.httpSrv != nil {
+		// Serve returns only once the server is closed.
+		_ = s.httpSrv.Close()
+	}
 	if s.cancel != nil {
 		s.cancel()
 		s.wg.Wait()

@@ -136,8 +136,16 @@ func (s *System) servePprof(addr string) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	s.onClose(srv.Close)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	s.onClose(func() error {
+		err := srv.Close()
+		<-served
+		return err
+	})
 	s.log.Warn("pprof listening", "addr", ln.Addr().String())
 	return nil
 }
