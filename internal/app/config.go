@@ -1,3 +1,5 @@
+// The configuration of a process: flags, PARLEY_* variables, defaults.
+
 package app
 
 import (

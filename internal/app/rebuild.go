@@ -1,3 +1,5 @@
+// Rebuilding the search index from chat.events into a new generation.
+
 package app
 
 import (

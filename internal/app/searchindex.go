@@ -1,3 +1,5 @@
+// The search index of a process: Bleve or Elasticsearch behind one type.
+
 package app
 
 import (

@@ -1,3 +1,5 @@
+// The history store of a process: Pebble or ScyllaDB behind one type.
+
 package app
 
 import (

@@ -513,6 +513,8 @@ func (g *generation) versions(ctx context.Context, ids []string) (map[string]uin
 	return out, nil
 }
 
+// search answers q: it builds the Bleve query of q's text and filters,
+// runs it in q's order from q's cursor, and turns the hits into a page.
 func (g *generation) search(ctx context.Context, q search.Query) (search.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return search.Result{}, fmt.Errorf("searching: %w", err)
@@ -528,12 +530,31 @@ func (g *generation) search(ctx context.Context, q search.Query) (search.Result,
 	if err != nil {
 		return search.Result{}, err
 	}
+	bq, ok := g.textQuery(text)
+	if !ok {
+		return search.Result{}, nil
+	}
+	root := g.filter(bq, q)
+	res, err := g.idx.SearchInContext(ctx, request(root, q))
+	if err != nil {
+		if ctx.Err() != nil {
+			return search.Result{}, fmt.Errorf("searching: %w", ctx.Err())
+		}
+		return search.Result{}, fmt.Errorf("searching: %w", err)
+	}
+	return g.page(res, q)
+}
+
+// textQuery is the boolean query of text: its words and phrases must
+// match the body, its exclusions must not. It reports false when a clause
+// that must match has no token, so that the search answers nothing.
+func (g *generation) textQuery(text search.Text) (*query.BooleanQuery, bool) {
 	bq := query.NewBooleanQuery(nil, nil, nil)
 	for _, c := range text.Clauses {
 		// A clause with no token would match nothing, and Bleve drops
 		// such a clause from a boolean query instead: answer nothing.
 		if !c.Exclude && len(g.text.Analyze([]byte(c.Text))) == 0 {
-			return search.Result{}, nil
+			return nil, false
 		}
 	}
 	if w := text.Words(); w != "" {
@@ -557,6 +578,13 @@ func (g *generation) search(ctx context.Context, q search.Query) (search.Result,
 			bq.AddMust(cq)
 		}
 	}
+	return bq, true
+}
+
+// filter restricts bq to q's conversations, sender and time range. Up to
+// the terms-filter limit the conversations are term filters; beyond it,
+// each hit's document id is checked against them instead.
+func (g *generation) filter(bq *query.BooleanQuery, q search.Query) query.Query {
 	var filters []query.Query
 	if len(q.Conversations) <= g.termsFilters {
 		convs := make([]query.Query, len(q.Conversations))
@@ -577,16 +605,21 @@ func (g *generation) search(ctx context.Context, q search.Query) (search.Result,
 	if len(filters) > 0 {
 		bq.AddFilter(query.NewConjunctionQuery(filters))
 	}
-	var root query.Query = bq
-	if len(q.Conversations) > g.termsFilters {
-		// The document id starts with the conversation id.
-		allowed := q.Allowed()
-		root = query.NewCustomFilterQueryWithFilter(bq, func(_ context.Context, d *bsearch.DocumentMatch) (bool, error) {
-			conv, _, _ := strings.Cut(d.ID, "/")
-			return allowed(conv), nil
-		}, nil, nil)
+	if len(q.Conversations) <= g.termsFilters {
+		return bq
 	}
+	// The document id starts with the conversation id.
+	allowed := q.Allowed()
+	return query.NewCustomFilterQueryWithFilter(bq, func(_ context.Context, d *bsearch.DocumentMatch) (bool, error) {
+		conv, _, _ := strings.Cut(d.ID, "/")
+		return allowed(conv), nil
+	}, nil, nil)
+}
 
+// request is the search request of root for q: newest first (best first,
+// then newest, by relevance), from q's cursor, one hit more than the limit
+// to tell whether there is a next page.
+func request(root query.Query, q search.Query) *bleve.SearchRequest {
 	req := bleve.NewSearchRequestOptions(root, q.Limit+1, 0, false)
 	req.Fields = []string{fieldConversation, fieldSeq, fieldSender, fieldSent}
 	req.Highlight = bleve.NewHighlightWithStyle(html.Name)
@@ -612,13 +645,13 @@ func (g *generation) search(ctx context.Context, q search.Query) (search.Result,
 	if after != nil {
 		req.SetSearchAfter(after)
 	}
-	res, err := g.idx.SearchInContext(ctx, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return search.Result{}, fmt.Errorf("searching: %w", ctx.Err())
-		}
-		return search.Result{}, fmt.Errorf("searching: %w", err)
-	}
+	return req
+}
+
+// page turns res into q's page of hits, with the cursor of the next page
+// when there is one. A hit outside q's conversations is logged and
+// dropped: the index must never widen what a user may read.
+func (g *generation) page(res *bleve.SearchResult, q search.Query) (search.Result, error) {
 	allowed := q.Allowed()
 	var out search.Result
 	hits := res.Hits

@@ -1,0 +1,151 @@
+// The edge of a process: the gateway with its writers, delivery hub and
+// presence tracker, and the HTTP listeners.
+
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/projections/delivery"
+	"github.com/parley-chat/parley/projections/presence"
+)
+
+// startGateway starts the gateway's receipt writer, delivery hub and
+// presence tracker and builds the gateway; it waits for the hub to follow
+// every partition.
+func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gateway.ReadyCheck) error {
+	rw := producers.NewReceiptWriter(s.brokers, s.names, time.Second, s.log)
+	s.onClose(func() error { return rw.Close() })
+	s.spawn("receipt-writer", func() error { return rw.Run(runCtx) })
+	hub, err := s.startDelivery(ctx, runCtx, rw)
+	if err != nil {
+		return err
+	}
+	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: s.cfg.Secret(), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience})
+	if err != nil {
+		return err
+	}
+	var origin []producers.CommandOption
+	if s.cfg.Targeted() {
+		origin = []producers.CommandOption{producers.Origin(s.cfg.NodeID)}
+	}
+	cw := producers.NewCommandWriter(s.brokers, s.names, s.log, origin...)
+	s.onClose(func() error { return cw.Close() })
+	sw := producers.NewSignalWriter(s.brokers, s.names, s.log)
+	s.onClose(func() error { return sw.Close() })
+	tracker := s.startPresence(runCtx, ready)
+	s.gw, err = gateway.New(gateway.Config{
+		Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: s.log,
+		Receipts: rw, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,
+	})
+	return err
+}
+
+// startDelivery starts the delivery hub, which hands events to this
+// node's sessions (under targeted routing, only those routed to the node);
+// it waits for the hub to follow every partition, for a role to fail, or
+// for ctx.
+func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.ReceiptWriter) (gatewayHub, error) {
+	var node string
+	if s.cfg.Targeted() {
+		node = s.cfg.NodeID
+	}
+	hub := gatewayHub{delivery.NewHub(delivery.Config{
+		Brokers: s.brokers, History: s.store, QueueSize: s.cfg.SendQueue, BackfillLimit: s.cfg.BackfillLimit,
+		Delivered: rw.Delivered, Node: node, Topology: s.topology(), Logger: s.log, Metrics: s.metrics,
+	})}
+	s.spawn("delivery", func() error { return hub.Run(runCtx) })
+	select {
+	case <-hub.Ready():
+		return hub, nil
+	case err := <-s.errc:
+		return gatewayHub{}, err
+	case <-ctx.Done():
+		return gatewayHub{}, ctx.Err()
+	}
+}
+
+// startPresence starts the presence tracker on chat.presence; it waits
+// for nothing, and /readyz reports it until it has read the topic.
+func (s *System) startPresence(runCtx context.Context, ready map[string]gateway.ReadyCheck) *presence.Tracker {
+	tracker := presence.New(presence.Config{
+		Brokers: s.brokers, Names: s.names, NodeID: s.cfg.NodeID, Timeout: s.cfg.PresenceTimeout, Heartbeat: s.cfg.PresenceHeartbeat, Logger: s.log,
+	})
+	s.spawn("presence", func() error { return tracker.Run(runCtx) })
+	ready["presence"] = func(context.Context) error {
+		select {
+		case <-tracker.Ready():
+			return nil
+		default:
+			return errors.New("still reading chat.presence")
+		}
+	}
+	return tracker
+}
+
+// serveHTTP serves the gateway on the HTTP address, or only the
+// operational routes (/metrics, /healthz, /readyz) when this process runs
+// no gateway; it returns once the address is listening.
+func (s *System) serveHTTP(ready map[string]gateway.ReadyCheck) error {
+	var handler http.Handler
+	if s.gw != nil {
+		handler = s.gw
+	} else {
+		r := chi.NewRouter()
+		gateway.OpsRoutes(r, s.metrics, ready)
+		handler = r
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.httpLn = ln
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.spawn("http", func() error {
+		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+// servePprof serves net/http/pprof on its own listener at addr (never on
+// the public HTTP address), closed with the system's resources; it
+// returns once addr is listening.
+func (s *System) servePprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (pprof): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	s.onClose(func() error {
+		err := srv.Close()
+		<-served
+		return err
+	})
+	s.log.Warn("pprof listening", "addr", ln.Addr().String())
+	return nil
+}

@@ -1,0 +1,170 @@
+// The roles a process runs, and the start of the stores and of the roles
+// that consume the log: decider, projections, router, and the lag monitor.
+
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/consumers/decider"
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/router"
+	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// Roles selects what a process runs.
+type Roles struct {
+	Gateway bool
+	Decider bool
+	History bool
+	Search  bool
+	// Router routes events to the gateway nodes that need them; it runs
+	// only under targeted routing (Config.Routing).
+	Router bool
+}
+
+// All is every role: `parley run`.
+var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true}
+
+// routes reports whether the router runs: roles asks for it and routing
+// is targeted.
+func (s *System) routes(roles Roles) bool { return roles.Router && s.cfg.Targeted() }
+
+// openStores opens the history store and the search index if roles need
+// them; it waits for Pebble and Bleve to open, while ScyllaDB and
+// Elasticsearch connect in the background until runCtx is done.
+func (s *System) openStores(runCtx context.Context, roles Roles, ready map[string]gateway.ReadyCheck) error {
+	var err error
+	if roles.Gateway || roles.History || roles.Router {
+		s.store, err = openHistory(runCtx, s.cfg, s.log.With("component", "history-store"), &s.wg)
+		if err != nil {
+			return err
+		}
+		ready["history"] = s.store.Ready
+	}
+	if roles.Gateway || roles.Search {
+		s.search, err = openSearch(runCtx, s.cfg, s.log.With("component", "search-index"), &s.wg)
+		if err != nil {
+			return err
+		}
+		ready["search"] = s.search.Ready
+	}
+	return nil
+}
+
+// startDecider starts the decider on chat.commands; it waits for nothing.
+func (s *System) startDecider(runCtx context.Context) {
+	d := decider.New(decider.Config{
+		Brokers: s.brokers, Names: s.names, Logger: s.log, Metrics: s.metrics,
+		Limits: decider.Limits{Limits: s.cfg.limits()},
+	})
+	s.spawn("decider", func() error { return d.Run(runCtx) })
+}
+
+// startHistory starts the history projection of chat.events and the
+// receipt projection of chat.receipts; each waits for the history store
+// before it consumes.
+func (s *System) startHistory(runCtx context.Context) {
+	s.spawn("history", func() error {
+		// Consume only once the store can take writes: nothing is
+		// fetched, so nothing waits uncommitted.
+		if err := s.store.Wait(runCtx); err != nil {
+			return nil
+		}
+		return consumers.RunGroup(runCtx, consumers.GroupConfig{
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents),
+			Logger: s.log.With("component", "history"), Metrics: s.metrics,
+		}, history.Projection{W: s.store})
+	})
+	s.spawn("receipts", func() error {
+		if err := s.store.Wait(runCtx); err != nil {
+			return nil
+		}
+		return consumers.RunGroup(runCtx, consumers.GroupConfig{
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts),
+			Logger: s.log.With("component", "receipts"), Metrics: s.metrics,
+		}, history.ReceiptProjection{W: s.store})
+	})
+}
+
+// startSearch starts the search projection of chat.events; it waits for
+// the search index before it consumes.
+func (s *System) startSearch(runCtx context.Context) {
+	s.spawn("search", func() error {
+		if err := s.search.Wait(runCtx); err != nil {
+			return nil
+		}
+		return consumers.RunGroup(runCtx, consumers.GroupConfig{
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents),
+			Logger: s.log.With("component", "search"), Metrics: s.metrics,
+		}, search.Projection{Index: s.search})
+	})
+}
+
+// startRouter starts the router under targeted routing (under broadcast
+// it only warns, when no gateway runs beside it). It waits for the
+// group's start offsets to be set, so that nothing appended from then on
+// goes unrouted, even while the router is still joining; the router then
+// waits for the history store before it routes.
+func (s *System) startRouter(ctx, runCtx context.Context, roles Roles, ready map[string]gateway.ReadyCheck) error {
+	if !s.routes(roles) {
+		if !roles.Gateway {
+			s.log.Warn("PARLEY_ROUTING is broadcast: every gateway reads every event and the router has nothing to do")
+		}
+		return nil
+	}
+	rt := router.New(router.Config{
+		Brokers: s.brokers, History: s.store, Topology: s.topology(),
+		Logger: s.log, Metrics: s.metrics,
+	})
+	if err := rt.Prepare(ctx); err != nil {
+		return err
+	}
+	s.spawn("router", func() error {
+		// Members of conversations it has not seen come from history.
+		if err := s.store.Wait(runCtx); err != nil {
+			return nil
+		}
+		return rt.Run(runCtx)
+	})
+	ready["router"] = func(context.Context) error {
+		select {
+		case <-rt.Ready():
+			return nil
+		default:
+			return errors.New("router starting")
+		}
+	}
+	return nil
+}
+
+// monitorLag starts the consumer-lag monitor over the groups of roles, if
+// any; it waits for nothing.
+func (s *System) monitorLag(runCtx context.Context, roles Roles) {
+	var sources []consumers.LagSource
+	if roles.Decider {
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupDecider), Topic: s.names.Topic(schemas.TopicCommands)})
+	}
+	if roles.History {
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts)})
+	}
+	if roles.Search {
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents)})
+	}
+	if s.routes(roles) {
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
+	}
+	if len(sources) == 0 {
+		return
+	}
+	s.wg.Go(func() {
+		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.brokers), sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
+	})
+}
