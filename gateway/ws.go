@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -368,7 +369,13 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	case "resume":
 		good := make(map[string]uint64, len(f.Conversations))
 		for conv, last := range f.Conversations {
-			if _, e := k.s.member(ctx, k.id.UserID, conv); e != nil {
+			c, e := k.s.member(ctx, k.id.UserID, conv)
+			if e == nil && last > c.LastSeq {
+				// A cursor ahead of the conversation would drop live
+				// events up to it without a word.
+				e = newError(codeInvalidRequest, "seq "+strconv.FormatUint(last, 10)+" is beyond the conversation's last seq "+strconv.FormatUint(c.LastSeq, 10))
+			}
+			if e != nil {
 				e.Message = conv + ": " + e.Message
 				if err := k.writeError(ctx, f.ID, k.s.reject("gateway", e)); err != nil {
 					return err

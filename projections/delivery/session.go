@@ -46,6 +46,10 @@ type Session struct {
 	user    string
 	queue   chan *item // shared, read-only items: 8 bytes a slot
 	cursors map[string]uint64
+	// liveFrom is, for a conversation whose events began reaching the
+	// socket live before the client resumed it, the first seq written:
+	// a later resume from an older seq owes the client what came before.
+	liveFrom map[string]uint64
 	// start is when the session began: under targeted routing, the
 	// boundary of what it owes the client in conversations it did not
 	// resume (see Feed.firstEvent).
@@ -60,12 +64,13 @@ type Session struct {
 // the socket; Close unregisters it.
 func (h *Hub) NewSession(user string) *Session {
 	s := &Session{
-		hub:     h,
-		user:    user,
-		queue:   make(chan *item, h.cfg.QueueSize),
-		cursors: make(map[string]uint64),
-		start:   time.Now(),
-		failed:  make(chan struct{}),
+		hub:      h,
+		user:     user,
+		queue:    make(chan *item, h.cfg.QueueSize),
+		cursors:  make(map[string]uint64),
+		liveFrom: make(map[string]uint64),
+		start:    time.Now(),
+		failed:   make(chan struct{}),
 	}
 	h.register(s)
 	h.cfg.Metrics.Connections.Inc()
@@ -175,6 +180,7 @@ func (s *Session) deliver(ctx context.Context, sink Sink, it *item) error {
 		if skip, err := s.hub.feed.firstEvent(ctx, s, sink, it); skip || err != nil {
 			return err
 		}
+		s.wroteLive(it.conv, it.seq)
 	case it.seq < next:
 		return nil // already delivered, by a backfill
 	case it.seq > next:
@@ -201,6 +207,17 @@ func (s *Session) resume(ctx context.Context, sink Sink, r *resumeRequest) error
 	caughtUp := make(map[string]uint64, len(r.from))
 	for conv, last := range r.from {
 		next := last + 1
+		if from, ok := s.liveFrom[conv]; ok && from > next {
+			// Events from seq from on reached the socket live before the
+			// client said where it was: what came before them is owed,
+			// after them — late, but never a gap.
+			cur := s.cursors[conv]
+			if err := s.backfill(ctx, sink, conv, next, from-1); err != nil {
+				return err
+			}
+			s.cursors[conv] = max(cur, s.cursors[conv])
+		}
+		delete(s.liveFrom, conv)
 		if cur, ok := s.cursors[conv]; ok && cur > next {
 			next = cur // this socket already has more than the client said
 		}
@@ -217,6 +234,15 @@ func (s *Session) resume(ctx context.Context, sink Sink, r *resumeRequest) error
 		caughtUp[conv] = s.cursors[conv] - 1
 	}
 	return sink.Write(ctx, encodeResumed(r.id, caughtUp))
+}
+
+// wroteLive notes that seq of conv was written to the socket live, in a
+// conversation it has not resumed.
+func (s *Session) wroteLive(conv string, seq uint64) {
+	if from, ok := s.liveFrom[conv]; ok && from <= seq {
+		return
+	}
+	s.liveFrom[conv] = seq
 }
 
 // backfill writes the events from seq from to seq to (inclusive, from >= 1:

@@ -346,6 +346,26 @@ func TestSessionResume(t *testing.T) {
 		rs.s.Resume("r1", map[string]uint64{convC: 3})
 		waitFrames(t, sink, "resumed r1 map[c1:3]")
 	})
+	t.Run("a live event before the resume frame leaves no gap: what came before it follows", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		store(t, st, group(convC, "alice", "bob"))
+		store(t, st, msgs(convC, 1, 10)...)
+		h := newTestHub(t, st, nil)
+		sink := &fakeSink{}
+		rs := run(t, h, "alice", sink)
+		// The interleaving: event 10 reaches the socket, then the client's
+		// resume from seq 5 (it has 1 to 5) is read.
+		live(h, msg(convC, 10))
+		waitFrames(t, sink, "event c1 10")
+		rs.s.Resume("r1", map[string]uint64{convC: 5})
+		waitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]")
+		live(h, msg(convC, 11))
+		waitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]", "event c1 11")
+		// A second resume from an old seq owes nothing more.
+		rs.s.Resume("r2", map[string]uint64{convC: 2})
+		waitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]", "event c1 11", "resumed r2 map[c1:11]")
+	})
 	t.Run("resume below what the socket already has repeats nothing", func(t *testing.T) {
 		t.Parallel()
 		st := openStore(t)

@@ -282,6 +282,7 @@ func (t *targeted) firstEvent(ctx context.Context, s *Session, sink Sink, it *it
 			return false, err
 		}
 		s.delivered(ev.ConversationID, ev.Seq)
+		s.wroteLive(ev.ConversationID, ev.Seq)
 		s.hub.cfg.Metrics.Deliveries.Inc()
 	}
 	return false, nil
