@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
@@ -118,15 +119,7 @@ func (s *Server) validateCreate(me string, req createRequest) (*schemas.CreateCo
 	cmd := &schemas.CreateConversationV1{
 		CommandID: req.CommandID, UserID: me, Kind: req.Kind, Title: req.Title, Members: req.Members, IssuedAt: time.Now().UTC(),
 	}
-	switch req.Kind {
-	case schemas.KindDirect:
-		if len(req.Members) != 1 || req.Members[0] == me {
-			return nil, newError(codeInvalidRequest, "a direct conversation names exactly one other user in members")
-		}
-		cmd.ConversationID = schemas.DirectConversationID(me, req.Members[0])
-	case schemas.KindGroup:
-		cmd.ConversationID = schemas.GroupConversationID(me, req.CommandID)
-	}
+	cmd.ConversationID = conversation.IDFor(cmd)
 	if _, r := s.cfg.Limits.Create(cmd); r != nil {
 		return nil, invalid(r)
 	}

@@ -112,3 +112,44 @@ func TestRulesOnAView(t *testing.T) {
 		t.Errorf("delete in an archived group: %v", r)
 	}
 }
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	l := conversation.Limits{MaxMembers: 3}.WithDefaults()
+	create := func(kind schemas.Kind, title string, members ...string) *schemas.CreateConversationV1 {
+		c := &schemas.CreateConversationV1{CommandID: "c", UserID: "ann", Kind: kind, Title: title, Members: members}
+		c.ConversationID = conversation.IDFor(c)
+		return c
+	}
+	code := func(_ []schemas.Member, r *conversation.Refusal) string {
+		if r == nil {
+			return ""
+		}
+		return r.Code
+	}
+	cases := []struct {
+		name string
+		cmd  *schemas.CreateConversationV1
+		want string
+	}{
+		{"a direct conversation with one other", create(schemas.KindDirect, "", "bob"), ""},
+		{"the other named twice is one other", create(schemas.KindDirect, "", "bob", "bob", "ann"), ""},
+		{"a direct conversation with oneself", create(schemas.KindDirect, "", "ann"), schemas.CodeInvalidCommand},
+		{"a direct conversation with two others", create(schemas.KindDirect, "", "bob", "cy"), schemas.CodeInvalidCommand},
+		{"a titled direct conversation", create(schemas.KindDirect, "T", "bob"), schemas.CodeInvalidCommand},
+		{"a group", create(schemas.KindGroup, "T", "bob", "cy"), ""},
+		{"a blank group title", create(schemas.KindGroup, "  ", "bob"), schemas.CodeInvalidCommand},
+		{"a group over the size limit", create(schemas.KindGroup, "T", "bob", "cy", "dee"), schemas.CodeLimitExceeded},
+		{"an unknown kind", create("channel", "T"), schemas.CodeInvalidCommand},
+	}
+	for _, c := range cases {
+		if got := code(l.Create(c.cmd)); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	forged := create(schemas.KindGroup, "T", "bob")
+	forged.ConversationID = "g_someone_elses"
+	if got := code(l.Create(forged)); got != schemas.CodeInvalidCommand {
+		t.Errorf("a group id that does not derive from creator and command id: %q", got)
+	}
+}

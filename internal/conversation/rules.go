@@ -181,21 +181,43 @@ func (l Limits) Size(members int) *Refusal {
 	return nil
 }
 
+// others returns the members of a creation besides its creator, sorted,
+// once each.
+func others(cmd *schemas.CreateConversationV1) []string {
+	others := slices.Clone(cmd.Members)
+	slices.Sort(others)
+	others = slices.Compact(others)
+	return slices.DeleteFunc(others, func(u string) bool { return u == cmd.UserID })
+}
+
+// IDFor returns the id the conversation cmd creates must have: a direct
+// conversation's derives from the pair, a group's from its creator and
+// command id. It is "" for a direct conversation that does not name
+// exactly one other member, and for an unknown kind.
+func IDFor(cmd *schemas.CreateConversationV1) string {
+	switch cmd.Kind {
+	case schemas.KindDirect:
+		if o := others(cmd); len(o) == 1 {
+			return schemas.DirectConversationID(cmd.UserID, o[0])
+		}
+	case schemas.KindGroup:
+		return schemas.GroupConversationID(cmd.UserID, cmd.CommandID)
+	}
+	return ""
+}
+
 // Create refuses a creation whose kind, members, title or id do not fit
 // together, or returns the members of the new conversation, sorted:
 // the creator (owner of a group) and the others given, once each.
 func (l Limits) Create(cmd *schemas.CreateConversationV1) ([]schemas.Member, *Refusal) {
-	others := slices.Clone(cmd.Members)
-	slices.Sort(others)
-	others = slices.Compact(others)
-	others = slices.DeleteFunc(others, func(u string) bool { return u == cmd.UserID })
+	others := others(cmd)
 	members := make([]schemas.Member, 0, len(others)+1)
 	switch cmd.Kind {
 	case schemas.KindDirect:
 		if len(others) != 1 {
 			return nil, refuse(schemas.CodeInvalidCommand, "a direct conversation has exactly one other member")
 		}
-		if cmd.ConversationID != schemas.DirectConversationID(cmd.UserID, others[0]) {
+		if cmd.ConversationID != IDFor(cmd) {
 			return nil, refuse(schemas.CodeInvalidCommand, "conversation id does not match the pair")
 		}
 		if cmd.Title != "" {
@@ -203,7 +225,7 @@ func (l Limits) Create(cmd *schemas.CreateConversationV1) ([]schemas.Member, *Re
 		}
 		members = append(members, schemas.Member{UserID: cmd.UserID, Role: schemas.RoleMember}, schemas.Member{UserID: others[0], Role: schemas.RoleMember})
 	case schemas.KindGroup:
-		if cmd.ConversationID != schemas.GroupConversationID(cmd.UserID, cmd.CommandID) {
+		if cmd.ConversationID != IDFor(cmd) {
 			return nil, refuse(schemas.CodeInvalidCommand, "conversation id does not match the creator and command id")
 		}
 		if r := l.Title(cmd.Title); r != nil {
