@@ -256,14 +256,15 @@ func (s *Server) member(ctx context.Context, user, id string) (history.Conversat
 	c, err := s.cfg.Hub.Conversation(ctx, id)
 	switch {
 	case errors.Is(err, history.ErrNotFound):
-		return c, newError(schemas.CodeConversationNotFound, "no such conversation")
+		return c, refused(conversation.NotFound())
 	case err != nil:
 		s.log.Error("reading conversation", "conversation_id", id, "err", err)
 		return c, newError(codeUnavailable, "conversation store unavailable")
-	case !c.IsMember(user):
-		// Not telling a non-member whether the conversation exists would
-		// hide nothing: direct ids are derivable. Say why plainly.
-		return c, newError(schemas.CodeNotMember, "you are not a member of this conversation")
+	}
+	// Not telling a non-member whether the conversation exists would hide
+	// nothing: direct ids are derivable. Say why plainly.
+	if r := c.Member(user); r != nil {
+		return c, refused(r)
 	}
 	return c, nil
 }

@@ -77,7 +77,7 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 	page, err := s.cfg.History.Page(r.Context(), id, q)
 	switch {
 	case errors.Is(err, history.ErrNotFound):
-		writeProblem(w, newError(schemas.CodeConversationNotFound, "no such conversation"))
+		writeProblem(w, refused(conversation.NotFound()))
 		return
 	case err != nil:
 		s.log.Error("reading history", "conversation_id", id, "err", err)

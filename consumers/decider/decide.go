@@ -37,7 +37,7 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 	}
 	c, ok := s.convs[conv]
 	if !ok {
-		return d.reject(schemas.CodeConversationNotFound, "no such conversation")
+		return d.refuse(conversation.NotFound())
 	}
 	d.c = c
 	// A retried command is a duplicate even if it could no longer be

@@ -119,10 +119,15 @@ func (s *State) permit(user string, action Action, target schemas.Role) *Refusal
 	return nil
 }
 
+// NotFound refuses a command on a conversation that does not exist.
+func NotFound() *Refusal {
+	return refuse(schemas.CodeConversationNotFound, "no such conversation")
+}
+
 // Member refuses a command of user on s when user is not a member.
 func (s *State) Member(user string) *Refusal {
 	if !s.IsMember(user) {
-		return refuse(schemas.CodeNotMember, "only members can do this in this conversation")
+		return refuse(schemas.CodeNotMember, "you are not a member of this conversation")
 	}
 	return nil
 }
