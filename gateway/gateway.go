@@ -33,9 +33,10 @@ type Appender interface {
 type Hub interface {
 	Conversations
 	// Await registers interest in the outcome of user's command
-	// commandID before it is appended (delivery.Hub.Await); the same
-	// command awaited twice at once is answered twice, in order.
-	Await(user, commandID string) (outcome <-chan delivery.Outcome, cancel func())
+	// commandID on conversation before it is appended
+	// (delivery.Hub.Await); the same command awaited twice at once is
+	// answered twice, in order.
+	Await(user, conversation, commandID string) (outcome <-chan delivery.Outcome, cancel func())
 	// NewSession registers a session of user for one socket; Close
 	// unregisters it.
 	NewSession(user string) Session
@@ -271,7 +272,7 @@ func (s *Server) member(ctx context.Context, user, id string) (history.Conversat
 
 // command appends cmd and waits for the decider's answer.
 func (s *Server) command(ctx context.Context, user, commandID, typ, conversation string, cmd any, traceParent string) (delivery.Outcome, *apiError) {
-	outcome, cancel := s.cfg.Hub.Await(user, commandID)
+	outcome, cancel := s.cfg.Hub.Await(user, conversation, commandID)
 	defer cancel()
 	ctx, stop := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer stop()

@@ -29,7 +29,7 @@ type searchHub struct {
 	convs map[string]history.Conversation
 }
 
-func (h searchHub) Await(string, string) (<-chan delivery.Outcome, func()) {
+func (h searchHub) Await(string, string, string) (<-chan delivery.Outcome, func()) {
 	panic("searchHub: not used")
 }
 

@@ -120,9 +120,10 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 	t.Run("an event answers the command that produced it", func(t *testing.T) {
 		t.Parallel()
 		env := newEnv(t)
-		created := mustAwait(t, env.hub, "alice", "create")
-		sent := mustAwait(t, env.hub, "bob", "cmd-1")
-		other := mustAwait(t, env.hub, "alice", "cmd-1") // same command id, another user
+		created := mustAwait(t, env.hub, "alice", "c1", "create")
+		sent := mustAwait(t, env.hub, "bob", "c1", "cmd-1")
+		other := mustAwait(t, env.hub, "alice", "c1", "cmd-1")   // same command id, another user
+		elsewhere := mustAwait(t, env.hub, "bob", "c2", "cmd-1") // same user and command id, another conversation
 		m := nowMsg("c1", 1, "bob")
 		env.publish(t, []string{"alice", "bob"}, nowGroup("c1", "alice", "bob"), m)
 		if o := await(t, created); o.ConversationID != "c1" || o.Seq != 0 || o.Event == nil || o.Event.Type != schemas.TypeConversationCreated {
@@ -136,6 +137,8 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 		select {
 		case o := <-other:
 			t.Errorf("alice's command cmd-1 was answered by bob's event: %+v", o)
+		case o := <-elsewhere:
+			t.Errorf("bob's command cmd-1 in c2 was answered by his event in c1: %+v", o)
 		default:
 		}
 	})
@@ -143,13 +146,13 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 	t.Run("replies answer commands: a rejection, a duplicate", func(t *testing.T) {
 		t.Parallel()
 		env := newEnv(t)
-		rejected := mustAwait(t, env.hub, "carol", "x1")
+		rejected := mustAwait(t, env.hub, "carol", "c1", "x1")
 		env.reply(t, schemas.TypeCommandRejected, "c1", schemas.CommandRejectedV1{CommandID: "x1", CommandType: schemas.TypeSendMessage,
 			UserID: "carol", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "not a member"})
 		if o := await(t, rejected); o.Code != schemas.CodeNotMember || o.Reason != "not a member" || o.ConversationID != "c1" || o.Event != nil {
 			t.Errorf("outcome %+v, want a not_member rejection", o)
 		}
-		dup := mustAwait(t, env.hub, "alice", "m7")
+		dup := mustAwait(t, env.hub, "alice", "c1", "m7")
 		env.reply(t, schemas.TypeCommandDuplicate, "c1", schemas.CommandDuplicateV1{CommandID: "m7", CommandType: schemas.TypeSendMessage,
 			UserID: "alice", ConversationID: "c1", Seq: 7})
 		if o := await(t, dup); !o.Duplicate || o.Seq != 7 || o.Code != "" || o.ConversationID != "c1" {
@@ -160,9 +163,9 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 	t.Run("the same command awaited twice is answered twice, in order", func(t *testing.T) {
 		t.Parallel()
 		env := newEnv(t)
-		first := mustAwait(t, env.hub, "dave", "d1")
-		second := mustAwait(t, env.hub, "dave", "d1")
-		third, cancel := env.hub.Await("dave", "d1")
+		first := mustAwait(t, env.hub, "dave", "c1", "d1")
+		second := mustAwait(t, env.hub, "dave", "c1", "d1")
+		third, cancel := env.hub.Await("dave", "c1", "d1")
 		cancel() // stopped waiting: answers skip it
 		env.reply(t, schemas.TypeCommandRejected, "c1", schemas.CommandRejectedV1{CommandID: "d1", CommandType: schemas.TypeSendMessage,
 			UserID: "dave", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "no"})
@@ -329,9 +332,9 @@ func replyRecord(t *testing.T, typ, conv string, r any) kafka.Message {
 	return kafkalog.Encode(kafkalog.NewAttributes(typ, conv, time.Now()), v)
 }
 
-func mustAwait(t *testing.T, h *Hub, user, cmd string) <-chan Outcome {
+func mustAwait(t *testing.T, h *Hub, user, conv, cmd string) <-chan Outcome {
 	t.Helper()
-	ch, cancel := h.Await(user, cmd)
+	ch, cancel := h.Await(user, conv, cmd)
 	t.Cleanup(cancel)
 	return ch
 }

@@ -120,14 +120,15 @@ func (h *Hub) Ready() <-chan struct{} { return h.ready }
 // node's delivery topic and chat.changes (targeted) — until ctx is done.
 func (h *Hub) Run(ctx context.Context) error { return h.feed.Run(ctx) }
 
-// Await registers interest in the outcome of user's command commandID.
+// Await registers interest in the outcome of user's command commandID
+// on conversation.
 // Call it before appending the command; the channel receives exactly one
 // Outcome. cancel must be called when the caller stops waiting. When the
 // same command is awaited several times at once, each append is answered
 // in turn, in the order of the calls to Await: the first with the event,
 // the others as duplicates of it.
-func (h *Hub) Await(user, commandID string) (outcome <-chan Outcome, cancel func()) {
-	return h.waiters.await(user, commandID)
+func (h *Hub) Await(user, conversation, commandID string) (outcome <-chan Outcome, cancel func()) {
+	return h.waiters.await(user, conversation, commandID)
 }
 
 // Conversation returns a conversation's summary with its members, as

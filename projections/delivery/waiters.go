@@ -26,7 +26,9 @@ type Outcome struct {
 	Event *history.Event
 }
 
-type waiterKey struct{ user, command string }
+// waiterKey names a command: client command ids are the user's, per
+// conversation (as the decider dedupes them).
+type waiterKey struct{ user, conversation, command string }
 
 // waiters are the requests of this node waiting for an Outcome, by user
 // and command id. The same command may be awaited by several requests at
@@ -48,8 +50,8 @@ func newWaiters(log *slog.Logger) *waiters {
 
 // await registers interest in the outcome of user's command commandID
 // (see Hub.Await).
-func (w *waiters) await(user, commandID string) (outcome <-chan Outcome, cancel func()) {
-	key := waiterKey{user, commandID}
+func (w *waiters) await(user, conversation, commandID string) (outcome <-chan Outcome, cancel func()) {
+	key := waiterKey{user, conversation, commandID}
 	ch := make(chan Outcome, 1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -95,7 +97,7 @@ func (w *waiters) answerEvent(ev *history.Event) {
 	if json.Unmarshal(ev.Data, &issuer) != nil || issuer.CommandID == "" {
 		return
 	}
-	w.answer(waiterKey{cmp.Or(issuer.SenderID, issuer.CreatedBy, issuer.UserID), issuer.CommandID},
+	w.answer(waiterKey{cmp.Or(issuer.SenderID, issuer.CreatedBy, issuer.UserID), ev.ConversationID, issuer.CommandID},
 		Outcome{ConversationID: ev.ConversationID, Seq: ev.Seq, Event: ev})
 }
 
@@ -109,8 +111,8 @@ func (w *waiters) answerReply(attrs schemas.Attributes, value []byte) {
 	}
 	switch r := v.(type) {
 	case *schemas.CommandRejectedV1:
-		w.answer(waiterKey{r.UserID, r.CommandID}, Outcome{ConversationID: r.ConversationID, Code: r.Code, Reason: r.Reason})
+		w.answer(waiterKey{r.UserID, r.ConversationID, r.CommandID}, Outcome{ConversationID: r.ConversationID, Code: r.Code, Reason: r.Reason})
 	case *schemas.CommandDuplicateV1:
-		w.answer(waiterKey{r.UserID, r.CommandID}, Outcome{ConversationID: r.ConversationID, Seq: r.Seq, Duplicate: true})
+		w.answer(waiterKey{r.UserID, r.ConversationID, r.CommandID}, Outcome{ConversationID: r.ConversationID, Seq: r.Seq, Duplicate: true})
 	}
 }

@@ -184,9 +184,9 @@ func TestRouterDeliversToTheNodesOfMembers(t *testing.T) {
 	}
 	dave := env.connect(t, "n3", "dave", "phone", true)
 	// n4 holds no socket at all; a request there waits for its answer.
-	answer, cancel := env.hubs["n4"].Await("alice", "cmd-8")
+	answer, cancel := env.hubs["n4"].Await("alice", "c1", "cmd-8")
 	defer cancel()
-	rejected, cancel2 := env.hubs["n4"].Await("alice", "nope")
+	rejected, cancel2 := env.hubs["n4"].Await("alice", "c1", "nope")
 	defer cancel2()
 
 	env.publish(t, "n1", nowGroup("c1", "alice", "bob"))
