@@ -141,15 +141,19 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		id, err := s.cfg.Auth.Verify(token)
 		if err != nil {
-			code := codeUnauthorized
-			if errors.Is(err, ErrTokenExpired) {
-				code = codeTokenExpired
-			}
-			writeProblem(w, s.reject("gateway", newError(code, err.Error())))
+			writeProblem(w, s.reject("gateway", authError(err)))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
 	})
+}
+
+// authError is the answer to a token Verify refused, on either transport.
+func authError(err error) *apiError {
+	if errors.Is(err, ErrTokenExpired) {
+		return newError(codeTokenExpired, err.Error())
+	}
+	return newError(codeUnauthorized, err.Error())
 }
 
 func bearer(r *http.Request) (string, bool) {
