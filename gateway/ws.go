@@ -140,7 +140,7 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 	expired := make(chan struct{})
 	var once sync.Once
 	k.mu.Lock()
-	k.expiry = time.AfterFunc(time.Until(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
+	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
 	k.mu.Unlock()
 	defer k.expiry.Stop()
 
@@ -207,6 +207,13 @@ func authClose(err error) (websocket.StatusCode, string) {
 		return CloseTokenExpired, "token expired"
 	}
 	return CloseUnauthorized, "invalid token"
+}
+
+// untilExpiry is how long a socket authenticated with a token expiring
+// at exp stays open: until exp plus the leeway the token was accepted
+// with.
+func (k *socket) untilExpiry(exp time.Time) time.Duration {
+	return time.Until(exp.Add(k.s.cfg.Auth.Leeway()))
 }
 
 // firstFrameAuth authenticates a socket with its first frame, which must
@@ -391,7 +398,7 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 		// A fresh token for the same user extends the socket's life.
 		k.mu.Lock()
 		k.id.ExpiresAt = id.ExpiresAt
-		k.expiry.Reset(time.Until(id.ExpiresAt))
+		k.expiry.Reset(k.untilExpiry(id.ExpiresAt))
 		k.mu.Unlock()
 		return k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: f.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()})
 	default: // a type decodeFrame knows and handle does not

@@ -63,6 +63,7 @@ var wsSecret = []byte("websocket-test-secret-of-32-bytes-or-more")
 
 type wsEnv struct {
 	t    *testing.T
+	s    *Server
 	url  string
 	auth *Authenticator
 }
@@ -88,7 +89,7 @@ func newWSEnv(t *testing.T, cfg Config) *wsEnv {
 		_ = s.Shutdown(ctx)
 		srv.Close()
 	})
-	return &wsEnv{t: t, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws", auth: cfg.Auth}
+	return &wsEnv{t: t, s: s, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws", auth: cfg.Auth}
 }
 
 // token issues a token of user that expires at exp.
@@ -234,5 +235,107 @@ func TestMalformedFramesOverTheSocket(t *testing.T) {
 	write(t, c, `{"type":"ping","id":"still-open"}`)
 	if f := mustRead(t, c); f["type"] != "pong" || f["id"] != "still-open" {
 		t.Errorf("ping answered with %v", f)
+	}
+}
+
+// TestTokenLeewayOnBothTransports issues tokens that expired inside and
+// outside a leeway of 10s, and presents them over HTTP, on the upgrade,
+// in the first auth frame and in a later one: each transport accepts the
+// first and refuses the second as token_expired. (The leeway is 10s, not
+// the default 5s, so that a busy machine stays well inside it.)
+func TestTokenLeewayOnBothTransports(t *testing.T) {
+	t.Parallel()
+	auth, err := NewAuthenticator(AuthConfig{Secret: wsSecret, Leeway: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newWSEnv(t, Config{Auth: auth})
+	for _, tt := range []struct {
+		name     string
+		ago      time.Duration
+		accepted bool
+	}{
+		{"expired 4s ago, inside the leeway", 4 * time.Second, true},
+		{"expired 16s ago, beyond the leeway", 16 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Each transport's token is made right before it is used:
+			// parallel tests wait for a free slot, and the leeway is
+			// seconds.
+			token := func() (tok, exp string) {
+				at := time.Now().Add(-tt.ago).Truncate(time.Second)
+				return e.token("alice", at), at.UTC().Format(time.RFC3339)
+			}
+
+			t.Run("HTTP", func(t *testing.T) {
+				t.Parallel()
+				tok, _ := token()
+				h := e.s.authenticate(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+				req := httptest.NewRequest(http.MethodGet, "/v1/conversations", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				var p problem
+				_ = json.Unmarshal(rec.Body.Bytes(), &p)
+				if tt.accepted && rec.Code != http.StatusNoContent {
+					t.Errorf("answered %d %s, want the request served", rec.Code, rec.Body)
+				}
+				if !tt.accepted && (rec.Code != http.StatusUnauthorized || p.Code != codeTokenExpired) {
+					t.Errorf("answered %d %s, want 401 token_expired", rec.Code, rec.Body)
+				}
+			})
+			t.Run("upgrade header", func(t *testing.T) {
+				t.Parallel()
+				tok, _ := token()
+				c := e.dial(tok)
+				if !tt.accepted {
+					wantClose(t, c, CloseTokenExpired, "token expired")
+					return
+				}
+				write(t, c, `{"type":"ping","id":"p"}`)
+				if f := mustRead(t, c); f["type"] != "pong" {
+					t.Errorf("ping answered with %v", f)
+				}
+				// Once the leeway after its expiry has passed too.
+				wantClose(t, c, CloseTokenExpired, "token expired")
+			})
+			t.Run("first auth frame", func(t *testing.T) {
+				t.Parallel()
+				tok, wantExpiry := token()
+				c := e.dial("")
+				write(t, c, `{"type":"auth","id":"a1","token":"`+tok+`"}`)
+				f := mustRead(t, c)
+				if tt.accepted {
+					if f["type"] != "auth_ok" || f["id"] != "a1" || f["expires_at"] != wantExpiry {
+						t.Errorf("answered %v, want auth_ok expiring at the token's exp %s", f, wantExpiry)
+					}
+				} else if f["type"] != "error" || f["code"] != codeTokenExpired || f["id"] != "a1" {
+					t.Errorf("answered %v, want error token_expired with id a1", f)
+				}
+				wantClose(t, c, CloseTokenExpired, "token expired")
+			})
+			t.Run("later auth frame", func(t *testing.T) {
+				t.Parallel()
+				c := e.dial(e.token("alice", time.Now().Add(time.Hour)))
+				tok, wantExpiry := token()
+				write(t, c, `{"type":"auth","id":"a2","token":"`+tok+`"}`)
+				f := mustRead(t, c)
+				if tt.accepted {
+					if f["type"] != "auth_ok" || f["id"] != "a2" || f["expires_at"] != wantExpiry {
+						t.Errorf("answered %v, want auth_ok expiring at the token's exp %s", f, wantExpiry)
+					}
+					return
+				}
+				if f["type"] != "error" || f["code"] != codeTokenExpired || f["id"] != "a2" {
+					t.Errorf("answered %v, want error token_expired with id a2", f)
+				}
+				// The socket lives on with its earlier token.
+				write(t, c, `{"type":"ping","id":"p"}`)
+				if f := mustRead(t, c); f["type"] != "pong" {
+					t.Errorf("ping answered with %v", f)
+				}
+			})
+		})
 	}
 }
