@@ -81,16 +81,18 @@ var clientFrames = map[string]frameSpec{
 //     the wrong JSON type or out of range, or a field the type does not
 //     have.
 func decodeFrame(data []byte) (clientFrame, *apiError) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
+	var buf [16]member
+	obj, isObject := objectMembers(data, buf[:0])
+	if !isObject {
+		var v any
 		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) {
+		if err := json.Unmarshal(data, &v); errors.As(err, &syntax) {
 			return clientFrame{}, newError(codeBadFrame, "malformed JSON: "+syntax.Error())
 		}
 		return clientFrame{}, newError(codeBadFrame, "a frame must be a JSON object")
 	}
 	var f clientFrame
-	if r, ok := raw["id"]; ok {
+	if r, ok := obj.get("id"); ok {
 		id, ok := jsonString(r)
 		if !ok || id == "" || utf8.RuneCountInString(id) > maxRequestID {
 			return clientFrame{}, newError(codeInvalidRequest, "id must be a string of 1 to 64 characters")
@@ -100,7 +102,7 @@ func decodeFrame(data []byte) (clientFrame, *apiError) {
 	fail := func(code, msg string) (clientFrame, *apiError) {
 		return clientFrame{ID: f.ID}, newError(code, msg)
 	}
-	r, ok := raw["type"]
+	r, ok := obj.get("type")
 	if !ok {
 		return fail(codeInvalidRequest, "a frame needs a type")
 	}
@@ -115,35 +117,133 @@ func decodeFrame(data []byte) (clientFrame, *apiError) {
 	if spec.needsID && f.ID == "" {
 		return fail(codeInvalidRequest, "a "+typ+" frame needs an id")
 	}
-	known := 1 // type
-	if f.ID != "" {
-		known++
-	}
 	for _, fd := range spec.fields {
-		r, ok := raw[fd.name]
+		r, ok := obj.get(fd.name)
 		if !ok {
 			if fd.required {
 				return fail(codeInvalidRequest, "a "+typ+" frame needs "+fd.name)
 			}
 			continue
 		}
-		known++
 		if msg := f.set(fd, r); msg != "" {
 			return fail(codeInvalidRequest, msg)
 		}
 	}
-	if len(raw) > known {
-		var extra []string
-		for name := range raw {
-			if name != "type" && name != "id" && !slices.ContainsFunc(spec.fields, func(fd frameField) bool { return fd.name == name }) {
-				extra = append(extra, name)
-			}
+	var extra []string
+	for _, m := range obj {
+		if name := string(m.name); name != "type" && name != "id" && !slices.ContainsFunc(spec.fields, func(fd frameField) bool { return fd.name == name }) {
+			extra = append(extra, name)
 		}
+	}
+	if len(extra) > 0 {
 		slices.Sort(extra)
 		return fail(codeInvalidRequest, "a "+typ+" frame has no field "+quoted(extra[0]))
 	}
 	f.Type = typ
 	return f, nil
+}
+
+// member is one member of a JSON object: its name and its value's JSON.
+type member struct {
+	name  []byte // unescaped
+	value json.RawMessage
+}
+
+// members are the members of a JSON object, in their order.
+type members []member
+
+// get returns the value of the member named name; the last one, as in
+// encoding/json, if there are several.
+func (ms members) get(name string) (json.RawMessage, bool) {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if string(ms[i].name) == name {
+			return ms[i].value, true
+		}
+	}
+	return nil, false
+}
+
+// objectMembers appends the members of data to buf, or returns false if
+// data is not valid JSON or not an object. The values share data's
+// bytes: a frame is split without copying it.
+func objectMembers(data []byte, buf members) (members, bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	// data is valid JSON: the scan below needs no error checks.
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(data, i+1)
+	if data[i] == '}' {
+		return buf, true
+	}
+	for {
+		end := stringEnd(data, i)
+		name := data[i+1 : end-1]
+		if slices.Contains(name, '\\') {
+			var n string
+			if json.Unmarshal(data[i:end], &n) != nil {
+				return nil, false
+			}
+			name = []byte(n)
+		}
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		vend := valueEnd(data, i)
+		buf = append(buf, member{name: name, value: data[i:vend]})
+		i = skipSpace(data, vend)
+		if data[i] == '}' {
+			return buf, true
+		}
+		i = skipSpace(data, i+1) // past the comma
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at i.
+func stringEnd(data []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+}
+
+// valueEnd returns the index just past the value that starts at i.
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for j := i; ; j++ {
+			switch data[j] {
+			case '"':
+				j = stringEnd(data, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+	}
+	j := i
+	for j < len(data) && !strings.ContainsRune(",}] \t\n\r", rune(data[j])) {
+		j++
+	}
+	return j
 }
 
 // set decodes field fd of f from r, or says what is wrong with it.

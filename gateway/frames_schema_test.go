@@ -293,3 +293,19 @@ func TestClientFramesFollowTheirSchemas(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkValidateFrameSchema_Send is what checking a send frame with a
+// JSON Schema validator would cost at run time, beside decodeFrame's
+// own checks (BenchmarkDecodeFrame_Send).
+func BenchmarkValidateFrameSchema_Send(b *testing.B) {
+	check := frameSchemas(b)
+	frame := []byte(`{"type":"send","id":"42","conversation_id":"d_5f2c6a0e8b1d4c3a9e7f6b5a4d3c2b1a","command_id":"01J9ZK3W4X5Y6Z7A8B9C0D1E2F","body":"` +
+		strings.Repeat("lorem ipsum ", 16) + `"}`)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := check(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
