@@ -24,9 +24,20 @@ type AuthConfig struct {
 	Issuer string
 	// Audience every token must carry in "aud". Default: parley.
 	Audience string
-	// Leeway tolerated on exp and nbf for clock skew. Default: 30s.
+	// Leeway is the clock skew tolerated on exp and nbf, the same on
+	// every transport: a token is valid until exp+Leeway, and a socket
+	// closes then. Default: DefaultLeeway; NoLeeway (any negative value)
+	// tolerates none.
 	Leeway time.Duration
 }
+
+// DefaultLeeway is the clock skew tolerated by default: hosts kept in time
+// by NTP differ by milliseconds, and a token refused a few seconds early
+// or late costs a client one refresh.
+const DefaultLeeway = 5 * time.Second
+
+// NoLeeway as AuthConfig.Leeway tolerates no clock skew.
+const NoLeeway time.Duration = -1
 
 func (c AuthConfig) withDefaults() AuthConfig {
 	if c.Issuer == "" {
@@ -35,8 +46,11 @@ func (c AuthConfig) withDefaults() AuthConfig {
 	if c.Audience == "" {
 		c.Audience = "parley"
 	}
-	if c.Leeway == 0 {
-		c.Leeway = 30 * time.Second
+	switch {
+	case c.Leeway == 0:
+		c.Leeway = DefaultLeeway
+	case c.Leeway < 0:
+		c.Leeway = 0
 	}
 	return c
 }
@@ -89,8 +103,12 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	}, nil
 }
 
+// Leeway returns the clock skew a tolerates on exp and nbf.
+func (a *Authenticator) Leeway() time.Duration { return a.cfg.Leeway }
+
 // Verify checks a token's signature, algorithm, iss, aud, exp, nbf and
-// iat, and that its subject is a valid user id.
+// iat (each with the leeway), and that its subject is a valid user id.
+// The identity's ExpiresAt is the token's exp, without the leeway.
 func (a *Authenticator) Verify(token string) (Identity, error) {
 	var claims jwt.RegisteredClaims
 	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.cfg.Secret, nil })
@@ -141,15 +159,19 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		id, err := s.cfg.Auth.Verify(token)
 		if err != nil {
-			code := codeUnauthorized
-			if errors.Is(err, ErrTokenExpired) {
-				code = codeTokenExpired
-			}
-			writeProblem(w, s.reject("gateway", newError(code, err.Error())))
+			writeProblem(w, s.reject("gateway", authError(err)))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
 	})
+}
+
+// authError is the answer to a token Verify refused, on either transport.
+func authError(err error) *apiError {
+	if errors.Is(err, ErrTokenExpired) {
+		return newError(codeTokenExpired, err.Error())
+	}
+	return newError(codeUnauthorized, err.Error())
 }
 
 func bearer(r *http.Request) (string, bool) {

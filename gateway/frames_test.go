@@ -2,11 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
-	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/schemas"
@@ -14,42 +15,65 @@ import (
 
 func TestDecodeFrame(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("i", 100)
+	seq := func(n uint64) *uint64 { return &n }
 	tests := []struct {
 		name string
 		in   string
 		want clientFrame
-		bad  bool
 	}{
 		{name: "a send frame", in: `{"type":"send","id":"1","conversation_id":"d_1","command_id":"c1","body":"hi \"you\""}`,
 			want: clientFrame{Type: "send", ID: "1", ConversationID: "d_1", CommandID: "c1", Body: `hi "you"`}},
+		{name: "a reply", in: `{"type":"send","id":"1","conversation_id":"d_1","command_id":"c1","body":"hi","reply_to":17}`,
+			want: clientFrame{Type: "send", ID: "1", ConversationID: "d_1", CommandID: "c1", Body: "hi", ReplyTo: 17}},
 		{name: "a resume frame", in: `{"type":"resume","id":"r","conversations":{"a":3,"b":0}}`,
 			want: clientFrame{Type: "resume", ID: "r", Conversations: map[string]uint64{"a": 3, "b": 0}}},
-		{name: "unknown fields are ignored", in: `{"type":"ping","id":"p","extra":[1,{"x":null}]}`,
-			want: clientFrame{Type: "ping", ID: "p"}},
-		{name: "an id longer than 64 bytes is cut", in: `{"type":"ping","id":"` + long + `"}`,
-			want: clientFrame{Type: "ping", ID: long[:64]}},
-		{name: "an empty object decodes to an empty frame", in: `{}`, want: clientFrame{}},
-		{name: "malformed JSON is a bad frame", in: `{"type":`, bad: true},
-		{name: "a number where a string belongs is a bad frame", in: `{"type":"send","id":1}`, bad: true},
-		{name: "a negative seq is a bad frame", in: `{"type":"resume","conversations":{"a":-1}}`, bad: true},
-		{name: "an array is a bad frame", in: `[]`, bad: true},
-		{name: "nothing is a bad frame", in: ``, bad: true},
+		{name: "an edit frame", in: `{"type":"edit","id":"e","conversation_id":"d_1","command_id":"c2","seq":17,"body":"x"}`,
+			want: clientFrame{Type: "edit", ID: "e", ConversationID: "d_1", CommandID: "c2", Seq: seq(17), Body: "x"}},
+		{name: "a whole number with a zero fraction is an integer", in: `{"type":"read","id":"r","conversation_id":"d_1","seq":1.7e1}`,
+			want: clientFrame{Type: "read", ID: "r", ConversationID: "d_1", Seq: seq(17)}},
+		{name: "a read without seq", in: `{"type":"read","id":"r","conversation_id":"d_1"}`,
+			want: clientFrame{Type: "read", ID: "r", ConversationID: "d_1"}},
+		{name: "an id of 64 characters", in: `{"type":"ping","id":"` + strings.Repeat("é", 64) + `"}`,
+			want: clientFrame{Type: "ping", ID: strings.Repeat("é", 64)}},
+		{name: "typing needs no id", in: `{"type":"typing","conversation_id":"d_1"}`,
+			want: clientFrame{Type: "typing", ConversationID: "d_1"}},
+		{name: "an escaped string", in: `{"type":"auth","id":"a","token":"t\u002e","device_id":"phone"}`,
+			want: clientFrame{Type: "auth", ID: "a", Token: "t.", DeviceID: "phone"}},
+		{name: "presence_watch", in: `{"type":"presence_watch","id":"w","user_ids":["bob","carol"]}`,
+			want: clientFrame{Type: "presence_watch", ID: "w", UserIDs: []string{"bob", "carol"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f, e := decodeFrame([]byte(tt.in))
-			if tt.bad {
-				if e == nil || e.Code != codeBadFrame || e.Status != http.StatusBadRequest || e.Retryable {
-					t.Errorf("decodeFrame(%q) = %+v, %+v; want a bad_frame error", tt.in, f, e)
-				}
-				return
-			}
 			if e != nil || !reflect.DeepEqual(f, tt.want) {
-				t.Errorf("decodeFrame(%q) = %+v, %v; want %+v", tt.in, f, e, tt.want)
+				t.Errorf("decodeFrame(%s) = %+v, %v; want %+v", tt.in, f, e, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseJSONInteger(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in         string
+		n          uint64
+		whole, neg bool
+		outOfRange bool
+	}{
+		{in: "0", whole: true}, {in: "-0", whole: true, neg: true}, {in: "17", n: 17, whole: true},
+		{in: "17.0", n: 17, whole: true}, {in: "1.7e1", n: 17, whole: true}, {in: "170e-1", n: 17, whole: true},
+		{in: "1.5"}, {in: "-1", n: 1, whole: true, neg: true}, {in: "0.0e5", whole: true}, {in: "1e-400"},
+		{in: "0.5e1", n: 5, whole: true}, {in: "18446744073709551615", n: 18446744073709551615, whole: true},
+		{in: "18446744073709551616", whole: true, outOfRange: true}, {in: "1e400", whole: true, outOfRange: true},
+		{in: "1e99999999999999999999", whole: true, outOfRange: true}, {in: "1e-99999999999999999999"},
+		{in: "00010E+1", n: 100, whole: true}, {in: `"1"`}, {in: "null"}, {in: "true"}, {in: ""}, {in: "[1]"},
+	}
+	for _, tt := range tests {
+		n, whole, neg, err := parseJSONInteger(tt.in)
+		if n != tt.n || whole != tt.whole || neg != tt.neg || (err != nil) != tt.outOfRange {
+			t.Errorf("parseJSONInteger(%s) = %d, %v, %v, %v; want %d, %v, %v, out of range %v", tt.in, n, whole, neg, err, tt.n, tt.whole, tt.neg, tt.outOfRange)
+		}
 	}
 }
 
@@ -57,44 +81,69 @@ func FuzzClientFrame(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"send","id":"1","conversation_id":"d_1","command_id":"c1","body":"hi"}`,
 		`{"type":"resume","id":"r","conversations":{"a":3}}`,
-		`{"type":"auth","token":"x.y.z"}`,
+		`{"type":"auth","id":"a","token":"x.y.z"}`,
 		`{"type":"ping","id":"` + strings.Repeat("é", 40) + `"}`,
 		`{"type":"send","body":"\ud800"}`,
 		`{"conversations":{"a":18446744073709551616}}`,
+		`{"type":"read","id":"r","conversation_id":"d","seq":1.0e1}`,
+		`{"type":"edit","id":"e","conversation_id":"d","command_id":"c","seq":-0,"body":"x"}`,
+		`{"type":"presence_watch","id":"w","user_ids":["a",null]}`,
 		`{"type":null,"id":{}}`,
+		`null`,
 		"\xff\xfe",
 		`[`,
 	} {
 		f.Add([]byte(s))
 	}
+	check := frameSchemas(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, e := decodeFrame(data)
+		// Whatever happens, the answer must encode.
 		if e != nil {
-			if e.Code != codeBadFrame || fr.Type != "" {
+			if _, err := json.Marshal(errorFrame{Type: "error", ID: fr.ID, Code: e.Code, Message: e.Message}); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := json.Marshal(ackFrame{Type: "ack", ID: fr.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if utf8.RuneCountInString(fr.ID) > maxRequestID {
+			t.Fatalf("id of %d characters", utf8.RuneCountInString(fr.ID))
+		}
+		// A frame its schema accepts is never refused.
+		if err := check(data); err == nil && e != nil {
+			t.Fatalf("decodeFrame(%q) refused a frame its schema accepts: %v", data, e)
+		}
+		if e != nil {
+			if fr.Type != "" || !slices.Contains([]string{codeBadFrame, codeInvalidRequest, codeUnknownType}, e.Code) {
 				t.Fatalf("error %+v with frame %+v", e, fr)
 			}
-			// The error frame the socket answers with must encode.
-			if _, err := json.Marshal(errorFrame{Type: "error", Code: e.Code, Message: e.Message}); err != nil {
-				t.Fatal(err)
+			if e.Code == codeBadFrame && fr.ID != "" {
+				t.Fatalf("bad_frame echoes id %q", fr.ID)
 			}
 			return
 		}
-		if len(fr.ID) > 64 {
-			t.Fatalf("id of %d bytes", len(fr.ID))
+		if _, ok := clientFrames[fr.Type]; !ok {
+			t.Fatalf("accepted frame type %q", fr.Type)
 		}
-		var ref clientFrame
-		if err := json.Unmarshal(data, &ref); err != nil {
-			t.Fatalf("decodeFrame accepted what json.Unmarshal rejects: %v", err)
+		// What decodes strictly, the lenient standard decoding agrees
+		// with, when it decodes at all (it refuses 1.0 for an integer).
+		var ref struct {
+			Type           string            `json:"type"`
+			ID             string            `json:"id"`
+			Token          string            `json:"token"`
+			ConversationID string            `json:"conversation_id"`
+			CommandID      string            `json:"command_id"`
+			Body           string            `json:"body"`
+			Conversations  map[string]uint64 `json:"conversations"`
+			DeviceID       string            `json:"device_id"`
+			Status         string            `json:"status"`
+			UserIDs        []string          `json:"user_ids"`
+			ReplyTo        uint64            `json:"reply_to"`
+			Seq            *uint64           `json:"seq"`
+			Emoji          string            `json:"emoji"`
 		}
-		if len(ref.ID) > 64 {
-			ref.ID = ref.ID[:64]
-		}
-		if !reflect.DeepEqual(fr, ref) {
+		if err := json.Unmarshal(data, &ref); err == nil && !reflect.DeepEqual(fr, clientFrame(ref)) {
 			t.Fatalf("decodeFrame = %+v, want %+v", fr, ref)
-		}
-		// Replies echo the id: they must encode whatever it holds.
-		if _, err := json.Marshal(ackFrame{Type: "ack", ID: fr.ID}); err != nil {
-			t.Fatal(err)
 		}
 	})
 }

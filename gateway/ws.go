@@ -33,23 +33,6 @@ const (
 	CloseProtocolViolation websocket.StatusCode = 4502
 )
 
-// clientFrame is any frame a client sends; Type says which fields count.
-type clientFrame struct {
-	Type           string            `json:"type"`
-	ID             string            `json:"id"`
-	Token          string            `json:"token"`
-	ConversationID string            `json:"conversation_id"`
-	CommandID      string            `json:"command_id"`
-	Body           string            `json:"body"`
-	Conversations  map[string]uint64 `json:"conversations"`
-	DeviceID       string            `json:"device_id"`
-	Status         string            `json:"status"`
-	UserIDs        []string          `json:"user_ids"`
-	ReplyTo        uint64            `json:"reply_to"`
-	Seq            *uint64           `json:"seq"`
-	Emoji          string            `json:"emoji"`
-}
-
 type errorFrame struct {
 	Type      string `json:"type"`
 	ID        string `json:"id,omitempty"`
@@ -144,22 +127,8 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 			return authClose(err)
 		}
 		k.id = id
-	} else {
-		actx, cancel := context.WithTimeout(ctx, k.s.cfg.AuthTimeout)
-		// A socket that has not authenticated yet is simply dropped on
-		// shutdown; it has nothing to resume.
-		go func() {
-			select {
-			case <-k.s.stopping:
-				cancel()
-			case <-actx.Done():
-			}
-		}()
-		code, reason, ok := k.firstFrameAuth(actx)
-		cancel()
-		if !ok {
-			return code, reason
-		}
+	} else if code, reason, ok := k.firstFrameAuth(ctx); !ok {
+		return code, reason
 	}
 	if k.device == "" {
 		k.device = r.URL.Query().Get("device_id")
@@ -172,7 +141,7 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 	expired := make(chan struct{})
 	var once sync.Once
 	k.mu.Lock()
-	k.expiry = time.AfterFunc(time.Until(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
+	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
 	k.mu.Unlock()
 	defer k.expiry.Stop()
 
@@ -241,28 +210,75 @@ func authClose(err error) (websocket.StatusCode, string) {
 	return CloseUnauthorized, "invalid token"
 }
 
+// untilExpiry is how long a socket authenticated with a token expiring
+// at exp stays open: until exp plus the leeway the token was accepted
+// with.
+func (k *socket) untilExpiry(exp time.Time) time.Duration {
+	return time.Until(exp.Add(k.s.cfg.Auth.Leeway()))
+}
+
+// firstFrameAuth authenticates a socket with its first frame, which must
+// be a valid auth frame within AuthTimeout, or says how to close it. A
+// first frame that is not is answered with its error frame first.
 func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, string, bool) {
-	typ, data, err := k.c.Read(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return CloseUnauthorized, "no auth frame in time", false
-		}
+	type frame struct {
+		typ  websocket.MessageType
+		data []byte
+		err  error
+	}
+	// The read runs under ctx, not under the timeout: a Read whose
+	// context ends tears the connection down before a close frame can be
+	// sent, and the client is owed 4500.
+	first := make(chan frame, 1)
+	k.work.Go(func() {
+		typ, data, err := k.c.Read(ctx)
+		first <- frame{typ, data, err}
+	})
+	timeout := time.NewTimer(k.s.cfg.AuthTimeout)
+	defer timeout.Stop()
+	var f frame
+	select {
+	case <-timeout.C:
+		return CloseUnauthorized, "no auth frame within " + k.s.cfg.AuthTimeout.String(), false
+	case <-k.s.stopping:
+		// A socket that has not authenticated yet has nothing to
+		// resume: it is simply dropped.
+		_ = k.c.CloseNow()
+		return websocket.StatusGoingAway, "server shutting down", false
+	case f = <-first:
+	}
+	if f.err != nil {
 		return websocket.StatusNormalClosure, "", false
 	}
-	var f clientFrame
-	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil || f.Type != "auth" {
-		return CloseUnauthorized, "the first frame must be auth", false
+	refuse := func(id string, e *apiError) (websocket.StatusCode, string, bool) {
+		_ = k.writeError(ctx, id, k.s.reject("gateway", e))
+		switch e.Code {
+		case codeTokenExpired:
+			return CloseTokenExpired, "token expired", false
+		case codeUnauthorized:
+			return CloseUnauthorized, "invalid token", false
+		}
+		return CloseUnauthorized, "the first frame must be a valid auth frame", false
 	}
-	id, err := k.s.cfg.Auth.Verify(f.Token)
+	if f.typ != websocket.MessageText {
+		return refuse("", newError(codeBadFrame, "frames are JSON text"))
+	}
+	fr, e := decodeFrame(f.data)
+	if e != nil {
+		return refuse(fr.ID, e)
+	}
+	if fr.Type != "auth" {
+		return refuse(fr.ID, newError(codeInvalidRequest, "the first frame must be auth"))
+	}
+	id, err := k.s.cfg.Auth.Verify(fr.Token)
 	if err != nil {
-		code, reason := authClose(err)
-		return code, reason, false
+		return refuse(fr.ID, authError(err))
 	}
 	k.id = id
-	if f.DeviceID != "" {
-		k.device = f.DeviceID
+	if fr.DeviceID != "" {
+		k.device = fr.DeviceID
 	}
-	if err := k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: f.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()}); err != nil {
+	if err := k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: fr.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()}); err != nil {
 		return websocket.StatusNormalClosure, "", false
 	}
 	return 0, "", true
@@ -324,7 +340,7 @@ func (k *socket) readLoop(ctx context.Context, sess Session) error {
 		}
 		f, e := decodeFrame(data)
 		if e != nil {
-			if err := k.writeError(ctx, "", k.s.reject("gateway", e)); err != nil {
+			if err := k.writeError(ctx, f.ID, k.s.reject("gateway", e)); err != nil {
 				return err
 			}
 			continue
@@ -333,20 +349,6 @@ func (k *socket) readLoop(ctx context.Context, sess Session) error {
 			return err
 		}
 	}
-}
-
-// decodeFrame decodes a client's text frame, with its id cut to 64 bytes
-// so that echoing it back stays cheap. The error is the one to answer
-// with.
-func decodeFrame(data []byte) (clientFrame, *apiError) {
-	var f clientFrame
-	if err := json.Unmarshal(data, &f); err != nil {
-		return clientFrame{}, newError(codeBadFrame, "malformed JSON: "+err.Error())
-	}
-	if len(f.ID) > 64 {
-		f.ID = f.ID[:64]
-	}
-	return f, nil
 }
 
 func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error {
@@ -395,11 +397,7 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	case "auth":
 		id, err := k.s.cfg.Auth.Verify(f.Token)
 		if err != nil {
-			code := codeUnauthorized
-			if errors.Is(err, ErrTokenExpired) {
-				code = codeTokenExpired
-			}
-			return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(code, err.Error())))
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", authError(err)))
 		}
 		if id.UserID != k.id.UserID {
 			return fmt.Errorf("%w: a socket cannot change user", errProtocol)
@@ -407,12 +405,10 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 		// A fresh token for the same user extends the socket's life.
 		k.mu.Lock()
 		k.id.ExpiresAt = id.ExpiresAt
-		k.expiry.Reset(time.Until(id.ExpiresAt))
+		k.expiry.Reset(k.untilExpiry(id.ExpiresAt))
 		k.mu.Unlock()
 		return k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: f.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()})
-	case "":
-		return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(codeInvalidRequest, "a frame needs a type")))
-	default:
+	default: // a type decodeFrame knows and handle does not
 		return k.writeError(ctx, f.ID, k.s.reject("gateway", newError(codeUnknownType, "unknown frame type "+f.Type)))
 	}
 }

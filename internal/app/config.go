@@ -37,6 +37,7 @@ type Config struct {
 	JWTSecret         string
 	JWTIssuer         string
 	JWTAudience       string
+	JWTLeeway         time.Duration
 	MaxBodyBytes      int
 	MaxMembers        int
 	MaxTitleRunes     int
@@ -121,6 +122,7 @@ func Settings() []Setting {
 		{"jwt-secret", "PARLEY_JWT_SECRET", "", "HS256 secret, at least 32 bytes; empty uses the public dev secret, embedded default only", str(func(c *Config) *string { return &c.JWTSecret })},
 		{"jwt-issuer", "PARLEY_JWT_ISSUER", "parley", "required iss claim", str(func(c *Config) *string { return &c.JWTIssuer })},
 		{"jwt-audience", "PARLEY_JWT_AUDIENCE", "parley", "required aud claim", str(func(c *Config) *string { return &c.JWTAudience })},
+		{"jwt-leeway", "PARLEY_JWT_LEEWAY", "5s", "clock skew tolerated on a token's exp and nbf, the same over HTTP and WebSocket (0: none, at most 5m)", dur(func(c *Config) *time.Duration { return &c.JWTLeeway })},
 		{"max-message-bytes", "PARLEY_MAX_MESSAGE_BYTES", "16384", "largest message body in bytes", num(func(c *Config) *int { return &c.MaxBodyBytes })},
 		{"max-members", "PARLEY_MAX_MEMBERS", "10000", "largest group, in members", num(func(c *Config) *int { return &c.MaxMembers })},
 		{"max-title-chars", "PARLEY_MAX_TITLE_CHARS", "200", "longest group title, in characters", num(func(c *Config) *int { return &c.MaxTitleRunes })},
@@ -199,6 +201,9 @@ func (c Config) Validate() error {
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("PARLEY_JWT_SECRET must be at least 32 bytes"))
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
+		errs = append(errs, errors.New("PARLEY_JWT_LEEWAY must be 0..5m"))
 	}
 	if err := (kafkalog.Names{Prefix: c.TopicPrefix}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("PARLEY_TOPIC_PREFIX: %w", err))

@@ -32,7 +32,11 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if err != nil {
 		return err
 	}
-	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: s.cfg.Secret(), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience})
+	leeway := s.cfg.JWTLeeway
+	if leeway == 0 {
+		leeway = gateway.NoLeeway
+	}
+	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: s.cfg.Secret(), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience, Leeway: leeway})
 	if err != nil {
 		return err
 	}

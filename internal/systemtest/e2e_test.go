@@ -258,40 +258,121 @@ func TestChat(t *testing.T) {
 		}
 	})
 
+	t.Run("every frame type, as its schema allows it, is served", func(t *testing.T) {
+		ws := dial(t, addr, alice.token, false)
+		// reply answers a request frame with id (as raw JSON) and returns
+		// the reply, failing on an error frame.
+		reply := func(id, raw string) map[string]any {
+			t.Helper()
+			ws.sendRaw([]byte(raw))
+			f := ws.await(func(f map[string]any) bool { return f["id"] == id })
+			if f["type"] == "error" {
+				t.Fatalf("%s refused: %v", raw, f)
+			}
+			return f
+		}
+		seqOf := func(f map[string]any) int { n, _ := f["seq"].(float64); return int(n) }
+		c := `"conversation_id":"` + conv + `"`
+		if f := reply("v1", `{"type":"ping","id":"v1"}`); f["type"] != "pong" {
+			t.Errorf("ping: %v", f)
+		}
+		// Whole numbers written with a fraction or an exponent are
+		// integers to JSON Schema, and so to the gateway.
+		first := reply("v2a", `{"type":"send","id":"v2a",`+c+`,"command_id":"v2a-send","body":"schema-valid","reply_to":0}`)
+		sent := reply("v2", fmt.Sprintf(`{"type":"send","id":"v2",%s,"command_id":"v2-send","body":"a reply","reply_to":%d.0}`, c, seqOf(first)))
+		seq := seqOf(sent)
+		if sent["type"] != "ack" || seq == 0 {
+			t.Fatalf("send: %v", sent)
+		}
+		if f := reply("v3", fmt.Sprintf(`{"type":"edit","id":"v3",%s,"command_id":"v3-edit","seq":%d.0,"body":"edited"}`, c, seq)); f["type"] != "ack" {
+			t.Errorf("edit: %v", f)
+		}
+		if f := reply("v4", fmt.Sprintf(`{"type":"react","id":"v4",%s,"command_id":"v4-react","seq":%d,"emoji":"👍"}`, c, seq)); f["type"] != "ack" {
+			t.Errorf("react: %v", f)
+		}
+		if f := reply("v5", fmt.Sprintf(`{"type":"unreact","id":"v5",%s,"command_id":"v5-unreact","seq":%d,"emoji":"👍"}`, c, seq)); f["type"] != "ack" {
+			t.Errorf("unreact: %v", f)
+		}
+		if f := reply("v6", fmt.Sprintf(`{"type":"delete","id":"v6",%s,"command_id":"v6-delete","seq":%de0}`, c, seq)); f["type"] != "ack" {
+			t.Errorf("delete: %v", f)
+		}
+		if f := reply("v7", `{"type":"read","id":"v7",`+c+`,"seq":0}`); f["type"] != "ack" {
+			t.Errorf("read: %v", f)
+		}
+		if f := reply("v8", `{"type":"read","id":"v8",`+c+`}`); f["type"] != "ack" {
+			t.Errorf("read: %v", f)
+		}
+		if f := reply("v9", fmt.Sprintf(`{"type":"resume","id":"v9","conversations":{"%s":%d}}`, conv, seq)); f["type"] != "resumed" {
+			t.Errorf("resume: %v", f)
+		}
+		if f := reply("v10", `{"type":"presence_watch","id":"v10","user_ids":["bob"]}`); f["type"] != "presence" {
+			t.Errorf("presence_watch: %v", f)
+		}
+		if f := reply("v11", `{"type":"auth","id":"v11","token":"`+alice.token+`","device_id":"laptop-1"}`); f["type"] != "auth_ok" {
+			t.Errorf("auth: %v", f)
+		}
+		// Frames answered only when refused: a ping after them finds no
+		// error before it.
+		ws.sendRaw([]byte(`{"type":"typing","id":"v12",` + c + `}`))
+		ws.sendRaw([]byte(`{"type":"typing",` + c + `}`))
+		ws.sendRaw([]byte(`{"type":"presence_set","id":"v13","status":"online"}`))
+		ws.sendRaw([]byte(`{"type":"presence_set","status":"online"}`))
+		reply("v14", `{"type":"ping","id":"v14"}`)
+		if errs := errorFrames(ws.snapshot()); len(errs) > 0 {
+			t.Errorf("frames their schemas accept were refused: %v", errs)
+		}
+	})
+
 	t.Run("bad input gets a clear error and appends nothing", func(t *testing.T) {
 		before := logEnd(t, sys.KafkaBrokers())
 		ws := dial(t, addr, alice.token, false)
+		// Each is answered by the protocol's rule: not an object,
+		// bad_frame without id; a bad id, invalid_request without it;
+		// otherwise the frame's id echoed.
 		frames := []struct {
 			raw  string
 			code string
+			id   string
 		}{
-			{`{"type":"send",`, "bad_frame"},
-			{`[1,2,3]`, "bad_frame"},
-			{`{"type":"teleport","id":"x1"}`, "unknown_type"},
-			{`{"id":"x2"}`, "invalid_request"},
-			{`{"type":"send","id":"x3","conversation_id":"` + conv + `","command_id":"x3","body":""}`, "invalid_request"},
-			{`{"type":"send","id":"x4","conversation_id":"` + conv + `","command_id":"x4","body":"` + strings.Repeat("a", 16<<10+1) + `"}`, "too_large"},
-			{`{"type":"send","id":"x5","conversation_id":"g_00000000000000000000000000000000","command_id":"x5","body":"hi"}`, "conversation_not_found"},
-			{`{"type":"send","id":"x6","conversation_id":"not a valid id!","command_id":"x6","body":"hi"}`, "invalid_request"},
-			{`{"type":"send","id":"x7","conversation_id":"` + conv + `","command_id":"bad command id!","body":"hi"}`, "invalid_request"},
+			{`{"type":"send",`, "bad_frame", ""},
+			{`[1,2,3]`, "bad_frame", ""},
+			{`null`, "bad_frame", ""},
+			{`{"type":"teleport","id":"x1"}`, "unknown_type", "x1"},
+			{`{"id":"x2"}`, "invalid_request", "x2"},
+			{`{"type":5,"id":"x2b"}`, "invalid_request", "x2b"},
+			{`{"type":"send","id":"x3","conversation_id":"` + conv + `","command_id":"x3","body":""}`, "invalid_request", "x3"},
+			{`{"type":"send","id":"x4","conversation_id":"` + conv + `","command_id":"x4","body":"` + strings.Repeat("a", 16<<10+1) + `"}`, "too_large", "x4"},
+			{`{"type":"send","id":"x5","conversation_id":"g_00000000000000000000000000000000","command_id":"x5","body":"hi"}`, "conversation_not_found", "x5"},
+			{`{"type":"send","id":"x6","conversation_id":"not a valid id!","command_id":"x6","body":"hi"}`, "invalid_request", "x6"},
+			{`{"type":"send","id":"x7","conversation_id":"` + conv + `","command_id":"bad command id!","body":"hi"}`, "invalid_request", "x7"},
+			{`{"type":"send","id":"x8","conversation_id":"` + conv + `","command_id":"x8","body":42}`, "invalid_request", "x8"},
+			{`{"type":"send","id":"x9","conversation_id":"` + conv + `","command_id":"x9","body":"hi","colour":"red"}`, "invalid_request", "x9"},
+			{`{"type":"send","id":"x10","conversation_id":"` + conv + `","command_id":"x10","body":"hi","reply_to":-1}`, "invalid_request", "x10"},
+			{`{"type":"read","id":"x11","conversation_id":"` + conv + `","seq":-1}`, "invalid_request", "x11"},
+			{`{"type":"read","id":"x12","conversation_id":"` + conv + `","seq":1.5}`, "invalid_request", "x12"},
+			{`{"type":"read","id":"x13","conversation_id":"` + conv + `","seq":"1"}`, "invalid_request", "x13"},
+			{`{"type":"delete","id":"x14","conversation_id":"` + conv + `","command_id":"x14","seq":0}`, "invalid_request", "x14"},
+			{`{"type":"resume","id":"x15","conversations":["` + conv + `"]}`, "invalid_request", "x15"},
+			{`{"type":"ping","id":"` + strings.Repeat("i", 65) + `"}`, "invalid_request", ""},
+			{`{"type":"ping","id":17}`, "invalid_request", ""},
 		}
 		for i, f := range frames {
 			ws.sendRaw([]byte(f.raw))
 			// One at a time, so that the error frames come in order.
 			ws.waitFor(func(fs []map[string]any) bool { return len(errorFrames(fs)) > i })
 		}
-		var codes []string
+		var codes, ids []string
 		for _, fr := range errorFrames(ws.snapshot()) {
-			if fr["type"] == "error" {
-				codes = append(codes, fr["code"].(string))
-				if fr["message"] == "" || fr["retryable"] != false {
-					t.Errorf("error frame %v lacks a message or says retryable", fr)
-				}
+			codes = append(codes, fr["code"].(string))
+			id, _ := fr["id"].(string)
+			ids = append(ids, id)
+			if fr["message"] == "" || fr["retryable"] != false {
+				t.Errorf("error frame %v lacks a message or says retryable", fr)
 			}
 		}
 		for i, f := range frames {
-			if i >= len(codes) || codes[i] != f.code {
-				t.Errorf("frame %.40q: got codes %v, want %s at %d", f.raw, codes, f.code, i)
+			if i >= len(codes) || codes[i] != f.code || ids[i] != f.id {
+				t.Errorf("frame %.40q: got codes %v ids %q, want %s with id %q at %d", f.raw, codes, ids, f.code, f.id, i)
 			}
 		}
 		// The socket is still usable.
@@ -352,6 +433,36 @@ func TestChat(t *testing.T) {
 		ws.sendRaw([]byte(`{"type":"ping","id":"1"}`))
 		if got := ws.closeStatus(); got != gateway.CloseUnauthorized {
 			t.Errorf("no auth frame first: close code %d, want %d", got, gateway.CloseUnauthorized)
+		}
+	})
+
+	t.Run("a token is honoured 5s past its expiry and no longer, over HTTP and WebSocket alike", func(t *testing.T) {
+		// Each token is made right before it is used: the leeway is 5s.
+		if status, p := (api{t, addr, token(t, "alice", -2*time.Second)}).do("GET", "/v1/conversations", nil); status != 200 {
+			t.Errorf("HTTP, expired 2s ago: %d %v, want 200", status, p)
+		}
+		if status, p := (api{t, addr, token(t, "alice", -8*time.Second)}).do("GET", "/v1/conversations", nil); status != 401 || p["code"] != "token_expired" {
+			t.Errorf("HTTP, expired 8s ago: %d %v, want 401 token_expired", status, p)
+		}
+
+		ws := dial(t, addr, "", false)
+		ws.send(map[string]any{"type": "auth", "id": "inside", "token": token(t, "alice", -2*time.Second)})
+		f := ws.await(func(f map[string]any) bool { return f["id"] == "inside" })
+		exp, err := time.Parse(time.RFC3339, fmt.Sprint(f["expires_at"]))
+		if f["type"] != "auth_ok" || err != nil || !exp.Before(time.Now()) || exp.Before(time.Now().Add(-10*time.Second)) {
+			t.Errorf("auth frame, expired 2s ago: %v, want auth_ok with the token's own expiry", f)
+		}
+		if got := ws.closeStatus(); got != gateway.CloseTokenExpired {
+			t.Errorf("once the leeway has passed: close code %d, want %d", got, gateway.CloseTokenExpired)
+		}
+
+		ws = dial(t, addr, "", false)
+		ws.send(map[string]any{"type": "auth", "id": "outside", "token": token(t, "alice", -8*time.Second)})
+		if f := ws.await(func(f map[string]any) bool { return f["id"] == "outside" }); f["type"] != "error" || f["code"] != "token_expired" {
+			t.Errorf("auth frame, expired 8s ago: %v, want error token_expired", f)
+		}
+		if got := ws.closeStatus(); got != gateway.CloseTokenExpired {
+			t.Errorf("auth frame, expired 8s ago: close code %d, want %d", got, gateway.CloseTokenExpired)
 		}
 	})
 
