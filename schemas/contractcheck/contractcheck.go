@@ -101,7 +101,9 @@ func New() (*Checker, error) {
 // documented for the operation under its status (or a range like 4XX, or
 // default), with that media type, and its body must match the schema. A
 // path or method the API does not have may only be answered with the
-// document's general error response.
+// document's general error response. A problem (application/problem+json)
+// must also carry the response's status and the type its code names, as
+// the document says.
 func (c *Checker) Response(method, path string, status int, contentType string, body []byte) error {
 	method = strings.ToUpper(method)
 	op, ok := c.operation(method, path)
@@ -143,6 +145,26 @@ func (c *Checker) Response(method, path string, status int, contentType string, 
 	}
 	if err := mt.schema.Validate(inst); err != nil {
 		return fmt.Errorf("%s: %w (%s): %s", where, ErrMismatch, mt.ptr, plain(err))
+	}
+	if mt.base == "application/problem+json" {
+		if err := checkProblem(status, inst); err != nil {
+			return fmt.Errorf("%s: %w: %v", where, ErrMismatch, err)
+		}
+	}
+	return nil
+}
+
+// checkProblem checks what openapi.yaml says of a problem beyond its
+// schema: status is the response's status, and type is
+// urn:parley:problem:<code>.
+func checkProblem(status int, inst any) error {
+	p, _ := inst.(map[string]any)
+	if s, ok := p["status"].(json.Number); ok && s.String() != strconv.Itoa(status) {
+		return fmt.Errorf("the problem's status is %s, not the response's %d", s, status)
+	}
+	code, _ := p["code"].(string)
+	if typ, ok := p["type"].(string); ok && typ != "urn:parley:problem:"+code {
+		return fmt.Errorf("the problem's type %q is not urn:parley:problem:%s, as its code says", typ, code)
 	}
 	return nil
 }
