@@ -68,6 +68,7 @@ func TestResponse(t *testing.T) {
 		{"a history event whose data is a command", "GET", "/v1/conversations/" + g + "/history", 200, "application/json",
 			strings.Replace(history, fixture(t, schemas.TypeMessageSent), fixture(t, schemas.TypeSendMessage), 1), contractcheck.ErrMismatch},
 		{"a problem without code", "GET", "/v1/conversations/" + g, 404, "application/problem+json", `{"type":"urn:parley:problem:x","title":"x","status":404}`, contractcheck.ErrMismatch},
+		{"a problem whose code is not one of its status", "GET", "/v1/conversations/" + g, 403, "application/problem+json", problem("403", "conversation_not_found"), contractcheck.ErrMismatch},
 		{"a problem with another status than the response's", "GET", "/v1/conversations/" + g, 404, "application/problem+json", problem("400", "conversation_not_found"), contractcheck.ErrMismatch},
 		{"a problem whose type is not its code's", "GET", "/v1/conversations/" + g, 404, "application/problem+json",
 			strings.Replace(problem("404", "conversation_not_found"), `"code":"conversation_not_found"`, `"code":"not_found"`, 1), contractcheck.ErrMismatch},
