@@ -125,7 +125,7 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 		a.t.Fatalf("%s %s: reading the response: %v", method, path, err)
 	}
 	if err := contract(a.t).Response(method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
-		a.t.Errorf("%v\n%s", err, raw)
+		a.t.Errorf("%v\n%.2000s", err, raw)
 	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &out); err != nil {
