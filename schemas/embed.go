@@ -1,4 +1,4 @@
-// The JSON Schemas of every record type, embedded.
+// The JSON Schemas of every record type and the two API documents, embedded.
 
 package schemas
 
@@ -13,6 +13,12 @@ import (
 //
 //go:embed json/*.json
 var jsonFS embed.FS
+
+// apiFS holds the OpenAPI document of the HTTP API and the AsyncAPI
+// document of the topics and the WebSocket protocol. It is read-only.
+//
+//go:embed openapi.yaml asyncapi.yaml
+var apiFS embed.FS
 
 // SchemaBaseURL is the prefix of every JSON Schema's $id:
 // SchemaBaseURL + ce_type + ".json".
@@ -72,4 +78,28 @@ func JSONSchema(ceType string) ([]byte, error) {
 		return nil, fmt.Errorf("schema of %s: %w", ceType, err)
 	}
 	return b, nil
+}
+
+// The base URLs of the two API documents: relative references inside them
+// (./json/<ce_type>.json) resolve against these.
+const (
+	OpenAPIURL  = SchemaBaseURL + "openapi.yaml"
+	AsyncAPIURL = SchemaBaseURL + "asyncapi.yaml"
+)
+
+// OpenAPIDocument returns openapi.yaml, the OpenAPI 3.1 document of the
+// HTTP API. The caller owns the returned bytes.
+func OpenAPIDocument() []byte { return mustRead(apiFS, "openapi.yaml") }
+
+// AsyncAPIDocument returns asyncapi.yaml, the AsyncAPI 3.0 document of the
+// topics and the WebSocket protocol. The caller owns the returned bytes.
+func AsyncAPIDocument() []byte { return mustRead(apiFS, "asyncapi.yaml") }
+
+// mustRead reads a file embedded at build time, so it cannot fail.
+func mustRead(fs embed.FS, name string) []byte {
+	b, err := fs.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -1185,7 +1185,7 @@ func TestAsyncAPI(t *testing.T) {
 	for req, want := range map[string][]string{
 		"auth": {"auth_ok", "error"}, "send": {"ack", "error"}, "resume": {"resumed", "error"}, "ping": {"pong"},
 		"edit": {"ack", "error"}, "delete": {"ack", "error"}, "react": {"ack", "error"}, "unreact": {"ack", "error"},
-		"read": {"ack", "error"},
+		"read": {"ack", "error"}, "typing": {"error"}, "presence_set": {"error"}, "presence_watch": {"presence", "error"},
 	} {
 		for _, w := range want {
 			if !slices.Contains(replies[req], w) {

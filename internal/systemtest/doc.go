@@ -5,5 +5,7 @@
 // targeted routing, kill -9 of the binary and of a node, a slow consumer,
 // ScyllaDB through its CQL stand-in, kcat reading the log, the README's
 // examples — and the system benchmarks (send to deliver, projections,
-// routing with 1, 2 and 4 nodes). It has no code of its own.
+// routing with 1, 2 and 4 nodes). Every HTTP response and WebSocket frame
+// the tests see (the benchmarks' own sockets aside) is checked against the
+// OpenAPI and AsyncAPI documents. It has no code of its own.
 package systemtest

@@ -252,7 +252,7 @@ func TestChat(t *testing.T) {
 		if status, p := bob.do("GET", "/v1/presence", nil); status != http.StatusBadRequest || p["code"] != "invalid_request" {
 			t.Errorf("GET presence without user_ids: %d %v", status, p)
 		}
-		aws.send(map[string]any{"type": "presence_set", "id": "bad", "status": "invisible"})
+		aws.sendInvalid([]byte(`{"type":"presence_set","id":"bad","status":"invisible"}`))
 		if f := aws.await(func(f map[string]any) bool { return f["id"] == "bad" }); f["code"] != "invalid_request" {
 			t.Errorf("a bad status: %v, want error invalid_request", f)
 		}
@@ -357,7 +357,7 @@ func TestChat(t *testing.T) {
 			{`{"type":"ping","id":17}`, "invalid_request", ""},
 		}
 		for i, f := range frames {
-			ws.sendRaw([]byte(f.raw))
+			ws.sendInvalid([]byte(f.raw))
 			// One at a time, so that the error frames come in order.
 			ws.waitFor(func(fs []map[string]any) bool { return len(errorFrames(fs)) > i })
 		}
@@ -430,7 +430,7 @@ func TestChat(t *testing.T) {
 			}
 		}
 		ws := dial(t, addr, "", false)
-		ws.sendRaw([]byte(`{"type":"ping","id":"1"}`))
+		ws.send(map[string]any{"type": "ping", "id": "1"})
 		if got := ws.closeStatus(); got != gateway.CloseUnauthorized {
 			t.Errorf("no auth frame first: close code %d, want %d", got, gateway.CloseUnauthorized)
 		}

@@ -18,7 +18,23 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/schemas/contractcheck"
 )
+
+// newContract compiles the API documents once for every test.
+var newContract = sync.OnceValues(contractcheck.New)
+
+// contract returns the checker of the API documents: every response and
+// frame the tests see goes through it, and one that breaks its document
+// fails the test.
+func contract(t testing.TB) *contractcheck.Checker {
+	t.Helper()
+	c, err := newContract()
+	if err != nil {
+		t.Fatalf("loading the API documents: %v", err)
+	}
+	return c
+}
 
 // startSystem starts every role in-process on free ports over dir.
 func startSystem(t testing.TB, dir string, tweak ...func(*app.Config)) *app.System {
@@ -104,7 +120,13 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatalf("%s %s: reading the response: %v", method, path, err)
+	}
+	if err := contract(a.t).Response(method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
+		a.t.Errorf("%v\n%.2000s", err, raw)
+	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &out); err != nil {
 			a.t.Fatalf("%s %s: non-JSON response %q", method, path, raw)
@@ -114,6 +136,26 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 		a.t.Errorf("%s %s: error %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	return resp.StatusCode, out
+}
+
+// getPublic sends a GET without a token (for /healthz, /readyz, /metrics)
+// and checks the response against the OpenAPI document. A connection
+// error is returned, for callers that poll until the server is up.
+func getPublic(t testing.TB, addr, path string) (int, []byte, error) {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + addr + path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := contract(t).Response("GET", path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
+		t.Errorf("%v\n%.2000s", err, raw)
+	}
+	return resp.StatusCode, raw, nil
 }
 
 func (a api) createDirect(other string) string {
@@ -171,11 +213,16 @@ func seqs(events []map[string]any) []int {
 }
 
 // wsClient is a WebSocket client that collects every frame it receives.
+// Every frame it sends and receives is checked against the AsyncAPI
+// document; a frame that breaks it fails the test (received ones when the
+// test ends, since they are read on their own goroutine).
 type wsClient struct {
 	t      *testing.T
 	c      *websocket.Conn
+	check  *contractcheck.Checker
 	mu     sync.Mutex
 	frames []map[string]any
+	broken []string // received frames that break the document, and why
 	notify chan struct{}
 	closed chan struct{}
 	err    error
@@ -196,9 +243,17 @@ func dial(t *testing.T, addr, tok string, firstFrame bool) *wsClient {
 		t.Fatal(err)
 	}
 	c.SetReadLimit(1 << 20)
-	w := &wsClient{t: t, c: c, notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	w := &wsClient{t: t, c: c, check: contract(t), notify: make(chan struct{}, 1), closed: make(chan struct{})}
 	go w.read()
-	t.Cleanup(func() { _ = c.CloseNow() })
+	t.Cleanup(func() {
+		_ = c.CloseNow()
+		<-w.closed
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, b := range w.broken {
+			t.Error(b)
+		}
+	})
 	if firstFrame {
 		w.send(map[string]any{"type": "auth", "id": "auth", "token": tok})
 		w.await(func(f map[string]any) bool { return f["type"] == "auth_ok" })
@@ -215,6 +270,11 @@ func (w *wsClient) read() {
 			w.err = err
 			w.mu.Unlock()
 			return
+		}
+		if err := w.check.ServerFrame(data); err != nil {
+			w.mu.Lock()
+			w.broken = append(w.broken, fmt.Sprintf("received %v\n%.2000s", err, data))
+			w.mu.Unlock()
 		}
 		var f map[string]any
 		if err := json.Unmarshal(data, &f); err != nil {
@@ -233,13 +293,27 @@ func (w *wsClient) read() {
 	}
 }
 
+// send sends frame, which must be valid against the AsyncAPI document.
 func (w *wsClient) send(frame any) {
 	w.t.Helper()
-	b, _ := json.Marshal(frame)
-	w.sendRaw(b)
+	b, err := json.Marshal(frame)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := w.check.ClientFrame(b); err != nil {
+		w.t.Errorf("sending %v (a frame broken on purpose goes by sendInvalid)\n%s", err, b)
+	}
+	w.write(b)
 }
 
-func (w *wsClient) sendRaw(b []byte) {
+// sendInvalid sends b unchecked: for frames that break the protocol on
+// purpose, to test how the server refuses them.
+func (w *wsClient) sendInvalid(b []byte) {
+	w.t.Helper()
+	w.write(b)
+}
+
+func (w *wsClient) write(b []byte) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -35,12 +35,8 @@ func startParley(t *testing.T, bin, addr string, args ...string) *exec.Cmd {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		status, _, err := getPublic(t, addr, "/readyz")
+		return err == nil && status == http.StatusOK
 	})
 	return cmd
 }

@@ -2,6 +2,7 @@ package systemtest_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -309,12 +310,8 @@ func mustToken(b *testing.B, auth *gateway.Authenticator, user string) string {
 func waitReady(b *testing.B, addr string) {
 	b.Helper()
 	waitUntil(b, addr+" ready", func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		status, _, err := getPublic(b, addr, "/readyz")
+		return err == nil && status == http.StatusOK
 	})
 }
 
@@ -335,11 +332,11 @@ func snapshot(b *testing.B, gws []*benchNode) []nodeResult {
 	b.Helper()
 	out := make([]nodeResult, len(gws))
 	for i, n := range gws {
-		resp, err := http.Get("http://" + n.addr + "/metrics")
+		_, raw, err := getPublic(b, n.addr, "/metrics")
 		if err != nil {
 			b.Fatal(err)
 		}
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(bytes.NewReader(raw))
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
@@ -360,7 +357,6 @@ func snapshot(b *testing.B, gws []*benchNode) []nodeResult {
 				out[i].cpu = time.Duration(v * float64(time.Second))
 			}
 		}
-		resp.Body.Close()
 	}
 	return out
 }
@@ -369,13 +365,12 @@ func snapshot(b *testing.B, gws []*benchNode) []nodeResult {
 // read (all topics) and written by kind.
 func routerCounts(b *testing.B, addr string) map[string]float64 {
 	b.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	_, raw, err := getPublic(b, addr, "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -91,6 +90,9 @@ func TestSlowConsumerIsClosedAndResumes(t *testing.T) {
 			}
 			break
 		}
+		if err := contract(t).ServerFrame(data); err != nil {
+			t.Errorf("received %v\n%.2000s", err, data)
+		}
 		var f struct {
 			Type string
 			Seq  int
@@ -121,12 +123,10 @@ func TestSlowConsumerIsClosedAndResumes(t *testing.T) {
 // slowConsumers reads parley_ws_slow_consumers_total from /metrics.
 func slowConsumers(t *testing.T, addr string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	_, raw, err := getPublic(t, addr, "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(raw), "\n") {
 		if v, ok := strings.CutPrefix(line, "parley_ws_slow_consumers_total "); ok {
 			n, _ := strconv.ParseFloat(v, 64)
