@@ -43,7 +43,7 @@ func (s *idleSession) Signal([]byte)                    {}
 // emptyHub knows no conversation; sessions deliver nothing.
 type emptyHub struct{}
 
-func (emptyHub) Await(string, string) (<-chan delivery.Outcome, func()) {
+func (emptyHub) Await(string, string, string) (<-chan delivery.Outcome, func()) {
 	panic("emptyHub: no command may reach the hub")
 }
 func (emptyHub) Conversation(context.Context, string) (history.Conversation, error) {

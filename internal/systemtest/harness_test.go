@@ -300,6 +300,12 @@ func (w *wsClient) send(frame any) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	w.sendRaw(b)
+}
+
+// sendRaw sends b, a frame written as JSON text, checked like send's.
+func (w *wsClient) sendRaw(b []byte) {
+	w.t.Helper()
 	if err := w.check.ClientFrame(b); err != nil {
 		w.t.Errorf("sending %v (a frame broken on purpose goes by sendInvalid)\n%s", err, b)
 	}
