@@ -2,7 +2,9 @@ package consumers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -56,13 +59,56 @@ func TestStartAtEnd(t *testing.T) {
 		}
 	}()
 	waitFor(t, 20*time.Second, "the records appended after StartAtEnd", func() bool { return len(p.appliedItems()) >= 2 })
-	time.Sleep(200 * time.Millisecond) // anything older would have come with them
+	// Barrier: a marker appended now to every partition of both topics.
+	// The group reads each partition in order, so once every marker is
+	// applied, any record from before StartAtEnd that the group wrongly
+	// consumed has been applied too, ahead of its partition's marker.
+	markers := writeMarkers(t, k, topic) + writeMarkers(t, k, schemas.TopicReplies)
+	waitFor(t, 20*time.Second, "the markers on every partition", func() bool {
+		n := 0
+		for _, it := range p.appliedItems() {
+			if strings.HasPrefix(it.Key, "marker-") {
+				n++
+			}
+		}
+		return n == markers
+	})
 	var keys []string
 	for _, it := range p.appliedItems() {
-		keys = append(keys, it.Key)
+		if !strings.HasPrefix(it.Key, "marker-") {
+			keys = append(keys, it.Key)
+		}
 	}
 	slices.Sort(keys)
 	if !slices.Equal(keys, []string{"new-a", "reply-a"}) {
 		t.Errorf("applied %v, want only the records appended after StartAtEnd, of both topics", keys)
 	}
+}
+
+// writeMarkers appends one record with a key "marker-…" to every
+// partition of topic (a persistent name) and returns how many it wrote.
+func writeMarkers(t *testing.T, k kafkatest.Cluster, topic string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := kafkalog.Partitions(ctx, k.Client(), k.Names.Topic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The balancer places the i-th marker on partition i, whatever its
+	// key hashes to.
+	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic), kafkalog.Balancer(kafka.BalancerFunc(func(m kafka.Message, partitions ...int) int {
+		var p int
+		fmt.Sscanf(string(m.Key), "marker-%d", &p)
+		return partitions[p%len(partitions)]
+	})))
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for p := range n {
+		msgs[p] = record(fmt.Sprintf("marker-%d", p), 0)
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
@@ -155,10 +157,6 @@ func TestGroupLifecycle(t *testing.T) {
 
 	// Max: the removal, then nothing.
 	maxWS.waitFor(func([]map[string]any) bool { return slices.Contains(maxWS.events(conv), removed) })
-	time.Sleep(300 * time.Millisecond) // time for anything wrongly routed to arrive
-	if got := maxWS.events(conv); !slices.Equal(got, seqRange(1, removed)) {
-		t.Errorf("max's socket: %v, want 1..%d and nothing after his removal", got, removed)
-	}
 	if status, out := max.do("GET", p+"/history", nil); status != http.StatusForbidden || out["code"] != "not_member" {
 		t.Errorf("removed member's history: %d %v, want 403 not_member", status, out)
 	}
@@ -181,6 +179,16 @@ func TestGroupLifecycle(t *testing.T) {
 		_, out := max.do("GET", "/v1/conversations", nil)
 		return len(out["conversations"].([]any)) == 0
 	})
+	// Barrier: a new group of max's on the group's partition of
+	// chat.events, created after every event of the group. The partition
+	// is read in order and max's session writes to his socket in order:
+	// once he has the new group's creation, anything of the group wrongly
+	// routed to him after his removal has arrived before it.
+	marker := groupOnPartitionOf(t, sys, olga, conv, "max")
+	maxWS.waitFor(func([]map[string]any) bool { return len(maxWS.events(marker)) > 0 })
+	if got := maxWS.events(conv); !slices.Equal(got, seqRange(1, removed)) {
+		t.Errorf("max's socket: %v, want 1..%d and nothing after his removal", got, removed)
+	}
 
 	// Search: the edit is found by its new word, the deleted message not
 	// at all.
@@ -226,6 +234,33 @@ func TestGroupLifecycle(t *testing.T) {
 	}
 
 	checkReplay(t, sys, []string{"olga", "mia", "max", "zoe"}, []string{"oil", "rota", "sorry", "kerosene"})
+}
+
+// groupOnPartitionOf has a create groups of members until one lands on
+// conv's partition of chat.events (murmur2 of the conversation ID, as
+// Parley's writers place it), and returns that group.
+func groupOnPartitionOf(t *testing.T, sys *app.System, a api, conv string, members ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := kafkalog.Partitions(ctx, &kafka.Client{Addr: kafka.TCP(sys.KafkaBrokers()...)}, schemas.TopicEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partitions := make([]int, n)
+	for i := range partitions {
+		partitions[i] = i
+	}
+	var b kafka.Murmur2Balancer
+	want := b.Balance(kafka.Message{Key: []byte(conv)}, partitions...)
+	for i := range 50 * n {
+		g := a.group(fmt.Sprintf("marker-%s-%d", conv, i), "Marker", members...)
+		if b.Balance(kafka.Message{Key: []byte(g)}, partitions...) == want {
+			return g
+		}
+	}
+	t.Fatalf("no group landed on %s's partition", conv)
+	return ""
 }
 
 func toMaps(v any) []map[string]any {
@@ -346,12 +381,8 @@ func hitsOf(r search.Result) string {
 
 func eventuallyT(t *testing.T, what string, cond func() bool, detail func() string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %s", what, detail())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !within(30*time.Second, cond) {
+		t.Fatalf("waiting for %s: %s", what, detail())
 	}
 }
 
@@ -530,6 +561,8 @@ func TestInboxPages(t *testing.T) {
 		conv := alice.group(fmt.Sprint("inbox-", i), fmt.Sprint("Group ", i), "bob")
 		bob.post(conv, "hello", fmt.Sprintf("hello from bob in %d, a long message that the preview keeps whole", i), 0)
 		order = append([]string{conv}, order...) // newest first
+		// Wall time must pass between the conversations' last activity
+		// for "newest first" to have one order; nothing to observe.
 		time.Sleep(5 * time.Millisecond)
 	}
 	eventually(t, func() bool {

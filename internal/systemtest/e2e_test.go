@@ -512,7 +512,7 @@ func TestChat(t *testing.T) {
 			t.Fatal(err)
 		}
 		garbage := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeSendMessage, conv, time.Now()), []byte(`{"not":"a command"`))
-		kw := &kafka.Writer{Addr: kafka.TCP(sys.KafkaBrokers()...), Topic: schemas.TopicCommands, Balancer: kafka.Murmur2Balancer{}}
+		kw := kafkalog.NewWriter(sys.KafkaBrokers(), schemas.TopicCommands)
 		if err := kw.WriteMessages(ctx, garbage); err != nil {
 			t.Fatal(err)
 		}
@@ -799,17 +799,15 @@ func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
 
 func waitConversation(t *testing.T, s history.Reader, id string, seq uint64) history.Conversation {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := s.Conversation(context.Background(), id)
-		if err == nil && c.LastSeq >= seq {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("history did not reach seq %d of %s: %+v %v", seq, id, c, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var c history.Conversation
+	var err error
+	if !within(30*time.Second, func() bool {
+		c, err = s.Conversation(context.Background(), id)
+		return err == nil && c.LastSeq >= seq
+	}) {
+		t.Fatalf("history did not reach seq %d of %s: %+v %v", seq, id, c, err)
 	}
+	return c
 }
 
 func allEvents(t *testing.T, s history.Reader, id string) []history.Event {

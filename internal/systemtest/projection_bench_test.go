@@ -101,12 +101,11 @@ func BenchmarkHistoryProjection_100000Events(b *testing.B) {
 		}()
 		for c := range convs {
 			id := fmt.Sprintf("g_bench%04d", c)
-			for {
+			if !within(10*time.Minute, func() bool {
 				conv, err := store.Conversation(ctx, id)
-				if err == nil && conv.LastSeq == uint64(perConv) {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
+				return err == nil && conv.LastSeq == uint64(perConv)
+			}) {
+				b.Fatalf("%s did not reach seq %d", id, perConv)
 			}
 		}
 		elapsed := time.Since(start)

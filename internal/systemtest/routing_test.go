@@ -177,15 +177,19 @@ func TestTargetedRegistrationRace(t *testing.T) {
 			want = seqRange(last+1, seq)
 		}
 		bob.waitFor(func([]map[string]any) bool { return len(bob.events(conv)) >= len(want) })
-		time.Sleep(50 * time.Millisecond) // a duplicate would show by now
-		if got := bob.events(conv); !slices.Equal(got, want) {
-			t.Errorf("round %d (resume %v): bob's new socket received %v, want %v", i, resume, got, want)
+		// Barrier: a later message of the same conversation. Its events
+		// reach bob's socket in order, so once he has it, a duplicate of
+		// anything before it would have arrived already.
+		marker := alice.send(conv, fmt.Sprint("marker-", i))
+		bob.waitFor(func([]map[string]any) bool { return slices.Contains(bob.events(conv), marker) })
+		if got := bob.events(conv); !slices.Equal(got, append(want, marker)) {
+			t.Errorf("round %d (resume %v): bob's new socket received %v, want %v", i, resume, got, append(want, marker))
 		}
 		_ = bob.c.CloseNow()
 		if i%3 == 0 {
 			last = alice.send(conv, fmt.Sprint("while-away-", i))
 		} else {
-			last = seq
+			last = marker
 		}
 	}
 }

@@ -75,11 +75,21 @@ func TestChatOnScyllaDB(t *testing.T) {
 // eventually polls cond until it holds, failing after 30 s.
 func eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	if !within(30*time.Second, cond) {
+		t.Fatal("condition did not hold within 30s")
+	}
+}
+
+// within polls cond until it holds (true) or timeout passes (false): the
+// one place the system tests and benchmarks sleep to wait for a
+// condition.
+func within(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition did not hold within 30s")
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }

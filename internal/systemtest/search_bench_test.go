@@ -44,12 +44,11 @@ func BenchmarkSearchProjection_100000Events(b *testing.B) {
 		go func() {
 			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(fmt.Sprint("bench-search-", time.Now().UnixNano())), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: s})
 		}()
-		for {
+		if !within(10*time.Minute, func() bool {
 			n, err := s.DocCount()
-			if err == nil && n >= messages {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+			return err == nil && n >= messages
+		}) {
+			b.Fatal("the index did not reach every message")
 		}
 		elapsed := time.Since(start)
 		b.StopTimer()

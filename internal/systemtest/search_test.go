@@ -16,20 +16,21 @@ import (
 // searchUntil polls a search until it has results, and returns the first.
 func searchUntil(t *testing.T, a api, q string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var first map[string]any
+	if !within(30*time.Second, func() bool {
 		status, out := a.do("GET", q, nil)
 		if status != http.StatusOK {
 			t.Fatalf("search: %d %v", status, out)
 		}
 		if rs := out["results"].([]any); len(rs) > 0 {
-			return rs[0].(map[string]any)
+			first = rs[0].(map[string]any)
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the message was never found")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatal("the message was never found")
 	}
+	return first
 }
 
 // TestSearch: a member finds a message once it is indexed; a non-member,

@@ -65,10 +65,7 @@ func TestSlowConsumerIsClosedAndResumes(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(120 * time.Second)
-	for slowConsumers(t, addr) == 0 && time.Now().Before(deadline) && !t.Failed() {
-		time.Sleep(100 * time.Millisecond)
-	}
+	within(120*time.Second, func() bool { return slowConsumers(t, addr) > 0 || t.Failed() })
 	close(stop)
 	wg.Wait()
 	if slowConsumers(t, addr) == 0 {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,19 +90,9 @@ func summarize(t testing.TB, frame []byte) string {
 // longer would be checked by the caller).
 func waitFrames(t *testing.T, s *fakeSink, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := s.summaries(t)
-		if len(got) >= len(want) {
-			if !slices.Equal(got, want) {
-				t.Fatalf("frames:\n got %q\nwant %q", got, want)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for frames:\n got %q\nwant %q", got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	waitFor(t, fmt.Sprintf("frames %q", want), func() bool { return len(s.summaries(t)) >= len(want) })
+	if got := s.summaries(t); !slices.Equal(got, want) {
+		t.Fatalf("frames:\n got %q\nwant %q", got, want)
 	}
 }
 
@@ -261,13 +252,17 @@ func TestSessionLiveEvents(t *testing.T) {
 		st := openStore(t)
 		evs := msgs(convC, 1, 4)
 		store(t, st, group(convC, "alice", "bob"), evs[0])
-		h := newTestHub(t, st, func(c *Config) { c.GapWait = 10 * time.Second })
+		lagging := &countingReader{Reader: st, after: 1}
+		h := newTestHub(t, lagging, func(c *Config) { c.GapWait = 10 * time.Second })
 		sink := &fakeSink{}
 		run(t, h, "bob", sink)
 		live(h, evs[0])
 		live(h, evs[3])
 		waitFrames(t, sink, "event c1 1")
-		time.Sleep(100 * time.Millisecond) // the session is waiting, not giving up
+		// The session writes a frame before it asks history again, so
+		// once it has asked for the gap three times with nothing written,
+		// it is waiting, not giving up.
+		waitFor(t, "the session to ask history for the gap again", func() bool { return lagging.pages.Load() >= 3 })
 		if got := sink.summaries(t); len(got) != 1 {
 			t.Fatalf("frames %q while history lags, want only the first event", got)
 		}
@@ -416,15 +411,40 @@ func only(frames []string, conv string) []string {
 	return out
 }
 
+// waitFor polls cond until it holds, failing the test after 10s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	if !within(10*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// within polls cond until it holds (true) or timeout passes (false); for
+// goroutines other than the test's, which must not call t.Fatal.
+func within(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
+}
+
+// countingReader counts the pages asked of it after seq after, the way a
+// session asks for a gap it backfills.
+type countingReader struct {
+	history.Reader
+	after uint64
+	pages atomic.Int32
+}
+
+func (r *countingReader) Page(ctx context.Context, conv string, q history.PageQuery) (history.Page, error) {
+	if q.After == r.after {
+		r.pages.Add(1)
+	}
+	return r.Reader.Page(ctx, conv, q)
 }
 
 func TestSessionSlowConsumer(t *testing.T) {
@@ -449,9 +469,7 @@ func TestSessionSlowConsumer(t *testing.T) {
 		live(h, group(convC, "alice", "bob")) // taken by Run, which blocks writing it
 		<-blocked
 		for i, ev := range msgs(convC, 1, 4) { // two fit in the queue, the third overflows
-			for deadline := time.Now().Add(10 * time.Second); len(other.got()) < i+1 && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
+			within(10*time.Second, func() bool { return len(other.got()) >= i+1 })
 			live(h, ev)
 		}
 	}()

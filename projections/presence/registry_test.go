@@ -80,7 +80,11 @@ func TestRegistry(t *testing.T) {
 	eventually(t, "alice on both nodes, bob on b", func() bool {
 		return slices.Equal(nodes(reg, "alice"), []string{"node-a", "node-b"}) && slices.Equal(nodes(reg, "bob"), []string{"node-b"})
 	})
-	time.Sleep(500 * time.Millisecond) // heartbeats re-publish: no new registrations
+	// Wall time must pass here for the trackers' heartbeats (every
+	// 200ms) to re-publish alice's and bob's records; nothing marks a
+	// heartbeat the registry has applied, so this waits a few heartbeat
+	// periods and then checks they brought no new registrations.
+	time.Sleep(500 * time.Millisecond)
 	// Two nodes publishing alice's record at once may each drop the
 	// other's entry for a moment (see Tracker): the entry that comes back
 	// is announced again, which is right. So compare without repeats.

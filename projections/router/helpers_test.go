@@ -76,22 +76,13 @@ func (s *fakeSink) summaries(t testing.TB) []string {
 // waitFrames waits until the sink holds want.
 func waitFrames(t *testing.T, s *fakeSink, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := s.summaries(t)
-		if len(got) >= len(want) {
-			if !slices.Equal(got, want) {
-				t.Fatalf("frames:\n got %q\nwant %q", got, want)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for frames:\n got %q\nwant %q", got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	waitFor(t, fmt.Sprintf("frames %q", want), func() bool { return len(s.summaries(t)) >= len(want) })
+	if got := s.summaries(t); !slices.Equal(got, want) {
+		t.Fatalf("frames:\n got %q\nwant %q", got, want)
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after 10s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

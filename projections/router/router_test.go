@@ -44,7 +44,7 @@ func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	brokers, topo := k.Brokers, k.Topology(kafkalog.Topology{})
 	env := &routeEnv{brokers: brokers, names: k.Names, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
-	env.w = &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	env.w = kafkalog.NewWriter(brokers, "") // each message names its topic
 	t.Cleanup(func() { _ = env.w.Close() })
 	env.router = New(Config{Brokers: brokers, Topology: topo, History: env.store, Resync: 5 * time.Second})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
@@ -214,14 +214,37 @@ func TestRouterDeliversToTheNodesOfMembers(t *testing.T) {
 	if o := await(t, rejected); o.Code != schemas.CodeNotMember {
 		t.Errorf("n4's waiter got %+v, want the rejection", o)
 	}
-	time.Sleep(200 * time.Millisecond) // anything misrouted would be there by now
-	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 1 {
-		t.Errorf("n3, which holds no member of c1, read %v records of its delivery topic, want 1 (c9's creation)", got)
+	// Barrier: n3 and n4 each get one more answer of c1 by both paths, an
+	// event on chat.events and a rejection on chat.replies, keyed by c1
+	// like everything before. The router routes each partition in order
+	// into a node's one-partition delivery topic, which its hub reads in
+	// order: once a node has both markers, anything of c1 misrouted to it
+	// has been read before them.
+	for i, n := range []string{"n3", "n4"} {
+		seq := uint64(31 + i)
+		event, cancel, err := env.hubs[n].Await("alice", fmt.Sprintf("cmd-%d", seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+		reply, cancel2, err := env.hubs[n].Await("alice", "marker-"+n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel2()
+		env.publish(t, n, nowMsgs("c1", seq, seq)...)
+		env.write(t, schemas.TopicReplies, schemas.TypeCommandRejected, "c1", n, schemas.CommandRejectedV1{
+			CommandID: "marker-" + n, CommandType: schemas.TypeSendMessage, UserID: "alice", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "r"})
+		await(t, event)
+		await(t, reply)
+	}
+	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 1+2 {
+		t.Errorf("n3, which holds no member of c1, read %v records of its delivery topic, want 3 (c9's creation and the two markers)", got)
 	}
 	// n4 reads only the answers to its own commands: events 2, 5, 8 … and
 	// the rejection (not the reply without an origin).
-	if got := env.read("n4", schemas.DeliveryTopic("n4")); got != 10+1 {
-		t.Errorf("n4 read %v records, want 11 (its 10 commands' events and 1 rejection)", got)
+	if got := env.read("n4", schemas.DeliveryTopic("n4")); got != 10+1+2 {
+		t.Errorf("n4 read %v records, want 13 (its 10 commands' events, 1 rejection and the two markers)", got)
 	}
 	if got := env.read("n1", schemas.TopicEvents) + env.read("n1", schemas.TopicReplies); got != 0 {
 		t.Errorf("a targeted node read %v records of chat.events and chat.replies", got)
@@ -240,12 +263,17 @@ func TestRouterRegistrationRace(t *testing.T) {
 	// c2 has history from before bob's socket: he resumes from seq 3.
 	env.publish(t, "", nowGroup("c2", "alice", "bob"))
 	env.publish(t, "", nowMsgs("c2", 1, 3)...)
+	// Conversations may sit on different partitions, routed side by
+	// side: each is waited for before the next, for one order of frames.
+	waitFrames(t, alice, eventsOf("c2", 0, 3)...)
 	// c3's events all come before bob's socket: none are his to get.
 	env.publish(t, "", nowGroup("c3", "alice", "bob"))
-	env.publish(t, "", nowMsgs("c3", 1, 2)...)
+	c3 := nowMsgs("c3", 1, 2)
+	env.publish(t, "", c3...)
 	waitFrames(t, alice, append(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2)...)...)
 
-	time.Sleep(5 * time.Millisecond) // bob's session begins strictly after
+	// Bob's session must begin strictly after c3's last event.
+	waitFor(t, "the clock to pass c3's last event", func() bool { return time.Now().After(c3[len(c3)-1].Time) })
 	bob := env.connect(t, "n2", "bob", "laptop", false)
 	bobSession := env.sessions["bob@n2"]
 	bobSession.Resume("r", map[string]uint64{"c2": 3})
@@ -254,8 +282,12 @@ func TestRouterRegistrationRace(t *testing.T) {
 	// Routed while the registry does not know bob's socket: not to n2.
 	env.publish(t, "n1", nowGroup("c1", "alice", "bob"))
 	env.publish(t, "n1", nowMsgs("c1", 1, 2)...)
+	waitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2))...)
 	env.publish(t, "n1", nowMsgs("c2", 4, 5)...)
 	waitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2), eventsOf("c2", 4, 5))...)
+	// Kept as wall time: bob's socket is on no node the router knows
+	// yet, so no marker can reach it; this gives anything wrongly routed
+	// to n2 a moment to show.
 	time.Sleep(100 * time.Millisecond)
 	if got := bob.summaries(t); len(got) != 1 {
 		t.Fatalf("before registering, bob's socket got %q", got)
@@ -264,8 +296,18 @@ func TestRouterRegistrationRace(t *testing.T) {
 	// The registration arrives; nothing else happens.
 	env.register(t, "n2", "bob", "laptop")
 	waitFor(t, "bob's events", func() bool { return len(bob.got()) >= 1+3+2 })
-	time.Sleep(200 * time.Millisecond)
+	// Barrier: the next event of c1, routed to n2 once the router knows
+	// bob's socket. Whatever the registration made the router send again
+	// went into n2's one-partition delivery topic before it, and the
+	// session handles what its hub read in order: once bob has c1 3, any
+	// duplicate or extra frame is among those before it.
+	env.publish(t, "n1", nowMsgs("c1", 3, 3)...)
+	waitFor(t, "c1 3", func() bool { return slices.Contains(bob.summaries(t), "event c1 3") })
 	got := bob.summaries(t)
+	if last := got[len(got)-1]; last != "event c1 3" {
+		t.Fatalf("bob's last frame %q, want event c1 3: %q", last, got)
+	}
+	got = got[:len(got)-1]
 	if got[0] != "resumed r map[c2:3]" {
 		t.Fatalf("bob's first frame %q", got[0])
 	}
@@ -282,9 +324,6 @@ func TestRouterRegistrationRace(t *testing.T) {
 		t.Errorf("bob's frames: %q", got)
 	}
 
-	// From now on, routed directly.
-	env.publish(t, "n1", nowMsgs("c1", 3, 3)...)
-	waitFor(t, "c1 3", func() bool { return slices.Contains(bob.summaries(t), "event c1 3") })
 	// c3's resent newest event, older than the socket, left c3 alone: a
 	// resume of it still starts where the client says.
 	bobSession.Resume("r2", map[string]uint64{"c3": 1})
@@ -313,8 +352,15 @@ func TestRouterMembershipChanges(t *testing.T) {
 	env.publish(t, "n2", historytest.Left("c4", 2, "bob", time.Now()))
 	env.publish(t, "n1", nowMsgs("c4", 3, 4)...)
 	waitFrames(t, alice, eventsOf("c4", 0, 4)...)
-	time.Sleep(200 * time.Millisecond)
-	if got := bob.summaries(t); !slices.Equal(got, eventsOf("c4", 0, 2)) {
+	// Barrier: a conversation of bob's created now on c4's partition of
+	// chat.events. The router routes that partition in order into n2's
+	// one-partition delivery topic, which n2's hub and bob's session
+	// handle in order: once bob has its creation, anything of c4 wrongly
+	// routed to him after his departure has come before it.
+	marker := onPartitionOf(t, "c4")
+	env.publish(t, "n1", nowGroup(marker, "alice", "bob"))
+	waitFor(t, "bob's next conversation", func() bool { return slices.Contains(bob.summaries(t), "event "+marker+" 0") })
+	if got := only(bob.summaries(t), "c4"); !slices.Equal(got, eventsOf("c4", 0, 2)) {
 		t.Errorf("bob, who left at 2, got %q", got)
 	}
 	waitFor(t, "n3 to see bob's departure", func() bool {
@@ -332,8 +378,9 @@ func TestRouterMembershipChanges(t *testing.T) {
 	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 0 {
 		t.Errorf("n3 read %v records of its delivery topic, want 0", got)
 	}
-	if got := env.read("n3", schemas.TopicChanges); got != 2 {
-		t.Errorf("n3 read %v records of %s, want 2 (the creation and the departure)", got, schemas.TopicChanges)
+	waitFor(t, "n3 to read the marker conversation's creation", func() bool { return env.read("n3", schemas.TopicChanges) >= 3 })
+	if got := env.read("n3", schemas.TopicChanges); got != 3 {
+		t.Errorf("n3 read %v records of %s, want 3 (c4's creation and departure, the marker's creation)", got, schemas.TopicChanges)
 	}
 }
 
@@ -349,7 +396,10 @@ func TestConversationMessageFields(t *testing.T) {
 	env.publish(t, "", nowMsgs("c5", 1, 3)...)
 	waitFrames(t, alice, eventsOf("c5", 0, 3)...)
 	ctx := context.Background()
-	time.Sleep(5 * time.Millisecond) // past the settle time of alice's socket
+	// Kept as wall time: alice's socket counts as settled (routed every
+	// event of c5) only once RegistrationSettle (1ms) has passed, which
+	// nothing outside the hub shows.
+	time.Sleep(5 * time.Millisecond)
 	for _, n := range []string{"n1", "n3"} {
 		if c, err := env.hubs[n].Conversation(ctx, "c5"); err != nil || c.LastSeq != 3 {
 			t.Fatalf("%s: %+v, %v", n, c, err)
@@ -414,7 +464,48 @@ func TestRouterSignals(t *testing.T) {
 		return out
 	}
 	waitFor(t, "bob's signals", func() bool { return len(signals(bob)) == 3 })
-	time.Sleep(100 * time.Millisecond)
+
+	// Barrier: markers, signals of the same keys (so on the same
+	// partitions of chat.ephemeral and chat.receipts) that do reach each
+	// socket. The router routes each partition in order into a node's
+	// one-partition delivery topic, read in order, and each session
+	// writes in order: once a socket has the markers of every partition
+	// a wrong signal could have come by, that signal would be there.
+	// Carol is not in c7, so a conversation of hers on c7's
+	// partition carries her receipts marker there.
+	c7p := onPartitionOf(t, "c7")
+	env.publish(t, "", nowGroup(c7p, "carol"))
+	waitFor(t, "carol's conversation on c7's partition", func() bool { return slices.Contains(carol.summaries(t), "event "+c7p+" 0") })
+	now = time.Now().UTC()
+	typing := func(user string) {
+		env.write(t, schemas.TopicEphemeral, schemas.TypeTyping, "c6", "", schemas.TypingV1{ConversationID: "c6", UserID: user, At: now, ExpiresAt: now.Add(time.Minute)})
+	}
+	receipt := func(conv, user string) {
+		env.write(t, schemas.TopicReceipts, schemas.TypeReceipt, conv, "", schemas.ReceiptV1{ConversationID: conv, UserID: user, Kind: schemas.ReceiptRead, Seq: 0, At: now})
+	}
+	typing("carol")        // to alice's devices and bob
+	typing("bob")          // to alice's devices and carol
+	receipt("c7", "bob")   // to alice's devices and bob
+	receipt("c6", "alice") // to alice's devices
+	receipt("c6", "carol") // to carol
+	receipt(c7p, "carol")  // to carol
+	markers := map[*fakeSink][]string{
+		alice1: {"user_typing c6 carol", "user_typing c6 bob", "receipt c7 bob", "receipt c6 alice"},
+		alice2: {"user_typing c6 carol", "user_typing c6 bob", "receipt c7 bob", "receipt c6 alice"},
+		bob:    {"user_typing c6 carol", "receipt c7 bob"},
+		carol:  {"user_typing c6 bob", "receipt c6 carol", "receipt " + c7p + " carol"},
+	}
+	for s, ms := range markers {
+		waitFor(t, fmt.Sprintf("markers %q", ms), func() bool {
+			got := signals(s)
+			for _, m := range ms {
+				if !slices.Contains(got, m) {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	for name, c := range map[string]struct {
 		s    *fakeSink
 		want []string
@@ -424,8 +515,10 @@ func TestRouterSignals(t *testing.T) {
 		"bob":         {bob, []string{"user_typing c6 alice", "receipt c7 alice", "receipt c6 bob"}},
 		"carol":       {carol, []string{"user_typing c6 alice"}},
 	} {
-		if got := signals(c.s); !slices.Equal(got, c.want) {
-			t.Errorf("%s got %q, want %q", name, got, c.want)
+		// Signals of different topics may interleave: compare as sets.
+		want := slices.Sorted(slices.Values(append(slices.Clone(c.want), markers[c.s]...)))
+		if got := slices.Sorted(slices.Values(signals(c.s))); !slices.Equal(got, want) {
+			t.Errorf("%s got %q, want %q", name, got, want)
 		}
 	}
 }
@@ -440,4 +533,22 @@ func TestRecipientsHeader(t *testing.T) {
 	if h := recipientsHeader(nil); len(h.Value) != 0 {
 		t.Errorf("no recipients = %q", h.Value)
 	}
+}
+
+// onPartitionOf returns a conversation ID that murmur2 places on the
+// same partition of a conversation-keyed topic (3 partitions in these
+// tests) as conv.
+func onPartitionOf(t *testing.T, conv string) string {
+	t.Helper()
+	partitions := []int{0, 1, 2}
+	var b kafka.Murmur2Balancer
+	want := b.Balance(kafka.Message{Key: []byte(conv)}, partitions...)
+	for i := range 1000 {
+		id := fmt.Sprintf("%s-marker-%d", conv, i)
+		if b.Balance(kafka.Message{Key: []byte(id)}, partitions...) == want {
+			return id
+		}
+	}
+	t.Fatalf("no conversation ID on %s's partition", conv)
+	return ""
 }

@@ -263,26 +263,22 @@ func TestApplyAcrossNodeRestart(t *testing.T) {
 			// Die after a few more requests: in the middle of this batch.
 			srv.StopAfter(3)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		waitFor(t, 30*time.Second, fmt.Sprintf("an Apply of seqs %d..%d to succeed", batch[0].Seq, batch[len(batch)-1].Seq), func() bool {
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			err := st.Apply(ctx, batch)
 			cancel()
 			if err == nil {
-				break
+				return true
 			}
 			failures++
 			t.Logf("Apply of seqs %d..%d failed (retrying): %v", batch[0].Seq, batch[len(batch)-1].Seq, err)
-			if time.Now().After(deadline) {
-				t.Fatalf("Apply still failing after 30s: %v", err)
-			}
 			if !srv.Running() {
 				if err := srv.Restart(); err != nil {
 					t.Fatalf("restarting the node: %v", err)
 				}
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return false
+		})
 	}
 	if failures == 0 {
 		t.Fatal("the node never failed an Apply: the test tested nothing")
@@ -401,5 +397,18 @@ func TestMigrationRerunAfterACrash(t *testing.T) {
 	}
 	if !conv.Archived || conv.Messages != 1 || conv.LastSeq != 2 {
 		t.Errorf("after the migration ran again: archived %v, messages %d, last seq %d; want true, 1, 2", conv.Archived, conv.Messages, conv.LastSeq)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test if timeout passes
+// first.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

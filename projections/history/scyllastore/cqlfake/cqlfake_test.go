@@ -47,12 +47,8 @@ func session(t *testing.T) (*cqlfake.Server, *gocql.Session) {
 // new session on the same node.
 func afterRestart(t *testing.T, srv *cqlfake.Server, s *gocql.Session, probe func(*gocql.Session) error) *gocql.Session {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if probe(s) == nil {
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
+	if within(5*time.Second, func() bool { return probe(s) == nil }) {
+		return s
 	}
 	c := gocql.NewCluster(srv.Host())
 	c.Port = srv.Port()
@@ -293,13 +289,7 @@ func TestStopAfter(t *testing.T) {
 	if err == nil {
 		t.Fatal("the request the node died on succeeded")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Running() {
-		if time.Now().After(deadline) {
-			t.Fatal("the node did not stop")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 20*time.Second, "the node to stop", func() bool { return !srv.Running() })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -422,4 +412,25 @@ func boolString(b *bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// within polls cond until it holds (true) or timeout passes (false).
+func within(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test if timeout passes
+// first.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !within(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
 }
