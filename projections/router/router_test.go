@@ -222,15 +222,9 @@ func TestRouterDeliversToTheNodesOfMembers(t *testing.T) {
 	// has been read before them.
 	for i, n := range []string{"n3", "n4"} {
 		seq := uint64(31 + i)
-		event, cancel, err := env.hubs[n].Await("alice", fmt.Sprintf("cmd-%d", seq))
-		if err != nil {
-			t.Fatal(err)
-		}
+		event, cancel := env.hubs[n].Await("alice", "c1", fmt.Sprintf("cmd-%d", seq))
 		defer cancel()
-		reply, cancel2, err := env.hubs[n].Await("alice", "marker-"+n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		reply, cancel2 := env.hubs[n].Await("alice", "c1", "marker-"+n)
 		defer cancel2()
 		env.publish(t, n, nowMsgs("c1", seq, seq)...)
 		env.write(t, schemas.TopicReplies, schemas.TypeCommandRejected, "c1", n, schemas.CommandRejectedV1{
