@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
+	"github.com/parley-chat/parley/projections/delivery/deliverytest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/schemas"
@@ -48,9 +49,9 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 		env := newEnv(t)
 		// c0 existed before the hub started: its members come from history.
 		store(t, env.store, group("c0", "bob", "carol"))
-		sinks := map[string]*fakeSink{}
+		sinks := map[string]*deliverytest.Sink{}
 		for _, u := range []string{"alice", "bob", "carol", "dave"} {
-			sinks[u] = &fakeSink{}
+			sinks[u] = &deliverytest.Sink{}
 			run(t, env.hub, u, sinks[u])
 		}
 		c1 := nowMsg("c1", 1, "alice")
@@ -59,11 +60,11 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 		env.publish(t, []string{"alice", "carol"}, nowGroup("c2", "alice", "carol"), nowMsg("c2", 1, "alice"), nowMsg("c2", 2, "carol"))
 		env.publish(t, []string{"dave"}, nowGroup("c3", "dave")) // last: once dave has it, everything before was delivered
 
-		waitFrames(t, sinks["dave"], "event c3 0")
-		waitFrames(t, sinks["alice"], "event c1 0", "event c1 1", "event c2 0", "event c2 1", "event c2 2")
-		waitFrames(t, sinks["bob"], "event c1 0", "event c1 1", "event c0 1")
-		waitFrames(t, sinks["carol"], "event c0 1", "event c2 0", "event c2 1", "event c2 2")
-		if got := sinks["alice"].got()[1]; !bytes.Equal(got, EncodeEvent("c1", 1, c1.Type, c1.ID, c1.Time, c1.Data)) {
+		deliverytest.WaitFrames(t, sinks["dave"], "event c3 0")
+		deliverytest.WaitFrames(t, sinks["alice"], "event c1 0", "event c1 1", "event c2 0", "event c2 1", "event c2 2")
+		deliverytest.WaitFrames(t, sinks["bob"], "event c1 0", "event c1 1", "event c0 1")
+		deliverytest.WaitFrames(t, sinks["carol"], "event c0 1", "event c2 0", "event c2 1", "event c2 2")
+		if got := sinks["alice"].Frames()[1]; !bytes.Equal(got, EncodeEvent("c1", 1, c1.Type, c1.ID, c1.Time, c1.Data)) {
 			t.Errorf("frame %s is not the event as written", got)
 		}
 		if env.hub.Latest("c2") != 2 || env.hub.Latest("c0") != 1 || env.hub.Latest("nope") != 0 {
@@ -81,17 +82,17 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 	t.Run("signals reach the members they are for", func(t *testing.T) {
 		t.Parallel()
 		env := newEnv(t)
-		sinks := map[string]*fakeSink{}
+		sinks := map[string]*deliverytest.Sink{}
 		for _, u := range []string{"alice", "bob", "carol"} {
-			sinks[u] = &fakeSink{}
+			sinks[u] = &deliverytest.Sink{}
 			run(t, env.hub, u, sinks[u])
 		}
 		env.publish(t, []string{"alice", "bob", "carol"}, nowGroup("c6", "alice", "bob", "carol"))
 		env.publish(t, []string{"alice", "bob"}, historytest.Created(schemas.ConversationCreatedV1{ConversationID: "c7", Kind: schemas.KindDirect,
 			CreatedBy: "alice", Members: []schemas.Member{member("alice"), member("bob")}, CreatedAt: time.Now()}))
-		waitFrames(t, sinks["alice"], "event c6 0", "event c7 0")
-		waitFrames(t, sinks["bob"], "event c6 0", "event c7 0")
-		waitFrames(t, sinks["carol"], "event c6 0")
+		deliverytest.WaitFrames(t, sinks["alice"], "event c6 0", "event c7 0")
+		deliverytest.WaitFrames(t, sinks["bob"], "event c6 0", "event c7 0")
+		deliverytest.WaitFrames(t, sinks["carol"], "event c6 0")
 
 		now := time.Now().UTC()
 		// Typing goes to the other members; a receipt to its user's
@@ -108,7 +109,7 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 			"carol": {"user_typing c6 alice"},
 		}
 		for u, w := range want {
-			waitFor(t, u+"'s signals", func() bool { return len(signals(sinks[u])) >= len(w) })
+			deliverytest.WaitFor(t, u+"'s signals", func() bool { return len(signals(sinks[u])) >= len(w) })
 		}
 		for u, w := range want {
 			if got := signals(sinks[u]); !slices.Equal(got, w) {
@@ -305,9 +306,9 @@ func records(evs []history.Event) []kafka.Message {
 
 // signals describes the signal frames a sink holds, sorted: "receipt c7
 // alice", "user_typing c6 alice".
-func signals(s *fakeSink) []string {
+func signals(s *deliverytest.Sink) []string {
 	var out []string
-	for _, f := range s.got() {
+	for _, f := range s.Frames() {
 		var v struct {
 			Type           string `json:"type"`
 			ConversationID string `json:"conversation_id"`

@@ -5,96 +5,19 @@ package delivery
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/projections/delivery/deliverytest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/schemas"
 )
-
-// fakeSink records the frames a session writes. write, if set, runs
-// before each frame is recorded and may block or fail it.
-type fakeSink struct {
-	write func(ctx context.Context, frame []byte) error
-
-	mu     sync.Mutex
-	frames [][]byte
-}
-
-func (s *fakeSink) Write(ctx context.Context, frame []byte) error {
-	if s.write != nil {
-		if err := s.write(ctx, frame); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	s.frames = append(s.frames, slices.Clone(frame))
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *fakeSink) got() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.frames)
-}
-
-// summaries describes frames briefly: "event c 3", "gap c 4-7 reason",
-// "resumed r1 map[c:10]".
-func (s *fakeSink) summaries(t testing.TB) []string {
-	t.Helper()
-	var out []string
-	for _, f := range s.got() {
-		out = append(out, summarize(t, f))
-	}
-	return out
-}
-
-func summarize(t testing.TB, frame []byte) string {
-	t.Helper()
-	var f struct {
-		Type           string            `json:"type"`
-		ConversationID string            `json:"conversation_id"`
-		Seq            uint64            `json:"seq"`
-		FromSeq        uint64            `json:"from_seq"`
-		ToSeq          uint64            `json:"to_seq"`
-		Reason         string            `json:"reason"`
-		ID             string            `json:"id"`
-		Conversations  map[string]uint64 `json:"conversations"`
-	}
-	if err := json.Unmarshal(frame, &f); err != nil {
-		t.Fatalf("frame is not JSON: %v: %q", err, frame)
-	}
-	switch f.Type {
-	case "event":
-		return fmt.Sprintf("event %s %d", f.ConversationID, f.Seq)
-	case "gap":
-		return fmt.Sprintf("gap %s %d-%d %s", f.ConversationID, f.FromSeq, f.ToSeq, f.Reason)
-	case "resumed":
-		return fmt.Sprintf("resumed %s %v", f.ID, f.Conversations)
-	}
-	t.Fatalf("unknown frame %s", frame)
-	return ""
-}
-
-// waitFrames waits until the sink holds want (and no more for a moment
-// longer would be checked by the caller).
-func waitFrames(t *testing.T, s *fakeSink, want ...string) {
-	t.Helper()
-	waitFor(t, fmt.Sprintf("frames %q", want), func() bool { return len(s.summaries(t)) >= len(want) })
-	if got := s.summaries(t); !slices.Equal(got, want) {
-		t.Fatalf("frames:\n got %q\nwant %q", got, want)
-	}
-}
 
 func openStore(t testing.TB) *pebblestore.Store {
 	t.Helper()
@@ -207,24 +130,24 @@ func TestSessionLiveEvents(t *testing.T) {
 	t.Run("live events are written in order", func(t *testing.T) {
 		t.Parallel()
 		h := newTestHub(t, openStore(t), nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		run(t, h, "alice", sink)
 		live(h, group(convC, "alice", "bob"))
 		for _, ev := range msgs(convC, 1, 5) {
 			live(h, ev)
 		}
-		waitFrames(t, sink, "event c1 0", "event c1 1", "event c1 2", "event c1 3", "event c1 4", "event c1 5")
+		deliverytest.WaitFrames(t, sink, "event c1 0", "event c1 1", "event c1 2", "event c1 3", "event c1 4", "event c1 5")
 	})
 	t.Run("events the socket already has are dropped", func(t *testing.T) {
 		t.Parallel()
 		h := newTestHub(t, openStore(t), nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		run(t, h, "alice", sink)
 		live(h, group(convC, "alice", "bob"))
 		for _, seq := range []uint64{1, 2, 1, 2, 0, 3} {
 			live(h, msg(convC, seq))
 		}
-		waitFrames(t, sink, "event c1 0", "event c1 1", "event c1 2", "event c1 3")
+		deliverytest.WaitFrames(t, sink, "event c1 0", "event c1 1", "event c1 2", "event c1 3")
 	})
 	t.Run("a gap before a live event is filled from history first", func(t *testing.T) {
 		t.Parallel()
@@ -232,15 +155,15 @@ func TestSessionLiveEvents(t *testing.T) {
 		evs := msgs(convC, 1, 6)
 		store(t, st, append([]history.Event{group(convC, "alice", "bob")}, evs...)...)
 		h := newTestHub(t, st, nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		run(t, h, "bob", sink)
 		live(h, evs[0])
 		live(h, evs[3]) // seq 4: 2 and 3 come from history
 		live(h, evs[1]) // already backfilled
 		live(h, evs[5]) // seq 6: 5 from history
-		waitFrames(t, sink, "event c1 1", "event c1 2", "event c1 3", "event c1 4", "event c1 5", "event c1 6")
+		deliverytest.WaitFrames(t, sink, "event c1 1", "event c1 2", "event c1 3", "event c1 4", "event c1 5", "event c1 6")
 		// Backfilled frames are the same bytes as live ones.
-		for i, f := range sink.got() {
+		for i, f := range sink.Frames() {
 			ev := evs[i]
 			if want := EncodeEvent(ev.ConversationID, ev.Seq, ev.Type, ev.ID, ev.Time, ev.Data); !bytes.Equal(f, want) {
 				t.Errorf("frame %d:\n got %s\nwant %s", i, f, want)
@@ -254,20 +177,20 @@ func TestSessionLiveEvents(t *testing.T) {
 		store(t, st, group(convC, "alice", "bob"), evs[0])
 		lagging := &countingReader{Reader: st, after: 1}
 		h := newTestHub(t, lagging, func(c *Config) { c.GapWait = 10 * time.Second })
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		run(t, h, "bob", sink)
 		live(h, evs[0])
 		live(h, evs[3])
-		waitFrames(t, sink, "event c1 1")
+		deliverytest.WaitFrames(t, sink, "event c1 1")
 		// The session writes a frame before it asks history again, so
 		// once it has asked for the gap three times with nothing written,
 		// it is waiting, not giving up.
-		waitFor(t, "the session to ask history for the gap again", func() bool { return lagging.pages.Load() >= 3 })
-		if got := sink.summaries(t); len(got) != 1 {
+		deliverytest.WaitFor(t, "the session to ask history for the gap again", func() bool { return lagging.pages.Load() >= 3 })
+		if got := sink.Summaries(t); len(got) != 1 {
 			t.Fatalf("frames %q while history lags, want only the first event", got)
 		}
 		store(t, st, evs[1], evs[2]) // the history projection catches up
-		waitFrames(t, sink, "event c1 1", "event c1 2", "event c1 3", "event c1 4")
+		deliverytest.WaitFrames(t, sink, "event c1 1", "event c1 2", "event c1 3", "event c1 4")
 	})
 	t.Run("a gap history cannot fill within GapWait is announced before the event", func(t *testing.T) {
 		t.Parallel()
@@ -275,12 +198,12 @@ func TestSessionLiveEvents(t *testing.T) {
 		evs := msgs(convC, 1, 5)
 		store(t, st, group(convC, "alice", "bob"), evs[0])
 		h := newTestHub(t, st, func(c *Config) { c.GapWait = 50 * time.Millisecond })
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		run(t, h, "bob", sink)
 		live(h, evs[0])
 		live(h, evs[3])
 		live(h, evs[4])
-		waitFrames(t, sink, "event c1 1", "gap c1 2-3 history_unavailable", "event c1 4", "event c1 5")
+		deliverytest.WaitFrames(t, sink, "event c1 1", "gap c1 2-3 history_unavailable", "event c1 4", "event c1 5")
 	})
 	t.Run("a live gap larger than BackfillLimit is announced and the newest events backfilled", func(t *testing.T) {
 		t.Parallel()
@@ -288,11 +211,11 @@ func TestSessionLiveEvents(t *testing.T) {
 		evs := msgs(convC, 1, 20)
 		store(t, st, append([]history.Event{group(convC, "alice", "bob")}, evs...)...)
 		h := newTestHub(t, st, func(c *Config) { c.BackfillLimit = 4 })
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		run(t, h, "bob", sink)
 		live(h, evs[0])
 		live(h, evs[19])
-		waitFrames(t, sink, "event c1 1", "gap c1 2-15 backfill_limit",
+		deliverytest.WaitFrames(t, sink, "event c1 1", "gap c1 2-15 backfill_limit",
 			"event c1 16", "event c1 17", "event c1 18", "event c1 19", "event c1 20")
 	})
 }
@@ -306,16 +229,16 @@ func TestSessionResume(t *testing.T) {
 		store(t, st, msgs(convC, 1, 10)...)
 		store(t, st, msgs(convD, 1, 2)...)
 		h := newTestHub(t, st, nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		rs := run(t, h, "alice", sink)
 		rs.s.Resume("r1", map[string]uint64{convC: 3, convD: 0})
 		want := []string{"event c1 4", "event c1 5", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "event c1 10",
 			"event c2 1", "event c2 2", "resumed r1 map[c1:10 c2:2]"}
-		waitFor(t, "the resume", func() bool { return len(sink.got()) >= len(want) })
-		got := sink.summaries(t)
+		deliverytest.WaitFor(t, "the resume", func() bool { return len(sink.Frames()) >= len(want) })
+		got := sink.Summaries(t)
 		// Conversations are resumed in any order, each in seq order.
 		for _, conv := range []string{convC, convD} {
-			if g, w := only(got, conv), only(want, conv); !slices.Equal(g, w) {
+			if g, w := deliverytest.Only(got, conv), deliverytest.Only(want, conv); !slices.Equal(g, w) {
 				t.Errorf("frames of %s:\n got %q\nwant %q", conv, g, w)
 			}
 		}
@@ -325,8 +248,8 @@ func TestSessionResume(t *testing.T) {
 
 		live(h, msg(convC, 10)) // the socket has it
 		live(h, msg(convC, 11))
-		waitFor(t, "the live event", func() bool { return len(sink.got()) > len(want) })
-		if got := sink.summaries(t)[len(want):]; !slices.Equal(got, []string{"event c1 11"}) {
+		deliverytest.WaitFor(t, "the live event", func() bool { return len(sink.Frames()) > len(want) })
+		if got := sink.Summaries(t)[len(want):]; !slices.Equal(got, []string{"event c1 11"}) {
 			t.Errorf("after the resume: %q, want only event 11", got)
 		}
 	})
@@ -336,10 +259,10 @@ func TestSessionResume(t *testing.T) {
 		store(t, st, group(convC, "alice", "bob"))
 		store(t, st, msgs(convC, 1, 3)...)
 		h := newTestHub(t, st, nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		rs := run(t, h, "alice", sink)
 		rs.s.Resume("r1", map[string]uint64{convC: 3})
-		waitFrames(t, sink, "resumed r1 map[c1:3]")
+		deliverytest.WaitFrames(t, sink, "resumed r1 map[c1:3]")
 	})
 	t.Run("a live event before the resume frame leaves no gap: what came before it follows", func(t *testing.T) {
 		t.Parallel()
@@ -347,19 +270,19 @@ func TestSessionResume(t *testing.T) {
 		store(t, st, group(convC, "alice", "bob"))
 		store(t, st, msgs(convC, 1, 10)...)
 		h := newTestHub(t, st, nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		rs := run(t, h, "alice", sink)
 		// The interleaving: event 10 reaches the socket, then the client's
 		// resume from seq 5 (it has 1 to 5) is read.
 		live(h, msg(convC, 10))
-		waitFrames(t, sink, "event c1 10")
+		deliverytest.WaitFrames(t, sink, "event c1 10")
 		rs.s.Resume("r1", map[string]uint64{convC: 5})
-		waitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]")
+		deliverytest.WaitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]")
 		live(h, msg(convC, 11))
-		waitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]", "event c1 11")
+		deliverytest.WaitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]", "event c1 11")
 		// A second resume from an old seq owes nothing more.
 		rs.s.Resume("r2", map[string]uint64{convC: 2})
-		waitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]", "event c1 11", "resumed r2 map[c1:11]")
+		deliverytest.WaitFrames(t, sink, "event c1 10", "event c1 6", "event c1 7", "event c1 8", "event c1 9", "resumed r1 map[c1:10]", "event c1 11", "resumed r2 map[c1:11]")
 	})
 	t.Run("resume below what the socket already has repeats nothing", func(t *testing.T) {
 		t.Parallel()
@@ -367,12 +290,12 @@ func TestSessionResume(t *testing.T) {
 		store(t, st, group(convC, "alice", "bob"))
 		store(t, st, msgs(convC, 1, 5)...)
 		h := newTestHub(t, st, nil)
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		rs := run(t, h, "alice", sink)
 		rs.s.Resume("r1", map[string]uint64{convC: 3})
-		waitFrames(t, sink, "event c1 4", "event c1 5", "resumed r1 map[c1:5]")
+		deliverytest.WaitFrames(t, sink, "event c1 4", "event c1 5", "resumed r1 map[c1:5]")
 		rs.s.Resume("r2", map[string]uint64{convC: 1})
-		waitFrames(t, sink, "event c1 4", "event c1 5", "resumed r1 map[c1:5]", "resumed r2 map[c1:5]")
+		deliverytest.WaitFrames(t, sink, "event c1 4", "event c1 5", "resumed r1 map[c1:5]", "resumed r2 map[c1:5]")
 	})
 	t.Run("resume past BackfillLimit announces the oldest events as a gap", func(t *testing.T) {
 		t.Parallel()
@@ -380,10 +303,10 @@ func TestSessionResume(t *testing.T) {
 		store(t, st, group(convC, "alice", "bob"))
 		store(t, st, msgs(convC, 1, 12)...)
 		h := newTestHub(t, st, func(c *Config) { c.BackfillLimit = 5 })
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		rs := run(t, h, "alice", sink)
 		rs.s.Resume("r1", map[string]uint64{convC: 0})
-		waitFrames(t, sink, "gap c1 1-7 backfill_limit",
+		deliverytest.WaitFrames(t, sink, "gap c1 1-7 backfill_limit",
 			"event c1 8", "event c1 9", "event c1 10", "event c1 11", "event c1 12", "resumed r1 map[c1:12]")
 	})
 	t.Run("resume to a seq seen live but not yet in history ends in a gap", func(t *testing.T) {
@@ -394,42 +317,11 @@ func TestSessionResume(t *testing.T) {
 		h := newTestHub(t, st, func(c *Config) { c.GapWait = 50 * time.Millisecond })
 		live(h, evs[5]) // no session yet: the hub only learns seq 7 exists
 		live(h, evs[6])
-		sink := &fakeSink{}
+		sink := &deliverytest.Sink{}
 		rs := run(t, h, "alice", sink)
 		rs.s.Resume("r1", map[string]uint64{convC: 4})
-		waitFrames(t, sink, "event c1 5", "gap c1 6-7 history_unavailable", "resumed r1 map[c1:7]")
+		deliverytest.WaitFrames(t, sink, "event c1 5", "gap c1 6-7 history_unavailable", "resumed r1 map[c1:7]")
 	})
-}
-
-func only(frames []string, conv string) []string {
-	var out []string
-	for _, f := range frames {
-		if strings.Contains(f, " "+conv+" ") {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if !within(10*time.Second, cond) {
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
-// within polls cond until it holds (true) or timeout passes (false); for
-// goroutines other than the test's, which must not call t.Fatal.
-func within(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
 }
 
 // countingReader counts the pages asked of it after seq after, the way a
@@ -453,12 +345,12 @@ func TestSessionSlowConsumer(t *testing.T) {
 	h := newTestHub(t, st, func(c *Config) { c.QueueSize = 2 })
 	blocked, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	sink := &fakeSink{write: func(ctx context.Context, _ []byte) error {
+	sink := &deliverytest.Sink{Before: func(ctx context.Context, _ []byte) error {
 		once.Do(func() { close(blocked); <-release })
 		return nil
 	}}
 	rs := run(t, h, "alice", sink)
-	other := &fakeSink{}
+	other := &deliverytest.Sink{}
 	run(t, h, "bob", other)
 
 	// Each event is fed once bob has written the one before, so that
@@ -469,7 +361,7 @@ func TestSessionSlowConsumer(t *testing.T) {
 		live(h, group(convC, "alice", "bob")) // taken by Run, which blocks writing it
 		<-blocked
 		for i, ev := range msgs(convC, 1, 4) { // two fit in the queue, the third overflows
-			within(10*time.Second, func() bool { return len(other.got()) >= i+1 })
+			deliverytest.Within(10*time.Second, func() bool { return len(other.Frames()) >= i+1 })
 			live(h, ev)
 		}
 	}()
@@ -492,13 +384,13 @@ func TestSessionSlowConsumer(t *testing.T) {
 		t.Errorf("Run = %v, want ErrSlowConsumer", err)
 	}
 	// Other sessions are not held back.
-	waitFrames(t, other, "event c1 0", "event c1 1", "event c1 2", "event c1 3", "event c1 4")
+	deliverytest.WaitFrames(t, other, "event c1 0", "event c1 1", "event c1 2", "event c1 3", "event c1 4")
 }
 
 func TestSessionClose(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, openStore(t), nil)
-	rs := run(t, h, "alice", &fakeSink{})
+	rs := run(t, h, "alice", &deliverytest.Sink{})
 	rs.s.Close()
 	rs.s.Close() // idempotent
 	if err := rs.result(t); !errors.Is(err, context.Canceled) {
@@ -513,7 +405,7 @@ func TestSessionSinkErrorEndsRun(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, openStore(t), nil)
 	broken := errors.New("socket gone")
-	rs := run(t, h, "alice", &fakeSink{write: func(context.Context, []byte) error { return broken }})
+	rs := run(t, h, "alice", &deliverytest.Sink{Before: func(context.Context, []byte) error { return broken }})
 	live(h, group(convC, "alice", "bob"))
 	if err := rs.result(t); !errors.Is(err, broken) {
 		t.Errorf("Run = %v, want the sink's error", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/delivery"
+	"github.com/parley-chat/parley/projections/delivery/deliverytest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -87,9 +88,9 @@ func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error, 
 
 // connect opens a session of user on node and registers it in presence;
 // register=false leaves it unregistered (see register).
-func (e *routeEnv) connect(t *testing.T, node, user, device string, register bool) *fakeSink {
+func (e *routeEnv) connect(t *testing.T, node, user, device string, register bool) *deliverytest.Sink {
 	t.Helper()
-	sink := &fakeSink{}
+	sink := &deliverytest.Sink{}
 	e.sessions[user+"@"+node] = run(t, e.hubs[node], user, sink).s
 	if register {
 		e.register(t, node, user, device)
@@ -176,7 +177,7 @@ func eventsOf(conv string, from, to uint64) []string {
 func TestRouterDeliversToTheNodesOfMembers(t *testing.T) {
 	t.Parallel()
 	env := startRouting(t, "n1", "n2", "n3", "n4")
-	sinks := map[string]*fakeSink{
+	sinks := map[string]*deliverytest.Sink{
 		"alice@n1": env.connect(t, "n1", "alice", "phone", true),
 		"alice@n2": env.connect(t, "n2", "alice", "laptop", true),
 		"bob@n1":   env.connect(t, "n1", "bob", "phone", true),
@@ -200,11 +201,11 @@ func TestRouterDeliversToTheNodesOfMembers(t *testing.T) {
 		CommandID: "x", CommandType: schemas.TypeSendMessage, UserID: "alice", ConversationID: "c1", Code: schemas.CodeNotMember, Reason: "r"})
 	// Last, dave's own conversation: once he has it, all before is routed.
 	env.publish(t, "n3", nowGroup("c9", "dave"))
-	waitFrames(t, dave, "event c9 0")
+	deliverytest.WaitFrames(t, dave, "event c9 0")
 
 	for name, s := range sinks {
-		waitFrames(t, s, eventsOf("c1", 0, 30)...)
-		if got := len(s.got()); got != 31 {
+		deliverytest.WaitFrames(t, s, eventsOf("c1", 0, 30)...)
+		if got := len(s.Frames()); got != 31 {
 			t.Errorf("%s got %d frames, want 31", name, got)
 		}
 	}
@@ -259,45 +260,45 @@ func TestRouterRegistrationRace(t *testing.T) {
 	env.publish(t, "", nowMsgs("c2", 1, 3)...)
 	// Conversations may sit on different partitions, routed side by
 	// side: each is waited for before the next, for one order of frames.
-	waitFrames(t, alice, eventsOf("c2", 0, 3)...)
+	deliverytest.WaitFrames(t, alice, eventsOf("c2", 0, 3)...)
 	// c3's events all come before bob's socket: none are his to get.
 	env.publish(t, "", nowGroup("c3", "alice", "bob"))
 	c3 := nowMsgs("c3", 1, 2)
 	env.publish(t, "", c3...)
-	waitFrames(t, alice, append(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2)...)...)
+	deliverytest.WaitFrames(t, alice, append(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2)...)...)
 
 	// Bob's session must begin strictly after c3's last event.
-	waitFor(t, "the clock to pass c3's last event", func() bool { return time.Now().After(c3[len(c3)-1].Time) })
+	deliverytest.WaitFor(t, "the clock to pass c3's last event", func() bool { return time.Now().After(c3[len(c3)-1].Time) })
 	bob := env.connect(t, "n2", "bob", "laptop", false)
 	bobSession := env.sessions["bob@n2"]
 	bobSession.Resume("r", map[string]uint64{"c2": 3})
-	waitFrames(t, bob, "resumed r map[c2:3]")
+	deliverytest.WaitFrames(t, bob, "resumed r map[c2:3]")
 
 	// Routed while the registry does not know bob's socket: not to n2.
 	env.publish(t, "n1", nowGroup("c1", "alice", "bob"))
 	env.publish(t, "n1", nowMsgs("c1", 1, 2)...)
-	waitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2))...)
+	deliverytest.WaitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2))...)
 	env.publish(t, "n1", nowMsgs("c2", 4, 5)...)
-	waitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2), eventsOf("c2", 4, 5))...)
+	deliverytest.WaitFrames(t, alice, slices.Concat(eventsOf("c2", 0, 3), eventsOf("c3", 0, 2), eventsOf("c1", 0, 2), eventsOf("c2", 4, 5))...)
 	// Kept as wall time: bob's socket is on no node the router knows
 	// yet, so no marker can reach it; this gives anything wrongly routed
 	// to n2 a moment to show.
 	time.Sleep(100 * time.Millisecond)
-	if got := bob.summaries(t); len(got) != 1 {
+	if got := bob.Summaries(t); len(got) != 1 {
 		t.Fatalf("before registering, bob's socket got %q", got)
 	}
 
 	// The registration arrives; nothing else happens.
 	env.register(t, "n2", "bob", "laptop")
-	waitFor(t, "bob's events", func() bool { return len(bob.got()) >= 1+3+2 })
+	deliverytest.WaitFor(t, "bob's events", func() bool { return len(bob.Frames()) >= 1+3+2 })
 	// Barrier: the next event of c1, routed to n2 once the router knows
 	// bob's socket. Whatever the registration made the router send again
 	// went into n2's one-partition delivery topic before it, and the
 	// session handles what its hub read in order: once bob has c1 3, any
 	// duplicate or extra frame is among those before it.
 	env.publish(t, "n1", nowMsgs("c1", 3, 3)...)
-	waitFor(t, "c1 3", func() bool { return slices.Contains(bob.summaries(t), "event c1 3") })
-	got := bob.summaries(t)
+	deliverytest.WaitFor(t, "c1 3", func() bool { return slices.Contains(bob.Summaries(t), "event c1 3") })
+	got := bob.Summaries(t)
 	if last := got[len(got)-1]; last != "event c1 3" {
 		t.Fatalf("bob's last frame %q, want event c1 3: %q", last, got)
 	}
@@ -305,13 +306,13 @@ func TestRouterRegistrationRace(t *testing.T) {
 	if got[0] != "resumed r map[c2:3]" {
 		t.Fatalf("bob's first frame %q", got[0])
 	}
-	if c1 := only(got, "c1"); !slices.Equal(c1, eventsOf("c1", 0, 2)) {
+	if c1 := deliverytest.Only(got, "c1"); !slices.Equal(c1, eventsOf("c1", 0, 2)) {
 		t.Errorf("bob got %q of c1, created after his socket opened; want all of it once", c1)
 	}
-	if c2 := only(got, "c2"); !slices.Equal(c2, eventsOf("c2", 4, 5)) {
+	if c2 := deliverytest.Only(got, "c2"); !slices.Equal(c2, eventsOf("c2", 4, 5)) {
 		t.Errorf("bob got %q of c2, resumed from 3; want 4 and 5 once", c2)
 	}
-	if c3 := only(got, "c3"); len(c3) != 0 {
+	if c3 := deliverytest.Only(got, "c3"); len(c3) != 0 {
 		t.Errorf("bob got %q of c3, all from before his socket", c3)
 	}
 	if len(got) != 1+3+2 {
@@ -321,8 +322,8 @@ func TestRouterRegistrationRace(t *testing.T) {
 	// c3's resent newest event, older than the socket, left c3 alone: a
 	// resume of it still starts where the client says.
 	bobSession.Resume("r2", map[string]uint64{"c3": 1})
-	waitFor(t, "resumed r2", func() bool { return slices.Contains(bob.summaries(t), "resumed r2 map[c3:2]") })
-	if c3 := only(bob.summaries(t), "c3"); !slices.Equal(c3, eventsOf("c3", 2, 2)) {
+	deliverytest.WaitFor(t, "resumed r2", func() bool { return slices.Contains(bob.Summaries(t), "resumed r2 map[c3:2]") })
+	if c3 := deliverytest.Only(bob.Summaries(t), "c3"); !slices.Equal(c3, eventsOf("c3", 2, 2)) {
 		t.Errorf("bob resumed c3 from 1 and got %q, want event 2", c3)
 	}
 }
@@ -337,7 +338,7 @@ func TestRouterMembershipChanges(t *testing.T) {
 	bob := env.connect(t, "n2", "bob", "phone", true)
 	env.publish(t, "n1", nowGroup("c4", "alice", "bob", "carol"))
 	env.publish(t, "n1", nowMsgs("c4", 1, 1)...)
-	waitFrames(t, bob, eventsOf("c4", 0, 1)...)
+	deliverytest.WaitFrames(t, bob, eventsOf("c4", 0, 1)...)
 	// n3 holds nobody of c4 but has it cached (a request looked it up).
 	if c, err := env.hubs["n3"].Conversation(context.Background(), "c4"); err != nil || !c.IsMember("bob") {
 		t.Fatalf("n3's c4: %+v, %v", c, err)
@@ -345,7 +346,7 @@ func TestRouterMembershipChanges(t *testing.T) {
 
 	env.publish(t, "n2", historytest.Left("c4", 2, "bob", time.Now()))
 	env.publish(t, "n1", nowMsgs("c4", 3, 4)...)
-	waitFrames(t, alice, eventsOf("c4", 0, 4)...)
+	deliverytest.WaitFrames(t, alice, eventsOf("c4", 0, 4)...)
 	// Barrier: a conversation of bob's created now on c4's partition of
 	// chat.events. The router routes that partition in order into n2's
 	// one-partition delivery topic, which n2's hub and bob's session
@@ -353,11 +354,11 @@ func TestRouterMembershipChanges(t *testing.T) {
 	// routed to him after his departure has come before it.
 	marker := onPartitionOf(t, "c4")
 	env.publish(t, "n1", nowGroup(marker, "alice", "bob"))
-	waitFor(t, "bob's next conversation", func() bool { return slices.Contains(bob.summaries(t), "event "+marker+" 0") })
-	if got := only(bob.summaries(t), "c4"); !slices.Equal(got, eventsOf("c4", 0, 2)) {
+	deliverytest.WaitFor(t, "bob's next conversation", func() bool { return slices.Contains(bob.Summaries(t), "event "+marker+" 0") })
+	if got := deliverytest.Only(bob.Summaries(t), "c4"); !slices.Equal(got, eventsOf("c4", 0, 2)) {
 		t.Errorf("bob, who left at 2, got %q", got)
 	}
-	waitFor(t, "n3 to see bob's departure", func() bool {
+	deliverytest.WaitFor(t, "n3 to see bob's departure", func() bool {
 		c, err := env.hubs["n3"].Conversation(context.Background(), "c4")
 		return err == nil && !c.IsMember("bob") && c.IsMember("carol")
 	})
@@ -372,7 +373,7 @@ func TestRouterMembershipChanges(t *testing.T) {
 	if got := env.read("n3", schemas.DeliveryTopic("n3")); got != 0 {
 		t.Errorf("n3 read %v records of its delivery topic, want 0", got)
 	}
-	waitFor(t, "n3 to read the marker conversation's creation", func() bool { return env.read("n3", schemas.TopicChanges) >= 3 })
+	deliverytest.WaitFor(t, "n3 to read the marker conversation's creation", func() bool { return env.read("n3", schemas.TopicChanges) >= 3 })
 	if got := env.read("n3", schemas.TopicChanges); got != 3 {
 		t.Errorf("n3 read %v records of %s, want 3 (c4's creation and departure, the marker's creation)", got, schemas.TopicChanges)
 	}
@@ -388,7 +389,7 @@ func TestConversationMessageFields(t *testing.T) {
 	alice := env.connect(t, "n1", "alice", "phone", true)
 	env.publish(t, "", nowGroup("c5", "alice", "bob"))
 	env.publish(t, "", nowMsgs("c5", 1, 3)...)
-	waitFrames(t, alice, eventsOf("c5", 0, 3)...)
+	deliverytest.WaitFrames(t, alice, eventsOf("c5", 0, 3)...)
 	ctx := context.Background()
 	// Kept as wall time: alice's socket counts as settled (routed every
 	// event of c5) only once RegistrationSettle (1ms) has passed, which
@@ -405,7 +406,7 @@ func TestConversationMessageFields(t *testing.T) {
 	if err := env.w.WriteMessages(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	waitFrames(t, alice, eventsOf("c5", 0, 4)...)
+	deliverytest.WaitFrames(t, alice, eventsOf("c5", 0, 4)...)
 	stored, err := env.store.Conversation(ctx, "c5")
 	if err != nil || stored.LastSeq != 3 {
 		t.Fatalf("history: %+v, %v", stored, err)
@@ -432,8 +433,8 @@ func TestRouterSignals(t *testing.T) {
 	env.publish(t, "", nowGroup("c6", "alice", "bob", "carol"))
 	env.publish(t, "", historytest.Created(schemas.ConversationCreatedV1{ConversationID: "c7", Kind: schemas.KindDirect,
 		CreatedBy: "alice", Members: []schemas.Member{member("alice"), member("bob")}, CreatedAt: time.Now()}))
-	for _, s := range []*fakeSink{alice1, alice2, bob} {
-		waitFrames(t, s, "event c6 0", "event c7 0")
+	for _, s := range []*deliverytest.Sink{alice1, alice2, bob} {
+		deliverytest.WaitFrames(t, s, "event c6 0", "event c7 0")
 	}
 	now := time.Now().UTC()
 	env.write(t, schemas.TopicEphemeral, schemas.TypeTyping, "c6", "", schemas.TypingV1{ConversationID: "c6", UserID: "alice", At: now, ExpiresAt: now.Add(time.Minute)})
@@ -441,10 +442,10 @@ func TestRouterSignals(t *testing.T) {
 	env.write(t, schemas.TopicReceipts, schemas.TypeReceipt, "c6", "", schemas.ReceiptV1{ConversationID: "c6", UserID: "bob", Kind: schemas.ReceiptRead, Seq: 0, At: now})
 	// Last, a message to all: once carol has it, the signals are routed.
 	env.publish(t, "", nowMsgs("c6", 1, 1)...)
-	waitFor(t, "carol's frames", func() bool { return len(carol.got()) >= 3 })
-	signals := func(s *fakeSink) []string {
+	deliverytest.WaitFor(t, "carol's frames", func() bool { return len(carol.Frames()) >= 3 })
+	signals := func(s *deliverytest.Sink) []string {
 		var out []string
-		for _, f := range s.got() {
+		for _, f := range s.Frames() {
 			var v struct {
 				Type           string `json:"type"`
 				ConversationID string `json:"conversation_id"`
@@ -457,7 +458,7 @@ func TestRouterSignals(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "bob's signals", func() bool { return len(signals(bob)) == 3 })
+	deliverytest.WaitFor(t, "bob's signals", func() bool { return len(signals(bob)) == 3 })
 
 	// Barrier: markers, signals of the same keys (so on the same
 	// partitions of chat.ephemeral and chat.receipts) that do reach each
@@ -469,7 +470,7 @@ func TestRouterSignals(t *testing.T) {
 	// partition carries her receipts marker there.
 	c7p := onPartitionOf(t, "c7")
 	env.publish(t, "", nowGroup(c7p, "carol"))
-	waitFor(t, "carol's conversation on c7's partition", func() bool { return slices.Contains(carol.summaries(t), "event "+c7p+" 0") })
+	deliverytest.WaitFor(t, "carol's conversation on c7's partition", func() bool { return slices.Contains(carol.Summaries(t), "event "+c7p+" 0") })
 	now = time.Now().UTC()
 	typing := func(user string) {
 		env.write(t, schemas.TopicEphemeral, schemas.TypeTyping, "c6", "", schemas.TypingV1{ConversationID: "c6", UserID: user, At: now, ExpiresAt: now.Add(time.Minute)})
@@ -483,14 +484,14 @@ func TestRouterSignals(t *testing.T) {
 	receipt("c6", "alice") // to alice's devices
 	receipt("c6", "carol") // to carol
 	receipt(c7p, "carol")  // to carol
-	markers := map[*fakeSink][]string{
+	markers := map[*deliverytest.Sink][]string{
 		alice1: {"user_typing c6 carol", "user_typing c6 bob", "receipt c7 bob", "receipt c6 alice"},
 		alice2: {"user_typing c6 carol", "user_typing c6 bob", "receipt c7 bob", "receipt c6 alice"},
 		bob:    {"user_typing c6 carol", "receipt c7 bob"},
 		carol:  {"user_typing c6 bob", "receipt c6 carol", "receipt " + c7p + " carol"},
 	}
 	for s, ms := range markers {
-		waitFor(t, fmt.Sprintf("markers %q", ms), func() bool {
+		deliverytest.WaitFor(t, fmt.Sprintf("markers %q", ms), func() bool {
 			got := signals(s)
 			for _, m := range ms {
 				if !slices.Contains(got, m) {
@@ -501,7 +502,7 @@ func TestRouterSignals(t *testing.T) {
 		})
 	}
 	for name, c := range map[string]struct {
-		s    *fakeSink
+		s    *deliverytest.Sink
 		want []string
 	}{
 		"alice on n1": {alice1, []string{"receipt c7 alice"}},
