@@ -22,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/projections/search/blevestore"
 	"github.com/parley-chat/parley/projections/search/searchtest"
 	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/schemas/contractcheck"
 )
 
 // searchHub answers membership from a fixed set of conversations.
@@ -119,10 +120,11 @@ func searchConv(id string, members ...string) history.Conversation {
 var searchSecret = []byte("search-test-secret-of-at-least-32-bytes")
 
 type searchEnv struct {
-	t    *testing.T
-	h    http.Handler
-	auth *Authenticator
-	hist *searchHistory
+	t     *testing.T
+	h     http.Handler
+	auth  *Authenticator
+	hist  *searchHistory
+	check *contractcheck.Checker // every response must match openapi.yaml
 }
 
 func newSearchEnv(t *testing.T, sr Searcher, convs ...history.Conversation) *searchEnv {
@@ -140,7 +142,11 @@ func newSearchEnv(t *testing.T, sr Searcher, convs ...history.Conversation) *sea
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &searchEnv{t: t, h: s.authenticate(s.searchHandler(sr)), auth: auth, hist: hist}
+	check, err := contractcheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &searchEnv{t: t, h: s.authenticate(s.searchHandler(sr)), auth: auth, hist: hist, check: check}
 }
 
 // get runs GET /v1/search?query as user ("" for no token).
@@ -163,6 +169,9 @@ func (e *searchEnv) get(user, query string) (int, map[string]any) {
 	ct := rec.Header().Get("Content-Type")
 	if rec.Code >= 400 && ct != "application/problem+json" {
 		e.t.Errorf("GET %s: %d with Content-Type %q, want application/problem+json", query, rec.Code, ct)
+	}
+	if err := e.check.Response(http.MethodGet, req.URL.String(), rec.Code, ct, rec.Body.Bytes()); err != nil {
+		e.t.Error(err)
 	}
 	return rec.Code, out
 }
