@@ -71,7 +71,8 @@ func micros(ns int64) int64 { return ns / 1000 }
 // batch that failed before it is folded again from the same summary when
 // retried, and a batch folded already (a replay) folds nothing and
 // writes only its message rows again.
-func (s *Store) Apply(ctx context.Context, events []history.Event) error {
+func (s *Store) Apply(ctx context.Context, events []history.Event) (err error) {
+	defer s.healOn(&err)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("scyllastore: apply: %w", err)
 	}
@@ -204,7 +205,7 @@ func (s *Store) loader(sem chan struct{}, conv string, batch map[uint64]history.
 			data, state []byte
 		)
 		err := slot(ctx, sem, func(ctx context.Context) error {
-			return s.session.Query(s.q.selectMessage, conv, bucketOf(seq), int64(seq)).WithContext(ctx).
+			return s.session().Query(s.q.selectMessage, conv, bucketOf(seq), int64(seq)).WithContext(ctx).
 				Idempotent(true).Scan(&id, &typ, &ns, &data, &state)
 		})
 		if errors.Is(err, gocql.ErrNotFound) {
@@ -276,7 +277,7 @@ func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEven
 	if s.writeMode == writeConcurrent {
 		for _, w := range writes {
 			fns = append(fns, func(ctx context.Context) error {
-				return s.session.Query(w.stmt, w.args...).WithContext(ctx).
+				return s.session().Query(w.stmt, w.args...).WithContext(ctx).
 					Idempotent(true).DefaultTimestamp(false).Exec()
 			})
 		}
@@ -318,7 +319,7 @@ func (s *Store) writeMessages(ctx context.Context, sem chan struct{}, c convEven
 // batches carries its own USING TIMESTAMP, so the batch sends no
 // client-side default timestamp.
 func (s *Store) batch(ctx context.Context) *gocql.Batch {
-	return s.session.Batch(gocql.UnloggedBatch).WithContext(ctx).DefaultTimestamp(false)
+	return s.session().Batch(gocql.UnloggedBatch).WithContext(ctx).DefaultTimestamp(false)
 }
 
 // batchAdder returns a function adding an idempotent statement to b.
@@ -428,7 +429,7 @@ func (s *Store) markerWrites(id string, f fold.Summary, previewVersion int64) []
 			continue
 		}
 		fns = append(fns, func(ctx context.Context) error {
-			return s.session.Query(s.q.deleteInbox, ts(ch.Seq), user, id).WithContext(ctx).
+			return s.session().Query(s.q.deleteInbox, ts(ch.Seq), user, id).WithContext(ctx).
 				Idempotent(true).DefaultTimestamp(false).Exec()
 		})
 	}
@@ -441,7 +442,8 @@ func (s *Store) markerWrites(id string, f fold.Summary, previewVersion int64) []
 // inbox row (read by Conversations), the delivered seq in the receipts
 // row. Writes are grouped into one single-partition batch per
 // conversation (receipts) and per user (inbox).
-func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) error {
+func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) (err error) {
+	defer s.healOn(&err)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("scyllastore: apply receipts: %w", err)
 	}

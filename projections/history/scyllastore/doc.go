@@ -122,6 +122,13 @@
 // idempotent. Reads translate a missing conversation to
 // history.ErrNotFound. Every request runs under the caller's context.
 //
+// A call that fails because the driver holds no connection to any host
+// (gocql's "host does not have a pool" or "no hosts available in the
+// pool") replaces the store's session with a new one before it returns,
+// at most once per Config.Timeout: gocql can keep a restarted node it was
+// not told about (no STATUS_CHANGE event) marked up without a pool and
+// never reconnect it, and the caller's retry then finds a fresh session.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use; Close must not be called while

@@ -129,15 +129,15 @@ func TestAddColumn(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	ran := false
-	if err := addColumn(ctx, s.session, s.keyspace, s.q, "conversations", "archived", func() error {
+	if err := addColumn(ctx, s.session(), s.keyspace, s.q, "conversations", "archived", func() error {
 		ran = true
 		return nil
 	}); err != nil || ran {
 		t.Errorf("an existing column: error %v, ran the ALTER %v", err, ran)
 	}
 	lost := errors.New("conflicts with an existing column")
-	err := addColumn(ctx, s.session, s.keyspace, s.q, "conversations", "raced", func() error {
-		if err := s.session.Query("ALTER TABLE " + s.keyspace + ".conversations ADD raced int").WithContext(ctx).Exec(); err != nil {
+	err := addColumn(ctx, s.session(), s.keyspace, s.q, "conversations", "raced", func() error {
+		if err := s.session().Query("ALTER TABLE " + s.keyspace + ".conversations ADD raced int").WithContext(ctx).Exec(); err != nil {
 			t.Fatal(err)
 		}
 		return lost
@@ -146,7 +146,7 @@ func TestAddColumn(t *testing.T) {
 		t.Errorf("a column added by someone else meanwhile: %v", err)
 	}
 	broken := errors.New("schema change refused")
-	if err := addColumn(ctx, s.session, s.keyspace, s.q, "conversations", "missing", func() error { return broken }); !errors.Is(err, broken) {
+	if err := addColumn(ctx, s.session(), s.keyspace, s.q, "conversations", "missing", func() error { return broken }); !errors.Is(err, broken) {
 		t.Errorf("a failing ALTER: %v, want %v", err, broken)
 	}
 }

@@ -43,7 +43,7 @@ func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) 
 	var kind, title, createdBy *string
 	var createdAt, lastSeq, lastActivity, messages, lastSentAt *int64
 	var archived, lastEdited, lastDeleted *bool
-	err := s.session.Query(s.q.selectSummary, id).WithContext(ctx).Idempotent(true).
+	err := s.session().Query(s.q.selectSummary, id).WithContext(ctx).Idempotent(true).
 		Scan(&kind, &title, &createdBy, &createdAt, &r.members, &lastSeq, &lastActivity,
 			&r.lastMessageSeq, &r.lastSender, &r.lastPreview,
 			&archived, &r.blockedBy, &messages, &lastEdited, &lastDeleted, &lastSentAt, &r.previewVersion)
@@ -108,7 +108,8 @@ func (r summaryRow) conversation(id string) history.Conversation {
 }
 
 // Conversation returns a conversation's summary: one point read.
-func (s *Store) Conversation(ctx context.Context, conversationID string) (history.Conversation, error) {
+func (s *Store) Conversation(ctx context.Context, conversationID string) (_ history.Conversation, err error) {
+	defer s.healOn(&err)
 	if err := ctx.Err(); err != nil {
 		return history.Conversation{}, fmt.Errorf("scyllastore: conversation: %w", err)
 	}
@@ -126,7 +127,8 @@ func (s *Store) Conversation(ctx context.Context, conversationID string) (histor
 // HasMore) or passes the conversation's first or last seq. Seqs are
 // contiguous, so every bucket it reads holds events; reads never go past
 // last seq, so they see no event whose summary update is not visible yet.
-func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQuery) (history.Page, error) {
+func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQuery) (_ history.Page, err error) {
+	defer s.healOn(&err)
 	if err := q.Validate(); err != nil {
 		return history.Page{}, err
 	}
@@ -134,7 +136,7 @@ func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQ
 		return history.Page{}, fmt.Errorf("scyllastore: page: %w", err)
 	}
 	var last int64
-	err := s.session.Query(s.q.selectLastSeq, conversationID).WithContext(ctx).Idempotent(true).Scan(&last)
+	err = s.session().Query(s.q.selectLastSeq, conversationID).WithContext(ctx).Idempotent(true).Scan(&last)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return history.Page{}, fmt.Errorf("scyllastore: page: conversation %s: %w", conversationID, history.ErrNotFound)
 	}
@@ -147,7 +149,7 @@ func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQ
 	read := func(stmt string, bucket int64, args ...any) error {
 		limit := min(want-len(events), math.MaxInt32)
 		args = append(append([]any{conversationID, bucket}, args...), limit)
-		iter := s.session.Query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(min(limit, bucketSize)).Iter()
+		iter := s.session().Query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(min(limit, bucketSize)).Iter()
 		var (
 			seq, ns     int64
 			id, typ     string
@@ -215,7 +217,8 @@ func (s *Store) Page(ctx context.Context, conversationID string, q history.PageQ
 // summaries of the first limit conversations, concurrently, and keeps
 // those user is still a member of; the summaries, not the inbox rows,
 // are authoritative, so the result is sorted again by their activity.
-func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]history.Conversation, error) {
+func (s *Store) Conversations(ctx context.Context, userID string, limit int) (_ []history.Conversation, err error) {
+	defer s.healOn(&err)
 	if err := history.ValidateLimit(limit); err != nil {
 		return nil, err
 	}
@@ -228,7 +231,7 @@ func (s *Store) Conversations(ctx context.Context, userID string, limit int) ([]
 		read     int64
 	}
 	var cands []candidate
-	iter := s.session.Query(s.q.selectInbox, userID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
+	iter := s.session().Query(s.q.selectInbox, userID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
 	var (
 		id   string
 		act  *int64
@@ -302,7 +305,7 @@ func (s *Store) readMessages(ctx context.Context, c history.Conversation) (uint6
 	case c.ReadSeq >= c.LastSeq:
 		return c.Messages, nil
 	}
-	iter := s.session.Query(s.q.selectCount, c.ID, bucketOf(c.ReadSeq), int64(c.ReadSeq)).WithContext(ctx).
+	iter := s.session().Query(s.q.selectCount, c.ID, bucketOf(c.ReadSeq), int64(c.ReadSeq)).WithContext(ctx).
 		Idempotent(true).PageSize(16).Iter()
 	var n *int64
 	for iter.Scan(&n) {
@@ -319,7 +322,8 @@ func (s *Store) readMessages(ctx context.Context, c history.Conversation) (uint6
 // Receipts returns the markers of a conversation's members: a read of
 // the summary (for the members) and of the conversation's receipts
 // partition, which is clustered by user id.
-func (s *Store) Receipts(ctx context.Context, conversationID string) ([]history.Receipt, error) {
+func (s *Store) Receipts(ctx context.Context, conversationID string) (_ []history.Receipt, err error) {
+	defer s.healOn(&err)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("scyllastore: receipts: %w", err)
 	}
@@ -328,7 +332,7 @@ func (s *Store) Receipts(ctx context.Context, conversationID string) ([]history.
 		return nil, fmt.Errorf("scyllastore: receipts: %w", err)
 	}
 	c := r.conversation(conversationID)
-	iter := s.session.Query(s.q.selectReceipts, conversationID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
+	iter := s.session().Query(s.q.selectReceipts, conversationID).WithContext(ctx).Idempotent(true).PageSize(s.inboxPageSize).Iter()
 	var (
 		out             []history.Receipt
 		user            string

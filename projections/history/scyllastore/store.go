@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -23,8 +25,12 @@ var _ history.Store = (*Store)(nil)
 
 // Store is the ScyllaDB history store. It is safe for concurrent use.
 type Store struct {
-	log      *slog.Logger
-	session  *gocql.Session
+	log *slog.Logger
+	cfg Config
+	// sess is the session every request goes through; heal replaces it.
+	sess     atomic.Pointer[gocql.Session]
+	healing  sync.Mutex // held while a new session is made
+	healedAt time.Time  // guarded by healing
 	keyspace string
 	q        statements
 	// concurrency is the most requests one call has in flight.
@@ -67,30 +73,66 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: connecting to keyspace %s on %v: %w", cfg.Keyspace, cfg.Hosts, err)
 	}
-	return &Store{
+	s := &Store{
 		log:           cfg.Logger,
-		session:       session,
+		cfg:           cfg,
 		keyspace:      cfg.Keyspace,
 		q:             q,
 		concurrency:   cfg.Concurrency,
 		writeMode:     writeBatches,
 		inboxPageSize: 1000,
 		locks:         convlock.New(),
-	}, nil
+	}
+	s.sess.Store(session)
+	return s, nil
+}
+
+func (s *Store) session() *gocql.Session { return s.sess.Load() }
+
+// healOn replaces the session when *err says the driver holds no
+// connection to a host it believes up — after a node restart the driver
+// is not told about (no STATUS_CHANGE event), gocql can keep such a host
+// without a pool and never reconnect it. A new session connects afresh;
+// the failed call is retried by its caller as usual. At most one heal
+// runs at a time, and at most one per cfg.Timeout.
+func (s *Store) healOn(err *error) {
+	if *err == nil || !(errors.Is(*err, gocql.ErrNoPool) || errors.Is(*err, gocql.ErrNoConnections)) {
+		return
+	}
+	if !s.healing.TryLock() {
+		return
+	}
+	defer s.healing.Unlock()
+	if time.Since(s.healedAt) < s.cfg.Timeout {
+		return
+	}
+	s.healedAt = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*s.cfg.Timeout)
+	defer cancel()
+	fresh, cerr := connect(ctx, s.cfg, s.keyspace)
+	if cerr != nil {
+		s.log.Warn("scylla session has no connections; reconnecting failed", "err", cerr)
+		return
+	}
+	s.log.Warn("scylla session had no connections; replaced it", "err", *err)
+	s.sess.Swap(fresh).Close()
 }
 
 // Close closes the store's connections. Calls after Close fail.
 func (s *Store) Close() error {
-	s.session.Close()
+	s.healing.Lock()
+	defer s.healing.Unlock()
+	s.session().Close()
 	return nil
 }
 
 // Ping reads one row of the keyspace at the configured consistency: it
 // succeeds when enough replicas answer for reads and writes to succeed,
 // which is what readiness means for the history projection.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) (err error) {
+	defer s.healOn(&err)
 	var v int
-	err := s.session.Query(s.q.ping, component).WithContext(ctx).Idempotent(true).Scan(&v)
+	err = s.session().Query(s.q.ping, component).WithContext(ctx).Idempotent(true).Scan(&v)
 	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
 		return fmt.Errorf("scyllastore: ping: %w", err)
 	}
