@@ -20,6 +20,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/schemas/contractcheck"
 	"github.com/parley-chat/parley/schemas/schemacheck"
 )
 
@@ -930,7 +931,7 @@ func walkRefs(v any, ptr string, f func(ptr, ref string)) {
 				f(ptr, s)
 				continue
 			}
-			walkRefs(e, ptr+"/"+escapePointer(k), f)
+			walkRefs(e, ptr+"/"+contractcheck.EscapePointer(k), f)
 		}
 	case []any:
 		for i, e := range v {
@@ -939,40 +940,9 @@ func walkRefs(v any, ptr string, f func(ptr, ref string)) {
 	}
 }
 
-func escapePointer(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
-}
-
-func resolvePointer(doc any, ptr string) (any, bool) {
-	if ptr == "" {
-		return doc, true
-	}
-	cur := doc
-	for tok := range strings.SplitSeq(strings.TrimPrefix(ptr, "/"), "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch c := cur.(type) {
-		case map[string]any:
-			next, ok := c[tok]
-			if !ok {
-				return nil, false
-			}
-			cur = next
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			cur = c[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
 func get(t *testing.T, doc any, ptr string) any {
 	t.Helper()
-	v, ok := resolvePointer(doc, ptr)
+	v, ok := contractcheck.ResolvePointer(doc, ptr)
 	if !ok {
 		t.Fatalf("no %s", ptr)
 	}
@@ -1016,7 +986,7 @@ func TestAPIDocumentRefs(t *testing.T) {
 			n++
 			switch {
 			case strings.HasPrefix(ref, "#/"):
-				if _, ok := resolvePointer(doc, ref[1:]); !ok {
+				if _, ok := contractcheck.ResolvePointer(doc, ref[1:]); !ok {
 					t.Errorf("%s#%s: $ref %s does not resolve", name, ptr, ref)
 				}
 			case strings.HasPrefix(ref, "./json/"):
@@ -1564,7 +1534,7 @@ func TestOpenAPI(t *testing.T) {
 		{"put", "/v1/blocks/{user}"},
 		{"delete", "/v1/blocks/{user}"},
 	} {
-		item := getMap(t, doc, "/paths/"+escapePointer(op[1]))
+		item := getMap(t, doc, "/paths/"+contractcheck.EscapePointer(op[1]))
 		params := append(slices.Clone(asSlice(item["parameters"])), asSlice(getMap(t, item, "/"+op[0])["parameters"])...)
 		found := false
 		for _, p := range params {
@@ -1675,13 +1645,13 @@ func TestOpenAPISchemas(t *testing.T) {
 			}
 		}
 		for k, e := range m {
-			walk(e, ptr+"/"+escapePointer(k))
+			walk(e, ptr+"/"+contractcheck.EscapePointer(k))
 		}
 	}
 	walk(doc["paths"], "/paths")
 	walk(doc["components"].(map[string]any)["responses"], "/components/responses")
 	for name, s := range getMap(t, doc, "/components/schemas") {
-		cs := dc.schema(t, "/components/schemas/"+escapePointer(name))
+		cs := dc.schema(t, "/components/schemas/"+contractcheck.EscapePointer(name))
 		if e, ok := s.(map[string]any)["example"]; ok {
 			n++
 			if err := cs.Validate(instance(t, e)); err != nil {

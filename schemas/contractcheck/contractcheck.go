@@ -265,7 +265,7 @@ func (c *Checker) loadOpenAPI() error {
 			op.id, _ = o["operationId"].(string)
 			responses, _ := o["responses"].(map[string]any)
 			for _, status := range sortedKeys(responses) {
-				ptr := "/paths/" + escapePointer(template) + "/" + method + "/responses/" + escapePointer(status)
+				ptr := "/paths/" + EscapePointer(template) + "/" + method + "/responses/" + EscapePointer(status)
 				r, err := compileResponse(doc, comp, ptr)
 				if err != nil {
 					return err
@@ -295,7 +295,7 @@ func compileResponse(doc map[string]any, comp *compiler, ptr string) (response, 
 		}
 		mt := mediaType{name: name, base: base, params: params}
 		if _, ok := content[name].(map[string]any)["schema"]; ok {
-			frag := "#" + ptr + "/content/" + escapePointer(name) + "/schema"
+			frag := "#" + ptr + "/content/" + EscapePointer(name) + "/schema"
 			if mt.schema, err = comp.compile(frag); err != nil {
 				return response{}, err
 			}
@@ -374,7 +374,7 @@ func (c *Checker) loadAsyncAPI() error {
 	var ws string
 	for _, key := range sortedKeys(channels) {
 		if ch, _ := channels[key].(map[string]any); ch["address"] == "/v1/ws" {
-			ws = "#/channels/" + escapePointer(key)
+			ws = "#/channels/" + EscapePointer(key)
 		}
 	}
 	if ws == "" {
@@ -496,7 +496,7 @@ func (jsonDirLoader) Load(u string) (any, error) {
 // ends up.
 func deref(doc map[string]any, ptr string) (string, map[string]any, error) {
 	for range 10 {
-		v, ok := resolvePointer(doc, ptr)
+		v, ok := ResolvePointer(doc, ptr)
 		m, isMap := v.(map[string]any)
 		if !ok || !isMap {
 			return "", nil, fmt.Errorf("#%s: no mapping there", ptr)
@@ -513,7 +513,9 @@ func deref(doc map[string]any, ptr string) (string, map[string]any, error) {
 	return "", nil, fmt.Errorf("#%s: $ref chain too long", ptr)
 }
 
-func resolvePointer(doc any, ptr string) (any, bool) {
+// ResolvePointer returns the value at JSON Pointer ptr (RFC 6901) in
+// doc, a decoded JSON or YAML document, and whether there is one.
+func ResolvePointer(doc any, ptr string) (any, bool) {
 	cur := doc
 	if ptr == "" {
 		return cur, true
@@ -540,7 +542,8 @@ func resolvePointer(doc any, ptr string) (any, bool) {
 	return cur, true
 }
 
-func escapePointer(s string) string {
+// EscapePointer escapes s as one token of a JSON Pointer.
+func EscapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
