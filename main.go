@@ -33,9 +33,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "parley:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h or --help: the flag package printed the command's flags
 		}
+		fmt.Fprintf(os.Stderr, "parley: %v (run `parley help` for commands and settings)\n", err)
 		os.Exit(2)
 	}
 }
@@ -58,7 +59,6 @@ settings (flag, environment variable, default):
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		printUsage(stderr)
 		return errors.New("no command")
 	}
 	cmd, args := args[0], args[1:]
@@ -96,7 +96,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		printUsage(stdout)
 		return nil
 	default:
-		printUsage(stderr)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 	cfg, err := app.Load(cmd, args, getenv, stderr)
