@@ -52,6 +52,7 @@ commands:
   project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   token USER       prints a JWT for USER signed with the configured secret
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
+  version          the release, module version and revision of this binary
   help             this text and the settings
 
 settings (flag, environment variable, default):
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return token(args, getenv, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args, stdout, stderr)
+	case "version", "-version", "--version":
+		return printVersion(stdout)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 		return nil

@@ -94,3 +94,13 @@ func TestHelpFlagIsNotAnError(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionPrintsTheStamp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, noEnv, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "parley "+version) {
+		t.Errorf("parley version printed %q, want it to start with %q", out.String(), "parley "+version)
+	}
+}
