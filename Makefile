@@ -3,6 +3,7 @@
 GO        ?= go
 DATA_DIR  ?= ./data
 PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: run test build vet lint bench fuzz test-compose clean
 
@@ -17,7 +18,7 @@ test: vet
 
 ## build: the parley binary.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o parley .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o parley .
 
 vet:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

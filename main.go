@@ -33,9 +33,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "parley:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h or --help: the flag package printed the command's flags
 		}
+		fmt.Fprintf(os.Stderr, "parley: %v (run `parley help` for commands and settings)\n", err)
 		os.Exit(2)
 	}
 }
@@ -51,6 +52,7 @@ commands:
   project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   token USER       prints a JWT for USER signed with the configured secret
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
+  version          the release, module version and revision of this binary
   help             this text and the settings
 
 settings (flag, environment variable, default):
@@ -58,7 +60,6 @@ settings (flag, environment variable, default):
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		printUsage(stderr)
 		return errors.New("no command")
 	}
 	cmd, args := args[0], args[1:]
@@ -92,11 +93,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return token(args, getenv, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args, stdout, stderr)
+	case "version", "-version", "--version":
+		return printVersion(stdout)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 		return nil
 	default:
-		printUsage(stderr)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 	cfg, err := app.Load(cmd, args, getenv, stderr)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,9 @@ func TestCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error()+out.String(), c.want) {
 			t.Errorf("parley %v: error %v (output %q), want one mentioning %q", c.args, err, out.String(), c.want)
 		}
+		if strings.Contains(out.String(), "commands:") || strings.Contains(out.String(), "(env PARLEY_") {
+			t.Errorf("parley %v printed the whole usage after an error: %q", c.args, out.String())
+		}
 	}
 }
 
@@ -78,5 +83,24 @@ func TestHelpListsEverySetting(t *testing.T) {
 		if !strings.Contains(out.String(), s.Env) || !strings.Contains(out.String(), "-"+s.Flag) {
 			t.Errorf("help lacks %s / -%s", s.Env, s.Flag)
 		}
+	}
+}
+
+func TestHelpFlagIsNotAnError(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"run", "-h"}, {"gateway", "--help"}, {"token", "alice", "-h"}, {"bench", "-h"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, noEnv, &out, &out); err != nil && !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("parley %v: %v, want success or flag.ErrHelp (exit 0)", args, err)
+		}
+	}
+}
+
+func TestVersionPrintsTheStamp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, noEnv, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "parley "+version) {
+		t.Errorf("parley version printed %q, want it to start with %q", out.String(), "parley "+version)
 	}
 }

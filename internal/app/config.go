@@ -146,7 +146,9 @@ func Settings() []Setting {
 func Load(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// A bad flag is reported once, in one line, by the caller; the flag list
+	// is printed only when it was asked for (-h).
+	fs.SetOutput(io.Discard)
 	var errs []error
 	for _, s := range Settings() {
 		v := s.Default
@@ -159,6 +161,10 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 		fs.Func(s.Flag, fmt.Sprintf("%s (env %s, default %q)", s.Help, s.Env, s.Default), func(v string) error { return s.set(&c, v) })
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
 		return c, err
 	}
 	if fs.NArg() > 0 {
