@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -107,7 +109,7 @@ func Settings() []Setting {
 	host, _ := os.Hostname()
 	return []Setting{
 		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
-		{"http-addr", "PARLEY_HTTP_ADDR", ":8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here)", str(func(c *Config) *string { return &c.HTTPAddr })},
+		{"http-addr", "PARLEY_HTTP_ADDR", "127.0.0.1:8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here); with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.HTTPAddr })},
 		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
 		{"topic-prefix", "PARLEY_TOPIC_PREFIX", "", "prefix of every Kafka topic name and consumer group id, so that several deployments share a cluster", str(func(c *Config) *string { return &c.TopicPrefix })},
 		{"scylla-hosts", "PARLEY_SCYLLA_HOSTS", "", "comma-separated ScyllaDB contact points (host or host:port); empty uses the embedded Pebble store", list(func(c *Config) *[]string { return &c.ScyllaHosts })},
@@ -116,7 +118,7 @@ func Settings() []Setting {
 		{"scylla-replication", "PARLEY_SCYLLA_REPLICATION", "", "replication of a new keyspace, e.g. class=NetworkTopologyStrategy,dc1=3 (empty: SimpleStrategy, 1 replica)", str(func(c *Config) *string { return &c.ScyllaReplication })},
 		{"scylla-local-dc", "PARLEY_SCYLLA_LOCAL_DC", "", "prefer replicas of this data centre", str(func(c *Config) *string { return &c.ScyllaLocalDC })},
 		{"elasticsearch-url", "PARLEY_ELASTICSEARCH_URL", "", "comma-separated Elasticsearch URLs; empty uses the embedded Bleve index under data-dir/search", list(func(c *Config) *[]string { return &c.ElasticsearchURL })},
-		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker", str(func(c *Config) *string { return &c.KafkaListen })},
+		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker, which has no authentication; with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.KafkaListen })},
 		{"partitions", "PARLEY_PARTITIONS", "12", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen", num(func(c *Config) *int { return &c.Partitions })},
 		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
 		{"jwt-secret", "PARLEY_JWT_SECRET", "", "HS256 secret, at least 32 bytes; empty uses the public dev secret, embedded default only", str(func(c *Config) *string { return &c.JWTSecret })},
@@ -199,11 +201,36 @@ func (c Config) Secret() []byte {
 	return []byte(c.JWTSecret)
 }
 
+// loopback reports whether the listen address addr (host:port) can be
+// reached from this machine only: localhost or a loopback IP. An empty host
+// listens on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
 	if c.JWTSecret == "" && !c.Embedded() {
 		errs = append(errs, errors.New("PARLEY_JWT_SECRET is required with an external Kafka cluster"))
+	}
+	if c.JWTSecret == "" && c.Embedded() {
+		// Anyone can sign tokens with the public dev secret: nobody but this
+		// machine may reach a server that accepts them.
+		if !loopback(c.HTTPAddr) {
+			errs = append(errs, fmt.Errorf("PARLEY_HTTP_ADDR %q is reachable from other machines while tokens are signed with the public dev secret: set PARLEY_JWT_SECRET (at least 32 bytes) or listen on 127.0.0.1", c.HTTPAddr))
+		}
+		if !loopback(c.KafkaListen) {
+			errs = append(errs, fmt.Errorf("PARLEY_KAFKA_LISTEN %q is reachable from other machines while tokens are signed with the public dev secret: set PARLEY_JWT_SECRET (at least 32 bytes) or listen on 127.0.0.1", c.KafkaListen))
+		}
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("PARLEY_JWT_SECRET must be at least 32 bytes"))

@@ -1,0 +1,43 @@
+package app_test
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/app"
+)
+
+func TestTheDevSecretListensOnLoopbackOnly(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	for _, c := range []struct {
+		name    string
+		env     map[string]string
+		wantErr string // empty: accepted
+	}{
+		{"the defaults", nil, ""},
+		{"localhost", map[string]string{"PARLEY_HTTP_ADDR": "localhost:8080"}, ""},
+		{"IPv6 loopback", map[string]string{"PARLEY_HTTP_ADDR": "[::1]:8080"}, ""},
+		{"every interface", map[string]string{"PARLEY_HTTP_ADDR": ":8080"}, `PARLEY_HTTP_ADDR ":8080" is reachable from other machines`},
+		{"every IPv4 interface", map[string]string{"PARLEY_HTTP_ADDR": "0.0.0.0:8080"}, "PARLEY_HTTP_ADDR"},
+		{"a host name", map[string]string{"PARLEY_HTTP_ADDR": "chat.example.com:8080"}, "PARLEY_HTTP_ADDR"},
+		{"the broker on every interface", map[string]string{"PARLEY_KAFKA_LISTEN": ":9092"}, `PARLEY_KAFKA_LISTEN ":9092" is reachable`},
+		{"every interface with a secret", map[string]string{"PARLEY_HTTP_ADDR": ":8080", "PARLEY_KAFKA_LISTEN": ":9092", "PARLEY_JWT_SECRET": secret}, ""},
+		{"a cluster with a secret", map[string]string{"PARLEY_HTTP_ADDR": ":8080", "PARLEY_KAFKA_BROKERS": "kafka:9092", "PARLEY_JWT_SECRET": secret}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := app.Load("run", nil, func(k string) string { return c.env[k] }, io.Discard)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("got %v, want an error containing %q", err, c.wantErr)
+			case c.wantErr != "" && !strings.Contains(err.Error(), "PARLEY_JWT_SECRET"):
+				t.Fatalf("%v: the error does not say how to fix it (PARLEY_JWT_SECRET)", err)
+			}
+			if c.env == nil && cfg.HTTPAddr != "127.0.0.1:8080" {
+				t.Errorf("default HTTP address %q, want 127.0.0.1:8080", cfg.HTTPAddr)
+			}
+		})
+	}
+}
