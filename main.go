@@ -7,6 +7,7 @@
 //	parley project history  the history projection (events and receipts)
 //	parley project search   the search projection (--rebuild: reindex from 0)
 //	parley token USER       print a token for USER (dev secret by default)
+//	parley ws               an interactive WebSocket client
 //	parley bench            load-test a running gateway (internal/loadgen)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
@@ -32,7 +33,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return // -h or --help: the flag package printed the command's flags
 		}
@@ -51,6 +52,7 @@ commands:
   project history  builds the history store from chat.events and chat.receipts
   project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   token USER       prints a JWT for USER signed with the configured secret
+  ws               an interactive WebSocket client: sends each line typed, prints each frame received
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
   version          the release, module version and revision of this binary
   help             this text and the settings
@@ -58,7 +60,7 @@ commands:
 settings (flag, environment variable, default):
 `
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("no command")
 	}
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	case "token":
 		return token(args, getenv, stdout, stderr)
+	case "ws":
+		return wsClient(ctx, args, getenv, stdin, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args, stdout, stderr)
 	case "version", "-version", "--version":

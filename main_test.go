@@ -17,7 +17,7 @@ func noEnv(string) string { return "" }
 
 func TestTokenPrintsAVerifiableToken(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "alice", "-ttl", "1h"}, noEnv, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"token", "alice", "-ttl", "1h"}, noEnv, nil, &out, &errOut); err != nil {
 		t.Fatalf("parley token: %v (%s)", err, errOut.String())
 	}
 	a, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(app.DevSecret)})
@@ -41,7 +41,7 @@ func TestTokenRefusesTheDevSecretAgainstAClusterWithoutASecret(t *testing.T) {
 		return ""
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"token", "alice"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "PARLEY_JWT_SECRET") {
+	if err := run(context.Background(), []string{"token", "alice"}, env, nil, &out, &out); err == nil || !strings.Contains(err.Error(), "PARLEY_JWT_SECRET") {
 		t.Errorf("token with a cluster and no secret: %v, want an error naming PARLEY_JWT_SECRET", err)
 	}
 }
@@ -64,7 +64,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"run", "-topic-prefix", "team a/"}, "PARLEY_TOPIC_PREFIX"},
 	} {
 		var out bytes.Buffer
-		err := run(context.Background(), c.args, noEnv, &out, &out)
+		err := run(context.Background(), c.args, noEnv, nil, &out, &out)
 		if err == nil || !strings.Contains(err.Error()+out.String(), c.want) {
 			t.Errorf("parley %v: error %v (output %q), want one mentioning %q", c.args, err, out.String(), c.want)
 		}
@@ -76,7 +76,7 @@ func TestCommandErrors(t *testing.T) {
 
 func TestHelpListsEverySetting(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"help"}, noEnv, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"help"}, noEnv, nil, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range app.Settings() {
@@ -89,7 +89,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 func TestHelpFlagIsNotAnError(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"run", "-h"}, {"gateway", "--help"}, {"token", "alice", "-h"}, {"bench", "-h"}} {
 		var out bytes.Buffer
-		if err := run(context.Background(), args, noEnv, &out, &out); err != nil && !errors.Is(err, flag.ErrHelp) {
+		if err := run(context.Background(), args, noEnv, nil, &out, &out); err != nil && !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("parley %v: %v, want success or flag.ErrHelp (exit 0)", args, err)
 		}
 	}
@@ -97,7 +97,7 @@ func TestHelpFlagIsNotAnError(t *testing.T) {
 
 func TestVersionPrintsTheStamp(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, noEnv, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"version"}, noEnv, nil, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "parley "+version) {
