@@ -4,21 +4,26 @@ GO        ?= go
 DATA_DIR  ?= ./data
 PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN       ?= ./parley
 
 .PHONY: run test build vet lint bench fuzz test-compose clean
 
-## run: every role in one process on the embedded default (Kafka, history
-## store); HTTP and WebSocket on :8080, data under ./data.
-run:
-	$(GO) run . run -data-dir $(DATA_DIR)
+## run: builds ./parley, then runs every role in one process on the embedded
+## default (Kafka, history store, search index): HTTP and WebSocket on
+## 127.0.0.1:8080, data under ./data. Ctrl-C or SIGTERM stops it: make
+## execs the server, so the signal reaches it.
+run: build
+	exec $(BIN) run -data-dir $(DATA_DIR)
 
 ## test: vet and the race-enabled test suite (what CI runs).
 test: vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-## build: the parley binary.
+## build: the parley binary ($(BIN)), stamped with the version. The same
+## compile flags as `go test`, so the two share the build cache.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o parley .
+	@echo "building $(BIN): the first build on a fresh machine compiles every dependency and takes a minute or two"
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
 
 vet:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
