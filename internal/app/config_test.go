@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -39,5 +40,50 @@ func TestTheDevSecretListensOnLoopbackOnly(t *testing.T) {
 				t.Errorf("default HTTP address %q, want 127.0.0.1:8080", cfg.HTTPAddr)
 			}
 		})
+	}
+}
+
+// TestREADMEListsEverySetting holds the README's configuration table to
+// Settings: every setting once, with its flag and default, and nothing else.
+func TestREADMEListsEverySetting(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "| `PARLEY_") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 {
+			t.Fatalf("a short row: %s", line)
+		}
+		env := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		if _, dup := rows[env]; dup {
+			t.Errorf("%s is listed twice", env)
+		}
+		rows[env] = []string{strings.Trim(strings.TrimSpace(cells[2]), "`"), strings.Trim(strings.TrimSpace(cells[3]), "`")}
+	}
+	for _, s := range app.Settings() {
+		row, ok := rows[s.Env]
+		if !ok {
+			t.Errorf("README's configuration table has no row for %s", s.Env)
+			continue
+		}
+		delete(rows, s.Env)
+		want := s.Default
+		switch {
+		case s.Flag == "node-id":
+			want = "host name"
+		case want == "":
+			want = "(empty)"
+		}
+		if row[0] != "-"+s.Flag || row[1] != want {
+			t.Errorf("README lists %s as %s, default %s; want -%s, default %s", s.Env, row[0], row[1], s.Flag, want)
+		}
+	}
+	for env := range rows {
+		t.Errorf("README lists %s, which is not a setting", env)
 	}
 }
