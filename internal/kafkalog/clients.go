@@ -87,6 +87,21 @@ func FireAndForget(onError func(records int, err error)) WriterOption {
 	}
 }
 
+// Pipelined makes writes asynchronous — WriteMessages returns once the
+// messages are queued in their partitions' batches — and still
+// acknowledged by every in-sync replica; completed hears of every batch,
+// written or failed, from the writer's goroutines, and must not block.
+// kafka-go keeps one queue of batches per partition and writes them one
+// after the other (partitionWriter.writeBatches), so the order in which
+// WriteMessages calls return is the order of the partition.
+func Pipelined(completed func(msgs []kafka.Message, err error)) WriterOption {
+	return func(w *kafka.Writer) {
+		w.Async = true
+		w.RequiredAcks = kafka.RequireAll
+		w.Completion = completed
+	}
+}
+
 // AllowAutoTopicCreation forces a metadata request for a topic the writer
 // has not cached yet, for writers to topics created while they run (the
 // delivery topics). Parley creates every topic before use; the broker's
