@@ -117,6 +117,7 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 	r := kafkalog.NewGroupReader(cfg.Brokers, kafkalog.Membership{
 		Group: cfg.GroupID, Topics: topics, StartOffset: cfg.StartOffset,
 		SessionTimeout: cfg.SessionTimeout, Logger: log,
+		Errors: cfg.Metrics.KafkaReaderErrors.WithLabelValues(cfg.GroupID, topic),
 	})
 	dlq := kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ))
 	defer func() {

@@ -21,8 +21,9 @@
 //     the State of state.go) against this node's view;
 //  3. gateway/gateway.go — Server.command registers a waiter for the
 //     answer (projections/delivery/waiters.go) and appends;
-//  4. producers/writer.go — CommandWriter.Append writes to chat.commands,
-//     keyed by conversation;
+//  4. producers/writer.go — CommandWriter.Enqueue queues it for
+//     chat.commands, keyed by conversation, pipelined (the answer to a
+//     saturated log is an overloaded error, at once);
 //  5. internal/kafkalog/codec.go — Encode: the CloudEvents binary binding
 //     (Decode on every consuming side);
 //  6. consumers/decider/decider.go — the partition's loop fetches a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
@@ -23,7 +24,12 @@ import (
 
 // Appender appends commands to the log (producers.CommandWriter).
 type Appender interface {
-	Append(ctx context.Context, typ, conversation string, cmd any, traceParent string) error
+	// Enqueue queues cmd for the log and returns once its place in its
+	// partition is fixed: a command enqueued later for the same
+	// conversation is written after it. written then gets the write's
+	// outcome, once. An error wrapping producers.ErrOverloaded means too
+	// many commands already wait for the log.
+	Enqueue(ctx context.Context, typ, conversation string, cmd any, traceParent string) (written <-chan error, err error)
 }
 
 // Hub is the delivery projection of this node (a delivery.Hub, whose
@@ -276,21 +282,36 @@ func (s *Server) command(ctx context.Context, user, commandID, typ, conversation
 	defer cancel()
 	ctx, stop := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer stop()
-	err := s.cfg.Commands.Append(ctx, typ, conversation, cmd, traceParent)
+	written, err := s.cfg.Commands.Enqueue(ctx, typ, conversation, cmd, traceParent)
+	// The command has its place in its partition's order (or none): the
+	// socket's lane may enqueue its next command to the conversation now,
+	// without waiting for the broker (see lanes).
 	appended(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, producers.ErrOverloaded):
+		s.log.Warn("refusing a command: the log is saturated", "type", typ, "conversation_id", conversation)
+		return delivery.Outcome{}, s.reject("gateway", overloaded())
+	case err != nil:
 		s.log.Error("appending command", "type", typ, "conversation_id", conversation, "err", err)
 		return delivery.Outcome{}, newError(codeUnavailable, "could not append the command; retry with the same command id")
 	}
-	select {
-	case o := <-outcome:
-		if o.Code != "" {
-			s.cfg.Metrics.Rejections.WithLabelValues("decider", o.Code).Inc()
-			return o, newError(o.Code, o.Reason)
+	for {
+		select {
+		case err := <-written:
+			if err != nil {
+				s.log.Error("appending command", "type", typ, "conversation_id", conversation, "err", err)
+				return delivery.Outcome{}, newError(codeUnavailable, "could not append the command; retry with the same command id")
+			}
+			written = nil // written: now the answer
+		case o := <-outcome:
+			if o.Code != "" {
+				s.cfg.Metrics.Rejections.WithLabelValues("decider", o.Code).Inc()
+				return o, newError(o.Code, o.Reason)
+			}
+			return o, nil
+		case <-ctx.Done():
+			return delivery.Outcome{}, newError(codeTimeout, "no answer in time; retry with the same command id")
 		}
-		return o, nil
-	case <-ctx.Done():
-		return delivery.Outcome{}, newError(codeTimeout, "no answer in time; retry with the same command id")
 	}
 }
 

@@ -15,6 +15,19 @@ import (
 // refused before it), not when it is answered. A lane's goroutine exits
 // when its queue is empty. The zero value is ready; it is safe for
 // concurrent use.
+//
+// "Appended" is when Appender.Enqueue returns, before the broker has
+// the record: that is enough for order. The command writer is kafka-go's
+// asynchronous Writer, whose WriteMessages puts the record in its
+// partition's current batch under the partition writer's lock before it
+// returns (Writer.batchMessages, partitionWriter.writeMessages); each
+// partition has one FIFO queue of batches and one goroutine that writes
+// them one after the other, retrying a batch before it takes the next
+// (partitionWriter.writeBatches, writeBatch). A conversation is one key,
+// so one partition: a command enqueued after another of its lane is
+// written after it. If a write fails for good, the client is told and
+// retries with the same command id, as it would have had the next
+// command waited.
 type lanes struct {
 	mu sync.Mutex
 	m  map[string][]func()

@@ -6,6 +6,8 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/schemas"
@@ -25,6 +27,7 @@ const (
 	codeNotFound       = "not_found"
 	codeTimeout        = "timeout"
 	codeUnavailable    = "unavailable"
+	codeOverloaded     = "overloaded"
 	codeInternal       = "internal"
 	codeConflict       = "conflict"
 )
@@ -36,6 +39,23 @@ type apiError struct {
 	Message   string
 	Status    int
 	Retryable bool
+	// RetryAfter, if set, is sent as the Retry-After header of a problem
+	// response, in whole seconds.
+	RetryAfter time.Duration
+}
+
+// overloadRetryAfter is how long a client is asked to wait before
+// retrying a command refused because Parley is saturated.
+const overloadRetryAfter = time.Second
+
+// overloaded is the answer to a command refused because too many
+// commands already wait for the log: Parley is saturated right now. It
+// comes at once, not after a timeout, and nothing was appended, so the
+// same command id can be sent again after RetryAfter.
+func overloaded() *apiError {
+	e := newError(codeOverloaded, "Parley is overloaded: nothing was appended; retry with the same command id in a second")
+	e.RetryAfter = overloadRetryAfter
+	return e
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -59,7 +79,7 @@ func newError(code, msg string) *apiError {
 		status = http.StatusUnprocessableEntity
 	case codeTimeout:
 		status, retry = http.StatusGatewayTimeout, true
-	case codeUnavailable:
+	case codeUnavailable, codeOverloaded:
 		status, retry = http.StatusServiceUnavailable, true
 	case codeInternal:
 		status, retry = http.StatusInternalServerError, true
@@ -80,6 +100,9 @@ type problem struct {
 func writeProblem(w http.ResponseWriter, e *apiError) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(problem{
 		Type:      "urn:parley:problem:" + e.Code,

@@ -80,7 +80,11 @@ func (h *searchHistory) Conversations(_ context.Context, user string, limit int)
 
 type searchAppender struct{}
 
-func (searchAppender) Append(context.Context, string, string, any, string) error { return nil }
+func (searchAppender) Enqueue(context.Context, string, string, any, string) (<-chan error, error) {
+	written := make(chan error, 1)
+	written <- nil
+	return written, nil
+}
 
 // fakeSearcher records queries and answers with fn.
 type fakeSearcher struct {

@@ -425,8 +425,9 @@ func (k *socket) async(ctx context.Context, f clientFrame, do func(context.Conte
 
 // ordered serves a command frame like async, on its conversation's lane:
 // the commands this socket sends to one conversation are appended in the
-// order it received them, each as soon as the one before is appended (or
-// refused), without waiting for its answer.
+// order it received them, each as soon as the one before has its place
+// in the log's order (or is refused), without waiting for the broker or
+// for its answer (see lanes).
 func (k *socket) ordered(ctx context.Context, f clientFrame, do func(context.Context) (sendResponse, *apiError)) error {
 	if ok, err := k.admit(ctx, f); !ok {
 		return err

@@ -54,9 +54,9 @@ func (emptyHub) NewSession(string) Session { return &idleSession{done: make(chan
 // noAppends fails the test if anything is appended.
 type noAppends struct{ t *testing.T }
 
-func (a noAppends) Append(context.Context, string, string, any, string) error {
+func (a noAppends) Enqueue(context.Context, string, string, any, string) (<-chan error, error) {
 	a.t.Error("a command was appended")
-	return errors.New("no appends")
+	return nil, errors.New("no appends")
 }
 
 var wsSecret = []byte("websocket-test-secret-of-32-bytes-or-more")

@@ -8,6 +8,12 @@
 // provisioning and the settings of every Kafka client are package
 // internal/kafkalog's.
 //
+// Commands are pipelined: CommandWriter.Enqueue returns once a command
+// has its place in its partition's order and reports the broker's answer
+// on a channel; at most MaxPending (default 8,192) wait for the broker,
+// and beyond that it refuses with ErrOverloaded rather than queue without
+// bound.
+//
 // Writers are safe for concurrent use; every call that can block takes a
 // context.
 package producers

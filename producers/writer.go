@@ -1,11 +1,12 @@
-// The command and signal writers: commands to chat.commands, typing to
-// chat.ephemeral, keyed by conversation.
+// The command and signal writers: commands to chat.commands, pipelined,
+// typing to chat.ephemeral, keyed by conversation.
 
 package producers
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,13 +17,26 @@ import (
 	"github.com/parley-chat/parley/schemas"
 )
 
+// ErrOverloaded is returned by CommandWriter.Enqueue when MaxPending
+// commands already wait for the broker: Parley is saturated, and the
+// caller should come back later rather than queue without bound.
+var ErrOverloaded = errors.New("too many commands waiting for the log")
+
 // CommandWriter appends commands to chat.commands, keyed by conversation
-// id with the murmur2 partitioner. It is safe for concurrent use; each
-// Append waits until every in-sync replica has the record.
+// id with the murmur2 partitioner. It is safe for concurrent use.
+//
+// Appends are pipelined: Enqueue hands the record to kafka-go's
+// asynchronous writer and returns as soon as it is queued in its
+// partition's batch, so many commands ride in each produce request and
+// no goroutine waits in the writer per command; each command's outcome
+// (every in-sync replica has it, or the write failed) comes on a channel
+// of its own. At most MaxPending commands wait for the broker at once;
+// beyond that Enqueue refuses with ErrOverloaded.
 type CommandWriter struct {
-	w      *kafka.Writer
-	now    func() time.Time
-	origin string
+	w       *kafka.Writer
+	now     func() time.Time
+	origin  string
+	pending chan struct{} // a slot per command queued and not yet answered
 }
 
 // CommandOption configures a CommandWriter.
@@ -33,36 +47,110 @@ type CommandOption func(*CommandWriter)
 // this node (targeted routing).
 func Origin(node string) CommandOption { return func(c *CommandWriter) { c.origin = node } }
 
+// MaxPending bounds the commands queued and not yet acknowledged by the
+// broker. Default: DefaultMaxPending.
+func MaxPending(n int) CommandOption {
+	return func(c *CommandWriter) { c.pending = make(chan struct{}, max(n, 1)) }
+}
+
+// DefaultMaxPending is the default bound of MaxPending: at a few hundred
+// bytes a command, a few MiB queued, several seconds of the rate this
+// kind of machine sustains (see BENCHMARKS.md); a backlog that large
+// means the log is not keeping up, and answering "overloaded" at once is
+// more honest than a timeout seconds later.
+const DefaultMaxPending = 8192
+
+// commandBatchSize is the most commands per produce request. kafka-go
+// writes one request per partition at a time, so this, over the broker's
+// round trip, is a partition's ceiling: kafka-go's default of 100 would
+// make it 100 commands per round trip.
+const commandBatchSize = 1000
+
 // NewCommandWriter returns a CommandWriter for the bootstrap brokers;
 // names resolves chat.commands.
 func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, opts ...CommandOption) *CommandWriter {
-	c := &CommandWriter{
-		w:   kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands), kafkalog.ErrorLog(log, "component", "command-writer")),
-		now: time.Now,
-	}
+	c := &CommandWriter{now: time.Now, pending: make(chan struct{}, DefaultMaxPending)}
 	for _, o := range opts {
 		o(c)
 	}
+	c.w = kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands),
+		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(commandBatchSize),
+		kafkalog.ErrorLog(log, "component", "command-writer"))
 	return c
 }
 
-// Append encodes cmd as JSON and appends it as a record of type typ about
+// Enqueue encodes cmd as JSON and queues it as a record of type typ about
 // conversation. traceParent, if set, is carried as ce_traceparent.
-func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cmd any, traceParent string) error {
+//
+// It returns once the record has its place in its partition: a record
+// enqueued later for the same conversation (same key, same partition) is
+// written after it, never before. written then receives the outcome of
+// the write exactly once: nil when every in-sync replica has the record.
+// If the write fails, a record enqueued after it may still be written;
+// the caller reports the failure and the client retries with the same
+// command id, which the decider dedupes.
+//
+// It refuses with ErrOverloaded, without waiting, when MaxPending
+// commands are queued already.
+func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, cmd any, traceParent string) (written <-chan error, err error) {
 	value, err := json.Marshal(cmd)
 	if err != nil {
-		return fmt.Errorf("encoding %s: %w", typ, err)
+		return nil, fmt.Errorf("encoding %s: %w", typ, err)
+	}
+	select {
+	case c.pending <- struct{}{}:
+	default:
+		return nil, fmt.Errorf("appending %s: %w", typ, ErrOverloaded)
 	}
 	attrs := kafkalog.NewAttributes(typ, conversation, c.now())
 	attrs.TraceParent = traceParent
 	attrs.OriginNode = c.origin
-	if err := c.w.WriteMessages(ctx, kafkalog.Encode(attrs, value)); err != nil {
-		return fmt.Errorf("appending %s: %w", typ, err)
+	m := kafkalog.Encode(attrs, value)
+	done := make(chan error, 1)
+	m.WriterData = done
+	// Asynchronous: this returns once m is in its partition's current
+	// batch (or an error before that: metadata, size, a closed writer).
+	if err := c.w.WriteMessages(ctx, m); err != nil {
+		<-c.pending
+		return nil, fmt.Errorf("appending %s: %w", typ, err)
 	}
-	return nil
+	return done, nil
 }
 
-// Close flushes and closes the writer.
+// Append enqueues cmd like Enqueue and waits for the broker's
+// acknowledgement, or for ctx.
+func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cmd any, traceParent string) error {
+	written, err := c.Enqueue(ctx, typ, conversation, cmd, traceParent)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-written:
+		if err != nil {
+			return fmt.Errorf("appending %s: %w", typ, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("appending %s: %w", typ, ctx.Err())
+	}
+}
+
+// completed answers every command of a batch the writer wrote or gave up
+// on, and frees their slots. It runs on the writer's goroutines and never
+// blocks: each command's channel has room for its one answer.
+func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
+	for _, m := range msgs {
+		if done, ok := m.WriterData.(chan error); ok {
+			done <- err
+		}
+		<-c.pending
+	}
+}
+
+// Pending returns how many commands are queued and not yet answered.
+func (c *CommandWriter) Pending() int { return len(c.pending) }
+
+// Close writes what is queued, answers it, and closes the writer.
 func (c *CommandWriter) Close() error { return c.w.Close() }
 
 // PartitionBalancer sends every message to the partition set in its

@@ -137,6 +137,7 @@ func (d *Decider) Run(ctx context.Context) error {
 		SessionTimeout:    d.cfg.SessionTimeout,
 		HeartbeatInterval: d.cfg.SessionTimeout / 6,
 		Logger:            d.log,
+		Errors:            d.cfg.Metrics.KafkaReaderErrors.WithLabelValues(d.cfg.Names.Group(schemas.GroupDecider), d.cfg.Names.Topic(schemas.TopicCommands)),
 	})
 	if err != nil {
 		return err
@@ -182,6 +183,12 @@ func (d *Decider) close() {
 	}
 }
 
+// readerErrors logs and counts the errors of the decider's partition
+// readers of topic.
+func (d *Decider) readerErrors(topic string) kafkalog.ReaderOption {
+	return kafkalog.ReaderErrors(d.log.With("topic", topic), d.cfg.Metrics.KafkaReaderErrors.WithLabelValues(d.cfg.Names.Group(schemas.GroupDecider), topic))
+}
+
 // Rebuild reads partition p of chat.events from the start up to its high
 // watermark into a fresh State.
 func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
@@ -201,7 +208,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	if hw <= 0 {
 		return st, nil
 	}
-	r := kafkalog.NewPartitionReader(d.cfg.Brokers, events, p)
+	r := kafkalog.NewPartitionReader(d.cfg.Brokers, events, p, d.readerErrors(events))
 	defer d.closeAsync(r, d.log)
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return nil, fmt.Errorf("seeking %s/%d: %w", events, p, err)
@@ -239,7 +246,7 @@ func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int
 		from = st.LastCommandOffset + 1
 	}
 	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
-	r := kafkalog.NewPartitionReader(d.cfg.Brokers, commands, p)
+	r := kafkalog.NewPartitionReader(d.cfg.Brokers, commands, p, d.readerErrors(commands))
 	defer d.closeAsync(r, log)
 	if from < 0 {
 		from = kafka.FirstOffset

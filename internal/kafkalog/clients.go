@@ -15,12 +15,26 @@ const (
 	// hold every synchronous append that long; a command is waited for by
 	// a person.
 	writerBatchTimeout = time.Millisecond
-	// readerMaxWait: shorter waits cause spurious i/o timeouts in
-	// kafka-go; with MinBytes 1 a fetch returns as soon as a record is
-	// there, so this adds no latency.
-	readerMaxWait  = 500 * time.Millisecond
+	// readerMaxWait is both the long-poll of a fetch and its deadline.
+	// kafka-go's reader sets the connection's read deadline to
+	// MaxWait after it sends the fetch, and asks the broker to answer an
+	// empty fetch RTT earlier, with RTT = min(1s, MaxWait/4)
+	// (Conn.ReadBatchWith, adjustDeadlineForRTT, defaultRTT). An empty
+	// answer that comes back later than that — a busy machine, a GC
+	// pause, a broker loop that is behind — fails the read with an i/o
+	// timeout, and the reader then closes the connection, backs off and
+	// dials again. At 500ms the margin was 125ms and readers reconnected
+	// hundreds of times a minute under load; from 4s on the margin is
+	// kafka-go's full second. With MinBytes 1 a fetch still returns as
+	// soon as one record is there, so this adds no latency; what it
+	// costs is that closing a reader, or leaving a group generation,
+	// waits for the in-flight long-poll: up to 3s.
+	readerMaxWait  = 4 * time.Second
 	readerMaxBytes = 16 << 20
 )
+
+// Counter counts events; a Prometheus counter is one.
+type Counter interface{ Inc() }
 
 // WriterOption changes one setting of a writer built by NewWriter.
 type WriterOption func(*kafka.Writer)
@@ -73,6 +87,21 @@ func FireAndForget(onError func(records int, err error)) WriterOption {
 	}
 }
 
+// Pipelined makes writes asynchronous — WriteMessages returns once the
+// messages are queued in their partitions' batches — and still
+// acknowledged by every in-sync replica; completed hears of every batch,
+// written or failed, from the writer's goroutines, and must not block.
+// kafka-go keeps one queue of batches per partition and writes them one
+// after the other (partitionWriter.writeBatches), so the order in which
+// WriteMessages calls return is the order of the partition.
+func Pipelined(completed func(msgs []kafka.Message, err error)) WriterOption {
+	return func(w *kafka.Writer) {
+		w.Async = true
+		w.RequiredAcks = kafka.RequireAll
+		w.Completion = completed
+	}
+}
+
 // AllowAutoTopicCreation forces a metadata request for a topic the writer
 // has not cached yet, for writers to topics created while they run (the
 // delivery topics). Parley creates every topic before use; the broker's
@@ -88,13 +117,45 @@ func ErrorLog(log *slog.Logger, args ...any) WriterOption {
 	}
 }
 
+// ReaderOption changes one setting of a reader built by
+// NewPartitionReader.
+type ReaderOption func(*kafka.ReaderConfig)
+
+// ReaderErrors logs the reader's errors to log as warnings and counts each
+// in errs. kafka-go reports through this hook every failed fetch after
+// which it drops the connection and dials again (an i/o timeout among
+// them), failed dials and offset look-ups; in normal operation there are
+// none.
+func ReaderErrors(log *slog.Logger, errs Counter) ReaderOption {
+	return func(rc *kafka.ReaderConfig) { rc.ErrorLogger = countingLogger(log, "kafka reader", errs) }
+}
+
 // NewPartitionReader returns a reader of one partition of topic, outside
 // any group; the caller seeks with SetOffset. Close waits for the
-// in-flight fetch: close it in the background when that matters.
-func NewPartitionReader(brokers []string, topic string, partition int) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
+// in-flight fetch (up to the long-poll, see readerMaxWait): close it in
+// the background when that matters.
+func NewPartitionReader(brokers []string, topic string, partition int, opts ...ReaderOption) *kafka.Reader {
+	rc := kafka.ReaderConfig{
 		Brokers: brokers, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: readerMaxBytes, MaxWait: readerMaxWait,
+		// No lag polling: it dials a connection of its own every
+		// minute, and Parley measures lag from committed offsets.
+		ReadLagInterval: -1,
+	}
+	for _, o := range opts {
+		o(&rc)
+	}
+	return kafka.NewReader(rc)
+}
+
+// countingLogger is a kafka-go logger that logs each message to log as a
+// warning with msg, and counts it in errs (if not nil).
+func countingLogger(log *slog.Logger, msg string, errs Counter) kafka.Logger {
+	return kafka.LoggerFunc(func(format string, args ...any) {
+		if errs != nil {
+			errs.Inc()
+		}
+		log.Warn(msg, "err", fmt.Sprintf(format, args...))
 	})
 }
 
@@ -115,6 +176,8 @@ type Membership struct {
 	HeartbeatInterval time.Duration
 	// Logger receives the client's errors as warnings. Default: discard.
 	Logger *slog.Logger
+	// Errors, if set, counts the client's errors (see ReaderErrors).
+	Errors Counter
 }
 
 func (m Membership) withDefaults() Membership {
@@ -134,7 +197,7 @@ func (m Membership) withDefaults() Membership {
 }
 
 func (m Membership) errorLogger(what string) kafka.Logger {
-	return kafka.LoggerFunc(func(msg string, args ...any) { m.Logger.Warn(what, "err", fmt.Sprintf(msg, args...)) })
+	return countingLogger(m.Logger, what, m.Errors)
 }
 
 // NewGroupReader returns a reader that consumes m.Topics as a member of

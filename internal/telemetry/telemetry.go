@@ -50,6 +50,12 @@ type Metrics struct {
 	// "delivery" (a copy for one node), "changes" (to chat.changes),
 	// "resync" (a copy re-sent when a user appeared on a node).
 	RouterRecordsWritten *prometheus.CounterVec
+	// KafkaReaderErrors counts the errors Parley's Kafka readers and
+	// consumer groups report, by group ("" for a reader outside any
+	// group) and topic: above all a fetch that failed, after which the
+	// reader drops its connection, backs off and dials again. It stays
+	// at zero in normal operation, idle or under load.
+	KafkaReaderErrors *prometheus.CounterVec
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -99,13 +105,16 @@ func New() *Metrics {
 		RouterRecordsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_router_records_written_total", Help: "Records the router wrote: delivery (one per node), changes, resync.",
 		}, []string{"kind"}),
+		KafkaReaderErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_kafka_reader_errors_total", Help: "Errors of Kafka readers and consumer groups (a failed fetch drops the connection and dials again), by group and topic.",
+		}, []string{"group", "topic"}),
 	}
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.Commands, m.Rejections,
 		m.Connections, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
-		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten,
+		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 	)
 	return m
 }

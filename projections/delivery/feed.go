@@ -96,7 +96,8 @@ func (h *Hub) readAll(ctx context.Context, offsets map[string][]kafka.PartitionO
 // follow reads one partition from offset from, handing every record to
 // handle, until ctx is done.
 func (h *Hub) follow(ctx context.Context, topic string, p int, from int64, handle handler) error {
-	r := kafkalog.NewPartitionReader(h.cfg.Brokers, topic, p)
+	r := kafkalog.NewPartitionReader(h.cfg.Brokers, topic, p,
+		kafkalog.ReaderErrors(h.log.With("topic", topic, "partition", p), h.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic)))
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)

@@ -34,6 +34,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -53,11 +54,17 @@ type Config struct {
 	// Flush is how often watchers get the changes batched. Default: 1s.
 	Flush  time.Duration
 	Logger *slog.Logger
+	// Metrics counts the errors of the presence readers. Default: a
+	// fresh telemetry.Metrics.
+	Metrics *telemetry.Metrics
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
+	if c.Metrics == nil {
+		c.Metrics = telemetry.New()
+	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
 	}
@@ -125,7 +132,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 	defer t.w.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errs, err := follow(ctx, t.cfg.Brokers, t.cfg.Names.Topic(schemas.TopicPresence), t.log, &wg, t.apply)
+	topic := t.cfg.Names.Topic(schemas.TopicPresence)
+	errs, err := follow(ctx, t.cfg.Brokers, topic, t.log, t.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic), &wg, t.apply)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -155,7 +163,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 // across partitions. It returns once every partition has been read up to
 // where it ended when follow was called — or nil, nil if ctx ends first —
 // with the channel that receives a later reading error.
-func follow(ctx context.Context, brokers []string, topic string, log *slog.Logger, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
+func follow(ctx context.Context, brokers []string, topic string, log *slog.Logger, readerErrs kafkalog.Counter, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
 	client := kafkalog.NewClient(brokers)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
@@ -176,7 +184,7 @@ func follow(ctx context.Context, brokers []string, topic string, log *slog.Logge
 			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
 		wg.Go(func() {
-			if err := followPartition(ctx, brokers, topic, log, po.Partition, po.LastOffset, caughtUp, apply); err != nil && ctx.Err() == nil {
+			if err := followPartition(ctx, brokers, topic, log, readerErrs, po.Partition, po.LastOffset, caughtUp, apply); err != nil && ctx.Err() == nil {
 				errs <- err
 			}
 		})
@@ -195,12 +203,12 @@ func follow(ctx context.Context, brokers []string, topic string, log *slog.Logge
 
 // followPartition applies partition p from the start; it signals caughtUp
 // once it has read up to hw (the end when following started).
-func followPartition(ctx context.Context, brokers []string, topic string, log *slog.Logger, p int, hw int64, caughtUp chan<- struct{}, apply func(context.Context, *schemas.PresenceV1)) error {
+func followPartition(ctx context.Context, brokers []string, topic string, log *slog.Logger, errs kafkalog.Counter, p int, hw int64, caughtUp chan<- struct{}, apply func(context.Context, *schemas.PresenceV1)) error {
 	if hw == 0 {
 		caughtUp <- struct{}{}
 		caughtUp = nil
 	}
-	r := kafkalog.NewPartitionReader(brokers, topic, p)
+	r := kafkalog.NewPartitionReader(brokers, topic, p, kafkalog.ReaderErrors(log.With("topic", topic, "partition", p), errs))
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)

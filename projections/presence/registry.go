@@ -25,6 +25,9 @@ type RegistryConfig struct {
 	// the registry's reading goroutines, and must not block.
 	OnRegister func(user, node string)
 	Logger     *slog.Logger
+	// ReaderErrors, if set, counts the errors of the registry's readers
+	// (kafkalog.ReaderErrors).
+	ReaderErrors kafkalog.Counter
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
@@ -70,7 +73,7 @@ func (r *Registry) Ready() <-chan struct{} { return r.ready }
 func (r *Registry) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errs, err := follow(ctx, r.cfg.Brokers, r.cfg.Names.Topic(schemas.TopicPresence), r.log, &wg, r.apply)
+	errs, err := follow(ctx, r.cfg.Brokers, r.cfg.Names.Topic(schemas.TopicPresence), r.log, r.cfg.ReaderErrors, &wg, r.apply)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}

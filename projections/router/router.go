@@ -170,7 +170,10 @@ func New(cfg Config) *Router {
 		byUser: make(map[string]map[string]struct{}),
 		topics: make(map[string]error),
 	}
-	r.registry = presence.NewRegistry(presence.RegistryConfig{Brokers: cfg.Brokers, Names: cfg.Topology.Names, OnRegister: r.register, Logger: cfg.Logger})
+	r.registry = presence.NewRegistry(presence.RegistryConfig{
+		Brokers: cfg.Brokers, Names: cfg.Topology.Names, OnRegister: r.register, Logger: cfg.Logger,
+		ReaderErrors: cfg.Metrics.KafkaReaderErrors.WithLabelValues("", cfg.Topology.Names.Topic(schemas.TopicPresence)),
+	})
 	return r
 }
 

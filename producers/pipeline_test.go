@@ -1,0 +1,163 @@
+// Tests of the pipelined command writer: order per conversation, and the
+// bound on commands waiting for the broker.
+package producers_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
+	"github.com/parley-chat/parley/producers"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// TestEnqueueKeepsEachConversationsOrder: commands enqueued back to back,
+// none waiting for the one before to be written, are all written, each
+// once, and each conversation's in the order they were enqueued.
+func TestEnqueueKeepsEachConversationsOrder(t *testing.T) {
+	t.Parallel()
+	const partitions, convs, perConv = 3, 6, 300
+	k := kafkatest.Start(t)
+	ctx := testContext(t)
+	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
+		t.Fatal(err)
+	}
+	cw := producers.NewCommandWriter(k.Brokers, k.Names, slogDiscard())
+	defer cw.Close()
+	var written []<-chan error
+	for i := range perConv {
+		for c := range convs {
+			conv := fmt.Sprint("conv-", c)
+			cmd := schemas.SendMessageV1{CommandID: fmt.Sprintf("%s-%04d", conv, i), UserID: "alice", ConversationID: conv, Body: "hi", IssuedAt: time.Now()}
+			w, err := cw.Enqueue(ctx, schemas.TypeSendMessage, conv, cmd, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			written = append(written, w)
+		}
+	}
+	for _, w := range written {
+		select {
+		case err := <-w:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a command was never answered")
+		}
+	}
+	if n := cw.Pending(); n != 0 {
+		t.Errorf("%d commands pending after every one was answered", n)
+	}
+	got := map[string][]string{}
+	for _, m := range readAll(t, k.Brokers, k.Names.Topic(schemas.TopicCommands), partitions) {
+		var cmd schemas.SendMessageV1
+		if err := json.Unmarshal(m.Value, &cmd); err != nil {
+			t.Fatal(err)
+		}
+		got[cmd.ConversationID] = append(got[cmd.ConversationID], cmd.CommandID)
+	}
+	for c := range convs {
+		conv := fmt.Sprint("conv-", c)
+		var want []string
+		for i := range perConv {
+			want = append(want, fmt.Sprintf("%s-%04d", conv, i))
+		}
+		if !slices.Equal(got[conv], want) {
+			t.Errorf("%s: %d records, first out of place at %d", conv, len(got[conv]), firstDiff(got[conv], want))
+		}
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestEnqueueRefusesWhenSaturated: while the broker holds the writes,
+// commands are still enqueued (pipelined) up to MaxPending; the next one
+// is refused at once with ErrOverloaded; once the broker answers, every
+// queued command hears that it is written and there is room again.
+func TestEnqueueRefusesWhenSaturated(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
+	k.Provision(t, kafkalog.Topology{Partitions: 1})
+	ctx := testContext(t)
+	cw := producers.NewCommandWriter(k.Brokers, k.Names, slogDiscard(), producers.MaxPending(2))
+	defer cw.Close()
+	send := func(id string) (<-chan error, error) {
+		cmd := schemas.SendMessageV1{CommandID: id, UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}
+		return cw.Enqueue(ctx, schemas.TypeSendMessage, "c", cmd, "")
+	}
+	// A first command, written: the writer knows the topic and its
+	// connection is up.
+	if err := cw.Append(ctx, schemas.TypeSendMessage, "c", schemas.SendMessageV1{CommandID: "warm", UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		c.SleepControl(func() { <-release })
+		return nil, nil, false // then the broker handles it as usual
+	})
+	first, err := send("first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("the first write never reached the broker")
+	}
+	second, err := send("second")
+	if err != nil {
+		t.Fatalf("second command, while the first is held: %v", err)
+	}
+	if _, err := send("third"); !errors.Is(err, producers.ErrOverloaded) {
+		t.Fatalf("third command with two pending: %v, want ErrOverloaded", err)
+	}
+	for _, w := range []<-chan error{first, second} {
+		select {
+		case err := <-w:
+			t.Fatalf("answered %v while the broker holds the write", err)
+		default:
+		}
+	}
+	close(release)
+	for _, w := range []<-chan error{first, second} {
+		select {
+		case err := <-w:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a held command was never answered")
+		}
+	}
+	if err := cw.Append(ctx, schemas.TypeSendMessage, "c", schemas.SendMessageV1{CommandID: "fourth", UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}, ""); err != nil {
+		t.Fatalf("after the broker answered: %v", err)
+	}
+}
