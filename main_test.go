@@ -59,7 +59,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"token", "not a user!"}, "invalid user id"},
 		{[]string{"run", "-partitions", "zero"}, "invalid value"},
 		{[]string{"run", "-log-format", "xml"}, "PARLEY_LOG_FORMAT"},
-		{[]string{"router", "-routing", "sideways"}, "PARLEY_ROUTING must be targeted or broadcast"},
+		{[]string{"router", "-routing", "sideways"}, "PARLEY_ROUTING must be targeted, broadcast or auto"},
 		{[]string{"gateway", "-node-id", "gw/1"}, "names the node's delivery topic"},
 		{[]string{"run", "-topic-prefix", "team a/"}, "PARLEY_TOPIC_PREFIX"},
 	} {

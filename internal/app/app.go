@@ -58,6 +58,7 @@ type System struct {
 // Start starts roles. It returns once every role is running and the HTTP
 // address is listening; Stop shuts them down.
 func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *System, err error) {
+	cfg = cfg.ForRoles(roles)
 	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), brokers: cfg.KafkaBrokers, names: kafkalog.Names{Prefix: cfg.TopicPrefix}, errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {

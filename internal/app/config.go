@@ -135,7 +135,7 @@ func Settings() []Setting {
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
 		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
-		{"routing", "PARLEY_ROUTING", RoutingTargeted, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need) or broadcast (every node reads every event)", str(func(c *Config) *string { return &c.Routing })},
+		{"routing", "PARLEY_ROUTING", RoutingAuto, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need), broadcast (every node reads every event), or auto: broadcast when every role runs in one process on the embedded broker (one node: no router hop), else targeted", str(func(c *Config) *string { return &c.Routing })},
 		{"node-id", "PARLEY_NODE_ID", host, "this node's name in logs, metrics and presence; unique per running node (default: the host name)", str(func(c *Config) *string { return &c.NodeID })},
 		{"log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log-format", "PARLEY_LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
@@ -185,7 +185,25 @@ const (
 	RoutingTargeted = "targeted"
 	// RoutingBroadcast: every gateway node reads every record.
 	RoutingBroadcast = "broadcast"
+	// RoutingAuto: broadcast for the one node of `parley run` on the
+	// embedded broker, which the router would only slow down; targeted
+	// otherwise (Config.ForRoles decides).
+	RoutingAuto = "auto"
 )
+
+// ForRoles returns c with the routing mode the roles run under: auto is
+// resolved to broadcast when every role runs in this process on the
+// embedded broker — the only node there is, so a router's extra hop would
+// serve nothing — and to targeted otherwise.
+func (c Config) ForRoles(roles Roles) Config {
+	if c.Routing == RoutingAuto {
+		c.Routing = RoutingTargeted
+		if roles == All && c.Embedded() {
+			c.Routing = RoutingBroadcast
+		}
+	}
+	return c
+}
 
 // Targeted reports whether c routes events to nodes (RoutingTargeted).
 func (c Config) Targeted() bool { return c.Routing == RoutingTargeted }
@@ -269,13 +287,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("PARLEY_NODE_ID must not be empty"))
 	}
 	switch c.Routing {
-	case RoutingTargeted:
+	case RoutingTargeted, RoutingAuto:
 		if c.NodeID != "" && !schemas.ValidNodeID(c.NodeID) {
 			errs = append(errs, fmt.Errorf("PARLEY_NODE_ID %q names the node's delivery topic under targeted routing: use 1-200 characters of [A-Za-z0-9._-]", c.NodeID))
 		}
 	case RoutingBroadcast:
 	default:
-		errs = append(errs, fmt.Errorf("PARLEY_ROUTING must be %s or %s, got %q", RoutingTargeted, RoutingBroadcast, c.Routing))
+		errs = append(errs, fmt.Errorf("PARLEY_ROUTING must be %s, %s or %s, got %q", RoutingTargeted, RoutingBroadcast, RoutingAuto, c.Routing))
 	}
 	if c.CommandTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/app"
 )
 
 // readerIdle is how long TestKafkaReadersStayConnected holds the system
@@ -20,7 +22,16 @@ const readerIdle = 10 * time.Second
 // idle part lets several empty long-polls come back — time passing is
 // what is under test there.
 func TestKafkaReadersStayConnected(t *testing.T) {
-	sys := startSystem(t, t.TempDir())
+	// Under targeted routing the router's readers too; under broadcast
+	// (what `parley run` on the embedded broker uses) the node's feed
+	// reads the log itself.
+	for _, routing := range []string{app.RoutingTargeted, app.RoutingBroadcast} {
+		t.Run(routing, func(t *testing.T) { readersStayConnected(t, routing) })
+	}
+}
+
+func readersStayConnected(t *testing.T, routing string) {
+	sys := startSystem(t, t.TempDir(), func(c *app.Config) { c.Routing = routing })
 	defer stopSystem(t, sys)
 	addr := sys.HTTPAddr()
 
@@ -42,7 +53,11 @@ func TestKafkaReadersStayConnected(t *testing.T) {
 	// delivery feed, the decider, the router, the projections' groups,
 	// presence.
 	series := readerErrors(t, addr)
-	for _, want := range []string{`group=""`, `group="parley-decider"`, `group="parley-router"`, `group="parley-projection-history"`} {
+	want := []string{`group=""`, `group="parley-decider"`, `group="parley-projection-history"`, `group="parley-projection-search"`}
+	if routing == app.RoutingTargeted {
+		want = append(want, `group="parley-router"`)
+	}
+	for _, want := range want {
 		found := false
 		for s := range series {
 			found = found || strings.Contains(s, want)
