@@ -109,6 +109,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
+	if cmd == "run" {
+		roles, _ = app.ParseRoles(cfg.Roles) // checked by Load
+	}
 	log := cfg.Logger(stderr)
 	sys, err := app.Start(ctx, cfg, roles, log)
 	if err != nil {

@@ -58,6 +58,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"token"}, "usage: parley token"},
 		{[]string{"token", "not a user!"}, "invalid user id"},
 		{[]string{"run", "-partitions", "zero"}, "invalid value"},
+		{[]string{"run", "-roles", "gateway,oracle"}, `PARLEY_ROLES: unknown role "oracle"`},
 		{[]string{"run", "-log-format", "xml"}, "PARLEY_LOG_FORMAT"},
 		{[]string{"router", "-routing", "sideways"}, "PARLEY_ROUTING must be targeted, broadcast or auto"},
 		{[]string{"gateway", "-node-id", "gw/1"}, "names the node's delivery topic"},

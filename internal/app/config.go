@@ -30,6 +30,7 @@ const DevSecret = "parley-embedded-dev-secret-not-for-production"
 // their defaults, and the README's configuration table is made from it.
 type Config struct {
 	DataDir           string
+	Roles             string
 	HTTPAddr          string
 	KafkaBrokers      []string
 	TopicPrefix       string
@@ -108,6 +109,7 @@ func Settings() []Setting {
 	}
 	host, _ := os.Hostname()
 	return []Setting{
+		{"roles", "PARLEY_ROLES", "all", "the roles `parley run` runs in this process: all, or some of gateway, decider, history, search, router, separated by commas", str(func(c *Config) *string { return &c.Roles })},
 		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
 		{"http-addr", "PARLEY_HTTP_ADDR", "127.0.0.1:8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here); with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.HTTPAddr })},
 		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
@@ -258,6 +260,9 @@ func (c Config) Validate() error {
 	}
 	if err := (kafkalog.Names{Prefix: c.TopicPrefix}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("PARLEY_TOPIC_PREFIX: %w", err))
+	}
+	if _, err := ParseRoles(c.Roles); err != nil {
+		errs = append(errs, fmt.Errorf("PARLEY_ROLES: %w", err))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("PARLEY_PARTITIONS must be at least 1"))

@@ -87,3 +87,43 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		t.Errorf("README lists %s, which is not a setting", env)
 	}
 }
+
+func TestParseRoles(t *testing.T) {
+	for in, want := range map[string]app.Roles{
+		"all":                                   app.All,
+		"gateway":                               {Gateway: true},
+		"gateway, decider,router":               {Gateway: true, Decider: true, Router: true},
+		"gateway,decider,history,search,router": app.All,
+	} {
+		got, err := app.ParseRoles(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRoles(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "oracle", "gateway,", "all,gateway"} {
+		if _, err := app.ParseRoles(bad); err == nil {
+			t.Errorf("ParseRoles(%q) accepted", bad)
+		}
+	}
+}
+
+func TestAutoRoutingIsBroadcastForTheOneNodeOfParleyRun(t *testing.T) {
+	cfg, err := app.Load("run", nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ForRoles(app.All).Routing; got != app.RoutingBroadcast {
+		t.Errorf("parley run on the embedded broker routes %s, want broadcast", got)
+	}
+	if got := cfg.ForRoles(app.Roles{Gateway: true}).Routing; got != app.RoutingTargeted {
+		t.Errorf("a gateway alone routes %s, want targeted", got)
+	}
+	cfg.KafkaBrokers, cfg.JWTSecret = []string{"kafka:9092"}, strings.Repeat("s", 32)
+	if got := cfg.ForRoles(app.All).Routing; got != app.RoutingTargeted {
+		t.Errorf("every role against a Kafka cluster routes %s, want targeted", got)
+	}
+	cfg.Routing = app.RoutingBroadcast
+	if got := cfg.ForRoles(app.Roles{Gateway: true}).Routing; got != app.RoutingBroadcast {
+		t.Errorf("an explicit broadcast became %s", got)
+	}
+}

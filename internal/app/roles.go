@@ -6,6 +6,8 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/consumers"
@@ -31,6 +33,32 @@ type Roles struct {
 
 // All is every role: `parley run`.
 var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true}
+
+// ParseRoles parses PARLEY_ROLES: "all", or role names separated by
+// commas (gateway, decider, history, search, router).
+func ParseRoles(list string) (Roles, error) {
+	if strings.TrimSpace(list) == "all" {
+		return All, nil
+	}
+	var r Roles
+	for _, name := range strings.Split(list, ",") {
+		switch strings.TrimSpace(name) {
+		case "gateway":
+			r.Gateway = true
+		case "decider":
+			r.Decider = true
+		case "history":
+			r.History = true
+		case "search":
+			r.Search = true
+		case "router":
+			r.Router = true
+		default:
+			return Roles{}, fmt.Errorf("unknown role %q: use all, or some of gateway, decider, history, search, router", name)
+		}
+	}
+	return r, nil
+}
 
 // routes reports whether the router runs: roles asks for it and routing
 // is targeted.
