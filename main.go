@@ -9,6 +9,7 @@
 //	parley token USER       print a token for USER (dev secret by default)
 //	parley ws               an interactive WebSocket client
 //	parley bench            load-test a running gateway (internal/loadgen)
+//	parley healthcheck      exit 0 if the role on PARLEY_HTTP_ADDR is ready, else 1
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -33,12 +34,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h or --help: the flag package printed the command's flags
-		}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	// -h or --help: the flag package printed the command's flags; exit 0.
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(os.Stderr, "parley: %v (run `parley help` for commands and settings)\n", err)
-		os.Exit(2)
+	}
+	if code := exitCode(err); code != 0 {
+		stop()
+		os.Exit(code)
 	}
 }
 
@@ -54,6 +57,8 @@ commands:
   token USER       prints a JWT for USER signed with the configured secret
   ws               an interactive WebSocket client: sends each line typed, prints each frame received
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
+  healthcheck      exits 0 if a running role's /readyz answers 200, else 1 with the reason
+                   (-url, default http://PARLEY_HTTP_ADDR/readyz; -timeout 3s); for container healthchecks
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -97,6 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return wsClient(ctx, args, getenv, stdin, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

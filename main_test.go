@@ -88,7 +88,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 }
 
 func TestHelpFlagIsNotAnError(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"run", "-h"}, {"gateway", "--help"}, {"token", "alice", "-h"}, {"bench", "-h"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"run", "-h"}, {"gateway", "--help"}, {"token", "alice", "-h"}, {"bench", "-h"}, {"healthcheck", "-h"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, noEnv, nil, &out, &out); err != nil && !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("parley %v: %v, want success or flag.ErrHelp (exit 0)", args, err)
@@ -103,5 +103,15 @@ func TestVersionPrintsTheStamp(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "parley "+version) {
 		t.Errorf("parley version printed %q, want it to start with %q", out.String(), "parley "+version)
+	}
+}
+
+func TestHelpListsHealthcheck(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, noEnv, nil, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\n  healthcheck ") {
+		t.Errorf("help does not list the healthcheck command:\n%s", out.String())
 	}
 }
