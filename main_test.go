@@ -115,3 +115,35 @@ func TestHelpListsHealthcheck(t *testing.T) {
 		t.Errorf("help does not list the healthcheck command:\n%s", out.String())
 	}
 }
+
+// An operator mints tokens for the compose stack with the secret of its
+// .env file: `PARLEY_JWT_SECRET=... parley token alice`.
+func TestTokenSignsWithTheSecretFromTheEnvironment(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef-operator"
+	env := func(k string) string {
+		switch k {
+		case "PARLEY_JWT_SECRET":
+			return secret
+		case "PARLEY_KAFKA_BROKERS":
+			return "kafka:9092"
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"token", "alice"}, env, nil, &out, &errOut); err != nil {
+		t.Fatalf("parley token: %v (%s)", err, errOut.String())
+	}
+	tok := strings.TrimSpace(out.String())
+	for _, c := range []struct {
+		secret string
+		ok     bool
+	}{{secret, true}, {app.DevSecret, false}} {
+		a, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(c.secret)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Verify(tok); (err == nil) != c.ok {
+			t.Errorf("verifying with %q: %v, want ok=%v", c.secret, err, c.ok)
+		}
+	}
+}
