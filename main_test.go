@@ -63,6 +63,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"router", "-routing", "sideways"}, "PARLEY_ROUTING must be targeted, broadcast or auto"},
 		{[]string{"gateway", "-node-id", "gw/1"}, "names the node's delivery topic"},
 		{[]string{"run", "-topic-prefix", "team a/"}, "PARLEY_TOPIC_PREFIX"},
+		{[]string{"run", "-min-insync-replicas", "2"}, "PARLEY_MIN_INSYNC_REPLICAS"},
+		{[]string{"run", "-replication-factor", "0"}, "PARLEY_REPLICATION_FACTOR"},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), c.args, noEnv, nil, &out, &out)

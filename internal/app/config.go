@@ -37,6 +37,7 @@ type Config struct {
 	KafkaListen       string
 	Partitions        int
 	ReplicationFactor int
+	MinInsyncReplicas int
 	JWTSecret         string
 	JWTIssuer         string
 	JWTAudience       string
@@ -122,7 +123,8 @@ func Settings() []Setting {
 		{"elasticsearch-url", "PARLEY_ELASTICSEARCH_URL", "", "comma-separated Elasticsearch URLs; empty uses the embedded Bleve index under data-dir/search", list(func(c *Config) *[]string { return &c.ElasticsearchURL })},
 		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker, which has no authentication; with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.KafkaListen })},
 		{"partitions", "PARLEY_PARTITIONS", "12", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen", num(func(c *Config) *int { return &c.Partitions })},
-		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
+		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics when Parley creates them (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
+		{"min-insync-replicas", "PARLEY_MIN_INSYNC_REPLICAS", "1", "min.insync.replicas of Parley's topics when Parley creates them: replicas that must have a record before a write is acknowledged (2 in production, at most the replication factor)", num(func(c *Config) *int { return &c.MinInsyncReplicas })},
 		{"jwt-secret", "PARLEY_JWT_SECRET", "", "HS256 secret, at least 32 bytes; empty uses the public dev secret, embedded default only", str(func(c *Config) *string { return &c.JWTSecret })},
 		{"jwt-issuer", "PARLEY_JWT_ISSUER", "parley", "required iss claim", str(func(c *Config) *string { return &c.JWTIssuer })},
 		{"jwt-audience", "PARLEY_JWT_AUDIENCE", "parley", "required aud claim", str(func(c *Config) *string { return &c.JWTAudience })},
@@ -266,6 +268,12 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("PARLEY_PARTITIONS must be at least 1"))
+	}
+	if c.ReplicationFactor < 1 {
+		errs = append(errs, errors.New("PARLEY_REPLICATION_FACTOR must be at least 1"))
+	}
+	if c.MinInsyncReplicas < 1 || c.MinInsyncReplicas > max(c.ReplicationFactor, 1) {
+		errs = append(errs, fmt.Errorf("PARLEY_MIN_INSYNC_REPLICAS must be 1..PARLEY_REPLICATION_FACTOR (%d), got %d", c.ReplicationFactor, c.MinInsyncReplicas))
 	}
 	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > 1<<20 {
 		errs = append(errs, errors.New("PARLEY_MAX_MESSAGE_BYTES must be 1..1048576"))

@@ -47,7 +47,7 @@ func (s *System) provision(ctx context.Context) error {
 }
 
 func (s *System) topology() kafkalog.Topology {
-	return kafkalog.Topology{Names: s.names, Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor}
+	return kafkalog.Topology{Names: s.names, Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor, MinInsyncReplicas: s.cfg.MinInsyncReplicas}
 }
 
 // kafkaReady is the /readyz check of the log: chat.events answers.

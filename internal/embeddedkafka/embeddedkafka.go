@@ -25,6 +25,11 @@ type Config struct {
 	// Addr is the TCP address to listen on. Default: 127.0.0.1:9092.
 	// Use 127.0.0.1:0 for a free port.
 	Addr string
+	// Brokers is the number of brokers in the cluster: the first listens
+	// on Addr, the others on free ports of Addr's host. More than one lets
+	// a test create topics with a replication factor above 1; the
+	// embedded default runs one. Default: 1.
+	Brokers int
 	// Logger receives the broker's warnings and errors.
 	Logger *slog.Logger
 }
@@ -40,8 +45,15 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:9092"
 	}
+	if cfg.Brokers < 1 {
+		cfg.Brokers = 1
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka address %q: %w", cfg.Addr, err)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -50,11 +62,17 @@ func Start(cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("kafka data dir: %w", err)
 	}
+	// kfake starts its brokers one after another: the first gets Addr.
+	listened := 0
 	c, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(0),
+		kfake.Ports(make([]int, cfg.Brokers)...),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, cfg.Addr)
+			addr := cfg.Addr
+			if listened > 0 {
+				addr = net.JoinHostPort(host, "0")
+			}
+			listened++
+			return net.Listen(network, addr)
 		}),
 		kfake.DataDir(dir),
 		kfake.BrokerConfigs(map[string]string{
@@ -71,7 +89,7 @@ func Start(cfg Config) (*Broker, error) {
 	return &Broker{c: c, addr: addrs[0]}, nil
 }
 
-// Addr is the address clients bootstrap from.
+// Addr is the address clients bootstrap from (the first broker's).
 func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker and flushes its state to disk.

@@ -25,6 +25,13 @@ type Topology struct {
 	Partitions int
 	// ReplicationFactor of every topic. Default: 1 (use 3 in production).
 	ReplicationFactor int
+	// MinInsyncReplicas is every topic's min.insync.replicas: how many
+	// replicas must have a record before an acks=all write (every
+	// Parley writer of chat.commands and chat.events) succeeds. At most
+	// ReplicationFactor. Default: 1 (use 2 with a replication factor of
+	// 3, so one broker may be down and no acknowledged record lives on
+	// one broker only).
+	MinInsyncReplicas int
 	// CommandRetention of chat.commands. Default: 7 days.
 	CommandRetention time.Duration
 	// ReplyRetention of chat.replies. Default: 1 day.
@@ -46,6 +53,9 @@ func (t Topology) WithDefaults() Topology {
 	}
 	if t.ReplicationFactor == 0 {
 		t.ReplicationFactor = 1
+	}
+	if t.MinInsyncReplicas == 0 {
+		t.MinInsyncReplicas = 1
 	}
 	if t.CommandRetention == 0 {
 		t.CommandRetention = 7 * 24 * time.Hour
@@ -73,6 +83,9 @@ func (t Topology) Validate() error {
 	}
 	if t.ReplicationFactor < 1 {
 		errs = append(errs, fmt.Errorf("replication factor must be at least 1, got %d", t.ReplicationFactor))
+	}
+	if t.MinInsyncReplicas < 1 || (t.ReplicationFactor >= 1 && t.MinInsyncReplicas > t.ReplicationFactor) {
+		errs = append(errs, fmt.Errorf("min insync replicas must be 1..replication factor (%d), got %d", t.ReplicationFactor, t.MinInsyncReplicas))
 	}
 	for name, d := range map[string]time.Duration{"command": t.CommandRetention, "reply": t.ReplyRetention, "ephemeral": t.EphemeralRetention, "dlq": t.DLQRetention, "delivery": t.DeliveryRetention} {
 		if d < time.Minute {
@@ -102,6 +115,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 				{ConfigName: "cleanup.policy", ConfigValue: policy},
 				{ConfigName: "retention.ms", ConfigValue: retention},
 				{ConfigName: "retention.bytes", ConfigValue: "-1"},
+				{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(t.MinInsyncReplicas)},
 			},
 		}
 	}
@@ -130,6 +144,7 @@ func (t Topology) NodeTopic(node string) kafka.TopicConfig {
 			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
 			{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.DeliveryRetention.Milliseconds(), 10)},
 			{ConfigName: "retention.bytes", ConfigValue: "-1"},
+			{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(t.MinInsyncReplicas)},
 		},
 	}
 }
@@ -161,7 +176,9 @@ var ErrPartitionMismatch = errors.New("partition count mismatch")
 
 // Provision creates Parley's topics if they do not exist and checks that
 // existing ones have the configured partition count. It is idempotent and
-// runs on every start.
+// runs on every start. The replication factor and the configs apply when
+// a topic is created; an existing topic keeps its own (change them with
+// Kafka's tools: kafka-configs.sh, kafka-reassign-partitions.sh).
 func Provision(ctx context.Context, client *kafka.Client, t Topology) error {
 	t = t.WithDefaults()
 	if err := t.Validate(); err != nil {

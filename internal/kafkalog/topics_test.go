@@ -57,7 +57,7 @@ func TestProvision(t *testing.T) {
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {
 			res = append(res, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-				ConfigNames: []string{"retention.ms", "retention.bytes", "cleanup.policy"}})
+				ConfigNames: []string{"retention.ms", "retention.bytes", "cleanup.policy", "min.insync.replicas"}})
 		}
 		resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: res})
 		if err != nil {
@@ -78,8 +78,8 @@ func TestProvision(t *testing.T) {
 			if r.ResourceName == k.Names.Topic(schemas.TopicPresence) || r.ResourceName == k.Names.Topic(schemas.TopicReceipts) {
 				policy = "compact"
 			}
-			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy {
-				t.Errorf("%s configs %v, want retention.ms %s, retention.bytes -1, cleanup.policy %s", r.ResourceName, got, want[r.ResourceName], policy)
+			if got["retention.ms"] != want[r.ResourceName] || got["retention.bytes"] != "-1" || got["cleanup.policy"] != policy || got["min.insync.replicas"] != "1" {
+				t.Errorf("%s configs %v, want retention.ms %s, retention.bytes -1, cleanup.policy %s, min.insync.replicas 1", r.ResourceName, got, want[r.ResourceName], policy)
 			}
 		}
 	})
@@ -109,16 +109,91 @@ func TestProvision(t *testing.T) {
 	})
 }
 
+// TestProvisionReplicated creates the topics as the production overlay
+// does (PARLEY_REPLICATION_FACTOR=3, PARLEY_MIN_INSYNC_REPLICAS=2) on a
+// cluster of three brokers: the embedded one started with three, or a
+// shared cluster that has them.
+func TestProvisionReplicated(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.Start(t, kafkatest.Brokers(3))
+	ctx := testContext(t)
+	if n, err := k.BrokerCount(ctx); err != nil {
+		t.Fatal(err)
+	} else if n < 3 {
+		t.Skipf("the cluster has %d brokers; a replication factor of 3 needs 3", n)
+	}
+	client := k.Client()
+	topo := k.Topology(kafkalog.Topology{Partitions: 3, ReplicationFactor: 3, MinInsyncReplicas: 2})
+	k.Provision(t, topo)
+	if err := kafkalog.ProvisionNode(ctx, client, topo, "gw-1"); err != nil {
+		t.Fatal(err)
+	}
+	topics := []string{k.Names.Delivery("gw-1")}
+	for _, tc := range topo.WithDefaults().Topics() {
+		topics = append(topics, tc.Topic)
+	}
+
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(meta.Topics) != len(topics) {
+		t.Fatalf("metadata of %d topics, want %d", len(meta.Topics), len(topics))
+	}
+	for _, mt := range meta.Topics {
+		if mt.Error != nil || len(mt.Partitions) == 0 {
+			t.Errorf("%s: %v, %d partitions", mt.Name, mt.Error, len(mt.Partitions))
+		}
+		for _, p := range mt.Partitions {
+			if len(p.Replicas) != 3 {
+				t.Errorf("%s/%d has %d replicas, want 3", mt.Name, p.ID, len(p.Replicas))
+			}
+		}
+	}
+
+	var res []kafka.DescribeConfigRequestResource
+	for _, topic := range topics {
+		res = append(res, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"min.insync.replicas"}})
+	}
+	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Resources) != len(topics) {
+		t.Fatalf("described %d topics, want %d", len(resp.Resources), len(topics))
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil || len(r.ConfigEntries) != 1 || r.ConfigEntries[0].ConfigValue != "2" {
+			t.Errorf("%s: min.insync.replicas %+v, %v; want 2", r.ResourceName, r.ConfigEntries, r.Error)
+		}
+	}
+
+	if k.Embedded {
+		t.Run("a replication factor above the broker count is refused", func(t *testing.T) {
+			err := kafkalog.Provision(ctx, client, kafkalog.Topology{Names: kafkalog.Names{Prefix: "rf4."}, Partitions: 1, ReplicationFactor: 4})
+			if err == nil || !errors.Is(err, kafka.InvalidReplicationFactor) {
+				t.Errorf("Provision with replication factor 4 on 3 brokers = %v, want InvalidReplicationFactor", err)
+			}
+		})
+	}
+}
+
 func TestTopologyValidate(t *testing.T) {
 	t.Parallel()
 	if err := (kafkalog.Topology{}).WithDefaults().Validate(); err != nil {
 		t.Errorf("the defaults do not validate: %v", err)
 	}
-	err := kafkalog.Topology{Partitions: 20000, ReplicationFactor: -1, CommandRetention: time.Second, ReplyRetention: time.Minute, DLQRetention: time.Hour}.Validate()
+	err := kafkalog.Topology{Partitions: 20000, ReplicationFactor: -1, MinInsyncReplicas: 1, CommandRetention: time.Second, ReplyRetention: time.Minute, DLQRetention: time.Hour}.Validate()
 	for _, want := range []string{"partitions", "replication factor", "command retention"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want it to report %s", err, want)
 		}
+	}
+	if err := (kafkalog.Topology{ReplicationFactor: 3, MinInsyncReplicas: 4}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "min insync replicas") {
+		t.Errorf("Validate of min insync replicas 4 over 3 replicas = %v, want it refused", err)
+	}
+	if err := (kafkalog.Topology{ReplicationFactor: 3, MinInsyncReplicas: 2}).WithDefaults().Validate(); err != nil {
+		t.Errorf("Validate of the production topology: %v", err)
 	}
 	if err := kafkalog.Provision(context.Background(), kafkalog.NewClient([]string{"127.0.0.1:1"}), kafkalog.Topology{Partitions: -3}); err == nil || !strings.Contains(err.Error(), "topology") {
 		t.Errorf("Provision of an invalid topology = %v, want a topology error before any request", err)

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -55,6 +56,7 @@ func (c Cluster) Topology(t kafkalog.Topology) kafkalog.Topology {
 type options struct {
 	topics   *kafkalog.Topology
 	prefixed bool
+	brokers  int
 }
 
 // Option changes what Start prepares.
@@ -70,6 +72,23 @@ func Topics(t kafkalog.Topology) Option {
 // that the code under test is seen to resolve every name.
 func Prefixed() Option {
 	return func(o *options) { o.prefixed = true }
+}
+
+// Brokers gives the embedded cluster n brokers instead of one, so that
+// topics can be created with a replication factor up to n. A shared
+// cluster (PARLEY_KAFKA_BROKERS) has the brokers it has: a test that
+// needs n of them checks BrokerCount.
+func Brokers(n int) Option {
+	return func(o *options) { o.brokers = n }
+}
+
+// BrokerCount returns the number of brokers the cluster's metadata lists.
+func (c Cluster) BrokerCount(ctx context.Context) (int, error) {
+	meta, err := c.Client().Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("reading cluster metadata: %w", err)
+	}
+	return len(meta.Brokers), nil
 }
 
 // Start returns the test's cluster; see the package doc.
@@ -90,7 +109,7 @@ func Start(t testing.TB, opts ...Option) Cluster {
 		t.Logf("kafka %s, prefix %s", env, c.Names.Prefix)
 		t.Cleanup(func() { deleteTopics(t, c) })
 	} else {
-		b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+		b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0", Brokers: o.brokers})
 		if err != nil {
 			t.Fatal(err)
 		}
