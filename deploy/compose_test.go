@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/loader"
@@ -36,6 +38,69 @@ var infraServices = []string{"kafka", "scylla", "elasticsearch", "lb", "promethe
 // backends are the services every Parley role needs before it can start.
 var backends = []string{"kafka", "scylla", "elasticsearch"}
 
+// productionRoles is every Parley process once the production overlay is
+// merged in: the base file's and a second decider and router.
+func productionRoles() map[string][]string {
+	roles := maps.Clone(parleyRoles)
+	roles["decider2"] = []string{"decider"}
+	roles["router2"] = []string{"router"}
+	return roles
+}
+
+// productionFile is the production overlay, relative to the repo root.
+const productionFile = "deploy/docker-compose.production.yml"
+
+// stack is one way of running the compose files: the files in order and
+// the Parley roles they define.
+type stack struct {
+	name  string
+	files []string
+	roles map[string][]string
+}
+
+func stacks() []stack {
+	return []stack{
+		{"dev", []string{"docker-compose.yml"}, parleyRoles},
+		{"production", []string{"docker-compose.yml", productionFile}, productionRoles()},
+	}
+}
+
+// productionEnv is what the production overlay changes in every role's
+// environment: three brokers and ScyllaDB nodes, and replication.
+var productionEnv = map[string]string{
+	"PARLEY_KAFKA_BROKERS":       "kafka:9092,kafka2:9092,kafka3:9092",
+	"PARLEY_SCYLLA_HOSTS":        "scylla,scylla2,scylla3",
+	"PARLEY_REPLICATION_FACTOR":  "3",
+	"PARLEY_MIN_INSYNC_REPLICAS": "2",
+	"PARLEY_SCYLLA_REPLICATION":  "class=NetworkTopologyStrategy,datacenter1=3",
+	"PARLEY_SCYLLA_LOCAL_DC":     "datacenter1",
+}
+
+// roleEnv is the environment every role of st must have.
+func (st stack) roleEnv() map[string]string {
+	e := maps.Clone(roleEnv)
+	e["PARLEY_JWT_SECRET"] = dotEnv["PARLEY_JWT_SECRET"]
+	if st.name == "production" {
+		maps.Copy(e, productionEnv)
+	}
+	return e
+}
+
+// backends are the engine services every role of st waits for.
+func (st stack) backends() []string {
+	if st.name == "production" {
+		return append(slices.Clone(backends), "kafka2", "kafka3", "scylla2", "scylla3")
+	}
+	return backends
+}
+
+// dotEnv is what an operator's .env provides (see .env.example): the
+// compose files refuse to load without the two secrets.
+var dotEnv = map[string]string{
+	"PARLEY_JWT_SECRET":      "4f1c2a9e8b7d6c5f4e3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e",
+	"GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
+}
+
 // roleEnv is the environment every Parley role must have, with the values
 // that point it at the compose network's engines.
 var roleEnv = map[string]string{
@@ -56,15 +121,25 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// loadProject loads docker-compose.yml the way `docker compose` does:
-// interpolation, schema validation, normalization and the consistency check
-// (depends_on, volumes and networks refer to things that exist) all on. The
-// environment is empty so ${VAR:-default} takes the defaults.
-func loadProject(t *testing.T) *types.Project {
+// loadFiles loads the compose files (relative to the repo root, merged in
+// order) the way `docker compose -f … -f …` does: interpolation, schema
+// validation, normalization and the consistency check (depends_on, volumes
+// and networks refer to things that exist) all on. env is the whole
+// environment: nothing comes from the process or from a .env file, so
+// ${VAR:-default} takes the defaults unless env sets VAR.
+func loadFiles(t *testing.T, env map[string]string, files ...string) (*types.Project, error) {
 	t.Helper()
 	root := repoRoot(t)
+	var paths, environ []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(root, f))
+	}
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
 	opts, err := cli.NewProjectOptions(
-		[]string{filepath.Join(root, "docker-compose.yml")},
+		paths,
+		cli.WithEnv(environ),
 		cli.WithWorkingDirectory(root),
 		cli.WithInterpolation(true),
 		cli.WithNormalization(true),
@@ -78,11 +153,27 @@ func loadProject(t *testing.T) *types.Project {
 	if err != nil {
 		t.Fatalf("project options: %v", err)
 	}
-	project, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
+	return opts.LoadProject(context.Background())
+}
+
+// loadStack loads st's files with the environment of dotEnv plus extra.
+func loadStack(t *testing.T, st stack, extra ...string) *types.Project {
+	t.Helper()
+	env := maps.Clone(dotEnv)
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
 	}
-	return project
+	p, err := loadFiles(t, env, st.files...)
+	if err != nil {
+		t.Fatalf("%s does not load: %v", strings.Join(st.files, " + "), err)
+	}
+	return p
+}
+
+// loadProject loads docker-compose.yml with an operator's .env.
+func loadProject(t *testing.T) *types.Project {
+	t.Helper()
+	return loadStack(t, stacks()[0])
 }
 
 func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
@@ -178,11 +269,18 @@ func TestServicesExist(t *testing.T) {
 }
 
 func TestParleyRoles(t *testing.T) {
-	p := loadProject(t)
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) { checkParleyRoles(t, st) })
+	}
+}
+
+func checkParleyRoles(t *testing.T, st stack) {
+	p := loadStack(t, st)
 	root := repoRoot(t)
 	images := map[string]bool{}
 	nodeIDs := map[string]string{}
-	for name, want := range parleyRoles {
+	wantEnv := st.roleEnv()
+	for name, want := range st.roles {
 		s := service(t, p, name)
 
 		if s.Build == nil {
@@ -214,7 +312,7 @@ func TestParleyRoles(t *testing.T) {
 			t.Errorf("%s: restart %q, want %q", name, s.Restart, types.RestartPolicyUnlessStopped)
 		}
 
-		for key, wantVal := range roleEnv {
+		for key, wantVal := range wantEnv {
 			got, ok := env(s, key)
 			switch {
 			case !ok:
@@ -230,13 +328,8 @@ func TestParleyRoles(t *testing.T) {
 		} else {
 			nodeIDs[id] = name
 		}
-		if secret, ok := env(s, "PARLEY_JWT_SECRET"); !ok {
-			t.Errorf("%s: environment lacks PARLEY_JWT_SECRET", name)
-		} else if len(secret) < 32 {
-			t.Errorf("%s: default PARLEY_JWT_SECRET is %d bytes; HS256 keys need at least 32", name, len(secret))
-		}
 
-		for _, b := range backends {
+		for _, b := range st.backends() {
 			dep, ok := s.DependsOn[b]
 			if !ok {
 				t.Errorf("%s: does not depend on %s", name, b)
@@ -247,20 +340,67 @@ func TestParleyRoles(t *testing.T) {
 			}
 		}
 
-		// The image is distroless: there is no shell for CMD-SHELL.
-		if hc := s.HealthCheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] == "CMD-SHELL" {
-			t.Errorf("%s: CMD-SHELL healthcheck cannot run in the distroless image", name)
-		}
+		checkRoleHealthcheck(t, name, s.HealthCheck)
 	}
 	if len(images) != 1 {
 		t.Errorf("roles use %d different image names %v; one name lets Compose build the image once", len(images), images)
+	}
+	// A new service built from the repo is a new Parley role: it needs an
+	// entry in the stack's roles (and so the env/depends_on checks).
+	for name, s := range p.Services {
+		if _, ok := st.roles[name]; s.Build != nil && !ok {
+			t.Errorf("service %s builds the Parley image but is not a known role", name)
+		}
+	}
+}
+
+// healthcheckTimeout is `parley healthcheck`'s own default -timeout: the
+// compose timeout must leave it room to report why.
+const healthcheckTimeout = 3 * time.Second
+
+// checkRoleHealthcheck checks a role asks its own /readyz with the binary
+// (the image is distroless: no shell for CMD-SHELL, no curl) on a
+// schedule that can tell a slow start from a dead role.
+func checkRoleHealthcheck(t *testing.T, name string, hc *types.HealthCheckConfig) {
+	t.Helper()
+	if hc == nil || hc.Disable {
+		t.Errorf("%s: no healthcheck", name)
+		return
+	}
+	if want := []string{"CMD", "/parley", "healthcheck"}; !slices.Equal(hc.Test, want) {
+		t.Errorf("%s: healthcheck test %q, want %q", name, hc.Test, want)
+	}
+	dur := func(d *types.Duration) time.Duration {
+		if d == nil {
+			return 0
+		}
+		return time.Duration(*d)
+	}
+	interval, timeout, start := dur(hc.Interval), dur(hc.Timeout), dur(hc.StartPeriod)
+	if interval < 5*time.Second || interval > time.Minute {
+		t.Errorf("%s: healthcheck interval %v, want 5s..1m", name, interval)
+	}
+	if timeout <= healthcheckTimeout || timeout >= interval {
+		t.Errorf("%s: healthcheck timeout %v, want above the command's %v and below the interval %v", name, timeout, healthcheckTimeout, interval)
+	}
+	if hc.Retries == nil || *hc.Retries < 2 || *hc.Retries > 10 {
+		t.Errorf("%s: healthcheck retries %v, want 2..10", name, hc.Retries)
+	}
+	if start < 30*time.Second {
+		t.Errorf("%s: healthcheck start_period %v, want at least 30s for topic creation and store start-up", name, start)
 	}
 }
 
 // service_healthy on a service without a healthcheck never becomes true, so
 // `docker compose up` fails; check every such dependency has one.
 func TestHealthyDependenciesHaveHealthchecks(t *testing.T) {
-	p := loadProject(t)
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) { checkHealthyDependencies(t, st) })
+	}
+}
+
+func checkHealthyDependencies(t *testing.T, st stack) {
+	p := loadStack(t, st)
 	for name, s := range p.Services {
 		for dep, cfg := range s.DependsOn {
 			if cfg.Condition != types.ServiceConditionHealthy {
@@ -273,7 +413,7 @@ func TestHealthyDependenciesHaveHealthchecks(t *testing.T) {
 			}
 		}
 	}
-	for _, b := range backends {
+	for _, b := range st.backends() {
 		if hc := service(t, p, b).HealthCheck; hc == nil || len(hc.Test) < 2 {
 			t.Errorf("%s: no usable healthcheck", b)
 		}
@@ -285,7 +425,13 @@ func TestHealthyDependenciesHaveHealthchecks(t *testing.T) {
 // file should be. Every bind mount must name a path inside the repo that
 // exists.
 func TestBindMountsExist(t *testing.T) {
-	p := loadProject(t)
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) { checkBindMounts(t, st) })
+	}
+}
+
+func checkBindMounts(t *testing.T, st stack) {
+	p := loadStack(t, st)
 	root := repoRoot(t)
 	for name, s := range p.Services {
 		for _, v := range s.Volumes {
@@ -384,14 +530,27 @@ func TestHostPortsMatchTestScript(t *testing.T) {
 		"PARLEY_KAFKA_BROKERS=localhost:" + extPort,
 		"PARLEY_SCYLLA_HOSTS=localhost:" + scyllaPort,
 		"PARLEY_ELASTICSEARCH_URL=http://localhost:" + esPort,
-		"up -d --build --wait",
-		"kafka scylla elasticsearch",
-		"down -v",
-		"trap cleanup EXIT",
+		// It fails with a message when an engine does not answer.
+		"answers localhost " + extPort + " || not_up",
+		"answers localhost " + scyllaPort + " || not_up",
+		"/_cluster/health",
 		"go test -race -count=1",
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("test-compose.sh lacks %q", want)
+		}
+	}
+	// It runs against the stack the operator started, on its ports: it
+	// must not start a project of its own (whose ports would collide with
+	// the running stack's) nor stop or wipe the running one. Docker
+	// appears only in the message telling how to start the stack.
+	commands := regexp.MustCompile(`(?s)<<\s*'?MSG'?\n.*?\nMSG\n`).ReplaceAllString(script, "")
+	if commands == script {
+		t.Error("test-compose.sh has no <<MSG message saying how to start the stack")
+	}
+	for _, banned := range []string{"docker", "down", "--project-name"} {
+		if strings.Contains(commands, banned) {
+			t.Errorf("test-compose.sh runs %q; it must use the running stack as it is", banned)
 		}
 	}
 	fi, err := os.Stat(filepath.Join(root, "deploy", "test-compose.sh"))
@@ -471,23 +630,43 @@ type promConfig struct {
 }
 
 func TestPrometheusScrapesEveryRole(t *testing.T) {
-	p := loadProject(t)
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "prometheus.yml"))
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) { checkPrometheusScrapes(t, st) })
+	}
+}
+
+// checkPrometheusScrapes reads the config file st's prometheus mounts and
+// checks it scrapes every role of st, at the port they serve /metrics on.
+func checkPrometheusScrapes(t *testing.T, st stack) {
+	p := loadStack(t, st)
+	config := ""
+	for _, v := range service(t, p, "prometheus").Volumes {
+		if v.Type == types.VolumeTypeBind && v.Target == "/etc/prometheus/prometheus.yml" {
+			if config != "" {
+				t.Errorf("prometheus mounts two files at %s", v.Target)
+			}
+			config = v.Source
+		}
+	}
+	if config == "" {
+		t.Fatal("prometheus mounts no /etc/prometheus/prometheus.yml")
+	}
+	b, err := os.ReadFile(config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cfg promConfig
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatalf("prometheus.yml: %v", err)
+		t.Fatalf("%s: %v", config, err)
 	}
 	if len(cfg.ScrapeConfigs) == 0 {
-		t.Fatal("prometheus.yml has no scrape_configs")
+		t.Fatalf("%s has no scrape_configs", config)
 	}
 	port := httpPort(t)
 	scraped := map[string]bool{}
 	for _, sc := range cfg.ScrapeConfigs {
-		for _, st := range sc.StaticConfigs {
-			for _, target := range st.Targets {
+		for _, sconf := range sc.StaticConfigs {
+			for _, target := range sconf.Targets {
 				host, tport, err := net.SplitHostPort(target)
 				if err != nil {
 					t.Errorf("job %s: target %q: %v", sc.JobName, target, err)
@@ -497,7 +676,7 @@ func TestPrometheusScrapesEveryRole(t *testing.T) {
 					t.Errorf("job %s: target %s names no compose service", sc.JobName, target)
 					continue
 				}
-				if _, ok := parleyRoles[host]; ok {
+				if _, ok := st.roles[host]; ok {
 					scraped[host] = true
 					if tport != port {
 						t.Errorf("job %s: target %s, Parley roles serve /metrics on %s", sc.JobName, target, port)
@@ -509,7 +688,7 @@ func TestPrometheusScrapesEveryRole(t *testing.T) {
 			}
 		}
 	}
-	for name := range parleyRoles {
+	for name := range st.roles {
 		if !scraped[name] {
 			t.Errorf("Parley role %s is not scraped by Prometheus", name)
 		}
@@ -605,5 +784,206 @@ func readYAML(t *testing.T, path string, v any) {
 	}
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// The compose files never fall back to a known secret: without the values
+// of .env they refuse to load, with a message that says what to do.
+func TestSecretsAreRequired(t *testing.T) {
+	for _, st := range stacks() {
+		for _, key := range []string{"PARLEY_JWT_SECRET", "GRAFANA_ADMIN_PASSWORD"} {
+			for _, c := range []struct {
+				name string
+				env  map[string]string
+			}{
+				{"unset", without(dotEnv, key)},
+				{"empty", with(dotEnv, key, "")},
+			} {
+				t.Run(st.name+"/"+key+" "+c.name, func(t *testing.T) {
+					_, err := loadFiles(t, c.env, st.files...)
+					if err == nil {
+						t.Fatalf("%s loads with %s %s", strings.Join(st.files, " + "), key, c.name)
+					}
+					for _, want := range []string{key, ".env.example"} {
+						if !strings.Contains(err.Error(), want) {
+							t.Errorf("error %q does not mention %s", err, want)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func without(m map[string]string, key string) map[string]string {
+	m = maps.Clone(m)
+	delete(m, key)
+	return m
+}
+
+func with(m map[string]string, key, value string) map[string]string {
+	m = maps.Clone(m)
+	m[key] = value
+	return m
+}
+
+// .env.example names every value the compose files require, empty, and
+// .env (where the operator puts them) stays out of git and of the image.
+func TestDotEnvExample(t *testing.T) {
+	root := repoRoot(t)
+	example := readConfig(t, filepath.Join(root, ".env.example"))
+	lines := map[string]string{}
+	for _, l := range strings.Split(example, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			lines[k] = v
+		}
+	}
+	required := regexp.MustCompile(`\$\{(\w+):\?`)
+	for _, f := range stacks()[1].files {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range required.FindAllStringSubmatch(string(b), -1) {
+			v, ok := lines[m[1]]
+			switch {
+			case !ok:
+				t.Errorf("%s requires %s, which .env.example does not list", f, m[1])
+			case v != "":
+				t.Errorf(".env.example sets %s=%q; a secret must be generated, not copied", m[1], v)
+			}
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(root, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "openssl rand -hex 32") {
+		t.Error(".env.example does not say how to generate PARLEY_JWT_SECRET (openssl rand -hex 32)")
+	}
+	for _, f := range []string{".gitignore", ".dockerignore"} {
+		ignore := readConfig(t, filepath.Join(root, f))
+		if !slices.Contains(strings.Fields(ignore), ".env") {
+			t.Errorf("%s does not list .env", f)
+		}
+	}
+}
+
+// The load balancer opens the entry point only once the gateways are
+// ready, so the first requests do not meet a 502.
+func TestLoadBalancerWaitsForHealthyGateways(t *testing.T) {
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) {
+			p := loadStack(t, st)
+			lb := service(t, p, "lb")
+			n := 0
+			for name, cmd := range st.roles {
+				if !slices.Equal(cmd, []string{"gateway"}) {
+					continue
+				}
+				n++
+				if dep, ok := lb.DependsOn[name]; !ok || dep.Condition != types.ServiceConditionHealthy {
+					t.Errorf("lb: depends_on %s %+v, want condition %s", name, dep, types.ServiceConditionHealthy)
+				}
+			}
+			if n < 2 {
+				t.Errorf("%d gateways, want at least 2 behind the load balancer", n)
+			}
+		})
+	}
+}
+
+// exactImage is an image reference with an exact version tag (three
+// numbers, an optional suffix such as -alpine) and optionally a digest.
+var exactImage = regexp.MustCompile(`^[\w./-]+:v?\d+\.\d+\.\d+(-[\w.]+)?(@sha256:[0-9a-f]{64})?$`)
+
+// Every image is pinned to an exact version: a floating tag (latest, 1.28,
+// 6.2) changes what `docker compose pull` runs without a commit.
+func TestImagesArePinned(t *testing.T) {
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) {
+			p := loadStack(t, st)
+			for name, s := range p.Services {
+				if s.Build != nil {
+					continue // the Parley image, built from the repo
+				}
+				if !exactImage.MatchString(s.Image) {
+					t.Errorf("%s: image %q is not pinned to an exact version", name, s.Image)
+				}
+			}
+		})
+	}
+	t.Run("Dockerfile", func(t *testing.T) {
+		df := readConfig(t, filepath.Join(repoRoot(t), "Dockerfile"))
+		args := map[string]string{}
+		for _, m := range regexp.MustCompile(`(?m)^ARG\s+(\w+)=(\S+)`).FindAllStringSubmatch(df, -1) {
+			args[m[1]] = m[2]
+		}
+		froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
+		if len(froms) < 2 {
+			t.Fatalf("Dockerfile has %d FROM lines, want a build and a runtime stage", len(froms))
+		}
+		for _, m := range froms {
+			image := m[1]
+			if a := regexp.MustCompile(`^\$\{(\w+)\}$`).FindStringSubmatch(image); a != nil {
+				image = args[a[1]]
+			}
+			// Distroless publishes no version tags, only digests (which
+			// cannot be resolved without a registry); the Dockerfile says
+			// how to pin it by digest.
+			if strings.HasPrefix(image, "gcr.io/distroless/") && !strings.Contains(image, ":latest") {
+				continue
+			}
+			if !exactImage.MatchString(image) {
+				t.Errorf("Dockerfile: FROM %s (%s) is not pinned to an exact version", m[1], image)
+			}
+		}
+	})
+}
+
+// The load balancer listens on loopback unless the operator publishes it.
+func TestLoadBalancerPublishAddress(t *testing.T) {
+	for _, c := range []struct{ env, want string }{{"", "127.0.0.1"}, {"0.0.0.0", "0.0.0.0"}, {"192.0.2.10", "192.0.2.10"}} {
+		var extra []string
+		if c.env != "" {
+			extra = []string{"PARLEY_PUBLISH_ADDR", c.env}
+		}
+		p := loadStack(t, stacks()[0], extra...)
+		if ip, _ := publishedPort(t, service(t, p, "lb"), 8080); ip != c.want {
+			t.Errorf("PARLEY_PUBLISH_ADDR=%q: lb publishes on %q, want %q", c.env, ip, c.want)
+		}
+	}
+}
+
+// The image carries the release `parley version` prints: compose passes
+// PARLEY_VERSION as the VERSION build argument, which the Dockerfile
+// stamps the way `make build` does.
+func TestVersionIsStamped(t *testing.T) {
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) {
+			p := loadStack(t, st, "PARLEY_VERSION", "v1.2.3")
+			for name := range st.roles {
+				s := service(t, p, name)
+				if s.Build == nil {
+					continue // reported by TestParleyRoles
+				}
+				if v := s.Build.Args["VERSION"]; v == nil || *v != "v1.2.3" {
+					t.Errorf("%s: build arg VERSION %v, want PARLEY_VERSION (v1.2.3)", name, v)
+				}
+				if s.Image != "parley:v1.2.3" {
+					t.Errorf("%s: image %q, want parley:v1.2.3", name, s.Image)
+				}
+			}
+		})
+	}
+	root := repoRoot(t)
+	df := readConfig(t, filepath.Join(root, "Dockerfile"))
+	for _, re := range []string{`(?m)^ARG VERSION\b`, `-ldflags="[^"]*-X main\.version=\$\{VERSION\}`} {
+		if !regexp.MustCompile(re).MatchString(df) {
+			t.Errorf("Dockerfile lacks %s", re)
+		}
+	}
+	if mk := readConfig(t, filepath.Join(root, "Makefile")); !strings.Contains(mk, "-X main.version=$(VERSION)") {
+		t.Error("Makefile's build no longer stamps main.version; keep the Dockerfile's stamp the same")
 	}
 }
