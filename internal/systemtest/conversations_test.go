@@ -72,6 +72,9 @@ func (w *wsClient) eventTypes(conv string) map[int]string {
 // read, resume or search the group; replaying chat.events and
 // chat.receipts into fresh stores reproduces inbox, history and search.
 func TestGroupLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (every event kind live, on resume and replayed into fresh stores, about 5 s); make test runs it")
+	}
 	sys := startSystem(t, t.TempDir())
 	defer stopSystem(t, sys)
 	addr := sys.HTTPAddr()
@@ -392,6 +395,9 @@ func eventuallyT(t *testing.T, what string, cond func() bool, detail func() stri
 // counts, the totals, the receipts alice sees and the receipt frames on
 // bob's other device all agree.
 func TestUnreadAcrossDevices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (concurrent senders and readers on two devices, about 5 s); make test runs it")
+	}
 	sys := startSystem(t, t.TempDir())
 	defer stopSystem(t, sys)
 	addr := sys.HTTPAddr()

@@ -27,6 +27,9 @@ import (
 // TestChat runs the whole embedded system in-process and drives it over
 // real HTTP and WebSocket connections, as clients would.
 func TestChat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (the whole walkthrough over HTTP and WebSockets, about 15 s); make test runs it")
+	}
 	dir := t.TempDir()
 	sys := startSystem(t, dir)
 	addr := sys.HTTPAddr()

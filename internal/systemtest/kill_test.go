@@ -25,6 +25,9 @@ func freePort(t *testing.T) int {
 // kill -9 of `parley run` (broker, decider, projections and all), and the
 // conversation's seq continues after the restart.
 func TestAcknowledgedSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (builds the binary and restarts it after a kill -9, about 5 s); make test runs it")
+	}
 	bin := buildParley(t)
 	dir := t.TempDir()
 	httpPort, kafkaPort := freePort(t), freePort(t)

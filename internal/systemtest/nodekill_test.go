@@ -20,6 +20,9 @@ import (
 // the presence timeout (then online again when back), and the surviving
 // node's clients notice nothing.
 func TestGatewayNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (builds the binary, kills a node and waits out its presence timeout, about 10 s); make test runs it")
+	}
 	bin := buildParley(t)
 	k := kafkatest.Start(t, kafkatest.Prefixed())
 	fake := cqlfake.Start(t)

@@ -18,6 +18,9 @@ import (
 // nick, who is not a member. A refused cell appends nothing: the group's
 // last seq stays 6.
 func TestPermissionMatrixAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (every cell of the permission matrix on a fresh group of its own, about 8 s); make test runs it")
+	}
 	sys := startSystem(t, t.TempDir())
 	defer stopSystem(t, sys)
 	addr := sys.HTTPAddr()

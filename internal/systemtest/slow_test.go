@@ -24,6 +24,9 @@ import (
 // resume) without slowing the sender, and the client, resuming from the
 // last seq it read, gets every message exactly once.
 func TestSlowConsumerIsClosedAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (floods a socket until its queue overflows, then resumes it, about 3 s); make test runs it")
+	}
 	sys := startSystem(t, t.TempDir(), func(c *app.Config) {
 		c.SendQueue = 4
 		c.BackfillLimit = 100000
