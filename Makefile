@@ -58,8 +58,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyOrder$$' -fuzztime $(FUZZTIME) ./projections/history/pebblestore/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./projections/history/scyllastore/cqlfake/
 
-## test-compose: the conformance suites against the docker-compose stack's
-## Kafka, ScyllaDB and Elasticsearch (needs Docker).
+## test-compose: the test suite against the Kafka, ScyllaDB and
+## Elasticsearch of the compose stack that is already running (start it
+## first: deploy/README.md); it starts and stops nothing, and fails with a
+## message when the stack does not answer.
 test-compose:
 	deploy/test-compose.sh
 
