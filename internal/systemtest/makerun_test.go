@@ -19,6 +19,9 @@ import (
 // server itself must get the signal and exit, freeing its ports — not stay
 // behind, orphaned, holding them.
 func TestMakeRunStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (builds and starts Parley through make, about 8 s); make test runs it")
+	}
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatal("make is not installed: apt-get install make")
 	}

@@ -22,6 +22,9 @@ const readerIdle = 10 * time.Second
 // idle part lets several empty long-polls come back — time passing is
 // what is under test there.
 func TestKafkaReadersStayConnected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (waits out several idle long-polls of every reader, time passing is what it tests, about 25 s); make test runs it")
+	}
 	// Under targeted routing the router's readers too; under broadcast
 	// (what `parley run` on the embedded broker uses) the node's feed
 	// reads the log itself.

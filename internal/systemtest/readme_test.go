@@ -19,6 +19,9 @@ import (
 // addresses, localhost:8080 and localhost:9092, are rewritten to this
 // test's; the reader's `make run` is this test's start of the same binary.
 func TestREADME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (builds the binary and plays the whole README against it, about 15 s); make test runs it")
+	}
 	for _, tool := range []string{"bash", "curl", "jq", "kcat"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("the README's commands need %s: apt-get install %s (.ci/run does)", tool, tool)
