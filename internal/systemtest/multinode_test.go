@@ -52,6 +52,9 @@ func startNode(t *testing.T, k kafkatest.Cluster, scylla, nodeID string, roles a
 // guarantees as on one node, and when a node goes away its clients
 // resume on the other with no gap and no duplicate.
 func TestTwoGatewayNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (two nodes under each routing mode, started and stopped in turn, about 12 s); make test runs it")
+	}
 	for _, routing := range []string{app.RoutingTargeted, app.RoutingBroadcast} {
 		t.Run(routing, func(t *testing.T) { testTwoGatewayNodes(t, routing) })
 	}

@@ -98,6 +98,9 @@ func (c *cluster) readSeries(topic string) string {
 // conversation's members reads none of its events; a node with no
 // socket at all answers HTTP sends — accepted and duplicate — made on it.
 func TestTargetedRouting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (four gateway nodes and a router, about 12 s); make test runs it")
+	}
 	c := startCluster(t, app.RoutingTargeted, "n1", "n2", "n3", "n4")
 	devices := map[string]*wsClient{
 		"alice@n1": c.dial("n1", "alice"), "alice@n2": c.dial("n2", "alice"),
