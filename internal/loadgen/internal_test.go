@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/schemas"
 )
 
 func TestResolveTarget(t *testing.T) {
@@ -146,9 +148,11 @@ func TestSendFrameRoundTrip(t *testing.T) {
 func TestLagSince(t *testing.T) {
 	t.Parallel()
 	r := &runner{}
-	before := Sample{ConsumerRecords: map[string]int64{"history": 100, "search": 40}}
+	// The receipts group applies coalesced markers, not one record per
+	// message: however few it applied, it is not behind.
+	before := Sample{ConsumerRecords: map[string]int64{"history": 100, "search": 40, "staging." + schemas.GroupReceipts: 7}}
 	metrics := source{name: "metrics", read: func(context.Context) (Sample, error) {
-		return Sample{ConsumerRecords: map[string]int64{"history": 150, "search": 100}}, nil
+		return Sample{ConsumerRecords: map[string]int64{"history": 150, "search": 100, "staging." + schemas.GroupReceipts: 9}}, nil
 	}}
 	lag := r.lagSince(metrics, before, true)
 	if got := lag(context.Background(), 60); len(got) != 1 || got["history"] != 10 {

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // Report is what a run measured. It is written as a table by Run and as
@@ -272,6 +274,12 @@ func (r *runner) lagSince(metrics source, before Sample, ok bool) lagFunc {
 		}
 		var out map[string]int64
 		for group, v0 := range before.ConsumerRecords {
+			if strings.HasSuffix(group, schemas.GroupReceipts) {
+				// Read and delivered markers, coalesced per user and
+				// conversation: far fewer records than messages, so
+				// the count of messages says nothing about this group.
+				continue
+			}
 			if applied := now.ConsumerRecords[group] - v0; applied < acked {
 				if out == nil {
 					out = make(map[string]int64)

@@ -223,7 +223,7 @@ func TestRun_SmokeAgainstEmbeddedSystem(t *testing.T) {
 		for i, want := range []int64{20, 40} {
 			p := rep.Phases[i]
 			if p.Rate != float64(want) || p.Sent != want || p.Deliveries != want || !p.OK {
-				t.Errorf("step %d: rate %g, sent %d, deliveries %d, verdict %q; want %d each, ok", i+1, p.Rate, p.Sent, p.Deliveries, p.Verdict, want)
+				t.Errorf("step %d: rate %g, sent %d, deliveries %d, verdict %q (lag %v); want %d each, ok", i+1, p.Rate, p.Sent, p.Deliveries, p.Verdict, p.ProjectionLag, want)
 			}
 		}
 		if rep.SustainedRate != 40 {
