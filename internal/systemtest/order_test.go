@@ -140,8 +140,14 @@ func TestSameCommandTwiceInFlight(t *testing.T) {
 		t.Fatalf("answers %v and %v, want acks of one seq, one a duplicate", p, l)
 	}
 
+	// History follows the log: wait until it has the last acked seq.
+	var events []map[string]any
+	eventually(t, func() bool {
+		events = alice.history(conv)
+		return len(events) > 0 && events[len(events)-1]["seq"].(float64) >= p["seq"].(float64)
+	})
 	var bodies []string
-	for _, ev := range alice.history(conv) {
+	for _, ev := range events {
 		if data, _ := ev["data"].(map[string]any); data["body"] != nil {
 			bodies = append(bodies, data["body"].(string))
 		}
