@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -77,8 +78,11 @@ func wsClient(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
+	// Once this side closes, the read that was waiting ends with an error
+	// of the closing: that is the end, not a failure.
+	var closing atomic.Bool
 	received := make(chan error, 1)
-	go func() { received <- printFrames(ctx, conn, stdout) }()
+	go func() { received <- printFrames(ctx, conn, &closing, stdout) }()
 	sent := make(chan error, 1)
 	go func() { sent <- sendLines(ctx, conn, stdin) }()
 	select {
@@ -88,9 +92,11 @@ func wsClient(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
+		closing.Store(true)
 		conn.Close(websocket.StatusNormalClosure, "")
 		return <-received
 	case <-ctx.Done():
+		closing.Store(true)
 		conn.Close(websocket.StatusNormalClosure, "")
 		<-received
 		return nil
@@ -99,12 +105,12 @@ func wsClient(ctx context.Context, args []string, getenv func(string) string, st
 
 // printFrames prints every frame until the socket closes; a close other than
 // a normal one is returned as an error naming its code and reason.
-func printFrames(ctx context.Context, conn *websocket.Conn, stdout io.Writer) error {
+func printFrames(ctx context.Context, conn *websocket.Conn, closing *atomic.Bool, stdout io.Writer) error {
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
 			switch status := websocket.CloseStatus(err); {
-			case status == websocket.StatusNormalClosure, ctx.Err() != nil:
+			case status == websocket.StatusNormalClosure, ctx.Err() != nil, closing.Load():
 				return nil
 			case status != -1:
 				var ce websocket.CloseError

@@ -427,14 +427,24 @@ func TestUnreadAcrossDevices(t *testing.T) {
 	})
 	wg2.Go(func() { bob.must(200, "POST", "/v1/conversations/"+conv+"/read", map[string]any{"seq": 5}) })
 	wg2.Wait()
+	// The inbox follows two logs: the read markers and the messages
+	// (history applies each in its own consumer group). Wait for both.
 	eventually(t, func() bool {
 		_, out := bob.do("GET", "/v1/conversations", nil)
+		caughtUp := 0
 		for _, c := range toMaps(out["conversations"]) {
-			if c["conversation_id"] == conv {
-				return c["read_seq"] == float64(12)
+			switch c["conversation_id"] {
+			case conv:
+				if c["read_seq"] == float64(12) && c["last_seq"] == float64(20) {
+					caughtUp++
+				}
+			case grp:
+				if c["last_seq"] == float64(5) {
+					caughtUp++
+				}
 			}
 		}
-		return false
+		return caughtUp == 2
 	})
 	out := bob.must(200, "GET", "/v1/conversations", nil)
 	for _, c := range toMaps(out["conversations"]) {
