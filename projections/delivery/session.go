@@ -42,9 +42,19 @@ type resumeRequest struct {
 // conversation, the next seq the socket expects. Its cursors are owned by
 // the goroutine in Run.
 type Session struct {
-	hub     *Hub
-	user    string
-	queue   chan *item // shared, read-only items: 8 bytes a slot
+	hub  *Hub
+	user string
+
+	qmu sync.Mutex // guards queue and head
+	// queue[head:] are the frames waiting to be written, oldest first:
+	// shared, read-only items, 8 bytes a slot. It grows only as frames
+	// wait, up to Config.QueueSize, and an idle session keeps at most
+	// idleQueueCap slots (see pop).
+	queue []*item
+	head  int
+	// ready holds a token while frames may be waiting: Run's wake-up.
+	ready chan struct{}
+
 	cursors map[string]uint64
 	// liveFrom is, for a conversation whose events began reaching the
 	// socket live before the client resumed it, the first seq written:
@@ -66,7 +76,7 @@ func (h *Hub) NewSession(user string) *Session {
 	s := &Session{
 		hub:      h,
 		user:     user,
-		queue:    make(chan *item, h.cfg.QueueSize),
+		ready:    make(chan struct{}, 1),
 		cursors:  make(map[string]uint64),
 		liveFrom: make(map[string]uint64),
 		start:    time.Now(),
@@ -105,17 +115,55 @@ func (s *Session) Err() error {
 	}
 }
 
-// push enqueues without blocking and reports whether the queue had room.
-// A caller that gets false must call overflow, but not while
+// idleQueueCap is the most slots a session keeps once its queue is
+// empty: enough that a trickle of frames does not allocate each time,
+// little enough that idle sockets cost next to nothing.
+const idleQueueCap = 8
+
+// push enqueues without blocking and reports whether the queue had room:
+// fewer than Config.QueueSize frames waiting, not counting the one being
+// written. A caller that gets false must call overflow, but not while
 // holding the hub's lock: ending a session unregisters it, which takes
 // that lock.
 func (s *Session) push(it *item) bool {
-	select {
-	case s.queue <- it:
-		return true
-	default:
+	s.qmu.Lock()
+	if len(s.queue)-s.head >= s.hub.cfg.QueueSize {
+		s.qmu.Unlock()
 		return false
 	}
+	if len(s.queue) == cap(s.queue) && s.head > 0 {
+		// Reuse the slots already written rather than grow.
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
+	s.queue = append(s.queue, it)
+	s.qmu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default: // a token is there already
+	}
+	return true
+}
+
+// pop takes the oldest waiting frame, if any. Once the queue is empty it
+// lets go of a backing array grown beyond idleQueueCap by a burst.
+func (s *Session) pop() (*item, bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.head == len(s.queue) {
+		return nil, false
+	}
+	it := s.queue[s.head]
+	s.queue[s.head] = nil
+	s.head++
+	if s.head == len(s.queue) {
+		s.queue, s.head = s.queue[:0], 0
+		if cap(s.queue) > idleQueueCap {
+			s.queue = nil
+		}
+	}
+	return it, true
 }
 
 // overflow ends a session whose queue is full.
@@ -153,15 +201,28 @@ func (s *Session) Run(ctx context.Context, sink Sink) error {
 			return ctx.Err()
 		case <-s.failed:
 			return s.failErr
-		case it := <-s.queue:
-			var err error
-			if it.resume != nil {
-				err = s.resume(ctx, sink, it.resume)
-			} else {
-				err = s.deliver(ctx, sink, it)
-			}
-			if err != nil {
-				return err
+		case <-s.ready:
+			for {
+				it, ok := s.pop()
+				if !ok {
+					break
+				}
+				var err error
+				if it.resume != nil {
+					err = s.resume(ctx, sink, it.resume)
+				} else {
+					err = s.deliver(ctx, sink, it)
+				}
+				if err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-s.failed:
+					return s.failErr
+				default:
+				}
 			}
 		}
 	}
