@@ -70,15 +70,20 @@ type Session interface {
 
 // SessionLifecycle is how a socket's session runs and ends.
 type SessionLifecycle interface {
-	// Run writes the session's frames to sink until ctx is done, the
-	// sink fails or the session ends; it returns why
-	// (delivery.ErrSlowConsumer for a slow client).
-	Run(ctx context.Context, sink delivery.Sink) error
+	// Start has the session write its frames to sink under ctx from now
+	// on, on a goroutine of its own that runs only while frames wait.
+	// ended, if not nil, is told once why the session ended
+	// (delivery.ErrSlowConsumer for a slow client, a write's error, or
+	// context.Canceled after Close); it must not block.
+	Start(ctx context.Context, sink delivery.Sink, ended func(error))
 	// Done is closed when the session has ended; Err then says why.
 	Done() <-chan struct{}
 	Err() error
 	// Close ends the session; it is idempotent.
 	Close()
+	// Wait returns once the session's writer has stopped; call it after
+	// Close.
+	Wait()
 }
 
 // ReadyCheck reports whether a dependency is ready; nil means ready.

@@ -69,6 +69,7 @@ type socket struct {
 	inflight chan struct{}
 	work     sync.WaitGroup
 	lanes    lanes // orders each conversation's commands up to their append
+	sess     Session
 	expiry   *time.Timer
 	mu       sync.Mutex // guards id, expiry and watch after auth
 	device   string
@@ -117,6 +118,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	_ = c.Close(code, reason)
 	cancel()
 	sock.work.Wait()
+	if sock.sess != nil {
+		sock.sess.Wait()
+	}
 }
 
 // run serves the socket until it should close, and says how.
@@ -151,8 +155,10 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 		defer p.Connect(ctx, k.id.UserID, k.device)()
 		defer k.unwatch()
 	}
-	deliverErr := make(chan error, 1)
-	k.work.Go(func() { deliverErr <- sess.Run(ctx, k) })
+	// The session writes on a goroutine of its own only while frames
+	// wait; a failed write ends it (sess.Done below).
+	k.sess = sess
+	sess.Start(ctx, k, nil)
 	readErr := make(chan error, 1)
 	k.work.Go(func() { readErr <- k.readLoop(ctx, sess) })
 
@@ -168,11 +174,6 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 			return CloseSlowConsumer, "slow consumer"
 		}
 		return k.closeFor(ctx, sess.Err())
-	case err := <-deliverErr:
-		if errors.Is(err, delivery.ErrSlowConsumer) {
-			return CloseSlowConsumer, "slow consumer"
-		}
-		return k.closeFor(ctx, err)
 	case err := <-readErr:
 		return k.closeFor(ctx, err)
 	}

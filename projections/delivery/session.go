@@ -39,21 +39,30 @@ type resumeRequest struct {
 }
 
 // Session is one socket's delivery state: a bounded queue and, per
-// conversation, the next seq the socket expects. Its cursors are owned by
-// the goroutine in Run.
+// conversation, the next seq the socket expects. Its frames are written
+// by a writer goroutine that runs only while frames wait (see Start), so
+// an idle session has none; writers run one after the other, and own the
+// cursors in turn.
 type Session struct {
 	hub  *Hub
 	user string
 
-	qmu sync.Mutex // guards queue and head
+	qmu sync.Mutex // guards the fields up to writers
 	// queue[head:] are the frames waiting to be written, oldest first:
 	// shared, read-only items, 8 bytes a slot. It grows only as frames
 	// wait, up to Config.QueueSize, and an idle session keeps at most
 	// idleQueueCap slots (see pop).
 	queue []*item
 	head  int
-	// ready holds a token while frames may be waiting: Run's wake-up.
-	ready chan struct{}
+	// ctx, sink and ended are what Start was given (started): a writer
+	// writes to sink under ctx.
+	ctx     context.Context
+	sink    Sink
+	ended   func(error)
+	started bool
+	writing bool // a writer goroutine runs
+	closed  bool // the session has ended: no frame is queued any more
+	writers sync.WaitGroup
 
 	cursors map[string]uint64
 	// liveFrom is, for a conversation whose events began reaching the
@@ -70,13 +79,12 @@ type Session struct {
 	failErr  error
 }
 
-// NewSession registers a session of user with the hub. Run delivers to
-// the socket; Close unregisters it.
+// NewSession registers a session of user with the hub. Start (or Run)
+// delivers to the socket; Close unregisters it.
 func (h *Hub) NewSession(user string) *Session {
 	s := &Session{
 		hub:      h,
 		user:     user,
-		ready:    make(chan struct{}, 1),
 		cursors:  make(map[string]uint64),
 		liveFrom: make(map[string]uint64),
 		start:    time.Now(),
@@ -96,8 +104,16 @@ func (s *Session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.failErr = err
 		close(s.failed)
+		s.qmu.Lock()
+		s.closed = true
+		s.queue, s.head = nil, 0
+		ended := s.ended
+		s.qmu.Unlock()
 		s.hub.unregister(s)
 		s.hub.cfg.Metrics.Connections.Dec()
+		if ended != nil {
+			ended(err)
+		}
 	})
 }
 
@@ -124,11 +140,14 @@ const idleQueueCap = 8
 // fewer than Config.QueueSize frames waiting, not counting the one being
 // written. A caller that gets false must call overflow, but not while
 // holding the hub's lock: ending a session unregisters it, which takes
-// that lock.
+// that lock. A session that has ended drops the frame: it has room.
 func (s *Session) push(it *item) bool {
 	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.closed {
+		return true
+	}
 	if len(s.queue)-s.head >= s.hub.cfg.QueueSize {
-		s.qmu.Unlock()
 		return false
 	}
 	if len(s.queue) == cap(s.queue) && s.head > 0 {
@@ -138,20 +157,28 @@ func (s *Session) push(it *item) bool {
 		s.queue, s.head = s.queue[:n], 0
 	}
 	s.queue = append(s.queue, it)
-	s.qmu.Unlock()
-	select {
-	case s.ready <- struct{}{}:
-	default: // a token is there already
-	}
+	s.wake()
 	return true
 }
 
-// pop takes the oldest waiting frame, if any. Once the queue is empty it
-// lets go of a backing array grown beyond idleQueueCap by a burst.
+// wake starts a writer if frames wait and none runs. Call it with qmu
+// held.
+func (s *Session) wake() {
+	if s.started && !s.writing && !s.closed && s.head < len(s.queue) {
+		s.writing = true
+		s.writers.Go(s.write)
+	}
+}
+
+// pop takes the oldest waiting frame for the writer, or says that there
+// is none: the writer then exits (in the same critical section, so that
+// the next push starts another). Once the queue is empty it lets go of a
+// backing array grown beyond idleQueueCap by a burst.
 func (s *Session) pop() (*item, bool) {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	if s.head == len(s.queue) {
+	if s.closed || s.head == len(s.queue) {
+		s.writing = false
 		return nil, false
 	}
 	it := s.queue[s.head]
@@ -192,40 +219,70 @@ func (s *Session) Resume(id string, last map[string]uint64) {
 	}
 }
 
-// Run writes frames to sink until ctx is done, the sink fails or the
-// session is ended; it returns why (ErrSlowConsumer for a slow client).
+// Start has the session write its frames to sink, under ctx, from now
+// on: a writer goroutine runs while frames wait and exits once none do.
+// Writes fail once ctx is done, which ends the session. ended, if not
+// nil, is told once why the session ended — Close (context.Canceled), a
+// failed write, or ErrSlowConsumer — from the goroutine that ended it,
+// which may be the hub's: it must not block. Call Start once.
+func (s *Session) Start(ctx context.Context, sink Sink, ended func(error)) {
+	s.qmu.Lock()
+	s.ctx, s.sink, s.ended, s.started = ctx, sink, ended, true
+	closed := s.closed
+	s.wake()
+	s.qmu.Unlock()
+	if closed && ended != nil {
+		ended(s.failErr) // ended before it started
+	}
+}
+
+// Wait returns once the session's writer has stopped. Call it after the
+// session has ended (Close): no writer starts after that.
+func (s *Session) Wait() { s.writers.Wait() }
+
+// Run starts the session writing to sink (see Start), waits until ctx is
+// done or the session ends, ends it and waits for its writer: for a
+// caller that has a goroutine to give. It returns why the session ended
+// (ErrSlowConsumer for a slow client).
 func (s *Session) Run(ctx context.Context, sink Sink) error {
+	s.Start(ctx, sink, nil)
+	select {
+	case <-ctx.Done():
+		s.fail(ctx.Err())
+	case <-s.failed:
+	}
+	s.Wait()
+	return s.failErr
+}
+
+// write is the writer goroutine: it writes the waiting frames, and ends
+// the session if one fails.
+func (s *Session) write() {
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.failed:
-			return s.failErr
-		case <-s.ready:
-			for {
-				it, ok := s.pop()
-				if !ok {
-					break
-				}
-				var err error
-				if it.resume != nil {
-					err = s.resume(ctx, sink, it.resume)
-				} else {
-					err = s.deliver(ctx, sink, it)
-				}
-				if err != nil {
-					return err
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-s.failed:
-					return s.failErr
-				default:
-				}
-			}
+		it, ok := s.pop()
+		if !ok {
+			return
+		}
+		if err := s.writeItem(it); err != nil {
+			s.fail(err)
+			return
 		}
 	}
+}
+
+func (s *Session) writeItem(it *item) error {
+	select {
+	case <-s.failed:
+		return s.failErr
+	default:
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if it.resume != nil {
+		return s.resume(s.ctx, s.sink, it.resume)
+	}
+	return s.deliver(s.ctx, s.sink, it)
 }
 
 // deliver writes a live event, first filling any gap before it.
