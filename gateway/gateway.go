@@ -152,9 +152,11 @@ type Server struct {
 	log *slog.Logger
 	mux http.Handler
 
-	// stopping is closed by Shutdown: sockets close with going-away.
-	stopping chan struct{}
-	stopOnce sync.Once
+	// stopping is cancelled by Shutdown (stop): sockets close with
+	// going-away. A context, so that each socket registers a function
+	// with it (context.AfterFunc) rather than park a goroutine on it.
+	stopping context.Context
+	stop     context.CancelFunc
 	sockets  sync.WaitGroup
 	typing   *limiter
 }
@@ -172,7 +174,8 @@ func New(cfg Config) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), stopping: make(chan struct{}), typing: newLimiter(typingInterval)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), typing: newLimiter(typingInterval)}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux = s.routes()
 	return s, nil
 }
@@ -248,7 +251,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // handlers, or for ctx. net/http's Shutdown does not wait for hijacked
 // connections, so call this as well.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopOnce.Do(func() { close(s.stopping) })
+	s.stop()
 	done := make(chan struct{})
 	go func() { s.sockets.Wait(); close(done) }()
 	select {

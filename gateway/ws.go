@@ -61,7 +61,13 @@ type pongFrame struct {
 	ID   string `json:"id"`
 }
 
-// socket is one WebSocket connection's state.
+// socket is one WebSocket connection's state. One goroutine serves it,
+// reading the client's frames; its session writes on a goroutine of its
+// own only while frames wait, and requests are answered on theirs. What
+// ends a socket from elsewhere — shutdown, the token's expiry, a slow
+// consumer, a failed write — closes its connection (end), which ends the
+// read: an idle socket parks no goroutine but its reader, and no timer
+// that ticks.
 type socket struct {
 	s        *Server
 	c        *websocket.Conn
@@ -71,9 +77,18 @@ type socket struct {
 	lanes    lanes // orders each conversation's commands up to their append
 	sess     Session
 	expiry   *time.Timer
-	mu       sync.Mutex // guards id, expiry and watch after auth
+	mu       sync.Mutex // guards id, expiry, watch, authed and the ending below
 	device   string
 	watch    *presence.Watch
+	authed   bool
+	// ended is set once the socket is to close, with how: by end, or by
+	// finish when the reader stopped first.
+	ended  bool
+	code   websocket.StatusCode
+	reason string
+	// cancel cancels the socket's context, once its connection is
+	// closed.
+	cancel context.CancelFunc
 
 	wmu sync.Mutex // guards the write-deadline context below
 	// wctx is the context writes under wparent run with until wrenew; it
@@ -102,24 +117,89 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// too_large error frame and the socket stays open.
 	c.SetReadLimit(int64(4*s.cfg.Limits.MaxBodyBytes + 4096))
 
-	// Shutdown is seen by run, not through ctx: cancelling the context of
-	// a Read tears the connection down before a close frame can be sent.
+	// Shutdown is not seen through ctx: cancelling the context of a Read
+	// tears the connection down before a close frame can be sent. It
+	// closes the socket (end), which ends the read.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 
-	sock := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight)}
-	code, reason := sock.run(ctx, r)
+	k := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight), cancel: cancel}
+	stop := context.AfterFunc(s.stopping, k.shutdown)
+	defer stop()
+	code, reason := k.finish(k.run(ctx, r))
 	if code != websocket.StatusNormalClosure {
-		s.log.Debug("closing socket", "user_id", sock.id.UserID, "code", int(code), "reason", reason)
+		s.log.Debug("closing socket", "user_id", k.id.UserID, "code", int(code), "reason", reason)
 	}
 	// Close before cancelling: cancelling a Read's context tears the
 	// connection down without a close frame, and the client needs the
-	// code to know whether to resume.
+	// code to know whether to resume. When end has closed it already,
+	// this waits for that.
 	_ = c.Close(code, reason)
 	cancel()
-	sock.work.Wait()
-	if sock.sess != nil {
-		sock.sess.Wait()
+	k.work.Wait()
+	if k.sess != nil {
+		k.sess.Wait()
+	}
+}
+
+// end closes the socket with code and reason, unless it is closing
+// already, and returns at once: the close handshake runs on a goroutine
+// of the socket's, then the socket's context is cancelled. The reader
+// sees its read end and the socket closes with this code. It is safe to
+// call from any goroutine, the hub's included.
+func (k *socket) end(code websocket.StatusCode, reason string) {
+	k.closeWith(code, reason, true)
+}
+
+// shutdown closes the socket as the server stops: with going-away, or,
+// before it has authenticated, by dropping it — it has nothing to
+// resume.
+func (k *socket) shutdown() {
+	k.mu.Lock()
+	authed := k.authed
+	k.mu.Unlock()
+	k.closeWith(websocket.StatusGoingAway, "server shutting down", authed)
+}
+
+func (k *socket) closeWith(code websocket.StatusCode, reason string, handshake bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ended {
+		return
+	}
+	k.ended, k.code, k.reason = true, code, reason
+	// Under mu, so that it is counted before finish lets serveWS wait.
+	k.work.Go(func() {
+		if handshake {
+			_ = k.c.Close(code, reason)
+		} else {
+			_ = k.c.CloseNow()
+		}
+		k.cancel()
+	})
+}
+
+// finish settles how the socket closes once its reader has stopped: as
+// end said if it came first, else with code and reason.
+func (k *socket) finish(code websocket.StatusCode, reason string) (websocket.StatusCode, string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.ended {
+		k.ended, k.code, k.reason = true, code, reason
+	}
+	return k.code, k.reason
+}
+
+// sessionEnded is told why the socket's session ended; it must not
+// block (see SessionLifecycle.Start).
+func (k *socket) sessionEnded(ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, delivery.ErrSlowConsumer):
+		k.end(CloseSlowConsumer, "slow consumer")
+	case errors.Is(err, context.Canceled):
+		// Closed by the socket itself, which knows why.
+	default:
+		k.end(k.closeFor(ctx, err))
 	}
 }
 
@@ -142,10 +222,9 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 	} else if !schemas.ValidDeviceID(k.device) {
 		return CloseProtocolViolation, "invalid device_id"
 	}
-	expired := make(chan struct{})
-	var once sync.Once
 	k.mu.Lock()
-	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
+	k.authed = true
+	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { k.end(CloseTokenExpired, "token expired") })
 	k.mu.Unlock()
 	defer k.expiry.Stop()
 
@@ -155,35 +234,16 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 		defer p.Connect(ctx, k.id.UserID, k.device)()
 		defer k.unwatch()
 	}
-	// The session writes on a goroutine of its own only while frames
-	// wait; a failed write ends it (sess.Done below).
 	k.sess = sess
-	sess.Start(ctx, k, nil)
-	readErr := make(chan error, 1)
-	k.work.Go(func() { readErr <- k.readLoop(ctx, sess) })
-
-	select {
-	case <-k.s.stopping:
-		return websocket.StatusGoingAway, "server shutting down"
-	case <-expired:
-		return CloseTokenExpired, "token expired"
-	case <-sess.Done():
-		// Ended by the hub while a write may still be blocked on the
-		// slow client: close now rather than after the write timeout.
-		if errors.Is(sess.Err(), delivery.ErrSlowConsumer) {
-			return CloseSlowConsumer, "slow consumer"
-		}
-		return k.closeFor(ctx, sess.Err())
-	case err := <-readErr:
-		return k.closeFor(ctx, err)
-	}
+	sess.Start(ctx, k, func(err error) { k.sessionEnded(ctx, err) })
+	// Settled before the deferred calls run: closing the session tells
+	// sessionEnded, which must not be taken for why the socket closes.
+	return k.finish(k.closeFor(ctx, k.readLoop(ctx, sess)))
 }
 
 func (k *socket) closeFor(ctx context.Context, err error) (websocket.StatusCode, string) {
-	select {
-	case <-k.s.stopping:
+	if k.s.stopping.Err() != nil {
 		return websocket.StatusGoingAway, "server shutting down"
-	default:
 	}
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
@@ -218,37 +278,26 @@ func (k *socket) untilExpiry(exp time.Time) time.Duration {
 	return time.Until(exp.Add(k.s.cfg.Auth.Leeway()))
 }
 
+// readCtx is the context the socket's reads run under: ctx's values
+// without its cancellation. What ends a socket closes its connection,
+// which ends a read; a context that can be cancelled would cost every
+// read a registration with it (the library's context.AfterFunc).
+func readCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // firstFrameAuth authenticates a socket with its first frame, which must
 // be a valid auth frame within AuthTimeout, or says how to close it. A
 // first frame that is not is answered with its error frame first.
 func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, string, bool) {
-	type frame struct {
-		typ  websocket.MessageType
-		data []byte
-		err  error
-	}
-	// The read runs under ctx, not under the timeout: a Read whose
-	// context ends tears the connection down before a close frame can be
-	// sent, and the client is owed 4500.
-	first := make(chan frame, 1)
-	k.work.Go(func() {
-		typ, data, err := k.c.Read(ctx)
-		first <- frame{typ, data, err}
+	// The timeout closes the socket rather than cancel the read: a Read
+	// whose context ends tears the connection down before a close frame
+	// can be sent, and the client is owed 4500.
+	timeout := time.AfterFunc(k.s.cfg.AuthTimeout, func() {
+		k.end(CloseUnauthorized, "no auth frame within "+k.s.cfg.AuthTimeout.String())
 	})
-	timeout := time.NewTimer(k.s.cfg.AuthTimeout)
-	defer timeout.Stop()
-	var f frame
-	select {
-	case <-timeout.C:
-		return CloseUnauthorized, "no auth frame within " + k.s.cfg.AuthTimeout.String(), false
-	case <-k.s.stopping:
-		// A socket that has not authenticated yet has nothing to
-		// resume: it is simply dropped.
-		_ = k.c.CloseNow()
-		return websocket.StatusGoingAway, "server shutting down", false
-	case f = <-first:
-	}
-	if f.err != nil {
+	typ, data, err := k.c.Read(readCtx(ctx))
+	if !timeout.Stop() || err != nil {
+		// Timed out, dropped by shutdown (finish says which), or closed
+		// by the client.
 		return websocket.StatusNormalClosure, "", false
 	}
 	refuse := func(id string, e *apiError) (websocket.StatusCode, string, bool) {
@@ -261,10 +310,10 @@ func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, stri
 		}
 		return CloseUnauthorized, "the first frame must be a valid auth frame", false
 	}
-	if f.typ != websocket.MessageText {
+	if typ != websocket.MessageText {
 		return refuse("", newError(codeBadFrame, "frames are JSON text"))
 	}
-	fr, e := decodeFrame(f.data)
+	fr, e := decodeFrame(data)
 	if e != nil {
 		return refuse(fr.ID, e)
 	}
@@ -328,8 +377,9 @@ func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
 }
 
 func (k *socket) readLoop(ctx context.Context, sess Session) error {
+	rctx := readCtx(ctx)
 	for {
-		typ, data, err := k.c.Read(ctx)
+		typ, data, err := k.c.Read(rctx)
 		if err != nil {
 			return err
 		}
