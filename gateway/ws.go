@@ -110,23 +110,42 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has written the HTTP error
 	}
-	s.sockets.Add(1)
-	defer s.sockets.Done()
+	// The socket outlives this handler: it is served on a goroutine of
+	// its own, and the handler returns, so that net/http's request,
+	// response and connection state, and the handler's stack (grown by
+	// the HTTP server and the router), are not kept for the socket's
+	// life. What the socket needs of the request is taken now.
+	tok, hasTok := bearer(r)
+	up := upgrade{token: tok, hasToken: hasTok, device: r.URL.Query().Get("device_id")}
+	s.sockets.Go(func() { s.serveSocket(c, up) })
+}
+
+// upgrade is what a socket keeps of its upgrade request.
+type upgrade struct {
+	token    string // the bearer token of the Authorization header
+	hasToken bool
+	device   string // the device_id query parameter
+}
+
+// serveSocket serves an accepted socket until it closes.
+func (s *Server) serveSocket(c *websocket.Conn, up upgrade) {
 	// A frame may carry a body of MaxBodyBytes with JSON escaping; larger
 	// frames close the socket with 1009, smaller oversized bodies get a
 	// too_large error frame and the socket stays open.
 	c.SetReadLimit(int64(4*s.cfg.Limits.MaxBodyBytes + 4096))
 
-	// Shutdown is not seen through ctx: cancelling the context of a Read
-	// tears the connection down before a close frame can be sent. It
-	// closes the socket (end), which ends the read.
-	ctx, cancel := context.WithCancel(r.Context())
+	// The socket's context is its own: the request's ends when the
+	// handler returns. Shutdown is not seen through it either:
+	// cancelling the context of a Read tears the connection down before
+	// a close frame can be sent. Shutdown closes the socket (end), which
+	// ends the read.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	k := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight), cancel: cancel}
 	stop := context.AfterFunc(s.stopping, k.shutdown)
 	defer stop()
-	code, reason := k.finish(k.run(ctx, r))
+	code, reason := k.finish(k.run(ctx, up))
 	if code != websocket.StatusNormalClosure {
 		s.log.Debug("closing socket", "user_id", k.id.UserID, "code", int(code), "reason", reason)
 	}
@@ -204,9 +223,9 @@ func (k *socket) sessionEnded(ctx context.Context, err error) {
 }
 
 // run serves the socket until it should close, and says how.
-func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode, string) {
-	if tok, ok := bearer(r); ok {
-		id, err := k.s.cfg.Auth.Verify(tok)
+func (k *socket) run(ctx context.Context, up upgrade) (websocket.StatusCode, string) {
+	if up.hasToken {
+		id, err := k.s.cfg.Auth.Verify(up.token)
 		if err != nil {
 			return authClose(err)
 		}
@@ -215,7 +234,7 @@ func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode
 		return code, reason
 	}
 	if k.device == "" {
-		k.device = r.URL.Query().Get("device_id")
+		k.device = up.device
 	}
 	if k.device == "" {
 		k.device = kafkalog.NewID()[:16]
