@@ -121,6 +121,12 @@ type Config struct {
 	// MaxInFlight is the most unanswered sends per socket; more make the
 	// server stop reading that socket until answers come. Default: 256.
 	MaxInFlight int
+	// ReadBufferSize and WriteBufferSize are each socket's read and write
+	// buffers, in bytes, kept for the socket's life: a frame larger than
+	// the write buffer takes two writes (see socketBuffers). Defaults: 512
+	// and 1024, which hold a client's frame and an event frame with a
+	// body of a few hundred bytes.
+	ReadBufferSize, WriteBufferSize int
 }
 
 func (c Config) withDefaults() Config {
@@ -136,6 +142,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 256
+	}
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = 512
+	}
+	if c.WriteBufferSize == 0 {
+		c.WriteBufferSize = 1024
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

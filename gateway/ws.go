@@ -100,6 +100,7 @@ type socket struct {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	w = socketBuffers{ResponseWriter: w, read: s.cfg.ReadBufferSize, write: s.cfg.WriteBufferSize}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Authentication is by bearer token, never by cookie, so a page
 		// of another origin gains nothing by opening a socket: no
