@@ -81,6 +81,8 @@ type socket struct {
 	device   string
 	watch    *presence.Watch
 	authed   bool
+	// disconnect ends the socket's presence, when presence is on.
+	disconnect func()
 	// ended is set once the socket is to close, with how: by end, or by
 	// finish when the reader stopped first.
 	ended  bool
@@ -225,14 +227,44 @@ func (k *socket) sessionEnded(ctx context.Context, err error) {
 
 // run serves the socket until it should close, and says how.
 func (k *socket) run(ctx context.Context, up upgrade) (websocket.StatusCode, string) {
+	var code websocket.StatusCode
+	var reason string
+	var ok bool
+	onOwnStack(func() { code, reason, ok = k.open(ctx, up) })
+	if !ok {
+		return code, reason
+	}
+	defer onOwnStack(k.closeSession)
+	return k.finish(k.closeFor(ctx, k.readLoop(ctx)))
+}
+
+// onOwnStack runs f on a goroutine of its own and waits for it. A
+// goroutine's stack keeps the size its deepest call gave it until a
+// collection finds it mostly unused, which a parked reader's never is:
+// what the reader does besides reading (authentication, JSON, the
+// stores, presence) runs here, so that its stack stays at the few KiB
+// waiting for a frame takes, for the socket's life.
+func onOwnStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// open authenticates the socket and registers its session and
+// presence, or says how to close it (false).
+func (k *socket) open(ctx context.Context, up upgrade) (websocket.StatusCode, string, bool) {
 	if up.hasToken {
 		id, err := k.s.cfg.Auth.Verify(up.token)
 		if err != nil {
-			return authClose(err)
+			code, reason := authClose(err)
+			return code, reason, false
 		}
 		k.id = id
 	} else if code, reason, ok := k.firstFrameAuth(ctx); !ok {
-		return code, reason
+		return code, reason, false
 	}
 	if k.device == "" {
 		k.device = up.device
@@ -240,25 +272,31 @@ func (k *socket) run(ctx context.Context, up upgrade) (websocket.StatusCode, str
 	if k.device == "" {
 		k.device = kafkalog.NewID()[:16]
 	} else if !schemas.ValidDeviceID(k.device) {
-		return CloseProtocolViolation, "invalid device_id"
+		return CloseProtocolViolation, "invalid device_id", false
 	}
 	k.mu.Lock()
 	k.authed = true
 	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { k.end(CloseTokenExpired, "token expired") })
 	k.mu.Unlock()
-	defer k.expiry.Stop()
 
-	sess := k.s.cfg.Hub.NewSession(k.id.UserID)
-	defer sess.Close()
+	k.sess = k.s.cfg.Hub.NewSession(k.id.UserID)
 	if p := k.s.cfg.Presence; p != nil {
-		defer p.Connect(ctx, k.id.UserID, k.device)()
-		defer k.unwatch()
+		k.disconnect = p.Connect(ctx, k.id.UserID, k.device)
 	}
-	k.sess = sess
-	sess.Start(ctx, k, func(err error) { k.sessionEnded(ctx, err) })
-	// Settled before the deferred calls run: closing the session tells
-	// sessionEnded, which must not be taken for why the socket closes.
-	return k.finish(k.closeFor(ctx, k.readLoop(ctx, sess)))
+	k.sess.Start(ctx, k, func(err error) { k.sessionEnded(ctx, err) })
+	return 0, "", true
+}
+
+// closeSession undoes open once the socket is to close: run settles
+// how first, since closing the session tells sessionEnded, which must
+// not be taken for why.
+func (k *socket) closeSession() {
+	if k.disconnect != nil {
+		k.unwatch()
+		k.disconnect()
+	}
+	k.sess.Close()
+	k.expiry.Stop()
 }
 
 func (k *socket) closeFor(ctx context.Context, err error) (websocket.StatusCode, string) {
@@ -396,30 +434,32 @@ func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
 	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable})
 }
 
-func (k *socket) readLoop(ctx context.Context, sess Session) error {
+// readLoop reads the client's frames and serves each (on its own
+// stack: see onOwnStack) until the socket ends.
+func (k *socket) readLoop(ctx context.Context) error {
 	rctx := readCtx(ctx)
 	for {
 		typ, data, err := k.c.Read(rctx)
 		if err != nil {
 			return err
 		}
-		if typ != websocket.MessageText {
-			if err := k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "frames are JSON text"))); err != nil {
-				return err
-			}
-			continue
-		}
-		f, e := decodeFrame(data)
-		if e != nil {
-			if err := k.writeError(ctx, f.ID, k.s.reject("gateway", e)); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := k.handle(ctx, sess, f); err != nil {
+		onOwnStack(func() { err = k.frame(ctx, typ, data) })
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// frame serves one frame of the client.
+func (k *socket) frame(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	if typ != websocket.MessageText {
+		return k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "frames are JSON text")))
+	}
+	f, e := decodeFrame(data)
+	if e != nil {
+		return k.writeError(ctx, f.ID, k.s.reject("gateway", e))
+	}
+	return k.handle(ctx, k.sess, f)
 }
 
 func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error {
