@@ -70,15 +70,20 @@ type Session interface {
 
 // SessionLifecycle is how a socket's session runs and ends.
 type SessionLifecycle interface {
-	// Run writes the session's frames to sink until ctx is done, the
-	// sink fails or the session ends; it returns why
-	// (delivery.ErrSlowConsumer for a slow client).
-	Run(ctx context.Context, sink delivery.Sink) error
+	// Start has the session write its frames to sink under ctx from now
+	// on, on a goroutine of its own that runs only while frames wait.
+	// ended, if not nil, is told once why the session ended
+	// (delivery.ErrSlowConsumer for a slow client, a write's error, or
+	// context.Canceled after Close); it must not block.
+	Start(ctx context.Context, sink delivery.Sink, ended func(error))
 	// Done is closed when the session has ended; Err then says why.
 	Done() <-chan struct{}
 	Err() error
 	// Close ends the session; it is idempotent.
 	Close()
+	// Wait returns once the session's writer has stopped; call it after
+	// Close.
+	Wait()
 }
 
 // ReadyCheck reports whether a dependency is ready; nil means ready.
@@ -116,6 +121,12 @@ type Config struct {
 	// MaxInFlight is the most unanswered sends per socket; more make the
 	// server stop reading that socket until answers come. Default: 256.
 	MaxInFlight int
+	// ReadBufferSize and WriteBufferSize are each socket's read and write
+	// buffers, in bytes, kept for the socket's life: a frame larger than
+	// the write buffer takes two writes (see socketBuffers). Defaults: 512
+	// and 1024, which hold a client's frame and an event frame with a
+	// body of a few hundred bytes.
+	ReadBufferSize, WriteBufferSize int
 }
 
 func (c Config) withDefaults() Config {
@@ -132,6 +143,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 256
 	}
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = 512
+	}
+	if c.WriteBufferSize == 0 {
+		c.WriteBufferSize = 1024
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,9 +164,11 @@ type Server struct {
 	log *slog.Logger
 	mux http.Handler
 
-	// stopping is closed by Shutdown: sockets close with going-away.
-	stopping chan struct{}
-	stopOnce sync.Once
+	// stopping is cancelled by Shutdown (stop): sockets close with
+	// going-away. A context, so that each socket registers a function
+	// with it (context.AfterFunc) rather than park a goroutine on it.
+	stopping context.Context
+	stop     context.CancelFunc
 	sockets  sync.WaitGroup
 	typing   *limiter
 }
@@ -167,7 +186,8 @@ func New(cfg Config) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), stopping: make(chan struct{}), typing: newLimiter(typingInterval)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), typing: newLimiter(typingInterval)}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux = s.routes()
 	return s, nil
 }
@@ -243,7 +263,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // handlers, or for ctx. net/http's Shutdown does not wait for hijacked
 // connections, so call this as well.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopOnce.Do(func() { close(s.stopping) })
+	s.stop()
 	done := make(chan struct{})
 	go func() { s.sockets.Wait(); close(done) }()
 	select {

@@ -61,7 +61,13 @@ type pongFrame struct {
 	ID   string `json:"id"`
 }
 
-// socket is one WebSocket connection's state.
+// socket is one WebSocket connection's state. One goroutine serves it,
+// reading the client's frames; its session writes on a goroutine of its
+// own only while frames wait, and requests are answered on theirs. What
+// ends a socket from elsewhere — shutdown, the token's expiry, a slow
+// consumer, a failed write — closes its connection (end), which ends the
+// read: an idle socket parks no goroutine but its reader, and no timer
+// that ticks.
 type socket struct {
 	s        *Server
 	c        *websocket.Conn
@@ -69,10 +75,22 @@ type socket struct {
 	inflight chan struct{}
 	work     sync.WaitGroup
 	lanes    lanes // orders each conversation's commands up to their append
+	sess     Session
 	expiry   *time.Timer
-	mu       sync.Mutex // guards id, expiry and watch after auth
+	mu       sync.Mutex // guards id, expiry, watch, authed and the ending below
 	device   string
 	watch    *presence.Watch
+	authed   bool
+	// disconnect ends the socket's presence, when presence is on.
+	disconnect func()
+	// ended is set once the socket is to close, with how: by end, or by
+	// finish when the reader stopped first.
+	ended  bool
+	code   websocket.StatusCode
+	reason string
+	// cancel cancels the socket's context, once its connection is
+	// closed.
+	cancel context.CancelFunc
 
 	wmu sync.Mutex // guards the write-deadline context below
 	// wctx is the context writes under wparent run with until wrenew; it
@@ -84,6 +102,7 @@ type socket struct {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	w = socketBuffers{ResponseWriter: w, read: s.cfg.ReadBufferSize, write: s.cfg.WriteBufferSize}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Authentication is by bearer token, never by cookie, so a page
 		// of another origin gains nothing by opening a socket: no
@@ -94,95 +113,195 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has written the HTTP error
 	}
-	s.sockets.Add(1)
-	defer s.sockets.Done()
+	// The socket outlives this handler: it is served on a goroutine of
+	// its own, and the handler returns, so that net/http's request,
+	// response and connection state, and the handler's stack (grown by
+	// the HTTP server and the router), are not kept for the socket's
+	// life. What the socket needs of the request is taken now.
+	tok, hasTok := bearer(r)
+	up := upgrade{token: tok, hasToken: hasTok, device: r.URL.Query().Get("device_id")}
+	s.sockets.Go(func() { s.serveSocket(c, up) })
+}
+
+// upgrade is what a socket keeps of its upgrade request.
+type upgrade struct {
+	token    string // the bearer token of the Authorization header
+	hasToken bool
+	device   string // the device_id query parameter
+}
+
+// serveSocket serves an accepted socket until it closes.
+func (s *Server) serveSocket(c *websocket.Conn, up upgrade) {
 	// A frame may carry a body of MaxBodyBytes with JSON escaping; larger
 	// frames close the socket with 1009, smaller oversized bodies get a
 	// too_large error frame and the socket stays open.
 	c.SetReadLimit(int64(4*s.cfg.Limits.MaxBodyBytes + 4096))
 
-	// Shutdown is seen by run, not through ctx: cancelling the context of
-	// a Read tears the connection down before a close frame can be sent.
-	ctx, cancel := context.WithCancel(r.Context())
+	// The socket's context is its own: the request's ends when the
+	// handler returns. Shutdown is not seen through it either:
+	// cancelling the context of a Read tears the connection down before
+	// a close frame can be sent. Shutdown closes the socket (end), which
+	// ends the read.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	sock := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight)}
-	code, reason := sock.run(ctx, r)
+	k := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight), cancel: cancel}
+	stop := context.AfterFunc(s.stopping, k.shutdown)
+	defer stop()
+	code, reason := k.finish(k.run(ctx, up))
 	if code != websocket.StatusNormalClosure {
-		s.log.Debug("closing socket", "user_id", sock.id.UserID, "code", int(code), "reason", reason)
+		s.log.Debug("closing socket", "user_id", k.id.UserID, "code", int(code), "reason", reason)
 	}
 	// Close before cancelling: cancelling a Read's context tears the
 	// connection down without a close frame, and the client needs the
-	// code to know whether to resume.
+	// code to know whether to resume. When end has closed it already,
+	// this waits for that.
 	_ = c.Close(code, reason)
 	cancel()
-	sock.work.Wait()
+	k.work.Wait()
+	if k.sess != nil {
+		k.sess.Wait()
+	}
+}
+
+// end closes the socket with code and reason, unless it is closing
+// already, and returns at once: the close handshake runs on a goroutine
+// of the socket's, then the socket's context is cancelled. The reader
+// sees its read end and the socket closes with this code. It is safe to
+// call from any goroutine, the hub's included.
+func (k *socket) end(code websocket.StatusCode, reason string) {
+	k.closeWith(code, reason, true)
+}
+
+// shutdown closes the socket as the server stops: with going-away, or,
+// before it has authenticated, by dropping it — it has nothing to
+// resume.
+func (k *socket) shutdown() {
+	k.mu.Lock()
+	authed := k.authed
+	k.mu.Unlock()
+	k.closeWith(websocket.StatusGoingAway, "server shutting down", authed)
+}
+
+func (k *socket) closeWith(code websocket.StatusCode, reason string, handshake bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ended {
+		return
+	}
+	k.ended, k.code, k.reason = true, code, reason
+	// Under mu, so that it is counted before finish lets serveWS wait.
+	k.work.Go(func() {
+		if handshake {
+			_ = k.c.Close(code, reason)
+		} else {
+			_ = k.c.CloseNow()
+		}
+		k.cancel()
+	})
+}
+
+// finish settles how the socket closes once its reader has stopped: as
+// end said if it came first, else with code and reason.
+func (k *socket) finish(code websocket.StatusCode, reason string) (websocket.StatusCode, string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.ended {
+		k.ended, k.code, k.reason = true, code, reason
+	}
+	return k.code, k.reason
+}
+
+// sessionEnded is told why the socket's session ended; it must not
+// block (see SessionLifecycle.Start).
+func (k *socket) sessionEnded(ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, delivery.ErrSlowConsumer):
+		k.end(CloseSlowConsumer, "slow consumer")
+	case errors.Is(err, context.Canceled):
+		// Closed by the socket itself, which knows why.
+	default:
+		k.end(k.closeFor(ctx, err))
+	}
 }
 
 // run serves the socket until it should close, and says how.
-func (k *socket) run(ctx context.Context, r *http.Request) (websocket.StatusCode, string) {
-	if tok, ok := bearer(r); ok {
-		id, err := k.s.cfg.Auth.Verify(tok)
+func (k *socket) run(ctx context.Context, up upgrade) (websocket.StatusCode, string) {
+	var code websocket.StatusCode
+	var reason string
+	var ok bool
+	onOwnStack(func() { code, reason, ok = k.open(ctx, up) })
+	if !ok {
+		return code, reason
+	}
+	defer onOwnStack(k.closeSession)
+	return k.finish(k.closeFor(ctx, k.readLoop(ctx)))
+}
+
+// onOwnStack runs f on a goroutine of its own and waits for it. A
+// goroutine's stack keeps the size its deepest call gave it until a
+// collection finds it mostly unused, which a parked reader's never is:
+// what the reader does besides reading (authentication, JSON, the
+// stores, presence) runs here, so that its stack stays at the few KiB
+// waiting for a frame takes, for the socket's life.
+func onOwnStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// open authenticates the socket and registers its session and
+// presence, or says how to close it (false).
+func (k *socket) open(ctx context.Context, up upgrade) (websocket.StatusCode, string, bool) {
+	if up.hasToken {
+		id, err := k.s.cfg.Auth.Verify(up.token)
 		if err != nil {
-			return authClose(err)
+			code, reason := authClose(err)
+			return code, reason, false
 		}
 		k.id = id
 	} else if code, reason, ok := k.firstFrameAuth(ctx); !ok {
-		return code, reason
+		return code, reason, false
 	}
 	if k.device == "" {
-		k.device = r.URL.Query().Get("device_id")
+		k.device = up.device
 	}
 	if k.device == "" {
 		k.device = kafkalog.NewID()[:16]
 	} else if !schemas.ValidDeviceID(k.device) {
-		return CloseProtocolViolation, "invalid device_id"
+		return CloseProtocolViolation, "invalid device_id", false
 	}
-	expired := make(chan struct{})
-	var once sync.Once
 	k.mu.Lock()
-	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { once.Do(func() { close(expired) }) })
+	k.authed = true
+	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { k.end(CloseTokenExpired, "token expired") })
 	k.mu.Unlock()
-	defer k.expiry.Stop()
 
-	sess := k.s.cfg.Hub.NewSession(k.id.UserID)
-	defer sess.Close()
+	k.sess = k.s.cfg.Hub.NewSession(k.id.UserID)
 	if p := k.s.cfg.Presence; p != nil {
-		defer p.Connect(ctx, k.id.UserID, k.device)()
-		defer k.unwatch()
+		k.disconnect = p.Connect(ctx, k.id.UserID, k.device)
 	}
-	deliverErr := make(chan error, 1)
-	k.work.Go(func() { deliverErr <- sess.Run(ctx, k) })
-	readErr := make(chan error, 1)
-	k.work.Go(func() { readErr <- k.readLoop(ctx, sess) })
+	k.sess.Start(ctx, k, func(err error) { k.sessionEnded(ctx, err) })
+	return 0, "", true
+}
 
-	select {
-	case <-k.s.stopping:
-		return websocket.StatusGoingAway, "server shutting down"
-	case <-expired:
-		return CloseTokenExpired, "token expired"
-	case <-sess.Done():
-		// Ended by the hub while a write may still be blocked on the
-		// slow client: close now rather than after the write timeout.
-		if errors.Is(sess.Err(), delivery.ErrSlowConsumer) {
-			return CloseSlowConsumer, "slow consumer"
-		}
-		return k.closeFor(ctx, sess.Err())
-	case err := <-deliverErr:
-		if errors.Is(err, delivery.ErrSlowConsumer) {
-			return CloseSlowConsumer, "slow consumer"
-		}
-		return k.closeFor(ctx, err)
-	case err := <-readErr:
-		return k.closeFor(ctx, err)
+// closeSession undoes open once the socket is to close: run settles
+// how first, since closing the session tells sessionEnded, which must
+// not be taken for why.
+func (k *socket) closeSession() {
+	if k.disconnect != nil {
+		k.unwatch()
+		k.disconnect()
 	}
+	k.sess.Close()
+	k.expiry.Stop()
 }
 
 func (k *socket) closeFor(ctx context.Context, err error) (websocket.StatusCode, string) {
-	select {
-	case <-k.s.stopping:
+	if k.s.stopping.Err() != nil {
 		return websocket.StatusGoingAway, "server shutting down"
-	default:
 	}
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
@@ -217,37 +336,26 @@ func (k *socket) untilExpiry(exp time.Time) time.Duration {
 	return time.Until(exp.Add(k.s.cfg.Auth.Leeway()))
 }
 
+// readCtx is the context the socket's reads run under: ctx's values
+// without its cancellation. What ends a socket closes its connection,
+// which ends a read; a context that can be cancelled would cost every
+// read a registration with it (the library's context.AfterFunc).
+func readCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // firstFrameAuth authenticates a socket with its first frame, which must
 // be a valid auth frame within AuthTimeout, or says how to close it. A
 // first frame that is not is answered with its error frame first.
 func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, string, bool) {
-	type frame struct {
-		typ  websocket.MessageType
-		data []byte
-		err  error
-	}
-	// The read runs under ctx, not under the timeout: a Read whose
-	// context ends tears the connection down before a close frame can be
-	// sent, and the client is owed 4500.
-	first := make(chan frame, 1)
-	k.work.Go(func() {
-		typ, data, err := k.c.Read(ctx)
-		first <- frame{typ, data, err}
+	// The timeout closes the socket rather than cancel the read: a Read
+	// whose context ends tears the connection down before a close frame
+	// can be sent, and the client is owed 4500.
+	timeout := time.AfterFunc(k.s.cfg.AuthTimeout, func() {
+		k.end(CloseUnauthorized, "no auth frame within "+k.s.cfg.AuthTimeout.String())
 	})
-	timeout := time.NewTimer(k.s.cfg.AuthTimeout)
-	defer timeout.Stop()
-	var f frame
-	select {
-	case <-timeout.C:
-		return CloseUnauthorized, "no auth frame within " + k.s.cfg.AuthTimeout.String(), false
-	case <-k.s.stopping:
-		// A socket that has not authenticated yet has nothing to
-		// resume: it is simply dropped.
-		_ = k.c.CloseNow()
-		return websocket.StatusGoingAway, "server shutting down", false
-	case f = <-first:
-	}
-	if f.err != nil {
+	typ, data, err := k.c.Read(readCtx(ctx))
+	if !timeout.Stop() || err != nil {
+		// Timed out, dropped by shutdown (finish says which), or closed
+		// by the client.
 		return websocket.StatusNormalClosure, "", false
 	}
 	refuse := func(id string, e *apiError) (websocket.StatusCode, string, bool) {
@@ -260,10 +368,10 @@ func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, stri
 		}
 		return CloseUnauthorized, "the first frame must be a valid auth frame", false
 	}
-	if f.typ != websocket.MessageText {
+	if typ != websocket.MessageText {
 		return refuse("", newError(codeBadFrame, "frames are JSON text"))
 	}
-	fr, e := decodeFrame(f.data)
+	fr, e := decodeFrame(data)
 	if e != nil {
 		return refuse(fr.ID, e)
 	}
@@ -326,29 +434,32 @@ func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
 	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable})
 }
 
-func (k *socket) readLoop(ctx context.Context, sess Session) error {
+// readLoop reads the client's frames and serves each (on its own
+// stack: see onOwnStack) until the socket ends.
+func (k *socket) readLoop(ctx context.Context) error {
+	rctx := readCtx(ctx)
 	for {
-		typ, data, err := k.c.Read(ctx)
+		typ, data, err := k.c.Read(rctx)
 		if err != nil {
 			return err
 		}
-		if typ != websocket.MessageText {
-			if err := k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "frames are JSON text"))); err != nil {
-				return err
-			}
-			continue
-		}
-		f, e := decodeFrame(data)
-		if e != nil {
-			if err := k.writeError(ctx, f.ID, k.s.reject("gateway", e)); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := k.handle(ctx, sess, f); err != nil {
+		onOwnStack(func() { err = k.frame(ctx, typ, data) })
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// frame serves one frame of the client.
+func (k *socket) frame(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	if typ != websocket.MessageText {
+		return k.writeError(ctx, "", k.s.reject("gateway", newError(codeBadFrame, "frames are JSON text")))
+	}
+	f, e := decodeFrame(data)
+	if e != nil {
+		return k.writeError(ctx, f.ID, k.s.reject("gateway", e))
+	}
+	return k.handle(ctx, k.sess, f)
 }
 
 func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error {

@@ -26,19 +26,13 @@ type idleSession struct {
 	done chan struct{}
 }
 
-func (s *idleSession) Run(ctx context.Context, _ delivery.Sink) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.done:
-		return nil
-	}
-}
-func (s *idleSession) Done() <-chan struct{}            { return s.done }
-func (s *idleSession) Err() error                       { return nil }
-func (s *idleSession) Close()                           { s.once.Do(func() { close(s.done) }) }
-func (s *idleSession) Resume(string, map[string]uint64) {}
-func (s *idleSession) Signal([]byte)                    {}
+func (s *idleSession) Start(context.Context, delivery.Sink, func(error)) {}
+func (s *idleSession) Wait()                                             {}
+func (s *idleSession) Done() <-chan struct{}                             { return s.done }
+func (s *idleSession) Err() error                                        { return nil }
+func (s *idleSession) Close()                                            { s.once.Do(func() { close(s.done) }) }
+func (s *idleSession) Resume(string, map[string]uint64)                  {}
+func (s *idleSession) Signal([]byte)                                     {}
 
 // emptyHub knows no conversation; sessions deliver nothing.
 type emptyHub struct{}

@@ -28,9 +28,10 @@
 //     gap it sees — on resume after a reconnect or when an event arrives
 //     ahead of the socket's cursor — from the history store, and says so
 //     with a "gap" frame when history cannot fill it in time. Each
-//     session has a bounded queue; publishing never blocks, and a session
-//     that falls behind is ended with ErrSlowConsumer so that it
-//     reconnects and resumes.
+//     session has a bounded queue that grows only as frames wait, and a
+//     writer goroutine that runs only while they do; publishing never
+//     blocks, and a session that falls behind is ended with
+//     ErrSlowConsumer so that it reconnects and resumes.
 //   - waiters.go: the requests waiting for the answer to the command
 //     they appended (Hub.Await).
 //   - membership.go: the conversation summaries the node has seen or

@@ -39,12 +39,31 @@ type resumeRequest struct {
 }
 
 // Session is one socket's delivery state: a bounded queue and, per
-// conversation, the next seq the socket expects. Its cursors are owned by
-// the goroutine in Run.
+// conversation, the next seq the socket expects. Its frames are written
+// by a writer goroutine that runs only while frames wait (see Start), so
+// an idle session has none; writers run one after the other, and own the
+// cursors in turn.
 type Session struct {
-	hub     *Hub
-	user    string
-	queue   chan *item // shared, read-only items: 8 bytes a slot
+	hub  *Hub
+	user string
+
+	qmu sync.Mutex // guards the fields up to writers
+	// queue[head:] are the frames waiting to be written, oldest first:
+	// shared, read-only items, 8 bytes a slot. It grows only as frames
+	// wait, up to Config.QueueSize, and an idle session keeps at most
+	// idleQueueCap slots (see pop).
+	queue []*item
+	head  int
+	// ctx, sink and ended are what Start was given (started): a writer
+	// writes to sink under ctx.
+	ctx     context.Context
+	sink    Sink
+	ended   func(error)
+	started bool
+	writing bool // a writer goroutine runs
+	closed  bool // the session has ended: no frame is queued any more
+	writers sync.WaitGroup
+
 	cursors map[string]uint64
 	// liveFrom is, for a conversation whose events began reaching the
 	// socket live before the client resumed it, the first seq written:
@@ -60,13 +79,12 @@ type Session struct {
 	failErr  error
 }
 
-// NewSession registers a session of user with the hub. Run delivers to
-// the socket; Close unregisters it.
+// NewSession registers a session of user with the hub. Start (or Run)
+// delivers to the socket; Close unregisters it.
 func (h *Hub) NewSession(user string) *Session {
 	s := &Session{
 		hub:      h,
 		user:     user,
-		queue:    make(chan *item, h.cfg.QueueSize),
 		cursors:  make(map[string]uint64),
 		liveFrom: make(map[string]uint64),
 		start:    time.Now(),
@@ -86,8 +104,16 @@ func (s *Session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.failErr = err
 		close(s.failed)
+		s.qmu.Lock()
+		s.closed = true
+		s.queue, s.head = nil, 0
+		ended := s.ended
+		s.qmu.Unlock()
 		s.hub.unregister(s)
 		s.hub.cfg.Metrics.Connections.Dec()
+		if ended != nil {
+			ended(err)
+		}
 	})
 }
 
@@ -105,17 +131,66 @@ func (s *Session) Err() error {
 	}
 }
 
-// push enqueues without blocking and reports whether the queue had room.
-// A caller that gets false must call overflow, but not while
+// idleQueueCap is the most slots a session keeps once its queue is
+// empty: enough that a trickle of frames does not allocate each time,
+// little enough that idle sockets cost next to nothing.
+const idleQueueCap = 8
+
+// push enqueues without blocking and reports whether the queue had room:
+// fewer than Config.QueueSize frames waiting, not counting the one being
+// written. A caller that gets false must call overflow, but not while
 // holding the hub's lock: ending a session unregisters it, which takes
-// that lock.
+// that lock. A session that has ended drops the frame: it has room.
 func (s *Session) push(it *item) bool {
-	select {
-	case s.queue <- it:
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.closed {
 		return true
-	default:
+	}
+	if len(s.queue)-s.head >= s.hub.cfg.QueueSize {
 		return false
 	}
+	if len(s.queue) == cap(s.queue) && s.head > 0 {
+		// Reuse the slots already written rather than grow.
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
+	s.queue = append(s.queue, it)
+	s.wake()
+	return true
+}
+
+// wake starts a writer if frames wait and none runs. Call it with qmu
+// held.
+func (s *Session) wake() {
+	if s.started && !s.writing && !s.closed && s.head < len(s.queue) {
+		s.writing = true
+		s.writers.Go(s.write)
+	}
+}
+
+// pop takes the oldest waiting frame for the writer, or says that there
+// is none: the writer then exits (in the same critical section, so that
+// the next push starts another). Once the queue is empty it lets go of a
+// backing array grown beyond idleQueueCap by a burst.
+func (s *Session) pop() (*item, bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.closed || s.head == len(s.queue) {
+		s.writing = false
+		return nil, false
+	}
+	it := s.queue[s.head]
+	s.queue[s.head] = nil
+	s.head++
+	if s.head == len(s.queue) {
+		s.queue, s.head = s.queue[:0], 0
+		if cap(s.queue) > idleQueueCap {
+			s.queue = nil
+		}
+	}
+	return it, true
 }
 
 // overflow ends a session whose queue is full.
@@ -144,27 +219,70 @@ func (s *Session) Resume(id string, last map[string]uint64) {
 	}
 }
 
-// Run writes frames to sink until ctx is done, the sink fails or the
-// session is ended; it returns why (ErrSlowConsumer for a slow client).
+// Start has the session write its frames to sink, under ctx, from now
+// on: a writer goroutine runs while frames wait and exits once none do.
+// Writes fail once ctx is done, which ends the session. ended, if not
+// nil, is told once why the session ended — Close (context.Canceled), a
+// failed write, or ErrSlowConsumer — from the goroutine that ended it,
+// which may be the hub's: it must not block. Call Start once.
+func (s *Session) Start(ctx context.Context, sink Sink, ended func(error)) {
+	s.qmu.Lock()
+	s.ctx, s.sink, s.ended, s.started = ctx, sink, ended, true
+	closed := s.closed
+	s.wake()
+	s.qmu.Unlock()
+	if closed && ended != nil {
+		ended(s.failErr) // ended before it started
+	}
+}
+
+// Wait returns once the session's writer has stopped. Call it after the
+// session has ended (Close): no writer starts after that.
+func (s *Session) Wait() { s.writers.Wait() }
+
+// Run starts the session writing to sink (see Start), waits until ctx is
+// done or the session ends, ends it and waits for its writer: for a
+// caller that has a goroutine to give. It returns why the session ended
+// (ErrSlowConsumer for a slow client).
 func (s *Session) Run(ctx context.Context, sink Sink) error {
+	s.Start(ctx, sink, nil)
+	select {
+	case <-ctx.Done():
+		s.fail(ctx.Err())
+	case <-s.failed:
+	}
+	s.Wait()
+	return s.failErr
+}
+
+// write is the writer goroutine: it writes the waiting frames, and ends
+// the session if one fails.
+func (s *Session) write() {
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.failed:
-			return s.failErr
-		case it := <-s.queue:
-			var err error
-			if it.resume != nil {
-				err = s.resume(ctx, sink, it.resume)
-			} else {
-				err = s.deliver(ctx, sink, it)
-			}
-			if err != nil {
-				return err
-			}
+		it, ok := s.pop()
+		if !ok {
+			return
+		}
+		if err := s.writeItem(it); err != nil {
+			s.fail(err)
+			return
 		}
 	}
+}
+
+func (s *Session) writeItem(it *item) error {
+	select {
+	case <-s.failed:
+		return s.failErr
+	default:
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if it.resume != nil {
+		return s.resume(s.ctx, s.sink, it.resume)
+	}
+	return s.deliver(s.ctx, s.sink, it)
 }
 
 // deliver writes a live event, first filling any gap before it.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -409,5 +410,49 @@ func TestSessionSinkErrorEndsRun(t *testing.T) {
 	live(h, group(convC, "alice", "bob"))
 	if err := rs.result(t); !errors.Is(err, broken) {
 		t.Errorf("Run = %v, want the sink's error", err)
+	}
+}
+
+// TestSessionIdleHoldsNoWriter: a session's writer goroutine runs only
+// while frames wait, and once a burst is written the queue it grew is let
+// go; frames after that are written by a new writer, in order.
+func TestSessionIdleHoldsNoWriter(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, openStore(t), nil)
+	hold := make(chan struct{})
+	var once sync.Once
+	sink := &deliverytest.Sink{Before: func(context.Context, []byte) error {
+		once.Do(func() { <-hold }) // the first write waits until the burst is queued
+		return nil
+	}}
+	rs := run(t, h, "alice", sink)
+	idle := func() bool {
+		rs.s.qmu.Lock()
+		defer rs.s.qmu.Unlock()
+		return !rs.s.writing && len(rs.s.queue) == 0 && cap(rs.s.queue) <= idleQueueCap
+	}
+	live(h, group(convC, "alice", "bob"))
+	for _, ev := range msgs(convC, 1, 3*idleQueueCap) {
+		live(h, ev)
+	}
+	rs.s.qmu.Lock()
+	grown := cap(rs.s.queue)
+	rs.s.qmu.Unlock()
+	if grown <= idleQueueCap {
+		t.Fatalf("a burst of %d frames grew the queue to %d slots only", 3*idleQueueCap, grown)
+	}
+	close(hold)
+	want := []string{"event c1 0"}
+	for seq := 1; seq <= 3*idleQueueCap; seq++ {
+		want = append(want, "event c1 "+strconv.Itoa(seq))
+	}
+	deliverytest.WaitFrames(t, sink, want...)
+	if !deliverytest.Within(10*time.Second, idle) {
+		t.Fatal("the session still has a writer or a grown queue once idle")
+	}
+	live(h, msg(convC, 3*idleQueueCap+1))
+	deliverytest.WaitFrames(t, sink, append(want, "event c1 "+strconv.Itoa(3*idleQueueCap+1))...)
+	if !deliverytest.Within(10*time.Second, idle) {
+		t.Fatal("the session's writer did not exit after a single frame")
 	}
 }
