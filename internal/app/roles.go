@@ -121,6 +121,17 @@ func (s *System) startHistory(runCtx context.Context) {
 	})
 }
 
+// The search projection gathers what the log holds for up to
+// searchLinger into one batch of up to searchMaxBatch documents: nobody
+// waits on the index (it follows the log within about a second), while
+// every batch costs the index a segment to write and later merge — at
+// 100 messages a second, batches of one or two documents made indexing
+// the largest share of the CPU and slowed delivery (BENCHMARKS.md).
+const (
+	searchLinger   = time.Second
+	searchMaxBatch = 5000
+)
+
 // startSearch starts the search projection of chat.events; it waits for
 // the search index before it consumes.
 func (s *System) startSearch(runCtx context.Context) {
@@ -130,6 +141,7 @@ func (s *System) startSearch(runCtx context.Context) {
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents),
+			MaxBatch: searchMaxBatch, Linger: searchLinger,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics,
 		}, search.Projection{Index: s.search})
 	})

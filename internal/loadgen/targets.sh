@@ -6,6 +6,11 @@
 #
 #   internal/loadgen/targets.sh [OUT_DIR]      (default /tmp/parley-targets)
 #
+# DURATION (default 30s) is how long each run sends; ONLY (a regular
+# expression) picks runs by name; SERVER_FLAGS are added to `parley run`
+# (e.g. "-roles gateway,decider,history -routing broadcast" to leave the
+# search projection out).
+#
 # Needs curl and stress-ng (Debian packages). Each run writes NAME.txt (the
 # report), NAME.json and NAME.server.log to OUT_DIR; the last lines print a
 # summary. Run it on an otherwise idle machine.
@@ -21,8 +26,10 @@ echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc)
 run() { # NAME CONTENDED BENCH-FLAGS...
 	local name=$1 contended=$2
 	shift 2
+	[[ "$name" =~ ${ONLY:-.} ]] || return 0
 	rm -rf "$out/data"
-	"$out/parley" run -data-dir "$out/data" -http-addr "$addr" -log-level warn 2>"$out/$name.server.log" &
+	# shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
+	"$out/parley" run -data-dir "$out/data" -http-addr "$addr" -log-level warn ${SERVER_FLAGS:-} 2>"$out/$name.server.log" &
 	local server=$!
 	until curl -sf "$addr/readyz" >/dev/null; do
 		kill -0 "$server" # the server died: stop here
