@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -69,16 +68,7 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 }
 
 // readyURL is the /readyz URL of a role listening on addr.
-func readyURL(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if addr == "" || err != nil {
-		host, port = "", "8080"
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/readyz"
-}
+func readyURL(addr string) string { return "http://" + localAddr(addr) + "/readyz" }
 
 // checkReady returns nil when url answers 200, else an error of one line
 // that says why: the connection failed, or the status and the problem's

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -143,17 +142,5 @@ func sendLines(ctx context.Context, conn *websocket.Conn, r io.Reader) error {
 }
 
 // defaultWSURL is the socket of a gateway listening on addr (the
-// PARLEY_HTTP_ADDR form, host:port), on this machine when addr names no host.
-func defaultWSURL(addr string) string {
-	if addr == "" {
-		addr = "localhost:8080"
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "ws://" + addr + "/v1/ws"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return "ws://" + net.JoinHostPort(host, port) + "/v1/ws"
-}
+// PARLEY_HTTP_ADDR form), reached from this machine.
+func defaultWSURL(addr string) string { return "ws://" + localAddr(addr) + "/v1/ws" }
