@@ -267,6 +267,11 @@ func (s *Server) react(add bool) http.HandlerFunc {
 // unknown: the store's may lag, and a pre-check must never refuse what
 // the decider would accept.
 func (s *Server) message(ctx context.Context, c history.Conversation, seq uint64) *conversation.Message {
+	if seq == 0 {
+		// Seq 0 is the conversation's creation, never a message: a send
+		// that replies to nothing asks for it, and needs no look-up.
+		return nil
+	}
 	if seq > c.LastSeq {
 		return &conversation.Message{}
 	}

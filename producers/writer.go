@@ -60,12 +60,6 @@ func MaxPending(n int) CommandOption {
 // more honest than a timeout seconds later.
 const DefaultMaxPending = 8192
 
-// commandBatchSize is the most commands per produce request. kafka-go
-// writes one request per partition at a time, so this, over the broker's
-// round trip, is a partition's ceiling: kafka-go's default of 100 would
-// make it 100 commands per round trip.
-const commandBatchSize = 1000
-
 // NewCommandWriter returns a CommandWriter for the bootstrap brokers;
 // names resolves chat.commands.
 func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, opts ...CommandOption) *CommandWriter {
@@ -74,7 +68,7 @@ func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, 
 		o(c)
 	}
 	c.w = kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands),
-		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(commandBatchSize),
+		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.WideBatch),
 		kafkalog.ErrorLog(log, "component", "command-writer"))
 	return c
 }
@@ -175,7 +169,7 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // NewPartitionWriter returns a synchronous writer to topic that honours
 // each message's Partition, with acks from all in-sync replicas.
 func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka.Writer {
-	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(1000), kafkalog.ErrorLog(log, "topic", topic))
+	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.WideBatch), kafkalog.ErrorLog(log, "topic", topic))
 }
 
 // SignalWriter appends ephemeral signals (typing indicators) to

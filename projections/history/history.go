@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/conversation"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // ErrNotFound is returned for a conversation the store does not know.
@@ -36,6 +37,18 @@ type Event struct {
 	// Deleting a message also erases its body from Data, and from the
 	// Data of its edit events: a tombstone.
 	Message *MessageState
+	// value is Data as schemas.Decode decodes it, when whoever built the
+	// event has decoded it already (Projection.Decode, which checks every
+	// event): the folds then use it rather than decode Data again.
+	value any
+}
+
+// decode returns ev's Data as schemas.Decode decodes it.
+func (ev *Event) decode() (any, error) {
+	if ev.value != nil {
+		return ev.value, nil
+	}
+	return schemas.Decode(ev.Type, ev.Data)
 }
 
 // Conversation is a conversation's summary: its state as package

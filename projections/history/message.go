@@ -60,7 +60,7 @@ func Target(ev Event) (uint64, bool) {
 // NewMessageState returns the state of a message event before anything
 // changed it.
 func NewMessageState(msg Event) (*MessageState, error) {
-	v, err := schemas.Decode(msg.Type, msg.Data)
+	v, err := msg.decode()
 	if err != nil {
 		return nil, fmt.Errorf("decoding message %d of %s: %w", msg.Seq, msg.ConversationID, err)
 	}
@@ -83,7 +83,7 @@ func ApplyToMessage(st *MessageState, ev Event) (changed bool, err error) {
 	if st.Deleted {
 		return true, nil
 	}
-	v, err := schemas.Decode(ev.Type, ev.Data)
+	v, err := ev.decode()
 	if err != nil {
 		return true, fmt.Errorf("decoding event %d of %s: %w", ev.Seq, ev.ConversationID, err)
 	}

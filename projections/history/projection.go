@@ -32,11 +32,16 @@ func (p Projection) Decode(r consumers.Record) (Event, error) {
 	if !schemas.ValidConversationID(r.Attrs.Subject) || !utf8.ValidString(r.Attrs.ID) || !utf8.ValidString(r.Attrs.Type) {
 		return Event{}, fmt.Errorf("%w: record at offset %d has a malformed conversation id, ce_id or ce_type", schemas.ErrInvalid, r.Message.Offset)
 	}
-	if _, err := schemas.Decode(r.Attrs.Type, r.Message.Value); err != nil && !errors.Is(err, schemas.ErrUnknownType) {
+	v, err := schemas.Decode(r.Attrs.Type, r.Message.Value)
+	switch {
+	case errors.Is(err, schemas.ErrUnknownType):
+		// Kept for later versions, as long as it is JSON. A known type
+		// decoded is JSON already: json.Unmarshal checks all of it.
+		if !json.Valid(r.Message.Value) {
+			return Event{}, fmt.Errorf("%w: %s at offset %d is not JSON", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset)
+		}
+	case err != nil:
 		return Event{}, err
-	}
-	if !json.Valid(r.Message.Value) {
-		return Event{}, fmt.Errorf("%w: %s at offset %d is not JSON", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset)
 	}
 	return Event{
 		ConversationID: r.Attrs.Subject,
@@ -45,6 +50,7 @@ func (p Projection) Decode(r consumers.Record) (Event, error) {
 		Type:           r.Attrs.Type,
 		Time:           r.Attrs.Time,
 		Data:           r.Message.Value,
+		value:          v,
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package history_test
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -49,5 +50,40 @@ func TestProjectionDecode(t *testing.T) {
 				t.Errorf("decoded %+v", ev)
 			}
 		})
+	}
+}
+
+// TestDecodedEventFoldsOnce: an event from Decode folds into a summary
+// exactly as the same event read back from a store, without decoding its
+// value a second time (fewer allocations).
+func TestDecodedEventFoldsOnce(t *testing.T) {
+	a := schemas.Attributes{ID: "e1", Type: schemas.TypeMessageSent, Source: "parley", Subject: "d_1", Time: time.Unix(1, 0), Seq: 1, HasSeq: true}
+	value := []byte(`{"conversation_id":"d_1","seq":1,"sender_id":"alice","body":"hi","command_id":"c1","sent_at":"2026-01-01T00:00:00Z"}`)
+	decoded, err := history.Projection{}.Decode(consumers.Record{Message: kafka.Message{Value: value}, Attrs: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := history.Event{ConversationID: decoded.ConversationID, Seq: decoded.Seq, ID: decoded.ID, Type: decoded.Type, Time: decoded.Time, Data: decoded.Data}
+	var fromDecoded, fromStored history.Conversation
+	if _, err := history.ApplyToSummary(&fromDecoded, decoded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := history.ApplyToSummary(&fromStored, stored); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromDecoded, fromStored) {
+		t.Errorf("folded from Decode %+v, from the stored event %+v", fromDecoded, fromStored)
+	}
+	if fromDecoded.LastMessage == nil || fromDecoded.LastMessage.Body != "hi" || fromDecoded.Messages != 1 {
+		t.Errorf("summary %+v, want one message, hi", fromDecoded)
+	}
+	allocs := func(ev history.Event) float64 {
+		return testing.AllocsPerRun(50, func() {
+			var c history.Conversation
+			_, _ = history.ApplyToSummary(&c, ev)
+		})
+	}
+	if d, s := allocs(decoded), allocs(stored); d >= s {
+		t.Errorf("folding the decoded event allocates %.0f times, the stored one %.0f: decoded again", d, s)
 	}
 }

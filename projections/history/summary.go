@@ -61,7 +61,7 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		ev.Type != schemas.TypeMessageEdited && ev.Type != schemas.TypeMessageDeleted {
 		return changed, nil // reactions, and types of later versions
 	}
-	v, err := schemas.Decode(ev.Type, ev.Data)
+	v, err := ev.decode()
 	if err != nil {
 		return changed, fmt.Errorf("decoding event %d of %s: %w", ev.Seq, ev.ConversationID, err)
 	}
