@@ -47,6 +47,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "parley", "tokens' iss")
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "parley", "tokens' aud")
 	fs.StringVar(&cfg.Auth, "auth", AuthHeader, "how sockets authenticate: header (Authorization on the upgrade) or frame (first auth frame)")
+	fs.StringVar(&cfg.Protocol, "protocol", ProtocolParley, "the server's protocol: parley, or centrifugo (v5's JSON protocol, to compare the two under the same load)")
 	fs.StringVar(&cfg.Shape, "shape", ShapeDirect, "conversations: direct (users paired) or group")
 	fs.IntVar(&cfg.Sockets, "sockets", 0, "WebSocket connections; socket i is user i mod users (default 100 for direct, one per user for group)")
 	fs.IntVar(&cfg.Users, "users", 0, "users, direct shape only, even (default: one per socket)")

@@ -52,8 +52,12 @@ type Config struct {
 	// JWTAudience is the tokens' aud. Default: parley.
 	JWTAudience string
 	// Auth is how sockets authenticate: AuthHeader or AuthFrame.
-	// Default: AuthHeader.
+	// Default: AuthHeader. Centrifugo sockets always send the token in
+	// their connect command.
 	Auth string
+	// Protocol is the server's: ProtocolParley or ProtocolCentrifugo (to
+	// compare the two under the same load). Default: ProtocolParley.
+	Protocol string
 
 	// Shape is ShapeDirect or ShapeGroup. Default: ShapeDirect.
 	Shape string
@@ -128,6 +132,9 @@ func (c Config) withDefaults() Config {
 	if c.Auth == "" {
 		c.Auth = AuthHeader
 	}
+	if c.Protocol == "" {
+		c.Protocol = ProtocolParley
+	}
 	if c.Shape == "" {
 		c.Shape = ShapeDirect
 	}
@@ -199,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.Auth != AuthHeader && c.Auth != AuthFrame {
 		bad("auth must be %q or %q, got %q", AuthHeader, AuthFrame, c.Auth)
+	}
+	if c.Protocol != ProtocolParley && c.Protocol != ProtocolCentrifugo {
+		bad("protocol must be %q or %q, got %q", ProtocolParley, ProtocolCentrifugo, c.Protocol)
 	}
 	if c.Sockets < 1 || c.Sockets > maxSockets {
 		bad("sockets must be from 1 to %d, got %d", maxSockets, c.Sockets)

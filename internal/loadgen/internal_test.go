@@ -2,8 +2,11 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +36,7 @@ func TestResolveTarget(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			got, err := resolveTarget(ctx, tc.raw, tc.allow, tc.sources)
+			got, err := resolveTarget(ctx, tc.raw, tc.allow, "/v1/ws", tc.sources)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
@@ -163,5 +166,65 @@ func TestLagSince(t *testing.T) {
 	}
 	if got := r.lagSince(metrics, Sample{}, true)(context.Background(), 60); got != nil {
 		t.Errorf("no consumer figures before: lag %v, want none (unknown)", got)
+	}
+}
+
+// A publication round trip in Centrifugo's protocol: the publish command
+// the generator writes, then the reply and pushes Centrifugo sends back
+// batched one per line in a single WebSocket message, as it does.
+func TestCentrifugoFrames(t *testing.T) {
+	t.Parallel()
+	r := &runner{cfg: Config{BodyBytes: 64, Protocol: ProtocolCentrifugo}, runID: "abcd1234", t0: time.Now()}
+	r.phases = []*phaseStats{newPhaseStats(1)}
+	r.live = make([]atomic.Int64, 1)
+	r.live[0].Store(3) // the sender and two others
+	r.readCtx = t.Context()
+	r.setupErrors = map[string]int64{}
+	s := &sock{r: r, idx: 4, convID: r.centrifugoChannel(0), ready: make(chan struct{}), authOK: make(chan struct{})}
+	other := &sock{r: r, idx: 5, convID: s.convID}
+
+	frame := string(r.appendPublishFrame(nil, s, 0, 1, 1000))
+	want := `{"id":4,"publish":{"channel":"lg-abcd1234-0","data":{"body":"abcd1234.0.4.1000 `
+	if !strings.HasPrefix(frame, want) || !strings.HasSuffix(frame, `"}}}`) {
+		t.Fatalf("publish frame %s", frame)
+	}
+	var cmd struct {
+		Publish struct {
+			Data struct{ Body string }
+		}
+	}
+	if err := json.Unmarshal([]byte(frame), &cmd); err != nil {
+		t.Fatalf("publish frame is not JSON: %v", err)
+	}
+
+	r.cur.Store(0)
+	s.handleCentrifugo([]byte(`{"id":1,"connect":{"client":"c1","version":"5.4.9"}}` + "\n" + `{"id":2,"subscribe":{}}`))
+	for name, ch := range map[string]chan struct{}{"connect": s.authOK, "subscribe": s.ready} {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("the %s reply did not mark the socket", name)
+		}
+	}
+	push := `{"push":{"channel":"lg-abcd1234-0","pub":{"data":{"body":` + strconv.Quote(cmd.Publish.Data.Body) + `}}}}`
+	s.handleCentrifugo([]byte(`{"id":4,"publish":{}}` + "\n" + push))
+	other.handleCentrifugo([]byte(push + "\n" + `{"push":{"channel":"another","pub":{"data":{"body":"x"}}}}`))
+	p := r.phases[0]
+	if got := p.acked.Load(); got != 1 {
+		t.Errorf("acked %d, want 1", got)
+	}
+	if got := p.expected.Load(); got != 2 {
+		t.Errorf("expected deliveries %d, want 2", got)
+	}
+	if e, d := p.echoes.Load(), p.deliveries.Load(); e != 1 || d != 1 {
+		t.Errorf("echoes %d, deliveries %d; want 1 and 1", e, d)
+	}
+	// A refused publication is a failure with Centrifugo's code, and its
+	// id is not taken twice.
+	r.appendPublishFrame(nil, s, 0, 2, 2000)
+	s.handleCentrifugo([]byte(`{"id":5,"error":{"code":103,"message":"permission denied"}}`))
+	s.handleCentrifugo([]byte(`{"id":5,"publish":{}}`))
+	if f := p.failed.Load(); f != 1 || p.errors["centrifugo_103"] != 1 || p.acked.Load() != 1 {
+		t.Errorf("failed %d, errors %v, acked %d", f, p.errors, p.acked.Load())
 	}
 }

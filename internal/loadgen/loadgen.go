@@ -46,6 +46,7 @@ type Report struct {
 	StartedAt time.Time `json:"started_at"`
 	Shape     string    `json:"shape"`
 	Auth      string    `json:"auth"`
+	Protocol  string    `json:"protocol"`
 	// Sockets asked for, and how many connected (authenticated and
 	// registered for delivery, proven by a ping answered).
 	Sockets       int `json:"sockets"`
@@ -83,7 +84,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	if err := checkFDLimit(cfg.Sockets); err != nil {
 		return Report{}, err
 	}
-	tgt, err := resolveTarget(ctx, cfg.Target, cfg.AllowRemote, cfg.SourceAddrs)
+	wsPath := "/v1/ws"
+	if cfg.Protocol == ProtocolCentrifugo {
+		wsPath = centrifugoPath
+	}
+	tgt, err := resolveTarget(ctx, cfg.Target, cfg.AllowRemote, wsPath, cfg.SourceAddrs)
 	if err != nil {
 		return Report{}, err
 	}
@@ -165,11 +170,14 @@ func (r *runner) setupError(kind string) {
 func (r *runner) run(ctx context.Context) (rep Report, err error) {
 	cfg := r.cfg
 	rep = Report{
-		Target: r.tgt.base.String(), RunID: r.runID, StartedAt: r.t0.UTC(), Shape: cfg.Shape, Auth: cfg.Auth,
+		Target: r.tgt.base.String(), RunID: r.runID, StartedAt: r.t0.UTC(), Shape: cfg.Shape, Auth: cfg.Auth, Protocol: cfg.Protocol,
 		Sockets: cfg.Sockets, Users: cfg.Users, SourceAddrs: len(cfg.SourceAddrs), StepRates: cfg.StepRates,
 	}
 	if cfg.Shape == ShapeGroup {
 		rep.GroupSize = cfg.GroupSize
+	}
+	if cfg.Protocol == ProtocolCentrifugo {
+		rep.Auth = "connect command"
 	}
 	metrics := metricsSource(r.api, r.tgt.url("/metrics"))
 	sources := []source{metrics}

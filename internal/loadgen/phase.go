@@ -111,7 +111,11 @@ func (r *runner) sendLoop(ctx context.Context, phase int, jobs <-chan job) {
 			p.skipped.Add(1)
 			continue
 		}
-		buf = r.appendSendFrame(buf[:0], j.s, phase, j.s.msgs.Add(1), j.sched)
+		if r.cfg.Protocol == ProtocolCentrifugo {
+			buf = r.appendPublishFrame(buf[:0], j.s, phase, j.s.msgs.Add(1), j.sched)
+		} else {
+			buf = r.appendSendFrame(buf[:0], j.s, phase, j.s.msgs.Add(1), j.sched)
+		}
 		c, cancel := context.WithTimeout(wctx, writeTimeout)
 		err := j.s.c.Write(c, websocket.MessageText, buf)
 		cancel()

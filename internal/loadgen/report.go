@@ -19,7 +19,7 @@ func WriteTable(w io.Writer, rep Report) error {
 	if rep.Shape == ShapeGroup {
 		shape = fmt.Sprintf("group (%d × %d members)", rep.Conversations, rep.GroupSize)
 	}
-	ew.printf("parley bench  run %s  target %s\n", rep.RunID, rep.Target)
+	ew.printf("parley bench  run %s  target %s (%s protocol)\n", rep.RunID, rep.Target, rep.Protocol)
 	sources := "kernel-chosen source address"
 	if rep.SourceAddrs > 0 {
 		sources = fmt.Sprintf("%d source addresses", rep.SourceAddrs)

@@ -21,6 +21,13 @@ import (
 // concurrency and up to three attempts each. Any failure fails the run:
 // a load against half the conversations measures nothing useful.
 func (r *runner) createConversations(ctx context.Context) error {
+	if r.cfg.Protocol == ProtocolCentrifugo {
+		// Channels exist while someone is subscribed: nothing to create.
+		for c := range r.convUsers {
+			r.convIDs[c] = r.centrifugoChannel(c)
+		}
+		return nil
+	}
 	work := make(chan int)
 	var firstErr error
 	var errOnce sync.Once
@@ -194,7 +201,7 @@ func (r *runner) open(ctx context.Context, i int) (*sock, string) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var token string
-	if r.cfg.Auth == AuthHeader {
+	if r.cfg.Auth == AuthHeader && r.cfg.Protocol == ProtocolParley {
 		token = r.tokens[u]
 	}
 	c, err := dial(dctx, r.tgt.wsURL, r.ws[i%len(r.ws)], token)
@@ -207,7 +214,11 @@ func (r *runner) open(ctx context.Context, i int) (*sock, string) {
 		_ = c.CloseNow()
 		return nil, kind
 	}
-	if r.cfg.Auth == AuthFrame {
+	if r.cfg.Protocol == ProtocolCentrifugo {
+		if kind := s.centrifugoHandshake(dctx, r.tokens[u]); kind != "" {
+			return fail(kind)
+		}
+	} else if r.cfg.Auth == AuthFrame {
 		if err := s.writeControl(dctx, `{"type":"auth","id":"loadgen-auth","token":`+strconv.Quote(r.tokens[u])+`}`); err != nil {
 			return fail("auth_write")
 		}
@@ -219,8 +230,10 @@ func (r *runner) open(ctx context.Context, i int) (*sock, string) {
 			return fail("auth_timeout")
 		}
 	}
-	if err := s.writeControl(dctx, `{"type":"ping","id":"`+readyID+`"}`); err != nil {
-		return fail("ping_write")
+	if r.cfg.Protocol == ProtocolParley {
+		if err := s.writeControl(dctx, `{"type":"ping","id":"`+readyID+`"}`); err != nil {
+			return fail("ping_write")
+		}
 	}
 	select {
 	case <-s.ready:

@@ -34,9 +34,10 @@ type sock struct {
 
 	ready, authOK       chan struct{}
 	readyOnce, authOnce sync.Once
-	done                chan struct{} // closed when the reader ends
-	open                atomic.Bool   // counted in runner.live
-	msgs                atomic.Int64  // messages sent, for command ids
+	done                chan struct{}    // closed when the reader ends
+	open                atomic.Bool      // counted in runner.live
+	msgs                atomic.Int64     // messages sent, for command ids
+	pending             pendingPublishes // Centrifugo publications in flight
 	lastSeq             uint64
 }
 
@@ -114,6 +115,10 @@ func (s *sock) read() {
 			s.recordEnd(err)
 			return
 		}
+		if s.r.cfg.Protocol == ProtocolCentrifugo {
+			s.handleCentrifugo(data)
+			continue
+		}
 		s.handle(data)
 	}
 }
@@ -174,27 +179,14 @@ func (s *sock) handle(data []byte) {
 			return
 		}
 		s.lastSeq = f.Seq
-		if sender == s.idx {
-			p.echoes.Add(1)
-			return
-		}
-		p.deliveries.Add(1)
-		p.deliver.record(s.idx, time.Duration(now-sent))
-		storeMax(&p.lastDeliveryNanos, now)
+		s.delivered(p, sender, now, sent)
 	case "ack":
 		ph, sent, ok := parseRequestID(f.ID)
 		p := r.phase(ph)
 		if !ok || p == nil {
 			return
 		}
-		// expected before acked: once acked reaches sent, every
-		// expected delivery is counted (see phaseStats.settled).
-		p.expected.Add(r.live[s.conv].Load() - 1)
-		p.ack.record(s.idx, time.Duration(now-sent))
-		if f.Duplicate {
-			p.duplicateAcks.Add(1)
-		}
-		p.acked.Add(1)
+		s.acked(p, now, sent, f.Duplicate)
 	case "error":
 		ph, _, ok := parseRequestID(f.ID)
 		if !ok {
@@ -246,6 +238,13 @@ func (r *runner) appendSendFrame(b []byte, s *sock, phase int, n, sched int64) [
 	b = append(b, '.')
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, `","body":"`...)
+	b = r.appendBody(b, s, phase, sched)
+	return append(b, `"}`...)
+}
+
+// appendBody appends the body of a message of socket s, scheduled at
+// sched: what its receivers need to time it, padded to BodyBytes.
+func (r *runner) appendBody(b []byte, s *sock, phase int, sched int64) []byte {
 	start := len(b)
 	b = append(b, r.runID...)
 	b = append(b, '.')
@@ -260,7 +259,31 @@ func (r *runner) appendSendFrame(b []byte, s *sock, phase int, n, sched int64) [
 			b = append(b, 'x')
 		}
 	}
-	return append(b, `"}`...)
+	return b
+}
+
+// delivered counts a message of this run delivered to s, sent by socket
+// sender at sent (ns since the run's start) and received at now.
+func (s *sock) delivered(p *phaseStats, sender int, now, sent int64) {
+	if sender == s.idx {
+		p.echoes.Add(1)
+		return
+	}
+	p.deliveries.Add(1)
+	p.deliver.record(s.idx, time.Duration(now-sent))
+	storeMax(&p.lastDeliveryNanos, now)
+}
+
+// acked counts the server's acceptance of a message s sent at sent.
+func (s *sock) acked(p *phaseStats, now, sent int64, duplicate bool) {
+	// expected before acked: once acked reaches sent, every expected
+	// delivery is counted (see phaseStats.settled).
+	p.expected.Add(s.r.live[s.conv].Load() - 1)
+	p.ack.record(s.idx, time.Duration(now-sent))
+	if duplicate {
+		p.duplicateAcks.Add(1)
+	}
+	p.acked.Add(1)
 }
 
 func parseRequestID(id string) (phase int, sched int64, ok bool) {

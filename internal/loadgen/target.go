@@ -32,7 +32,7 @@ type target struct {
 
 // resolveTarget parses raw, resolves its host and refuses it unless every
 // address is loopback or allowRemote names the host.
-func resolveTarget(ctx context.Context, raw, allowRemote string, sources []netip.Addr) (target, error) {
+func resolveTarget(ctx context.Context, raw, allowRemote, wsPath string, sources []netip.Addr) (target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return target{}, fmt.Errorf("parsing target %q: %w", raw, err)
@@ -92,7 +92,7 @@ func resolveTarget(ctx context.Context, raw, allowRemote string, sources []netip
 	ws.Scheme = wsScheme
 	return target{
 		base:     &base,
-		wsURL:    ws.String() + "/v1/ws",
+		wsURL:    ws.String() + wsPath,
 		addr:     netip.AddrPortFrom(ip, uint16(pn)),
 		loopback: loopback,
 	}, nil
