@@ -167,9 +167,12 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 }
 
 // NewPartitionWriter returns a synchronous writer to topic that honours
-// each message's Partition, with acks from all in-sync replicas.
+// each message's Partition, with acks from all in-sync replicas. Each
+// call's messages are sent at once (kafkalog.FlushAtOnce): its caller
+// writes whole batches.
 func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka.Writer {
-	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.WideBatch), kafkalog.ErrorLog(log, "topic", topic))
+	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.WideBatch),
+		kafkalog.FlushAtOnce(), kafkalog.ErrorLog(log, "topic", topic))
 }
 
 // SignalWriter appends ephemeral signals (typing indicators) to

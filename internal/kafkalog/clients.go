@@ -66,6 +66,17 @@ func NewWriter(brokers []string, topic string, opts ...WriterOption) *kafka.Writ
 	return w
 }
 
+// FlushAtOnce sends each call's messages as soon as they are added, for a
+// writer whose caller hands over a whole batch per call and waits for it
+// (the decider's events and replies, the router's copies): nothing else
+// would join the batch, so the usual 1ms linger is only latency, paid on
+// every hop of every message. (kafka-go takes a zero BatchTimeout for its
+// 1s default, hence a microsecond; WriteMessages adds a call's messages
+// under the partition's lock, so they still leave as one request.)
+func FlushAtOnce() WriterOption {
+	return func(w *kafka.Writer) { w.BatchTimeout = time.Microsecond }
+}
+
 // Balancer places messages with b instead of murmur2 of the key.
 func Balancer(b kafka.Balancer) WriterOption {
 	return func(w *kafka.Writer) { w.Balancer = b }

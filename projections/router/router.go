@@ -163,7 +163,7 @@ func New(cfg Config) *Router {
 		// Each copy names its topic; delivery topics are created while
 		// the writer runs (see kafkalog.AllowAutoTopicCreation).
 		w: kafkalog.NewWriter(cfg.Brokers, "", kafkalog.LeaderAck(), kafkalog.BatchSize(kafkalog.WideBatch),
-			kafkalog.AllowAutoTopicCreation(), kafkalog.ErrorLog(log, "component", "router-writer")),
+			kafkalog.FlushAtOnce(), kafkalog.AllowAutoTopicCreation(), kafkalog.ErrorLog(log, "component", "router-writer")),
 		regs:   make(chan registration, 4096),
 		ready:  make(chan struct{}),
 		convs:  make(map[string]*routeConv),
