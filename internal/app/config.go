@@ -49,6 +49,7 @@ type Config struct {
 	EditWindow        time.Duration
 	CommandTimeout    time.Duration
 	BackfillLimit     int
+	ConversationCache int
 	SendQueue         int
 	NodeID            string
 	Routing           string
@@ -135,6 +136,7 @@ func Settings() []Setting {
 		{"max-reactions", "PARLEY_MAX_REACTIONS", "50", "most different emoji reactions on one message", num(func(c *Config) *int { return &c.MaxReactions })},
 		{"edit-window", "PARLEY_EDIT_WINDOW", "15m", "how long after sending its author may edit a message", dur(func(c *Config) *time.Duration { return &c.EditWindow })},
 		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
+		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node and router keeps in memory (members, newest seq); the least recently used beyond it are loaded again from history when needed", num(func(c *Config) *int { return &c.ConversationCache })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
@@ -289,6 +291,9 @@ func (c Config) Validate() error {
 	}
 	if c.EditWindow <= 0 {
 		errs = append(errs, errors.New("PARLEY_EDIT_WINDOW must be positive"))
+	}
+	if c.ConversationCache < 1 {
+		errs = append(errs, errors.New("PARLEY_CONVERSATION_CACHE must be at least 1"))
 	}
 	if c.BackfillLimit < 1 || c.SendQueue < 1 {
 		errs = append(errs, errors.New("PARLEY_BACKFILL_LIMIT and PARLEY_SEND_QUEUE must be at least 1"))

@@ -67,8 +67,14 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 	}
 	hub := gatewayHub{delivery.NewHub(delivery.Config{
 		Brokers: s.brokers, History: s.store, QueueSize: s.cfg.SendQueue, BackfillLimit: s.cfg.BackfillLimit,
-		Delivered: rw.Delivered, Node: node, Topology: s.topology(), Logger: s.log, Metrics: s.metrics,
+		Delivered: rw.Delivered, Node: node, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
+		Logger: s.log, Metrics: s.metrics,
 	})}
+	for _, cache := range []string{"membership", "latest", "views"} {
+		if _, ok := hub.CachedConversations()[cache]; ok {
+			s.metrics.CountCachedConversations("gateway_"+cache, func() int { return hub.CachedConversations()[cache] })
+		}
+	}
 	s.spawn("delivery", func() error { return hub.Run(runCtx) })
 	select {
 	case <-hub.Ready():

@@ -160,9 +160,10 @@ func (s *System) startRouter(ctx, runCtx context.Context, roles Roles, ready map
 		return nil
 	}
 	rt := router.New(router.Config{
-		Brokers: s.brokers, History: s.store, Topology: s.topology(),
+		Brokers: s.brokers, History: s.store, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
 		Logger: s.log, Metrics: s.metrics,
 	})
+	s.metrics.CountCachedConversations("router", rt.CachedConversations)
 	if err := rt.Prepare(ctx); err != nil {
 		return err
 	}

@@ -119,6 +119,17 @@ func New() *Metrics {
 	return m
 }
 
+// CountCachedConversations exports f, how many conversations a cache of
+// a role holds (gateway membership, newest seqs, message views; the
+// router's), as parley_cached_conversations{cache="name"}: the bounded
+// in-memory state of PARLEY_CONVERSATION_CACHE.
+func (m *Metrics) CountCachedConversations(name string, f func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_cached_conversations", Help: "Conversations a role keeps state of in memory, by cache (at most PARLEY_CONVERSATION_CACHE each).",
+		ConstLabels: prometheus.Labels{"cache": name},
+	}, func() float64 { return float64(f()) }))
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

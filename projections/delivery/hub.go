@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
@@ -49,9 +50,18 @@ type Config struct {
 	// on the router having registered it (targeted routing; see
 	// the targeted feed's Conversation). Default: 2s.
 	RegistrationSettle time.Duration
-	Logger             *slog.Logger
-	Metrics            *telemetry.Metrics
+	// MaxConversations bounds each per-conversation cache of the hub
+	// (membership, newest seqs, message views): the least recently used
+	// are forgotten beyond it and loaded again from History when needed.
+	// Default: DefaultMaxConversations.
+	MaxConversations int
+	Logger           *slog.Logger
+	Metrics          *telemetry.Metrics
 }
+
+// DefaultMaxConversations is how many conversations a hub keeps state of
+// by default: a few kilobytes each for groups of tens of members.
+const DefaultMaxConversations = 100_000
 
 func (c Config) withDefaults() Config {
 	if c.QueueSize == 0 {
@@ -65,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RegistrationSettle == 0 {
 		c.RegistrationSettle = 2 * time.Second
+	}
+	if c.MaxConversations == 0 {
+		c.MaxConversations = DefaultMaxConversations
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -102,9 +115,9 @@ func NewHub(cfg Config) *Hub {
 		cfg:      cfg,
 		log:      log,
 		client:   kafkalog.NewClient(cfg.Brokers),
-		members:  newMembership(cfg.History, log),
+		members:  newMembership(cfg.History, cfg.MaxConversations, log),
 		waiters:  newWaiters(log),
-		latest:   &latestSeqs{m: make(map[string]uint64)},
+		latest:   &latestSeqs{m: lru.New[string, uint64](cfg.MaxConversations)},
 		ready:    make(chan struct{}),
 		sessions: make(map[string]map[*Session]struct{}),
 	}
@@ -138,8 +151,18 @@ func (h *Hub) Conversation(ctx context.Context, id string) (history.Conversation
 }
 
 // Latest returns the newest seq of conversation that the hub has seen
-// live, or 0.
+// live, or 0 (also when it has forgotten it: the history store knows).
 func (h *Hub) Latest(conversation string) uint64 { return h.latest.get(conversation) }
+
+// CachedConversations returns how many conversations each of the hub's
+// caches holds: "membership", "latest" and "views" (targeted routing).
+func (h *Hub) CachedConversations() map[string]int {
+	out := map[string]int{"membership": h.members.len(), "latest": h.latest.len()}
+	if t, ok := h.feed.(*targeted); ok {
+		out["views"] = t.len()
+	}
+	return out
+}
 
 func (h *Hub) register(s *Session) {
 	h.mu.Lock()
@@ -198,24 +221,31 @@ func (h *Hub) followed(members []schemas.Member, since time.Time) bool {
 	return false
 }
 
-// latestSeqs is the newest seq seen live per conversation. Its methods
-// are safe for concurrent use.
+// latestSeqs is the newest seq seen live per conversation, for the most
+// recently active ones. Its methods are safe for concurrent use.
 type latestSeqs struct {
-	mu sync.RWMutex
-	m  map[string]uint64
+	mu sync.Mutex
+	m  *lru.Map[string, uint64]
 }
 
 // note raises conversation's newest seq to seq.
 func (l *latestSeqs) note(conversation string, seq uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if seq > l.m[conversation] {
-		l.m[conversation] = seq
+	if cur, _ := l.m.Get(conversation); seq > cur {
+		l.m.Put(conversation, seq)
 	}
 }
 
 func (l *latestSeqs) get(conversation string) uint64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.m[conversation]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, _ := l.m.Get(conversation)
+	return v
+}
+
+func (l *latestSeqs) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.Len()
 }

@@ -7,34 +7,42 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
 
 // membership caches conversation summaries — members first — by
-// conversation id. Its methods are safe for concurrent use; what they
-// return is a copy.
+// conversation id, for at most a bounded number of conversations (the
+// least recently used are forgotten, and loaded again when needed). Its
+// methods are safe for concurrent use; what they return is a copy.
 type membership struct {
 	log     *slog.Logger
 	history history.Reader
 
-	mu    sync.RWMutex
-	convs map[string]*history.Conversation
+	mu    sync.Mutex
+	convs *lru.Map[string, *history.Conversation]
 }
 
-func newMembership(h history.Reader, log *slog.Logger) *membership {
-	return &membership{log: log, history: h, convs: make(map[string]*history.Conversation)}
+func newMembership(h history.Reader, capacity int, log *slog.Logger) *membership {
+	return &membership{log: log, history: h, convs: lru.New[string, *history.Conversation](capacity)}
 }
 
 // get returns the cached summary of conversation id.
 func (m *membership) get(id string) (history.Conversation, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	c, ok := m.convs[id]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.convs.Get(id)
 	if !ok {
 		return history.Conversation{}, false
 	}
 	return *c, true
+}
+
+func (m *membership) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.convs.Len()
 }
 
 // putIfAbsent caches c as conversation id's summary unless one is
@@ -43,10 +51,10 @@ func (m *membership) get(id string) (history.Conversation, bool) {
 func (m *membership) putIfAbsent(id string, c history.Conversation) history.Conversation {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cached, ok := m.convs[id]; ok {
+	if cached, ok := m.convs.Get(id); ok {
 		return *cached
 	}
-	m.convs[id] = &c
+	m.convs.Put(id, &c)
 	return c
 }
 
@@ -68,7 +76,7 @@ func (m *membership) load(ctx context.Context, id string) (history.Conversation,
 func (m *membership) fold(ev history.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c, ok := m.convs[ev.ConversationID]; ok {
+	if c, ok := m.convs.Get(ev.ConversationID); ok {
 		if _, err := history.ApplyToSummary(c, ev); err != nil {
 			m.log.Warn("membership", "conversation_id", ev.ConversationID, "err", err)
 		}
@@ -77,7 +85,7 @@ func (m *membership) fold(ev history.Event) {
 	if ev.Type == schemas.TypeConversationCreated {
 		c := &history.Conversation{}
 		if _, err := history.ApplyToSummary(c, ev); err == nil {
-			m.convs[ev.ConversationID] = c
+			m.convs.Put(ev.ConversationID, c)
 		}
 	}
 }
@@ -95,13 +103,13 @@ func (m *membership) fold(ev history.Event) {
 func (m *membership) applyChange(ev history.Event, prev uint64, hasPrev, authoritative bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, cached := m.convs[ev.ConversationID]
+	c, cached := m.convs.Get(ev.ConversationID)
 	switch {
 	case ev.Type == schemas.TypeConversationCreated:
 		if !cached {
 			c = &history.Conversation{}
 			if _, err := history.ApplyToSummary(c, ev); err == nil {
-				m.convs[ev.ConversationID] = c
+				m.convs.Put(ev.ConversationID, c)
 			}
 		}
 	case !cached || !hasPrev || ev.Seq <= c.LastSeq:
@@ -110,6 +118,6 @@ func (m *membership) applyChange(ev history.Event, prev uint64, hasPrev, authori
 			m.log.Warn("conversation change", "conversation_id", ev.ConversationID, "seq", ev.Seq, "err", err)
 		}
 	case authoritative:
-		delete(m.convs, ev.ConversationID)
+		m.convs.Delete(ev.ConversationID)
 	}
 }

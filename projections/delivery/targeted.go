@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -30,12 +31,18 @@ const changesLookback = 1000
 type targeted struct {
 	h *Hub
 
-	mu    sync.RWMutex
-	views map[string]*messageView
+	mu    sync.Mutex
+	views *lru.Map[string, *messageView] // the most recently used
 }
 
 func newTargeted(h *Hub) *targeted {
-	return &targeted{h: h, views: make(map[string]*messageView)}
+	return &targeted{h: h, views: lru.New[string, *messageView](h.cfg.MaxConversations)}
+}
+
+func (t *targeted) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.views.Len()
 }
 
 // Run creates the node's delivery topic and follows it from its end, and
@@ -190,9 +197,9 @@ func (t *targeted) Conversation(ctx context.Context, id string) (history.Convers
 
 // view returns a copy of conversation id's message view.
 func (t *targeted) view(id string) (messageView, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	v, ok := t.views[id]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.views.Get(id)
 	if !ok {
 		return messageView{}, false
 	}
@@ -202,7 +209,7 @@ func (t *targeted) view(id string) (messageView, bool) {
 func (t *targeted) setView(id string, v messageView) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.views[id] = &v
+	t.views.Put(id, &v)
 }
 
 // foldView folds an event routed here into its conversation's message
@@ -210,7 +217,7 @@ func (t *targeted) setView(id string, v messageView) {
 func (t *targeted) foldView(ev history.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v := t.views[ev.ConversationID]
+	v, _ := t.views.Get(ev.ConversationID)
 	switch {
 	case v == nil || ev.Seq <= v.sum.LastSeq:
 	case ev.Seq == v.sum.LastSeq+1:
@@ -218,7 +225,7 @@ func (t *targeted) foldView(ev history.Event) {
 			t.h.log.Warn("folding event", "conversation_id", ev.ConversationID, "seq", ev.Seq, "err", err)
 		}
 	default:
-		delete(t.views, ev.ConversationID)
+		t.views.Delete(ev.ConversationID)
 	}
 }
 

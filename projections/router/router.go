@@ -59,6 +59,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/presence"
@@ -82,8 +83,14 @@ type Config struct {
 	// router's partitions (and so deliveries) wait before another router
 	// takes over. Default: 6s.
 	SessionTimeout time.Duration
-	Logger         *slog.Logger
-	Metrics        *telemetry.Metrics
+	// MaxConversations bounds how many conversations the router keeps
+	// (members, and the newest event for Resync): beyond it the least
+	// recently routed are forgotten, once their newest event is older
+	// than Resync, and loaded from History again when an event of theirs
+	// comes. Default: 100,000.
+	MaxConversations int
+	Logger           *slog.Logger
+	Metrics          *telemetry.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -92,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 6 * time.Second
+	}
+	if c.MaxConversations == 0 {
+		c.MaxConversations = 100_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -131,7 +141,7 @@ type Router struct {
 	// mu guards convs, byUser and the fields of every routeConv: byUser
 	// indexes convs, and a resync reads both.
 	mu     sync.Mutex
-	convs  map[string]*routeConv
+	convs  *lru.Map[string, *routeConv]   // the most recently routed
 	byUser map[string]map[string]struct{} // user -> conversations in convs
 
 	topicsMu sync.Mutex
@@ -166,10 +176,14 @@ func New(cfg Config) *Router {
 			kafkalog.FlushAtOnce(), kafkalog.AllowAutoTopicCreation(), kafkalog.ErrorLog(log, "component", "router-writer")),
 		regs:   make(chan registration, 4096),
 		ready:  make(chan struct{}),
-		convs:  make(map[string]*routeConv),
 		byUser: make(map[string]map[string]struct{}),
 		topics: make(map[string]error),
 	}
+	r.convs = lru.New(cfg.MaxConversations,
+		// A conversation whose newest event a resync may still send is
+		// kept; pruneLast releases it.
+		lru.Keep(func(_ string, c *routeConv) bool { return c.last != nil }),
+		lru.OnEvict(func(id string, c *routeConv) { r.index(id, c.sum.Members, nil) }))
 	r.registry = presence.NewRegistry(presence.RegistryConfig{
 		Brokers: cfg.Brokers, Names: cfg.Topology.Names, OnRegister: r.register, Logger: cfg.Logger,
 		ReaderErrors: cfg.Metrics.KafkaReaderErrors.WithLabelValues("", cfg.Topology.Names.Topic(schemas.TopicPresence)),
@@ -378,9 +392,12 @@ func (r *Router) routeSignal(ctx context.Context, rec consumers.Record, conv, us
 }
 
 // conversation returns what the router keeps of a conversation, loading
-// it from history if the router has not seen it; nil if history does not
-// know it either. Its fields are read and changed with r.mu held; the
-// entry itself is never removed from r.convs.
+// it from history if the router has not seen it (or has forgotten it);
+// nil if history does not know it either. Its fields are read and
+// changed with r.mu held. The entry is the most recently used when
+// returned: forgetting it takes MaxConversations other conversations
+// routed before its record is, and then the next event of the
+// conversation loads it again.
 func (r *Router) conversation(ctx context.Context, id string) *routeConv {
 	if c := r.cached(id); c != nil {
 		return c
@@ -405,20 +422,28 @@ func (r *Router) conversation(ctx context.Context, id string) *routeConv {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.convs[id]
-	if c == nil { // else another partition's record loaded it first
+	c, ok := r.convs.Get(id)
+	if !ok { // else another partition's record loaded it first
 		c = &routeConv{sum: loaded, changeSeq: loaded.LastSeq}
-		r.convs[id] = c
 		r.index(id, nil, loaded.Members)
+		r.convs.Put(id, c)
 	}
 	return c
+}
+
+// CachedConversations returns how many conversations the router keeps.
+func (r *Router) CachedConversations() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.convs.Len()
 }
 
 // cached returns what the router keeps of a conversation, or nil.
 func (r *Router) cached(id string) *routeConv {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.convs[id]
+	c, _ := r.convs.Get(id)
+	return c
 }
 
 // created returns what the router keeps of a conversation its creation
@@ -426,10 +451,10 @@ func (r *Router) cached(id string) *routeConv {
 func (r *Router) created(id string) *routeConv {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.convs[id]
-	if c == nil {
+	c, ok := r.convs.Get(id)
+	if !ok {
 		c = &routeConv{}
-		r.convs[id] = c
+		r.convs.Put(id, c)
 	}
 	return c
 }
@@ -510,7 +535,7 @@ func (r *Router) resyncLoop(ctx context.Context) {
 		r.mu.Lock()
 		for _, reg := range regs {
 			for id := range r.byUser[reg.user] {
-				if c := r.convs[id]; c != nil && c.last != nil && now.Sub(c.lastAt) <= r.cfg.Resync {
+				if c, _ := r.convs.Peek(id); c != nil && c.last != nil && now.Sub(c.lastAt) <= r.cfg.Resync {
 					out = append(out, routedCopy(r.names().Delivery(reg.node), *c.last, recipientsHeader([]string{reg.user})))
 				}
 			}
@@ -528,11 +553,13 @@ func (r *Router) resyncLoop(ctx context.Context) {
 func (r *Router) pruneLast(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, c := range r.convs {
+	r.convs.All(func(_ string, c *routeConv) bool {
 		if c.last != nil && now.Sub(c.lastAt) > r.cfg.Resync {
 			c.last = nil
 		}
-	}
+		return true
+	})
+	r.convs.Shrink()
 }
 
 // write ensures the delivery topics exist and writes msgs, counting them

@@ -42,16 +42,23 @@ type routeEnv struct {
 
 func startRouting(t *testing.T, nodes ...string) *routeEnv {
 	t.Helper()
+	return startRoutingWith(t, 0, 5*time.Second, nodes...)
+}
+
+// startRoutingWith starts routing whose router and hubs keep at most
+// maxConvs conversations (0: the default) and resync within resync.
+func startRoutingWith(t *testing.T, maxConvs int, resync time.Duration, nodes ...string) *routeEnv {
+	t.Helper()
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	brokers, topo := k.Brokers, k.Topology(kafkalog.Topology{})
 	env := &routeEnv{brokers: brokers, names: k.Names, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
 	env.w = kafkalog.NewWriter(brokers, "") // each message names its topic
 	t.Cleanup(func() { _ = env.w.Close() })
-	env.router = New(Config{Brokers: brokers, Topology: topo, History: env.store, Resync: 5 * time.Second})
+	env.router = New(Config{Brokers: brokers, Topology: topo, History: env.store, Resync: resync, MaxConversations: maxConvs})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {
 		env.metrics[n] = telemetry.New()
-		h := delivery.NewHub(delivery.Config{Brokers: brokers, Topology: topo, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, Metrics: env.metrics[n]})
+		h := delivery.NewHub(delivery.Config{Brokers: brokers, Topology: topo, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, MaxConversations: maxConvs, Metrics: env.metrics[n]})
 		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
 		tr := presence.New(presence.Config{Brokers: brokers, Names: k.Names, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
 		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
