@@ -152,6 +152,53 @@ func TestIndexFailsWhileTheClusterFails(t *testing.T) {
 	}
 }
 
+// TestIndexRidesOutARestartedCluster: while the cluster is down, Index
+// and Search fail (the projection retries the batch); once it is back on
+// the same address, the same Index — its client and bulk indexer — works
+// again and nothing written before or after is lost.
+func TestIndexRidesOutARestartedCluster(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	idx := open(t, []string{srv.URL()})
+	defer idx.Close()
+	before := searchtest.Msg("c1", 1, "ann", "hello before", searchtest.At(1))
+	after := searchtest.Msg("c1", 2, "ann", "hello after", searchtest.At(2))
+	if err := idx.Index(t.Context(), []search.Doc{before}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := idx.Index(ctx, []search.Doc{after}); err == nil {
+		t.Fatal("Index succeeded while the cluster was down")
+	}
+	if _, err := idx.Search(ctx, search.Query{Text: "hello", Conversations: []string{"c1"}, Limit: 5}); err == nil {
+		t.Fatal("Search succeeded while the cluster was down")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The projection's retry of the failed batch.
+	if err := idx.Index(ctx, []search.Doc{after}); err != nil {
+		t.Fatalf("Index after the restart: %v", err)
+	}
+	if err := idx.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := idx.Search(ctx, search.Query{Text: "hello", Conversations: []string{"c1"}, Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, h := range res.Hits {
+		seqs = append(seqs, h.Seq)
+	}
+	slices.Sort(seqs)
+	if !slices.Equal(seqs, []uint64{1, 2}) {
+		t.Errorf("after the restart the index holds seqs %v, want [1 2]", seqs)
+	}
+}
+
 func TestOpenRefusesWhatIsNotElasticsearch(t *testing.T) {
 	t.Parallel()
 	plain := http.NewServeMux()

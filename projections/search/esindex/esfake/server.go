@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -23,7 +24,9 @@ const Version = "8.19.7"
 
 // Server is an in-memory Elasticsearch stand-in.
 type Server struct {
-	srv *httptest.Server
+	srvMu sync.Mutex // guards srv across Stop and Restart
+	srv   *httptest.Server
+	url   string
 
 	mu        sync.Mutex
 	templates map[string]*template
@@ -52,14 +55,54 @@ func Start(t testing.TB) *Server {
 func New() *Server {
 	s := &Server{templates: map[string]*template{}, indices: map[string]*index{}, requests: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.url = s.srv.URL
 	return s
 }
 
 // URL is the server's base URL, http://127.0.0.1:port.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.url }
 
 // Close stops the server; everything it held is lost.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.srv != nil {
+		s.srv.Close()
+	}
+}
+
+// Stop stops the server as a cluster going down does: the port is closed
+// and open connections are dropped, but its indices are kept for
+// Restart.
+func (s *Server) Stop() {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.srv != nil {
+		s.srv.CloseClientConnections()
+		s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// Restart serves again, on the same address, what the server held when
+// it stopped.
+func (s *Server) Restart() error {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		return fmt.Errorf("esfake: listening again on %s: %w", s.url, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	s.srv = srv
+	return nil
+}
 
 // FailNext makes the next n requests fail with status, answered with an
 // Elasticsearch error body, before they change anything.
