@@ -183,7 +183,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // a load balancer not listed in TrustedProxies) are not locked out by
 // one of them.
 func (s *Server) authFailed(r *http.Request, e *apiError) *apiError {
-	if d := s.ipAuthFailures.take(clientIP(r, s.cfg.TrustedProxies)); d > 0 {
+	ip, limited := s.limitedAddress(r)
+	if !limited {
+		return e
+	}
+	if d := s.ipAuthFailures.take(ip); d > 0 {
 		return rateLimited("failed authentications from this address", d)
 	}
 	return e

@@ -156,6 +156,10 @@ type Config struct {
 	// address; from any other peer the peer's address is the client's.
 	// Default: none.
 	TrustedProxies []netip.Prefix
+	// Exempt are the client addresses the per-address limits
+	// (IPConnects, IPAuthFailures) do not apply to; the per-user limits
+	// still do. Default: none.
+	Exempt []netip.Prefix
 	// MaxBucketKeys is the most users or addresses each rate limit keeps
 	// a bucket for (see bucketSet). Default: 100,000.
 	MaxBucketKeys int

@@ -151,6 +151,14 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	return ip.String()
 }
 
+// limitedAddress returns the client address of r (clientIP) and whether
+// the per-address limits apply to it.
+func (s *Server) limitedAddress(r *http.Request) (string, bool) {
+	ip := clientIP(r, s.cfg.TrustedProxies)
+	a, err := netip.ParseAddr(ip)
+	return ip, err != nil || !isTrusted(a, s.cfg.Exempt)
+}
+
 func remoteIP(addr string) netip.Addr {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

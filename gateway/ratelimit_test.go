@@ -446,6 +446,33 @@ func TestUpgradesPerAddress(t *testing.T) {
 	})
 }
 
+// TestExemptAddressesAreNotLimitedByAddress: from an exempt address
+// upgrades and failed authentications pass beyond their buckets, while
+// the user's own limits still hold.
+func TestExemptAddressesAreNotLimitedByAddress(t *testing.T) {
+	t.Parallel()
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	e := newLimitEnv(t, Config{
+		IPConnects: Rate{PerSecond: 0.25, Burst: 1}, IPAuthFailures: Rate{PerSecond: 0.25, Burst: 1},
+		UserRequests: Rate{PerSecond: 0.25, Burst: 1}, Exempt: loopback,
+	})
+	for i := range 3 {
+		if _, _, err := e.dial(bearerHeader(e.token("alice"))); err != nil {
+			t.Fatalf("upgrade %d: %v", i+1, err)
+		}
+		if status, _, body := e.do(http.MethodGet, "/v1/conversations/g_ab", "x.y.z", "", nil); status != http.StatusUnauthorized {
+			t.Fatalf("failed authentication %d: %d %s, want 401", i+1, status, body)
+		}
+	}
+	const path = "/v1/conversations/g_ab"
+	tok := e.token("alice")
+	if status, _, body := e.do(http.MethodGet, path, tok, "", nil); status != http.StatusOK {
+		t.Fatalf("first request: %d %s", status, body)
+	}
+	status, h, body := e.do(http.MethodGet, path, tok, "", nil)
+	e.wantRateLimited(http.MethodGet, path, status, h, body, "4")
+}
+
 // TestSocketsPerUser: with a cap of 2, a third socket of the user is
 // refused at the upgrade with 429 (header token) or with a rate_limited
 // frame and the close 1013 (first-frame auth); other users are not

@@ -108,8 +108,10 @@ type socket struct {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r, s.cfg.TrustedProxies)
-	if d := s.ipConnects.take(ip); d > 0 {
+	ip, limited := s.limitedAddress(r)
+	if !limited {
+		ip = "" // firstFrameAuth counts no failure either
+	} else if d := s.ipConnects.take(ip); d > 0 {
 		writeProblem(w, s.reject("gateway", rateLimited("connections from this address", d)))
 		return
 	}
@@ -171,7 +173,7 @@ const socketLimitRetryAfter = 10 * time.Second
 
 // upgrade is what a socket keeps of its upgrade request.
 type upgrade struct {
-	ip       string // the client's address (clientIP)
+	ip       string // the client's address (clientIP); "" if exempt
 	token    string // the bearer token of the Authorization header
 	hasToken bool
 	// id and verr are the token's verification, when hasToken.
@@ -418,7 +420,9 @@ func (k *socket) firstFrameAuth(ctx context.Context, ip string) (websocket.Statu
 		return websocket.StatusNormalClosure, "", false
 	}
 	refuse := func(id string, e *apiError) (websocket.StatusCode, string, bool) {
-		k.s.ipAuthFailures.take(ip) // the socket closes all the same
+		if ip != "" {
+			k.s.ipAuthFailures.take(ip) // the socket closes all the same
+		}
 		_ = k.writeError(ctx, id, k.s.reject("gateway", e))
 		switch e.Code {
 		case codeTokenExpired:
