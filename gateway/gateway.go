@@ -137,8 +137,10 @@ type Config struct {
 	// read) and the HTTP requests that write (POST, PUT, PATCH, DELETE).
 	// Default: 100/s, burst 200.
 	UserCommands Rate
-	// UserRequests is each user's authenticated HTTP requests, reads and
-	// writes. Default: 200/s, burst 400.
+	// UserRequests is each user's requests that read: every
+	// authenticated HTTP request, writes included, and the WebSocket
+	// frames that read the stores (resume, presence_watch). Default:
+	// 200/s, burst 400.
 	UserRequests Rate
 	// IPConnects is each client address's WebSocket upgrades. Default:
 	// 1000/s, burst 2000.

@@ -378,6 +378,42 @@ func TestHTTPRequestsOverTheUserRateGet429(t *testing.T) {
 	}
 }
 
+// TestReadingFramesCountAsRequests: resume and presence_watch frames
+// count against the user's request rate, shared with HTTP; over it they
+// get rate_limited with their id and the socket stays open.
+func TestReadingFramesCountAsRequests(t *testing.T) {
+	t.Parallel()
+	e := newLimitEnv(t, Config{UserRequests: Rate{PerSecond: 1, Burst: 2}})
+	tok := e.token("alice")
+	c, _, err := e.dial(bearerHeader(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := e.do(http.MethodGet, "/v1/conversations/g_ab", tok, "", nil); status != http.StatusOK {
+		t.Fatalf("HTTP read: %d %s", status, body)
+	}
+	// The second token: the idle session answers a resume with nothing,
+	// so a ping tells that it was served.
+	write(t, c, `{"type":"resume","id":"r1","conversations":{"g_ab":0}}`)
+	write(t, c, `{"type":"ping","id":"p1"}`)
+	if f := e.readFrame(c); f["type"] != "pong" || f["id"] != "p1" {
+		t.Fatalf("resume within the burst answered with %v, want nothing before the pong", f)
+	}
+	for _, frame := range []string{
+		`{"type":"resume","id":"r2","conversations":{"g_ab":0}}`,
+		`{"type":"presence_watch","id":"r2","user_ids":["bob"]}`,
+	} {
+		write(t, c, frame)
+		if f := e.readFrame(c); f["type"] != "error" || f["id"] != "r2" || f["code"] != "rate_limited" || f["retry_after_ms"] != float64(1000) {
+			t.Errorf("%s over the rate answered with %v, want rate_limited with id r2 and retry_after_ms 1000", frame, f)
+		}
+	}
+	write(t, c, `{"type":"ping","id":"p2"}`)
+	if f := e.readFrame(c); f["type"] != "pong" {
+		t.Fatalf("ping answered with %v: the socket stays open", f)
+	}
+}
+
 // TestFailedAuthenticationsPerAddress: an address that keeps failing to
 // authenticate gets 429 instead of 401, while a request with a valid
 // token from the same address still passes.

@@ -554,6 +554,9 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 			return sendResponse{ConversationID: f.ConversationID, Seq: seq}, e
 		})
 	case "resume":
+		if d := k.s.userRequests.take(k.id.UserID); d > 0 {
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("requests", d)))
+		}
 		good := make(map[string]uint64, len(f.Conversations))
 		for conv, last := range f.Conversations {
 			c, e := k.s.member(ctx, k.id.UserID, conv)
@@ -578,6 +581,9 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	case "presence_set":
 		return k.presenceSet(ctx, f)
 	case "presence_watch":
+		if d := k.s.userRequests.take(k.id.UserID); d > 0 {
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("requests", d)))
+		}
 		return k.presenceWatch(ctx, sess, f)
 	case "auth":
 		id, err := k.s.cfg.Auth.Verify(f.Token)
