@@ -134,7 +134,8 @@ type Config struct {
 	//
 	// UserCommands is each user's commands, over both transports: the
 	// WebSocket frames that append (send, edit, delete, react, unreact,
-	// read) and the HTTP requests that write (POST, PUT, PATCH, DELETE).
+	// read, presence_set) and the HTTP requests that write (POST, PUT,
+	// PATCH, DELETE).
 	// Default: 100/s, burst 200.
 	UserCommands Rate
 	// UserRequests is each user's requests that read: every

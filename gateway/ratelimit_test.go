@@ -327,9 +327,14 @@ func TestCommandsOverTheUserRateAreRefusedOverTheSocket(t *testing.T) {
 	if ms, _ := f["retry_after_ms"].(float64); ms != 250 {
 		t.Errorf("retry_after_ms %v, want 250", f["retry_after_ms"])
 	}
+	// presence_set is a command too (published to chat.presence).
+	write(t, c, `{"type":"presence_set","id":"ps1","status":"away"}`)
+	if f := e.readFrame(c); f["type"] != "error" || f["id"] != "ps1" || f["code"] != "rate_limited" {
+		t.Fatalf("presence_set over the rate answered with %v, want rate_limited with id ps1", f)
+	}
 	write(t, c, `{"type":"ping","id":"p1"}`)
 	if f := e.readFrame(c); f["type"] != "pong" {
-		t.Fatalf("ping after the refusal answered with %v, want pong: the socket stays open", f)
+		t.Fatalf("ping after the refusals answered with %v, want pong: the socket stays open", f)
 	}
 	if n := e.log.n.Load(); n != 2 {
 		t.Errorf("%d commands appended, want 2: a refused command appends nothing", n)

@@ -116,7 +116,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, hasTok := bearer(r)
-	up := upgrade{ip: ip, token: tok, hasToken: hasTok, device: r.URL.Query().Get("device_id")}
+	up := upgrade{ip: ip, hasToken: hasTok, device: r.URL.Query().Get("device_id")}
 	if hasTok {
 		// Verified before the upgrade, so that a user over the socket
 		// limit is refused with a 429 rather than a socket; an invalid
@@ -173,12 +173,12 @@ const socketLimitRetryAfter = 10 * time.Second
 
 // upgrade is what a socket keeps of its upgrade request.
 type upgrade struct {
-	ip       string // the client's address (clientIP); "" if exempt
-	token    string // the bearer token of the Authorization header
+	ip string // the client's address (clientIP); "" if exempt
+	// hasToken is set when the request had an Authorization header; id
+	// and verr are its token's verification.
 	hasToken bool
-	// id and verr are the token's verification, when hasToken.
-	id   Identity
-	verr error
+	id       Identity
+	verr     error
 	// counted is set when id's socket is counted (Server.open) already.
 	counted bool
 	device  string // the device_id query parameter
@@ -579,6 +579,11 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	case "typing":
 		return k.typing(ctx, f)
 	case "presence_set":
+		// Each one is published to chat.presence: a command like the
+		// others, though answered only when refused.
+		if d := k.s.userCommands.take(k.id.UserID); d > 0 {
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("commands", d)))
+		}
 		return k.presenceSet(ctx, f)
 	case "presence_watch":
 		if d := k.s.userRequests.take(k.id.UserID); d > 0 {
