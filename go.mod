@@ -11,6 +11,7 @@ require (
 	github.com/compose-spec/compose-go/v2 v2.16.0
 	github.com/elastic/go-elasticsearch/v8 v8.19.7
 	go.yaml.in/yaml/v4 v4.0.0-rc.4
+	golang.org/x/time v0.14.0
 )
 
 require (

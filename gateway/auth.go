@@ -154,16 +154,53 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearer(r)
 		if !ok {
-			writeProblem(w, s.reject("gateway", newError(codeUnauthorized, "an Authorization: Bearer token is required")))
+			writeProblem(w, s.reject("gateway", s.authFailed(r, newError(codeUnauthorized, "an Authorization: Bearer token is required"))))
 			return
 		}
 		id, err := s.cfg.Auth.Verify(token)
 		if err != nil {
-			writeProblem(w, s.reject("gateway", authError(err)))
+			writeProblem(w, s.reject("gateway", s.authFailed(r, authError(err))))
 			return
+		}
+		if d := s.userRequests.take(id.UserID); d > 0 {
+			writeProblem(w, s.reject("gateway", rateLimited("requests", d)))
+			return
+		}
+		if writes(r.Method) {
+			if d := s.userCommands.take(id.UserID); d > 0 {
+				writeProblem(w, s.reject("gateway", rateLimited("commands", d)))
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
 	})
+}
+
+// authFailed counts a failed authentication against the client address
+// of r and returns the answer to it: e, or rate_limited when the address
+// has failed too often. A request with a valid token is never refused
+// for its address's failures, so that clients sharing an address (a NAT,
+// a load balancer not listed in TrustedProxies) are not locked out by
+// one of them.
+func (s *Server) authFailed(r *http.Request, e *apiError) *apiError {
+	ip, limited := s.limitedAddress(r)
+	if !limited {
+		return e
+	}
+	if d := s.ipAuthFailures.take(ip); d > 0 {
+		return rateLimited("failed authentications from this address", d)
+	}
+	return e
+}
+
+// writes reports whether an HTTP request of method is a command, which
+// the user's command rate limit counts.
+func writes(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
 }
 
 // authError is the answer to a token Verify refused, on either transport.

@@ -8,6 +8,12 @@
 // The gateway holds no conversation state of its own and can be run as
 // many nodes behind a load balancer. A Server is safe for concurrent use.
 //
+// It also enforces the edge's limits (ratelimit.go): token buckets per
+// user for commands and HTTP requests and per client address for
+// upgrades and failed authentications, a cap on each user's sockets, and
+// the socket's read limit and auth deadline. The buckets are this node's
+// own; nodes share nothing.
+//
 // # The trip of one message, socket to socket
 //
 // A newcomer can follow one chat message from the sender's WebSocket to

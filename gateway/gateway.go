@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -127,6 +128,46 @@ type Config struct {
 	// and 1024, which hold a client's frame and an event frame with a
 	// body of a few hundred bytes.
 	ReadBufferSize, WriteBufferSize int
+
+	// Rate limits (token buckets; see README "Limits"). A Rate of zero
+	// takes the default; a negative PerSecond turns the limit off.
+	//
+	// UserCommands is each user's commands, over both transports: the
+	// WebSocket frames that append (send, edit, delete, react, unreact,
+	// read, presence_set) and the HTTP requests that write (POST, PUT,
+	// PATCH, DELETE).
+	// Default: 100/s, burst 200.
+	UserCommands Rate
+	// UserRequests is each user's requests that read: every
+	// authenticated HTTP request, writes included, and the WebSocket
+	// frames that read the stores (resume, presence_watch). Default:
+	// 200/s, burst 400.
+	UserRequests Rate
+	// IPConnects is each client address's WebSocket upgrades. Default:
+	// 1000/s, burst 2000.
+	IPConnects Rate
+	// IPAuthFailures is each client address's failed authentications,
+	// over both transports; while its bucket is empty the address's
+	// unauthenticated requests and upgrades are refused before their
+	// token is looked at. Default: 10/s, burst 100.
+	IPAuthFailures Rate
+	// MaxSocketsPerUser is the most sockets one user may have open on
+	// this node; a negative value means no limit. Default: 100.
+	MaxSocketsPerUser int
+	// TrustedProxies are the addresses of the load balancers and proxies
+	// whose X-Forwarded-For is believed when finding a request's client
+	// address; from any other peer the peer's address is the client's.
+	// Default: none.
+	TrustedProxies []netip.Prefix
+	// Exempt are the client addresses the per-address limits
+	// (IPConnects, IPAuthFailures) do not apply to; the per-user limits
+	// still do. Default: none.
+	Exempt []netip.Prefix
+	// MaxBucketKeys is the most users or addresses each rate limit keeps
+	// a bucket for (see bucketSet). Default: 100,000.
+	MaxBucketKeys int
+	// Now is the rate limits' clock. Default: time.Now.
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -148,6 +189,19 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteBufferSize == 0 {
 		c.WriteBufferSize = 1024
+	}
+	c.UserCommands = c.UserCommands.orDefault(Rate{PerSecond: 100, Burst: 200})
+	c.UserRequests = c.UserRequests.orDefault(Rate{PerSecond: 200, Burst: 400})
+	c.IPConnects = c.IPConnects.orDefault(Rate{PerSecond: 1000, Burst: 2000})
+	c.IPAuthFailures = c.IPAuthFailures.orDefault(Rate{PerSecond: 10, Burst: 100})
+	if c.MaxSocketsPerUser == 0 {
+		c.MaxSocketsPerUser = 100
+	}
+	if c.MaxBucketKeys == 0 {
+		c.MaxBucketKeys = defaultMaxBucketKeys
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -171,6 +225,11 @@ type Server struct {
 	stop     context.CancelFunc
 	sockets  sync.WaitGroup
 	typing   *limiter
+
+	// The rate limits' buckets (see Config).
+	userCommands, userRequests, ipConnects, ipAuthFailures *bucketSet
+	// open counts each user's open sockets (MaxSocketsPerUser).
+	open userSockets
 }
 
 // New returns a Server.
@@ -186,7 +245,14 @@ func New(cfg Config) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), typing: newLimiter(typingInterval)}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger.With("component", "gateway"), typing: newLimiter(typingInterval),
+		userCommands:   newBucketSet(cfg.UserCommands, cfg.MaxBucketKeys, cfg.Now),
+		userRequests:   newBucketSet(cfg.UserRequests, cfg.MaxBucketKeys, cfg.Now),
+		ipConnects:     newBucketSet(cfg.IPConnects, cfg.MaxBucketKeys, cfg.Now),
+		ipAuthFailures: newBucketSet(cfg.IPAuthFailures, cfg.MaxBucketKeys, cfg.Now),
+		open:           userSockets{max: cfg.MaxSocketsPerUser, n: make(map[string]int)},
+	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux = s.routes()
 	return s, nil

@@ -28,6 +28,7 @@ const (
 	codeTimeout        = "timeout"
 	codeUnavailable    = "unavailable"
 	codeOverloaded     = "overloaded"
+	codeRateLimited    = "rate_limited"
 	codeInternal       = "internal"
 	codeConflict       = "conflict"
 )
@@ -40,7 +41,8 @@ type apiError struct {
 	Status    int
 	Retryable bool
 	// RetryAfter, if set, is sent as the Retry-After header of a problem
-	// response, in whole seconds.
+	// response, in whole seconds rounded up, and as the retry_after_ms of
+	// an error frame.
 	RetryAfter time.Duration
 }
 
@@ -81,6 +83,8 @@ func newError(code, msg string) *apiError {
 		status, retry = http.StatusGatewayTimeout, true
 	case codeUnavailable, codeOverloaded:
 		status, retry = http.StatusServiceUnavailable, true
+	case codeRateLimited:
+		status, retry = http.StatusTooManyRequests, true
 	case codeInternal:
 		status, retry = http.StatusInternalServerError, true
 	}

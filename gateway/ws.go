@@ -39,6 +39,9 @@ type errorFrame struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
+	// RetryAfterMs is how long to wait before sending the same request
+	// again, when the server knows (rate_limited, overloaded).
+	RetryAfterMs int64 `json:"retry_after_ms,omitempty"`
 }
 
 type ackFrame struct {
@@ -81,6 +84,9 @@ type socket struct {
 	device   string
 	watch    *presence.Watch
 	authed   bool
+	// counted is the user whose socket count (Server.open) this socket
+	// is in, once it is; set by the reader only.
+	counted string
 	// disconnect ends the socket's presence, when presence is on.
 	disconnect func()
 	// ended is set once the socket is to close, with how: by end, or by
@@ -102,6 +108,33 @@ type socket struct {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ip, limited := s.limitedAddress(r)
+	if !limited {
+		ip = "" // firstFrameAuth counts no failure either
+	} else if d := s.ipConnects.take(ip); d > 0 {
+		writeProblem(w, s.reject("gateway", rateLimited("connections from this address", d)))
+		return
+	}
+	tok, hasTok := bearer(r)
+	up := upgrade{ip: ip, hasToken: hasTok, device: r.URL.Query().Get("device_id")}
+	if hasTok {
+		// Verified before the upgrade, so that a user over the socket
+		// limit is refused with a 429 rather than a socket; an invalid
+		// token still gets its socket and close code (open), unless the
+		// address has failed too often.
+		up.id, up.verr = s.cfg.Auth.Verify(tok)
+		if up.verr != nil {
+			if e := s.authFailed(r, nil); e != nil {
+				writeProblem(w, s.reject("gateway", e))
+				return
+			}
+		} else if !s.open.acquire(up.id.UserID) {
+			writeProblem(w, s.reject("gateway", tooManySockets(s.cfg.MaxSocketsPerUser)))
+			return
+		} else {
+			up.counted = true
+		}
+	}
 	w = socketBuffers{ResponseWriter: w, read: s.cfg.ReadBufferSize, write: s.cfg.WriteBufferSize}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Authentication is by bearer token, never by cookie, so a page
@@ -111,23 +144,44 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		if up.counted {
+			s.open.release(up.id.UserID)
+		}
 		return // Accept has written the HTTP error
 	}
 	// The socket outlives this handler: it is served on a goroutine of
 	// its own, and the handler returns, so that net/http's request,
 	// response and connection state, and the handler's stack (grown by
 	// the HTTP server and the router), are not kept for the socket's
-	// life. What the socket needs of the request is taken now.
-	tok, hasTok := bearer(r)
-	up := upgrade{token: tok, hasToken: hasTok, device: r.URL.Query().Get("device_id")}
+	// life. What the socket needs of the request is taken before.
 	s.sockets.Go(func() { s.serveSocket(c, up) })
 }
 
+// tooManySockets is the answer to a user who has max sockets open on
+// this node already: at the upgrade a 429, after a first-frame auth an
+// error frame before the close with 1013 (try again later).
+func tooManySockets(max int) *apiError {
+	e := newError(codeRateLimited, "too many sockets: this user has "+strconv.Itoa(max)+" open on this node; close one first")
+	e.RetryAfter = socketLimitRetryAfter
+	return e
+}
+
+// socketLimitRetryAfter is the retry hint of tooManySockets: when a
+// socket of the user closes is unknown, so it only keeps a client that
+// heeds it from reconnecting in a loop.
+const socketLimitRetryAfter = 10 * time.Second
+
 // upgrade is what a socket keeps of its upgrade request.
 type upgrade struct {
-	token    string // the bearer token of the Authorization header
+	ip string // the client's address (clientIP); "" if exempt
+	// hasToken is set when the request had an Authorization header; id
+	// and verr are its token's verification.
 	hasToken bool
-	device   string // the device_id query parameter
+	id       Identity
+	verr     error
+	// counted is set when id's socket is counted (Server.open) already.
+	counted bool
+	device  string // the device_id query parameter
 }
 
 // serveSocket serves an accepted socket until it closes.
@@ -146,6 +200,14 @@ func (s *Server) serveSocket(c *websocket.Conn, up upgrade) {
 	defer cancel()
 
 	k := &socket{s: s, c: c, inflight: make(chan struct{}, s.cfg.MaxInFlight), cancel: cancel}
+	if up.counted {
+		k.counted = up.id.UserID
+	}
+	defer func() {
+		if k.counted != "" {
+			s.open.release(k.counted)
+		}
+	}()
 	stop := context.AfterFunc(s.stopping, k.shutdown)
 	defer stop()
 	code, reason := k.finish(k.run(ctx, up))
@@ -257,13 +319,12 @@ func onOwnStack(f func()) {
 // presence, or says how to close it (false).
 func (k *socket) open(ctx context.Context, up upgrade) (websocket.StatusCode, string, bool) {
 	if up.hasToken {
-		id, err := k.s.cfg.Auth.Verify(up.token)
-		if err != nil {
-			code, reason := authClose(err)
+		if up.verr != nil {
+			code, reason := authClose(up.verr)
 			return code, reason, false
 		}
-		k.id = id
-	} else if code, reason, ok := k.firstFrameAuth(ctx); !ok {
+		k.id = up.id
+	} else if code, reason, ok := k.firstFrameAuth(ctx, up.ip); !ok {
 		return code, reason, false
 	}
 	if k.device == "" {
@@ -345,7 +406,7 @@ func readCtx(ctx context.Context) context.Context { return context.WithoutCancel
 // firstFrameAuth authenticates a socket with its first frame, which must
 // be a valid auth frame within AuthTimeout, or says how to close it. A
 // first frame that is not is answered with its error frame first.
-func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, string, bool) {
+func (k *socket) firstFrameAuth(ctx context.Context, ip string) (websocket.StatusCode, string, bool) {
 	// The timeout closes the socket rather than cancel the read: a Read
 	// whose context ends tears the connection down before a close frame
 	// can be sent, and the client is owed 4500.
@@ -359,6 +420,9 @@ func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, stri
 		return websocket.StatusNormalClosure, "", false
 	}
 	refuse := func(id string, e *apiError) (websocket.StatusCode, string, bool) {
+		if ip != "" {
+			k.s.ipAuthFailures.take(ip) // the socket closes all the same
+		}
 		_ = k.writeError(ctx, id, k.s.reject("gateway", e))
 		switch e.Code {
 		case codeTokenExpired:
@@ -382,6 +446,11 @@ func (k *socket) firstFrameAuth(ctx context.Context) (websocket.StatusCode, stri
 	if err != nil {
 		return refuse(fr.ID, authError(err))
 	}
+	if !k.s.open.acquire(id.UserID) {
+		_ = k.writeError(ctx, fr.ID, k.s.reject("gateway", tooManySockets(k.s.cfg.MaxSocketsPerUser)))
+		return websocket.StatusTryAgainLater, "too many sockets", false
+	}
+	k.counted = id.UserID
 	k.id = id
 	if fr.DeviceID != "" {
 		k.device = fr.DeviceID
@@ -431,7 +500,12 @@ func (k *socket) writeJSON(ctx context.Context, v any) error {
 }
 
 func (k *socket) writeError(ctx context.Context, id string, e *apiError) error {
-	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable})
+	return k.writeJSON(ctx, errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Retryable: e.Retryable, RetryAfterMs: retryAfterMs(e.RetryAfter)})
+}
+
+// retryAfterMs is d in whole milliseconds, rounded up.
+func retryAfterMs(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // readLoop reads the client's frames and serves each (on its own
@@ -480,6 +554,9 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 			return sendResponse{ConversationID: f.ConversationID, Seq: seq}, e
 		})
 	case "resume":
+		if d := k.s.userRequests.take(k.id.UserID); d > 0 {
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("requests", d)))
+		}
 		good := make(map[string]uint64, len(f.Conversations))
 		for conv, last := range f.Conversations {
 			c, e := k.s.member(ctx, k.id.UserID, conv)
@@ -502,8 +579,16 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 	case "typing":
 		return k.typing(ctx, f)
 	case "presence_set":
+		// Each one is published to chat.presence: a command like the
+		// others, though answered only when refused.
+		if d := k.s.userCommands.take(k.id.UserID); d > 0 {
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("commands", d)))
+		}
 		return k.presenceSet(ctx, f)
 	case "presence_watch":
+		if d := k.s.userRequests.take(k.id.UserID); d > 0 {
+			return k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("requests", d)))
+		}
 		return k.presenceWatch(ctx, sess, f)
 	case "auth":
 		id, err := k.s.cfg.Auth.Verify(f.Token)
@@ -563,6 +648,12 @@ func (k *socket) ordered(ctx context.Context, f clientFrame, do func(context.Con
 func (k *socket) admit(ctx context.Context, f clientFrame) (bool, error) {
 	if f.ID == "" {
 		return false, k.writeError(ctx, "", k.s.reject("gateway", newError(codeInvalidRequest, "a "+f.Type+" frame needs an id")))
+	}
+	// Every frame admitted is a command: counted against the user's
+	// rate, before it takes a slot; a refused one appends nothing and
+	// the socket stays open.
+	if d := k.s.userCommands.take(k.id.UserID); d > 0 {
+		return false, k.writeError(ctx, f.ID, k.s.reject("gateway", rateLimited("commands", d)))
 	}
 	select {
 	case k.inflight <- struct{}{}:

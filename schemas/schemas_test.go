@@ -1549,7 +1549,7 @@ func TestOpenAPI(t *testing.T) {
 	// forbidden included) plus the HTTP-only ones.
 	async := loadYAML(t, "asyncapi.yaml")
 	wantCodes := append(slices.Clone(asSlice(get(t, async, "/components/schemas/ErrorFrame/properties/code/enum"))),
-		"bad_request", "not_found", "rate_limited")
+		"bad_request", "not_found")
 	if got := asSlice(get(t, doc, "/components/schemas/Problem/properties/code/enum")); !reflect.DeepEqual(got, wantCodes) {
 		t.Errorf("problem codes %v, want %v", got, wantCodes)
 	}

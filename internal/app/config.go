@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
@@ -65,6 +67,23 @@ type Config struct {
 	ScyllaReplication string
 	ScyllaLocalDC     string
 	PprofAddr         string
+
+	// The edge's limits (README, Limits).
+	MaxInFlight           int
+	WSAuthTimeout         time.Duration
+	MaxSocketsPerUser     int
+	UserCommandRate       float64
+	UserCommandBurst      int
+	UserRequestRate       float64
+	UserRequestBurst      int
+	IPConnectRate         float64
+	IPConnectBurst        int
+	IPAuthFailureRate     float64
+	IPAuthFailureBurst    int
+	TrustedProxies        []string
+	RateLimitExempt       []string
+	HTTPReadHeaderTimeout time.Duration
+	HTTPIdleTimeout       time.Duration
 }
 
 // Setting is one configuration setting.
@@ -95,6 +114,16 @@ func Settings() []Setting {
 				return fmt.Errorf("not a duration: %q", v)
 			}
 			*p(c) = d
+			return nil
+		}
+	}
+	float := func(p func(*Config) *float64) func(*Config, string) error {
+		return func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return fmt.Errorf("not a number: %q", v)
+			}
+			*p(c) = f
 			return nil
 		}
 	}
@@ -139,6 +168,21 @@ func Settings() []Setting {
 		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node and router keeps in memory (members, newest seq); the least recently used beyond it are loaded again from history when needed", num(func(c *Config) *int { return &c.ConversationCache })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
+		{"max-inflight", "PARLEY_MAX_INFLIGHT", "256", "most requests of one socket waiting for their answer; beyond it the server stops reading the socket until one is answered", num(func(c *Config) *int { return &c.MaxInFlight })},
+		{"ws-auth-timeout", "PARLEY_WS_AUTH_TIMEOUT", "10s", "how long a socket without an Authorization header may take to send its auth frame before it is closed with 4500", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
+		{"max-sockets-per-user", "PARLEY_MAX_SOCKETS_PER_USER", "100", "most sockets one user may have open on one gateway node; more are refused with 429 at the upgrade, or the close 1013 after a first-frame auth (0: no limit)", num(func(c *Config) *int { return &c.MaxSocketsPerUser })},
+		{"user-command-rate", "PARLEY_USER_COMMAND_RATE", "100", "commands per second one user may send on one gateway node, WebSocket frames that append (send, edit, delete, react, unreact, read, presence_set) and HTTP writes together; more get rate_limited or 429 (0: no limit)", float(func(c *Config) *float64 { return &c.UserCommandRate })},
+		{"user-command-burst", "PARLEY_USER_COMMAND_BURST", "200", "commands one user may send at once above the rate", num(func(c *Config) *int { return &c.UserCommandBurst })},
+		{"user-request-rate", "PARLEY_USER_REQUEST_RATE", "200", "requests per second of one user on one gateway node: authenticated HTTP requests, reads and writes, and the WebSocket resume and presence_watch frames; more get 429 or rate_limited (0: no limit)", float(func(c *Config) *float64 { return &c.UserRequestRate })},
+		{"user-request-burst", "PARLEY_USER_REQUEST_BURST", "400", "requests one user may send at once above the rate", num(func(c *Config) *int { return &c.UserRequestBurst })},
+		{"ip-connect-rate", "PARLEY_IP_CONNECT_RATE", "1000", "WebSocket upgrades per second from one client address on one gateway node; more get 429 (0: no limit)", float(func(c *Config) *float64 { return &c.IPConnectRate })},
+		{"ip-connect-burst", "PARLEY_IP_CONNECT_BURST", "2000", "upgrades one address may make at once above the rate", num(func(c *Config) *int { return &c.IPConnectBurst })},
+		{"ip-auth-failure-rate", "PARLEY_IP_AUTH_FAILURE_RATE", "10", "failed authentications per second from one client address; beyond it the address's requests without a valid token get 429 instead of 401 (0: no limit)", float(func(c *Config) *float64 { return &c.IPAuthFailureRate })},
+		{"ip-auth-failure-burst", "PARLEY_IP_AUTH_FAILURE_BURST", "100", "failed authentications one address may make at once above the rate", num(func(c *Config) *int { return &c.IPAuthFailureBurst })},
+		{"trusted-proxies", "PARLEY_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR prefixes of the load balancers whose X-Forwarded-For gives the client address; from any other peer the peer is the client", list(func(c *Config) *[]string { return &c.TrustedProxies })},
+		{"rate-limit-exempt", "PARLEY_RATE_LIMIT_EXEMPT", "127.0.0.0/8,::1", "comma-separated client addresses or CIDR prefixes the per-address limits do not apply to (the per-user ones still do): by default loopback, where local tools and the load generator connect from; empty exempts none", list(func(c *Config) *[]string { return &c.RateLimitExempt })},
+		{"http-read-header-timeout", "PARLEY_HTTP_READ_HEADER_TIMEOUT", "10s", "how long a client may take to send a request's headers before its connection is closed", dur(func(c *Config) *time.Duration { return &c.HTTPReadHeaderTimeout })},
+		{"http-idle-timeout", "PARLEY_HTTP_IDLE_TIMEOUT", "2m", "how long an idle keep-alive HTTP connection is kept open (not a WebSocket)", dur(func(c *Config) *time.Duration { return &c.HTTPIdleTimeout })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
 		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
 		{"routing", "PARLEY_ROUTING", RoutingAuto, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need), broadcast (every node reads every event), or auto: broadcast when every role runs in one process on the embedded broker (one node: no router hop), else targeted", str(func(c *Config) *string { return &c.Routing })},
@@ -316,6 +360,7 @@ func (c Config) Validate() error {
 	if c.CommandTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
 	}
+	errs = append(errs, c.validateLimits()...)
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
 	}
@@ -323,6 +368,90 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("PARLEY_LOG_FORMAT must be text or json, got %q", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// validateLimits reports the problems of the edge's limits.
+func (c Config) validateLimits() []error {
+	var errs []error
+	if c.MaxInFlight < 1 || c.MaxInFlight > 1<<16 {
+		errs = append(errs, errors.New("PARLEY_MAX_INFLIGHT must be 1..65536"))
+	}
+	if c.MaxSocketsPerUser < 0 {
+		errs = append(errs, errors.New("PARLEY_MAX_SOCKETS_PER_USER must be 0 (no limit) or more"))
+	}
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{
+		{"USER_COMMAND", c.UserCommandRate, c.UserCommandBurst},
+		{"USER_REQUEST", c.UserRequestRate, c.UserRequestBurst},
+		{"IP_CONNECT", c.IPConnectRate, c.IPConnectBurst},
+		{"IP_AUTH_FAILURE", c.IPAuthFailureRate, c.IPAuthFailureBurst},
+	} {
+		if r.rate < 0 {
+			errs = append(errs, fmt.Errorf("PARLEY_%s_RATE must be 0 (no limit) or more", r.name))
+		}
+		if r.rate > 0 && r.burst < 1 {
+			errs = append(errs, fmt.Errorf("PARLEY_%s_BURST must be at least 1", r.name))
+		}
+	}
+	if _, err := prefixes("PARLEY_TRUSTED_PROXIES", c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := prefixes("PARLEY_RATE_LIMIT_EXEMPT", c.RateLimitExempt); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WSAuthTimeout <= 0 || c.HTTPReadHeaderTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		errs = append(errs, errors.New("PARLEY_WS_AUTH_TIMEOUT, PARLEY_HTTP_READ_HEADER_TIMEOUT and PARLEY_HTTP_IDLE_TIMEOUT must be positive"))
+	}
+	return errs
+}
+
+// prefixes parses the setting env's values: addresses and CIDR
+// prefixes.
+func prefixes(env string, values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, v := range values {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is neither an address nor a CIDR prefix", env, v))
+			continue
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, errors.Join(errs...)
+}
+
+// rate is a gateway rate limit of perSecond and burst; 0 is no limit.
+func rate(perSecond float64, burst int) gateway.Rate {
+	if perSecond == 0 {
+		return gateway.Rate{PerSecond: -1}
+	}
+	return gateway.Rate{PerSecond: perSecond, Burst: burst}
+}
+
+// gatewayLimits sets cfg's limits from c's.
+func (c Config) gatewayLimits(cfg *gateway.Config) {
+	cfg.MaxInFlight = c.MaxInFlight
+	cfg.AuthTimeout = c.WSAuthTimeout
+	cfg.MaxSocketsPerUser = c.MaxSocketsPerUser
+	if c.MaxSocketsPerUser == 0 {
+		cfg.MaxSocketsPerUser = -1
+	}
+	cfg.UserCommands = rate(c.UserCommandRate, c.UserCommandBurst)
+	cfg.UserRequests = rate(c.UserRequestRate, c.UserRequestBurst)
+	cfg.IPConnects = rate(c.IPConnectRate, c.IPConnectBurst)
+	cfg.IPAuthFailures = rate(c.IPAuthFailureRate, c.IPAuthFailureBurst)
+	// Validate has checked them.
+	cfg.TrustedProxies, _ = prefixes("PARLEY_TRUSTED_PROXIES", c.TrustedProxies)
+	cfg.Exempt, _ = prefixes("PARLEY_RATE_LIMIT_EXEMPT", c.RateLimitExempt)
 }
 
 func (c Config) logLevel() (slog.Level, error) {

@@ -49,10 +49,12 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	sw := producers.NewSignalWriter(s.brokers, s.names, s.log)
 	s.onClose(func() error { return sw.Close() })
 	tracker := s.startPresence(runCtx, ready)
-	s.gw, err = gateway.New(gateway.Config{
+	gcfg := gateway.Config{
 		Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: s.log,
 		Receipts: rw, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,
-	})
+	}
+	s.cfg.gatewayLimits(&gcfg)
+	s.gw, err = gateway.New(gcfg)
 	return err
 }
 
@@ -121,7 +123,7 @@ func (s *System) serveHTTP(ready map[string]gateway.ReadyCheck) error {
 		return fmt.Errorf("listening on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.httpSrv = newHTTPServer(handler, s.cfg, s.log)
 	s.spawn("http", func() error {
 		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -129,6 +131,23 @@ func (s *System) serveHTTP(ready map[string]gateway.ReadyCheck) error {
 		return nil
 	})
 	return nil
+}
+
+// newHTTPServer returns the public HTTP server of handler. Slow clients
+// are bounded by time: a request's headers must arrive within
+// HTTPReadHeaderTimeout, and an idle keep-alive connection is closed
+// after HTTPIdleTimeout. There is no ReadTimeout or WriteTimeout: they
+// would also cut WebSockets, whose connections the server hands over
+// (hijacks) with its deadlines set; sockets have their own limits (the
+// auth deadline, per-write timeouts, the read limit). Request bodies are
+// bounded by size in the gateway.
+func newHTTPServer(handler http.Handler, cfg Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // servePprof serves net/http/pprof on its own listener at addr (never on
