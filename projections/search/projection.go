@@ -5,6 +5,8 @@ package search
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/parley-chat/parley/consumers"
@@ -24,8 +26,9 @@ type Projection struct {
 // deletes it, both versioned by their own seq, so an older event
 // arriving late cannot undo them. Every other type, known or not,
 // becomes a KindNone doc so the batch still commits. A record without a
-// conversation or seq, or one that breaks its schema or disagrees with
-// its headers, is an error: the runtime dead-letters it.
+// conversation or seq, or one that breaks its schema (a type of a later
+// version: one that is not JSON) or disagrees with its headers, is an
+// error: the runtime dead-letters it.
 func (Projection) Decode(r consumers.Record) (Doc, error) {
 	a := r.Attrs
 	if a.Subject == "" || !a.HasSeq {
@@ -35,7 +38,17 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 	case schemas.TypeMessageSent, schemas.TypeMessageSentV2, schemas.TypeMessageEdited, schemas.TypeMessageDeleted:
 	default:
 		// Creations, membership, reactions and types of later versions
-		// change no document.
+		// change no document, but are checked as history checks them,
+		// so that every group dead-letters the same events.
+		_, err := schemas.Decode(a.Type, r.Message.Value)
+		switch {
+		case errors.Is(err, schemas.ErrUnknownType):
+			if !json.Valid(r.Message.Value) {
+				return Doc{}, fmt.Errorf("%w: %s at offset %d is not JSON", schemas.ErrInvalid, a.Type, r.Message.Offset)
+			}
+		case err != nil:
+			return Doc{}, err
+		}
 		return Doc{Kind: KindNone, ConversationID: a.Subject, Version: a.Seq}, nil
 	}
 	v, err := schemas.Decode(a.Type, r.Message.Value)
