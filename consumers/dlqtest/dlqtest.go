@@ -7,6 +7,7 @@ package dlqtest
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,4 +141,76 @@ func Count(t testing.TB, k kafkatest.Cluster, m *telemetry.Metrics, group string
 		t.Fatal(err)
 	}
 	return pm.GetCounter().GetValue()
+}
+
+// Write appends msgs to topic (a persistent name), each to its key's
+// partition.
+func Write(t testing.TB, k kafkatest.Cluster, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic))
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitFor polls cond until it holds, failing t after timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitCommitted waits until group (a persistent name) has committed the
+// end of every partition of topic that holds records: it has gone past
+// everything written so far.
+func WaitCommitted(t testing.TB, k kafkatest.Cluster, group, topic string) {
+	t.Helper()
+	g, tp := k.Names.Group(group), k.Names.Topic(topic)
+	var last string
+	defer func() {
+		if t.Failed() && last != "" {
+			t.Logf("last seen: %s", last)
+		}
+	}()
+	WaitFor(t, 30*time.Second, "group "+g+" to commit the end of "+tp, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := kafkalog.Partitions(ctx, k.Client(), tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reqs []kafka.OffsetRequest
+		parts := make([]int, n)
+		for p := range n {
+			parts[p] = p
+			reqs = append(reqs, kafka.LastOffsetOf(p))
+		}
+		ends, err := k.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{tp: reqs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed, err := k.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: g, Topics: map[string][]int{tp: parts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int]int64{}
+		for _, p := range committed.Topics[tp] {
+			got[p.Partition] = p.CommittedOffset
+		}
+		for _, po := range ends.Topics[tp] {
+			if po.LastOffset > 0 && got[po.Partition] != po.LastOffset {
+				last = fmt.Sprintf("partition %d: committed %d, end %d", po.Partition, got[po.Partition], po.LastOffset)
+				return false
+			}
+		}
+		return true
+	})
 }
