@@ -409,3 +409,69 @@ func DeadLetter(m kafka.Message, group string, cause error) kafka.Message {
 	)
 	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
 }
+
+// ErrNotDeadLetter is returned by ParseDeadLetter for a record without
+// the headers DeadLetter adds.
+var ErrNotDeadLetter = errors.New("not a dead letter")
+
+// Letter is a record of chat.dlq read back: where it came from and why.
+type Letter struct {
+	// Message is the record of chat.dlq.
+	Message kafka.Message
+	// Group is the consumer group that dead-lettered it.
+	Group string
+	// Topic, Partition and Offset say where the original record is.
+	Topic     string
+	Partition int
+	Offset    int64
+	// Error is why it was dead-lettered.
+	Error string
+	// Type is the original ce_type, if it had one.
+	Type string
+}
+
+// ParseDeadLetter reads the dead-letter headers of m, a record of
+// chat.dlq; an error wrapping ErrNotDeadLetter if m lacks one.
+func ParseDeadLetter(m kafka.Message) (Letter, error) {
+	l := Letter{Message: m}
+	seen := map[string]string{}
+	for _, h := range m.Headers {
+		switch h.Key {
+		case schemas.HeaderDLQError, schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset, schemas.HeaderDLQGroup, schemas.HeaderType:
+			seen[h.Key] = string(h.Value)
+		}
+	}
+	var errs []error
+	for _, k := range []string{schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset, schemas.HeaderDLQGroup, schemas.HeaderDLQError} {
+		if _, ok := seen[k]; !ok {
+			errs = append(errs, fmt.Errorf("%w: no %s header", ErrNotDeadLetter, k))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Letter{}, err
+	}
+	p, err := strconv.Atoi(seen[schemas.HeaderDLQPartition])
+	if err != nil || p < 0 {
+		return Letter{}, fmt.Errorf("%w: %s %q", ErrNotDeadLetter, schemas.HeaderDLQPartition, seen[schemas.HeaderDLQPartition])
+	}
+	off, err := strconv.ParseInt(seen[schemas.HeaderDLQOffset], 10, 64)
+	if err != nil || off < 0 {
+		return Letter{}, fmt.Errorf("%w: %s %q", ErrNotDeadLetter, schemas.HeaderDLQOffset, seen[schemas.HeaderDLQOffset])
+	}
+	l.Group, l.Topic, l.Partition, l.Offset = seen[schemas.HeaderDLQGroup], seen[schemas.HeaderDLQTopic], p, off
+	l.Error, l.Type = seen[schemas.HeaderDLQError], seen[schemas.HeaderType]
+	return l, nil
+}
+
+// Original returns the record to append to the original topic again:
+// its topic, partition, key, value and headers, without the dead-letter
+// headers.
+func (l Letter) Original() kafka.Message {
+	var headers []kafka.Header
+	for _, h := range l.Message.Headers {
+		if !strings.HasPrefix(h.Key, schemas.HeaderDLQPrefix) {
+			headers = append(headers, h)
+		}
+	}
+	return kafka.Message{Topic: l.Topic, Partition: l.Partition, Key: l.Message.Key, Value: l.Message.Value, Headers: headers}
+}
