@@ -90,4 +90,22 @@ func (p Projection) Apply(ctx context.Context, batch []Doc) error {
 	return p.Index.Index(ctx, batch)
 }
 
-var _ consumers.Projection[Doc] = Projection{}
+// Probe tells the consumer runtime whether the index takes writes: it
+// pings Index if Index is a Pinger (the Bleve adapter is), and otherwise
+// reports that it cannot say, so that no document is ever dead-lettered
+// for an index that cannot be probed (the Elasticsearch adapter: a
+// cluster that answers may still refuse writes).
+func (p Projection) Probe(ctx context.Context) error {
+	if pi, ok := p.Index.(Pinger); ok {
+		return pi.Ping(ctx)
+	}
+	return errCannotProbe
+}
+
+// errCannotProbe is Probe's error for an Indexer that is not a Pinger.
+var errCannotProbe = errors.New("search index cannot be probed")
+
+var (
+	_ consumers.Projection[Doc] = Projection{}
+	_ consumers.Prober          = Projection{}
+)
