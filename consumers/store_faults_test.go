@@ -247,3 +247,72 @@ func TestRunGroupWaitsOutAStoreOutageWithoutDeadLetteringOrLosingAnything(t *tes
 		t.Errorf("apply retries counted %v, want at least the 12 failures seen", n)
 	}
 }
+
+// A projection that cannot probe its store never has a record
+// dead-lettered for a failing Apply: the group retries for as long as it
+// takes — longer than ShutdownTimeout, which bounds only the finishing of
+// a batch once the group is stopping — commits nothing meanwhile, and
+// stops promptly when asked.
+func TestRunGroupWithoutAProbeRetriesForeverAndStopsWhenAsked(t *testing.T) {
+	t.Parallel()
+	k := startBroker(t)
+	write(t, k, record("k", 0), record("k", 1))
+	p := &projection{apply: func(int, []item) error { return errors.New("store refuses everything") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	const shutdown = 200 * time.Millisecond
+	go func() {
+		done <- consumers.RunGroup[item](ctx, consumers.GroupConfig{
+			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
+			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, ShutdownTimeout: shutdown,
+		}, p)
+	}()
+	var first time.Time
+	waitFor(t, 20*time.Second, "Apply to be called", func() bool {
+		if len(p.batches()) > 0 {
+			first = time.Now()
+			return true
+		}
+		return false
+	})
+	waitFor(t, 20*time.Second, "the retries to outlast ShutdownTimeout", func() bool {
+		return time.Since(first) > 3*shutdown && len(p.batches()) >= 10
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("RunGroup returned (%v) while its store was failing", err)
+	default:
+	}
+	if got := committed(t, k); !slices.Equal(got, []int64{-1, -1, -1}) {
+		t.Errorf("committed %v with nothing applied", got)
+	}
+	if dead := readAll(t, k, schemas.TopicDLQ); len(dead) != 0 {
+		t.Errorf("%d records dead-lettered by a projection that cannot probe its store", len(dead))
+	}
+	singles := 0
+	for _, b := range p.batches() {
+		if len(b) == 1 {
+			singles++
+		}
+	}
+	if singles == 0 {
+		t.Error("the failing batch was never applied one record at a time")
+	}
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("RunGroup: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("RunGroup did not stop within 20s while retrying")
+	}
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("RunGroup took %v to stop while retrying", took)
+	}
+	if got := committed(t, k); !slices.Equal(got, []int64{-1, -1, -1}) {
+		t.Errorf("committed %v after stopping with nothing applied", got)
+	}
+}
