@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,20 +38,16 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	switch args[0] {
 	case "list":
-		fs := flag.NewFlagSet("dlq list", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		asJSON := fs.Bool("json", false, "print one JSON object per dead letter (NDJSON)")
-		group := fs.String("group", "", "only the dead letters of this consumer group (with or without the topic prefix)")
-		// The command's flags come first; the remaining ones are settings.
-		if err := fs.Parse(args[1:]); err != nil {
+		asJSON, group, rest, err := listFlags(args[1:])
+		if err != nil {
 			return err
 		}
-		cfg, err := app.Load("dlq", fs.Args(), getenv, stderr)
+		cfg, err := app.Load("dlq", rest, getenv, stderr)
 		if err != nil {
 			return err
 		}
 		return withBrokers(ctx, cfg, stderr, func(ctx context.Context, brokers []string) error {
-			return listDeadLetters(ctx, brokers, cfg.TopicPrefix, *group, *asJSON, stdout)
+			return listDeadLetters(ctx, brokers, cfg.TopicPrefix, group, asJSON, stdout)
 		})
 	case "redrive":
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
@@ -68,6 +63,40 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 	default:
 		return errors.New(dlqUsage)
 	}
+}
+
+// listFlags takes the flags of `dlq list`, -json and -group GROUP,
+// from anywhere among args, and returns the other arguments: the settings.
+func listFlags(args []string) (asJSON bool, group string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-"), "=")
+		if !strings.HasPrefix(args[i], "-") {
+			rest = append(rest, args[i])
+			continue
+		}
+		switch name {
+		case "json":
+			asJSON = true
+			if hasValue {
+				if asJSON, err = strconv.ParseBool(value); err != nil {
+					return false, "", nil, fmt.Errorf("-json=%s: %w", value, err)
+				}
+			}
+		case "group":
+			switch {
+			case hasValue:
+				group = value
+			case i+1 < len(args):
+				i++
+				group = args[i]
+			default:
+				return false, "", nil, errors.New("-group needs a consumer group")
+			}
+		default:
+			rest = append(rest, args[i])
+		}
+	}
+	return asJSON, group, rest, nil
 }
 
 // withBrokers calls fn with the configured brokers. On the embedded

@@ -150,9 +150,13 @@ func TestDLQListsAndRedrivesDeadLetters(t *testing.T) {
 		t.Errorf("dlq list does not print the errors:\n%s", out)
 	}
 
-	// list, as NDJSON, by group, with and without the prefix
-	for _, g := range []string{schemas.GroupHistory, group} {
-		out, err = dlqRun(t, env, "list", "-json", "-group", g)
+	// list, as NDJSON, by group, with and without the prefix, its flags
+	// before or after the settings
+	for _, args := range [][]string{
+		{"list", "-json", "-group", schemas.GroupHistory},
+		{"list", "-log-level", "warn", "-group=" + group, "--json"},
+	} {
+		out, err = dlqRun(t, env, args...)
 		if err != nil {
 			t.Fatalf("dlq list -json: %v\n%s", err, out)
 		}
@@ -166,7 +170,7 @@ func TestDLQListsAndRedrivesDeadLetters(t *testing.T) {
 			got = append(got, l)
 		}
 		if len(got) != 2 {
-			t.Fatalf("dlq list -json -group %s: %d objects, want 2:\n%s", g, len(got), out)
+			t.Fatalf("dlq %v: %d objects, want 2:\n%s", args, len(got), out)
 		}
 		want := letterJSON{DLQPartition: 0, DLQOffset: 0, Group: group, Topic: events, Partition: 0, Offset: 2, Key: conv, Type: schemas.TypeMessageSent}
 		got[0].Time, got[0].Error = time.Time{}, strings.TrimSpace(got[0].Error)
