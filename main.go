@@ -10,6 +10,8 @@
 //	parley ws               an interactive WebSocket client
 //	parley bench            load-test a running gateway (internal/loadgen)
 //	parley healthcheck      exit 0 if the role on PARLEY_HTTP_ADDR is ready, else 1
+//	parley dlq list         the dead letters of chat.dlq (-json, -group)
+//	parley dlq redrive P/O  copy dead letter P/O back to its topic
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -59,6 +61,12 @@ commands:
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
   healthcheck      exits 0 if a running role's /readyz answers 200, else 1 with the reason
                    (-url, default http://PARLEY_HTTP_ADDR/readyz; -timeout 3s); for container healthchecks
+  dlq list         prints the dead letters of chat.dlq, one line each: its PARTITION/OFFSET in
+                   chat.dlq, the group, the original topic/partition/offset, key, type and error
+                   (-json: one JSON object each; -group GROUP: only that group's)
+  dlq redrive PARTITION/OFFSET
+                   copies that dead letter back to its original topic and partition with its key
+                   and headers, without the parley_dlq_* ones; refuses a record that is no dead letter
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -104,6 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return loadgen.Main(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args, getenv, stdout, stderr)
+	case "dlq":
+		return dlqCommand(ctx, args, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

@@ -56,6 +56,9 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"project"}, "usage: parley project"},
 		{[]string{"project", "inbox"}, "usage: parley project"},
 		{[]string{"token"}, "usage: parley token"},
+		{[]string{"dlq"}, "usage: parley dlq"},
+		{[]string{"dlq", "drop"}, "usage: parley dlq"},
+		{[]string{"dlq", "redrive"}, "usage: parley dlq"},
 		{[]string{"token", "not a user!"}, "invalid user id"},
 		{[]string{"run", "-partitions", "zero"}, "invalid value"},
 		{[]string{"run", "-roles", "gateway,oracle"}, `PARLEY_ROLES: unknown role "oracle"`},
@@ -90,7 +93,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 }
 
 func TestHelpFlagIsNotAnError(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"run", "-h"}, {"gateway", "--help"}, {"token", "alice", "-h"}, {"bench", "-h"}, {"healthcheck", "-h"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"run", "-h"}, {"gateway", "--help"}, {"token", "alice", "-h"}, {"bench", "-h"}, {"healthcheck", "-h"}, {"dlq", "list", "-h"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, noEnv, nil, &out, &out); err != nil && !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("parley %v: %v, want success or flag.ErrHelp (exit 0)", args, err)
@@ -113,8 +116,10 @@ func TestHelpListsHealthcheck(t *testing.T) {
 	if err := run(context.Background(), []string{"help"}, noEnv, nil, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "\n  healthcheck ") {
-		t.Errorf("help does not list the healthcheck command:\n%s", out.String())
+	for _, cmd := range []string{"\n  healthcheck ", "\n  dlq list ", "\n  dlq redrive "} {
+		if !strings.Contains(out.String(), cmd) {
+			t.Errorf("help does not list %q:\n%s", strings.TrimSpace(cmd), out.String())
+		}
 	}
 }
 

@@ -1,10 +1,46 @@
 // Package consumers is the consumer side of Parley's log: the runtime
 // that feeds a projection from a consumer group (micro-batches per fetch,
-// commit only after the batch is applied, retry with backoff while a store
-// is down, dead-letter what cannot be decoded and go on) and, in
-// subpackage decider, the partition-aware consumer that turns commands
-// into events.
+// commit only after the batch is applied, retries with backoff, dead
+// letters) and, in subpackage decider, the partition-aware consumer that
+// turns commands into events.
 //
 // A projection sees each record at least once; it makes that exactly once
 // in effect by being idempotent (see package projections).
+//
+// # Dead letters
+//
+// A record the group cannot process is copied to chat.dlq with its key,
+// value and headers, plus the parley_dlq_* headers that name the error,
+// the group and the record's topic, partition and offset (DeadLetter);
+// the group counts it (parley_consumer_dead_letters_total{group}),
+// commits past it and goes on. `parley dlq` lists dead letters and
+// copies one back to its topic once its cause is fixed. A record is
+// dead-lettered when:
+//
+//   - its CloudEvents headers are missing or malformed;
+//   - the projection's Decode refuses it: a value that breaks its type's
+//     schema, a type the projection must understand but does not (each
+//     projection documents which unknown types it keeps instead);
+//   - its store refuses it while taking writes, by the rule below.
+//
+// # When Apply fails
+//
+// A store that is down must never cost a record; a record a healthy store
+// refuses forever must not stop the group. So:
+//
+//  1. A failing batch is retried with backoff, ApplyAttempts times in all.
+//  2. Then its records are applied one at a time, in log order, each
+//     retried ApplyAttempts times.
+//  3. A record that still fails is dead-lettered only if the projection
+//     is a Prober and Probe succeeds: the store takes writes, so the
+//     fault is in the record (or in how the store treats it).
+//  4. Otherwise the store is taken to be down: the record is retried with
+//     backoff (MaxBackoff) for as long as it takes, probing again after
+//     every ApplyAttempts failures, and nothing is committed meanwhile.
+//     Once it is applied, the rest of the batch goes as a batch again.
+//
+// A projection that is not a Prober therefore never loses a record to a
+// failing Apply: it waits for its store, however long. Retrying stops
+// only when the process stops; the batch is then not committed and is
+// applied again by the next owner of its partitions.
 package consumers

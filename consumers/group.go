@@ -29,12 +29,26 @@ type Record struct {
 
 // Projection is what a consumer group feeds. Decode must be pure: an
 // error dead-letters that record and the group goes on. Apply gets the
-// decoded records of one fetch in log order per partition; an error
-// retries the same batch (after a backoff) until it succeeds, so Apply
-// must be idempotent and nothing is ever skipped.
+// decoded records of one fetch in log order per partition, or, while a
+// failing batch is being isolated, one record at a time; Apply must be
+// idempotent, since a failed call is retried with what it may have
+// written in part. What happens when Apply keeps failing is the package
+// doc's rule: only a projection that is also a Prober ever has a record
+// dead-lettered for it.
 type Projection[T any] interface {
 	Decode(Record) (T, error)
 	Apply(ctx context.Context, batch []T) error
+}
+
+// Prober is implemented by a projection that can tell whether its store
+// is healthy, to let the runtime dead-letter a record that the store
+// keeps refusing while it takes others (see the package doc). Probe
+// returns nil when the store takes writes now; it should write (and may
+// then delete) something of its own, since a store that answers reads
+// may still refuse writes. It is called only after Apply failed, from
+// the group's goroutine.
+type Prober interface {
+	Probe(ctx context.Context) error
 }
 
 // GroupConfig configures a consumer group runtime.
@@ -64,6 +78,13 @@ type GroupConfig struct {
 	SessionTimeout time.Duration
 	// MaxBackoff caps the retry delay of a failing Apply. Default: 5s.
 	MaxBackoff time.Duration
+	// ApplyAttempts is how many times Apply is called with a batch before
+	// its records are applied one at a time, and with one record before
+	// the store is probed (see the package doc). Default: 5.
+	ApplyAttempts int
+	// InitialBackoff is the first retry delay of a failing Apply; it
+	// doubles up to MaxBackoff. Default: 50ms.
+	InitialBackoff time.Duration
 	// ShutdownTimeout bounds finishing the in-flight batch on shutdown.
 	// Default: 10s.
 	ShutdownTimeout time.Duration
@@ -83,6 +104,12 @@ func (c GroupConfig) withDefaults() GroupConfig {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 5 * time.Second
+	}
+	if c.ApplyAttempts <= 0 {
+		c.ApplyAttempts = 5
+	}
+	if c.InitialBackoff == 0 {
+		c.InitialBackoff = 50 * time.Millisecond
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -154,9 +181,10 @@ func (g *group[T]) run(ctx context.Context) error {
 		}
 		msgs = append(msgs, m)
 		msgs = g.drain(ctx, msgs)
-		// The batch is finished even when ctx ends now: a detached,
-		// bounded context lets shutdown commit what was applied.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
+		// The batch is finished even when ctx ends now: a detached
+		// context, cancelled ShutdownTimeout after ctx is, lets shutdown
+		// finish the call in flight and commit what was applied.
+		bctx, cancel := graceContext(ctx, g.cfg.ShutdownTimeout)
 		err = g.process(ctx, bctx, msgs)
 		cancel()
 		if err != nil {
@@ -166,6 +194,14 @@ func (g *group[T]) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// graceContext returns a context that is not cancelled with ctx but
+// grace after it.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return gctx, func() { stop(); cancel() }
 }
 
 // drain adds what is already fetched, waiting at most Linger.
@@ -182,9 +218,10 @@ func (g *group[T]) drain(ctx context.Context, msgs []kafka.Message) []kafka.Mess
 	return msgs
 }
 
-// process decodes, dead-letters, applies (retrying) and commits a batch.
+// process decodes, dead-letters, applies and commits a batch.
 func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) error {
 	batch := make([]T, 0, len(msgs))
+	src := make([]kafka.Message, 0, len(msgs))
 	var dead []kafka.Message
 	for _, m := range msgs {
 		attrs, err := kafkalog.Decode(m)
@@ -192,27 +229,25 @@ func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) er
 			var v T
 			if v, err = g.p.Decode(Record{Message: m, Attrs: attrs}); err == nil {
 				batch = append(batch, v)
+				src = append(src, m)
 				continue
 			}
 		}
 		g.log.Warn("dead-lettering record", "partition", m.Partition, "offset", m.Offset, "err", err)
 		dead = append(dead, DeadLetter(m, g.cfg.GroupID, err))
 	}
-	if len(dead) > 0 {
-		if err := g.retry(runCtx, ctx, "dead-lettering", func(ctx context.Context) error {
-			return g.dlq.WriteMessages(ctx, dead...)
-		}); err != nil {
-			return err
-		}
-		g.cfg.Metrics.DeadLetters.WithLabelValues(g.cfg.GroupID).Add(float64(len(dead)))
+	if err := g.deadLetter(runCtx, ctx, dead); err != nil {
+		return err
 	}
 	if len(batch) > 0 {
-		if err := g.retry(runCtx, ctx, "applying batch", func(ctx context.Context) error {
-			return g.p.Apply(ctx, batch)
-		}); err != nil {
+		refused, err := g.apply(runCtx, ctx, batch, src)
+		if err != nil {
 			return err
 		}
-		g.cfg.Metrics.ConsumedRecords.WithLabelValues(g.cfg.GroupID).Add(float64(len(batch)))
+		if err := g.deadLetter(runCtx, ctx, refused); err != nil {
+			return err
+		}
+		g.cfg.Metrics.ConsumedRecords.WithLabelValues(g.cfg.GroupID).Add(float64(len(batch) - len(refused)))
 	}
 	if err := g.r.CommitMessages(ctx, msgs...); err != nil {
 		// Not fatal: the batch will be redelivered and re-applied, which
@@ -222,11 +257,125 @@ func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) er
 	return nil
 }
 
-// retry calls fn until it succeeds, backing off exponentially. It gives up
-// when runCtx is done (the process is stopping) and fn still fails.
-func (g *group[T]) retry(runCtx, ctx context.Context, what string, fn func(context.Context) error) error {
-	b := retry.Backoff{Initial: 50 * time.Millisecond, Max: g.cfg.MaxBackoff, OnRetry: func(err error, wait time.Duration) {
-		g.log.Error(what+" failed; retrying", "err", err, "backoff", wait)
+// deadLetter writes dead letters to chat.dlq, retrying until it succeeds
+// or the process stops, and counts them.
+func (g *group[T]) deadLetter(runCtx, ctx context.Context, dead []kafka.Message) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	if err := g.retry(runCtx, ctx, "dead-lettering", 0, func(ctx context.Context) error {
+		return g.dlq.WriteMessages(ctx, dead...)
+	}); err != nil {
+		return err
+	}
+	g.cfg.Metrics.DeadLetters.WithLabelValues(g.cfg.GroupID).Add(float64(len(dead)))
+	return nil
+}
+
+// apply applies batch, whose records were decoded from src, by the rule
+// of the package doc, and returns the dead letters of the records the
+// store refused while it was healthy. It returns an error only when the
+// process is stopping.
+func (g *group[T]) apply(runCtx, ctx context.Context, batch []T, src []kafka.Message) ([]kafka.Message, error) {
+	var dead []kafka.Message
+	for len(batch) > 0 {
+		err := g.retry(runCtx, ctx, "applying batch", g.cfg.ApplyAttempts, func(ctx context.Context) error {
+			return g.p.Apply(ctx, batch)
+		})
+		if err == nil {
+			return dead, nil
+		}
+		if g.stopping(runCtx, ctx) {
+			return nil, err
+		}
+		g.log.Warn("batch keeps failing; applying its records one at a time", "records", len(batch), "err", err)
+		n := 0
+		for ; n < len(batch); n++ {
+			cause, recovered, err := g.applyOne(runCtx, ctx, batch[n], src[n])
+			if err != nil {
+				return nil, err
+			}
+			if cause != nil {
+				m := src[n]
+				g.log.Error("dead-lettering a record the store refuses while healthy", "partition", m.Partition, "offset", m.Offset, "err", cause)
+				dead = append(dead, DeadLetter(m, g.cfg.GroupID, cause))
+			}
+			if recovered {
+				// The store was down and is back: the rest goes
+				// as a batch again.
+				n++
+				break
+			}
+		}
+		batch, src = batch[n:], src[n:]
+	}
+	return dead, nil
+}
+
+// applyOne applies one record until it is applied, or until it has
+// failed ApplyAttempts times and a probe finds the store healthy: then it
+// returns the cause to dead-letter the record for. While the probe fails
+// (or the projection cannot probe), the store is taken to be down and the
+// record is retried with backoff, for as long as it takes; recovered
+// reports that it was applied after such an outage. err is set only when
+// the process is stopping.
+func (g *group[T]) applyOne(runCtx, ctx context.Context, v T, m kafka.Message) (cause error, recovered bool, err error) {
+	prober, canProbe := any(g.p).(Prober)
+	one := []T{v}
+	down := false
+	for {
+		err := g.retry(runCtx, ctx, "applying record", g.cfg.ApplyAttempts, func(ctx context.Context) error {
+			return g.p.Apply(ctx, one)
+		})
+		if err == nil {
+			return nil, down, nil
+		}
+		if g.stopping(runCtx, ctx) {
+			return nil, false, err
+		}
+		var perr error
+		if canProbe {
+			perr = prober.Probe(ctx)
+		} else {
+			perr = errors.New("the projection cannot probe its store")
+		}
+		if perr == nil {
+			return fmt.Errorf("refused %d times while the store took writes: %w", g.cfg.ApplyAttempts, err), false, nil
+		}
+		if !down {
+			g.log.Error("store unavailable; retrying until it is back", "partition", m.Partition, "offset", m.Offset, "err", err, "probe", perr)
+		}
+		down = true
+		if err := g.sleep(runCtx, g.cfg.MaxBackoff); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// stopping reports whether the process is stopping: retrying stops.
+func (g *group[T]) stopping(runCtx, ctx context.Context) bool {
+	return runCtx.Err() != nil || ctx.Err() != nil
+}
+
+// sleep waits d, or returns an error once runCtx is done.
+func (g *group[T]) sleep(runCtx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-runCtx.Done():
+		return runCtx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retry calls fn until it succeeds or has been called attempts times (0:
+// no limit), backing off exponentially, and returns fn's last error. It
+// gives up early when runCtx is done (the process is stopping) and fn
+// still fails.
+func (g *group[T]) retry(runCtx, ctx context.Context, what string, attempts int, fn func(context.Context) error) error {
+	b := retry.Backoff{Initial: g.cfg.InitialBackoff, Max: g.cfg.MaxBackoff, Attempts: attempts, OnRetry: func(err error, wait time.Duration) {
+		g.log.Warn(what+" failed; retrying", "err", err, "backoff", wait)
 	}}
 	// Retrying stops when the process stops (runCtx); a call whose own
 	// context is done cannot succeed either.
@@ -259,4 +408,70 @@ func DeadLetter(m kafka.Message, group string, cause error) kafka.Message {
 		kafka.Header{Key: schemas.HeaderDLQGroup, Value: []byte(group)},
 	)
 	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+// ErrNotDeadLetter is returned by ParseDeadLetter for a record without
+// the headers DeadLetter adds.
+var ErrNotDeadLetter = errors.New("not a dead letter")
+
+// Letter is a record of chat.dlq read back: where it came from and why.
+type Letter struct {
+	// Message is the record of chat.dlq.
+	Message kafka.Message
+	// Group is the consumer group that dead-lettered it.
+	Group string
+	// Topic, Partition and Offset say where the original record is.
+	Topic     string
+	Partition int
+	Offset    int64
+	// Error is why it was dead-lettered.
+	Error string
+	// Type is the original ce_type, if it had one.
+	Type string
+}
+
+// ParseDeadLetter reads the dead-letter headers of m, a record of
+// chat.dlq; an error wrapping ErrNotDeadLetter if m lacks one.
+func ParseDeadLetter(m kafka.Message) (Letter, error) {
+	l := Letter{Message: m}
+	seen := map[string]string{}
+	for _, h := range m.Headers {
+		switch h.Key {
+		case schemas.HeaderDLQError, schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset, schemas.HeaderDLQGroup, schemas.HeaderType:
+			seen[h.Key] = string(h.Value)
+		}
+	}
+	var errs []error
+	for _, k := range []string{schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset, schemas.HeaderDLQGroup, schemas.HeaderDLQError} {
+		if _, ok := seen[k]; !ok {
+			errs = append(errs, fmt.Errorf("%w: no %s header", ErrNotDeadLetter, k))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Letter{}, err
+	}
+	p, err := strconv.Atoi(seen[schemas.HeaderDLQPartition])
+	if err != nil || p < 0 {
+		return Letter{}, fmt.Errorf("%w: %s %q", ErrNotDeadLetter, schemas.HeaderDLQPartition, seen[schemas.HeaderDLQPartition])
+	}
+	off, err := strconv.ParseInt(seen[schemas.HeaderDLQOffset], 10, 64)
+	if err != nil || off < 0 {
+		return Letter{}, fmt.Errorf("%w: %s %q", ErrNotDeadLetter, schemas.HeaderDLQOffset, seen[schemas.HeaderDLQOffset])
+	}
+	l.Group, l.Topic, l.Partition, l.Offset = seen[schemas.HeaderDLQGroup], seen[schemas.HeaderDLQTopic], p, off
+	l.Error, l.Type = seen[schemas.HeaderDLQError], seen[schemas.HeaderType]
+	return l, nil
+}
+
+// Original returns the record to append to the original topic again:
+// its topic, partition, key, value and headers, without the dead-letter
+// headers.
+func (l Letter) Original() kafka.Message {
+	var headers []kafka.Header
+	for _, h := range l.Message.Headers {
+		if !strings.HasPrefix(h.Key, schemas.HeaderDLQPrefix) {
+			headers = append(headers, h)
+		}
+	}
+	return kafka.Message{Topic: l.Topic, Partition: l.Partition, Key: l.Message.Key, Value: l.Message.Value, Headers: headers}
 }

@@ -53,8 +53,11 @@ const (
 	HeaderPrevChangeSeq = "parley_prev_change_seq"
 )
 
-// Dead-letter headers, added to a record copied to TopicDLQ.
+// Dead-letter headers, added to a record copied to TopicDLQ; every one
+// starts with HeaderDLQPrefix, and a record copied back to its topic
+// (`parley dlq redrive`) has none of them.
 const (
+	HeaderDLQPrefix    = "parley_dlq_"
 	HeaderDLQError     = "parley_dlq_error"
 	HeaderDLQTopic     = "parley_dlq_topic"
 	HeaderDLQPartition = "parley_dlq_partition"

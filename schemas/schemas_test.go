@@ -1357,6 +1357,57 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 	}
 }
 
+// TestDeadLetterHeadersAreDocumented: the dead-letter headers AsyncAPI
+// requires are exactly the HeaderDLQ* constants, every one starts with
+// HeaderDLQPrefix (which `parley dlq redrive` strips), and the channel
+// names every group that sends to it.
+func TestDeadLetterHeadersAreDocumented(t *testing.T) {
+	t.Parallel()
+	doc := loadYAML(t, "asyncapi.yaml")
+	at := func(path ...string) any {
+		var v any = doc
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("asyncapi.yaml: no %v", path)
+			}
+			v = m[p]
+		}
+		return v
+	}
+	var documented []string
+	for _, r := range at("components", "schemas", "DeadLetterHeaders", "required").([]any) {
+		documented = append(documented, r.(string))
+	}
+	props := at("components", "schemas", "DeadLetterHeaders", "properties").(map[string]any)
+	consts := []string{schemas.HeaderDLQError, schemas.HeaderDLQTopic, schemas.HeaderDLQPartition, schemas.HeaderDLQOffset, schemas.HeaderDLQGroup}
+	slices.Sort(documented)
+	slices.Sort(consts)
+	if !slices.Equal(documented, consts) {
+		t.Errorf("asyncapi.yaml requires dead-letter headers %v, the code adds %v", documented, consts)
+	}
+	for _, h := range consts {
+		if !strings.HasPrefix(h, schemas.HeaderDLQPrefix) {
+			t.Errorf("dead-letter header %s does not start with %s", h, schemas.HeaderDLQPrefix)
+		}
+		if _, ok := props[h]; !ok {
+			t.Errorf("asyncapi.yaml does not describe dead-letter header %s", h)
+		}
+	}
+	group := at("components", "schemas", "DeadLetterHeaders", "properties", schemas.HeaderDLQGroup, "description").(string)
+	summary := at("operations", "consumerSendDeadLetter", "summary").(string)
+	for _, g := range []string{schemas.GroupDecider, schemas.GroupHistory, schemas.GroupReceipts, schemas.GroupSearch, schemas.GroupRouter} {
+		if !strings.Contains(strings.Join(strings.Fields(group), " "), g) {
+			t.Errorf("parley_dlq_group's description does not name group %s", g)
+		}
+	}
+	for _, role := range []string{"decider", "history", "receipts", "search", "router"} {
+		if !strings.Contains(summary, role) {
+			t.Errorf("consumerSendDeadLetter's summary does not name %s", role)
+		}
+	}
+}
+
 // TestWebSocketFrames validates the frames of the protocol description
 // against asyncapi.yaml's frame schemas.
 func TestWebSocketFrames(t *testing.T) {

@@ -326,6 +326,7 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 		if err := d.dlq.WriteMessages(wctx, dead...); err != nil {
 			return fmt.Errorf("dead-lettering %d commands: %w", len(dead), err)
 		}
+		d.cfg.Metrics.DeadLetters.WithLabelValues(d.cfg.Names.Group(schemas.GroupDecider)).Add(float64(len(dead)))
 	}
 	if len(replies) > 0 {
 		// A lost reply is not lost work: the sender times out and retries

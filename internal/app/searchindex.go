@@ -50,6 +50,20 @@ func openSearch(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wait
 // Ready is the /readyz check.
 func (s *searchIndex) Ready(context.Context) error { _, err := s.get(); return err }
 
+// Ping is the index's Ping (search.Pinger), for the projection's Probe:
+// an error while the index is not open, or cannot be probed.
+func (s *searchIndex) Ping(ctx context.Context) error {
+	ix, err := s.get()
+	if err != nil {
+		return err
+	}
+	p, ok := ix.(search.Pinger)
+	if !ok {
+		return fmt.Errorf("search index %T cannot be probed", ix)
+	}
+	return p.Ping(ctx)
+}
+
 func (s *searchIndex) Index(ctx context.Context, docs []search.Doc) error {
 	ix, err := s.get()
 	if err != nil {

@@ -66,10 +66,24 @@ func (h *historyStore) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+	if p, ok := s.(history.Pinger); ok {
 		return p.Ping(ctx)
 	}
 	return nil
+}
+
+// Ping is the store's Ping (history.Pinger), for the projections' Probe:
+// an error while the store is not connected, or cannot be probed.
+func (h *historyStore) Ping(ctx context.Context) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	p, ok := s.(history.Pinger)
+	if !ok {
+		return fmt.Errorf("history store %T cannot be probed", s)
+	}
+	return p.Ping(ctx)
 }
 
 func (h *historyStore) Apply(ctx context.Context, events []history.Event) error {

@@ -22,7 +22,9 @@ type Metrics struct {
 	// ConsumerLag is, per consumer group and partition, the records not
 	// committed yet.
 	ConsumerLag *prometheus.GaugeVec
-	// ApplyRetries counts failed batch applications that were retried.
+	// ApplyRetries counts a consumer group's failed Apply calls (of a
+	// batch, or of one record while a failing batch is isolated) and
+	// failed dead-letter writes: each is retried.
 	ApplyRetries *prometheus.CounterVec
 	// Commands counts commands the decider handled, by type and outcome
 	// (accepted, rejected, duplicate).
@@ -74,7 +76,7 @@ func New() *Metrics {
 			Name: "parley_consumer_lag_records", Help: "Records of the consumed topic a consumer group has not committed yet, per partition.",
 		}, []string{"group", "partition"}),
 		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_consumer_apply_retries_total", Help: "Failed batch applications that were retried.",
+			Name: "parley_consumer_apply_retries_total", Help: "Failed store writes (Apply of a batch or of one record) and dead-letter writes of a consumer group, each retried.",
 		}, []string{"group"}),
 		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_decider_commands_total", Help: "Commands handled by the decider.",

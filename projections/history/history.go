@@ -142,6 +142,14 @@ type Writer interface {
 	ApplyReceipts(ctx context.Context, receipts []Receipt) error
 }
 
+// Pinger is implemented by a store that can tell whether it takes writes
+// now: the projections' Probe (see consumers.Prober) asks it before a
+// record the store keeps refusing is dead-lettered. Ping must be safe for
+// concurrent use; nil means writes succeed now.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Reader serves history. Implementations must be safe for concurrent use.
 type Reader interface {
 	// Page returns a page of a conversation's events; ErrNotFound if the

@@ -59,6 +59,21 @@ func (p Projection) Apply(ctx context.Context, batch []Event) error {
 	return p.W.Apply(ctx, batch)
 }
 
+// Probe tells the consumer runtime whether the store takes writes: it
+// pings W if W is a Pinger, and otherwise reports that it cannot say, so
+// that no event is ever dead-lettered for a store that cannot be probed.
+func (p Projection) Probe(ctx context.Context) error { return probe(ctx, p.W) }
+
+// errCannotProbe is Probe's error for a Writer that is not a Pinger.
+var errCannotProbe = errors.New("history store cannot be probed")
+
+func probe(ctx context.Context, w Writer) error {
+	if p, ok := w.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return errCannotProbe
+}
+
 // ReceiptProjection feeds a Writer's markers from the receipts consumer
 // group (schemas.GroupReceipts over chat.receipts).
 type ReceiptProjection struct {
@@ -89,3 +104,11 @@ func (ReceiptProjection) Decode(r consumers.Record) (Receipt, error) {
 func (p ReceiptProjection) Apply(ctx context.Context, batch []Receipt) error {
 	return p.W.ApplyReceipts(ctx, batch)
 }
+
+// Probe is Projection.Probe for the receipts group.
+func (p ReceiptProjection) Probe(ctx context.Context) error { return probe(ctx, p.W) }
+
+var (
+	_ consumers.Prober = Projection{}
+	_ consumers.Prober = ReceiptProjection{}
+)

@@ -253,12 +253,36 @@ type routing struct{ r *Router }
 // routeItem is one consumed record and, once routed, its copies: a batch
 // retried after a failed write writes the same copies again.
 type routeItem struct {
-	rec    consumers.Record
+	rec consumers.Record
+	// ev is the event of a chat.events record, decoded.
+	ev     history.Event
 	routed bool
 	out    []kafka.Message
 }
 
-func (routing) Decode(rec consumers.Record) (*routeItem, error) { return &routeItem{rec: rec}, nil }
+// Decode checks a record by the rules of the projections that store its
+// kind, so that sockets never receive what history would not keep: an
+// event as history.Projection decodes it (a conversation, a seq, a value
+// valid against its type's schema; a type of a later version is routed
+// if its value is JSON), a receipt or a typing signal valid against its
+// schema. Anything else is an error, which dead-letters the record.
+// Replies are routed as they are.
+func (p routing) Decode(rec consumers.Record) (*routeItem, error) {
+	it := &routeItem{rec: rec}
+	switch p.r.names().Base(rec.Message.Topic) {
+	case schemas.TopicEvents:
+		ev, err := history.Projection{}.Decode(rec)
+		if err != nil {
+			return nil, err
+		}
+		it.ev = ev
+	case schemas.TopicEphemeral, schemas.TopicReceipts:
+		if _, err := schemas.Decode(rec.Attrs.Type, rec.Message.Value); err != nil {
+			return nil, fmt.Errorf("%s at offset %d: %w", rec.Attrs.Type, rec.Message.Offset, err)
+		}
+	}
+	return it, nil
+}
 
 func (p routing) Apply(ctx context.Context, batch []*routeItem) error {
 	r := p.r
@@ -266,17 +290,18 @@ func (p routing) Apply(ctx context.Context, batch []*routeItem) error {
 	for _, it := range batch {
 		if !it.routed {
 			r.cfg.Metrics.RouterRecordsRead.WithLabelValues(it.rec.Message.Topic).Inc()
-			it.out, it.routed = r.route(ctx, it.rec), true
+			it.out, it.routed = r.route(ctx, it), true
 		}
 		out = append(out, it.out...)
 	}
 	return r.write(ctx, out, "")
 }
 
-func (r *Router) route(ctx context.Context, rec consumers.Record) []kafka.Message {
+func (r *Router) route(ctx context.Context, it *routeItem) []kafka.Message {
+	rec := it.rec
 	switch r.names().Base(rec.Message.Topic) {
 	case schemas.TopicEvents:
-		return r.routeEvent(ctx, rec)
+		return r.routeEvent(ctx, rec, it.ev)
 	case schemas.TopicReplies:
 		if o := rec.Attrs.OriginNode; o != "" {
 			return []kafka.Message{routedCopy(r.names().Delivery(o), rec.Message, recipientsHeader(nil))}
@@ -289,12 +314,9 @@ func (r *Router) route(ctx context.Context, rec consumers.Record) []kafka.Messag
 	return nil
 }
 
-func (r *Router) routeEvent(ctx context.Context, rec consumers.Record) []kafka.Message {
+// routeEvent routes ev, decoded from rec.
+func (r *Router) routeEvent(ctx context.Context, rec consumers.Record, ev history.Event) []kafka.Message {
 	a := rec.Attrs
-	if !a.HasSeq || a.Subject == "" {
-		return nil
-	}
-	ev := history.Event{ConversationID: a.Subject, Seq: a.Seq, ID: a.ID, Type: a.Type, Time: a.Time, Data: rec.Message.Value}
 	var c *routeConv
 	if a.Type == schemas.TypeConversationCreated {
 		c = r.created(a.Subject)

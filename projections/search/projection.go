@@ -5,6 +5,8 @@ package search
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/parley-chat/parley/consumers"
@@ -24,8 +26,9 @@ type Projection struct {
 // deletes it, both versioned by their own seq, so an older event
 // arriving late cannot undo them. Every other type, known or not,
 // becomes a KindNone doc so the batch still commits. A record without a
-// conversation or seq, or one that breaks its schema or disagrees with
-// its headers, is an error: the runtime dead-letters it.
+// conversation or seq, or one that breaks its schema (a type of a later
+// version: one that is not JSON) or disagrees with its headers, is an
+// error: the runtime dead-letters it.
 func (Projection) Decode(r consumers.Record) (Doc, error) {
 	a := r.Attrs
 	if a.Subject == "" || !a.HasSeq {
@@ -35,7 +38,17 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 	case schemas.TypeMessageSent, schemas.TypeMessageSentV2, schemas.TypeMessageEdited, schemas.TypeMessageDeleted:
 	default:
 		// Creations, membership, reactions and types of later versions
-		// change no document.
+		// change no document, but are checked as history checks them,
+		// so that every group dead-letters the same events.
+		_, err := schemas.Decode(a.Type, r.Message.Value)
+		switch {
+		case errors.Is(err, schemas.ErrUnknownType):
+			if !json.Valid(r.Message.Value) {
+				return Doc{}, fmt.Errorf("%w: %s at offset %d is not JSON", schemas.ErrInvalid, a.Type, r.Message.Offset)
+			}
+		case err != nil:
+			return Doc{}, err
+		}
 		return Doc{Kind: KindNone, ConversationID: a.Subject, Version: a.Seq}, nil
 	}
 	v, err := schemas.Decode(a.Type, r.Message.Value)
@@ -77,4 +90,22 @@ func (p Projection) Apply(ctx context.Context, batch []Doc) error {
 	return p.Index.Index(ctx, batch)
 }
 
-var _ consumers.Projection[Doc] = Projection{}
+// Probe tells the consumer runtime whether the index takes writes: it
+// pings Index if Index is a Pinger (the Bleve adapter is), and otherwise
+// reports that it cannot say, so that no document is ever dead-lettered
+// for an index that cannot be probed (the Elasticsearch adapter: a
+// cluster that answers may still refuse writes).
+func (p Projection) Probe(ctx context.Context) error {
+	if pi, ok := p.Index.(Pinger); ok {
+		return pi.Ping(ctx)
+	}
+	return errCannotProbe
+}
+
+// errCannotProbe is Probe's error for an Indexer that is not a Pinger.
+var errCannotProbe = errors.New("search index cannot be probed")
+
+var (
+	_ consumers.Projection[Doc] = Projection{}
+	_ consumers.Prober          = Projection{}
+)

@@ -193,6 +193,14 @@ type Indexer interface {
 	Index(ctx context.Context, docs []Doc) error
 }
 
+// Pinger is implemented by an index that can tell whether it takes
+// writes now: Projection.Probe (see consumers.Prober) asks it before a
+// message the index keeps refusing is dead-lettered. Ping must be safe for
+// concurrent use; nil means writes succeed now.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Searcher runs searches. Implementations are safe for concurrent use and
 // return an error wrapping ErrBadQuery for a query that fails Validate.
 type Searcher interface {

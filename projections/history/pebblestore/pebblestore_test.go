@@ -92,6 +92,9 @@ func TestReopenKeepsEverything(t *testing.T) {
 func TestClosedStoreReturnsErrClosed(t *testing.T) {
 	t.Parallel()
 	s := open(t, t.TempDir())
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping of an open store: %v", err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +113,9 @@ func TestClosedStoreReturnsErrClosed(t *testing.T) {
 	}
 	if _, err := s.Conversations(ctx, "alice", 1); !errors.Is(err, pebblestore.ErrClosed) {
 		t.Errorf("Conversations after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, pebblestore.ErrClosed) {
+		t.Errorf("Ping after Close: %v, want ErrClosed", err)
 	}
 }
 

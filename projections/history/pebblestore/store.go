@@ -94,6 +94,33 @@ func (s *Store) Close() error {
 	return nil
 }
 
+var _ history.Pinger = (*Store)(nil)
+
+// probeKey is the key Ping writes and deletes; its tag is no table's.
+var probeKey = []byte{'p', 'r', 'o', 'b', 'e'}
+
+// Ping writes a key and deletes it again in a synced batch: it succeeds
+// when the store takes writes now (it is open, the disk has room).
+func (s *Store) Ping(ctx context.Context) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(probeKey, nil, nil); err != nil {
+		return fmt.Errorf("pebblestore: ping: %w", err)
+	}
+	if err := b.Delete(probeKey, nil); err != nil {
+		return fmt.Errorf("pebblestore: ping: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("pebblestore: ping: %w", err)
+	}
+	return nil
+}
+
 // begin starts a call: it checks ctx and that the store is open, and
 // returns the function that ends the call.
 func (s *Store) begin(ctx context.Context) (end func(), err error) {

@@ -22,6 +22,7 @@ import (
 const component = "history"
 
 var _ history.Store = (*Store)(nil)
+var _ history.Pinger = (*Store)(nil)
 
 // Store is the ScyllaDB history store. It is safe for concurrent use.
 type Store struct {

@@ -143,8 +143,17 @@ func TestCorruptCurrentIsAnError(t *testing.T) {
 func TestClosedStoreFails(t *testing.T) {
 	t.Parallel()
 	s := open(t, t.TempDir())
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping of an open index: %v", err)
+	}
+	if n, err := s.DocCount(); err != nil || n != 0 {
+		t.Errorf("after Ping the index holds %d documents (%v), want none", n, err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Ping(t.Context()); err == nil {
+		t.Error("Ping after Close succeeded")
 	}
 	if err := s.Index(t.Context(), []search.Doc{searchtest.Msg("c1", 1, "ann", "x", searchtest.At(1))}); err == nil {
 		t.Error("Index after Close succeeded")

@@ -71,6 +71,7 @@ type Store struct {
 var (
 	_ search.Index       = (*Store)(nil)
 	_ search.Rebuildable = (*Store)(nil)
+	_ search.Pinger      = (*Store)(nil)
 )
 
 // generation is one Bleve index directory.
@@ -254,6 +255,29 @@ func (s *Store) Index(ctx context.Context, docs []search.Doc) error {
 	}
 	defer release()
 	return g.index(ctx, docs)
+}
+
+// probeKey is the internal (non-document) key Ping writes and deletes.
+var probeKey = []byte("parley_probe")
+
+// Ping writes an internal key of the live index and deletes it again: it
+// succeeds when the index takes writes now (search.Pinger).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := g.idx.SetInternal(probeKey, []byte{1}); err != nil {
+		return fmt.Errorf("search index: ping: %w", err)
+	}
+	if err := g.idx.DeleteInternal(probeKey); err != nil {
+		return fmt.Errorf("search index: ping: %w", err)
+	}
+	return nil
 }
 
 // Search implements search.Searcher.
