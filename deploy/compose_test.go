@@ -421,7 +421,7 @@ func checkHealthyDependencies(t *testing.T, st stack) {
 }
 
 // Compose creates a missing bind-mount source as an empty directory, so a
-// typo in a path starts nginx or Prometheus with a directory where a config
+// typo in a path starts HAProxy or Prometheus with a directory where a config
 // file should be. Every bind mount must name a path inside the repo that
 // exists.
 func TestBindMountsExist(t *testing.T) {
