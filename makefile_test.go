@@ -1,0 +1,109 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fuzzTargets returns every fuzz target of the module as "./dir/ FuzzX",
+// sorted: each top-level func named Fuzz… in a _test.go file that takes
+// one *testing.F, as the Go parser sees them.
+func fuzzTargets(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	fset := gotoken.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case "testdata", "data", ".git":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || !strings.HasPrefix(fn.Name.Name, "Fuzz") || len(fn.Type.Params.List) != 1 {
+				continue
+			}
+			star, ok := fn.Type.Params.List[0].Type.(*ast.StarExpr)
+			if !ok {
+				continue
+			}
+			if sel, ok := star.X.(*ast.SelectorExpr); ok && sel.Sel.Name == "F" {
+				out = append(out, "./"+filepath.ToSlash(filepath.Dir(path))+"/ "+fn.Name.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestMakeFuzz: `make fuzz` runs every fuzz target of the module — the
+// list it iterates over (`make fuzz-targets`) is the Go parser's — and CI
+// runs `make fuzz` with a fixed, short FUZZTIME.
+func TestMakeFuzz(t *testing.T) {
+	want := fuzzTargets(t)
+	if len(want) == 0 {
+		t.Fatal("found no fuzz targets in the module")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatalf("make is not installed (%v): install Debian's make package; .ci/run does", err)
+	}
+	cmd := exec.Command("make", "-s", "--no-print-directory", "fuzz-targets")
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("make fuzz-targets: %v", err)
+	}
+	got := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("make fuzz-targets lists\n  %s\nthe source has\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// `make fuzz` runs the same list through `go test -fuzz`.
+	list, err := exec.Command("make", "-n", "fuzz-targets").Output()
+	if err != nil {
+		t.Fatalf("make -n fuzz-targets: %v", err)
+	}
+	dry, err := exec.Command("make", "-n", "fuzz", "FUZZTIME=3s").Output()
+	if err != nil {
+		t.Fatalf("make -n fuzz: %v", err)
+	}
+	if !strings.HasPrefix(string(dry), strings.TrimSpace(string(list))+" | ") {
+		t.Errorf("make fuzz does not iterate over the list of make fuzz-targets:\n%s", dry)
+	}
+	if !strings.Contains(string(dry), `-fuzz "^$name\$" -fuzztime 3s "$pkg"`) {
+		t.Errorf("make fuzz does not run each target alone with -fuzztime $(FUZZTIME):\n%s", dry)
+	}
+
+	ci, err := os.ReadFile(".ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^make fuzz FUZZTIME=\d+s\b`).Match(ci) {
+		t.Error(".ci/run does not run `make fuzz FUZZTIME=<seconds>s`")
+	}
+}
