@@ -64,15 +64,24 @@ func composeHAProxyConfig(t *testing.T) string {
 	return ""
 }
 
-// startHAProxy runs haproxy in the foreground (-db) with the config at cfg
-// and env added to its environment, stops it by its pid at the end of the
-// test, and waits until it answers on addr.
-func startHAProxy(t *testing.T, cfg, addr string, env ...string) {
+// haproxyBinary returns the path of haproxy, failing the test when it is
+// not installed: CI installs it, so a missing one is a broken set-up, not
+// a reason to skip.
+func haproxyBinary(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Fatalf("haproxy is not installed (%v): install Debian's haproxy package (apt-get install haproxy); .ci/run does", err)
 	}
+	return bin
+}
+
+// startHAProxy runs haproxy in the foreground (-db) with the config at cfg
+// and env added to its environment, stops it by its pid at the end of the
+// test, and waits until it answers on addr.
+func startHAProxy(t *testing.T, cfg, addr string, env ...string) {
+	t.Helper()
+	bin := haproxyBinary(t)
 	check := exec.Command(bin, "-c", "-q", "-f", cfg)
 	check.Env = append(os.Environ(), env...)
 	if out, err := check.CombinedOutput(); err != nil {
@@ -222,9 +231,7 @@ func TestLoadBalancerFailover(t *testing.T) {
 		t.Skip("slow (builds the binary, runs HAProxy and two gateway processes and kills one, about 15 s); make test runs it")
 	}
 	cfg := composeHAProxyConfig(t)
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Fatalf("haproxy is not installed (%v): install Debian's haproxy package (apt-get install haproxy); .ci/run does", err)
-	}
+	haproxyBinary(t) // before the slow part
 	bin := buildParley(t)
 	k := kafkatest.Start(t, kafkatest.Prefixed())
 	fake := cqlfake.Start(t)
@@ -313,12 +320,13 @@ func TestLoadBalancerFailover(t *testing.T) {
 	// kills a gateway.
 	const perConv = 80
 	check := contract(t)
+	var senders sync.WaitGroup
+	defer senders.Wait() // after cancel, if the test ends early
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	acked := make([][]int, len(convs))
 	var progress [3]atomic.Int64
 	errs := make(chan error, len(convs))
-	var senders sync.WaitGroup
 	for i, conv := range convs {
 		senders.Go(func() {
 			for n := range perConv {
