@@ -92,7 +92,7 @@ func TestMakeFuzz(t *testing.T) {
 	if err != nil {
 		t.Fatalf("make -n fuzz: %v", err)
 	}
-	if !strings.HasPrefix(string(dry), strings.TrimSpace(string(list))+" | ") {
+	if !strings.Contains(string(dry), strings.TrimSpace(string(list))+" | while read -r pkg name") {
 		t.Errorf("make fuzz does not iterate over the list of make fuzz-targets:\n%s", dry)
 	}
 	if !strings.Contains(string(dry), `-fuzz "^$name\$" -fuzztime 3s "$pkg"`) {
@@ -105,5 +105,71 @@ func TestMakeFuzz(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^make fuzz FUZZTIME=\d+s\b`).Match(ci) {
 		t.Error(".ci/run does not run `make fuzz FUZZTIME=<seconds>s`")
+	}
+}
+
+// fakeGo is a stand-in for the go command that `make fuzz GO=…` runs: it
+// records its arguments and fails as FAKE_MODE says, without fuzzing.
+const fakeGo = `#!/bin/sh
+echo "$*" >> "$FAKE_STATE/calls"
+case "$FAKE_MODE" in
+deadline-once)
+	mark="$FAKE_STATE/$(echo "$9$5" | tr -dc A-Za-z0-9)"
+	if [ ! -e "$mark" ]; then
+		touch "$mark"
+		printf -- '--- FAIL: FuzzX (3.10s)\n    context deadline exceeded\nFAIL\n'
+		exit 1
+	fi
+	echo PASS ;;
+deadline-always)
+	printf -- '--- FAIL: FuzzX (3.10s)\n    context deadline exceeded\nFAIL\n'
+	exit 1 ;;
+crash)
+	printf -- '--- FAIL: FuzzX (0.20s)\n    panic: boom\nFAIL\n'
+	exit 1 ;;
+esac
+`
+
+// TestMakeFuzzRetriesOnlyTheToolchainRace: `make fuzz` runs a target a
+// second time only when it failed with Go's spurious "context deadline
+// exceeded" and wrote no input, and fails on any other failure at once.
+func TestMakeFuzzRetriesOnlyTheToolchainRace(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatalf("make is not installed (%v): install Debian's make package; .ci/run does", err)
+	}
+	targets := len(fuzzTargets(t))
+	for _, c := range []struct {
+		mode    string
+		wantErr bool
+		calls   int
+	}{
+		{"deadline-once", false, 2 * targets},
+		{"deadline-always", true, 2},
+		{"crash", true, 1},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			fake := filepath.Join(dir, "go")
+			if err := os.WriteFile(fake, []byte(fakeGo), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("make", "-s", "--no-print-directory", "fuzz", "GO="+fake, "FUZZTIME=3s")
+			cmd.Env = append(os.Environ(), "FAKE_MODE="+c.mode, "FAKE_STATE="+dir)
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != c.wantErr {
+				t.Errorf("make fuzz: error %v, want an error: %v\n%s", err, c.wantErr, out)
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "calls"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := strings.Split(strings.TrimSpace(string(raw)), "\n")
+			if len(calls) != c.calls {
+				t.Errorf("go test ran %d times, want %d:\n%s", len(calls), c.calls, raw)
+			}
+			if !strings.Contains(calls[0], "-fuzztime 3s") {
+				t.Errorf("go ran with %q, want -fuzztime 3s", calls[0])
+			}
+		})
 	}
 }
