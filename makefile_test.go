@@ -61,6 +61,21 @@ func fuzzTargets(t *testing.T) []string {
 	return out
 }
 
+// makeCmd is make with args, in an environment without the variables a
+// make that runs `go test` passes down (MAKEFLAGS, MAKELEVEL, MFLAGS), so
+// the output is the same under `make test` as from a shell.
+func makeCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command("make", args...)
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "MAKEFLAGS", "MAKELEVEL", "MFLAGS":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return cmd
+}
+
 // TestMakeFuzz: `make fuzz` runs every fuzz target of the module — the
 // list it iterates over (`make fuzz-targets`) is the Go parser's — and CI
 // runs `make fuzz` with a fixed, short FUZZTIME.
@@ -72,7 +87,7 @@ func TestMakeFuzz(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatalf("make is not installed (%v): install Debian's make package; .ci/run does", err)
 	}
-	cmd := exec.Command("make", "-s", "--no-print-directory", "fuzz-targets")
+	cmd := makeCmd("-s", "--no-print-directory", "fuzz-targets")
 	raw, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("make fuzz-targets: %v", err)
@@ -84,11 +99,11 @@ func TestMakeFuzz(t *testing.T) {
 	}
 
 	// `make fuzz` runs the same list through `go test -fuzz`.
-	list, err := exec.Command("make", "-n", "fuzz-targets").Output()
+	list, err := makeCmd("-n", "--no-print-directory", "fuzz-targets").Output()
 	if err != nil {
 		t.Fatalf("make -n fuzz-targets: %v", err)
 	}
-	dry, err := exec.Command("make", "-n", "fuzz", "FUZZTIME=3s").Output()
+	dry, err := makeCmd("-n", "--no-print-directory", "fuzz", "FUZZTIME=3s").Output()
 	if err != nil {
 		t.Fatalf("make -n fuzz: %v", err)
 	}
@@ -153,8 +168,8 @@ func TestMakeFuzzRetriesOnlyTheToolchainRace(t *testing.T) {
 			if err := os.WriteFile(fake, []byte(fakeGo), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("make", "-s", "--no-print-directory", "fuzz", "GO="+fake, "FUZZTIME=3s")
-			cmd.Env = append(os.Environ(), "FAKE_MODE="+c.mode, "FAKE_STATE="+dir)
+			cmd := makeCmd("-s", "--no-print-directory", "fuzz", "GO="+fake, "FUZZTIME=3s")
+			cmd.Env = append(cmd.Env, "FAKE_MODE="+c.mode, "FAKE_STATE="+dir)
 			out, err := cmd.CombinedOutput()
 			if (err != nil) != c.wantErr {
 				t.Errorf("make fuzz: error %v, want an error: %v\n%s", err, c.wantErr, out)
