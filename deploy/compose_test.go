@@ -421,7 +421,7 @@ func checkHealthyDependencies(t *testing.T, st stack) {
 }
 
 // Compose creates a missing bind-mount source as an empty directory, so a
-// typo in a path starts nginx or Prometheus with a directory where a config
+// typo in a path starts HAProxy or Prometheus with a directory where a config
 // file should be. Every bind mount must name a path inside the repo that
 // exists.
 func TestBindMountsExist(t *testing.T) {
@@ -453,13 +453,13 @@ func checkBindMounts(t *testing.T, st stack) {
 	}
 
 	lb := service(t, p, "lb")
-	want := filepath.Join(root, "deploy", "nginx.conf")
+	want := filepath.Join(root, "deploy", "haproxy.cfg")
 	found := false
 	for _, v := range lb.Volumes {
 		if v.Type == types.VolumeTypeBind && v.Source == want {
 			found = true
-			if v.Target != "/etc/nginx/nginx.conf" {
-				t.Errorf("lb: nginx.conf mounted at %s, want /etc/nginx/nginx.conf", v.Target)
+			if v.Target != haproxyConfigTarget {
+				t.Errorf("lb: haproxy.cfg mounted at %s, want %s", v.Target, haproxyConfigTarget)
 			}
 			if fi, err := os.Stat(v.Source); err != nil || !fi.Mode().IsRegular() {
 				t.Errorf("lb: %s is not a regular file (%v)", v.Source, err)
@@ -562,60 +562,144 @@ func TestHostPortsMatchTestScript(t *testing.T) {
 	}
 }
 
-func TestNginxProxiesWebSocketsToEveryGateway(t *testing.T) {
+// haproxyConfigTarget is where the haproxy image reads its config.
+const haproxyConfigTarget = "/usr/local/etc/haproxy/haproxy.cfg"
+
+// haproxyEnv returns the variables deploy/haproxy.cfg sets with
+// presetenv (the compose stack's values, which the environment may
+// override) and their values.
+func haproxyEnv(conf string) map[string]string {
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*presetenv\s+(\w+)\s+(\S+)\s*$`).FindAllStringSubmatch(conf, -1) {
+		vars[m[1]] = m[2]
+	}
+	return vars
+}
+
+// The load balancer: HAProxy with deploy/haproxy.cfg, balancing open
+// sockets over every gateway that answers /readyz, keeping idle
+// WebSockets open, and retrying a failed connection on another gateway.
+func TestHAProxyBalancesEveryGateway(t *testing.T) {
 	p := loadProject(t)
-	conf := readConfig(t, filepath.Join(repoRoot(t), "deploy", "nginx.conf"))
+	conf := readConfig(t, filepath.Join(repoRoot(t), "deploy", "haproxy.cfg"))
 
 	for _, re := range []string{
-		`map\s+\$http_upgrade\s+\$connection_upgrade\s*\{`,
-		`proxy_http_version\s+1\.1\s*;`,
-		`proxy_set_header\s+Upgrade\s+\$http_upgrade\s*;`,
-		`proxy_set_header\s+Connection\s+\$connection_upgrade\s*;`,
-		`proxy_read_timeout\s+(\d+[hd]|[0-9]{4,}s?)\s*;`, // an hour-scale timeout, not the 60s default
-		`least_conn\s*;`,
+		`(?m)^\s*mode\s+http\s*$`,
+		`(?m)^\s*balance\s+(leastconn|roundrobin)\s*$`,
+		`(?m)^\s*option\s+redispatch\b`,
+		`(?m)^\s*retries\s+[1-9]\s*$`,
+		// Hour-scale: an idle WebSocket must outlive the 60 s timeouts of
+		// plain requests.
+		`(?m)^\s*timeout\s+tunnel\s+(\d+[hd]|\d{4,}s?)\s*$`,
+		`(?m)^\s*option\s+httpchk\s*$`,
+		`(?m)^\s*http-check\s+send\s+meth\s+GET\s+uri\s+/readyz\s*$`,
+		`(?m)^\s*http-check\s+expect\s+status\s+200\s*$`,
+		`(?m)^\s*default-server\s+.*\bcheck\b`,
+		`(?m)^\s*option\s+forwardfor\b`,
 	} {
 		if !regexp.MustCompile(re).MatchString(conf) {
-			t.Errorf("nginx.conf lacks %s", re)
+			t.Errorf("haproxy.cfg lacks %s", re)
 		}
 	}
 
-	up := regexp.MustCompile(`(?s)upstream\s+(\w+)\s*\{(.*?)\}`).FindStringSubmatch(conf)
-	if up == nil {
-		t.Fatal("nginx.conf has no upstream block")
-	}
-	if !regexp.MustCompile(`proxy_pass\s+http://` + up[1] + `\s*;`).MatchString(conf) {
-		t.Errorf("nginx.conf does not proxy_pass to upstream %s", up[1])
-	}
+	vars := haproxyEnv(conf)
 	port := httpPort(t)
-	inUpstream := map[string]bool{}
-	for _, m := range regexp.MustCompile(`server\s+([\w.-]+):(\d+)`).FindAllStringSubmatch(up[2], -1) {
-		host, p2 := m[1], m[2]
-		inUpstream[host] = true
-		want, ok := parleyRoles[host]
-		if !ok || !slices.Equal(want, []string{"gateway"}) {
-			t.Errorf("nginx upstream server %s is not a gateway service", host)
+	inBackend := map[string]bool{}
+	servers := regexp.MustCompile(`(?m)^\s*server\s+(\S+)\s+(\S+)`).FindAllStringSubmatch(conf, -1)
+	if len(servers) == 0 {
+		t.Fatal("haproxy.cfg has no server lines")
+	}
+	for _, m := range servers {
+		// Every address is a variable with the compose value as its
+		// default, so the system test can run this very file.
+		v := regexp.MustCompile(`^"\$\{(\w+)\}"$`).FindStringSubmatch(m[2])
+		if v == nil {
+			t.Errorf("haproxy server %s has address %s, want \"${VARIABLE}\" set by presetenv", m[1], m[2])
+			continue
+		}
+		addr, ok := vars[v[1]]
+		if !ok {
+			t.Errorf("haproxy server %s uses ${%s}, which no presetenv sets", m[1], v[1])
+			continue
+		}
+		host, p2, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Errorf("presetenv %s %s: %v", v[1], addr, err)
+			continue
+		}
+		inBackend[host] = true
+		if want, ok := parleyRoles[host]; !ok || !slices.Equal(want, []string{"gateway"}) {
+			t.Errorf("haproxy server %s (%s) is not a gateway service", m[1], host)
 		}
 		if p2 != port {
-			t.Errorf("nginx upstream %s:%s, gateways listen on %s", host, p2, port)
+			t.Errorf("haproxy server %s:%s, gateways listen on %s", host, p2, port)
 		}
 	}
 	for name, cmd := range parleyRoles {
-		if slices.Equal(cmd, []string{"gateway"}) && !inUpstream[name] {
-			t.Errorf("gateway %s is not in the nginx upstream", name)
+		if slices.Equal(cmd, []string{"gateway"}) && !inBackend[name] {
+			t.Errorf("gateway %s is not a haproxy server", name)
 		}
 	}
 
 	lb := service(t, p, "lb")
-	listen := regexp.MustCompile(`listen\s+(\d+)`).FindStringSubmatch(conf)
-	if listen == nil {
-		t.Fatal("nginx.conf has no listen directive")
+	if !strings.HasPrefix(lb.Image, "haproxy:") {
+		t.Errorf("lb runs %s, want the haproxy image that reads deploy/haproxy.cfg", lb.Image)
 	}
-	listenPort, err := strconv.ParseUint(listen[1], 10, 32)
+	bind := regexp.MustCompile(`(?m)^\s*bind\s+"\$\{(\w+)\}"\s*$`).FindStringSubmatch(conf)
+	if bind == nil {
+		t.Fatal(`haproxy.cfg has no bind "${VARIABLE}" line`)
+	}
+	_, listen, err := net.SplitHostPort(vars[bind[1]])
+	if err != nil {
+		t.Fatalf("presetenv %s %q: %v", bind[1], vars[bind[1]], err)
+	}
+	listenPort, err := strconv.ParseUint(listen, 10, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, published := publishedPort(t, lb, uint32(listenPort)); published == "" {
-		t.Errorf("lb does not publish nginx's listen port %s", listen[1])
+		t.Errorf("lb does not publish haproxy's listen port %s", listen)
+	}
+	monitor := regexp.MustCompile(`(?m)^\s*monitor-uri\s+(\S+)\s*$`).FindStringSubmatch(conf)
+	if monitor == nil {
+		t.Fatal("haproxy.cfg has no monitor-uri for the lb healthcheck")
+	}
+	if hc := lb.HealthCheck; hc == nil || !slices.Contains(hc.Test, "http://127.0.0.1:"+listen+monitor[1]) {
+		t.Errorf("lb healthcheck %v does not ask http://127.0.0.1:%s%s", lb.HealthCheck, listen, monitor[1])
+	}
+}
+
+// TestLoadBalancerSystemTestRunsTheComposeConfig: the system test that
+// kills a gateway behind HAProxy (internal/systemtest) runs the file the
+// lb service mounts, found through docker-compose.yml's mount, and
+// overrides every address the file reads from the environment, and
+// nothing else.
+func TestLoadBalancerSystemTestRunsTheComposeConfig(t *testing.T) {
+	root := repoRoot(t)
+	src := readConfig(t, filepath.Join(root, "internal", "systemtest", "loadbalancer_test.go"))
+	for _, want := range []string{
+		`const haproxyConfigTarget = "` + haproxyConfigTarget + `"`,
+		`os.ReadFile("../../docker-compose.yml")`,
+		`exec.LookPath("haproxy")`,
+	} {
+		if !strings.Contains(src, want) {
+			t.Errorf("internal/systemtest/loadbalancer_test.go lacks %s", want)
+		}
+	}
+	vars := haproxyEnv(readConfig(t, filepath.Join(root, "deploy", "haproxy.cfg")))
+	if len(vars) == 0 {
+		t.Fatal("haproxy.cfg sets no presetenv variables")
+	}
+	for name := range vars {
+		if !strings.Contains(src, `"`+name+`="`) {
+			t.Errorf("the system test does not set %s, so it would run haproxy.cfg against the compose default %s", name, vars[name])
+		}
+	}
+	set := regexp.MustCompile(`"(PARLEY_\w+)="`).FindAllStringSubmatch(src, -1)
+	for _, m := range set {
+		if _, ok := vars[m[1]]; !ok {
+			t.Errorf("the system test sets %s, which haproxy.cfg does not read", m[1])
+		}
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package deploy holds the files the production-shaped stack in
-// ../docker-compose.yml mounts into its containers — the nginx load-balancer
+// ../docker-compose.yml mounts into its containers — the HAProxy load-balancer
 // config, the Prometheus scrape configs and the Grafana provisioning and
 // dashboards — the production overlay docker-compose.production.yml,
 // test-compose.sh (the script behind `make test-compose`) and README.md,
@@ -12,6 +12,9 @@
 // role needs, healthchecks and healthcheck-gated start order, secrets that
 // must come from .env, images pinned to exact versions, resource limits,
 // the replicated Kafka and ScyllaDB clusters of the overlay, bind mounts of
-// files that exist, load-balancer WebSocket headers, scrape targets that
-// name real services, and host ports that match the test script.
+// files that exist, the load balancer's config (every gateway a server
+// checked on /readyz, WebSocket tunnel timeout, retries on another
+// gateway) and that internal/systemtest runs that same file, scrape
+// targets that name real services, and host ports that match the test
+// script.
 package deploy

@@ -11,13 +11,14 @@ import (
 // TestGatewaysTrustOnlyTheLoadBalancer: every gateway believes the
 // X-Forwarded-For of the load balancer and of nothing else, the balancer
 // has that fixed address on the network the gateways share with it, and
-// nginx appends the client's address to the header. Without this every
+// HAProxy adds the client's address to the header (a line of its own,
+// last, which the gateways read backwards from). Without this every
 // client would seem to come from the balancer, and the per-address
 // limits would count them all as one.
 func TestGatewaysTrustOnlyTheLoadBalancer(t *testing.T) {
-	conf := readConfig(t, filepath.Join(repoRoot(t), "deploy", "nginx.conf"))
-	if !regexp.MustCompile(`proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for\s*;`).MatchString(conf) {
-		t.Error("nginx.conf does not append the client's address to X-Forwarded-For")
+	conf := readConfig(t, filepath.Join(repoRoot(t), "deploy", "haproxy.cfg"))
+	if !regexp.MustCompile(`(?m)^\s*option\s+forwardfor\b`).MatchString(conf) {
+		t.Error("haproxy.cfg does not add the client's address to X-Forwarded-For (option forwardfor)")
 	}
 	for _, st := range stacks() {
 		t.Run(st.name, func(t *testing.T) {

@@ -2,7 +2,8 @@
 // internal/app (or as the real parley binary) over the embedded broker
 // and real stores, driven through real HTTP and WebSocket connections —
 // end to end, permissions, conversations, search, several gateway nodes,
-// targeted routing, kill -9 of the binary and of a node, a slow consumer,
+// targeted routing, kill -9 of the binary and of a node (also behind
+// HAProxy with deploy/haproxy.cfg), a slow consumer,
 // ScyllaDB through its CQL stand-in, kcat reading the log, the README's
 // examples — and the system benchmarks (send to deliver, projections,
 // routing with 1, 2 and 4 nodes). Every HTTP response and WebSocket frame
