@@ -145,7 +145,7 @@ func (g *group[T]) run(ctx context.Context) error {
 	msgs := make([]kafka.Message, 0, g.cfg.MaxBatch)
 	for {
 		msgs = msgs[:0]
-		m, err := g.r.FetchMessage(ctx)
+		m, err := kafkalog.FetchMessage(ctx, g.r, g.log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
