@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -154,9 +155,12 @@ func (g *group[T]) run(ctx context.Context) error {
 		}
 		msgs = append(msgs, m)
 		msgs = g.drain(ctx, msgs)
-		// The batch is finished even when ctx ends now: a detached,
-		// bounded context lets shutdown commit what was applied.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
+		// The batch is finished even when ctx ends now: a context
+		// detached from it, ended ShutdownTimeout after it, lets shutdown
+		// commit what was applied. Until ctx ends the batch has no
+		// deadline: a store out of reach for longer is retried, not given
+		// up on (which would end the process).
+		bctx, cancel := graceContext(ctx, g.cfg.ShutdownTimeout)
 		err = g.process(ctx, bctx, msgs)
 		cancel()
 		if err != nil {
@@ -165,6 +169,31 @@ func (g *group[T]) run(ctx context.Context) error {
 			}
 			return err
 		}
+	}
+}
+
+// graceContext returns a context that outlives ctx by grace: it is not
+// cancelled with ctx, but grace after ctx is done (or when cancel is
+// called).
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, cancel)
+	})
+	return gctx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
 	}
 }
 
