@@ -241,13 +241,13 @@ func (g *chaosRig) flowing(l *chaosLoad, n int, what string) {
 
 // chaosReport is what a run counted.
 type chaosReport struct {
-	sent, acked, stored, delivered, expected, dupAcks, resumes, gaps, refetched, reordered, searched int
+	sent, acked, stored, delivered, expected, dupAcks, resumes, slowCloses, gaps, refetched, reordered, searched int
 }
 
 func (r chaosReport) String() string {
 	return fmt.Sprintf("sent %d, acked %d, stored %d (duplicates 0), delivered %d of %d owed (duplicates 0, missing 0; %d through gap refetch; "+
-		"%d times a seq arrived after a higher one, live ahead of a resume's backfill), retries answered as duplicates %d, resumes %d, gap frames %d, search documents %d",
-		r.sent, r.acked, r.stored, r.delivered, r.expected, r.refetched, r.reordered, r.dupAcks, r.resumes, r.gaps, r.searched)
+		"%d times a seq arrived after a higher one, live ahead of a resume's backfill), retries answered as duplicates %d, resumes %d (%d after a slow-consumer close), gap frames %d, search documents %d",
+		r.sent, r.acked, r.stored, r.delivered, r.expected, r.refetched, r.reordered, r.dupAcks, r.resumes, r.slowCloses, r.gaps, r.searched)
 }
 
 // settleAndCheck stops the load, waits for every message to be
@@ -282,6 +282,7 @@ func (g *chaosRig) settleAndCheck(l *chaosLoad, convs []chaosConv, readAddr stri
 		rep.sent += c.sent
 		rep.dupAcks += c.dupAcks
 		rep.resumes += c.resumes
+		rep.slowCloses += c.slowCloses
 		rep.gaps += len(c.gaps)
 		for cmd, a := range c.acked {
 			acked[cmd] = a
@@ -520,15 +521,20 @@ func TestChaosEveryRoleKilled(t *testing.T) {
 
 	for _, name := range []string{"gw1", "decider", "history", "router", "gw2", "search"} {
 		r := g.roles[name]
+		killed := time.Now()
 		r.kill9(t)
-		t.Logf("%s killed at %d acks", name, load.acked())
+		acks := load.acked()
 		// The role stays dead while the load goes on: what it misses
 		// meanwhile it must make up when back.
 		time.Sleep(time.Second)
 		r.start(t, g.bin)
+		ready := time.Since(killed)
 		g.flowing(load, 100, "after restarting "+name)
+		t.Logf("%s killed at %d acks; ready again after %v, 100 more acks after %v", name, acks, ready.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 	}
 
+	settling := time.Now()
 	rep := g.settleAndCheck(load, convs, gateways[0])
+	t.Logf("settled and checked in %v", time.Since(settling).Round(time.Millisecond))
 	t.Logf("chaos, every role killed once: %v; wall time %v", rep, time.Since(started).Round(time.Second))
 }

@@ -32,6 +32,7 @@ type chaosClient struct {
 
 	mu       sync.Mutex
 	conn     *websocket.Conn
+	addr     string // the gateway conn is to
 	next     int
 	sent     int               // command ids issued
 	pending  map[string]string // command id → conversation, unacknowledged
@@ -44,7 +45,10 @@ type chaosClient struct {
 	problems []string // what a correct server never does
 	dupAcks  int      // acks that said duplicate: a retry the server deduplicated
 	resumes  int      // connections after the first, each resuming
-	frameIDs atomic.Int64
+	drops    []string // why each connection ended, for a failure's message
+	// slowCloses counts closes as a slow consumer (4000).
+	slowCloses int
+	frameIDs   atomic.Int64
 }
 
 type chaosAck struct {
@@ -112,7 +116,7 @@ func (c *chaosClient) connect(ctx context.Context, addr string, resume bool) (*w
 	if resume {
 		c.resumes++
 	}
-	c.conn = conn
+	c.conn, c.addr = conn, addr
 	var retry []string
 	for cmd := range c.pending {
 		retry = append(retry, cmd)
@@ -164,6 +168,12 @@ func (c *chaosClient) serve(ctx context.Context, conn *websocket.Conn) {
 	for {
 		_, data, err := conn.Read(sctx)
 		if err != nil {
+			c.mu.Lock()
+			c.drops = append(c.drops, fmt.Sprintf("%s %s: %v", time.Now().Format("15:04:05.000"), c.addr, err))
+			if websocket.CloseStatus(err) == 4000 {
+				c.slowCloses++
+			}
+			c.mu.Unlock()
 			return
 		}
 		var f struct {
@@ -298,14 +308,14 @@ func (c *chaosClient) problem(format string, args ...any) {
 
 // chaosCounts is what one client saw, for the report.
 type chaosCounts struct {
-	sent, pending, acked, dupAcks, resumes, gaps int
-	delivered                                    int
+	sent, pending, acked, dupAcks, resumes, gaps, slowCloses int
+	delivered                                                int
 }
 
 func (c *chaosClient) counts() chaosCounts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := chaosCounts{sent: c.sent, pending: len(c.pending), acked: len(c.acked), dupAcks: c.dupAcks, resumes: c.resumes, gaps: len(c.gaps)}
+	n := chaosCounts{sent: c.sent, pending: len(c.pending), acked: len(c.acked), dupAcks: c.dupAcks, resumes: c.resumes, gaps: len(c.gaps), slowCloses: c.slowCloses}
 	for _, r := range c.received {
 		n.delivered += len(r)
 	}
