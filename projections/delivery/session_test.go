@@ -349,6 +349,34 @@ func TestSessionResume(t *testing.T) {
 	})
 }
 
+// TestLookingBackGivesUpWhenTheQueueBacksUp: the look back of a
+// conversation the socket did not resume (appendedSince) waits for a
+// lagging history at most until half the session's queue is waiting
+// behind it, not for GapWait: a full queue would end the session.
+func TestLookingBackGivesUpWhenTheQueueBacksUp(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	store(t, st, group(convC, "alice", "bob"))
+	store(t, st, msgs(convC, 1, 5)...)
+	h := newTestHub(t, st, func(c *Config) { c.GapWait, c.QueueSize = time.Minute, 4 })
+	s := h.NewSession("alice")
+	defer s.Close()
+	// Not started: what is pushed stays queued, as behind a writer that
+	// waits.
+	s.Signal([]byte(`{"type":"user_typing"}`))
+	s.Signal([]byte(`{"type":"user_typing"}`))
+	done := make(chan []history.Event, 1)
+	go func() { done <- s.appendedSince(context.Background(), convC, 9) }() // history lacks 6 to 8
+	select {
+	case found := <-done:
+		if len(found) != 0 {
+			t.Errorf("found %d events, want none", len(found))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the look back waited for history with half the queue waiting behind it")
+	}
+}
+
 // countingReader counts the pages asked of it after seq after, the way a
 // session asks for a gap it backfills.
 type countingReader struct {
