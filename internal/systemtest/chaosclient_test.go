@@ -85,6 +85,9 @@ func (c *chaosClient) run(ctx context.Context, sending <-chan struct{}, interval
 		c.mu.Unlock()
 		conn, err := c.connect(ctx, addr, !first)
 		if err != nil {
+			c.mu.Lock()
+			c.drops = append(c.drops, fmt.Sprintf("%s %s: connecting: %v", time.Now().Format("15:04:05.000"), addr, err))
+			c.mu.Unlock()
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):

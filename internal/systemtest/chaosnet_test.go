@@ -301,18 +301,19 @@ func TestChaosNetworkCut(t *testing.T) {
 	}) {
 		t.Fatal("gw2 not ready after its link came back")
 	}
-	for i, c := range load.clients {
-		if i%2 == 1 {
-			c.moveTo(1)
-		}
-	}
 	if !within(30*time.Second, func() bool {
+		home := true
 		for i, c := range load.clients {
-			if c.at() != gateways[i%2] {
-				return false
+			// A device on the wrong gateway is moved; one that is
+			// connecting is left alone.
+			if at := c.at(); at != gateways[i%2] {
+				home = false
+				if at != "" {
+					c.moveTo(i % 2)
+				}
 			}
 		}
-		return true
+		return home
 	}) {
 		for _, c := range load.clients {
 			c.mu.Lock()
