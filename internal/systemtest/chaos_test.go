@@ -497,7 +497,7 @@ func describeSeqs(s []uint64) string {
 // documented); search holds every message once.
 func TestChaosEveryRoleKilled(t *testing.T) {
 	if testing.Short() {
-		t.Skip("slow (six role processes, each killed with SIGKILL under load and restarted, about a minute); make test runs it")
+		t.Skip("slow (six role processes, each killed with SIGKILL under load and restarted, about 40 s); make test runs it")
 	}
 	started := time.Now()
 	g := &chaosRig{t: t, bin: buildParley(t), roles: map[string]*chaosRole{}, tokens: map[string]string{}, logDir: t.TempDir()}

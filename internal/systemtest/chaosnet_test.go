@@ -228,7 +228,7 @@ func (c *chaosClient) moveTo(i int) {
 // duplicated, and every device receives every event once.
 func TestChaosNetworkCut(t *testing.T) {
 	if testing.Short() {
-		t.Skip("slow (six role processes, two of them cut off from the broker for 8 s under load, about 40 s); make test runs it")
+		t.Skip("slow (six role processes, two of them cut off from the broker for 12 s under load, about 30 s; needs root for network namespaces); make test runs it")
 	}
 	started := time.Now()
 	lan := newChaosNet(t)
