@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -172,7 +173,7 @@ func (g *group[T]) run(ctx context.Context) error {
 	msgs := make([]kafka.Message, 0, g.cfg.MaxBatch)
 	for {
 		msgs = msgs[:0]
-		m, err := g.r.FetchMessage(ctx)
+		m, err := kafkalog.FetchMessage(ctx, g.r, g.log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -181,9 +182,11 @@ func (g *group[T]) run(ctx context.Context) error {
 		}
 		msgs = append(msgs, m)
 		msgs = g.drain(ctx, msgs)
-		// The batch is finished even when ctx ends now: a detached
-		// context, cancelled ShutdownTimeout after ctx is, lets shutdown
-		// finish the call in flight and commit what was applied.
+		// The batch is finished even when ctx ends now: a context
+		// detached from it, ended ShutdownTimeout after it, lets shutdown
+		// commit what was applied. Until ctx ends the batch has no
+		// deadline: a store out of reach for longer is retried, not given
+		// up on (which would end the process).
 		bctx, cancel := graceContext(ctx, g.cfg.ShutdownTimeout)
 		err = g.process(ctx, bctx, msgs)
 		cancel()
@@ -196,12 +199,29 @@ func (g *group[T]) run(ctx context.Context) error {
 	}
 }
 
-// graceContext returns a context that is not cancelled with ctx but
-// grace after it.
+// graceContext returns a context that outlives ctx by grace: it is not
+// cancelled with ctx, but grace after ctx is done (or when cancel is
+// called).
 func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
-	return gctx, func() { stop(); cancel() }
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, cancel)
+	})
+	return gctx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
 
 // drain adds what is already fetched, waiting at most Linger.

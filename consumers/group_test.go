@@ -108,12 +108,16 @@ type group struct {
 	done   chan error
 }
 
-func runGroup(t *testing.T, k kafkatest.Cluster, p *projection) *group {
+func runGroup(t *testing.T, k kafkatest.Cluster, p *projection, tweak ...func(*consumers.GroupConfig)) *group {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &group{cancel: cancel, done: make(chan error, 1)}
+	cfg := consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	go func() {
-		g.done <- consumers.RunGroup[item](ctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}, p)
+		g.done <- consumers.RunGroup[item](ctx, cfg, p)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -428,6 +432,57 @@ func TestRunGroupRetriesAFailingApplyAndCommitsOnlyAfterSuccess(t *testing.T) {
 		t.Errorf("RunGroup: %v", err)
 	}
 	restartAndCheckNothingReapplied(t, k, p, n)
+}
+
+// TestRunGroupOutlastsAStoreOutageLongerThanTheShutdownTimeout: a store
+// that fails for longer than ShutdownTimeout (which bounds finishing a
+// batch once the process stops, not a batch's life) is retried until it
+// is back; the group does not give up and end the process.
+func TestRunGroupOutlastsAStoreOutageLongerThanTheShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	k := startBroker(t)
+	const n = 5
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, record("k", i))
+	}
+	write(t, k, msgs...)
+
+	var (
+		mu   sync.Mutex
+		down time.Time // when the store first failed
+	)
+	const outage, shutdownTimeout = 1500 * time.Millisecond, 300 * time.Millisecond
+	p := &projection{apply: func(int, []item) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down.IsZero() {
+			down = time.Now()
+		}
+		if time.Since(down) < outage {
+			return errors.New("store unreachable")
+		}
+		return nil
+	}}
+	g := runGroup(t, k, p, func(c *consumers.GroupConfig) {
+		c.ShutdownTimeout, c.MaxBackoff = shutdownTimeout, 50*time.Millisecond
+	})
+	want := ends(t, k, topic)
+	waitFor(t, 20*time.Second, "the commit after the store came back", func() bool {
+		select {
+		case err := <-g.done:
+			g.done <- err // for the cleanup
+			t.Fatalf("RunGroup returned %v during the outage", err)
+		default:
+		}
+		return slices.Equal(committed(t, k), want)
+	})
+	if got := len(p.appliedItems()); got != n {
+		t.Errorf("applied %d records, want %d", got, n)
+	}
+	if err := g.stop(t); err != nil {
+		t.Errorf("RunGroup: %v", err)
+	}
 }
 
 func TestRunGroupShutdownFinishesAndCommitsTheInFlightBatch(t *testing.T) {

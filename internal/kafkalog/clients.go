@@ -2,7 +2,10 @@
 package kafkalog
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -270,4 +273,28 @@ func NewConsumerGroup(brokers []string, m Membership) (*kafka.ConsumerGroup, err
 		return nil, fmt.Errorf("joining %s: %w", m.Group, err)
 	}
 	return cg, nil
+}
+
+// FetchMessage returns the next message of r, riding out a broker that
+// cannot be reached for a while: it returns an error only once ctx is
+// done or r is closed. kafka-go's reader reconnects on its own for ever,
+// but after its first few failed attempts (MaxAttempts) it also hands
+// each failure to FetchMessage; a caller that stopped at the first one
+// would leave a partition unread for good, or end its process, over a
+// network blip or a broker restart. Each failure handed back is logged to
+// log as a warning, at most one per reconnection attempt of the reader
+// (its backoff, up to a second, paces them).
+func FetchMessage(ctx context.Context, r *kafka.Reader, log *slog.Logger) (kafka.Message, error) {
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, io.EOF) {
+			return m, err
+		}
+		log.Warn("kafka reader unavailable; retrying", "topic", r.Config().Topic, "partition", r.Config().Partition, "err", err)
+		select {
+		case <-ctx.Done():
+			return kafka.Message{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -94,17 +94,19 @@ func (h *Hub) readAll(ctx context.Context, offsets map[string][]kafka.PartitionO
 }
 
 // follow reads one partition from offset from, handing every record to
-// handle, until ctx is done.
+// handle, until ctx is done; a broker out of reach for a while only
+// delays it (kafkalog.FetchMessage).
 func (h *Hub) follow(ctx context.Context, topic string, p int, from int64, handle handler) error {
+	log := h.log.With("topic", topic, "partition", p)
 	r := kafkalog.NewPartitionReader(h.cfg.Brokers, topic, p,
-		kafkalog.ReaderErrors(h.log.With("topic", topic, "partition", p), h.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic)))
+		kafkalog.ReaderErrors(log, h.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic)))
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
 	}
 	read := h.cfg.Metrics.DeliveryRecordsRead.WithLabelValues(topic)
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := kafkalog.FetchMessage(ctx, r, log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

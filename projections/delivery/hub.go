@@ -30,7 +30,8 @@ type Config struct {
 	// Default: 1000.
 	BackfillLimit int
 	// GapWait is how long a session waits for the history store to catch
-	// up before it announces a gap. Default: 5s.
+	// up before it announces a gap; less once half its queue is waiting
+	// behind the wait. Default: 5s.
 	GapWait time.Duration
 	// Delivered, if set, is told the seq of every event written to a
 	// socket of user (a delivered receipt, coalesced by the caller). It

@@ -193,6 +193,13 @@ func (s *Session) pop() (*item, bool) {
 	return it, true
 }
 
+// backedUp reports whether half the queue or more is waiting.
+func (s *Session) backedUp() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return 2*(len(s.queue)-s.head) >= s.hub.cfg.QueueSize
+}
+
 // overflow ends a session whose queue is full.
 func (s *Session) overflow() {
 	s.hub.cfg.Metrics.SlowConsumers.Inc()
@@ -403,7 +410,12 @@ func (s *Session) backfill(ctx context.Context, sink Sink, conv string, from, to
 		if err != nil && !errors.Is(err, history.ErrNotFound) {
 			s.hub.log.Warn("backfill", "conversation_id", conv, "err", err)
 		}
-		if time.Now().After(deadline) {
+		// Live frames queue behind this wait, and a full queue ends the
+		// session as a slow consumer: waiting for a history that does
+		// not come would cost the client its socket, and it would resume
+		// into the same wait. At half the queue, the gap is announced now
+		// and the client refetches it.
+		if time.Now().After(deadline) || s.backedUp() {
 			if err := sink.Write(ctx, encodeGap(conv, next, to, GapHistoryUnavailable)); err != nil {
 				return err
 			}

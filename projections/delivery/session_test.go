@@ -323,6 +323,58 @@ func TestSessionResume(t *testing.T) {
 		rs.s.Resume("r1", map[string]uint64{convC: 4})
 		deliverytest.WaitFrames(t, sink, "event c1 5", "gap c1 6-7 history_unavailable", "resumed r1 map[c1:7]")
 	})
+	t.Run("a backfill waiting for history gives up with a gap before live events overflow the queue", func(t *testing.T) {
+		t.Parallel()
+		st := openStore(t)
+		evs := msgs(convC, 1, 7)
+		store(t, st, append([]history.Event{group(convC, "alice", "bob"), group(convD, "alice", "carol")}, evs[:5]...)...)
+		// History lags for longer than the test waits: only the queue
+		// filling up can end the wait.
+		h := newTestHub(t, st, func(c *Config) { c.GapWait, c.QueueSize = time.Minute, 4 })
+		live(h, evs[5])
+		live(h, evs[6])
+		sink := &deliverytest.Sink{}
+		rs := run(t, h, "alice", sink)
+		rs.s.Resume("r1", map[string]uint64{convC: 4})
+		deliverytest.WaitFrames(t, sink, "event c1 5")
+		// Live events of another conversation queue behind the waiting
+		// resume: half the queue is enough to stop waiting.
+		store(t, st, msg(convD, 1), msg(convD, 2))
+		live(h, msg(convD, 1))
+		live(h, msg(convD, 2))
+		deliverytest.WaitFrames(t, sink, "event c1 5", "gap c1 6-7 history_unavailable", "resumed r1 map[c1:7]", "event c2 1", "event c2 2")
+		if err := rs.s.Err(); err != nil {
+			t.Errorf("session ended: %v", err)
+		}
+	})
+}
+
+// TestLookingBackGivesUpWhenTheQueueBacksUp: the look back of a
+// conversation the socket did not resume (appendedSince) waits for a
+// lagging history at most until half the session's queue is waiting
+// behind it, not for GapWait: a full queue would end the session.
+func TestLookingBackGivesUpWhenTheQueueBacksUp(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	store(t, st, group(convC, "alice", "bob"))
+	store(t, st, msgs(convC, 1, 5)...)
+	h := newTestHub(t, st, func(c *Config) { c.GapWait, c.QueueSize = time.Minute, 4 })
+	s := h.NewSession("alice")
+	defer s.Close()
+	// Not started: what is pushed stays queued, as behind a writer that
+	// waits.
+	s.Signal([]byte(`{"type":"user_typing"}`))
+	s.Signal([]byte(`{"type":"user_typing"}`))
+	done := make(chan []history.Event, 1)
+	go func() { done <- s.appendedSince(context.Background(), convC, 9) }() // history lacks 6 to 8
+	select {
+	case found := <-done:
+		if len(found) != 0 {
+			t.Errorf("found %d events, want none", len(found))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the look back waited for history with half the queue waiting behind it")
+	}
 }
 
 // countingReader counts the pages asked of it after seq after, the way a

@@ -328,7 +328,9 @@ look:
 		if err != nil && !errors.Is(err, history.ErrNotFound) {
 			s.hub.log.Warn("looking back", "conversation_id", conv, "err", err)
 		}
-		if time.Now().After(deadline) {
+		// As in backfill: frames queued behind the wait must not end the
+		// session as a slow consumer.
+		if time.Now().After(deadline) || s.backedUp() {
 			// History cannot say (yet): go on live with what it gave.
 			s.hub.log.Warn("looking back: history is behind", "conversation_id", conv, "seq", next-1)
 			break

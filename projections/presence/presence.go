@@ -208,13 +208,14 @@ func followPartition(ctx context.Context, brokers []string, topic string, log *s
 		caughtUp <- struct{}{}
 		caughtUp = nil
 	}
-	r := kafkalog.NewPartitionReader(brokers, topic, p, kafkalog.ReaderErrors(log.With("topic", topic, "partition", p), errs))
+	plog := log.With("topic", topic, "partition", p)
+	r := kafkalog.NewPartitionReader(brokers, topic, p, kafkalog.ReaderErrors(plog, errs))
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
 	}
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := kafkalog.FetchMessage(ctx, r, plog)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
