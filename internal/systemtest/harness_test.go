@@ -97,6 +97,21 @@ type api struct {
 
 func (a api) do(method, path string, body any) (int, map[string]any) {
 	a.t.Helper()
+	resp, raw := a.request(method, path, body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			a.t.Fatalf("%s %s: non-JSON response %q", method, path, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// request makes a request with a's token (as it is: a bad one too) and
+// returns the response with its body read, checked against the API
+// documents; an error answer must be problem+json.
+func (a api) request(method, path string, body any) (*http.Response, []byte) {
+	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		switch b := body.(type) {
@@ -119,7 +134,6 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 		a.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out map[string]any
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		a.t.Fatalf("%s %s: reading the response: %v", method, path, err)
@@ -127,15 +141,10 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 	if err := contract(a.t).Response(method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
 		a.t.Errorf("%v\n%.2000s", err, raw)
 	}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			a.t.Fatalf("%s %s: non-JSON response %q", method, path, raw)
-		}
-	}
 	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
 		a.t.Errorf("%s %s: error %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	return resp.StatusCode, out
+	return resp, raw
 }
 
 // getPublic sends a GET without a token (for /healthz, /readyz, /metrics)
@@ -228,6 +237,25 @@ type wsClient struct {
 	err    error
 }
 
+// newWSClient reads c's frames until the test ends, then reports those
+// that broke the AsyncAPI document.
+func newWSClient(t *testing.T, c *websocket.Conn) *wsClient {
+	t.Helper()
+	c.SetReadLimit(1 << 20)
+	w := &wsClient{t: t, c: c, check: contract(t), notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	go w.read()
+	t.Cleanup(func() {
+		_ = c.CloseNow()
+		<-w.closed
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, b := range w.broken {
+			t.Error(b)
+		}
+	})
+	return w
+}
+
 // dial connects as user, authenticating with the header (or, if
 // firstFrame, with an auth frame).
 func dial(t *testing.T, addr, tok string, firstFrame bool) *wsClient {
@@ -242,18 +270,7 @@ func dial(t *testing.T, addr, tok string, firstFrame bool) *wsClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadLimit(1 << 20)
-	w := &wsClient{t: t, c: c, check: contract(t), notify: make(chan struct{}, 1), closed: make(chan struct{})}
-	go w.read()
-	t.Cleanup(func() {
-		_ = c.CloseNow()
-		<-w.closed
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for _, b := range w.broken {
-			t.Error(b)
-		}
-	})
+	w := newWSClient(t, c)
 	if firstFrame {
 		w.send(map[string]any{"type": "auth", "id": "auth", "token": tok})
 		w.await(func(f map[string]any) bool { return f["type"] == "auth_ok" })
