@@ -203,7 +203,10 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			e = newError(codeInvalidRequest, "seq "+strconv.FormatUint(last, 10)+" is beyond the conversation's last seq "+strconv.FormatUint(c.LastSeq, 10))
 		}
 		if e != nil {
-			e.Message = conv + ": " + e.Message
+			// The id is left out of the message, as of every answer to
+			// someone who may not read the conversation; the resumed
+			// message lists the conversations that were resumed.
+			e.Message = "a conversation of Last-Event-ID: " + e.Message
 			refusals = append(refusals, s.reject("gateway", e))
 			delete(from, conv)
 		}
