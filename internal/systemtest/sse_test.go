@@ -212,82 +212,97 @@ func transports() map[string]*http.Client {
 // TestSSEResumesAfterADroppedConnection: a stream gets its user's events
 // in each conversation's seq order; dropped and reopened with the last
 // event id, it gets what it missed, then live events, with nothing
-// missing and nothing twice — over HTTP/1.1 and HTTP/2.
+// missing and nothing twice — over HTTP/1.1 and HTTP/2, and through
+// HAProxy with deploy/haproxy.cfg.
 func TestSSEResumesAfterADroppedConnection(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a system (a few seconds); make test runs it")
+		t.Skip("starts a system and HAProxy (a few seconds); make test runs it")
 	}
+	cfg := composeHAProxyConfig(t)
+	haproxyBinary(t)
 	sys := startSystem(t, t.TempDir(), func(c *app.Config) { c.SSEHeartbeat = 50 * time.Millisecond })
 	defer stopSystem(t, sys)
-	base := "http://" + sys.HTTPAddr()
 	ann := api{t, sys.HTTPAddr(), token(t, "ann", time.Hour)}
 	for name, client := range transports() {
 		t.Run(name, func(t *testing.T) {
-			ann := api{t, ann.base, ann.token}
-			tag := strings.ReplaceAll(strings.ToLower(name), "/", "")
-			direct := ann.createDirect("bob-" + tag)
-			group := ann.group("g-"+tag, "SSE "+name, "bob-"+tag)
-			convs := []string{direct, group}
-			bob := token(t, "bob-"+tag, time.Hour)
-
-			s := openSSE(t, client, base, "", bob, "")
-			if s.resp.ProtoMajor != map[string]int{"HTTP/1.1": 1, "HTTP/2": 2}[name] {
-				t.Fatalf("served over %s, want %s", s.resp.Proto, name)
-			}
-			s.waitFor("a heartbeat", func(c *sseClient) bool { return c.pings > 0 && c.retry != "" })
-			sent := map[string][]int{}
-			send := func(n int, round string) {
-				for i := range n {
-					for _, conv := range convs {
-						sent[conv] = append(sent[conv], ann.send(conv, fmt.Sprintf("%s-%s-%d", round, conv, i)))
-					}
-				}
-			}
-			have := func(c *sseClient) bool {
-				for _, conv := range convs {
-					got := c.seqs(conv)
-					if len(got) == 0 || got[len(got)-1] < slices.Max(sent[conv]) {
-						return false
-					}
-				}
-				return true
-			}
-			send(5, "live")
-			s.waitFor("the live events", have)
-			s.mu.Lock()
-			lastID := s.lastID
-			first := map[string][]int{}
-			for _, conv := range convs {
-				first[conv] = s.seqs(conv)
-			}
-			s.mu.Unlock()
-			if lastID == "" {
-				t.Fatal("no event carried an id")
-			}
-			s.close()
-
-			send(5, "missed")
-			r := openSSE(t, client, base, "", bob, lastID)
-			r.waitFor("the resumed frame", func(c *sseClient) bool {
-				return slices.ContainsFunc(c.msgs, func(m sseMessage) bool { return m.event == "resumed" })
-			})
-			send(3, "after")
-			r.waitFor("every event", have)
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			for _, conv := range convs {
-				got := append(slices.Clone(first[conv]), r.seqs(conv)...)
-				// The direct conversation's first event may be its
-				// creation, which a stream opened after it does not get.
-				if want := sent[conv]; len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
-					t.Errorf("%s: received %v across the drop, want %v, each once, in order", conv, got, want)
-				}
-			}
-			for _, m := range r.msgs {
-				if m.event == "gap" || m.event == "error" {
-					t.Errorf("unexpected %s: %s", m.event, m.data)
-				}
-			}
+			sseResume(t, client, "http://"+sys.HTTPAddr(), api{t, ann.base, ann.token}, name)
 		})
+	}
+	t.Run("through HAProxy", func(t *testing.T) {
+		// Both of the file's gateways are this system's.
+		lb := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		startHAProxy(t, cfg, lb, "PARLEY_LB_BIND="+lb, "PARLEY_GATEWAY_1="+sys.HTTPAddr(), "PARLEY_GATEWAY_2="+sys.HTTPAddr())
+		sseResume(t, transports()["HTTP/1.1"], "http://"+lb, api{t, ann.base, ann.token}, "HTTP/1.1")
+	})
+}
+
+// sseResume is TestSSEResumesAfterADroppedConnection's scenario, with
+// streams opened with client at base and messages sent by ann. proto is
+// the protocol the stream must be served over.
+func sseResume(t *testing.T, client *http.Client, base string, ann api, proto string) {
+	tag := strings.NewReplacer("/", "", ".", "", ":", "", " ", "", "_", "").Replace(strings.ToLower(t.Name()))
+	tag = tag[len(tag)-min(len(tag), 20):]
+	direct := ann.createDirect("bob-" + tag)
+	group := ann.group("g-"+tag, "SSE "+tag, "bob-"+tag)
+	convs := []string{direct, group}
+	bob := token(t, "bob-"+tag, time.Hour)
+
+	s := openSSE(t, client, base, "", bob, "")
+	if want := map[string]int{"HTTP/1.1": 1, "HTTP/2": 2}[proto]; s.resp.ProtoMajor != want {
+		t.Fatalf("served over %s, want %s", s.resp.Proto, proto)
+	}
+	s.waitFor("a heartbeat", func(c *sseClient) bool { return c.pings > 0 && c.retry != "" })
+	sent := map[string][]int{}
+	send := func(n int, round string) {
+		for i := range n {
+			for _, conv := range convs {
+				sent[conv] = append(sent[conv], ann.send(conv, fmt.Sprintf("%s-%s-%d", round, conv, i)))
+			}
+		}
+	}
+	have := func(c *sseClient) bool {
+		for _, conv := range convs {
+			got := c.seqs(conv)
+			if len(got) == 0 || got[len(got)-1] < slices.Max(sent[conv]) {
+				return false
+			}
+		}
+		return true
+	}
+	send(5, "live")
+	s.waitFor("the live events", have)
+	s.mu.Lock()
+	lastID := s.lastID
+	first := map[string][]int{}
+	for _, conv := range convs {
+		first[conv] = s.seqs(conv)
+	}
+	s.mu.Unlock()
+	if lastID == "" {
+		t.Fatal("no event carried an id")
+	}
+	s.close()
+
+	send(5, "missed")
+	r := openSSE(t, client, base, "", bob, lastID)
+	r.waitFor("the resumed frame", func(c *sseClient) bool {
+		return slices.ContainsFunc(c.msgs, func(m sseMessage) bool { return m.event == "resumed" })
+	})
+	send(3, "after")
+	r.waitFor("every event", have)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, conv := range convs {
+		got := append(slices.Clone(first[conv]), r.seqs(conv)...)
+		// The direct conversation's first event may be its
+		// creation, which a stream opened after it does not get.
+		if want := sent[conv]; len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Errorf("%s: received %v across the drop, want %v, each once, in order", conv, got, want)
+		}
+	}
+	for _, m := range r.msgs {
+		if m.event == "gap" || m.event == "error" {
+			t.Errorf("unexpected %s: %s", m.event, m.data)
+		}
 	}
 }
