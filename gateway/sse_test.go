@@ -27,9 +27,17 @@ type scriptedSession struct {
 	frames  [][]byte
 	writer  sync.WaitGroup
 	resumed chan map[string]uint64
+	// fail, if set, ends the session as soon as it starts.
+	fail error
 }
 
+func (s *scriptedSession) Err() error { return s.fail }
+
 func (s *scriptedSession) Start(ctx context.Context, sink delivery.Sink, _ func(error)) {
+	if s.fail != nil {
+		s.once.Do(func() { close(s.done) })
+		return
+	}
 	s.writer.Go(func() {
 		for _, f := range s.frames {
 			if sink.Write(ctx, f) != nil {
@@ -47,6 +55,7 @@ type scriptedHub struct {
 	emptyHub
 	frames  [][]byte
 	resumed chan map[string]uint64
+	fail    error
 }
 
 func (h scriptedHub) Conversation(_ context.Context, id string) (history.Conversation, error) {
@@ -59,11 +68,12 @@ func (h scriptedHub) Conversation(_ context.Context, id string) (history.Convers
 }
 
 func (h scriptedHub) NewSession(string) Session {
-	return &scriptedSession{idleSession: idleSession{done: make(chan struct{})}, frames: h.frames, resumed: h.resumed}
+	return &scriptedSession{idleSession: idleSession{done: make(chan struct{})}, frames: h.frames, resumed: h.resumed, fail: h.fail}
 }
 
 type sseEnv struct {
 	t      *testing.T
+	s      *Server
 	srv    *httptest.Server
 	auth   *Authenticator
 	hub    scriptedHub
@@ -99,7 +109,7 @@ func newSSEEnv(t *testing.T, cfg Config, http2 bool, frames ...string) *sseEnv {
 		_ = s.Shutdown(ctx)
 		srv.Close()
 	})
-	return &sseEnv{t: t, srv: srv, auth: auth, hub: hub, client: srv.Client()}
+	return &sseEnv{t: t, s: s, srv: srv, auth: auth, hub: hub, client: srv.Client()}
 }
 
 func (e *sseEnv) token(user string, exp time.Time) string {
@@ -268,8 +278,7 @@ func TestSSEEndsOnShutdown(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s := e.srv.Config.Handler.(*Server)
-	if err := s.Shutdown(ctx); err != nil {
+	if err := e.s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	<-done
@@ -327,4 +336,16 @@ func TestSSERefusals(t *testing.T) {
 			t.Errorf("resumed %v, want c2 from 4 only", r)
 		}
 	})
+}
+
+func TestSSEEndsASlowConsumer(t *testing.T) {
+	t.Parallel()
+	e := newSSEEnv(t, Config{}, false)
+	e.hub.fail = delivery.ErrSlowConsumer
+	e.s.cfg.Hub = e.hub
+	resp := e.get("", "Authorization", "Bearer "+e.token("ann", time.Now().Add(time.Hour)))
+	got := messages(t, resp, func(m sseMsg) bool { return m.event == "end" })
+	if last := got[len(got)-1]; last.event != "end" || !strings.Contains(last.data, `"code":4000`) || !strings.Contains(last.data, `"retryable":true`) {
+		t.Fatalf("the stream ended with %+v, want an end 4000", got)
+	}
 }
