@@ -219,6 +219,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	// Shutdown waits for streams as for sockets, and ends them.
 	s.sockets.Add(1)
 	defer s.sockets.Done()
+	s.cfg.Metrics.SSEStreams.Inc()
+	defer s.cfg.Metrics.SSEStreams.Dec()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/history"
 )
@@ -268,6 +271,9 @@ func TestSSEEndsOnShutdown(t *testing.T) {
 	e := newSSEEnv(t, Config{}, false)
 	resp := e.get("", "Authorization", "Bearer "+e.token("ann", time.Now().Add(time.Hour)))
 	messages(t, resp, func(sseMsg) bool { return true }) // the retry field: the stream is up
+	if n := gauge(t, e.s.cfg.Metrics.SSEStreams); n != 1 {
+		t.Errorf("parley_sse_streams is %v with a stream open, want 1", n)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -282,6 +288,9 @@ func TestSSEEndsOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
+	if n := gauge(t, e.s.cfg.Metrics.SSEStreams); n != 0 {
+		t.Errorf("parley_sse_streams is %v once the stream has ended, want 0", n)
+	}
 }
 
 func TestSSERefusals(t *testing.T) {
@@ -348,4 +357,14 @@ func TestSSEEndsASlowConsumer(t *testing.T) {
 	if last := got[len(got)-1]; last.event != "end" || !strings.Contains(last.data, `"code":4000`) || !strings.Contains(last.data, `"retryable":true`) {
 		t.Fatalf("the stream ended with %+v, want an end 4000", got)
 	}
+}
+
+// gauge reads g's value.
+func gauge(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
 }
