@@ -191,6 +191,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, s.reject("gateway", e))
 			return
 		}
+		if watch == nil {
+			watch = []string{} // watching, if no one: the stream still says so
+		}
 	}
 	// The cursor's conversations are checked as a resume frame's are:
 	// a member's only, and not beyond their last seq, which would drop
@@ -241,7 +244,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	s.streamEvents(r.Context(), st, id, device, watch, from)
 }
 
-// streamEvents runs a stream's session until the client goes, the
+// streamEvents runs a stream's session, following the presence of the
+// users of watch unless it is nil, until the client goes, the
 // session ends, the token expires or the server shuts down.
 func (s *Server) streamEvents(ctx context.Context, st *stream, id Identity, device string, watch []string, from map[string]uint64) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -249,7 +253,7 @@ func (s *Server) streamEvents(ctx context.Context, st *stream, id Identity, devi
 	sess := s.cfg.Hub.NewSession(id.UserID)
 	if p := s.cfg.Presence; p != nil {
 		defer p.Connect(ctx, id.UserID, device)()
-		if len(watch) > 0 {
+		if watch != nil {
 			wt, states := p.Watch(watch, func(changes []presence.State) {
 				if b, err := json.Marshal(presenceFrame{Type: "presence", Users: changes}); err == nil {
 					sess.Signal(b)

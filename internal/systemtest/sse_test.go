@@ -209,12 +209,13 @@ func transports() map[string]*http.Client {
 	}
 }
 
-// TestSSEResumesAfterADroppedConnection: a stream gets its user's events
-// in each conversation's seq order; dropped and reopened with the last
-// event id, it gets what it missed, then live events, with nothing
-// missing and nothing twice — over HTTP/1.1 and HTTP/2, and through
-// HAProxy with deploy/haproxy.cfg.
-func TestSSEResumesAfterADroppedConnection(t *testing.T) {
+// TestServerSentEvents: a stream gets its user's events in each
+// conversation's seq order; dropped and reopened with the last event id,
+// it gets what it missed, then live events, with nothing missing and
+// nothing twice — over HTTP/1.1 and HTTP/2, and through HAProxy with
+// deploy/haproxy.cfg. A stream follows the presence of the users it
+// names.
+func TestServerSentEvents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a system and HAProxy (a few seconds); make test runs it")
 	}
@@ -228,6 +229,36 @@ func TestSSEResumesAfterADroppedConnection(t *testing.T) {
 			sseResume(t, client, "http://"+sys.HTTPAddr(), api{t, ann.base, ann.token}, name)
 		})
 	}
+	t.Run("presence", func(t *testing.T) {
+		// carl follows ann, with whom he shares a conversation: the
+		// stream's first presence message has her state; then dan,
+		// whom carl also talks to, opens a stream and comes online.
+		ann := api{t, ann.base, ann.token}
+		ann.group("g-presence", "SSE presence", "carl", "dan")
+		carl := api{t, ann.base, token(t, "carl", time.Hour)}
+		// Whom carl may follow comes from the history projection.
+		eventuallyT(t, "carl to see ann and dan", func() bool {
+			_, out := carl.do("GET", "/v1/presence?user_ids=ann,dan", nil)
+			users, _ := out["users"].([]any)
+			return len(users) == 2
+		}, func() string { return "GET /v1/presence never had both" })
+		client := transports()["HTTP/1.1"]
+		s := openSSE(t, client, "http://"+sys.HTTPAddr(), "?presence=ann,dan", carl.token, "")
+		state := func(user, status string) func(c *sseClient) bool {
+			return func(c *sseClient) bool {
+				return slices.ContainsFunc(c.msgs, func(m sseMessage) bool {
+					users, _ := m.frame["users"].([]any)
+					return m.event == "presence" && slices.ContainsFunc(users, func(u any) bool {
+						st, _ := u.(map[string]any)
+						return st["user_id"] == user && st["status"] == status
+					})
+				})
+			}
+		}
+		s.waitFor("ann's state", state("ann", "offline"))
+		openSSE(t, client, "http://"+sys.HTTPAddr(), "?device_id=dans-phone", token(t, "dan", time.Hour), "")
+		s.waitFor("dan online", state("dan", "online"))
+	})
 	t.Run("through HAProxy", func(t *testing.T) {
 		// Both of the file's gateways are this system's.
 		lb := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -236,7 +267,7 @@ func TestSSEResumesAfterADroppedConnection(t *testing.T) {
 	})
 }
 
-// sseResume is TestSSEResumesAfterADroppedConnection's scenario, with
+// sseResume is TestServerSentEvents' resume scenario, with
 // streams opened with client at base and messages sent by ann. proto is
 // the protocol the stream must be served over.
 func sseResume(t *testing.T, client *http.Client, base string, ann api, proto string) {
