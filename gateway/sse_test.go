@@ -85,6 +85,11 @@ type sseEnv struct {
 
 // newSSEEnv serves a gateway over HTTP/1.1, or HTTP/2 with TLS.
 func newSSEEnv(t *testing.T, cfg Config, http2 bool, frames ...string) *sseEnv {
+	return newSSEEnvWith(t, cfg, http2, 0, frames...)
+}
+
+// newSSEEnvWith is newSSEEnv with the HTTP server's WriteTimeout.
+func newSSEEnvWith(t *testing.T, cfg Config, http2 bool, writeTimeout time.Duration, frames ...string) *sseEnv {
 	t.Helper()
 	auth, err := NewAuthenticator(AuthConfig{Secret: wsSecret, Leeway: NoLeeway})
 	if err != nil {
@@ -100,6 +105,7 @@ func newSSEEnv(t *testing.T, cfg Config, http2 bool, frames ...string) *sseEnv {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(s)
+	srv.Config.WriteTimeout = writeTimeout
 	if http2 {
 		srv.EnableHTTP2 = true
 		srv.StartTLS()
@@ -367,4 +373,23 @@ func gauge(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestSSEOutlivesTheServersWriteTimeout: each write sets its own
+// deadline, so an HTTP server's WriteTimeout does not cut a stream.
+func TestSSEOutlivesTheServersWriteTimeout(t *testing.T) {
+	t.Parallel()
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2 over TLS"}[h2], func(t *testing.T) {
+			t.Parallel()
+			const writeTimeout = 100 * time.Millisecond
+			e := newSSEEnvWith(t, Config{SSEHeartbeat: 10 * time.Millisecond}, h2, writeTimeout)
+			start := time.Now()
+			resp := e.get("", "Authorization", "Bearer "+e.token("ann", time.Now().Add(time.Hour)))
+			got := messages(t, resp, func(m sseMsg) bool { return m.comment == "ping" && time.Since(start) > 5*writeTimeout })
+			if last := got[len(got)-1]; last.comment != "ping" || time.Since(start) <= 5*writeTimeout {
+				t.Fatalf("the stream ended after %v with %+v", time.Since(start), last)
+			}
+		})
+	}
 }
