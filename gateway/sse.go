@@ -27,10 +27,15 @@ type stream struct {
 	s   *Server
 	w   http.ResponseWriter
 	rc  *http.ResponseController
-	mu  sync.Mutex // guards the writes and cur
+	mu  sync.Mutex // guards the writes, cur and ended
 	cur *cursor
 	buf []byte
+	// ended is set once the end message is written: nothing follows it.
+	ended bool
 }
+
+// errStreamEnded refuses a frame after a stream's end message.
+var errStreamEnded = errors.New("stream ended")
 
 // sseHead is what the cursor needs of a frame.
 type sseHead struct {
@@ -51,6 +56,9 @@ func (st *stream) Write(_ context.Context, frame []byte) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.ended {
+		return errStreamEnded
+	}
 	moved := false
 	switch h.Type {
 	case "event":
@@ -117,6 +125,7 @@ func (st *stream) end(code int, reason string) {
 	}{"end", code, reason, code < 4500})
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.ended = true
 	_ = st.write([]byte("event: end\ndata: " + string(b) + "\n\n"))
 }
 
@@ -185,7 +194,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, s.reject("gateway", newError(codeNotFound, "presence is not enabled on this node")))
 			return
 		}
-		want := strings.Split(p, ",")
+		var want []string
+		for u := range strings.SplitSeq(p, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				want = append(want, u)
+			}
+		}
 		var e *apiError
 		if watch, e = s.visible(r.Context(), user, want); e != nil {
 			writeProblem(w, s.reject("gateway", e))
@@ -268,7 +282,9 @@ func (s *Server) streamEvents(ctx context.Context, st *stream, id Identity, devi
 	sess.Start(ctx, st, nil)
 	defer func() {
 		sess.Close()
-		cancel() // a writer blocked on the client returns
+		cancel()
+		// A writer blocked on a client that does not read returns at
+		// its write deadline (WriteTimeout) at the latest.
 		sess.Wait()
 	}()
 	if len(from) > 0 {
