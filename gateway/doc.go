@@ -3,7 +3,10 @@
 // every request before anything is appended, appends commands to
 // chat.commands, waits for the decider's answer, serves history and
 // conversation lists from the history store, and hands each socket to the
-// delivery projection.
+// delivery projection. GET /v1/events (sse.go) serves the same delivery
+// session as Server-Sent Events, for clients that cannot open a socket:
+// the stream is another delivery.Sink, and its event ids encode the
+// per-conversation cursors a reconnect resumes from (ssecursor.go).
 //
 // The gateway holds no conversation state of its own and can be run as
 // many nodes behind a load balancer. A Server is safe for concurrent use.

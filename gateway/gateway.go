@@ -119,6 +119,19 @@ type Config struct {
 	AuthTimeout time.Duration
 	// WriteTimeout bounds each socket write. Default: 10s.
 	WriteTimeout time.Duration
+	// SSEHeartbeat is how often an idle Server-Sent Events stream gets a
+	// comment, so that proxies and load balancers do not close it.
+	// Default: 15s.
+	SSEHeartbeat time.Duration
+	// SSERetry is the reconnection delay an SSE stream asks its client
+	// for (the retry field). Default: 2s.
+	SSERetry time.Duration
+	// SSEMaxCursor is the most conversations an SSE event id (the
+	// cursor a client resumes from with Last-Event-ID) holds; when more
+	// have delivered events, the one that moved least recently is
+	// dropped from it. 128 keeps the id under ~6 KiB, well inside proxy
+	// header limits. Default: 128.
+	SSEMaxCursor int
 	// MaxInFlight is the most unanswered sends per socket; more make the
 	// server stop reading that socket until answers come. Default: 256.
 	MaxInFlight int
@@ -180,6 +193,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SSEHeartbeat <= 0 {
+		c.SSEHeartbeat = 15 * time.Second
+	}
+	if c.SSERetry <= 0 {
+		c.SSERetry = 2 * time.Second
+	}
+	if c.SSEMaxCursor <= 0 {
+		c.SSEMaxCursor = 128
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 256
@@ -295,6 +317,7 @@ func (s *Server) routes() http.Handler {
 		writeProblem(w, e)
 	})
 	r.Get("/v1/ws", s.serveWS)
+	r.Get("/v1/events", s.serveEvents)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Post("/v1/conversations", s.createConversation)

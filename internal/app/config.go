@@ -71,6 +71,7 @@ type Config struct {
 	// The edge's limits (README, Limits).
 	MaxInFlight           int
 	WSAuthTimeout         time.Duration
+	SSEHeartbeat          time.Duration
 	MaxSocketsPerUser     int
 	UserCommandRate       float64
 	UserCommandBurst      int
@@ -170,7 +171,8 @@ func Settings() []Setting {
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"max-inflight", "PARLEY_MAX_INFLIGHT", "256", "most requests of one socket waiting for their answer; beyond it the server stops reading the socket until one is answered", num(func(c *Config) *int { return &c.MaxInFlight })},
 		{"ws-auth-timeout", "PARLEY_WS_AUTH_TIMEOUT", "10s", "how long a socket without an Authorization header may take to send its auth frame before it is closed with 4500", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
-		{"max-sockets-per-user", "PARLEY_MAX_SOCKETS_PER_USER", "100", "most sockets one user may have open on one gateway node; more are refused with 429 at the upgrade, or the close 1013 after a first-frame auth (0: no limit)", num(func(c *Config) *int { return &c.MaxSocketsPerUser })},
+		{"sse-heartbeat", "PARLEY_SSE_HEARTBEAT", "15s", "how often an idle Server-Sent Events stream (GET /v1/events) gets a comment line, so that proxies do not close it", dur(func(c *Config) *time.Duration { return &c.SSEHeartbeat })},
+		{"max-sockets-per-user", "PARLEY_MAX_SOCKETS_PER_USER", "100", "most sockets and SSE streams one user may have open on one gateway node; more are refused with 429 at the upgrade, or the close 1013 after a first-frame auth (0: no limit)", num(func(c *Config) *int { return &c.MaxSocketsPerUser })},
 		{"user-command-rate", "PARLEY_USER_COMMAND_RATE", "100", "commands per second one user may send on one gateway node, WebSocket frames that append (send, edit, delete, react, unreact, read, presence_set) and HTTP writes together; more get rate_limited or 429 (0: no limit)", float(func(c *Config) *float64 { return &c.UserCommandRate })},
 		{"user-command-burst", "PARLEY_USER_COMMAND_BURST", "200", "commands one user may send at once above the rate", num(func(c *Config) *int { return &c.UserCommandBurst })},
 		{"user-request-rate", "PARLEY_USER_REQUEST_RATE", "200", "requests per second of one user on one gateway node: authenticated HTTP requests, reads and writes, and the WebSocket resume and presence_watch frames; more get 429 or rate_limited (0: no limit)", float(func(c *Config) *float64 { return &c.UserRequestRate })},
@@ -402,8 +404,8 @@ func (c Config) validateLimits() []error {
 	if _, err := prefixes("PARLEY_RATE_LIMIT_EXEMPT", c.RateLimitExempt); err != nil {
 		errs = append(errs, err)
 	}
-	if c.WSAuthTimeout <= 0 || c.HTTPReadHeaderTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
-		errs = append(errs, errors.New("PARLEY_WS_AUTH_TIMEOUT, PARLEY_HTTP_READ_HEADER_TIMEOUT and PARLEY_HTTP_IDLE_TIMEOUT must be positive"))
+	if c.WSAuthTimeout <= 0 || c.SSEHeartbeat <= 0 || c.HTTPReadHeaderTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		errs = append(errs, errors.New("PARLEY_WS_AUTH_TIMEOUT, PARLEY_SSE_HEARTBEAT, PARLEY_HTTP_READ_HEADER_TIMEOUT and PARLEY_HTTP_IDLE_TIMEOUT must be positive"))
 	}
 	return errs
 }
@@ -441,6 +443,7 @@ func rate(perSecond float64, burst int) gateway.Rate {
 func (c Config) gatewayLimits(cfg *gateway.Config) {
 	cfg.MaxInFlight = c.MaxInFlight
 	cfg.AuthTimeout = c.WSAuthTimeout
+	cfg.SSEHeartbeat = c.SSEHeartbeat
 	cfg.MaxSocketsPerUser = c.MaxSocketsPerUser
 	if c.MaxSocketsPerUser == 0 {
 		cfg.MaxSocketsPerUser = -1

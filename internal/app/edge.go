@@ -141,9 +141,18 @@ func (s *System) serveHTTP(ready map[string]gateway.ReadyCheck) error {
 // (hijacks) with its deadlines set; sockets have their own limits (the
 // auth deadline, per-write timeouts, the read limit). Request bodies are
 // bounded by size in the gateway.
+//
+// Besides HTTP/1.1 it speaks HTTP/2 without TLS to clients that start
+// with HTTP/2's preface (h2c with prior knowledge, as proxies and load
+// balancers in front of it do), so that many Server-Sent Events streams
+// share one connection. TLS is the load balancer's.
 func newHTTPServer(handler http.Handler, cfg Config, log *slog.Logger) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
 		Handler:           handler,
+		Protocols:         &protocols,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

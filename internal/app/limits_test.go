@@ -27,7 +27,7 @@ func TestLimitSettingsReachTheGateway(t *testing.T) {
 	cfg, err := load(map[string]string{
 		"PARLEY_USER_COMMAND_RATE": "2.5", "PARLEY_USER_COMMAND_BURST": "5",
 		"PARLEY_USER_REQUEST_RATE":    "0",
-		"PARLEY_MAX_SOCKETS_PER_USER": "0", "PARLEY_MAX_INFLIGHT": "7", "PARLEY_WS_AUTH_TIMEOUT": "3s",
+		"PARLEY_MAX_SOCKETS_PER_USER": "0", "PARLEY_MAX_INFLIGHT": "7", "PARLEY_WS_AUTH_TIMEOUT": "3s", "PARLEY_SSE_HEARTBEAT": "4s",
 		"PARLEY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1,::ffff:172.16.0.1",
 	})
 	if err != nil {
@@ -36,7 +36,7 @@ func TestLimitSettingsReachTheGateway(t *testing.T) {
 	var g gateway.Config
 	cfg.gatewayLimits(&g)
 	want := gateway.Config{
-		MaxInFlight: 7, AuthTimeout: 3 * time.Second, MaxSocketsPerUser: -1,
+		MaxInFlight: 7, AuthTimeout: 3 * time.Second, SSEHeartbeat: 4 * time.Second, MaxSocketsPerUser: -1,
 		UserCommands:   gateway.Rate{PerSecond: 2.5, Burst: 5},
 		UserRequests:   gateway.Rate{PerSecond: -1},
 		IPConnects:     gateway.Rate{PerSecond: 1000, Burst: 2000},

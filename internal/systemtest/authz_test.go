@@ -1,6 +1,7 @@
 package systemtest_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -201,6 +202,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			member: want{409, "no_change"}, outsider: want{409, "no_change"}, blocked: want{409, "no_change"}},
 		"GET /v1/search": {req: func(string, int, int) (string, any) { return "/v1/search?q=" + secret, nil },
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		// A stream resuming the conversation: a member's resumes it, an
+		// outsider's is told it may not (and resumes nothing).
+		"GET /v1/events": {req: func(c string, _, _ int) (string, any) { return "/v1/events?last_event_id=1." + c + ":0", nil },
+			member: ok(200), outsider: want{200, "not_member"}, blocked: ok(200)},
 		"GET /v1/presence": {req: func(string, int, int) (string, any) { return "/v1/presence?user_ids=ann,mem,blk", nil },
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
 		"GET /healthz": {public: true, req: func(string, int, int) (string, any) { return "/healthz", nil }},
@@ -399,7 +404,12 @@ type rawAnswer struct {
 // raw makes a request with a's token as it is (a bad token too).
 func (a api) raw(method, path string, body any) rawAnswer {
 	a.t.Helper()
-	resp, b := a.request(method, path, body)
+	resp := a.open(method, path, body)
+	if resp.StatusCode == http.StatusOK && resp.Header.Get("Content-Type") == "text/event-stream" {
+		defer resp.Body.Close()
+		return a.rawStream(resp)
+	}
+	b := a.read(method, path, resp)
 	out := rawAnswer{status: resp.StatusCode, body: string(b)}
 	if resp.StatusCode >= 400 {
 		var p struct{ Code string }
@@ -408,6 +418,39 @@ func (a api) raw(method, path string, body any) rawAnswer {
 		}
 		out.code = p.Code
 	}
+	return out
+}
+
+// rawStream reads an SSE stream until its first resumed or error
+// message: the answer is 200, with the error's code if there was one.
+func (a api) rawStream(resp *http.Response) rawAnswer {
+	a.t.Helper()
+	stop := time.AfterFunc(10*time.Second, func() { _ = resp.Body.Close() })
+	defer stop.Stop()
+	out := rawAnswer{status: resp.StatusCode}
+	var body strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		body.WriteString(line + "\n")
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && (event == "error" || event == "resumed"):
+			data := strings.TrimPrefix(line, "data: ")
+			if err := contract(a.t).ServerFrame([]byte(data)); err != nil {
+				a.t.Errorf("%v\n%.2000s", err, data)
+			}
+			var f struct{ Code string }
+			_ = json.Unmarshal([]byte(data), &f)
+			out.code, out.body = f.Code, body.String()
+			return out
+		}
+	}
+	a.t.Errorf("the stream ended without a resumed or error message: %v\n%.2000s", sc.Err(), body.String())
+	out.body = body.String()
 	return out
 }
 

@@ -112,6 +112,32 @@ func (a api) do(method, path string, body any) (int, map[string]any) {
 // documents; an error answer must be problem+json.
 func (a api) request(method, path string, body any) (*http.Response, []byte) {
 	a.t.Helper()
+	resp := a.open(method, path, body)
+	return resp, a.read(method, path, resp)
+}
+
+// read reads and closes resp's body and checks the answer against the
+// API documents; an error answer must be problem+json.
+func (a api) read(method, path string, resp *http.Response) []byte {
+	a.t.Helper()
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatalf("%s %s: reading the response: %v", method, path, err)
+	}
+	if err := contract(a.t).Response(method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
+		a.t.Errorf("%v\n%.2000s", err, raw)
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		a.t.Errorf("%s %s: error %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return raw
+}
+
+// open sends a request with a's token (as it is: a bad one too) and
+// returns the response, its body unread.
+func (a api) open(method, path string, body any) *http.Response {
+	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		switch b := body.(type) {
@@ -133,18 +159,7 @@ func (a api) request(method, path string, body any) (*http.Response, []byte) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		a.t.Fatalf("%s %s: reading the response: %v", method, path, err)
-	}
-	if err := contract(a.t).Response(method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
-		a.t.Errorf("%v\n%.2000s", err, raw)
-	}
-	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-		a.t.Errorf("%s %s: error %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	return resp, raw
+	return resp
 }
 
 // getPublic sends a GET without a token (for /healthz, /readyz, /metrics)

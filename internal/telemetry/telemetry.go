@@ -32,8 +32,12 @@ type Metrics struct {
 	// Rejections counts refused requests, by where (gateway, decider) and
 	// stable code.
 	Rejections *prometheus.CounterVec
-	// Connections is the number of open WebSocket connections.
+	// Connections is the number of open delivery sessions: WebSocket
+	// connections and Server-Sent Events streams (the name predates
+	// SSE; SSEStreams tells them apart).
 	Connections prometheus.Gauge
+	// SSEStreams is the number of open Server-Sent Events streams.
+	SSEStreams prometheus.Gauge
 	// Deliveries counts event frames written to sockets.
 	Deliveries prometheus.Counter
 	// SlowConsumers counts sockets closed because their queue was full.
@@ -85,7 +89,10 @@ func New() *Metrics {
 			Name: "parley_rejections_total", Help: "Refused requests by where they were refused and code.",
 		}, []string{"where", "code"}),
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "parley_ws_connections", Help: "Open WebSocket connections.",
+			Name: "parley_ws_connections", Help: "Open WebSocket connections and Server-Sent Events streams.",
+		}),
+		SSEStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_sse_streams", Help: "Open Server-Sent Events streams (counted in parley_ws_connections too).",
 		}),
 		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_deliveries_total", Help: "Event frames written to sockets.",
@@ -115,7 +122,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.Commands, m.Rejections,
-		m.Connections, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
+		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
 		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 	)
 	return m
