@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 
+	"github.com/parley-chat/parley/internal/retry"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -208,33 +209,27 @@ func (v *OIDCVerifier) Run(ctx context.Context) error {
 
 // load discovers iss's keys, retrying until it succeeds or ctx is done.
 func (v *OIDCVerifier) load(ctx context.Context, iss string) {
-	wait := 100 * time.Millisecond
-	for {
-		kf, err := v.discover(ctx, iss)
-		if err == nil {
-			v.mu.Lock()
-			v.keys[iss] = kf
-			delete(v.errs, iss)
-			if len(v.keys) == len(v.cfg.Issuers) {
-				close(v.ready)
-			}
-			v.mu.Unlock()
-			v.cfg.Logger.Info("oidc keys loaded", "issuer", iss)
-			return
-		}
+	var kf issuerKeys
+	err := retry.Backoff{Max: v.cfg.RetryMax, OnRetry: func(err error, wait time.Duration) {
 		v.mu.Lock()
 		v.errs[iss] = err
 		v.mu.Unlock()
 		v.cfg.Logger.Warn("oidc discovery failed; retrying", "issuer", iss, "err", err, "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, v.cfg.RetryMax)
+	}}.Do(ctx, func(ctx context.Context) (err error) {
+		kf, err = v.discover(ctx, iss)
+		return err
+	})
+	if err != nil {
+		return // ctx is done
 	}
+	v.mu.Lock()
+	v.keys[iss] = kf
+	delete(v.errs, iss)
+	if len(v.keys) == len(v.cfg.Issuers) {
+		close(v.ready)
+	}
+	v.mu.Unlock()
+	v.cfg.Logger.Info("oidc keys loaded", "issuer", iss)
 }
 
 // discover reads iss's discovery document and fetches the JWKS it
