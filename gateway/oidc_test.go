@@ -218,3 +218,55 @@ func TestOIDCConfigValidateReportsEveryProblem(t *testing.T) {
 		t.Errorf("Validate() of nothing = %v", err)
 	}
 }
+
+// TestOIDCKeyRefreshes checks the two ways new keys are learnt: a token
+// with an unknown kid fetches the JWKS at once, but only as often as the
+// limit allows (beyond it the token is refused without a fetch), and the
+// scheduled refresh learns keys without any token asking.
+func TestOIDCKeyRefreshes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an OpenID provider; skipped under -short")
+	}
+	t.Parallel()
+	p := oidctest.Start(t)
+	p.Up()
+	v := startVerifier(t, OIDCConfig{Issuers: []string{p.Issuer}, Audience: oidctest.ClientID, UnknownKIDRefresh: time.Hour, RefreshInterval: time.Hour})
+	waitReady(t, v)
+	fetches := p.JWKSFetches()
+
+	if _, err := v.Verify(p.Sign(t, p.Rotate(t, jose.ES256), nil)); err != nil {
+		t.Fatalf("a token of a new key: %v", err)
+	}
+	if got := p.JWKSFetches(); got != fetches+1 {
+		t.Fatalf("the unknown kid caused %d fetches, want 1", got-fetches)
+	}
+	if _, err := v.Verify(p.Sign(t, p.Rotate(t, jose.EdDSA), nil)); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("a second new key within the limit: %v, want refused as not found", err)
+	}
+	if got := p.JWKSFetches(); got != fetches+1 {
+		t.Fatalf("a second unknown kid within the limit fetched the JWKS (%d fetches)", got-fetches)
+	}
+
+	// A verifier whose unknown-kid refresh is spent learns the new key
+	// from its schedule.
+	scheduled := startVerifier(t, OIDCConfig{Issuers: []string{p.Issuer}, Audience: oidctest.ClientID, UnknownKIDRefresh: time.Hour, RefreshInterval: 20 * time.Millisecond})
+	waitReady(t, scheduled)
+	if _, err := scheduled.Verify(p.Sign(t, oidctest.Key{KID: "made-up", Alg: jose.EdDSA, Signer: p.Current().Signer}, nil)); err == nil {
+		t.Fatal("a made-up kid was accepted")
+	}
+	tok := p.Sign(t, p.Rotate(t, jose.PS256), nil)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		_, err := scheduled.Verify(tok)
+		if err == nil {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the scheduled refresh did not learn the new key: %v", err)
+		}
+	}
+}

@@ -113,6 +113,7 @@ type Provider struct {
 	Issuer string
 	store  *rotatingStorage
 	up     atomic.Bool
+	jwks   atomic.Int64
 }
 
 // Start starts a provider with an RS256 key; call Up to let it answer.
@@ -132,6 +133,9 @@ func Start(t testing.TB) *Provider {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
+		if r.URL.Path == jwksPath {
+			p.jwks.Add(1)
+		}
 		router.ServeHTTP(w, r)
 	}))
 	srv.Listener.Close()
@@ -140,6 +144,12 @@ func Start(t testing.TB) *Provider {
 	t.Cleanup(srv.Close)
 	return p
 }
+
+// jwksPath is where the example provider serves its JWKS.
+const jwksPath = "/keys"
+
+// JWKSFetches returns how many times the JWKS was fetched.
+func (p *Provider) JWKSFetches() int64 { return p.jwks.Load() }
 
 // Up lets the provider answer.
 func (p *Provider) Up() { p.up.Store(true) }
