@@ -147,6 +147,14 @@ func TestOIDCRefusals(t *testing.T) {
 		t.Fatalf("preferred_username as the user id: %v, %v", id, err)
 	}
 
+	both := startVerifier(t, OIDCConfig{Issuers: []string{p.Issuer, other.Issuer}, Audience: oidctest.ClientID})
+	waitReady(t, both)
+	for _, tok := range []string{p.SignIn(t, oidctest.User2, oidctest.Password), other.SignIn(t, oidctest.User2, oidctest.Password)} {
+		if id, err := both.Verify(tok); err != nil || id.UserID != oidctest.User2ID {
+			t.Errorf("with two issuers, a token of %v: %v, %v", header(t, tok)["kid"], id, err)
+		}
+	}
+
 	foreign, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +178,7 @@ func TestOIDCRefusals(t *testing.T) {
 		{"our issuer's name signed with another provider's key", p.Sign(t, other.Current(), nil), "key", v},
 		{"a token for another audience", p.Sign(t, rs, jwt.MapClaims{"aud": "someone-else"}), "audience", v},
 		{"an expired token", p.Sign(t, rs, jwt.MapClaims{"iat": now.Add(-2 * time.Hour).Unix(), "nbf": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}), "expired", v},
+		{"a token issued in the future", p.Sign(t, rs, jwt.MapClaims{"iat": now.Add(time.Hour).Unix()}), "before issued", v},
 		{"a token not valid yet", p.Sign(t, rs, jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}), "not valid yet", v},
 		{"a token without exp", p.Sign(t, rs, jwt.MapClaims{"exp": nil}), "exp", v},
 		{"a token re-signed with a key not in the JWKS under the provider's kid", p.Sign(t, oidctest.Key{KID: rs.KID, Alg: jose.RS256, Signer: foreign}, nil), "verification error", v},
@@ -269,4 +278,37 @@ func TestOIDCKeyRefreshes(t *testing.T) {
 			t.Fatalf("the scheduled refresh did not learn the new key: %v", err)
 		}
 	}
+}
+
+// FuzzOIDCVerify feeds Verify mutations of a valid token and of junk: it
+// never panics, and whatever it accepts is signed by the provider for its
+// user.
+func FuzzOIDCVerify(f *testing.F) {
+	p := oidctest.Start(f)
+	p.Up()
+	v, err := NewOIDCVerifier(OIDCConfig{Issuers: []string{p.Issuer}, Audience: oidctest.ClientID})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = v.Run(ctx) }()
+	f.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-v.Ready():
+	case <-time.After(10 * time.Second):
+		f.Fatal("keys not loaded")
+	}
+	valid := p.Sign(f, p.Current(), nil)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-2])
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add(`eyJhbGciOiJub25lIn0.e30.`)
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, err := v.Verify(tok)
+		if err == nil && id.UserID != oidctest.User2ID {
+			t.Fatalf("accepted %q as %v", tok, id)
+		}
+	})
 }
