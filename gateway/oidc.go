@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -113,19 +114,10 @@ func (c OIDCConfig) Validate() error {
 	if c.Audience == "" {
 		errs = append(errs, errors.New("oidc: an audience is required"))
 	}
-	if c.UserClaim != "" && !contains(UserClaims, c.UserClaim) {
+	if c.UserClaim != "" && !slices.Contains(UserClaims, c.UserClaim) {
 		errs = append(errs, fmt.Errorf("oidc: user claim %q is not one of %s", c.UserClaim, strings.Join(UserClaims, ", ")))
 	}
 	return errors.Join(errs...)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ErrKeysNotLoaded is wrapped by Verify's error for a token of an issuer
@@ -156,6 +148,8 @@ func NewOIDCVerifier(cfg OIDCConfig) (*OIDCVerifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// An issuer listed twice is one issuer: Ready counts them.
+	cfg.Issuers = slices.Compact(slices.Sorted(slices.Values(cfg.Issuers)))
 	v := &OIDCVerifier{
 		cfg: cfg, parsers: make(map[string]*jwt.Parser), unverified: jwt.NewParser(),
 		keys: make(map[string]issuerKeys), errs: make(map[string]error), ready: make(chan struct{}),
@@ -263,15 +257,19 @@ func (v *OIDCVerifier) discover(ctx context.Context, iss string) (issuerKeys, er
 	if doc.JWKSURI == "" {
 		return issuerKeys{}, fmt.Errorf("discovery: %s has no jwks_uri", u)
 	}
+	// jwkset starts its refresh goroutine before the first fetch and
+	// leaves it running when that fails: a context of its own ends it then.
+	storeCtx, stop := context.WithCancel(ctx)
 	store, err := jwkset.NewStorageFromHTTP(doc.JWKSURI, jwkset.HTTPClientStorageOptions{
 		Client:          v.cfg.Client,
-		Ctx:             ctx,
+		Ctx:             storeCtx,
 		RefreshInterval: v.cfg.RefreshInterval,
 		RefreshErrorHandler: func(_ context.Context, err error) {
 			v.cfg.Logger.Warn("oidc jwks refresh failed", "issuer", iss, "url", doc.JWKSURI, "err", err)
 		},
 	})
 	if err != nil {
+		stop()
 		return issuerKeys{}, fmt.Errorf("jwks %s: %w", doc.JWKSURI, err)
 	}
 	// refreshing fetches the JWKS again whenever a kid is unknown;
@@ -281,17 +279,20 @@ func (v *OIDCVerifier) discover(ctx context.Context, iss string) (issuerKeys, er
 		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
+		stop()
 		return issuerKeys{}, fmt.Errorf("jwks %s: %w", doc.JWKSURI, err)
 	}
-	cached, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store})
+	cached, err := keyfunc.New(keyfunc.Options{Ctx: storeCtx, Storage: store})
 	if err != nil {
+		stop()
 		return issuerKeys{}, err
 	}
-	fresh, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: refreshing})
+	fresh, err := keyfunc.New(keyfunc.Options{Ctx: storeCtx, Storage: refreshing})
 	if err != nil {
+		stop()
 		return issuerKeys{}, err
 	}
-	return issuerKeys{cached: cached, fresh: fresh, refreshes: rate.NewLimiter(rate.Every(v.cfg.UnknownKIDRefresh), 1)}, nil
+	return issuerKeys{cached: cached, fresh: fresh, refreshes: rate.NewLimiter(rate.Every(v.cfg.UnknownKIDRefresh), 1), stop: stop}, nil
 }
 
 // issuerKeys are the keys of one issuer.
@@ -300,6 +301,8 @@ type issuerKeys struct {
 	// refreshes limits the fetches unknown kids cause, so that tokens
 	// with made-up kids cannot make Parley hammer the provider.
 	refreshes *rate.Limiter
+	// stop ends the scheduled refresh (so does the end of Run's context).
+	stop context.CancelFunc
 }
 
 // key returns the key t's kid names, fetching the JWKS again if the kid

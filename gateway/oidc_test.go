@@ -147,8 +147,8 @@ func TestOIDCRefusals(t *testing.T) {
 		t.Fatalf("preferred_username as the user id: %v, %v", id, err)
 	}
 
-	both := startVerifier(t, OIDCConfig{Issuers: []string{p.Issuer, other.Issuer}, Audience: oidctest.ClientID})
-	waitReady(t, both)
+	both := startVerifier(t, OIDCConfig{Issuers: []string{p.Issuer, other.Issuer, p.Issuer}, Audience: oidctest.ClientID})
+	waitReady(t, both) // an issuer listed twice is waited for once
 	for _, tok := range []string{p.SignIn(t, oidctest.User2, oidctest.Password), other.SignIn(t, oidctest.User2, oidctest.Password)} {
 		if id, err := both.Verify(tok); err != nil || id.UserID != oidctest.User2ID {
 			t.Errorf("with two issuers, a token of %v: %v, %v", header(t, tok)["kid"], id, err)
