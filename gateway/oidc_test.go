@@ -312,3 +312,36 @@ func FuzzOIDCVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestOIDCDiscoveryMustNameTheIssuer configures an issuer with a trailing
+// slash the provider does not write: the discovery document names another
+// issuer, so its keys are never loaded and /readyz says why.
+func TestOIDCDiscoveryMustNameTheIssuer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an OpenID provider; skipped under -short")
+	}
+	t.Parallel()
+	p := oidctest.Start(t)
+	p.Up()
+	v := startVerifier(t, OIDCConfig{Issuers: []string{p.Issuer + "/"}, Audience: oidctest.ClientID, RetryMax: 20 * time.Millisecond})
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		err := v.ReadyCheck(context.Background())
+		if err == nil {
+			t.Fatal("ready with a discovery document naming another issuer")
+		}
+		if strings.Contains(err.Error(), "names issuer") {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("ready check %v, want it to say the document names another issuer", err)
+		}
+	}
+	if _, err := v.Verify(p.Sign(t, p.Current(), jwt.MapClaims{"iss": p.Issuer + "/"})); !errors.Is(err, ErrKeysNotLoaded) {
+		t.Errorf("Verify = %v, want %v", err, ErrKeysNotLoaded)
+	}
+}
