@@ -162,6 +162,9 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if cfg.OIDC() {
+		return errDevTokensWithOIDC
+	}
 	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: cfg.Secret(), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	if err != nil {
 		return err
@@ -173,6 +176,11 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
 }
+
+// errDevTokensWithOIDC refuses to sign an HS256 token the server would
+// refuse: with PARLEY_OIDC_ISSUER only the identity provider's tokens
+// are accepted.
+var errDevTokensWithOIDC = errors.New("PARLEY_OIDC_ISSUER is set, so HS256 tokens are refused: get a token from the identity provider")
 
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, usage)

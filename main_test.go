@@ -46,6 +46,20 @@ func TestTokenRefusesTheDevSecretAgainstAClusterWithoutASecret(t *testing.T) {
 	}
 }
 
+func TestTokenAndWSUserRefuseToSignWithOIDC(t *testing.T) {
+	env := map[string]string{"PARLEY_OIDC_ISSUER": "https://idp.example.org", "PARLEY_OIDC_AUDIENCE": "parley"}
+	for _, args := range [][]string{{"token", "alice"}, {"ws", "-user", "alice"}} {
+		var out bytes.Buffer
+		err := run(context.Background(), args, func(k string) string { return env[k] }, nil, &out, &out)
+		if !errors.Is(err, errDevTokensWithOIDC) {
+			t.Errorf("%v with PARLEY_OIDC_ISSUER: %v, want %v", args, err, errDevTokensWithOIDC)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v printed %q", args, out.String())
+		}
+	}
+}
+
 func TestCommandErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string

@@ -44,6 +44,9 @@ func wsClient(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
+		if cfg.OIDC() {
+			return errDevTokensWithOIDC
+		}
 		auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: cfg.Secret(), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 		if err != nil {
 			return err

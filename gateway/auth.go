@@ -76,7 +76,26 @@ type Identity struct {
 	ExpiresAt time.Time
 }
 
-// Authenticator verifies bearer tokens. It is safe for concurrent use.
+// Verifier verifies bearer tokens; the HTTP middleware and the WebSocket
+// (header and auth frame) use the same one, so that a token is accepted
+// or refused alike on every transport. Implementations are safe for
+// concurrent use.
+type Verifier interface {
+	// Verify returns the identity of a valid token; its errors wrap
+	// ErrUnauthenticated or are ErrTokenExpired.
+	Verify(token string) (Identity, error)
+	// Leeway is the clock skew tolerated on exp: a socket closes at
+	// exp+Leeway.
+	Leeway() time.Duration
+}
+
+var (
+	_ Verifier = (*Authenticator)(nil)
+	_ Verifier = (*OIDCVerifier)(nil)
+)
+
+// Authenticator verifies HS256 bearer tokens. It is safe for concurrent
+// use.
 type Authenticator struct {
 	cfg    AuthConfig
 	parser *jwt.Parser

@@ -1,6 +1,8 @@
 // Package gateway is Parley's edge: the HTTP API (chi) and the WebSocket
-// endpoint (coder/websocket). It authenticates users with JWTs, validates
-// every request before anything is appended, appends commands to
+// endpoint (coder/websocket). It authenticates users with JWTs — HS256
+// (Authenticator) or an organisation's OpenID providers' (OIDCVerifier),
+// one Verifier for both transports — validates every request before
+// anything is appended, appends commands to
 // chat.commands, waits for the decider's answer, serves history and
 // conversation lists from the history store, and hands each socket to the
 // delivery projection. GET /v1/events (sse.go) serves the same delivery

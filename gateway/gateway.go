@@ -92,7 +92,9 @@ type ReadyCheck func(ctx context.Context) error
 
 // Config configures the gateway.
 type Config struct {
-	Auth *Authenticator
+	// Auth verifies bearer tokens on both transports: an *Authenticator
+	// (HS256, the embedded default's dev secret) or an *OIDCVerifier.
+	Auth Verifier
 	// Commands appends to chat.commands.
 	Commands Appender
 	Hub      Hub

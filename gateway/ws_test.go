@@ -83,8 +83,11 @@ func newWSEnv(t *testing.T, cfg Config) *wsEnv {
 		_ = s.Shutdown(ctx)
 		srv.Close()
 	})
-	return &wsEnv{t: t, s: s, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws", auth: cfg.Auth}
+	return &wsEnv{t: t, s: s, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws", auth: authOf(cfg.Auth)}
 }
+
+// authOf is the HS256 Authenticator of v, or nil for another Verifier.
+func authOf(v Verifier) *Authenticator { a, _ := v.(*Authenticator); return a }
 
 // token issues a token of user that expires at exp.
 func (e *wsEnv) token(user string, exp time.Time) string {

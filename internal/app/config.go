@@ -11,7 +11,9 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +46,9 @@ type Config struct {
 	JWTIssuer         string
 	JWTAudience       string
 	JWTLeeway         time.Duration
+	OIDCIssuers       []string
+	OIDCAudience      string
+	OIDCUserClaim     string
 	MaxBodyBytes      int
 	MaxMembers        int
 	MaxTitleRunes     int
@@ -160,6 +165,9 @@ func Settings() []Setting {
 		{"jwt-issuer", "PARLEY_JWT_ISSUER", "parley", "required iss claim", str(func(c *Config) *string { return &c.JWTIssuer })},
 		{"jwt-audience", "PARLEY_JWT_AUDIENCE", "parley", "required aud claim", str(func(c *Config) *string { return &c.JWTAudience })},
 		{"jwt-leeway", "PARLEY_JWT_LEEWAY", "5s", "clock skew tolerated on a token's exp and nbf, the same over HTTP and WebSocket (0: none, at most 5m)", dur(func(c *Config) *time.Duration { return &c.JWTLeeway })},
+		{"oidc-issuer", "PARLEY_OIDC_ISSUER", "", "comma-separated OpenID Connect issuer URLs, exactly as in their tokens' iss; set, only their tokens are accepted (keys from /.well-known/openid-configuration and the JWKS, refreshed on rotation) and HS256 tokens are refused", list(func(c *Config) *[]string { return &c.OIDCIssuers })},
+		{"oidc-audience", "PARLEY_OIDC_AUDIENCE", "", "required aud claim of OIDC tokens, usually the client id Parley is registered under; required with PARLEY_OIDC_ISSUER", str(func(c *Config) *string { return &c.OIDCAudience })},
+		{"oidc-user-claim", "PARLEY_OIDC_USER_CLAIM", "sub", "claim of an OIDC token that is the Parley user id: sub, preferred_username or email; a value that is not a valid user id is refused", str(func(c *Config) *string { return &c.OIDCUserClaim })},
 		{"max-message-bytes", "PARLEY_MAX_MESSAGE_BYTES", "16384", "largest message body in bytes", num(func(c *Config) *int { return &c.MaxBodyBytes })},
 		{"max-members", "PARLEY_MAX_MEMBERS", "10000", "largest group, in members", num(func(c *Config) *int { return &c.MaxMembers })},
 		{"max-title-chars", "PARLEY_MAX_TITLE_CHARS", "200", "longest group title, in characters", num(func(c *Config) *int { return &c.MaxTitleRunes })},
@@ -263,6 +271,20 @@ func (c Config) Targeted() bool { return c.Routing == RoutingTargeted }
 // Embedded reports whether c runs the embedded broker.
 func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
 
+// OIDC reports whether tokens come from OpenID providers
+// (PARLEY_OIDC_ISSUER); then HS256 tokens, the dev secret's included,
+// are refused.
+func (c Config) OIDC() bool { return len(c.OIDCIssuers) > 0 }
+
+// OIDCConfig is the gateway's OIDC verifier configuration of c.
+func (c Config) OIDCConfig() gateway.OIDCConfig {
+	leeway := c.JWTLeeway
+	if leeway == 0 {
+		leeway = gateway.NoLeeway
+	}
+	return gateway.OIDCConfig{Issuers: c.OIDCIssuers, Audience: c.OIDCAudience, UserClaim: c.OIDCUserClaim, Leeway: leeway}
+}
+
 // Secret returns the JWT secret in force.
 func (c Config) Secret() []byte {
 	if c.JWTSecret == "" && c.Embedded() {
@@ -286,13 +308,36 @@ func loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// validateOIDC reports the problems of the OIDC settings.
+func (c Config) validateOIDC() []error {
+	var errs []error
+	if c.JWTSecret != "" {
+		errs = append(errs, errors.New("PARLEY_JWT_SECRET and PARLEY_OIDC_ISSUER exclude each other: with an identity provider only its tokens are accepted"))
+	}
+	for _, iss := range c.OIDCIssuers {
+		if u, err := url.Parse(iss); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("PARLEY_OIDC_ISSUER %q is not an http(s) URL", iss))
+		}
+	}
+	if c.OIDCAudience == "" {
+		errs = append(errs, errors.New("PARLEY_OIDC_AUDIENCE is required with PARLEY_OIDC_ISSUER (the client id Parley is registered under)"))
+	}
+	if !slices.Contains(gateway.UserClaims, c.OIDCUserClaim) {
+		errs = append(errs, fmt.Errorf("PARLEY_OIDC_USER_CLAIM %q must be one of %s", c.OIDCUserClaim, strings.Join(gateway.UserClaims, ", ")))
+	}
+	return errs
+}
+
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.JWTSecret == "" && !c.Embedded() {
-		errs = append(errs, errors.New("PARLEY_JWT_SECRET is required with an external Kafka cluster"))
+	if c.OIDC() {
+		errs = append(errs, c.validateOIDC()...)
 	}
-	if c.JWTSecret == "" && c.Embedded() {
+	if c.JWTSecret == "" && !c.Embedded() && !c.OIDC() {
+		errs = append(errs, errors.New("PARLEY_JWT_SECRET or PARLEY_OIDC_ISSUER is required with an external Kafka cluster"))
+	}
+	if c.JWTSecret == "" && c.Embedded() && !c.OIDC() {
 		// Anyone can sign tokens with the public dev secret: nobody but this
 		// machine may reach a server that accepts them.
 		if !loopback(c.HTTPAddr) {

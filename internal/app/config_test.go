@@ -127,3 +127,41 @@ func TestAutoRoutingIsBroadcastForTheOneNodeOfParleyRun(t *testing.T) {
 		t.Errorf("an explicit broadcast became %s", got)
 	}
 }
+
+func TestOIDCSettings(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	for _, c := range []struct {
+		name    string
+		env     map[string]string
+		wantErr []string // empty: accepted
+	}{
+		{"an issuer and an audience on every interface and a cluster", map[string]string{
+			"PARLEY_OIDC_ISSUER": "https://idp.example.org/realms/acme, https://dex.example.org", "PARLEY_OIDC_AUDIENCE": "parley",
+			"PARLEY_HTTP_ADDR": ":8080", "PARLEY_KAFKA_BROKERS": "kafka:9092",
+		}, nil},
+		{"everything wrong at once", map[string]string{
+			"PARLEY_OIDC_ISSUER": "idp.example.org", "PARLEY_OIDC_USER_CLAIM": "name", "PARLEY_JWT_SECRET": secret,
+		}, []string{
+			`PARLEY_OIDC_ISSUER "idp.example.org" is not an http(s) URL`, "PARLEY_OIDC_AUDIENCE is required",
+			`PARLEY_OIDC_USER_CLAIM "name"`, "PARLEY_JWT_SECRET and PARLEY_OIDC_ISSUER exclude each other",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := app.Load("run", nil, func(k string) string { return c.env[k] }, io.Discard)
+			if len(c.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if !cfg.OIDC() || len(cfg.OIDCIssuers) != 2 || cfg.OIDCUserClaim != "sub" {
+					t.Errorf("loaded %v %q, want two issuers and the sub claim", cfg.OIDCIssuers, cfg.OIDCUserClaim)
+				}
+				return
+			}
+			for _, want := range c.wantErr {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("got %v, want an error containing %q", err, want)
+				}
+			}
+		})
+	}
+}

@@ -32,11 +32,7 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if err != nil {
 		return err
 	}
-	leeway := s.cfg.JWTLeeway
-	if leeway == 0 {
-		leeway = gateway.NoLeeway
-	}
-	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: s.cfg.Secret(), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience, Leeway: leeway})
+	auth, err := s.verifier(runCtx, ready)
 	if err != nil {
 		return err
 	}
@@ -56,6 +52,30 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	s.cfg.gatewayLimits(&gcfg)
 	s.gw, err = gateway.New(gcfg)
 	return err
+}
+
+// verifier returns what verifies the gateway's bearer tokens: with
+// PARLEY_OIDC_ISSUER an OIDC verifier, which discovers the providers'
+// keys in the background (the identity provider may start after Parley;
+// /readyz reports "oidc" until every issuer's keys are loaded, and its
+// tokens are refused until then), else the HS256 Authenticator.
+func (s *System) verifier(runCtx context.Context, ready map[string]gateway.ReadyCheck) (gateway.Verifier, error) {
+	if s.cfg.OIDC() {
+		cfg := s.cfg.OIDCConfig()
+		cfg.Logger = s.log.With("component", "oidc")
+		v, err := gateway.NewOIDCVerifier(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.spawn("oidc", func() error { return v.Run(runCtx) })
+		ready["oidc"] = v.ReadyCheck
+		return v, nil
+	}
+	leeway := s.cfg.JWTLeeway
+	if leeway == 0 {
+		leeway = gateway.NoLeeway
+	}
+	return gateway.NewAuthenticator(gateway.AuthConfig{Secret: s.cfg.Secret(), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience, Leeway: leeway})
 }
 
 // startDelivery starts the delivery hub, which hands events to this
