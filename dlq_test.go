@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/consumers/dlqtest"
+	"github.com/parley-chat/parley/consumers/grouptest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history"
@@ -84,25 +85,10 @@ func TestDLQListsAndRedrivesDeadLetters(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ps.Close() })
 	s := &flakyStore{Store: ps, fault: 2}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory), Topic: k.Names.Topic(schemas.TopicEvents),
-			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
-		}, history.Projection{W: s})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("RunGroup: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("RunGroup did not stop")
-		}
-	})
+	grouptest.Run(t, consumers.GroupConfig{
+		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory), Topic: k.Names.Topic(schemas.TopicEvents),
+		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+	}, history.Projection{W: s})
 
 	const conv = "g_dlq"
 	record := func(ev history.Event) kafka.Message {

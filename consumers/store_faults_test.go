@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/consumers/grouptest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/telemetry"
@@ -112,25 +113,10 @@ func conversationRecords(n uint64) []kafka.Message {
 // short retries, until the test ends.
 func runHistory(t *testing.T, k kafkatest.Cluster, s *faultyStore, m *telemetry.Metrics) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
-			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Metrics: m,
-		}, history.Projection{W: s})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("RunGroup: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("RunGroup did not return within 20s")
-		}
-	})
+	grouptest.Run(t, consumers.GroupConfig{
+		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
+		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Metrics: m,
+	}, history.Projection{W: s})
 }
 
 func counter(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {

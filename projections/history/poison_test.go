@@ -1,7 +1,6 @@
 package history_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/consumers/dlqtest"
+	"github.com/parley-chat/parley/consumers/grouptest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/telemetry"
@@ -56,24 +56,9 @@ func receiptRecord(typ string, r schemas.ReceiptV1, value string) kafka.Message 
 // runGroup runs a group as internal/app wires it until the test ends.
 func runGroup[T any](t *testing.T, k kafkatest.Cluster, group, topic string, m *telemetry.Metrics, p consumers.Projection[T]) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(topic), Metrics: m,
-		}, p)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s: %v", group, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s did not stop", group)
-		}
-	})
+	grouptest.Run(t, consumers.GroupConfig{
+		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(topic), Metrics: m,
+	}, p)
 }
 
 // The history group over chat.events and the receipts group over

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/consumers/dlqtest"
+	"github.com/parley-chat/parley/consumers/grouptest"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
@@ -46,24 +47,9 @@ func TestSearchGroupDeadLettersPoisonAndGoesOn(t *testing.T) {
 	}
 	dlqtest.Write(t, k, schemas.TopicEvents, msgs...)
 	m := telemetry.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
-		}, search.Projection{Index: idx})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("RunGroup: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("RunGroup did not stop")
-		}
-	})
+	grouptest.Run(t, consumers.GroupConfig{
+		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
+	}, search.Projection{Index: idx})
 
 	var dead []kafka.Message
 	dlqtest.WaitFor(t, 30*time.Second, "every dead letter", func() bool {
@@ -132,25 +118,10 @@ func TestSearchGroupDeadLettersAMessageTheIndexKeepsRefusing(t *testing.T) {
 	}
 	dlqtest.Write(t, k, schemas.TopicEvents, msgs...)
 	m := telemetry.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
-			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
-		}, search.Projection{Index: idx})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("RunGroup: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("RunGroup did not stop")
-		}
-	})
+	grouptest.Run(t, consumers.GroupConfig{
+		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
+		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+	}, search.Projection{Index: idx})
 	var dead []kafka.Message
 	dlqtest.WaitFor(t, 30*time.Second, "a dead letter", func() bool {
 		dead = dlqtest.Read(t, k)
