@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/consumers/dlqtest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
@@ -153,13 +154,7 @@ func record(key string, i int) kafka.Message {
 
 func write(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
-	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic))
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	dlqtest.Write(t, k, topic, msgs...)
 }
 
 // committed returns the group's committed offset per partition (-1 for
