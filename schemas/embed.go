@@ -40,6 +40,8 @@ func Types() []string {
 		TypePresence,
 		TypeSendMessageV2,
 		TypeMessageSentV2,
+		TypeSendMessageV3,
+		TypeMessageSentV3,
 		TypeAddMembers,
 		TypeMembersAdded,
 		TypeRemoveMember,

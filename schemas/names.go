@@ -103,6 +103,7 @@ const (
 	TypeDeleteMessage      = "chat.message.delete.v1"
 	TypeAddReaction        = "chat.reaction.add.v1"
 	TypeRemoveReaction     = "chat.reaction.remove.v1"
+	TypeSendMessageV3      = "chat.message.send.v3"
 )
 
 // Event types (records of TopicEvents).
@@ -121,6 +122,7 @@ const (
 	TypeMessageDeleted      = "chat.message.deleted.v1"
 	TypeReactionAdded       = "chat.reaction.added.v1"
 	TypeReactionRemoved     = "chat.reaction.removed.v1"
+	TypeMessageSentV3       = "chat.message.sent.v3"
 )
 
 // Reply types (records of TopicReplies).
