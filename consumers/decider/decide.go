@@ -54,6 +54,11 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		return d.send(cmd.Body, 0)
 	case *schemas.SendMessageV2:
 		return d.send(cmd.Body, cmd.ReplyTo)
+	case *schemas.SendMessageV3:
+		if len(cmd.Attachments) == 0 {
+			return d.send(cmd.Body, cmd.ReplyTo)
+		}
+		return d.sendFiles(cmd)
 	case *schemas.LeaveConversationV1:
 		return d.unless(st.Leave(user))(schemas.TypeMemberLeft, &schemas.MemberLeftV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, CommandID: commandID, LeftAt: now,
@@ -156,6 +161,18 @@ func (d *decision) next() uint64 { return d.c.LastSeq + 1 }
 func (d *decision) send(body string, replyTo uint64) (Decision, error) {
 	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, d.c.facts(replyTo)))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: body, ReplyTo: replyTo, CommandID: d.commandID, SentAt: d.now,
+	})
+}
+
+// sendFiles decides a message with attachments. The gateway checked each
+// upload against the file store before it appended the command; the
+// decider records their metadata only, and never an upload twice in one
+// message (schemas.Decode refused that).
+func (d *decision) sendFiles(cmd *schemas.SendMessageV3) (Decision, error) {
+	r := d.s.limits.SendFiles(&d.c.State, d.user, cmd.Body, cmd.ReplyTo, d.c.facts(cmd.ReplyTo), len(cmd.Attachments))
+	return d.unless(r)(schemas.TypeMessageSentV3, &schemas.MessageSentV3{
+		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: cmd.Body, ReplyTo: cmd.ReplyTo,
+		Attachments: cmd.Attachments, CommandID: d.commandID, SentAt: d.now,
 	})
 }
 

@@ -151,7 +151,7 @@ func (s *State) fold(c *tracked, typ string, v any) {
 	seq := c.LastSeq
 	c.State.Fold(seq, v)
 	switch e := v.(type) {
-	case *schemas.MessageSentV1, *schemas.MessageSentV2:
+	case *schemas.MessageSentV1, *schemas.MessageSentV2, *schemas.MessageSentV3:
 		m, _ := schemas.AsMessage(v)
 		c.msgs[seq] = message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
 		s.remember(c, m.SenderID, m.CommandID, seq)
