@@ -54,6 +54,8 @@ const (
 	// MetaSHA256 is the declared SHA-256 in hex, for stores that keep no
 	// checksum of their own.
 	MetaSHA256 = "parley-sha256"
+	// MetaName is the file name, percent-encoded (metadata is ASCII).
+	MetaName = "parley-name"
 )
 
 // Object is what a file store reports of an object.
@@ -63,8 +65,10 @@ type Object struct {
 	// SHA256 is the object's SHA-256 in lowercase hex: the store's own
 	// checksum when it keeps one, else the MetaSHA256 metadata; empty when
 	// neither is there.
-	SHA256       string
-	Owner        string
+	SHA256 string
+	Owner  string
+	// Name is the file name given when the upload was presigned.
+	Name         string
 	LastModified time.Time
 }
 
@@ -84,6 +88,7 @@ type Upload struct {
 type PutRequest struct {
 	Key         string
 	Owner       string
+	Name        string
 	Size        uint64
 	ContentType string
 	SHA256      string // lowercase hex

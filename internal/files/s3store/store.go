@@ -18,6 +18,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,7 @@ func (s *Store) PresignPut(ctx context.Context, p files.PutRequest) (files.Uploa
 		ContentLength:  aws.Int64(int64(p.Size)),
 		ContentType:    &p.ContentType,
 		ChecksumSHA256: &sum,
-		Metadata:       map[string]string{files.MetaOwner: p.Owner, files.MetaSHA256: p.SHA256},
+		Metadata:       map[string]string{files.MetaOwner: p.Owner, files.MetaSHA256: p.SHA256, files.MetaName: url.PathEscape(p.Name)},
 	}, s3.WithPresignExpires(p.TTL))
 	if err != nil {
 		return files.Upload{}, fmt.Errorf("presigning PUT %s: %w", p.Key, err)
@@ -177,6 +178,9 @@ func (s *Store) Head(ctx context.Context, key string) (files.Object, error) {
 		ContentType: aws.ToString(out.ContentType),
 		Owner:       out.Metadata[files.MetaOwner],
 		SHA256:      out.Metadata[files.MetaSHA256],
+	}
+	if name, err := url.PathUnescape(out.Metadata[files.MetaName]); err == nil {
+		o.Name = name
 	}
 	if out.LastModified != nil {
 		o.LastModified = out.LastModified.UTC()

@@ -100,7 +100,7 @@ func get(t *testing.T, u string) (*http.Response, []byte) {
 
 func presignPut(t *testing.T, s *s3store.Store, key string, body []byte, contentType string) files.Upload {
 	t.Helper()
-	u, err := s.PresignPut(t.Context(), files.PutRequest{Key: key, Owner: "alice", Size: uint64(len(body)), ContentType: contentType, SHA256: sum(body), TTL: time.Minute})
+	u, err := s.PresignPut(t.Context(), files.PutRequest{Key: key, Owner: "alice", Name: "Grüße/ photo.jpg", Size: uint64(len(body)), ContentType: contentType, SHA256: sum(body), TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestPresignedUploadAndDownload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Size != uint64(len(body)) || o.ContentType != "image/jpeg" || o.SHA256 != sum(body) || o.Owner != "alice" || o.LastModified.IsZero() {
+	if o.Size != uint64(len(body)) || o.ContentType != "image/jpeg" || o.SHA256 != sum(body) || o.Owner != "alice" || o.Name != "Grüße/ photo.jpg" || o.LastModified.IsZero() {
 		t.Errorf("HEAD = %+v", o)
 	}
 	link, err := s.PresignGet(t.Context(), "uploads/g_a/u_1", "Grüße photo.jpg", "image/jpeg", time.Minute)
