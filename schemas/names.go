@@ -82,6 +82,9 @@ const (
 	// GroupRouter routes chat.events, chat.replies and chat.ephemeral to
 	// the delivery topics of the gateway nodes that need each record.
 	GroupRouter = "parley-router"
+	// GroupFiles keeps the file store in step with messages: it marks
+	// attached uploads and deletes the files of deleted messages.
+	GroupFiles = "parley-projection-files"
 )
 
 // Source is the CloudEvents source of every record Parley writes.
