@@ -1606,10 +1606,11 @@ func TestOpenAPI(t *testing.T) {
 		}
 	}
 	// Problem codes: the WebSocket error codes (the decider's among them,
-	// forbidden included) plus the HTTP-only ones.
+	// forbidden included) plus the HTTP-only ones (file_type_refused:
+	// uploads are HTTP only).
 	async := loadYAML(t, "asyncapi.yaml")
 	wantCodes := append(slices.Clone(asSlice(get(t, async, "/components/schemas/ErrorFrame/properties/code/enum"))),
-		"bad_request", "not_found")
+		"bad_request", "not_found", "file_type_refused")
 	if got := asSlice(get(t, doc, "/components/schemas/Problem/properties/code/enum")); !reflect.DeepEqual(got, wantCodes) {
 		t.Errorf("problem codes %v, want %v", got, wantCodes)
 	}
