@@ -248,7 +248,9 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"url": link, "expires_at": s.cfg.Now().Add(s.cfg.DownloadURLTTL).UTC(), "name": a.Name, "size": a.Size, "content_type": a.ContentType})
 		return
 	}
-	http.Redirect(w, r, link, http.StatusFound)
+	// No body: http.Redirect's HTML would only repeat the URL.
+	w.Header().Set("Location", link)
+	w.WriteHeader(http.StatusFound)
 }
 
 // attachment returns file n of the message at seq of c, from history: a
