@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newStore(t *testing.T, bucket string) *s3store.Store {
+func newStore(t testing.TB, bucket string) *s3store.Store {
 	t.Helper()
 	ak, sk := server.Credentials()
 	s, err := s3store.New(s3store.Config{Endpoint: server.Endpoint(), Region: server.Region(), Bucket: bucket, AccessKey: ak, SecretKey: sk})
