@@ -45,6 +45,9 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 			return fmt.Errorf("starting the embedded file store: %w", err)
 		}
 		s.onClose(srv.Close)
+		if roles != All {
+			s.log.Warn("the embedded file store serves this process only: roles that run apart need one S3 store, PARLEY_S3_ENDPOINT")
+		}
 		cfg.Endpoint, cfg.Region = srv.Endpoint(), srv.Region()
 		cfg.AccessKey, cfg.SecretKey = srv.Credentials()
 		if cfg.PublicEndpoint == "" {
