@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -92,4 +93,56 @@ func validAttachments(as []Attachment) error {
 		seen[a.UploadID] = true
 	}
 	return errors.Join(errs...)
+}
+
+// AddThumbnailV1 asks to record the thumbnail the files projection made
+// of a message's image (chat.thumbnail.add.v1). The files projection
+// appends it on behalf of the message's sender (UserID); no client can.
+type AddThumbnailV1 struct {
+	CommandID      string    `json:"command_id"`
+	UserID         string    `json:"user_id"`
+	ConversationID string    `json:"conversation_id"`
+	MessageSeq     uint64    `json:"message_seq"`
+	UploadID       string    `json:"upload_id"`
+	Width          uint64    `json:"width"`
+	Height         uint64    `json:"height"`
+	Size           uint64    `json:"size"`
+	IssuedAt       time.Time `json:"issued_at"`
+}
+
+// ThumbnailAddedV1 is a thumbnail of a message's image, stored in the
+// file store beside it (chat.thumbnail.added.v1): a JPEG of Width×Height
+// and Size bytes.
+type ThumbnailAddedV1 struct {
+	ConversationID string    `json:"conversation_id"`
+	Seq            uint64    `json:"seq"`
+	UserID         string    `json:"user_id"`
+	MessageSeq     uint64    `json:"message_seq"`
+	UploadID       string    `json:"upload_id"`
+	Width          uint64    `json:"width"`
+	Height         uint64    `json:"height"`
+	Size           uint64    `json:"size"`
+	CommandID      string    `json:"command_id"`
+	AddedAt        time.Time `json:"added_at"`
+}
+
+func (c *AddThumbnailV1) validate() error {
+	err := errors.Join(checkIDs(c.UserID, c.ConversationID, c.CommandID), needSeq("message_seq", c.MessageSeq))
+	if !ValidUploadID(c.UploadID) {
+		err = errors.Join(err, fmt.Errorf("bad upload_id %q", c.UploadID))
+	}
+	return err
+}
+
+// IDs implements Command.
+func (c *AddThumbnailV1) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+func (e *ThumbnailAddedV1) validate() error {
+	err := errors.Join(checkIDs(e.UserID, e.ConversationID, e.CommandID), needSeq("seq", e.Seq), needSeq("message_seq", e.MessageSeq))
+	if !ValidUploadID(e.UploadID) {
+		err = errors.Join(err, fmt.Errorf("bad upload_id %q", e.UploadID))
+	}
+	return err
 }

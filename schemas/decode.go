@@ -51,6 +51,10 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &SendMessageV3{}
 	case TypeMessageSentV3:
 		v = &MessageSentV3{}
+	case TypeAddThumbnail:
+		v = &AddThumbnailV1{}
+	case TypeThumbnailAdded:
+		v = &ThumbnailAddedV1{}
 	case TypeAddMembers:
 		v = &AddMembersV1{}
 	case TypeMembersAdded:

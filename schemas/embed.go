@@ -42,6 +42,8 @@ func Types() []string {
 		TypeMessageSentV2,
 		TypeSendMessageV3,
 		TypeMessageSentV3,
+		TypeAddThumbnail,
+		TypeThumbnailAdded,
 		TypeAddMembers,
 		TypeMembersAdded,
 		TypeRemoveMember,

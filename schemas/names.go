@@ -85,6 +85,8 @@ const (
 	// GroupFiles keeps the file store in step with messages: it marks
 	// attached uploads and deletes the files of deleted messages.
 	GroupFiles = "parley-projection-files"
+	// GroupThumbnails makes thumbnails of images that messages carry.
+	GroupThumbnails = "parley-projection-thumbnails"
 )
 
 // Source is the CloudEvents source of every record Parley writes.
@@ -107,6 +109,7 @@ const (
 	TypeAddReaction        = "chat.reaction.add.v1"
 	TypeRemoveReaction     = "chat.reaction.remove.v1"
 	TypeSendMessageV3      = "chat.message.send.v3"
+	TypeAddThumbnail       = "chat.thumbnail.add.v1"
 )
 
 // Event types (records of TopicEvents).
@@ -126,6 +129,7 @@ const (
 	TypeReactionAdded       = "chat.reaction.added.v1"
 	TypeReactionRemoved     = "chat.reaction.removed.v1"
 	TypeMessageSentV3       = "chat.message.sent.v3"
+	TypeThumbnailAdded      = "chat.thumbnail.added.v1"
 )
 
 // Reply types (records of TopicReplies).
