@@ -5,6 +5,7 @@ package decider
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/internal/conversation"
@@ -59,6 +60,11 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 			return d.send(cmd.Body, cmd.ReplyTo)
 		}
 		return d.sendFiles(cmd)
+	case *schemas.AddThumbnailV1:
+		return d.unless(d.c.thumbnail(user, cmd))(schemas.TypeThumbnailAdded, &schemas.ThumbnailAddedV1{
+			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, UploadID: cmd.UploadID,
+			Width: cmd.Width, Height: cmd.Height, Size: cmd.Size, CommandID: commandID, AddedAt: now,
+		})
 	case *schemas.LeaveConversationV1:
 		return d.unless(st.Leave(user))(schemas.TypeMemberLeft, &schemas.MemberLeftV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, CommandID: commandID, LeftAt: now,
@@ -174,6 +180,24 @@ func (d *decision) sendFiles(cmd *schemas.SendMessageV3) (Decision, error) {
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: cmd.Body, ReplyTo: cmd.ReplyTo,
 		Attachments: cmd.Attachments, CommandID: d.commandID, SentAt: d.now,
 	})
+}
+
+// thumbnail refuses a thumbnail of upload cmd.UploadID of the message at
+// cmd.MessageSeq, appended on behalf of user: the message must be a live
+// message of user's that carries the upload, without a thumbnail of it.
+func (c *tracked) thumbnail(user string, cmd *schemas.AddThumbnailV1) *conversation.Refusal {
+	m := c.message(cmd.MessageSeq)
+	switch {
+	case m == nil || m.author == "" || m.deleted:
+		return &conversation.Refusal{Code: schemas.CodeMessageNotFound, Reason: fmt.Sprintf("no message with seq %d", cmd.MessageSeq)}
+	case m.author != user:
+		return &conversation.Refusal{Code: schemas.CodeForbidden, Reason: "a thumbnail is added on behalf of the message's sender"}
+	case !slices.Contains(m.uploads, cmd.UploadID):
+		return &conversation.Refusal{Code: schemas.CodeInvalidCommand, Reason: fmt.Sprintf("message %d carries no upload %s", cmd.MessageSeq, cmd.UploadID)}
+	case slices.Contains(m.thumbs, cmd.UploadID):
+		return &conversation.Refusal{Code: schemas.CodeNoChange, Reason: "the upload has a thumbnail"}
+	}
+	return nil
 }
 
 // facts returns what the rules need of the message at seq: a Message

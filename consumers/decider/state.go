@@ -80,6 +80,9 @@ type message struct {
 	deleted bool
 	// reactions maps emoji to the users who reacted with it.
 	reactions map[string]map[string]struct{}
+	// uploads are the upload ids of the files it carries; thumbs those
+	// of them that have a thumbnail.
+	uploads, thumbs []string
 }
 
 // NewState returns an empty state.
@@ -154,7 +157,15 @@ func (s *State) fold(c *tracked, typ string, v any) {
 	case *schemas.MessageSentV1, *schemas.MessageSentV2, *schemas.MessageSentV3:
 		m, _ := schemas.AsMessage(v)
 		c.msgs[seq] = message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
+		for _, a := range m.Attachments {
+			c.msgs[seq].uploads = append(c.msgs[seq].uploads, a.UploadID)
+		}
 		s.remember(c, m.SenderID, m.CommandID, seq)
+	case *schemas.ThumbnailAddedV1:
+		if m := c.message(e.MessageSeq); m != nil {
+			m.thumbs = append(m.thumbs, e.UploadID)
+		}
+		s.remember(c, e.UserID, e.CommandID, seq)
 	case *schemas.MessageDeletedV1:
 		if m := c.message(e.MessageSeq); m != nil {
 			m.deleted = true
