@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -202,7 +204,15 @@ func (s *Server) attachments(ctx context.Context, user, conv string, reqs []atta
 // /v1/conversations/{id}/messages/{seq}/attachments/{n}: a redirect (302)
 // to a short-lived presigned download of the message's file n (from 0),
 // for current members only; ?redirect=false answers the URL as JSON.
-func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) { s.download(w, r, false) }
+
+// getThumbnail serves GET
+// /v1/conversations/{id}/messages/{seq}/attachments/{n}/thumbnail: the
+// same for the file's thumbnail, once the thumbnail projection has made
+// it (404 not_found before, and for files that get none).
+func (s *Server) getThumbnail(w http.ResponseWriter, r *http.Request) { s.download(w, r, true) }
+
+func (s *Server) download(w http.ResponseWriter, r *http.Request, thumbnail bool) {
 	me := identity(r.Context()).UserID
 	c, e := s.member(r.Context(), me, chi.URLParam(r, "id"))
 	if e != nil {
@@ -237,7 +247,22 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newError(codeUnavailable, "no file store is configured"))
 		return
 	}
-	link, err := s.cfg.Files.PresignGet(r.Context(), files.Key(c.ID, a.UploadID), a.Name, a.ContentType, s.cfg.DownloadURLTTL)
+	key, name, contentType, size := files.Key(c.ID, a.UploadID), a.Name, a.ContentType, a.Size
+	if thumbnail {
+		key, name, contentType = files.ThumbnailKey(c.ID, a.UploadID), strings.TrimSuffix(a.Name, path.Ext(a.Name))+".thumbnail.jpg", "image/jpeg"
+		o, err := s.cfg.Files.Head(r.Context(), key)
+		switch {
+		case errors.Is(err, files.ErrNotFound):
+			writeProblem(w, s.reject("gateway", newError(codeNotFound, "the file has no thumbnail (yet): only JPEG, PNG and GIF images get one")))
+			return
+		case err != nil:
+			s.log.Error("reading a thumbnail", "conversation_id", c.ID, "err", err)
+			writeProblem(w, newError(codeUnavailable, "file store unavailable"))
+			return
+		}
+		size = o.Size
+	}
+	link, err := s.cfg.Files.PresignGet(r.Context(), key, name, contentType, s.cfg.DownloadURLTTL)
 	if err != nil {
 		s.log.Error("presigning a download", "conversation_id", c.ID, "err", err)
 		writeProblem(w, newError(codeUnavailable, "file store unavailable"))
@@ -245,7 +270,7 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if !redirect {
-		writeJSON(w, http.StatusOK, map[string]any{"url": link, "expires_at": s.cfg.Now().Add(s.cfg.DownloadURLTTL).UTC(), "name": a.Name, "size": a.Size, "content_type": a.ContentType})
+		writeJSON(w, http.StatusOK, map[string]any{"url": link, "expires_at": s.cfg.Now().Add(s.cfg.DownloadURLTTL).UTC(), "name": name, "size": size, "content_type": contentType})
 		return
 	}
 	// No body: http.Redirect's HTML would only repeat the URL.

@@ -370,6 +370,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/conversations/{id}/messages/{seq}/thread", s.getThread)
 		r.Post("/v1/conversations/{id}/uploads", s.postUpload)
 		r.Get("/v1/conversations/{id}/messages/{seq}/attachments/{n}", s.getAttachment)
+		r.Get("/v1/conversations/{id}/messages/{seq}/attachments/{n}/thumbnail", s.getThumbnail)
 		r.Put("/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", s.react(true))
 		r.Delete("/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", s.react(false))
 		r.Post("/v1/conversations/{id}/read", s.markRead)

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/internal/files"
 	"github.com/parley-chat/parley/internal/files/s3store"
 	"github.com/parley-chat/parley/internal/files/versitys3"
+	"github.com/parley-chat/parley/producers"
 	pfiles "github.com/parley-chat/parley/projections/files"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -66,8 +67,8 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 	return nil
 }
 
-// startFiles starts the files projection of chat.events and the sweep of
-// uploads never attached.
+// startFiles starts the files projection of chat.events, the sweep of
+// uploads never attached, and the thumbnail projection.
 func (s *System) startFiles(runCtx context.Context) {
 	if s.files == nil {
 		return
@@ -80,6 +81,15 @@ func (s *System) startFiles(runCtx context.Context) {
 	})
 	sw := pfiles.Sweeper{Store: s.files, TTL: s.cfg.UploadTTL, Logger: s.log.With("component", "files-sweep")}
 	s.spawn("files-sweep", func() error { return sw.Run(runCtx) })
+	cw := producers.NewCommandWriter(s.brokers, s.names, s.log)
+	s.onClose(func() error { return cw.Close() })
+	thumbs := pfiles.Thumbnailer{Store: s.files, Commands: cw, Logger: s.log.With("component", "thumbnails")}
+	s.spawn("thumbnails", func() error {
+		return consumers.RunGroup(runCtx, consumers.GroupConfig{
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents),
+			Logger: s.log.With("component", "thumbnails"), Metrics: s.metrics,
+		}, thumbs)
+	})
 }
 
 // fileLimits sets cfg's file store and upload limits from c's.

@@ -208,7 +208,8 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
 	}
 	if roles.Files && s.files != nil {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents)})
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents)})
 	}
 	if len(sources) == 0 {
 		return

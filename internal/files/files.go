@@ -28,6 +28,15 @@ func Key(conversation, uploadID string) string {
 	return UploadsPrefix + conversation + "/" + uploadID
 }
 
+// ThumbnailsPrefix is the key prefix of every thumbnail.
+const ThumbnailsPrefix = "thumbs/"
+
+// ThumbnailKey returns the object key of the thumbnail of upload id in
+// conversation, a JPEG beside the uploads.
+func ThumbnailKey(conversation, uploadID string) string {
+	return ThumbnailsPrefix + conversation + "/" + uploadID + ".jpg"
+}
+
 // ParseKey returns the conversation and upload id of an upload's key, and
 // whether key is one.
 func ParseKey(key string) (conversation, uploadID string, ok bool) {

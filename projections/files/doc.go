@@ -7,10 +7,13 @@
 // (attached/<conversation>/<upload id>) and the message's list of uploads
 // (messages/<conversation>/<seq>); for a deleted message
 // (chat.message.deleted.v1) it deletes the message's uploads, their
-// markers and the list. Every write is idempotent, so a replay from
-// offset 0 ends in the same store. The Sweeper deletes every upload
-// older than its TTL that has no marker: files uploaded and never sent.
+// thumbnails, their markers and the list. Every write is idempotent, so
+// a replay from offset 0 ends in the same store. The Sweeper deletes
+// every upload older than its TTL that has no marker: files uploaded and
+// never sent. The Thumbnailer, a consumer group of its own, stores a
+// small JPEG beside each image a message carries and records it in the
+// log as chat.thumbnail.added.v1 (through a command the decider judges).
 //
-// Projection and Sweeper hold no state of their own and are safe for
-// concurrent use if their Store is.
+// Projection, Sweeper and Thumbnailer hold no state of their own and are
+// safe for concurrent use if their Store (and Appender) are.
 package files

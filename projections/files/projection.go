@@ -141,7 +141,7 @@ func (p Projection) delete(ctx context.Context, op Op) error {
 	for _, id := range ids {
 		// The object first: a marker without its upload is harmless, an
 		// upload without its marker would only wait for the sweep.
-		for _, k := range []string{files.Key(op.ConversationID, id), attachedKey(op.ConversationID, id)} {
+		for _, k := range []string{files.Key(op.ConversationID, id), files.ThumbnailKey(op.ConversationID, id), attachedKey(op.ConversationID, id)} {
 			if err := p.Store.Delete(ctx, k); err != nil {
 				return fmt.Errorf("deleting the files of message %d: %w", op.Seq, err)
 			}

@@ -7,6 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"net/http"
 	"net/url"
@@ -434,4 +438,68 @@ func TestFileSurvivesRestart(t *testing.T) {
 	if code != http.StatusOK || !bytes.Equal(got, data) || !strings.Contains(h.Get("Content-Disposition"), "report.pdf") {
 		t.Errorf("after the restart: %d %q %q", code, got, h.Get("Content-Disposition"))
 	}
+}
+
+// TestThumbnailOfAPhoto: the thumbnail projection makes a JPEG of at most
+// 320×320 of a PNG a message carries, announced by its own event in the
+// conversation's history, downloadable by members; a text file gets
+// none; deleting the message deletes the thumbnail too.
+func TestThumbnailOfAPhoto(t *testing.T) {
+	sys := startSystem(t, t.TempDir())
+	defer stopSystem(t, sys)
+	alice, bob := newClient(t, sys, "alice"), newClient(t, sys, "bob")
+	conv := alice.createGroup("bob")
+	img := image.NewRGBA(image.Rect(0, 0, 800, 600))
+	for y := range 600 {
+		for x := range 800 {
+			img.Set(x, y, color.RGBA{uint8(x / 4), uint8(y / 3), 90, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	photo := alice.upload(conv, "sunset.png", "image/png", b.Bytes())
+	notes := alice.upload(conv, "notes.txt", "text/plain", []byte("no picture here"))
+	out := alice.want(http.StatusCreated, "POST", "/v1/conversations/"+conv+"/messages", messagesDoc,
+		map[string]any{"command_id": "t1", "body": "look", "attachments": []map[string]any{{"upload_id": photo}, {"upload_id": notes}}})
+	seq := out["seq"].(float64)
+
+	var added map[string]any
+	eventually(t, "chat.thumbnail.added.v1 in history", func() bool {
+		hist := bob.want(http.StatusOK, "GET", "/v1/conversations/"+conv+"/history", "/v1/conversations/{id}/history", nil)
+		for _, e := range hist["events"].([]any) {
+			if ev := e.(map[string]any); ev["event_type"] == "chat.thumbnail.added.v1" {
+				added = ev["data"].(map[string]any)
+			}
+		}
+		return added != nil
+	})
+	if added["message_seq"] != seq || added["upload_id"] != photo || added["width"] != 320.0 || added["height"] != 240.0 || added["user_id"] != "alice" {
+		t.Errorf("thumbnail event %v", added)
+	}
+	path := fmt.Sprintf("/v1/conversations/%s/messages/%d/attachments/0/thumbnail", conv, int(seq))
+	resp, _ := bob.do("GET", path, attachmentDoc+"/thumbnail", nil)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("thumbnail: %d", resp.StatusCode)
+	}
+	link := resp.Header.Get("Location")
+	code, _, jpg := get(t, link)
+	if code != http.StatusOK {
+		t.Fatalf("GET the thumbnail: %d", code)
+	}
+	thumb, err := jpeg.Decode(bytes.NewReader(jpg))
+	if err != nil {
+		t.Fatalf("the thumbnail is no JPEG: %v", err)
+	}
+	if bnd := thumb.Bounds(); bnd.Dx() != 320 || bnd.Dy() != 240 || float64(len(jpg)) != added["size"] {
+		t.Errorf("thumbnail %v, %d bytes; the event says %v×%v, %v bytes", bnd, len(jpg), added["width"], added["height"], added["size"])
+	}
+	bob.wantProblem(http.StatusNotFound, "not_found", "GET", fmt.Sprintf("/v1/conversations/%s/messages/%d/attachments/1/thumbnail", conv, int(seq)), attachmentDoc+"/thumbnail", nil)
+
+	alice.want(http.StatusOK, "DELETE", fmt.Sprintf("/v1/conversations/%s/messages/%d?command_id=del", conv, int(seq)), "/v1/conversations/{id}/messages/{seq}", nil)
+	eventually(t, "the thumbnail to leave the store", func() bool {
+		code, _, _ := get(t, link)
+		return code == http.StatusNotFound
+	})
 }
