@@ -21,10 +21,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/contractcheck"
+	"github.com/parley-chat/parley/schemas/schemacheck"
 )
 
 var newContract = sync.OnceValues(contractcheck.New)
@@ -502,4 +506,70 @@ func TestThumbnailOfAPhoto(t *testing.T) {
 		code, _, _ := get(t, link)
 		return code == http.StatusNotFound
 	})
+	checkLog(t, sys)
+}
+
+// checkLog reads chat.commands and chat.events whole and checks every
+// record against its JSON Schema, and that the log holds the record
+// types of file sharing (which internal/systemtest, without a file
+// store, cannot produce).
+func checkLog(t *testing.T, sys *app.System) {
+	t.Helper()
+	v, err := schemacheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
+		for _, m := range readAll(t, sys.KafkaBrokers(), topic) {
+			attrs, err := kafkalog.Decode(m)
+			if err != nil {
+				t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
+			}
+			if err := v.Validate(attrs.Type, m.Value); err != nil {
+				t.Errorf("%s offset %d (%s): %v\n%s", topic, m.Offset, attrs.Type, err, m.Value)
+			}
+			counts[attrs.Type]++
+		}
+	}
+	for _, typ := range []string{schemas.TypeSendMessageV3, schemas.TypeMessageSentV3, schemas.TypeAddThumbnail, schemas.TypeThumbnailAdded} {
+		if counts[typ] == 0 {
+			t.Errorf("the log has no %s record", typ)
+		}
+	}
+}
+
+// readAll reads every record of topic, partition by partition.
+func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ctx := context.Background()
+	client := kafkalog.NewClient(brokers)
+	n, err := kafkalog.Partitions(ctx, client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for p := range n {
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw := resp.Topics[topic][0].LastOffset
+		if hw == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+			if m.Offset == hw-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
 }
