@@ -381,6 +381,13 @@ func dialWS(t *testing.T, sys *app.System, token string) *websocket.Conn {
 func writeFrame(t *testing.T, c *websocket.Conn, v any) {
 	t.Helper()
 	b, _ := json.Marshal(v)
+	checker, err := newContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checker.ClientFrame(b); err != nil {
+		t.Errorf("frame %s breaks the AsyncAPI document: %v", b, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Write(ctx, websocket.MessageText, b); err != nil {
@@ -397,6 +404,13 @@ func readFrame(t *testing.T, c *websocket.Conn, id string) map[string]any {
 		_, b, err := c.Read(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		checker, err := newContract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checker.ServerFrame(b); err != nil {
+			t.Errorf("frame %s breaks the AsyncAPI document: %v", b, err)
 		}
 		var f map[string]any
 		if err := json.Unmarshal(b, &f); err != nil {
