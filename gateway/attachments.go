@@ -113,8 +113,8 @@ func checkUpload(req uploadRequest) *apiError {
 	switch {
 	case !schemas.ValidFileName(req.Name):
 		return newError(codeInvalidRequest, "name must be 1-255 bytes of UTF-8 without '/', '\\' or control characters")
-	case req.Size == nil:
-		return newError(codeInvalidRequest, "size is required")
+	case req.Size == nil || *req.Size == 0:
+		return newError(codeInvalidRequest, "size is required, at least 1 byte")
 	case !schemas.ValidContentType(req.ContentType):
 		return newError(codeInvalidRequest, "content_type must be a media type (type/subtype, no parameters)")
 	case !schemas.ValidSHA256(req.SHA256):

@@ -343,6 +343,8 @@ func TestShareAPhoto(t *testing.T) {
 		map[string]any{"name": "big.bin", "size": 1048577, "content_type": "application/octet-stream", "sha256": sum(fresh)})
 	alice.wantProblem(http.StatusBadRequest, "invalid_request", "POST", "/v1/conversations/"+conv+"/uploads", uploadsDoc,
 		map[string]any{"name": "../etc/passwd", "size": 1, "content_type": "text/plain", "sha256": sum(fresh)})
+	alice.wantProblem(http.StatusBadRequest, "invalid_request", "POST", "/v1/conversations/"+conv+"/uploads", uploadsDoc,
+		map[string]any{"name": "empty.txt", "size": 0, "content_type": "text/plain", "sha256": sum(nil)})
 	if got := alice.lastSeq(conv); got != last {
 		t.Errorf("refused requests appended: last seq %v, was %v", got, last)
 	}
