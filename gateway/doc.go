@@ -13,6 +13,11 @@
 // The gateway holds no conversation state of its own and can be run as
 // many nodes behind a load balancer. A Server is safe for concurrent use.
 //
+// Files never pass through it (attachments.go): it presigns uploads and
+// downloads against the file store (a FileStore, s3store.Store), and
+// reads each upload back from the store (a HEAD) before it appends a
+// message that names it.
+//
 // It also enforces the edge's limits (ratelimit.go): token buckets per
 // user for commands and HTTP requests and per client address for
 // upgrades and failed authentications, a cap on each user's sockets, and

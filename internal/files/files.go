@@ -132,19 +132,21 @@ type Policy struct {
 	// but DeniedTypes).
 	AllowedTypes []string
 	// DeniedTypes are refused even when AllowedTypes accepts them.
-	// Default: DefaultDeniedTypes, executables and installers.
+	// Default: DefaultDeniedTypes(), executables and installers.
 	DeniedTypes []string
 }
 
-// DefaultDeniedTypes are the media types of executables, scripts and
-// installers, refused by default.
-var DefaultDeniedTypes = []string{
-	"application/x-msdownload", "application/x-msdos-program", "application/x-dosexec",
-	"application/vnd.microsoft.portable-executable", "application/x-executable",
-	"application/x-elf", "application/x-mach-binary", "application/x-sharedlib",
-	"application/x-msi", "application/x-ms-installer", "application/vnd.android.package-archive",
-	"application/x-apple-diskimage", "application/java-archive", "application/x-sh",
-	"application/x-bat", "application/x-msdos-batch", "application/hta",
+// DefaultDeniedTypes returns the media types of executables, scripts
+// and installers, refused by default. The caller owns the slice.
+func DefaultDeniedTypes() []string {
+	return []string{
+		"application/x-msdownload", "application/x-msdos-program", "application/x-dosexec",
+		"application/vnd.microsoft.portable-executable", "application/x-executable",
+		"application/x-elf", "application/x-mach-binary", "application/x-sharedlib",
+		"application/x-msi", "application/x-ms-installer", "application/vnd.android.package-archive",
+		"application/x-apple-diskimage", "application/java-archive", "application/x-sh",
+		"application/x-bat", "application/x-msdos-batch", "application/hta",
+	}
 }
 
 // deniedExtensions are file name extensions of executables, refused
@@ -160,7 +162,7 @@ func (p Policy) WithDefaults() Policy {
 		p.MaxSize = 100 << 20
 	}
 	if p.DeniedTypes == nil {
-		p.DeniedTypes = DefaultDeniedTypes
+		p.DeniedTypes = DefaultDeniedTypes()
 	}
 	return p
 }
