@@ -13,8 +13,9 @@ import (
 
 // Decide turns a command into an event or a reply and, for an event,
 // applies it to the state. offset is the command's chat.commands offset.
-// It returns an error only for a record that is not a valid command,
-// which the caller dead-letters.
+// It returns an error for a record that is not a valid command, which
+// the caller dead-letters, or an error of the store (errStore), after
+// which the state can no longer be trusted and is rebuilt.
 //
 // The rules it enforces are package conversation's, documented in
 // README.md; every cell of the permission matrix is tested.
@@ -35,14 +36,21 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 	if create, ok := v.(*schemas.CreateConversationV1); ok {
 		return s.decideCreate(attrs, create, offset, now)
 	}
-	c, ok := s.convs[conv]
-	if !ok {
+	c, err := s.conversation(conv)
+	if err != nil {
+		return Decision{}, err
+	}
+	if c == nil {
 		return d.refuse(conversation.NotFound())
 	}
 	d.c = c
 	// A retried command is a duplicate even if it could no longer be
 	// applied (the user has left since, say): check the command id first.
-	if seq, dup := c.recent[user+"\x00"+commandID]; dup {
+	seq, dup, err := s.store.command(conv, user, commandID)
+	if err != nil {
+		return Decision{}, err
+	}
+	if dup {
 		return s.duplicate(attrs, commandID, user, conv, seq, now)
 	}
 	if r := c.Member(user); r != nil {
@@ -91,13 +99,20 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 			ConversationID: conv, Seq: d.next(), UserID: user, Blocked: cmd.Blocked, CommandID: commandID, BlockedAt: now,
 		})
 	case *schemas.EditMessageV1:
-		m := c.facts(cmd.MessageSeq)
+		m, err := s.facts(conv, cmd.MessageSeq)
+		if err != nil {
+			return Decision{}, err
+		}
 		return d.unless(l.Edit(st, user, cmd.MessageSeq, m, cmd.Body, now))(schemas.TypeMessageEdited, &schemas.MessageEditedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, Body: cmd.Body,
 			MessageSentAt: m.SentAt.UTC(), CommandID: commandID, EditedAt: now,
 		})
 	case *schemas.DeleteMessageV1:
-		return d.unless(st.Delete(user, cmd.MessageSeq, c.facts(cmd.MessageSeq)))(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
+		m, err := s.facts(conv, cmd.MessageSeq)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.unless(st.Delete(user, cmd.MessageSeq, m))(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, CommandID: commandID, DeletedAt: now,
 		})
 	case *schemas.ReactV1:
@@ -106,7 +121,11 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if add {
 			typ = schemas.TypeReactionAdded
 		}
-		return d.unless(l.React(st, user, cmd.MessageSeq, c.facts(cmd.MessageSeq), cmd.Emoji, add))(typ, &schemas.ReactionV1{
+		m, err := s.facts(conv, cmd.MessageSeq)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.unless(l.React(st, user, cmd.MessageSeq, m, cmd.Emoji, add))(typ, &schemas.ReactionV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, Emoji: cmd.Emoji, CommandID: commandID, At: now,
 		})
 	}
@@ -146,7 +165,9 @@ func (d *decision) unless(rs ...*conversation.Refusal) func(typ string, ev any) 
 
 // accept folds the event into the state and returns it for appending.
 func (d *decision) accept(typ string, ev any) (Decision, error) {
-	d.s.fold(d.c, typ, ev)
+	if err := d.s.fold(d.c, typ, ev); err != nil {
+		return Decision{}, err
+	}
 	return d.s.event(d.attrs, typ, d.conv, d.c.LastSeq, ev, d.offset, d.now)
 }
 
@@ -154,29 +175,27 @@ func (d *decision) accept(typ string, ev any) (Decision, error) {
 func (d *decision) next() uint64 { return d.c.LastSeq + 1 }
 
 func (d *decision) send(body string, replyTo uint64) (Decision, error) {
-	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, d.c.facts(replyTo)))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
+	replied := &conversation.Message{}
+	if replyTo != 0 {
+		var err error
+		if replied, err = d.s.facts(d.conv, replyTo); err != nil {
+			return Decision{}, err
+		}
+	}
+	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, replied))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: body, ReplyTo: replyTo, CommandID: d.commandID, SentAt: d.now,
 	})
-}
-
-// facts returns what the rules need of the message at seq: a Message
-// with no author when seq is not a message.
-func (c *tracked) facts(seq uint64) *conversation.Message {
-	m := c.message(seq)
-	if m == nil {
-		return &conversation.Message{}
-	}
-	return &conversation.Message{
-		Author: m.author, SentAt: time.Unix(0, m.sentAt), Deleted: m.deleted,
-		Reactions: m.reactions, ReactionsKnown: true,
-	}
 }
 
 func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV1, offset int64, now time.Time) (Decision, error) {
 	reject := func(code, reason string) (Decision, error) {
 		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
 	}
-	if c, ok := s.convs[cmd.ConversationID]; ok {
+	c, err := s.conversation(cmd.ConversationID)
+	if err != nil {
+		return Decision{}, err
+	}
+	if c != nil {
 		if c.Kind == schemas.KindDirect || (c.CreatedBy == cmd.UserID && c.createCmd == cmd.CommandID) {
 			if c.IsMember(cmd.UserID) {
 				return s.duplicate(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, 0, now)
@@ -198,6 +217,8 @@ func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConver
 		CommandID:      cmd.CommandID,
 		CreatedAt:      now,
 	}
-	s.create(ev)
+	if err := s.create(ev); err != nil {
+		return Decision{}, err
+	}
 	return s.event(attrs, schemas.TypeConversationCreated, cmd.ConversationID, 0, ev, offset, now)
 }

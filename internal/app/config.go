@@ -174,7 +174,7 @@ func Settings() []Setting {
 		{"max-reactions", "PARLEY_MAX_REACTIONS", "50", "most different emoji reactions on one message", num(func(c *Config) *int { return &c.MaxReactions })},
 		{"edit-window", "PARLEY_EDIT_WINDOW", "15m", "how long after sending its author may edit a message", dur(func(c *Config) *time.Duration { return &c.EditWindow })},
 		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
-		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node and router keeps in memory (members, newest seq); the least recently used beyond it are loaded again from history when needed", num(func(c *Config) *int { return &c.ConversationCache })},
+		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node, router and decider keeps in memory (members, newest seq); the least recently used beyond it are loaded again when needed (from history; the decider's from its store under data-dir/decider)", num(func(c *Config) *int { return &c.ConversationCache })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"max-inflight", "PARLEY_MAX_INFLIGHT", "256", "most requests of one socket waiting for their answer; beyond it the server stops reading the socket until one is answered", num(func(c *Config) *int { return &c.MaxInFlight })},

@@ -26,6 +26,10 @@ type Metrics struct {
 	// batch, or of one record while a failing batch is isolated) and
 	// failed dead-letter writes: each is retried.
 	ApplyRetries *prometheus.CounterVec
+	// PartitionRebuilds counts the times a role gave up a partition after
+	// a failure (an append that did not land, a store error) and rebuilt
+	// its state from the log, by group.
+	PartitionRebuilds *prometheus.CounterVec
 	// Commands counts commands the decider handled, by type and outcome
 	// (accepted, rejected, duplicate).
 	Commands *prometheus.CounterVec
@@ -82,6 +86,9 @@ func New() *Metrics {
 		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_consumer_apply_retries_total", Help: "Failed store writes (Apply of a batch or of one record) and dead-letter writes of a consumer group, each retried.",
 		}, []string{"group"}),
+		PartitionRebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_partition_rebuilds_total", Help: "Partitions given up after a failure and rebuilt from the log, by group.",
+		}, []string{"group"}),
 		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_decider_commands_total", Help: "Commands handled by the decider.",
 		}, []string{"type", "outcome"}),
@@ -121,7 +128,7 @@ func New() *Metrics {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.Commands, m.Rejections,
+		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
 		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
 		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 	)
