@@ -11,6 +11,13 @@
 # PARLEY_CONVERSATION_CACHE defaults to 1000 here, below the conversations
 # a soak creates, so that the bounded caches are exercised; BENCH_FLAGS
 # replaces each bench run's shape and rate.
+#
+# The embedded broker (kfake) runs in the same process and keeps an index
+# entry per record batch in memory, so the server's heap grows with the
+# log even when Parley's roles do not. To tell them apart the script takes
+# a heap profile every minute (PARLEY_PPROF_ADDR, default 127.0.0.1:6060)
+# and writes OUT_DIR/heap.csv: the heap in use (as sampled by the
+# profiler), the part allocated by the embedded broker, and the rest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(mkdir -p "${1:-/tmp/parley-soak}" && cd "${1:-/tmp/parley-soak}" && pwd)
@@ -18,6 +25,7 @@ addr=127.0.0.1:8080
 soak=${SOAK:-30m}
 bench_flags=${BENCH_FLAGS:--shape group -groups 50 -group-size 10 -rate 100 -duration 20s -drain 5s}
 export PARLEY_CONVERSATION_CACHE=${PARLEY_CONVERSATION_CACHE:-1000}
+export PARLEY_PPROF_ADDR=${PARLEY_PPROF_ADDR:-127.0.0.1:6060}
 go build -o "$out/parley" .
 rm -rf "$out/data"
 "$out/parley" run -data-dir "$out/data" -http-addr "$addr" -log-level warn 2>"$out/server.log" &
@@ -35,7 +43,12 @@ runs_file="$out/runs"
 echo 0 >"$runs_file"
 start=$(date +%s)
 sample() {
+	local i=0
 	while kill -0 "$server" 2>/dev/null; do
+		if [ $((i % 12)) -eq 0 ]; then
+			curl -sf "$PARLEY_PPROF_ADDR/debug/pprof/heap" -o "$out/heap-$(printf %05d $(($(date +%s) - start))).pb.gz" || true
+		fi
+		i=$((i + 1))
 		curl -sf "$addr/metrics" | awk -v t="$(($(date +%s) - start))" -v runs="$(cat "$runs_file")" '
 			$1 == "process_resident_memory_bytes" { rss = $2 }
 			$1 == "go_memstats_heap_inuse_bytes" { heap = $2 }
@@ -71,6 +84,22 @@ jq -s '{runs: length, sent: (map(.phases[0].sent) | add), acked: (map(.phases[0]
 	sed -n 2p "$out/samples.csv"
 	tail -1 "$out/samples.csv"
 } | tee -a "$out/summary.txt"
+# minutes, heap in use MiB, of it the embedded broker's, the rest
+echo "seconds,heap_mib,broker_mib,roles_mib" >"$out/heap.csv"
+for f in "$out"/heap-*.pb.gz; do
+	t=$(basename "$f" .pb.gz)
+	t=$((10#${t#heap-}))
+	# "Showing nodes accounting for FOCUSED, P% of TOTAL total" (FOCUSED
+	# is a bare 0 when the broker holds nothing)
+	read -r broker all < <(go tool pprof -sample_index=inuse_space -unit=B -top -nodecount=1000000 -focus='twmb/franz-go' "$f" 2>/dev/null |
+		awk '/accounting for/ { gsub(/[B,]/, ""); print $5, $8 }') || true
+	awk -v t="$t" -v a="$all" -v b="$broker" 'BEGIN { printf "%d,%.1f,%.1f,%.1f\n", t, a / 1048576, b / 1048576, (a - b) / 1048576 }' >>"$out/heap.csv"
+done
+{
+	echo "heap profiles, first and last (seconds, heap MiB, broker MiB, roles MiB):"
+	sed -n 2p "$out/heap.csv"
+	tail -1 "$out/heap.csv"
+} | tee -a "$out/summary.txt"
 if command -v gnuplot >/dev/null; then
 	gnuplot <<-PLOT
 		set terminal pngcairo size 900,420 font ",10"
@@ -87,7 +116,9 @@ if command -v gnuplot >/dev/null; then
 		set title "parley run under churn: RSS, Go heap and goroutines"
 		plot "$out/samples.csv" every ::1 using (\$1/60):2 with lines lw 2 title "RSS", \
 		     "" every ::1 using (\$1/60):3 with lines title "Go heap in use", \
-		     "" every ::1 using (\$1/60):4 axes x1y2 with lines title "goroutines (right)"
+		     "" every ::1 using (\$1/60):4 axes x1y2 with lines title "goroutines (right)", \
+		     "$out/heap.csv" every ::1 using (\$1/60):4 with linespoints title "Go heap of Parley's roles (profiles)", \
+		     "$out/heap.csv" every ::1 using (\$1/60):3 with linespoints title "Go heap of the embedded broker (profiles)"
 	PLOT
 	echo "plot: $out/rss.png"
 fi
