@@ -113,7 +113,9 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 func (s *System) startPresence(runCtx context.Context, ready map[string]gateway.ReadyCheck) *presence.Tracker {
 	tracker := presence.New(presence.Config{
 		Brokers: s.brokers, Names: s.names, NodeID: s.cfg.NodeID, Timeout: s.cfg.PresenceTimeout, Heartbeat: s.cfg.PresenceHeartbeat, Logger: s.log, Metrics: s.metrics,
+		MaxOffline: s.cfg.PresenceCache,
 	})
+	s.metrics.CountPresenceRecords(tracker.Records)
 	s.spawn("presence", func() error { return tracker.Run(runCtx) })
 	ready["presence"] = func(context.Context) error {
 		select {

@@ -137,12 +137,21 @@ func New() *Metrics {
 
 // CountCachedConversations exports f, how many conversations a cache of
 // a role holds (gateway membership, newest seqs, message views; the
-// router's), as parley_cached_conversations{cache="name"}: the bounded
+// router's; the decider's), as parley_cached_conversations{cache="name"}: the bounded
 // in-memory state of PARLEY_CONVERSATION_CACHE.
 func (m *Metrics) CountCachedConversations(name string, f func() int) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "parley_cached_conversations", Help: "Conversations a role keeps state of in memory, by cache (at most PARLEY_CONVERSATION_CACHE each).",
 		ConstLabels: prometheus.Labels{"cache": name},
+	}, func() float64 { return float64(f()) }))
+}
+
+// CountPresenceRecords exports f, how many users' latest presence
+// records a gateway node keeps (online users, and at most
+// PARLEY_PRESENCE_CACHE offline ones), as parley_presence_records.
+func (m *Metrics) CountPresenceRecords(f func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_presence_records", Help: "Users whose latest presence record a gateway node keeps in memory (online users, and at most PARLEY_PRESENCE_CACHE offline ones).",
 	}, func() float64 { return float64(f()) }))
 }
 
