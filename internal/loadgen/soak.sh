@@ -16,9 +16,10 @@
 #
 #   internal/loadgen/soak.sh [OUT_DIR]        (default /tmp/parley-soak)
 #
-# PARLEY_CONVERSATION_CACHE defaults to 1000 here, below the conversations
-# a soak creates, so that the bounded caches are exercised; BENCH_FLAGS
-# replaces each bench run's shape and rate.
+# PARLEY_CONVERSATION_CACHE and PARLEY_PRESENCE_CACHE default to 1000
+# here, below the conversations and users a soak creates, so that the
+# bounded caches are exercised; BENCH_FLAGS replaces each bench run's
+# shape and rate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(mkdir -p "${1:-/tmp/parley-soak}" && cd "${1:-/tmp/parley-soak}" && pwd)
@@ -29,6 +30,7 @@ pprof=127.0.0.1:6060
 soak=${SOAK:-30m}
 bench_flags=${BENCH_FLAGS:--shape group -groups 50 -group-size 10 -rate 100 -duration 20s -drain 5s}
 export PARLEY_CONVERSATION_CACHE=${PARLEY_CONVERSATION_CACHE:-1000}
+export PARLEY_PRESENCE_CACHE=${PARLEY_PRESENCE_CACHE:-1000}
 # Roles apart from the broker need a secret; the bench signs with it too.
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 go build -o "$out/parley" .
@@ -48,7 +50,7 @@ until curl -sf "$addr/readyz" >/dev/null; do
 	kill -0 "$server"
 	sleep 0.2
 done
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(date -u +%FT%TZ), soak $soak, bench $bench_flags, PARLEY_CONVERSATION_CACHE=$PARLEY_CONVERSATION_CACHE" | tee "$out/summary.txt"
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(date -u +%FT%TZ), soak $soak, bench $bench_flags, PARLEY_CONVERSATION_CACHE=$PARLEY_CONVERSATION_CACHE, PARLEY_PRESENCE_CACHE=$PARLEY_PRESENCE_CACHE" | tee "$out/summary.txt"
 
 # metrics URL → "RSS MiB,heap in use MiB,goroutines"
 metrics() {
