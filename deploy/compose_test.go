@@ -27,13 +27,14 @@ var parleyRoles = map[string][]string{
 	"decider":  {"decider"},
 	"history":  {"project", "history"},
 	"search":   {"project", "search"},
+	"files":    {"project", "files"},
 	"router":   {"router"},
 	"gateway1": {"gateway"},
 	"gateway2": {"gateway"},
 }
 
 // infraServices are the non-Parley services the stack must have.
-var infraServices = []string{"kafka", "scylla", "elasticsearch", "lb", "prometheus", "grafana"}
+var infraServices = []string{"kafka", "scylla", "elasticsearch", "s3", "lb", "prometheus", "grafana"}
 
 // backends are the services every Parley role needs before it can start.
 var backends = []string{"kafka", "scylla", "elasticsearch"}
@@ -99,6 +100,8 @@ func (st stack) backends() []string {
 var dotEnv = map[string]string{
 	"PARLEY_JWT_SECRET":      "4f1c2a9e8b7d6c5f4e3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e",
 	"GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
+	"PARLEY_S3_ACCESS_KEY":   "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+	"PARLEY_S3_SECRET_KEY":   "8e7d6c5b4a3928170f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978",
 }
 
 // roleEnv is the environment every Parley role must have, with the values
@@ -875,7 +878,7 @@ func readYAML(t *testing.T, path string, v any) {
 // of .env they refuse to load, with a message that says what to do.
 func TestSecretsAreRequired(t *testing.T) {
 	for _, st := range stacks() {
-		for _, key := range []string{"PARLEY_JWT_SECRET", "GRAFANA_ADMIN_PASSWORD"} {
+		for _, key := range []string{"PARLEY_JWT_SECRET", "GRAFANA_ADMIN_PASSWORD", "PARLEY_S3_ACCESS_KEY", "PARLEY_S3_SECRET_KEY"} {
 			for _, c := range []struct {
 				name string
 				env  map[string]string
@@ -1069,5 +1072,58 @@ func TestVersionIsStamped(t *testing.T) {
 	}
 	if mk := readConfig(t, filepath.Join(root, "Makefile")); !strings.Contains(mk, "-X main.version=$(VERSION)") {
 		t.Error("Makefile's build no longer stamps main.version; keep the Dockerfile's stamp the same")
+	}
+}
+
+// TestFileStore: the stack has an S3 service (versitygw, pinned) with a
+// volume and a healthcheck, whose root credentials are the ones the roles
+// that use it (the gateways and the files projection) sign with; they
+// reach it on the compose network, wait for it to be healthy, and
+// presign URLs for the port it publishes on the host.
+func TestFileStore(t *testing.T) {
+	for _, st := range stacks() {
+		t.Run(st.name, func(t *testing.T) {
+			p := loadStack(t, st)
+			s3 := service(t, p, "s3")
+			if !strings.HasPrefix(s3.Image, "versity/versitygw:") {
+				t.Errorf("s3 runs %s, want versitygw", s3.Image)
+			}
+			if hc := s3.HealthCheck; hc == nil || len(hc.Test) < 2 || !strings.Contains(strings.Join(hc.Test, " "), "/health") {
+				t.Errorf("s3: healthcheck %v does not ask /health", hc)
+			}
+			if v, _ := env(s3, "VGW_HEALTH"); v != "/health" {
+				t.Errorf("s3: VGW_HEALTH=%q, want /health", v)
+			}
+			var persisted bool
+			for _, v := range s3.Volumes {
+				persisted = persisted || (v.Type == types.VolumeTypeVolume && v.Target == "/data")
+			}
+			if !persisted {
+				t.Error("s3: no volume at /data; files would not survive the container")
+			}
+			_, published := publishedPort(t, s3, 7070)
+			access, _ := env(s3, "ROOT_ACCESS_KEY")
+			secret, _ := env(s3, "ROOT_SECRET_KEY")
+			if access != dotEnv["PARLEY_S3_ACCESS_KEY"] || secret != dotEnv["PARLEY_S3_SECRET_KEY"] {
+				t.Errorf("s3: root credentials %q/%q, want .env's", access, secret)
+			}
+			for _, name := range []string{"gateway1", "gateway2", "files"} {
+				r := service(t, p, name)
+				want := map[string]string{
+					"PARLEY_S3_ENDPOINT":   "http://s3:7070",
+					"PARLEY_S3_PUBLIC_URL": "http://localhost:" + published,
+					"PARLEY_S3_ACCESS_KEY": access,
+					"PARLEY_S3_SECRET_KEY": secret,
+				}
+				for k, v := range want {
+					if got, _ := env(r, k); got != v {
+						t.Errorf("%s: %s=%q, want %q", name, k, got, v)
+					}
+				}
+				if dep, ok := r.DependsOn["s3"]; !ok || dep.Condition != types.ServiceConditionHealthy {
+					t.Errorf("%s: does not wait for s3 to be healthy", name)
+				}
+			}
+		})
 	}
 }

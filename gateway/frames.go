@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type clientFrame struct {
 	ReplyTo        uint64
 	Seq            *uint64
 	Emoji          string
+	Attachments    []attachmentRequest
 }
 
 // maxRequestID is the longest request id, in characters.
@@ -54,7 +56,7 @@ type frameField struct {
 var clientFrames = map[string]frameSpec{
 	"auth":    {needsID: true, fields: []frameField{{name: "token", required: true}, {name: "device_id"}}},
 	"ping":    {needsID: true},
-	"send":    {needsID: true, fields: []frameField{{name: "conversation_id", required: true}, {name: "command_id", required: true}, {name: "body", required: true}, {name: "reply_to"}}},
+	"send":    {needsID: true, fields: []frameField{{name: "conversation_id", required: true}, {name: "command_id", required: true}, {name: "body", required: true}, {name: "reply_to"}, {name: "attachments"}}},
 	"edit":    {needsID: true, fields: []frameField{{name: "conversation_id", required: true}, {name: "command_id", required: true}, {name: "seq", required: true, minSeq: 1}, {name: "body", required: true}}},
 	"delete":  {needsID: true, fields: []frameField{{name: "conversation_id", required: true}, {name: "command_id", required: true}, {name: "seq", required: true, minSeq: 1}}},
 	"react":   {needsID: true, fields: []frameField{{name: "conversation_id", required: true}, {name: "command_id", required: true}, {name: "seq", required: true, minSeq: 1}, {name: "emoji", required: true}}},
@@ -279,6 +281,8 @@ func (f *clientFrame) set(fd frameField, r json.RawMessage) string {
 		return f.setUserIDs(r)
 	case "conversations":
 		return f.setConversations(r)
+	case "attachments":
+		return f.setAttachments(r)
 	}
 	if !ok {
 		return fd.name + " must be a string"
@@ -298,6 +302,24 @@ func (f *clientFrame) setUserIDs(r json.RawMessage) string {
 			return "user_ids must be a list of strings"
 		}
 		f.UserIDs[i] = s
+	}
+	return ""
+}
+
+func (f *clientFrame) setAttachments(r json.RawMessage) string {
+	const msg = "attachments must be a list of objects with upload_id and optionally name, size, content_type and sha256"
+	if len(r) == 0 || r[0] != '[' {
+		return msg
+	}
+	dec := json.NewDecoder(bytes.NewReader(r))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&f.Attachments) != nil {
+		return msg
+	}
+	for _, a := range f.Attachments {
+		if a.UploadID == "" {
+			return msg
+		}
 	}
 	return ""
 }

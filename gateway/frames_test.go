@@ -80,6 +80,7 @@ func TestParseJSONInteger(t *testing.T) {
 func FuzzClientFrame(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"send","id":"1","conversation_id":"d_1","command_id":"c1","body":"hi"}`,
+		`{"type":"send","id":"1","conversation_id":"d_1","command_id":"c1","body":"","attachments":[{"upload_id":"u_1","size":3}]}`,
 		`{"type":"resume","id":"r","conversations":{"a":3}}`,
 		`{"type":"auth","id":"a","token":"x.y.z"}`,
 		`{"type":"ping","id":"` + strings.Repeat("é", 40) + `"}`,
@@ -128,19 +129,20 @@ func FuzzClientFrame(f *testing.F) {
 		// What decodes strictly, the lenient standard decoding agrees
 		// with, when it decodes at all (it refuses 1.0 for an integer).
 		var ref struct {
-			Type           string            `json:"type"`
-			ID             string            `json:"id"`
-			Token          string            `json:"token"`
-			ConversationID string            `json:"conversation_id"`
-			CommandID      string            `json:"command_id"`
-			Body           string            `json:"body"`
-			Conversations  map[string]uint64 `json:"conversations"`
-			DeviceID       string            `json:"device_id"`
-			Status         string            `json:"status"`
-			UserIDs        []string          `json:"user_ids"`
-			ReplyTo        uint64            `json:"reply_to"`
-			Seq            *uint64           `json:"seq"`
-			Emoji          string            `json:"emoji"`
+			Type           string              `json:"type"`
+			ID             string              `json:"id"`
+			Token          string              `json:"token"`
+			ConversationID string              `json:"conversation_id"`
+			CommandID      string              `json:"command_id"`
+			Body           string              `json:"body"`
+			Conversations  map[string]uint64   `json:"conversations"`
+			DeviceID       string              `json:"device_id"`
+			Status         string              `json:"status"`
+			UserIDs        []string            `json:"user_ids"`
+			ReplyTo        uint64              `json:"reply_to"`
+			Seq            *uint64             `json:"seq"`
+			Emoji          string              `json:"emoji"`
+			Attachments    []attachmentRequest `json:"attachments"`
 		}
 		if err := json.Unmarshal(data, &ref); err == nil && !reflect.DeepEqual(fr, clientFrame(ref)) {
 			t.Fatalf("decodeFrame = %+v, want %+v", fr, ref)

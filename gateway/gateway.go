@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/internal/conversation"
+	"github.com/parley-chat/parley/internal/files"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
@@ -183,6 +184,25 @@ type Config struct {
 	MaxBucketKeys int
 	// Now is the rate limits' clock. Default: time.Now.
 	Now func() time.Time
+
+	// Files is the file store uploads and downloads are presigned
+	// against; nil answers 503 to them and to messages with attachments.
+	Files FileStore
+	// FilePolicy is what may be uploaded. Defaults: files.Policy's
+	// (100 MiB, any type but executables).
+	FilePolicy files.Policy
+	// UserUploads is each user's uploads. Default: 60 an hour, burst 60.
+	UserUploads Rate
+	// UploadURLTTL is how long a presigned upload URL works.
+	// Default: 15 minutes.
+	UploadURLTTL time.Duration
+	// DownloadURLTTL is how long a presigned download URL works.
+	// Default: 5 minutes.
+	DownloadURLTTL time.Duration
+	// UploadMaxAge is the oldest upload a message may attach; keep it
+	// well below the sweep's TTL of unattached uploads, so that an upload
+	// is never swept while a message attaches it. Default: 12 hours.
+	UploadMaxAge time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -227,6 +247,17 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.FilePolicy = c.FilePolicy.WithDefaults()
+	c.UserUploads = c.UserUploads.orDefault(Rate{PerSecond: 60.0 / 3600, Burst: 60})
+	if c.UploadURLTTL <= 0 {
+		c.UploadURLTTL = 15 * time.Minute
+	}
+	if c.DownloadURLTTL <= 0 {
+		c.DownloadURLTTL = 5 * time.Minute
+	}
+	if c.UploadMaxAge <= 0 {
+		c.UploadMaxAge = 12 * time.Hour
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -252,6 +283,7 @@ type Server struct {
 
 	// The rate limits' buckets (see Config).
 	userCommands, userRequests, ipConnects, ipAuthFailures *bucketSet
+	userUploads                                            *bucketSet
 	// open counts each user's open sockets (MaxSocketsPerUser).
 	open userSockets
 }
@@ -275,6 +307,7 @@ func New(cfg Config) (*Server, error) {
 		userRequests:   newBucketSet(cfg.UserRequests, cfg.MaxBucketKeys, cfg.Now),
 		ipConnects:     newBucketSet(cfg.IPConnects, cfg.MaxBucketKeys, cfg.Now),
 		ipAuthFailures: newBucketSet(cfg.IPAuthFailures, cfg.MaxBucketKeys, cfg.Now),
+		userUploads:    newBucketSet(cfg.UserUploads, cfg.MaxBucketKeys, cfg.Now),
 		open:           userSockets{max: cfg.MaxSocketsPerUser, n: make(map[string]int)},
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
@@ -335,6 +368,9 @@ func (s *Server) routes() http.Handler {
 		r.Patch("/v1/conversations/{id}/messages/{seq}", s.editMessage)
 		r.Delete("/v1/conversations/{id}/messages/{seq}", s.deleteMessage)
 		r.Get("/v1/conversations/{id}/messages/{seq}/thread", s.getThread)
+		r.Post("/v1/conversations/{id}/uploads", s.postUpload)
+		r.Get("/v1/conversations/{id}/messages/{seq}/attachments/{n}", s.getAttachment)
+		r.Get("/v1/conversations/{id}/messages/{seq}/attachments/{n}/thumbnail", s.getThumbnail)
 		r.Put("/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", s.react(true))
 		r.Delete("/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", s.react(false))
 		r.Post("/v1/conversations/{id}/read", s.markRead)

@@ -124,9 +124,10 @@ func pageQuery(r *http.Request) (history.PageQuery, *apiError) {
 }
 
 type sendRequest struct {
-	CommandID string `json:"command_id"`
-	Body      string `json:"body"`
-	ReplyTo   uint64 `json:"reply_to"`
+	CommandID   string              `json:"command_id"`
+	Body        string              `json:"body"`
+	ReplyTo     uint64              `json:"reply_to"`
+	Attachments []attachmentRequest `json:"attachments"`
 }
 
 type sendResponse struct {
@@ -142,7 +143,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	out, e := s.send(r.Context(), me.UserID, chi.URLParam(r, "id"), req.CommandID, req.Body, req.ReplyTo, r.Header.Get("traceparent"))
+	out, e := s.send(r.Context(), me.UserID, chi.URLParam(r, "id"), req.CommandID, req.Body, req.ReplyTo, req.Attachments, r.Header.Get("traceparent"))
 	if e != nil {
 		writeProblem(w, e)
 		return
@@ -170,23 +171,36 @@ func (s *Server) checkBody(body string) *apiError {
 }
 
 // send validates a message and appends it; shared by HTTP and WebSocket.
-// replyTo, if not 0, is the seq of the message it answers.
-func (s *Server) send(ctx context.Context, user, conversation, commandID, body string, replyTo uint64, traceParent string) (sendResponse, *apiError) {
+// replyTo, if not 0, is the seq of the message it answers; files are its
+// attachments, checked against the file store before anything is
+// appended.
+func (s *Server) send(ctx context.Context, user, conversation, commandID, body string, replyTo uint64, files []attachmentRequest, traceParent string) (sendResponse, *apiError) {
 	if !schemas.ValidCommandID(commandID) {
 		return sendResponse{}, s.reject("gateway", newError(codeInvalidRequest, "command_id must be 1-64 characters of [A-Za-z0-9._:-]"))
 	}
-	if e := s.checkBody(body); e != nil {
-		return sendResponse{}, s.reject("gateway", e)
+	if body != "" || len(files) == 0 {
+		if e := s.checkBody(body); e != nil {
+			return sendResponse{}, s.reject("gateway", e)
+		}
 	}
 	c, e := s.member(ctx, user, conversation)
 	if e != nil {
 		return sendResponse{}, s.reject("gateway", e)
 	}
-	if r := s.cfg.Limits.Send(&c.State, user, body, replyTo, s.message(ctx, c, replyTo)); r != nil {
+	if r := s.cfg.Limits.SendFiles(&c.State, user, body, replyTo, s.message(ctx, c, replyTo), len(files)); r != nil {
 		return sendResponse{}, s.reject("gateway", refused(r))
 	}
-	cmd := &schemas.SendMessageV2{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, ReplyTo: replyTo, IssuedAt: time.Now().UTC()}
-	out, e := s.command(ctx, user, commandID, schemas.TypeSendMessageV2, conversation, cmd, traceParent)
+	typ := schemas.TypeSendMessageV2
+	var cmd any = &schemas.SendMessageV2{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, ReplyTo: replyTo, IssuedAt: time.Now().UTC()}
+	if len(files) > 0 {
+		attached, e := s.attachments(ctx, user, conversation, files)
+		if e != nil {
+			return sendResponse{}, s.reject("gateway", e)
+		}
+		typ = schemas.TypeSendMessageV3
+		cmd = &schemas.SendMessageV3{CommandID: commandID, UserID: user, ConversationID: conversation, Body: body, ReplyTo: replyTo, Attachments: attached, IssuedAt: time.Now().UTC()}
+	}
+	out, e := s.command(ctx, user, commandID, typ, conversation, cmd, traceParent)
 	if e != nil {
 		return sendResponse{}, e
 	}

@@ -77,8 +77,10 @@ func newError(code, msg string) *apiError {
 		status = http.StatusUnprocessableEntity
 	case codeTooLarge:
 		status = http.StatusRequestEntityTooLarge
-	case schemas.CodeInvalidCommand:
+	case schemas.CodeInvalidCommand, codeUploadInvalid:
 		status = http.StatusUnprocessableEntity
+	case codeFileTypeRefused:
+		status = http.StatusUnsupportedMediaType
 	case codeTimeout:
 		status, retry = http.StatusGatewayTimeout, true
 	case codeUnavailable, codeOverloaded:

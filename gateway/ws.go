@@ -542,7 +542,7 @@ func (k *socket) handle(ctx context.Context, sess Session, f clientFrame) error 
 		return k.writeJSON(ctx, pongFrame{Type: "pong", ID: f.ID})
 	case "send":
 		return k.ordered(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {
-			return k.s.send(ctx, k.id.UserID, f.ConversationID, f.CommandID, f.Body, f.ReplyTo, "")
+			return k.s.send(ctx, k.id.UserID, f.ConversationID, f.CommandID, f.Body, f.ReplyTo, f.Attachments, "")
 		})
 	case "edit", "delete", "react", "unreact":
 		return k.ordered(ctx, f, func(ctx context.Context) (sendResponse, *apiError) {

@@ -131,6 +131,19 @@ type SendMessageV2 struct {
 	IssuedAt       time.Time `json:"issued_at"`
 }
 
+// SendMessageV3 asks to append a message with files
+// (chat.message.send.v3): v2 with Attachments, the uploads it carries.
+// Body may be empty when Attachments is not.
+type SendMessageV3 struct {
+	CommandID      string       `json:"command_id"`
+	UserID         string       `json:"user_id"`
+	ConversationID string       `json:"conversation_id"`
+	Body           string       `json:"body"`
+	ReplyTo        uint64       `json:"reply_to,omitempty"`
+	Attachments    []Attachment `json:"attachments,omitempty"`
+	IssuedAt       time.Time    `json:"issued_at"`
+}
+
 // EditMessageV1 asks to replace a message's body (chat.message.edit.v1).
 type EditMessageV1 struct {
 	CommandID      string    `json:"command_id"`
@@ -201,6 +214,10 @@ func (c *BlockV1) validate() error { return checkIDs(c.UserID, c.ConversationID,
 
 func (c *SendMessageV2) validate() error { return checkIDs(c.UserID, c.ConversationID, c.CommandID) }
 
+func (c *SendMessageV3) validate() error {
+	return errors.Join(checkIDs(c.UserID, c.ConversationID, c.CommandID), validAttachments(c.Attachments))
+}
+
 func (c *EditMessageV1) validate() error {
 	return errors.Join(checkIDs(c.UserID, c.ConversationID, c.CommandID), needSeq("message_seq", c.MessageSeq))
 }
@@ -240,6 +257,11 @@ func (c *LeaveConversationV1) IDs() (commandID, userID, conversationID string) {
 
 // IDs implements Command.
 func (c *SendMessageV2) IDs() (commandID, userID, conversationID string) {
+	return c.CommandID, c.UserID, c.ConversationID
+}
+
+// IDs implements Command.
+func (c *SendMessageV3) IDs() (commandID, userID, conversationID string) {
 	return c.CommandID, c.UserID, c.ConversationID
 }
 

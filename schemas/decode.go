@@ -47,6 +47,14 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &SendMessageV2{}
 	case TypeMessageSentV2:
 		v = &MessageSentV2{}
+	case TypeSendMessageV3:
+		v = &SendMessageV3{}
+	case TypeMessageSentV3:
+		v = &MessageSentV3{}
+	case TypeAddThumbnail:
+		v = &AddThumbnailV1{}
+	case TypeThumbnailAdded:
+		v = &ThumbnailAddedV1{}
 	case TypeAddMembers:
 		v = &AddMembersV1{}
 	case TypeMembersAdded:

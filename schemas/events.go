@@ -156,6 +156,20 @@ type MessageSentV2 struct {
 	SentAt         time.Time `json:"sent_at"`
 }
 
+// MessageSentV3 is an accepted message (chat.message.sent.v3): v2 with
+// Attachments, the files it carries (metadata only; the bytes are in the
+// file store). Body may be empty when Attachments is not.
+type MessageSentV3 struct {
+	ConversationID string       `json:"conversation_id"`
+	Seq            uint64       `json:"seq"`
+	SenderID       string       `json:"sender_id"`
+	Body           string       `json:"body"`
+	ReplyTo        uint64       `json:"reply_to,omitempty"`
+	Attachments    []Attachment `json:"attachments,omitempty"`
+	CommandID      string       `json:"command_id"`
+	SentAt         time.Time    `json:"sent_at"`
+}
+
 // MessageEditedV1 is a message's new body (chat.message.edited.v1).
 type MessageEditedV1 struct {
 	ConversationID string `json:"conversation_id"`
@@ -279,6 +293,11 @@ func (e *MessageSentV2) validate() error {
 	return err
 }
 
+func (e *MessageSentV3) validate() error {
+	v2 := MessageSentV2{ConversationID: e.ConversationID, Seq: e.Seq, SenderID: e.SenderID, ReplyTo: e.ReplyTo, CommandID: e.CommandID}
+	return errors.Join(v2.validate(), validAttachments(e.Attachments))
+}
+
 func (e *MessageEditedV1) validate() error {
 	return errors.Join(checkIDs(e.UserID, e.ConversationID, e.CommandID), needSeq("seq", e.Seq), needSeq("message_seq", e.MessageSeq))
 }
@@ -297,14 +316,16 @@ func (e *ReactionV1) validate() error {
 
 // Message is a sent message, whatever version of chat.message.sent it
 // came as.
-type Message = MessageSentV2
+type Message = MessageSentV3
 
-// AsMessage returns the message of a decoded chat.message.sent.v1 or .v2
-// value, and whether v is one.
+// AsMessage returns the message of a decoded chat.message.sent.v1, .v2
+// or .v3 value, and whether v is one.
 func AsMessage(v any) (*Message, bool) {
 	switch m := v.(type) {
-	case *MessageSentV2:
+	case *MessageSentV3:
 		return m, true
+	case *MessageSentV2:
+		return &Message{ConversationID: m.ConversationID, Seq: m.Seq, SenderID: m.SenderID, Body: m.Body, ReplyTo: m.ReplyTo, CommandID: m.CommandID, SentAt: m.SentAt}, true
 	case *MessageSentV1:
 		return &Message{ConversationID: m.ConversationID, Seq: m.Seq, SenderID: m.SenderID, Body: m.Body, CommandID: m.CommandID, SentAt: m.SentAt}, true
 	}
@@ -312,4 +333,6 @@ func AsMessage(v any) (*Message, bool) {
 }
 
 // IsMessage reports whether typ is a version of chat.message.sent.
-func IsMessage(typ string) bool { return typ == TypeMessageSent || typ == TypeMessageSentV2 }
+func IsMessage(typ string) bool {
+	return typ == TypeMessageSent || typ == TypeMessageSentV2 || typ == TypeMessageSentV3
+}

@@ -82,6 +82,11 @@ const (
 	// GroupRouter routes chat.events, chat.replies and chat.ephemeral to
 	// the delivery topics of the gateway nodes that need each record.
 	GroupRouter = "parley-router"
+	// GroupFiles keeps the file store in step with messages: it marks
+	// attached uploads and deletes the files of deleted messages.
+	GroupFiles = "parley-projection-files"
+	// GroupThumbnails makes thumbnails of images that messages carry.
+	GroupThumbnails = "parley-projection-thumbnails"
 )
 
 // Source is the CloudEvents source of every record Parley writes.
@@ -103,6 +108,8 @@ const (
 	TypeDeleteMessage      = "chat.message.delete.v1"
 	TypeAddReaction        = "chat.reaction.add.v1"
 	TypeRemoveReaction     = "chat.reaction.remove.v1"
+	TypeSendMessageV3      = "chat.message.send.v3"
+	TypeAddThumbnail       = "chat.thumbnail.add.v1"
 )
 
 // Event types (records of TopicEvents).
@@ -121,6 +128,8 @@ const (
 	TypeMessageDeleted      = "chat.message.deleted.v1"
 	TypeReactionAdded       = "chat.reaction.added.v1"
 	TypeReactionRemoved     = "chat.reaction.removed.v1"
+	TypeMessageSentV3       = "chat.message.sent.v3"
+	TypeThumbnailAdded      = "chat.thumbnail.added.v1"
 )
 
 // Reply types (records of TopicReplies).

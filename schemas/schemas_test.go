@@ -91,6 +91,10 @@ var goTypes = map[string]reflect.Type{
 	schemas.TypePresence:            reflect.TypeFor[*schemas.PresenceV1](),
 	"chat.message.send.v2":          reflect.TypeFor[*schemas.SendMessageV2](),
 	"chat.message.sent.v2":          reflect.TypeFor[*schemas.MessageSentV2](),
+	"chat.message.send.v3":          reflect.TypeFor[*schemas.SendMessageV3](),
+	"chat.message.sent.v3":          reflect.TypeFor[*schemas.MessageSentV3](),
+	"chat.thumbnail.add.v1":         reflect.TypeFor[*schemas.AddThumbnailV1](),
+	"chat.thumbnail.added.v1":       reflect.TypeFor[*schemas.ThumbnailAddedV1](),
 	"chat.members.add.v1":           reflect.TypeFor[*schemas.AddMembersV1](),
 	"chat.members.added.v1":         reflect.TypeFor[*schemas.MembersAddedV1](),
 	"chat.member.remove.v1":         reflect.TypeFor[*schemas.RemoveMemberV1](),
@@ -128,6 +132,10 @@ var topicOf = map[string]string{
 	schemas.TypePresence:            schemas.TopicPresence,
 	"chat.message.send.v2":          schemas.TopicCommands,
 	"chat.message.sent.v2":          schemas.TopicEvents,
+	"chat.message.send.v3":          schemas.TopicCommands,
+	"chat.message.sent.v3":          schemas.TopicEvents,
+	"chat.thumbnail.add.v1":         schemas.TopicCommands,
+	"chat.thumbnail.added.v1":       schemas.TopicEvents,
 	"chat.members.add.v1":           schemas.TopicCommands,
 	"chat.members.added.v1":         schemas.TopicEvents,
 	"chat.member.remove.v1":         schemas.TopicCommands,
@@ -1602,10 +1610,11 @@ func TestOpenAPI(t *testing.T) {
 		}
 	}
 	// Problem codes: the WebSocket error codes (the decider's among them,
-	// forbidden included) plus the HTTP-only ones.
+	// forbidden included) plus the HTTP-only ones (file_type_refused:
+	// uploads are HTTP only).
 	async := loadYAML(t, "asyncapi.yaml")
 	wantCodes := append(slices.Clone(asSlice(get(t, async, "/components/schemas/ErrorFrame/properties/code/enum"))),
-		"bad_request", "not_found")
+		"bad_request", "not_found", "file_type_refused")
 	if got := asSlice(get(t, doc, "/components/schemas/Problem/properties/code/enum")); !reflect.DeepEqual(got, wantCodes) {
 		t.Errorf("problem codes %v, want %v", got, wantCodes)
 	}

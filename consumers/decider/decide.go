@@ -5,6 +5,7 @@ package decider
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/internal/conversation"
@@ -62,6 +63,20 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		return d.send(cmd.Body, 0)
 	case *schemas.SendMessageV2:
 		return d.send(cmd.Body, cmd.ReplyTo)
+	case *schemas.SendMessageV3:
+		if len(cmd.Attachments) == 0 {
+			return d.send(cmd.Body, cmd.ReplyTo)
+		}
+		return d.sendFiles(cmd)
+	case *schemas.AddThumbnailV1:
+		r, err := s.thumbnail(conv, user, cmd)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.unless(r)(schemas.TypeThumbnailAdded, &schemas.ThumbnailAddedV1{
+			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, UploadID: cmd.UploadID,
+			Width: cmd.Width, Height: cmd.Height, Size: cmd.Size, CommandID: commandID, AddedAt: now,
+		})
 	case *schemas.LeaveConversationV1:
 		return d.unless(st.Leave(user))(schemas.TypeMemberLeft, &schemas.MemberLeftV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, CommandID: commandID, LeftAt: now,
@@ -185,6 +200,46 @@ func (d *decision) send(body string, replyTo uint64) (Decision, error) {
 	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, replied))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: body, ReplyTo: replyTo, CommandID: d.commandID, SentAt: d.now,
 	})
+}
+
+// sendFiles decides a message with attachments. The gateway checked each
+// upload against the file store before it appended the command; the
+// decider records their metadata only, and never an upload twice in one
+// message (schemas.Decode refused that).
+func (d *decision) sendFiles(cmd *schemas.SendMessageV3) (Decision, error) {
+	replied := &conversation.Message{}
+	if cmd.ReplyTo != 0 {
+		var err error
+		if replied, err = d.s.facts(d.conv, cmd.ReplyTo); err != nil {
+			return Decision{}, err
+		}
+	}
+	r := d.s.limits.SendFiles(&d.c.State, d.user, cmd.Body, cmd.ReplyTo, replied, len(cmd.Attachments))
+	return d.unless(r)(schemas.TypeMessageSentV3, &schemas.MessageSentV3{
+		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: cmd.Body, ReplyTo: cmd.ReplyTo,
+		Attachments: cmd.Attachments, CommandID: d.commandID, SentAt: d.now,
+	})
+}
+
+// thumbnail refuses a thumbnail of upload cmd.UploadID of the message at
+// cmd.MessageSeq, appended on behalf of user: the message must be a live
+// message of user's that carries the upload, without a thumbnail of it.
+func (s *State) thumbnail(conv, user string, cmd *schemas.AddThumbnailV1) (*conversation.Refusal, error) {
+	m, ok, err := s.store.message(conv, cmd.MessageSeq)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ok || m.author == "" || m.deleted:
+		return &conversation.Refusal{Code: schemas.CodeMessageNotFound, Reason: fmt.Sprintf("no message with seq %d", cmd.MessageSeq)}, nil
+	case m.author != user:
+		return &conversation.Refusal{Code: schemas.CodeForbidden, Reason: "a thumbnail is added on behalf of the message's sender"}, nil
+	case !slices.Contains(m.uploads, cmd.UploadID):
+		return &conversation.Refusal{Code: schemas.CodeInvalidCommand, Reason: fmt.Sprintf("message %d carries no upload %s", cmd.MessageSeq, cmd.UploadID)}, nil
+	case slices.Contains(m.thumbs, cmd.UploadID):
+		return &conversation.Refusal{Code: schemas.CodeNoChange, Reason: "the upload has a thumbnail"}, nil
+	}
+	return nil, nil
 }
 
 func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV1, offset int64, now time.Time) (Decision, error) {

@@ -79,6 +79,9 @@ type message struct {
 	deleted bool
 	// reactions maps emoji to the users who reacted with it.
 	reactions map[string]map[string]struct{}
+	// uploads are the upload ids of the files it carries; thumbs those
+	// of them that have a thumbnail.
+	uploads, thumbs []string
 }
 
 // newState returns an empty state of the partition whose keys ps holds,
@@ -192,12 +195,23 @@ func (s *State) fold(c *tracked, typ string, v any) error {
 	c.State.Fold(seq, v)
 	conv := c.ID
 	switch e := v.(type) {
-	case *schemas.MessageSentV1, *schemas.MessageSentV2:
+	case *schemas.MessageSentV1, *schemas.MessageSentV2, *schemas.MessageSentV3:
 		m, _ := schemas.AsMessage(v)
-		if err := s.store.putMessage(conv, seq, &message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}); err != nil {
+		stored := &message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
+		for _, a := range m.Attachments {
+			stored.uploads = append(stored.uploads, a.UploadID)
+		}
+		if err := s.store.putMessage(conv, seq, stored); err != nil {
 			return err
 		}
 		return s.store.putCommand(conv, m.SenderID, m.CommandID, seq)
+	case *schemas.ThumbnailAddedV1:
+		if err := s.changeMessage(conv, e.MessageSeq, func(m *message) {
+			m.thumbs = append(m.thumbs, e.UploadID)
+		}); err != nil {
+			return err
+		}
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MessageDeletedV1:
 		if err := s.changeMessage(conv, e.MessageSeq, func(m *message) {
 			m.deleted = true

@@ -208,6 +208,7 @@ func (ps *partitionStore) putConversation(c *tracked) error {
 // encode is m as stored:
 //
 //	author (uvarint length, bytes), sent at (8 bytes), deleted (1 byte),
+//	uploads and thumbs (each: count, then length, bytes),
 //	then per emoji: emoji (length, bytes), users (count, then length, bytes)
 func (m *message) encode() []byte {
 	b := make([]byte, 0, 16+len(m.author))
@@ -218,6 +219,8 @@ func (m *message) encode() []byte {
 	} else {
 		b = append(b, 0)
 	}
+	b = appendStrings(b, m.uploads)
+	b = appendStrings(b, m.thumbs)
 	for emoji, users := range m.reactions {
 		b = appendString(b, emoji)
 		b = binary.AppendUvarint(b, uint64(len(users)))
@@ -236,6 +239,12 @@ func (m *message) decode(b []byte) error {
 	m.sentAt = int64(binary.BigEndian.Uint64(b))
 	m.deleted = b[8] == 1
 	b = b[9:]
+	if m.uploads, b, ok = readStrings(b); !ok {
+		return errors.New("truncated uploads")
+	}
+	if m.thumbs, b, ok = readStrings(b); !ok {
+		return errors.New("truncated thumbnails")
+	}
 	for len(b) > 0 {
 		var emoji string
 		if emoji, b, ok = readString(b); !ok {
@@ -265,6 +274,32 @@ func (m *message) decode(b []byte) error {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func readStrings(b []byte) ([]string, []byte, bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, nil, false
+	}
+	b = b[w:]
+	var ss []string
+	for range n {
+		var s string
+		var ok bool
+		if s, b, ok = readString(b); !ok {
+			return nil, nil, false
+		}
+		ss = append(ss, s)
+	}
+	return ss, b, true
 }
 
 func readString(b []byte) (string, []byte, bool) {

@@ -23,10 +23,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/files/s3store"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/history"
@@ -45,6 +47,7 @@ type System struct {
 	names   kafkalog.Names
 	store   *historyStore
 	search  *searchIndex
+	files   *s3store.Store
 	gw      *gateway.Server
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -59,6 +62,11 @@ type System struct {
 // address is listening; Stop shuts them down.
 func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *System, err error) {
 	cfg = cfg.ForRoles(roles)
+	// Absolute before anything opens it: the embedded file store changes
+	// the process's working directory (package versitys3).
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), brokers: cfg.KafkaBrokers, names: kafkalog.Names{Prefix: cfg.TopicPrefix}, errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {
@@ -80,6 +88,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if err := s.openStores(runCtx, roles, ready); err != nil {
 		return nil, err
 	}
+	if err := s.openFiles(ctx, roles); err != nil {
+		return nil, err
+	}
 	if roles.Decider {
 		s.startDecider(runCtx)
 	}
@@ -93,6 +104,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if err := s.startRouter(ctx, runCtx, roles, ready); err != nil {
 			return nil, err
 		}
+	}
+	if roles.Files {
+		s.startFiles(runCtx)
 	}
 	s.monitorLag(runCtx, roles)
 	if roles.Gateway {
@@ -109,7 +123,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 	}
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers, "routing", cfg.Routing,
-		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles))
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil)
 	return s, nil
 }
 

@@ -19,7 +19,7 @@ func TestStartFailsWhenThePprofAddressIsTaken(t *testing.T) {
 	}
 	defer taken.Close()
 	cfg, err := Load("test", []string{
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0",
+		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
 		"-pprof-addr", taken.Addr().String(), "-log-level", "warn",
 	}, func(string) string { return "" }, io.Discard)
 	if err != nil {

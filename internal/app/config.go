@@ -91,6 +91,22 @@ type Config struct {
 	RateLimitExempt       []string
 	HTTPReadHeaderTimeout time.Duration
 	HTTPIdleTimeout       time.Duration
+
+	// Files (README.md, "Files").
+	S3Endpoint     string
+	S3PublicURL    string
+	S3Bucket       string
+	S3Region       string
+	S3AccessKey    string
+	S3SecretKey    string
+	S3Listen       string
+	MaxFileBytes   int
+	FileTypes      []string
+	UploadsPerHour int
+	MaxAttachments int
+	UploadTTL      time.Duration
+	UploadURLTTL   time.Duration
+	DownloadURLTTL time.Duration
 }
 
 // Setting is one configuration setting.
@@ -147,7 +163,7 @@ func Settings() []Setting {
 	}
 	host, _ := os.Hostname()
 	return []Setting{
-		{"roles", "PARLEY_ROLES", "all", "the roles `parley run` runs in this process: all, or some of gateway, decider, history, search, router, separated by commas", str(func(c *Config) *string { return &c.Roles })},
+		{"roles", "PARLEY_ROLES", "all", "the roles `parley run` runs in this process: all, or some of gateway, decider, history, search, router, files, separated by commas", str(func(c *Config) *string { return &c.Roles })},
 		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
 		{"http-addr", "PARLEY_HTTP_ADDR", "127.0.0.1:8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here); with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.HTTPAddr })},
 		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
@@ -195,6 +211,20 @@ func Settings() []Setting {
 		{"rate-limit-exempt", "PARLEY_RATE_LIMIT_EXEMPT", "127.0.0.0/8,::1", "comma-separated client addresses or CIDR prefixes the per-address limits do not apply to (the per-user ones still do): by default loopback, where local tools and the load generator connect from; empty exempts none", list(func(c *Config) *[]string { return &c.RateLimitExempt })},
 		{"http-read-header-timeout", "PARLEY_HTTP_READ_HEADER_TIMEOUT", "10s", "how long a client may take to send a request's headers before its connection is closed", dur(func(c *Config) *time.Duration { return &c.HTTPReadHeaderTimeout })},
 		{"http-idle-timeout", "PARLEY_HTTP_IDLE_TIMEOUT", "2m", "how long an idle keep-alive HTTP connection is kept open (not a WebSocket)", dur(func(c *Config) *time.Duration { return &c.HTTPIdleTimeout })},
+		{"s3-endpoint", "PARLEY_S3_ENDPOINT", "", "S3 API URL of the file store (AWS S3, Ceph RGW, SeaweedFS, Garage, R2, versitygw…; path-style); empty runs the embedded S3 server under data-dir/files", str(func(c *Config) *string { return &c.S3Endpoint })},
+		{"s3-public-url", "PARLEY_S3_PUBLIC_URL", "", "URL clients reach the file store at, which presigned URLs name (empty: the endpoint)", str(func(c *Config) *string { return &c.S3PublicURL })},
+		{"s3-bucket", "PARLEY_S3_BUCKET", "parley-files", "bucket of every file, created if missing", str(func(c *Config) *string { return &c.S3Bucket })},
+		{"s3-region", "PARLEY_S3_REGION", "us-east-1", "SigV4 signing region of the file store", str(func(c *Config) *string { return &c.S3Region })},
+		{"s3-access-key", "PARLEY_S3_ACCESS_KEY", "", "access key of the file store; required with PARLEY_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3AccessKey })},
+		{"s3-secret-key", "PARLEY_S3_SECRET_KEY", "", "secret key of the file store; required with PARLEY_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3SecretKey })},
+		{"s3-listen", "PARLEY_S3_LISTEN", "127.0.0.1:0", "listen address of the embedded S3 server (port 0: any free port; presigned URLs name it); off runs none, and without PARLEY_S3_ENDPOINT uploads are then refused", str(func(c *Config) *string { return &c.S3Listen })},
+		{"max-file-bytes", "PARLEY_MAX_FILE_BYTES", "104857600", "largest file one upload may be, in bytes", num(func(c *Config) *int { return &c.MaxFileBytes })},
+		{"file-types", "PARLEY_FILE_TYPES", "", "comma-separated media types uploads may have (type/subtype or type/*); empty accepts any but executables and installers, which are always refused", list(func(c *Config) *[]string { return &c.FileTypes })},
+		{"uploads-per-hour", "PARLEY_UPLOADS_PER_HOUR", "60", "uploads one user may start per hour on one gateway node; more get 429 (0: no limit)", num(func(c *Config) *int { return &c.UploadsPerHour })},
+		{"max-attachments", "PARLEY_MAX_ATTACHMENTS", "10", "most files one message carries", num(func(c *Config) *int { return &c.MaxAttachments })},
+		{"upload-ttl", "PARLEY_UPLOAD_TTL", "24h", "uploads no message attached are deleted after this; a message may attach an upload up to half of it old", dur(func(c *Config) *time.Duration { return &c.UploadTTL })},
+		{"upload-url-ttl", "PARLEY_UPLOAD_URL_TTL", "15m", "how long a presigned upload URL works", dur(func(c *Config) *time.Duration { return &c.UploadURLTTL })},
+		{"download-url-ttl", "PARLEY_DOWNLOAD_URL_TTL", "5m", "how long a presigned download URL works", dur(func(c *Config) *time.Duration { return &c.DownloadURLTTL })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
 		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
 		{"routing", "PARLEY_ROUTING", RoutingAuto, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need), broadcast (every node reads every event), or auto: broadcast when every role runs in one process on the embedded broker (one node: no router hop), else targeted", str(func(c *Config) *string { return &c.Routing })},
@@ -413,6 +443,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("timeouts must be positive"))
 	}
 	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validateFiles()...)
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
 	}
@@ -531,6 +562,6 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 func (c Config) limits() conversation.Limits {
 	return conversation.Limits{
 		MaxBodyBytes: c.MaxBodyBytes, MaxMembers: c.MaxMembers, MaxTitleRunes: c.MaxTitleRunes,
-		MaxReactions: c.MaxReactions, EditWindow: c.EditWindow,
+		MaxReactions: c.MaxReactions, EditWindow: c.EditWindow, MaxAttachments: c.MaxAttachments,
 	}
 }

@@ -90,10 +90,11 @@ func TestREADMEListsEverySetting(t *testing.T) {
 
 func TestParseRoles(t *testing.T) {
 	for in, want := range map[string]app.Roles{
-		"all":                                   app.All,
-		"gateway":                               {Gateway: true},
-		"gateway, decider,router":               {Gateway: true, Decider: true, Router: true},
-		"gateway,decider,history,search,router": app.All,
+		"all":                     app.All,
+		"gateway":                 {Gateway: true},
+		"gateway, decider,router": {Gateway: true, Decider: true, Router: true},
+		"gateway,decider,history,search,router,files": app.All,
+		"files": {Files: true},
 	} {
 		got, err := app.ParseRoles(in)
 		if err != nil || got != want {

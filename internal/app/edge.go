@@ -50,6 +50,7 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 		Receipts: rw, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,
 	}
 	s.cfg.gatewayLimits(&gcfg)
+	s.fileLimits(&gcfg)
 	s.gw, err = gateway.New(gcfg)
 	return err
 }

@@ -30,13 +30,16 @@ type Roles struct {
 	// Router routes events to the gateway nodes that need them; it runs
 	// only under targeted routing (Config.Routing).
 	Router bool
+	// Files keeps the file store in step with messages and sweeps
+	// uploads never attached (projections/files).
+	Files bool
 }
 
 // All is every role: `parley run`.
-var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true}
+var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true, Files: true}
 
 // ParseRoles parses PARLEY_ROLES: "all", or role names separated by
-// commas (gateway, decider, history, search, router).
+// commas (gateway, decider, history, search, router, files).
 func ParseRoles(list string) (Roles, error) {
 	if strings.TrimSpace(list) == "all" {
 		return All, nil
@@ -54,8 +57,10 @@ func ParseRoles(list string) (Roles, error) {
 			r.Search = true
 		case "router":
 			r.Router = true
+		case "files":
+			r.Files = true
 		default:
-			return Roles{}, fmt.Errorf("unknown role %q: use all, or some of gateway, decider, history, search, router", name)
+			return Roles{}, fmt.Errorf("unknown role %q: use all, or some of gateway, decider, history, search, router, files", name)
 		}
 	}
 	return r, nil
@@ -206,6 +211,10 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	}
 	if s.routes(roles) {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
+	}
+	if roles.Files && s.files != nil {
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents)})
 	}
 	if len(sources) == 0 {
 		return

@@ -26,6 +26,8 @@ type Limits struct {
 	// EditWindow is how long after sending its author may edit a message.
 	// Default: 15 minutes.
 	EditWindow time.Duration
+	// MaxAttachments is the most files one message carries. Default: 10.
+	MaxAttachments int
 }
 
 // WithDefaults returns l with zero fields set to their defaults.
@@ -44,6 +46,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.EditWindow == 0 {
 		l.EditWindow = 15 * time.Minute
+	}
+	if l.MaxAttachments == 0 {
+		l.MaxAttachments = 10
 	}
 	return l
 }
@@ -276,10 +281,20 @@ func live(seq uint64, m *Message, what string) *Refusal {
 // Send refuses a message of user, answering replyTo (0 for none), whose
 // message is reply.
 func (l Limits) Send(s *State, user, body string, replyTo uint64, reply *Message) *Refusal {
+	return l.SendFiles(s, user, body, replyTo, reply, 0)
+}
+
+// SendFiles refuses a message of user carrying files attachments: as
+// Send, except that a message with files may have an empty body, and
+// that it carries at most MaxAttachments.
+func (l Limits) SendFiles(s *State, user, body string, replyTo uint64, reply *Message, files int) *Refusal {
 	if r := s.Writable(user); r != nil {
 		return r
 	}
-	if r := l.Body(body); r != nil {
+	if files > l.MaxAttachments {
+		return refuse(schemas.CodeLimitExceeded, fmt.Sprintf("a message carries at most %d files", l.MaxAttachments))
+	}
+	if r := l.Body(body); r != nil && (files == 0 || body != "") {
 		return r
 	}
 	if replyTo != 0 {

@@ -24,7 +24,7 @@ import (
 func startSystem(t *testing.T) *app.System {
 	t.Helper()
 	cfg, err := app.Load("test", []string{
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0",
+		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
 		"-partitions", "4", "-log-level", "warn",
 		// The test checks the tool, not the server's speed: on a busy
 		// machine a command may take long, and must be answered anyway.

@@ -188,6 +188,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"DELETE /v1/conversations/{id}/messages/{seq}/reactions/{emoji}": {req: func(c string, _, other int) (string, any) {
 			return msgPath(c, other, thumbs), nil
 		}, member: ok(200), outsider: notMember, blocked: want{403, "blocked"}},
+		// This package runs without a file store (versitygw allows one
+		// per process; internal/files/filestest runs uploads and downloads
+		// with one): a member's upload is 503, after the checks that
+		// refuse outsiders and blocked users; the messages of the cells
+		// carry no files, so downloads are 404 after the membership check.
+		"POST /v1/conversations/{id}/uploads": {req: func(c string, _, _ int) (string, any) {
+			return "/v1/conversations/" + c + "/uploads", map[string]any{"name": "a.txt", "size": 1, "content_type": "text/plain", "sha256": strings.Repeat("ab", 32)}
+		}, member: want{503, "unavailable"}, outsider: notMember, blocked: want{403, "blocked"}},
+		"GET /v1/conversations/{id}/messages/{seq}/attachments/{n}": {req: func(c string, _, other int) (string, any) {
+			return msgPath(c, other, "/attachments/0"), nil
+		}, member: want{404, "not_found"}, outsider: notMember, blocked: want{404, "not_found"}},
+		"GET /v1/conversations/{id}/messages/{seq}/attachments/{n}/thumbnail": {req: func(c string, _, other int) (string, any) {
+			return msgPath(c, other, "/attachments/0/thumbnail"), nil
+		}, member: want{404, "not_found"}, outsider: notMember, blocked: want{404, "not_found"}},
 		"POST /v1/conversations/{id}/read": {req: func(c string, _, other int) (string, any) {
 			return "/v1/conversations/" + c + "/read", map[string]any{"seq": other}
 		}, member: ok(200), outsider: notMember, blocked: ok(200)},

@@ -589,6 +589,14 @@ func TestChat(t *testing.T) {
 		// works; chat.message.sent.v1 is only in old logs (the decider
 		// writes v2), so it is checked by its fixture and replay tests.
 		superseded := map[string]bool{schemas.TypeMessageSent: true}
+		// Messages with files and thumbnails need a file store, which
+		// this package runs without (versitygw allows one per process):
+		// internal/files/filestest produces and checks them
+		// (TestThumbnailOfAPhoto reads the log).
+		elsewhere := map[string]bool{
+			schemas.TypeSendMessageV3: true, schemas.TypeMessageSentV3: true,
+			schemas.TypeAddThumbnail: true, schemas.TypeThumbnailAdded: true,
+		}
 		v, err := schemacheck.New()
 		if err != nil {
 			t.Fatal(err)
@@ -640,7 +648,7 @@ func TestChat(t *testing.T) {
 			switch {
 			case superseded[typ] && counts[typ] != 0:
 				t.Errorf("the system wrote %d records of the superseded %s", counts[typ], typ)
-			case !superseded[typ] && counts[typ] == 0:
+			case !superseded[typ] && !elsewhere[typ] && counts[typ] == 0:
 				t.Errorf("the test produced no %s record to validate", typ)
 			}
 		}

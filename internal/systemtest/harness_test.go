@@ -40,7 +40,7 @@ func contract(t testing.TB) *contractcheck.Checker {
 func startSystem(t testing.TB, dir string, tweak ...func(*app.Config)) *app.System {
 	t.Helper()
 	cfg, err := app.Load("test", []string{
-		"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0",
+		"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
 		"-partitions", "4", "-log-level", "warn",
 	}, func(string) string { return "" }, io.Discard)
 	if err != nil {

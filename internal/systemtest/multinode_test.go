@@ -29,7 +29,7 @@ func startNode(t *testing.T, k kafkatest.Cluster, scylla, nodeID string, roles a
 	cfg, err := app.Load("node", append([]string{"-node-id", nodeID,
 		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix,
 		"-scylla-hosts", scylla, "-scylla-keyspace", "multinode", "-jwt-secret", testSecret,
-		"-partitions", "4", "-log-level", "warn",
+		"-partitions", "4", "-log-level", "warn", "-s3-listen", "off",
 	}, extra...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

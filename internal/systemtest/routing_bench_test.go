@@ -169,7 +169,7 @@ func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time
 	k := kafkatest.Start(b)
 	fake := cqlfake.Start(b)
 	common := []string{"-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "bench",
-		"-jwt-secret", secret, "-partitions", "12", "-log-level", "error", "-routing", mode}
+		"-jwt-secret", secret, "-partitions", "12", "-log-level", "error", "-routing", mode, "-s3-listen", "off"}
 
 	// The decider, the history projection and the router, here.
 	cfg, err := app.Load("core", append([]string{"-node-id", "core", "-data-dir", b.TempDir(), "-http-addr", "127.0.0.1:0"}, common...),

@@ -141,11 +141,36 @@ func Redact(typ string, data json.RawMessage) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: redacting %s: %w", schemas.ErrInvalid, typ, err)
 	}
 	m["body"] = json.RawMessage(`""`)
+	// File names are content too; the files themselves are deleted by
+	// the files projection.
+	delete(m, "attachments")
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("redacting %s: %w", typ, err)
 	}
 	return out, nil
+}
+
+// PreviewText is what the inbox shows of a message: its body, after
+// "📎 " and the names of its files when it carries some
+// ("📎 photo.jpg, notes.pdf look at this").
+func PreviewText(m *schemas.Message) string {
+	if len(m.Attachments) == 0 {
+		return m.Body
+	}
+	var b strings.Builder
+	b.WriteString("📎 ")
+	for i, a := range m.Attachments {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.Name)
+	}
+	if m.Body != "" {
+		b.WriteString(" ")
+		b.WriteString(m.Body)
+	}
+	return b.String()
 }
 
 // CutPreview returns body cut to PreviewRunes runes, an ellipsis

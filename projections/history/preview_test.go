@@ -1,11 +1,14 @@
 package history_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/schemas"
 )
 
 func TestCutPreview(t *testing.T) {
@@ -26,5 +29,38 @@ func TestCutPreview(t *testing.T) {
 		if utf8.RuneCountInString(got) > n {
 			t.Errorf("preview longer than %d runes", n)
 		}
+	}
+}
+
+// TestPreviewOfFiles: the inbox shows a message's files after a paper
+// clip, then its body; and a deleted message's tombstone keeps neither
+// its body nor its file names.
+func TestPreviewOfFiles(t *testing.T) {
+	t.Parallel()
+	photo := schemas.Attachment{UploadID: "u_00000000000000000000000000000001", Name: "photo.jpg", Size: 1, ContentType: "image/jpeg", SHA256: strings.Repeat("a", 64)}
+	notes := photo
+	notes.UploadID, notes.Name = "u_00000000000000000000000000000002", "notes.pdf"
+	for _, tt := range []struct {
+		m    schemas.Message
+		want string
+	}{
+		{schemas.Message{Body: "hi"}, "hi"},
+		{schemas.Message{Attachments: []schemas.Attachment{photo}}, "📎 photo.jpg"},
+		{schemas.Message{Body: "look", Attachments: []schemas.Attachment{photo, notes}}, "📎 photo.jpg, notes.pdf look"},
+	} {
+		if got := history.PreviewText(&tt.m); got != tt.want {
+			t.Errorf("PreviewText = %q, want %q", got, tt.want)
+		}
+	}
+	data, _ := json.Marshal(schemas.MessageSentV3{ConversationID: "g_1", Seq: 1, SenderID: "ann", Body: "secret", Attachments: []schemas.Attachment{photo}, CommandID: "c", SentAt: time.Now()})
+	red, err := history.Redact(schemas.TypeMessageSentV3, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(red), "photo.jpg") || strings.Contains(string(red), "secret") {
+		t.Errorf("tombstone %s keeps content", red)
+	}
+	if _, err := schemas.Decode(schemas.TypeMessageSentV3, red); err != nil {
+		t.Errorf("the tombstone breaks its schema: %v", err)
 	}
 }

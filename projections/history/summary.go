@@ -67,11 +67,11 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 	}
 	c.State.Fold(ev.Seq, v)
 	switch e := v.(type) {
-	case *schemas.MessageSentV1, *schemas.MessageSentV2:
+	case *schemas.MessageSentV1, *schemas.MessageSentV2, *schemas.MessageSentV3:
 		m, _ := schemas.AsMessage(v)
 		c.Messages++
 		if c.LastMessage == nil || m.Seq > c.LastMessage.Seq {
-			c.LastMessage = &Preview{Seq: m.Seq, SenderID: m.SenderID, Body: CutPreview(m.Body), SentAt: m.SentAt.UTC()}
+			c.LastMessage = &Preview{Seq: m.Seq, SenderID: m.SenderID, Body: CutPreview(PreviewText(m)), SentAt: m.SentAt.UTC()}
 		}
 	case *schemas.MessageEditedV1:
 		if p := c.LastMessage; p != nil && p.Seq == e.MessageSeq && !p.Deleted {

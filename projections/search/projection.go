@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/schemas"
@@ -35,7 +36,7 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, a.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
 	}
 	switch a.Type {
-	case schemas.TypeMessageSent, schemas.TypeMessageSentV2, schemas.TypeMessageEdited, schemas.TypeMessageDeleted:
+	case schemas.TypeMessageSent, schemas.TypeMessageSentV2, schemas.TypeMessageSentV3, schemas.TypeMessageEdited, schemas.TypeMessageDeleted:
 	default:
 		// Creations, membership, reactions and types of later versions
 		// change no document, but are checked as history checks them,
@@ -65,7 +66,7 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 	default:
 		m, _ := schemas.AsMessage(v)
 		d = Doc{Kind: KindIndex, ConversationID: m.ConversationID, Seq: m.Seq, Version: m.Seq,
-			SenderID: m.SenderID, Body: m.Body, SentAt: m.SentAt.UTC()}
+			SenderID: m.SenderID, Body: searchText(m), SentAt: m.SentAt.UTC()}
 	}
 	if d.ConversationID != a.Subject || d.Version != a.Seq {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d is %s/%d but its headers say %s/%d", schemas.ErrInvalid, a.Type, r.Message.Offset, d.ConversationID, d.Version, a.Subject, a.Seq)
@@ -74,6 +75,23 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d has a message time %s, outside what an index can hold", schemas.ErrInvalid, a.Type, r.Message.Offset, d.SentAt)
 	}
 	return d, nil
+}
+
+// searchText is what of a message is searchable: its body, then the
+// names of its files, one per line, each followed by its words, so that
+// "photo" finds "photo.jpg" (word segmentation keeps "photo.jpg" whole).
+func searchText(m *schemas.Message) string {
+	text := m.Body
+	for _, a := range m.Attachments {
+		if text != "" {
+			text += "\n"
+		}
+		text += "📎 " + a.Name
+		if words := strings.Join(strings.FieldsFunc(a.Name, func(r rune) bool { return r == '.' || r == '_' || r == '-' }), " "); words != a.Name {
+			text += " (" + words + ")"
+		}
+	}
+	return text
 }
 
 // Apply indexes a batch.

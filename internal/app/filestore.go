@@ -1,0 +1,146 @@
+// The file store: S3 at PARLEY_S3_ENDPOINT, or the embedded S3 server
+// under data-dir/files; and the files role (projection and sweep).
+
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/files"
+	"github.com/parley-chat/parley/internal/files/s3store"
+	"github.com/parley-chat/parley/internal/files/versitys3"
+	"github.com/parley-chat/parley/producers"
+	pfiles "github.com/parley-chat/parley/projections/files"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// S3ListenOff is the PARLEY_S3_LISTEN value that runs no embedded file
+// store: without PARLEY_S3_ENDPOINT, file sharing is then unavailable.
+const S3ListenOff = "off"
+
+// openFiles opens the file store if roles need it: the S3 service of
+// PARLEY_S3_ENDPOINT, or the embedded one, started here. It creates the
+// bucket if it is missing.
+func (s *System) openFiles(ctx context.Context, roles Roles) error {
+	if !roles.Gateway && !roles.Files {
+		return nil
+	}
+	cfg := s3store.Config{
+		Endpoint: s.cfg.S3Endpoint, PublicEndpoint: s.cfg.S3PublicURL, Region: s.cfg.S3Region, Bucket: s.cfg.S3Bucket,
+		AccessKey: s.cfg.S3AccessKey, SecretKey: s.cfg.S3SecretKey,
+	}
+	if cfg.Endpoint == "" {
+		if s.cfg.S3Listen == S3ListenOff {
+			s.log.Warn("no file store: PARLEY_S3_ENDPOINT is not set and PARLEY_S3_LISTEN is off; uploads are refused")
+			return nil
+		}
+		srv, err := versitys3.Start(ctx, versitys3.Config{Dir: filepath.Join(s.cfg.DataDir, "files"), Addr: s.cfg.S3Listen, Region: s.cfg.S3Region})
+		if err != nil {
+			return fmt.Errorf("starting the embedded file store: %w", err)
+		}
+		s.onClose(srv.Close)
+		if roles != All {
+			s.log.Warn("the embedded file store serves this process only: roles that run apart need one S3 store, PARLEY_S3_ENDPOINT")
+		}
+		cfg.Endpoint, cfg.Region = srv.Endpoint(), srv.Region()
+		cfg.AccessKey, cfg.SecretKey = srv.Credentials()
+		if cfg.PublicEndpoint == "" {
+			cfg.PublicEndpoint = srv.Endpoint()
+		}
+		s.log.Info("embedded file store started", "endpoint", srv.Endpoint(), "dir", filepath.Join(s.cfg.DataDir, "files"))
+	}
+	st, err := s3store.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := st.EnsureBucket(ctx); err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	s.files = st
+	return nil
+}
+
+// startFiles starts the files projection of chat.events, the sweep of
+// uploads never attached, and the thumbnail projection.
+func (s *System) startFiles(runCtx context.Context) {
+	if s.files == nil {
+		return
+	}
+	s.spawn("files", func() error {
+		return consumers.RunGroup(runCtx, consumers.GroupConfig{
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents),
+			Logger: s.log.With("component", "files"), Metrics: s.metrics,
+		}, pfiles.Projection{Store: s.files})
+	})
+	sw := pfiles.Sweeper{Store: s.files, TTL: s.cfg.UploadTTL, Logger: s.log.With("component", "files-sweep")}
+	s.spawn("files-sweep", func() error { return sw.Run(runCtx) })
+	cw := producers.NewCommandWriter(s.brokers, s.names, s.log)
+	s.onClose(func() error { return cw.Close() })
+	thumbs := pfiles.Thumbnailer{Store: s.files, Commands: cw, Logger: s.log.With("component", "thumbnails")}
+	s.spawn("thumbnails", func() error {
+		return consumers.RunGroup(runCtx, consumers.GroupConfig{
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents),
+			Logger: s.log.With("component", "thumbnails"), Metrics: s.metrics,
+		}, thumbs)
+	})
+}
+
+// fileLimits sets cfg's file store and upload limits from c's.
+func (s *System) fileLimits(cfg *gateway.Config) {
+	if s.files != nil {
+		cfg.Files = s.files
+	}
+	c := s.cfg
+	cfg.FilePolicy = files.Policy{MaxSize: uint64(c.MaxFileBytes), AllowedTypes: c.FileTypes}
+	cfg.UserUploads = rate(float64(c.UploadsPerHour)/3600, c.UploadsPerHour)
+	// Half the sweep's TTL: a message attaching an upload is projected
+	// long before the upload could be swept.
+	cfg.UploadMaxAge = c.UploadTTL / 2
+	cfg.UploadURLTTL = c.UploadURLTTL
+	cfg.DownloadURLTTL = c.DownloadURLTTL
+}
+
+// validateFiles reports the problems of the file settings.
+func (c Config) validateFiles() []error {
+	var errs []error
+	if c.S3Endpoint != "" && (c.S3AccessKey == "" || c.S3SecretKey == "") {
+		errs = append(errs, errors.New("PARLEY_S3_ACCESS_KEY and PARLEY_S3_SECRET_KEY are required with PARLEY_S3_ENDPOINT"))
+	}
+	for _, u := range []struct{ env, v string }{{"PARLEY_S3_ENDPOINT", c.S3Endpoint}, {"PARLEY_S3_PUBLIC_URL", c.S3PublicURL}} {
+		if u.v != "" && !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
+			errs = append(errs, fmt.Errorf("%s %q is not an http(s) URL", u.env, u.v))
+		}
+	}
+	if c.S3Bucket == "" {
+		errs = append(errs, errors.New("PARLEY_S3_BUCKET must not be empty"))
+	}
+	if c.MaxFileBytes < 1 {
+		errs = append(errs, errors.New("PARLEY_MAX_FILE_BYTES must be at least 1"))
+	}
+	for _, t := range c.FileTypes {
+		major, minor, ok := strings.Cut(t, "/")
+		if !ok || major == "" || minor == "" {
+			errs = append(errs, fmt.Errorf("PARLEY_FILE_TYPES: %q is not a media type (type/subtype or type/*)", t))
+		}
+	}
+	if c.UploadsPerHour < 0 {
+		errs = append(errs, errors.New("PARLEY_UPLOADS_PER_HOUR must be 0 (no limit) or more"))
+	}
+	if c.MaxAttachments < 1 || c.MaxAttachments > 100 {
+		errs = append(errs, errors.New("PARLEY_MAX_ATTACHMENTS must be 1..100"))
+	}
+	if c.UploadTTL < 2*c.UploadURLTTL || c.UploadURLTTL <= 0 || c.DownloadURLTTL <= 0 {
+		errs = append(errs, errors.New("PARLEY_UPLOAD_URL_TTL and PARLEY_DOWNLOAD_URL_TTL must be positive, and PARLEY_UPLOAD_TTL at least twice PARLEY_UPLOAD_URL_TTL"))
+	}
+	if c.UploadURLTTL > 7*24*time.Hour || c.DownloadURLTTL > 7*24*time.Hour {
+		errs = append(errs, errors.New("presigned URLs live at most 7 days (SigV4)"))
+	}
+	return errs
+}
