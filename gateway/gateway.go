@@ -183,6 +183,14 @@ type Config struct {
 	MaxBucketKeys int
 	// Now is the rate limits' clock. Default: time.Now.
 	Now func() time.Time
+
+	// Client is the web client (web.Handler): served at /, at
+	// /auth/callback (where an identity provider sends the browser back)
+	// and under /static/. Nil serves none.
+	Client http.Handler
+	// SignIn says how browsers sign in: GET /auth/config and
+	// POST /auth/dev-token.
+	SignIn SignIn
 }
 
 func (c Config) withDefaults() Config {
@@ -318,6 +326,13 @@ func (s *Server) routes() http.Handler {
 		e.Status = http.StatusMethodNotAllowed
 		writeProblem(w, e)
 	})
+	r.Get("/auth/config", s.serveSignInConfig)
+	r.Post("/auth/dev-token", s.serveDevToken)
+	if c := s.cfg.Client; c != nil {
+		r.Get("/", c.ServeHTTP)
+		r.Get("/auth/callback", c.ServeHTTP)
+		r.Get("/static/*", c.ServeHTTP)
+	}
 	r.Get("/v1/ws", s.serveWS)
 	r.Get("/v1/events", s.serveEvents)
 	r.Group(func(r chi.Router) {

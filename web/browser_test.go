@@ -1,0 +1,243 @@
+package web_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserTwoUsers drives the web client in Chromium as two users, each
+// in a browser context of their own, against every role in one process:
+// they sign in, Alice creates a group with Bob, they exchange messages
+// (unread counts, typing, a reply, a reaction, an edit, receipts), start
+// a direct chat (ticks, presence, a deletion), manage members, search
+// and jump to a result; then the server restarts mid-conversation while
+// Alice sends, and both clients reconnect and resume with every message
+// once.
+func TestBrowserTwoUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a browser and a whole system, about 60 s); make test runs it")
+	}
+	dir, addr := t.TempDir(), freeAddr(t)
+	sys := startSystem(t, dir, addr)
+	defer func() {
+		if sys != nil {
+			stopSystem(t, sys)
+		}
+	}()
+	base := "http://" + addr
+	browser := startBrowser(t)
+	alice := newBrowserUser(t, browser, "alice")
+	bob := newBrowserUser(t, browser, "bob")
+
+	for _, u := range []*browserUser{alice, bob} {
+		u.do(chromedp.Navigate(base + "/"))
+		u.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
+		if u == alice {
+			alice.screenshot("signin")
+		}
+		u.do(
+			chromedp.SendKeys(chromedp.CSS("#dev-user"), u.name),
+			chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
+		)
+		u.waitFor("signed in and online", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === `+js(u.name)+` && document.querySelector("#banner").hidden`)
+	}
+
+	step(t, "group creation and first message", func() {
+		alice.do(chromedp.Click(chromedp.CSS("#new-group")))
+		alice.do(
+			chromedp.SendKeys(chromedp.CSS("#group-title"), "Lighthouse"),
+			chromedp.SendKeys(chromedp.CSS("#group-members"), "bob"),
+			chromedp.Click(chromedp.CSS(`#form-group button[type=submit]`)),
+		)
+		alice.waitFor("the group open", `document.querySelector("#conv-title").textContent === "Lighthouse" && !document.querySelector("#composer").hidden`)
+		bob.waitFor("the group in Bob's list", `[...document.querySelectorAll("#conversations .conv-name")].some(e => e.textContent === "Lighthouse")`)
+		send(alice, "Hello Bob")
+		alice.waitFor("the message sent", msgWhere("Hello Bob", `!m.classList.contains("pending")`))
+		bob.waitFor("one unread in the list", `[...document.querySelectorAll("#conversations button")].some(b => b.textContent.includes("Lighthouse") && b.querySelector(".unread")?.textContent === "1")`)
+		bob.screenshot("unread")
+		openConversation(bob, "Lighthouse")
+		bob.waitFor("Alice's message", msgWhere("Hello Bob", "true"))
+		bob.waitFor("the unread count cleared", `[...document.querySelectorAll("#conversations button")].some(b => b.textContent.includes("Lighthouse") && !b.querySelector(".unread"))`)
+	})
+
+	step(t, "typing, reply, reaction, edit and receipts", func() {
+		bob.do(chromedp.SendKeys(chromedp.CSS("#composer-input"), "Hi Al"))
+		alice.waitFor("Bob typing", `document.querySelector("#typing").textContent === "bob is typing…"`)
+		setValue(bob, "#composer-input", "")
+		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "Hello Bob") + ` [data-action="reply"]`)))
+		bob.waitFor("the reply context", `document.querySelector("#composer-context-text").textContent.startsWith("Replying to alice: Hello Bob")`)
+		send(bob, "Hi Alice")
+		alice.waitFor("Bob's reply quoting hers", msgWhere("Hi Alice", `m.querySelector(".msg-quote")?.textContent === "↪ alice: Hello Bob"`))
+		alice.waitFor("the typing indicator gone", `document.querySelector("#typing").textContent === ""`)
+
+		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hi Alice") + ` [data-action="react"]`)))
+		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hi Alice") + ` [data-action="pick-👍"]`)))
+		bob.waitFor("Alice's reaction", msgWhere("Hi Alice", `m.querySelector(".reactions button")?.textContent === "👍 1"`))
+
+		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hello Bob") + ` [data-action="edit"]`)))
+		alice.waitFor("the edit context", `document.querySelector("#composer-send").textContent === "Save"`)
+		setValue(alice, "#composer-input", "Hello Bob, welcome aboard")
+		alice.do(chromedp.Click(chromedp.CSS("#composer-send")))
+		bob.waitFor("the edit", msgWhere("Hello Bob, welcome aboard", `m.querySelector(".edited")`))
+		bob.waitFor("the quote follows the edit", msgWhere("Hi Alice", `m.querySelector(".msg-quote")?.textContent === "↪ alice: Hello Bob, welcome aboard"`))
+		// Bob has the group open: Alice's newest message is read by him.
+		alice.waitFor("the group's read receipt", msgWhere("Hello Bob, welcome aboard", `m.querySelector(".msg-state")?.textContent === "Read by 1 of 1"`), 45*time.Second)
+		alice.screenshot("conversation")
+	})
+
+	step(t, "a direct chat: ticks, presence and a deletion", func() {
+		bob.do(chromedp.Click(chromedp.CSS("#new-direct")))
+		bob.do(
+			chromedp.SendKeys(chromedp.CSS("#direct-user"), "alice"),
+			chromedp.Click(chromedp.CSS(`#form-direct button[type=submit]`)),
+		)
+		bob.waitFor("the direct chat open", `document.querySelector("#conv-title").textContent === "alice"`)
+		send(bob, "psst, a secret")
+		bob.waitFor("delivered or sent", msgWhere("psst, a secret", `/Sent|Delivered/.test(m.querySelector(".msg-state")?.textContent)`))
+		alice.waitFor("Bob online in the list", `document.querySelector('#conversations button[aria-label^="bob, online"] .dot.online')`)
+		openConversation(alice, "bob")
+		alice.waitFor("the direct message", msgWhere("psst, a secret", "true"))
+		bob.waitFor("the read tick", msgWhere("psst, a secret", `m.querySelector(".msg-state")?.textContent === "✓✓ Read"`))
+		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "psst, a secret") + ` [data-action="delete"]`)))
+		alice.waitFor("the deletion", `[...document.querySelectorAll(".msg.deleted .msg-body")].some(b => b.textContent === "This message was deleted.")`)
+	})
+
+	step(t, "members by role", func() {
+		openConversation(alice, "Lighthouse")
+		alice.do(chromedp.Click(chromedp.CSS("#members-button")))
+		alice.waitFor("the member list", `document.querySelector('#member-list [data-member="bob"]')`)
+		alice.do(
+			chromedp.SendKeys(chromedp.CSS("#add-member"), "carol"),
+			chromedp.Click(chromedp.CSS(`#add-member-form button[type=submit]`)),
+		)
+		alice.waitFor("Carol added", `document.querySelector('#member-list [data-member="carol"]')`)
+		setValue(alice, `select[data-action="role-bob"]`, "admin")
+		alice.screenshot("members")
+		openConversation(bob, "Lighthouse")
+		bob.waitFor("Bob told he is an admin", `[...document.querySelectorAll(".system")].some(e => e.textContent.startsWith("alice made bob an admin"))`)
+		bob.do(chromedp.Click(chromedp.CSS("#members-button")))
+		// An admin may remove a member but not change roles.
+		bob.waitFor("an admin's controls", `document.querySelector('[data-action="remove-carol"]') && !document.querySelector('select[data-action^="role-"]')`)
+		bob.do(chromedp.Click(chromedp.CSS(`[data-action="remove-carol"]`)))
+		alice.waitFor("Carol removed", `!document.querySelector('#member-list [data-member="carol"]') && [...document.querySelectorAll(".system")].some(e => e.textContent.startsWith("bob removed carol"))`)
+		bob.do(chromedp.Click(chromedp.CSS("#panel-close")))
+		alice.do(chromedp.Click(chromedp.CSS("#panel-close")))
+	})
+
+	step(t, "search jumps to the message", func() {
+		alice.do(
+			chromedp.SendKeys(chromedp.CSS("#search-q"), "welcome"),
+			chromedp.Click(chromedp.CSS(`#search-form button[type=submit]`)),
+		)
+		// The index follows the log within about a second: search again
+		// until it has the edit.
+		deadline := time.Now().Add(30 * time.Second)
+		for !eval[bool](alice, `!!document.querySelector("#search-results mark")`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no search result with a highlight\n%s", alice.snapshot())
+			}
+			alice.waitFor("the search answered", `!document.querySelector("#panel").hidden && !document.querySelector("#panel-body").textContent.startsWith("Searching")`)
+			if eval[bool](alice, `!!document.querySelector("#search-results mark")`) {
+				break
+			}
+			alice.do(chromedp.Click(chromedp.CSS(`#search-form button[type=submit]`)))
+		}
+		if got := eval[string](alice, `document.querySelector("#search-results mark").textContent`); got != "welcome" {
+			t.Errorf("highlighted %q, want welcome", got)
+		}
+		alice.screenshot("search")
+		openConversation(alice, "bob") // somewhere else first
+		alice.do(chromedp.Click(chromedp.CSS(`#search-results button.result`)))
+		alice.waitFor("the jump to the message", `document.querySelector("#conv-title").textContent === "Lighthouse" && document.activeElement?.classList.contains("msg") && document.activeElement.querySelector(".msg-body").textContent === "Hello Bob, welcome aboard"`)
+		alice.do(chromedp.Click(chromedp.CSS("#panel-close")))
+	})
+
+	step(t, "the server restarts mid-conversation", func() {
+		openConversation(alice, "Lighthouse")
+		stopSystem(t, sys)
+		sys = nil
+		for _, u := range []*browserUser{alice, bob} {
+			u.waitFor("the offline banner", `!document.querySelector("#banner").hidden && document.querySelector("#banner").textContent.startsWith("You are offline")`)
+		}
+		send(alice, "sent while the server was down")
+		alice.waitFor("the message queued", msgWhereSel(".pending", "sent while the server was down", `m.querySelector(".msg-state").textContent === "Waiting for the connection…"`)+
+			` && document.querySelector("#banner").textContent.includes("1 unsent message waits")`)
+		alice.screenshot("offline")
+		sys = startSystem(t, dir, addr)
+		for _, u := range []*browserUser{alice, bob} {
+			u.waitFor("back online", `document.querySelector("#banner").hidden`, 60*time.Second)
+		}
+		bob.waitFor("the queued message", msgWhere("sent while the server was down", "true"))
+		alice.waitFor("the queued message sent", msgWhere("sent while the server was down", `!m.classList.contains("pending")`)+` && !document.querySelector(".msg.pending")`)
+		send(bob, "and after the restart")
+		alice.waitFor("Bob's message after the restart", msgWhere("and after the restart", "true"))
+		for _, u := range []*browserUser{alice, bob} {
+			got := eval[[]string](u, `[...document.querySelectorAll("#message-list .msg .msg-body")].map(b => b.textContent)`)
+			want := []string{"Hello Bob, welcome aboard", "Hi Alice", "sent while the server was down", "and after the restart"}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s's messages after the restart: %q, want %q (each once, in order)", u.name, got, want)
+			}
+			seqs := eval[[]int](u, `[...document.querySelectorAll("#message-list [data-seq]")].map(e => +e.dataset.seq)`)
+			for i := 1; i < len(seqs); i++ {
+				if seqs[i] <= seqs[i-1] {
+					t.Errorf("%s's timeline has seqs %v: want each once, in order", u.name, seqs)
+					break
+				}
+			}
+		}
+	})
+}
+
+// step runs one part of a test, logging its name and time.
+func step(t *testing.T, name string, f func()) {
+	t.Helper()
+	start := time.Now()
+	f()
+	t.Logf("%s: %s", name, time.Since(start).Round(time.Millisecond))
+}
+
+// setValue sets a form control's value as a user's choice does, with
+// its input and change events.
+func setValue(u *browserUser, sel, v string) {
+	u.t.Helper()
+	eval[bool](u, sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })()`, js(sel), js(v)))
+}
+
+// send types a message in the composer and sends it with Enter.
+func send(u *browserUser, body string) {
+	u.t.Helper()
+	u.do(
+		chromedp.SendKeys(chromedp.CSS("#composer-input"), body),
+		chromedp.SendKeys(chromedp.CSS("#composer-input"), "\r"),
+	)
+}
+
+func openConversation(u *browserUser, name string) {
+	u.t.Helper()
+	id := eval[string](u, sprintf(`[...document.querySelectorAll("#conversations button")].find(b => b.querySelector(".conv-name").textContent === %s)?.dataset.conv ?? ""`, js(name)))
+	if id == "" {
+		u.t.Fatalf("%s: no conversation %q in the list\n%s", u.name, name, u.snapshot())
+	}
+	u.do(chromedp.Click(chromedp.CSS(sprintf(`#conversations button[data-conv=%s]`, js(id)))))
+	u.waitFor("the conversation open", sprintf(`document.querySelector("#conv-title").textContent === %s`, js(name)))
+}
+
+// msgWhere is a condition on the message whose body is body, as m.
+func msgWhere(body, cond string) string {
+	return msgWhereSel("", body, cond)
+}
+
+func msgWhereSel(extra, body, cond string) string {
+	return sprintf(`[...document.querySelectorAll("#message-list .msg%s")].some(m => m.querySelector(".msg-body")?.textContent === %s && (%s))`, extra, js(body), cond)
+}
+
+// msgSel returns a selector of the (sent) message whose body is body.
+func msgSel(u *browserUser, body string) string {
+	u.t.Helper()
+	u.waitFor("the message "+body, msgWhere(body, "m.id"))
+	id := eval[string](u, sprintf(`[...document.querySelectorAll("#message-list .msg")].find(m => m.querySelector(".msg-body")?.textContent === %s).id`, js(body)))
+	return "#" + id
+}
