@@ -1,4 +1,4 @@
-// Building the page without innerHTML: every text from the server or a
+// Building the page without parsing HTML: every text from the server or a
 // user goes into a text node, so nothing anyone sends can become markup.
 
 // h creates an element: h("button", {class: "x", onclick: f, "aria-label": "y"}, "text", child…).
