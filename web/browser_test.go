@@ -2,10 +2,14 @@ package web_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/oidctest"
 )
 
 // TestBrowserTwoUsers drives the web client in Chromium as two users, each
@@ -240,4 +244,65 @@ func msgSel(u *browserUser, body string) string {
 	u.waitFor("the message "+body, msgWhere(body, "m.id"))
 	id := eval[string](u, sprintf(`[...document.querySelectorAll("#message-list .msg")].find(m => m.querySelector(".msg-body")?.textContent === %s).id`, js(body)))
 	return "#" + id
+}
+
+// TestBrowserOIDCSignIn signs in through the redirect: the client, told
+// by GET /auth/config that the server trusts an OpenID provider (zitadel's
+// example provider, running in the test), sends the browser there with
+// the authorization-code flow and PKCE; the user signs in on the
+// provider's own form; the provider sends the browser back to
+// /auth/callback with a code, which the client exchanges for an ID token
+// that Parley accepts over HTTP and the WebSocket. The code leaves the
+// address bar, and no token ever appears in a URL the page loaded.
+func TestBrowserOIDCSignIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a browser, an identity provider and a whole system, about 20 s); make test runs it")
+	}
+	p := oidctest.Start(t)
+	p.Up()
+	addr := freeAddr(t)
+	sys := startSystem(t, t.TempDir(), addr, func(c *app.Config) {
+		c.OIDCIssuers = []string{p.Issuer}
+		c.OIDCAudience = oidctest.ClientID
+	})
+	defer stopSystem(t, sys)
+	u := newBrowserUser(t, startBrowser(t), "test-user2")
+
+	u.do(chromedp.Navigate("http://" + addr + "/"))
+	u.waitFor("the identity provider's button", `!document.querySelector("#oidc-box").hidden && document.querySelector("#dev-form").hidden`)
+	u.do(chromedp.Click(chromedp.CSS("#oidc-button")))
+	u.waitFor("the provider's login form", sprintf(`location.origin === %s && document.querySelector("#username")`, js(p.Issuer)))
+	u.do(
+		chromedp.SendKeys(chromedp.CSS("#username"), oidctest.User2),
+		chromedp.SendKeys(chromedp.CSS("#password"), oidctest.Password),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+	)
+	u.waitFor("signed in and online", sprintf(`location.origin === %s && !document.querySelector("#app").hidden && document.querySelector("#me").textContent === %s && document.querySelector("#banner").hidden`,
+		js("http://"+addr), js(oidctest.User2ID)))
+	if got := eval[string](u, `location.pathname + location.search`); got != "/" {
+		t.Errorf("after the sign-in the address is %q, want / (the code removed)", got)
+	}
+
+	u.do(chromedp.Click(chromedp.CSS("#new-group")))
+	u.do(
+		chromedp.SendKeys(chromedp.CSS("#group-title"), "Notes"),
+		chromedp.Click(chromedp.CSS(`#form-group button[type=submit]`)),
+	)
+	u.waitFor("the group open", `document.querySelector("#conv-title").textContent === "Notes"`)
+	send(u, "signed in at the provider")
+	u.waitFor("the message in the log", msgWhere("signed in at the provider", `!m.classList.contains("pending") && m.dataset.seq`))
+
+	// The authorization code comes in the callback's URL, as the
+	// protocol has it (and leaves the address bar at once); the ID token
+	// never travels in one.
+	token := eval[string](u, `sessionStorage.getItem("parley.token")`)
+	if sig := token[strings.LastIndex(token, ".")+1:]; len(sig) < 20 {
+		t.Fatalf("no ID token kept: %q", token)
+	}
+	urls := eval[[]string](u, `[location.href, ...performance.getEntriesByType("navigation").map(e => e.name), ...performance.getEntriesByType("resource").map(e => e.name)]`)
+	for _, s := range urls {
+		if strings.Contains(s, token[strings.LastIndex(token, ".")+1:]) || strings.Contains(s, "access_token=") || strings.Contains(s, "id_token=") {
+			t.Errorf("a URL the page loaded carries a token: %s", s)
+		}
+	}
 }
