@@ -183,10 +183,12 @@ function start(token) {
     fetchAfter: (id, after) => S.api.history(id, { after, limit: 200 }),
     // Before the first resume: the conversation list, whose last seqs
     // are where the connection's cursors start.
+    // After a reconnect, the list again: a conversation the user joined
+    // while offline has no cursor yet, and a socket is sent only what
+    // comes after it opens of a conversation it does not resume.
     prepare: async (user) => {
       S.me = user;
       $("#me").textContent = user;
-      if (S.inboxLoaded) return;
       try {
         await loadInbox();
         S.inboxLoaded = true;
@@ -280,6 +282,9 @@ async function loadInbox() {
   do {
     const page = await S.api.conversations(cursor);
     for (const s of page.conversations) {
+      // What the socket has handed over is newer than the list, which is
+      // a projection: the list only adds conversations not known yet.
+      if (S.conn.cursor(s.conversation_id) !== undefined && S.inboxLoaded) continue;
       upsertSummary(s);
       S.conn.track(s.conversation_id, s.last_seq);
     }
