@@ -77,6 +77,10 @@ func TestBrowserTwoUsers(t *testing.T) {
 		alice.waitFor("Bob's reply quoting hers", msgWhere("Hi Alice", `m.querySelector(".msg-quote")?.textContent === "↪ alice: Hello Bob"`))
 		alice.waitFor("the typing indicator gone", `document.querySelector("#typing").textContent === ""`)
 
+		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "Hi Alice") + ` [data-action="thread"]`)))
+		bob.waitFor("the thread", `document.querySelector("#panel-title").textContent === "Thread" && [...document.querySelectorAll("#panel-body .thread li")].map(l => l.textContent).join("|").match(/^alice · .*Hello Bob\|bob · .*Hi Alice$/)`)
+		bob.do(chromedp.Click(chromedp.CSS("#panel-close")))
+
 		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hi Alice") + ` [data-action="react"]`)))
 		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hi Alice") + ` [data-action="pick-👍"]`)))
 		bob.waitFor("Alice's reaction", msgWhere("Hi Alice", `m.querySelector(".reactions button")?.textContent === "👍 1"`))
