@@ -197,7 +197,10 @@ function start(token) {
       }
     },
   });
-  S.conn.addEventListener("state", renderBanner);
+  S.conn.addEventListener("state", () => {
+    renderBanner();
+    renderSoon(); // pending messages say whether they wait for the connection
+  });
   S.conn.addEventListener("outbox", () => {
     renderBanner();
     renderSoon();
