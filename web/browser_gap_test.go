@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,55 @@ func TestBrowserResumeAcrossAGap(t *testing.T) {
 			t.Fatalf("after the gap: %q, want note 1 to note 12, each once, in order", got)
 		}
 	}
+}
+
+// TestBrowserRemovedWhileAway: a member removed from a group while the
+// client was cut off is refused the group's resume, which therefore does
+// not deliver the removal; the client notices the refusal, asks, and
+// shows that the user is no longer a member.
+func TestBrowserRemovedWhileAway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a browser and a whole system, about 15 s); make test runs it")
+	}
+	addr := freeAddr(t)
+	sys := startSystem(t, t.TempDir(), addr)
+	defer stopSystem(t, sys)
+	base := "http://" + addr
+	erin := devToken(t, base, "erin")
+	var group struct {
+		ConversationID string `json:"conversation_id"`
+	}
+	post(t, base+"/v1/conversations", erin, map[string]any{"kind": "group", "title": "Ops", "members": []string{"frank"}}, &group)
+
+	proxy := startCutter(t, addr)
+	frank := newBrowserUser(t, startBrowser(t), "frank")
+	frank.do(chromedp.Navigate("http://" + proxy.addr + "/"))
+	frank.waitFor("the sign-in form", `!document.querySelector("#dev-form").hidden`)
+	frank.do(
+		chromedp.SendKeys(chromedp.CSS("#dev-user"), "frank"),
+		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
+	)
+	frank.waitFor("the group in the list", `[...document.querySelectorAll("#conversations .conv-name")].some(e => e.textContent === "Ops")`)
+	openConversation(frank, "Ops")
+	frank.waitFor("a member's composer", `!document.querySelector("#composer").hidden`)
+
+	proxy.cut()
+	frank.waitFor("the offline banner", `!document.querySelector("#banner").hidden`)
+	req, err := http.NewRequest("DELETE", base+"/v1/conversations/"+group.ConversationID+"/members/frank", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+erin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("removing frank: %s", resp.Status)
+	}
+	proxy.restore()
+	frank.waitFor("told he is no longer a member", `document.querySelector("#banner").hidden && document.querySelector("#conv-sub").textContent === "You are no longer a member" && document.querySelector("#composer").hidden`)
 }
 
 // cutter is a TCP proxy to a server that can cut every connection

@@ -218,6 +218,7 @@ function start(token) {
     }
   });
   S.conn.addEventListener("servererror", (e) => toast(e.detail.message));
+  S.conn.addEventListener("unresumed", (e) => checkMembership(conv(e.detail)));
   S.conn.addEventListener("signedout", (e) =>
     signedOut(e.detail.code === 4501 ? "Your session has expired; sign in again." : `Signed out: ${e.detail.reason || e.detail.code}`),
   );
@@ -449,6 +450,17 @@ function withMessage(c, seq, ev, change) {
     if (!c.later.has(seq)) c.later.set(seq, []);
     c.later.get(seq).push(ev);
   }
+}
+
+// checkMembership asks whether the user still belongs to a conversation
+// the server would not resume: one they were removed from while away.
+async function checkMembership(c) {
+  try {
+    upsertSummary(await S.api.conversation(c.id));
+  } catch (err) {
+    if (err.code === "not_member") leave(c);
+  }
+  renderSoon();
 }
 
 function leave(c) {

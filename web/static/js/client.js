@@ -23,6 +23,7 @@
 // Events it dispatches (EventTarget): "state" (detail: the State),
 // "event" (an event frame, in order), "receipt", "typing", "presence"
 // (the server's frames), "authenticated" (the auth_ok frame), "resumed",
+// "unresumed" (detail: a conversation the server refused to resume),
 // "outbox" (the commands waiting changed), "signedout" (detail: the close
 // code and reason).
 
@@ -210,7 +211,7 @@ export class Connection extends EventTarget {
         this.sendResume();
         break;
       case "resumed":
-        this.onResumed();
+        this.onResumed(f);
         break;
       case "event":
         this.deliver(f);
@@ -247,10 +248,20 @@ export class Connection extends EventTarget {
       this.onResumed();
       return;
     }
+    this.resumeSent = [...this.cursors.keys()];
     this.raw({ type: "resume", id: this.nextID("resume-"), conversations: Object.fromEntries(this.cursors) });
   }
 
-  onResumed() {
+  // onResumed: caught up. A conversation the resume asked for and the
+  // answer leaves out was refused (an error frame said why, without
+  // naming it): most likely the user was removed while away, and a
+  // refused resume does not deliver the removal. Say so ("unresumed"),
+  // so the application can ask.
+  onResumed(f) {
+    if (f && f.conversations) {
+      for (const c of this.resumeSent || []) if (!(c in f.conversations)) this.emit("unresumed", c);
+    }
+    this.resumeSent = null;
     this.attempt = 0;
     this.setState(State.ONLINE);
     this.startPing();
