@@ -51,6 +51,7 @@ func TestBrowserPhoneHistoryAndKeyboard(t *testing.T) {
 	}
 	dave.waitFor("only the list on a phone", visible("#sidebar")+" && !"+visible("#conversation"))
 	unlabelled(t, dave)
+	lowContrast(t, dave)
 	dave.screenshot("phone-list")
 
 	// The keyboard alone: focus the conversation, Enter opens it and
@@ -62,6 +63,7 @@ func TestBrowserPhoneHistoryAndKeyboard(t *testing.T) {
 	dave.do(chromedp.KeyEvent("hello from the keyboard\r"))
 	dave.waitFor("the message sent", msgWhere("hello from the keyboard", `!m.classList.contains("pending")`))
 	unlabelled(t, dave)
+	lowContrast(t, dave)
 	dave.screenshot("phone-conversation")
 
 	// Scrolling up loads older pages until the first message.
@@ -129,5 +131,41 @@ func post(t *testing.T, url, token string, body, out any) {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// lowContrast fails t for every visible text whose colour has less than
+// WCAG AA's contrast with the background it is drawn on: 4.5:1, or 3:1
+// for large text (24 px, or 18.66 px bold). Disabled controls are exempt,
+// as WCAG has it.
+func lowContrast(t *testing.T, u *browserUser) {
+	t.Helper()
+	bad := eval[[]string](u, `(() => {
+		const rgb = (s) => { const m = s.match(/[\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1 }; };
+		const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+		const background = (e) => {
+			for (; e; e = e.parentElement) {
+				const c = rgb(getComputedStyle(e).backgroundColor);
+				if (c.a > 0.5) return c;
+			}
+			return rgb(getComputedStyle(document.documentElement).backgroundColor || "rgb(255,255,255)");
+		};
+		const out = [];
+		const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+		for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+			const e = n.parentElement;
+			if (!n.textContent.trim() || !e || e.offsetParent === null || e.closest("[disabled], .visually-hidden")) continue;
+			const s = getComputedStyle(e);
+			const fg = rgb(s.color), bg = background(e);
+			const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+			const ratio = (hi + 0.05) / (lo + 0.05);
+			const size = parseFloat(s.fontSize), bold = +s.fontWeight >= 700;
+			const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+			if (ratio < need) out.push(ratio.toFixed(2) + ": " + n.textContent.trim().slice(0, 40) + " (" + s.color + " on " + JSON.stringify(bg) + ")");
+		}
+		return out;
+	})()`)
+	for _, b := range bad {
+		t.Errorf("%s: text with too little contrast: %s", u.name, b)
 	}
 }

@@ -1,11 +1,14 @@
 package web_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-chat/parley/internal/app"
@@ -163,6 +166,16 @@ func TestBrowserTwoUsers(t *testing.T) {
 		alice.do(chromedp.Click(chromedp.CSS("#panel-close")))
 	})
 
+	step(t, "contrast, light and dark", func() {
+		openConversation(alice, "Lighthouse")
+		lowContrast(t, alice)
+		alice.do(colorScheme("dark"))
+		alice.waitFor("the dark scheme", `matchMedia("(prefers-color-scheme: dark)").matches`)
+		lowContrast(t, alice)
+		alice.screenshot("dark")
+		alice.do(colorScheme(""))
+	})
+
 	step(t, "the server restarts mid-conversation", func() {
 		openConversation(alice, "Lighthouse")
 		stopSystem(t, sys)
@@ -212,6 +225,18 @@ func step(t *testing.T, name string, f func()) {
 func setValue(u *browserUser, sel, v string) {
 	u.t.Helper()
 	eval[bool](u, sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })()`, js(sel), js(v)))
+}
+
+// colorScheme emulates the user's preferred colour scheme ("" for none).
+func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		var features []*emulation.MediaFeature
+		if scheme != "" {
+			features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+		}
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: features})
+		return chromedp.Void{}, err
+	}
 }
 
 // send types a message in the composer and sends it with Enter.
