@@ -12,6 +12,7 @@ package web
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
@@ -38,13 +39,12 @@ type Handler struct {
 }
 
 // NewHandler returns the client's Handler.
-func NewHandler(cfg Config) *Handler {
+func NewHandler(cfg Config) (*Handler, error) {
 	files, err := fs.Sub(static, "static")
 	if err != nil {
-		// The directory is embedded at build time: it is there.
-		panic("web: embedded static directory missing: " + err.Error())
+		return nil, fmt.Errorf("web: the embedded files: %w", err)
 	}
-	return &Handler{files: files, csp: contentSecurityPolicy(cfg.ConnectSources)}
+	return &Handler{files: files, csp: contentSecurityPolicy(cfg.ConnectSources)}, nil
 }
 
 // contentSecurityPolicy allows only the client's own files: no inline

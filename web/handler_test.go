@@ -14,7 +14,10 @@ import (
 // path is a problem.
 func TestHandler(t *testing.T) {
 	t.Parallel()
-	h := NewHandler(Config{ConnectSources: []string{"https://idp.example.org"}})
+	h, err := NewHandler(Config{ConnectSources: []string{"https://idp.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ path, ctype, has string }{
 		{"/", "text/html; charset=utf-8", `<script type="module" src="/static/js/app.js">`},
 		{"/auth/callback", "text/html; charset=utf-8", "<title>Parley</title>"},

@@ -55,7 +55,11 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if err != nil {
 		return err
 	}
-	gcfg.Client = web.NewHandler(web.Config{ConnectSources: s.cfg.issuerOrigins()})
+	client, err := web.NewHandler(web.Config{ConnectSources: s.cfg.issuerOrigins()})
+	if err != nil {
+		return err
+	}
+	gcfg.Client = client
 	s.gw, err = gateway.New(gcfg)
 	return err
 }
