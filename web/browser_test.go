@@ -114,6 +114,11 @@ func TestBrowserTwoUsers(t *testing.T) {
 		bob.waitFor("the read tick", msgWhere("psst, a secret", `m.querySelector(".msg-state")?.textContent === "✓✓ Read"`))
 		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "psst, a secret") + ` [data-action="delete"]`)))
 		alice.waitFor("the deletion", `[...document.querySelectorAll(".msg.deleted .msg-body")].some(b => b.textContent === "This message was deleted.")`)
+		bob.do(chromedp.Click(chromedp.CSS("#block-button")))
+		alice.waitFor("the block", `document.querySelector("#conv-sub").textContent === "Blocked" && document.querySelector("#composer").hidden`)
+		bob.waitFor("Bob's block", `document.querySelector("#conv-sub").textContent === "You blocked this conversation" && document.querySelector("#block-button").textContent === "Unblock"`)
+		bob.do(chromedp.Click(chromedp.CSS("#block-button")))
+		alice.waitFor("the block lifted", `!document.querySelector("#composer").hidden`)
 	})
 
 	step(t, "members by role", func() {
@@ -134,6 +139,13 @@ func TestBrowserTwoUsers(t *testing.T) {
 		bob.waitFor("an admin's controls", `document.querySelector('[data-action="remove-carol"]') && !document.querySelector('select[data-action^="role-"]')`)
 		bob.do(chromedp.Click(chromedp.CSS(`[data-action="remove-carol"]`)))
 		alice.waitFor("Carol removed", `!document.querySelector('#member-list [data-member="carol"]') && [...document.querySelectorAll(".system")].some(e => e.textContent.startsWith("bob removed carol"))`)
+		// Only the owner archives: the group becomes read-only.
+		bob.waitFor("no archive button for an admin", `!document.querySelector('[data-action="archive"]')`)
+		alice.do(chromedp.Click(chromedp.CSS(`[data-action="archive"]`)))
+		bob.waitFor("the group archived", `document.querySelector("#conv-sub").textContent === "Archived (read-only)" && document.querySelector("#composer").hidden`)
+		alice.waitFor("the unarchive button", `document.querySelector('[data-action="archive"]')?.textContent === "Unarchive the group"`)
+		alice.do(chromedp.Click(chromedp.CSS(`[data-action="archive"]`)))
+		bob.waitFor("the group unarchived", `document.querySelector("#conv-sub").textContent === "2 members" && !document.querySelector("#composer").hidden`)
 		bob.do(chromedp.Click(chromedp.CSS("#panel-close")))
 		alice.do(chromedp.Click(chromedp.CSS("#panel-close")))
 	})

@@ -81,6 +81,12 @@ export class Api {
   rename(id, title) {
     return this.request("PATCH", `/v1/conversations/${encodeURIComponent(id)}`, { title });
   }
+  archive(id, archived) {
+    return this.request("PATCH", `/v1/conversations/${encodeURIComponent(id)}`, { archived });
+  }
+  block(user, blocked) {
+    return this.request(blocked ? "PUT" : "DELETE", `/v1/blocks/${encodeURIComponent(user)}`);
+  }
   leave(id, commandId) {
     return this.request("POST", `/v1/conversations/${encodeURIComponent(id)}/leave`, { command_id: commandId });
   }

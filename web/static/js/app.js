@@ -138,6 +138,7 @@ function wireStatic() {
   });
   $("#composer-cancel").addEventListener("click", cancelContext);
   $("#members-button").addEventListener("click", () => togglePanel("members"));
+  $("#block-button").addEventListener("click", () => S.current && toggleBlock(conv(S.current)));
   $("#panel-close").addEventListener("click", closePanel);
   $("#back").addEventListener("click", () => {
     $("#app").classList.remove("open");
@@ -883,9 +884,13 @@ function renderConversation() {
   $("#empty").hidden = !!c;
   $("#composer").hidden = !c || c.left || c.archived;
   $("#members-button").hidden = !c || c.kind !== "group";
+  $("#block-button").hidden = !c || c.kind !== "direct" || c.left;
   $("#members-button").setAttribute("aria-expanded", S.panel === "members" ? "true" : "false");
   if (!c) return;
   $("#conv-title").textContent = convName(c);
+  const iBlock = c.blocked_by.includes(S.me);
+  $("#block-button").textContent = iBlock ? "Unblock" : "Block";
+  $("#composer").hidden = c.left || c.archived || c.blocked_by.length > 0;
   let sub = "";
   if (c.left) sub = "You are no longer a member";
   else if (c.archived) sub = "Archived (read-only)";
@@ -894,7 +899,7 @@ function renderConversation() {
     const other = c.members.find((m) => m.user_id !== S.me);
     const p = other && S.presence.get(other.user_id);
     sub = p ? (p.status === "offline" && p.last_seen ? `offline, last seen ${timeOf(p.last_seen)}` : p.status) : "";
-    if (c.blocked_by.length) sub = "Blocked";
+    if (c.blocked_by.length) sub = iBlock ? "You blocked this conversation" : "Blocked";
   }
   $("#conv-sub").textContent = sub;
   $("#load-older").hidden = !c.hasMore || !c.loaded;
@@ -1099,6 +1104,9 @@ function renderMembers(c) {
         h("input", { id: "rename", name: "title", value: c.title, maxlength: "200", required: true }),
         h("button", { type: "submit" }, "Rename")));
   }
+  if (role === "owner" && !c.left) {
+    children.push(h("p", {}, h("button", { type: "button", "data-action": "archive", onclick: () => archive(c, !c.archived) }, c.archived ? "Unarchive the group" : "Archive the group")));
+  }
   if (!c.left) children.push(h("p", {}, h("button", { type: "button", "data-action": "leave", onclick: () => leaveGroup(c) }, "Leave the group")));
   // Keep a half-typed name when the list is drawn again.
   const typed = $("#add-member")?.value;
@@ -1140,6 +1148,26 @@ async function rename(c, title) {
     await S.api.rename(c.id, title);
   } catch (err) {
     toast(`Could not rename: ${err.message}`);
+  }
+}
+
+async function archive(c, archived) {
+  try {
+    await S.api.archive(c.id, archived);
+  } catch (err) {
+    toast(`Could not ${archived ? "archive" : "unarchive"}: ${err.message}`);
+  }
+}
+
+// toggleBlock blocks or unblocks the other member of a direct
+// conversation: while either blocks, neither can send there.
+async function toggleBlock(c) {
+  const other = c.members.find((m) => m.user_id !== S.me);
+  if (!other) return;
+  try {
+    await S.api.block(other.user_id, !c.blocked_by.includes(S.me));
+  } catch (err) {
+    toast(`Could not change the block: ${err.message}`);
   }
 }
 
