@@ -301,12 +301,13 @@ func TestBrowserOIDCSignIn(t *testing.T) {
 	}
 	p := oidctest.Start(t)
 	p.Up()
-	addr := freeAddr(t)
-	sys := startSystem(t, t.TempDir(), addr, func(c *app.Config) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	withOIDC := func(c *app.Config) {
 		c.OIDCIssuers = []string{p.Issuer}
 		c.OIDCAudience = oidctest.ClientID
-	})
-	defer stopSystem(t, sys)
+	}
+	sys := startSystem(t, dir, addr, withOIDC)
+	defer func() { stopSystem(t, sys) }()
 	u := newBrowserUser(t, startBrowser(t), "test-user2")
 
 	u.do(chromedp.Navigate("http://" + addr + "/"))
@@ -332,6 +333,16 @@ func TestBrowserOIDCSignIn(t *testing.T) {
 	u.waitFor("the group open", `document.querySelector("#conv-title").textContent === "Notes"`)
 	send(u, "signed in at the provider")
 	u.waitFor("the message in the log", msgWhere("signed in at the provider", `!m.classList.contains("pending") && m.dataset.seq`))
+
+	// A restarted server fetches the provider's keys again; the client,
+	// whose token it may refuse for that moment, reconnects and stays
+	// signed in.
+	stopSystem(t, sys)
+	u.waitFor("the offline banner", `!document.querySelector("#banner").hidden`)
+	sys = startSystem(t, dir, addr, withOIDC)
+	u.waitFor("back online, still signed in", `document.querySelector("#banner").hidden && !document.querySelector("#app").hidden`, 60*time.Second)
+	send(u, "and after a restart")
+	u.waitFor("the second message in the log", msgWhere("and after a restart", `!m.classList.contains("pending") && m.dataset.seq`))
 
 	// The authorization code comes in the callback's URL, as the
 	// protocol has it (and leaves the address bar at once); the ID token

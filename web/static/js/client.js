@@ -82,6 +82,8 @@ export class Connection extends EventTarget {
     this.requestSeq = 0;
     this.ws = null;
     this.stopped = false;
+    this.everOnline = false;
+    this.refusals = 0; // 4500 closes in a row after having been online
   }
 
   // start connects; call it once.
@@ -167,7 +169,14 @@ export class Connection extends EventTarget {
     this.inflight.clear(); // request ids belong to the socket
     this.ws = null;
     if (this.stopped) return;
-    if (terminal(code)) {
+    // A token that worked before may be refused for a moment after a
+    // server restart: with an identity provider, until the server has
+    // fetched its keys again (its /readyz says "oidc" meanwhile). Try a
+    // few more times before giving up on it; an expired token (4501)
+    // is not retried.
+    if (code === 4500 && this.everOnline && this.refusals < 3) {
+      this.refusals++;
+    } else if (terminal(code)) {
       this.setState(State.SIGNED_OUT);
       this.emit("signedout", { code, reason });
       return;
@@ -258,6 +267,8 @@ export class Connection extends EventTarget {
   // refused resume does not deliver the removal. Say so ("unresumed"),
   // so the application can ask.
   onResumed(f) {
+    this.everOnline = true;
+    this.refusals = 0;
     if (f && f.conversations) {
       for (const c of this.resumeSent || []) if (!(c in f.conversations)) this.emit("unresumed", c);
     }
