@@ -89,6 +89,30 @@ func (u *browserUser) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element sel names. The page draws a list item again
+// when what it shows changes, so the element found may be replaced
+// before the click lands; the click is then tried again on its
+// successor, until 30 s have passed. (An error comes before the mouse
+// events are sent, so a click is never sent twice.)
+func (u *browserUser) click(sel string) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			u.t.Fatalf("%s: clicking %s: %v\n%s", u.name, sel, err, u.snapshot())
+		case <-tick.C:
+		}
+	}
+}
+
 // eval evaluates a JavaScript expression on the user's page.
 func eval[T any](u *browserUser, js string) T {
 	u.t.Helper()

@@ -78,7 +78,7 @@ func TestBrowserPhoneHistoryAndKeyboard(t *testing.T) {
 		t.Errorf("the last message is %q", got[n])
 	}
 
-	dave.do(chromedp.Click(chromedp.CSS("#back")))
+	dave.click("#back")
 	dave.waitFor("the list again", visible("#sidebar")+" && !"+visible("#conversation"))
 }
 

@@ -53,7 +53,7 @@ func TestBrowserTwoUsers(t *testing.T) {
 	}
 
 	step(t, "group creation and first message", func() {
-		alice.do(chromedp.Click(chromedp.CSS("#new-group")))
+		alice.click("#new-group")
 		alice.do(
 			chromedp.SendKeys(chromedp.CSS("#group-title"), "Lighthouse"),
 			chromedp.SendKeys(chromedp.CSS("#group-members"), "bob"),
@@ -74,24 +74,24 @@ func TestBrowserTwoUsers(t *testing.T) {
 		bob.do(chromedp.SendKeys(chromedp.CSS("#composer-input"), "Hi Al"))
 		alice.waitFor("Bob typing", `document.querySelector("#typing").textContent === "bob is typing…"`)
 		setValue(bob, "#composer-input", "")
-		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "Hello Bob") + ` [data-action="reply"]`)))
+		bob.click(msgSel(bob, "Hello Bob") + ` [data-action="reply"]`)
 		bob.waitFor("the reply context", `document.querySelector("#composer-context-text").textContent.startsWith("Replying to alice: Hello Bob")`)
 		send(bob, "Hi Alice")
 		alice.waitFor("Bob's reply quoting hers", msgWhere("Hi Alice", `m.querySelector(".msg-quote")?.textContent === "↪ alice: Hello Bob"`))
 		alice.waitFor("the typing indicator gone", `document.querySelector("#typing").textContent === ""`)
 
-		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "Hi Alice") + ` [data-action="thread"]`)))
+		bob.click(msgSel(bob, "Hi Alice") + ` [data-action="thread"]`)
 		bob.waitFor("the thread", `document.querySelector("#panel-title").textContent === "Thread" && [...document.querySelectorAll("#panel-body .thread li")].map(l => l.textContent).join("|").match(/^alice · .*Hello Bob\|bob · .*Hi Alice$/)`)
-		bob.do(chromedp.Click(chromedp.CSS("#panel-close")))
+		bob.click("#panel-close")
 
-		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hi Alice") + ` [data-action="react"]`)))
-		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hi Alice") + ` [data-action="pick-👍"]`)))
+		alice.click(msgSel(alice, "Hi Alice") + ` [data-action="react"]`)
+		alice.click(msgSel(alice, "Hi Alice") + ` [data-action="pick-👍"]`)
 		bob.waitFor("Alice's reaction", msgWhere("Hi Alice", `m.querySelector(".reactions button")?.textContent === "👍 1"`))
 
-		alice.do(chromedp.Click(chromedp.CSS(msgSel(alice, "Hello Bob") + ` [data-action="edit"]`)))
+		alice.click(msgSel(alice, "Hello Bob") + ` [data-action="edit"]`)
 		alice.waitFor("the edit context", `document.querySelector("#composer-send").textContent === "Save"`)
 		setValue(alice, "#composer-input", "Hello Bob, welcome aboard")
-		alice.do(chromedp.Click(chromedp.CSS("#composer-send")))
+		alice.click("#composer-send")
 		bob.waitFor("the edit", msgWhere("Hello Bob, welcome aboard", `m.querySelector(".edited")`))
 		bob.waitFor("the quote follows the edit", msgWhere("Hi Alice", `m.querySelector(".msg-quote")?.textContent === "↪ alice: Hello Bob, welcome aboard"`))
 		// Bob has the group open: Alice's newest message is read by him.
@@ -100,7 +100,7 @@ func TestBrowserTwoUsers(t *testing.T) {
 	})
 
 	step(t, "a direct chat: ticks, presence and a deletion", func() {
-		bob.do(chromedp.Click(chromedp.CSS("#new-direct")))
+		bob.click("#new-direct")
 		bob.do(
 			chromedp.SendKeys(chromedp.CSS("#direct-user"), "alice"),
 			chromedp.Click(chromedp.CSS(`#form-direct button[type=submit]`)),
@@ -112,18 +112,18 @@ func TestBrowserTwoUsers(t *testing.T) {
 		openConversation(alice, "bob")
 		alice.waitFor("the direct message", msgWhere("psst, a secret", "true"))
 		bob.waitFor("the read tick", msgWhere("psst, a secret", `m.querySelector(".msg-state")?.textContent === "✓✓ Read"`))
-		bob.do(chromedp.Click(chromedp.CSS(msgSel(bob, "psst, a secret") + ` [data-action="delete"]`)))
+		bob.click(msgSel(bob, "psst, a secret") + ` [data-action="delete"]`)
 		alice.waitFor("the deletion", `[...document.querySelectorAll(".msg.deleted .msg-body")].some(b => b.textContent === "This message was deleted.")`)
-		bob.do(chromedp.Click(chromedp.CSS("#block-button")))
+		bob.click("#block-button")
 		alice.waitFor("the block", `document.querySelector("#conv-sub").textContent === "Blocked" && document.querySelector("#composer").hidden`)
 		bob.waitFor("Bob's block", `document.querySelector("#conv-sub").textContent === "You blocked this conversation" && document.querySelector("#block-button").textContent === "Unblock"`)
-		bob.do(chromedp.Click(chromedp.CSS("#block-button")))
+		bob.click("#block-button")
 		alice.waitFor("the block lifted", `!document.querySelector("#composer").hidden`)
 	})
 
 	step(t, "members by role", func() {
 		openConversation(alice, "Lighthouse")
-		alice.do(chromedp.Click(chromedp.CSS("#members-button")))
+		alice.click("#members-button")
 		alice.waitFor("the member list", `document.querySelector('#member-list [data-member="bob"]')`)
 		alice.do(
 			chromedp.SendKeys(chromedp.CSS("#add-member"), "carol"),
@@ -134,20 +134,20 @@ func TestBrowserTwoUsers(t *testing.T) {
 		alice.screenshot("members")
 		openConversation(bob, "Lighthouse")
 		bob.waitFor("Bob told he is an admin", `[...document.querySelectorAll(".system")].some(e => e.textContent.startsWith("alice made bob an admin"))`)
-		bob.do(chromedp.Click(chromedp.CSS("#members-button")))
+		bob.click("#members-button")
 		// An admin may remove a member but not change roles.
 		bob.waitFor("an admin's controls", `document.querySelector('[data-action="remove-carol"]') && !document.querySelector('select[data-action^="role-"]')`)
-		bob.do(chromedp.Click(chromedp.CSS(`[data-action="remove-carol"]`)))
+		bob.click(`[data-action="remove-carol"]`)
 		alice.waitFor("Carol removed", `!document.querySelector('#member-list [data-member="carol"]') && [...document.querySelectorAll(".system")].some(e => e.textContent.startsWith("bob removed carol"))`)
 		// Only the owner archives: the group becomes read-only.
 		bob.waitFor("no archive button for an admin", `!document.querySelector('[data-action="archive"]')`)
-		alice.do(chromedp.Click(chromedp.CSS(`[data-action="archive"]`)))
+		alice.click(`[data-action="archive"]`)
 		bob.waitFor("the group archived", `document.querySelector("#conv-sub").textContent === "Archived (read-only)" && document.querySelector("#composer").hidden`)
 		alice.waitFor("the unarchive button", `document.querySelector('[data-action="archive"]')?.textContent === "Unarchive the group"`)
-		alice.do(chromedp.Click(chromedp.CSS(`[data-action="archive"]`)))
+		alice.click(`[data-action="archive"]`)
 		bob.waitFor("the group unarchived", `document.querySelector("#conv-sub").textContent === "2 members" && !document.querySelector("#composer").hidden`)
-		bob.do(chromedp.Click(chromedp.CSS("#panel-close")))
-		alice.do(chromedp.Click(chromedp.CSS("#panel-close")))
+		bob.click("#panel-close")
+		alice.click("#panel-close")
 	})
 
 	step(t, "search jumps to the message", func() {
@@ -166,16 +166,16 @@ func TestBrowserTwoUsers(t *testing.T) {
 			if eval[bool](alice, `!!document.querySelector("#search-results mark")`) {
 				break
 			}
-			alice.do(chromedp.Click(chromedp.CSS(`#search-form button[type=submit]`)))
+			alice.click(`#search-form button[type=submit]`)
 		}
 		if got := eval[string](alice, `document.querySelector("#search-results mark").textContent`); got != "welcome" {
 			t.Errorf("highlighted %q, want welcome", got)
 		}
 		alice.screenshot("search")
 		openConversation(alice, "bob") // somewhere else first
-		alice.do(chromedp.Click(chromedp.CSS(`#search-results button.result`)))
+		alice.click(`#search-results button.result`)
 		alice.waitFor("the jump to the message", `document.querySelector("#conv-title").textContent === "Lighthouse" && document.activeElement?.classList.contains("msg") && document.activeElement.querySelector(".msg-body").textContent === "Hello Bob, welcome aboard"`)
-		alice.do(chromedp.Click(chromedp.CSS("#panel-close")))
+		alice.click("#panel-close")
 	})
 
 	step(t, "contrast, light and dark", func() {
@@ -266,7 +266,7 @@ func openConversation(u *browserUser, name string) {
 	if id == "" {
 		u.t.Fatalf("%s: no conversation %q in the list\n%s", u.name, name, u.snapshot())
 	}
-	u.do(chromedp.Click(chromedp.CSS(sprintf(`#conversations button[data-conv=%s]`, js(id)))))
+	u.click(sprintf(`#conversations button[data-conv=%s]`, js(id)))
 	u.waitFor("the conversation open", sprintf(`document.querySelector("#conv-title").textContent === %s`, js(name)))
 }
 
@@ -312,7 +312,7 @@ func TestBrowserOIDCSignIn(t *testing.T) {
 
 	u.do(chromedp.Navigate("http://" + addr + "/"))
 	u.waitFor("the identity provider's button", `!document.querySelector("#oidc-box").hidden && document.querySelector("#dev-form").hidden`)
-	u.do(chromedp.Click(chromedp.CSS("#oidc-button")))
+	u.click("#oidc-button")
 	u.waitFor("the provider's login form", sprintf(`location.origin === %s && document.querySelector("#username")`, js(p.Issuer)))
 	u.do(
 		chromedp.SendKeys(chromedp.CSS("#username"), oidctest.User2),
@@ -325,7 +325,7 @@ func TestBrowserOIDCSignIn(t *testing.T) {
 		t.Errorf("after the sign-in the address is %q, want / (the code removed)", got)
 	}
 
-	u.do(chromedp.Click(chromedp.CSS("#new-group")))
+	u.click("#new-group")
 	u.do(
 		chromedp.SendKeys(chromedp.CSS("#group-title"), "Notes"),
 		chromedp.Click(chromedp.CSS(`#form-group button[type=submit]`)),

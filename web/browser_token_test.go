@@ -39,7 +39,7 @@ func TestBrowserPastedTokenExpires(t *testing.T) {
 	u.do(chromedp.Navigate("http://" + addr + "/"))
 	u.waitFor("the token form, and no development sign-in", `!document.querySelector("#token-form").hidden && document.querySelector("#dev-form").hidden`)
 	setValue(u, "#token-input", tok)
-	u.do(chromedp.Click(chromedp.CSS(`#token-form button[type=submit]`)))
+	u.click(`#token-form button[type=submit]`)
 	u.waitFor("signed in and online", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === "gina" && document.querySelector("#banner").hidden`)
 	u.waitFor("asked to sign in again when the token expires", `!document.querySelector("#signin").hidden && document.querySelector("#signin-status").textContent === "Your session has expired; sign in again." && !document.querySelector("#token-form").hidden && sessionStorage.getItem("parley.token") === null`)
 }

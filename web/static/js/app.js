@@ -1069,16 +1069,23 @@ function togglePanel(which) {
     return;
   }
   S.panel = which;
+  S.membersVer = null;
   if (which === "members") renderMembers(conv(S.current));
   $("#panel-close").focus();
 }
 
+// renderMembers draws the members panel, again only when what it shows
+// changed, so that typing in its fields is not interrupted.
 function renderMembers(c) {
   const role = myRole(c);
   const manage = !c.left && !c.archived && (role === "owner" || role === "admin");
   const order = { owner: 0, admin: 1, member: 2 };
   const members = [...c.members].sort((a, b) => order[a.role] - order[b.role] || a.user_id.localeCompare(b.user_id));
-  const focusedAction = document.activeElement?.closest?.("#panel-body") ? document.activeElement.dataset.action : null;
+  const ver = JSON.stringify([c.id, c.title, c.left, c.archived, role, members.map((m) => [m.user_id, m.role, presenceOf(m.user_id)])]);
+  if (S.membersVer === ver && !$("#panel").hidden) return;
+  S.membersVer = ver;
+  const active = document.activeElement?.closest?.("#panel-body") ? document.activeElement : null;
+  const focused = active ? active.dataset.action || active.id : null;
   const rows = members.map((m) => {
     const me = m.user_id === S.me;
     const canRemove = manage && !me && m.role !== "owner" && (role === "owner" || m.role === "member");
@@ -1108,11 +1115,12 @@ function renderMembers(c) {
     children.push(h("p", {}, h("button", { type: "button", "data-action": "archive", onclick: () => archive(c, !c.archived) }, c.archived ? "Unarchive the group" : "Archive the group")));
   }
   if (!c.left) children.push(h("p", {}, h("button", { type: "button", "data-action": "leave", onclick: () => leaveGroup(c) }, "Leave the group")));
-  // Keep a half-typed name when the list is drawn again.
-  const typed = $("#add-member")?.value;
+  // Keep what is half-typed, and the focus, when the panel is drawn again.
+  const typed = { "add-member": $("#add-member")?.value };
+  if (focused === "rename") typed.rename = $("#rename").value;
   showPanel(`Members of ${convName(c)}`, children);
-  if (typed && $("#add-member")) $("#add-member").value = typed;
-  if (focusedAction) $("#panel-body").querySelector(`[data-action="${CSS.escape(focusedAction)}"]`)?.focus();
+  for (const [id, v] of Object.entries(typed)) if (v !== undefined && $(`#${id}`)) $(`#${id}`).value = v;
+  if (focused) $("#panel-body").querySelector(`[data-action="${CSS.escape(focused)}"], #${CSS.escape(focused)}`)?.focus();
 }
 
 async function addMember(c, user) {
