@@ -325,6 +325,25 @@ func (c Config) Secret() []byte {
 	return []byte(c.JWTSecret)
 }
 
+// DevSecretInUse reports whether tokens are signed with the public
+// DevSecret: the embedded default without PARLEY_JWT_SECRET or an
+// identity provider.
+func (c Config) DevSecretInUse() bool {
+	return !c.OIDC() && c.JWTSecret == "" && c.Embedded()
+}
+
+// issuerOrigins are the origins (scheme://host:port) of the OIDC
+// issuers, which the web client fetches discovery and tokens from.
+func (c Config) issuerOrigins() []string {
+	var out []string
+	for _, iss := range c.OIDCIssuers {
+		if u, err := url.Parse(iss); err == nil && u.Host != "" {
+			out = append(out, u.Scheme+"://"+u.Host)
+		}
+	}
+	return out
+}
+
 // loopback reports whether the listen address addr (host:port) can be
 // reached from this machine only: localhost or a loopback IP. An empty host
 // listens on every interface.
