@@ -6,7 +6,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       ?= ./parley
 
-.PHONY: run test test-short build vet lint bench fuzz fuzz-targets test-compose clean
+.PHONY: run test test-short build vet lint bench fuzz fuzz-targets test-compose screenshots clean
 
 ## run: builds ./parley, then runs every role in one process on the embedded
 ## default (Kafka, history store, search index): HTTP and WebSocket on
@@ -37,6 +37,12 @@ test-short:
 build:
 	@echo "building $(BIN): the first build on a fresh machine compiles every dependency and takes a minute or two"
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+## screenshots: the web client's main screens, taken by its browser tests
+## in Chromium, under docs/screenshots/ (shown in the README).
+screenshots:
+	mkdir -p docs/screenshots
+	PARLEY_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./web/
 
 vet:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

@@ -1,6 +1,7 @@
 // Command parley is the Parley chat backend: one binary with every role.
 //
 //	parley run              every role in one process on the embedded default
+//	parley broker           the embedded broker alone, for roles in processes of their own
 //	parley gateway          the HTTP/WebSocket edge and delivery projection
 //	parley decider          the command decider
 //	parley router           routes events to the gateway nodes that need them (projections/router)
@@ -52,6 +53,8 @@ const usage = `usage: parley <command> [flags]
 
 commands:
   run              every role in one process (embedded Kafka and stores unless configured)
+  broker           the embedded Kafka broker alone, with Parley's topics, /readyz and /metrics:
+                   for roles run as processes of their own on one machine (-kafka-brokers)
   gateway          HTTP and WebSocket edge with the delivery projection
   decider          turns chat.commands into chat.events
   router           sends each gateway node the events, replies and signals its sockets need (PARLEY_ROUTING=targeted)
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch cmd {
 	case "run":
 		roles = app.All
+	case "broker":
+		roles = app.Roles{} // no role: the broker, the topics and HTTP
 	case "gateway":
 		roles = app.Roles{Gateway: true}
 	case "decider":
@@ -132,6 +137,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	if cmd == "run" {
 		roles, _ = app.ParseRoles(cfg.Roles) // checked by Load
+	}
+	if cmd == "broker" && !cfg.Embedded() {
+		return errors.New("parley broker runs the embedded broker: PARLEY_KAFKA_BROKERS names another cluster, so there is nothing to run")
 	}
 	log := cfg.Logger(stderr)
 	sys, err := app.Start(ctx, cfg, roles, log)

@@ -82,6 +82,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"run", "-topic-prefix", "team a/"}, "PARLEY_TOPIC_PREFIX"},
 		{[]string{"run", "-min-insync-replicas", "2"}, "PARLEY_MIN_INSYNC_REPLICAS"},
 		{[]string{"run", "-replication-factor", "0"}, "PARLEY_REPLICATION_FACTOR"},
+		{[]string{"broker", "-kafka-brokers", "kafka:9092", "-jwt-secret", strings.Repeat("s", 32)}, "nothing to run"},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), c.args, noEnv, nil, &out, &out)

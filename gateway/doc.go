@@ -10,6 +10,12 @@
 // the stream is another delivery.Sink, and its event ids encode the
 // per-conversation cursors a reconnect resumes from (ssecursor.go).
 //
+// It also serves what a browser needs before it has a token (signin.go):
+// GET /auth/config says how to sign in here, and POST /auth/dev-token
+// signs development tokens on the embedded default's public secret; and,
+// when Config.Client is set, the web client (package web) at /,
+// /auth/callback and /static/.
+//
 // The gateway holds no conversation state of its own and can be run as
 // many nodes behind a load balancer. A Server is safe for concurrent use.
 //

@@ -203,6 +203,13 @@ type Config struct {
 	// well below the sweep's TTL of unattached uploads, so that an upload
 	// is never swept while a message attaches it. Default: 12 hours.
 	UploadMaxAge time.Duration
+	// Client is the web client (web.Handler): served at /, at
+	// /auth/callback (where an identity provider sends the browser back)
+	// and under /static/. Nil serves none.
+	Client http.Handler
+	// SignIn says how browsers sign in: GET /auth/config and
+	// POST /auth/dev-token.
+	SignIn SignIn
 }
 
 func (c Config) withDefaults() Config {
@@ -351,6 +358,13 @@ func (s *Server) routes() http.Handler {
 		e.Status = http.StatusMethodNotAllowed
 		writeProblem(w, e)
 	})
+	r.Get("/auth/config", s.serveSignInConfig)
+	r.Post("/auth/dev-token", s.serveDevToken)
+	if c := s.cfg.Client; c != nil {
+		r.Get("/", c.ServeHTTP)
+		r.Get("/auth/callback", c.ServeHTTP)
+		r.Get("/static/*", c.ServeHTTP)
+	}
 	r.Get("/v1/ws", s.serveWS)
 	r.Get("/v1/events", s.serveEvents)
 	r.Group(func(r chi.Router) {

@@ -40,12 +40,14 @@ func (r Rate) unlimited() bool { return r.PerSecond < 0 }
 const defaultMaxBucketKeys = 100_000
 
 // bucketSet is a token bucket per key, e.g. per user or per client
-// address. It is safe for concurrent use. Its memory is bounded: a
-// bucket that has refilled to its burst is the same as a new one and is
-// dropped when the set grows to maxKeys; if the set is still more than
-// three quarters full, arbitrary buckets are dropped too — which resets
-// them, erring on the side of letting requests through — so that the
-// sweep's cost is shared by the many inserts that follow it.
+// address. It is safe for concurrent use. Its memory follows the keys in
+// use, not every key ever seen: a bucket that has refilled to its burst
+// is the same as a new one, and such buckets are dropped whenever the
+// set has doubled since the last sweep (so each sweep's cost is shared by
+// the inserts before it). It is also bounded: at maxKeys, if the set is
+// still more than three quarters full once the full buckets are gone,
+// arbitrary buckets are dropped too — which resets them, erring on the
+// side of letting requests through.
 type bucketSet struct {
 	r       Rate
 	maxKeys int
@@ -53,7 +55,12 @@ type bucketSet struct {
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
+	// sweepAt is the size at which the next sweep runs.
+	sweepAt int
 }
+
+// minSweep is the smallest size at which a set is swept.
+const minSweep = 1024
 
 func newBucketSet(r Rate, maxKeys int, now func() time.Time) *bucketSet {
 	if now == nil {
@@ -62,7 +69,7 @@ func newBucketSet(r Rate, maxKeys int, now func() time.Time) *bucketSet {
 	if maxKeys < 4 {
 		maxKeys = defaultMaxBucketKeys
 	}
-	return &bucketSet{r: r, maxKeys: maxKeys, now: now, buckets: make(map[string]*rate.Limiter)}
+	return &bucketSet{r: r, maxKeys: maxKeys, now: now, buckets: make(map[string]*rate.Limiter), sweepAt: min(minSweep, maxKeys)}
 }
 
 // take takes a token from key's bucket. When there is none it takes
@@ -89,17 +96,20 @@ func (b *bucketSet) bucket(key string, now time.Time) *rate.Limiter {
 	if l, ok := b.buckets[key]; ok {
 		return l
 	}
-	if len(b.buckets) >= b.maxKeys {
+	if len(b.buckets) >= b.sweepAt {
 		b.sweep(now)
+		b.sweepAt = min(max(minSweep, 2*len(b.buckets)), b.maxKeys)
 	}
 	l := rate.NewLimiter(rate.Limit(b.r.PerSecond), b.r.Burst)
 	b.buckets[key] = l
 	return l
 }
 
-// sweep drops the buckets that are full again, then arbitrary ones
-// until the set is at most three quarters full. b.mu is held.
+// sweep drops the buckets that are full again, then, if the set is at
+// its maximum, arbitrary ones until it is at most three quarters full.
+// b.mu is held.
 func (b *bucketSet) sweep(now time.Time) {
+	atMax := len(b.buckets) >= b.maxKeys
 	full := float64(b.r.Burst)
 	for k, l := range b.buckets {
 		if l.TokensAt(now) >= full {
@@ -107,7 +117,7 @@ func (b *bucketSet) sweep(now time.Time) {
 		}
 	}
 	for k := range b.buckets {
-		if len(b.buckets) <= b.maxKeys*3/4 {
+		if !atMax || len(b.buckets) <= b.maxKeys*3/4 {
 			break
 		}
 		delete(b.buckets, k)

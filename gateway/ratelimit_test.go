@@ -108,6 +108,45 @@ func TestBucketSetStaysBounded(t *testing.T) {
 	}
 }
 
+// TestBucketSetForgetsIdleKeys: far below its maximum, a set whose keys
+// go idle keeps about as many buckets as are in use, not one per key ever
+// seen, and a key in use keeps its bucket (an exhausted bucket is never
+// dropped by a sweep).
+func TestBucketSetForgetsIdleKeys(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	// A bucket refills in 10 s: 1,000 keys of the loop below.
+	b := newBucketSet(Rate{PerSecond: 0.1, Burst: 1}, 1_000_000, clock.Now)
+	if b.take("busy") != 0 {
+		t.Fatal("the first take of a fresh bucket was refused")
+	}
+	lastTaken := clock.Now()
+	most := 0
+	for i := range 20_000 {
+		if b.take("user"+strconv.Itoa(i)) != 0 {
+			t.Fatalf("the first take of user%d was refused", i)
+		}
+		if i%100 == 0 {
+			// The busy key takes every second: until its bucket has
+			// refilled it must be refused, or a sweep forgot it.
+			now := clock.Now()
+			switch refused := b.take("busy") != 0; {
+			case !refused && now.Sub(lastTaken) < 10*time.Second:
+				t.Fatalf("after %d keys the busy key's bucket, not refilled, was forgotten", i)
+			case !refused:
+				lastTaken = now
+			}
+		}
+		most = max(most, b.len())
+		clock.Advance(10 * time.Millisecond)
+	}
+	// About 1,000 buckets are refilling at any time; a sweep runs when
+	// the set has doubled.
+	if most > 4*minSweep {
+		t.Errorf("the set held %d buckets for keys that went idle, want at most %d", most, 4*minSweep)
+	}
+}
+
 func TestClientIP(t *testing.T) {
 	t.Parallel()
 	lb := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}

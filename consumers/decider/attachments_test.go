@@ -113,7 +113,7 @@ func TestThumbnails(t *testing.T) {
 		}
 	}
 
-	fresh := NewState(Limits{})
+	fresh := newTestState(t, Limits{}, 1)
 	applyAll(t, fresh, events)
 	r := &decider{t: t, st: fresh, offset: 200}
 	if got := r.outcome(other); got != rejected(schemas.CodeNoChange) {

@@ -14,8 +14,9 @@ import (
 
 // Decide turns a command into an event or a reply and, for an event,
 // applies it to the state. offset is the command's chat.commands offset.
-// It returns an error only for a record that is not a valid command,
-// which the caller dead-letters.
+// It returns an error for a record that is not a valid command, which
+// the caller dead-letters, or an error of the store (errStore), after
+// which the state can no longer be trusted and is rebuilt.
 //
 // The rules it enforces are package conversation's, documented in
 // README.md; every cell of the permission matrix is tested.
@@ -36,14 +37,21 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 	if create, ok := v.(*schemas.CreateConversationV1); ok {
 		return s.decideCreate(attrs, create, offset, now)
 	}
-	c, ok := s.convs[conv]
-	if !ok {
+	c, err := s.conversation(conv)
+	if err != nil {
+		return Decision{}, err
+	}
+	if c == nil {
 		return d.refuse(conversation.NotFound())
 	}
 	d.c = c
 	// A retried command is a duplicate even if it could no longer be
 	// applied (the user has left since, say): check the command id first.
-	if seq, dup := c.recent[user+"\x00"+commandID]; dup {
+	seq, dup, err := s.store.command(conv, user, commandID)
+	if err != nil {
+		return Decision{}, err
+	}
+	if dup {
 		return s.duplicate(attrs, commandID, user, conv, seq, now)
 	}
 	if r := c.Member(user); r != nil {
@@ -61,7 +69,11 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		}
 		return d.sendFiles(cmd)
 	case *schemas.AddThumbnailV1:
-		return d.unless(d.c.thumbnail(user, cmd))(schemas.TypeThumbnailAdded, &schemas.ThumbnailAddedV1{
+		r, err := s.thumbnail(conv, user, cmd)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.unless(r)(schemas.TypeThumbnailAdded, &schemas.ThumbnailAddedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, UploadID: cmd.UploadID,
 			Width: cmd.Width, Height: cmd.Height, Size: cmd.Size, CommandID: commandID, AddedAt: now,
 		})
@@ -102,13 +114,20 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 			ConversationID: conv, Seq: d.next(), UserID: user, Blocked: cmd.Blocked, CommandID: commandID, BlockedAt: now,
 		})
 	case *schemas.EditMessageV1:
-		m := c.facts(cmd.MessageSeq)
+		m, err := s.facts(conv, cmd.MessageSeq)
+		if err != nil {
+			return Decision{}, err
+		}
 		return d.unless(l.Edit(st, user, cmd.MessageSeq, m, cmd.Body, now))(schemas.TypeMessageEdited, &schemas.MessageEditedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, Body: cmd.Body,
 			MessageSentAt: m.SentAt.UTC(), CommandID: commandID, EditedAt: now,
 		})
 	case *schemas.DeleteMessageV1:
-		return d.unless(st.Delete(user, cmd.MessageSeq, c.facts(cmd.MessageSeq)))(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
+		m, err := s.facts(conv, cmd.MessageSeq)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.unless(st.Delete(user, cmd.MessageSeq, m))(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, CommandID: commandID, DeletedAt: now,
 		})
 	case *schemas.ReactV1:
@@ -117,7 +136,11 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if add {
 			typ = schemas.TypeReactionAdded
 		}
-		return d.unless(l.React(st, user, cmd.MessageSeq, c.facts(cmd.MessageSeq), cmd.Emoji, add))(typ, &schemas.ReactionV1{
+		m, err := s.facts(conv, cmd.MessageSeq)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.unless(l.React(st, user, cmd.MessageSeq, m, cmd.Emoji, add))(typ, &schemas.ReactionV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, Emoji: cmd.Emoji, CommandID: commandID, At: now,
 		})
 	}
@@ -157,7 +180,9 @@ func (d *decision) unless(rs ...*conversation.Refusal) func(typ string, ev any) 
 
 // accept folds the event into the state and returns it for appending.
 func (d *decision) accept(typ string, ev any) (Decision, error) {
-	d.s.fold(d.c, typ, ev)
+	if err := d.s.fold(d.c, typ, ev); err != nil {
+		return Decision{}, err
+	}
 	return d.s.event(d.attrs, typ, d.conv, d.c.LastSeq, ev, d.offset, d.now)
 }
 
@@ -165,7 +190,14 @@ func (d *decision) accept(typ string, ev any) (Decision, error) {
 func (d *decision) next() uint64 { return d.c.LastSeq + 1 }
 
 func (d *decision) send(body string, replyTo uint64) (Decision, error) {
-	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, d.c.facts(replyTo)))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
+	replied := &conversation.Message{}
+	if replyTo != 0 {
+		var err error
+		if replied, err = d.s.facts(d.conv, replyTo); err != nil {
+			return Decision{}, err
+		}
+	}
+	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, replied))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: body, ReplyTo: replyTo, CommandID: d.commandID, SentAt: d.now,
 	})
 }
@@ -175,7 +207,14 @@ func (d *decision) send(body string, replyTo uint64) (Decision, error) {
 // decider records their metadata only, and never an upload twice in one
 // message (schemas.Decode refused that).
 func (d *decision) sendFiles(cmd *schemas.SendMessageV3) (Decision, error) {
-	r := d.s.limits.SendFiles(&d.c.State, d.user, cmd.Body, cmd.ReplyTo, d.c.facts(cmd.ReplyTo), len(cmd.Attachments))
+	replied := &conversation.Message{}
+	if cmd.ReplyTo != 0 {
+		var err error
+		if replied, err = d.s.facts(d.conv, cmd.ReplyTo); err != nil {
+			return Decision{}, err
+		}
+	}
+	r := d.s.limits.SendFiles(&d.c.State, d.user, cmd.Body, cmd.ReplyTo, replied, len(cmd.Attachments))
 	return d.unless(r)(schemas.TypeMessageSentV3, &schemas.MessageSentV3{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: cmd.Body, ReplyTo: cmd.ReplyTo,
 		Attachments: cmd.Attachments, CommandID: d.commandID, SentAt: d.now,
@@ -185,39 +224,33 @@ func (d *decision) sendFiles(cmd *schemas.SendMessageV3) (Decision, error) {
 // thumbnail refuses a thumbnail of upload cmd.UploadID of the message at
 // cmd.MessageSeq, appended on behalf of user: the message must be a live
 // message of user's that carries the upload, without a thumbnail of it.
-func (c *tracked) thumbnail(user string, cmd *schemas.AddThumbnailV1) *conversation.Refusal {
-	m := c.message(cmd.MessageSeq)
+func (s *State) thumbnail(conv, user string, cmd *schemas.AddThumbnailV1) (*conversation.Refusal, error) {
+	m, ok, err := s.store.message(conv, cmd.MessageSeq)
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case m == nil || m.author == "" || m.deleted:
-		return &conversation.Refusal{Code: schemas.CodeMessageNotFound, Reason: fmt.Sprintf("no message with seq %d", cmd.MessageSeq)}
+	case !ok || m.author == "" || m.deleted:
+		return &conversation.Refusal{Code: schemas.CodeMessageNotFound, Reason: fmt.Sprintf("no message with seq %d", cmd.MessageSeq)}, nil
 	case m.author != user:
-		return &conversation.Refusal{Code: schemas.CodeForbidden, Reason: "a thumbnail is added on behalf of the message's sender"}
+		return &conversation.Refusal{Code: schemas.CodeForbidden, Reason: "a thumbnail is added on behalf of the message's sender"}, nil
 	case !slices.Contains(m.uploads, cmd.UploadID):
-		return &conversation.Refusal{Code: schemas.CodeInvalidCommand, Reason: fmt.Sprintf("message %d carries no upload %s", cmd.MessageSeq, cmd.UploadID)}
+		return &conversation.Refusal{Code: schemas.CodeInvalidCommand, Reason: fmt.Sprintf("message %d carries no upload %s", cmd.MessageSeq, cmd.UploadID)}, nil
 	case slices.Contains(m.thumbs, cmd.UploadID):
-		return &conversation.Refusal{Code: schemas.CodeNoChange, Reason: "the upload has a thumbnail"}
+		return &conversation.Refusal{Code: schemas.CodeNoChange, Reason: "the upload has a thumbnail"}, nil
 	}
-	return nil
-}
-
-// facts returns what the rules need of the message at seq: a Message
-// with no author when seq is not a message.
-func (c *tracked) facts(seq uint64) *conversation.Message {
-	m := c.message(seq)
-	if m == nil {
-		return &conversation.Message{}
-	}
-	return &conversation.Message{
-		Author: m.author, SentAt: time.Unix(0, m.sentAt), Deleted: m.deleted,
-		Reactions: m.reactions, ReactionsKnown: true,
-	}
+	return nil, nil
 }
 
 func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV1, offset int64, now time.Time) (Decision, error) {
 	reject := func(code, reason string) (Decision, error) {
 		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
 	}
-	if c, ok := s.convs[cmd.ConversationID]; ok {
+	c, err := s.conversation(cmd.ConversationID)
+	if err != nil {
+		return Decision{}, err
+	}
+	if c != nil {
 		if c.Kind == schemas.KindDirect || (c.CreatedBy == cmd.UserID && c.createCmd == cmd.CommandID) {
 			if c.IsMember(cmd.UserID) {
 				return s.duplicate(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, 0, now)
@@ -239,6 +272,8 @@ func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConver
 		CommandID:      cmd.CommandID,
 		CreatedAt:      now,
 	}
-	s.create(ev)
+	if err := s.create(ev); err != nil {
+		return Decision{}, err
+	}
 	return s.event(attrs, schemas.TypeConversationCreated, cmd.ConversationID, 0, ev, offset, now)
 }

@@ -31,7 +31,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -62,8 +64,17 @@ type Config struct {
 	SessionTimeout time.Duration
 	// WriteTimeout bounds one append to chat.events. Default: 30s.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
-	Metrics      *telemetry.Metrics
+	// StateDir is where the decider keeps the state of its partitions
+	// that does not stay in memory (see Store); it must not be shared
+	// with another decider. Default: a new directory under the system's
+	// temporary directory, removed when Run returns.
+	StateDir string
+	// MaxConversations is how many conversations each partition keeps
+	// in memory; the least recently used beyond it are kept in the
+	// store. Default: 10,000.
+	MaxConversations int
+	Logger           *slog.Logger
+	Metrics          *telemetry.Metrics
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
@@ -80,6 +91,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 30 * time.Second
+	}
+	if c.MaxConversations == 0 {
+		c.MaxConversations = 10_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -111,6 +125,11 @@ type Decider struct {
 	// 12 partitions' commits spun away a third of the server's CPU at
 	// 2,000 msg/s (BENCHMARKS.md, scenario (a)).
 	commitMu sync.Mutex
+	// store holds the partitions' state beyond what is in memory; set
+	// while Run runs.
+	store *Store
+	// cached counts the conversations the partitions keep in memory.
+	cached atomic.Int64
 }
 
 // New returns a Decider; Run starts it.
@@ -132,6 +151,13 @@ func New(cfg Config) *Decider {
 // committed before it returns.
 func (d *Decider) Run(ctx context.Context) error {
 	defer d.close()
+	closeStore, err := d.openStore()
+	if err != nil {
+		return err
+	}
+	// Deferred before the group's Close, so run after it: every
+	// partition's goroutine has returned by then.
+	defer closeStore()
 	cg, err := kafkalog.NewConsumerGroup(d.cfg.Brokers, kafkalog.Membership{
 		Group:             d.cfg.Names.Group(schemas.GroupDecider),
 		Topics:            []string{d.cfg.Names.Topic(schemas.TopicCommands)},
@@ -167,11 +193,7 @@ func (d *Decider) Run(ctx context.Context) error {
 		d.log.Info("generation assigned", "generation", gen.ID, "partitions", len(assigned))
 		for _, a := range assigned {
 			p, committed := a.ID, a.Offset
-			gen.Start(func(gctx context.Context) {
-				if err := d.runPartition(gctx, gen, p, committed); err != nil && gctx.Err() == nil {
-					d.log.Error("partition stopped", "partition", p, "err", err)
-				}
-			})
+			gen.Start(func(gctx context.Context) { d.ownPartition(gctx, gen, p, committed) })
 		}
 	}
 }
@@ -191,10 +213,73 @@ func (d *Decider) readerErrors(topic string) kafkalog.ReaderOption {
 	return kafkalog.ReaderErrors(d.log.With("topic", topic), d.cfg.Metrics.KafkaReaderErrors.WithLabelValues(d.cfg.Names.Group(schemas.GroupDecider), topic))
 }
 
+// CachedConversations returns how many conversations the decider's
+// partitions keep in memory.
+func (d *Decider) CachedConversations() int { return int(d.cached.Load()) }
+
+// openStore opens the store of the partitions' state and returns what
+// closes it.
+func (d *Decider) openStore() (func(), error) {
+	dir, remove := d.cfg.StateDir, false
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "parley-decider-"); err != nil {
+			return nil, fmt.Errorf("making the decider's state directory: %w", err)
+		}
+		remove = true
+	}
+	st, err := OpenStore(dir, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	return func() {
+		if err := st.Close(); err != nil {
+			d.log.Warn("closing the state store", "err", err)
+		}
+		if remove {
+			if err := os.RemoveAll(dir); err != nil {
+				d.log.Warn("removing the state directory", "dir", dir, "err", err)
+			}
+		}
+	}, nil
+}
+
+// ownPartition decides the commands of partition p for as long as the
+// generation lasts. When the partition fails — an append that did not
+// land, a store error — its state is dropped and rebuilt from
+// chat.events, after a pause that doubles up to 30 s while it keeps
+// failing.
+func (d *Decider) ownPartition(ctx context.Context, gen *kafka.Generation, p int, committed int64) {
+	pause := time.Second
+	for {
+		started := time.Now()
+		err := d.runPartition(ctx, gen, p, committed)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			pause = time.Second
+		}
+		d.log.Error("partition failed; rebuilding it", "partition", p, "err", err, "in", pause)
+		d.cfg.Metrics.PartitionRebuilds.WithLabelValues(d.cfg.Names.Group(schemas.GroupDecider)).Inc()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
 // Rebuild reads partition p of chat.events from the start up to its high
 // watermark into a fresh State.
 func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
-	st := NewState(d.cfg.Limits)
+	ps, err := d.store.partition(p)
+	if err != nil {
+		return nil, err
+	}
+	st := newState(d.cfg.Limits, ps, d.cfg.MaxConversations, &d.cached)
 	events := d.cfg.Names.Topic(schemas.TopicEvents)
 	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{events: {kafka.LastOffsetOf(p)}},
@@ -224,6 +309,10 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 		if err == nil {
 			err = st.Apply(attrs, m.Value)
 		}
+		if errors.Is(err, errStore) {
+			st.release()
+			return nil, fmt.Errorf("rebuilding %s/%d: %w", events, p, err)
+		}
 		if err != nil {
 			// An event the decider itself wrote is never invalid; if one
 			// is, it is skipped loudly rather than blocking the partition.
@@ -243,6 +332,7 @@ func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int
 	if err != nil {
 		return err
 	}
+	defer st.release()
 	from := committed
 	if st.LastCommandOffset+1 > from {
 		from = st.LastCommandOffset + 1
@@ -291,6 +381,11 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 		var dec Decision
 		if err == nil {
 			dec, err = st.Decide(attrs, m.Value, m.Offset, now)
+		}
+		if errors.Is(err, errStore) {
+			// Nothing of this batch is written: its commands are decided
+			// again from the rebuilt state.
+			return fmt.Errorf("deciding %s/%d at offset %d: %w", d.cfg.Names.Topic(schemas.TopicCommands), p, m.Offset, err)
 		}
 		switch {
 		case err != nil:

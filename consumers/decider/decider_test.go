@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -20,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/consumers/decider"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
+	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -619,5 +621,81 @@ func TestDeciderJoinRebalance(t *testing.T) {
 	checkEvents(t, events.snapshot(), partitions, want)
 	if n := replies.len(); n != 0 {
 		t.Errorf("%d replies: a command was decided twice across the rebalance", n)
+	}
+}
+
+// TestDeciderRebuildsAFailedPartition refuses the decider's appends to
+// chat.events for a while: each partition whose batch did not land drops
+// its state, rebuilds it from what chat.events holds and decides the
+// commands again, so every command still gets exactly one event.
+func TestDeciderRebuildsAFailedPartition(t *testing.T) {
+	t.Parallel()
+	const partitions = 3
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
+	k.Provision(t, kafkalog.Topology{Partitions: partitions})
+	eventsTopic := k.Names.Topic(schemas.TopicEvents)
+
+	var failing atomic.Bool
+	var refused atomic.Int32
+	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if !failing.Load() || len(r.Topics) != 1 || r.Topics[0].Topic != eventsTopic {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.InvalidRecord.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	events := startTail(t, k, schemas.TopicEvents, partitions)
+	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	cw := commandWriter(t, k)
+	w := newWorld(6)
+	want := w.create(ctx, t, cw)
+	metrics := telemetry.New()
+	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Metrics: metrics, WriteTimeout: 2 * time.Second})
+	waitFor(t, 20*time.Second, "the conversations", func() bool { return events.len() >= len(want) })
+
+	stopSends := streamSends(t, w, cw, "m")
+	failing.Store(true)
+	rebuilds := metrics.PartitionRebuilds.WithLabelValues(k.Names.Group(schemas.GroupDecider))
+	waitFor(t, 20*time.Second, "a partition to be rebuilt", func() bool {
+		var m dto.Metric
+		if err := rebuilds.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue() >= 1
+	})
+	failing.Store(false)
+	stoppedAt := events.len()
+	waitFor(t, 20*time.Second, "the decider to go on", func() bool { return events.len() >= stoppedAt+40 })
+	want = append(want, stopSends()...)
+
+	waitFor(t, 20*time.Second, "every event", func() bool { return events.len() >= len(want) })
+	if refused.Load() == 0 {
+		t.Fatal("no append was refused: the test proves nothing")
+	}
+	checkEvents(t, events.snapshot(), partitions, want)
+	if n := replies.len(); n != 0 {
+		t.Errorf("%d replies: a command was decided twice", n)
 	}
 }

@@ -49,7 +49,7 @@ func TestApplyMemberLeftRebuildsTheSameState(t *testing.T) {
 		d.mustEvent(createGroup("alice", "g1", "Team", "bob")),
 		d.mustEvent(leave("bob", grp, "bye")),
 	}
-	fresh := NewState(Limits{})
+	fresh := newTestState(t, Limits{}, 10_000)
 	applyAll(t, fresh, events)
 	r := &decider{t: t, st: fresh, offset: d.offset}
 	if got := r.outcome(send("bob", grp, "m", "hi")); got != rejected(schemas.CodeNotMember) {

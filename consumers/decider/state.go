@@ -8,27 +8,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/schemas"
 )
 
-// Limits are the decider's limits: the conversation rules' and its own.
+// Limits are the decider's limits: the conversation rules'.
 type Limits struct {
 	conversation.Limits
-	// RecentCommands is how many client command ids per conversation are
-	// remembered for deduplication. Default: 1024.
-	RecentCommands int
 }
 
 // WithDefaults returns l with zero fields set to their defaults.
 func (l Limits) WithDefaults() Limits {
 	l.Limits = l.Limits.WithDefaults()
-	if l.RecentCommands == 0 {
-		l.RecentCommands = 1024
-	}
 	return l
 }
 
@@ -45,38 +41,41 @@ type Decision struct {
 	Reply *Output
 }
 
-// State is the decider's in-memory state of the conversations of one
-// partition, rebuilt from chat.events on assignment. It is not safe for
-// concurrent use: one goroutine owns a partition.
+// State is the decider's state of the conversations of one partition,
+// rebuilt from chat.events on assignment. It is not safe for concurrent
+// use: one goroutine owns a partition.
 //
-// Besides members, roles and the last seq, it keeps per conversation what
-// validating message commands needs: for every message its author, time,
-// whether it was deleted and its reactions — about 40 bytes a message.
+// In memory it keeps the conversations used most recently (members,
+// roles, the last seq), at most a fixed number; the rest of the state —
+// every message's author, time, deletion and reactions, every command id
+// answered, and the conversations evicted from memory — is in the
+// partition's Store, so that a long-lived decider does not grow with the
+// messages it owns.
 type State struct {
 	limits Limits
-	convs  map[string]*tracked
+	convs  *lru.Map[string, *tracked]
+	store  *partitionStore
+	// err is the first store error met while evicting a conversation:
+	// once set, the state can no longer be trusted.
+	err error
+	// cached, if set, counts the conversations in memory, across the
+	// partitions of one decider.
+	cached *atomic.Int64
 	// LastCommandOffset is the highest chat.commands offset answered by an
 	// event in this partition, or -1.
 	LastCommandOffset int64
 }
 
-// tracked is one conversation: its state, as every component folds it,
-// and what only the decider needs.
+// tracked is one conversation in memory: its state, as every component
+// folds it, and the command id that created it.
 type tracked struct {
 	conversation.State
 	createCmd string
-	// msgs is indexed by seq; entries of other events are zero.
-	msgs []message
-	// recent maps user\x00command id to the seq it produced; ring keeps
-	// insertion order to evict the oldest.
-	recent map[string]uint64
-	ring   []string
-	next   int
 }
 
 type message struct {
-	author  string // "" for a seq that is not a message
-	sentAt  int64  // Unix nanoseconds
+	author  string
+	sentAt  int64 // Unix nanoseconds
 	deleted bool
 	// reactions maps emoji to the users who reacted with it.
 	reactions map[string]map[string]struct{}
@@ -85,29 +84,75 @@ type message struct {
 	uploads, thumbs []string
 }
 
-// NewState returns an empty state.
-func NewState(l Limits) *State {
-	return &State{limits: l.WithDefaults(), convs: make(map[string]*tracked), LastCommandOffset: -1}
+// newState returns an empty state of the partition whose keys ps holds,
+// keeping at most capacity conversations in memory.
+func newState(l Limits, ps *partitionStore, capacity int, cached *atomic.Int64) *State {
+	s := &State{limits: l.WithDefaults(), store: ps, cached: cached, LastCommandOffset: -1}
+	s.convs = lru.New(capacity, lru.OnEvict(func(_ string, c *tracked) {
+		s.count(-1)
+		if err := ps.putConversation(c); err != nil && s.err == nil {
+			s.err = err
+		}
+	}))
+	return s
+}
+
+func (s *State) count(n int64) {
+	if s.cached != nil {
+		s.cached.Add(n)
+	}
+}
+
+// release uncounts the conversations in memory when the partition is
+// given up.
+func (s *State) release() { s.count(-int64(s.convs.Len())) }
+
+// conversation returns the conversation id, from memory or else from
+// the store, or nil if the partition has none of that id.
+func (s *State) conversation(id string) (*tracked, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if c, ok := s.convs.Get(id); ok {
+		return c, nil
+	}
+	c, ok, err := s.store.conversation(id)
+	if !ok || err != nil {
+		return nil, err
+	}
+	s.keep(c)
+	return c, s.err
+}
+
+// keep puts c in memory, evicting the least recently used beyond the
+// capacity.
+func (s *State) keep(c *tracked) {
+	s.count(1)
+	s.convs.Put(c.ID, c)
 }
 
 // Seq returns the last seq of conversation and whether it exists.
-func (s *State) Seq(conversation string) (uint64, bool) {
-	c, ok := s.convs[conversation]
-	if !ok {
-		return 0, false
+func (s *State) Seq(conversation string) (uint64, bool, error) {
+	c, err := s.conversation(conversation)
+	if c == nil || err != nil {
+		return 0, false, err
 	}
-	return c.LastSeq, true
+	return c.LastSeq, true, nil
 }
 
 // Apply folds an event already in chat.events into the state, as on
 // rebuild. Events at or below a conversation's last seq are ignored, so a
 // duplicated write changes nothing; unknown (newer) event types still
-// advance the seq.
+// advance the seq. An error of the store is errStore; any other error is
+// the event's, and the state stays usable.
 func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 	if attrs.CommandOffset > s.LastCommandOffset {
 		s.LastCommandOffset = attrs.CommandOffset
 	}
-	c := s.convs[attrs.Subject]
+	c, err := s.conversation(attrs.Subject)
+	if err != nil {
+		return err
+	}
 	if attrs.Type == schemas.TypeConversationCreated {
 		if c != nil {
 			return nil
@@ -116,8 +161,7 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 		if err != nil {
 			return err
 		}
-		s.create(v.(*schemas.ConversationCreatedV1))
-		return nil
+		return s.create(v.(*schemas.ConversationCreatedV1))
 	}
 	if c == nil {
 		return fmt.Errorf("event %s seq %d of unknown conversation %s", attrs.Type, attrs.Seq, attrs.Subject)
@@ -137,71 +181,93 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 		c.advance()
 		return err
 	}
-	s.fold(c, attrs.Type, v)
-	return nil
+	return s.fold(c, attrs.Type, v)
 }
 
-func (c *tracked) advance() {
-	c.State.Fold(c.LastSeq+1, nil)
-	c.msgs = append(c.msgs, message{})
-}
+func (c *tracked) advance() { c.State.Fold(c.LastSeq+1, nil) }
 
 // fold applies a decoded event, whose seq is c.LastSeq+1, to c. Decide
 // folds the events it makes with it too, so a rebuilt state is the state
-// that made the events.
-func (s *State) fold(c *tracked, typ string, v any) {
+// that made the events. Its only errors are the store's.
+func (s *State) fold(c *tracked, typ string, v any) error {
 	c.advance()
 	seq := c.LastSeq
 	c.State.Fold(seq, v)
+	conv := c.ID
 	switch e := v.(type) {
 	case *schemas.MessageSentV1, *schemas.MessageSentV2, *schemas.MessageSentV3:
 		m, _ := schemas.AsMessage(v)
-		c.msgs[seq] = message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
+		stored := &message{author: m.SenderID, sentAt: m.SentAt.UnixNano()}
 		for _, a := range m.Attachments {
-			c.msgs[seq].uploads = append(c.msgs[seq].uploads, a.UploadID)
+			stored.uploads = append(stored.uploads, a.UploadID)
 		}
-		s.remember(c, m.SenderID, m.CommandID, seq)
+		if err := s.store.putMessage(conv, seq, stored); err != nil {
+			return err
+		}
+		return s.store.putCommand(conv, m.SenderID, m.CommandID, seq)
 	case *schemas.ThumbnailAddedV1:
-		if m := c.message(e.MessageSeq); m != nil {
+		if err := s.changeMessage(conv, e.MessageSeq, func(m *message) {
 			m.thumbs = append(m.thumbs, e.UploadID)
+		}); err != nil {
+			return err
 		}
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MessageDeletedV1:
-		if m := c.message(e.MessageSeq); m != nil {
+		if err := s.changeMessage(conv, e.MessageSeq, func(m *message) {
 			m.deleted = true
 			m.reactions = nil
+		}); err != nil {
+			return err
 		}
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.ReactionV1:
-		if m := c.message(e.MessageSeq); m != nil {
+		if err := s.changeMessage(conv, e.MessageSeq, func(m *message) {
 			m.react(e.Emoji, e.UserID, typ == schemas.TypeReactionAdded)
+		}); err != nil {
+			return err
 		}
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MemberLeftV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MembersAddedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MemberRemovedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.RolesChangedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.RenamedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.ArchivedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.BlockedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MessageEditedV1:
-		s.remember(c, e.UserID, e.CommandID, seq)
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	}
+	return nil
 }
 
-// message returns the message at seq, or nil if seq is not a message.
-func (c *tracked) message(seq uint64) *message {
-	if seq >= uint64(len(c.msgs)) || c.msgs[seq].author == "" {
-		return nil
+// changeMessage applies f to the message at seq of conv, if there is one.
+func (s *State) changeMessage(conv string, seq uint64, f func(*message)) error {
+	m, ok, err := s.store.message(conv, seq)
+	if !ok || err != nil {
+		return err
 	}
-	return &c.msgs[seq]
+	f(&m)
+	return s.store.putMessage(conv, seq, &m)
+}
+
+// facts returns what the rules need of the message at seq of conv: a
+// Message with no author when seq is not a message.
+func (s *State) facts(conv string, seq uint64) (*conversation.Message, error) {
+	m, ok, err := s.store.message(conv, seq)
+	if !ok || err != nil {
+		return &conversation.Message{}, err
+	}
+	return &conversation.Message{
+		Author: m.author, SentAt: time.Unix(0, m.sentAt), Deleted: m.deleted,
+		Reactions: m.reactions, ReactionsKnown: true,
+	}, nil
 }
 
 func (m *message) react(emoji, user string, add bool) {
@@ -221,26 +287,11 @@ func (m *message) react(emoji, user string, add bool) {
 	m.reactions[emoji][user] = struct{}{}
 }
 
-func (s *State) create(e *schemas.ConversationCreatedV1) {
-	c := &tracked{
-		createCmd: e.CommandID,
-		msgs:      make([]message, 1, 16),
-		recent:    make(map[string]uint64),
-	}
+func (s *State) create(e *schemas.ConversationCreatedV1) error {
+	c := &tracked{createCmd: e.CommandID}
 	c.State.Fold(0, e)
-	s.convs[e.ConversationID] = c
-}
-
-func (s *State) remember(c *tracked, user, command string, seq uint64) {
-	key := user + "\x00" + command
-	if len(c.ring) < s.limits.RecentCommands {
-		c.ring = append(c.ring, key)
-	} else {
-		delete(c.recent, c.ring[c.next])
-		c.ring[c.next] = key
-		c.next = (c.next + 1) % len(c.ring)
-	}
-	c.recent[key] = seq
+	s.keep(c)
+	return s.err
 }
 
 func (s *State) event(cmd schemas.Attributes, typ, conversation string, seq uint64, ev any, offset int64, now time.Time) (Decision, error) {

@@ -86,7 +86,27 @@ type decider struct {
 }
 
 func newDecider(t testing.TB, l Limits) *decider {
-	return &decider{t: t, st: NewState(l)}
+	return &decider{t: t, st: newTestState(t, l, 10_000)}
+}
+
+// newTestState returns an empty State over a store in memory, keeping at
+// most capacity conversations in memory.
+func newTestState(t testing.TB, l Limits, capacity int) *State {
+	t.Helper()
+	store, err := openMemStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ps, err := store.partition(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newState(l, ps, capacity, nil)
 }
 
 func (d *decider) decide(c cmd) (Decision, error) {
@@ -432,34 +452,43 @@ func TestDecideSeqs(t *testing.T) {
 				t.Fatalf("send %d to %s: seq header %d, value %d, want %d", i, conv, ev.Attrs.Seq, m.Seq, next[conv])
 			}
 			next[conv]++
-			if got, ok := d.st.Seq(conv); !ok || got != m.Seq {
-				t.Fatalf("Seq(%s) = %d, %v, want %d", conv, got, ok, m.Seq)
+			if got, ok, err := d.st.Seq(conv); !ok || err != nil || got != m.Seq {
+				t.Fatalf("Seq(%s) = %d, %v, %v, want %d", conv, got, ok, err, m.Seq)
 			}
 		}
-		if _, ok := d.st.Seq("d_unknown"); ok {
+		if _, ok, _ := d.st.Seq("d_unknown"); ok {
 			t.Error("Seq of an unknown conversation reports it exists")
 		}
 	})
-	t.Run("the dedupe window forgets the oldest command ids after Limits.RecentCommands", func(t *testing.T) {
+	t.Run("every command id is remembered, however many follow, in memory or not", func(t *testing.T) {
 		t.Parallel()
-		d := newDecider(t, Limits{RecentCommands: 3})
+		// One conversation in memory at a time: every switch evicts one.
+		d := &decider{t: t, st: newTestState(t, Limits{}, 1)}
 		ab := schemas.DirectConversationID("alice", "bob")
+		ac := schemas.DirectConversationID("alice", "carol")
 		d.mustEvent(createDirect("alice", "bob", "c1"))
-		for i := 1; i <= 4; i++ { // m1 falls out when m4 comes in
-			d.mustEvent(send("alice", ab, "m"+strconv.Itoa(i), "x"))
+		d.mustEvent(createDirect("alice", "carol", "c2"))
+		for i := 1; i <= 3000; i++ {
+			conv := ab
+			if i%2 == 0 {
+				conv = ac
+			}
+			d.mustEvent(send("alice", conv, "m"+strconv.Itoa(i), "x"))
+		}
+		if n := d.st.convs.Len(); n != 1 {
+			t.Fatalf("%d conversations in memory, want 1", n)
 		}
 		steps := []struct {
 			cmd  cmd
 			want outcome
 		}{
-			{send("alice", ab, "m4", "x"), dup(4)},
-			{send("alice", ab, "m3", "x"), dup(3)},
-			{send("alice", ab, "m2", "x"), dup(2)},
-			{send("alice", ab, "m1", "x"), sent(5)}, // forgotten: a new message; m2 falls out
-			{send("alice", ab, "m1", "x"), dup(5)},
-			{send("alice", ab, "m2", "x"), sent(6)},
-			{send("alice", ab, "m4", "x"), dup(4)},
-			{send("alice", ab, "m3", "x"), sent(7)},
+			{send("alice", ab, "m1", "x"), dup(1)},
+			{send("alice", ac, "m2", "x"), dup(1)},
+			{send("alice", ab, "m2999", "x"), dup(1500)},
+			{send("alice", ac, "m3000", "x"), dup(1500)},
+			{send("alice", ab, "m2", "x"), sent(1501)}, // a command id of the other conversation
+			{send("bob", ab, "m1", "x"), sent(1502)},   // another user's
+			{send("bob", ab, "m1", "x"), dup(1502)},
 		}
 		for i, s := range steps {
 			dec, err := d.decide(s.cmd)
@@ -468,19 +497,31 @@ func TestDecideSeqs(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the default dedupe window remembers 1024 command ids", func(t *testing.T) {
+	t.Run("what a conversation evicted from memory knows of its messages is kept", func(t *testing.T) {
 		t.Parallel()
-		d := newDecider(t, Limits{})
+		d := &decider{t: t, st: newTestState(t, Limits{}, 1)}
+		grp := schemas.GroupConversationID("alice", "g1")
 		ab := schemas.DirectConversationID("alice", "bob")
-		d.mustEvent(createDirect("alice", "bob", "c1"))
-		for i := range 1025 {
-			d.mustEvent(send("alice", ab, "m"+strconv.Itoa(i), "x"))
+		d.mustEvent(createGroup("alice", "g1", "Team", "bob", "carol"))
+		d.mustEvent(send("bob", grp, "m1", "hello"))    // seq 1
+		d.mustEvent(createDirect("alice", "bob", "c2")) // evicts the group
+		steps := []struct {
+			cmd  cmd
+			want outcome
+		}{
+			{command(schemas.TypeAddReaction, grp, &schemas.ReactV1{CommandID: "r1", UserID: "carol", ConversationID: grp, MessageSeq: 1, Emoji: "👍"}), outcome{event: schemas.TypeReactionAdded, seq: 2}},
+			{send("alice", ab, "m2", "x"), sent(1)}, // evicts the group again
+			{command(schemas.TypeAddReaction, grp, &schemas.ReactV1{CommandID: "r2", UserID: "carol", ConversationID: grp, MessageSeq: 1, Emoji: "👍"}), rejected(schemas.CodeNoChange)},
+			{command(schemas.TypeEditMessage, grp, &schemas.EditMessageV1{CommandID: "e1", UserID: "carol", ConversationID: grp, MessageSeq: 1, Body: "mine"}), rejected(schemas.CodeForbidden)},
+			{command(schemas.TypeDeleteMessage, grp, &schemas.DeleteMessageV1{CommandID: "d1", UserID: "bob", ConversationID: grp, MessageSeq: 1}), outcome{event: schemas.TypeMessageDeleted, seq: 3}},
+			{send("alice", ab, "m3", "x"), sent(2)},
+			{command(schemas.TypeEditMessage, grp, &schemas.EditMessageV1{CommandID: "e2", UserID: "bob", ConversationID: grp, MessageSeq: 1, Body: "again"}), rejected(schemas.CodeMessageNotFound)},
 		}
-		if got := d.outcome(send("alice", ab, "m1", "x")); got != dup(2) {
-			t.Errorf("the 1024th newest command id: got %+v, want a duplicate of seq 2", got)
-		}
-		if got := d.outcome(send("alice", ab, "m0", "x")); got != sent(1026) {
-			t.Errorf("the 1025th newest command id: got %+v, want a new message", got)
+		for i, s := range steps {
+			dec, err := d.decide(s.cmd)
+			if got := outcomeOf(t, dec, err); got != s.want {
+				t.Fatalf("step %d: got %+v, want %+v", i, got, s.want)
+			}
 		}
 	})
 }
@@ -509,7 +550,7 @@ func TestApply(t *testing.T) {
 	}
 	t.Run("a rebuilt state continues the seq and knows the command ids", func(t *testing.T) {
 		t.Parallel()
-		st := NewState(Limits{})
+		st := newTestState(t, Limits{}, 10_000)
 		applyAll(t, st, history(t, 3))
 		d := &decider{t: t, st: st, offset: 100}
 		if got := d.outcome(send("alice", ab, "m2", "x")); got != dup(2) {
@@ -525,12 +566,12 @@ func TestApply(t *testing.T) {
 	t.Run("events applied twice and old seqs are ignored", func(t *testing.T) {
 		t.Parallel()
 		evs := history(t, 3)
-		st := NewState(Limits{})
+		st := newTestState(t, Limits{}, 10_000)
 		applyAll(t, st, evs)
 		applyAll(t, st, evs)      // the whole partition again
 		applyAll(t, st, evs[1:2]) // an old message
 		applyAll(t, st, evs[0:1]) // the creation again
-		if seq, _ := st.Seq(ab); seq != 3 {
+		if seq, _, _ := st.Seq(ab); seq != 3 {
 			t.Errorf("seq after re-applying = %d, want 3", seq)
 		}
 		d := &decider{t: t, st: st, offset: 100}
@@ -541,30 +582,30 @@ func TestApply(t *testing.T) {
 	t.Run("a seq gap is an error and does not advance the seq", func(t *testing.T) {
 		t.Parallel()
 		evs := history(t, 3)
-		st := NewState(Limits{})
+		st := newTestState(t, Limits{}, 10_000)
 		applyAll(t, st, evs[:2])
 		if err := st.Apply(evs[3].Attrs, evs[3].Value); err == nil {
 			t.Fatal("applying seq 3 after seq 1 succeeded, want an error")
 		}
-		if seq, _ := st.Seq(ab); seq != 1 {
+		if seq, _, _ := st.Seq(ab); seq != 1 {
 			t.Errorf("seq after a gap = %d, want 1", seq)
 		}
 		applyAll(t, st, evs[2:]) // the gap filled, in order
-		if seq, _ := st.Seq(ab); seq != 3 {
+		if seq, _, _ := st.Seq(ab); seq != 3 {
 			t.Errorf("seq = %d, want 3", seq)
 		}
 	})
 	t.Run("an event of an unknown conversation is an error", func(t *testing.T) {
 		t.Parallel()
 		evs := history(t, 1)
-		if err := NewState(Limits{}).Apply(evs[1].Attrs, evs[1].Value); err == nil {
+		if err := newTestState(t, Limits{}, 10_000).Apply(evs[1].Attrs, evs[1].Value); err == nil {
 			t.Error("applying a message of an unknown conversation succeeded, want an error")
 		}
 	})
 	t.Run("an event of a newer type advances the seq", func(t *testing.T) {
 		t.Parallel()
 		evs := history(t, 1)
-		st := NewState(Limits{})
+		st := newTestState(t, Limits{}, 10_000)
 		applyAll(t, st, evs)
 		a := kafkalog.NewAttributes("chat.message.edited.v2", ab, testNow)
 		a.Seq, a.HasSeq = 2, true
@@ -579,7 +620,7 @@ func TestApply(t *testing.T) {
 	t.Run("a message that breaks its schema is an error", func(t *testing.T) {
 		t.Parallel()
 		evs := history(t, 1)
-		st := NewState(Limits{})
+		st := newTestState(t, Limits{}, 10_000)
 		applyAll(t, st, evs[:1])
 		if err := st.Apply(evs[1].Attrs, []byte(`{"seq":"one"}`)); err == nil {
 			t.Error("applying a malformed message succeeded, want an error")
@@ -588,7 +629,7 @@ func TestApply(t *testing.T) {
 	t.Run("LastCommandOffset is the highest command offset applied", func(t *testing.T) {
 		t.Parallel()
 		evs := history(t, 3) // command offsets 0..3
-		st := NewState(Limits{})
+		st := newTestState(t, Limits{}, 10_000)
 		if st.LastCommandOffset != -1 {
 			t.Fatalf("empty state LastCommandOffset = %d, want -1", st.LastCommandOffset)
 		}
@@ -612,7 +653,7 @@ func TestApply(t *testing.T) {
 // except ce_id.
 func TestRebuildDecidesIdentically(t *testing.T) {
 	t.Parallel()
-	limits := Limits{Limits: conversation.Limits{MaxBodyBytes: 8, MaxMembers: 4, MaxTitleRunes: 6}, RecentCommands: 4}
+	limits := Limits{Limits: conversation.Limits{MaxBodyBytes: 8, MaxMembers: 4, MaxTitleRunes: 6}}
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			t.Parallel()
@@ -640,10 +681,12 @@ func TestRebuildDecidesIdentically(t *testing.T) {
 				t.Fatalf("the generator exercised too little: %v", stats)
 			}
 
-			rebuilt := NewState(limits)
+			// The rebuilt states keep one and two conversations in
+			// memory: the rest come and go through the store.
+			rebuilt := newTestState(t, limits, 1)
 			applyAll(t, rebuilt, events)
 			// Redeliveries and replays of older events change nothing.
-			twice := NewState(limits)
+			twice := newTestState(t, limits, 2)
 			for i, ev := range events {
 				applyAll(t, twice, []*Output{ev, ev, events[i/2]})
 			}
@@ -773,23 +816,20 @@ func (g *gen) command() cmd {
 }
 
 func BenchmarkDecide_SendMessage(b *testing.B) {
-	l := Limits{RecentCommands: 1024}
-	st := NewState(l)
+	l := Limits{}
+	st := newTestState(b, l, 10_000)
 	conv := schemas.DirectConversationID("alice", "bob")
 	c := createDirect("alice", "bob", "c1")
 	if _, err := st.Decide(c.attrs, c.value, 0, testNow); err != nil {
 		b.Fatal(err)
 	}
-	// One more distinct command id than the dedupe window holds: each
-	// comes back after it has been forgotten, so every send is accepted.
-	cmds := make([]cmd, l.RecentCommands+1)
-	for i := range cmds {
-		cmds[i] = send("alice", conv, "cmd-"+strconv.Itoa(i), strings.Repeat("x", 200))
-	}
+	body := strings.Repeat("x", 200)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		c := cmds[i%len(cmds)]
+		b.StopTimer()
+		c := send("alice", conv, "cmd-"+strconv.Itoa(i), body)
+		b.StartTimer()
 		dec, err := st.Decide(c.attrs, c.value, int64(i+1), testNow)
 		if err != nil || dec.Event == nil {
 			b.Fatalf("send %d: %+v %v", i, dec, err)
@@ -798,15 +838,15 @@ func BenchmarkDecide_SendMessage(b *testing.B) {
 }
 
 func BenchmarkApply_MessageSent(b *testing.B) {
-	l := Limits{RecentCommands: 1024}
+	l := Limits{}
 	d := newDecider(b, l)
 	conv := schemas.DirectConversationID("alice", "bob")
-	st := NewState(l)
+	st := newTestState(b, l, 10_000)
 	ev := d.mustEvent(createDirect("alice", "bob", "c1"))
 	if err := st.Apply(ev.Attrs, ev.Value); err != nil {
 		b.Fatal(err)
 	}
-	events := make([]*Output, l.RecentCommands+1)
+	events := make([]*Output, 1025)
 	for i := range events {
 		events[i] = d.mustEvent(send("alice", conv, "cmd-"+strconv.Itoa(i), strings.Repeat("x", 200)))
 	}

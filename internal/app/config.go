@@ -57,6 +57,7 @@ type Config struct {
 	CommandTimeout    time.Duration
 	BackfillLimit     int
 	ConversationCache int
+	PresenceCache     int
 	SendQueue         int
 	NodeID            string
 	Routing           string
@@ -190,7 +191,8 @@ func Settings() []Setting {
 		{"max-reactions", "PARLEY_MAX_REACTIONS", "50", "most different emoji reactions on one message", num(func(c *Config) *int { return &c.MaxReactions })},
 		{"edit-window", "PARLEY_EDIT_WINDOW", "15m", "how long after sending its author may edit a message", dur(func(c *Config) *time.Duration { return &c.EditWindow })},
 		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
-		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node and router keeps in memory (members, newest seq); the least recently used beyond it are loaded again from history when needed", num(func(c *Config) *int { return &c.ConversationCache })},
+		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node, router and decider keeps in memory (members, newest seq); the least recently used beyond it are loaded again when needed (from history; the decider's from its store under data-dir/decider)", num(func(c *Config) *int { return &c.ConversationCache })},
+		{"presence-cache", "PARLEY_PRESENCE_CACHE", "100000", "offline users whose last-seen time each gateway node keeps in memory; beyond it the least recently seen are shown offline without one until they connect again", num(func(c *Config) *int { return &c.PresenceCache })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"max-inflight", "PARLEY_MAX_INFLIGHT", "256", "most requests of one socket waiting for their answer; beyond it the server stops reading the socket until one is answered", num(func(c *Config) *int { return &c.MaxInFlight })},
@@ -323,6 +325,25 @@ func (c Config) Secret() []byte {
 	return []byte(c.JWTSecret)
 }
 
+// DevSecretInUse reports whether tokens are signed with the public
+// DevSecret: the embedded default without PARLEY_JWT_SECRET or an
+// identity provider.
+func (c Config) DevSecretInUse() bool {
+	return !c.OIDC() && c.JWTSecret == "" && c.Embedded()
+}
+
+// issuerOrigins are the origins (scheme://host:port) of the OIDC
+// issuers, which the web client fetches discovery and tokens from.
+func (c Config) issuerOrigins() []string {
+	var out []string
+	for _, iss := range c.OIDCIssuers {
+		if u, err := url.Parse(iss); err == nil && u.Host != "" {
+			out = append(out, u.Scheme+"://"+u.Host)
+		}
+	}
+	return out
+}
+
 // loopback reports whether the listen address addr (host:port) can be
 // reached from this machine only: localhost or a loopback IP. An empty host
 // listens on every interface.
@@ -415,6 +436,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConversationCache < 1 {
 		errs = append(errs, errors.New("PARLEY_CONVERSATION_CACHE must be at least 1"))
+	}
+	if c.PresenceCache < 1 {
+		errs = append(errs, errors.New("PARLEY_PRESENCE_CACHE must be at least 1"))
 	}
 	if c.BackfillLimit < 1 || c.SendQueue < 1 {
 		errs = append(errs, errors.New("PARLEY_BACKFILL_LIMIT and PARLEY_SEND_QUEUE must be at least 1"))

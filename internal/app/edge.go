@@ -19,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/presence"
+	"github.com/parley-chat/parley/web"
 )
 
 // startGateway starts the gateway's receipt writer, delivery hub and
@@ -51,8 +52,40 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	}
 	s.cfg.gatewayLimits(&gcfg)
 	s.fileLimits(&gcfg)
+	gcfg.SignIn, err = s.signIn()
+	if err != nil {
+		return err
+	}
+	client, err := web.NewHandler(web.Config{ConnectSources: s.cfg.issuerOrigins()})
+	if err != nil {
+		return err
+	}
+	gcfg.Client = client
 	s.gw, err = gateway.New(gcfg)
 	return err
+}
+
+// signIn is how browsers sign in: at the first OIDC issuer, with
+// PARLEY_OIDC_AUDIENCE as the client id (the aud of its ID tokens); with
+// development tokens on the embedded default's public dev secret (anyone
+// can sign with it anyway, and Parley then listens on loopback only); or,
+// with a secret of the operator's, with a pasted token.
+func (s *System) signIn() (gateway.SignIn, error) {
+	switch {
+	case s.cfg.OIDC():
+		return gateway.SignIn{OIDC: &gateway.OIDCClient{Issuer: s.cfg.OIDCIssuers[0], ClientID: s.cfg.OIDCAudience}}, nil
+	case s.cfg.DevSecretInUse():
+		leeway := s.cfg.JWTLeeway
+		if leeway == 0 {
+			leeway = gateway.NoLeeway
+		}
+		a, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: s.cfg.Secret(), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience, Leeway: leeway})
+		if err != nil {
+			return gateway.SignIn{}, fmt.Errorf("development tokens: %w", err)
+		}
+		return gateway.SignIn{DevTokens: a}, nil
+	}
+	return gateway.SignIn{}, nil
 }
 
 // verifier returns what verifies the gateway's bearer tokens: with
@@ -114,7 +147,9 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 func (s *System) startPresence(runCtx context.Context, ready map[string]gateway.ReadyCheck) *presence.Tracker {
 	tracker := presence.New(presence.Config{
 		Brokers: s.brokers, Names: s.names, NodeID: s.cfg.NodeID, Timeout: s.cfg.PresenceTimeout, Heartbeat: s.cfg.PresenceHeartbeat, Logger: s.log, Metrics: s.metrics,
+		MaxOffline: s.cfg.PresenceCache,
 	})
+	s.metrics.CountPresenceRecords(tracker.Records)
 	s.spawn("presence", func() error { return tracker.Run(runCtx) })
 	ready["presence"] = func(context.Context) error {
 		select {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -95,8 +96,12 @@ func (s *System) openStores(runCtx context.Context, roles Roles, ready map[strin
 func (s *System) startDecider(runCtx context.Context) {
 	d := decider.New(decider.Config{
 		Brokers: s.brokers, Names: s.names, Logger: s.log, Metrics: s.metrics,
-		Limits: decider.Limits{Limits: s.cfg.limits()},
+		Limits:   decider.Limits{Limits: s.cfg.limits()},
+		StateDir: filepath.Join(s.cfg.DataDir, "decider"),
+		// The bound is the decider's, shared by the partitions it may own.
+		MaxConversations: (s.cfg.ConversationCache + s.cfg.Partitions - 1) / s.cfg.Partitions,
 	})
+	s.metrics.CountCachedConversations("decider", d.CachedConversations)
 	s.spawn("decider", func() error { return d.Run(runCtx) })
 }
 

@@ -5,7 +5,10 @@
 //
 // kfake's defaults would silently lose data in a deployment (7-day log
 // retention, 7-day expiry of idle groups' offsets), so Start sets them to
-// "never"; topics get explicit configs from package kafkalog.
+// "never"; topics get explicit configs from package kafkalog. It applies
+// those topics' retention and compaction every few minutes rather than
+// kfake's hour, since kfake keeps an index entry per record batch in
+// memory until its records are gone.
 package embeddedkafka
 
 import (
@@ -14,6 +17,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -32,6 +37,9 @@ type Config struct {
 	Brokers int
 	// Logger receives the broker's warnings and errors.
 	Logger *slog.Logger
+	// Cleaner is how often topics' retention and compaction are applied.
+	// Default: 5 minutes.
+	Cleaner time.Duration
 }
 
 // Broker is a running embedded broker.
@@ -50,6 +58,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Cleaner <= 0 {
+		cfg.Cleaner = 5 * time.Minute
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
@@ -79,6 +90,7 @@ func Start(cfg Config) (*Broker, error) {
 			"log.retention.ms": "-1",
 			// An int32 of minutes: about 1,000 years.
 			"offsets.retention.minutes": "525600000",
+			"log.cleaner.backoff.ms":    strconv.FormatInt(cfg.Cleaner.Milliseconds(), 10),
 		}),
 		kfake.WithLogger(logger{cfg.Logger}),
 	)

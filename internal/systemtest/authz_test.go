@@ -222,9 +222,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 			member: ok(200), outsider: want{200, "not_member"}, blocked: ok(200)},
 		"GET /v1/presence": {req: func(string, int, int) (string, any) { return "/v1/presence?user_ids=ann,mem,blk", nil },
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
-		"GET /healthz": {public: true, req: func(string, int, int) (string, any) { return "/healthz", nil }},
-		"GET /readyz":  {public: true, req: func(string, int, int) (string, any) { return "/readyz", nil }},
-		"GET /metrics": {public: true, req: func(string, int, int) (string, any) { return "/metrics", nil }},
+		"GET /healthz":     {public: true, req: func(string, int, int) (string, any) { return "/healthz", nil }},
+		"GET /readyz":      {public: true, req: func(string, int, int) (string, any) { return "/readyz", nil }},
+		"GET /metrics":     {public: true, req: func(string, int, int) (string, any) { return "/metrics", nil }},
+		"GET /auth/config": {public: true, req: func(string, int, int) (string, any) { return "/auth/config", nil }},
+		"POST /auth/dev-token": {public: true, req: func(string, int, int) (string, any) {
+			return "/auth/dev-token", map[string]any{"user_id": "zed"}
+		}},
 	}
 	for _, key := range documentedOperations(t) {
 		if _, found := ops[key]; !found {
@@ -278,9 +282,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if !o.public {
 			continue
 		}
-		path, _ := o.req("", 0, 0)
+		path, body := o.req("", 0, 0)
+		method := strings.Fields(key)[0]
 		for _, c := range callers {
-			raw := api{t, addr, c.token}.raw("GET", path, nil)
+			raw := api{t, addr, c.token}.raw(method, path, body)
 			if raw.status != http.StatusOK {
 				t.Errorf("%s with a %s token: %d, want 200 (public)", key, c.name, raw.status)
 			}

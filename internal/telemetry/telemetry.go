@@ -26,6 +26,10 @@ type Metrics struct {
 	// batch, or of one record while a failing batch is isolated) and
 	// failed dead-letter writes: each is retried.
 	ApplyRetries *prometheus.CounterVec
+	// PartitionRebuilds counts the times a role gave up a partition after
+	// a failure (an append that did not land, a store error) and rebuilt
+	// its state from the log, by group.
+	PartitionRebuilds *prometheus.CounterVec
 	// Commands counts commands the decider handled, by type and outcome
 	// (accepted, rejected, duplicate).
 	Commands *prometheus.CounterVec
@@ -82,6 +86,9 @@ func New() *Metrics {
 		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_consumer_apply_retries_total", Help: "Failed store writes (Apply of a batch or of one record) and dead-letter writes of a consumer group, each retried.",
 		}, []string{"group"}),
+		PartitionRebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_partition_rebuilds_total", Help: "Partitions given up after a failure and rebuilt from the log, by group.",
+		}, []string{"group"}),
 		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_decider_commands_total", Help: "Commands handled by the decider.",
 		}, []string{"type", "outcome"}),
@@ -121,7 +128,7 @@ func New() *Metrics {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.Commands, m.Rejections,
+		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
 		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
 		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 	)
@@ -130,12 +137,21 @@ func New() *Metrics {
 
 // CountCachedConversations exports f, how many conversations a cache of
 // a role holds (gateway membership, newest seqs, message views; the
-// router's), as parley_cached_conversations{cache="name"}: the bounded
+// router's; the decider's), as parley_cached_conversations{cache="name"}: the bounded
 // in-memory state of PARLEY_CONVERSATION_CACHE.
 func (m *Metrics) CountCachedConversations(name string, f func() int) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "parley_cached_conversations", Help: "Conversations a role keeps state of in memory, by cache (at most PARLEY_CONVERSATION_CACHE each).",
 		ConstLabels: prometheus.Labels{"cache": name},
+	}, func() float64 { return float64(f()) }))
+}
+
+// CountPresenceRecords exports f, how many users' latest presence
+// records a gateway node keeps (online users, and at most
+// PARLEY_PRESENCE_CACHE offline ones), as parley_presence_records.
+func (m *Metrics) CountPresenceRecords(f func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_presence_records", Help: "Users whose latest presence record a gateway node keeps in memory (online users, and at most PARLEY_PRESENCE_CACHE offline ones).",
 	}, func() float64 { return float64(f()) }))
 }
 

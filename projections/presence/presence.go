@@ -34,6 +34,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -52,8 +53,14 @@ type Config struct {
 	// crashed node's users go offline within it. Default: 30s.
 	Timeout time.Duration
 	// Flush is how often watchers get the changes batched. Default: 1s.
-	Flush  time.Duration
-	Logger *slog.Logger
+	Flush time.Duration
+	// MaxOffline is how many offline users' last records (their
+	// last-seen time) the tracker keeps in memory. Beyond it, the least
+	// recently seen offline users without a device on this node and
+	// without a watcher are forgotten: such a user is shown offline with
+	// no last-seen time until they connect again. Default: 100,000.
+	MaxOffline int
+	Logger     *slog.Logger
 	// Metrics counts the errors of the presence readers. Default: a
 	// fresh telemetry.Metrics.
 	Metrics *telemetry.Metrics
@@ -73,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Flush == 0 {
 		c.Flush = time.Second
+	}
+	if c.MaxOffline == 0 {
+		c.MaxOffline = 100_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -98,9 +108,12 @@ type Tracker struct {
 	log *slog.Logger
 	w   *kafka.Writer
 
-	mu       sync.Mutex
-	local    map[string]map[string]string // user -> device -> status, on this node
-	latest   map[string]*schemas.PresenceV1
+	mu     sync.Mutex
+	local  map[string]map[string]string // user -> device -> status, on this node
+	latest map[string]*schemas.PresenceV1
+	// offline orders the users whose latest record is offline, least
+	// recently seen last, to bound them (Config.MaxOffline).
+	offline  *lru.Map[string, struct{}]
 	notified map[string]State
 	watchers map[string]map[*Watch]struct{}
 	ready    chan struct{}
@@ -110,7 +123,7 @@ type Tracker struct {
 func New(cfg Config) *Tracker {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "presence")
-	return &Tracker{
+	t := &Tracker{
 		cfg:      cfg,
 		log:      log,
 		w:        kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
@@ -119,6 +132,31 @@ func New(cfg Config) *Tracker {
 		notified: make(map[string]State),
 		watchers: make(map[string]map[*Watch]struct{}),
 		ready:    make(chan struct{}),
+	}
+	// Called with t.mu held, as every use of offline is. A user still
+	// connected here or watched keeps the record until it next changes.
+	t.offline = lru.New(cfg.MaxOffline, lru.OnEvict(func(user string, _ struct{}) {
+		if len(t.local[user]) == 0 && len(t.watchers[user]) == 0 {
+			delete(t.latest, user)
+		}
+	}))
+	return t
+}
+
+// Records returns how many users' latest records the tracker keeps.
+func (t *Tracker) Records() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.latest)
+}
+
+// setLatest records rec as user's latest. Call with t.mu held.
+func (t *Tracker) setLatest(user string, rec *schemas.PresenceV1) {
+	t.latest[user] = rec
+	if rec.Status == schemas.StatusOffline {
+		t.offline.Put(user, struct{}{})
+	} else {
+		t.offline.Delete(user)
 	}
 }
 
@@ -239,7 +277,7 @@ func followPartition(ctx context.Context, brokers []string, topic string, log *s
 // apply takes a record from the log as the user's latest.
 func (t *Tracker) apply(ctx context.Context, rec *schemas.PresenceV1) {
 	t.mu.Lock()
-	t.latest[rec.UserID] = rec
+	t.setLatest(rec.UserID, rec)
 	t.changed(rec.UserID)
 	// Another node's concurrent publication may have dropped our entry:
 	// put it back at once rather than at the next heartbeat.
@@ -392,7 +430,7 @@ func (t *Tracker) publish(ctx context.Context, users ...string) {
 	t.mu.Lock()
 	for _, u := range users {
 		rec := t.record(u, now)
-		t.latest[u] = rec
+		t.setLatest(u, rec)
 		t.changed(u)
 		value, err := json.Marshal(rec)
 		if err != nil {
@@ -519,6 +557,10 @@ func (w *Watch) Close() {
 		if len(t.watchers[u]) == 0 {
 			delete(t.watchers, u)
 			delete(t.notified, u)
+			if rec := t.latest[u]; rec != nil && rec.Status == schemas.StatusOffline {
+				// Bounded again, in case it was spared while watched.
+				t.offline.Put(u, struct{}{})
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,53 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	})
 	if got := c.Get([]string{"nobody"})[0]; got.Status != schemas.StatusOffline || !got.LastSeen.IsZero() {
 		t.Errorf("an unknown user: %+v", got)
+	}
+}
+
+// TestOfflineRecordsStayBounded connects and disconnects many more users
+// than MaxOffline: the tracker forgets the least recently seen offline
+// users, never one still connected or watched, and a forgotten user who
+// connects again is tracked as before.
+func TestOfflineRecordsStayBounded(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
+	ctx := context.Background()
+	const bound = 5
+	tr := presence.New(presence.Config{Brokers: k.Brokers, Names: k.Names, NodeID: "node-a", Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond, MaxOffline: bound})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	<-tr.Ready()
+
+	stay := tr.Connect(ctx, "connected", "phone")
+	defer stay()
+	watchedGone := tr.Connect(ctx, "watched", "phone")
+	rec := &recorder{}
+	w, _ := tr.Watch([]string{"watched"}, rec.notify)
+	defer w.Close()
+	watchedGone()
+	eventually(t, "the watched user offline", func() bool { return rec.last().Status == schemas.StatusOffline })
+	for i := range 40 {
+		tr.Connect(ctx, fmt.Sprint("user", i), "phone")()
+	}
+	// connected, watched, and at most bound offline users besides.
+	eventually(t, "the records bounded", func() bool { return tr.Records() <= bound+2 })
+	if got := tr.Get([]string{"connected"})[0]; got.Status != schemas.StatusOnline {
+		t.Errorf("a connected user after the churn: %+v, want online", got)
+	}
+	if got := tr.Get([]string{"watched"})[0]; got.Status != schemas.StatusOffline || got.LastSeen.IsZero() {
+		t.Errorf("a watched offline user after the churn: %+v, want offline with a last-seen time", got)
+	}
+	if got := tr.Get([]string{"user39"})[0]; got.LastSeen.IsZero() {
+		t.Errorf("the most recently seen user: %+v, want a last-seen time", got)
+	}
+	if got := tr.Get([]string{"user0"})[0]; got.Status != schemas.StatusOffline || !got.LastSeen.IsZero() {
+		t.Errorf("the least recently seen user: %+v, want forgotten (offline, no last-seen time)", got)
+	}
+	back := tr.Connect(ctx, "user0", "laptop")
+	defer back()
+	if got := tr.Get([]string{"user0"})[0]; got.Status != schemas.StatusOnline {
+		t.Errorf("a forgotten user who connects again: %+v, want online", got)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parley-chat/parley/internal/conversation"
+	"github.com/parley-chat/parley/internal/pebblelog"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/internal/convlock"
 	"github.com/parley-chat/parley/projections/history/internal/fold"
@@ -71,7 +72,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger(cfg),
+		Logger:             pebblelog.Logger{Log: cfg.log},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
@@ -840,27 +841,4 @@ func getSummary(r reader, conv string) (history.Conversation, bool, error) {
 		c.LastMessage = &history.Preview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
 	}
 	return c, true, nil
-}
-
-// pebbleLogger passes Pebble's log lines to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-// Infof logs at debug level: Pebble's informational lines are about its
-// internals, not about Parley.
-func (l pebbleLogger) Infof(format string, args ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("pebble", "detail", fmt.Sprintf(format, args...))
-	}
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("pebble", "detail", fmt.Sprintf(format, args...))
-}
-
-// Fatalf logs and panics: Pebble calls it when it cannot go on, and
-// expects it not to return.
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error("pebble fatal", "detail", msg)
-	panic("pebble: " + msg)
 }

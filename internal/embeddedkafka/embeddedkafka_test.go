@@ -1,0 +1,72 @@
+package embeddedkafka_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/internal/embeddedkafka"
+	"github.com/parley-chat/parley/internal/kafkalog"
+)
+
+// TestRetentionIsApplied: records older than their topic's retention.ms
+// go (and with them the broker's index of them), on the broker's own
+// schedule, while a topic without retention keeps everything.
+func TestRetentionIsApplied(t *testing.T) {
+	t.Parallel()
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0", Cleaner: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := kafkalog.NewClient([]string{b.Addr()})
+	topic := func(name, retention string) kafka.TopicConfig {
+		return kafka.TopicConfig{Topic: name, NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{
+			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+			{ConfigName: "retention.ms", ConfigValue: retention},
+		}}
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{topic("short", "200"), topic("forever", "-1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range resp.Errors {
+		if err != nil {
+			t.Fatalf("creating %s: %v", name, err)
+		}
+	}
+	for _, name := range []string{"short", "forever"} {
+		w := kafkalog.NewWriter([]string{b.Addr()}, name)
+		for i := range 10 {
+			if err := w.WriteMessages(ctx, kafka.Message{Value: fmt.Appendf(nil, "record %d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := func(name string) int64 {
+		t.Helper()
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{name: {kafka.FirstOffsetOf(0)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[name][0].FirstOffset
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for first("short") < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the records of a topic with 200 ms retention are still there 20 s later (first offset %d)", first("short"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := first("forever"); got != 0 {
+		t.Errorf("a topic without retention starts at offset %d, want 0", got)
+	}
+}

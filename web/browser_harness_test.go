@@ -1,0 +1,240 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/app"
+)
+
+// chromiumPath finds Debian's chromium (or another Chrome). A browser
+// test without one fails, loudly: CI installs it (.ci/run).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no chromium on PATH: install Debian's chromium package (apt-get install chromium); .ci/run does")
+	return ""
+}
+
+// startBrowser starts a headless Chromium for the test and returns the
+// context of its first tab; the browser ends with the test.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root in CI containers
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.WindowSize(1280, 860),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	// The first Run starts the browser; it must not carry a deadline.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void]("1")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// browserUser is one user in a browser context of their own (their own
+// cookies and storage), as if on another machine.
+type browserUser struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+}
+
+func newBrowserUser(t *testing.T, browser context.Context, name string) *browserUser {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void]("1")); err != nil {
+		t.Fatalf("%s: opening a browser context: %v", name, err)
+	}
+	return &browserUser{t: t, name: name, ctx: ctx}
+}
+
+// do runs actions, each bounded by 30 s.
+func (u *browserUser) do(actions ...chromedp.Action[chromedp.Void]) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		u.t.Fatalf("%s: %v\n%s", u.name, err, u.snapshot())
+	}
+}
+
+// click clicks the element sel names. The page draws a list item again
+// when what it shows changes, so the element found may be replaced
+// before the click lands; the click is then tried again on its
+// successor, until 30 s have passed. (An error comes before the mouse
+// events are sent, so a click is never sent twice.)
+func (u *browserUser) click(sel string) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			u.t.Fatalf("%s: clicking %s: %v\n%s", u.name, sel, err, u.snapshot())
+		case <-tick.C:
+		}
+	}
+}
+
+// eval evaluates a JavaScript expression on the user's page.
+func eval[T any](u *browserUser, js string) T {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		u.t.Fatalf("%s: evaluating %s: %v\n%s", u.name, js, err, u.snapshot())
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition on the user's page until it is
+// true, or fails the test after timeout: every wait of these tests is on
+// what the page shows, never a sleep.
+func (u *browserUser) waitFor(what, js string, timeout ...time.Duration) {
+	u.t.Helper()
+	d := 30 * time.Second
+	if len(timeout) > 0 {
+		d = timeout[0]
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, d)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")"))
+		if err == nil && ok {
+			return
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			u.t.Fatalf("%s: waited %s for %s (%s): last error %v\n%s", u.name, d, what, js, last, u.snapshot())
+		case <-tick.C:
+		}
+	}
+}
+
+// snapshot is what the page shows, for a failure's message.
+func (u *browserUser) snapshot() string {
+	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 4000)`))
+	if err != nil {
+		return "(no snapshot: " + err.Error() + ")"
+	}
+	return "page of " + u.name + ": " + s
+}
+
+// screenshot saves the viewport as docs/screenshots/NAME.png when
+// PARLEY_SCREENSHOTS names a directory (make screenshots).
+func (u *browserUser) screenshot(name string) {
+	u.t.Helper()
+	dir := os.Getenv("PARLEY_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		u.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on, so that a
+// system restarted on it is found where the browsers left it.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startSystem starts every role in one process, as parley run does, on
+// httpAddr and over dir.
+func startSystem(t *testing.T, dir, httpAddr string, tweak ...func(*app.Config)) *app.System {
+	t.Helper()
+	cfg, err := app.Load("test", []string{
+		"-data-dir", dir, "-http-addr", httpAddr, "-kafka-listen", "127.0.0.1:0",
+		"-partitions", "2", "-log-level", "warn",
+	}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	var logOut io.Writer = io.Discard
+	if testing.Verbose() {
+		logOut = os.Stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(logOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+func stopSystem(t *testing.T, sys *app.System) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sys.Stop(ctx); err != nil {
+		t.Errorf("stopping: %v", err)
+	}
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string { return strconv.Quote(s) }
+
+// sprintf is fmt.Sprintf, for building expressions.
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
