@@ -114,11 +114,11 @@ func (u *browserUser) click(sel string) {
 }
 
 // eval evaluates a JavaScript expression on the user's page.
-func eval[T any](u *browserUser, js string) T {
+func eval[T any](u *browserUser, js string, opts ...chromedp.EvaluateOption) T {
 	u.t.Helper()
 	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, opts...))
 	if err != nil {
 		u.t.Fatalf("%s: evaluating %s: %v\n%s", u.name, js, err, u.snapshot())
 	}

@@ -743,6 +743,7 @@ async function search(q) {
 // jumpTo opens a conversation at one of its messages, loading older
 // pages until it is there.
 async function jumpTo(id, seq) {
+  if (matchMedia("(max-width: 700px)").matches) closePanel(); // one column: show the conversation
   await open(id);
   const c = conv(id);
   for (let i = 0; i < 100 && !c.items.has(seq) && c.hasMore; i++) await loadOlder(c);
@@ -1053,6 +1054,7 @@ function deleteMessage(c, m) {
 
 function showPanel(title, children) {
   $("#panel").hidden = false;
+  $("#app").classList.add("panel-open");
   $("#panel-title").textContent = title;
   $("#panel-body").replaceChildren(...children);
 }
@@ -1060,6 +1062,7 @@ function showPanel(title, children) {
 function closePanel() {
   S.panel = null;
   $("#panel").hidden = true;
+  $("#app").classList.remove("panel-open");
   renderConversation();
 }
 
