@@ -102,7 +102,6 @@ func TestBrowserPhoneHistoryAndKeyboard(t *testing.T) {
 		t.Errorf("the search results hold %d elements made from a snippet", n)
 	}
 	dave.waitFor("the results instead of the conversation", visible("#panel")+" && !"+visible("#conversation"))
-	dave.screenshot("phone-search")
 	dave.click("#search-results button.result")
 	dave.waitFor("the conversation at the message", visible("#conversation")+" && !"+visible("#panel")+` && document.activeElement?.querySelector(".msg-body")?.textContent === `+js(markup))
 

@@ -802,6 +802,7 @@ function convName(c) {
 }
 
 function presenceOf(user) {
+  if (user === S.me) return S.conn?.state === State.ONLINE ? "online" : "offline";
   return S.presence.get(user)?.status || "offline";
 }
 
