@@ -139,7 +139,11 @@ function wireStatic() {
   $("#composer-cancel").addEventListener("click", cancelContext);
   $("#members-button").addEventListener("click", () => togglePanel("members"));
   $("#block-button").addEventListener("click", () => S.current && toggleBlock(conv(S.current)));
-  $("#panel-close").addEventListener("click", closePanel);
+  $("#panel-close").addEventListener("click", () => {
+    const back = S.panel === "members" ? $("#members-button") : S.panel === "search" ? $("#search-q") : $("#composer-input");
+    closePanel();
+    if (back && back.offsetParent !== null) back.focus(); // where the panel was opened from
+  });
   $("#back").addEventListener("click", () => {
     $("#app").classList.remove("open");
     document.querySelector(`[data-conv="${CSS.escape(S.current || "")}"]`)?.focus();
