@@ -139,6 +139,9 @@ function wireStatic() {
   $("#composer-cancel").addEventListener("click", cancelContext);
   $("#members-button").addEventListener("click", () => togglePanel("members"));
   $("#block-button").addEventListener("click", () => S.current && toggleBlock(conv(S.current)));
+  $("#panel").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") $("#panel-close").click();
+  });
   $("#panel-close").addEventListener("click", () => {
     const back = S.panel === "members" ? $("#members-button") : S.panel === "search" ? $("#search-q") : $("#composer-input");
     closePanel();
@@ -766,6 +769,7 @@ async function jumpTo(id, seq) {
 async function showThread(c, seq) {
   S.panel = "thread";
   showPanel("Thread", [h("p", { class: "muted" }, "Loading…")]);
+  $("#panel-close").focus();
   try {
     const t = await S.api.thread(c.id, seq);
     showPanel("Thread", [
