@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-chat/parley/internal/app"
@@ -71,8 +73,42 @@ type browserUser struct {
 
 func newBrowserUser(t *testing.T, browser context.Context, name string) *browserUser {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	// Every uncaught exception and console.error of the page fails the
+	// test: the client reports what it cannot handle there.
+	var mu sync.Mutex
+	var problems []string
+	listen := chromedp.WithListener(func(ev any) {
+		var p string
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			p = "uncaught: " + e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				p += " " + e.ExceptionDetails.Exception.Description
+			}
+		case *runtime.EventConsoleAPICalled:
+			if e.Type != runtime.ConsoleAPICalledTypeError {
+				return
+			}
+			p = "console.error:"
+			for _, a := range e.Args {
+				p += " " + string(a.Value) + a.Description
+			}
+		default:
+			return
+		}
+		mu.Lock()
+		problems = append(problems, p)
+		mu.Unlock()
+	})
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), listen)
 	t.Cleanup(cancel)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Errorf("%s's page: %s", name, p)
+		}
+	})
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void]("1")); err != nil {
 		t.Fatalf("%s: opening a browser context: %v", name, err)
 	}
@@ -114,11 +150,11 @@ func (u *browserUser) click(sel string) {
 }
 
 // eval evaluates a JavaScript expression on the user's page.
-func eval[T any](u *browserUser, js string) T {
+func eval[T any](u *browserUser, js string, opts ...chromedp.EvaluateOption) T {
 	u.t.Helper()
 	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, opts...))
 	if err != nil {
 		u.t.Fatalf("%s: evaluating %s: %v\n%s", u.name, js, err, u.snapshot())
 	}

@@ -78,6 +78,33 @@ func TestBrowserPhoneHistoryAndKeyboard(t *testing.T) {
 		t.Errorf("the last message is %q", got[n])
 	}
 
+	// Markup in a message, or in its search snippet, stays text.
+	const markup = `<b>bold?</b> <img src=x> &amp;`
+	dave.do(chromedp.SendKeys(chromedp.CSS("#composer-input"), markup+"\r"))
+	dave.waitFor("the message as text", msgWhere(markup, `!m.classList.contains("pending")`)+` && !document.querySelector("#message-list b, #message-list img")`)
+	dave.do(
+		chromedp.SendKeys(chromedp.CSS("#search-q"), "bold"),
+		chromedp.Click(chromedp.CSS(`#search-form button[type=submit]`)),
+	)
+	for deadline := time.Now().Add(30 * time.Second); !eval[bool](dave, `!!document.querySelector("#search-results mark")`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no search result\n%s", dave.snapshot())
+		}
+		dave.waitFor("the search answered", `!document.querySelector("#panel-body").textContent.startsWith("Searching")`)
+		if !eval[bool](dave, `!!document.querySelector("#search-results mark")`) {
+			dave.click(`#search-form button[type=submit]`)
+		}
+	}
+	if got := eval[string](dave, `document.querySelector("#search-results .result span:last-child").textContent`); got != markup {
+		t.Errorf("the snippet reads %q, want %q", got, markup)
+	}
+	if n := eval[int](dave, `document.querySelectorAll("#search-results *:not(li, ul, button, span, mark)").length`); n != 0 {
+		t.Errorf("the search results hold %d elements made from a snippet", n)
+	}
+	dave.waitFor("the results instead of the conversation", visible("#panel")+" && !"+visible("#conversation"))
+	dave.click("#search-results button.result")
+	dave.waitFor("the conversation at the message", visible("#conversation")+" && !"+visible("#panel")+` && document.activeElement?.querySelector(".msg-body")?.textContent === `+js(markup))
+
 	dave.click("#back")
 	dave.waitFor("the list again", visible("#sidebar")+" && !"+visible("#conversation"))
 }

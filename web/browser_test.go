@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/oidctest"
@@ -82,7 +83,8 @@ func TestBrowserTwoUsers(t *testing.T) {
 
 		bob.click(msgSel(bob, "Hi Alice") + ` [data-action="thread"]`)
 		bob.waitFor("the thread", `document.querySelector("#panel-title").textContent === "Thread" && [...document.querySelectorAll("#panel-body .thread li")].map(l => l.textContent).join("|").match(/^alice · .*Hello Bob\|bob · .*Hi Alice$/)`)
-		bob.click("#panel-close")
+		bob.do(chromedp.KeyEvent(kb.Escape)) // the focus is in the panel
+		bob.waitFor("the panel closed by Escape", `document.querySelector("#panel").hidden`)
 
 		alice.click(msgSel(alice, "Hi Alice") + ` [data-action="react"]`)
 		alice.click(msgSel(alice, "Hi Alice") + ` [data-action="pick-👍"]`)

@@ -139,7 +139,14 @@ function wireStatic() {
   $("#composer-cancel").addEventListener("click", cancelContext);
   $("#members-button").addEventListener("click", () => togglePanel("members"));
   $("#block-button").addEventListener("click", () => S.current && toggleBlock(conv(S.current)));
-  $("#panel-close").addEventListener("click", closePanel);
+  $("#panel").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") $("#panel-close").click();
+  });
+  $("#panel-close").addEventListener("click", () => {
+    const back = S.panel === "members" ? $("#members-button") : S.panel === "search" ? $("#search-q") : $("#composer-input");
+    closePanel();
+    if (back && back.offsetParent !== null) back.focus(); // where the panel was opened from
+  });
   $("#back").addEventListener("click", () => {
     $("#app").classList.remove("open");
     document.querySelector(`[data-conv="${CSS.escape(S.current || "")}"]`)?.focus();
@@ -743,6 +750,7 @@ async function search(q) {
 // jumpTo opens a conversation at one of its messages, loading older
 // pages until it is there.
 async function jumpTo(id, seq) {
+  if (matchMedia("(max-width: 700px)").matches) closePanel(); // one column: show the conversation
   await open(id);
   const c = conv(id);
   for (let i = 0; i < 100 && !c.items.has(seq) && c.hasMore; i++) await loadOlder(c);
@@ -761,6 +769,7 @@ async function jumpTo(id, seq) {
 async function showThread(c, seq) {
   S.panel = "thread";
   showPanel("Thread", [h("p", { class: "muted" }, "Loading…")]);
+  $("#panel-close").focus();
   try {
     const t = await S.api.thread(c.id, seq);
     showPanel("Thread", [
@@ -801,6 +810,7 @@ function convName(c) {
 }
 
 function presenceOf(user) {
+  if (user === S.me) return S.conn?.state === State.ONLINE ? "online" : "offline";
   return S.presence.get(user)?.status || "offline";
 }
 
@@ -1053,6 +1063,7 @@ function deleteMessage(c, m) {
 
 function showPanel(title, children) {
   $("#panel").hidden = false;
+  $("#app").classList.add("panel-open");
   $("#panel-title").textContent = title;
   $("#panel-body").replaceChildren(...children);
 }
@@ -1060,6 +1071,7 @@ function showPanel(title, children) {
 function closePanel() {
   S.panel = null;
   $("#panel").hidden = true;
+  $("#app").classList.remove("panel-open");
   renderConversation();
 }
 
