@@ -31,6 +31,13 @@
 //     not greater than the stored one is a 409
 //     version_conflict_engine_exception item), documents checked against
 //     the mapping, per-item errors, the refresh parameter.
+//   - POST /<index>/_mget (docs with _id and routing, or ids) on one
+//     index or an alias of one, real-time as in Elasticsearch: it reads
+//     the latest writes, refreshed or not.
+//   - PUT /<index>/_mapping adding properties to existing indices (a
+//     mapped field keeps its type); keyword fields with index and
+//     doc_values false are kept in _source only and may hold arrays of
+//     strings.
 //   - Near-real-time search: writes become visible to searches only at a
 //     refresh: POST /<index>/_refresh, or a bulk with refresh=true or
 //     wait_for. There is no periodic refresh, which is stricter than
