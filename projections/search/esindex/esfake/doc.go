@@ -67,13 +67,14 @@
 // fragments are a window of about fragment_size characters around the
 // first match, not Elasticsearch's sentence-based boundary scanner. Real
 // deletes (the delete and update actions), create, auto-generated ids,
-// if_seq_no concurrency control, arrays and objects in documents, other
-// field types, multi-fields, dynamic mappings, aggregations, scroll and
-// point-in-time, other query types, wildcards in _source and in most
-// index expressions, routing (one shard: routing is stored and returned
-// but does not select shards), replicas, cluster health, refresh
-// intervals, index.gc_deletes, persistence (everything is lost at Close),
-// security and TLS.
+// if_seq_no concurrency control, arrays (but of a source-only keyword
+// field) and objects in documents, other field types, multi-fields,
+// dynamic mappings, aggregations, scroll and point-in-time, other query
+// types, wildcards in _source and in most index expressions, routing
+// (one shard: routing is stored and returned but does not select
+// shards), replicas, cluster health, refresh intervals,
+// index.gc_deletes, persistence (everything is lost at Close), security
+// and TLS.
 //
 // Every request runs under one lock, so each is atomic and isolated:
 // stronger than Elasticsearch, where a bulk is not atomic.
