@@ -8,7 +8,8 @@
 # roles is measured apart from the embedded broker's, whose index grows
 # with the log by design (README, "What Parley does not guarantee"); with
 # a Kafka cluster the roles are all there is. Every 5 s the RSS, Go heap
-# and goroutines of both are sampled from their /metrics into
+# and goroutines of both are sampled from their /metrics, and the roles'
+# RSS split into anonymous and file-backed memory from /proc, into
 # OUT_DIR/samples.csv, and every 5 minutes the roles' heap profile is
 # saved (OUT_DIR/heap-SECONDS.pb.gz: compare two with `go tool pprof
 # -base`); OUT_DIR/rss.png plots the samples when gnuplot is installed
@@ -60,7 +61,12 @@ metrics() {
 		$1 == "go_goroutines" { g = $2 }
 		END { if (rss) printf "%.1f,%.1f,%d", rss / 1048576, heap / 1048576, g }'
 }
-echo "seconds,rss_mib,heap_inuse_mib,goroutines,broker_rss_mib,broker_heap_inuse_mib,broker_goroutines,runs" >"$out/samples.csv"
+# pid → "anonymous RSS MiB,file-backed RSS MiB" (mapped files such as the
+# search index's segments count in RSS but are the kernel's to reclaim)
+rss_split() {
+	awk '$1 == "RssAnon:" { a = $2 } $1 == "RssFile:" { f = $2 } END { printf "%.1f,%.1f", a / 1024, f / 1024 }' "/proc/$1/status"
+}
+echo "seconds,rss_mib,heap_inuse_mib,goroutines,broker_rss_mib,broker_heap_inuse_mib,broker_goroutines,runs,rss_anon_mib,rss_file_mib" >"$out/samples.csv"
 runs_file="$out/runs"
 echo 0 >"$runs_file"
 start=$(date +%s)
@@ -75,7 +81,7 @@ sample() {
 		roles=$(metrics "$addr" || true)
 		brk=$(metrics "$broker_addr" || true)
 		if [ -n "$roles" ] && [ -n "$brk" ]; then
-			echo "$t,$roles,$brk,$(cat "$runs_file")" >>"$out/samples.csv"
+			echo "$t,$roles,$brk,$(cat "$runs_file"),$(rss_split "$server")" >>"$out/samples.csv"
 		fi
 		sleep 5
 	done
@@ -123,6 +129,7 @@ if command -v gnuplot >/dev/null; then
 		set y2range [0:*]
 		set title "Parley under churn: the roles (parley run -kafka-brokers) and the embedded broker (parley broker)"
 		plot "$out/samples.csv" every ::1 using (\$1/60):2 with lines lw 2 title "roles: RSS", \
+		     "" every ::1 using (\$1/60):9 with lines title "roles: anonymous RSS", \
 		     "" every ::1 using (\$1/60):3 with lines title "roles: Go heap in use", \
 		     "" every ::1 using (\$1/60):4 axes x1y2 with lines title "roles: goroutines (right)", \
 		     "" every ::1 using (\$1/60):5 with lines dt 2 title "broker: RSS", \
