@@ -35,8 +35,6 @@ const S = {
   links: new Map(), // "conv/seq/n[/t]" -> {url, until}: presigned download URLs
 };
 
-main();
-
 async function main() {
   wireStatic();
   if (location.pathname === "/auth/callback") {
@@ -1417,3 +1415,8 @@ function toast(text) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => (t.hidden = true), 6000);
 }
+
+// Last, once every declaration of this module has run: with a token
+// kept from before a reload, main draws at once, and the module's
+// let/const bindings must exist by then.
+main();
