@@ -125,6 +125,13 @@ func TestBrowserFiles(t *testing.T) {
 		}
 		// The page stayed: a download, not a navigation.
 		b.waitFor("still the conversation", `document.querySelector("#conv-title").textContent === "alice"`)
+
+		// From history, after a reload, the thumbnail is there again.
+		b.do(chromedp.Reload())
+		b.waitFor("signed in again", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
+		openConversation(b, "alice")
+		b.waitFor("the thumbnail from history", msgWhere("the harbour, and the minutes",
+			`(i => i && i.complete && i.naturalWidth > 0)(m.querySelector(".att-image img"))`))
 	})
 
 	step(t, "refused files show the server's reason", func() {
@@ -142,6 +149,27 @@ func TestBrowserFiles(t *testing.T) {
 			a.click(`#composer-files .upload-remove`)
 		}
 		a.waitFor("no files left", `document.querySelector("#composer-files").hidden && document.querySelectorAll("#composer-files .upload").length === 0`)
+	})
+
+	step(t, "drop a file, paste one, on a phone-sized screen", func() {
+		a.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+		eval[bool](a, `(() => {
+			const dt = (name) => { const d = new DataTransfer(); d.items.add(new File(["notes for the crew\n"], name, {type: "text/plain"})); return d; };
+			document.querySelector("#conversation").dispatchEvent(new DragEvent("drop", {dataTransfer: dt("dropped.txt"), bubbles: true, cancelable: true}));
+			document.querySelector("#composer-input").dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt("pasted.txt"), bubbles: true, cancelable: true}));
+			return true;
+		})()`)
+		for _, name := range []string{"dropped.txt", "pasted.txt"} {
+			a.waitFor(name+" uploaded", sprintf(`[...document.querySelectorAll("#composer-files .upload")].some(li =>
+				li.querySelector(".upload-name").textContent === %s && li.dataset.state === "done")`, js(name)))
+		}
+		a.waitFor("nothing wider than the screen", `document.querySelector("#composer").scrollWidth <= document.querySelector("#composer").clientWidth`)
+		unlabelled(t, a)
+		lowContrast(t, a)
+		a.do(chromedp.SendKeys(chromedp.CSS("#composer-input"), "\r"))
+		a.waitFor("the files sent without text", `[...document.querySelectorAll("#message-list .msg:not(.pending)")].some(m =>
+			!m.querySelector(".msg-body") && [...m.querySelectorAll(".att-name")].map(n => n.textContent).join() === "dropped.txt,pasted.txt")`)
+		b.waitFor("the inbox names the first file", `document.querySelector("#conversations").textContent.includes("📎 dropped.txt")`)
 	})
 }
 
