@@ -74,7 +74,11 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 			return fmt.Errorf("file store: %w", err)
 		}
 	}
-	origin, err := originOf(cfg.PublicEndpoint)
+	public := cfg.PublicEndpoint
+	if public == "" {
+		public = cfg.Endpoint
+	}
+	origin, err := originOf(public)
 	if err != nil {
 		return fmt.Errorf("file store: %w", err)
 	}
