@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-chat/parley/internal/app"
@@ -149,6 +151,27 @@ func TestBrowserFiles(t *testing.T) {
 			a.click(`#composer-files .upload-remove`)
 		}
 		a.waitFor("no files left", `document.querySelector("#composer-files").hidden && document.querySelectorAll("#composer-files .upload").length === 0`)
+	})
+
+	step(t, "a slow upload shows its progress, and is cancelled", func() {
+		throttle := func(bytesPerSecond float64) chromedp.Action[chromedp.Void] {
+			return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+				if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+					return chromedp.Void{}, err
+				}
+				_, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+					MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: bytesPerSecond}},
+				})
+				return chromedp.Void{}, err
+			}
+		}
+		a.do(throttle(64 << 10))
+		a.do(chromedp.SetUploadFiles(chromedp.CSS("#composer-file"), []string{pdf}))
+		a.waitFor("the upload part way", `(li => li && li.dataset.state === "uploading" && li.querySelector("progress").value > 0 && li.querySelector("progress").value < 100 &&
+			/^[0-9]+ %$/.test(li.querySelector(".upload-status").textContent))(document.querySelector("#composer-files .upload"))`)
+		a.click(`#composer-files .upload-remove[aria-label="Cancel the upload of minutes.pdf"]`)
+		a.waitFor("the upload gone", `document.querySelector("#composer-files").hidden && document.querySelectorAll("#composer-files .upload").length === 0`)
+		a.do(throttle(-1))
 	})
 
 	step(t, "drop a file, paste one, on a phone-sized screen", func() {
