@@ -193,6 +193,13 @@ func TestBrowserFiles(t *testing.T) {
 		a.waitFor("the files sent without text", `[...document.querySelectorAll("#message-list .msg:not(.pending)")].some(m =>
 			!m.querySelector(".msg-body") && [...m.querySelectorAll(".att-name")].map(n => n.textContent).join() === "dropped.txt,pasted.txt")`)
 		b.waitFor("the inbox names the first file", `document.querySelector("#conversations").textContent.includes("📎 dropped.txt")`)
+
+		// A reply quotes a message without text by its files.
+		filesOnly := `[...document.querySelectorAll("#message-list .msg")].find(m => !m.querySelector(".msg-body") && m.querySelectorAll(".att-name").length === 2)`
+		b.waitFor("the files in Bob's timeline", filesOnly)
+		b.click("#" + eval[string](b, filesOnly+`.id`) + ` [data-action="reply"]`)
+		send(b, "got the notes")
+		a.waitFor("Bob's reply quoting the files", msgWhere("got the notes", `m.querySelector(".msg-quote")?.textContent === "↪ alice: 📎 dropped.txt, pasted.txt"`))
 	})
 }
 

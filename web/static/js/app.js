@@ -856,6 +856,12 @@ function renderAttachment(c, m, a, n) {
     h("span", { class: "att-size" }, sizeText(a.size)));
 }
 
+// textOrFiles is a message's text, or "📎 name, name" when it has files
+// and no text, for the places that show a message in one line.
+function textOrFiles(body, attachments) {
+  return body || (attachments?.length ? `📎 ${attachments.map((a) => a.name).join(", ")}` : "");
+}
+
 function renderAttachments(c, m) {
   if (m.deleted || !m.attachments?.length) return null;
   return h("ul", { class: "attachments", "aria-label": "Files" },
@@ -955,7 +961,7 @@ async function showThread(c, seq) {
           h("li", {},
             h("button", { type: "button", class: "result", onclick: () => jumpTo(c.id, ev.seq) },
               h("span", { class: "muted" }, `${ev.data.sender_id} · ${timeOf(ev.data.sent_at)}`),
-              h("span", {}, ev.message ? (ev.message.deleted ? "(deleted)" : ev.message.body) : ev.data.body))))),
+              h("span", {}, ev.message ? (ev.message.deleted ? "(deleted)" : textOrFiles(ev.message.body, ev.data.attachments)) : textOrFiles(ev.data.body, ev.data.attachments)))))),
     ]);
   } catch (err) {
     showPanel("Thread", [h("p", {}, `Could not load the thread: ${err.message}`)]);
@@ -1198,7 +1204,7 @@ function renderMessage(c, m) {
       m.edited_at && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null),
     m.reply_to
       ? h("button", { type: "button", class: "msg-quote", "data-action": "quote", onclick: () => jumpTo(c.id, m.reply_to) },
-          `↪ ${quoted && quoted.kind === "message" ? `${quoted.sender}: ${quoted.deleted ? "(deleted)" : short(quoted.body)}` : `an earlier message`}`)
+          `↪ ${quoted && quoted.kind === "message" ? `${quoted.sender}: ${quoted.deleted ? "(deleted)" : short(textOrFiles(quoted.body, quoted.attachments))}` : `an earlier message`}`)
       : null,
     m.body || m.deleted || !m.attachments?.length ? h("p", { class: "msg-body" }, m.deleted ? "This message was deleted." : m.body) : null,
     renderAttachments(c, m),
