@@ -93,6 +93,9 @@ func TestBrowserFiles(t *testing.T) {
 		unlabelled(t, b)
 		lowContrast(t, b)
 		b.screenshot("files-conversation")
+		b.do(colorScheme("dark"))
+		lowContrast(t, b)
+		b.do(colorScheme(""))
 
 		downloads := t.TempDir()
 		ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
@@ -146,6 +149,10 @@ func TestBrowserFiles(t *testing.T) {
 		a.waitFor("the executable refused", failed("setup.exe", "file type not accepted"))
 		a.waitFor("the huge file refused", failed("huge.pdf", fmt.Sprintf("file too large: %d bytes, at most %d", maxFile+1, maxFile)))
 		a.screenshot("files-refused")
+		lowContrast(t, a)
+		a.do(colorScheme("dark"))
+		lowContrast(t, a)
+		a.do(colorScheme(""))
 		// Removing them empties the composer's files.
 		for range 2 {
 			a.click(`#composer-files .upload-remove`)
