@@ -699,3 +699,71 @@ func TestDeciderRebuildsAFailedPartition(t *testing.T) {
 		t.Errorf("%d replies: a command was decided twice", n)
 	}
 }
+
+// TestDeciderMemoryStaysBounded runs a decider that keeps two
+// conversations in memory per partition over ten times as many: it
+// decides every command once, never holds more than its bound, and a
+// successor that rebuilds under the same bound recognizes retried
+// commands of every conversation.
+func TestDeciderMemoryStaysBounded(t *testing.T) {
+	t.Parallel()
+	const partitions, perPartition = 3, 2
+	k := startBroker(t, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	events := startTail(t, k, schemas.TopicEvents, partitions)
+	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	cw := commandWriter(t, k)
+	w := newWorld(60)
+	want := w.create(ctx, t, cw)
+
+	run := func() (*decider.Decider, context.CancelFunc, <-chan error) {
+		d := decider.New(decider.Config{Brokers: k.Brokers, Names: k.Names, Logger: discard, MaxConversations: perPartition})
+		rctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(rctx) }()
+		return d, stop, done
+	}
+	d, stop, done := run()
+	most := 0
+	for round := range 3 {
+		s, err := w.sendAll(ctx, cw, fmt.Sprintf("r%d-", round), 120)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, s...)
+		waitFor(t, 30*time.Second, "the round's events", func() bool {
+			most = max(most, d.CachedConversations())
+			return events.len() >= len(want)
+		})
+	}
+	most = max(most, d.CachedConversations())
+	if most > partitions*perPartition || most == 0 {
+		t.Errorf("the decider held up to %d conversations in memory, want 1..%d", most, partitions*perPartition)
+	}
+	checkEvents(t, events.snapshot(), partitions, want)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := d.CachedConversations(); n != 0 {
+		t.Errorf("%d conversations still counted after the decider stopped", n)
+	}
+
+	// A successor rebuilds under the same bound; every retried send, of
+	// whichever conversation, is a duplicate.
+	d, stop, done = run()
+	defer func() { stop(); <-done }()
+	if _, err := w.sendAll(ctx, cw, "r0-", 120); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the retries' replies", func() bool { return replies.len() >= 120 })
+	if n := events.len(); n != len(want) {
+		t.Errorf("%d events after the retries, want %d: a retry was decided again", n, len(want))
+	}
+	for _, m := range replies.snapshot() {
+		if typ := header(m, "ce_type"); typ != schemas.TypeCommandDuplicate {
+			t.Fatalf("a retry was answered %s, want %s", typ, schemas.TypeCommandDuplicate)
+		}
+	}
+}

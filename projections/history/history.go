@@ -84,6 +84,10 @@ type Preview struct {
 	Edited  bool
 	Deleted bool
 	SentAt  time.Time
+	// Files are the names of the message's files, in its order, so that
+	// an edit (which carries the new body only) previews them again with
+	// the new body; none once deleted.
+	Files []string
 }
 
 // PreviewRunes is the longest preview body, in runes.

@@ -155,22 +155,34 @@ func Redact(typ string, data json.RawMessage) (json.RawMessage, error) {
 // "📎 " and the names of its files when it carries some
 // ("📎 photo.jpg, notes.pdf look at this").
 func PreviewText(m *schemas.Message) string {
-	if len(m.Attachments) == 0 {
-		return m.Body
+	return previewOf(fileNames(m.Attachments), m.Body)
+}
+
+// previewOf is PreviewText of a message with files named files and body.
+func previewOf(files []string, body string) string {
+	if len(files) == 0 {
+		return body
 	}
 	var b strings.Builder
 	b.WriteString("📎 ")
-	for i, a := range m.Attachments {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(a.Name)
-	}
-	if m.Body != "" {
+	b.WriteString(strings.Join(files, ", "))
+	if body != "" {
 		b.WriteString(" ")
-		b.WriteString(m.Body)
+		b.WriteString(body)
 	}
 	return b.String()
+}
+
+// fileNames returns the names of attachments, in order; nil for none.
+func fileNames(attachments []schemas.Attachment) []string {
+	if len(attachments) == 0 {
+		return nil
+	}
+	names := make([]string, len(attachments))
+	for i, a := range attachments {
+		names[i] = a.Name
+	}
+	return names
 }
 
 // CutPreview returns body cut to PreviewRunes runes, an ellipsis

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -62,5 +63,40 @@ func TestPreviewOfFiles(t *testing.T) {
 	}
 	if _, err := schemas.Decode(schemas.TypeMessageSentV3, red); err != nil {
 		t.Errorf("the tombstone breaks its schema: %v", err)
+	}
+}
+
+// TestPreviewOfFilesAfterAnEdit: the summary fold (which the stores and
+// the delivery of live updates share) previews an edited newest message
+// with its files and its new body, the files kept however long the body;
+// its deletion drops both.
+func TestPreviewOfFilesAfterAnEdit(t *testing.T) {
+	t.Parallel()
+	at := historytest.MessageTime
+	var c history.Conversation
+	for _, ev := range []history.Event{
+		historytest.Group("g", historytest.Base, historytest.Owner("ann")),
+		historytest.MessageV3("g", 1, "ann", "look", at(1), "photo.jpg", "notes.pdf"),
+		historytest.Edited("g", 2, "ann", 1, "have a look", at(2)),
+	} {
+		if _, err := history.ApplyToSummary(&c, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := c.LastMessage; p == nil || p.Body != "📎 photo.jpg, notes.pdf have a look" || !p.Edited {
+		t.Fatalf("preview after an edit: %+v, want the files, the new body and edited", p)
+	}
+	long := strings.Repeat("é", history.PreviewRunes)
+	if _, err := history.ApplyToSummary(&c, historytest.Edited("g", 3, "ann", 1, long, at(3))); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.LastMessage; !strings.HasPrefix(p.Body, "📎 photo.jpg, notes.pdf é") || utf8.RuneCountInString(p.Body) != history.PreviewRunes {
+		t.Errorf("preview after a long edit: %q, want the files first, cut to %d runes", p.Body, history.PreviewRunes)
+	}
+	if _, err := history.ApplyToSummary(&c, historytest.Deleted("g", 4, "ann", 1, at(4))); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.LastMessage; p.Body != "" || len(p.Files) != 0 || !p.Deleted {
+		t.Errorf("preview after the deletion: %+v, want no body and no files", p)
 	}
 }

@@ -23,7 +23,8 @@ import (
 // changed) update the members; renamed, archived and blocked events set
 // the title, Archived and BlockedBy; every chat message counts in
 // Messages and becomes the LastMessage preview, which its edit and
-// deletion update. Reactions change no summary. Folding is in seq order
+// deletion update (an edit keeps the message's files in the preview, a
+// deletion drops them). Reactions change no summary. Folding is in seq order
 // per conversation and once per event (a departure folded before the
 // creation would be lost, a message folded twice counted twice), which
 // both adapters guarantee. An event at or below LastSeq changes nothing
@@ -71,11 +72,11 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		m, _ := schemas.AsMessage(v)
 		c.Messages++
 		if c.LastMessage == nil || m.Seq > c.LastMessage.Seq {
-			c.LastMessage = &Preview{Seq: m.Seq, SenderID: m.SenderID, Body: CutPreview(PreviewText(m)), SentAt: m.SentAt.UTC()}
+			c.LastMessage = &Preview{Seq: m.Seq, SenderID: m.SenderID, Body: CutPreview(PreviewText(m)), SentAt: m.SentAt.UTC(), Files: fileNames(m.Attachments)}
 		}
 	case *schemas.MessageEditedV1:
 		if p := c.LastMessage; p != nil && p.Seq == e.MessageSeq && !p.Deleted {
-			c.LastMessage = &Preview{Seq: p.Seq, SenderID: p.SenderID, Body: CutPreview(e.Body), Edited: true, SentAt: p.SentAt}
+			c.LastMessage = &Preview{Seq: p.Seq, SenderID: p.SenderID, Body: CutPreview(previewOf(p.Files, e.Body)), Edited: true, SentAt: p.SentAt, Files: p.Files}
 		}
 	case *schemas.MessageDeletedV1:
 		if p := c.LastMessage; p != nil && p.Seq == e.MessageSeq {

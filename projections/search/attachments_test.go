@@ -11,7 +11,8 @@ import (
 
 // TestFileNamesAreSearchable: a message with files is found in a real
 // Bleve index by a file's whole name and by a word of it, and a message
-// with files and no body is indexed.
+// with files and no body is indexed; after an edit (whose event carries
+// the new body only) it is still found by its files, and by its new body.
 func TestFileNamesAreSearchable(t *testing.T) {
 	t.Parallel()
 	p := search.Projection{}
@@ -33,13 +34,28 @@ func TestFileNamesAreSearchable(t *testing.T) {
 	if err := (search.Projection{Index: idx}).Apply(context.Background(), []search.Doc{d}); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"whiteboard_2025-03.jpg", "whiteboard", "jpg"} {
-		res, err := idx.Search(t.Context(), search.Query{Text: q, Conversations: []string{"g_1"}, Limit: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Hits) != 1 || res.Hits[0].Seq != 3 {
-			t.Errorf("search %q: hits %+v, want seq 3", q, res.Hits)
+	found := func(when string, queries ...string) {
+		t.Helper()
+		for _, q := range queries {
+			res, err := idx.Search(t.Context(), search.Query{Text: q, Conversations: []string{"g_1"}, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Hits) != 1 || res.Hits[0].Seq != 3 {
+				t.Errorf("search %q %s: hits %+v, want seq 3", q, when, res.Hits)
+			}
 		}
 	}
+	found("", "whiteboard_2025-03.jpg", "whiteboard", "jpg")
+
+	edit := schemas.MessageEditedV1{ConversationID: "g_1", Seq: 4, UserID: "ann", MessageSeq: 3, Body: "the plan",
+		MessageSentAt: t0, CommandID: "c4", EditedAt: t0}
+	d, err = p.Decode(record(t, event(schemas.TypeMessageEdited, "g_1", 4, t0, edit)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (search.Projection{Index: idx}).Apply(context.Background(), []search.Doc{d}); err != nil {
+		t.Fatal(err)
+	}
+	found("after an edit", "whiteboard_2025-03.jpg", "whiteboard", "plan")
 }

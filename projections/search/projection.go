@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/schemas"
@@ -22,10 +21,11 @@ type Projection struct {
 }
 
 // Decode turns a chat.events record into a Doc. A message
-// (chat.message.sent.v1 or .v2) becomes its document, versioned by its
-// seq; an edit re-indexes the message with its new body and a deletion
-// deletes it, both versioned by their own seq, so an older event
-// arriving late cannot undo them. Every other type, known or not,
+// (chat.message.sent.v1, .v2 or .v3) becomes its document, versioned by
+// its seq, with the names of its files; an edit (KindEdit) gives the
+// message its new body, keeping its files, and a deletion deletes it,
+// both versioned by their own seq, so an older event arriving late
+// cannot undo them. Every other type, known or not,
 // becomes a KindNone doc so the batch still commits. A record without a
 // conversation or seq, or one that breaks its schema (a type of a later
 // version: one that is not JSON) or disagrees with its headers, is an
@@ -59,39 +59,31 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 	var d Doc
 	switch e := v.(type) {
 	case *schemas.MessageEditedV1:
-		d = Doc{Kind: KindIndex, ConversationID: e.ConversationID, Seq: e.MessageSeq, Version: e.Seq,
+		d = Doc{Kind: KindEdit, ConversationID: e.ConversationID, Seq: e.MessageSeq, Version: e.Seq,
 			SenderID: e.UserID, Body: e.Body, SentAt: e.MessageSentAt.UTC()}
 	case *schemas.MessageDeletedV1:
 		d = Doc{Kind: KindDelete, ConversationID: e.ConversationID, Seq: e.MessageSeq, Version: e.Seq}
 	default:
 		m, _ := schemas.AsMessage(v)
 		d = Doc{Kind: KindIndex, ConversationID: m.ConversationID, Seq: m.Seq, Version: m.Seq,
-			SenderID: m.SenderID, Body: searchText(m), SentAt: m.SentAt.UTC()}
+			SenderID: m.SenderID, Body: m.Body, Files: fileNames(m.Attachments), SentAt: m.SentAt.UTC()}
 	}
 	if d.ConversationID != a.Subject || d.Version != a.Seq {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d is %s/%d but its headers say %s/%d", schemas.ErrInvalid, a.Type, r.Message.Offset, d.ConversationID, d.Version, a.Subject, a.Seq)
 	}
-	if d.Kind == KindIndex && !InTimeRange(d.SentAt) {
+	if (d.Kind == KindIndex || d.Kind == KindEdit) && !InTimeRange(d.SentAt) {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d has a message time %s, outside what an index can hold", schemas.ErrInvalid, a.Type, r.Message.Offset, d.SentAt)
 	}
 	return d, nil
 }
 
-// searchText is what of a message is searchable: its body, then the
-// names of its files, one per line, each followed by its words, so that
-// "photo" finds "photo.jpg" (word segmentation keeps "photo.jpg" whole).
-func searchText(m *schemas.Message) string {
-	text := m.Body
-	for _, a := range m.Attachments {
-		if text != "" {
-			text += "\n"
-		}
-		text += "📎 " + a.Name
-		if words := strings.Join(strings.FieldsFunc(a.Name, func(r rune) bool { return r == '.' || r == '_' || r == '-' }), " "); words != a.Name {
-			text += " (" + words + ")"
-		}
+// fileNames returns the names of attachments, in order; nil for none.
+func fileNames(attachments []schemas.Attachment) []string {
+	var names []string
+	for _, a := range attachments {
+		names = append(names, a.Name)
 	}
-	return text
+	return names
 }
 
 // Apply indexes a batch.

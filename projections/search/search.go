@@ -4,11 +4,14 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/schemas"
@@ -38,6 +41,12 @@ const (
 	// a tombstone with the version, so that an older event arriving later
 	// (a redelivery, a replay) never brings the text back.
 	KindDelete
+	// KindEdit gives the message's document a new body and keeps its
+	// files: an edit carries the new body only, so adapters take the
+	// file names from the document as the same batch or the index has
+	// it (see Fold). It changes nothing of a deleted message; with no
+	// document at all it indexes the message without files.
+	KindEdit
 )
 
 func (k Kind) String() string {
@@ -48,6 +57,8 @@ func (k Kind) String() string {
 		return "index"
 	case KindDelete:
 		return "delete"
+	case KindEdit:
+		return "edit"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -67,8 +78,76 @@ type Doc struct {
 	// integers up to 2^53.
 	Version  uint64
 	SenderID string
-	Body     string
-	SentAt   time.Time
+	// Body is the message's body.
+	Body string
+	// Files are the names of the message's files, in its order. The
+	// searchable text is the body and the names (see Text); adapters
+	// store the names so that an edit (KindEdit) keeps them.
+	Files  []string
+	SentAt time.Time
+}
+
+// Text is what of the document is searchable: its body, then each file
+// name on a line of its own after a paper clip, followed by the name's
+// words, so that "photo" finds "photo.jpg" (word segmentation keeps
+// "photo.jpg" whole).
+func (d Doc) Text() string {
+	text := d.Body
+	for _, name := range d.Files {
+		if text != "" {
+			text += "\n"
+		}
+		text += "📎 " + name
+		if words := strings.Join(strings.FieldsFunc(name, func(r rune) bool { return r == '.' || r == '_' || r == '-' }), " "); words != name {
+			text += " (" + words + ")"
+		}
+	}
+	return text
+}
+
+// Fold returns the change that applying d after cur makes to one
+// document, d being the newer: d itself, but for an edit (KindEdit),
+// which takes cur's files when cur is a message's document (and is then
+// a KindIndex change), leaves a deletion as it is (cur is returned), and
+// stays an edit after an edit whose files are not known yet. Adapters
+// fold a batch's changes of a document in version order (Latest), then
+// an edit left over with the document they store, or with none
+// (cur.Kind KindNone: the edit is indexed without files).
+func Fold(cur, d Doc) Doc {
+	if d.Kind != KindEdit {
+		return d
+	}
+	switch cur.Kind {
+	case KindIndex:
+		d.Kind, d.Files = KindIndex, cur.Files
+	case KindDelete:
+		return cur
+	case KindNone:
+		d.Kind = KindIndex
+	}
+	return d
+}
+
+// Latest folds the changes of docs per document in version order (a
+// change at or below one already folded is dropped, so a repeated event
+// counts once), leaving out KindNone docs, and returns them by ID.
+func Latest(docs []Doc) map[string]Doc {
+	sorted := slices.Clone(docs)
+	slices.SortStableFunc(sorted, func(a, b Doc) int { return cmp.Compare(a.Version, b.Version) })
+	latest := make(map[string]Doc, len(sorted))
+	for _, d := range sorted {
+		if d.Kind == KindNone {
+			continue
+		}
+		cur, ok := latest[d.ID()]
+		switch {
+		case !ok:
+			latest[d.ID()] = d
+		case d.Version > cur.Version:
+			latest[d.ID()] = Fold(cur, d)
+		}
+	}
+	return latest
 }
 
 // ID is the document id: conversation id, "/", seq in decimal.

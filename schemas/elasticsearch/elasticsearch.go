@@ -31,6 +31,10 @@
 //     a deleted message: no body, but the external version, so an older
 //     event replayed later cannot bring the text back (Elasticsearch
 //     forgets a real delete's version after index.gc_deletes, 60s).
+//   - files: keyword, neither indexed nor with doc values — the names of
+//     the message's files, kept in _source so that an edit, which
+//     carries the new body only, keeps them (body holds their
+//     searchable text). The adapter adds it to older indices at startup.
 //   - dynamic: strict — a document with any other field is refused, not
 //     silently mapped.
 //   - _routing required: the conversation id, so a conversation's

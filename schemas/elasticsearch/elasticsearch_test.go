@@ -18,9 +18,9 @@ func TestTemplate(t *testing.T) {
 		IndexPatterns []string `json:"index_patterns"`
 		Template      struct {
 			Mappings struct {
-				Dynamic    string                       `json:"dynamic"`
-				Routing    struct{ Required bool }      `json:"_routing"`
-				Properties map[string]map[string]string `json:"properties"`
+				Dynamic    string                    `json:"dynamic"`
+				Routing    struct{ Required bool }   `json:"_routing"`
+				Properties map[string]map[string]any `json:"properties"`
 			} `json:"mappings"`
 		} `json:"template"`
 	}
@@ -34,11 +34,14 @@ func TestTemplate(t *testing.T) {
 	if m.Dynamic != "strict" || !m.Routing.Required {
 		t.Errorf("mapping is not strict with required routing: %+v", m)
 	}
-	want := map[string]string{"conversation_id": "keyword", "seq": "long", "sender_id": "keyword", "body": "text", "sent_at": "date", "deleted": "boolean"}
+	want := map[string]string{"conversation_id": "keyword", "seq": "long", "sender_id": "keyword", "body": "text", "sent_at": "date", "deleted": "boolean", "files": "keyword"}
 	for f, typ := range want {
 		if m.Properties[f]["type"] != typ {
 			t.Errorf("field %s has type %q, want %q", f, m.Properties[f]["type"], typ)
 		}
+	}
+	if f := m.Properties["files"]; f["index"] != false || f["doc_values"] != false {
+		t.Errorf("files is %v, want kept in _source only (index and doc_values false)", f)
 	}
 	if len(m.Properties) != len(want) {
 		t.Errorf("mapping has fields %v, want exactly %v", m.Properties, want)

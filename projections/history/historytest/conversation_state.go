@@ -59,7 +59,10 @@ func diffPreview(got, want *history.Preview) string {
 		return "sent at " + s
 	}
 	g.SentAt = w.SentAt
-	if g != w {
+	if len(g.Files) == 0 && len(w.Files) == 0 {
+		g.Files, w.Files = nil, nil // none, however stored
+	}
+	if !reflect.DeepEqual(g, w) {
 		return fmt.Sprintf("%+v, want %+v", g, w)
 	}
 	return ""
@@ -254,6 +257,77 @@ func testPreview(t *testing.T, s *suite) {
 // stateEvents is a conversation whose first message is edited, reacted
 // to, edited again and deleted, and whose second message has a removal
 // of a reaction nobody made.
+func testPreviewOfFiles(t *testing.T, s *suite) {
+	st := s.open(t)
+	created := Group("f", Base, Owner("alice"), Member("bob"))
+	want := expectSummary(created, 0, Base)
+	var applied []history.Event
+	step := func(when string, events ...history.Event) {
+		t.Helper()
+		apply(t, st, events...)
+		applied = append(applied, events...)
+		last := events[len(events)-1]
+		want.LastSeq, want.LastActivity = last.Seq, last.Time
+		checkFull(t, when, summary(t, st, "f"), want)
+		checkListedAsSummary(t, st, "f", "alice", "bob")
+	}
+	step("after the creation", created)
+
+	want.Messages = 1
+	files := []string{"photo.jpg", "notes.pdf"}
+	want.LastMessage = &history.Preview{Seq: 1, SenderID: "bob", Body: "📎 photo.jpg, notes.pdf look", SentAt: MessageTime(1), Files: files}
+	step("after a message with two files", MessageV3("f", 1, "bob", "look", MessageTime(1), files...))
+
+	want.LastMessage.Body, want.LastMessage.Edited = "📎 photo.jpg, notes.pdf look at these", true
+	step("after the message with files was edited", Edited("f", 2, "bob", 1, "look at these", MessageTime(2)))
+	want.LastMessage.Body = "📎 photo.jpg, notes.pdf again"
+	step("after a second edit, with a reaction", Reacted("f", 3, "alice", 1, "👍", MessageTime(3)), Edited("f", 4, "bob", 1, "again", MessageTime(4)))
+
+	// The page of the edited message still carries its files.
+	page, err := st.Page(t.Context(), "f", history.PageQuery{Limit: 10})
+	if err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	var found bool
+	for _, ev := range page.Events {
+		if ev.Seq != 1 {
+			continue
+		}
+		found = true
+		var m schemas.MessageSentV3
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			t.Fatalf("decoding the edited message: %v", err)
+		}
+		var names []string
+		for _, a := range m.Attachments {
+			names = append(names, a.Name)
+		}
+		if ev.Type != schemas.TypeMessageSentV3 || !slices.Equal(names, files) {
+			t.Errorf("the edited message in its page is a %s with files %v, want a %s with %v", ev.Type, names, schemas.TypeMessageSentV3, files)
+		}
+		if ev.Message == nil || ev.Message.Body != "again" || ev.Message.EditedAt.IsZero() {
+			t.Errorf("the edited message's state is %+v, want body %q and an edit time", ev.Message, "again")
+		}
+	}
+	if !found {
+		t.Errorf("the page has no message 1: %+v", page.Events)
+	}
+
+	want.Messages = 3
+	want.LastMessage = &history.Preview{Seq: 6, SenderID: "alice", Body: "📎 deck.pdf new", Edited: true, SentAt: MessageTime(6), Files: []string{"deck.pdf"}}
+	step("after a message with a file, and its edit, in one batch",
+		MessageV3("f", 5, "alice", "", MessageTime(5), "scan.png"),
+		MessageV3("f", 6, "alice", "", MessageTime(6), "deck.pdf"),
+		Edited("f", 7, "alice", 6, "new", MessageTime(7)),
+		Edited("f", 8, "alice", 5, "older", MessageTime(8)))
+
+	want.LastMessage = &history.Preview{Seq: 6, SenderID: "alice", Deleted: true, SentAt: MessageTime(6)}
+	step("after the edited message with a file was deleted", Deleted("f", 9, "alice", 6, MessageTime(9)))
+
+	apply(t, st, applied...)
+	checkFull(t, "after a replay", summary(t, st, "f"), want)
+}
+
 func stateEvents() []history.Event {
 	const g = "g"
 	return []history.Event{

@@ -6,6 +6,7 @@ package historytest
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/projections/history"
@@ -88,6 +89,23 @@ func MessageV2(conversationID string, seq uint64, sender, body string, replyTo u
 		ConversationID: conversationID, Seq: seq, SenderID: sender, Body: body, ReplyTo: replyTo,
 		CommandID: fmt.Sprintf("cmd-%d", seq), SentAt: at,
 	})
+}
+
+// MessageV3 returns the chat.message.sent.v3 event seq of a
+// conversation: a message sent by sender at time at with a file of each
+// of the names (metadata only, as the event carries it).
+func MessageV3(conversationID string, seq uint64, sender, body string, at time.Time, files ...string) history.Event {
+	m := schemas.MessageSentV3{
+		ConversationID: conversationID, Seq: seq, SenderID: sender, Body: body,
+		CommandID: fmt.Sprintf("cmd-%d", seq), SentAt: at,
+	}
+	for i, name := range files {
+		m.Attachments = append(m.Attachments, schemas.Attachment{
+			UploadID: fmt.Sprintf("u_%032d", seq*100+uint64(i)), Name: name, Size: uint64(i + 1),
+			ContentType: "application/octet-stream", SHA256: strings.Repeat("a", 64),
+		})
+	}
+	return event(conversationID, seq, schemas.TypeMessageSentV3, at, m)
 }
 
 // Direct returns the creation of the direct conversation of a and b,

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store, opts ...Option
 		{"members added, removed and given roles, a rename and an archive show in the summary and the lists", testMembershipChanges},
 		{"blocks of a direct conversation show in the summary and the lists", testBlocks},
 		{"the message count and the preview follow edits and deletions of the newest message", testPreview},
+		{"the preview of a message with files keeps them through its edits and drops them at its deletion", testPreviewOfFiles},
 		{"pages carry the state edits, reactions and a deletion made of a message", testMessageState},
 		{"a deletion erases the body of the message and of its edits, and nothing else", testRedaction},
 		{"unread counts the messages after the read marker, which only moves forward", testUnread},

@@ -787,6 +787,9 @@ type storedPreview struct {
 	Edited   bool      `json:"edited,omitempty"`
 	Deleted  bool      `json:"deleted,omitempty"`
 	SentAt   time.Time `json:"sent_at"`
+	// Files are the names of the message's files; summaries stored
+	// before they were kept have none.
+	Files []string `json:"files,omitempty"`
 }
 
 func encodeSummary(c history.Conversation) ([]byte, error) {
@@ -803,7 +806,7 @@ func encodeSummary(c history.Conversation) ([]byte, error) {
 		Messages:     c.Messages,
 	}
 	if p := c.LastMessage; p != nil {
-		sc.LastMessage = &storedPreview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
+		sc.LastMessage = &storedPreview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC(), Files: p.Files}
 	}
 	v, err := json.Marshal(sc)
 	if err != nil {
@@ -838,7 +841,7 @@ func getSummary(r reader, conv string) (history.Conversation, bool, error) {
 		Messages:     sc.Messages,
 	}
 	if p := sc.LastMessage; p != nil {
-		c.LastMessage = &history.Preview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
+		c.LastMessage = &history.Preview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC(), Files: p.Files}
 	}
 	return c, true, nil
 }

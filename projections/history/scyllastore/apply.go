@@ -351,7 +351,7 @@ func (s *Store) summaryBatch(ctx context.Context, id string, f fold.Summary, pre
 	add(s.q.setLastActivity, micros(act), act, id)
 	if p := sum.LastMessage; f.PreviewSeq > 0 && p != nil {
 		add(s.q.setLastMessage, ts(f.PreviewSeq), int64(p.Seq), p.SenderID, p.Body,
-			p.Edited, p.Deleted, p.SentAt.UnixNano(), previewVersion, id)
+			p.Edited, p.Deleted, p.SentAt.UnixNano(), previewVersion, p.Files, id)
 	}
 	if f.TitleSeq > 0 {
 		add(s.q.setTitle, ts(f.TitleSeq), sum.Title, id)

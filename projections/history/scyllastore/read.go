@@ -36,6 +36,7 @@ type summaryRow struct {
 	lastDeleted            bool
 	lastSentAt             int64
 	previewVersion         *int64
+	lastFiles              []string
 }
 
 func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) {
@@ -46,7 +47,7 @@ func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) 
 	err := s.session().Query(s.q.selectSummary, id).WithContext(ctx).Idempotent(true).
 		Scan(&kind, &title, &createdBy, &createdAt, &r.members, &lastSeq, &lastActivity,
 			&r.lastMessageSeq, &r.lastSender, &r.lastPreview,
-			&archived, &r.blockedBy, &messages, &lastEdited, &lastDeleted, &lastSentAt, &r.previewVersion)
+			&archived, &r.blockedBy, &messages, &lastEdited, &lastDeleted, &lastSentAt, &r.previewVersion, &r.lastFiles)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return r, fmt.Errorf("conversation %s: %w", id, history.ErrNotFound)
 	}
@@ -102,6 +103,7 @@ func (r summaryRow) conversation(id string) history.Conversation {
 		c.LastMessage = &history.Preview{
 			Seq: uint64(*r.lastMessageSeq), SenderID: deref(r.lastSender), Body: deref(r.lastPreview),
 			Edited: r.lastEdited, Deleted: r.lastDeleted, SentAt: fromNanos(r.lastSentAt),
+			Files: r.lastFiles,
 		}
 	}
 	return c

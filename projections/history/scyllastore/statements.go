@@ -45,7 +45,8 @@ const (
 		SET last_activity_ns = ? WHERE id = ?`
 	tmplSetLastMessage = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
 		SET last_message_seq = ?, last_sender = ?, last_preview = ?,
-		last_edited = ?, last_deleted = ?, last_sent_at_ns = ?, preview_version = ?
+		last_edited = ?, last_deleted = ?, last_sent_at_ns = ?, preview_version = ?,
+		last_files = ?
 		WHERE id = ?`
 	tmplSetTitle = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
 		SET title = ? WHERE id = ?`
@@ -69,7 +70,7 @@ const (
 	tmplSelectSummary = `SELECT kind, title, created_by, created_at_ns, members,
 		last_seq, last_activity_ns, last_message_seq, last_sender, last_preview,
 		archived, blocked_by, messages, last_edited, last_deleted,
-		last_sent_at_ns, preview_version
+		last_sent_at_ns, preview_version, last_files
 		FROM {{keyspace}}.conversations WHERE id = ?`
 	tmplSelectLastSeq = `SELECT last_seq FROM {{keyspace}}.conversations WHERE id = ?`
 

@@ -28,7 +28,12 @@
 // text analyzed by Unicode word segmentation and lower-casing (no
 // stemming, no stop words; see textAnalyzer). Two stored-only fields are
 // Bleve's own: sent (sent_at to the nanosecond, which Bleve would return
-// only to the second) and version.
+// only to the second) and version; files, the names of the message's
+// files (as JSON; body holds their searchable text), is stored only too,
+// so that an edit, which carries the new body only, keeps them: Index
+// reads them with the versions and writes the edit with the new body and
+// the stored files. An index created before files was in the mapping
+// does not keep them (a warning at open says so) until it is rebuilt.
 //
 // Elasticsearch compares external versions itself; Bleve does not, so
 // Index does it: under a write lock it reads the stored versions of the

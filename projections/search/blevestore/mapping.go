@@ -28,6 +28,10 @@ const (
 	fieldVersion = "version"
 	// fieldDeleted marks a tombstone.
 	fieldDeleted = "deleted"
+	// fieldFiles is the names of the message's files as a JSON array,
+	// stored only (body holds their searchable text), so that an edit
+	// keeps them; Elasticsearch keeps them in _source as files.
+	fieldFiles = "files"
 )
 
 // textAnalyzer is the analyzer of body: Unicode word segmentation (UAX
@@ -70,6 +74,8 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	sent.Index, sent.Store, sent.IncludeInAll, sent.IncludeTermVectors, sent.DocValues = false, true, false, false, false
 	version := bleve.NewNumericFieldMapping()
 	version.Index, version.Store, version.IncludeInAll, version.DocValues = false, true, false, false
+	files := bleve.NewTextFieldMapping()
+	files.Index, files.Store, files.IncludeInAll, files.IncludeTermVectors, files.DocValues = false, true, false, false, false
 	deleted := bleve.NewBooleanFieldMapping()
 	deleted.Store, deleted.IncludeInAll, deleted.DocValues = false, false, false
 
@@ -82,6 +88,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	doc.AddFieldMappingsAt(fieldSent, sent)
 	doc.AddFieldMappingsAt(fieldVersion, version)
 	doc.AddFieldMappingsAt(fieldDeleted, deleted)
+	doc.AddFieldMappingsAt(fieldFiles, files)
 	m.DefaultMapping = doc
 	m.DefaultField = fieldBody
 	return m, m.Validate()

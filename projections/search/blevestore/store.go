@@ -5,6 +5,7 @@ package blevestore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/highlight/highlighter/html"
 	"github.com/blevesearch/bleve/v2/search/query"
 
@@ -177,6 +179,9 @@ func (s *Store) wrap(name, path string, idx bleve.Index) (*generation, error) {
 	if a == nil {
 		_ = idx.Close()
 		return nil, fmt.Errorf("search index %s has no analyzer %s: rebuild it", path, textAnalyzer)
+	}
+	if m, ok := idx.Mapping().(*mapping.IndexMappingImpl); ok && m.DefaultMapping.Properties[fieldFiles] == nil {
+		s.log.Warn("the search index was built before it kept file names: an edit of a message with files drops their names from it until it is rebuilt (parley project search --rebuild)", "path", path)
 	}
 	return &generation{name: name, path: path, idx: idx, text: a, log: s.log, termsFilters: s.opts.termsFilters}, nil
 }
@@ -438,28 +443,25 @@ func (g *Generation) Discard(context.Context) error {
 	return nil
 }
 
-// index applies docs: for each document the greatest version wins, and a
-// change no newer than what is stored is skipped.
+// index applies docs: the changes of each document are folded in version
+// order (search.Latest), a change no newer than what is stored is
+// skipped, and an edit takes the stored document's files.
 func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("indexing: %w", err)
 	}
-	latest := make(map[string]search.Doc, len(docs))
 	for _, d := range docs {
-		if d.Kind == search.KindNone {
-			continue
-		}
-		if d.Kind != search.KindIndex && d.Kind != search.KindDelete {
+		switch d.Kind {
+		case search.KindNone, search.KindDelete:
+		case search.KindIndex, search.KindEdit:
+			if !search.InTimeRange(d.SentAt) {
+				return fmt.Errorf("indexing %s: sent_at %s out of range", d.ID(), d.SentAt)
+			}
+		default:
 			return fmt.Errorf("indexing %s: unknown kind %v", d.ID(), d.Kind)
 		}
-		if d.Kind == search.KindIndex && !search.InTimeRange(d.SentAt) {
-			return fmt.Errorf("indexing %s: sent_at %s out of range", d.ID(), d.SentAt)
-		}
-		id := d.ID()
-		if cur, ok := latest[id]; !ok || d.Version > cur.Version {
-			latest[id] = d
-		}
 	}
+	latest := search.Latest(docs)
 	if len(latest) == 0 {
 		return nil
 	}
@@ -471,15 +473,19 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
-	stored, err := g.versions(ctx, ids)
+	stored, err := g.stored(ctx, ids)
 	if err != nil {
 		return err
 	}
 	b := g.idx.NewBatch()
 	for _, id := range ids {
 		d := latest[id]
-		if v, ok := stored[id]; ok && v >= d.Version {
+		cur, ok := stored[id]
+		if ok && cur.Version >= d.Version {
 			continue // stale or repeated
+		}
+		if d = search.Fold(cur, d); d.Kind == search.KindDelete && ok && cur.Kind == search.KindDelete {
+			continue // an edit of a deleted message
 		}
 		var fields map[string]any
 		if d.Kind == search.KindDelete {
@@ -495,10 +501,17 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 				fieldConversation: d.ConversationID,
 				fieldSeq:          float64(d.Seq),
 				fieldSender:       d.SenderID,
-				fieldBody:         d.Body,
+				fieldBody:         d.Text(),
 				fieldSentAt:       d.SentAt.UTC(),
 				fieldSent:         d.SentAt.UTC().Format(time.RFC3339Nano),
 				fieldVersion:      float64(d.Version),
+			}
+			if len(d.Files) > 0 {
+				files, err := json.Marshal(d.Files)
+				if err != nil {
+					return fmt.Errorf("indexing %s: encoding its files: %w", id, err)
+				}
+				fields[fieldFiles] = string(files)
 			}
 		}
 		if err := b.Index(id, fields); err != nil {
@@ -517,22 +530,33 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 	return nil
 }
 
-// versions returns the stored version of each of ids that exists.
-func (g *generation) versions(ctx context.Context, ids []string) (map[string]uint64, error) {
+// stored returns what the index holds of each of ids that exists, as a
+// search.Doc for search.Fold: its version, and either a message's files
+// (KindIndex) or a tombstone (KindDelete).
+func (g *generation) stored(ctx context.Context, ids []string) (map[string]search.Doc, error) {
 	req := bleve.NewSearchRequestOptions(query.NewDocIDQuery(ids), len(ids), 0, false)
-	req.Fields = []string{fieldVersion}
+	req.Fields = []string{fieldVersion, fieldSent, fieldFiles}
 	req.Score = "none"
 	res, err := g.idx.SearchInContext(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("reading stored versions: %w", err)
+		return nil, fmt.Errorf("reading stored documents: %w", err)
 	}
-	out := make(map[string]uint64, len(res.Hits))
+	out := make(map[string]search.Doc, len(res.Hits))
 	for _, h := range res.Hits {
 		v, ok := h.Fields[fieldVersion].(float64)
 		if !ok {
-			return nil, fmt.Errorf("reading stored versions: document %s has no version", h.ID)
+			return nil, fmt.Errorf("reading stored documents: document %s has no version", h.ID)
 		}
-		out[h.ID] = uint64(v)
+		d := search.Doc{Kind: search.KindDelete, Version: uint64(v)}
+		if _, message := h.Fields[fieldSent].(string); message {
+			d.Kind = search.KindIndex
+		}
+		if files, ok := h.Fields[fieldFiles].(string); ok {
+			if err := json.Unmarshal([]byte(files), &d.Files); err != nil {
+				return nil, fmt.Errorf("reading stored documents: the files of %s: %w", h.ID, err)
+			}
+		}
+		out[h.ID] = d
 	}
 	return out, nil
 }

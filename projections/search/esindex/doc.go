@@ -21,7 +21,10 @@
 // or later, puts the index template <alias> for <alias>-* (every start,
 // so a changed template is in place for the next index), and, if the
 // alias does not exist, creates <alias>-000001 with the alias as its
-// write index. Searches and live writes name the alias only, so a
+// write index. Then it adds the files field to the mapping of the
+// indices behind the alias (PUT _mapping: an index created before the
+// template had it gets it at startup; putting it again changes nothing).
+// Searches and live writes name the alias only, so a
 // rebuild (search.Rebuild with NewGeneration) can fill <alias>-000002
 // beside it and swap the alias in one atomic _aliases request.
 //
@@ -43,6 +46,15 @@
 // index.gc_deletes (60s by default), after which a late, older event
 // would index the text again; a tombstone keeps the version for ever.
 // No body query matches a tombstone.
+//
+// A message's document keeps the names of its files in _source (files,
+// not indexed; body holds their searchable text). An edit carries the
+// new body only, so Index first reads the documents of a batch's edits
+// with _mget (real-time: a document indexed just before is seen without
+// a refresh) and writes each edit with the new body and the stored
+// files; an edit of a deleted message writes nothing. The changes of one
+// conversation come from one partition, in order, so nothing writes a
+// document between that read and the edit's write.
 //
 // Writes become searchable at the index's next refresh (refresh_interval
 // 1s) unless Config.Refresh asks bulk requests to wait for it; Refresh

@@ -1,9 +1,11 @@
 package esindex_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/projections/search/esindex"
 	"github.com/parley-chat/parley/projections/search/esindex/esfake"
 	"github.com/parley-chat/parley/projections/search/searchtest"
+	"github.com/parley-chat/parley/schemas/elasticsearch"
 )
 
 // runID makes the aliases of one test run unique on a shared cluster.
@@ -233,5 +236,80 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (esindex.Config{Addresses: esindex.ParseAddresses(" http://a:9200, https://b:9200 ,")}).Validate(); err != nil {
 		t.Errorf("a valid config: %v", err)
+	}
+}
+
+// TestOpenAddsTheFilesFieldToAnOlderIndex: an index created before its
+// mapping had the files field (strict, so a document with files would be
+// refused) gets the field when the adapter opens it, and keeps a
+// message's file names through an edit.
+func TestOpenAddsTheFilesFieldToAnOlderIndex(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	alias := newAlias()
+	tmpl, err := elasticsearch.Template(alias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm struct {
+		Template struct {
+			Settings map[string]any `json:"settings"`
+			Mappings struct {
+				Dynamic    string         `json:"dynamic"`
+				Routing    map[string]any `json:"_routing"`
+				Properties map[string]any `json:"properties"`
+			} `json:"mappings"`
+		} `json:"template"`
+	}
+	if err := json.Unmarshal(tmpl, &tm); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tm.Template.Mappings.Properties["files"]; !ok {
+		t.Fatal("the template has no files field")
+	}
+	delete(tm.Template.Mappings.Properties, "files")
+	older, _ := json.Marshal(map[string]any{
+		"settings": tm.Template.Settings,
+		"mappings": map[string]any{"dynamic": tm.Template.Mappings.Dynamic, "_routing": tm.Template.Mappings.Routing, "properties": tm.Template.Mappings.Properties},
+		"aliases":  map[string]any{alias: map[string]any{"is_write_index": true}},
+	})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL()+"/"+alias+"-000001", bytes.NewReader(older))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("creating the older index: %s", res.Status)
+	}
+
+	cfg := esindex.Config{Addresses: []string{srv.URL()}, Alias: alias, Timeout: 30 * time.Second}
+	idx, err := esindex.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = idx.Close() })
+	if got := srv.Indices(); !slices.Equal(got, []string{alias + "-000001"}) {
+		t.Fatalf("indices %v, want the older one only", got)
+	}
+	docs := []search.Doc{
+		searchtest.WithFiles("c1", 1, "ann", "look", searchtest.At(1), "whiteboard.jpg"),
+		searchtest.Edited("c1", 1, 2, "ann", "have a look", searchtest.At(1)),
+	}
+	for _, d := range docs {
+		if err := idx.Index(t.Context(), []search.Doc{d}); err != nil {
+			t.Fatalf("Index(%v): %v", d.Kind, err)
+		}
+	}
+	if err := idx.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := idx.Search(t.Context(), search.Query{Text: "whiteboard", Conversations: []string{"c1"}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Hits) != 1 || got.Hits[0].Seq != 1 {
+		t.Errorf("whiteboard after an edit: hits %+v, want message 1", got.Hits)
 	}
 }

@@ -71,6 +71,9 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err := ix.ensureAlias(ctx); err != nil {
 		return nil, err
 	}
+	if err := ix.putFilesMapping(ctx); err != nil {
+		return nil, err
+	}
 	ix.bi, err = esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
 		Client:     es,
 		NumWorkers: cfg.Workers,
@@ -251,26 +254,107 @@ type docSource struct {
 	Body           *string `json:"body,omitempty"`
 	SentAt         string  `json:"sent_at,omitempty"`
 	Deleted        bool    `json:"deleted,omitempty"`
+	// Files are the names of the message's files, kept in _source only
+	// (body holds their searchable text), so that an edit keeps them.
+	Files []string `json:"files,omitempty"`
+}
+
+// filesMapping is the mapping of docSource.Files, as the index template
+// has it.
+const filesMapping = `{"properties":{"files":{"type":"keyword","index":false,"doc_values":false}}}`
+
+// putFilesMapping adds the files field to the indices behind the alias:
+// indices created from a template that did not have it yet get it at
+// startup (adding a field is additive; putting it again changes
+// nothing).
+func (ix *Index) putFilesMapping(ctx context.Context) error {
+	return ix.do(ctx, "adding the files field to the mapping", esapi.IndicesPutMappingRequest{
+		Index: []string{ix.cfg.Alias}, Body: strings.NewReader(filesMapping)}, nil)
+}
+
+// storedForEdits returns, for the documents of edits (KindEdit changes
+// left after folding a batch), what target holds of them as search.Doc
+// for search.Fold: version, and a message's files (KindIndex) or a
+// tombstone (KindDelete). It reads with _mget, which is real-time: a
+// document indexed by the previous batch is seen without a refresh.
+func (ix *Index) storedForEdits(ctx context.Context, latest map[string]search.Doc, target string) (map[string]search.Doc, error) {
+	type getDoc struct {
+		ID      string `json:"_id"`
+		Routing string `json:"routing"`
+	}
+	var req struct {
+		Docs []getDoc `json:"docs"`
+	}
+	for id, d := range latest {
+		if d.Kind == search.KindEdit {
+			req.Docs = append(req.Docs, getDoc{ID: id, Routing: d.ConversationID})
+		}
+	}
+	if len(req.Docs) == 0 {
+		return nil, nil
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the documents to read: %w", err)
+	}
+	var res struct {
+		Docs []struct {
+			ID      string    `json:"_id"`
+			Found   bool      `json:"found"`
+			Version int64     `json:"_version"`
+			Source  docSource `json:"_source"`
+		} `json:"docs"`
+	}
+	if err := ix.do(ctx, "reading the documents of edits", esapi.MgetRequest{Index: target, Body: bytes.NewReader(body)}, &res); err != nil {
+		return nil, err
+	}
+	out := make(map[string]search.Doc, len(res.Docs))
+	for _, d := range res.Docs {
+		if !d.Found {
+			continue
+		}
+		s := search.Doc{Kind: search.KindIndex, Version: uint64(max(d.Version, 0)), Files: d.Source.Files}
+		if d.Source.Deleted {
+			s.Kind, s.Files = search.KindDelete, nil
+		}
+		out[d.ID] = s
+	}
+	return out, nil
 }
 
 func (ix *Index) index(ctx context.Context, docs []search.Doc, target string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("indexing: %w", err)
 	}
-	latest := make(map[string]search.Doc, len(docs))
 	for _, d := range docs {
 		switch d.Kind {
 		case search.KindNone:
 			continue
-		case search.KindIndex, search.KindDelete:
+		case search.KindIndex, search.KindDelete, search.KindEdit:
 		default:
 			return fmt.Errorf("indexing %s: unknown kind %v", d.ID(), d.Kind)
 		}
 		if d.Version > 1<<62 {
 			return fmt.Errorf("indexing %s: version %d is beyond what Elasticsearch keeps", d.ID(), d.Version)
 		}
-		if cur, ok := latest[d.ID()]; !ok || d.Version > cur.Version {
-			latest[d.ID()] = d
+	}
+	latest := search.Latest(docs)
+	stored, err := ix.storedForEdits(ctx, latest, target)
+	if err != nil {
+		return fmt.Errorf("indexing: %w", err)
+	}
+	for id, d := range latest {
+		if d.Kind != search.KindEdit {
+			continue
+		}
+		cur, ok := stored[id]
+		switch {
+		case ok && cur.Version >= d.Version:
+			delete(latest, id) // stale or repeated
+		case ok && cur.Kind == search.KindDelete:
+			delete(latest, id) // an edit of a deleted message
+		default:
+			latest[id] = search.Fold(cur, d)
 		}
 	}
 	if len(latest) == 0 {
@@ -298,8 +382,9 @@ func (ix *Index) index(ctx context.Context, docs []search.Doc, target string) er
 		if d.Kind == search.KindDelete {
 			src.Deleted = true
 		} else {
-			body := d.Body
+			body := d.Text()
 			src.SenderID, src.Body, src.SentAt = d.SenderID, &body, d.SentAt.UTC().Format(time.RFC3339Nano)
+			src.Files = d.Files
 		}
 		b, err := json.Marshal(src)
 		if err != nil {

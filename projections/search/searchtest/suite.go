@@ -30,6 +30,20 @@ func Msg(conv string, seq uint64, sender, body string, at time.Time) search.Doc 
 	return search.Doc{Kind: search.KindIndex, ConversationID: conv, Seq: seq, Version: seq, SenderID: sender, Body: body, SentAt: at}
 }
 
+// WithFiles returns the document of a sent message, as Msg, with files
+// of those names.
+func WithFiles(conv string, seq uint64, sender, body string, at time.Time, files ...string) search.Doc {
+	d := Msg(conv, seq, sender, body, at)
+	d.Files = files
+	return d
+}
+
+// Edited returns the edit of message seq, sent at at, by the event at
+// version: its new body, without its files (an edit carries none).
+func Edited(conv string, seq, version uint64, sender, body string, at time.Time) search.Doc {
+	return search.Doc{Kind: search.KindEdit, ConversationID: conv, Seq: seq, Version: version, SenderID: sender, Body: body, SentAt: at}
+}
+
 // Deleted returns the deletion of message seq by the event at version.
 func Deleted(conv string, seq, version uint64) search.Doc {
 	return search.Doc{Kind: search.KindDelete, ConversationID: conv, Seq: seq, Version: version}
@@ -69,6 +83,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) search.Index) {
 		{"a stale version in the same batch is ignored", testStaleInBatch},
 		{"a deletion removes the message and older events do not bring it back", testDelete},
 		{"indexing the same batch twice changes nothing", testIdempotent},
+		{"file names are searchable and an edit keeps them with its new body", testEditKeepsFiles},
 		{"docs of kind none change nothing", testKindNone},
 		{"a malformed query is a bad query", testBadQuery},
 		{"a word no message holds makes the whole query find nothing", testNoTokens},
@@ -485,6 +500,48 @@ func testDelete(t *testing.T, s *suite) {
 	wantIDs(t, "deletes repeated, and of an unknown message", find(t, idx, search.Query{Text: "this", Conversations: c}), "c1/2")
 	index(t, idx, Deleted("c1", 2, 6), Msg("c1", 2, "ann", "keep this", At(2)))
 	wantIDs(t, "a delete and an older index in one batch", find(t, idx, search.Query{Text: "this", Conversations: c}))
+}
+
+func testEditKeepsFiles(t *testing.T, s *suite) {
+	idx := s.open(t)
+	c := []string{"c1"}
+	// The message and its edit in two writes with no refresh between:
+	// the edit must find the files of a document written just before.
+	if err := idx.Index(t.Context(), []search.Doc{WithFiles("c1", 1, "ann", "look", At(1), "whiteboard_2025-03.jpg", "notes.pdf")}); err != nil {
+		t.Fatalf("Index: %v", err)
+	}
+	index(t, idx, Edited("c1", 1, 2, "ann", "have a look", At(1)))
+	for _, q := range []string{"whiteboard_2025-03.jpg", "whiteboard", "jpg", "notes.pdf", "have"} {
+		wantIDs(t, q+" after an edit", find(t, idx, search.Query{Text: q, Conversations: c}), "c1/1")
+	}
+	wantIDs(t, "look, a word of the new body", find(t, idx, search.Query{Text: "look", Conversations: c}), "c1/1")
+	index(t, idx, Edited("c1", 1, 3, "ann", "nothing", At(1)))
+	wantIDs(t, "the edited-out word", find(t, idx, search.Query{Text: "have", Conversations: c}))
+	wantIDs(t, "a file after a second edit", find(t, idx, search.Query{Text: "notes", Conversations: c}), "c1/1")
+	index(t, idx, Edited("c1", 1, 2, "ann", "stale", At(1)))
+	wantIDs(t, "a stale edit", find(t, idx, search.Query{Text: "stale", Conversations: c}))
+
+	// A message and its edits in one batch, in any order.
+	index(t, idx,
+		Edited("c1", 2, 6, "bob", "final words", At(2)),
+		WithFiles("c1", 2, "bob", "", At(2), "deck.pdf"),
+		Edited("c1", 2, 4, "bob", "first words", At(2)))
+	wantIDs(t, "a file edited in its batch", find(t, idx, search.Query{Text: "deck", Conversations: c}), "c1/2")
+	wantIDs(t, "the newest edit of the batch", find(t, idx, search.Query{Text: "final", Conversations: c}), "c1/2")
+	wantIDs(t, "an older edit of the batch", find(t, idx, search.Query{Text: "first", Conversations: c}))
+
+	// A deletion drops the names; an edit after it brings nothing back.
+	index(t, idx, Deleted("c1", 1, 7))
+	index(t, idx, Edited("c1", 1, 8, "ann", "back again", At(1)))
+	for _, q := range []string{"whiteboard", "notes", "back"} {
+		wantIDs(t, q+" after a deletion", find(t, idx, search.Query{Text: q, Conversations: c}))
+	}
+	index(t, idx, Deleted("c1", 2, 9), Edited("c1", 2, 10, "bob", "back again", At(2)))
+	for _, q := range []string{"deck", "back"} {
+		wantIDs(t, q+" after a deletion and an edit in one batch", find(t, idx, search.Query{Text: q, Conversations: c}))
+	}
+	index(t, idx, Edited("c1", 3, 11, "ann", "an edit of a message never indexed", At(3)))
+	wantIDs(t, "an edit with no document", find(t, idx, search.Query{Text: "never", Conversations: c}), "c1/3")
 }
 
 func testIdempotent(t *testing.T, s *suite) {

@@ -31,6 +31,13 @@
 //     not greater than the stored one is a 409
 //     version_conflict_engine_exception item), documents checked against
 //     the mapping, per-item errors, the refresh parameter.
+//   - POST /<index>/_mget (docs with _id and routing, or ids) on one
+//     index or an alias of one, real-time as in Elasticsearch: it reads
+//     the latest writes, refreshed or not.
+//   - PUT /<index>/_mapping adding properties to existing indices (a
+//     mapped field keeps its type); keyword fields with index and
+//     doc_values false are kept in _source only and may hold arrays of
+//     strings.
 //   - Near-real-time search: writes become visible to searches only at a
 //     refresh: POST /<index>/_refresh, or a bulk with refresh=true or
 //     wait_for. There is no periodic refresh, which is stricter than
@@ -60,13 +67,14 @@
 // fragments are a window of about fragment_size characters around the
 // first match, not Elasticsearch's sentence-based boundary scanner. Real
 // deletes (the delete and update actions), create, auto-generated ids,
-// if_seq_no concurrency control, arrays and objects in documents, other
-// field types, multi-fields, dynamic mappings, aggregations, scroll and
-// point-in-time, other query types, wildcards in _source and in most
-// index expressions, routing (one shard: routing is stored and returned
-// but does not select shards), replicas, cluster health, refresh
-// intervals, index.gc_deletes, persistence (everything is lost at Close),
-// security and TLS.
+// if_seq_no concurrency control, arrays (but of a source-only keyword
+// field) and objects in documents, other field types, multi-fields,
+// dynamic mappings, aggregations, scroll and point-in-time, other query
+// types, wildcards in _source and in most index expressions, routing
+// (one shard: routing is stored and returned but does not select
+// shards), replicas, cluster health, refresh intervals,
+// index.gc_deletes, persistence (everything is lost at Close), security
+// and TLS.
 //
 // Every request runs under one lock, so each is atomic and isolated:
 // stronger than Elasticsearch, where a bulk is not atomic.

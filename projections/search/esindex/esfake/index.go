@@ -31,6 +31,9 @@ type mapping struct {
 	strict          bool
 	routingRequired bool
 	fields          map[string]fieldType
+	// sourceOnly are the keyword fields mapped with index and doc_values
+	// false: kept in _source only, a string or an array of strings.
+	sourceOnly map[string]bool
 }
 
 type index struct {
@@ -115,7 +118,7 @@ func analyzersOf(settings map[string]any) map[string]error {
 }
 
 func parseMapping(m map[string]any, analyzers map[string]error) (mapping, *esError) {
-	out := mapping{fields: map[string]fieldType{}}
+	out := mapping{fields: map[string]fieldType{}, sourceOnly: map[string]bool{}}
 	for k, v := range m {
 		switch k {
 		case "dynamic":
@@ -156,10 +159,19 @@ func parseMapping(m map[string]any, analyzers map[string]error) (mapping, *esErr
 				default:
 					return out, errorf(http.StatusBadRequest, "mapper_parsing_exception", "Failed to parse mapping: No handler for type [%s] declared on field [%s]", typ, name)
 				}
-				for key := range sp {
-					if key != "type" && key != "analyzer" {
+				for key, v := range sp {
+					switch {
+					case key == "type" || key == "analyzer":
+					case (key == "index" || key == "doc_values") && v == false && typ == string(typeKeyword):
+					default:
 						return out, badRequest("esfake: mapping parameter [%s] of field [%s] is not modeled", key, name)
 					}
+				}
+				if sp["index"] == false || sp["doc_values"] == false {
+					if sp["index"] != false || sp["doc_values"] != false {
+						return out, badRequest("esfake: a keyword field [%s] with only one of index and doc_values false is not modeled", name)
+					}
+					out.sourceOnly[name] = true
 				}
 				out.fields[name] = fieldType(typ)
 			}
@@ -207,6 +219,12 @@ func (idx *index) parseDoc(id string, src []byte) (*doc, *esError) {
 			return nil, errorf(http.StatusBadRequest, "strict_dynamic_mapping_exception", "[1:2] mapping set to strict, dynamic introduction of [%s] within [_doc] is not allowed", name)
 		}
 		if v == nil {
+			continue
+		}
+		if idx.mapping.sourceOnly[name] {
+			if !keywords(v) {
+				return nil, errorf(http.StatusBadRequest, "document_parsing_exception", "[1:2] failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%v'", name, typ, id, v)
+			}
 			continue
 		}
 		bad := func() *esError {

@@ -246,6 +246,10 @@ func (s *Server) route(r *http.Request, body []byte) (int, any, string) {
 		return with("/{index}/_refresh")(s.refresh(parts[0]))
 	case len(parts) == 2 && parts[1] == "_search" && (m == http.MethodPost || m == http.MethodGet):
 		return with("/{index}/_search")(s.search(parts[0], body, q))
+	case len(parts) == 2 && parts[1] == "_mget" && (m == http.MethodPost || m == http.MethodGet):
+		return with("/{index}/_mget")(s.mget(parts[0], body, q))
+	case len(parts) == 2 && parts[1] == "_mapping" && (m == http.MethodPut || m == http.MethodPost):
+		return with("/{index}/_mapping")(s.putMapping(parts[0], body))
 	case len(parts) == 1 && !strings.HasPrefix(parts[0], "_"):
 		switch m {
 		case http.MethodPut:
