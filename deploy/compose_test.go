@@ -1094,6 +1094,11 @@ func TestFileStore(t *testing.T) {
 			if v, _ := env(s3, "VGW_HEALTH"); v != "/health" {
 				t.Errorf("s3: VGW_HEALTH=%q, want /health", v)
 			}
+			// The web client PUTs from the browser: the store must answer
+			// its CORS preflight.
+			if v, _ := env(s3, "VGW_CORS_ALLOW_ORIGIN"); v == "" {
+				t.Error("s3: no VGW_CORS_ALLOW_ORIGIN; browsers could not upload")
+			}
 			var persisted bool
 			for _, v := range s3.Volumes {
 				persisted = persisted || (v.Type == types.VolumeTypeVolume && v.Target == "/data")

@@ -28,6 +28,10 @@ type Config struct {
 	// fetch from: the OpenID provider's issuer origin, for its discovery
 	// document and token endpoint. Default: none.
 	ConnectSources []string
+	// FileSources are the origins of the file store's presigned URLs:
+	// the client uploads files to them (connect-src) and shows images
+	// from them (img-src). Default: none.
+	FileSources []string
 }
 
 // Handler serves the client: index.html at / and at /auth/callback (where
@@ -44,19 +48,21 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: the embedded files: %w", err)
 	}
-	return &Handler{files: files, csp: contentSecurityPolicy(cfg.ConnectSources)}, nil
+	return &Handler{files: files, csp: contentSecurityPolicy(cfg.ConnectSources, cfg.FileSources)}, nil
 }
 
 // contentSecurityPolicy allows only the client's own files: no inline
 // script or style, no eval, no plugins, no framing; connections to this
-// origin (HTTP and its WebSocket) and to the identity provider.
-func contentSecurityPolicy(connect []string) string {
-	src := append([]string{"'self'"}, connect...)
+// origin (HTTP and its WebSocket), to the identity provider and to the
+// file store; images from this origin and the file store.
+func contentSecurityPolicy(connect, files []string) string {
+	src := append(append([]string{"'self'"}, connect...), files...)
+	img := append([]string{"'self'", "data:"}, files...)
 	return strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self'",
 		"style-src 'self'",
-		"img-src 'self' data:",
+		"img-src " + strings.Join(img, " "),
 		"connect-src " + strings.Join(src, " "),
 		"manifest-src 'self'",
 		"base-uri 'none'",

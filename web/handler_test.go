@@ -14,7 +14,7 @@ import (
 // path is a problem.
 func TestHandler(t *testing.T) {
 	t.Parallel()
-	h, err := NewHandler(Config{ConnectSources: []string{"https://idp.example.org"}})
+	h, err := NewHandler(Config{ConnectSources: []string{"https://idp.example.org"}, FileSources: []string{"https://files.example.org"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestHandler(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 200 %s with %q", tc.path, rec.Code, rec.Header().Get("Content-Type"), tc.ctype, tc.has)
 		}
 		csp := rec.Header().Get("Content-Security-Policy")
-		for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self' https://idp.example.org", "frame-ancestors 'none'", "base-uri 'none'"} {
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self' https://idp.example.org https://files.example.org;", "img-src 'self' data: https://files.example.org;", "frame-ancestors 'none'", "base-uri 'none'"} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("GET %s: Content-Security-Policy %q lacks %q", tc.path, csp, want)
 			}

@@ -44,13 +44,16 @@ type System struct {
 	broker  *embeddedkafka.Broker
 	brokers []string
 	// names resolves topic and group names under PARLEY_TOPIC_PREFIX.
-	names   kafkalog.Names
-	store   *historyStore
-	search  *searchIndex
-	files   *s3store.Store
-	gw      *gateway.Server
-	httpSrv *http.Server
-	httpLn  net.Listener
+	names  kafkalog.Names
+	store  *historyStore
+	search *searchIndex
+	files  *s3store.Store
+	// filesOrigin is the origin presigned URLs name (PARLEY_S3_PUBLIC_URL,
+	// else the endpoint), which web pages upload to and load images from.
+	filesOrigin string
+	gw          *gateway.Server
+	httpSrv     *http.Server
+	httpLn      net.Listener
 
 	closers []func() error
 	cancel  context.CancelFunc

@@ -56,13 +56,22 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if err != nil {
 		return err
 	}
-	client, err := web.NewHandler(web.Config{ConnectSources: s.cfg.issuerOrigins()})
+	client, err := web.NewHandler(web.Config{ConnectSources: s.cfg.issuerOrigins(), FileSources: s.fileSources()})
 	if err != nil {
 		return err
 	}
 	gcfg.Client = client
 	s.gw, err = gateway.New(gcfg)
 	return err
+}
+
+// fileSources are the origins the web client uploads files to and
+// loads images from: the file store's, if there is one.
+func (s *System) fileSources() []string {
+	if s.filesOrigin == "" {
+		return nil
+	}
+	return []string{s.filesOrigin}
 }
 
 // signIn is how browsers sign in: at the first OIDC issuer, with

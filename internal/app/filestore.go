@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,7 +37,8 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 		Endpoint: s.cfg.S3Endpoint, PublicEndpoint: s.cfg.S3PublicURL, Region: s.cfg.S3Region, Bucket: s.cfg.S3Bucket,
 		AccessKey: s.cfg.S3AccessKey, SecretKey: s.cfg.S3SecretKey,
 	}
-	if cfg.Endpoint == "" {
+	embedded := cfg.Endpoint == ""
+	if embedded {
 		if s.cfg.S3Listen == S3ListenOff {
 			s.log.Warn("no file store: PARLEY_S3_ENDPOINT is not set and PARLEY_S3_LISTEN is off; uploads are refused")
 			return nil
@@ -63,8 +65,37 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 	if err := st.EnsureBucket(ctx); err != nil {
 		return fmt.Errorf("file store: %w", err)
 	}
-	s.files = st
+	if embedded {
+		// The web client uploads straight from the browser, a page of
+		// Parley's origin PUTting to the store's: the store must allow it
+		// (CORS). A production bucket's rule is the operator's (README,
+		// Sharing files).
+		if err := st.AllowBrowsers(ctx, []string{"*"}); err != nil {
+			return fmt.Errorf("file store: %w", err)
+		}
+	}
+	public := cfg.PublicEndpoint
+	if public == "" {
+		public = cfg.Endpoint
+	}
+	origin, err := originOf(public)
+	if err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	s.files, s.filesOrigin = st, origin
 	return nil
+}
+
+// originOf is the scheme://host[:port] of a URL.
+func originOf(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("the store's URL %q: %w", raw, err)
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("the store's URL %q has no scheme or host", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // startFiles starts the files projection of chat.events, the sweep of

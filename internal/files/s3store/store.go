@@ -116,6 +116,28 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
+// AllowBrowsers sets the bucket's CORS rule so that web pages of origins
+// (or any origin, "*") may PUT to presigned upload URLs with the signed
+// headers and GET presigned downloads, reading the ETag of an upload.
+// The presigned URL is the whole authorisation (no cookies are
+// involved), so the rule grants a page nothing its URL does not.
+func (s *Store) AllowBrowsers(ctx context.Context, origins []string) error {
+	_, err := s.client.PutBucketCors(ctx, &s3.PutBucketCorsInput{
+		Bucket: &s.bucket,
+		CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{
+			AllowedOrigins: origins,
+			AllowedMethods: []string{http.MethodPut, http.MethodGet, http.MethodHead},
+			AllowedHeaders: []string{"*"},
+			ExposeHeaders:  []string{"ETag"},
+			MaxAgeSeconds:  aws.Int32(3600),
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("setting the CORS rule of bucket %s: %w", s.bucket, err)
+	}
+	return nil
+}
+
 // PresignPut presigns the upload of one object: its size, media type,
 // SHA-256 (x-amz-checksum-sha256, which the store checks against the
 // bytes) and owner metadata are signed, so a PUT with any other is

@@ -263,3 +263,77 @@ func signedAt(t *testing.T, link *url.URL, at time.Time) string {
 	}
 	return signed
 }
+
+// TestBrowsersMayUpload: with AllowBrowsers, the store answers a
+// browser's preflight for a presigned PUT with the signed headers, and
+// the PUT itself with the origin allowed and the ETag exposed, as a page
+// on another origin needs; without it, the preflight grants nothing.
+func TestBrowsersMayUpload(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, "browsers")
+	body := []byte("a file from a web page")
+	u := presignPut(t, s, "uploads/g_a/u_cors", body, "application/pdf")
+	const origin = "http://127.0.0.1:8080"
+	var names []string
+	for k := range u.Headers {
+		if k != "Content-Length" {
+			names = append(names, strings.ToLower(k))
+		}
+	}
+	preflight := func() *http.Response {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodOptions, u.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", http.MethodPut)
+		req.Header.Set("Access-Control-Request-Headers", strings.Join(names, ","))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if got := preflight().Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Fatalf("preflight without a CORS rule allows origin %q", got)
+	}
+	if err := s.AllowBrowsers(t.Context(), []string{"*"}); err != nil {
+		t.Fatal(err)
+	}
+	resp := preflight()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("preflight: %d", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" && got != origin {
+		t.Errorf("preflight Access-Control-Allow-Origin %q", got)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, http.MethodPut) {
+		t.Errorf("preflight Access-Control-Allow-Methods %q", got)
+	}
+	// The PUT itself, as the page sends it.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, u.URL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range u.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Origin", origin)
+	req.ContentLength = int64(len(body))
+	presp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presp.Body.Close()
+	if presp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d", presp.StatusCode)
+	}
+	putHeaders := presp.Header
+	if got := putHeaders.Get("Access-Control-Allow-Origin"); got != "*" && got != origin {
+		t.Errorf("PUT Access-Control-Allow-Origin %q", got)
+	}
+	if got := putHeaders.Get("Access-Control-Expose-Headers"); !strings.Contains(strings.ToLower(got), "etag") {
+		t.Errorf("PUT Access-Control-Expose-Headers %q", got)
+	}
+}

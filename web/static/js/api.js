@@ -87,6 +87,18 @@ export class Api {
   block(user, blocked) {
     return this.request(blocked ? "PUT" : "DELETE", `/v1/blocks/${encodeURIComponent(user)}`);
   }
+  // startUpload asks for a presigned upload of a file to conversation id:
+  // {upload_id, method, url, headers, expires_at} (uploads.js sends it).
+  startUpload(id, file) {
+    return this.request("POST", `/v1/conversations/${encodeURIComponent(id)}/uploads`, file);
+  }
+  // attachmentLink is a short-lived presigned URL of a message's file n,
+  // or of its thumbnail: {url, expires_at, name, size, content_type}. The
+  // URL goes to the file store, which must never see the bearer token.
+  attachmentLink(id, seq, n, thumbnail) {
+    const path = `/v1/conversations/${encodeURIComponent(id)}/messages/${seq}/attachments/${n}${thumbnail ? "/thumbnail" : ""}`;
+    return this.request("GET", `${path}?redirect=false`);
+  }
   leave(id, commandId) {
     return this.request("POST", `/v1/conversations/${encodeURIComponent(id)}/leave`, { command_id: commandId });
   }

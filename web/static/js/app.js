@@ -7,8 +7,10 @@ import { Connection, State, newID } from "./client.js";
 import { Api } from "./api.js";
 import * as auth from "./auth.js";
 import { h, $, highlighted, timeOf } from "./dom.js";
+import { Upload, isThumbnailed, sizeText } from "./uploads.js";
 
-const MESSAGE_SENT = new Set(["chat.message.sent.v1", "chat.message.sent.v2"]);
+const MESSAGE_SENT = new Set(["chat.message.sent.v1", "chat.message.sent.v2", "chat.message.sent.v3"]);
+const MAX_FILES = 10; // files on one message (PARLEY_MAX_ATTACHMENTS' default)
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
 const PAGE = 50;
 
@@ -29,9 +31,9 @@ const S = {
   inboxLoaded: false,
   wasOnline: false,
   nodes: new Map(), // message list: key -> <li>
+  uploads: new Map(), // conversation id -> the Uploads in its composer
+  links: new Map(), // "conv/seq/n[/t]" -> {url, until}: presigned download URLs
 };
-
-main();
 
 async function main() {
   wireStatic();
@@ -137,6 +139,30 @@ function wireStatic() {
     }
   });
   $("#composer-cancel").addEventListener("click", cancelContext);
+  $("#composer-attach").addEventListener("click", () => $("#composer-file").click());
+  $("#composer-file").addEventListener("change", (e) => {
+    addFiles(e.target.files);
+    e.target.value = "";
+  });
+  $("#composer-input").addEventListener("paste", (e) => {
+    if (e.clipboardData?.files.length) {
+      e.preventDefault();
+      addFiles(e.clipboardData.files);
+    }
+  });
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+  $("#conversation").addEventListener("dragover", (e) => {
+    if (!hasFiles(e) || $("#composer").hidden) return;
+    e.preventDefault();
+    $("#composer").classList.add("dropping");
+  });
+  $("#conversation").addEventListener("dragleave", () => $("#composer").classList.remove("dropping"));
+  $("#conversation").addEventListener("drop", (e) => {
+    $("#composer").classList.remove("dropping");
+    if (!hasFiles(e) || $("#composer").hidden) return;
+    e.preventDefault();
+    addFiles(e.dataTransfer.files);
+  });
   $("#members-button").addEventListener("click", () => togglePanel("members"));
   $("#block-button").addEventListener("click", () => S.current && toggleBlock(conv(S.current)));
   $("#panel").addEventListener("keydown", (e) => {
@@ -350,11 +376,14 @@ function applyEvent(c, ev, live) {
       if (live) watchPresence();
       break;
     case "chat.message.sent.v1":
-    case "chat.message.sent.v2": {
+    case "chat.message.sent.v2":
+    case "chat.message.sent.v3": {
       if (!c.items.has(ev.seq)) {
         const m = {
           kind: "message", seq: ev.seq, sender: d.sender_id, body: d.body, sent_at: d.sent_at,
           reply_to: d.reply_to || 0, edited_at: null, deleted: false, reactions: new Map(),
+          attachments: d.attachments || [],
+          thumbs: new Map(), // upload id -> {width, height} of its thumbnail
         };
         if (ev.message) {
           m.body = ev.message.body;
@@ -369,7 +398,9 @@ function applyEvent(c, ev, live) {
       if (!live) break;
       c.pending.delete(d.command_id);
       c.typing.delete(d.sender_id);
-      c.last_message = { seq: ev.seq, sender_id: d.sender_id, body: d.body, edited: false, deleted: false, sent_at: d.sent_at };
+      // The inbox says "📎 name" for a message with files and no text, as the server's summaries do.
+      const preview = d.body || (d.attachments?.length ? `📎 ${d.attachments[0].name}` : "");
+      c.last_message = { seq: ev.seq, sender_id: d.sender_id, body: preview, edited: false, deleted: false, sent_at: d.sent_at };
       if (d.sender_id === S.me) {
         c.read_seq = Math.max(c.read_seq, ev.seq);
         c.unread = 0;
@@ -394,6 +425,11 @@ function applyEvent(c, ev, live) {
         m.reactions.clear();
       });
       if (c.last_message?.seq === d.message_seq) c.last_message = { ...c.last_message, body: "", deleted: true };
+      break;
+    case "chat.thumbnail.added.v1":
+      withMessage(c, d.message_seq, ev, (m) => {
+        m.thumbs.set(d.upload_id, { width: d.width, height: d.height });
+      });
       break;
     case "chat.reaction.added.v1":
       withMessage(c, d.message_seq, ev, (m) => {
@@ -650,12 +686,20 @@ function submitComposer() {
   const c = S.current && conv(S.current);
   const input = $("#composer-input");
   const body = input.value.trim();
-  if (!c || !body) return;
+  const ups = c ? uploadsOf(c) : [];
+  const ready = S.editing ? [] : ups.filter((u) => u.state === "done");
+  if (!c || (!body && ready.length === 0)) return;
   if (S.editing) {
     const seq = S.editing;
     S.conn.command("edit", { conversation_id: c.id, seq, body }).catch((err) => toast(`Not edited: ${err.message}`));
   } else {
-    send(c, { command_id: newID(), body, reply_to: S.replyTo || 0 });
+    if (ups.some(busy)) {
+      toast("Wait until the files are uploaded, or cancel them");
+      return;
+    }
+    send(c, { command_id: newID(), body, reply_to: S.replyTo || 0, attachments: ready.map((u) => u.attachment) });
+    S.uploads.delete(c.id);
+    renderUploads();
   }
   input.value = "";
   cancelContext();
@@ -672,6 +716,7 @@ function send(c, p) {
   scrollToBottom();
   const fields = { conversation_id: c.id, command_id: p.command_id, body: p.body };
   if (p.reply_to) fields.reply_to = p.reply_to;
+  if (p.attachments?.length) fields.attachments = p.attachments;
   S.conn
     .command("send", fields)
     .then((ack) => {
@@ -685,6 +730,144 @@ function send(c, p) {
       p.error = err.message;
       renderSoon();
     });
+}
+
+// --- files ---------------------------------------------------------------------
+
+function uploadsOf(c) {
+  if (!S.uploads.has(c.id)) S.uploads.set(c.id, []);
+  return S.uploads.get(c.id);
+}
+
+const busy = (u) => u.state === "hashing" || u.state === "uploading";
+
+// addFiles starts uploading files for the message being written in the
+// open conversation; each shows in the composer with its progress.
+function addFiles(files) {
+  const c = S.current && conv(S.current);
+  if (!c || c.left || c.archived) return;
+  const ups = uploadsOf(c);
+  for (const file of files) {
+    if (ups.length >= MAX_FILES) {
+      toast(`At most ${MAX_FILES} files on one message`);
+      break;
+    }
+    const u = new Upload(file, () => renderUploads());
+    ups.push(u);
+    u.start(S.api, c.id);
+  }
+  renderUploads();
+}
+
+function removeUpload(c, u) {
+  u.cancel();
+  const ups = uploadsOf(c);
+  ups.splice(ups.indexOf(u), 1);
+  renderUploads();
+  $("#composer-input").focus();
+}
+
+// renderUploads draws the composer's files in place (a progress event
+// changes a bar's value, not the list), so focus stays where it is.
+function renderUploads() {
+  const c = S.current && conv(S.current);
+  const ups = c ? uploadsOf(c) : [];
+  const ul = $("#composer-files");
+  ul.hidden = ups.length === 0;
+  const keys = new Set(ups.map((u) => u.key));
+  for (const li of [...ul.children]) if (!keys.has(li.dataset.key)) li.remove();
+  ups.forEach((u, i) => {
+    let li = [...ul.children].find((x) => x.dataset.key === u.key);
+    if (!li) li = drawUpload(c, u);
+    updateUpload(li, u);
+    if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+  });
+  $("#composer-send").setAttribute("aria-disabled", ups.some(busy) ? "true" : "false");
+}
+
+function drawUpload(c, u) {
+  return h("li", { class: "upload", "data-key": u.key },
+    h("span", { class: "upload-name" }, u.name),
+    h("span", { class: "upload-size" }, sizeText(u.size)),
+    h("progress", { max: "100", value: "0", "aria-label": `Uploading ${u.name}` }),
+    h("span", { class: "upload-status" }),
+    h("button", { type: "button", class: "upload-remove", "data-action": "remove-upload", onclick: () => removeUpload(c, u) }));
+}
+
+function updateUpload(li, u) {
+  li.dataset.state = u.state;
+  const bar = li.querySelector("progress");
+  bar.value = u.percent;
+  bar.hidden = u.state === "failed";
+  const status = li.querySelector(".upload-status");
+  const text = u.state === "hashing" ? "Preparing…" : u.state === "uploading" ? `${u.percent} %` : u.state === "done" ? "100 % · ready" : u.state === "failed" ? `Not uploaded: ${u.error}` : "";
+  if (status.textContent !== text) status.textContent = text;
+  if (u.state === "failed") status.setAttribute("role", "alert");
+  const remove = li.querySelector(".upload-remove");
+  const label = busy(u) ? `Cancel the upload of ${u.name}` : `Remove ${u.name}`;
+  if (remove.getAttribute("aria-label") !== label) {
+    remove.setAttribute("aria-label", label);
+    remove.textContent = busy(u) ? "Cancel" : "Remove";
+  }
+}
+
+// link is a presigned URL of a message's file n (or its thumbnail),
+// reused until shortly before it expires.
+async function link(c, seq, n, thumbnail) {
+  const key = `${c.id}/${seq}/${n}${thumbnail ? "/t" : ""}`;
+  const hit = S.links.get(key);
+  if (hit && hit.until > Date.now()) return hit.url;
+  const out = await S.api.attachmentLink(c.id, seq, n, thumbnail);
+  const until = (Date.parse(out.expires_at) || Date.now() + 60000) - 30000;
+  S.links.set(key, { url: out.url, until });
+  return out.url;
+}
+
+// download fetches the file's URL and follows it: the store answers
+// with Content-Disposition: attachment, so the browser saves it and the
+// page stays.
+async function download(c, seq, n) {
+  try {
+    const url = await link(c, seq, n, false);
+    const a = h("a", { href: url, rel: "noopener", hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  } catch (err) {
+    toast(`Not downloaded: ${err.message}`);
+  }
+}
+
+// renderAttachment draws file n of a message: the image's thumbnail once
+// the server has made it, else a chip with its name and size; either
+// downloads the file.
+function renderAttachment(c, m, a, n) {
+  const label = `${a.name}, ${sizeText(a.size)}`;
+  const thumb = isThumbnailed(a.content_type) && m.thumbs.get(a.upload_id);
+  const attrs = { type: "button", "data-action": `download-${n}`, "aria-label": `Download ${label}`, title: label, onclick: () => download(c, m.seq, n) };
+  if (thumb) {
+    const img = h("img", { class: "att-thumb", alt: a.name, width: thumb.width, height: thumb.height });
+    link(c, m.seq, n, true).then((url) => { img.src = url; }, (err) => { img.alt = `${a.name} (no preview: ${err.message})`; });
+    return h("button", { ...attrs, class: "att-image" }, img);
+  }
+  return h("button", { ...attrs, class: "att-file" },
+    h("span", { class: "att-icon", "aria-hidden": "true" }, isThumbnailed(a.content_type) ? "🖼" : "📄"),
+    h("span", { class: "att-name" }, a.name),
+    h("span", { class: "att-size" }, sizeText(a.size)));
+}
+
+// textOrFiles is a message's text, or "📎 name, name" when it has files
+// and no text, for the places that show a message in one line.
+function textOrFiles(body, attachments) {
+  return body || (attachments?.length ? `📎 ${attachments.map((a) => a.name).join(", ")}` : "");
+}
+
+function renderAttachments(c, m) {
+  if (m.deleted || !m.attachments?.length) return null;
+  return h("ul", { class: "attachments", "aria-label": "Files" },
+    m.attachments.map((a, n) => h("li", {}, m.kind === "pending"
+      ? h("span", { class: "att-file" }, h("span", { class: "att-icon", "aria-hidden": "true" }, "📎"), h("span", { class: "att-name" }, a.name), h("span", { class: "att-size" }, sizeText(a.size)))
+      : renderAttachment(c, m, a, n))));
 }
 
 function cancelContext() {
@@ -778,7 +961,7 @@ async function showThread(c, seq) {
           h("li", {},
             h("button", { type: "button", class: "result", onclick: () => jumpTo(c.id, ev.seq) },
               h("span", { class: "muted" }, `${ev.data.sender_id} · ${timeOf(ev.data.sent_at)}`),
-              h("span", {}, ev.message ? (ev.message.deleted ? "(deleted)" : ev.message.body) : ev.data.body))))),
+              h("span", {}, ev.message ? (ev.message.deleted ? "(deleted)" : textOrFiles(ev.message.body, ev.data.attachments)) : textOrFiles(ev.data.body, ev.data.attachments)))))),
     ]);
   } catch (err) {
     showPanel("Thread", [h("p", {}, `Could not load the thread: ${err.message}`)]);
@@ -916,6 +1099,7 @@ function renderConversation() {
   renderMessages(c);
   renderTyping(c);
   renderComposer();
+  renderUploads();
 }
 
 function renderTyping(c) {
@@ -983,9 +1167,9 @@ function pendingText(p) {
 
 function version(c, it) {
   if (it.kind === "system") return it.text;
-  if (it.kind === "pending") return JSON.stringify([it.body, it.state, pendingText(it)]);
+  if (it.kind === "pending") return JSON.stringify([it.body, it.state, pendingText(it), it.attachments?.length]);
   return JSON.stringify([
-    it.body, it.deleted, it.edited_at, [...it.reactions].map(([e, u]) => [e, [...u]]), tick(c, it),
+    it.body, it.attachments?.length, [...(it.thumbs || [])].map(([u]) => u), it.deleted, it.edited_at, [...it.reactions].map(([e, u]) => [e, [...u]]), tick(c, it),
     S.picker === it.seq, myRole(c), c.left, c.archived, it.reply_to && c.items.get(it.reply_to)?.body,
   ]);
 }
@@ -999,7 +1183,8 @@ function renderMessage(c, m) {
   if (m.kind === "pending") {
     return h("li", { class: "msg mine pending", "data-command": m.command_id, tabindex: "-1" },
       h("div", { class: "msg-head" }, h("span", { class: "msg-sender" }, "You"), h("span", {}, timeOf(m.sent_at))),
-      h("p", { class: "msg-body" }, m.body),
+      m.body ? h("p", { class: "msg-body" }, m.body) : null,
+      renderAttachments(c, m),
       h("span", { class: `msg-state ${m.state === "failed" ? "failed" : ""}` }, pendingText(m)),
       m.state === "failed"
         ? h("div", { class: "msg-actions" },
@@ -1019,9 +1204,10 @@ function renderMessage(c, m) {
       m.edited_at && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null),
     m.reply_to
       ? h("button", { type: "button", class: "msg-quote", "data-action": "quote", onclick: () => jumpTo(c.id, m.reply_to) },
-          `↪ ${quoted && quoted.kind === "message" ? `${quoted.sender}: ${quoted.deleted ? "(deleted)" : short(quoted.body)}` : `an earlier message`}`)
+          `↪ ${quoted && quoted.kind === "message" ? `${quoted.sender}: ${quoted.deleted ? "(deleted)" : short(textOrFiles(quoted.body, quoted.attachments))}` : `an earlier message`}`)
       : null,
-    h("p", { class: "msg-body" }, m.deleted ? "This message was deleted." : m.body),
+    m.body || m.deleted || !m.attachments?.length ? h("p", { class: "msg-body" }, m.deleted ? "This message was deleted." : m.body) : null,
+    renderAttachments(c, m),
     m.reactions.size
       ? h("div", { class: "reactions", role: "group", "aria-label": "Reactions" },
           [...m.reactions].map(([emoji, users]) =>
@@ -1235,3 +1421,8 @@ function toast(text) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => (t.hidden = true), 6000);
 }
+
+// Last, once every declaration of this module has run: with a token
+// kept from before a reload, main draws at once, and the module's
+// let/const bindings must exist by then.
+main();
