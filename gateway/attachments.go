@@ -219,9 +219,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, thumbnail bool
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	seq, err := strconv.ParseUint(chi.URLParam(r, "seq"), 10, 64)
-	if err != nil || seq == 0 {
-		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "the message seq is a positive integer")))
+	seq, e := messageSeq(r)
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
 		return
 	}
 	n, err := strconv.Atoi(chi.URLParam(r, "n"))

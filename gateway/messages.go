@@ -209,12 +209,21 @@ func (s *Server) send(ctx context.Context, user, conversation, commandID, body s
 
 // target parses the {seq} of a message path; false means it answered.
 func (a *action) target() (uint64, bool) {
-	seq, err := strconv.ParseUint(chi.URLParam(a.r, "seq"), 10, 64)
-	if err != nil || seq == 0 {
-		a.fail(codeInvalidRequest, "the message seq is a positive integer")
+	seq, e := messageSeq(a.r)
+	if e != nil {
+		a.fail(e.Code, e.Message)
 		return 0, false
 	}
 	return seq, true
+}
+
+// messageSeq is the {seq} of a message path: a positive integer.
+func messageSeq(r *http.Request) (uint64, *apiError) {
+	seq, err := strconv.ParseUint(chi.URLParam(r, "seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return 0, newError(codeInvalidRequest, "the message seq is a positive integer")
+	}
+	return seq, nil
 }
 
 func (s *Server) editMessage(w http.ResponseWriter, r *http.Request) {
@@ -317,9 +326,9 @@ func (s *Server) getThread(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	seq, err := strconv.ParseUint(chi.URLParam(r, "seq"), 10, 64)
-	if err != nil || seq == 0 {
-		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "the message seq is a positive integer")))
+	seq, e := messageSeq(r)
+	if e != nil {
+		writeProblem(w, s.reject("gateway", e))
 		return
 	}
 	chain, err := history.Thread(r.Context(), s.cfg.History, c.ID, seq, 100)
