@@ -160,15 +160,27 @@ func TestOfflineRecordsStayBounded(t *testing.T) {
 	if got := tr.Get([]string{"watched"})[0]; got.Status != schemas.StatusOffline || got.LastSeen.IsZero() {
 		t.Errorf("a watched offline user after the churn: %+v, want offline with a last-seen time", got)
 	}
-	if got := tr.Get([]string{"user39"})[0]; got.LastSeen.IsZero() {
-		t.Errorf("the most recently seen user: %+v, want a last-seen time", got)
+	// Which offline users are remembered depends on the order the
+	// tracker read its own records back from the log's partitions; how
+	// many does not.
+	var remembered, forgotten []string
+	for i := range 40 {
+		u := fmt.Sprint("user", i)
+		if tr.Get([]string{u})[0].LastSeen.IsZero() {
+			forgotten = append(forgotten, u)
+		} else {
+			remembered = append(remembered, u)
+		}
 	}
-	if got := tr.Get([]string{"user0"})[0]; got.Status != schemas.StatusOffline || !got.LastSeen.IsZero() {
-		t.Errorf("the least recently seen user: %+v, want forgotten (offline, no last-seen time)", got)
+	if len(remembered) == 0 || len(remembered) > bound {
+		t.Errorf("%d of the 40 offline users keep a last-seen time (%v), want 1..%d", len(remembered), remembered, bound)
 	}
-	back := tr.Connect(ctx, "user0", "laptop")
+	if len(forgotten) == 0 {
+		t.Fatal("no offline user was forgotten")
+	}
+	back := tr.Connect(ctx, forgotten[0], "laptop")
 	defer back()
-	if got := tr.Get([]string{"user0"})[0]; got.Status != schemas.StatusOnline {
+	if got := tr.Get([]string{forgotten[0]})[0]; got.Status != schemas.StatusOnline {
 		t.Errorf("a forgotten user who connects again: %+v, want online", got)
 	}
 }
