@@ -206,20 +206,40 @@ func testBlocks(t *testing.T, s *suite) {
 	check("after a replay")
 }
 
+// previewRun applies a conversation's events step by step and checks its
+// summary, and how it is listed, after each.
+type previewRun struct {
+	t       *testing.T
+	st      history.Store
+	id      string
+	want    history.Conversation
+	applied []history.Event
+}
+
+// step applies events and checks that the summary is p.want, with the
+// last event's seq and time.
+func (p *previewRun) step(when string, events ...history.Event) {
+	p.t.Helper()
+	apply(p.t, p.st, events...)
+	p.applied = append(p.applied, events...)
+	last := events[len(events)-1]
+	p.want.LastSeq, p.want.LastActivity = last.Seq, last.Time
+	checkFull(p.t, when, summary(p.t, p.st, p.id), p.want)
+	checkListedAsSummary(p.t, p.st, p.id, "alice", "bob")
+}
+
+// replay applies every event again: the summary does not change.
+func (p *previewRun) replay() {
+	p.t.Helper()
+	apply(p.t, p.st, p.applied...)
+	checkFull(p.t, "after a replay", summary(p.t, p.st, p.id), p.want)
+}
+
 func testPreview(t *testing.T, s *suite) {
 	st := s.open(t)
 	created := Group("g", Base, Owner("alice"), Member("bob"))
-	want := expectSummary(created, 0, Base)
-	var applied []history.Event
-	step := func(when string, events ...history.Event) {
-		t.Helper()
-		apply(t, st, events...)
-		applied = append(applied, events...)
-		last := events[len(events)-1]
-		want.LastSeq, want.LastActivity = last.Seq, last.Time
-		checkFull(t, when, summary(t, st, "g"), want)
-		checkListedAsSummary(t, st, "g", "alice", "bob")
-	}
+	p := &previewRun{t: t, st: st, id: "g", want: expectSummary(created, 0, Base)}
+	want, step := &p.want, p.step
 	step("after the creation", created)
 
 	want.Messages = 2
@@ -250,27 +270,14 @@ func testPreview(t *testing.T, s *suite) {
 		Deleted("g", 9, "alice", 7, MessageTime(9)),
 		MessageV2("g", 10, "bob", "after", 7, MessageTime(10)))
 
-	apply(t, st, applied...)
-	checkFull(t, "after a replay", summary(t, st, "g"), want)
+	p.replay()
 }
 
-// stateEvents is a conversation whose first message is edited, reacted
-// to, edited again and deleted, and whose second message has a removal
-// of a reaction nobody made.
 func testPreviewOfFiles(t *testing.T, s *suite) {
 	st := s.open(t)
 	created := Group("f", Base, Owner("alice"), Member("bob"))
-	want := expectSummary(created, 0, Base)
-	var applied []history.Event
-	step := func(when string, events ...history.Event) {
-		t.Helper()
-		apply(t, st, events...)
-		applied = append(applied, events...)
-		last := events[len(events)-1]
-		want.LastSeq, want.LastActivity = last.Seq, last.Time
-		checkFull(t, when, summary(t, st, "f"), want)
-		checkListedAsSummary(t, st, "f", "alice", "bob")
-	}
+	p := &previewRun{t: t, st: st, id: "f", want: expectSummary(created, 0, Base)}
+	want, step := &p.want, p.step
 	step("after the creation", created)
 
 	want.Messages = 1
@@ -324,10 +331,12 @@ func testPreviewOfFiles(t *testing.T, s *suite) {
 	want.LastMessage = &history.Preview{Seq: 6, SenderID: "alice", Deleted: true, SentAt: MessageTime(6)}
 	step("after the edited message with a file was deleted", Deleted("f", 9, "alice", 6, MessageTime(9)))
 
-	apply(t, st, applied...)
-	checkFull(t, "after a replay", summary(t, st, "f"), want)
+	p.replay()
 }
 
+// stateEvents is a conversation whose first message is edited, reacted
+// to, edited again and deleted, and whose second message has a removal
+// of a reaction nobody made.
 func stateEvents() []history.Event {
 	const g = "g"
 	return []history.Event{
