@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/search"
@@ -283,7 +284,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	ctx := context.Background()
 	running := sys.Store()
 	// Wait for the running projections to have everything.
-	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
 		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
@@ -297,7 +298,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	defer fresh.Close()
 	replay(t, sys.KafkaBrokers(), fresh)
 	var receipts []history.Receipt
-	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicReceipts) {
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicReceipts) {
 		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
@@ -341,7 +342,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	}
 	defer idx.Close()
 	var docs []search.Doc
-	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
 		attrs, _ := kafkalog.Decode(m)
 		d, err := search.Projection{}.Decode(recordOf(m, attrs))
 		if err != nil {

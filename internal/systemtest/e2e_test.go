@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -528,12 +529,12 @@ func TestChat(t *testing.T) {
 		var rejected, dead []kafka.Message
 		eventually(t, func() bool {
 			rejected, dead = nil, nil
-			for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicReplies) {
+			for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicReplies) {
 				if a, _ := kafkalog.Decode(m); a.Type == schemas.TypeCommandRejected && strings.Contains(string(m.Value), "sneaky") {
 					rejected = append(rejected, m)
 				}
 			}
-			dead = readAll(t, sys.KafkaBrokers(), schemas.TopicDLQ)
+			dead = kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDLQ)
 			return len(rejected) == 1 && len(dead) == 1
 		})
 		if !strings.Contains(string(rejected[0].Value), `"code":"not_member"`) {
@@ -603,7 +604,7 @@ func TestChat(t *testing.T) {
 		}
 		// Records a consumer dead-lettered are the ones allowed to be bad.
 		deadLettered := map[string]bool{}
-		for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
+		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
 			h := map[string]string{}
 			for _, x := range m.Headers {
 				h[x.Key] = string(x.Value)
@@ -612,7 +613,7 @@ func TestChat(t *testing.T) {
 		}
 		counts := map[string]int{}
 		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts} {
-			for _, m := range readAll(t, sys.KafkaBrokers(), topic) {
+			for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
 				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
 					continue
 				}
@@ -771,41 +772,6 @@ func replay(t *testing.T, brokers []string, w history.Writer) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// readAll returns every record of topic, partition by partition.
-func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
-	t.Helper()
-	ctx := context.Background()
-	client := kafkalog.NewClient(brokers)
-	n, err := kafkalog.Partitions(ctx, client, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []kafka.Message
-	for p := range n {
-		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hw := resp.Topics[topic][0].LastOffset
-		if hw == 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m)
-			if m.Offset == hw-1 {
-				break
-			}
-		}
-		r.Close()
-	}
-	return out
 }
 
 func waitConversation(t *testing.T, s history.Reader, id string, seq uint64) history.Conversation {

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -102,7 +103,7 @@ func TestKcatReadsTheLog(t *testing.T) {
 		t.Fatalf("kcat produce: %v: %s", err, out)
 	}
 	found := false
-	for _, m := range readAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
 		if string(m.Value) == probe {
 			found = true
 			if m.Partition != partition {

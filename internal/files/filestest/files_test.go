@@ -21,11 +21,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/contractcheck"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -537,7 +537,7 @@ func checkLog(t *testing.T, sys *app.System) {
 	}
 	counts := map[string]int{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
-		for _, m := range readAll(t, sys.KafkaBrokers(), topic) {
+		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
 			attrs, err := kafkalog.Decode(m)
 			if err != nil {
 				t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
@@ -553,39 +553,4 @@ func checkLog(t *testing.T, sys *app.System) {
 			t.Errorf("the log has no %s record", typ)
 		}
 	}
-}
-
-// readAll reads every record of topic, partition by partition.
-func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
-	t.Helper()
-	ctx := context.Background()
-	client := kafkalog.NewClient(brokers)
-	n, err := kafkalog.Partitions(ctx, client, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []kafka.Message
-	for p := range n {
-		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hw := resp.Topics[topic][0].LastOffset
-		if hw == 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m)
-			if m.Offset == hw-1 {
-				break
-			}
-		}
-		r.Close()
-	}
-	return out
 }

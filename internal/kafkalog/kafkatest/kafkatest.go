@@ -182,3 +182,41 @@ func deleteTopics(t testing.TB, c Cluster) {
 		t.Logf("deleting topics %v: %v", topics, err)
 	}
 }
+
+// ReadAll returns every record of topic at the moment of the call,
+// partition by partition, each in offset order.
+func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ctx := context.Background()
+	client := kafkalog.NewClient(brokers)
+	n, err := kafkalog.Partitions(ctx, client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for p := range n {
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw := resp.Topics[topic][0].LastOffset
+		if hw == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+			if m.Offset == hw-1 {
+				break
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	return out
+}
