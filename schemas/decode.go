@@ -93,6 +93,14 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &ReactionV1{}
 	case TypeReceipt:
 		v = &ReceiptV1{}
+	case TypeDeviceRegistered:
+		v = &DeviceRegisteredV1{}
+	case TypeDeviceRemoved:
+		v = &DeviceRemovedV1{}
+	case TypeConversationNotifications:
+		v = &ConversationNotificationsV1{}
+	case TypeUserNotifications:
+		v = &UserNotificationsV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}

@@ -65,6 +65,10 @@ func Types() []string {
 		TypeReactionAdded,
 		TypeReactionRemoved,
 		TypeReceipt,
+		TypeDeviceRegistered,
+		TypeDeviceRemoved,
+		TypeConversationNotifications,
+		TypeUserNotifications,
 	}
 	slices.Sort(t)
 	return t

@@ -41,6 +41,13 @@ const (
 	// while reading only what is routed to it. Key: conversation id.
 	// Retention: 1 hour.
 	TopicChanges = "chat.changes"
+	// TopicPush holds device registrations for push notifications and
+	// users' notification settings, written by gateways (and by the push
+	// projection when a provider says a registration is gone). Key: what
+	// the record sets (see PushKey). Compacted: the latest record of each
+	// key is kept forever, so replaying the topic rebuilds every
+	// registration and setting.
+	TopicPush = "chat.push"
 	// DeliveryTopicPrefix starts the name of each gateway node's delivery
 	// topic; see DeliveryTopic.
 	DeliveryTopicPrefix = "chat.delivery."
@@ -87,6 +94,9 @@ const (
 	GroupFiles = "parley-projection-files"
 	// GroupThumbnails makes thumbnails of images that messages carry.
 	GroupThumbnails = "parley-projection-thumbnails"
+	// GroupPush reads chat.events and chat.receipts and notifies the
+	// devices of members that have no live socket.
+	GroupPush = "parley-projection-push"
 )
 
 // Source is the CloudEvents source of every record Parley writes.
@@ -151,6 +161,14 @@ const (
 // Presence types (records of TopicPresence).
 const (
 	TypePresence = "chat.presence.v1"
+)
+
+// Push types (records of TopicPush).
+const (
+	TypeDeviceRegistered          = "chat.push.device.registered.v1"
+	TypeDeviceRemoved             = "chat.push.device.removed.v1"
+	TypeConversationNotifications = "chat.push.conversation.notifications.v1"
+	TypeUserNotifications         = "chat.push.user.notifications.v1"
 )
 
 // Rejection codes: stable machine-readable reasons, shared by the decider's

@@ -79,84 +79,92 @@ func mustJSON(t testing.TB, v any) []byte {
 
 // goTypes maps every ce_type to the Go type Decode returns.
 var goTypes = map[string]reflect.Type{
-	schemas.TypeCreateConversation:  reflect.TypeFor[*schemas.CreateConversationV1](),
-	schemas.TypeSendMessage:         reflect.TypeFor[*schemas.SendMessageV1](),
-	schemas.TypeConversationCreated: reflect.TypeFor[*schemas.ConversationCreatedV1](),
-	schemas.TypeMessageSent:         reflect.TypeFor[*schemas.MessageSentV1](),
-	schemas.TypeCommandRejected:     reflect.TypeFor[*schemas.CommandRejectedV1](),
-	schemas.TypeCommandDuplicate:    reflect.TypeFor[*schemas.CommandDuplicateV1](),
-	schemas.TypeTyping:              reflect.TypeFor[*schemas.TypingV1](),
-	schemas.TypeLeaveConversation:   reflect.TypeFor[*schemas.LeaveConversationV1](),
-	schemas.TypeMemberLeft:          reflect.TypeFor[*schemas.MemberLeftV1](),
-	schemas.TypePresence:            reflect.TypeFor[*schemas.PresenceV1](),
-	"chat.message.send.v2":          reflect.TypeFor[*schemas.SendMessageV2](),
-	"chat.message.sent.v2":          reflect.TypeFor[*schemas.MessageSentV2](),
-	"chat.message.send.v3":          reflect.TypeFor[*schemas.SendMessageV3](),
-	"chat.message.sent.v3":          reflect.TypeFor[*schemas.MessageSentV3](),
-	"chat.thumbnail.add.v1":         reflect.TypeFor[*schemas.AddThumbnailV1](),
-	"chat.thumbnail.added.v1":       reflect.TypeFor[*schemas.ThumbnailAddedV1](),
-	"chat.members.add.v1":           reflect.TypeFor[*schemas.AddMembersV1](),
-	"chat.members.added.v1":         reflect.TypeFor[*schemas.MembersAddedV1](),
-	"chat.member.remove.v1":         reflect.TypeFor[*schemas.RemoveMemberV1](),
-	"chat.member.removed.v1":        reflect.TypeFor[*schemas.MemberRemovedV1](),
-	"chat.member.role.set.v1":       reflect.TypeFor[*schemas.SetRoleV1](),
-	"chat.member.roles.changed.v1":  reflect.TypeFor[*schemas.RolesChangedV1](),
-	"chat.conversation.rename.v1":   reflect.TypeFor[*schemas.RenameV1](),
-	"chat.conversation.renamed.v1":  reflect.TypeFor[*schemas.RenamedV1](),
-	"chat.conversation.archive.v1":  reflect.TypeFor[*schemas.ArchiveV1](),
-	"chat.conversation.archived.v1": reflect.TypeFor[*schemas.ArchivedV1](),
-	"chat.conversation.block.v1":    reflect.TypeFor[*schemas.BlockV1](),
-	"chat.conversation.blocked.v1":  reflect.TypeFor[*schemas.BlockedV1](),
-	"chat.message.edit.v1":          reflect.TypeFor[*schemas.EditMessageV1](),
-	"chat.message.edited.v1":        reflect.TypeFor[*schemas.MessageEditedV1](),
-	"chat.message.delete.v1":        reflect.TypeFor[*schemas.DeleteMessageV1](),
-	"chat.message.deleted.v1":       reflect.TypeFor[*schemas.MessageDeletedV1](),
-	"chat.reaction.add.v1":          reflect.TypeFor[*schemas.ReactV1](),
-	"chat.reaction.added.v1":        reflect.TypeFor[*schemas.ReactionV1](),
-	"chat.reaction.remove.v1":       reflect.TypeFor[*schemas.ReactV1](),
-	"chat.reaction.removed.v1":      reflect.TypeFor[*schemas.ReactionV1](),
-	"chat.receipt.v1":               reflect.TypeFor[*schemas.ReceiptV1](),
+	schemas.TypeCreateConversation:            reflect.TypeFor[*schemas.CreateConversationV1](),
+	schemas.TypeSendMessage:                   reflect.TypeFor[*schemas.SendMessageV1](),
+	schemas.TypeConversationCreated:           reflect.TypeFor[*schemas.ConversationCreatedV1](),
+	schemas.TypeMessageSent:                   reflect.TypeFor[*schemas.MessageSentV1](),
+	schemas.TypeCommandRejected:               reflect.TypeFor[*schemas.CommandRejectedV1](),
+	schemas.TypeCommandDuplicate:              reflect.TypeFor[*schemas.CommandDuplicateV1](),
+	schemas.TypeTyping:                        reflect.TypeFor[*schemas.TypingV1](),
+	schemas.TypeLeaveConversation:             reflect.TypeFor[*schemas.LeaveConversationV1](),
+	schemas.TypeMemberLeft:                    reflect.TypeFor[*schemas.MemberLeftV1](),
+	schemas.TypePresence:                      reflect.TypeFor[*schemas.PresenceV1](),
+	"chat.message.send.v2":                    reflect.TypeFor[*schemas.SendMessageV2](),
+	"chat.message.sent.v2":                    reflect.TypeFor[*schemas.MessageSentV2](),
+	"chat.message.send.v3":                    reflect.TypeFor[*schemas.SendMessageV3](),
+	"chat.message.sent.v3":                    reflect.TypeFor[*schemas.MessageSentV3](),
+	"chat.thumbnail.add.v1":                   reflect.TypeFor[*schemas.AddThumbnailV1](),
+	"chat.thumbnail.added.v1":                 reflect.TypeFor[*schemas.ThumbnailAddedV1](),
+	"chat.members.add.v1":                     reflect.TypeFor[*schemas.AddMembersV1](),
+	"chat.members.added.v1":                   reflect.TypeFor[*schemas.MembersAddedV1](),
+	"chat.member.remove.v1":                   reflect.TypeFor[*schemas.RemoveMemberV1](),
+	"chat.member.removed.v1":                  reflect.TypeFor[*schemas.MemberRemovedV1](),
+	"chat.member.role.set.v1":                 reflect.TypeFor[*schemas.SetRoleV1](),
+	"chat.member.roles.changed.v1":            reflect.TypeFor[*schemas.RolesChangedV1](),
+	"chat.conversation.rename.v1":             reflect.TypeFor[*schemas.RenameV1](),
+	"chat.conversation.renamed.v1":            reflect.TypeFor[*schemas.RenamedV1](),
+	"chat.conversation.archive.v1":            reflect.TypeFor[*schemas.ArchiveV1](),
+	"chat.conversation.archived.v1":           reflect.TypeFor[*schemas.ArchivedV1](),
+	"chat.conversation.block.v1":              reflect.TypeFor[*schemas.BlockV1](),
+	"chat.conversation.blocked.v1":            reflect.TypeFor[*schemas.BlockedV1](),
+	"chat.message.edit.v1":                    reflect.TypeFor[*schemas.EditMessageV1](),
+	"chat.message.edited.v1":                  reflect.TypeFor[*schemas.MessageEditedV1](),
+	"chat.message.delete.v1":                  reflect.TypeFor[*schemas.DeleteMessageV1](),
+	"chat.message.deleted.v1":                 reflect.TypeFor[*schemas.MessageDeletedV1](),
+	"chat.reaction.add.v1":                    reflect.TypeFor[*schemas.ReactV1](),
+	"chat.reaction.added.v1":                  reflect.TypeFor[*schemas.ReactionV1](),
+	"chat.reaction.remove.v1":                 reflect.TypeFor[*schemas.ReactV1](),
+	"chat.reaction.removed.v1":                reflect.TypeFor[*schemas.ReactionV1](),
+	"chat.receipt.v1":                         reflect.TypeFor[*schemas.ReceiptV1](),
+	"chat.push.device.registered.v1":          reflect.TypeFor[*schemas.DeviceRegisteredV1](),
+	"chat.push.device.removed.v1":             reflect.TypeFor[*schemas.DeviceRemovedV1](),
+	"chat.push.conversation.notifications.v1": reflect.TypeFor[*schemas.ConversationNotificationsV1](),
+	"chat.push.user.notifications.v1":         reflect.TypeFor[*schemas.UserNotificationsV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
 var topicOf = map[string]string{
-	schemas.TypeCreateConversation:  schemas.TopicCommands,
-	schemas.TypeSendMessage:         schemas.TopicCommands,
-	schemas.TypeConversationCreated: schemas.TopicEvents,
-	schemas.TypeMessageSent:         schemas.TopicEvents,
-	schemas.TypeCommandRejected:     schemas.TopicReplies,
-	schemas.TypeCommandDuplicate:    schemas.TopicReplies,
-	schemas.TypeTyping:              schemas.TopicEphemeral,
-	schemas.TypeLeaveConversation:   schemas.TopicCommands,
-	schemas.TypeMemberLeft:          schemas.TopicEvents,
-	schemas.TypePresence:            schemas.TopicPresence,
-	"chat.message.send.v2":          schemas.TopicCommands,
-	"chat.message.sent.v2":          schemas.TopicEvents,
-	"chat.message.send.v3":          schemas.TopicCommands,
-	"chat.message.sent.v3":          schemas.TopicEvents,
-	"chat.thumbnail.add.v1":         schemas.TopicCommands,
-	"chat.thumbnail.added.v1":       schemas.TopicEvents,
-	"chat.members.add.v1":           schemas.TopicCommands,
-	"chat.members.added.v1":         schemas.TopicEvents,
-	"chat.member.remove.v1":         schemas.TopicCommands,
-	"chat.member.removed.v1":        schemas.TopicEvents,
-	"chat.member.role.set.v1":       schemas.TopicCommands,
-	"chat.member.roles.changed.v1":  schemas.TopicEvents,
-	"chat.conversation.rename.v1":   schemas.TopicCommands,
-	"chat.conversation.renamed.v1":  schemas.TopicEvents,
-	"chat.conversation.archive.v1":  schemas.TopicCommands,
-	"chat.conversation.archived.v1": schemas.TopicEvents,
-	"chat.conversation.block.v1":    schemas.TopicCommands,
-	"chat.conversation.blocked.v1":  schemas.TopicEvents,
-	"chat.message.edit.v1":          schemas.TopicCommands,
-	"chat.message.edited.v1":        schemas.TopicEvents,
-	"chat.message.delete.v1":        schemas.TopicCommands,
-	"chat.message.deleted.v1":       schemas.TopicEvents,
-	"chat.reaction.add.v1":          schemas.TopicCommands,
-	"chat.reaction.added.v1":        schemas.TopicEvents,
-	"chat.reaction.remove.v1":       schemas.TopicCommands,
-	"chat.reaction.removed.v1":      schemas.TopicEvents,
-	"chat.receipt.v1":               schemas.TopicReceipts,
+	schemas.TypeCreateConversation:            schemas.TopicCommands,
+	schemas.TypeSendMessage:                   schemas.TopicCommands,
+	schemas.TypeConversationCreated:           schemas.TopicEvents,
+	schemas.TypeMessageSent:                   schemas.TopicEvents,
+	schemas.TypeCommandRejected:               schemas.TopicReplies,
+	schemas.TypeCommandDuplicate:              schemas.TopicReplies,
+	schemas.TypeTyping:                        schemas.TopicEphemeral,
+	schemas.TypeLeaveConversation:             schemas.TopicCommands,
+	schemas.TypeMemberLeft:                    schemas.TopicEvents,
+	schemas.TypePresence:                      schemas.TopicPresence,
+	"chat.message.send.v2":                    schemas.TopicCommands,
+	"chat.message.sent.v2":                    schemas.TopicEvents,
+	"chat.message.send.v3":                    schemas.TopicCommands,
+	"chat.message.sent.v3":                    schemas.TopicEvents,
+	"chat.thumbnail.add.v1":                   schemas.TopicCommands,
+	"chat.thumbnail.added.v1":                 schemas.TopicEvents,
+	"chat.members.add.v1":                     schemas.TopicCommands,
+	"chat.members.added.v1":                   schemas.TopicEvents,
+	"chat.member.remove.v1":                   schemas.TopicCommands,
+	"chat.member.removed.v1":                  schemas.TopicEvents,
+	"chat.member.role.set.v1":                 schemas.TopicCommands,
+	"chat.member.roles.changed.v1":            schemas.TopicEvents,
+	"chat.conversation.rename.v1":             schemas.TopicCommands,
+	"chat.conversation.renamed.v1":            schemas.TopicEvents,
+	"chat.conversation.archive.v1":            schemas.TopicCommands,
+	"chat.conversation.archived.v1":           schemas.TopicEvents,
+	"chat.conversation.block.v1":              schemas.TopicCommands,
+	"chat.conversation.blocked.v1":            schemas.TopicEvents,
+	"chat.message.edit.v1":                    schemas.TopicCommands,
+	"chat.message.edited.v1":                  schemas.TopicEvents,
+	"chat.message.delete.v1":                  schemas.TopicCommands,
+	"chat.message.deleted.v1":                 schemas.TopicEvents,
+	"chat.reaction.add.v1":                    schemas.TopicCommands,
+	"chat.reaction.added.v1":                  schemas.TopicEvents,
+	"chat.reaction.remove.v1":                 schemas.TopicCommands,
+	"chat.reaction.removed.v1":                schemas.TopicEvents,
+	"chat.receipt.v1":                         schemas.TopicReceipts,
+	"chat.push.device.registered.v1":          schemas.TopicPush,
+	"chat.push.device.removed.v1":             schemas.TopicPush,
+	"chat.push.conversation.notifications.v1": schemas.TopicPush,
+	"chat.push.user.notifications.v1":         schemas.TopicPush,
 }
 
 // ---------------------------------------------------------------------------
@@ -337,7 +345,8 @@ func compareStruct(t *testing.T, path string, rt reflect.Type, s map[string]any)
 			t.Errorf("%s: not in the schema", fp)
 			continue
 		}
-		omitempty := slices.Contains(strings.Split(opts, ","), "omitempty")
+		// omitzero omits a zero time.Time, which omitempty does not.
+		omitempty := slices.Contains(strings.Split(opts, ","), "omitempty") || slices.Contains(strings.Split(opts, ","), "omitzero")
 		if required[name] == omitempty {
 			t.Errorf("%s: required=%v but omitempty=%v", fp, required[name], omitempty)
 		}
@@ -369,6 +378,10 @@ func compareField(t *testing.T, path string, ft reflect.Type, p map[string]any) 
 				t.Errorf("%s: enum %v, want %v", path, got, want)
 			}
 		}
+	case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+		compareStruct(t, path, ft.Elem(), p)
+	case ft.Kind() == reflect.Struct:
+		compareStruct(t, path, ft, p)
 	case ft.Kind() == reflect.Bool:
 		if p["type"] != "boolean" {
 			t.Errorf("%s: want type boolean, got %v", path, p["type"])
@@ -1093,6 +1106,8 @@ func TestAsyncAPI(t *testing.T) {
 			wantKey = "#/components/schemas/UserKey"
 		case schemas.TopicReceipts:
 			wantKey = "#/components/schemas/ReceiptKey"
+		case schemas.TopicPush:
+			wantKey = "#/components/schemas/PushKey"
 		}
 		if got := get(t, m, "/bindings/kafka/key/$ref"); got != wantKey {
 			t.Errorf("%s: key %v, want %s", typ, got, wantKey)
@@ -1314,7 +1329,7 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 			ID: "9d2c4b6a", Type: typ, Source: schemas.Source, Subject: "d_9333bcb877e9917e7ab716603d6ed862",
 			Time: time.Now(), CommandOffset: -1, TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		}
-		if topicOf[typ] == schemas.TopicPresence {
+		if topicOf[typ] == schemas.TopicPresence || topicOf[typ] == schemas.TopicPush {
 			a.Subject = "alice.smith@example.org"
 		}
 		if topicOf[typ] == schemas.TopicEvents {
