@@ -102,9 +102,10 @@ func (t Topology) Topics() []kafka.TopicConfig {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	topic := func(name, retention string) kafka.TopicConfig {
 		policy := "delete"
-		if name == schemas.TopicPresence || name == schemas.TopicReceipts {
+		if name == schemas.TopicPresence || name == schemas.TopicReceipts || name == schemas.TopicPush {
 			// One record per key survives: a user's latest presence, a
-			// user's latest marker of each kind in a conversation.
+			// user's latest marker of each kind in a conversation, the
+			// latest registration of a device or setting of a user.
 			policy = "compact"
 		}
 		return kafka.TopicConfig{
@@ -126,6 +127,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicEphemeral, ms(t.EphemeralRetention)),
 		topic(schemas.TopicPresence, "-1"),
 		topic(schemas.TopicReceipts, "-1"),
+		topic(schemas.TopicPush, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
 		topic(schemas.TopicChanges, ms(t.DeliveryRetention)),
 	}

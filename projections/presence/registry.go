@@ -6,6 +6,7 @@ package presence
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ type Registry struct {
 type nodeEntry struct {
 	node    string
 	expires time.Time
+	devices []string
 }
 
 // NewRegistry returns a Registry; Run starts it.
@@ -99,13 +101,31 @@ func (r *Registry) AppendNodes(dst []string, user string) []string {
 	return dst
 }
 
+// Connected reports whether device of user has a live socket on some
+// node now: the push projection notifies only devices that do not.
+func (r *Registry) Connected(user, device string) bool {
+	now := r.cfg.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, e := range r.users[user] {
+		if e.expires.After(now) && slices.Contains(e.devices, device) {
+			return true
+		}
+	}
+	return false
+}
+
 // apply takes a record from the log as the user's latest.
 func (r *Registry) apply(_ context.Context, rec *schemas.PresenceV1) {
 	now := r.cfg.Now()
 	var entries []nodeEntry
 	for _, n := range rec.Nodes {
 		if n.ExpiresAt.After(now) && len(n.Devices) > 0 {
-			entries = append(entries, nodeEntry{node: n.NodeID, expires: n.ExpiresAt})
+			e := nodeEntry{node: n.NodeID, expires: n.ExpiresAt}
+			for _, d := range n.Devices {
+				e.devices = append(e.devices, d.DeviceID)
+			}
+			entries = append(entries, e)
 		}
 	}
 	r.mu.Lock()

@@ -93,8 +93,18 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("registrations %v, want %v", got, want)
 	}
 
+	// Devices, not only nodes: push notifies the devices not connected.
+	for _, c := range []struct {
+		user, device string
+		want         bool
+	}{{"alice", "phone", true}, {"alice", "tablet", true}, {"alice", "watch", false}, {"bob", "phone", true}, {"bob", "laptop", false}, {"carol", "phone", false}} {
+		if got := reg.Connected(c.user, c.device); got != c.want {
+			t.Errorf("Connected(%s, %s) = %v, want %v", c.user, c.device, got, c.want)
+		}
+	}
+
 	bobGone()
-	eventually(t, "bob gone", func() bool { return len(nodes(reg, "bob")) == 0 })
+	eventually(t, "bob gone", func() bool { return len(nodes(reg, "bob")) == 0 && !reg.Connected("bob", "phone") })
 	seen := len(regs.list())
 	b.Connect(ctx, "bob", "phone")
 	eventually(t, "bob back on b, announced again", func() bool { return slices.Contains(regs.list()[seen:], "bob@node-b") })
@@ -114,6 +124,9 @@ func TestRegistry(t *testing.T) {
 	eventually(t, "node b's entries expired", func() bool {
 		return slices.Equal(nodes(reg, "alice"), []string{"node-a"}) && len(nodes(reg, "bob")) == 0
 	})
+	if reg.Connected("alice", "tablet") || !reg.Connected("alice", "phone") {
+		t.Error("after node b's crash, alice's tablet (on b) still counts as connected, or her phone (on a) not")
+	}
 	if got := late.list(); len(got) != 0 {
 		t.Errorf("the later registry announced %v", got)
 	}
