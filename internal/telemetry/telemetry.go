@@ -66,6 +66,17 @@ type Metrics struct {
 	// reader drops its connection, backs off and dials again. It stays
 	// at zero in normal operation, idle or under load.
 	KafkaReaderErrors *prometheus.CounterVec
+	// PushNotifications counts the push projection's notifications by
+	// provider (webpush, fcm, apns) and outcome: sent (the provider
+	// accepted it), retried (a 429, 5xx or no answer, tried again later),
+	// failed (given up on: refused, or still failing after the last
+	// attempt), removed (the provider said the registration is gone, and
+	// it was removed).
+	PushNotifications *prometheus.CounterVec
+	// PushLatency is the time from a message's acceptance (ce_time) to
+	// the provider's acceptance of its notification, by provider; it
+	// includes the coalescing window a notification waited in.
+	PushLatency *prometheus.HistogramVec
 }
 
 // New returns a Metrics on a fresh registry that also carries the Go
@@ -124,6 +135,14 @@ func New() *Metrics {
 		KafkaReaderErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_kafka_reader_errors_total", Help: "Errors of Kafka readers and consumer groups (a failed fetch drops the connection and dials again), by group and topic.",
 		}, []string{"group", "topic"}),
+		PushNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_push_notifications_total", Help: "Push notifications by provider and outcome (sent, retried, failed, removed).",
+		}, []string{"provider", "outcome"}),
+		PushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "parley_push_latency_seconds",
+			Help:    "Time from a message's acceptance (ce_time) to the push provider's acceptance of its notification, coalescing window included.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"provider"}),
 	}
 	r.MustRegister(
 		collectors.NewGoCollector(),
@@ -131,6 +150,7 @@ func New() *Metrics {
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
 		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
 		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
+		m.PushNotifications, m.PushLatency,
 	)
 	return m
 }

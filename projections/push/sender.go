@@ -1,0 +1,273 @@
+// The sender: what is due goes to the providers.
+
+package push
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-chat/parley/schemas"
+)
+
+// job is one notification due: a message notification or a clear.
+type job struct {
+	user, device, conv string
+	clear              bool
+	p                  pending
+	c                  clearing
+}
+
+// maxJobs bounds the notifications one round of the sender takes.
+const maxJobs = 1000
+
+// send sends what is due every Tick, or at once when woken, until ctx
+// is done.
+func (p *Push) send(ctx context.Context) error {
+	t := time.NewTicker(p.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-p.wakeup:
+		}
+		if err := p.sendDue(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("sending notifications", "err", err)
+		}
+	}
+}
+
+// sendDue sends every notification due now, Concurrency at a time.
+func (p *Push) sendDue(ctx context.Context) error {
+	jobs, err := p.due(p.cfg.Now())
+	if err != nil || len(jobs) == 0 {
+		return err
+	}
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := p.sendOne(ctx, j); err != nil && ctx.Err() == nil {
+				p.log.Error("recording a notification's outcome", "user_id", j.user, "conversation_id", j.conv, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// due lists the notifications due at now.
+func (p *Push) due(now time.Time) ([]job, error) {
+	var jobs []job
+	err := scan(p.store.db, prefixPending, func(k, v []byte) (bool, error) {
+		var pd pending
+		if err := jsonUnmarshal(v, &pd); err != nil {
+			return false, err
+		}
+		if !pd.Due.After(now) {
+			parts := splitKey(k, prefixPending)
+			jobs = append(jobs, job{user: parts[0], device: parts[1], conv: parts[2], p: pd})
+		}
+		return len(jobs) < maxJobs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = scan(p.store.db, prefixClear, func(k, v []byte) (bool, error) {
+		var c clearing
+		if err := jsonUnmarshal(v, &c); err != nil {
+			return false, err
+		}
+		if !c.Due.After(now) {
+			parts := splitKey(k, prefixClear)
+			jobs = append(jobs, job{user: parts[0], device: parts[1], conv: parts[2], clear: true, c: c})
+		}
+		return len(jobs) < maxJobs, nil
+	})
+	return jobs, err
+}
+
+// sendOne sends one job and records its outcome.
+func (p *Push) sendOne(ctx context.Context, j job) error {
+	now := p.cfg.Now()
+	dev, ok := p.settings.Device(j.user, j.device)
+	if !ok || p.cfg.Live.Connected(j.user, j.device) {
+		// Unregistered since, or connected: the socket has the events.
+		return p.finish(j, false, now)
+	}
+	if !j.clear && !p.settings.allowed(j.user, j.conv, j.p.Mentioned, now) {
+		return p.finish(j, false, now) // muted, or quiet hours: dropped
+	}
+	badge, err := p.store.badge(j.user)
+	if err != nil {
+		return err
+	}
+	n := Notification{Type: KindClear, ConversationID: j.conv, Seq: j.c.ReadSeq, Badge: badge}
+	if !j.clear {
+		n = Notification{Type: KindMessage, ConversationID: j.conv, Seq: j.p.LastSeq, SenderID: j.p.SenderID, Count: j.p.Count, Badge: badge, EventTime: j.p.EventTime}
+		if !p.settings.User(j.user).HidePreviews {
+			n.Preview = j.p.Preview
+		}
+	}
+	counter := func(outcome string) { p.cfg.Metrics.PushNotifications.WithLabelValues(dev.Provider, outcome).Inc() }
+	prov := p.cfg.Providers[dev.Provider]
+	if prov == nil {
+		p.log.Warn("no provider configured for a registered device", "provider", dev.Provider, "user_id", j.user)
+		counter("failed")
+		return p.finish(j, false, now)
+	}
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+	err = prov.Send(sctx, dev, n)
+	cancel()
+	var retry *RetryError
+	switch {
+	case err == nil:
+		counter("sent")
+		if !j.clear {
+			p.cfg.Metrics.PushLatency.WithLabelValues(dev.Provider).Observe(p.cfg.Now().Sub(j.p.EventTime).Seconds())
+		}
+		return p.finish(j, true, p.cfg.Now())
+	case ctx.Err() != nil:
+		return nil // stopping: it stays due
+	case errors.Is(err, ErrGone):
+		rm := &schemas.DeviceRemovedV1{UserID: j.user, DeviceID: j.device, Reason: schemas.RemovedGone, RegisteredAt: dev.RegisteredAt, RemovedAt: now.UTC()}
+		if aerr := p.cfg.Remover.Append(ctx, rm); aerr != nil {
+			p.retryLater(j, 0, now)
+			return aerr
+		}
+		p.settings.Apply(rm)
+		counter("removed")
+		p.log.Info("push registration gone; removed", "provider", dev.Provider, "user_id", j.user, "device_id", j.device, "err", err)
+		return p.finish(j, false, now)
+	case errors.As(err, &retry) && attempts(j)+1 < p.cfg.Attempts:
+		counter("retried")
+		p.log.Warn("push provider failed; retrying later", "provider", dev.Provider, "user_id", j.user, "err", err)
+		return p.retryLater(j, retry.RetryAfter, now)
+	default:
+		counter("failed")
+		p.log.Error("push notification given up", "provider", dev.Provider, "user_id", j.user, "conversation_id", j.conv, "err", err)
+		return p.finish(j, false, now)
+	}
+}
+
+func attempts(j job) int {
+	if j.clear {
+		return j.c.Attempts
+	}
+	return j.p.Attempts
+}
+
+// retryLater makes j due again after the backoff of its attempts, or
+// after the provider's Retry-After when that is longer.
+func (p *Push) retryLater(j job, after time.Duration, now time.Time) error {
+	n := attempts(j)
+	wait := p.cfg.InitialBackoff << n
+	if wait > p.cfg.MaxBackoff || wait <= 0 {
+		wait = p.cfg.MaxBackoff
+	}
+	wait = max(wait, min(after, time.Hour))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.store.db.NewIndexedBatch()
+	defer b.Close()
+	if j.clear {
+		k := key(prefixClear, j.user, j.device, j.conv)
+		var c clearing
+		if found, err := getJSON(b, k, &c); err != nil || !found {
+			return err
+		}
+		c.Attempts, c.Due = n+1, now.Add(wait)
+		if err := setJSON(b, k, c); err != nil {
+			return err
+		}
+	} else {
+		k := key(prefixPending, j.user, j.device, j.conv)
+		var pd pending
+		if found, err := getJSON(b, k, &pd); err != nil || !found {
+			return err
+		}
+		pd.Attempts, pd.Due = n+1, now.Add(wait)
+		if err := setJSON(b, k, pd); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// finish removes what j sent (or dropped) from what is due; when it was
+// sent, it records the notification, so that nothing up to its seq is
+// sent again and the next notification of the conversation waits a
+// Window. Messages that arrived while j was being sent stay due.
+func (p *Push) finish(j job, delivered bool, now time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.store.db.NewIndexedBatch()
+	defer b.Close()
+	if j.clear {
+		k := key(prefixClear, j.user, j.device, j.conv)
+		var c clearing
+		found, err := getJSON(b, k, &c)
+		if err != nil {
+			return err
+		}
+		if found && c.ReadSeq <= j.c.ReadSeq {
+			if err := b.Delete(k, nil); err != nil {
+				return err
+			}
+		}
+		return b.Commit(pebble.Sync)
+	}
+	pk := key(prefixPending, j.user, j.device, j.conv)
+	var pd pending
+	found, err := getJSON(b, pk, &pd)
+	if err != nil {
+		return err
+	}
+	if found {
+		if pd.LastSeq <= j.p.LastSeq {
+			err = b.Delete(pk, nil)
+		} else {
+			// Newer messages came in meanwhile: they wait for the window.
+			pd.Count = max(pd.Count-j.p.Count, 1)
+			pd.Mentioned, pd.Attempts = false, 0
+			if delivered {
+				pd.Due = now.Add(p.cfg.Window)
+			}
+			err = setJSON(b, pk, pd)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if delivered {
+		if err := setJSON(b, key(prefixSent, j.user, j.device, j.conv), sent{Seq: j.p.LastSeq, At: now}); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Pending returns how many notifications (message and clear) are due or
+// waiting for their window.
+func (p *Push) Pending() (int, error) {
+	n := 0
+	count := func(_, _ []byte) (bool, error) { n++; return true, nil }
+	if err := scan(p.store.db, prefixPending, count); err != nil {
+		return 0, err
+	}
+	err := scan(p.store.db, prefixClear, count)
+	return n, err
+}
+

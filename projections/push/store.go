@@ -1,0 +1,196 @@
+// The push projection's store: membership, read markers, and what is due
+// and what was sent, in Pebble.
+
+package push
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-chat/parley/internal/pebblelog"
+)
+
+// Key layout. Ids never contain a zero byte (see schemas), which
+// separates their parts.
+const (
+	prefixConv    = "c\x00" // conv -> convState
+	prefixMember  = "m\x00" // user, conv -> (empty): the user's conversations
+	prefixRead    = "r\x00" // user, conv -> read seq
+	prefixPending = "p\x00" // user, device, conv -> pending
+	prefixClear   = "x\x00" // user, device, conv -> clearing
+	prefixSent    = "s\x00" // user, device, conv -> sent
+	keyProbe      = "probe"
+)
+
+func key(prefix string, parts ...string) []byte {
+	b := []byte(prefix)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// splitKey returns the parts of a key after its prefix.
+func splitKey(k []byte, prefix string) []string {
+	var out []string
+	rest := k[len(prefix):]
+	for {
+		i := slices.Index(rest, 0)
+		if i < 0 {
+			return append(out, string(rest))
+		}
+		out = append(out, string(rest[:i]))
+		rest = rest[i+1:]
+	}
+}
+
+// convState is what the projection knows of a conversation.
+type convState struct {
+	Members []string `json:"members"`
+	LastSeq uint64   `json:"last_seq"`
+}
+
+// pending is the notification due to one device for one conversation:
+// the messages not notified yet, coalesced.
+type pending struct {
+	// LastSeq is the newest message's seq; Count how many messages there
+	// are.
+	LastSeq  uint64 `json:"last_seq"`
+	Count    int    `json:"count"`
+	SenderID string `json:"sender_id"`
+	// Preview is the newest message's preview; empty when the
+	// conversation's bodies must not leave the server.
+	Preview string `json:"preview,omitempty"`
+	// Mentioned: one of the messages mentions the user.
+	Mentioned bool `json:"mentioned,omitempty"`
+	// EventTime is when the newest message was accepted.
+	EventTime time.Time `json:"event_time"`
+	// Due is when it may be sent: at once, or once the window since the
+	// last notification of the conversation to the device has passed.
+	Due      time.Time `json:"due"`
+	Attempts int       `json:"attempts,omitempty"`
+}
+
+// clearing is a background push due to a device that was notified of
+// messages the user has since read on another device.
+type clearing struct {
+	ReadSeq  uint64    `json:"read_seq"`
+	Due      time.Time `json:"due"`
+	Attempts int       `json:"attempts,omitempty"`
+}
+
+// sent records the last notification sent to a device for a
+// conversation.
+type sent struct {
+	Seq uint64    `json:"seq"`
+	At  time.Time `json:"at"`
+	// Cleared: a clear for it has been scheduled.
+	Cleared bool `json:"cleared,omitempty"`
+}
+
+// Store is the push projection's Pebble database. Every write is synced:
+// what is due must survive a kill of the process.
+type Store struct {
+	db *pebble.DB
+}
+
+// OpenStore opens (or creates) the store in dir.
+func OpenStore(dir string, log *slog.Logger) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Logger{Log: log}})
+	if err != nil {
+		return nil, fmt.Errorf("opening the push store in %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+
+// getJSON reads key into v; false if it is absent.
+func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
+	b, c, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	return true, json.Unmarshal(b, v)
+}
+
+func setJSON(b *pebble.Batch, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Set(k, raw, nil)
+}
+
+func getUint(r pebble.Reader, k []byte) (uint64, error) {
+	b, c, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if len(b) != 8 {
+		return 0, fmt.Errorf("bad value of %q", k)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// scan calls fn for every key under prefix in r, until fn returns false.
+func scan(r pebble.Reader, prefix string, fn func(k, v []byte) (bool, error)) error {
+	end := []byte(prefix)
+	end[len(end)-1]++
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: end})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		more, err := fn(it.Key(), it.Value())
+		if err != nil || !more {
+			return errors.Join(err, it.Close())
+		}
+	}
+	return it.Close()
+}
+
+// badge is user's unread total: over the user's conversations, last seq
+// minus read seq.
+func (s *Store) badge(user string) (uint64, error) {
+	var total uint64
+	err := scan(s.db, string(key(prefixMember, user))+"\x00", func(k, _ []byte) (bool, error) {
+		parts := splitKey(k, prefixMember)
+		conv := parts[len(parts)-1]
+		var c convState
+		if _, err := getJSON(s.db, key(prefixConv, conv), &c); err != nil {
+			return false, err
+		}
+		read, err := getUint(s.db, key(prefixRead, user, conv))
+		if err != nil {
+			return false, err
+		}
+		if c.LastSeq > read {
+			total += c.LastSeq - read
+		}
+		return true, nil
+	})
+	return total, err
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
