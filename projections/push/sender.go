@@ -270,4 +270,3 @@ func (p *Push) Pending() (int, error) {
 	err := scan(p.store.db, prefixClear, count)
 	return n, err
 }
-

@@ -104,8 +104,11 @@ type Store struct {
 	db *pebble.DB
 }
 
-// OpenStore opens (or creates) the store in dir.
+// OpenStore opens (or creates) the store in dir; log may be nil.
 func OpenStore(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Logger{Log: log}})
 	if err != nil {
 		return nil, fmt.Errorf("opening the push store in %s: %w", dir, err)
@@ -115,7 +118,6 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
-
 
 // getJSON reads key into v; false if it is absent.
 func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
