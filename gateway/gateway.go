@@ -108,6 +108,8 @@ type Config struct {
 	Search Searcher
 	// Receipts records read markers; nil answers 503 to them.
 	Receipts Receipts
+	// Push records push registrations and notification settings.
+	Push PushConfig
 	Metrics  *telemetry.Metrics
 	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -392,6 +394,11 @@ func (s *Server) routes() http.Handler {
 		r.Put("/v1/blocks/{user}", s.block(true))
 		r.Delete("/v1/blocks/{user}", s.block(false))
 		r.Get("/v1/presence", s.getPresence)
+		r.Get("/v1/push/config", s.getPushConfig)
+		r.Put("/v1/devices/{device_id}/push", s.putDevicePush)
+		r.Delete("/v1/devices/{device_id}/push", s.deleteDevicePush)
+		r.Put("/v1/conversations/{id}/notifications", s.putConversationNotifications)
+		r.Put("/v1/notifications", s.putNotifications)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
 	})
 	return r
