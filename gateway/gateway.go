@@ -109,9 +109,9 @@ type Config struct {
 	// Receipts records read markers; nil answers 503 to them.
 	Receipts Receipts
 	// Push records push registrations and notification settings.
-	Push PushConfig
-	Metrics  *telemetry.Metrics
-	Logger   *slog.Logger
+	Push    PushConfig
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// Limits are the conversation limits, the decider's, which requests
