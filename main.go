@@ -8,6 +8,7 @@
 //	parley project history  the history projection (events and receipts)
 //	parley project search   the search projection (--rebuild: reindex from 0)
 //	parley project files    the files projection (attached uploads, deleted files, the sweep)
+//	parley project push     the push projection (notifications to devices not connected)
 //	parley token USER       print a token for USER (dev secret by default)
 //	parley ws               an interactive WebSocket client
 //	parley bench            load-test a running gateway (internal/loadgen)
@@ -61,6 +62,7 @@ commands:
   project history  builds the history store from chat.events and chat.receipts
   project search   builds the search index from chat.events; --rebuild reindexes from offset 0 and swaps
   project files    keeps the file store in step with chat.events and sweeps uploads never attached
+  project push     notifies the devices that are not connected through Web Push, FCM and APNs
   token USER       prints a JWT for USER signed with the configured secret
   ws               an interactive WebSocket client: sends each line typed, prints each frame received
   bench            load-tests a running gateway over WebSockets (internal/loadgen/SCENARIOS.md)
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			roles, args = app.Roles{History: true}, args[1:]
 		case len(args) > 0 && args[0] == "files":
 			roles, args = app.Roles{Files: true}, args[1:]
+		case len(args) > 0 && args[0] == "push":
+			roles, args = app.Roles{Push: true}, args[1:]
 		case len(args) > 0 && args[0] == "search":
 			roles, args = app.Roles{Search: true}, args[1:]
 			if len(args) > 0 && (args[0] == "--rebuild" || args[0] == "-rebuild") {
@@ -111,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 				return app.RebuildSearch(ctx, cfg, stdout, cfg.Logger(stderr))
 			}
 		default:
-			return errors.New("usage: parley project history | parley project search [--rebuild] | parley project files")
+			return errors.New("usage: parley project history | parley project search [--rebuild] | parley project files | parley project push")
 		}
 	case "token":
 		return token(args, getenv, stdout, stderr)

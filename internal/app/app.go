@@ -111,6 +111,11 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if roles.Files {
 		s.startFiles(runCtx)
 	}
+	if roles.Push {
+		if err := s.startPush(ctx, runCtx, ready); err != nil {
+			return nil, err
+		}
+	}
 	s.monitorLag(runCtx, roles)
 	if roles.Gateway {
 		if err := s.startGateway(ctx, runCtx, ready); err != nil {
@@ -126,7 +131,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 	}
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers, "routing", cfg.Routing,
-		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil)
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push)
 	return s, nil
 }
 

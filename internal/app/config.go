@@ -107,6 +107,23 @@ type Config struct {
 	UploadTTL      time.Duration
 	UploadURLTTL   time.Duration
 	DownloadURLTTL time.Duration
+
+	// Push notifications (README.md, "Push notifications").
+	PushWindow       time.Duration
+	PushMaxAge       time.Duration
+	PushPreviewRunes int
+	VAPIDPublicKey   string
+	VAPIDPrivateKey  string
+	VAPIDSubject     string
+	WebPushHosts     []string
+	FCMProject       string
+	FCMCredentials   string
+	FCMEndpoint      string
+	APNsKeyFile      string
+	APNsKeyID        string
+	APNsTeamID       string
+	APNsTopic        string
+	APNsHost         string
 }
 
 // Setting is one configuration setting.
@@ -225,6 +242,21 @@ func Settings() []Setting {
 		{"upload-ttl", "PARLEY_UPLOAD_TTL", "24h", "uploads no message attached are deleted after this; a message may attach an upload up to half of it old", dur(func(c *Config) *time.Duration { return &c.UploadTTL })},
 		{"upload-url-ttl", "PARLEY_UPLOAD_URL_TTL", "15m", "how long a presigned upload URL works", dur(func(c *Config) *time.Duration { return &c.UploadURLTTL })},
 		{"download-url-ttl", "PARLEY_DOWNLOAD_URL_TTL", "5m", "how long a presigned download URL works", dur(func(c *Config) *time.Duration { return &c.DownloadURLTTL })},
+		{"push-window", "PARLEY_PUSH_WINDOW", "5s", "a device gets at most one push notification per conversation per window; messages within it are counted into the next one", dur(func(c *Config) *time.Duration { return &c.PushWindow })},
+		{"push-max-age", "PARLEY_PUSH_MAX_AGE", "1h", "messages older than this when the push projection reads them notify nobody (a rebuild, a long outage)", dur(func(c *Config) *time.Duration { return &c.PushMaxAge })},
+		{"push-preview-runes", "PARLEY_PUSH_PREVIEW_RUNES", "100", "longest preview of a message's text in a push notification, in characters (0: none)", num(func(c *Config) *int { return &c.PushPreviewRunes })},
+		{"vapid-public-key", "PARLEY_VAPID_PUBLIC_KEY", "", "Web Push application server public key (base64url P-256); empty with the private key: generated on first start of the embedded default under data-dir/push/vapid.json, Web Push off otherwise", str(func(c *Config) *string { return &c.VAPIDPublicKey })},
+		{"vapid-private-key", "PARLEY_VAPID_PRIVATE_KEY", "", "Web Push application server private key (base64url); set with the public key", str(func(c *Config) *string { return &c.VAPIDPrivateKey })},
+		{"vapid-subject", "PARLEY_VAPID_SUBJECT", "", "contact the push services may reach the operator at: an e-mail address (without mailto:) or an https URL; required for Web Push with an external Kafka cluster", str(func(c *Config) *string { return &c.VAPIDSubject })},
+		{"webpush-hosts", "PARLEY_WEBPUSH_HOSTS", "fcm.googleapis.com,push.services.mozilla.com,notify.windows.com,push.apple.com", "comma-separated push services a Web Push subscription's endpoint may be at (each host and its subdomains; * any): the server sends requests there", list(func(c *Config) *[]string { return &c.WebPushHosts })},
+		{"fcm-project", "PARLEY_FCM_PROJECT", "", "Firebase project id; set, devices may register with fcm", str(func(c *Config) *string { return &c.FCMProject })},
+		{"fcm-credentials", "PARLEY_FCM_CREDENTIALS", "", "service account JSON file FCM requests are authorized with (empty: Google's application default credentials)", str(func(c *Config) *string { return &c.FCMCredentials })},
+		{"fcm-endpoint", "PARLEY_FCM_ENDPOINT", "", "FCM HTTP v1 API base URL (empty: https://fcm.googleapis.com/v1)", str(func(c *Config) *string { return &c.FCMEndpoint })},
+		{"apns-key-file", "PARLEY_APNS_KEY_FILE", "", "APNs provider token signing key (the .p8 file); set, devices may register with apns", str(func(c *Config) *string { return &c.APNsKeyFile })},
+		{"apns-key-id", "PARLEY_APNS_KEY_ID", "", "key id of the APNs signing key; required with PARLEY_APNS_KEY_FILE", str(func(c *Config) *string { return &c.APNsKeyID })},
+		{"apns-team-id", "PARLEY_APNS_TEAM_ID", "", "Apple developer team id; required with PARLEY_APNS_KEY_FILE", str(func(c *Config) *string { return &c.APNsTeamID })},
+		{"apns-topic", "PARLEY_APNS_TOPIC", "", "the app's bundle id (apns-topic); required with PARLEY_APNS_KEY_FILE", str(func(c *Config) *string { return &c.APNsTopic })},
+		{"apns-host", "PARLEY_APNS_HOST", "https://api.push.apple.com", "APNs server (https://api.sandbox.push.apple.com for development builds)", str(func(c *Config) *string { return &c.APNsHost })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
 		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
 		{"routing", "PARLEY_ROUTING", RoutingAuto, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need), broadcast (every node reads every event), or auto: broadcast when every role runs in one process on the embedded broker (one node: no router hop), else targeted", str(func(c *Config) *string { return &c.Routing })},
@@ -382,6 +414,7 @@ func (c Config) validateOIDC() []error {
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
+	errs = append(errs, c.validatePush()...)
 	if c.OIDC() {
 		errs = append(errs, c.validateOIDC()...)
 	}

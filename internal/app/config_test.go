@@ -93,8 +93,10 @@ func TestParseRoles(t *testing.T) {
 		"all":                     app.All,
 		"gateway":                 {Gateway: true},
 		"gateway, decider,router": {Gateway: true, Decider: true, Router: true},
-		"gateway,decider,history,search,router,files": app.All,
+		"gateway,decider,history,search,router,files,push": app.All,
+		"gateway,decider,history,search,router,files":      {Gateway: true, Decider: true, History: true, Search: true, Router: true, Files: true},
 		"files": {Files: true},
+		"push":  {Push: true},
 	} {
 		got, err := app.ParseRoles(in)
 		if err != nil || got != want {

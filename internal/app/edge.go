@@ -52,6 +52,9 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	}
 	s.cfg.gatewayLimits(&gcfg)
 	s.fileLimits(&gcfg)
+	if err := s.pushGateway(&gcfg); err != nil {
+		return err
+	}
 	gcfg.SignIn, err = s.signIn()
 	if err != nil {
 		return err

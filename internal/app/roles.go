@@ -33,13 +33,16 @@ type Roles struct {
 	// Files keeps the file store in step with messages and sweeps
 	// uploads never attached (projections/files).
 	Files bool
+	// Push notifies the devices that are not connected
+	// (projections/push).
+	Push bool
 }
 
 // All is every role: `parley run`.
-var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true, Files: true}
+var All = Roles{Gateway: true, Decider: true, History: true, Search: true, Router: true, Files: true, Push: true}
 
 // ParseRoles parses PARLEY_ROLES: "all", or role names separated by
-// commas (gateway, decider, history, search, router, files).
+// commas (gateway, decider, history, search, router, files, push).
 func ParseRoles(list string) (Roles, error) {
 	if strings.TrimSpace(list) == "all" {
 		return All, nil
@@ -59,8 +62,10 @@ func ParseRoles(list string) (Roles, error) {
 			r.Router = true
 		case "files":
 			r.Files = true
+		case "push":
+			r.Push = true
 		default:
-			return Roles{}, fmt.Errorf("unknown role %q: use all, or some of gateway, decider, history, search, router, files", name)
+			return Roles{}, fmt.Errorf("unknown role %q: use all, or some of gateway, decider, history, search, router, files, push", name)
 		}
 	}
 	return r, nil
@@ -215,6 +220,10 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	if roles.Files && s.files != nil {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents)},
 			consumers.LagSource{Group: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents)})
+	}
+	if roles.Push {
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicReceipts)})
 	}
 	if len(sources) == 0 {
 		return

@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -114,4 +117,52 @@ func retryAfter(h string, now time.Time) time.Duration {
 type VAPIDKeys struct {
 	PublicKey  string `json:"public_key"`
 	PrivateKey string `json:"private_key"`
+}
+
+// LoadOrCreateVAPIDKeys reads the VAPID key pair kept at path, or makes
+// one and keeps it there (readable by the owner only) if there is none:
+// the embedded default's keys, which must outlive restarts since every
+// browser subscription is bound to the public key.
+func LoadOrCreateVAPIDKeys(path string) (VAPIDKeys, error) {
+	var k VAPIDKeys
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &k); err != nil || k.PublicKey == "" || k.PrivateKey == "" {
+			return VAPIDKeys{}, fmt.Errorf("reading the VAPID keys in %s: not a key pair", path)
+		}
+		return k, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return VAPIDKeys{}, fmt.Errorf("reading the VAPID keys: %w", err)
+	}
+	if k.PrivateKey, k.PublicKey, err = webpush.GenerateVAPIDKeys(); err != nil {
+		return VAPIDKeys{}, fmt.Errorf("making VAPID keys: %w", err)
+	}
+	if raw, err = json.Marshal(k); err != nil {
+		return VAPIDKeys{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return VAPIDKeys{}, fmt.Errorf("keeping the VAPID keys: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vapid-*")
+	if err != nil {
+		return VAPIDKeys{}, fmt.Errorf("keeping the VAPID keys: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return VAPIDKeys{}, fmt.Errorf("keeping the VAPID keys: %w", err)
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return VAPIDKeys{}, fmt.Errorf("keeping the VAPID keys: %w", err)
+	}
+	// Link, not rename: of two processes starting at once, the second
+	// fails and reads the first one's keys.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return LoadOrCreateVAPIDKeys(path)
+		}
+		return VAPIDKeys{}, fmt.Errorf("keeping the VAPID keys: %w", err)
+	}
+	return k, nil
 }
