@@ -161,6 +161,13 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	if err != nil {
 		return err
 	}
+	s.metrics.CountPush(p.Settings().Count, func() int {
+		n, err := p.Pending()
+		if err != nil {
+			return -1
+		}
+		return n
+	})
 	s.spawn("push", func() error {
 		// Which devices are connected must be known before anything is
 		// sent.

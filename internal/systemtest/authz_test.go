@@ -222,6 +222,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 			member: ok(200), outsider: want{200, "not_member"}, blocked: ok(200)},
 		"GET /v1/presence": {req: func(string, int, int) (string, any) { return "/v1/presence?user_ids=ann,mem,blk", nil },
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		// Push: a device is always the caller's own (registrations are
+		// keyed by the user of the token); a conversation's notifications
+		// only a member may set.
+		"GET /v1/push/config": {req: func(string, int, int) (string, any) { return "/v1/push/config", nil },
+			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		"PUT /v1/devices/{device_id}/push": {req: func(string, int, int) (string, any) {
+			return "/v1/devices/phone-1/push", map[string]any{"provider": "webpush", "subscription": map[string]any{
+				"endpoint": "https://fcm.googleapis.com/fcm/send/abc",
+				"keys":     map[string]any{"p256dh": "BIPUL12DLfytvTajnryr2PRdAgXS3HGKiLqndGcJGabyhHheJYlNGCeXl1dn18gSJ1WAkAPIxr4gK0_dQds4yiI", "auth": "FPssNDTKnInHVndSTdbKFw"},
+			}}
+		}, member: ok(200), outsider: ok(200), blocked: ok(200)},
+		"DELETE /v1/devices/{device_id}/push": {req: func(string, int, int) (string, any) { return "/v1/devices/phone-1/push", nil },
+			member: ok(204), outsider: ok(204), blocked: ok(204)},
+		"PUT /v1/conversations/{id}/notifications": {req: func(c string, _, _ int) (string, any) {
+			return "/v1/conversations/" + c + "/notifications", map[string]any{"level": "mentions"}
+		}, member: ok(200), outsider: notMember, blocked: ok(200)},
+		"PUT /v1/notifications": {req: func(string, int, int) (string, any) {
+			return "/v1/notifications", map[string]any{"hide_previews": true}
+		},
+			member: ok(200), outsider: ok(200), blocked: ok(200)},
 		"GET /healthz":     {public: true, req: func(string, int, int) (string, any) { return "/healthz", nil }},
 		"GET /readyz":      {public: true, req: func(string, int, int) (string, any) { return "/readyz", nil }},
 		"GET /metrics":     {public: true, req: func(string, int, int) (string, any) { return "/metrics", nil }},

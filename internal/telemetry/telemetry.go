@@ -175,6 +175,17 @@ func (m *Metrics) CountPresenceRecords(f func() int) {
 	}, func() float64 { return float64(f()) }))
 }
 
+// CountPush exports the push role's registered devices (f) and its
+// notifications due or waiting for their window (pending), as
+// parley_push_registrations and parley_push_pending.
+func (m *Metrics) CountPush(registrations, pending func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_push_registrations", Help: "Devices registered for push notifications, as the push role knows them.",
+	}, func() float64 { return float64(registrations()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_push_pending", Help: "Push notifications due or waiting for their coalescing window (or a retry).",
+	}, func() float64 { return float64(pending()) }))
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

@@ -69,6 +69,17 @@ func (s *Settings) Apply(v any) {
 	}
 }
 
+// Count returns how many devices are registered.
+func (s *Settings) Count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, ds := range s.devices {
+		n += len(ds)
+	}
+	return n
+}
+
 // Devices returns the ids of user's registered devices.
 func (s *Settings) Devices(user string) []string {
 	s.mu.RLock()
