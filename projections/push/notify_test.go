@@ -395,3 +395,38 @@ func headerOf(m kafka.Message, k string) []byte {
 	}
 	return nil
 }
+
+// TestRedeliveryNotifiesOnce: events delivered again — what a process
+// killed before its group committed gets after the restart, or a producer
+// retrying — notify nobody twice, across a restart of the role on the
+// same store, and the badge counts each message once.
+func TestRedeliveryNotifiesOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-laptop")
+	stop := e.start(push.Config{Window: 200 * time.Millisecond})
+	e.waitRegistered("bob", "bob-laptop")
+	e.create("g1", "alice", "bob")
+	e.send("g1", "alice", "one")
+	eventually(t, "the first notification", func() bool { return len(e.webPushes("bob-laptop")) == 1 })
+	e.send("g1", "alice", "two", "three")
+	eventually(t, "the second notification", func() bool { return len(e.webPushes("bob-laptop")) == 2 })
+	e.settled()
+	stop()
+
+	// The same events again, then a new message, to a restarted role.
+	e.seqs["g1"] = 0
+	e.send("g1", "alice", "one", "two", "three")
+	e.start(push.Config{Window: 200 * time.Millisecond})
+	e.waitRegistered("bob", "bob-laptop")
+	e.send("g1", "alice", "four")
+	eventually(t, "the notification of the new message", func() bool { return len(e.webPushes("bob-laptop")) >= 3 })
+	e.settled()
+	got := e.webPushes("bob-laptop")
+	if len(got) != 3 {
+		t.Fatalf("got %d notifications, want 3: %+v", len(got), got)
+	}
+	if n := got[2]; n.Seq != 4 || n.Count != 1 || n.Preview != "four" || n.Badge != 4 {
+		t.Errorf("after the redelivery: %+v, want seq 4, count 1, badge 4", n)
+	}
+}
