@@ -28,6 +28,7 @@ var parleyRoles = map[string][]string{
 	"history":  {"project", "history"},
 	"search":   {"project", "search"},
 	"files":    {"project", "files"},
+	"push":     {"project", "push"},
 	"router":   {"router"},
 	"gateway1": {"gateway"},
 	"gateway2": {"gateway"},
