@@ -54,7 +54,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 // contentSecurityPolicy allows only the client's own files: no inline
 // script or style, no eval, no plugins, no framing; connections to this
 // origin (HTTP and its WebSocket), to the identity provider and to the
-// file store; images from this origin and the file store.
+// file store; images from this origin and the file store; the service
+// worker from this origin.
 func contentSecurityPolicy(connect, files []string) string {
 	src := append(append([]string{"'self'"}, connect...), files...)
 	img := append([]string{"'self'", "data:"}, files...)
@@ -65,6 +66,8 @@ func contentSecurityPolicy(connect, files []string) string {
 		"img-src " + strings.Join(img, " "),
 		"connect-src " + strings.Join(src, " "),
 		"manifest-src 'self'",
+		// The service worker that shows push notifications.
+		"worker-src 'self'",
 		"base-uri 'none'",
 		"form-action 'none'",
 		"frame-ancestors 'none'",

@@ -24,6 +24,7 @@ func TestHandler(t *testing.T) {
 		{"/static/js/client.js", "text/javascript; charset=utf-8", "export class Connection"},
 		{"/static/app.css", "text/css; charset=utf-8", ":root"},
 		{"/static/icon.svg", "image/svg+xml", "<svg"},
+		{"/static/sw.js", "text/javascript; charset=utf-8", `addEventListener("push"`},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
@@ -31,7 +32,7 @@ func TestHandler(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 200 %s with %q", tc.path, rec.Code, rec.Header().Get("Content-Type"), tc.ctype, tc.has)
 		}
 		csp := rec.Header().Get("Content-Security-Policy")
-		for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self' https://idp.example.org https://files.example.org;", "img-src 'self' data: https://files.example.org;", "frame-ancestors 'none'", "base-uri 'none'"} {
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self' https://idp.example.org https://files.example.org;", "img-src 'self' data: https://files.example.org;", "frame-ancestors 'none'", "base-uri 'none'", "worker-src 'self'"} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("GET %s: Content-Security-Policy %q lacks %q", tc.path, csp, want)
 			}

@@ -8,6 +8,7 @@ import { Api } from "./api.js";
 import * as auth from "./auth.js";
 import { h, $, highlighted, timeOf } from "./dom.js";
 import { Upload, isThumbnailed, sizeText } from "./uploads.js";
+import { setupPush } from "./push.js";
 
 const MESSAGE_SENT = new Set(["chat.message.sent.v1", "chat.message.sent.v2", "chat.message.sent.v3"]);
 const MAX_FILES = 10; // files on one message (PARLEY_MAX_ATTACHMENTS' default)
@@ -29,6 +30,7 @@ const S = {
   panel: null, // "members" | "thread" | "search"
   lastTyping: 0,
   inboxLoaded: false,
+  pushSetUp: false, // the service worker registered (push.js), once per page
   wasOnline: false,
   nodes: new Map(), // message list: key -> <li>
   uploads: new Map(), // conversation id -> the Uploads in its composer
@@ -223,6 +225,10 @@ function start(token) {
     prepare: async (user) => {
       S.me = user;
       $("#me").textContent = user;
+      if (!S.pushSetUp) {
+        S.pushSetUp = true;
+        setupPush(S.api, deviceId(), $("#notify"));
+      }
       try {
         await loadInbox();
         S.inboxLoaded = true;

@@ -1,0 +1,103 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/serviceworker"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/projections/push"
+)
+
+// TestBrowserPushNotification: once signed in, the web client registers
+// its service worker and, with notifications allowed, asks the server for
+// its VAPID key; a push delivered into the worker (as the browser's push
+// service would, through CDP ServiceWorker.deliverPushMessage) with the
+// payload the push role sends is shown as a notification with the sender
+// and preview, a second one of the conversation replaces it with the
+// count, and a clear closes it.
+func TestBrowserPushNotification(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a browser and a whole system, about 20 s); make test runs it")
+	}
+	dir, addr := t.TempDir(), freeAddr(t)
+	sys := startSystem(t, dir, addr)
+	defer stopSystem(t, sys)
+	base := "http://" + addr
+	b := newBrowserUser(t, startBrowser(t), "bob")
+
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: "granted", Origin: base,
+		BrowserContextID: chromedp.FromContext(b.ctx).BrowserContextID,
+	}); err != nil {
+		t.Fatalf("allowing notifications: %v", err)
+	}
+	// Which registration the worker is: from the ServiceWorker domain.
+	updates := chromedp.Events(ctx, serviceworker.WorkerRegistrationUpdated)
+	b.do(chromedp.Navigate(base+"/"), func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, serviceworker.Enable, cdp.Empty{})
+		return chromedp.Void{}, err
+	})
+	b.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
+	b.do(
+		chromedp.SendKeys(chromedp.CSS("#dev-user"), "bob"),
+		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
+	)
+	b.waitFor("signed in", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === "bob"`)
+	// Allowed already, so the client subscribes at once; a headless
+	// browser has no push service to subscribe with, so it ends in
+	// "failed" (or "registered" where one is reachable), never asking.
+	b.waitFor("push set up", `["registered", "failed"].includes(document.documentElement.dataset.push)`)
+	b.waitFor("the service worker active", `(navigator.serviceWorker.getRegistration("/static/").then(r => { window.__sw = r && r.active ? r.active.state : "" }), window.__sw === "activated")`)
+	if hidden := eval[bool](b, `document.querySelector("#notify").hidden`); !hidden {
+		t.Error("the Notify me button shows although notifications are allowed")
+	}
+	t.Logf("the client's push set-up: %s", eval[string](b, `document.documentElement.dataset.push`))
+	var reg serviceworker.RegistrationID
+	for e, err := range updates {
+		if err != nil {
+			t.Fatalf("waiting for the service worker's registration: %v", err)
+		}
+		for _, r := range e.Registrations {
+			if u, err := url.Parse(r.ScopeURL); err == nil && u.Path == "/static/" && !r.IsDeleted {
+				reg = r.RegistrationID
+			}
+		}
+		if reg != "" {
+			break
+		}
+	}
+
+	deliver := func(n push.Notification) {
+		t.Helper()
+		data, err := json.Marshal(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.do(func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := cdp.Call(ctx, tg, serviceworker.DeliverPushMessage, serviceworker.DeliverPushMessageParams{Origin: base, RegistrationID: reg, Data: string(data)})
+			return chromedp.Void{}, err
+		})
+	}
+	// notes reads the worker's notifications into window.__notes (async)
+	// and says whether the last read matched want.
+	notes := func(want string) string {
+		return `(navigator.serviceWorker.getRegistration("/static/").then(r => r.getNotifications()).then(ns => { window.__notes = JSON.stringify(ns.map(n => ({title: n.title, body: n.body, tag: n.tag}))) }), window.__notes === ` + js(want) + `)`
+	}
+	deliver(push.Notification{Type: push.KindMessage, ConversationID: "d_42", Seq: 7, SenderID: "alice", Count: 1, Preview: "Lunch at noon?", Badge: 1})
+	b.waitFor("the notification shown", notes(`[{"title":"alice","body":"Lunch at noon?","tag":"parley-d_42"}]`))
+	deliver(push.Notification{Type: push.KindMessage, ConversationID: "d_42", Seq: 9, SenderID: "alice", Count: 2, Preview: "See you there", Badge: 3})
+	b.waitFor("the notification replaced", notes(`[{"title":"alice","body":"See you there (+1 more)","tag":"parley-d_42"}]`))
+	deliver(push.Notification{Type: push.KindMessage, ConversationID: "g_7", Seq: 1, SenderID: "carol", Count: 3, Badge: 6})
+	b.waitFor("a second conversation's", notes(`[{"title":"alice","body":"See you there (+1 more)","tag":"parley-d_42"},{"title":"carol","body":"3 new messages","tag":"parley-g_7"}]`))
+	deliver(push.Notification{Type: push.KindClear, ConversationID: "d_42", Seq: 9, Badge: 3})
+	b.waitFor("the read conversation's closed", notes(`[{"title":"carol","body":"3 new messages","tag":"parley-g_7"}]`))
+}
