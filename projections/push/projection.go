@@ -338,11 +338,15 @@ func Preview(body string, n int) string {
 	if utf8.RuneCountInString(body) <= n {
 		return body
 	}
-	runes := []rune(body)[:n]
-	if i := strings.LastIndexByte(string(runes), ' '); i > len(string(runes))/2 {
-		return string(runes)[:i] + "…"
+	all := []rune(body)
+	cut := string(all[:n])
+	if all[n] == ' ' {
+		return cut + "…" // the cut falls between words
 	}
-	return string(runes) + "…"
+	if i := strings.LastIndexByte(cut, ' '); i > len(cut)/2 {
+		return cut[:i] + "…"
+	}
+	return cut + "…"
 }
 
 // Mentions reports whether body mentions user: "@user" not followed by

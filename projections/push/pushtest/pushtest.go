@@ -45,11 +45,10 @@ type script struct {
 	mu       sync.Mutex
 	failures map[string][]Failure
 	attempts map[string]int
-	changed  chan struct{}
 }
 
 func newScript() script {
-	return script{failures: make(map[string][]Failure), attempts: make(map[string]int), changed: make(chan struct{})}
+	return script{failures: make(map[string][]Failure), attempts: make(map[string]int)}
 }
 
 // fail queues failures for device's next requests.
@@ -71,12 +70,6 @@ func (s *script) next(device string) (Failure, bool) {
 	}
 	s.failures[device] = q[1:]
 	return q[0], true
-}
-
-// notify wakes whoever waits for a change. Call with s.mu held.
-func (s *script) notify() {
-	close(s.changed)
-	s.changed = make(chan struct{})
 }
 
 // Attempts returns how many requests device's notifications made,

@@ -197,7 +197,7 @@ func (w *WebPush) checkVAPID(h string) (string, error) {
 	}
 	sub, _ := claims["sub"].(string)
 	if !strings.HasPrefix(sub, "mailto:") && !strings.HasPrefix(sub, "https:") {
-		return "", fmt.Errorf("sub %q is neither mailto: nor https:", sub)
+		return "", fmt.Errorf("sub %q is neither a mailto: nor an https: URI", sub)
 	}
 	return sub, nil
 }
