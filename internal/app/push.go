@@ -54,8 +54,8 @@ func (c Config) validatePush() []error {
 	if c.APNsKeyFile != "" && (c.APNsKeyID == "" || c.APNsTeamID == "" || c.APNsTopic == "") {
 		errs = append(errs, errors.New("PARLEY_APNS_KEY_ID, PARLEY_APNS_TEAM_ID and PARLEY_APNS_TOPIC are required with PARLEY_APNS_KEY_FILE"))
 	}
-	if c.PushWindow < 0 || c.PushMaxAge <= 0 || c.PushPreviewRunes < 0 {
-		errs = append(errs, errors.New("PARLEY_PUSH_WINDOW must be at least 0, PARLEY_PUSH_MAX_AGE above 0, PARLEY_PUSH_PREVIEW_RUNES at least 0"))
+	if c.PushWindow <= 0 || c.PushMaxAge <= 0 || c.PushPreviewRunes < 0 {
+		errs = append(errs, errors.New("PARLEY_PUSH_WINDOW and PARLEY_PUSH_MAX_AGE must be positive, PARLEY_PUSH_PREVIEW_RUNES at least 0"))
 	}
 	return errs
 }
@@ -154,6 +154,9 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	pw := producers.NewPushWriter(s.brokers, s.names, s.log)
 	s.onClose(pw.Close)
 	preview := s.cfg.PushPreviewRunes
+	if preview == 0 {
+		preview = -1 // none; push.Config's zero is its default
+	}
 	p, err := push.New(push.Config{
 		Brokers: s.brokers, Names: s.names, Store: store, Providers: providers, Live: reg, Remover: pw,
 		Window: s.cfg.PushWindow, MaxAge: s.cfg.PushMaxAge, PreviewRunes: preview, Logger: s.log, Metrics: s.metrics,

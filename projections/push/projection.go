@@ -223,7 +223,7 @@ func (p *Push) notifyMembers(b *pebble.Batch, c convState, m *schemas.Message, a
 		return false, nil // too old to be worth a notification (a rebuild)
 	}
 	preview := ""
-	if !endToEndEncrypted(c) {
+	if !endToEndEncrypted(c) && p.cfg.PreviewRunes > 0 {
 		preview = Preview(m.Body, p.cfg.PreviewRunes)
 	}
 	due := false

@@ -48,8 +48,8 @@ type Config struct {
 	// that starts from the beginning of the log, or catches up after a
 	// long outage, notifies nothing older. Default: 1h.
 	MaxAge time.Duration
-	// PreviewRunes is the longest preview of a message's text. Default:
-	// 100.
+	// PreviewRunes is the longest preview of a message's text; negative:
+	// notifications carry no text. Default: 100.
 	PreviewRunes int
 	// Attempts is how often a notification is tried before it is given
 	// up on. Default: 5.
