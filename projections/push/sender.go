@@ -162,6 +162,22 @@ func (p *Push) sendOne(ctx context.Context, j job) error {
 	}
 }
 
+// maxRetryAfter caps how long a provider's Retry-After is honoured.
+const maxRetryAfter = time.Hour
+
+// backoff is the wait before attempt n+1 of a notification whose attempt
+// n (0-based) failed: InitialBackoff doubled n times, at most MaxBackoff,
+// or the provider's Retry-After when that is longer (at most an hour).
+func (c Config) backoff(n int, retryAfter time.Duration) time.Duration {
+	wait := c.MaxBackoff
+	if n < 32 {
+		if w := c.InitialBackoff << n; w > 0 && w < wait {
+			wait = w
+		}
+	}
+	return max(wait, min(retryAfter, maxRetryAfter))
+}
+
 func attempts(j job) int {
 	if j.clear {
 		return j.c.Attempts
@@ -173,11 +189,7 @@ func attempts(j job) int {
 // after the provider's Retry-After when that is longer.
 func (p *Push) retryLater(j job, after time.Duration, now time.Time) error {
 	n := attempts(j)
-	wait := p.cfg.InitialBackoff << n
-	if wait > p.cfg.MaxBackoff || wait <= 0 {
-		wait = p.cfg.MaxBackoff
-	}
-	wait = max(wait, min(after, time.Hour))
+	wait := p.cfg.backoff(n, after)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.store.db.NewIndexedBatch()
