@@ -430,3 +430,35 @@ func TestRedeliveryNotifiesOnce(t *testing.T) {
 		t.Errorf("after the redelivery: %+v, want seq 4, count 1, badge 4", n)
 	}
 }
+
+// TestNothingAfterLeaving: messages waiting for their window when their
+// recipient leaves the conversation are not pushed to the recipient.
+func TestNothingAfterLeaving(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-laptop")
+	e.start(push.Config{Window: 2 * time.Second})
+	e.waitRegistered("bob", "bob-laptop")
+	e.create("g1", "alice", "bob", "carol")
+	e.send("g1", "alice", "welcome")
+	eventually(t, "the first notification", func() bool { return len(e.webPushes("bob-laptop")) == 1 })
+	e.seqs["g1"]++
+	second := e.event(schemas.TypeMessageSentV3, "g1", e.seqs["g1"], schemas.MessageSentV3{ConversationID: "g1", Seq: e.seqs["g1"], SenderID: "alice", Body: "secret plans", CommandID: "cmd-secret", SentAt: time.Now().UTC()})
+	e.seqs["g1"]++
+	left := e.event(schemas.TypeMemberLeft, "g1", e.seqs["g1"], schemas.MemberLeftV1{ConversationID: "g1", Seq: e.seqs["g1"], UserID: "bob", CommandID: "cmd-leave", LeftAt: time.Now().UTC()})
+	e.write(schemas.TopicEvents, second, left)
+	e.settled()
+	if got := e.webPushes("bob-laptop"); len(got) != 1 {
+		t.Errorf("bob got %+v after leaving", got[1:])
+	}
+	// And nothing of what follows either.
+	e.send("g1", "alice", "after bob left")
+	e.registerWebPush("carol", "carol-laptop")
+	e.waitRegistered("carol", "carol-laptop")
+	e.send("g1", "alice", "carol?")
+	eventually(t, "carol's notification", func() bool { return len(e.webPushes("carol-laptop")) == 1 })
+	e.settled()
+	if got := e.webPushes("bob-laptop"); len(got) != 1 {
+		t.Errorf("bob got %d notifications, want the one before he left", len(got))
+	}
+}

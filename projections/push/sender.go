@@ -107,8 +107,15 @@ func (p *Push) sendOne(ctx context.Context, j job) error {
 		// Unregistered since, or connected: the socket has the events.
 		return p.finish(j, false, now)
 	}
-	if !j.clear && !p.settings.allowed(j.user, j.conv, j.p.Mentioned, now) {
-		return p.finish(j, false, now) // muted, or quiet hours: dropped
+	if !j.clear {
+		member, err := p.store.member(j.user, j.conv)
+		if err != nil {
+			return err
+		}
+		if !member || !p.settings.allowed(j.user, j.conv, j.p.Mentioned, now) {
+			// Left or removed since, muted, or quiet hours: dropped.
+			return p.finish(j, false, now)
+		}
 	}
 	badge, err := p.store.badge(j.user)
 	if err != nil {

@@ -172,6 +172,18 @@ func scan(r pebble.Reader, prefix string, fn func(k, v []byte) (bool, error)) er
 	return it.Close()
 }
 
+// member reports whether user is a member of conv now.
+func (s *Store) member(user, conv string) (bool, error) {
+	_, c, err := s.db.Get(key(prefixMember, user, conv))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, c.Close()
+}
+
 // badge is user's unread total: over the user's conversations, last seq
 // minus read seq.
 func (s *Store) badge(user string) (uint64, error) {
