@@ -130,7 +130,6 @@ func (c Config) providers(ctx context.Context) (map[string]push.Provider, error)
 	return out, nil
 }
 
-
 // startPush starts the push role: the session registry it asks which
 // devices are connected, and the role itself on its store under
 // data-dir/push.
@@ -191,4 +190,3 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	}
 	return nil
 }
-

@@ -85,10 +85,10 @@ func TestQuietHours(t *testing.T) {
 	}{
 		{night, "2025-01-15T21:30:00Z", true}, // 22:30 in Berlin (winter, UTC+1)
 		{night, "2025-01-15T20:59:00Z", false},
-		{night, "2025-01-16T05:59:00Z", true}, // 06:59
+		{night, "2025-01-16T05:59:00Z", true},  // 06:59
 		{night, "2025-01-16T06:00:00Z", false}, // 07:00 ends it
-		{night, "2025-07-15T20:30:00Z", true}, // 22:30 in summer (UTC+2)
-		{lunch, "2025-01-15T17:15:00Z", true}, // 12:15 in New York
+		{night, "2025-07-15T20:30:00Z", true},  // 22:30 in summer (UTC+2)
+		{lunch, "2025-01-15T17:15:00Z", true},  // 12:15 in New York
 		{lunch, "2025-01-15T18:30:00Z", false},
 	} {
 		if got := c.q.Quiet(at(c.t)); got != c.want {
