@@ -462,3 +462,43 @@ func TestNothingAfterLeaving(t *testing.T) {
 		t.Errorf("bob got %d notifications, want the one before he left", len(got))
 	}
 }
+
+// TestBadgeCountsMessagesAsTheInbox: the badge is the inbox's unread
+// total — messages after the read seq, not other events — and a message
+// the user sends (from another device) marks the conversation read up to
+// it, which clears its notification on the device that was notified.
+func TestBadgeCountsMessagesAsTheInbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-laptop")
+	e.start(push.Config{Window: time.Millisecond})
+	e.waitRegistered("bob", "bob-laptop")
+	e.create("g1", "alice", "bob")
+	e.create("g2", "alice", "bob")
+	e.send("g1", "alice", "one", "two")
+	eventually(t, "g1 notified", func() bool { return len(e.webPushes("bob-laptop")) >= 1 })
+	// A reaction and a rename are events, not messages.
+	e.seqs["g1"]++
+	react := e.event(schemas.TypeReactionAdded, "g1", e.seqs["g1"], schemas.ReactionV1{ConversationID: "g1", Seq: e.seqs["g1"], UserID: "alice", MessageSeq: 1, Emoji: "👍", CommandID: "cmd-r", At: time.Now().UTC()})
+	e.seqs["g1"]++
+	rename := e.event(schemas.TypeRenamed, "g1", e.seqs["g1"], schemas.RenamedV1{ConversationID: "g1", Seq: e.seqs["g1"], UserID: "alice", Title: "t2", CommandID: "cmd-n", RenamedAt: time.Now().UTC()})
+	e.write(schemas.TopicEvents, react, rename)
+	e.send("g2", "alice", "three")
+	eventually(t, "g2 notified", func() bool {
+		ns := e.webPushes("bob-laptop")
+		return len(ns) > 0 && ns[len(ns)-1].ConversationID == "g2"
+	})
+	ns := e.webPushes("bob-laptop")
+	if n := ns[len(ns)-1]; n.Badge != 3 {
+		t.Errorf("badge %d, want 3 (two messages in g1, one in g2; the reaction and the rename do not count)", n.Badge)
+	}
+	// Bob answers in g1 from his phone (no push registration): g1 is
+	// read up to his message, and the laptop's g1 notification cleared.
+	before := len(ns)
+	e.send("g1", "bob", "on my way")
+	eventually(t, "the clear", func() bool { return len(e.webPushes("bob-laptop")) == before+1 })
+	e.settled()
+	if n := e.webPushes("bob-laptop")[before]; n.Type != push.KindClear || n.ConversationID != "g1" || n.Badge != 1 {
+		t.Errorf("after Bob's own message: %+v, want a clear of g1 with badge 1", n)
+	}
+}

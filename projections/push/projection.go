@@ -176,7 +176,17 @@ func (p *Push) applyEvent(b *pebble.Batch, it Item, now time.Time) (bool, error)
 		err = setMember(e.MemberID, false)
 	default:
 		if m, ok := schemas.AsMessage(v); ok {
-			due, err = p.notifyMembers(b, c, m, it.Time, now)
+			// Unread counts messages, as the inbox does; sending one marks
+			// the conversation read up to it for its sender.
+			err = b.Set(messageKey(conv, seq), nil, nil)
+			if err == nil {
+				due, err = p.notifyMembers(b, c, m, it.Time, now)
+			}
+			if err == nil {
+				var cleared bool
+				cleared, err = p.markRead(b, m.SenderID, conv, seq, it.Time, now)
+				due = due || cleared
+			}
 		}
 	}
 	if err != nil {
@@ -273,12 +283,19 @@ func (p *Push) notifyMembers(b *pebble.Batch, c convState, m *schemas.Message, a
 	return due, nil
 }
 
-// applyReceipt records a read marker; what the user has read needs no
-// notification any more, and the devices notified of it get a clear.
+// applyReceipt records a read marker (see markRead).
 func (p *Push) applyReceipt(b *pebble.Batch, r *schemas.ReceiptV1, now time.Time) (bool, error) {
 	if r.Kind != schemas.ReceiptRead {
 		return false, nil
 	}
+	return p.markRead(b, r.UserID, r.ConversationID, r.Seq, r.At, now)
+}
+
+// markRead records that user has read conv up to seq (at at): what the
+// user has read needs no notification any more, and the user's devices
+// notified of it get a clear. It reports whether a clear is due.
+func (p *Push) markRead(b *pebble.Batch, user, conv string, seq uint64, at, now time.Time) (bool, error) {
+	r := schemas.ReceiptV1{UserID: user, ConversationID: conv, Seq: seq, At: at}
 	rk := key(prefixRead, r.UserID, r.ConversationID)
 	read, err := getUint(b, rk)
 	if err != nil {

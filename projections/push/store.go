@@ -26,6 +26,7 @@ const (
 	prefixPending = "p\x00" // user, device, conv -> pending
 	prefixClear   = "x\x00" // user, device, conv -> clearing
 	prefixSent    = "s\x00" // user, device, conv -> sent
+	prefixMessage = "n\x00" // conv, seq (8 bytes, big-endian) -> (empty): the messages
 	keyProbe      = "probe"
 )
 
@@ -38,6 +39,12 @@ func key(prefix string, parts ...string) []byte {
 		b = append(b, p...)
 	}
 	return b
+}
+
+// messageKey is the key of conv's message seq; a conversation's keys
+// sort by seq.
+func messageKey(conv string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(key(prefixMessage, conv), 0), seq)
 }
 
 // splitKey returns the parts of a key after its prefix.
@@ -184,25 +191,26 @@ func (s *Store) member(user, conv string) (bool, error) {
 	return true, c.Close()
 }
 
-// badge is user's unread total: over the user's conversations, last seq
-// minus read seq.
+// badge is user's unread total, as the inbox counts it: over the user's
+// conversations, the messages after the user's read seq.
 func (s *Store) badge(user string) (uint64, error) {
 	var total uint64
 	err := scan(s.db, string(key(prefixMember, user))+"\x00", func(k, _ []byte) (bool, error) {
 		parts := splitKey(k, prefixMember)
 		conv := parts[len(parts)-1]
-		var c convState
-		if _, err := getJSON(s.db, key(prefixConv, conv), &c); err != nil {
-			return false, err
-		}
 		read, err := getUint(s.db, key(prefixRead, user, conv))
 		if err != nil {
 			return false, err
 		}
-		if c.LastSeq > read {
-			total += c.LastSeq - read
+		// The messages after the read seq.
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: messageKey(conv, read+1), UpperBound: append(key(prefixMessage, conv), 1)})
+		if err != nil {
+			return false, err
 		}
-		return true, nil
+		for ok := it.First(); ok; ok = it.Next() {
+			total++
+		}
+		return true, it.Close()
 	})
 	return total, err
 }
