@@ -97,43 +97,37 @@ func TestNotifiesDevicesNotConnected(t *testing.T) {
 }
 
 // TestSettings: per-conversation levels and mutes, a user's mute, quiet
-// hours and hidden previews decide what is sent. Every case is followed
-// by a message in another conversation that does notify; with one
-// partition, once it has arrived and nothing is pending, the case's
-// messages were handled.
+// hours and hidden previews decide what is sent. Dave, a member of every
+// conversation without settings, is the witness: once his notification of
+// a conversation's last message has arrived and nothing is pending, the
+// conversation's messages were handled for Bob too (one partition: they
+// were applied in the same batch or before).
 func TestSettings(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.registerWebPush("bob", "bob-laptop")
+	e.registerWebPush("dave", "dave-laptop")
 	e.start(push.Config{Window: time.Millisecond})
 	e.waitRegistered("bob", "bob-laptop")
-	e.create("probe", "alice", "bob")
-	probes := 0
-	// handled sends a probe and waits for it: everything before it was
-	// handled.
-	handled := func() {
-		t.Helper()
-		probes++
-		e.send("probe", "alice", "probe")
-		eventually(t, "the probe", func() bool {
-			n := 0
-			for _, p := range e.webPushes("bob-laptop") {
-				if p.ConversationID == "probe" {
-					n++
-				}
-			}
-			return n == probes
-		})
-		e.settled()
-	}
-	inConv := func(conv string) []push.Notification {
+	e.waitRegistered("dave", "dave-laptop")
+	notes := func(device, conv string) []push.Notification {
 		var out []push.Notification
-		for _, p := range e.webPushes("bob-laptop") {
+		for _, p := range e.webPushes(device) {
 			if p.ConversationID == conv {
 				out = append(out, p)
 			}
 		}
 		return out
+	}
+	// send sends bodies to conv and waits until they were handled.
+	send := func(conv string, bodies ...string) {
+		t.Helper()
+		last := e.send(conv, "alice", bodies...)
+		eventually(t, "dave's notification of "+conv, func() bool {
+			ns := notes("dave-laptop", conv)
+			return len(ns) > 0 && ns[len(ns)-1].Seq == last
+		})
+		e.settled()
 	}
 	now := time.Now().UTC()
 	setConv := func(conv, level string, until time.Time) {
@@ -144,32 +138,27 @@ func TestSettings(t *testing.T) {
 		})
 	}
 
-	e.create("none", "alice", "bob")
+	e.create("none", "alice", "bob", "dave")
 	setConv("none", schemas.NotifyNone, time.Time{})
-	e.send("none", "alice", "hello")
-	handled()
-	if got := inConv("none"); len(got) != 0 {
+	send("none", "hello")
+	if got := notes("bob-laptop", "none"); len(got) != 0 {
 		t.Errorf("level none: got %v", got)
 	}
 
-	e.create("mentions", "alice", "bob")
+	e.create("mentions", "alice", "bob", "dave")
 	setConv("mentions", schemas.NotifyMentions, time.Time{})
-	e.send("mentions", "alice", "hello all", "mail bob@bobby.example", "@bobby hi")
-	handled()
-	e.send("mentions", "alice", "@bob look at this")
-	handled()
-	if got := inConv("mentions"); len(got) != 1 || got[0].Seq != 4 {
+	send("mentions", "hello all", "mail bob@bobby.example", "@bobby hi")
+	send("mentions", "@bob look at this")
+	if got := notes("bob-laptop", "mentions"); len(got) != 1 || got[0].Seq != 4 {
 		t.Errorf("level mentions: got %+v, want only seq 4 (@bob)", got)
 	}
 
-	e.create("muted", "alice", "bob")
+	e.create("muted", "alice", "bob", "dave")
 	setConv("muted", schemas.NotifyAll, now.Add(time.Hour))
-	e.send("muted", "alice", "psst")
-	handled()
+	send("muted", "psst")
 	setConv("muted", schemas.NotifyAll, now.Add(-time.Minute)) // a mute that has ended
-	e.send("muted", "alice", "now?")
-	handled()
-	if got := inConv("muted"); len(got) != 1 || got[0].Seq != 2 {
+	send("muted", "now?")
+	if got := notes("bob-laptop", "muted"); len(got) != 1 || got[0].Seq != 2 {
 		t.Errorf("muted until: got %+v, want only seq 2 (after the mute ended)", got)
 	}
 
@@ -182,30 +171,28 @@ func TestSettings(t *testing.T) {
 	quiet := &schemas.QuietHoursV1{Start: lt.Add(-time.Hour).Format("15:04"), End: lt.Add(time.Hour).Format("15:04"), TimeZone: "Asia/Tokyo"}
 	e.appendPush(&schemas.UserNotificationsV1{UserID: "bob", QuietHours: quiet, At: time.Now().UTC()})
 	eventually(t, "quiet hours", func() bool { return e.p.Settings().User("bob").QuietHours != nil })
-	e.create("quiet", "alice", "bob")
-	e.send("quiet", "alice", "late night")
-	// The probe is quiet too: wait for nothing pending instead.
-	e.send("probe", "alice", "quiet probe")
-	e.settled()
-	if got := inConv("quiet"); len(got) != 0 {
+	e.create("quiet", "alice", "bob", "dave")
+	send("quiet", "late night")
+	if got := notes("bob-laptop", "quiet"); len(got) != 0 {
 		t.Errorf("quiet hours: got %v", got)
 	}
 
-	// Hidden previews, and a user-wide mute.
+	// Hidden previews (the quiet hours go: settings replace each other),
+	// then a user-wide mute.
 	e.appendPush(&schemas.UserNotificationsV1{UserID: "bob", HidePreviews: true, At: time.Now().UTC()})
 	eventually(t, "hide previews", func() bool { return e.p.Settings().User("bob").HidePreviews })
-	e.create("hidden", "alice", "bob")
-	e.send("hidden", "alice", "secret plans")
-	handled()
-	if got := inConv("hidden"); len(got) != 1 || got[0].Preview != "" || got[0].Count != 1 {
+	e.create("hidden", "alice", "bob", "dave")
+	send("hidden", "secret plans")
+	if got := notes("bob-laptop", "hidden"); len(got) != 1 || got[0].Preview != "" || got[0].Count != 1 {
 		t.Errorf("hidden previews: got %+v, want one notification without preview", got)
+	}
+	if got := notes("dave-laptop", "hidden"); len(got) != 1 || got[0].Preview != "secret plans" {
+		t.Errorf("dave's preview: %+v", got)
 	}
 	e.appendPush(&schemas.UserNotificationsV1{UserID: "bob", MutedUntil: now.Add(time.Hour), At: time.Now().UTC()})
 	eventually(t, "user mute", func() bool { return e.p.Settings().User("bob").MutedUntil.After(now) })
-	e.send("hidden", "alice", "more")
-	e.send("probe", "alice", "muted probe")
-	e.settled()
-	if got := inConv("hidden"); len(got) != 1 {
+	send("hidden", "more")
+	if got := notes("bob-laptop", "hidden"); len(got) != 1 {
 		t.Errorf("user muted: got %+v", got)
 	}
 }

@@ -25,10 +25,12 @@ type job struct {
 const maxJobs = 1000
 
 // send sends what is due every Tick, or at once when woken, until ctx
-// is done.
+// is done; then it waits for the requests in flight.
 func (p *Push) send(ctx context.Context) error {
 	t := time.NewTicker(p.cfg.Tick)
 	defer t.Stop()
+	f := &flight{sem: make(chan struct{}, p.cfg.Concurrency), jobs: make(map[string]bool)}
+	defer f.wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -36,36 +38,68 @@ func (p *Push) send(ctx context.Context) error {
 		case <-t.C:
 		case <-p.wakeup:
 		}
-		if err := p.sendDue(ctx); err != nil && ctx.Err() == nil {
+		if err := p.sendDue(ctx, f); err != nil && ctx.Err() == nil {
 			p.log.Error("sending notifications", "err", err)
 		}
 	}
 }
 
-// sendDue sends every notification due now, Concurrency at a time.
-func (p *Push) sendDue(ctx context.Context) error {
+// flight is what the sender has in flight: at most Concurrency requests,
+// each job once, so that a slow provider holds up only its own.
+type flight struct {
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	jobs map[string]bool
+}
+
+// sendDue starts sending each notification due now that is not in flight
+// already, while fewer than Concurrency are; it does not wait for them.
+func (p *Push) sendDue(ctx context.Context, f *flight) error {
 	jobs, err := p.due(p.cfg.Now())
-	if err != nil || len(jobs) == 0 {
+	if err != nil {
 		return err
 	}
-	sem := make(chan struct{}, p.cfg.Concurrency)
-	var wg sync.WaitGroup
 	for _, j := range jobs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return nil
+		k := j.key()
+		f.mu.Lock()
+		busy := f.jobs[k]
+		f.mu.Unlock()
+		if busy {
+			continue
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		select {
+		case f.sem <- struct{}{}:
+		default:
+			return nil // the rest at the next tick
+		}
+		f.mu.Lock()
+		f.jobs[k] = true
+		f.mu.Unlock()
+		f.wg.Go(func() {
+			defer func() {
+				f.mu.Lock()
+				delete(f.jobs, k)
+				f.mu.Unlock()
+				<-f.sem
+				p.wake() // what became due meanwhile, or a slot freed
+			}()
 			if err := p.sendOne(ctx, j); err != nil && ctx.Err() == nil {
 				p.log.Error("recording a notification's outcome", "user_id", j.user, "conversation_id", j.conv, "err", err)
 			}
 		})
 	}
-	wg.Wait()
 	return nil
+}
+
+// key names the job's entry: one device's notification of one
+// conversation, or its clear.
+func (j job) key() string {
+	kind := "m"
+	if j.clear {
+		kind = "c"
+	}
+	return kind + "\x00" + j.user + "\x00" + j.device + "\x00" + j.conv
 }
 
 // due lists the notifications due at now.
