@@ -257,14 +257,18 @@ func (p *Push) notifyMembers(b *pebble.Batch, c convState, m *schemas.Message, a
 			if m.Seq <= s.Seq {
 				continue
 			}
-			pk := key(prefixPending, user, device, m.ConversationID)
 			var pd pending
-			found, err := getJSON(b, pk, &pd)
+			found, err := getJSON(b, key(prefixPending, user, device, m.ConversationID), &pd)
 			if err != nil {
 				return false, err
 			}
 			if found && m.Seq <= pd.LastSeq {
 				continue
+			}
+			var old *pending
+			if found {
+				o := pd
+				old = &o
 			}
 			if !found {
 				pd.Due = now
@@ -274,7 +278,7 @@ func (p *Push) notifyMembers(b *pebble.Batch, c convState, m *schemas.Message, a
 			}
 			pd.LastSeq, pd.Count, pd.SenderID, pd.Preview, pd.EventTime = m.Seq, pd.Count+1, m.SenderID, preview, at
 			pd.Mentioned = pd.Mentioned || mentioned
-			if err := setJSON(b, pk, pd); err != nil {
+			if err := putDue(b, prefixPending, user, device, m.ConversationID, old, pd); err != nil {
 				return false, err
 			}
 			due = due || !pd.Due.After(now)
@@ -310,18 +314,18 @@ func (p *Push) markRead(b *pebble.Batch, user, conv string, seq uint64, at, now 
 	fresh := now.Sub(r.At) <= p.cfg.MaxAge
 	due := false
 	for _, device := range p.settings.Devices(r.UserID) {
-		pk := key(prefixPending, r.UserID, device, r.ConversationID)
 		var pd pending
-		found, err := getJSON(b, pk, &pd)
+		found, err := getJSON(b, key(prefixPending, r.UserID, device, r.ConversationID), &pd)
 		if err != nil {
 			return false, err
 		}
 		if found {
 			if pd.LastSeq <= r.Seq {
-				err = b.Delete(pk, nil)
+				err = deleteDue(b, prefixPending, r.UserID, device, r.ConversationID, pd)
 			} else {
+				old := pd
 				pd.Count = min(pd.Count, int(pd.LastSeq-r.Seq))
-				err = setJSON(b, pk, pd)
+				err = putDue(b, prefixPending, r.UserID, device, r.ConversationID, &old, pd)
 			}
 			if err != nil {
 				return false, err
@@ -340,7 +344,16 @@ func (p *Push) markRead(b *pebble.Batch, user, conv string, seq uint64, at, now 
 		if err := setJSON(b, sk, s); err != nil {
 			return false, err
 		}
-		if err := setJSON(b, key(prefixClear, r.UserID, device, r.ConversationID), clearing{ReadSeq: r.Seq, Due: now}); err != nil {
+		var prev clearing
+		had, err := getJSON(b, key(prefixClear, r.UserID, device, r.ConversationID), &prev)
+		if err != nil {
+			return false, err
+		}
+		var old *clearing
+		if had {
+			old = &prev
+		}
+		if err := putDue(b, prefixClear, r.UserID, device, r.ConversationID, old, clearing{ReadSeq: r.Seq, Due: now}); err != nil {
 			return false, err
 		}
 		due = true

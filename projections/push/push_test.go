@@ -226,7 +226,8 @@ func (e *env) read(conv, user string, seq uint64) {
 	e.write(schemas.TopicReceipts, m)
 }
 
-// settled waits until nothing is pending.
+// settled waits until nothing is pending, and checks that the due index
+// is empty then too.
 func (e *env) settled() {
 	e.t.Helper()
 	eventually(e.t, "nothing pending", func() bool {
@@ -236,6 +237,9 @@ func (e *env) settled() {
 		}
 		return n == 0
 	})
+	if n, err := e.p.DueIndexLen(); err != nil || n != 0 {
+		e.t.Errorf("nothing is pending, but the due index holds %d keys (%v)", n, err)
+	}
 }
 
 // webPushes decodes the notifications a Web Push subscription got.

@@ -4,6 +4,7 @@ package push
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -102,35 +103,36 @@ func (j job) key() string {
 	return kind + "\x00" + j.user + "\x00" + j.device + "\x00" + j.conv
 }
 
-// due lists the notifications due at now.
+// due lists the notifications due at now, from the due index: the
+// earliest due first, at most maxJobs.
 func (p *Push) due(now time.Time) ([]job, error) {
 	var jobs []job
-	err := scan(p.store.db, prefixPending, func(k, v []byte) (bool, error) {
-		var pd pending
-		if err := jsonUnmarshal(v, &pd); err != nil {
-			return false, err
-		}
-		if !pd.Due.After(now) {
-			parts := splitKey(k, prefixPending)
-			jobs = append(jobs, job{user: parts[0], device: parts[1], conv: parts[2], p: pd})
-		}
-		return len(jobs) < maxJobs, nil
-	})
+	upper := binary.BigEndian.AppendUint64([]byte(prefixDue), uint64(max(now.UnixNano(), 0))+1)
+	it, err := p.store.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefixDue), UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
-	err = scan(p.store.db, prefixClear, func(k, v []byte) (bool, error) {
-		var c clearing
-		if err := jsonUnmarshal(v, &c); err != nil {
-			return false, err
+	for ok := it.First(); ok && len(jobs) < maxJobs; ok = it.Next() {
+		rest := it.Key()[len(prefixDue)+8:]
+		parts := splitKey(rest, "p\x00") // the kind and its separator
+		if len(parts) != 3 {
+			continue
 		}
-		if !c.Due.After(now) {
-			parts := splitKey(k, prefixClear)
-			jobs = append(jobs, job{user: parts[0], device: parts[1], conv: parts[2], clear: true, c: c})
+		j := job{user: parts[0], device: parts[1], conv: parts[2], clear: rest[0] == prefixClear[0]}
+		var found bool
+		if j.clear {
+			found, err = getJSON(p.store.db, key(prefixClear, j.user, j.device, j.conv), &j.c)
+		} else {
+			found, err = getJSON(p.store.db, key(prefixPending, j.user, j.device, j.conv), &j.p)
 		}
-		return len(jobs) < maxJobs, nil
-	})
-	return jobs, err
+		if err != nil {
+			return nil, errors.Join(err, it.Close())
+		}
+		if found {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, it.Close()
 }
 
 // sendOne sends one job and records its outcome.
@@ -236,23 +238,23 @@ func (p *Push) retryLater(j job, after time.Duration, now time.Time) error {
 	b := p.store.db.NewIndexedBatch()
 	defer b.Close()
 	if j.clear {
-		k := key(prefixClear, j.user, j.device, j.conv)
 		var c clearing
-		if found, err := getJSON(b, k, &c); err != nil || !found {
+		if found, err := getJSON(b, key(prefixClear, j.user, j.device, j.conv), &c); err != nil || !found {
 			return err
 		}
+		old := c
 		c.Attempts, c.Due = n+1, now.Add(wait)
-		if err := setJSON(b, k, c); err != nil {
+		if err := putDue(b, prefixClear, j.user, j.device, j.conv, &old, c); err != nil {
 			return err
 		}
 	} else {
-		k := key(prefixPending, j.user, j.device, j.conv)
 		var pd pending
-		if found, err := getJSON(b, k, &pd); err != nil || !found {
+		if found, err := getJSON(b, key(prefixPending, j.user, j.device, j.conv), &pd); err != nil || !found {
 			return err
 		}
+		old := pd
 		pd.Attempts, pd.Due = n+1, now.Add(wait)
-		if err := setJSON(b, k, pd); err != nil {
+		if err := putDue(b, prefixPending, j.user, j.device, j.conv, &old, pd); err != nil {
 			return err
 		}
 	}
@@ -269,36 +271,35 @@ func (p *Push) finish(j job, delivered bool, now time.Time) error {
 	b := p.store.db.NewIndexedBatch()
 	defer b.Close()
 	if j.clear {
-		k := key(prefixClear, j.user, j.device, j.conv)
 		var c clearing
-		found, err := getJSON(b, k, &c)
+		found, err := getJSON(b, key(prefixClear, j.user, j.device, j.conv), &c)
 		if err != nil {
 			return err
 		}
 		if found && c.ReadSeq <= j.c.ReadSeq {
-			if err := b.Delete(k, nil); err != nil {
+			if err := deleteDue(b, prefixClear, j.user, j.device, j.conv, c); err != nil {
 				return err
 			}
 		}
 		return b.Commit(pebble.Sync)
 	}
-	pk := key(prefixPending, j.user, j.device, j.conv)
 	var pd pending
-	found, err := getJSON(b, pk, &pd)
+	found, err := getJSON(b, key(prefixPending, j.user, j.device, j.conv), &pd)
 	if err != nil {
 		return err
 	}
 	if found {
 		if pd.LastSeq <= j.p.LastSeq {
-			err = b.Delete(pk, nil)
+			err = deleteDue(b, prefixPending, j.user, j.device, j.conv, pd)
 		} else {
 			// Newer messages came in meanwhile: they wait for the window.
+			old := pd
 			pd.Count = max(pd.Count-j.p.Count, 1)
 			pd.Mentioned, pd.Attempts = false, 0
 			if delivered {
 				pd.Due = now.Add(p.cfg.Window)
 			}
-			err = setJSON(b, pk, pd)
+			err = putDue(b, prefixPending, j.user, j.device, j.conv, &old, pd)
 		}
 		if err != nil {
 			return err

@@ -27,6 +27,7 @@ const (
 	prefixClear   = "x\x00" // user, device, conv -> clearing
 	prefixSent    = "s\x00" // user, device, conv -> sent
 	prefixMessage = "n\x00" // conv, seq (8 bytes, big-endian) -> (empty): the messages
+	prefixDue     = "d\x00" // due (8 bytes, big-endian Unix ns), 'p' or 'x', user, device, conv -> (empty): the pending and clearing entries by when they are due
 	keyProbe      = "probe"
 )
 
@@ -39,6 +40,43 @@ func key(prefix string, parts ...string) []byte {
 		b = append(b, p...)
 	}
 	return b
+}
+
+// dueEntry is a pending or clearing entry: what the due index orders.
+type dueEntry interface{ due() time.Time }
+
+func (p pending) due() time.Time  { return p.Due }
+func (c clearing) due() time.Time { return c.Due }
+
+// dueKey is the due index's key of the entry under prefix (prefixPending
+// or prefixClear) of user, device and conv, due at due.
+func dueKey(prefix string, due time.Time, user, device, conv string) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(prefixDue), uint64(max(due.UnixNano(), 0)))
+	k = append(k, prefix[0], 0)
+	return append(k, key("", user, device, conv)...)
+}
+
+// putDue writes v as the entry under prefix of user, device and conv,
+// with its due index key; old is the entry it replaces, if there is one.
+func putDue[T dueEntry](b *pebble.Batch, prefix, user, device, conv string, old *T, v T) error {
+	if old != nil {
+		if err := b.Delete(dueKey(prefix, (*old).due(), user, device, conv), nil); err != nil {
+			return err
+		}
+	}
+	if err := setJSON(b, key(prefix, user, device, conv), v); err != nil {
+		return err
+	}
+	return b.Set(dueKey(prefix, v.due(), user, device, conv), nil, nil)
+}
+
+// deleteDue deletes old, the entry under prefix of user, device and
+// conv, with its due index key.
+func deleteDue[T dueEntry](b *pebble.Batch, prefix, user, device, conv string, old T) error {
+	if err := b.Delete(dueKey(prefix, old.due(), user, device, conv), nil); err != nil {
+		return err
+	}
+	return b.Delete(key(prefix, user, device, conv), nil)
 }
 
 // messageKey is the key of conv's message seq; a conversation's keys
@@ -214,5 +252,3 @@ func (s *Store) badge(user string) (uint64, error) {
 	})
 	return total, err
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
