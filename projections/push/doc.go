@@ -21,7 +21,10 @@
 // written before the group commits its offsets: one pending entry per
 // (user, device, conversation) that coalesces the messages of one window
 // into one notification with a count, and one sent entry that records the
-// last seq notified and when. A Sender sends what is due, retries
+// last seq notified and when; a due index orders the pending entries by
+// when they are due. The sender sends what is due (at most Concurrency
+// requests at once, each on its own, so a slow provider holds up only its
+// own), retries
 // provider errors with bounded backoff (honouring Retry-After), removes
 // registrations the provider says are gone (an event on chat.push), and
 // records what it sent before it deletes the pending entry. A process
@@ -31,5 +34,5 @@
 // acceptance and the write of the sent entry; the notification's collapse
 // key (the conversation) makes the device replace, not repeat, it then.
 //
-// A Sender, a Projection and Settings are safe for concurrent use.
+// Push, Projection and Settings are safe for concurrent use.
 package push
