@@ -24,10 +24,10 @@
 // last seq notified and when; a due index orders the pending entries by
 // when they are due. The sender sends what is due (at most Concurrency
 // requests at once, each on its own, so a slow provider holds up only its
-// own), retries
-// provider errors with bounded backoff (honouring Retry-After), removes
-// registrations the provider says are gone (an event on chat.push), and
-// records what it sent before it deletes the pending entry. A process
+// own), retries provider errors with bounded backoff (honouring
+// Retry-After), removes registrations the provider says are gone (an
+// event on chat.push), and records what it sent before it deletes the
+// pending entry. A process
 // killed at any point therefore loses nothing that was due — the pending
 // entry is still there — and sends nothing twice within the window —
 // the sent entry is there — except in the instant between a provider's
