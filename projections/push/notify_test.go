@@ -489,3 +489,28 @@ func TestBadgeCountsMessagesAsTheInbox(t *testing.T) {
 		t.Errorf("after Bob's own message: %+v, want a clear of g1 with badge 1", n)
 	}
 }
+
+// TestSlowProviderHoldsUpOnlyItsOwn: a push service that does not answer
+// delays only the notifications waiting on it.
+func TestSlowProviderHoldsUpOnlyItsOwn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-slow")
+	e.registerWebPush("bob", "bob-fast")
+	release := e.wp.Hold("bob-slow")
+	defer release()
+	e.start(push.Config{Window: time.Millisecond})
+	e.waitRegistered("bob", "bob-slow", "bob-fast")
+	e.create("g1", "alice", "bob")
+	e.create("g2", "alice", "bob")
+	e.send("g1", "alice", "one")
+	eventually(t, "the fast device notified", func() bool { return len(e.webPushes("bob-fast")) == 1 })
+	e.send("g2", "alice", "two")
+	eventually(t, "the fast device notified again while the slow one hangs", func() bool { return len(e.webPushes("bob-fast")) == 2 })
+	if n := len(e.webPushes("bob-slow")); n != 0 {
+		t.Fatalf("the held device got %d", n)
+	}
+	release()
+	eventually(t, "the slow device notified once released", func() bool { return len(e.webPushes("bob-slow")) == 2 })
+	e.settled()
+}

@@ -48,6 +48,7 @@ type WebPush struct {
 
 	mu       sync.Mutex
 	subs     map[string]*subscriber
+	held     map[string]chan struct{}
 	received []WebPushMessage
 }
 
@@ -69,7 +70,7 @@ func StartWebPush(t testing.TB, vapidPublic string) *WebPush {
 	if err != nil {
 		t.Fatalf("VAPID public key: %v", err)
 	}
-	w := &WebPush{script: newScript(), vapid: pub, subs: make(map[string]*subscriber)}
+	w := &WebPush{script: newScript(), vapid: pub, subs: make(map[string]*subscriber), held: make(map[string]chan struct{})}
 	w.srv = httptest.NewServer(http.HandlerFunc(w.serve))
 	t.Cleanup(w.srv.Close)
 	return w
@@ -99,6 +100,24 @@ func (w *WebPush) Subscribe(t testing.TB, id string) schemas.WebPushSubscription
 	return s
 }
 
+// Hold makes pushes to subscription id wait, unanswered, until release
+// is called (or the request is cancelled): a push service that hangs.
+func (w *WebPush) Hold(id string) (release func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	w.held[id] = ch
+	w.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			delete(w.held, id)
+			w.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
 // Fail queues failures for the next pushes to subscription id.
 func (w *WebPush) Fail(id string, fs ...Failure) { w.fail(id, fs...) }
 
@@ -116,8 +135,15 @@ func (w *WebPush) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.mu.Lock()
-	sub := w.subs[id]
+	sub, held := w.subs[id], w.held[id]
 	w.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if f, failing := w.next(id); failing {
 		if f.RetryAfter > 0 {
 			rw.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
