@@ -27,6 +27,9 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 	m.DeliveryRecordsRead.WithLabelValues("t")
 	m.RouterRecordsRead.WithLabelValues("t")
 	m.RouterRecordsWritten.WithLabelValues("delivery")
+	m.PushNotifications.WithLabelValues("webpush", "sent")
+	m.PushLatency.WithLabelValues("webpush")
+	m.CountPush(func() int { return 0 }, func() int { return 0 })
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
