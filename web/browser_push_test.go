@@ -101,3 +101,35 @@ func TestBrowserPushNotification(t *testing.T) {
 	deliver(push.Notification{Type: push.KindClear, ConversationID: "d_42", Seq: 9, Badge: 3})
 	b.waitFor("the read conversation's closed", notes(`[{"title":"carol","body":"3 new messages","tag":"parley-g_7"}]`))
 }
+
+// TestBrowserPushAsksFirst: without a decision on notifications the
+// client registers its worker and offers a button; the click asks for
+// permission, and once it is granted the client subscribes.
+func TestBrowserPushAsksFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (a browser and a whole system, about 15 s); make test runs it")
+	}
+	dir, addr := t.TempDir(), freeAddr(t)
+	sys := startSystem(t, dir, addr)
+	defer stopSystem(t, sys)
+	base := "http://" + addr
+	b := newBrowserUser(t, startBrowser(t), "carol")
+	b.do(chromedp.Navigate(base + "/"))
+	b.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
+	b.do(
+		chromedp.SendKeys(chromedp.CSS("#dev-user"), "carol"),
+		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
+	)
+	b.waitFor("signed in", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === "carol"`)
+	b.waitFor("the offer to notify", `document.documentElement.dataset.push === "ask" && !document.querySelector("#notify").hidden`)
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: "granted", Origin: base,
+		BrowserContextID: chromedp.FromContext(b.ctx).BrowserContextID,
+	}); err != nil {
+		t.Fatalf("allowing notifications: %v", err)
+	}
+	b.click("#notify")
+	b.waitFor("subscribed, or failed for want of a push service", `["registered", "failed"].includes(document.documentElement.dataset.push) && document.querySelector("#notify").hidden`)
+}
