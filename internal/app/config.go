@@ -180,7 +180,7 @@ func Settings() []Setting {
 	}
 	host, _ := os.Hostname()
 	return []Setting{
-		{"roles", "PARLEY_ROLES", "all", "the roles `parley run` runs in this process: all, or some of gateway, decider, history, search, router, files, separated by commas", str(func(c *Config) *string { return &c.Roles })},
+		{"roles", "PARLEY_ROLES", "all", "the roles `parley run` runs in this process: all, or some of gateway, decider, history, search, router, files, push, separated by commas", str(func(c *Config) *string { return &c.Roles })},
 		{"data-dir", "PARLEY_DATA_DIR", "./data", "where the embedded broker and stores keep their files", str(func(c *Config) *string { return &c.DataDir })},
 		{"http-addr", "PARLEY_HTTP_ADDR", "127.0.0.1:8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here); with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.HTTPAddr })},
 		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
