@@ -581,6 +581,14 @@ func TestChat(t *testing.T) {
 			{alice, "PATCH", g, map[string]any{"archived": false}},
 			{carol, "POST", g + "/leave", map[string]any{"command_id": "schema-leave"}},
 			{carol, "PUT", "/v1/blocks/dave", nil},
+			// chat.push: a registration, its removal, and both settings.
+			{alice, "PUT", "/v1/devices/phone-1/push", map[string]any{"provider": "webpush", "subscription": map[string]any{
+				"endpoint": "https://fcm.googleapis.com/fcm/send/schema",
+				"keys":     map[string]any{"p256dh": "BIPUL12DLfytvTajnryr2PRdAgXS3HGKiLqndGcJGabyhHheJYlNGCeXl1dn18gSJ1WAkAPIxr4gK0_dQds4yiI", "auth": "FPssNDTKnInHVndSTdbKFw"},
+			}}},
+			{alice, "DELETE", "/v1/devices/phone-1/push", nil},
+			{alice, "PUT", g + "/notifications", map[string]any{"level": "mentions", "muted_until": "2030-01-01T00:00:00Z"}},
+			{alice, "PUT", "/v1/notifications", map[string]any{"hide_previews": true, "quiet_hours": map[string]any{"start": "22:00", "end": "07:00", "time_zone": "Europe/Berlin"}}},
 		} {
 			if status, out := c.who.do(c.method, c.path, c.body); status >= 300 {
 				t.Fatalf("%s %s: %d %v", c.method, c.path, status, out)
@@ -612,7 +620,7 @@ func TestChat(t *testing.T) {
 			deadLettered[h[schemas.HeaderDLQTopic]+"/"+h[schemas.HeaderDLQPartition]+"/"+h[schemas.HeaderDLQOffset]] = true
 		}
 		counts := map[string]int{}
-		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts} {
+		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicPush} {
 			for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
 				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
 					continue
@@ -629,6 +637,15 @@ func TestChat(t *testing.T) {
 					_ = json.Unmarshal(m.Value, &r)
 					if string(m.Key) != schemas.ReceiptKey(r.ConversationID, r.UserID, r.Kind) || attrs.Subject != r.ConversationID {
 						t.Errorf("%s offset %d: key %q, ce_subject %q for %+v", topic, m.Offset, m.Key, attrs.Subject, r)
+					}
+				} else if topic == schemas.TopicPush {
+					rec, err := schemas.Decode(attrs.Type, m.Value)
+					var who struct {
+						UserID string `json:"user_id"`
+					}
+					_ = json.Unmarshal(m.Value, &who)
+					if err != nil || string(m.Key) != schemas.PushKey(rec) || attrs.Subject != who.UserID {
+						t.Errorf("%s offset %d: key %q, ce_subject %q for %s (%v)", topic, m.Offset, m.Key, attrs.Subject, m.Value, err)
 					}
 				} else if string(m.Key) != attrs.Subject {
 					t.Errorf("%s offset %d: key %q but ce_subject %q", topic, m.Offset, m.Key, attrs.Subject)
