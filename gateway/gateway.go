@@ -108,6 +108,9 @@ type Config struct {
 	Search Searcher
 	// Receipts records read markers; nil answers 503 to them.
 	Receipts Receipts
+	// Keys is the key directory of end-to-end encryption; nil answers
+	// 503 to its routes.
+	Keys KeyDirectory
 	Metrics  *telemetry.Metrics
 	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -392,6 +395,11 @@ func (s *Server) routes() http.Handler {
 		r.Put("/v1/blocks/{user}", s.block(true))
 		r.Delete("/v1/blocks/{user}", s.block(false))
 		r.Get("/v1/presence", s.getPresence)
+		r.Post("/v1/devices/{device}/key-packages", s.publishKeyPackages)
+		r.Get("/v1/devices/{device}/key-packages", s.keyPackageStatus)
+		r.Delete("/v1/devices/{device}", s.removeDevice)
+		r.Get("/v1/users/{user}/devices", s.listDevices)
+		r.Get("/v1/users/{user}/key-packages", s.claimKeyPackages)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
 	})
 	return r

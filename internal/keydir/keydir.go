@@ -341,13 +341,14 @@ func (d *Directory) status(user, device string) (Status, error) {
 // one, which is deleted, or else the device's last-resort one, which is
 // kept. Expired packages are deleted and never handed out. A device
 // with neither is left out. Claims are atomic: no one-time KeyPackage is
-// ever handed out twice.
-func (d *Directory) Claim(user string) ([]Claimed, error) {
+// ever handed out twice. version is the version of the device list the
+// claim was made from.
+func (d *Directory) Claim(user string) (version uint64, claimed []Claimed, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, err := d.list(user)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	now := d.now()
 	b := d.db.NewBatch()
@@ -356,16 +357,16 @@ func (d *Directory) Claim(user string) ([]Claimed, error) {
 	for _, dev := range l.Devices {
 		c, ok, err := d.claimOne(b, user, dev.ID, now)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		if ok {
 			out = append(out, c)
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return nil, fmt.Errorf("writing claims: %w", err)
+		return 0, nil, fmt.Errorf("writing claims: %w", err)
 	}
-	return out, nil
+	return l.Version, out, nil
 }
 
 func (d *Directory) claimOne(b *pebble.Batch, user, device string, now time.Time) (Claimed, bool, error) {

@@ -45,7 +45,7 @@ func TestClaimTakesOnePackagePerDeviceThenTheLastResort(t *testing.T) {
 	// kept.
 	got := map[string]int{}
 	for i := range 4 {
-		claimed, err := d.Claim("alice")
+		_, claimed, err := d.Claim("alice")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +77,7 @@ func TestClaimSkipsExpiredPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"new", ""} {
-		got, err := d.Claim("bob")
+		_, got, err := d.Claim("bob")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,8 +107,8 @@ func TestRemoveDeviceDropsItsPackagesAndBumpsTheVersion(t *testing.T) {
 	if _, err := d.RemoveDevice("carol", "a"); !errors.Is(err, ErrNoDevice) {
 		t.Errorf("second remove: %v", err)
 	}
-	got, err := d.Claim("carol")
-	if err != nil || len(got) != 1 || got[0].Device != "b" {
+	v, got, err := d.Claim("carol")
+	if err != nil || v != 3 || len(got) != 1 || got[0].Device != "b" {
 		t.Errorf("claim after remove: %+v %v", got, err)
 	}
 	// Publishing again for the removed device adds it back, as a new
@@ -174,7 +174,7 @@ func TestConcurrentClaimsNeverShareAPackage(t *testing.T) {
 	for range claimers {
 		wg.Go(func() {
 			for range 2 {
-				got, err := d.Claim("erin")
+				_, got, err := d.Claim("erin")
 				if err != nil {
 					t.Error(err)
 					return
