@@ -110,9 +110,9 @@ type Config struct {
 	Receipts Receipts
 	// Keys is the key directory of end-to-end encryption; nil answers
 	// 503 to its routes.
-	Keys KeyDirectory
-	Metrics  *telemetry.Metrics
-	Logger   *slog.Logger
+	Keys    KeyDirectory
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// Limits are the conversation limits, the decider's, which requests
