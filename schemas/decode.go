@@ -93,6 +93,22 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &ReactionV1{}
 	case TypeReceipt:
 		v = &ReceiptV1{}
+	case TypeCreateConversationV2:
+		v = &CreateConversationV2{}
+	case TypeConversationCreatedV2:
+		v = &ConversationCreatedV2{}
+	case TypeMLSCommit:
+		v = &MLSCommitV1{}
+	case TypeMLSCommitted:
+		v = &MLSCommittedV1{}
+	case TypeMLSPropose:
+		v = &MLSProposeV1{}
+	case TypeMLSProposed:
+		v = &MLSProposedV1{}
+	case TypeMLSSend:
+		v = &MLSSendV1{}
+	case TypeMLSMessageSent:
+		v = &MLSMessageSentV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}

@@ -65,6 +65,14 @@ func Types() []string {
 		TypeReactionAdded,
 		TypeReactionRemoved,
 		TypeReceipt,
+		TypeCreateConversationV2,
+		TypeConversationCreatedV2,
+		TypeMLSCommit,
+		TypeMLSCommitted,
+		TypeMLSPropose,
+		TypeMLSProposed,
+		TypeMLSSend,
+		TypeMLSMessageSent,
 	}
 	slices.Sort(t)
 	return t

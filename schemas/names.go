@@ -94,42 +94,50 @@ const Source = "parley"
 
 // Command types (records of TopicCommands).
 const (
-	TypeCreateConversation = "chat.conversation.create.v1"
-	TypeSendMessage        = "chat.message.send.v1"
-	TypeLeaveConversation  = "chat.conversation.leave.v1"
-	TypeSendMessageV2      = "chat.message.send.v2"
-	TypeAddMembers         = "chat.members.add.v1"
-	TypeRemoveMember       = "chat.member.remove.v1"
-	TypeSetRole            = "chat.member.role.set.v1"
-	TypeRename             = "chat.conversation.rename.v1"
-	TypeArchive            = "chat.conversation.archive.v1"
-	TypeBlock              = "chat.conversation.block.v1"
-	TypeEditMessage        = "chat.message.edit.v1"
-	TypeDeleteMessage      = "chat.message.delete.v1"
-	TypeAddReaction        = "chat.reaction.add.v1"
-	TypeRemoveReaction     = "chat.reaction.remove.v1"
-	TypeSendMessageV3      = "chat.message.send.v3"
-	TypeAddThumbnail       = "chat.thumbnail.add.v1"
+	TypeCreateConversation   = "chat.conversation.create.v1"
+	TypeSendMessage          = "chat.message.send.v1"
+	TypeLeaveConversation    = "chat.conversation.leave.v1"
+	TypeSendMessageV2        = "chat.message.send.v2"
+	TypeAddMembers           = "chat.members.add.v1"
+	TypeRemoveMember         = "chat.member.remove.v1"
+	TypeSetRole              = "chat.member.role.set.v1"
+	TypeRename               = "chat.conversation.rename.v1"
+	TypeArchive              = "chat.conversation.archive.v1"
+	TypeBlock                = "chat.conversation.block.v1"
+	TypeEditMessage          = "chat.message.edit.v1"
+	TypeDeleteMessage        = "chat.message.delete.v1"
+	TypeAddReaction          = "chat.reaction.add.v1"
+	TypeRemoveReaction       = "chat.reaction.remove.v1"
+	TypeSendMessageV3        = "chat.message.send.v3"
+	TypeAddThumbnail         = "chat.thumbnail.add.v1"
+	TypeCreateConversationV2 = "chat.conversation.create.v2"
+	TypeMLSCommit            = "chat.mls.commit.v1"
+	TypeMLSPropose           = "chat.mls.propose.v1"
+	TypeMLSSend              = "chat.mls.send.v1"
 )
 
 // Event types (records of TopicEvents).
 const (
-	TypeConversationCreated = "chat.conversation.created.v1"
-	TypeMessageSent         = "chat.message.sent.v1"
-	TypeMemberLeft          = "chat.member.left.v1"
-	TypeMessageSentV2       = "chat.message.sent.v2"
-	TypeMembersAdded        = "chat.members.added.v1"
-	TypeMemberRemoved       = "chat.member.removed.v1"
-	TypeRolesChanged        = "chat.member.roles.changed.v1"
-	TypeRenamed             = "chat.conversation.renamed.v1"
-	TypeArchived            = "chat.conversation.archived.v1"
-	TypeBlocked             = "chat.conversation.blocked.v1"
-	TypeMessageEdited       = "chat.message.edited.v1"
-	TypeMessageDeleted      = "chat.message.deleted.v1"
-	TypeReactionAdded       = "chat.reaction.added.v1"
-	TypeReactionRemoved     = "chat.reaction.removed.v1"
-	TypeMessageSentV3       = "chat.message.sent.v3"
-	TypeThumbnailAdded      = "chat.thumbnail.added.v1"
+	TypeConversationCreated   = "chat.conversation.created.v1"
+	TypeMessageSent           = "chat.message.sent.v1"
+	TypeMemberLeft            = "chat.member.left.v1"
+	TypeMessageSentV2         = "chat.message.sent.v2"
+	TypeMembersAdded          = "chat.members.added.v1"
+	TypeMemberRemoved         = "chat.member.removed.v1"
+	TypeRolesChanged          = "chat.member.roles.changed.v1"
+	TypeRenamed               = "chat.conversation.renamed.v1"
+	TypeArchived              = "chat.conversation.archived.v1"
+	TypeBlocked               = "chat.conversation.blocked.v1"
+	TypeMessageEdited         = "chat.message.edited.v1"
+	TypeMessageDeleted        = "chat.message.deleted.v1"
+	TypeReactionAdded         = "chat.reaction.added.v1"
+	TypeReactionRemoved       = "chat.reaction.removed.v1"
+	TypeMessageSentV3         = "chat.message.sent.v3"
+	TypeThumbnailAdded        = "chat.thumbnail.added.v1"
+	TypeConversationCreatedV2 = "chat.conversation.created.v2"
+	TypeMLSCommitted          = "chat.mls.committed.v1"
+	TypeMLSProposed           = "chat.mls.proposed.v1"
+	TypeMLSMessageSent        = "chat.mls.message.sent.v1"
 )
 
 // Reply types (records of TopicReplies).
@@ -176,4 +184,9 @@ const (
 	// CodeNoChange: the command would change nothing (already a member,
 	// already that role, reaction already there…).
 	CodeNoChange = "no_change"
+	// CodeStaleEpoch: an MLS commit, proposal or application message of
+	// an epoch that is no longer the encrypted conversation's current
+	// one (another commit came first). The client processes the commits
+	// it missed and tries again in the new epoch.
+	CodeStaleEpoch = "stale_epoch"
 )

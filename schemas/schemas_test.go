@@ -116,6 +116,14 @@ var goTypes = map[string]reflect.Type{
 	"chat.reaction.remove.v1":       reflect.TypeFor[*schemas.ReactV1](),
 	"chat.reaction.removed.v1":      reflect.TypeFor[*schemas.ReactionV1](),
 	"chat.receipt.v1":               reflect.TypeFor[*schemas.ReceiptV1](),
+	"chat.conversation.create.v2":   reflect.TypeFor[*schemas.CreateConversationV2](),
+	"chat.conversation.created.v2":  reflect.TypeFor[*schemas.ConversationCreatedV2](),
+	"chat.mls.commit.v1":            reflect.TypeFor[*schemas.MLSCommitV1](),
+	"chat.mls.committed.v1":         reflect.TypeFor[*schemas.MLSCommittedV1](),
+	"chat.mls.propose.v1":           reflect.TypeFor[*schemas.MLSProposeV1](),
+	"chat.mls.proposed.v1":          reflect.TypeFor[*schemas.MLSProposedV1](),
+	"chat.mls.send.v1":              reflect.TypeFor[*schemas.MLSSendV1](),
+	"chat.mls.message.sent.v1":      reflect.TypeFor[*schemas.MLSMessageSentV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -157,6 +165,14 @@ var topicOf = map[string]string{
 	"chat.reaction.remove.v1":       schemas.TopicCommands,
 	"chat.reaction.removed.v1":      schemas.TopicEvents,
 	"chat.receipt.v1":               schemas.TopicReceipts,
+	"chat.conversation.create.v2":   schemas.TopicCommands,
+	"chat.conversation.created.v2":  schemas.TopicEvents,
+	"chat.mls.commit.v1":            schemas.TopicCommands,
+	"chat.mls.committed.v1":         schemas.TopicEvents,
+	"chat.mls.propose.v1":           schemas.TopicCommands,
+	"chat.mls.proposed.v1":          schemas.TopicEvents,
+	"chat.mls.send.v1":              schemas.TopicCommands,
+	"chat.mls.message.sent.v1":      schemas.TopicEvents,
 }
 
 // ---------------------------------------------------------------------------
@@ -352,6 +368,10 @@ func compareStruct(t *testing.T, path string, rt reflect.Type, s map[string]any)
 func compareField(t *testing.T, path string, ft reflect.Type, p map[string]any) {
 	t.Helper()
 	switch {
+	case ft == reflect.TypeFor[[]byte]():
+		if p["type"] != "string" || p["contentEncoding"] != "base64" {
+			t.Errorf("%s: []byte wants type string, contentEncoding base64; got %v", path, p)
+		}
 	case ft == reflect.TypeFor[time.Time]():
 		if p["type"] != "string" || p["format"] != "date-time" {
 			t.Errorf("%s: time.Time wants type string, format date-time; got %v", path, p)
