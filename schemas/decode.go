@@ -120,3 +120,17 @@ func Decode(typ string, data []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// Validate checks a command or event value of the given ce_type, as
+// Decode would after decoding it: what a writer checks before it
+// appends. v must be a pointer to the type's Go struct.
+func Validate(typ string, v any) error {
+	c, ok := v.(interface{ validate() error })
+	if !ok {
+		return fmt.Errorf("%w: %T is no record type", ErrUnknownType, v)
+	}
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, typ, err)
+	}
+	return nil
+}

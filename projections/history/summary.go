@@ -54,7 +54,7 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		c.LastActivity = at
 		changed = true
 	}
-	if ev.Type == schemas.TypeConversationCreated && ev.Seq != 0 {
+	if schemas.IsCreation(ev.Type) && ev.Seq != 0 {
 		return changed, fmt.Errorf("%w: %s at seq %d: a creation has seq 0",
 			schemas.ErrInvalid, ev.Type, ev.Seq)
 	}

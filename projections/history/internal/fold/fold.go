@@ -124,7 +124,7 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 			continue
 		}
 		switch ev.Type {
-		case schemas.TypeConversationCreated:
+		case schemas.TypeConversationCreated, schemas.TypeConversationCreatedV2:
 			s.Created = true
 		case schemas.TypeRenamed:
 			s.TitleSeq = ev.Seq
