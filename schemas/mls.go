@@ -155,6 +155,12 @@ type MLSMessageSentV1 struct {
 	SentAt         time.Time `json:"sent_at"`
 }
 
+// IsInboxMessage reports whether events of type typ count as messages
+// in an inbox (unread counts, the newest message): every version of
+// chat.message.sent, and chat.mls.message.sent.v1, whose content no
+// projection can read.
+func IsInboxMessage(typ string) bool { return IsMessage(typ) || typ == TypeMLSMessageSent }
+
 // IsCreation reports whether typ is a version of chat.conversation.created.
 func IsCreation(typ string) bool {
 	return typ == TypeConversationCreated || typ == TypeConversationCreatedV2

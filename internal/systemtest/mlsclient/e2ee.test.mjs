@@ -41,7 +41,9 @@ test("three users with two devices each keep an encrypted group", { timeout: 240
 
   let conv;
   await t.test("alice's first device creates the group and adds every other device", async () => {
-    ({ conv } = await a1.createGroup("Encrypted plans"));
+    let created;
+    ({ conv, body: created } = await a1.createGroup("Encrypted plans"));
+    assert.equal(created.encrypted, true, "the conversation says it is encrypted");
     const adds = [];
     for (const user of ["alice", "bob", "carol"]) {
       for (const c of await a1.claim(user)) {
@@ -140,6 +142,16 @@ test("three users with two devices each keep an encrypted group", { timeout: 240
         .filter((d) => d !== loser)
         .map((d) => d.until(() => d.texts(conv).includes(say(loser, "after losing the race")), "the loser's message")),
     );
+  });
+
+  await t.test("the inbox counts encrypted messages and previews none", async () => {
+    const inbox = await b1.api("GET", "/v1/conversations");
+    assert.equal(inbox.status, 200);
+    const c = inbox.body.conversations.find((c) => c.conversation_id === conv);
+    assert.ok(c, "the conversation is in bob's inbox");
+    assert.equal(c.encrypted, true);
+    assert.ok(c.messages >= 10, `${c.messages} messages counted`);
+    assert.equal(c.last_message.body, "", "a preview of an encrypted message has no body");
   });
 
   await t.test("history pages ciphertext only", async () => {
