@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -19,11 +20,11 @@ import (
 // Claim must be atomic: two concurrent claims never get the same
 // one-time KeyPackage.
 type KeyDirectory interface {
-	Publish(user, device string, pkgs []keydir.Package, lastResort *keydir.Package) (keydir.Status, keydir.DeviceChange, error)
+	Publish(ctx context.Context, user, device string, pkgs []keydir.Package, lastResort *keydir.Package) (keydir.Status, keydir.DeviceChange, error)
 	Status(user, device string) (keydir.Status, error)
 	Claim(user string) (version uint64, claimed []keydir.Claimed, err error)
 	Devices(user string) (keydir.DeviceList, error)
-	RemoveDevice(user, device string) (keydir.DeviceChange, error)
+	RemoveDevice(ctx context.Context, user, device string) (keydir.DeviceChange, error)
 }
 
 // maxPublish is the most one-time KeyPackages one request publishes.
@@ -129,7 +130,7 @@ func (s *Server) publishKeyPackages(w http.ResponseWriter, r *http.Request) {
 		}
 		last = &p
 	}
-	st, change, err := keys.Publish(me, device, pkgs, last)
+	st, change, err := keys.Publish(r.Context(), me, device, pkgs, last)
 	if err != nil {
 		s.keyError(w, err)
 		return
@@ -177,7 +178,7 @@ func (s *Server) removeDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	me := identity(r.Context()).UserID
-	change, err := keys.RemoveDevice(me, device)
+	change, err := keys.RemoveDevice(r.Context(), me, device)
 	if err != nil {
 		s.keyError(w, err)
 		return

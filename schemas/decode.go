@@ -109,6 +109,8 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &MLSSendV1{}
 	case TypeMLSMessageSent:
 		v = &MLSMessageSentV1{}
+	case TypeDeviceAdded, TypeDeviceRemoved:
+		v = &DeviceChangedV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}

@@ -73,6 +73,8 @@ func Types() []string {
 		TypeMLSProposed,
 		TypeMLSSend,
 		TypeMLSMessageSent,
+		TypeDeviceAdded,
+		TypeDeviceRemoved,
 	}
 	slices.Sort(t)
 	return t

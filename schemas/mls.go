@@ -155,6 +155,25 @@ type MLSMessageSentV1 struct {
 	SentAt         time.Time `json:"sent_at"`
 }
 
+// DeviceChangedV1 is a device added to (chat.device.added.v1) or
+// removed from (chat.device.removed.v1) a user's MLS device list. Version
+// is the list's version after the change; a reader that sees a version
+// twice (a change written again after a failure) applies it once.
+type DeviceChangedV1 struct {
+	UserID   string    `json:"user_id"`
+	DeviceID string    `json:"device_id"`
+	Version  uint64    `json:"version"`
+	At       time.Time `json:"at"`
+}
+
+func (e *DeviceChangedV1) validate() error {
+	err := errors.Join(needDevice(e.DeviceID), needSeq("version", e.Version))
+	if !ValidUserID(e.UserID) {
+		err = errors.Join(err, fmt.Errorf("bad user id %q", e.UserID))
+	}
+	return err
+}
+
 // IsInboxMessage reports whether events of type typ count as messages
 // in an inbox (unread counts, the newest message): every version of
 // chat.message.sent, and chat.mls.message.sent.v1, whose content no

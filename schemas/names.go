@@ -41,6 +41,12 @@ const (
 	// while reading only what is routed to it. Key: conversation id.
 	// Retention: 1 hour.
 	TopicChanges = "chat.changes"
+	// TopicDevices holds every change of each user's MLS device list
+	// (end-to-end encryption): a device added or removed, with the
+	// list's new version. Written by the gateway that made the change,
+	// before the change is committed to its key directory. Key: user id.
+	// Retention: forever.
+	TopicDevices = "chat.devices"
 	// DeliveryTopicPrefix starts the name of each gateway node's delivery
 	// topic; see DeliveryTopic.
 	DeliveryTopicPrefix = "chat.delivery."
@@ -154,6 +160,12 @@ const (
 // Receipt types (records of TopicReceipts).
 const (
 	TypeReceipt = "chat.receipt.v1"
+)
+
+// Device types (records of TopicDevices).
+const (
+	TypeDeviceAdded   = "chat.device.added.v1"
+	TypeDeviceRemoved = "chat.device.removed.v1"
 )
 
 // Presence types (records of TopicPresence).

@@ -124,6 +124,8 @@ var goTypes = map[string]reflect.Type{
 	"chat.mls.proposed.v1":          reflect.TypeFor[*schemas.MLSProposedV1](),
 	"chat.mls.send.v1":              reflect.TypeFor[*schemas.MLSSendV1](),
 	"chat.mls.message.sent.v1":      reflect.TypeFor[*schemas.MLSMessageSentV1](),
+	"chat.device.added.v1":          reflect.TypeFor[*schemas.DeviceChangedV1](),
+	"chat.device.removed.v1":        reflect.TypeFor[*schemas.DeviceChangedV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -173,6 +175,8 @@ var topicOf = map[string]string{
 	"chat.mls.proposed.v1":          schemas.TopicEvents,
 	"chat.mls.send.v1":              schemas.TopicCommands,
 	"chat.mls.message.sent.v1":      schemas.TopicEvents,
+	"chat.device.added.v1":          schemas.TopicDevices,
+	"chat.device.removed.v1":        schemas.TopicDevices,
 }
 
 // ---------------------------------------------------------------------------
@@ -1061,6 +1065,7 @@ func TestAsyncAPI(t *testing.T) {
 		schemas.TopicDLQ:       30 * 24 * 3600 * 1000,
 		schemas.TopicEphemeral: 3600 * 1000,
 		schemas.TopicChanges:   3600 * 1000,
+		schemas.TopicDevices:   -1,
 	}
 	partitions := map[any]bool{}
 	for topic, ms := range retention {
@@ -1109,7 +1114,7 @@ func TestAsyncAPI(t *testing.T) {
 		}
 		wantKey := "#/components/schemas/ConversationKey"
 		switch topicOf[typ] {
-		case schemas.TopicPresence:
+		case schemas.TopicPresence, schemas.TopicDevices:
 			wantKey = "#/components/schemas/UserKey"
 		case schemas.TopicReceipts:
 			wantKey = "#/components/schemas/ReceiptKey"

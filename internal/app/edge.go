@@ -48,7 +48,9 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	sw := producers.NewSignalWriter(s.brokers, s.names, s.log)
 	s.onClose(func() error { return sw.Close() })
 	tracker := s.startPresence(runCtx, ready)
-	keys, err := keydir.Open(filepath.Join(s.cfg.DataDir, "keys"), s.log)
+	dw := producers.NewDeviceWriter(s.brokers, s.names, s.log)
+	s.onClose(dw.Close)
+	keys, err := keydir.Open(filepath.Join(s.cfg.DataDir, "keys"), s.log, keydir.WithRecorder(dw))
 	if err != nil {
 		return err
 	}

@@ -128,6 +128,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicReceipts, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
 		topic(schemas.TopicChanges, ms(t.DeliveryRetention)),
+		topic(schemas.TopicDevices, "-1"),
 	}
 }
 

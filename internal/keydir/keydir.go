@@ -10,14 +10,17 @@
 // directory is the owner of this state, not a projection of the log:
 // KeyPackages are short-lived public keys that devices re-publish, and
 // a lost directory costs each device a top-up (devices re-publish when
-// Status reports them low), never a message. Several gateway nodes must
-// share one directory (see README "End-to-end encryption").
+// Status reports them low), never a message. Every change of a device list is
+// recorded in the log (chat.devices, through a Recorder) before the
+// directory commits it. Several gateway nodes must share one directory
+// (see README "Guarantees and decisions").
 //
 // A Directory is safe for concurrent use.
 package keydir
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -154,25 +157,56 @@ type DeviceChange struct {
 	List           DeviceList
 }
 
+// Recorder records a change of a user's device list elsewhere (the log:
+// producers.DeviceWriter) before the directory commits it: added or
+// removed device, and the list's version after the change. An error
+// leaves the directory unchanged.
+type Recorder interface {
+	Append(ctx context.Context, user, device string, version uint64, added bool) error
+}
+
 // Directory is the key directory.
 type Directory struct {
 	db *pebble.DB
 	// mu serialises every change: a claim reads and deletes under it.
 	mu  sync.Mutex
 	now func() time.Time
+	rec Recorder
+}
+
+// Option configures a Directory.
+type Option func(*Directory)
+
+// WithRecorder has every change of a device list recorded by r before
+// it is committed. Without it, changes are the directory's only.
+func WithRecorder(r Recorder) Option { return func(d *Directory) { d.rec = r } }
+
+// record records a device change, if there is a recorder.
+func (d *Directory) record(ctx context.Context, user, device string, version uint64, added bool) error {
+	if d.rec == nil {
+		return nil
+	}
+	if err := d.rec.Append(ctx, user, device, version, added); err != nil {
+		return fmt.Errorf("recording the device change: %w", err)
+	}
+	return nil
 }
 
 // Open opens the directory in dir, creating it if needed.
-func Open(dir string, log *slog.Logger) (*Directory, error) {
-	return open(dir, vfs.Default, log)
+func Open(dir string, log *slog.Logger, opts ...Option) (*Directory, error) {
+	return open(dir, vfs.Default, log, opts...)
 }
 
-func open(dir string, fs vfs.FS, log *slog.Logger) (*Directory, error) {
+func open(dir string, fs vfs.FS, log *slog.Logger, opts ...Option) (*Directory, error) {
 	db, err := pebble.Open(dir, &pebble.Options{FS: fs, FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Logger{Log: log}})
 	if err != nil {
 		return nil, fmt.Errorf("opening key directory: %w", err)
 	}
-	return &Directory{db: db, now: time.Now}, nil
+	d := &Directory{db: db, now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
 }
 
 // Close closes the directory.
@@ -221,8 +255,9 @@ func (d *Directory) Devices(user string) (DeviceList, error) {
 // replaces the last-resort KeyPackage of user's device, adding the
 // device to the user's list if it is new. The packages must have passed
 // Check for the same user and device. A package already there (same
-// ref) is kept once.
-func (d *Directory) Publish(user, device string, pkgs []Package, lastResort *Package) (Status, DeviceChange, error) {
+// ref) is kept once. A new device is recorded (WithRecorder) before
+// anything is committed.
+func (d *Directory) Publish(ctx context.Context, user, device string, pkgs []Package, lastResort *Package) (Status, DeviceChange, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, err := d.list(user)
@@ -271,6 +306,11 @@ func (d *Directory) Publish(user, device string, pkgs []Package, lastResort *Pac
 			return Status{}, DeviceChange{}, err
 		}
 		if err := b.Set(lastResortKey(user, device), v, nil); err != nil {
+			return Status{}, DeviceChange{}, err
+		}
+	}
+	if change.Added {
+		if err := d.record(ctx, user, device, l.Version, true); err != nil {
 			return Status{}, DeviceChange{}, err
 		}
 	}
@@ -409,8 +449,9 @@ func (d *Directory) claimOne(b *pebble.Batch, user, device string, now time.Time
 	return Claimed{Device: device, Data: p.Data, LastResort: true}, true, nil
 }
 
-// RemoveDevice removes user's device and every KeyPackage it has.
-func (d *Directory) RemoveDevice(user, device string) (DeviceChange, error) {
+// RemoveDevice removes user's device and every KeyPackage it has; the
+// change is recorded (WithRecorder) before it is committed.
+func (d *Directory) RemoveDevice(ctx context.Context, user, device string) (DeviceChange, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, err := d.list(user)
@@ -433,6 +474,9 @@ func (d *Directory) RemoveDevice(user, device string) (DeviceChange, error) {
 		return DeviceChange{}, err
 	}
 	if err := putList(b, user, l); err != nil {
+		return DeviceChange{}, err
+	}
+	if err := d.record(ctx, user, device, l.Version, false); err != nil {
 		return DeviceChange{}, err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {

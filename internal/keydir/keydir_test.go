@@ -1,6 +1,7 @@
 package keydir
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
+
+var ctx = context.Background()
 
 func openTest(t *testing.T) *Directory {
 	t.Helper()
@@ -34,10 +37,10 @@ func TestClaimTakesOnePackagePerDeviceThenTheLastResort(t *testing.T) {
 	t.Parallel()
 	d := openTest(t)
 	later := time.Now().Add(time.Hour)
-	if _, ch, err := d.Publish("alice", "phone", []Package{pkg("p1", later), pkg("p2", later)}, ptr(pkg("phone-last", later))); err != nil || !ch.Added || ch.List.Version != 1 {
+	if _, ch, err := d.Publish(ctx, "alice", "phone", []Package{pkg("p1", later), pkg("p2", later)}, ptr(pkg("phone-last", later))); err != nil || !ch.Added || ch.List.Version != 1 {
 		t.Fatalf("publish: %+v %v", ch, err)
 	}
-	st, ch, err := d.Publish("alice", "laptop", []Package{pkg("l1", later), pkg("l1", later)}, nil)
+	st, ch, err := d.Publish(ctx, "alice", "laptop", []Package{pkg("l1", later), pkg("l1", later)}, nil)
 	if err != nil || !ch.Added || ch.List.Version != 2 || st.Available != 1 || st.LastResort || !st.Low {
 		t.Fatalf("publish laptop: %+v %+v %v", st, ch, err)
 	}
@@ -73,7 +76,7 @@ func TestClaimSkipsExpiredPackages(t *testing.T) {
 	d := openTest(t)
 	now := time.Now()
 	d.now = func() time.Time { return now }
-	if _, _, err := d.Publish("bob", "tab", []Package{pkg("old", now.Add(-time.Second)), pkg("new", now.Add(time.Hour))}, ptr(pkg("last", now.Add(-time.Minute)))); err != nil {
+	if _, _, err := d.Publish(ctx, "bob", "tab", []Package{pkg("old", now.Add(-time.Second)), pkg("new", now.Add(time.Hour))}, ptr(pkg("last", now.Add(-time.Minute)))); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"new", ""} {
@@ -96,15 +99,15 @@ func TestRemoveDeviceDropsItsPackagesAndBumpsTheVersion(t *testing.T) {
 	d := openTest(t)
 	later := time.Now().Add(time.Hour)
 	for _, dev := range []string{"a", "b"} {
-		if _, _, err := d.Publish("carol", dev, []Package{pkg(dev, later)}, nil); err != nil {
+		if _, _, err := d.Publish(ctx, "carol", dev, []Package{pkg(dev, later)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ch, err := d.RemoveDevice("carol", "a")
+	ch, err := d.RemoveDevice(ctx, "carol", "a")
 	if err != nil || !ch.Removed || ch.List.Version != 3 || len(ch.List.Devices) != 1 || ch.List.Devices[0].ID != "b" {
 		t.Fatalf("remove: %+v %v", ch, err)
 	}
-	if _, err := d.RemoveDevice("carol", "a"); !errors.Is(err, ErrNoDevice) {
+	if _, err := d.RemoveDevice(ctx, "carol", "a"); !errors.Is(err, ErrNoDevice) {
 		t.Errorf("second remove: %v", err)
 	}
 	v, got, err := d.Claim("carol")
@@ -113,7 +116,7 @@ func TestRemoveDeviceDropsItsPackagesAndBumpsTheVersion(t *testing.T) {
 	}
 	// Publishing again for the removed device adds it back, as a new
 	// version.
-	if _, ch, err := d.Publish("carol", "a", []Package{pkg("a2", later)}, nil); err != nil || !ch.Added || ch.List.Version != 4 {
+	if _, ch, err := d.Publish(ctx, "carol", "a", []Package{pkg("a2", later)}, nil); err != nil || !ch.Added || ch.List.Version != 4 {
 		t.Errorf("re-add: %+v %v", ch, err)
 	}
 }
@@ -126,18 +129,18 @@ func TestPublishRefusesBeyondTheLimits(t *testing.T) {
 	for i := range MaxPackagesPerDevice + 1 {
 		many = append(many, pkg(fmt.Sprint(i), later))
 	}
-	if _, _, err := d.Publish("dan", "x", many, nil); !errors.Is(err, ErrFull) {
+	if _, _, err := d.Publish(ctx, "dan", "x", many, nil); !errors.Is(err, ErrFull) {
 		t.Errorf("too many packages: %v", err)
 	}
 	if st, err := d.Status("dan", "x"); err != nil || st.Available != 0 {
 		t.Errorf("a refused publication wrote: %+v %v", st, err)
 	}
 	for i := range MaxDevicesPerUser {
-		if _, _, err := d.Publish("dan", fmt.Sprint("d", i), nil, nil); err != nil {
+		if _, _, err := d.Publish(ctx, "dan", fmt.Sprint("d", i), nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := d.Publish("dan", "onemore", nil, nil); !errors.Is(err, ErrFull) {
+	if _, _, err := d.Publish(ctx, "dan", "onemore", nil, nil); !errors.Is(err, ErrFull) {
 		t.Errorf("too many devices: %v", err)
 	}
 }
@@ -154,7 +157,7 @@ func TestConcurrentClaimsNeverShareAPackage(t *testing.T) {
 	for i := range packages / 2 {
 		first = append(first, pkg(fmt.Sprint("p", i), later))
 	}
-	if _, _, err := d.Publish("erin", "phone", first, ptr(pkg("last", later))); err != nil {
+	if _, _, err := d.Publish(ctx, "erin", "phone", first, ptr(pkg("last", later))); err != nil {
 		t.Fatal(err)
 	}
 	var (
@@ -167,7 +170,7 @@ func TestConcurrentClaimsNeverShareAPackage(t *testing.T) {
 		for i := packages / 2; i < packages; i++ {
 			more = append(more, pkg(fmt.Sprint("p", i), later))
 		}
-		if _, _, err := d.Publish("erin", "phone", more, nil); err != nil {
+		if _, _, err := d.Publish(ctx, "erin", "phone", more, nil); err != nil {
 			t.Error(err)
 		}
 	})
@@ -212,3 +215,59 @@ func boolInt(b bool) int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// recorder is a Recorder that keeps what it is given, or fails.
+type recorder struct {
+	got  []string
+	fail error
+}
+
+func (r *recorder) Append(_ context.Context, user, device string, version uint64, added bool) error {
+	if r.fail != nil {
+		return r.fail
+	}
+	r.got = append(r.got, fmt.Sprint(user, "/", device, " v", version, " added=", added))
+	return nil
+}
+
+// TestDeviceChangesAreRecordedBeforeTheyAreCommitted: each device added
+// or removed is recorded once with the list's new version; a change the
+// recorder refuses is not made.
+func TestDeviceChangesAreRecordedBeforeTheyAreCommitted(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	d, err := open("", vfs.NewMem(), slog.New(slog.DiscardHandler), WithRecorder(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	later := time.Now().Add(time.Hour)
+	for _, step := range []func() error{
+		func() error { _, _, err := d.Publish(ctx, "alice", "phone", []Package{pkg("a", later)}, nil); return err },
+		func() error { _, _, err := d.Publish(ctx, "alice", "phone", []Package{pkg("b", later)}, nil); return err }, // not a change
+		func() error { _, _, err := d.Publish(ctx, "alice", "laptop", nil, ptr(pkg("c", later))); return err },
+		func() error { _, err := d.RemoveDevice(ctx, "alice", "phone"); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"alice/phone v1 added=true", "alice/laptop v2 added=true", "alice/phone v3 added=false"}
+	if fmt.Sprint(rec.got) != fmt.Sprint(want) {
+		t.Errorf("recorded %v, want %v", rec.got, want)
+	}
+	rec.fail = errors.New("broker down")
+	if _, _, err := d.Publish(ctx, "alice", "tablet", []Package{pkg("t", later)}, nil); !errors.Is(err, rec.fail) {
+		t.Errorf("publishing a new device with the recorder failing: %v", err)
+	}
+	if _, err := d.RemoveDevice(ctx, "alice", "laptop"); !errors.Is(err, rec.fail) {
+		t.Errorf("removing with the recorder failing: %v", err)
+	}
+	l, err := d.Devices("alice")
+	if err != nil || l.Version != 3 || len(l.Devices) != 1 || l.Devices[0].ID != "laptop" {
+		t.Errorf("a change the recorder refused was made: %+v %v", l, err)
+	}
+	if st, err := d.Status("alice", "tablet"); err != nil || st.Available != 0 {
+		t.Errorf("the refused device's packages were kept: %+v %v", st, err)
+	}
+}

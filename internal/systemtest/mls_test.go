@@ -108,6 +108,27 @@ func TestMLSClients(t *testing.T) {
 		t.Errorf("%d chat.mls.message.sent.v1 events in chat.events, want 10", mlsMessages)
 	}
 
+	// Every device's first publication is a chat.devices record: two per
+	// user, versions 1 and 2.
+	versions := map[string][]uint64{}
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDevices) {
+		a, err := kafkalog.Decode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := schemas.Decode(a.Type, m.Value)
+		if err != nil || a.Type != schemas.TypeDeviceAdded {
+			t.Fatalf("%s: %v", a.Type, err)
+		}
+		e := v.(*schemas.DeviceChangedV1)
+		versions[e.UserID] = append(versions[e.UserID], e.Version)
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if got := versions[u]; len(got) != 2 || got[0] != 1 || got[1] != 2 {
+			t.Errorf("%s's device changes in chat.devices: versions %v, want [1 2]", u, got)
+		}
+	}
+
 	for _, e := range alice.history(conv) {
 		b, _ := json.Marshal(e)
 		if bytes.Contains(b, []byte(marker)) {
