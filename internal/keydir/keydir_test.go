@@ -243,8 +243,14 @@ func TestDeviceChangesAreRecordedBeforeTheyAreCommitted(t *testing.T) {
 	defer d.Close()
 	later := time.Now().Add(time.Hour)
 	for _, step := range []func() error{
-		func() error { _, _, err := d.Publish(ctx, "alice", "phone", []Package{pkg("a", later)}, nil); return err },
-		func() error { _, _, err := d.Publish(ctx, "alice", "phone", []Package{pkg("b", later)}, nil); return err }, // not a change
+		func() error {
+			_, _, err := d.Publish(ctx, "alice", "phone", []Package{pkg("a", later)}, nil)
+			return err
+		},
+		func() error {
+			_, _, err := d.Publish(ctx, "alice", "phone", []Package{pkg("b", later)}, nil)
+			return err
+		}, // not a change
 		func() error { _, _, err := d.Publish(ctx, "alice", "laptop", nil, ptr(pkg("c", later))); return err },
 		func() error { _, err := d.RemoveDevice(ctx, "alice", "phone"); return err },
 	} {
