@@ -15,8 +15,10 @@ import (
 // keys in its browser's IndexedDB. Alice creates an end-to-end encrypted
 // group with Bob; both write and read each other; the history the
 // server pages holds ciphertext only; both see the same safety numbers
-// for the same devices; and Bob's page, reloaded, shows what he read
-// from his device's store (a message can be decrypted once only).
+// for the same devices. Alice adds Carol, who reads what follows but not
+// what came before, and removes Bob, who reads nothing after. Carol's
+// page, reloaded, shows what she read from her device's store (a
+// message can be decrypted once only).
 func TestBrowserEncryptedGroup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (a browser and a whole system, about 20 s); make test runs it")
@@ -28,6 +30,7 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 	browser := startBrowser(t)
 	alice := newBrowserUser(t, browser, "alice")
 	bob := newBrowserUser(t, browser, "bob")
+	carol := newBrowserUser(t, browser, "carol")
 	signIn := func(u *browserUser) {
 		u.do(chromedp.Navigate(base + "/"))
 		u.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
@@ -37,13 +40,13 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 		)
 		u.waitFor("signed in and online", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === `+js(u.name)+` && document.querySelector("#banner").hidden`)
 	}
-	for _, u := range []*browserUser{alice, bob} {
+	for _, u := range []*browserUser{alice, bob, carol} {
 		signIn(u)
 	}
 	// Bob's device has published its key packages before Alice claims one.
-	bobAPI := func(path string) map[string]any {
+	apiAs := func(user, path string) map[string]any {
 		t.Helper()
-		tok := devToken(t, base, "bob")
+		tok := devToken(t, base, user)
 		req, _ := http.NewRequest("GET", base+path, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
@@ -58,9 +61,14 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 		}
 		return out
 	}
+	bobAPI := func(path string) map[string]any { return apiAs("bob", path) }
 	published := func() bool {
-		l, _ := bobAPI("/v1/users/bob/devices")["devices"].([]any)
-		return len(l) == 1
+		for _, u := range []string{"bob", "carol"} {
+			if l, _ := apiAs(u, "/v1/users/"+u+"/devices")["devices"].([]any); len(l) != 1 {
+				return false
+			}
+		}
+		return true
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -105,10 +113,30 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 		t.Errorf("safety numbers differ or are empty:\nalice sees\n%s\nbob sees\n%s", na, nb)
 	}
 
-	// Reloaded, Bob's page reads what his device decrypted from its own
+	// Alice adds Carol, then removes Bob: each by a commit of her device.
+	// Carol reads what follows; Bob's device, out of the group, gets
+	// nothing more.
+	alice.do(chromedp.SendKeys(chromedp.CSS("#add-member"), "carol"), chromedp.Click(chromedp.CSS(`#add-member-form button[type=submit]`)))
+	alice.waitFor("carol added", `document.querySelector("#message-list").textContent.includes("alice added a device of carol")`)
+	carol.waitFor("the group in Carol's list", `[...document.querySelectorAll("#conversations .conv-name")].some(e => e.textContent === "Vault")`)
+	openConversation(carol, "Vault")
+	carol.waitFor("what came before her, unreadable", msgWhere("🔒 Encrypted message", "true"))
+	send(alice, "welcome, carol")
+	carol.waitFor("the message after she joined", msgWhere("welcome, carol", "true"))
+	bob.waitFor("bob reads it too", msgWhere("welcome, carol", "true"))
+	alice.click(`#member-list [data-action="remove-bob"]`)
+	alice.waitFor("bob removed", `document.querySelector("#message-list").textContent.includes("removed bob from the group")`)
+	bob.waitFor("bob told he was removed", `document.querySelector("#message-list").textContent.includes("removed bob from the group")`)
+	send(alice, "bob cannot read this")
+	carol.waitFor("carol reads it", msgWhere("bob cannot read this", "true"))
+	if eval[bool](bob, msgWhere("bob cannot read this", "true")) {
+		t.Error("bob's page shows a message sent after his removal")
+	}
+
+	// Reloaded, Carol's page reads what her device decrypted from its own
 	// store: the server could not give it again.
-	bob.do(chromedp.Reload())
-	bob.waitFor("signed in again", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
-	openConversation(bob, "Vault")
-	bob.waitFor("the messages from the device's store", msgWhere("the combination is 4-8-15", "true")+" && "+msgWhere("noted, 16-23-42", "true"))
+	carol.do(chromedp.Reload())
+	carol.waitFor("signed in again", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
+	openConversation(carol, "Vault")
+	carol.waitFor("the messages from the device's store", msgWhere("welcome, carol", "true")+" && "+msgWhere("bob cannot read this", "true"))
 }

@@ -1414,7 +1414,10 @@ function renderMembers(c) {
 async function addMember(c, user) {
   if (!user) return;
   try {
-    await S.api.addMembers(c.id, user.split(/[\s,]+/).filter(Boolean));
+    const users = user.split(/[\s,]+/).filter(Boolean);
+    // An encrypted group changes members by an MLS commit of this device.
+    if (c.encrypted) await S.e2ee.add(c.id, users);
+    else await S.api.addMembers(c.id, users);
     if ($("#add-member")) $("#add-member").value = "";
   } catch (err) {
     toast(`Could not add ${user}: ${err.message}`);
@@ -1423,7 +1426,8 @@ async function addMember(c, user) {
 
 async function removeMember(c, user) {
   try {
-    await S.api.removeMember(c.id, user);
+    if (c.encrypted) await S.e2ee.remove(c.id, user);
+    else await S.api.removeMember(c.id, user);
   } catch (err) {
     toast(`Could not remove ${user}: ${err.message}`);
   }

@@ -144,31 +144,70 @@ export class E2EE extends EventTarget {
   }
 
   // createGroup makes the MLS group of a new encrypted conversation and
-  // adds one device of each of its other members, then this user's
+  // adds every device of each of its other members, then this user's
   // other devices.
   createGroup(conv, members) {
     return this.serial(async () => {
       const kp = await mls.generateKeyPackage(this.credential(), mls.defaultCapabilities(), lifetime(), [], this.impl);
       await this.setGroup(conv, await mls.createGroup(utf8.encode(conv), kp.publicPackage, kp.privatePackage, [], this.impl));
-      const adds = [];
-      for (const user of new Set([...members, this.me])) {
-        const claim = await this.api.request("GET", `/v1/users/${encodeURIComponent(user)}/key-packages`);
-        for (const c of claim.key_packages) {
-          if (user === this.me && c.device_id === this.device) continue;
-          const [msg] = mls.decodeMlsMessage(unb64(c.key_package), 0);
-          adds.push({ user, device: c.device_id, keyPackage: msg.keyPackage });
-        }
-      }
+      const adds = await this.claim([...members, this.me]);
       if (adds.length > 0) await this.commit(conv, adds);
       return adds.length;
     });
   }
 
-  async commit(conv, adds) {
+  // add adds every device of users (new members, or members' new
+  // devices) to an encrypted conversation by a commit.
+  add(conv, users) {
+    return this.serial(async () => {
+      const state = await this.group(conv);
+      if (!state) throw new Error("this device is not in the conversation's group");
+      const have = new Set(state.ratchetTree.filter((n) => n?.nodeType === "leaf").map((n) => fromUtf8.decode(n.leaf.credential.identity)));
+      const adds = (await this.claim(users)).filter((a) => !have.has(`${a.user}/${a.device}`));
+      if (adds.length === 0) throw new Error(`no device of ${users.join(", ")} to add`);
+      await this.commit(conv, adds);
+    });
+  }
+
+  // remove removes every device of user from an encrypted conversation
+  // by a commit: the server then removes the member.
+  remove(conv, user) {
+    return this.serial(async () => {
+      const state = await this.group(conv);
+      const removes = [];
+      state.ratchetTree.forEach((n, i) => {
+        const id = n?.nodeType === "leaf" ? fromUtf8.decode(n.leaf.credential.identity) : "";
+        if (id.startsWith(`${user}/`)) removes.push({ leaf: i / 2, user, device: id.slice(user.length + 1) });
+      });
+      await this.commit(conv, [], removes);
+    });
+  }
+
+  // claim claims a key package of each device of users, but this one.
+  async claim(users) {
+    const adds = [];
+    for (const user of new Set(users)) {
+      const claim = await this.api.request("GET", `/v1/users/${encodeURIComponent(user)}/key-packages`);
+      for (const c of claim.key_packages) {
+        if (user === this.me && c.device_id === this.device) continue;
+        const [msg] = mls.decodeMlsMessage(unb64(c.key_package), 0);
+        adds.push({ user, device: c.device_id, keyPackage: msg.keyPackage });
+      }
+    }
+    return adds;
+  }
+
+  async commit(conv, adds, removes = []) {
     const state = await this.group(conv);
     const res = await mls.createCommit(
       { state, cipherSuite: this.impl },
-      { extraProposals: adds.map((a) => ({ proposalType: "add", add: { keyPackage: a.keyPackage } })), ratchetTreeExtension: true },
+      {
+        extraProposals: [
+          ...adds.map((a) => ({ proposalType: "add", add: { keyPackage: a.keyPackage } })),
+          ...removes.map((r) => ({ proposalType: "remove", remove: { removed: r.leaf } })),
+        ],
+        ratchetTreeExtension: true,
+      },
     );
     const commit = b64(mls.encodeMlsMessage(res.commit));
     this.pending.set(commit, res.newState);
@@ -177,6 +216,7 @@ export class E2EE extends EventTarget {
       epoch: Number(state.groupContext.epoch),
       commit,
       add_devices: adds.map((a) => ({ user_id: a.user, device_id: a.device })),
+      remove_devices: removes.map((r) => ({ user_id: r.user, device_id: r.device })),
     };
     if (res.welcome) body.welcome = b64(mls.encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: res.welcome }));
     try {
