@@ -6,6 +6,7 @@ package conversation
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/parley-chat/parley/schemas"
@@ -106,7 +107,7 @@ func (l Limits) Commit(s *State, user, device string, epoch uint64, add, remove 
 		left[d.UserID]--
 		touched[d.UserID] = true
 	}
-	for _, u := range slices.Sorted(mapsKeys(touched)) {
+	for _, u := range slices.Sorted(maps.Keys(touched)) {
 		gone := left[u] == 0 && s.IsMember(u)
 		switch {
 		case u == user && gone:
@@ -127,16 +128,6 @@ func (l Limits) Commit(s *State, user, device string, epoch uint64, add, remove 
 		}
 	}
 	return SortMembers(added), removed, nil
-}
-
-func mapsKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // foldCommit applies an accepted commit to s.
