@@ -203,3 +203,27 @@ func TestRebuiltEncryptedStateDecidesTheSame(t *testing.T) {
 		t.Errorf("after rebuild, committing bob's proposed leave: %+v", got)
 	}
 }
+
+// TestMalformedMLSCommandsAreDeadLettered: an MLS command its schema
+// refuses is not a command: the caller dead-letters it, the state moves
+// on.
+func TestMalformedMLSCommandsAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	d := newDecider(t, Limits{})
+	create, g := createEncrypted("alice", "phone", "e1", schemas.KindGroup)
+	d.mustEvent(create)
+	for name, c := range map[string]cmd{
+		"a commit without its bytes": with(commit("alice", "phone", g, "c1", 0, nil, nil), func(v *schemas.MLSCommitV1) { v.Commit = nil }),
+		"devices added, no welcome":  with(commit("alice", "phone", g, "c2", 0, []schemas.DeviceRef{dev("bob", "b")}, nil), func(v *schemas.MLSCommitV1) { v.Welcome = nil }),
+		"a message of a bad device":  with(mlsSend("alice", "phone", g, "m1", 0), func(v *schemas.MLSSendV1) { v.DeviceID = "no spaces" }),
+		"an encrypted creation without its device": with(func() cmd { c, _ := createEncrypted("alice", "phone", "e2", schemas.KindGroup); return c }(),
+			func(v *schemas.CreateConversationV2) { v.DeviceID = "" }),
+	} {
+		if got := d.outcome(c); got != deadLtr {
+			t.Errorf("%s: %+v, want dead-lettered", name, got)
+		}
+	}
+	if got := d.outcome(mlsSend("alice", "phone", g, "m2", 0)); got != mlsSent(1) {
+		t.Errorf("after the malformed commands: %+v", got)
+	}
+}
