@@ -15,8 +15,9 @@ import (
 // keys in its browser's IndexedDB. Alice creates an end-to-end encrypted
 // group with Bob; both write and read each other; the history the
 // server pages holds ciphertext only; both see the same safety numbers
-// for the same devices. Alice adds Carol, who reads what follows but not
-// what came before, and removes Bob, who reads nothing after. Carol's
+// for the same devices. Alice adds Carol while Carol's page is closed;
+// back, Carol's device joins from history and reads what followed, not
+// what came before. Alice removes Bob, who reads nothing after. Carol's
 // page, reloaded, shows what she read from her device's store (a
 // message can be decrypted once only).
 func TestBrowserEncryptedGroup(t *testing.T) {
@@ -116,12 +117,18 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 	// Alice adds Carol, then removes Bob: each by a commit of her device.
 	// Carol reads what follows; Bob's device, out of the group, gets
 	// nothing more.
+	// Carol's page is closed while she is added: her device joins from
+	// history when she comes back.
+	carol.do(chromedp.Navigate("about:blank"))
 	alice.do(chromedp.SendKeys(chromedp.CSS("#add-member"), "carol"), chromedp.Click(chromedp.CSS(`#add-member-form button[type=submit]`)))
 	alice.waitFor("carol added", `document.querySelector("#message-list").textContent.includes("alice added a device of carol")`)
+	send(alice, "welcome, carol")
+	alice.waitFor("her message shown", msgWhere("welcome, carol", "m.id"))
+	carol.do(chromedp.Navigate(base + "/"))
+	carol.waitFor("signed in again", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
 	carol.waitFor("the group in Carol's list", `[...document.querySelectorAll("#conversations .conv-name")].some(e => e.textContent === "Vault")`)
 	openConversation(carol, "Vault")
 	carol.waitFor("what came before her, unreadable", msgWhere("🔒 Encrypted message", "true"))
-	send(alice, "welcome, carol")
 	carol.waitFor("the message after she joined", msgWhere("welcome, carol", "true"))
 	bob.waitFor("bob reads it too", msgWhere("welcome, carol", "true"))
 	alice.click(`#member-list [data-action="remove-bob"]`)

@@ -342,8 +342,11 @@ async function loadInbox() {
       // What the socket has handed over is newer than the list, which is
       // a projection: the list only adds conversations not known yet.
       if (S.conn.cursor(s.conversation_id) !== undefined && S.inboxLoaded) continue;
-      upsertSummary(s);
+      const c = upsertSummary(s);
       S.conn.track(s.conversation_id, s.last_seq);
+      // An encrypted group this device has not followed to its end (it
+      // was added, or messages came, while the page was closed).
+      if (c.encrypted) S.e2ee?.catchUp(c.id).catch((err) => toast(`Could not decrypt: ${err.message}`));
     }
     cursor = page.next_cursor;
   } while (cursor);
@@ -371,8 +374,11 @@ async function fetchSummary(id) {
 function onEvent(f) {
   const c = conv(f.conversation_id);
   if (!c.kind && f.event_type !== "chat.conversation.created.v1" && f.event_type !== "chat.conversation.created.v2") fetchSummary(c.id);
-  // MLS events are applied by this device's MLS client, in order.
-  if (f.event_type.startsWith("chat.mls.")) S.e2ee?.handle(f).catch((err) => toast(`Could not decrypt: ${err.message}`));
+  // The events of an encrypted conversation go to this device's MLS
+  // client too, in order.
+  if (c.encrypted || f.event_type.startsWith("chat.mls.") || f.event_type === "chat.conversation.created.v2") {
+    S.e2ee?.handle(f).catch((err) => toast(`Could not decrypt: ${err.message}`));
+  }
   if (f.seq >= c.last_seq) {
     c.last_seq = f.seq;
     c.last_activity = f.time;

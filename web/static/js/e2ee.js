@@ -244,18 +244,50 @@ export class E2EE extends EventTarget {
     });
   }
 
-  // handle applies a live event of an encrypted conversation, in order.
+  // handle applies a live event of an encrypted conversation, in order,
+  // first filling from history what this device missed (its page was
+  // closed). If history does not have the missed events yet, the event
+  // waits: a catch-up a second later applies it with them.
   handle(ev) {
     return this.serial(async () => {
-      const seen = (await this.store.get(`seq:${ev.conversation_id}`)) ?? -1;
-      if (ev.seq <= seen) return;
-      try {
-        if (ev.event_type === "chat.mls.committed.v1") await this.onCommit(ev.conversation_id, ev.data);
-        if (ev.event_type === "chat.mls.message.sent.v1") await this.onMessage(ev.conversation_id, ev.seq, ev.data);
-      } finally {
-        await this.store.put(`seq:${ev.conversation_id}`, ev.seq);
-      }
+      if (await this.fill(ev.conversation_id, ev.seq)) await this.apply(ev);
+      else setTimeout(() => this.catchUp(ev.conversation_id).catch(() => {}), 1000);
     });
+  }
+
+  async apply(ev) {
+    const seen = (await this.store.get(`seq:${ev.conversation_id}`)) ?? -1;
+    if (ev.seq <= seen) return;
+    try {
+      if (ev.event_type === "chat.mls.committed.v1") await this.onCommit(ev.conversation_id, ev.data);
+      if (ev.event_type === "chat.mls.message.sent.v1") await this.onMessage(ev.conversation_id, ev.seq, ev.data);
+    } finally {
+      await this.store.put(`seq:${ev.conversation_id}`, ev.seq);
+    }
+  }
+
+  // catchUp applies, in order, the events of conv this device has not
+  // applied yet, read from history with this device's id (so the welcome
+  // that adds it is there): a device added while its page was closed
+  // joins this way, and reads what was sent since.
+  catchUp(conv) {
+    return this.serial(() => this.fill(conv, Infinity));
+  }
+
+  // fill applies the events of conv after the last one applied and
+  // before seq before, from history; it reports whether none is missing.
+  async fill(conv, before) {
+    for (;;) {
+      const after = (await this.store.get(`seq:${conv}`)) ?? -1;
+      if (Math.max(after, 0) + 1 >= before) return true;
+      // (The creation, seq 0, carries nothing for MLS: history from 1.)
+      const q = new URLSearchParams({ after: String(Math.max(after, 0)), limit: "200", device_id: this.device });
+      const page = await this.api.request("GET", `/v1/conversations/${encodeURIComponent(conv)}/history?${q}`);
+      const events = page.events.filter((ev) => ev.seq < before);
+      for (const ev of events) await this.apply({ ...ev, conversation_id: conv });
+      if (events.length < page.events.length) return true;
+      if (!page.has_more || page.events.length === 0) return before === Infinity;
+    }
   }
 
   mine(user, device) {
