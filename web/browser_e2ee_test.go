@@ -146,4 +146,30 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 	carol.waitFor("signed in again", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
 	openConversation(carol, "Vault")
 	carol.waitFor("the messages from the device's store", msgWhere("welcome, carol", "true")+" && "+msgWhere("bob cannot read this", "true"))
+
+	// Bob's browser loses its storage: the same device id, new keys. His
+	// device replaces the key packages it can no longer use, Alice adds
+	// him back, and her members panel warns that his device's safety
+	// number changed.
+	bob.do(chromedp.Evaluate[chromedp.Void](`indexedDB.databases().then(dbs => Promise.all(dbs.map(d => new Promise(r => { const q = indexedDB.deleteDatabase(d.name); q.onsuccess = q.onerror = q.onblocked = r; }))))`, chromedp.EvalAwaitPromise), chromedp.Reload())
+	bob.waitFor("signed in again", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
+	for deadline := time.Now().Add(30 * time.Second); ; <-tick.C {
+		if st := bobAPI("/v1/devices/" + eval[string](bob, `localStorage.getItem("parley.device")`) + "/key-packages"); st["available"] == float64(20) && st["devices_version"] == float64(3) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob's browser never replaced its key packages")
+		}
+	}
+	alice.do(chromedp.SendKeys(chromedp.CSS("#add-member"), "bob"), chromedp.Click(chromedp.CSS(`#add-member-form button[type=submit]`)))
+	alice.waitFor("bob added again", `[...document.querySelectorAll("#message-list .system")].filter(l => l.textContent.includes("alice added a device of bob")).length === 2`)
+	openConversation(bob, "Vault")
+	send(alice, "welcome back, bob")
+	bob.waitFor("bob reads what follows", msgWhere("welcome back, bob", "true"))
+	alice.click("#members-button")
+	alice.click("#members-button")
+	alice.waitFor("the warning on bob's device", `[...document.querySelectorAll("#safety-numbers li")].some(l => l.dataset.device.startsWith("bob/") && l.querySelector(".changed"))`)
+	if eval[bool](alice, `[...document.querySelectorAll("#safety-numbers li")].some(l => !l.dataset.device.startsWith("bob/") && l.querySelector(".changed"))`) {
+		t.Error("a device whose key did not change is marked changed")
+	}
 }

@@ -1410,7 +1410,9 @@ function renderMembers(c) {
     S.e2ee?.devices(c.id).then((devices) => {
       const ul = $("#safety-numbers");
       if (!ul) return;
-      ul.replaceChildren(...devices.map((d) => h("li", { class: "safety-number", "data-device": d.identity }, h("span", { class: "member-name" }, d.identity), h("code", {}, d.fingerprint))));
+      ul.replaceChildren(...devices.map((d) => h("li", { class: "safety-number", "data-device": d.identity },
+        h("span", { class: "member-name" }, d.identity), h("code", {}, d.fingerprint),
+        d.changed ? h("strong", { class: "changed" }, " ⚠ changed since you first saw this device: check it again") : null)));
     });
   }
   for (const [id, v] of Object.entries(typed)) if (v !== undefined && $(`#${id}`)) $(`#${id}`).value = v;

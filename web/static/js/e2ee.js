@@ -105,7 +105,15 @@ export class E2EE extends EventTarget {
   // topUp publishes key packages when the server says this device is
   // low, keeping their private keys here.
   async topUp() {
-    const st = await this.api.request("GET", `/v1/devices/${encodeURIComponent(this.device)}/key-packages`);
+    const path = `/v1/devices/${encodeURIComponent(this.device)}/key-packages`;
+    let st = await this.api.request("GET", path);
+    if (this.keyPackages.length === 0 && (st.available > 0 || st.last_resort)) {
+      // This device's store is new (the browser's storage was cleared)
+      // but the server has key packages of it, whose private keys are
+      // gone: remove the device, and with it those packages, first.
+      await this.api.request("DELETE", `/v1/devices/${encodeURIComponent(this.device)}`);
+      st = { low: true, last_resort: false };
+    }
     if (!st.low && st.last_resort) return;
     const made = [];
     for (let i = 0; i <= TOP_UP; i++) {
@@ -114,7 +122,7 @@ export class E2EE extends EventTarget {
     this.keyPackages.push(...made);
     await this.store.put("keyPackages", this.keyPackages);
     const wire = (kp) => b64(mls.encodeMlsMessage({ version: "mls10", wireformat: "mls_key_package", keyPackage: kp.publicPackage }));
-    await this.api.request("POST", `/v1/devices/${encodeURIComponent(this.device)}/key-packages`, {
+    await this.api.request("POST", path, {
       key_packages: made.slice(0, TOP_UP).map(wire),
       last_resort: wire(made[TOP_UP]),
     });
@@ -335,15 +343,21 @@ export class E2EE extends EventTarget {
     if (r.kind === "applicationMessage") await this.keep(conv, seq, fromUtf8.decode(r.message));
   }
 
-  // devices returns the group's devices with their safety numbers.
+  // devices returns the group's devices with their safety numbers, and
+  // whether a device's number changed since this device first saw it
+  // (in any group): a new key under a known identity, which the user
+  // should check again.
   async devices(conv) {
     const state = await this.group(conv);
     if (!state) return [];
     const out = [];
     for (const n of state.ratchetTree) {
       if (n?.nodeType !== "leaf") continue;
-      const identity = n.leaf.credential.identity;
-      out.push({ identity: fromUtf8.decode(identity), fingerprint: await fingerprint(identity, n.leaf.signaturePublicKey) });
+      const identity = fromUtf8.decode(n.leaf.credential.identity);
+      const fp = await fingerprint(n.leaf.credential.identity, n.leaf.signaturePublicKey);
+      const known = await this.store.get(`fingerprint:${identity}`);
+      if (known === undefined) await this.store.put(`fingerprint:${identity}`, fp);
+      out.push({ identity, fingerprint: fp, changed: known !== undefined && known !== fp });
     }
     return out;
   }
