@@ -7,6 +7,7 @@
 import {
   createApplicationMessage,
   createCommit,
+  createProposal,
   createGroup,
   decodeMlsMessage,
   defaultCapabilities,
@@ -56,6 +57,7 @@ export class Device {
     this.removedFrom = new Set(); // conversations a commit removed us from
     this.foreignWelcomes = 0; // welcomes that reached us but were not ours
     this.welcomed = 0;
+    this.proposals = 0; // proposals of other devices applied
     this.errors = [];
     this.chain = Promise.resolve();
     this.waiters = [];
@@ -205,6 +207,9 @@ export class Device {
       case "chat.mls.message.sent.v1":
         await this.onMessage(conv, f.seq, e);
         break;
+      case "chat.mls.proposed.v1":
+        await this.onProposal(conv, e);
+        break;
     }
     this.notify();
   }
@@ -264,6 +269,34 @@ export class Device {
     this.record(conv, seq, `${e.sender_id}/${e.device_id}`, fromUtf8.decode(r.message));
   }
 
+  async onProposal(conv, e) {
+    if (this.isMe(e.user_id, e.device_id)) return; // applied when made
+    const state = this.groups.get(conv);
+    if (!state || this.removedFrom.has(conv)) return;
+    const [msg] = decodeMlsMessage(unb64(e.proposal), 0);
+    const r = await processPrivateMessage(state, msg.privateMessage, emptyPskIndex, this.impl);
+    this.groups.set(conv, r.newState);
+    this.proposals++;
+  }
+
+  // proposeLeave proposes the removal of this device, as part of its
+  // user leaving: the server lets any member commit it.
+  proposeLeave(conv) {
+    return this.serial(async () => {
+      const state = this.groups.get(conv);
+      const res = await createProposal(state, false, { proposalType: "remove", remove: { removed: this.leafOf(state, this.user, this.device) } }, this.impl);
+      const r = await this.api("POST", `/v1/conversations/${conv}/mls/proposals`, {
+        command_id: commandID("leave"),
+        device_id: this.device,
+        epoch: Number(state.groupContext.epoch),
+        proposal: b64(encodeMlsMessage(res.message)),
+        leave: true,
+      });
+      if (r.status === 201) this.groups.set(conv, res.newState);
+      return r;
+    });
+  }
+
   record(conv, seq, from, text) {
     if (!this.plaintexts.has(conv)) this.plaintexts.set(conv, []);
     this.plaintexts.get(conv).push({ seq, from, text });
@@ -294,13 +327,16 @@ export class Device {
   // commit makes a commit adding the claimed key packages and removing
   // the devices given, and appends it. The new state is adopted when
   // the commit comes back in the log, not when it is accepted.
-  commit(conv, { add = [], remove = [] } = {}) {
+  // proposed are devices whose removal was proposed already: the commit
+  // includes those proposals (by reference) and declares the removals.
+  commit(conv, { add = [], remove = [], proposed = [] } = {}) {
     return this.serial(async () => {
       const state = this.groups.get(conv);
       const proposals = [
         ...add.map((a) => ({ proposalType: "add", add: { keyPackage: a.keyPackage } })),
         ...remove.map((d) => ({ proposalType: "remove", remove: { removed: this.leafOf(state, d.user, d.device) } })),
       ];
+      remove = [...remove, ...proposed];
       const res = await createCommit({ state, cipherSuite: this.impl }, { extraProposals: proposals, ratchetTreeExtension: true });
       const commit = b64(encodeMlsMessage(res.commit));
       this.pending.set(commit, res.newState);

@@ -144,11 +144,29 @@ test("three users with two devices each keep an encrypted group", { timeout: 240
     );
   });
 
+  await t.test("bob leaves: his devices propose their removal and alice's second device commits it", async () => {
+    for (const d of [b1, b2]) {
+      const r = await d.proposeLeave(conv);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    await Promise.all([a1, a2].map((d) => d.until(() => d.proposals === 2, "both proposals")));
+    const r = await a2.commit(conv, { proposed: [{ user: "bob", device: "d1" }, { user: "bob", device: "d2" }] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    await Promise.all([a1, a2].map((d) => d.until(() => d.epoch(conv) === 4, "epoch 4")));
+    await Promise.all([b1, b2].map((d) => d.until(() => d.removedFrom.has(conv), "bob's removal")));
+    const members = await a1.api("GET", `/v1/conversations/${conv}`);
+    assert.deepEqual(members.body.members.map((m) => m.user_id), ["alice"]);
+    const after = await a1.send(conv, say(a1, "after bob left"));
+    assert.equal(after.status, 201);
+    await a2.until(() => a2.texts(conv).includes(say(a1, "after bob left")), "alice's other device reads on");
+    for (const b of [b1, b2]) await assert.rejects(b.tryDecrypt(conv, after.ciphertext), `${b.id} decrypted a message sent after he left`);
+  });
+
   await t.test("the inbox counts encrypted messages and previews none", async () => {
-    const inbox = await b1.api("GET", "/v1/conversations");
+    const inbox = await a2.api("GET", "/v1/conversations");
     assert.equal(inbox.status, 200);
     const c = inbox.body.conversations.find((c) => c.conversation_id === conv);
-    assert.ok(c, "the conversation is in bob's inbox");
+    assert.ok(c, "the conversation is in alice's inbox");
     assert.equal(c.encrypted, true);
     assert.ok(c.messages >= 10, `${c.messages} messages counted`);
     assert.equal(c.last_message.body, "", "a preview of an encrypted message has no body");
