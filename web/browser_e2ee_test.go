@@ -172,4 +172,16 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 	if eval[bool](alice, `[...document.querySelectorAll("#safety-numbers li")].some(l => !l.dataset.device.startsWith("bob/") && l.querySelector(".changed"))`) {
 		t.Error("a device whose key did not change is marked changed")
 	}
+
+	// Carol leaves: her device proposes it, Alice's device commits it.
+	openConversation(carol, "Vault")
+	carol.click("#members-button")
+	carol.click(`#panel-body [data-action="leave"]`)
+	alice.waitFor("carol gone", `document.querySelector("#message-list").textContent.includes("removed carol from the group")`)
+	carol.waitFor("carol told", `document.querySelector("#message-list").textContent.includes("removed carol from the group")`)
+	send(alice, "carol has left")
+	bob.waitFor("bob reads on", msgWhere("carol has left", "true"))
+	if eval[bool](carol, msgWhere("carol has left", "true")) {
+		t.Error("carol's page shows a message sent after she left")
+	}
 }

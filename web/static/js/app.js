@@ -1400,7 +1400,7 @@ function renderMembers(c) {
   if (role === "owner" && !c.left) {
     children.push(h("p", {}, h("button", { type: "button", "data-action": "archive", onclick: () => archive(c, !c.archived) }, c.archived ? "Unarchive the group" : "Archive the group")));
   }
-  if (!c.left && !c.encrypted) children.push(h("p", {}, h("button", { type: "button", "data-action": "leave", onclick: () => leaveGroup(c) }, "Leave the group")));
+  if (!c.left) children.push(h("p", {}, h("button", { type: "button", "data-action": "leave", onclick: () => leaveGroup(c) }, "Leave the group")));
   if (c.encrypted) children.push(h("h3", {}, "Safety numbers"), h("p", { class: "muted" }, "Compare each device's number with its owner, in person or over another channel."), h("ul", { id: "safety-numbers" }));
   // Keep what is half-typed, and the focus, when the panel is drawn again.
   const typed = { "add-member": $("#add-member")?.value };
@@ -1481,7 +1481,10 @@ async function toggleBlock(c) {
 
 async function leaveGroup(c) {
   try {
-    await S.api.leave(c.id, newID());
+    // In an encrypted group this device proposes its departure; another
+    // member's device commits it, and the commit's event says so here.
+    if (c.encrypted) await S.e2ee.proposeLeave(c.id);
+    else await S.api.leave(c.id, newID());
     closePanel();
   } catch (err) {
     toast(`Could not leave: ${err.message}`);

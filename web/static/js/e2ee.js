@@ -205,7 +205,10 @@ export class E2EE extends EventTarget {
     return adds;
   }
 
-  async commit(conv, adds, removes = []) {
+  // commit commits adds and removes (and every proposal received in the
+  // epoch); proposed are devices whose removal was proposed already,
+  // declared to the server with the others.
+  async commit(conv, adds, removes = [], proposed = []) {
     const state = await this.group(conv);
     const res = await mls.createCommit(
       { state, cipherSuite: this.impl },
@@ -224,7 +227,7 @@ export class E2EE extends EventTarget {
       epoch: Number(state.groupContext.epoch),
       commit,
       add_devices: adds.map((a) => ({ user_id: a.user, device_id: a.device })),
-      remove_devices: removes.map((r) => ({ user_id: r.user, device_id: r.device })),
+      remove_devices: [...removes, ...proposed].map((r) => ({ user_id: r.user, device_id: r.device })),
     };
     if (res.welcome) body.welcome = b64(mls.encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: res.welcome }));
     try {
@@ -269,6 +272,7 @@ export class E2EE extends EventTarget {
     try {
       if (ev.event_type === "chat.mls.committed.v1") await this.onCommit(ev.conversation_id, ev.data);
       if (ev.event_type === "chat.mls.message.sent.v1") await this.onMessage(ev.conversation_id, ev.seq, ev.data);
+      if (ev.event_type === "chat.mls.proposed.v1") await this.onProposal(ev.conversation_id, ev.data);
     } finally {
       await this.store.put(`seq:${ev.conversation_id}`, ev.seq);
     }
@@ -341,6 +345,53 @@ export class E2EE extends EventTarget {
     const r = await mls.processPrivateMessage(state, msg.privateMessage, mls.emptyPskIndex, this.impl);
     await this.setGroup(conv, r.newState);
     if (r.kind === "applicationMessage") await this.keep(conv, seq, fromUtf8.decode(r.message));
+  }
+
+  // proposeLeave proposes the removal of this device as its user's
+  // departure; another member's device commits it (onProposal).
+  proposeLeave(conv) {
+    return this.serial(async () => {
+      const state = await this.group(conv);
+      if (!state) throw new Error("this device is not in the conversation's group");
+      const res = await mls.createProposal(state, false, { proposalType: "remove", remove: { removed: state.privatePath.leafIndex } }, this.impl);
+      await this.api.request("POST", `/v1/conversations/${encodeURIComponent(conv)}/mls/proposals`, {
+        device_id: this.device,
+        epoch: Number(state.groupContext.epoch),
+        proposal: b64(mls.encodeMlsMessage(res.message)),
+        leave: true,
+      });
+      await this.setGroup(conv, res.newState);
+    });
+  }
+
+  // onProposal applies another device's proposal. A leave is committed
+  // by the first device of another member to get to it — with every
+  // device of the leaving user removed; the others' commits of the same
+  // epoch are refused as stale and dropped.
+  async onProposal(conv, e) {
+    if (this.mine(e.user_id, e.device_id)) return; // applied when made
+    const state = await this.group(conv);
+    if (!state) return;
+    const [msg] = mls.decodeMlsMessage(unb64(e.proposal), 0);
+    const r = await mls.processPrivateMessage(state, msg.privateMessage, mls.emptyPskIndex, this.impl);
+    await this.setGroup(conv, r.newState);
+    if (!e.leave || e.user_id === this.me) return;
+    const leaves = [];
+    r.newState.ratchetTree.forEach((n, i) => {
+      const id = n?.nodeType === "leaf" ? fromUtf8.decode(n.leaf.credential.identity) : "";
+      if (id.startsWith(`${e.user_id}/`)) leaves.push({ leaf: i / 2, user: e.user_id, device: id.slice(e.user_id.length + 1) });
+    });
+    // The proposer's own leaf is removed by its proposal (a reference);
+    // its other devices by proposals of this commit.
+    const proposerLeaf = leaves.find((l) => l.device === e.device_id);
+    const extra = leaves.filter((l) => l !== proposerLeaf);
+    setTimeout(() => {
+      this.serial(async () => {
+        const st = await this.group(conv);
+        if (Number(st.groupContext.epoch) !== e.epoch) return; // committed already
+        await this.commit(conv, [], extra, proposerLeaf ? [proposerLeaf] : []);
+      }).catch(() => {}); // another device's commit came first
+    }, 0);
   }
 
   // devices returns the group's devices with their safety numbers, and
