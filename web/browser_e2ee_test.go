@@ -110,6 +110,7 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 		return eval[string](u, `[...document.querySelectorAll("#safety-numbers li")].map(l => l.dataset.device.replace(/\/.*/, "") + " " + l.querySelector("code").textContent).sort().join("\n")`)
 	}
 	na, nb := numbers(alice), numbers(bob)
+	alice.screenshot("encrypted")
 	if na != nb || strings.Count(na, " ") < 30 {
 		t.Errorf("safety numbers differ or are empty:\nalice sees\n%s\nbob sees\n%s", na, nb)
 	}

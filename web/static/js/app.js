@@ -1281,8 +1281,10 @@ function renderMessage(c, m) {
         : null);
   }
   const role = myRole(c);
-  const canDelete = !m.deleted && !c.left && !c.archived && (mine || (c.kind === "group" && (role === "owner" || role === "admin")));
-  const active = !m.deleted && !c.left && !c.archived;
+  // An encrypted message takes no replies, reactions, edits or
+  // deletions (yet): the server would refuse them.
+  const canDelete = !m.encrypted && !m.deleted && !c.left && !c.archived && (mine || (c.kind === "group" && (role === "owner" || role === "admin")));
+  const active = !m.encrypted && !m.deleted && !c.left && !c.archived;
   const quoted = m.reply_to ? c.items.get(m.reply_to) : null;
   const label = `${m.sender}, ${timeOf(m.sent_at)}`;
   return h("li", { class: `msg ${mine ? "mine" : ""} ${m.deleted ? "deleted" : ""}`, id: `m-${m.seq}`, "data-seq": m.seq, tabindex: "-1", "aria-label": label },
