@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +56,30 @@ func TestWelcomeReachesOnlyTheDevicesItAdds(t *testing.T) {
 	other := delivery.EncodeEvent("g_e", 5, schemas.TypeMLSMessageSent, "ev2", at, []byte(`{"welcome":"x"}`))
 	if got := withoutForeignWelcome(other, "bob", "phone"); !bytes.Equal(got, other) {
 		t.Errorf("a message frame changed: %s", got)
+	}
+}
+
+// TestSSEStreamsRouteWelcomesToo: a Server-Sent Events stream is a
+// device's, as a socket is.
+func TestSSEStreamsRouteWelcomesToo(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
+	data, err := json.Marshal(schemas.MLSCommittedV1{
+		ConversationID: "g_e", Seq: 4, UserID: "alice", DeviceID: "phone", Epoch: 2, Commit: []byte("commit"), Welcome: []byte("welcome"),
+		AddedDevices: []schemas.DeviceRef{{UserID: "bob", DeviceID: "laptop"}}, CommandID: "c", CommittedAt: at,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := delivery.EncodeEvent("g_e", 4, schemas.TypeMLSCommitted, "ev1", at, data)
+	for device, keeps := range map[string]bool{"laptop": true, "tablet": false} {
+		rec := httptest.NewRecorder()
+		st := &stream{s: &Server{cfg: Config{WriteTimeout: time.Second}}, w: rec, rc: http.NewResponseController(rec), cur: newCursor(8, nil), user: "bob", device: device}
+		if err := st.Write(context.Background(), frame); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(rec.Body.String(), `"welcome":`); got != keeps {
+			t.Errorf("device %s: welcome in the stream %v, want %v:\n%s", device, got, keeps, rec.Body.String())
+		}
 	}
 }
