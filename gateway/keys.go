@@ -35,6 +35,12 @@ type publishRequest struct {
 	LastResort  []byte   `json:"last_resort,omitempty"`
 }
 
+// bodyLimit bounds a publication: maxPublish KeyPackages and a
+// last-resort one at their largest, base64.
+func (*publishRequest) bodyLimit() int64 {
+	return (maxPublish+1)*(base64Len(keydir.MaxPackageBytes)+4) + 4096
+}
+
 type keyStatusJSON struct {
 	keydir.Status
 	DevicesVersion uint64 `json:"devices_version"`

@@ -24,6 +24,14 @@ type mlsCommitRequest struct {
 
 func (r *mlsCommitRequest) commandID() string { return r.CommandID }
 
+// mlsBodyLimit bounds an MLS request: two MLS messages (a commit and its
+// welcome) at their largest, base64, and room for the rest.
+func mlsBodyLimit() int64 { return 2*base64Len(schemas.MaxMLSBytes) + 16<<10 }
+
+func (*mlsCommitRequest) bodyLimit() int64   { return mlsBodyLimit() }
+func (*mlsProposalRequest) bodyLimit() int64 { return mlsBodyLimit() }
+func (*mlsMessageRequest) bodyLimit() int64  { return mlsBodyLimit() }
+
 type mlsProposalRequest struct {
 	CommandID string `json:"command_id"`
 	DeviceID  string `json:"device_id"`

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/conversation"
 )
 
 // TestMLSRequestsAreCheckedBeforeAppending: a malformed MLS command or
@@ -48,5 +50,26 @@ func TestMLSRequestsAreCheckedBeforeAppending(t *testing.T) {
 	}
 	if n := e.log.n.Load(); n != 2 {
 		t.Errorf("%d commands appended, want 2", n)
+	}
+}
+
+// TestMLSBodiesHaveTheirOwnLimit: a commit with a welcome at their
+// largest passes however small the message body limit is; beyond the
+// MLS limits a body is too large.
+func TestMLSBodiesHaveTheirOwnLimit(t *testing.T) {
+	t.Parallel()
+	e := newLimitEnv(t, Config{UserRequests: Rate{PerSecond: -1}, UserCommands: Rate{PerSecond: -1}, Limits: conversation.Limits{MaxBodyBytes: 100}})
+	alice := e.token("alice")
+	full := base64.StdEncoding.EncodeToString(make([]byte, 16<<10))
+	body := `{"device_id":"d1","epoch":0,"commit":"` + full + `","welcome":"` + full + `","add_devices":[{"user_id":"bob","device_id":"d2"}]}`
+	if status, out := e.call("POST", "/v1/conversations/g_ab/mls/commits", alice, body); status != 201 {
+		t.Errorf("the largest commit and welcome: %d %.300s", status, out)
+	}
+	huge := `{"device_id":"d1","epoch":0,"commit":"` + strings.Repeat("A", 80<<10) + `"}`
+	if status, out := e.call("POST", "/v1/conversations/g_ab/mls/commits", alice, huge); status != 413 {
+		t.Errorf("a body beyond the MLS limits: %d %.300s", status, out)
+	}
+	if status, out := e.call("POST", "/v1/conversations/g_ab/messages", alice, `{"command_id":"x","body":"`+strings.Repeat("a", 5000)+`"}`); status != 413 {
+		t.Errorf("a plain message body is still bound by the message limit: %d %.300s", status, out)
 	}
 }
