@@ -6,7 +6,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       ?= ./parley
 
-.PHONY: run test test-short build vet lint bench fuzz fuzz-targets test-compose screenshots clean
+.PHONY: run test test-short build vet lint bench fuzz fuzz-targets test-compose screenshots web-vendor clean
 
 ## run: builds ./parley, then runs every role in one process on the embedded
 ## default (Kafka, history store, search index): HTTP and WebSocket on
@@ -37,6 +37,13 @@ test-short:
 build:
 	@echo "building $(BIN): the first build on a fresh machine compiles every dependency and takes a minute or two"
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+## web-vendor: the web client's MLS library (ts-mls and what it imports,
+## as locked in web/mlsvendor/package-lock.json) copied as browser ES
+## modules into web/static/vendor, imports made relative; commit the
+## result. TestVendoredMLSIsFresh checks it is what this makes.
+web-vendor:
+	cd web/mlsvendor && npm ci --no-audit --no-fund && node vendor.mjs ../static/vendor
 
 ## screenshots: the web client's main screens, taken by its browser tests
 ## in Chromium, under docs/screenshots/ (shown in the README).

@@ -1133,3 +1133,30 @@ func TestFileStore(t *testing.T) {
 		})
 	}
 }
+
+// TestHAProxySendsTheKeyDirectoryToOneGateway: the key directory's
+// routes (devices and KeyPackages) go to one gateway, the other a
+// backup, since each gateway has a directory of its own.
+func TestHAProxySendsTheKeyDirectoryToOneGateway(t *testing.T) {
+	conf := readConfig(t, filepath.Join(repoRoot(t), "deploy", "haproxy.cfg"))
+	for _, re := range []string{
+		`(?m)^\s*acl\s+keydir\s+path_beg\s+/v1/devices/\s+/v1/users/\s*$`,
+		`(?m)^\s*use_backend\s+keydir\s+if\s+keydir\s*$`,
+		`(?m)^backend\s+keydir\s*$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(conf) {
+			t.Errorf("haproxy.cfg lacks %s", re)
+		}
+	}
+	keydir := conf[strings.Index(conf, "\nbackend keydir"):]
+	servers := regexp.MustCompile(`(?m)^\s*server\s+\S+\s+\S+(.*)$`).FindAllStringSubmatch(keydir, -1)
+	primaries := 0
+	for _, m := range servers {
+		if !strings.Contains(m[1], "backup") {
+			primaries++
+		}
+	}
+	if len(servers) < 2 || primaries != 1 {
+		t.Errorf("backend keydir: %d servers, %d not a backup; want one primary and the others backups", len(servers), primaries)
+	}
+}

@@ -32,6 +32,7 @@ type conversationJSON struct {
 	LastActivity   time.Time        `json:"last_activity"`
 	Archived       bool             `json:"archived"`
 	BlockedBy      []string         `json:"blocked_by,omitempty"`
+	Encrypted      bool             `json:"encrypted,omitempty"`
 	Messages       uint64           `json:"messages"`
 	LastMessage    *previewJSON     `json:"last_message,omitempty"`
 	// ReadSeq and Unread are the caller's, in the conversation list only.
@@ -57,7 +58,7 @@ func toJSON(c history.Conversation) conversationJSON {
 	out := conversationJSON{
 		ConversationID: c.ID, Kind: c.Kind, Title: c.Title, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt.UTC(),
 		Members: members, LastSeq: c.LastSeq, LastActivity: c.LastActivity.UTC(),
-		Archived: c.Archived, BlockedBy: c.BlockedBy, Messages: c.Messages,
+		Archived: c.Archived, BlockedBy: c.BlockedBy, Encrypted: c.Encrypted, Messages: c.Messages,
 	}
 	if p := c.LastMessage; p != nil {
 		out.LastMessage = &previewJSON{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC()}
@@ -70,6 +71,10 @@ type createRequest struct {
 	Title     string       `json:"title"`
 	Members   []string     `json:"members"`
 	CommandID string       `json:"command_id"`
+	// Encrypted asks for an end-to-end encrypted conversation, whose MLS
+	// group DeviceID, a device of the creator's, makes.
+	Encrypted bool   `json:"encrypted"`
+	DeviceID  string `json:"device_id"`
 }
 
 func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +89,17 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.reject("gateway", e))
 		return
 	}
-	out, e := s.command(r.Context(), me.UserID, cmd.CommandID, schemas.TypeCreateConversation, cmd.ConversationID, cmd, r.Header.Get("traceparent"))
+	typ, command := schemas.TypeCreateConversation, any(cmd)
+	if req.Encrypted || req.DeviceID != "" {
+		v2 := &schemas.CreateConversationV2{CommandID: cmd.CommandID, UserID: cmd.UserID, ConversationID: cmd.ConversationID, Kind: cmd.Kind,
+			Title: cmd.Title, Members: cmd.Members, Encrypted: req.Encrypted, DeviceID: req.DeviceID, IssuedAt: cmd.IssuedAt}
+		if err := schemas.Validate(schemas.TypeCreateConversationV2, v2); err != nil {
+			writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, err.Error())))
+			return
+		}
+		typ, command = schemas.TypeCreateConversationV2, v2
+	}
+	out, e := s.command(r.Context(), me.UserID, cmd.CommandID, typ, cmd.ConversationID, command, r.Header.Get("traceparent"))
 	if e != nil {
 		writeProblem(w, e)
 		return

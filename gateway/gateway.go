@@ -109,7 +109,10 @@ type Config struct {
 	// Receipts records read markers; nil answers 503 to them.
 	Receipts Receipts
 	// Push records push registrations and notification settings.
-	Push    PushConfig
+	Push PushConfig
+	// Keys is the key directory of end-to-end encryption; nil answers
+	// 503 to its routes.
+	Keys    KeyDirectory
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -377,6 +380,9 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/conversations/{id}/history", s.getHistory)
 		r.Post("/v1/conversations/{id}/messages", s.postMessage)
 		r.Post("/v1/conversations/{id}/leave", s.leaveConversation)
+		r.Post("/v1/conversations/{id}/mls/commits", s.postMLSCommit)
+		r.Post("/v1/conversations/{id}/mls/proposals", s.postMLSProposal)
+		r.Post("/v1/conversations/{id}/mls/messages", s.postMLSMessage)
 		r.Patch("/v1/conversations/{id}", s.updateConversation)
 		r.Post("/v1/conversations/{id}/members", s.addMembers)
 		r.Delete("/v1/conversations/{id}/members/{user}", s.removeMember)
@@ -399,6 +405,11 @@ func (s *Server) routes() http.Handler {
 		r.Delete("/v1/devices/{device_id}/push", s.deleteDevicePush)
 		r.Put("/v1/conversations/{id}/notifications", s.putConversationNotifications)
 		r.Put("/v1/notifications", s.putNotifications)
+		r.Post("/v1/devices/{device}/key-packages", s.publishKeyPackages)
+		r.Get("/v1/devices/{device}/key-packages", s.keyPackageStatus)
+		r.Delete("/v1/devices/{device}", s.removeDevice)
+		r.Get("/v1/users/{user}/devices", s.listDevices)
+		r.Get("/v1/users/{user}/key-packages", s.claimKeyPackages)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
 	})
 	return r

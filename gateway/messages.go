@@ -90,6 +90,9 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 		if !q.Forward {
 			j = len(events) - 1 - i // always ascending
 		}
+		if ev.Type == schemas.TypeMLSCommitted {
+			ev.Data, _ = stripWelcome(ev.Data, me.UserID, r.URL.Query().Get("device_id"))
+		}
 		events[j] = toEventJSON(ev)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"conversation_id": id, "events": events, "has_more": page.HasMore})

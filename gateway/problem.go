@@ -71,7 +71,7 @@ func newError(code, msg string) *apiError {
 		status = http.StatusForbidden
 	case schemas.CodeConversationNotFound, codeNotFound, schemas.CodeMessageNotFound:
 		status = http.StatusNotFound
-	case schemas.CodeConversationExists, codeConflict, schemas.CodeArchived, schemas.CodeEditWindowClosed, schemas.CodeNoChange:
+	case schemas.CodeConversationExists, codeConflict, schemas.CodeArchived, schemas.CodeEditWindowClosed, schemas.CodeNoChange, schemas.CodeStaleEpoch:
 		status = http.StatusConflict
 	case schemas.CodeLimitExceeded:
 		status = http.StatusUnprocessableEntity

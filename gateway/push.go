@@ -140,7 +140,7 @@ func (s *Server) putDevicePush(w http.ResponseWriter, r *http.Request) {
 		reg.Subscription = &schemas.WebPushSubscriptionV1{Endpoint: req.Subscription.Endpoint}
 		reg.Subscription.Keys.P256DH, reg.Subscription.Keys.Auth = req.Subscription.Keys.P256DH, req.Subscription.Keys.Auth
 	}
-	if err := validPush(schemas.TypeDeviceRegistered, reg); err != nil {
+	if err := validPush(schemas.TypePushDeviceRegistered, reg); err != nil {
 		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, err.Error())))
 		return
 	}

@@ -14,6 +14,14 @@ import (
 	"unicode/utf8"
 )
 
+// bodyLimiter is a request whose body has a size limit of its own rather
+// than one derived from the message body limit: MLS messages and
+// KeyPackages, which the MLS limits bound.
+type bodyLimiter interface{ bodyLimit() int64 }
+
+// base64Len is the length of n bytes in padded base64.
+func base64Len(n int) int64 { return int64((n + 2) / 3 * 4) }
+
 // decodeBody decodes a JSON request body strictly: bad_request for a
 // body that is not JSON of the right Content-Type or has fields the
 // request does not know; invalid_request, naming the field in plain
@@ -24,6 +32,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiE
 		return newError(codeBadRequest, "Content-Type must be application/json")
 	}
 	limit := int64(4*s.cfg.Limits.MaxBodyBytes + 4096)
+	if l, ok := v.(bodyLimiter); ok {
+		limit = l.bodyLimit()
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	switch {

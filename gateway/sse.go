@@ -32,6 +32,9 @@ type stream struct {
 	buf []byte
 	// ended is set once the end message is written: nothing follows it.
 	ended bool
+	// user and device are the stream's: a welcome reaches only the
+	// devices it adds (withoutForeignWelcome).
+	user, device string
 }
 
 // errStreamEnded refuses a frame after a stream's end message.
@@ -50,6 +53,7 @@ type sseHead struct {
 // the frame's type and whose data is the frame. A frame that moves the
 // cursor (event, gap, resumed) carries the cursor as its id.
 func (st *stream) Write(_ context.Context, frame []byte) error {
+	frame = withoutForeignWelcome(frame, st.user, st.device)
 	var h sseHead
 	if err := json.Unmarshal(frame, &h); err != nil {
 		return err
@@ -244,7 +248,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	st := &stream{s: s, w: w, rc: http.NewResponseController(w), cur: newCursor(s.cfg.SSEMaxCursor, from)}
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), cur: newCursor(s.cfg.SSEMaxCursor, from), user: user, device: device}
 	retry := "retry: " + strconv.FormatInt(s.cfg.SSERetry.Milliseconds(), 10) + "\n\n"
 	st.mu.Lock()
 	err = st.write([]byte(retry))

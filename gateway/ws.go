@@ -464,6 +464,7 @@ func (k *socket) firstFrameAuth(ctx context.Context, ip string) (websocket.Statu
 // Write implements delivery.Sink. Each write is bounded by between
 // WriteTimeout/2 and WriteTimeout (see writeCtx).
 func (k *socket) Write(ctx context.Context, frame []byte) error {
+	frame = withoutForeignWelcome(frame, k.id.UserID, k.device)
 	return k.c.Write(k.writeCtx(ctx), websocket.MessageText, frame)
 }
 

@@ -48,9 +48,9 @@ func PushMessage(v any, now time.Time) (kafka.Message, error) {
 	var typ, user string
 	switch e := v.(type) {
 	case *schemas.DeviceRegisteredV1:
-		typ, user = schemas.TypeDeviceRegistered, e.UserID
+		typ, user = schemas.TypePushDeviceRegistered, e.UserID
 	case *schemas.DeviceRemovedV1:
-		typ, user = schemas.TypeDeviceRemoved, e.UserID
+		typ, user = schemas.TypePushDeviceRemoved, e.UserID
 	case *schemas.ConversationNotificationsV1:
 		typ, user = schemas.TypeConversationNotifications, e.UserID
 	case *schemas.UserNotificationsV1:

@@ -93,14 +93,32 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &ReactionV1{}
 	case TypeReceipt:
 		v = &ReceiptV1{}
-	case TypeDeviceRegistered:
+	case TypePushDeviceRegistered:
 		v = &DeviceRegisteredV1{}
-	case TypeDeviceRemoved:
+	case TypePushDeviceRemoved:
 		v = &DeviceRemovedV1{}
 	case TypeConversationNotifications:
 		v = &ConversationNotificationsV1{}
 	case TypeUserNotifications:
 		v = &UserNotificationsV1{}
+	case TypeCreateConversationV2:
+		v = &CreateConversationV2{}
+	case TypeConversationCreatedV2:
+		v = &ConversationCreatedV2{}
+	case TypeMLSCommit:
+		v = &MLSCommitV1{}
+	case TypeMLSCommitted:
+		v = &MLSCommittedV1{}
+	case TypeMLSPropose:
+		v = &MLSProposeV1{}
+	case TypeMLSProposed:
+		v = &MLSProposedV1{}
+	case TypeMLSSend:
+		v = &MLSSendV1{}
+	case TypeMLSMessageSent:
+		v = &MLSMessageSentV1{}
+	case TypeDeviceAdded, TypeDeviceRemoved:
+		v = &DeviceChangedV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}
@@ -111,4 +129,18 @@ func Decode(typ string, data []byte) (any, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, typ, err)
 	}
 	return v, nil
+}
+
+// Validate checks a command or event value of the given ce_type, as
+// Decode would after decoding it: what a writer checks before it
+// appends. v must be a pointer to the type's Go struct.
+func Validate(typ string, v any) error {
+	c, ok := v.(interface{ validate() error })
+	if !ok {
+		return fmt.Errorf("%w: %T is no record type", ErrUnknownType, v)
+	}
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, typ, err)
+	}
+	return nil
 }

@@ -65,10 +65,20 @@ func Types() []string {
 		TypeReactionAdded,
 		TypeReactionRemoved,
 		TypeReceipt,
-		TypeDeviceRegistered,
-		TypeDeviceRemoved,
+		TypePushDeviceRegistered,
+		TypePushDeviceRemoved,
 		TypeConversationNotifications,
 		TypeUserNotifications,
+		TypeCreateConversationV2,
+		TypeConversationCreatedV2,
+		TypeMLSCommit,
+		TypeMLSCommitted,
+		TypeMLSPropose,
+		TypeMLSProposed,
+		TypeMLSSend,
+		TypeMLSMessageSent,
+		TypeDeviceAdded,
+		TypeDeviceRemoved,
 	}
 	slices.Sort(t)
 	return t

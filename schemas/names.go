@@ -48,6 +48,12 @@ const (
 	// key is kept forever, so replaying the topic rebuilds every
 	// registration and setting.
 	TopicPush = "chat.push"
+	// TopicDevices holds every change of each user's MLS device list
+	// (end-to-end encryption): a device added or removed, with the
+	// list's new version. Written by the gateway that made the change,
+	// before the change is committed to its key directory. Key: user id.
+	// Retention: forever.
+	TopicDevices = "chat.devices"
 	// DeliveryTopicPrefix starts the name of each gateway node's delivery
 	// topic; see DeliveryTopic.
 	DeliveryTopicPrefix = "chat.delivery."
@@ -104,42 +110,50 @@ const Source = "parley"
 
 // Command types (records of TopicCommands).
 const (
-	TypeCreateConversation = "chat.conversation.create.v1"
-	TypeSendMessage        = "chat.message.send.v1"
-	TypeLeaveConversation  = "chat.conversation.leave.v1"
-	TypeSendMessageV2      = "chat.message.send.v2"
-	TypeAddMembers         = "chat.members.add.v1"
-	TypeRemoveMember       = "chat.member.remove.v1"
-	TypeSetRole            = "chat.member.role.set.v1"
-	TypeRename             = "chat.conversation.rename.v1"
-	TypeArchive            = "chat.conversation.archive.v1"
-	TypeBlock              = "chat.conversation.block.v1"
-	TypeEditMessage        = "chat.message.edit.v1"
-	TypeDeleteMessage      = "chat.message.delete.v1"
-	TypeAddReaction        = "chat.reaction.add.v1"
-	TypeRemoveReaction     = "chat.reaction.remove.v1"
-	TypeSendMessageV3      = "chat.message.send.v3"
-	TypeAddThumbnail       = "chat.thumbnail.add.v1"
+	TypeCreateConversation   = "chat.conversation.create.v1"
+	TypeSendMessage          = "chat.message.send.v1"
+	TypeLeaveConversation    = "chat.conversation.leave.v1"
+	TypeSendMessageV2        = "chat.message.send.v2"
+	TypeAddMembers           = "chat.members.add.v1"
+	TypeRemoveMember         = "chat.member.remove.v1"
+	TypeSetRole              = "chat.member.role.set.v1"
+	TypeRename               = "chat.conversation.rename.v1"
+	TypeArchive              = "chat.conversation.archive.v1"
+	TypeBlock                = "chat.conversation.block.v1"
+	TypeEditMessage          = "chat.message.edit.v1"
+	TypeDeleteMessage        = "chat.message.delete.v1"
+	TypeAddReaction          = "chat.reaction.add.v1"
+	TypeRemoveReaction       = "chat.reaction.remove.v1"
+	TypeSendMessageV3        = "chat.message.send.v3"
+	TypeAddThumbnail         = "chat.thumbnail.add.v1"
+	TypeCreateConversationV2 = "chat.conversation.create.v2"
+	TypeMLSCommit            = "chat.mls.commit.v1"
+	TypeMLSPropose           = "chat.mls.propose.v1"
+	TypeMLSSend              = "chat.mls.send.v1"
 )
 
 // Event types (records of TopicEvents).
 const (
-	TypeConversationCreated = "chat.conversation.created.v1"
-	TypeMessageSent         = "chat.message.sent.v1"
-	TypeMemberLeft          = "chat.member.left.v1"
-	TypeMessageSentV2       = "chat.message.sent.v2"
-	TypeMembersAdded        = "chat.members.added.v1"
-	TypeMemberRemoved       = "chat.member.removed.v1"
-	TypeRolesChanged        = "chat.member.roles.changed.v1"
-	TypeRenamed             = "chat.conversation.renamed.v1"
-	TypeArchived            = "chat.conversation.archived.v1"
-	TypeBlocked             = "chat.conversation.blocked.v1"
-	TypeMessageEdited       = "chat.message.edited.v1"
-	TypeMessageDeleted      = "chat.message.deleted.v1"
-	TypeReactionAdded       = "chat.reaction.added.v1"
-	TypeReactionRemoved     = "chat.reaction.removed.v1"
-	TypeMessageSentV3       = "chat.message.sent.v3"
-	TypeThumbnailAdded      = "chat.thumbnail.added.v1"
+	TypeConversationCreated   = "chat.conversation.created.v1"
+	TypeMessageSent           = "chat.message.sent.v1"
+	TypeMemberLeft            = "chat.member.left.v1"
+	TypeMessageSentV2         = "chat.message.sent.v2"
+	TypeMembersAdded          = "chat.members.added.v1"
+	TypeMemberRemoved         = "chat.member.removed.v1"
+	TypeRolesChanged          = "chat.member.roles.changed.v1"
+	TypeRenamed               = "chat.conversation.renamed.v1"
+	TypeArchived              = "chat.conversation.archived.v1"
+	TypeBlocked               = "chat.conversation.blocked.v1"
+	TypeMessageEdited         = "chat.message.edited.v1"
+	TypeMessageDeleted        = "chat.message.deleted.v1"
+	TypeReactionAdded         = "chat.reaction.added.v1"
+	TypeReactionRemoved       = "chat.reaction.removed.v1"
+	TypeMessageSentV3         = "chat.message.sent.v3"
+	TypeThumbnailAdded        = "chat.thumbnail.added.v1"
+	TypeConversationCreatedV2 = "chat.conversation.created.v2"
+	TypeMLSCommitted          = "chat.mls.committed.v1"
+	TypeMLSProposed           = "chat.mls.proposed.v1"
+	TypeMLSMessageSent        = "chat.mls.message.sent.v1"
 )
 
 // Reply types (records of TopicReplies).
@@ -158,6 +172,12 @@ const (
 	TypeReceipt = "chat.receipt.v1"
 )
 
+// Device types (records of TopicDevices).
+const (
+	TypeDeviceAdded   = "chat.device.added.v1"
+	TypeDeviceRemoved = "chat.device.removed.v1"
+)
+
 // Presence types (records of TopicPresence).
 const (
 	TypePresence = "chat.presence.v1"
@@ -165,8 +185,8 @@ const (
 
 // Push types (records of TopicPush).
 const (
-	TypeDeviceRegistered          = "chat.push.device.registered.v1"
-	TypeDeviceRemoved             = "chat.push.device.removed.v1"
+	TypePushDeviceRegistered      = "chat.push.device.registered.v1"
+	TypePushDeviceRemoved         = "chat.push.device.removed.v1"
 	TypeConversationNotifications = "chat.push.conversation.notifications.v1"
 	TypeUserNotifications         = "chat.push.user.notifications.v1"
 )
@@ -194,4 +214,9 @@ const (
 	// CodeNoChange: the command would change nothing (already a member,
 	// already that role, reaction already there…).
 	CodeNoChange = "no_change"
+	// CodeStaleEpoch: an MLS commit, proposal or application message of
+	// an epoch that is no longer the encrypted conversation's current
+	// one (another commit came first). The client processes the commits
+	// it missed and tries again in the new epoch.
+	CodeStaleEpoch = "stale_epoch"
 )

@@ -120,6 +120,16 @@ var goTypes = map[string]reflect.Type{
 	"chat.push.device.removed.v1":             reflect.TypeFor[*schemas.DeviceRemovedV1](),
 	"chat.push.conversation.notifications.v1": reflect.TypeFor[*schemas.ConversationNotificationsV1](),
 	"chat.push.user.notifications.v1":         reflect.TypeFor[*schemas.UserNotificationsV1](),
+	"chat.conversation.create.v2":             reflect.TypeFor[*schemas.CreateConversationV2](),
+	"chat.conversation.created.v2":            reflect.TypeFor[*schemas.ConversationCreatedV2](),
+	"chat.mls.commit.v1":                      reflect.TypeFor[*schemas.MLSCommitV1](),
+	"chat.mls.committed.v1":                   reflect.TypeFor[*schemas.MLSCommittedV1](),
+	"chat.mls.propose.v1":                     reflect.TypeFor[*schemas.MLSProposeV1](),
+	"chat.mls.proposed.v1":                    reflect.TypeFor[*schemas.MLSProposedV1](),
+	"chat.mls.send.v1":                        reflect.TypeFor[*schemas.MLSSendV1](),
+	"chat.mls.message.sent.v1":                reflect.TypeFor[*schemas.MLSMessageSentV1](),
+	"chat.device.added.v1":                    reflect.TypeFor[*schemas.DeviceChangedV1](),
+	"chat.device.removed.v1":                  reflect.TypeFor[*schemas.DeviceChangedV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -165,6 +175,16 @@ var topicOf = map[string]string{
 	"chat.push.device.removed.v1":             schemas.TopicPush,
 	"chat.push.conversation.notifications.v1": schemas.TopicPush,
 	"chat.push.user.notifications.v1":         schemas.TopicPush,
+	"chat.conversation.create.v2":             schemas.TopicCommands,
+	"chat.conversation.created.v2":            schemas.TopicEvents,
+	"chat.mls.commit.v1":                      schemas.TopicCommands,
+	"chat.mls.committed.v1":                   schemas.TopicEvents,
+	"chat.mls.propose.v1":                     schemas.TopicCommands,
+	"chat.mls.proposed.v1":                    schemas.TopicEvents,
+	"chat.mls.send.v1":                        schemas.TopicCommands,
+	"chat.mls.message.sent.v1":                schemas.TopicEvents,
+	"chat.device.added.v1":                    schemas.TopicDevices,
+	"chat.device.removed.v1":                  schemas.TopicDevices,
 }
 
 // ---------------------------------------------------------------------------
@@ -361,6 +381,10 @@ func compareStruct(t *testing.T, path string, rt reflect.Type, s map[string]any)
 func compareField(t *testing.T, path string, ft reflect.Type, p map[string]any) {
 	t.Helper()
 	switch {
+	case ft == reflect.TypeFor[[]byte]():
+		if p["type"] != "string" || p["contentEncoding"] != "base64" {
+			t.Errorf("%s: []byte wants type string, contentEncoding base64; got %v", path, p)
+		}
 	case ft == reflect.TypeFor[time.Time]():
 		if p["type"] != "string" || p["format"] != "date-time" {
 			t.Errorf("%s: time.Time wants type string, format date-time; got %v", path, p)
@@ -1054,6 +1078,7 @@ func TestAsyncAPI(t *testing.T) {
 		schemas.TopicDLQ:       30 * 24 * 3600 * 1000,
 		schemas.TopicEphemeral: 3600 * 1000,
 		schemas.TopicChanges:   3600 * 1000,
+		schemas.TopicDevices:   -1,
 	}
 	partitions := map[any]bool{}
 	for topic, ms := range retention {
@@ -1102,7 +1127,7 @@ func TestAsyncAPI(t *testing.T) {
 		}
 		wantKey := "#/components/schemas/ConversationKey"
 		switch topicOf[typ] {
-		case schemas.TopicPresence:
+		case schemas.TopicPresence, schemas.TopicDevices:
 			wantKey = "#/components/schemas/UserKey"
 		case schemas.TopicReceipts:
 			wantKey = "#/components/schemas/ReceiptKey"

@@ -34,7 +34,7 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		return Decision{}, fmt.Errorf("command for %s keyed as %s", conv, attrs.Subject)
 	}
 	d := decision{s: s, attrs: attrs, offset: offset, now: now, commandID: commandID, user: user, conv: conv}
-	if create, ok := v.(*schemas.CreateConversationV1); ok {
+	if create, ok := schemas.AsCreate(v); ok {
 		return s.decideCreate(attrs, create, offset, now)
 	}
 	c, err := s.conversation(conv)
@@ -58,7 +58,27 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		return d.refuse(r)
 	}
 	l, st := s.limits.Limits, &c.State
+	if r := plainRefusal(st, v); r != nil {
+		return d.refuse(r)
+	}
 	switch cmd := v.(type) {
+	case *schemas.MLSCommitV1:
+		added, removed, r := l.Commit(st, user, cmd.DeviceID, cmd.Epoch, cmd.AddDevices, cmd.RemoveDevices)
+		return d.unless(r)(schemas.TypeMLSCommitted, &schemas.MLSCommittedV1{
+			ConversationID: conv, Seq: d.next(), UserID: user, DeviceID: cmd.DeviceID, Epoch: cmd.Epoch + 1,
+			Commit: cmd.Commit, Welcome: cmd.Welcome, AddedDevices: cmd.AddDevices, RemovedDevices: cmd.RemoveDevices,
+			MembersAdded: added, MembersRemoved: removed, CommandID: commandID, CommittedAt: now,
+		})
+	case *schemas.MLSProposeV1:
+		return d.unless(st.Propose(user, cmd.DeviceID, cmd.Epoch, cmd.Leave))(schemas.TypeMLSProposed, &schemas.MLSProposedV1{
+			ConversationID: conv, Seq: d.next(), UserID: user, DeviceID: cmd.DeviceID, Epoch: cmd.Epoch,
+			Proposal: cmd.Proposal, Leave: cmd.Leave, CommandID: commandID, ProposedAt: now,
+		})
+	case *schemas.MLSSendV1:
+		return d.unless(st.MLSMessage(user, cmd.DeviceID, cmd.Epoch))(schemas.TypeMLSMessageSent, &schemas.MLSMessageSentV1{
+			ConversationID: conv, Seq: d.next(), SenderID: user, DeviceID: cmd.DeviceID, Epoch: cmd.Epoch,
+			Ciphertext: cmd.Ciphertext, CommandID: commandID, SentAt: now,
+		})
 	case *schemas.SendMessageV1:
 		return d.send(cmd.Body, 0)
 	case *schemas.SendMessageV2:
@@ -145,6 +165,26 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		})
 	}
 	return Decision{}, fmt.Errorf("%w: %s is not a command", schemas.ErrUnknownType, attrs.Type)
+}
+
+// plainRefusal refuses, in an encrypted conversation, the commands that
+// carry readable content or change members without an MLS commit.
+func plainRefusal(st *conversation.State, v any) *conversation.Refusal {
+	switch v.(type) {
+	case *schemas.SendMessageV1, *schemas.SendMessageV2, *schemas.SendMessageV3:
+		return st.Plain("a plain message")
+	case *schemas.EditMessageV1:
+		return st.Plain("an edit")
+	case *schemas.DeleteMessageV1:
+		return st.Plain("a deletion")
+	case *schemas.ReactV1:
+		return st.Plain("a reaction")
+	case *schemas.AddThumbnailV1:
+		return st.Plain("a thumbnail")
+	case *schemas.AddMembersV1, *schemas.RemoveMemberV1, *schemas.LeaveConversationV1:
+		return st.Plain("a member change without an MLS commit")
+	}
+	return nil
 }
 
 // decision is one command being decided against its conversation.
@@ -242,7 +282,7 @@ func (s *State) thumbnail(conv, user string, cmd *schemas.AddThumbnailV1) (*conv
 	return nil, nil
 }
 
-func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV1, offset int64, now time.Time) (Decision, error) {
+func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConversationV2, offset int64, now time.Time) (Decision, error) {
 	reject := func(code, reason string) (Decision, error) {
 		return s.reject(attrs, cmd.CommandID, cmd.UserID, cmd.ConversationID, code, reason, now)
 	}
@@ -258,11 +298,13 @@ func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConver
 		}
 		return reject(schemas.CodeConversationExists, "the conversation already exists")
 	}
-	members, r := s.limits.Create(cmd)
+	members, r := s.limits.Create(&schemas.CreateConversationV1{
+		CommandID: cmd.CommandID, UserID: cmd.UserID, ConversationID: cmd.ConversationID, Kind: cmd.Kind, Title: cmd.Title, Members: cmd.Members,
+	})
 	if r != nil {
 		return reject(r.Code, r.Reason)
 	}
-	ev := &schemas.ConversationCreatedV1{
+	created := &schemas.ConversationCreatedV2{
 		ConversationID: cmd.ConversationID,
 		Seq:            0,
 		Kind:           cmd.Kind,
@@ -272,8 +314,19 @@ func (s *State) decideCreate(attrs schemas.Attributes, cmd *schemas.CreateConver
 		CommandID:      cmd.CommandID,
 		CreatedAt:      now,
 	}
-	if err := s.create(ev); err != nil {
+	// A conversation that is not encrypted is created as ever, with a
+	// v1 event: consumers that know no v2 read it.
+	typ, ev := schemas.TypeConversationCreated, any(&schemas.ConversationCreatedV1{
+		ConversationID: created.ConversationID, Seq: 0, Kind: created.Kind, Title: created.Title, CreatedBy: created.CreatedBy,
+		Members: created.Members, CommandID: created.CommandID, CreatedAt: created.CreatedAt,
+	})
+	if cmd.Encrypted {
+		created.Encrypted = true
+		created.Devices = []schemas.DeviceRef{{UserID: cmd.UserID, DeviceID: cmd.DeviceID}}
+		typ, ev = schemas.TypeConversationCreatedV2, created
+	}
+	if err := s.create(created); err != nil {
 		return Decision{}, err
 	}
-	return s.event(attrs, schemas.TypeConversationCreated, cmd.ConversationID, 0, ev, offset, now)
+	return s.event(attrs, typ, cmd.ConversationID, 0, ev, offset, now)
 }

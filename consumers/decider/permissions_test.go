@@ -90,7 +90,7 @@ func matrixGroup(t *testing.T) (*decider, string) {
 	t.Helper()
 	conv := schemas.GroupConversationID("olga", "matrix")
 	d := newDecider(t, Limits{})
-	d.st.create(&schemas.ConversationCreatedV1{ConversationID: conv, Kind: schemas.KindGroup, Title: "Matrix", CreatedBy: "olga",
+	d.st.create(&schemas.Creation{ConversationID: conv, Kind: schemas.KindGroup, Title: "Matrix", CreatedBy: "olga",
 		Members: []schemas.Member{
 			{UserID: "olga", Role: schemas.RoleOwner}, {UserID: "adam", Role: schemas.RoleAdmin}, {UserID: "ada", Role: schemas.RoleAdmin},
 			{UserID: "mia", Role: schemas.RoleMember}, {UserID: "max", Role: schemas.RoleMember},

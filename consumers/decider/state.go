@@ -153,7 +153,7 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if attrs.Type == schemas.TypeConversationCreated {
+	if schemas.IsCreation(attrs.Type) {
 		if c != nil {
 			return nil
 		}
@@ -161,7 +161,8 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 		if err != nil {
 			return err
 		}
-		return s.create(v.(*schemas.ConversationCreatedV1))
+		created, _ := schemas.AsCreation(v)
+		return s.create(created)
 	}
 	if c == nil {
 		return fmt.Errorf("event %s seq %d of unknown conversation %s", attrs.Type, attrs.Seq, attrs.Subject)
@@ -243,6 +244,12 @@ func (s *State) fold(c *tracked, typ string, v any) error {
 		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
 	case *schemas.MessageEditedV1:
 		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
+	case *schemas.MLSCommittedV1:
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
+	case *schemas.MLSProposedV1:
+		return s.store.putCommand(conv, e.UserID, e.CommandID, seq)
+	case *schemas.MLSMessageSentV1:
+		return s.store.putCommand(conv, e.SenderID, e.CommandID, seq)
 	}
 	return nil
 }
@@ -287,7 +294,7 @@ func (m *message) react(emoji, user string, add bool) {
 	m.reactions[emoji][user] = struct{}{}
 }
 
-func (s *State) create(e *schemas.ConversationCreatedV1) error {
+func (s *State) create(e *schemas.Creation) error {
 	c := &tracked{createCmd: e.CommandID}
 	c.State.Fold(0, e)
 	s.keep(c)

@@ -41,6 +41,17 @@ type State struct {
 	// BlockedBy lists, in a direct conversation, the members who block
 	// the other one, sorted; nil when nobody does.
 	BlockedBy []string
+	// Encrypted is set for ever on an end-to-end encrypted (MLS)
+	// conversation.
+	Encrypted bool `json:",omitempty"`
+	// Epoch is the MLS epoch of an encrypted conversation's group.
+	Epoch uint64 `json:",omitempty"`
+	// Devices are the devices in an encrypted conversation's group,
+	// sorted by schemas.CompareDevices.
+	Devices []schemas.DeviceRef `json:",omitempty"`
+	// Leaving are the members who proposed their own removal in the
+	// current epoch, sorted; a commit clears it.
+	Leaving []string `json:",omitempty"`
 }
 
 // Fold applies v, a decoded event of the conversation with seq seq, to
@@ -54,14 +65,22 @@ func (s *State) Fold(seq uint64, v any) {
 	if seq > s.LastSeq {
 		s.LastSeq = seq
 	}
-	switch e := v.(type) {
-	case *schemas.ConversationCreatedV1:
+	if e, ok := schemas.AsCreation(v); ok {
 		s.ID = e.ConversationID
 		s.Kind = e.Kind
 		s.Title = e.Title
 		s.CreatedBy = e.CreatedBy
 		s.CreatedAt = e.CreatedAt.UTC()
 		s.Members = SortMembers(e.Members)
+		s.Encrypted = e.Encrypted
+		s.Devices = slices.SortedFunc(slices.Values(e.Devices), schemas.CompareDevices)
+		return
+	}
+	switch e := v.(type) {
+	case *schemas.MLSCommittedV1:
+		s.foldCommit(e)
+	case *schemas.MLSProposedV1:
+		s.foldProposal(e)
 	case *schemas.MembersAddedV1:
 		s.Members = SortMembers(append(slices.Clone(s.Members), e.Members...))
 	case *schemas.MemberLeftV1:
@@ -99,7 +118,8 @@ func ChangesConversation(typ string) bool {
 	switch typ {
 	case schemas.TypeConversationCreated, schemas.TypeMembersAdded, schemas.TypeMemberLeft,
 		schemas.TypeMemberRemoved, schemas.TypeRolesChanged, schemas.TypeRenamed,
-		schemas.TypeArchived, schemas.TypeBlocked:
+		schemas.TypeArchived, schemas.TypeBlocked,
+		schemas.TypeConversationCreatedV2, schemas.TypeMLSCommitted, schemas.TypeMLSProposed:
 		return true
 	}
 	return false

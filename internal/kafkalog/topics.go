@@ -130,6 +130,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicPush, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
 		topic(schemas.TopicChanges, ms(t.DeliveryRetention)),
+		topic(schemas.TopicDevices, "-1"),
 	}
 }
 

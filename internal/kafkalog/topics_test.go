@@ -36,7 +36,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{k.Names.Topic(schemas.TopicCommands), k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicReplies), k.Names.Topic(schemas.TopicEphemeral), k.Names.Topic(schemas.TopicPresence), k.Names.Topic(schemas.TopicReceipts), k.Names.Topic(schemas.TopicPush), k.Names.Topic(schemas.TopicDLQ), k.Names.Topic(schemas.TopicChanges)} {
+		for _, topic := range []string{k.Names.Topic(schemas.TopicCommands), k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicReplies), k.Names.Topic(schemas.TopicEphemeral), k.Names.Topic(schemas.TopicPresence), k.Names.Topic(schemas.TopicReceipts), k.Names.Topic(schemas.TopicPush), k.Names.Topic(schemas.TopicDLQ), k.Names.Topic(schemas.TopicChanges), k.Names.Topic(schemas.TopicDevices)} {
 			n, err := kafkalog.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -54,6 +54,7 @@ func TestProvision(t *testing.T) {
 			k.Names.Topic(schemas.TopicReceipts):  "-1",
 			k.Names.Topic(schemas.TopicPush):      "-1",
 			k.Names.Topic(schemas.TopicChanges):   "3600000",
+			k.Names.Topic(schemas.TopicDevices):   "-1",
 		}
 		var res []kafka.DescribeConfigRequestResource
 		for topic := range want {

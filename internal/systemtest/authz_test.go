@@ -22,6 +22,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/mlswire/mlswiretest"
 )
 
 // TestAuthorizationMatrix sends every operation of the HTTP API
@@ -241,6 +242,32 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"PUT /v1/notifications": {req: func(string, int, int) (string, any) {
 			return "/v1/notifications", map[string]any{"hide_previews": true}
 		},
+			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		// End-to-end encryption on plain conversations: the MLS commands
+		// are refused by the decider for members, as not encrypted.
+		"POST /v1/conversations/{id}/mls/commits": {req: func(c string, _, _ int) (string, any) {
+			return "/v1/conversations/" + c + "/mls/commits", map[string]any{"device_id": "d1", "epoch": 0, "commit": b64("commit")}
+		}, member: want{422, "invalid_command"}, outsider: notMember, blocked: want{422, "invalid_command"}},
+		"POST /v1/conversations/{id}/mls/proposals": {req: func(c string, _, _ int) (string, any) {
+			return "/v1/conversations/" + c + "/mls/proposals", map[string]any{"device_id": "d1", "epoch": 0, "proposal": b64("proposal")}
+		}, member: want{422, "invalid_command"}, outsider: notMember, blocked: want{422, "invalid_command"}},
+		"POST /v1/conversations/{id}/mls/messages": {req: func(c string, _, _ int) (string, any) {
+			return "/v1/conversations/" + c + "/mls/messages", map[string]any{"device_id": "d1", "epoch": 0, "ciphertext": b64("ciphertext")}
+		}, member: want{422, "invalid_command"}, outsider: notMember, blocked: want{422, "invalid_command"}},
+		// The key directory is no conversation's: every signed-in caller
+		// is answered alike. A KeyPackage of another identity than the
+		// caller's device is refused.
+		"POST /v1/devices/{device}/key-packages": {req: func(string, int, int) (string, any) {
+			now := time.Now()
+			return "/v1/devices/d1/key-packages", map[string]any{"key_packages": []string{base64.StdEncoding.EncodeToString(mlswiretest.KeyPackage("someone/d1", now, now.Add(time.Hour), 1))}}
+		}, member: want{400, "invalid_request"}, outsider: want{400, "invalid_request"}, blocked: want{400, "invalid_request"}},
+		"GET /v1/devices/{device}/key-packages": {req: func(string, int, int) (string, any) { return "/v1/devices/d1/key-packages", nil },
+			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		"DELETE /v1/devices/{device}": {req: func(string, int, int) (string, any) { return "/v1/devices/d1", nil },
+			member: want{404, "not_found"}, outsider: want{404, "not_found"}, blocked: want{404, "not_found"}},
+		"GET /v1/users/{user}/devices": {req: func(string, int, int) (string, any) { return "/v1/users/ann/devices", nil },
+			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		"GET /v1/users/{user}/key-packages": {req: func(string, int, int) (string, any) { return "/v1/users/ann/key-packages", nil },
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
 		"GET /healthz":     {public: true, req: func(string, int, int) (string, any) { return "/healthz", nil }},
 		"GET /readyz":      {public: true, req: func(string, int, int) (string, any) { return "/readyz", nil }},

@@ -97,31 +97,38 @@ func (b *broadcast) event(ctx context.Context, attrs schemas.Attributes, value [
 		}
 		// A member who leaves or is removed gets that event, and
 		// nothing after it.
-		if gone := departed(attrs.Type, value); gone != "" && !conv.IsMember(gone) {
-			yield(gone)
+		for _, gone := range departed(attrs.Type, value) {
+			if !conv.IsMember(gone) && !yield(gone) {
+				return
+			}
 		}
 	}, "", it)
 }
 
-// departed returns the user a membership event takes out of the
-// conversation, or "".
-func departed(typ string, value []byte) string {
+// departed returns the users a membership event takes out of the
+// conversation: who left, who was removed, or whose every device an MLS
+// commit removed.
+func departed(typ string, value []byte) []string {
 	switch typ {
-	case schemas.TypeMemberLeft, schemas.TypeMemberRemoved:
+	case schemas.TypeMemberLeft, schemas.TypeMemberRemoved, schemas.TypeMLSCommitted:
 	default:
-		return ""
+		return nil
 	}
 	var e struct {
-		UserID   string `json:"user_id"`
-		MemberID string `json:"member_id"`
+		UserID         string   `json:"user_id"`
+		MemberID       string   `json:"member_id"`
+		MembersRemoved []string `json:"members_removed"`
 	}
 	if json.Unmarshal(value, &e) != nil {
-		return ""
+		return nil
 	}
-	if typ == schemas.TypeMemberRemoved {
-		return e.MemberID
+	switch typ {
+	case schemas.TypeMemberRemoved:
+		return []string{e.MemberID}
+	case schemas.TypeMLSCommitted:
+		return e.MembersRemoved
 	}
-	return e.UserID
+	return []string{e.UserID}
 }
 
 // signal handles one record of chat.ephemeral: a typing indicator goes

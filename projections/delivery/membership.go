@@ -82,7 +82,7 @@ func (m *membership) fold(ev history.Event) {
 		}
 		return
 	}
-	if ev.Type == schemas.TypeConversationCreated {
+	if schemas.IsCreation(ev.Type) {
 		c := &history.Conversation{}
 		if _, err := history.ApplyToSummary(c, ev); err == nil {
 			m.convs.Put(ev.ConversationID, c)
@@ -105,7 +105,7 @@ func (m *membership) applyChange(ev history.Event, prev uint64, hasPrev, authori
 	defer m.mu.Unlock()
 	c, cached := m.convs.Get(ev.ConversationID)
 	switch {
-	case ev.Type == schemas.TypeConversationCreated:
+	case schemas.IsCreation(ev.Type):
 		if !cached {
 			c = &history.Conversation{}
 			if _, err := history.ApplyToSummary(c, ev); err == nil {

@@ -108,7 +108,7 @@ func (t *targeted) routed(attrs schemas.Attributes, m kafka.Message) {
 		t.foldView(ev)
 		// A change is applied before the answer, so that the request
 		// that made it finds it here (a new conversation, members).
-		if prev, ok := prevChange(m); ok || attrs.Type == schemas.TypeConversationCreated {
+		if prev, ok := prevChange(m); ok || schemas.IsCreation(attrs.Type) {
 			h.members.applyChange(ev, prev, ok, false)
 		}
 		// The command was appended by its origin node, whose request is

@@ -54,11 +54,11 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		c.LastActivity = at
 		changed = true
 	}
-	if ev.Type == schemas.TypeConversationCreated && ev.Seq != 0 {
+	if schemas.IsCreation(ev.Type) && ev.Seq != 0 {
 		return changed, fmt.Errorf("%w: %s at seq %d: a creation has seq 0",
 			schemas.ErrInvalid, ev.Type, ev.Seq)
 	}
-	if !conversation.ChangesConversation(ev.Type) && !schemas.IsMessage(ev.Type) &&
+	if !conversation.ChangesConversation(ev.Type) && !schemas.IsInboxMessage(ev.Type) &&
 		ev.Type != schemas.TypeMessageEdited && ev.Type != schemas.TypeMessageDeleted {
 		return changed, nil // reactions, and types of later versions
 	}
@@ -73,6 +73,13 @@ func ApplyToSummary(c *Conversation, ev Event) (changed bool, err error) {
 		c.Messages++
 		if c.LastMessage == nil || m.Seq > c.LastMessage.Seq {
 			c.LastMessage = &Preview{Seq: m.Seq, SenderID: m.SenderID, Body: CutPreview(PreviewText(m)), SentAt: m.SentAt.UTC(), Files: fileNames(m.Attachments)}
+		}
+	case *schemas.MLSMessageSentV1:
+		// Ciphertext: the inbox counts it and names its sender, and
+		// previews no body.
+		c.Messages++
+		if c.LastMessage == nil || e.Seq > c.LastMessage.Seq {
+			c.LastMessage = &Preview{Seq: e.Seq, SenderID: e.SenderID, SentAt: e.SentAt.UTC()}
 		}
 	case *schemas.MessageEditedV1:
 		if p := c.LastMessage; p != nil && p.Seq == e.MessageSeq && !p.Deleted {

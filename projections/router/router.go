@@ -318,7 +318,7 @@ func (r *Router) route(ctx context.Context, it *routeItem) []kafka.Message {
 func (r *Router) routeEvent(ctx context.Context, rec consumers.Record, ev history.Event) []kafka.Message {
 	a := rec.Attrs
 	var c *routeConv
-	if a.Type == schemas.TypeConversationCreated {
+	if schemas.IsCreation(a.Type) {
 		c = r.created(a.Subject)
 	} else {
 		c = r.conversation(ctx, a.Subject)
@@ -340,7 +340,7 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record, ev histor
 	var extra []kafka.Header
 	changed := changedState(before, c.sum)
 	if changed {
-		if a.Type != schemas.TypeConversationCreated {
+		if !schemas.IsCreation(a.Type) {
 			extra = append(extra, kafka.Header{Key: schemas.HeaderPrevChangeSeq, Value: strconv.AppendUint(nil, c.changeSeq, 10)})
 		}
 		c.changeSeq = a.Seq

@@ -777,6 +777,11 @@ type storedConversation struct {
 	BlockedBy    []string         `json:"blocked_by,omitempty"`
 	Messages     uint64           `json:"messages,omitempty"`
 	LastMessage  *storedPreview   `json:"last_message,omitempty"`
+	// The state of an encrypted conversation (conversation.State).
+	Encrypted bool                `json:"encrypted,omitempty"`
+	Epoch     uint64              `json:"epoch,omitempty"`
+	Devices   []schemas.DeviceRef `json:"devices,omitempty"`
+	Leaving   []string            `json:"leaving,omitempty"`
 }
 
 // storedPreview is the stored form of a history.Preview.
@@ -804,6 +809,10 @@ func encodeSummary(c history.Conversation) ([]byte, error) {
 		Archived:     c.Archived,
 		BlockedBy:    c.BlockedBy,
 		Messages:     c.Messages,
+		Encrypted:    c.Encrypted,
+		Epoch:        c.Epoch,
+		Devices:      c.Devices,
+		Leaving:      c.Leaving,
 	}
 	if p := c.LastMessage; p != nil {
 		sc.LastMessage = &storedPreview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC(), Files: p.Files}
@@ -836,6 +845,10 @@ func getSummary(r reader, conv string) (history.Conversation, bool, error) {
 			LastSeq:   sc.LastSeq,
 			Archived:  sc.Archived,
 			BlockedBy: sc.BlockedBy,
+			Encrypted: sc.Encrypted,
+			Epoch:     sc.Epoch,
+			Devices:   sc.Devices,
+			Leaving:   sc.Leaving,
 		},
 		LastActivity: sc.LastActivity.UTC(),
 		Messages:     sc.Messages,

@@ -9,8 +9,10 @@ import * as auth from "./auth.js";
 import { h, $, highlighted, timeOf } from "./dom.js";
 import { Upload, isThumbnailed, sizeText } from "./uploads.js";
 import { setupPush } from "./push.js";
+import { E2EE } from "./e2ee.js";
 
 const MESSAGE_SENT = new Set(["chat.message.sent.v1", "chat.message.sent.v2", "chat.message.sent.v3"]);
+const LOCKED = "🔒 Encrypted message"; // one this device cannot read (sent before it joined)
 const MAX_FILES = 10; // files on one message (PARLEY_MAX_ATTACHMENTS' default)
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
 const PAGE = 50;
@@ -35,6 +37,7 @@ const S = {
   nodes: new Map(), // message list: key -> <li>
   uploads: new Map(), // conversation id -> the Uploads in its composer
   links: new Map(), // "conv/seq/n[/t]" -> {url, until}: presigned download URLs
+  e2ee: null, // this device's MLS client (e2ee.js), once signed in
 };
 
 async function main() {
@@ -119,7 +122,7 @@ function wireStatic() {
     e.preventDefault();
     $("#dialog-group").close();
     const members = $("#group-members").value.split(/[\s,]+/).filter(Boolean);
-    createGroup($("#group-title").value.trim(), members);
+    createGroup($("#group-title").value.trim(), members, $("#group-encrypted").checked);
   });
   $("#composer").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -229,6 +232,7 @@ function start(token) {
         S.pushSetUp = true;
         setupPush(S.api, deviceId(), $("#notify"));
       }
+      if (!S.e2ee) startE2EE(user);
       try {
         await loadInbox();
         S.inboxLoaded = true;
@@ -264,6 +268,20 @@ function start(token) {
   );
   renderBanner();
   S.conn.start();
+}
+
+// startE2EE starts this device's MLS client: its keys in IndexedDB, its
+// key packages published; what it decrypts replaces the placeholders.
+function startE2EE(user) {
+  S.e2ee = new E2EE(S.api, user, deviceId());
+  S.e2ee.init().catch((err) => toast(`End-to-end encryption is not available here: ${err.message}`));
+  S.e2ee.addEventListener("text", (e) => {
+    const c = conv(e.detail.conv);
+    const m = c.items.get(e.detail.seq);
+    if (m && m.kind === "message") m.body = e.detail.text;
+    if (c.last_message?.seq === e.detail.seq) c.last_message = { ...c.last_message, body: e.detail.text };
+    renderSoon();
+  });
 }
 
 function signedOut(message) {
@@ -309,6 +327,7 @@ function upsertSummary(s) {
   c.members = s.members;
   c.archived = s.archived;
   c.blocked_by = s.blocked_by || [];
+  c.encrypted = !!s.encrypted;
   if (s.last_seq >= c.last_seq) {
     c.last_seq = s.last_seq;
     c.last_activity = s.last_activity;
@@ -329,8 +348,11 @@ async function loadInbox() {
       // What the socket has handed over is newer than the list, which is
       // a projection: the list only adds conversations not known yet.
       if (S.conn.cursor(s.conversation_id) !== undefined && S.inboxLoaded) continue;
-      upsertSummary(s);
+      const c = upsertSummary(s);
       S.conn.track(s.conversation_id, s.last_seq);
+      // An encrypted group this device has not followed to its end (it
+      // was added, or messages came, while the page was closed).
+      if (c.encrypted) S.e2ee?.catchUp(c.id).catch((err) => toast(`Could not decrypt: ${err.message}`));
     }
     cursor = page.next_cursor;
   } while (cursor);
@@ -357,7 +379,12 @@ async function fetchSummary(id) {
 // onEvent applies a live (or resumed) event: in seq order, once each.
 function onEvent(f) {
   const c = conv(f.conversation_id);
-  if (!c.kind && f.event_type !== "chat.conversation.created.v1") fetchSummary(c.id);
+  if (!c.kind && f.event_type !== "chat.conversation.created.v1" && f.event_type !== "chat.conversation.created.v2") fetchSummary(c.id);
+  // The events of an encrypted conversation go to this device's MLS
+  // client too, in order.
+  if (c.encrypted || f.event_type.startsWith("chat.mls.") || f.event_type === "chat.conversation.created.v2") {
+    S.e2ee?.handle(f).catch((err) => toast(`Could not decrypt: ${err.message}`));
+  }
   if (f.seq >= c.last_seq) {
     c.last_seq = f.seq;
     c.last_activity = f.time;
@@ -375,6 +402,8 @@ function applyEvent(c, ev, live) {
   };
   switch (ev.event_type) {
     case "chat.conversation.created.v1":
+    case "chat.conversation.created.v2":
+      c.encrypted = !!d.encrypted;
       c.kind = d.kind;
       c.title = d.title || "";
       if (c.members.length === 0) c.members = d.members;
@@ -417,6 +446,50 @@ function applyEvent(c, ev, live) {
       }
       break;
     }
+    case "chat.mls.message.sent.v1": {
+      if (!c.items.has(ev.seq)) {
+        const m = {
+          kind: "message", seq: ev.seq, sender: d.sender_id, body: LOCKED, sent_at: d.sent_at,
+          reply_to: 0, edited_at: null, deleted: false, reactions: new Map(), attachments: [], thumbs: new Map(), encrypted: true,
+        };
+        c.items.set(ev.seq, m);
+        // Read or sent by this device before: kept in IndexedDB.
+        S.e2ee?.text(c.id, ev.seq).then((text) => {
+          if (text !== undefined && m.body === LOCKED) {
+            m.body = text;
+            renderSoon();
+          }
+        });
+      }
+      if (!live) break;
+      c.typing.delete(d.sender_id);
+      if (!c.last_message || ev.seq > c.last_message.seq) {
+        c.last_message = { seq: ev.seq, sender_id: d.sender_id, body: c.items.get(ev.seq).body, edited: false, deleted: false, sent_at: d.sent_at };
+      }
+      if (d.sender_id === S.me) {
+        c.read_seq = Math.max(c.read_seq, ev.seq);
+        c.unread = 0;
+      } else if (S.current === c.id && document.visibilityState !== "hidden" && atBottom()) {
+        markRead(c, ev.seq);
+      } else if (ev.seq > c.read_seq) {
+        c.unread++;
+      }
+      break;
+    }
+    case "chat.mls.committed.v1":
+      for (const m of d.members_added || []) if (!c.members.some((x) => x.user_id === m.user_id)) c.members.push(m);
+      c.members = c.members.filter((m) => !(d.members_removed || []).includes(m.user_id));
+      {
+        const owners = (ds) => [...new Set((ds || []).map((x) => x.user_id))].join(", ");
+        const said = [];
+        if (d.added_devices?.length) said.push(`added a device of ${owners(d.added_devices)}`);
+        if (d.removed_devices?.length) said.push(`removed a device of ${owners(d.removed_devices)}`);
+        if (d.members_removed?.length) said.push(`removed ${d.members_removed.join(", ")} from the group`);
+        line(`🔒 ${d.user_id} ${said.join("; ") || "updated the group's keys"}`);
+      }
+      if (live && (d.members_removed || []).includes(S.me)) leave(c);
+      else if (live) watchPresence();
+      break;
     case "chat.message.edited.v1":
       withMessage(c, d.message_seq, ev, (m) => {
         m.body = d.body;
@@ -695,6 +768,16 @@ function submitComposer() {
   const ups = c ? uploadsOf(c) : [];
   const ready = S.editing ? [] : ups.filter((u) => u.state === "done");
   if (!c || (!body && ready.length === 0)) return;
+  if (c.encrypted) {
+    if (S.editing || ups.length) {
+      toast("An encrypted conversation takes text messages only");
+      return;
+    }
+    S.e2ee.send(c.id, body).catch((err) => toast(`Not sent: ${err.message}`));
+    input.value = "";
+    cancelContext();
+    return;
+  }
   if (S.editing) {
     const seq = S.editing;
     S.conn.command("edit", { conversation_id: c.id, seq, body }).catch((err) => toast(`Not edited: ${err.message}`));
@@ -906,13 +989,18 @@ async function startDirect(user) {
   }
 }
 
-async function createGroup(title, members) {
+async function createGroup(title, members, encrypted) {
   if (!title) return;
   try {
-    const out = await S.api.create({ kind: "group", title, members, command_id: newID() });
+    const body = { kind: "group", title, members, command_id: newID() };
+    if (encrypted) Object.assign(body, { encrypted: true, device_id: deviceId() });
+    const out = await S.api.create(body);
     upsertSummary(out);
     watchPresence();
     open(out.conversation_id);
+    // The group's keys: this device makes the MLS group and adds a
+    // device of each member's.
+    if (encrypted) await S.e2ee.createGroup(out.conversation_id, members);
   } catch (err) {
     toast(`Could not create the group: ${err.message}`);
   }
@@ -1199,8 +1287,10 @@ function renderMessage(c, m) {
         : null);
   }
   const role = myRole(c);
-  const canDelete = !m.deleted && !c.left && !c.archived && (mine || (c.kind === "group" && (role === "owner" || role === "admin")));
-  const active = !m.deleted && !c.left && !c.archived;
+  // An encrypted message takes no replies, reactions, edits or
+  // deletions (yet): the server would refuse them.
+  const canDelete = !m.encrypted && !m.deleted && !c.left && !c.archived && (mine || (c.kind === "group" && (role === "owner" || role === "admin")));
+  const active = !m.encrypted && !m.deleted && !c.left && !c.archived;
   const quoted = m.reply_to ? c.items.get(m.reply_to) : null;
   const label = `${m.sender}, ${timeOf(m.sent_at)}`;
   return h("li", { class: `msg ${mine ? "mine" : ""} ${m.deleted ? "deleted" : ""}`, id: `m-${m.seq}`, "data-seq": m.seq, tabindex: "-1", "aria-label": label },
@@ -1319,10 +1409,20 @@ function renderMembers(c) {
     children.push(h("p", {}, h("button", { type: "button", "data-action": "archive", onclick: () => archive(c, !c.archived) }, c.archived ? "Unarchive the group" : "Archive the group")));
   }
   if (!c.left) children.push(h("p", {}, h("button", { type: "button", "data-action": "leave", onclick: () => leaveGroup(c) }, "Leave the group")));
+  if (c.encrypted) children.push(h("h3", {}, "Safety numbers"), h("p", { class: "muted" }, "Compare each device's number with its owner, in person or over another channel."), h("ul", { id: "safety-numbers" }));
   // Keep what is half-typed, and the focus, when the panel is drawn again.
   const typed = { "add-member": $("#add-member")?.value };
   if (focused === "rename") typed.rename = $("#rename").value;
   showPanel(`Members of ${convName(c)}`, children);
+  if (c.encrypted) {
+    S.e2ee?.devices(c.id).then((devices) => {
+      const ul = $("#safety-numbers");
+      if (!ul) return;
+      ul.replaceChildren(...devices.map((d) => h("li", { class: "safety-number", "data-device": d.identity },
+        h("span", { class: "member-name" }, d.identity), h("code", {}, d.fingerprint),
+        d.changed ? h("strong", { class: "changed" }, " ⚠ changed since you first saw this device: check it again") : null)));
+    });
+  }
   for (const [id, v] of Object.entries(typed)) if (v !== undefined && $(`#${id}`)) $(`#${id}`).value = v;
   if (focused) $("#panel-body").querySelector(`[data-action="${CSS.escape(focused)}"], #${CSS.escape(focused)}`)?.focus();
 }
@@ -1330,7 +1430,10 @@ function renderMembers(c) {
 async function addMember(c, user) {
   if (!user) return;
   try {
-    await S.api.addMembers(c.id, user.split(/[\s,]+/).filter(Boolean));
+    const users = user.split(/[\s,]+/).filter(Boolean);
+    // An encrypted group changes members by an MLS commit of this device.
+    if (c.encrypted) await S.e2ee.add(c.id, users);
+    else await S.api.addMembers(c.id, users);
     if ($("#add-member")) $("#add-member").value = "";
   } catch (err) {
     toast(`Could not add ${user}: ${err.message}`);
@@ -1339,7 +1442,8 @@ async function addMember(c, user) {
 
 async function removeMember(c, user) {
   try {
-    await S.api.removeMember(c.id, user);
+    if (c.encrypted) await S.e2ee.remove(c.id, user);
+    else await S.api.removeMember(c.id, user);
   } catch (err) {
     toast(`Could not remove ${user}: ${err.message}`);
   }
@@ -1385,7 +1489,10 @@ async function toggleBlock(c) {
 
 async function leaveGroup(c) {
   try {
-    await S.api.leave(c.id, newID());
+    // In an encrypted group this device proposes its departure; another
+    // member's device commits it, and the commit's event says so here.
+    if (c.encrypted) await S.e2ee.proposeLeave(c.id);
+    else await S.api.leave(c.id, newID());
     closePanel();
   } catch (err) {
     toast(`Could not leave: ${err.message}`);

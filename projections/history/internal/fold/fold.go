@@ -110,7 +110,7 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 			count = 0
 		}
 		s.Counts = append(s.Counts, Count{Seq: ev.Seq, Messages: count})
-		if schemas.IsMessage(ev.Type) {
+		if schemas.IsInboxMessage(ev.Type) {
 			// A message the summary folded is the newest: its preview
 			// has the sender decoded already.
 			if p := c.LastMessage; err == nil && p != nil && p.Seq == ev.Seq {
@@ -124,7 +124,7 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 			continue
 		}
 		switch ev.Type {
-		case schemas.TypeConversationCreated:
+		case schemas.TypeConversationCreated, schemas.TypeConversationCreatedV2:
 			s.Created = true
 		case schemas.TypeRenamed:
 			s.TitleSeq = ev.Seq
@@ -158,7 +158,7 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 // sender returns the sender of a chat message event (any version), or ""
 // for other events and for a value without one.
 func sender(ev history.Event) string {
-	if !schemas.IsMessage(ev.Type) {
+	if !schemas.IsInboxMessage(ev.Type) {
 		return ""
 	}
 	var m struct {
@@ -172,7 +172,7 @@ func sender(ev history.Event) string {
 
 func isMembership(typ string) bool {
 	switch typ {
-	case schemas.TypeMembersAdded, schemas.TypeMemberRemoved, schemas.TypeMemberLeft, schemas.TypeRolesChanged:
+	case schemas.TypeMembersAdded, schemas.TypeMemberRemoved, schemas.TypeMemberLeft, schemas.TypeRolesChanged, schemas.TypeMLSCommitted:
 		return true
 	}
 	return false
