@@ -2,6 +2,8 @@ package push_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -513,4 +515,73 @@ func TestSlowProviderHoldsUpOnlyItsOwn(t *testing.T) {
 	release()
 	eventually(t, "the slow device notified once released", func() bool { return len(e.webPushes("bob-slow")) == 2 })
 	e.settled()
+}
+
+// TestEncryptedConversationsNotifyWithoutText: an end-to-end encrypted
+// conversation's messages notify its members' devices with the sender and
+// count only — the server cannot read them, and no preview leaves it —
+// and membership follows the MLS commits that change it.
+func TestEncryptedConversationsNotifyWithoutText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-laptop")
+	e.registerToken("bob", "bob-iphone", schemas.ProviderAPNs, "a1b2c3d4e5f60718")
+	e.registerWebPush("carol", "carol-laptop")
+	e.start(push.Config{Window: time.Hour, PreviewRunes: 100})
+	e.waitRegistered("bob", "bob-laptop", "bob-iphone")
+	e.waitRegistered("carol", "carol-laptop")
+
+	now := time.Now().UTC()
+	e.write(schemas.TopicEvents, e.event(schemas.TypeConversationCreatedV2, "e2e", 0, schemas.ConversationCreatedV2{
+		ConversationID: "e2e", Kind: schemas.KindGroup, CreatedBy: "alice", Encrypted: true,
+		Members:   []schemas.Member{{UserID: "alice", Role: schemas.RoleOwner}, {UserID: "bob", Role: schemas.RoleMember}},
+		Devices:   []schemas.DeviceRef{{UserID: "alice", DeviceID: "a1"}},
+		CommandID: "create-e2e", CreatedAt: now,
+	}))
+	sendCiphertext := func(ciphertext string) {
+		e.seqs["e2e"]++
+		seq := e.seqs["e2e"]
+		e.write(schemas.TopicEvents, e.event(schemas.TypeMLSMessageSent, "e2e", seq, schemas.MLSMessageSentV1{
+			ConversationID: "e2e", Seq: seq, SenderID: "alice", DeviceID: "a1", Epoch: 1,
+			Ciphertext: []byte(ciphertext), CommandID: fmt.Sprintf("cmd-e2e-%d", seq), SentAt: time.Now().UTC(),
+		}))
+	}
+	commit := func(added []schemas.Member, removed []string) {
+		e.seqs["e2e"]++
+		seq := e.seqs["e2e"]
+		e.write(schemas.TopicEvents, e.event(schemas.TypeMLSCommitted, "e2e", seq, schemas.MLSCommittedV1{
+			ConversationID: "e2e", Seq: seq, UserID: "alice", DeviceID: "a1", Epoch: seq, Commit: []byte("commit"),
+			MembersAdded: added, MembersRemoved: removed, CommandID: fmt.Sprintf("cmd-e2e-%d", seq), CommittedAt: time.Now().UTC(),
+		}))
+	}
+
+	sendCiphertext("opaque-one")
+	eventually(t, "bob's devices notified", func() bool {
+		return len(e.webPushes("bob-laptop")) == 1 && len(e.apnsPushes("a1b2c3d4e5f60718")) == 1
+	})
+	if n := e.webPushes("bob-laptop")[0]; n.Type != push.KindMessage || n.SenderID != "alice" || n.Seq != 1 || n.Count != 1 || n.Preview != "" {
+		t.Errorf("web push of an encrypted message %+v, want sender, seq 1, count 1 and no preview", n)
+	}
+	aps := e.apnsPushes("a1b2c3d4e5f60718")[0].Payload["aps"].(map[string]any)
+	if alert, _ := aps["alert"].(map[string]any); alert != nil && alert["body"] != nil && strings.Contains(fmt.Sprint(alert["body"]), "opaque") {
+		t.Errorf("apns alert of an encrypted message carries its ciphertext: %v", alert)
+	}
+	for _, m := range e.wp.Received() {
+		if strings.Contains(string(m.Payload), "opaque") {
+			t.Errorf("a Web Push body carries the ciphertext: %s", m.Payload)
+		}
+	}
+
+	// Carol is added and Bob removed by commits: the next message notifies
+	// Carol, not Bob.
+	commit([]schemas.Member{{UserID: "carol", Role: schemas.RoleMember}}, []string{"bob"})
+	sendCiphertext("opaque-two")
+	eventually(t, "carol notified", func() bool { return len(e.webPushes("carol-laptop")) == 1 })
+	e.settled()
+	if n := e.webPushes("carol-laptop")[0]; n.Seq != 3 || n.Preview != "" {
+		t.Errorf("carol's notification %+v, want seq 3 and no preview", n)
+	}
+	if got := e.webPushes("bob-laptop"); len(got) != 1 {
+		t.Errorf("bob, removed by a commit, got %d notifications, want 1", len(got))
+	}
 }

@@ -41,7 +41,8 @@ var (
 // relevant reports whether the projection applies records of type typ.
 func relevant(typ string) bool {
 	switch typ {
-	case schemas.TypeConversationCreated, schemas.TypeMembersAdded, schemas.TypeMemberLeft, schemas.TypeMemberRemoved, schemas.TypeReceipt:
+	case schemas.TypeConversationCreated, schemas.TypeConversationCreatedV2, schemas.TypeMembersAdded, schemas.TypeMemberLeft,
+		schemas.TypeMemberRemoved, schemas.TypeMLSCommitted, schemas.TypeMLSMessageSent, schemas.TypeReceipt:
 		return true
 	}
 	return schemas.IsMessage(typ) || isEvent(typ)
@@ -52,7 +53,8 @@ func relevant(typ string) bool {
 func isEvent(typ string) bool {
 	switch typ {
 	case schemas.TypeRolesChanged, schemas.TypeRenamed, schemas.TypeArchived, schemas.TypeBlocked, schemas.TypeMessageEdited,
-		schemas.TypeMessageDeleted, schemas.TypeReactionAdded, schemas.TypeReactionRemoved, schemas.TypeThumbnailAdded:
+		schemas.TypeMessageDeleted, schemas.TypeReactionAdded, schemas.TypeReactionRemoved, schemas.TypeThumbnailAdded,
+		schemas.TypeMLSProposed:
 		return true
 	}
 	return false
@@ -124,6 +126,10 @@ func (p *Push) applyEvent(b *pebble.Batch, it Item, now time.Time) (bool, error)
 	switch e := v.(type) {
 	case *schemas.ConversationCreatedV1:
 		conv, seq = e.ConversationID, e.Seq
+	case *schemas.ConversationCreatedV2:
+		conv, seq = e.ConversationID, e.Seq
+	case *schemas.MLSCommittedV1:
+		conv, seq = e.ConversationID, e.Seq
 	case *schemas.MembersAddedV1:
 		conv, seq = e.ConversationID, e.Seq
 	case *schemas.MemberLeftV1:
@@ -131,7 +137,7 @@ func (p *Push) applyEvent(b *pebble.Batch, it Item, now time.Time) (bool, error)
 	case *schemas.MemberRemovedV1:
 		conv, seq = e.ConversationID, e.Seq
 	default:
-		if m, ok := schemas.AsMessage(v); ok {
+		if m, ok := pushMessage(v); ok {
 			conv, seq = m.ConversationID, m.Seq
 		} else {
 			conv, seq = eventPosition(v)
@@ -166,6 +172,18 @@ func (p *Push) applyEvent(b *pebble.Batch, it Item, now time.Time) (bool, error)
 		for _, m := range e.Members {
 			err = errorsJoin(err, setMember(m.UserID, true))
 		}
+	case *schemas.ConversationCreatedV2:
+		c.Encrypted = e.Encrypted
+		for _, m := range e.Members {
+			err = errorsJoin(err, setMember(m.UserID, true))
+		}
+	case *schemas.MLSCommittedV1:
+		for _, m := range e.MembersAdded {
+			err = errorsJoin(err, setMember(m.UserID, true))
+		}
+		for _, u := range e.MembersRemoved {
+			err = errorsJoin(err, setMember(u, false))
+		}
 	case *schemas.MembersAddedV1:
 		for _, m := range e.Members {
 			err = errorsJoin(err, setMember(m.UserID, true))
@@ -175,7 +193,7 @@ func (p *Push) applyEvent(b *pebble.Batch, it Item, now time.Time) (bool, error)
 	case *schemas.MemberRemovedV1:
 		err = setMember(e.MemberID, false)
 	default:
-		if m, ok := schemas.AsMessage(v); ok {
+		if m, ok := pushMessage(v); ok {
 			// Unread counts messages, as the inbox does; sending one marks
 			// the conversation read up to it for its sender.
 			err = b.Set(messageKey(conv, seq), nil, nil)
@@ -222,8 +240,20 @@ func eventPosition(v any) (string, uint64) {
 		return e.ConversationID, e.Seq
 	case *schemas.ThumbnailAddedV1:
 		return e.ConversationID, e.Seq
+	case *schemas.MLSProposedV1:
+		return e.ConversationID, e.Seq
 	}
 	return "", 0
+}
+
+// pushMessage returns the message of v, a version of chat.message.sent or
+// an end-to-end encrypted message, whose ciphertext the server cannot
+// read: it notifies with no body.
+func pushMessage(v any) (*schemas.Message, bool) {
+	if m, ok := v.(*schemas.MLSMessageSentV1); ok {
+		return &schemas.Message{ConversationID: m.ConversationID, Seq: m.Seq, SenderID: m.SenderID, CommandID: m.CommandID, SentAt: m.SentAt}, true
+	}
+	return schemas.AsMessage(v)
 }
 
 // notifyMembers marks every registered device of every member but the
@@ -397,9 +427,8 @@ func Mentions(body, user string) bool {
 }
 
 // endToEndEncrypted reports whether the messages of conversation c are
-// end-to-end encrypted: then no text of theirs may leave the server in a
+// end-to-end encrypted (created with chat.conversation.created.v2's
+// encrypted flag): then no text of theirs leaves the server in a
 // notification, which carries the conversation, seq, sender and count
-// only. Conversations carry no such flag yet, so none is; this is the one
-// place to decide it once they do (fold the flag into convState in
-// applyEvent).
-func endToEndEncrypted(convState) bool { return false }
+// only.
+func endToEndEncrypted(c convState) bool { return c.Encrypted }

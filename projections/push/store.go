@@ -103,6 +103,8 @@ func splitKey(k []byte, prefix string) []string {
 type convState struct {
 	Members []string `json:"members"`
 	LastSeq uint64   `json:"last_seq"`
+	// Encrypted: the conversation is end-to-end encrypted.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // pending is the notification due to one device for one conversation:
