@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/parley-chat/parley/internal/retry"
 	"io"
 	"log/slog"
 	"sync"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/progress"
+	"github.com/parley-chat/parley/internal/retry"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -324,61 +325,12 @@ func (r *rebuild) index(ctx context.Context, ix Indexer, docs []Doc) error {
 }
 
 // ProgressPrinter returns a RebuildConfig.Progress that writes a line to
-// w at most once per interval, and always when done reaches total:
+// w at most once per interval, and always when done reaches total
+// (see progress.Printer):
 //
 //	search rebuild: 120000/1000000 records (12.0%), 35012 records/s, ETA 25s
 //
-// The rate is the average since the first call. It is safe for
-// concurrent use.
+// It is safe for concurrent use.
 func ProgressPrinter(w io.Writer, interval time.Duration) func(done, total int64) {
-	return newProgress(w, interval, time.Now).report
-}
-
-type progress struct {
-	w        io.Writer
-	interval time.Duration
-	now      func() time.Time
-
-	mu           sync.Mutex
-	start, last  time.Time
-	printedFinal bool
-}
-
-func newProgress(w io.Writer, interval time.Duration, now func() time.Time) *progress {
-	return &progress{w: w, interval: interval, now: now}
-}
-
-func (p *progress) report(done, total int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	t := p.now()
-	if p.start.IsZero() {
-		p.start = t
-	}
-	final := done >= total
-	if final && p.printedFinal {
-		return
-	}
-	if !final && !p.last.IsZero() && t.Sub(p.last) < p.interval {
-		return
-	}
-	p.last = t
-	p.printedFinal = final
-	elapsed := t.Sub(p.start).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(done) / elapsed
-	}
-	pct := 100.0
-	if total > 0 {
-		pct = 100 * float64(done) / float64(total)
-	}
-	eta := "unknown"
-	switch {
-	case final:
-		eta = "0s"
-	case rate > 0:
-		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "search rebuild: %d/%d records (%.1f%%), %.0f records/s, ETA %s\n", done, total, pct, rate, eta)
+	return progress.New(w, "search rebuild", interval, nil).Report
 }
