@@ -14,6 +14,7 @@
 //	parley healthcheck      exit 0 if the role on PARLEY_HTTP_ADDR is ready, else 1
 //	parley dlq list         the dead letters of chat.dlq (-json, -group)
 //	parley dlq redrive P/O  copy dead letter P/O back to its topic
+//	parley replay           a topic as CloudEvents NDJSON or Parquet, for analytics
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -72,6 +73,12 @@ commands:
   dlq redrive PARTITION/OFFSET
                    copies that dead letter back to its original topic and partition with its key
                    and headers, without the parley_dlq_* ones; refuses a record that is no dead letter
+  replay           writes a topic (-topic, default chat.events) as NDJSON in the CloudEvents JSON
+                   format, or as Parquet (-format parquet), to standard output or -o FILE; every
+                   record decoded and validated against schemas/, invalid ones left out and counted;
+                   from -from-offset N or -from-time T, only -conversation ID, -type CE_TYPE (each
+                   repeatable), -since T, -until T; -check decode skips the JSON Schema check
+                   (twice as fast); progress, rate and ETA on standard error
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -123,6 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, args, getenv, stdout, stderr)
+	case "replay":
+		return replayCommand(ctx, args, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

@@ -5,10 +5,13 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -52,22 +55,22 @@ func cloudEvent(e Event) CloudEvent {
 // NDJSON writes events as newline-delimited JSON, one CloudEvent per
 // line. Call Close to flush.
 type NDJSON struct {
-	w   *bufio.Writer
-	enc *json.Encoder
+	w    *bufio.Writer
+	line []byte
 }
 
 // NewNDJSON returns an NDJSON sink writing to w.
 func NewNDJSON(w io.Writer) *NDJSON {
-	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &NDJSON{w: bw, enc: enc}
+	return &NDJSON{w: bufio.NewWriterSize(w, 256<<10)}
 }
 
-// Write writes one line per event.
+// Write writes one line per event. It encodes the line itself rather
+// than through encoding/json (which would re-validate the data already
+// validated), field for field as CloudEvent marshals.
 func (n *NDJSON) Write(events []Event) error {
 	for _, e := range events {
-		if err := n.enc.Encode(cloudEvent(e)); err != nil {
+		n.line = appendCloudEvent(n.line[:0], e)
+		if _, err := n.w.Write(n.line); err != nil {
 			return fmt.Errorf("ndjson: %w", err)
 		}
 	}
@@ -76,6 +79,109 @@ func (n *NDJSON) Write(events []Event) error {
 
 // Close flushes what is buffered; it does not close the writer.
 func (n *NDJSON) Close() error { return n.w.Flush() }
+
+// appendCloudEvent appends the NDJSON line of e: what json.Marshal of
+// cloudEvent(e) gives, with data compacted onto the line, and a newline.
+func appendCloudEvent(b []byte, e Event) []byte {
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendString(b, e.Attrs.ID)
+	b = append(b, `,"source":`...)
+	b = appendString(b, e.Attrs.Source)
+	b = append(b, `,"type":`...)
+	b = appendString(b, e.Attrs.Type)
+	if e.Attrs.Subject != "" {
+		b = append(b, `,"subject":`...)
+		b = appendString(b, e.Attrs.Subject)
+	}
+	b = append(b, `,"time":"`...)
+	b = e.Attrs.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","datacontenttype":"application/json"`...)
+	if e.Attrs.HasSeq {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, e.Attrs.Seq, 10)
+	}
+	if e.Attrs.TraceParent != "" {
+		b = append(b, `,"traceparent":`...)
+		b = appendString(b, e.Attrs.TraceParent)
+	}
+	b = append(b, `,"kafkatopic":`...)
+	b = appendString(b, e.Topic)
+	b = append(b, `,"kafkapartition":`...)
+	b = strconv.AppendInt(b, int64(e.Partition), 10)
+	b = append(b, `,"kafkaoffset":`...)
+	b = strconv.AppendInt(b, e.Offset, 10)
+	b = append(b, `,"kafkakey":`...)
+	b = appendString(b, e.Key)
+	b = append(b, `,"data":`...)
+	if bytes.ContainsAny(e.Data, "\r\n") {
+		// Whitespace between tokens with newlines in it: compact, so the
+		// event stays on its line. Data was validated as JSON.
+		var c bytes.Buffer
+		if err := json.Compact(&c, e.Data); err == nil {
+			b = append(b, c.Bytes()...)
+		} else {
+			b = append(b, "null"...)
+		}
+	} else {
+		b = append(b, e.Data...)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendString appends s as a JSON string, escaped as encoding/json
+// escapes it without HTML escaping: invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
 
 // Row is one row of Parquet output: an event's attributes as columns and
 // its data as a JSON column. Seq is null on records without ce_seq.
