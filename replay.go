@@ -63,8 +63,8 @@ func (f timeFlag) Set(v string) error {
 // replayOptions are the flags of `parley replay`.
 type replayOptions struct {
 	topic, format, out, check string
-	fromOffset         int64
-	cfg                replay.Config
+	fromOffset                int64
+	cfg                       replay.Config
 }
 
 func replayFlags(args []string, stderr io.Writer) (replayOptions, []string, error) {
