@@ -15,6 +15,8 @@
 //	parley dlq list         the dead letters of chat.dlq (-json, -group)
 //	parley dlq redrive P/O  copy dead letter P/O back to its topic
 //	parley replay           a topic as CloudEvents NDJSON or Parquet, for analytics
+//	parley rebuild history  rebuild the history store beside the live one and compare
+//	parley rebuild search   reindex from offset 0 and swap (as project search --rebuild)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -79,6 +81,11 @@ commands:
                    from -from-offset N or -from-time T, only -conversation ID, -type CE_TYPE (each
                    repeatable), -since T, -until T; -check decode skips the JSON Schema check
                    (twice as fast); progress, rate and ETA on standard error
+  rebuild history  rebuilds the history store from offset 0 of chat.events and chat.receipts into a
+                   fresh store beside the live one, compares them per conversation and per inbox
+                   (a checksum each), prints every one that differs and exits 1 if any does;
+                   progress, rate and ETA as it goes. Embedded: stop parley run first
+  rebuild search   the same as project search --rebuild: reindex from offset 0 and swap
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -132,6 +139,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return dlqCommand(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "rebuild":
+		if len(args) == 0 || (args[0] != "history" && args[0] != "search") {
+			return errors.New("usage: parley rebuild history | parley rebuild search [settings]")
+		}
+		cfg, err := app.Load(cmd, args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		if args[0] == "search" {
+			return app.RebuildSearch(ctx, cfg, stdout, cfg.Logger(stderr))
+		}
+		if err := app.RebuildHistory(ctx, cfg, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
+			return exitError{err: err, code: 1}
+		} else if err != nil {
+			return err
+		}
+		return nil
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

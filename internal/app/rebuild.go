@@ -1,19 +1,27 @@
-// Rebuilding the search index from chat.events into a new generation.
+// Rebuilding projections from the log: the search index into a new
+// generation, and the verified rebuild of the history store.
 
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/progress"
+	"github.com/parley-chat/parley/internal/rebuild"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/projections/history/scyllastore"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -24,15 +32,11 @@ import (
 // the embedded default it starts the embedded broker over the data dir,
 // so `parley run` must be stopped first (Bleve refuses a second opener).
 func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	brokers := cfg.KafkaBrokers
-	if cfg.Embedded() {
-		b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		brokers = []string{b.Addr()}
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return err
 	}
+	defer closeBroker()
 	octx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -59,4 +63,127 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 	}
 	_, err = fmt.Fprintf(out, "search rebuild: done, %d records (%d skipped) in %v\n", st.Records, st.Skipped, st.Took.Round(time.Millisecond))
 	return err
+}
+
+// rebuildBrokers returns the configured brokers or, on the embedded
+// default, starts the embedded broker over the data dir (the stores of
+// the data dir are then free too only when `parley run` is stopped).
+func rebuildBrokers(cfg Config, log *slog.Logger) ([]string, func(), error) {
+	if !cfg.Embedded() {
+		return cfg.KafkaBrokers, func() {}, nil
+	}
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{b.Addr()}, b.Close, nil
+}
+
+// ErrRebuildDiffers is returned by RebuildHistory when the live store
+// differs from the one rebuilt from the log.
+var ErrRebuildDiffers = errors.New("the live store differs from the log")
+
+// rebuildSuffix names the fresh store a verified rebuild writes beside
+// the live one: a directory of the data dir, or a keyspace.
+const rebuildSuffix = "_rebuild"
+
+// RebuildHistory is `parley rebuild history`: it rebuilds the history
+// store from offset 0 of chat.events and chat.receipts into a fresh store
+// beside the live one (the directory history_rebuild of the data dir, or
+// a new keyspace PARLEY_SCYLLA_KEYSPACE_rebuild_UNIXTIME), compares them, prints
+// every conversation or inbox that differs and returns
+// ErrRebuildDiffers if any does. On the embedded default `parley run`
+// must be stopped first (Pebble has one opener); the directory is
+// removed afterwards. On ScyllaDB the live projection runs on, and the
+// comparison waits for it to commit what the rebuild read; the rebuild
+// keyspace is left for inspection, for the operator to drop.
+func RebuildHistory(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	live, fresh, wait, closeStores, err := rebuildStores(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStores()
+	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
+		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log,
+			Progress: progress.New(out, "history rebuild", 5*time.Second, nil).Report},
+		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+	})
+	if err != nil {
+		return err
+	}
+	return printReport(out, "history", rep)
+}
+
+// printReport prints a verified rebuild's differences and summary.
+func printReport(out io.Writer, name string, rep rebuild.Report) error {
+	for _, d := range rep.Differences {
+		l, r := cmp.Or(d.Live, "(none)"), cmp.Or(d.Rebuilt, "(none)")
+		if _, err := fmt.Fprintf(out, "differs: %s live=%s rebuilt=%s\n", d.Key, l, r); err != nil {
+			return err
+		}
+	}
+	if _, err := fmt.Fprintf(out, "%s rebuild: %d records (%d skipped), %d conversations and inboxes compared, %d differ, in %v\n",
+		name, rep.Records, rep.Skipped, rep.Keys, len(rep.Differences), rep.Took.Round(time.Millisecond)); err != nil {
+		return err
+	}
+	if rep.LiveBehind > 0 {
+		if _, err := fmt.Fprintf(out, "%s rebuild: the live projection had not committed %d of the records read: differences may be lag\n", name, rep.LiveBehind); err != nil {
+			return err
+		}
+	}
+	if len(rep.Differences) > 0 {
+		return fmt.Errorf("%s: %d conversations or inboxes: %w", name, len(rep.Differences), ErrRebuildDiffers)
+	}
+	return nil
+}
+
+// rebuildStores opens the live history store and an empty one beside it,
+// and says how long to wait for the live projection.
+func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live history.Reader, fresh history.Store, wait time.Duration, closeAll func(), err error) {
+	if len(cfg.ScyllaHosts) == 0 {
+		dir := filepath.Join(cfg.DataDir, "history"+rebuildSuffix)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, nil, 0, nil, err
+		}
+		l, err := pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
+		if err != nil {
+			return nil, nil, 0, nil, fmt.Errorf("opening the history store (is parley run stopped?): %w", err)
+		}
+		f, err := pebblestore.Open(dir, pebblestore.WithLogger(log))
+		if err != nil {
+			_ = l.Close()
+			return nil, nil, 0, nil, err
+		}
+		return l, f, -1, func() {
+			_ = errors.Join(l.Close(), f.Close())
+			if err := os.RemoveAll(dir); err != nil {
+				log.Warn("removing the rebuilt history store", "dir", dir, "err", err)
+			}
+		}, nil
+	}
+	lc, err := scyllaConfig(cfg, cfg.ScyllaKeyspace, log)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	ks := fmt.Sprintf("%s%s_%d", cfg.ScyllaKeyspace, rebuildSuffix, time.Now().Unix())
+	fc, err := scyllaConfig(cfg, ks, log)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	l, err := scyllastore.Open(ctx, lc)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	log.Info("rebuilding into a keyspace of its own, left for inspection: drop it when done", "keyspace", ks)
+	f, err := scyllastore.Open(ctx, fc)
+	if err != nil {
+		_ = l.Close()
+		return nil, nil, 0, nil, err
+	}
+	return l, f, 0, func() { _ = errors.Join(l.Close(), f.Close()) }, nil
 }
