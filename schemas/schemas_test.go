@@ -19,6 +19,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/contractcheck"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -1758,6 +1759,62 @@ func TestOpenAPISchemas(t *testing.T) {
 	} {
 		if err := create.Validate(instance(t, generic(t, []byte(body)))); (err == nil) != ok {
 			t.Errorf("create %s: err %v, want ok=%v", body, err, ok)
+		}
+	}
+}
+
+// TestAsyncAPIDescribesEveryTopic holds the AsyncAPI document to the
+// topics as Parley creates them: every topic of the default topology
+// (and a node's delivery topic) has a channel whose Kafka binding has the
+// topic's cleanup.policy and retention.ms, a key (x-parley-key) and its
+// readers (x-parley-consumers), and every consumer group is named as a
+// reader of some channel.
+func TestAsyncAPIDescribesEveryTopic(t *testing.T) {
+	t.Parallel()
+	doc := loadYAML(t, "asyncapi.yaml")
+	byTopic := map[string]map[string]any{}
+	for _, c := range getMap(t, doc, "/channels") {
+		ch := c.(map[string]any)
+		bindings, _ := ch["bindings"].(map[string]any)
+		if _, ok := bindings["kafka"]; ok {
+			byTopic[ch["address"].(string)] = ch // the topic's name
+		}
+	}
+	topo := kafkalog.Topology{}.WithDefaults()
+	configs := append(topo.Topics(), topo.NodeTopic("{node}"))
+	consumers := ""
+	for _, tc := range configs {
+		ch, ok := byTopic[tc.Topic]
+		if !ok {
+			t.Errorf("no channel has the Kafka topic %s", tc.Topic)
+			continue
+		}
+		want := map[string]string{}
+		for _, e := range tc.ConfigEntries {
+			want[e.ConfigName] = e.ConfigValue
+		}
+		conf := get(t, ch, "/bindings/kafka/topicConfiguration").(map[string]any)
+		if got := fmt.Sprint(conf["cleanup.policy"]); got != "["+want["cleanup.policy"]+"]" {
+			t.Errorf("%s: cleanup.policy %s; the topic is created with %s", tc.Topic, got, want["cleanup.policy"])
+		}
+		if want["cleanup.policy"] == "delete" && fmt.Sprint(conf["retention.ms"]) != want["retention.ms"] {
+			t.Errorf("%s: retention.ms %v; the topic is created with %s", tc.Topic, conf["retention.ms"], want["retention.ms"])
+		}
+		if k, _ := ch["x-parley-key"].(string); k == "" {
+			t.Errorf("%s: no x-parley-key", tc.Topic)
+		}
+		list, _ := ch["x-parley-consumers"].([]any)
+		if len(list) == 0 {
+			t.Errorf("%s: no x-parley-consumers", tc.Topic)
+		}
+		for _, c := range list {
+			consumers += fmt.Sprint(c) + "\n"
+		}
+	}
+	for _, g := range []string{schemas.GroupDecider, schemas.GroupHistory, schemas.GroupSearch, schemas.GroupReceipts,
+		schemas.GroupRouter, schemas.GroupFiles, schemas.GroupThumbnails} {
+		if !strings.Contains(consumers, g) {
+			t.Errorf("consumer group %s reads no channel of the AsyncAPI document", g)
 		}
 	}
 }
