@@ -34,6 +34,8 @@ type RangeConfig struct {
 	Progress func(read int64)
 	// Logger receives the records skipped. Default: discard.
 	Logger *slog.Logger
+	// Opener opens sealed records (see DecodeRecord). Default: none.
+	Opener Opener
 }
 
 // RangeStats says what ApplyRange read.
@@ -114,7 +116,7 @@ func ApplyRange[T any](ctx context.Context, cfg RangeConfig, p Projection[T]) (R
 			}
 			err := kafkalog.ReadRange(ctx, cfg.Brokers, cfg.Topic, part, cfg.From[part], cfg.To[part], func(m kafka.Message) error {
 				read++
-				v, err := decodeRecord(m, p)
+				v, err := decodeRecord(ctx, m, cfg.Opener, p)
 				if err != nil {
 					skipped++
 					cfg.Logger.Warn("skipping a record the live group dead-letters", "topic", cfg.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
@@ -143,12 +145,12 @@ func ApplyRange[T any](ctx context.Context, cfg RangeConfig, p Projection[T]) (R
 	return st, ctx.Err()
 }
 
-// decodeRecord decodes m's attributes and then m with p.
-func decodeRecord[T any](m kafka.Message, p Projection[T]) (T, error) {
-	attrs, err := kafkalog.Decode(m)
+// decodeRecord decodes m (DecodeRecord) and then its record with p.
+func decodeRecord[T any](ctx context.Context, m kafka.Message, o Opener, p Projection[T]) (T, error) {
+	rec, err := DecodeRecord(ctx, m, o)
 	if err != nil {
 		var zero T
 		return zero, err
 	}
-	return p.Decode(Record{Message: m, Attrs: attrs})
+	return p.Decode(rec)
 }

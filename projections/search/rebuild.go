@@ -41,6 +41,9 @@ type RebuildConfig struct {
 	// Logger receives progress milestones and skipped records. Default:
 	// discard.
 	Logger *slog.Logger
+	// Opener opens sealed events (see consumers.DecodeRecord). Default:
+	// none, so sealed content is indexed redacted.
+	Opener consumers.Opener
 }
 
 // RebuildStats describes a finished rebuild.
@@ -286,7 +289,7 @@ func (r *rebuild) readPartition(ctx context.Context, ix Indexer, p int, from, to
 		}
 		next = m.Offset + 1
 		read++
-		doc, err := r.decode(m)
+		doc, err := r.decode(ctx, m)
 		if err != nil {
 			r.mu.Lock()
 			r.skipped++
@@ -304,12 +307,12 @@ func (r *rebuild) readPartition(ctx context.Context, ix Indexer, p int, from, to
 	return flush()
 }
 
-func (r *rebuild) decode(m kafka.Message) (Doc, error) {
-	attrs, err := kafkalog.Decode(m)
+func (r *rebuild) decode(ctx context.Context, m kafka.Message) (Doc, error) {
+	rec, err := consumers.DecodeRecord(ctx, m, r.cfg.Opener)
 	if err != nil {
 		return Doc{}, err
 	}
-	return Projection{}.Decode(consumers.Record{Message: m, Attrs: attrs})
+	return Projection{}.Decode(rec)
 }
 
 // index calls ix.Index, retrying with backoff while ctx lasts: an index
