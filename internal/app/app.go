@@ -26,7 +26,10 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/contentkeys"
+	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/files/s3store"
 	"github.com/parley-chat/parley/internal/kafkalog"
@@ -51,9 +54,12 @@ type System struct {
 	// filesOrigin is the origin presigned URLs name (PARLEY_S3_PUBLIC_URL,
 	// else the endpoint), which web pages upload to and load images from.
 	filesOrigin string
-	gw          *gateway.Server
-	httpSrv     *http.Server
-	httpLn      net.Listener
+	// keys seals and opens personal content (PARLEY_CONTENT_KEK); nil
+	// when content is not sealed.
+	keys    *contentkeys.Keyring
+	gw      *gateway.Server
+	httpSrv *http.Server
+	httpLn  net.Listener
 
 	closers []func() error
 	cancel  context.CancelFunc
@@ -88,6 +94,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
+	if err := s.openKeys(roles); err != nil {
+		return nil, err
+	}
 	if err := s.openStores(runCtx, roles, ready); err != nil {
 		return nil, err
 	}
@@ -236,3 +245,39 @@ func (s *System) closeResources() error {
 	}
 	return errors.Join(errs...)
 }
+
+// openKeys opens the key store and the keyring of content sealing when
+// PARLEY_CONTENT_KEK is set. The key store is embedded (Pebble, one
+// opener), so every role that seals or opens content must run in this
+// process.
+func (s *System) openKeys(roles Roles) error {
+	kek, err := s.cfg.KEK()
+	if err != nil || kek == nil {
+		return err
+	}
+	if roles != All {
+		return errors.New("PARLEY_CONTENT_KEK needs every role in one process (parley run with PARLEY_ROLES=all): the key store is embedded")
+	}
+	store, err := pebblekeys.Open(filepath.Join(s.cfg.DataDir, "contentkeys"), s.log.With("component", "contentkeys"))
+	if err != nil {
+		return err
+	}
+	s.onClose(store.Close)
+	if s.keys, err = contentkeys.New(store, kek); err != nil {
+		return err
+	}
+	return nil
+}
+
+// opener is what opens sealed records for the roles: the keyring, or
+// none (sealed records are then read redacted).
+func (s *System) opener() consumers.Opener {
+	if s.keys == nil {
+		return nil
+	}
+	return s.keys
+}
+
+// Keys is the keyring of content sealing, or nil when content is not
+// sealed.
+func (s *System) Keys() *contentkeys.Keyring { return s.keys }

@@ -133,7 +133,7 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 	hub := gatewayHub{delivery.NewHub(delivery.Config{
 		Brokers: s.brokers, History: s.store, QueueSize: s.cfg.SendQueue, BackfillLimit: s.cfg.BackfillLimit,
 		Delivered: rw.Delivered, Node: node, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
-		Logger: s.log, Metrics: s.metrics,
+		Logger: s.log, Metrics: s.metrics, Opener: s.opener(),
 	})}
 	for _, cache := range []string{"membership", "latest", "views"} {
 		if _, ok := hub.CachedConversations()[cache]; ok {
