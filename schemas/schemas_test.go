@@ -1336,6 +1336,11 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 			t.Errorf("%s: headers with ce_type %s accepted", typ, wrong.Type)
 		}
 		if topicOf[typ] == schemas.TopicEvents {
+			sealed := a
+			sealed.Sealed = true
+			if err := s.Validate(asHeaders(sealed.Headers())); err != nil {
+				t.Errorf("%s: the headers of a sealed record break the AsyncAPI headers schema: %v", typ, err)
+			}
 			noSeq := a
 			noSeq.HasSeq = false
 			if err := s.Validate(asHeaders(noSeq.Headers())); err == nil {

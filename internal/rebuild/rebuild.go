@@ -107,6 +107,9 @@ type Config struct {
 	Progress func(done, total int64)
 	// Logger receives skipped records and milestones. Default: discard.
 	Logger *slog.Logger
+	// Opener opens sealed records (consumers.DecodeRecord), as the live
+	// projection does. Default: none, sealed content is read redacted.
+	Opener consumers.Opener
 }
 
 func (c Config) withDefaults() Config {
@@ -177,7 +180,7 @@ func (c *counter) next(read int64) {
 // replay applies every span to the projection of its source.
 func replay[T any](ctx context.Context, cfg Config, c *counter, s span, p consumers.Projection[T]) (consumers.RangeStats, error) {
 	st, err := consumers.ApplyRange(ctx, consumers.RangeConfig{
-		Brokers: cfg.Brokers, Topic: s.src.Topic, From: s.from, To: s.to, Progress: c.report, Logger: cfg.Logger,
+		Brokers: cfg.Brokers, Topic: s.src.Topic, From: s.from, To: s.to, Progress: c.report, Logger: cfg.Logger, Opener: cfg.Opener,
 	}, p)
 	c.next(st.Records)
 	return st, err

@@ -20,7 +20,9 @@ import (
 // 1.0 JSON format (structured mode), with its data inline as JSON. The
 // extension attributes seq and traceparent are those of the record;
 // kafkatopic, kafkapartition, kafkaoffset and kafkakey say where in the
-// log it is.
+// log it is; sealed is true on an event whose personal content is sealed
+// in the log (crypto-shredding), whether the replay opened it or shows it
+// redacted.
 type CloudEvent struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`
@@ -31,6 +33,7 @@ type CloudEvent struct {
 	DataContentType string          `json:"datacontenttype"`
 	Seq             *uint64         `json:"seq,omitempty"`
 	TraceParent     string          `json:"traceparent,omitempty"`
+	Sealed          bool            `json:"sealed,omitempty"`
 	KafkaTopic      string          `json:"kafkatopic"`
 	KafkaPartition  int             `json:"kafkapartition"`
 	KafkaOffset     int64           `json:"kafkaoffset"`
@@ -42,7 +45,7 @@ type CloudEvent struct {
 func cloudEvent(e Event) CloudEvent {
 	ce := CloudEvent{
 		SpecVersion: "1.0", ID: e.Attrs.ID, Source: e.Attrs.Source, Type: e.Attrs.Type, Subject: e.Attrs.Subject,
-		Time: e.Attrs.Time.UTC(), DataContentType: "application/json", TraceParent: e.Attrs.TraceParent,
+		Time: e.Attrs.Time.UTC(), DataContentType: "application/json", TraceParent: e.Attrs.TraceParent, Sealed: e.Attrs.Sealed,
 		KafkaTopic: e.Topic, KafkaPartition: e.Partition, KafkaOffset: e.Offset, KafkaKey: e.Key, Data: e.Data,
 	}
 	if e.Attrs.HasSeq {
@@ -103,6 +106,9 @@ func appendCloudEvent(b []byte, e Event) []byte {
 	if e.Attrs.TraceParent != "" {
 		b = append(b, `,"traceparent":`...)
 		b = appendString(b, e.Attrs.TraceParent)
+	}
+	if e.Attrs.Sealed {
+		b = append(b, `,"sealed":true`...)
 	}
 	b = append(b, `,"kafkatopic":`...)
 	b = appendString(b, e.Topic)
@@ -196,13 +202,14 @@ type Row struct {
 	Subject   string    `parquet:"subject"`
 	Time      time.Time `parquet:"time,timestamp(microsecond)"`
 	Seq       *int64    `parquet:"seq,optional"`
+	Sealed    bool      `parquet:"sealed"`
 	Data      string    `parquet:"data,json,zstd"`
 }
 
 func row(e Event) Row {
 	r := Row{
 		Topic: e.Topic, Partition: int32(e.Partition), Offset: e.Offset, Key: e.Key, ID: e.Attrs.ID,
-		Type: e.Attrs.Type, Source: e.Attrs.Source, Subject: e.Attrs.Subject, Time: e.Attrs.Time.UTC(), Data: string(e.Data),
+		Type: e.Attrs.Type, Source: e.Attrs.Source, Subject: e.Attrs.Subject, Time: e.Attrs.Time.UTC(), Data: string(e.Data), Sealed: e.Attrs.Sealed,
 	}
 	if e.Attrs.HasSeq {
 		seq := int64(e.Attrs.Seq)

@@ -29,7 +29,7 @@ func TestAppendCloudEventIsJSONMarshal(t *testing.T) {
 		{Topic: "chat.events", Partition: 3, Offset: 42, Key: "g_1", Data: json.RawMessage(`{"a":1}`),
 			Attrs: schemas.Attributes{ID: "e1", Type: "chat.message.sent.v1", Source: "/parley", Subject: "g_1", Time: at, Seq: 7, HasSeq: true}},
 		{Topic: "p.chat.presence", Key: "u\"\\\n\t\x01<>&\u2028é\xff", Data: json.RawMessage("{\n  \"b\": [1, 2],\r\n  \"c\": \"x y\"\n}"),
-			Attrs: schemas.Attributes{ID: "e2", Type: "chat.presence.v1", Source: "/parley", Time: at, TraceParent: "00-abc-def-01"}},
+			Attrs: schemas.Attributes{ID: "e2", Type: "chat.presence.v1", Source: "/parley", Time: at, TraceParent: "00-abc-def-01", Sealed: true}},
 	} {
 		got := appendCloudEvent(nil, e)
 		want := marshal(t, cloudEvent(e))

@@ -27,6 +27,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -141,6 +142,10 @@ type Config struct {
 	// Logger receives invalid records (with partition and offset) and
 	// milestones. Default: discard.
 	Logger *slog.Logger
+	// Opener opens sealed events (consumers.DecodeRecord): with it, a
+	// replay has their personal content; without it (the default), their
+	// redacted form, metadata only.
+	Opener consumers.Opener
 }
 
 // Stats describes a finished replay.
@@ -309,7 +314,7 @@ func (r *run) readPartition(ctx context.Context, p int, from, to int64) error {
 	}
 	err := kafkalog.ReadRange(ctx, r.cfg.Brokers, r.cfg.Topic, p, from, to, func(m kafka.Message) error {
 		read++
-		e, ok, err := r.event(m)
+		e, ok, err := r.event(ctx, m)
 		switch {
 		case err != nil:
 			invalid++
@@ -329,13 +334,20 @@ func (r *run) readPartition(ctx context.Context, p int, from, to int64) error {
 }
 
 // event parses m; ok is false for a valid record the filter leaves out.
-func (r *run) event(m kafka.Message) (e Event, ok bool, err error) {
+func (r *run) event(ctx context.Context, m kafka.Message) (e Event, ok bool, err error) {
 	attrs, err := kafkalog.Decode(m)
 	if err != nil {
 		return Event{}, false, err
 	}
 	if !r.match.match(attrs) {
 		return Event{}, false, nil
+	}
+	if attrs.Sealed {
+		rec, err := consumers.DecodeRecord(ctx, m, r.cfg.Opener)
+		if err != nil {
+			return Event{}, false, err
+		}
+		m = rec.Message
 	}
 	if err := r.validate(attrs.Type, m.Value); err != nil {
 		return Event{}, false, err
