@@ -93,6 +93,8 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &ReactionV1{}
 	case TypeReceipt:
 		v = &ReceiptV1{}
+	case TypeUserErased:
+		v = &UserErasedV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}

@@ -41,6 +41,11 @@ const (
 	// while reading only what is routed to it. Key: conversation id.
 	// Retention: 1 hour.
 	TopicChanges = "chat.changes"
+	// TopicAudit holds the audit trail of administrative actions that
+	// change no conversation: each erasure of a user
+	// (chat.user.erased.v1), carrying no personal data. Key: the erased
+	// user's reference (ErasureRef). Retention: forever.
+	TopicAudit = "chat.audit"
 	// DeliveryTopicPrefix starts the name of each gateway node's delivery
 	// topic; see DeliveryTopic.
 	DeliveryTopicPrefix = "chat.delivery."
@@ -151,6 +156,9 @@ const (
 // Presence types (records of TopicPresence).
 const (
 	TypePresence = "chat.presence.v1"
+	// TypeUserErased is the audit record of a user's erasure, on
+	// TopicAudit.
+	TypeUserErased = "chat.user.erased.v1"
 )
 
 // Rejection codes: stable machine-readable reasons, shared by the decider's

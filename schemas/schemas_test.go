@@ -117,6 +117,7 @@ var goTypes = map[string]reflect.Type{
 	"chat.reaction.remove.v1":       reflect.TypeFor[*schemas.ReactV1](),
 	"chat.reaction.removed.v1":      reflect.TypeFor[*schemas.ReactionV1](),
 	"chat.receipt.v1":               reflect.TypeFor[*schemas.ReceiptV1](),
+	"chat.user.erased.v1":           reflect.TypeFor[*schemas.UserErasedV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -158,6 +159,7 @@ var topicOf = map[string]string{
 	"chat.reaction.remove.v1":       schemas.TopicCommands,
 	"chat.reaction.removed.v1":      schemas.TopicEvents,
 	"chat.receipt.v1":               schemas.TopicReceipts,
+	"chat.user.erased.v1":           schemas.TopicAudit,
 }
 
 // ---------------------------------------------------------------------------
@@ -1094,6 +1096,8 @@ func TestAsyncAPI(t *testing.T) {
 			wantKey = "#/components/schemas/UserKey"
 		case schemas.TopicReceipts:
 			wantKey = "#/components/schemas/ReceiptKey"
+		case schemas.TopicAudit:
+			wantKey = "#/components/schemas/ErasureKey"
 		}
 		if got := get(t, m, "/bindings/kafka/key/$ref"); got != wantKey {
 			t.Errorf("%s: key %v, want %s", typ, got, wantKey)
@@ -1317,6 +1321,9 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 		}
 		if topicOf[typ] == schemas.TopicPresence {
 			a.Subject = "alice.smith@example.org"
+		}
+		if topicOf[typ] == schemas.TopicAudit {
+			a.Subject = schemas.ErasureRef("alice.smith@example.org")
 		}
 		if topicOf[typ] == schemas.TopicEvents {
 			a.HasSeq, a.CommandOffset = true, 1057

@@ -127,6 +127,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicPresence, "-1"),
 		topic(schemas.TopicReceipts, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
+		topic(schemas.TopicAudit, "-1"),
 		topic(schemas.TopicChanges, ms(t.DeliveryRetention)),
 	}
 }
