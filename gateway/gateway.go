@@ -108,6 +108,11 @@ type Config struct {
 	Search Searcher
 	// Receipts records read markers; nil answers 503 to them.
 	Receipts Receipts
+	// Erasure erases users (POST /v1/users/{id}/erase); nil answers 503:
+	// content is not sealed, so there is no key to destroy.
+	Erasure Eraser
+	// Admins are the user ids that may erase users (PARLEY_ADMIN_USERS).
+	Admins []string
 	Metrics  *telemetry.Metrics
 	Logger   *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -393,6 +398,7 @@ func (s *Server) routes() http.Handler {
 		r.Delete("/v1/blocks/{user}", s.block(false))
 		r.Get("/v1/presence", s.getPresence)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
+		r.Post("/v1/users/{id}/erase", s.eraseUser)
 	})
 	return r
 }

@@ -49,6 +49,10 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	gcfg := gateway.Config{
 		Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: s.log,
 		Receipts: rw, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,
+		Admins: s.cfg.AdminUsers,
+	}
+	if e := s.erasure(); e != nil {
+		gcfg.Erasure = e
 	}
 	s.cfg.gatewayLimits(&gcfg)
 	s.fileLimits(&gcfg)
