@@ -80,7 +80,9 @@ commands:
                    record decoded and validated against schemas/, invalid ones left out and counted;
                    from -from-offset N or -from-time T, only -conversation ID, -type CE_TYPE (each
                    repeatable), -since T, -until T; -check decode skips the JSON Schema check
-                   (twice as fast); progress, rate and ETA on standard error
+                   (twice as fast); -decrypt opens sealed content with the key store (PARLEY_CONTENT_KEK,
+                   parley run stopped), else sealed events come redacted; progress, rate and ETA on
+                   standard error
   rebuild history  rebuilds the history store from offset 0 of chat.events and chat.receipts into a
                    fresh store beside the live one, compares them per conversation and per inbox
                    (a checksum each), prints every one that differs and exits 1 if any does;

@@ -21,7 +21,7 @@ import (
 )
 
 const replayUsage = "usage: parley replay [-topic chat.events] [-from-offset N | -from-time RFC3339] " +
-	"[-conversation ID]... [-type CE_TYPE]... [-since RFC3339] [-until RFC3339] [-format ndjson|parquet] [-o FILE] [-check schema|decode] [settings]"
+	"[-conversation ID]... [-type CE_TYPE]... [-since RFC3339] [-until RFC3339] [-format ndjson|parquet] [-o FILE] [-check schema|decode] [-decrypt] [settings]"
 
 // replayProgressInterval is how often a replay prints its progress.
 const replayProgressInterval = 2 * time.Second
@@ -64,6 +64,7 @@ func (f timeFlag) Set(v string) error {
 type replayOptions struct {
 	topic, format, out, check string
 	fromOffset                int64
+	decrypt                   bool
 	cfg                       replay.Config
 }
 
@@ -80,6 +81,7 @@ func replayFlags(args []string, stderr io.Writer) (replayOptions, []string, erro
 	fs.Var(timeFlag{&o.cfg.Filter.Until}, "until", "only events with ce_time before this time (RFC 3339)")
 	fs.StringVar(&o.format, "format", "ndjson", "ndjson (CloudEvents JSON, one event a line) or parquet")
 	fs.StringVar(&o.out, "o", "-", "the output file; - is standard output")
+	fs.BoolVar(&o.decrypt, "decrypt", false, "open sealed content with the key store (PARLEY_CONTENT_KEK; parley run stopped); without it, sealed events come redacted")
 	fs.StringVar(&o.check, "check", "schema", "schema: decode each value and validate it against its JSON Schema; decode: decode only (faster)")
 	rest, err := takeFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -154,6 +156,17 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 	cfg, err := app.Load("replay", rest, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.decrypt {
+		if cfg.ContentKEK == "" {
+			return errors.New("-decrypt needs the key-encryption key: set PARLEY_CONTENT_KEK")
+		}
+		keys, closeKeys, err := app.OpenKeyring(cfg, cfg.Logger(stderr))
+		if err != nil {
+			return err
+		}
+		defer closeKeys()
+		o.cfg.Opener = keys
 	}
 	out := stdout
 	if o.out != "-" {

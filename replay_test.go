@@ -90,6 +90,7 @@ func TestReplayCommand(t *testing.T) {
 		{"replay", "-from-offset", "3", "-from-time", "2026-03-01T12:00:00Z"},
 		{"replay", "-since", "yesterday"},
 		{"replay", "-check", "none"},
+		{"replay", "-decrypt"},
 	} {
 		out.Reset()
 		if err := run(t.Context(), args, env, nil, &out, &errOut); err == nil || out.Len() != 0 {

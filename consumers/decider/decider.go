@@ -79,6 +79,9 @@ type Config struct {
 	// it is appended (crypto-shredding: *contentkeys.Keyring). Default:
 	// none, events are appended as decided.
 	Sealer Sealer
+	// Opener opens the sealed events the state is rebuilt from (titles
+	// are state). Default: none, they are read redacted.
+	Opener consumers.Opener
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
@@ -309,9 +312,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading %s/%d: %w", events, p, err)
 		}
-		// Sealed events are read redacted: the state needs none of
-		// their personal content.
-		rec, err := consumers.DecodeRecord(ctx, m, nil)
+		rec, err := consumers.DecodeRecord(ctx, m, d.cfg.Opener)
 		if err == nil {
 			err = st.Apply(rec.Attrs, rec.Message.Value)
 		}

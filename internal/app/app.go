@@ -258,25 +258,40 @@ func (s *System) openKeys(roles Roles) error {
 	if roles != All {
 		return errors.New("PARLEY_CONTENT_KEK needs every role in one process (parley run with PARLEY_ROLES=all): the key store is embedded")
 	}
-	store, err := pebblekeys.Open(filepath.Join(s.cfg.DataDir, "contentkeys"), s.log.With("component", "contentkeys"))
+	keys, closeKeys, err := OpenKeyring(s.cfg, s.log)
 	if err != nil {
 		return err
 	}
-	s.onClose(store.Close)
-	if s.keys, err = contentkeys.New(store, kek); err != nil {
-		return err
-	}
+	s.onClose(closeKeys)
+	s.keys = keys
 	return nil
+}
+
+// OpenKeyring opens the key store under the data dir (contentkeys) and
+// the keyring of PARLEY_CONTENT_KEK over it; nil, and a closer that does
+// nothing, when content is not sealed. The key store has one opener: a
+// command other than `parley run` opens it only while `parley run` is
+// stopped.
+func OpenKeyring(cfg Config, log *slog.Logger) (*contentkeys.Keyring, func() error, error) {
+	kek, err := cfg.KEK()
+	if err != nil || kek == nil {
+		return nil, func() error { return nil }, err
+	}
+	store, err := pebblekeys.Open(filepath.Join(cfg.DataDir, "contentkeys"), log.With("component", "contentkeys"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the key store (is parley run stopped?): %w", err)
+	}
+	keys, err := contentkeys.New(store, kek)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	return keys, store.Close, nil
 }
 
 // opener is what opens sealed records for the roles: the keyring, or
 // none (sealed records are then read redacted).
-func (s *System) opener() consumers.Opener {
-	if s.keys == nil {
-		return nil
-	}
-	return s.keys
-}
+func (s *System) opener() consumers.Opener { return opener(s.keys) }
 
 // Keys is the keyring of content sealing, or nil when content is not
 // sealed.

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/progress"
@@ -55,7 +57,13 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
 	}
+	keys, closeKeys, err := OpenKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
+		Opener:  opener(keys),
 		Brokers: brokers, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
 	})
 	if err != nil {
@@ -103,13 +111,18 @@ func RebuildHistory(ctx context.Context, cfg Config, out io.Writer, log *slog.Lo
 		return err
 	}
 	defer closeBroker()
+	keys, closeKeys, err := OpenKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
 	live, fresh, wait, closeStores, err := rebuildStores(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeStores()
 	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
-		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log,
+		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "history rebuild", 5*time.Second, nil).Report},
 		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
 	})
@@ -186,4 +199,12 @@ func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live hist
 		return nil, nil, 0, nil, err
 	}
 	return l, f, 0, func() { _ = errors.Join(l.Close(), f.Close()) }, nil
+}
+
+// opener is keys as a consumers.Opener: none when content is not sealed.
+func opener(keys *contentkeys.Keyring) consumers.Opener {
+	if keys == nil {
+		return nil
+	}
+	return keys
 }

@@ -101,6 +101,7 @@ func (s *System) startDecider(runCtx context.Context) {
 		// The bound is the decider's, shared by the partitions it may own.
 		MaxConversations: (s.cfg.ConversationCache + s.cfg.Partitions - 1) / s.cfg.Partitions,
 		Sealer:           s.sealer(),
+		Opener:           s.opener(),
 	})
 	s.metrics.CountCachedConversations("decider", d.CachedConversations)
 	s.spawn("decider", func() error { return d.Run(runCtx) })
