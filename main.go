@@ -15,7 +15,7 @@
 //	parley dlq list         the dead letters of chat.dlq (-json, -group)
 //	parley dlq redrive P/O  copy dead letter P/O back to its topic
 //	parley replay           a topic as CloudEvents NDJSON or Parquet, for analytics
-//	parley rebuild history  rebuild the history store beside the live one and compare
+//	parley rebuild history  rebuild the history store beside the live one and compare (-swap: and replace it)
 //	parley rebuild search   reindex from offset 0 and swap (as project search --rebuild)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
@@ -86,7 +86,8 @@ commands:
   rebuild history  rebuilds the history store from offset 0 of chat.events and chat.receipts into a
                    fresh store beside the live one, compares them per conversation and per inbox
                    (a checksum each), prints every one that differs and exits 1 if any does;
-                   progress, rate and ETA as it goes. Embedded: stop parley run first
+                   progress, rate and ETA as it goes. Embedded: stop parley run first. -swap (embedded):
+                   then replace the live store with the rebuilt one, as after an erasure
   rebuild search   the same as project search --rebuild: reindex from offset 0 and swap
   version          the release, module version and revision of this binary
   help             this text and the settings
@@ -145,14 +146,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if len(args) == 0 || (args[0] != "history" && args[0] != "search") {
 			return errors.New("usage: parley rebuild history | parley rebuild search [settings]")
 		}
-		cfg, err := app.Load(cmd, args[1:], getenv, stderr)
+		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+		swap := fs.Bool("swap", false, "history, embedded: replace the live store with the rebuilt one")
+		rest, err := takeFlags(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		cfg, err := app.Load(cmd, rest, getenv, stderr)
 		if err != nil {
 			return err
 		}
 		if args[0] == "search" {
 			return app.RebuildSearch(ctx, cfg, stdout, cfg.Logger(stderr))
 		}
-		if err := app.RebuildHistory(ctx, cfg, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
+		if err := app.RebuildHistory(ctx, cfg, *swap, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
 			return exitError{err: err, code: 1}
 		} else if err != nil {
 			return err

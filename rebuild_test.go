@@ -86,4 +86,17 @@ func TestRebuildHistoryCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "differs: conversation/"+g+" live=") {
 		t.Errorf("rebuild history of an altered store printed:\n%s", out.String())
 	}
+
+	// -swap puts the rebuilt store in place: then nothing differs.
+	out.Reset()
+	if err := run(ctx, append([]string{"rebuild", "history", "-swap"}, settings...), noEnv, nil, &out, &errOut); err != nil {
+		t.Fatalf("rebuild history -swap: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "the rebuilt store replaced the live one") {
+		t.Errorf("rebuild history -swap printed:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, append([]string{"rebuild", "history"}, settings...), noEnv, nil, &out, &errOut); err != nil || !strings.Contains(out.String(), " 0 differ") {
+		t.Errorf("rebuild history after the swap: %v\n%s", err, out.String())
+	}
 }

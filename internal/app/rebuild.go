@@ -105,7 +105,15 @@ const rebuildSuffix = "_rebuild"
 // removed afterwards. On ScyllaDB the live projection runs on, and the
 // comparison waits for it to commit what the rebuild read; the rebuild
 // keyspace is left for inspection, for the operator to drop.
-func RebuildHistory(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+//
+// With swap, on the embedded default only, the rebuilt store then
+// replaces the live one whatever the comparison found: after an erasure
+// (see the README, *Erasure*) that is how the erased content leaves the
+// history store.
+func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
+	if swap && len(cfg.ScyllaHosts) > 0 {
+		return errors.New("rebuild history -swap works on the embedded store only: on ScyllaDB, point PARLEY_SCYLLA_KEYSPACE at the rebuilt keyspace")
+	}
 	brokers, closeBroker, err := rebuildBrokers(cfg, log)
 	if err != nil {
 		return err
@@ -120,7 +128,12 @@ func RebuildHistory(ctx context.Context, cfg Config, out io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	defer closeStores()
+	swapped := false
+	defer func() {
+		if !swapped {
+			closeStores(false)
+		}
+	}()
 	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
 		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "history rebuild", 5*time.Second, nil).Report},
@@ -129,7 +142,18 @@ func RebuildHistory(ctx context.Context, cfg Config, out io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	return printReport(out, "history", rep)
+	if !swap {
+		return printReport(out, "history", rep)
+	}
+	if err := printReport(out, "history", rep); err != nil && !errors.Is(err, ErrRebuildDiffers) {
+		return err
+	}
+	swapped = true
+	if err := closeStores(true); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, "history rebuild: the rebuilt store replaced the live one")
+	return err
 }
 
 // printReport prints a verified rebuild's differences and summary.
@@ -156,14 +180,17 @@ func printReport(out io.Writer, name string, rep rebuild.Report) error {
 }
 
 // rebuildStores opens the live history store and an empty one beside it,
-// and says how long to wait for the live projection.
-func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live history.Reader, fresh history.Store, wait time.Duration, closeAll func(), err error) {
+// and says how long to wait for the live projection. closeAll closes both
+// and removes the rebuilt one, or, with swap (embedded only), puts it in
+// place of the live one.
+func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live history.Reader, fresh history.Store, wait time.Duration, closeAll func(swap bool) error, err error) {
 	if len(cfg.ScyllaHosts) == 0 {
 		dir := filepath.Join(cfg.DataDir, "history"+rebuildSuffix)
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, nil, 0, nil, err
 		}
-		l, err := pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
+		liveDir := filepath.Join(cfg.DataDir, "history")
+		l, err := pebblestore.Open(liveDir, pebblestore.WithLogger(log))
 		if err != nil {
 			return nil, nil, 0, nil, fmt.Errorf("opening the history store (is parley run stopped?): %w", err)
 		}
@@ -172,11 +199,27 @@ func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live hist
 			_ = l.Close()
 			return nil, nil, 0, nil, err
 		}
-		return l, f, -1, func() {
-			_ = errors.Join(l.Close(), f.Close())
-			if err := os.RemoveAll(dir); err != nil {
-				log.Warn("removing the rebuilt history store", "dir", dir, "err", err)
+		return l, f, -1, func(swap bool) error {
+			if err := errors.Join(l.Close(), f.Close()); err != nil {
+				return err
 			}
+			if !swap {
+				if err := os.RemoveAll(dir); err != nil {
+					log.Warn("removing the rebuilt history store", "dir", dir, "err", err)
+				}
+				return nil
+			}
+			old := liveDir + "_replaced"
+			if err := os.RemoveAll(old); err != nil {
+				return err
+			}
+			if err := os.Rename(liveDir, old); err != nil {
+				return err
+			}
+			if err := os.Rename(dir, liveDir); err != nil {
+				return errors.Join(err, os.Rename(old, liveDir))
+			}
+			return os.RemoveAll(old)
 		}, nil
 	}
 	lc, err := scyllaConfig(cfg, cfg.ScyllaKeyspace, log)
@@ -198,7 +241,7 @@ func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live hist
 		_ = l.Close()
 		return nil, nil, 0, nil, err
 	}
-	return l, f, 0, func() { _ = errors.Join(l.Close(), f.Close()) }, nil
+	return l, f, 0, func(bool) error { return errors.Join(l.Close(), f.Close()) }, nil
 }
 
 // opener is keys as a consumers.Opener: none when content is not sealed.
