@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/gateway"
@@ -121,6 +122,18 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 		return resp.StatusCode, out
 	}
 
+	// Bob's socket, open before anything is sent: the delivery hub must
+	// hand it the sealed events opened.
+	bobToken, err := auth.Issue("bob", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+sys.HTTPAddr()+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + bobToken}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+
 	const secret, title, bobs = "the password is swordfish", "Secret Garden Club", "bob says hello"
 	status, created := call("alice", "POST", "/v1/conversations", `{"kind":"group","title":"`+title+`","members":["bob"]}`)
 	if status != http.StatusOK && status != http.StatusCreated {
@@ -132,6 +145,33 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	}
 	if status, out := call("bob", "POST", "/v1/conversations/"+conv+"/messages", `{"command_id":"b1","body":"`+bobs+`"}`); status != http.StatusCreated {
 		t.Fatalf("bob's message: %d %v", status, out)
+	}
+
+	delivered := map[float64]string{} // seq -> body, or title of the creation
+	for len(delivered) < 3 {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, frame, err := ws.Read(rctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("bob's socket, after %v: %v", delivered, err)
+		}
+		var f struct {
+			Type           string         `json:"type"`
+			ConversationID string         `json:"conversation_id"`
+			Seq            float64        `json:"seq"`
+			Data           map[string]any `json:"data"`
+		}
+		if json.Unmarshal(frame, &f) != nil || f.Type != "event" || f.ConversationID != conv {
+			continue
+		}
+		if f.Seq == 0 {
+			delivered[0], _ = f.Data["title"].(string)
+		} else {
+			delivered[f.Seq], _ = f.Data["body"].(string)
+		}
+	}
+	if delivered[0] != title || delivered[1] != secret || delivered[2] != bobs {
+		t.Errorf("bob's socket got %v; want the title and both bodies in clear", delivered)
 	}
 
 	// History and search read the sealed events in clear.
