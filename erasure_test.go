@@ -18,13 +18,16 @@ import (
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/projections/search/blevestore"
 )
 
 // The erasure procedure of the README, command by command: with content
 // sealed, an administrator erases Carol; `parley replay -decrypt` then
 // shows her message blank and Dan's in clear, a replay without -decrypt
-// shows neither; `parley rebuild history -swap`, with parley run stopped,
-// leaves a history store without her words.
+// shows neither; `parley rebuild search -swap` and `parley rebuild
+// history -swap`, with parley run stopped, leave an index and a history
+// store without her words.
 func TestErasureProcedure(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -83,6 +86,9 @@ func TestErasureProcedure(t *testing.T) {
 		p, err := sys.Store().Page(ctx, conv, history.PageQuery{Forward: true, Limit: 10})
 		return err == nil && len(p.Events) == 2
 	})
+	dlqtest.WaitFor(t, time.Minute, "both messages in the search index", func() bool {
+		return hitsLive(ctx, sys, conv, "recipe") == 1 && hitsLive(ctx, sys, conv, "letter") == 1
+	})
 	if s, _ := post("olga", "/v1/users/carol/erase", ""); s != http.StatusOK {
 		t.Fatalf("erasing carol: %d", s)
 	}
@@ -105,7 +111,23 @@ func TestErasureProcedure(t *testing.T) {
 		t.Errorf("replay without -decrypt: want sealed events, no words:\n%s", got)
 	}
 
+	// The live index still finds her words; the rebuilt one, swapped in,
+	// does not, and still finds his.
+	if hits(t, dir, conv, "recipe") != 1 || hits(t, dir, conv, "letter") != 1 {
+		t.Fatal("before the rebuild, the index does not find both messages: the check below proves nothing")
+	}
 	var out, errOut bytes.Buffer
+	if err := run(ctx, append([]string{"rebuild", "search", "-swap"}, settings...), noEnv, nil, &out, &errOut); err != nil {
+		t.Fatalf("rebuild search -swap: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "differs: conversation/"+conv) || !strings.Contains(out.String(), "replaced the live one") {
+		t.Errorf("rebuild search -swap printed:\n%s", out.String())
+	}
+	if hits(t, dir, conv, "recipe") != 0 || hits(t, dir, conv, "letter") != 1 {
+		t.Errorf("after rebuild search -swap: %d hits for her word, %d for his; want 0 and 1", hits(t, dir, conv, "recipe"), hits(t, dir, conv, "letter"))
+	}
+
+	out.Reset()
 	if err := run(ctx, append([]string{"rebuild", "history", "-swap"}, settings...), noEnv, nil, &out, &errOut); err != nil {
 		t.Fatalf("rebuild history -swap: %v\n%s%s", err, out.String(), errOut.String())
 	}
@@ -124,4 +146,30 @@ func TestErasureProcedure(t *testing.T) {
 	if bytes.Contains(p.Events[0].Data, []byte(hers)) || !bytes.Contains(p.Events[1].Data, []byte(his)) {
 		t.Errorf("history after the swap: %s / %s; want carol's blank and dan's intact", p.Events[0].Data, p.Events[1].Data)
 	}
+}
+
+// hits opens the embedded search index of dir and counts the messages of
+// conv that word finds.
+func hits(t *testing.T, dir, conv, word string) int {
+	t.Helper()
+	ix, err := blevestore.Open(filepath.Join(dir, "search"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	r, err := ix.Search(context.Background(), search.Query{Text: word, Conversations: []string{conv}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(r.Hits)
+}
+
+// hitsLive counts the messages of conv that word finds in a running
+// system's index.
+func hitsLive(ctx context.Context, sys *app.System, conv, word string) int {
+	r, err := sys.SearchIndex().Search(ctx, search.Query{Text: word, Conversations: []string{conv}, Limit: 10})
+	if err != nil {
+		return -1
+	}
+	return len(r.Hits)
 }

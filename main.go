@@ -16,7 +16,7 @@
 //	parley dlq redrive P/O  copy dead letter P/O back to its topic
 //	parley replay           a topic as CloudEvents NDJSON or Parquet, for analytics
 //	parley rebuild history  rebuild the history store beside the live one and compare (-swap: and replace it)
-//	parley rebuild search   reindex from offset 0 and swap (as project search --rebuild)
+//	parley rebuild search   the same for the search index (-swap: promote the rebuilt generation)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -88,7 +88,9 @@ commands:
                    (a checksum each), prints every one that differs and exits 1 if any does;
                    progress, rate and ETA as it goes. Embedded: stop parley run first. -swap (embedded):
                    then replace the live store with the rebuilt one, as after an erasure
-  rebuild search   the same as project search --rebuild: reindex from offset 0 and swap
+  rebuild search   the same for the search index (embedded Bleve): a new generation from offset 0,
+                   compared per conversation with the live index, then discarded, or promoted
+                   with -swap (on Elasticsearch: project search --rebuild, which swaps unverified)
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -147,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return errors.New("usage: parley rebuild history | parley rebuild search [settings]")
 		}
 		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
-		swap := fs.Bool("swap", false, "history, embedded: replace the live store with the rebuilt one")
+		swap := fs.Bool("swap", false, "embedded: replace the live store or index with the rebuilt one")
 		rest, err := takeFlags(fs, args[1:])
 		if err != nil {
 			return err
@@ -156,10 +158,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err != nil {
 			return err
 		}
+		rebuildOne := app.RebuildHistory
 		if args[0] == "search" {
-			return app.RebuildSearch(ctx, cfg, stdout, cfg.Logger(stderr))
+			rebuildOne = app.VerifySearch
 		}
-		if err := app.RebuildHistory(ctx, cfg, *swap, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
+		if err := rebuildOne(ctx, cfg, *swap, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
 			return exitError{err: err, code: 1}
 		} else if err != nil {
 			return err

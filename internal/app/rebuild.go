@@ -251,3 +251,82 @@ func opener(keys *contentkeys.Keyring) consumers.Opener {
 	}
 	return keys
 }
+
+// VerifySearch is `parley rebuild search`: it rebuilds the search index
+// from offset 0 of chat.events into a new generation beside the live
+// index, compares the two conversation by conversation, prints every one
+// that differs and returns ErrRebuildDiffers if any does; the generation
+// is then discarded, or, with swap, promoted in place of the live index
+// whatever the comparison found (after an erasure: how the erased
+// content leaves the index). It needs an index that lists what it holds
+// (search.Lister): the embedded Bleve index, with `parley run` stopped;
+// on Elasticsearch, `parley project search --rebuild` rebuilds and swaps
+// without the comparison.
+func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	keys, closeKeys, err := OpenKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	octx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	ix, err := openSearch(octx, cfg, log.With("component", "search-index"), &wg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ix.Close(); err != nil {
+			log.Warn("closing the search index", "err", err)
+		}
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	rb, err := ix.rebuildable(wctx)
+	if err != nil {
+		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
+	}
+	live, ok := rb.(search.Lister)
+	if !ok {
+		return fmt.Errorf("the search index %T cannot list what it holds, so it cannot be compared: use parley project search --rebuild", rb)
+	}
+	gen, err := rb.NewGeneration(ctx)
+	if err != nil {
+		return err
+	}
+	promoted := false
+	defer func() {
+		if !promoted {
+			if err := gen.Discard(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("discarding the rebuilt generation", "err", err)
+			}
+		}
+	}()
+	fresh, ok := gen.(rebuild.FreshIndex)
+	if !ok {
+		return fmt.Errorf("the search index generation %T cannot list what it holds", gen)
+	}
+	rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
+		Config: rebuild.Config{Brokers: brokers, WaitLive: -1, Logger: log, Opener: opener(keys),
+			Progress: progress.New(out, "search rebuild", 5*time.Second, nil).Report},
+		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+	})
+	if err != nil {
+		return err
+	}
+	perr := printReport(out, "search", rep)
+	if !swap || (perr != nil && !errors.Is(perr, ErrRebuildDiffers)) {
+		return perr
+	}
+	if err := gen.Promote(ctx); err != nil {
+		return err
+	}
+	promoted = true
+	_, err = fmt.Fprintln(out, "search rebuild: the rebuilt index replaced the live one")
+	return err
+}
