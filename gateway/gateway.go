@@ -112,9 +112,9 @@ type Config struct {
 	// content is not sealed, so there is no key to destroy.
 	Erasure Eraser
 	// Admins are the user ids that may erase users (PARLEY_ADMIN_USERS).
-	Admins []string
-	Metrics  *telemetry.Metrics
-	Logger   *slog.Logger
+	Admins  []string
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
 	Ready map[string]ReadyCheck
 	// Limits are the conversation limits, the decider's, which requests
