@@ -161,7 +161,7 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		if cfg.ContentKEK == "" {
 			return errors.New("-decrypt needs the key-encryption key: set PARLEY_CONTENT_KEK")
 		}
-		keys, closeKeys, err := app.OpenKeyring(cfg, cfg.Logger(stderr))
+		keys, closeKeys, err := app.OpenKeyring(ctx, cfg, cfg.Logger(stderr))
 		if err != nil {
 			return err
 		}

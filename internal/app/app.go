@@ -35,6 +35,7 @@ import (
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/scyllastore"
 	"github.com/parley-chat/parley/projections/search"
 )
 
@@ -94,7 +95,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
-	if err := s.openKeys(roles); err != nil {
+	if err := s.openKeys(ctx, roles); err != nil {
 		return nil, err
 	}
 	if err := s.openStores(runCtx, roles, ready); err != nil {
@@ -247,18 +248,19 @@ func (s *System) closeResources() error {
 }
 
 // openKeys opens the key store and the keyring of content sealing when
-// PARLEY_CONTENT_KEK is set. The key store is embedded (Pebble, one
-// opener), so every role that seals or opens content must run in this
-// process.
-func (s *System) openKeys(roles Roles) error {
+// PARLEY_CONTENT_KEK is set. The embedded key store (Pebble) has one
+// opener, so without ScyllaDB every role that seals or opens content
+// must run in this process; on ScyllaDB every process opens the shared
+// table.
+func (s *System) openKeys(ctx context.Context, roles Roles) error {
 	kek, err := s.cfg.KEK()
 	if err != nil || kek == nil {
 		return err
 	}
-	if roles != All {
-		return errors.New("PARLEY_CONTENT_KEK needs every role in one process (parley run with PARLEY_ROLES=all): the key store is embedded")
+	if roles != All && len(s.cfg.ScyllaHosts) == 0 {
+		return errors.New("PARLEY_CONTENT_KEK without PARLEY_SCYLLA_HOSTS needs every role in one process (parley run with PARLEY_ROLES=all): the embedded key store has one opener")
 	}
-	keys, closeKeys, err := OpenKeyring(s.cfg, s.log)
+	keys, closeKeys, err := OpenKeyring(ctx, s.cfg, s.log)
 	if err != nil {
 		return err
 	}
@@ -267,18 +269,30 @@ func (s *System) openKeys(roles Roles) error {
 	return nil
 }
 
-// OpenKeyring opens the key store under the data dir (contentkeys) and
-// the keyring of PARLEY_CONTENT_KEK over it; nil, and a closer that does
-// nothing, when content is not sealed. The key store has one opener: a
-// command other than `parley run` opens it only while `parley run` is
-// stopped.
-func OpenKeyring(cfg Config, log *slog.Logger) (*contentkeys.Keyring, func() error, error) {
+// OpenKeyring opens the key store and the keyring of PARLEY_CONTENT_KEK
+// over it; nil, and a closer that does nothing, when content is not
+// sealed. The key store is the content_keys table of the ScyllaDB
+// keyspace when PARLEY_SCYLLA_HOSTS is set, else embedded under the data
+// dir (contentkeys), which has one opener: a command other than `parley
+// run` opens that one only while `parley run` is stopped.
+func OpenKeyring(ctx context.Context, cfg Config, log *slog.Logger) (*contentkeys.Keyring, func() error, error) {
 	kek, err := cfg.KEK()
 	if err != nil || kek == nil {
 		return nil, func() error { return nil }, err
 	}
-	store, err := pebblekeys.Open(filepath.Join(cfg.DataDir, "contentkeys"), log.With("component", "contentkeys"))
-	if err != nil {
+	var store interface {
+		contentkeys.Store
+		Close() error
+	}
+	if len(cfg.ScyllaHosts) > 0 {
+		sc, err := scyllaConfig(cfg, cfg.ScyllaKeyspace, log.With("component", "contentkeys"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if store, err = scyllastore.Open(ctx, sc); err != nil {
+			return nil, nil, fmt.Errorf("opening the key store: %w", err)
+		}
+	} else if store, err = pebblekeys.Open(filepath.Join(cfg.DataDir, "contentkeys"), log.With("component", "contentkeys")); err != nil {
 		return nil, nil, fmt.Errorf("opening the key store (is parley run stopped?): %w", err)
 	}
 	keys, err := contentkeys.New(store, kek)

@@ -57,7 +57,7 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
 	}
-	keys, closeKeys, err := OpenKeyring(cfg, log)
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, l
 		return err
 	}
 	defer closeBroker()
-	keys, closeKeys, err := OpenKeyring(cfg, log)
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 		return err
 	}
 	defer closeBroker()
-	keys, closeKeys, err := OpenKeyring(cfg, log)
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
