@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,11 +24,25 @@ import (
 // conversation, messages and a reply, edits, a deletion, reactions added
 // and removed, members added and removed, a rename, read markers — both
 // verified rebuilds find the history store and the search index to be
-// exactly what the log says.
+// exactly what the log says: with content in clear, and sealed.
 func TestRebuildsAfterAMixedWorkloadFindNoDifference(t *testing.T) {
 	t.Parallel()
+	for _, sealed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in clear", true: "sealed"}[sealed], func(t *testing.T) {
+			t.Parallel()
+			rebuildsAfterAMixedWorkload(t, sealed)
+		})
+	}
+}
+
+func rebuildsAfterAMixedWorkload(t *testing.T, sealed bool) {
 	dir := t.TempDir()
 	settings := []string{"-data-dir", dir, "-kafka-listen", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-s3-listen", "off", "-partitions", "2", "-log-level", "warn"}
+	if sealed {
+		kek := make([]byte, 32)
+		_, _ = rand.Read(kek)
+		settings = append(settings, "-content-kek", base64.StdEncoding.EncodeToString(kek))
+	}
 	cfg, err := app.Load("run", settings, noEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
