@@ -12,6 +12,24 @@ import (
 	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
 )
 
+// keyringFor returns a Keyring over a store of its own, for tests and
+// benchmarks.
+func keyringFor(tb testing.TB) *contentkeys.Keyring {
+	tb.Helper()
+	s, err := pebblekeys.Open(tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	k := make([]byte, contentkeys.KEKSize)
+	_, _ = rand.Read(k)
+	r, err := contentkeys.New(s, k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
 func kek(t *testing.T) []byte {
 	t.Helper()
 	k := make([]byte, contentkeys.KEKSize)
