@@ -5,8 +5,11 @@
 // checksums differ. `parley rebuild NAME` runs it; nothing is swapped:
 // the report is the proof that the live store is what the log says.
 //
-// The comparison goes through the stores' read ports (history.Reader),
-// so it holds for every adapter. The live store is compared once its
+// The comparison goes through the stores' read ports (history.Reader for
+// the history store; search.Lister for the search index, which the
+// embedded Bleve index implements), so it holds for every adapter that
+// has them. Sealed records (crypto-shredding) are opened with
+// Config.Opener, as the live projections open them. The live store is compared once its
 // consumer groups have committed the offsets the rebuild read up to (or
 // after Config.WaitLive, with the lag reported), so that a live
 // projection that is merely behind is told apart from one that is wrong.

@@ -12,6 +12,11 @@
 // that is not a valid CloudEvent of a known type, or breaks its schema,
 // is counted in Stats.Invalid, logged with its position and left out.
 //
+// A sealed record (crypto-shredding, schemas.ContentTypeSealed) is
+// decoded by consumers.DecodeRecord, the decoding every reader of the log
+// shares: opened with Config.Opener, or else as its envelope's redacted
+// event, metadata only. Either way Event.Attrs.Sealed is set.
+//
 // Run reads with plain partition readers, outside any consumer group: it
 // changes nothing on the cluster.
 package replay
