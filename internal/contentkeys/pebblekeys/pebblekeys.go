@@ -27,7 +27,26 @@ import (
 // Store is the embedded key store.
 type Store struct {
 	db *pebble.DB
-	mu sync.Mutex // serializes Claim's read-then-write
+	mu sync.Mutex // serializes Claim's read-then-write and Delete
+
+	// life guards closed: calls hold it shared, Close exclusively, so
+	// that no call reaches Pebble after Close (Pebble panics then).
+	life   sync.RWMutex
+	closed bool
+}
+
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("pebblekeys: closed")
+
+// begin admits a call, or refuses it after Close; end must be called
+// when the call is done.
+func (s *Store) begin() (end func(), err error) {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.life.RUnlock, nil
 }
 
 var _ contentkeys.Store = (*Store)(nil)
@@ -44,8 +63,17 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the store after the calls in progress; later calls get
+// ErrClosed. Closing again does nothing.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
 
 func key(user string) []byte { return append([]byte("k\x00"), user...) }
 
@@ -54,6 +82,15 @@ func (s *Store) Get(ctx context.Context, user string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	end, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	return s.get(user)
+}
+
+func (s *Store) get(user string) ([]byte, error) {
 	v, closer, err := s.db.Get(key(user))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("pebblekeys: %s: %w", user, contentkeys.ErrNoKey)
@@ -67,9 +104,17 @@ func (s *Store) Get(ctx context.Context, user string) ([]byte, error) {
 
 // Claim stores wrapped unless user has a key, and returns user's key.
 func (s *Store) Claim(ctx context.Context, user string, wrapped []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	end, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.Get(ctx, user)
+	cur, err := s.get(user)
 	if err == nil {
 		return cur, nil
 	}
@@ -88,6 +133,11 @@ func (s *Store) Claim(ctx context.Context, user string, wrapped []byte) ([]byte,
 // Delete removes user's key, flushed, and compacts its range so that the
 // bytes leave the files too.
 func (s *Store) Delete(ctx context.Context, user string) error {
+	end, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer end()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key(user)

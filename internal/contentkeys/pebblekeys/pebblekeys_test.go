@@ -93,3 +93,31 @@ func dirHolds(t *testing.T, dir string, b []byte) bool {
 	}
 	return found
 }
+
+// After Close every call is refused with ErrClosed, never a panic.
+func TestClosedStoreRefuses(t *testing.T) {
+	t.Parallel()
+	s, err := pebblekeys.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "alice", []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("closing again: %v", err)
+	}
+	if _, err := s.Get(ctx, "alice"); !errors.Is(err, pebblekeys.ErrClosed) {
+		t.Errorf("Get after Close: %v", err)
+	}
+	if _, err := s.Claim(ctx, "bob", []byte("k")); !errors.Is(err, pebblekeys.ErrClosed) {
+		t.Errorf("Claim after Close: %v", err)
+	}
+	if err := s.Delete(ctx, "alice"); !errors.Is(err, pebblekeys.ErrClosed) {
+		t.Errorf("Delete after Close: %v", err)
+	}
+}
