@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/rebuild"
 	"github.com/parley-chat/parley/internal/replay"
@@ -26,6 +27,7 @@ import (
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/schemas/schemacheck"
 )
 
 // waitFor polls cond until it holds, failing t after timeout.
@@ -218,6 +220,15 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	audit := kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(schemas.TopicAudit))
 	if len(audit) != 1 || string(audit[0].Key) != schemas.ErasureRef("alice") {
 		t.Fatalf("chat.audit holds %d records; want alice's erasure keyed by her reference", len(audit))
+	}
+	check, err := schemacheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := kafkalog.Decode(audit[0]); err != nil || a.Type != schemas.TypeUserErased || a.Subject != schemas.ErasureRef("alice") {
+		t.Errorf("the audit record's attributes %+v, %v", a, err)
+	} else if err := check.Validate(a.Type, audit[0].Value); err != nil {
+		t.Errorf("the audit record breaks its schema: %v", err)
 	}
 	for _, h := range append(audit[0].Headers, kafka.Header{Key: "value", Value: audit[0].Value}, kafka.Header{Key: "key", Value: audit[0].Key}) {
 		if bytes.Contains(h.Value, []byte("alice")) {
