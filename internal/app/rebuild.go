@@ -164,8 +164,12 @@ func printReport(out io.Writer, name string, rep rebuild.Report) error {
 			return err
 		}
 	}
-	if _, err := fmt.Fprintf(out, "%s rebuild: %d records (%d skipped), %d conversations and inboxes compared, %d differ, in %v\n",
-		name, rep.Records, rep.Skipped, rep.Keys, len(rep.Differences), rep.Took.Round(time.Millisecond)); err != nil {
+	keys := "conversations and inboxes"
+	if name == "search" {
+		keys = "conversations"
+	}
+	if _, err := fmt.Fprintf(out, "%s rebuild: %d records (%d skipped), %d %s compared, %d differ, in %v\n",
+		name, rep.Records, rep.Skipped, rep.Keys, keys, len(rep.Differences), rep.Took.Round(time.Millisecond)); err != nil {
 		return err
 	}
 	if rep.LiveBehind > 0 {
@@ -174,7 +178,7 @@ func printReport(out io.Writer, name string, rep rebuild.Report) error {
 		}
 	}
 	if len(rep.Differences) > 0 {
-		return fmt.Errorf("%s: %d conversations or inboxes: %w", name, len(rep.Differences), ErrRebuildDiffers)
+		return fmt.Errorf("%s: %d %s: %w", name, len(rep.Differences), keys, ErrRebuildDiffers)
 	}
 	return nil
 }
