@@ -206,27 +206,7 @@ func readPartition(ctx context.Context, brokers []string, client *kafka.Client, 
 // readRange calls fn with the records of partition p of topic from
 // offset from up to, not including, end.
 func readRange(ctx context.Context, brokers []string, topic string, p int, from, end int64, fn func(kafka.Message) error) error {
-	r := kafkalog.NewPartitionReader(brokers, topic, p)
-	// Close waits for the in-flight fetch; nothing is left to read.
-	defer func() { go r.Close() }()
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
-	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
-		}
-		if m.Offset >= end {
-			return nil
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-		if m.Offset >= end-1 {
-			return nil
-		}
-	}
+	return kafkalog.ReadRange(ctx, brokers, topic, p, from, end, fn)
 }
 
 // parseLetterID parses PARTITION/OFFSET, or a bare OFFSET when chat.dlq

@@ -15,6 +15,9 @@
 //	parley healthcheck      exit 0 if the role on PARLEY_HTTP_ADDR is ready, else 1
 //	parley dlq list         the dead letters of chat.dlq (-json, -group)
 //	parley dlq redrive P/O  copy dead letter P/O back to its topic
+//	parley replay           a topic as CloudEvents NDJSON or Parquet, for analytics
+//	parley rebuild history  rebuild the history store beside the live one and compare (-swap: and replace it)
+//	parley rebuild search   the same for the search index (-swap: promote the rebuilt generation)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -74,6 +77,22 @@ commands:
   dlq redrive PARTITION/OFFSET
                    copies that dead letter back to its original topic and partition with its key
                    and headers, without the parley_dlq_* ones; refuses a record that is no dead letter
+  replay           writes a topic (-topic, default chat.events) as NDJSON in the CloudEvents JSON
+                   format, or as Parquet (-format parquet), to standard output or -o FILE; every
+                   record decoded and validated against schemas/, invalid ones left out and counted;
+                   from -from-offset N or -from-time T, only -conversation ID, -type CE_TYPE (each
+                   repeatable), -since T, -until T; -check decode skips the JSON Schema check
+                   (twice as fast); -decrypt opens sealed content with the key store (PARLEY_CONTENT_KEK,
+                   parley run stopped), else sealed events come redacted; progress, rate and ETA on
+                   standard error
+  rebuild history  rebuilds the history store from offset 0 of chat.events and chat.receipts into a
+                   fresh store beside the live one, compares them per conversation and per inbox
+                   (a checksum each), prints every one that differs and exits 1 if any does;
+                   progress, rate and ETA as it goes. Embedded: stop parley run first. -swap (embedded):
+                   then replace the live store with the rebuilt one, as after an erasure
+  rebuild search   the same for the search index (embedded Bleve): a new generation from offset 0,
+                   compared per conversation with the live index, then discarded, or promoted
+                   with -swap (on Elasticsearch: project search --rebuild, which swaps unverified)
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -127,6 +146,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, args, getenv, stdout, stderr)
+	case "replay":
+		return replayCommand(ctx, args, getenv, stdout, stderr)
+	case "rebuild":
+		if len(args) == 0 || (args[0] != "history" && args[0] != "search") {
+			return errors.New("usage: parley rebuild history | parley rebuild search [settings]")
+		}
+		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+		swap := fs.Bool("swap", false, "embedded: replace the live store or index with the rebuilt one")
+		rest, err := takeFlags(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		cfg, err := app.Load(cmd, rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		rebuildOne := app.RebuildHistory
+		if args[0] == "search" {
+			rebuildOne = app.VerifySearch
+		}
+		if err := rebuildOne(ctx, cfg, *swap, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
+			return exitError{err: err, code: 1}
+		} else if err != nil {
+			return err
+		}
+		return nil
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

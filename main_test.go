@@ -71,6 +71,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"project", "inbox"}, "usage: parley project"},
 		{[]string{"token"}, "usage: parley token"},
 		{[]string{"dlq"}, "usage: parley dlq"},
+		{[]string{"rebuild"}, "usage: parley rebuild"},
+		{[]string{"rebuild", "inbox"}, "usage: parley rebuild"},
 		{[]string{"dlq", "drop"}, "usage: parley dlq"},
 		{[]string{"dlq", "redrive"}, "usage: parley dlq"},
 		{[]string{"token", "not a user!"}, "invalid user id"},

@@ -7,6 +7,18 @@
 // A projection sees each record at least once; it makes that exactly once
 // in effect by being idempotent (see package projections).
 //
+// # Decoding, and sealed records
+//
+// Every reader of the log decodes a record through DecodeRecord: the
+// group runtime, ApplyRange (rebuilds), the decider's rebuild, the
+// delivery hub and `parley replay`. A record whose personal content is
+// sealed (crypto-shredding, schemas.ContentTypeSealed) comes out of it as
+// the event it holds, opened with the Opener the reader is given, or, if
+// it has none or the owner's key is erased, as the event with that
+// content blank. So a projection never sees an envelope, and one added
+// later gets opening by passing the Opener (GroupConfig.Opener). A record
+// copied to another topic is copied with Record.Original, sealed.
+//
 // # Dead letters
 //
 // A record the group cannot process is copied to chat.dlq with its key,
@@ -17,7 +29,8 @@
 // copies one back to its topic once its cause is fixed. A record is
 // dead-lettered when:
 //
-//   - its CloudEvents headers are missing or malformed;
+//   - its CloudEvents headers are missing or malformed, or it is sealed
+//     and the key store cannot be read (not: the key is erased);
 //   - the projection's Decode refuses it: a value that breaks its type's
 //     schema, a type the projection must understand but does not (each
 //     projection documents which unknown types it keeps instead);

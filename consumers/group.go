@@ -26,6 +26,22 @@ import (
 type Record struct {
 	Message kafka.Message
 	Attrs   schemas.Attributes
+	// sealed is the value as the log holds it when DecodeRecord opened
+	// or redacted a sealed record.
+	sealed []byte
+}
+
+// Original returns the message as the log holds it: for a sealed record,
+// with its sealed envelope rather than the event it was decoded to. A
+// record copied to another topic is copied with Original, so that
+// sealed content stays sealed.
+func (r Record) Original() kafka.Message {
+	if r.sealed == nil {
+		return r.Message
+	}
+	m := r.Message
+	m.Value = r.sealed
+	return m
 }
 
 // Projection is what a consumer group feeds. Decode must be pure: an
@@ -60,6 +76,9 @@ type GroupConfig struct {
 	Names kafkalog.Names
 	// GroupID is the consumer group; a persistent name (see schemas).
 	GroupID string
+	// Opener opens sealed records (see DecodeRecord). Default: none, so a
+	// sealed record is read redacted.
+	Opener Opener
 	// Topic is the topic consumed.
 	Topic string
 	// Topics, when set, are consumed instead of Topic, by the same group;
@@ -244,10 +263,10 @@ func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) er
 	src := make([]kafka.Message, 0, len(msgs))
 	var dead []kafka.Message
 	for _, m := range msgs {
-		attrs, err := kafkalog.Decode(m)
+		rec, err := DecodeRecord(ctx, m, g.cfg.Opener)
 		if err == nil {
 			var v T
-			if v, err = g.p.Decode(Record{Message: m, Attrs: attrs}); err == nil {
+			if v, err = g.p.Decode(rec); err == nil {
 				batch = append(batch, v)
 				src = append(src, m)
 				continue

@@ -112,7 +112,12 @@ type Config struct {
 	Push PushConfig
 	// Keys is the key directory of end-to-end encryption; nil answers
 	// 503 to its routes.
-	Keys    KeyDirectory
+	Keys KeyDirectory
+	// Erasure erases users (POST /v1/users/{id}/erase); nil answers 503:
+	// content is not sealed, so there is no key to destroy.
+	Erasure Eraser
+	// Admins are the user ids that may erase users (PARLEY_ADMIN_USERS).
+	Admins  []string
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 	// Ready are the checks behind /readyz, by name.
@@ -411,6 +416,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/users/{user}/devices", s.listDevices)
 		r.Get("/v1/users/{user}/key-packages", s.claimKeyPackages)
 		r.Get("/v1/search", s.searchHandler(s.cfg.Search))
+		r.Post("/v1/users/{id}/erase", s.eraseUser)
 	})
 	return r
 }

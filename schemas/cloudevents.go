@@ -20,6 +20,10 @@ const (
 	HeaderTime        = "ce_time"
 	HeaderSubject     = "ce_subject"
 	HeaderContentType = "content-type"
+	// HeaderDataSchema is the CloudEvents dataschema attribute: set only
+	// on a record whose value is not its type's JSON Schema's instance
+	// but an envelope of it (see ContentTypeSealed).
+	HeaderDataSchema = "ce_dataschema"
 	// HeaderSeq is the CloudEvents extension attribute "seq": the event's
 	// per-conversation sequence number, so a consumer can route and order
 	// without parsing the value. Only records of TopicEvents carry it.
@@ -70,6 +74,20 @@ const (
 	contentType = "application/json"
 )
 
+// The sealed envelope: a record whose personal content is encrypted
+// (crypto-shredding, internal/contentkeys) has this content type and data
+// schema instead of application/json and its type's schema. Its value is
+// {"owner": USER, "data": EVENT, "sealed": BASE64}: EVENT is the event's
+// JSON, valid against its ce_type's schema, with its personal fields
+// blanked (bodies empty, file names "redacted", titles "redacted" or
+// absent); sealed is the AES-256-GCM encryption, under USER's data key,
+// of those fields. A reader without the key, or after the owner's
+// erasure, reads EVENT.
+const (
+	ContentTypeSealed = "application/vnd.parley.sealed.v1+json"
+	DataSchemaSealed  = SchemaBaseURL + "parley.sealed.v1.json"
+)
+
 // Header is one record header; it has the shape of a Kafka header so that
 // adapters convert without copying the bytes.
 type Header struct {
@@ -94,6 +112,9 @@ type Attributes struct {
 	// OriginNode is the gateway node that appended the command a record
 	// answers (parley_origin_node), or "".
 	OriginNode string
+	// Sealed reports a sealed envelope: content-type ContentTypeSealed
+	// (with ce_dataschema DataSchemaSealed) rather than application/json.
+	Sealed bool
 }
 
 // ErrMissingAttribute is returned when a record lacks a required
@@ -102,7 +123,7 @@ var ErrMissingAttribute = errors.New("missing cloudevents attribute")
 
 // Headers encodes the attributes as CloudEvents binary-mode headers.
 func (a Attributes) Headers() []Header {
-	h := make([]Header, 0, 10)
+	h := make([]Header, 0, 11)
 	h = append(h,
 		Header{HeaderSpecVersion, []byte(specVersion)},
 		Header{HeaderID, []byte(a.ID)},
@@ -110,8 +131,12 @@ func (a Attributes) Headers() []Header {
 		Header{HeaderSource, []byte(a.Source)},
 		Header{HeaderSubject, []byte(a.Subject)},
 		Header{HeaderTime, []byte(a.Time.UTC().Format(time.RFC3339Nano))},
-		Header{HeaderContentType, []byte(contentType)},
 	)
+	if a.Sealed {
+		h = append(h, Header{HeaderContentType, []byte(ContentTypeSealed)}, Header{HeaderDataSchema, []byte(DataSchemaSealed)})
+	} else {
+		h = append(h, Header{HeaderContentType, []byte(contentType)})
+	}
 	if a.HasSeq {
 		h = append(h, Header{HeaderSeq, strconv.AppendUint(nil, a.Seq, 10)})
 	}
@@ -166,6 +191,8 @@ func ParseAttributes(headers []Header) (Attributes, error) {
 			a.CommandOffset = n
 		case HeaderOriginNode:
 			a.OriginNode = string(h.Value)
+		case HeaderContentType:
+			a.Sealed = string(h.Value) == ContentTypeSealed
 		}
 	}
 	switch {

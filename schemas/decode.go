@@ -119,6 +119,8 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &MLSMessageSentV1{}
 	case TypeDeviceAdded, TypeDeviceRemoved:
 		v = &DeviceChangedV1{}
+	case TypeUserErased:
+		v = &UserErasedV1{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}

@@ -56,6 +56,7 @@ func Types() []string {
 		TypeArchived,
 		TypeBlock,
 		TypeBlocked,
+		TypeUserErased,
 		TypeEditMessage,
 		TypeMessageEdited,
 		TypeDeleteMessage,

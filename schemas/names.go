@@ -54,6 +54,11 @@ const (
 	// before the change is committed to its key directory. Key: user id.
 	// Retention: forever.
 	TopicDevices = "chat.devices"
+	// TopicAudit holds the audit trail of administrative actions that
+	// change no conversation: each erasure of a user
+	// (chat.user.erased.v1), carrying no personal data. Key: the erased
+	// user's reference (ErasureRef). Retention: forever.
+	TopicAudit = "chat.audit"
 	// DeliveryTopicPrefix starts the name of each gateway node's delivery
 	// topic; see DeliveryTopic.
 	DeliveryTopicPrefix = "chat.delivery."
@@ -181,6 +186,9 @@ const (
 // Presence types (records of TopicPresence).
 const (
 	TypePresence = "chat.presence.v1"
+	// TypeUserErased is the audit record of a user's erasure, on
+	// TopicAudit.
+	TypeUserErased = "chat.user.erased.v1"
 )
 
 // Push types (records of TopicPush).

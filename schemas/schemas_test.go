@@ -19,6 +19,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 	"github.com/parley-chat/parley/schemas/contractcheck"
 	"github.com/parley-chat/parley/schemas/schemacheck"
@@ -130,6 +131,7 @@ var goTypes = map[string]reflect.Type{
 	"chat.mls.message.sent.v1":                reflect.TypeFor[*schemas.MLSMessageSentV1](),
 	"chat.device.added.v1":                    reflect.TypeFor[*schemas.DeviceChangedV1](),
 	"chat.device.removed.v1":                  reflect.TypeFor[*schemas.DeviceChangedV1](),
+	"chat.user.erased.v1":                     reflect.TypeFor[*schemas.UserErasedV1](),
 }
 
 // topicOf maps every ce_type to the topic its records are on.
@@ -185,6 +187,7 @@ var topicOf = map[string]string{
 	"chat.mls.message.sent.v1":                schemas.TopicEvents,
 	"chat.device.added.v1":                    schemas.TopicDevices,
 	"chat.device.removed.v1":                  schemas.TopicDevices,
+	"chat.user.erased.v1":                     schemas.TopicAudit,
 }
 
 // ---------------------------------------------------------------------------
@@ -1133,6 +1136,8 @@ func TestAsyncAPI(t *testing.T) {
 			wantKey = "#/components/schemas/ReceiptKey"
 		case schemas.TopicPush:
 			wantKey = "#/components/schemas/PushKey"
+		case schemas.TopicAudit:
+			wantKey = "#/components/schemas/ErasureKey"
 		}
 		if got := get(t, m, "/bindings/kafka/key/$ref"); got != wantKey {
 			t.Errorf("%s: key %v, want %s", typ, got, wantKey)
@@ -1357,6 +1362,9 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 		if topicOf[typ] == schemas.TopicPresence || topicOf[typ] == schemas.TopicPush {
 			a.Subject = "alice.smith@example.org"
 		}
+		if topicOf[typ] == schemas.TopicAudit {
+			a.Subject = schemas.ErasureRef("alice.smith@example.org")
+		}
 		if topicOf[typ] == schemas.TopicEvents {
 			a.HasSeq, a.CommandOffset = true, 1057
 			if typ != schemas.TypeConversationCreated {
@@ -1375,6 +1383,11 @@ func TestAsyncAPIHeadersMatchGo(t *testing.T) {
 			t.Errorf("%s: headers with ce_type %s accepted", typ, wrong.Type)
 		}
 		if topicOf[typ] == schemas.TopicEvents {
+			sealed := a
+			sealed.Sealed = true
+			if err := s.Validate(asHeaders(sealed.Headers())); err != nil {
+				t.Errorf("%s: the headers of a sealed record break the AsyncAPI headers schema: %v", typ, err)
+			}
 			noSeq := a
 			noSeq.HasSeq = false
 			if err := s.Validate(asHeaders(noSeq.Headers())); err == nil {
@@ -1798,6 +1811,62 @@ func TestOpenAPISchemas(t *testing.T) {
 	} {
 		if err := create.Validate(instance(t, generic(t, []byte(body)))); (err == nil) != ok {
 			t.Errorf("create %s: err %v, want ok=%v", body, err, ok)
+		}
+	}
+}
+
+// TestAsyncAPIDescribesEveryTopic holds the AsyncAPI document to the
+// topics as Parley creates them: every topic of the default topology
+// (and a node's delivery topic) has a channel whose Kafka binding has the
+// topic's cleanup.policy and retention.ms, a key (x-parley-key) and its
+// readers (x-parley-consumers), and every consumer group is named as a
+// reader of some channel.
+func TestAsyncAPIDescribesEveryTopic(t *testing.T) {
+	t.Parallel()
+	doc := loadYAML(t, "asyncapi.yaml")
+	byTopic := map[string]map[string]any{}
+	for _, c := range getMap(t, doc, "/channels") {
+		ch := c.(map[string]any)
+		bindings, _ := ch["bindings"].(map[string]any)
+		if _, ok := bindings["kafka"]; ok {
+			byTopic[ch["address"].(string)] = ch // the topic's name
+		}
+	}
+	topo := kafkalog.Topology{}.WithDefaults()
+	configs := append(topo.Topics(), topo.NodeTopic("{node}"))
+	consumers := ""
+	for _, tc := range configs {
+		ch, ok := byTopic[tc.Topic]
+		if !ok {
+			t.Errorf("no channel has the Kafka topic %s", tc.Topic)
+			continue
+		}
+		want := map[string]string{}
+		for _, e := range tc.ConfigEntries {
+			want[e.ConfigName] = e.ConfigValue
+		}
+		conf := get(t, ch, "/bindings/kafka/topicConfiguration").(map[string]any)
+		if got := fmt.Sprint(conf["cleanup.policy"]); got != "["+want["cleanup.policy"]+"]" {
+			t.Errorf("%s: cleanup.policy %s; the topic is created with %s", tc.Topic, got, want["cleanup.policy"])
+		}
+		if want["cleanup.policy"] == "delete" && fmt.Sprint(conf["retention.ms"]) != want["retention.ms"] {
+			t.Errorf("%s: retention.ms %v; the topic is created with %s", tc.Topic, conf["retention.ms"], want["retention.ms"])
+		}
+		if k, _ := ch["x-parley-key"].(string); k == "" {
+			t.Errorf("%s: no x-parley-key", tc.Topic)
+		}
+		list, _ := ch["x-parley-consumers"].([]any)
+		if len(list) == 0 {
+			t.Errorf("%s: no x-parley-consumers", tc.Topic)
+		}
+		for _, c := range list {
+			consumers += fmt.Sprint(c) + "\n"
+		}
+	}
+	for _, g := range []string{schemas.GroupDecider, schemas.GroupHistory, schemas.GroupSearch, schemas.GroupReceipts,
+		schemas.GroupRouter, schemas.GroupFiles, schemas.GroupThumbnails, schemas.GroupPush} {
+		if !strings.Contains(consumers, g) {
+			t.Errorf("consumer group %s reads no channel of the AsyncAPI document", g)
 		}
 	}
 }

@@ -75,6 +75,13 @@ type Config struct {
 	MaxConversations int
 	Logger           *slog.Logger
 	Metrics          *telemetry.Metrics
+	// Sealer, if set, seals the personal content of every event before
+	// it is appended (crypto-shredding: *contentkeys.Keyring). Default:
+	// none, events are appended as decided.
+	Sealer Sealer
+	// Opener opens the sealed events the state is rebuilt from (titles
+	// are state). Default: none, they are read redacted.
+	Opener consumers.Opener
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
@@ -305,9 +312,9 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading %s/%d: %w", events, p, err)
 		}
-		attrs, err := kafkalog.Decode(m)
+		rec, err := consumers.DecodeRecord(ctx, m, d.cfg.Opener)
 		if err == nil {
-			err = st.Apply(attrs, m.Value)
+			err = st.Apply(rec.Attrs, rec.Message.Value)
 		}
 		if errors.Is(err, errStore) {
 			st.release()
@@ -393,7 +400,13 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 			dead = append(dead, consumers.DeadLetter(m, d.cfg.Names.Group(schemas.GroupDecider), err))
 			d.cfg.Metrics.Commands.WithLabelValues("invalid", "dead_letter").Inc()
 		case dec.Event != nil:
-			msg := kafkalog.Encode(dec.Event.Attrs, dec.Event.Value)
+			evAttrs, value, err := d.seal(ctx, dec.Event.Attrs, dec.Event.Value)
+			if err != nil {
+				// The state holds the event: give up the partition so
+				// that it is rebuilt from what was written.
+				return fmt.Errorf("sealing the event of %s/%d at offset %d: %w", d.cfg.Names.Topic(schemas.TopicCommands), p, m.Offset, err)
+			}
+			msg := kafkalog.Encode(evAttrs, value)
 			msg.Partition = p
 			events = append(events, msg)
 			d.cfg.Metrics.Commands.WithLabelValues(attrs.Type, "accepted").Inc()
@@ -449,4 +462,25 @@ func (d *Decider) closeAsync(r *kafka.Reader, log *slog.Logger) {
 			log.Debug("closing reader", "err", err)
 		}
 	})
+}
+
+// Sealer seals an event's personal content: it returns the sealed
+// envelope and true, or the value and false for an event without
+// personal content.
+type Sealer interface {
+	SealEvent(ctx context.Context, attrs schemas.Attributes, value []byte) ([]byte, bool, error)
+}
+
+// seal returns the attributes and value of the record of an event: sealed
+// when a Sealer is configured and the event has personal content.
+func (d *Decider) seal(ctx context.Context, attrs schemas.Attributes, value []byte) (schemas.Attributes, []byte, error) {
+	if d.cfg.Sealer == nil {
+		return attrs, value, nil
+	}
+	sealed, ok, err := d.cfg.Sealer.SealEvent(ctx, attrs, value)
+	if err != nil || !ok {
+		return attrs, value, err
+	}
+	attrs.Sealed = true
+	return attrs, sealed, nil
 }

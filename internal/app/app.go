@@ -26,12 +26,16 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/internal/contentkeys"
+	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/files/s3store"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/scyllastore"
 	"github.com/parley-chat/parley/projections/search"
 )
 
@@ -51,9 +55,12 @@ type System struct {
 	// filesOrigin is the origin presigned URLs name (PARLEY_S3_PUBLIC_URL,
 	// else the endpoint), which web pages upload to and load images from.
 	filesOrigin string
-	gw          *gateway.Server
-	httpSrv     *http.Server
-	httpLn      net.Listener
+	// keys seals and opens personal content (PARLEY_CONTENT_KEK); nil
+	// when content is not sealed.
+	keys    *contentkeys.Keyring
+	gw      *gateway.Server
+	httpSrv *http.Server
+	httpLn  net.Listener
 
 	closers []func() error
 	cancel  context.CancelFunc
@@ -88,6 +95,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
+	if err := s.openKeys(ctx, roles); err != nil {
+		return nil, err
+	}
 	if err := s.openStores(runCtx, roles, ready); err != nil {
 		return nil, err
 	}
@@ -241,3 +251,67 @@ func (s *System) closeResources() error {
 	}
 	return errors.Join(errs...)
 }
+
+// openKeys opens the key store and the keyring of content sealing when
+// PARLEY_CONTENT_KEK is set. The embedded key store (Pebble) has one
+// opener, so without ScyllaDB every role that seals or opens content
+// must run in this process; on ScyllaDB every process opens the shared
+// table.
+func (s *System) openKeys(ctx context.Context, roles Roles) error {
+	kek, err := s.cfg.KEK()
+	if err != nil || kek == nil {
+		return err
+	}
+	if roles != All && len(s.cfg.ScyllaHosts) == 0 {
+		return errors.New("PARLEY_CONTENT_KEK without PARLEY_SCYLLA_HOSTS needs every role in one process (parley run with PARLEY_ROLES=all): the embedded key store has one opener")
+	}
+	keys, closeKeys, err := OpenKeyring(ctx, s.cfg, s.log)
+	if err != nil {
+		return err
+	}
+	s.onClose(closeKeys)
+	s.keys = keys
+	return nil
+}
+
+// OpenKeyring opens the key store and the keyring of PARLEY_CONTENT_KEK
+// over it; nil, and a closer that does nothing, when content is not
+// sealed. The key store is the content_keys table of the ScyllaDB
+// keyspace when PARLEY_SCYLLA_HOSTS is set, else embedded under the data
+// dir (contentkeys), which has one opener: a command other than `parley
+// run` opens that one only while `parley run` is stopped.
+func OpenKeyring(ctx context.Context, cfg Config, log *slog.Logger) (*contentkeys.Keyring, func() error, error) {
+	kek, err := cfg.KEK()
+	if err != nil || kek == nil {
+		return nil, func() error { return nil }, err
+	}
+	var store interface {
+		contentkeys.Store
+		Close() error
+	}
+	if len(cfg.ScyllaHosts) > 0 {
+		sc, err := scyllaConfig(cfg, cfg.ScyllaKeyspace, log.With("component", "contentkeys"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if store, err = scyllastore.Open(ctx, sc); err != nil {
+			return nil, nil, fmt.Errorf("opening the key store: %w", err)
+		}
+	} else if store, err = pebblekeys.Open(filepath.Join(cfg.DataDir, "contentkeys"), log.With("component", "contentkeys")); err != nil {
+		return nil, nil, fmt.Errorf("opening the key store (is parley run stopped?): %w", err)
+	}
+	keys, err := contentkeys.New(store, kek)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	return keys, store.Close, nil
+}
+
+// opener is what opens sealed records for the roles: the keyring, or
+// none (sealed records are then read redacted).
+func (s *System) opener() consumers.Opener { return opener(s.keys) }
+
+// Keys is the keyring of content sealing, or nil when content is not
+// sealed.
+func (s *System) Keys() *contentkeys.Keyring { return s.keys }

@@ -3,6 +3,7 @@
 package app
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/internal/contentkeys"
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/conversation"
@@ -43,6 +46,11 @@ type Config struct {
 	ReplicationFactor int
 	MinInsyncReplicas int
 	JWTSecret         string
+	// ContentKEK is the base64 of the key-encryption key of content
+	// sealing (crypto-shredding); empty: events are not sealed.
+	ContentKEK string
+	// AdminUsers may erase users (POST /v1/users/{id}/erase).
+	AdminUsers        []string
 	JWTIssuer         string
 	JWTAudience       string
 	JWTLeeway         time.Duration
@@ -196,6 +204,8 @@ func Settings() []Setting {
 		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics when Parley creates them (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
 		{"min-insync-replicas", "PARLEY_MIN_INSYNC_REPLICAS", "1", "min.insync.replicas of Parley's topics when Parley creates them: replicas that must have a record before a write is acknowledged (2 in production, at most the replication factor)", num(func(c *Config) *int { return &c.MinInsyncReplicas })},
 		{"jwt-secret", "PARLEY_JWT_SECRET", "", "HS256 secret, at least 32 bytes; empty uses the public dev secret, embedded default only", str(func(c *Config) *string { return &c.JWTSecret })},
+		{"content-kek", "PARLEY_CONTENT_KEK", "", "base64 of a 32-byte key-encryption key; set, message bodies, file names and titles are sealed with a data key of their author (crypto-shredding: POST /v1/users/{id}/erase destroys it), the keys wrapped by this one and kept under data-dir/contentkeys (every role then in one process) or, with PARLEY_SCYLLA_HOSTS, in the keyspace's content_keys table", str(func(c *Config) *string { return &c.ContentKEK })},
+		{"admin-users", "PARLEY_ADMIN_USERS", "", "comma-separated user ids of the administrators: the only users who may erase a user (POST /v1/users/{id}/erase)", list(func(c *Config) *[]string { return &c.AdminUsers })},
 		{"jwt-issuer", "PARLEY_JWT_ISSUER", "parley", "required iss claim", str(func(c *Config) *string { return &c.JWTIssuer })},
 		{"jwt-audience", "PARLEY_JWT_AUDIENCE", "parley", "required aud claim", str(func(c *Config) *string { return &c.JWTAudience })},
 		{"jwt-leeway", "PARLEY_JWT_LEEWAY", "5s", "clock skew tolerated on a token's exp and nbf, the same over HTTP and WebSocket (0: none, at most 5m)", dur(func(c *Config) *time.Duration { return &c.JWTLeeway })},
@@ -434,6 +444,11 @@ func (c Config) Validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("PARLEY_JWT_SECRET must be at least 32 bytes"))
 	}
+	if c.ContentKEK != "" {
+		if _, err := c.KEK(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("PARLEY_JWT_LEEWAY must be 0..5m"))
 	}
@@ -616,4 +631,17 @@ func (c Config) limits() conversation.Limits {
 		MaxBodyBytes: c.MaxBodyBytes, MaxMembers: c.MaxMembers, MaxTitleRunes: c.MaxTitleRunes,
 		MaxReactions: c.MaxReactions, EditWindow: c.EditWindow, MaxAttachments: c.MaxAttachments,
 	}
+}
+
+// KEK returns the key-encryption key of PARLEY_CONTENT_KEK, or nil when
+// content sealing is off.
+func (c Config) KEK() ([]byte, error) {
+	if c.ContentKEK == "" {
+		return nil, nil
+	}
+	k, err := base64.StdEncoding.DecodeString(c.ContentKEK)
+	if err != nil || len(k) != contentkeys.KEKSize {
+		return nil, fmt.Errorf("PARLEY_CONTENT_KEK must be the base64 of %d bytes (e.g. openssl rand -base64 32)", contentkeys.KEKSize)
+	}
+	return k, nil
 }

@@ -58,6 +58,10 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	gcfg := gateway.Config{
 		Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: s.log,
 		Receipts: rw, Keys: keys, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,
+		Admins: s.cfg.AdminUsers,
+	}
+	if e := s.erasure(); e != nil {
+		gcfg.Erasure = e
 	}
 	s.cfg.gatewayLimits(&gcfg)
 	s.fileLimits(&gcfg)
@@ -145,7 +149,7 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 	hub := gatewayHub{delivery.NewHub(delivery.Config{
 		Brokers: s.brokers, History: s.store, QueueSize: s.cfg.SendQueue, BackfillLimit: s.cfg.BackfillLimit,
 		Delivered: rw.Delivered, Node: node, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
-		Logger: s.log, Metrics: s.metrics,
+		Logger: s.log, Metrics: s.metrics, Opener: s.opener(),
 	})}
 	for _, cache := range []string{"membership", "latest", "views"} {
 		if _, ok := hub.CachedConversations()[cache]; ok {

@@ -106,7 +106,7 @@ func (s *System) startFiles(runCtx context.Context) {
 	}
 	s.spawn("files", func() error {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents),
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
 			Logger: s.log.With("component", "files"), Metrics: s.metrics,
 		}, pfiles.Projection{Store: s.files})
 	})
@@ -117,7 +117,7 @@ func (s *System) startFiles(runCtx context.Context) {
 	thumbs := pfiles.Thumbnailer{Store: s.files, Commands: cw, Logger: s.log.With("component", "thumbnails")}
 	s.spawn("thumbnails", func() error {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents),
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
 			Logger: s.log.With("component", "thumbnails"), Metrics: s.metrics,
 		}, thumbs)
 	})

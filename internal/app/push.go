@@ -13,6 +13,7 @@ import (
 	"github.com/sideshow/apns2/token"
 	"google.golang.org/api/option"
 
+	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/presence"
@@ -159,6 +160,8 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	p, err := push.New(push.Config{
 		Brokers: s.brokers, Names: s.names, Store: store, Providers: providers, Live: reg, Remover: pw,
 		Window: s.cfg.PushWindow, MaxAge: s.cfg.PushMaxAge, PreviewRunes: preview, Logger: s.log, Metrics: s.metrics,
+		// Sealed message bodies are opened for the previews.
+		Group: consumers.GroupConfig{Opener: s.opener()},
 	})
 	if err != nil {
 		return err

@@ -1,19 +1,29 @@
-// Rebuilding the search index from chat.events into a new generation.
+// Rebuilding projections from the log: the search index into a new
+// generation, and the verified rebuild of the history store.
 
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/progress"
+	"github.com/parley-chat/parley/internal/rebuild"
+	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/history/pebblestore"
+	"github.com/parley-chat/parley/projections/history/scyllastore"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -24,15 +34,11 @@ import (
 // the embedded default it starts the embedded broker over the data dir,
 // so `parley run` must be stopped first (Bleve refuses a second opener).
 func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	brokers := cfg.KafkaBrokers
-	if cfg.Embedded() {
-		b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		brokers = []string{b.Addr()}
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return err
 	}
+	defer closeBroker()
 	octx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -51,12 +57,280 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
 	}
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
+		Opener:  opener(keys),
 		Brokers: brokers, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(out, "search rebuild: done, %d records (%d skipped) in %v\n", st.Records, st.Skipped, st.Took.Round(time.Millisecond))
+	return err
+}
+
+// rebuildBrokers returns the configured brokers or, on the embedded
+// default, starts the embedded broker over the data dir (the stores of
+// the data dir are then free too only when `parley run` is stopped).
+func rebuildBrokers(cfg Config, log *slog.Logger) ([]string, func(), error) {
+	if !cfg.Embedded() {
+		return cfg.KafkaBrokers, func() {}, nil
+	}
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{b.Addr()}, b.Close, nil
+}
+
+// ErrRebuildDiffers is returned by RebuildHistory when the live store
+// differs from the one rebuilt from the log.
+var ErrRebuildDiffers = errors.New("the live store differs from the log")
+
+// rebuildSuffix names the fresh store a verified rebuild writes beside
+// the live one: a directory of the data dir, or a keyspace.
+const rebuildSuffix = "_rebuild"
+
+// RebuildHistory is `parley rebuild history`: it rebuilds the history
+// store from offset 0 of chat.events and chat.receipts into a fresh store
+// beside the live one (the directory history_rebuild of the data dir, or
+// a new keyspace PARLEY_SCYLLA_KEYSPACE_rebuild_UNIXTIME), compares them, prints
+// every conversation or inbox that differs and returns
+// ErrRebuildDiffers if any does. On the embedded default `parley run`
+// must be stopped first (Pebble has one opener); the directory is
+// removed afterwards. On ScyllaDB the live projection runs on, and the
+// comparison waits for it to commit what the rebuild read; the rebuild
+// keyspace is left for inspection, for the operator to drop.
+//
+// With swap, on the embedded default only, the rebuilt store then
+// replaces the live one whatever the comparison found: after an erasure
+// (see the README, *Erasure*) that is how the erased content leaves the
+// history store.
+func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
+	if swap && len(cfg.ScyllaHosts) > 0 {
+		return errors.New("rebuild history -swap works on the embedded store only: on ScyllaDB, point PARLEY_SCYLLA_KEYSPACE at the rebuilt keyspace")
+	}
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	live, fresh, wait, closeStores, err := rebuildStores(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			closeStores(false)
+		}
+	}()
+	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
+		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
+			Progress: progress.New(out, "history rebuild", 5*time.Second, nil).Report},
+		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+	})
+	if err != nil {
+		return err
+	}
+	if !swap {
+		return printReport(out, "history", rep)
+	}
+	if err := printReport(out, "history", rep); err != nil && !errors.Is(err, ErrRebuildDiffers) {
+		return err
+	}
+	swapped = true
+	if err := closeStores(true); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, "history rebuild: the rebuilt store replaced the live one")
+	return err
+}
+
+// printReport prints a verified rebuild's differences and summary.
+func printReport(out io.Writer, name string, rep rebuild.Report) error {
+	for _, d := range rep.Differences {
+		l, r := cmp.Or(d.Live, "(none)"), cmp.Or(d.Rebuilt, "(none)")
+		if _, err := fmt.Fprintf(out, "differs: %s live=%s rebuilt=%s\n", d.Key, l, r); err != nil {
+			return err
+		}
+	}
+	keys := "conversations and inboxes"
+	if name == "search" {
+		keys = "conversations"
+	}
+	if _, err := fmt.Fprintf(out, "%s rebuild: %d records (%d skipped), %d %s compared, %d differ, in %v\n",
+		name, rep.Records, rep.Skipped, rep.Keys, keys, len(rep.Differences), rep.Took.Round(time.Millisecond)); err != nil {
+		return err
+	}
+	if rep.LiveBehind > 0 {
+		if _, err := fmt.Fprintf(out, "%s rebuild: the live projection had not committed %d of the records read: differences may be lag\n", name, rep.LiveBehind); err != nil {
+			return err
+		}
+	}
+	if len(rep.Differences) > 0 {
+		return fmt.Errorf("%s: %d %s: %w", name, len(rep.Differences), keys, ErrRebuildDiffers)
+	}
+	return nil
+}
+
+// rebuildStores opens the live history store and an empty one beside it,
+// and says how long to wait for the live projection. closeAll closes both
+// and removes the rebuilt one, or, with swap (embedded only), puts it in
+// place of the live one.
+func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live history.Reader, fresh history.Store, wait time.Duration, closeAll func(swap bool) error, err error) {
+	if len(cfg.ScyllaHosts) == 0 {
+		dir := filepath.Join(cfg.DataDir, "history"+rebuildSuffix)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, nil, 0, nil, err
+		}
+		liveDir := filepath.Join(cfg.DataDir, "history")
+		l, err := pebblestore.Open(liveDir, pebblestore.WithLogger(log))
+		if err != nil {
+			return nil, nil, 0, nil, fmt.Errorf("opening the history store (is parley run stopped?): %w", err)
+		}
+		f, err := pebblestore.Open(dir, pebblestore.WithLogger(log))
+		if err != nil {
+			_ = l.Close()
+			return nil, nil, 0, nil, err
+		}
+		return l, f, -1, func(swap bool) error {
+			if err := errors.Join(l.Close(), f.Close()); err != nil {
+				return err
+			}
+			if !swap {
+				if err := os.RemoveAll(dir); err != nil {
+					log.Warn("removing the rebuilt history store", "dir", dir, "err", err)
+				}
+				return nil
+			}
+			old := liveDir + "_replaced"
+			if err := os.RemoveAll(old); err != nil {
+				return err
+			}
+			if err := os.Rename(liveDir, old); err != nil {
+				return err
+			}
+			if err := os.Rename(dir, liveDir); err != nil {
+				return errors.Join(err, os.Rename(old, liveDir))
+			}
+			return os.RemoveAll(old)
+		}, nil
+	}
+	lc, err := scyllaConfig(cfg, cfg.ScyllaKeyspace, log)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	ks := fmt.Sprintf("%s%s_%d", cfg.ScyllaKeyspace, rebuildSuffix, time.Now().Unix())
+	fc, err := scyllaConfig(cfg, ks, log)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	l, err := scyllastore.Open(ctx, lc)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	log.Info("rebuilding into a keyspace of its own, left for inspection: drop it when done", "keyspace", ks)
+	f, err := scyllastore.Open(ctx, fc)
+	if err != nil {
+		_ = l.Close()
+		return nil, nil, 0, nil, err
+	}
+	return l, f, 0, func(bool) error { return errors.Join(l.Close(), f.Close()) }, nil
+}
+
+// opener is keys as a consumers.Opener: none when content is not sealed.
+func opener(keys *contentkeys.Keyring) consumers.Opener {
+	if keys == nil {
+		return nil
+	}
+	return keys
+}
+
+// VerifySearch is `parley rebuild search`: it rebuilds the search index
+// from offset 0 of chat.events into a new generation beside the live
+// index, compares the two conversation by conversation, prints every one
+// that differs and returns ErrRebuildDiffers if any does; the generation
+// is then discarded, or, with swap, promoted in place of the live index
+// whatever the comparison found (after an erasure: how the erased
+// content leaves the index). It needs an index that lists what it holds
+// (search.Lister): the embedded Bleve index, with `parley run` stopped;
+// on Elasticsearch, `parley project search --rebuild` rebuilds and swaps
+// without the comparison.
+func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	octx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	ix, err := openSearch(octx, cfg, log.With("component", "search-index"), &wg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ix.Close(); err != nil {
+			log.Warn("closing the search index", "err", err)
+		}
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	rb, err := ix.rebuildable(wctx)
+	if err != nil {
+		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
+	}
+	live, ok := rb.(search.Lister)
+	if !ok {
+		return fmt.Errorf("the search index %T cannot list what it holds, so it cannot be compared: use parley project search --rebuild", rb)
+	}
+	gen, err := rb.NewGeneration(ctx)
+	if err != nil {
+		return err
+	}
+	promoted := false
+	defer func() {
+		if !promoted {
+			if err := gen.Discard(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("discarding the rebuilt generation", "err", err)
+			}
+		}
+	}()
+	fresh, ok := gen.(rebuild.FreshIndex)
+	if !ok {
+		return fmt.Errorf("the search index generation %T cannot list what it holds", gen)
+	}
+	rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
+		Config: rebuild.Config{Brokers: brokers, WaitLive: -1, Logger: log, Opener: opener(keys),
+			Progress: progress.New(out, "search rebuild", 5*time.Second, nil).Report},
+		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+	})
+	if err != nil {
+		return err
+	}
+	perr := printReport(out, "search", rep)
+	if !swap || (perr != nil && !errors.Is(perr, ErrRebuildDiffers)) {
+		return perr
+	}
+	if err := gen.Promote(ctx); err != nil {
+		return err
+	}
+	promoted = true
+	_, err = fmt.Fprintln(out, "search rebuild: the rebuilt index replaced the live one")
 	return err
 }

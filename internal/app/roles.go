@@ -105,6 +105,8 @@ func (s *System) startDecider(runCtx context.Context) {
 		StateDir: filepath.Join(s.cfg.DataDir, "decider"),
 		// The bound is the decider's, shared by the partitions it may own.
 		MaxConversations: (s.cfg.ConversationCache + s.cfg.Partitions - 1) / s.cfg.Partitions,
+		Sealer:           s.sealer(),
+		Opener:           s.opener(),
 	})
 	s.metrics.CountCachedConversations("decider", d.CachedConversations)
 	s.spawn("decider", func() error { return d.Run(runCtx) })
@@ -122,7 +124,7 @@ func (s *System) startHistory(runCtx context.Context) {
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents),
-			Logger: s.log.With("component", "history"), Metrics: s.metrics,
+			Logger: s.log.With("component", "history"), Metrics: s.metrics, Opener: s.opener(),
 		}, history.Projection{W: s.store})
 	})
 	s.spawn("receipts", func() error {
@@ -157,7 +159,7 @@ func (s *System) startSearch(runCtx context.Context) {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents),
 			MaxBatch: searchMaxBatch, Linger: searchLinger,
-			Logger: s.log.With("component", "search"), Metrics: s.metrics,
+			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
 		}, search.Projection{Index: s.search})
 	})
 }
@@ -231,4 +233,12 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	s.wg.Go(func() {
 		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.brokers), sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
 	})
+}
+
+// sealer is what seals events in the decider: the keyring, or none.
+func (s *System) sealer() decider.Sealer {
+	if s.keys == nil {
+		return nil
+	}
+	return s.keys
 }

@@ -40,24 +40,33 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wai
 		h.set(s)
 		return h, nil
 	}
-	sc := scyllastore.Config{
-		Hosts: cfg.ScyllaHosts, Keyspace: cfg.ScyllaKeyspace, Consistency: cfg.ScyllaConsistency,
-		LocalDC: cfg.ScyllaLocalDC, Logger: log,
-	}
-	if cfg.ScyllaReplication != "" {
-		r, err := parseReplication(cfg.ScyllaReplication)
-		if err != nil {
-			return nil, err
-		}
-		sc.Replication = r
-	}
-	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("scylla config: %w", err)
+	sc, err := scyllaConfig(cfg, cfg.ScyllaKeyspace, log)
+	if err != nil {
+		return nil, err
 	}
 	h.connect(ctx, wg, log.With("hosts", cfg.ScyllaHosts, "keyspace", cfg.ScyllaKeyspace), func(ctx context.Context) (history.Store, error) {
 		return scyllastore.Open(ctx, sc)
 	})
 	return h, nil
+}
+
+// scyllaConfig is the configured ScyllaDB store's config, in keyspace.
+func scyllaConfig(cfg Config, keyspace string, log *slog.Logger) (scyllastore.Config, error) {
+	sc := scyllastore.Config{
+		Hosts: cfg.ScyllaHosts, Keyspace: keyspace, Consistency: cfg.ScyllaConsistency,
+		LocalDC: cfg.ScyllaLocalDC, Logger: log,
+	}
+	if cfg.ScyllaReplication != "" {
+		r, err := parseReplication(cfg.ScyllaReplication)
+		if err != nil {
+			return sc, err
+		}
+		sc.Replication = r
+	}
+	if err := sc.Validate(); err != nil {
+		return sc, fmt.Errorf("scylla config: %w", err)
+	}
+	return sc, nil
 }
 
 // Ready is the /readyz check: connected, and answering when it can say.

@@ -129,6 +129,7 @@ func (t Topology) Topics() []kafka.TopicConfig {
 		topic(schemas.TopicReceipts, "-1"),
 		topic(schemas.TopicPush, "-1"),
 		topic(schemas.TopicDLQ, ms(t.DLQRetention)),
+		topic(schemas.TopicAudit, "-1"),
 		topic(schemas.TopicChanges, ms(t.DeliveryRetention)),
 		topic(schemas.TopicDevices, "-1"),
 	}

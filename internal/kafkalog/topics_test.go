@@ -36,7 +36,7 @@ func TestProvision(t *testing.T) {
 		}
 	})
 	t.Run("every topic has the configured partitions", func(t *testing.T) {
-		for _, topic := range []string{k.Names.Topic(schemas.TopicCommands), k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicReplies), k.Names.Topic(schemas.TopicEphemeral), k.Names.Topic(schemas.TopicPresence), k.Names.Topic(schemas.TopicReceipts), k.Names.Topic(schemas.TopicPush), k.Names.Topic(schemas.TopicDLQ), k.Names.Topic(schemas.TopicChanges), k.Names.Topic(schemas.TopicDevices)} {
+		for _, topic := range []string{k.Names.Topic(schemas.TopicCommands), k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicReplies), k.Names.Topic(schemas.TopicEphemeral), k.Names.Topic(schemas.TopicPresence), k.Names.Topic(schemas.TopicReceipts), k.Names.Topic(schemas.TopicPush), k.Names.Topic(schemas.TopicDLQ), k.Names.Topic(schemas.TopicAudit), k.Names.Topic(schemas.TopicChanges), k.Names.Topic(schemas.TopicDevices)} {
 			n, err := kafkalog.Partitions(ctx, client, topic)
 			if err != nil || n != 5 {
 				t.Errorf("Partitions(%s) = %d, %v; want 5", topic, n, err)
@@ -49,6 +49,7 @@ func TestProvision(t *testing.T) {
 			k.Names.Topic(schemas.TopicEvents):    "-1", // forever
 			k.Names.Topic(schemas.TopicReplies):   "7200000",
 			k.Names.Topic(schemas.TopicDLQ):       "864000000",
+			k.Names.Topic(schemas.TopicAudit):     "-1", // forever
 			k.Names.Topic(schemas.TopicEphemeral): "1800000",
 			k.Names.Topic(schemas.TopicPresence):  "-1",
 			k.Names.Topic(schemas.TopicReceipts):  "-1",

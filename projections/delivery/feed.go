@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/parley-chat/parley/consumers"
+
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
@@ -114,11 +116,11 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64, handl
 			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
 		}
 		read.Inc()
-		attrs, err := kafkalog.Decode(m)
+		rec, err := consumers.DecodeRecord(ctx, m, h.cfg.Opener)
 		if err != nil {
 			h.log.Warn("skipping record", "topic", topic, "partition", p, "offset", m.Offset, "err", err)
 			continue
 		}
-		handle(ctx, topic, attrs, m)
+		handle(ctx, topic, rec.Attrs, rec.Message)
 	}
 }

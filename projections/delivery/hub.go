@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-chat/parley/consumers"
+
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
@@ -21,6 +23,10 @@ import (
 // Config configures a Hub.
 type Config struct {
 	Brokers []string
+	// Opener opens sealed events for the sockets (see
+	// consumers.DecodeRecord). Default: none, so sealed content is sent
+	// redacted.
+	Opener consumers.Opener
 	// History serves backfills and membership the hub has not seen.
 	History history.Reader
 	// QueueSize is each session's send queue, in frames. Default: 512.

@@ -304,7 +304,7 @@ func (r *Router) route(ctx context.Context, it *routeItem) []kafka.Message {
 		return r.routeEvent(ctx, rec, it.ev)
 	case schemas.TopicReplies:
 		if o := rec.Attrs.OriginNode; o != "" {
-			return []kafka.Message{routedCopy(r.names().Delivery(o), rec.Message, recipientsHeader(nil))}
+			return []kafka.Message{routedCopy(r.names().Delivery(o), rec.Original(), recipientsHeader(nil))}
 		}
 	case schemas.TopicEphemeral:
 		return r.routeTyping(ctx, rec)
@@ -328,7 +328,7 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record, ev histor
 		if a.OriginNode == "" {
 			return nil
 		}
-		return []kafka.Message{routedCopy(r.names().Delivery(a.OriginNode), rec.Message, recipientsHeader(nil))}
+		return []kafka.Message{routedCopy(r.names().Delivery(a.OriginNode), rec.Original(), recipientsHeader(nil))}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -358,12 +358,12 @@ func (r *Router) routeEvent(ctx context.Context, rec consumers.Record, ev histor
 	}
 	out := make([]kafka.Message, 0, len(byNode)+1)
 	for node, us := range byNode {
-		out = append(out, routedCopy(r.names().Delivery(node), rec.Message, append(extra, recipientsHeader(us))...))
+		out = append(out, routedCopy(r.names().Delivery(node), rec.Original(), append(extra, recipientsHeader(us))...))
 	}
 	if changed {
-		out = append(out, routedCopy(r.names().Topic(schemas.TopicChanges), rec.Message, extra...))
+		out = append(out, routedCopy(r.names().Topic(schemas.TopicChanges), rec.Original(), extra...))
 	}
-	last := routedCopy("", rec.Message, extra...)
+	last := routedCopy("", rec.Original(), extra...)
 	c.last, c.lastAt = &last, time.Now()
 	return out
 }

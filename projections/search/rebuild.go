@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/parley-chat/parley/internal/retry"
 	"io"
 	"log/slog"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/progress"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -40,6 +40,9 @@ type RebuildConfig struct {
 	// Logger receives progress milestones and skipped records. Default:
 	// discard.
 	Logger *slog.Logger
+	// Opener opens sealed events (see consumers.DecodeRecord). Default:
+	// none, so sealed content is indexed redacted.
+	Opener consumers.Opener
 }
 
 // RebuildStats describes a finished rebuild.
@@ -117,7 +120,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 			}
 		}
 	}()
-	if err := r.readAll(ctx, gen, first, end1); err != nil {
+	if err := r.apply(ctx, gen, first, end1); err != nil {
 		return r.stats(start), err
 	}
 	if err := gen.Refresh(ctx); err != nil {
@@ -135,7 +138,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 	r.mu.Lock()
 	r.total += span(end1, end2)
 	r.mu.Unlock()
-	if err := r.readAll(ctx, gen, end1, end2); err != nil {
+	if err := r.apply(ctx, gen, end1, end2); err != nil {
 		return r.stats(start), err
 	}
 	if err := gen.Refresh(ctx); err != nil {
@@ -172,213 +175,48 @@ func span(from, to []int64) int64 {
 
 // offsets returns the first or end offset of every partition.
 func offsets(ctx context.Context, client *kafka.Client, topic string, n int, which func(int) kafka.OffsetRequest) ([]int64, error) {
-	reqs := make([]kafka.OffsetRequest, n)
-	for p := range n {
-		reqs[p] = which(p)
-	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	out, err := kafkalog.Offsets(ctx, client, topic, n, which)
 	if err != nil {
-		return nil, fmt.Errorf("rebuild: listing offsets of %s: %w", topic, err)
-	}
-	out := make([]int64, n)
-	seen := 0
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("rebuild: listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		if po.Partition < 0 || po.Partition >= n {
-			continue
-		}
-		out[po.Partition] = max(po.FirstOffset, po.LastOffset)
-		seen++
-	}
-	if seen != n {
-		return nil, fmt.Errorf("rebuild: listing offsets of %s: %d of %d partitions answered", topic, seen, n)
+		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	return out, nil
 }
 
-// readAll reads [from[p], to[p]) of every partition into ix.
-func (r *rebuild) readAll(ctx context.Context, ix Indexer, from, to []int64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, r.cfg.Concurrency)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for p := range from {
-		if to[p] <= from[p] {
-			continue
-		}
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+// apply reads [from[p], to[p]) of every partition into ix, as the live
+// projection would (consumers.ApplyRange: decoded with Projection.Decode,
+// indexed in batches with retries), counting into r.
+func (r *rebuild) apply(ctx context.Context, ix Indexer, from, to []int64) error {
+	r.mu.Lock()
+	base := r.done
+	r.mu.Unlock()
+	st, err := consumers.ApplyRange(ctx, consumers.RangeConfig{
+		Brokers: r.cfg.Brokers, Topic: r.cfg.Topic, From: from, To: to, BatchSize: r.cfg.BatchSize, Concurrency: r.cfg.Concurrency,
+		Logger: r.log, Opener: r.cfg.Opener,
+		Progress: func(read int64) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.done = base + read
+			if r.cfg.Progress != nil {
+				r.cfg.Progress(r.done, r.total)
 			}
-			defer func() { <-sem }()
-			if err := r.readPartition(ctx, ix, p, from[p], to[p]); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	if err := ctx.Err(); err != nil {
+		},
+	}, Projection{Index: ix})
+	r.mu.Lock()
+	r.done, r.skipped = base+st.Records, r.skipped+st.Skipped
+	r.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	return nil
 }
 
-// idleCheck is how long a partition reader waits for a record before it
-// checks whether it already is at the end (a range may end in offsets
-// with no record, such as transaction markers).
-const idleCheck = 5 * time.Second
-
-func (r *rebuild) readPartition(ctx context.Context, ix Indexer, p int, from, to int64) error {
-	rd := kafkalog.NewPartitionReader(r.cfg.Brokers, r.cfg.Topic, p)
-	defer func() {
-		if err := rd.Close(); err != nil {
-			r.log.Warn("closing partition reader", "partition", p, "err", err)
-		}
-	}()
-	if err := rd.SetOffset(from); err != nil {
-		return fmt.Errorf("rebuild: seeking %s/%d: %w", r.cfg.Topic, p, err)
-	}
-	batch := make([]Doc, 0, r.cfg.BatchSize)
-	var read int64
-	flush := func() error {
-		if err := r.index(ctx, ix, batch); err != nil {
-			return fmt.Errorf("rebuild: indexing %s/%d: %w", r.cfg.Topic, p, err)
-		}
-		batch = batch[:0]
-		r.mu.Lock()
-		r.done += read
-		done, total := r.done, r.total
-		if r.cfg.Progress != nil {
-			r.cfg.Progress(done, total)
-		}
-		r.mu.Unlock()
-		read = 0
-		return nil
-	}
-	for next := from; next < to; {
-		fctx, cancel := context.WithTimeout(ctx, idleCheck)
-		m, err := rd.FetchMessage(fctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("rebuild: reading %s/%d: %w", r.cfg.Topic, p, ctx.Err())
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				if rd.Offset() >= to {
-					break
-				}
-				continue
-			}
-			return fmt.Errorf("rebuild: reading %s/%d: %w", r.cfg.Topic, p, err)
-		}
-		if m.Offset >= to {
-			break
-		}
-		next = m.Offset + 1
-		read++
-		doc, err := r.decode(m)
-		if err != nil {
-			r.mu.Lock()
-			r.skipped++
-			r.mu.Unlock()
-			r.log.Warn("skipping a record the projection dead-letters", "partition", p, "offset", m.Offset, "err", err)
-		} else if doc.Kind != KindNone {
-			batch = append(batch, doc)
-		}
-		if len(batch) >= r.cfg.BatchSize || (read >= int64(r.cfg.BatchSize)) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
-}
-
-func (r *rebuild) decode(m kafka.Message) (Doc, error) {
-	attrs, err := kafkalog.Decode(m)
-	if err != nil {
-		return Doc{}, err
-	}
-	return Projection{}.Decode(consumers.Record{Message: m, Attrs: attrs})
-}
-
-// index calls ix.Index, retrying with backoff while ctx lasts: an index
-// under a rebuild's load may refuse for a while (Elasticsearch's 429).
-func (r *rebuild) index(ctx context.Context, ix Indexer, docs []Doc) error {
-	if len(docs) == 0 {
-		return nil
-	}
-	b := retry.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Attempts: 8, OnRetry: func(err error, wait time.Duration) {
-		r.log.Warn("indexing failed; retrying", "err", err, "backoff", wait)
-	}}
-	return b.Do(ctx, func(ctx context.Context) error { return ix.Index(ctx, docs) })
-}
-
 // ProgressPrinter returns a RebuildConfig.Progress that writes a line to
-// w at most once per interval, and always when done reaches total:
+// w at most once per interval, and always when done reaches total
+// (see progress.Printer):
 //
 //	search rebuild: 120000/1000000 records (12.0%), 35012 records/s, ETA 25s
 //
-// The rate is the average since the first call. It is safe for
-// concurrent use.
+// It is safe for concurrent use.
 func ProgressPrinter(w io.Writer, interval time.Duration) func(done, total int64) {
-	return newProgress(w, interval, time.Now).report
-}
-
-type progress struct {
-	w        io.Writer
-	interval time.Duration
-	now      func() time.Time
-
-	mu           sync.Mutex
-	start, last  time.Time
-	printedFinal bool
-}
-
-func newProgress(w io.Writer, interval time.Duration, now func() time.Time) *progress {
-	return &progress{w: w, interval: interval, now: now}
-}
-
-func (p *progress) report(done, total int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	t := p.now()
-	if p.start.IsZero() {
-		p.start = t
-	}
-	final := done >= total
-	if final && p.printedFinal {
-		return
-	}
-	if !final && !p.last.IsZero() && t.Sub(p.last) < p.interval {
-		return
-	}
-	p.last = t
-	p.printedFinal = final
-	elapsed := t.Sub(p.start).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(done) / elapsed
-	}
-	pct := 100.0
-	if total > 0 {
-		pct = 100 * float64(done) / float64(total)
-	}
-	eta := "unknown"
-	switch {
-	case final:
-		eta = "0s"
-	case rate > 0:
-		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "search rebuild: %d/%d records (%.1f%%), %.0f records/s, ETA %s\n", done, total, pct, rate, eta)
+	return progress.New(w, "search rebuild", interval, nil).Report
 }

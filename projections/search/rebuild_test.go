@@ -1,7 +1,6 @@
 package search_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -152,27 +151,5 @@ func TestRebuildKeepsTheLiveIndexOnFailure(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if strings.TrimSpace(string(cur)) != "gen-000001" || len(entries) != 2 {
 		t.Errorf("CURRENT %q and %d entries; want gen-000001 and the unfinished generation removed", cur, len(entries))
-	}
-}
-
-func TestProgressPrinter(t *testing.T) {
-	t.Parallel()
-	var buf bytes.Buffer
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	report := search.NewProgressForTest(&buf, 5*time.Second, clock)
-	report(0, 1000)
-	now = now.Add(time.Second)
-	report(100, 1000) // within the interval: not printed
-	now = now.Add(9 * time.Second)
-	report(500, 1000)
-	now = now.Add(5 * time.Second)
-	report(1000, 1000)
-	report(1000, 1000) // the final line once
-	want := "search rebuild: 0/1000 records (0.0%), 0 records/s, ETA unknown\n" +
-		"search rebuild: 500/1000 records (50.0%), 50 records/s, ETA 10s\n" +
-		"search rebuild: 1000/1000 records (100.0%), 67 records/s, ETA 0s\n"
-	if buf.String() != want {
-		t.Errorf("printed\n%s\nwant\n%s", buf.String(), want)
 	}
 }

@@ -297,6 +297,16 @@ type Index interface {
 	Close() error
 }
 
+// Lister is implemented by an index that can list what it holds of a
+// conversation, for a verified rebuild (internal/rebuild) to compare two
+// indexes through. Documents returns the conversation's documents, in
+// seq order, as the index keeps them: a message's (KindIndex: Seq,
+// Version, SenderID, Body as Text() made it, Files, SentAt) or a
+// tombstone's (KindDelete: Seq, Version). Safe for concurrent use.
+type Lister interface {
+	Documents(ctx context.Context, conversationID string) ([]Doc, error)
+}
+
 // Rebuildable is an index that can be rebuilt beside itself while it
 // keeps serving (see Rebuild).
 type Rebuildable interface {

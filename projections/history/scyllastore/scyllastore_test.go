@@ -15,6 +15,8 @@ import (
 
 	"github.com/gocql/gocql"
 
+	"github.com/parley-chat/parley/internal/contentkeys"
+	"github.com/parley-chat/parley/internal/contentkeys/keystoretest"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/history/scyllastore"
@@ -68,6 +70,16 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestKeyStore runs the key store conformance suite of crypto-shredding
+// against the same adapter on the stand-in.
+func TestKeyStore(t *testing.T) {
+	t.Parallel()
+	srv := cqlfake.Start(t)
+	keystoretest.Run(t, func(t *testing.T) contentkeys.Store {
+		return open(t, fakeConfig(srv))
+	})
+}
+
 // TestStoreScylla runs the conformance suite against a real ScyllaDB (or
 // Cassandra) cluster when PARLEY_SCYLLA_HOSTS names its contact points
 // (comma-separated host or host:port). Every store gets a keyspace of its
@@ -84,6 +96,13 @@ func TestStoreScylla(t *testing.T) {
 		Timeout:     10 * time.Second,
 	}
 	historytest.Run(t, func(t *testing.T) history.Store {
+		cfg := cfg
+		cfg.Keyspace = newKeyspace()
+		s := open(t, cfg)
+		t.Cleanup(func() { dropKeyspace(t, cfg) })
+		return s
+	})
+	keystoretest.Run(t, func(t *testing.T) contentkeys.Store {
 		cfg := cfg
 		cfg.Keyspace = newKeyspace()
 		s := open(t, cfg)

@@ -12,6 +12,10 @@ import (
 // prepares each statement once per node and routes it by its partition
 // key. The tables are described in schemas/cql/0001_history.cql.
 const (
+	// The key store of crypto-shredding (schemas/cql/0004_content_keys.cql).
+	tmplClaimKey      = `INSERT INTO {{keyspace}}.content_keys (user_id, wrapped) VALUES (?, ?) IF NOT EXISTS`
+	tmplSelectKey     = `SELECT wrapped FROM {{keyspace}}.content_keys WHERE user_id = ?`
+	tmplDeleteKey     = `DELETE FROM {{keyspace}}.content_keys WHERE user_id = ?`
 	tmplInsertMessage = `INSERT INTO {{keyspace}}.messages
 		(conversation_id, bucket, seq, event_id, type, time_ns, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`
@@ -120,6 +124,7 @@ const (
 
 // statements are the templates rendered for one keyspace.
 type statements struct {
+	claimKey, selectKey, deleteKey                        string
 	insertMessage, insertCounted, setState, setData       string
 	selectMessage, selectCount                            string
 	insertCreation, setLastSeq, setLastActivity           string
@@ -144,6 +149,9 @@ func renderStatements(keyspace string) (statements, error) {
 		return s
 	}
 	st := statements{
+		claimKey:         r(tmplClaimKey),
+		selectKey:        r(tmplSelectKey),
+		deleteKey:        r(tmplDeleteKey),
 		insertMessage:    r(tmplInsertMessage),
 		insertCounted:    r(tmplInsertCounted),
 		setState:         r(tmplSetState),

@@ -561,6 +561,68 @@ func (g *generation) stored(ctx context.Context, ids []string) (map[string]searc
 	return out, nil
 }
 
+// listPage is how many documents documents reads per request.
+const listPage = 1000
+
+// documents returns every document of conversation, tombstones included,
+// in seq order (search.Lister).
+func (g *generation) documents(ctx context.Context, conversation string) ([]search.Doc, error) {
+	q := query.NewTermQuery(conversation)
+	q.SetField(fieldConversation)
+	var out []search.Doc
+	for from := 0; ; from += listPage {
+		req := bleve.NewSearchRequestOptions(q, listPage, from, false)
+		req.Fields = []string{fieldSeq, fieldVersion, fieldSender, fieldBody, fieldSent, fieldFiles}
+		req.SortBy([]string{fieldSeq})
+		res, err := g.idx.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("listing the documents of %s: %w", conversation, err)
+		}
+		for _, h := range res.Hits {
+			seq, _ := h.Fields[fieldSeq].(float64)
+			version, _ := h.Fields[fieldVersion].(float64)
+			d := search.Doc{Kind: search.KindDelete, ConversationID: conversation, Seq: uint64(seq), Version: uint64(version)}
+			if sent, ok := h.Fields[fieldSent].(string); ok {
+				d.Kind = search.KindIndex
+				d.SenderID, _ = h.Fields[fieldSender].(string)
+				d.Body, _ = h.Fields[fieldBody].(string)
+				if d.SentAt, err = time.Parse(time.RFC3339Nano, sent); err != nil {
+					return nil, fmt.Errorf("listing the documents of %s: %s: %w", conversation, h.ID, err)
+				}
+			}
+			if files, ok := h.Fields[fieldFiles].(string); ok {
+				if err := json.Unmarshal([]byte(files), &d.Files); err != nil {
+					return nil, fmt.Errorf("listing the documents of %s: the files of %s: %w", conversation, h.ID, err)
+				}
+			}
+			out = append(out, d)
+		}
+		if len(res.Hits) < listPage {
+			return out, nil
+		}
+	}
+}
+
+// Documents implements search.Lister on the live index.
+func (s *Store) Documents(ctx context.Context, conversation string) ([]search.Doc, error) {
+	g, release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return g.documents(ctx, conversation)
+}
+
+// Documents implements search.Lister on the generation.
+func (g *Generation) Documents(ctx context.Context, conversation string) ([]search.Doc, error) {
+	return g.g.documents(ctx, conversation)
+}
+
+var (
+	_ search.Lister = (*Store)(nil)
+	_ search.Lister = (*Generation)(nil)
+)
+
 // search answers q: it builds the Bleve query of q's text and filters,
 // runs it in q's order from q's cursor, and turns the hits into a page.
 func (g *generation) search(ctx context.Context, q search.Query) (search.Result, error) {

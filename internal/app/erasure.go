@@ -1,0 +1,53 @@
+// Erasing users: the data key destroyed, then the erasure recorded on
+// chat.audit.
+
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/parley-chat/parley/internal/contentkeys"
+	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// eraser is the gateway's Eraser: it destroys the user's data key, then
+// appends chat.user.erased.v1 to chat.audit, keyed by the user's
+// reference.
+type eraser struct {
+	keys *contentkeys.Keyring
+	w    *kafka.Writer
+	now  func() time.Time
+}
+
+func (e eraser) Erase(ctx context.Context, user, by string) (time.Time, error) {
+	if err := e.keys.Erase(ctx, user); err != nil {
+		return time.Time{}, err
+	}
+	at := e.now().UTC()
+	ref := schemas.ErasureRef(user)
+	value, err := json.Marshal(schemas.UserErasedV1{SubjectRef: ref, ErasedBy: by, ErasedAt: at})
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := e.w.WriteMessages(ctx, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), value)); err != nil {
+		return time.Time{}, fmt.Errorf("recording the erasure: %w", err)
+	}
+	return at, nil
+}
+
+// erasure returns the gateway's Eraser, or nil when content is not
+// sealed.
+func (s *System) erasure() *eraser {
+	if s.keys == nil {
+		return nil
+	}
+	w := kafkalog.NewWriter(s.brokers, s.names.Topic(schemas.TopicAudit), kafkalog.FlushAtOnce())
+	s.onClose(w.Close)
+	return &eraser{keys: s.keys, w: w, now: time.Now}
+}
