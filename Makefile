@@ -6,7 +6,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       ?= ./parley
 
-.PHONY: run test test-short build vet lint bench fuzz fuzz-targets test-compose screenshots web-vendor clean
+.PHONY: run test test-short build vet lint bench fuzz fuzz-targets test-compose screenshots web-vendor node-deps clean
 
 ## run: builds ./parley, then runs every role in one process on the embedded
 ## default (Kafka, history store, search index): HTTP and WebSocket on
@@ -15,8 +15,9 @@ BIN       ?= ./parley
 run: build
 	exec $(BIN) run -data-dir $(DATA_DIR)
 
-## test: vet and the race-enabled test suite (what CI runs).
-test: vet
+## test: vet and the race-enabled test suite (what CI runs), after the
+## Node packages the end-to-end encryption tests need.
+test: vet node-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## test-short: the quick development loop: `go test -short` over the
@@ -37,6 +38,16 @@ test-short:
 build:
 	@echo "building $(BIN): the first build on a fresh machine compiles every dependency and takes a minute or two"
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+## node-deps: the Node packages of the MLS test client and of the web
+## client's vendored MLS library (ts-mls and its peers), exactly as their
+## package-lock.json locks them; npm ci runs again only when a lock file
+## changes. Needs Node 20 or later and npm.
+NODE_DIRS := internal/systemtest/mlsclient web/mlsvendor
+node-deps: $(NODE_DIRS:%=%/node_modules/.package-lock.json)
+
+%/node_modules/.package-lock.json: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund
 
 ## web-vendor: the web client's MLS library (ts-mls and what it imports,
 ## as locked in web/mlsvendor/package-lock.json) copied as browser ES
