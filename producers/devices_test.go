@@ -8,6 +8,7 @@ import (
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/schemas/schemacheck"
 )
 
 // TestDeviceWriter: each change is one CloudEvents record of
@@ -32,11 +33,18 @@ func TestDeviceWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	check, err := schemacheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	for _, m := range readAll(t, k.Brokers, k.Names.Topic(schemas.TopicDevices), partitions) {
 		a, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if err := check.Validate(a.Type, m.Value); err != nil {
+			t.Errorf("%s: %v", a.Type, err)
 		}
 		v, err := schemas.Decode(a.Type, m.Value)
 		if err != nil {

@@ -269,6 +269,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
 		"GET /v1/users/{user}/key-packages": {req: func(string, int, int) (string, any) { return "/v1/users/ann/key-packages", nil },
 			member: ok(200), outsider: ok(200), blocked: ok(200)},
+		// Erasing a user is for administrators only (PARLEY_ADMIN_USERS,
+		// none here): everyone is refused, and nobody is erased.
+		"POST /v1/users/{id}/erase": {req: func(string, int, int) (string, any) { return "/v1/users/mem/erase", nil },
+			member: want{403, "forbidden"}, outsider: want{403, "forbidden"}, blocked: want{403, "forbidden"}},
 		"GET /healthz":     {public: true, req: func(string, int, int) (string, any) { return "/healthz", nil }},
 		"GET /readyz":      {public: true, req: func(string, int, int) (string, any) { return "/readyz", nil }},
 		"GET /metrics":     {public: true, req: func(string, int, int) (string, any) { return "/metrics", nil }},

@@ -609,6 +609,12 @@ func TestChat(t *testing.T) {
 			schemas.TypeSendMessageV3: true, schemas.TypeMessageSentV3: true,
 			schemas.TypeAddThumbnail: true, schemas.TypeThumbnailAdded: true,
 			schemas.TypeUserErased: true,
+			// End-to-end encrypted conversations need MLS clients:
+			// TestMLSClients makes and validates them, and
+			// producers' TestDeviceWriter a device's removal.
+			schemas.TypeCreateConversationV2: true, schemas.TypeConversationCreatedV2: true,
+			schemas.TypeMLSCommit: true, schemas.TypeMLSCommitted: true, schemas.TypeMLSPropose: true, schemas.TypeMLSProposed: true,
+			schemas.TypeMLSSend: true, schemas.TypeMLSMessageSent: true, schemas.TypeDeviceAdded: true, schemas.TypeDeviceRemoved: true,
 		}
 		v, err := schemacheck.New()
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
+	"github.com/parley-chat/parley/schemas/schemacheck"
 )
 
 // mlsClientDir holds the Node test client (package.json and its lock);
@@ -105,6 +106,34 @@ func TestMLSClients(t *testing.T) {
 	// 1 after bob left.
 	if mlsMessages != 11 {
 		t.Errorf("%d chat.mls.message.sent.v1 events in chat.events, want 11", mlsMessages)
+	}
+
+	// Every record of the MLS types the clients made is valid against its
+	// JSON Schema, and each type was made (TestChat leaves them to this
+	// test).
+	check, err := schemacheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := map[string]int{}
+	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicDevices} {
+		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
+			a, err := kafkalog.Decode(m)
+			if err != nil {
+				t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
+			}
+			if err := check.Validate(a.Type, m.Value); err != nil {
+				t.Errorf("%s offset %d: %s: %v", topic, m.Offset, a.Type, err)
+			}
+			made[a.Type]++
+		}
+	}
+	for _, typ := range []string{schemas.TypeCreateConversationV2, schemas.TypeConversationCreatedV2, schemas.TypeMLSCommit,
+		schemas.TypeMLSCommitted, schemas.TypeMLSPropose, schemas.TypeMLSProposed, schemas.TypeMLSSend, schemas.TypeMLSMessageSent,
+		schemas.TypeDeviceAdded} {
+		if made[typ] == 0 {
+			t.Errorf("the clients made no %s record", typ)
+		}
 	}
 
 	// Every device's first publication is a chat.devices record: two per
