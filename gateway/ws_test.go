@@ -20,19 +20,34 @@ import (
 	"github.com/parley-chat/parley/projections/history"
 )
 
-// idleSession is a session that delivers nothing until closed.
+// idleSession is a session that delivers no event until closed; the
+// frames signalled to it (acks, presence) it writes to its sink at once.
 type idleSession struct {
 	once sync.Once
 	done chan struct{}
+
+	mu   sync.Mutex
+	ctx  context.Context
+	sink delivery.Sink
 }
 
-func (s *idleSession) Start(context.Context, delivery.Sink, func(error)) {}
-func (s *idleSession) Wait()                                             {}
-func (s *idleSession) Done() <-chan struct{}                             { return s.done }
-func (s *idleSession) Err() error                                        { return nil }
-func (s *idleSession) Close()                                            { s.once.Do(func() { close(s.done) }) }
-func (s *idleSession) Resume(string, map[string]uint64)                  {}
-func (s *idleSession) Signal([]byte)                                     {}
+func (s *idleSession) Start(ctx context.Context, sink delivery.Sink, _ func(error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ctx, s.sink = ctx, sink
+}
+func (s *idleSession) Wait()                            {}
+func (s *idleSession) Done() <-chan struct{}            { return s.done }
+func (s *idleSession) Err() error                       { return nil }
+func (s *idleSession) Close()                           { s.once.Do(func() { close(s.done) }) }
+func (s *idleSession) Resume(string, map[string]uint64) {}
+func (s *idleSession) Signal(frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink != nil {
+		_ = s.sink.Write(s.ctx, frame)
+	}
+}
 
 // emptyHub knows no conversation; sessions deliver nothing.
 type emptyHub struct{}
