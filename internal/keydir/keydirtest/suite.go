@@ -409,7 +409,7 @@ func testConcurrentDevices(t *testing.T, a Adapter) {
 		d := ds[i%len(ds)]
 		dev := fmt.Sprint("dev", i)
 		wg.Go(func() {
-			_, ch, err := d.Publish(ctx, "frank", dev, []keydir.Package{pkg(dev, later)}, nil)
+			_, ch, err := d.Publish(ctx, "frank", dev, []keydir.Package{pkg(dev, later)}, ptr(pkg(dev+"-last", later)))
 			if err != nil || !ch.Added {
 				t.Errorf("publish %s: %+v %v", dev, ch, err)
 				return
@@ -445,14 +445,22 @@ func testConcurrentDevices(t *testing.T, a Adapter) {
 			t.Errorf("%q not recorded: %v", want, got)
 		}
 	}
-	for _, d := range ds {
+	// Every instance reads the same list, and claims from it: the first
+	// claim gets every device's one-time package, the next their last
+	// resorts.
+	for i, d := range []Directory{ds[0], ds[len(ds)-1]} {
 		l, err := d.Devices(ctx, "frank")
 		if err != nil || l.Version != n || len(l.Devices) != n {
 			t.Errorf("devices: version %d, %d devices, %v", l.Version, len(l.Devices), err)
 		}
 		v, claimed, err := d.Claim(ctx, "frank")
-		if err != nil || v != n || len(claimed) == 0 {
-			t.Errorf("claim: version %d, %d packages, %v", v, len(claimed), err)
+		if err != nil || v != n || len(claimed) != n {
+			t.Fatalf("claim %d: version %d, %d packages, %v", i, v, len(claimed), err)
+		}
+		for _, c := range claimed {
+			if c.LastResort != (i == 1) || string(c.Data) != c.Device+map[bool]string{true: "-last"}[i == 1] {
+				t.Errorf("claim %d: %s from %s, last resort %v", i, c.Data, c.Device, c.LastResort)
+			}
 		}
 	}
 }
