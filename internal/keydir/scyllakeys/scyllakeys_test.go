@@ -119,3 +119,51 @@ func dropKeyspace(t *testing.T, cfg scyllastore.Config) {
 		t.Errorf("dropping keyspace %s: %v", cfg.Keyspace, err)
 	}
 }
+
+type recorded struct{ got []string }
+
+func (r *recorded) Append(_ context.Context, user, device string, version uint64, added bool) error {
+	r.got = append(r.got, fmt.Sprint(user, "/", device, " v", version, " added=", added))
+	return nil
+}
+
+// TestAbandonedProposalIsAbortedAndItsVersionRetaken: a proposal whose
+// node died before deciding it (a row without outcome) holds the next
+// change back for AbandonAfter only; then it is aborted, and the change
+// takes the same version, so versions have no gap, and the list does not
+// have the abandoned device.
+func TestAbandonedProposalIsAbortedAndItsVersionRetaken(t *testing.T) {
+	t.Parallel()
+	srv := cqlfake.Start(t)
+	cfg := scyllastore.Config{Hosts: []string{srv.Host()}, Port: srv.Port(), Keyspace: newKeyspace(), Timeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sess, err := scyllastore.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.Query(`INSERT INTO key_device_versions (user_id, version, attempt, kind, devices, device_id, added)
+		VALUES (?, 1, 0, 0, ?, 'ghost', true) IF NOT EXISTS`, "gina", []byte(`{"version":1,"devices":[{"device_id":"ghost"}]}`)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorded{}
+	d := scyllakeys.New(sess, scyllakeys.WithRecorder(rec), scyllakeys.WithAbandonAfter(50*time.Millisecond))
+	if l, err := d.Devices(ctx, "gina"); err != nil || l.Version != 0 || len(l.Devices) != 0 {
+		t.Fatalf("an undecided proposal is visible: %+v %v", l, err)
+	}
+	_, ch, err := d.Publish(ctx, "gina", "phone", nil, nil)
+	if err != nil || !ch.Added || ch.List.Version != 1 || len(ch.List.Devices) != 1 || ch.List.Devices[0].ID != "phone" {
+		t.Fatalf("publish after the abandoned proposal: %+v %v", ch, err)
+	}
+	if fmt.Sprint(rec.got) != "[gina/phone v1 added=true]" {
+		t.Errorf("recorded %v", rec.got)
+	}
+	if l, err := d.Devices(ctx, "gina"); err != nil || l.Version != 1 || len(l.Devices) != 1 || l.Devices[0].ID != "phone" {
+		t.Errorf("devices: %+v %v", l, err)
+	}
+	var committed bool
+	if err := sess.Query(`SELECT committed FROM key_device_versions WHERE user_id = ? AND version = 1 AND attempt = 0 AND kind = 1`, "gina").Scan(&committed); err != nil || committed {
+		t.Errorf("the abandoned proposal's outcome: committed %v, %v", committed, err)
+	}
+}
