@@ -40,6 +40,19 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wai
 		h.set(s)
 		return h, nil
 	}
+	sc, err := scyllaConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	h.connect(ctx, wg, log.With("hosts", cfg.ScyllaHosts, "keyspace", cfg.ScyllaKeyspace), func(ctx context.Context) (history.Store, error) {
+		return scyllastore.Open(ctx, sc)
+	})
+	return h, nil
+}
+
+// scyllaConfig is the ScyllaDB configuration of the PARLEY_SCYLLA_*
+// settings, shared by the history store and the key directory.
+func scyllaConfig(cfg Config, log *slog.Logger) (scyllastore.Config, error) {
 	sc := scyllastore.Config{
 		Hosts: cfg.ScyllaHosts, Keyspace: cfg.ScyllaKeyspace, Consistency: cfg.ScyllaConsistency,
 		LocalDC: cfg.ScyllaLocalDC, Logger: log,
@@ -47,17 +60,14 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wai
 	if cfg.ScyllaReplication != "" {
 		r, err := parseReplication(cfg.ScyllaReplication)
 		if err != nil {
-			return nil, err
+			return sc, err
 		}
 		sc.Replication = r
 	}
 	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("scylla config: %w", err)
+		return sc, fmt.Errorf("scylla config: %w", err)
 	}
-	h.connect(ctx, wg, log.With("hosts", cfg.ScyllaHosts, "keyspace", cfg.ScyllaKeyspace), func(ctx context.Context) (history.Store, error) {
-		return scyllastore.Open(ctx, sc)
-	})
-	return h, nil
+	return sc, nil
 }
 
 // Ready is the /readyz check: connected, and answering when it can say.
