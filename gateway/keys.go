@@ -16,7 +16,8 @@ import (
 	"github.com/parley-chat/parley/schemas"
 )
 
-// KeyDirectory holds devices and their KeyPackages (a *keydir.Directory).
+// KeyDirectory holds devices and their KeyPackages (a *keydir.Directory,
+// or a *scyllakeys.Directory shared by every gateway node).
 // Claim must be atomic: two concurrent claims never get the same
 // one-time KeyPackage.
 type KeyDirectory interface {

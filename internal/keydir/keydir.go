@@ -12,8 +12,10 @@
 // a lost directory costs each device a top-up (devices re-publish when
 // Status reports them low), never a message. Every change of a device list is
 // recorded in the log (chat.devices, through a Recorder) before the
-// directory commits it. Several gateway nodes must share one directory
-// (see README "Guarantees and decisions").
+// directory commits it. A Pebble directory is one node's: several
+// gateway nodes share the ScyllaDB adapter (keydir/scyllakeys) instead,
+// and both adapters pass the conformance suite keydir/keydirtest (see
+// README "Guarantees and decisions").
 //
 // A Directory is safe for concurrent use.
 package keydir
