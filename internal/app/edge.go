@@ -53,7 +53,7 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 		return err
 	}
 	s.onClose(keys.Close)
-	ready["keys"] = func(context.Context) error { _, err := keys.get(); return err }
+	ready["keys"] = keys.Ready
 	gcfg := gateway.Config{
 		Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: s.log,
 		Receipts: rw, Keys: keys, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,

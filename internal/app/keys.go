@@ -57,6 +57,18 @@ func openKeys(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGr
 	return k, nil
 }
 
+// Ready is the /readyz check: connected, and answering when it can say.
+func (k *keyDirectory) Ready(ctx context.Context) error {
+	d, err := k.get()
+	if err != nil {
+		return err
+	}
+	if p, ok := d.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 func (k *keyDirectory) Publish(ctx context.Context, user, device string, pkgs []keydir.Package, lastResort *keydir.Package) (keydir.Status, keydir.DeviceChange, error) {
 	d, err := k.get()
 	if err != nil {

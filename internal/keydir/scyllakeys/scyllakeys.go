@@ -82,18 +82,19 @@ const (
 		WHERE user_id = ? AND device_id = ?`
 	insertPackage = `INSERT INTO key_packages (user_id, device_id, ref, data, not_after)
 		VALUES (?, ?, ?, ?, ?)`
-	deletePackage  = `DELETE FROM key_packages WHERE user_id = ? AND device_id = ? AND ref = ?`
-	deletePackages = `DELETE FROM key_packages WHERE user_id = ? AND device_id = ?`
-	selectClaims   = `SELECT ref FROM key_package_claims WHERE user_id = ? AND device_id = ?`
-	insertClaim    = `INSERT INTO key_package_claims (user_id, device_id, ref, claimed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS`
-	selectLast     = `SELECT data, not_after FROM key_last_resort WHERE user_id = ? AND device_id = ?`
-	upsertLast     = `INSERT INTO key_last_resort (user_id, device_id, data, not_after) VALUES (?, ?, ?, ?)`
-	deleteLast     = `DELETE FROM key_last_resort WHERE user_id = ? AND device_id = ?`
-	maxBatchBytes  = 64 << 10
-	pollFirst      = 5 * time.Millisecond
-	pollMost       = 200 * time.Millisecond
-	outcomeKind    = 1
-	proposalKind   = 0
+	deletePackage    = `DELETE FROM key_packages WHERE user_id = ? AND device_id = ? AND ref = ?`
+	deletePackages   = `DELETE FROM key_packages WHERE user_id = ? AND device_id = ?`
+	selectClaims     = `SELECT ref FROM key_package_claims WHERE user_id = ? AND device_id = ?`
+	insertClaim      = `INSERT INTO key_package_claims (user_id, device_id, ref, claimed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS`
+	selectLast       = `SELECT data, not_after FROM key_last_resort WHERE user_id = ? AND device_id = ?`
+	upsertLast       = `INSERT INTO key_last_resort (user_id, device_id, data, not_after) VALUES (?, ?, ?, ?)`
+	deleteLast       = `DELETE FROM key_last_resort WHERE user_id = ? AND device_id = ?`
+	maxBatchBytes    = 64 << 10
+	pollFirst        = 5 * time.Millisecond
+	pollMost         = 200 * time.Millisecond
+	outcomeKind      = 1
+	versionsPageSize = 16
+	proposalKind     = 0
 )
 
 // Directory is the key directory on ScyllaDB.
@@ -175,7 +176,9 @@ type DeviceList = keydir.DeviceList
 // read reads the current list of user and the state of its newest
 // proposal.
 func (d *Directory) read(ctx context.Context, user string) (version, error) {
-	it := d.sess.Query(selectVersions, user).WithContext(ctx).Idempotent(true).Iter()
+	// Small pages: the current list is almost always in the first rows
+	// (newest first), and a user's history of changes can be long.
+	it := d.sess.Query(selectVersions, user).WithContext(ctx).Idempotent(true).PageSize(versionsPageSize).Iter()
 	var (
 		ver, attempt int64
 		kind         int
