@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,5 +166,76 @@ func TestAbandonedProposalIsAbortedAndItsVersionRetaken(t *testing.T) {
 	var committed bool
 	if err := sess.Query(`SELECT committed FROM key_device_versions WHERE user_id = ? AND version = 1 AND attempt = 0 AND kind = 1`, "gina").Scan(&committed); err != nil || committed {
 		t.Errorf("the abandoned proposal's outcome: committed %v, %v", committed, err)
+	}
+}
+
+// blockingRecorder records, and holds the first Append until release
+// is closed, telling started when it begins.
+type blockingRecorder struct {
+	mu       sync.Mutex
+	got      []string
+	started  chan struct{}
+	release  chan struct{}
+	blocked  atomic.Bool
+}
+
+func (r *blockingRecorder) Append(_ context.Context, user, device string, version uint64, added bool) error {
+	r.mu.Lock()
+	r.got = append(r.got, fmt.Sprint(user, "/", device, " v", version, " added=", added))
+	r.mu.Unlock()
+	if r.blocked.CompareAndSwap(false, true) {
+		close(r.started)
+		<-r.release
+	}
+	return nil
+}
+
+// TestAChangeAbortedWhileRecordingIsNotMade: a node whose recording of a
+// device change outlasts another node's AbandonAfter loses the change:
+// the other node aborts it and takes the version, and the slow node's
+// commit finds the change aborted and fails, leaving the list as the
+// other node made it.
+func TestAChangeAbortedWhileRecordingIsNotMade(t *testing.T) {
+	t.Parallel()
+	srv := cqlfake.Start(t)
+	cfg := scyllastore.Config{Hosts: []string{srv.Host()}, Port: srv.Port(), Keyspace: newKeyspace(), Timeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec := &blockingRecorder{started: make(chan struct{}), release: make(chan struct{})}
+	slow, err := scyllakeys.Open(ctx, cfg, scyllakeys.WithRecorder(rec), scyllakeys.WithAbandonAfter(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fast, err := scyllakeys.Open(ctx, cfg, scyllakeys.WithRecorder(rec), scyllakeys.WithAbandonAfter(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	slowErr := make(chan error, 1)
+	go func() {
+		_, _, err := slow.Publish(ctx, "hana", "phone", nil, nil)
+		slowErr <- err
+	}()
+	<-rec.started // the slow node owns version 1 and is recording it
+	_, ch, err := fast.Publish(ctx, "hana", "laptop", nil, nil)
+	if err != nil || !ch.Added || ch.List.Version != 1 || len(ch.List.Devices) != 1 || ch.List.Devices[0].ID != "laptop" {
+		t.Fatalf("the fast node's change: %+v %v", ch, err)
+	}
+	close(rec.release)
+	if err := <-slowErr; err == nil || !strings.Contains(err.Error(), "aborted") {
+		t.Errorf("the slow node's change: %v, want it aborted", err)
+	}
+	for _, d := range []*scyllakeys.Directory{slow, fast} {
+		if l, err := d.Devices(ctx, "hana"); err != nil || l.Version != 1 || len(l.Devices) != 1 || l.Devices[0].ID != "laptop" {
+			t.Errorf("devices: %+v %v", l, err)
+		}
+	}
+	// Both were recorded as version 1: readers keep the last event of a
+	// version (see the package doc).
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if fmt.Sprint(rec.got) != "[hana/phone v1 added=true hana/laptop v1 added=true]" {
+		t.Errorf("recorded %v", rec.got)
 	}
 }
