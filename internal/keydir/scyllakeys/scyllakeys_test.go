@@ -172,11 +172,11 @@ func TestAbandonedProposalIsAbortedAndItsVersionRetaken(t *testing.T) {
 // blockingRecorder records, and holds the first Append until release
 // is closed, telling started when it begins.
 type blockingRecorder struct {
-	mu       sync.Mutex
-	got      []string
-	started  chan struct{}
-	release  chan struct{}
-	blocked  atomic.Bool
+	mu      sync.Mutex
+	got     []string
+	started chan struct{}
+	release chan struct{}
+	blocked atomic.Bool
 }
 
 func (r *blockingRecorder) Append(_ context.Context, user, device string, version uint64, added bool) error {
