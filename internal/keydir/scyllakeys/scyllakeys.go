@@ -41,9 +41,10 @@
 // size of one publication. A change aborted after its event was recorded
 // (the log was slow past AbandonAfter/2, or the node died in between)
 // leaves an event in chat.devices that the directory does not have, and
-// the next change records the same version again: consumers keep the
-// last event of a version. With Pebble a node dying between recording and
-// committing does the same.
+// the next change records the same version again, with other devices: a
+// version may appear in the log more than once, and the directory's list
+// is the one that counts (schemas/asyncapi.yaml says so). With Pebble a
+// node dying between recording and committing leaves such an event too.
 //
 // A Directory is safe for concurrent use.
 package scyllakeys
