@@ -34,11 +34,11 @@ func diffEncryption(got, want history.Conversation) string {
 	return strings.Join(d, "; ")
 }
 
-// encryptedEvents is the life of an encrypted group: created with
+// EncryptedGroup is the life of an encrypted group ("enc"): created with
 // Alice's phone (epoch 0); a commit adds Bob's laptop and Alice's tablet
 // (epoch 1); Bob sends, then proposes to leave; a commit removes him
 // (epoch 2), which ends his leaving.
-func encryptedEvents() []history.Event {
+func EncryptedGroup() []history.Event {
 	at := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 	const conv = "enc"
 	phone := schemas.DeviceRef{UserID: "alice", DeviceID: "phone"}
@@ -76,7 +76,7 @@ func encryptedEvents() []history.Event {
 // leaving members after every batch, whatever the batches, and a replay
 // changes none of it.
 func testEncryption(t *testing.T, s *suite) {
-	events := encryptedEvents()
+	events := EncryptedGroup()
 	phone := schemas.DeviceRef{UserID: "alice", DeviceID: "phone"}
 	tablet := schemas.DeviceRef{UserID: "alice", DeviceID: "tablet"}
 	laptop := schemas.DeviceRef{UserID: "bob", DeviceID: "laptop"}
