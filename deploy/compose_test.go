@@ -1134,29 +1134,28 @@ func TestFileStore(t *testing.T) {
 	}
 }
 
-// TestHAProxySendsTheKeyDirectoryToOneGateway: the key directory's
-// routes (devices and KeyPackages) go to one gateway, the other a
-// backup, since each gateway has a directory of its own.
-func TestHAProxySendsTheKeyDirectoryToOneGateway(t *testing.T) {
+// TestEveryGatewayServesTheKeyDirectory: the key directory's routes
+// (devices and KeyPackages) are balanced over every gateway like any
+// other, which is right only because every gateway shares the directory
+// in ScyllaDB: no backend or use_backend sets them apart, and every
+// gateway service has PARLEY_SCYLLA_HOSTS.
+func TestEveryGatewayServesTheKeyDirectory(t *testing.T) {
 	conf := readConfig(t, filepath.Join(repoRoot(t), "deploy", "haproxy.cfg"))
-	for _, re := range []string{
-		`(?m)^\s*acl\s+keydir\s+path_beg\s+/v1/devices/\s+/v1/users/\s*$`,
-		`(?m)^\s*use_backend\s+keydir\s+if\s+keydir\s*$`,
-		`(?m)^backend\s+keydir\s*$`,
-	} {
-		if !regexp.MustCompile(re).MatchString(conf) {
-			t.Errorf("haproxy.cfg lacks %s", re)
-		}
+	if m := regexp.MustCompile(`(?m)^\s*(use_backend\b.*|backend\s+\S+)$`).FindAllString(conf, -1); len(m) != 1 || !regexp.MustCompile(`^backend\s+gateways$`).MatchString(strings.TrimSpace(m[0])) {
+		t.Errorf("haproxy.cfg: %q; want one backend, gateways, and no use_backend: every gateway serves every route", m)
 	}
-	keydir := conf[strings.Index(conf, "\nbackend keydir"):]
-	servers := regexp.MustCompile(`(?m)^\s*server\s+\S+\s+\S+(.*)$`).FindAllStringSubmatch(keydir, -1)
-	primaries := 0
-	for _, m := range servers {
-		if !strings.Contains(m[1], "backup") {
-			primaries++
-		}
+	if regexp.MustCompile(`/v1/devices/|/v1/users/`).MatchString(conf) {
+		t.Error("haproxy.cfg routes the key directory's paths apart")
 	}
-	if len(servers) < 2 || primaries != 1 {
-		t.Errorf("backend keydir: %d servers, %d not a backup; want one primary and the others backups", len(servers), primaries)
+	for _, st := range stacks() {
+		p := loadStack(t, st)
+		for name, roles := range st.roles {
+			if !slices.Contains(roles, "gateway") {
+				continue
+			}
+			if v, _ := env(service(t, p, name), "PARLEY_SCYLLA_HOSTS"); v == "" {
+				t.Errorf("%s: %s has no PARLEY_SCYLLA_HOSTS: its key directory would be its own", st.name, name)
+			}
+		}
 	}
 }

@@ -16,14 +16,15 @@ import (
 	"github.com/parley-chat/parley/schemas"
 )
 
-// KeyDirectory holds devices and their KeyPackages (a *keydir.Directory).
+// KeyDirectory holds devices and their KeyPackages (a *keydir.Directory,
+// or a *scyllakeys.Directory shared by every gateway node).
 // Claim must be atomic: two concurrent claims never get the same
 // one-time KeyPackage.
 type KeyDirectory interface {
 	Publish(ctx context.Context, user, device string, pkgs []keydir.Package, lastResort *keydir.Package) (keydir.Status, keydir.DeviceChange, error)
-	Status(user, device string) (keydir.Status, error)
-	Claim(user string) (version uint64, claimed []keydir.Claimed, err error)
-	Devices(user string) (keydir.DeviceList, error)
+	Status(ctx context.Context, user, device string) (keydir.Status, error)
+	Claim(ctx context.Context, user string) (version uint64, claimed []keydir.Claimed, err error)
+	Devices(ctx context.Context, user string) (keydir.DeviceList, error)
 	RemoveDevice(ctx context.Context, user, device string) (keydir.DeviceChange, error)
 }
 
@@ -143,7 +144,7 @@ func (s *Server) publishKeyPackages(w http.ResponseWriter, r *http.Request) {
 	}
 	version := change.List.Version
 	if !change.Added {
-		l, err := keys.Devices(me)
+		l, err := keys.Devices(r.Context(), me)
 		if err != nil {
 			s.keyError(w, err)
 			return
@@ -163,12 +164,12 @@ func (s *Server) keyPackageStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	me := identity(r.Context()).UserID
-	st, err := keys.Status(me, device)
+	st, err := keys.Status(r.Context(), me, device)
 	if err != nil {
 		s.keyError(w, err)
 		return
 	}
-	l, err := keys.Devices(me)
+	l, err := keys.Devices(r.Context(), me)
 	if err != nil {
 		s.keyError(w, err)
 		return
@@ -212,7 +213,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	l, err := keys.Devices(user)
+	l, err := keys.Devices(r.Context(), user)
 	if err != nil {
 		s.keyError(w, err)
 		return
@@ -232,7 +233,7 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	version, claimed, err := keys.Claim(user)
+	version, claimed, err := keys.Claim(r.Context(), user)
 	if err != nil {
 		s.keyError(w, err)
 		return

@@ -193,7 +193,7 @@ func Settings() []Setting {
 		{"http-addr", "PARLEY_HTTP_ADDR", "127.0.0.1:8080", "HTTP and WebSocket listen address (every role serves /healthz, /readyz, /metrics here); with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.HTTPAddr })},
 		{"kafka-brokers", "PARLEY_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded broker", list(func(c *Config) *[]string { return &c.KafkaBrokers })},
 		{"topic-prefix", "PARLEY_TOPIC_PREFIX", "", "prefix of every Kafka topic name and consumer group id, so that several deployments share a cluster", str(func(c *Config) *string { return &c.TopicPrefix })},
-		{"scylla-hosts", "PARLEY_SCYLLA_HOSTS", "", "comma-separated ScyllaDB contact points (host or host:port); empty uses the embedded Pebble store", list(func(c *Config) *[]string { return &c.ScyllaHosts })},
+		{"scylla-hosts", "PARLEY_SCYLLA_HOSTS", "", "comma-separated ScyllaDB contact points (host or host:port) of the history store and the gateways' shared key directory; empty uses the embedded Pebble stores", list(func(c *Config) *[]string { return &c.ScyllaHosts })},
 		{"scylla-keyspace", "PARLEY_SCYLLA_KEYSPACE", "parley", "keyspace of the history tables, created if missing", str(func(c *Config) *string { return &c.ScyllaKeyspace })},
 		{"scylla-consistency", "PARLEY_SCYLLA_CONSISTENCY", "LOCAL_QUORUM", "consistency level of every history read and write", str(func(c *Config) *string { return &c.ScyllaConsistency })},
 		{"scylla-replication", "PARLEY_SCYLLA_REPLICATION", "", "replication of a new keyspace, e.g. class=NetworkTopologyStrategy,dc1=3 (empty: SimpleStrategy, 1 replica)", str(func(c *Config) *string { return &c.ScyllaReplication })},

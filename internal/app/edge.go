@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"path/filepath"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-chat/parley/gateway"
-	"github.com/parley-chat/parley/internal/keydir"
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
 	"github.com/parley-chat/parley/projections/presence"
@@ -50,11 +48,12 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	tracker := s.startPresence(runCtx, ready)
 	dw := producers.NewDeviceWriter(s.brokers, s.names, s.log)
 	s.onClose(dw.Close)
-	keys, err := keydir.Open(filepath.Join(s.cfg.DataDir, "keys"), s.log, keydir.WithRecorder(dw))
+	keys, err := openKeys(runCtx, s.cfg, s.log.With("component", "key-directory"), &s.wg, dw)
 	if err != nil {
 		return err
 	}
 	s.onClose(keys.Close)
+	ready["keys"] = keys.Ready
 	gcfg := gateway.Config{
 		Auth: auth, Commands: cw, Signals: sw, Presence: tracker, Hub: hub, History: s.store, Search: s.search, Metrics: s.metrics, Logger: s.log,
 		Receipts: rw, Keys: keys, Ready: ready, Limits: s.cfg.limits(), CommandTimeout: s.cfg.CommandTimeout,

@@ -50,7 +50,9 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.Wai
 	return h, nil
 }
 
-// scyllaConfig is the configured ScyllaDB store's config, in keyspace.
+// scyllaConfig is the ScyllaDB configuration of the PARLEY_SCYLLA_*
+// settings, in keyspace: shared by the history store, the key directory
+// and the content key store (and a rebuild's fresh keyspace).
 func scyllaConfig(cfg Config, keyspace string, log *slog.Logger) (scyllastore.Config, error) {
 	sc := scyllastore.Config{
 		Hosts: cfg.ScyllaHosts, Keyspace: keyspace, Consistency: cfg.ScyllaConsistency,

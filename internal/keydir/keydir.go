@@ -12,8 +12,10 @@
 // a lost directory costs each device a top-up (devices re-publish when
 // Status reports them low), never a message. Every change of a device list is
 // recorded in the log (chat.devices, through a Recorder) before the
-// directory commits it. Several gateway nodes must share one directory
-// (see README "Guarantees and decisions").
+// directory commits it. A Pebble directory is one node's: several
+// gateway nodes share the ScyllaDB adapter (keydir/scyllakeys) instead,
+// and both adapters pass the conformance suite keydir/keydirtest (see
+// README "Guarantees and decisions").
 //
 // A Directory is safe for concurrent use.
 package keydir
@@ -181,6 +183,10 @@ type Option func(*Directory)
 // it is committed. Without it, changes are the directory's only.
 func WithRecorder(r Recorder) Option { return func(d *Directory) { d.rec = r } }
 
+// WithClock has the directory read the time from now (for tests of
+// expiry). Default: time.Now.
+func WithClock(now func() time.Time) Option { return func(d *Directory) { d.now = now } }
+
 // record records a device change, if there is a recorder.
 func (d *Directory) record(ctx context.Context, user, device string, version uint64, added bool) error {
 	if d.rec == nil {
@@ -245,7 +251,7 @@ func putList(b *pebble.Batch, user string, l DeviceList) error {
 }
 
 // Devices returns user's device list.
-func (d *Directory) Devices(user string) (DeviceList, error) {
+func (d *Directory) Devices(_ context.Context, user string) (DeviceList, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.list(user)
@@ -356,7 +362,7 @@ func upper(prefix []byte) []byte {
 }
 
 // Status returns what user's device has in the directory.
-func (d *Directory) Status(user, device string) (Status, error) {
+func (d *Directory) Status(_ context.Context, user, device string) (Status, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.status(user, device)
@@ -383,7 +389,7 @@ func (d *Directory) status(user, device string) (Status, error) {
 // with neither is left out. Claims are atomic: no one-time KeyPackage is
 // ever handed out twice. version is the version of the device list the
 // claim was made from.
-func (d *Directory) Claim(user string) (version uint64, claimed []Claimed, err error) {
+func (d *Directory) Claim(_ context.Context, user string) (version uint64, claimed []Claimed, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, err := d.list(user)

@@ -22,8 +22,9 @@ import (
 // delivered receipts and unread counts; and replays of all of it.
 
 // diffMore describes how got differs from want in what diffSummary does
-// not compare (archive, blocks, messages, the preview, and the per-user
-// read fields of a list), or returns "".
+// not compare (archive, blocks, messages, the preview, the per-user read
+// fields of a list, and an encrypted conversation's state), or returns
+// "".
 func diffMore(got, want history.Conversation) string {
 	var d []string
 	if got.Archived != want.Archived {
@@ -40,6 +41,9 @@ func diffMore(got, want history.Conversation) string {
 	}
 	if got.ReadSeq != want.ReadSeq {
 		d = append(d, fmt.Sprintf("read seq %d, want %d", got.ReadSeq, want.ReadSeq))
+	}
+	if s := diffEncryption(got, want); s != "" {
+		d = append(d, s)
 	}
 	if got.ReadMessages != want.ReadMessages {
 		d = append(d, fmt.Sprintf("read messages %d, want %d", got.ReadMessages, want.ReadMessages))

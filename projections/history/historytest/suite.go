@@ -81,6 +81,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store, opts ...Option
 		{"unread counts the messages after the read marker, which only moves forward", testUnread},
 		{"receipts list the markers of the members", testReceipts},
 		{"replaying everything, or applying it to a fresh store, shows the same state", testReplayEverything},
+		{"an encrypted conversation's summary keeps its flag, epoch, devices and members leaving", testEncryption},
 		{"a done context makes every call return its error", testContextDone},
 	}
 	for _, tc := range tests {

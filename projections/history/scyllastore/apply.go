@@ -359,6 +359,10 @@ func (s *Store) summaryBatch(ctx context.Context, id string, f fold.Summary, pre
 	if f.ArchivedSeq > 0 {
 		add(s.q.setArchived, ts(f.ArchivedSeq), sum.Archived, id)
 	}
+	if f.Encryption {
+		add(s.q.setEncryption, ts(f.EncryptionSeq), sum.Encrypted, int64(sum.Epoch),
+			encodeDevices(sum.Devices), sum.Leaving, id)
+	}
 	for _, user := range slices.Sorted(maps.Keys(f.Members)) {
 		ch := f.Members[user]
 		if ch.Removed {

@@ -31,7 +31,8 @@
 //     chat message its state (edits, deletion, reactions).
 //   - conversations, partition id: the summary (kind, title, creator,
 //     members as a map user → role, last seq, last activity, archive,
-//     blocks, message count, newest message's preview).
+//     blocks, message count, newest message's preview, and an encrypted
+//     conversation's flag, epoch, devices and members leaving).
 //   - conversations_by_user, partition user_id, clustering
 //     conversation_id: the inbox, one row per membership with last seq,
 //     last activity, newest message and the user's read seq.
@@ -39,7 +40,8 @@
 //     user's read and delivered seqs.
 //
 // schemas/cql/0001_history.cql and 0002_messages_state_receipts.cql
-// explain each key and the inbox trade-off (an upserted row per
+// (0003 and 0006 add summary columns; 0004 holds the content key store,
+// 0005 the key directory's tables, keydir/scyllakeys) explain each key and the inbox trade-off (an upserted row per
 // membership, sorted by activity in the client, rather than a
 // time-clustered table needing delete + insert). ScyllaDB has no ALTER
 // TABLE ... ADD IF NOT EXISTS, so a migration adding a column runs only

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -37,17 +38,22 @@ type summaryRow struct {
 	lastSentAt             int64
 	previewVersion         *int64
 	lastFiles              []string
+	encrypted              bool
+	epoch                  int64
+	devices, leaving       []string
 }
 
 func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) {
 	var r summaryRow
 	var kind, title, createdBy *string
 	var createdAt, lastSeq, lastActivity, messages, lastSentAt *int64
-	var archived, lastEdited, lastDeleted *bool
+	var archived, lastEdited, lastDeleted, encrypted *bool
+	var epoch *int64
 	err := s.session().Query(s.q.selectSummary, id).WithContext(ctx).Idempotent(true).
 		Scan(&kind, &title, &createdBy, &createdAt, &r.members, &lastSeq, &lastActivity,
 			&r.lastMessageSeq, &r.lastSender, &r.lastPreview,
-			&archived, &r.blockedBy, &messages, &lastEdited, &lastDeleted, &lastSentAt, &r.previewVersion, &r.lastFiles)
+			&archived, &r.blockedBy, &messages, &lastEdited, &lastDeleted, &lastSentAt, &r.previewVersion, &r.lastFiles,
+			&encrypted, &epoch, &r.devices, &r.leaving)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return r, fmt.Errorf("conversation %s: %w", id, history.ErrNotFound)
 	}
@@ -58,6 +64,7 @@ func (s *Store) readSummary(ctx context.Context, id string) (summaryRow, error) 
 	r.createdAt, r.lastSeq, r.lastActivity = deref(createdAt), deref(lastSeq), deref(lastActivity)
 	r.archived, r.messages, r.lastEdited = deref(archived), deref(messages), deref(lastEdited)
 	r.lastDeleted, r.lastSentAt = deref(lastDeleted), deref(lastSentAt)
+	r.encrypted, r.epoch = deref(encrypted), deref(epoch)
 	return r, nil
 }
 
@@ -88,6 +95,9 @@ func (r summaryRow) conversation(id string) history.Conversation {
 			CreatedAt: fromNanos(r.createdAt),
 			LastSeq:   uint64(r.lastSeq),
 			Archived:  r.archived,
+			Encrypted: r.encrypted,
+			Epoch:     uint64(max(r.epoch, 0)),
+			Devices:   decodeDevices(r.devices),
 		},
 		LastActivity: fromNanos(r.lastActivity),
 		Messages:     uint64(max(r.messages, 0)),
@@ -98,6 +108,9 @@ func (r summaryRow) conversation(id string) history.Conversation {
 	slices.SortFunc(c.Members, func(a, b schemas.Member) int { return cmp.Compare(a.UserID, b.UserID) })
 	if len(r.blockedBy) > 0 {
 		c.BlockedBy = slices.Sorted(slices.Values(r.blockedBy))
+	}
+	if len(r.leaving) > 0 {
+		c.Leaving = r.leaving
 	}
 	if r.lastMessageSeq != nil {
 		c.LastMessage = &history.Preview{
@@ -352,4 +365,29 @@ func (s *Store) Receipts(ctx context.Context, conversationID string) (_ []histor
 		return nil, fmt.Errorf("scyllastore: receipts of %s: %w", conversationID, err)
 	}
 	return out, nil
+}
+
+// encodeDevices gives each device of an encrypted conversation as
+// "user_id/device_id" (neither id holds a slash), in their order.
+func encodeDevices(devices []schemas.DeviceRef) []string {
+	if len(devices) == 0 {
+		return nil
+	}
+	out := make([]string, len(devices))
+	for i, d := range devices {
+		out[i] = d.UserID + "/" + d.DeviceID
+	}
+	return out
+}
+
+// decodeDevices is the inverse of encodeDevices.
+func decodeDevices(devices []string) []schemas.DeviceRef {
+	if len(devices) == 0 {
+		return nil
+	}
+	out := make([]schemas.DeviceRef, len(devices))
+	for i, d := range devices {
+		out[i].UserID, out[i].DeviceID, _ = strings.Cut(d, "/")
+	}
+	return out
 }

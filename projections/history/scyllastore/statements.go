@@ -54,6 +54,10 @@ const (
 		WHERE id = ?`
 	tmplSetTitle = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
 		SET title = ? WHERE id = ?`
+	// An encrypted conversation's state is written whole, with the
+	// timestamp of the last event that changed it (0005).
+	tmplSetEncryption = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
+		SET encrypted = ?, epoch = ?, devices = ?, leaving = ? WHERE id = ?`
 	tmplSetArchived = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
 		SET archived = ? WHERE id = ?`
 	tmplSetMember = `UPDATE {{keyspace}}.conversations USING TIMESTAMP ?
@@ -74,7 +78,8 @@ const (
 	tmplSelectSummary = `SELECT kind, title, created_by, created_at_ns, members,
 		last_seq, last_activity_ns, last_message_seq, last_sender, last_preview,
 		archived, blocked_by, messages, last_edited, last_deleted,
-		last_sent_at_ns, preview_version, last_files
+		last_sent_at_ns, preview_version, last_files,
+		encrypted, epoch, devices, leaving
 		FROM {{keyspace}}.conversations WHERE id = ?`
 	tmplSelectLastSeq = `SELECT last_seq FROM {{keyspace}}.conversations WHERE id = ?`
 
@@ -129,7 +134,7 @@ type statements struct {
 	selectMessage, selectCount                            string
 	insertCreation, setLastSeq, setLastActivity           string
 	setLastMessage, setTitle, setArchived, setMember      string
-	addBlock, removeBlock                                 string
+	addBlock, removeBlock, setEncryption                  string
 	selectSummary, selectLastSeq                          string
 	deleteMember, deleteInbox                             string
 	inboxSummary, inboxActivity, inboxLastMessage         string
@@ -164,6 +169,7 @@ func renderStatements(keyspace string) (statements, error) {
 		setLastMessage:   r(tmplSetLastMessage),
 		setTitle:         r(tmplSetTitle),
 		setArchived:      r(tmplSetArchived),
+		setEncryption:    r(tmplSetEncryption),
 		setMember:        r(tmplSetMember),
 		addBlock:         r(tmplAddBlock),
 		removeBlock:      r(tmplRemoveBlock),

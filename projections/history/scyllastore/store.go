@@ -61,18 +61,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: %w", err)
 	}
-	boot, err := connect(ctx, cfg, "")
+	session, err := connectMigrated(ctx, cfg, q)
 	if err != nil {
-		return nil, fmt.Errorf("scyllastore: connecting to %v: %w", cfg.Hosts, err)
-	}
-	err = migrate(ctx, boot, cfg, q)
-	boot.Close()
-	if err != nil {
-		return nil, fmt.Errorf("scyllastore: migrating keyspace %s: %w", cfg.Keyspace, err)
-	}
-	session, err := connect(ctx, cfg, cfg.Keyspace)
-	if err != nil {
-		return nil, fmt.Errorf("scyllastore: connecting to keyspace %s on %v: %w", cfg.Keyspace, cfg.Hosts, err)
+		return nil, err
 	}
 	s := &Store{
 		log:           cfg.Logger,
@@ -86,6 +77,43 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.sess.Store(session)
 	return s, nil
+}
+
+// Connect connects to the cluster as Open does, creating the keyspace
+// and applying the schema migrations (schemas/cql: the tables of every
+// ScyllaDB store of Parley) if needed, and returns a session bound to the
+// keyspace, for the other stores on it (the key directory,
+// internal/keydir/scyllakeys). The caller closes the session.
+func Connect(ctx context.Context, cfg Config) (*gocql.Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("scyllastore: invalid config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	q, err := renderStatements(cfg.Keyspace)
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: %w", err)
+	}
+	return connectMigrated(ctx, cfg, q)
+}
+
+// connectMigrated migrates the keyspace through a short-lived session
+// without keyspace, then returns a session bound to it. cfg has its
+// defaults.
+func connectMigrated(ctx context.Context, cfg Config, q statements) (*gocql.Session, error) {
+	boot, err := connect(ctx, cfg, "")
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: connecting to %v: %w", cfg.Hosts, err)
+	}
+	err = migrate(ctx, boot, cfg, q)
+	boot.Close()
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: migrating keyspace %s: %w", cfg.Keyspace, err)
+	}
+	session, err := connect(ctx, cfg, cfg.Keyspace)
+	if err != nil {
+		return nil, fmt.Errorf("scyllastore: connecting to keyspace %s on %v: %w", cfg.Keyspace, cfg.Hosts, err)
+	}
+	return session, nil
 }
 
 func (s *Store) session() *gocql.Session { return s.sess.Load() }

@@ -58,6 +58,12 @@ type Summary struct {
 	Members map[string]MemberChange
 	// Blocks holds, by user, the last block or unblock of the batch.
 	Blocks map[string]BlockChange
+	// Encryption reports whether the batch changed the state of an
+	// encrypted conversation (Encrypted, Epoch, Devices, Leaving), and
+	// EncryptionSeq is the seq of the last event that did (0 for the
+	// creation).
+	Encryption    bool
+	EncryptionSeq uint64
 	// TitleSeq, ArchivedSeq and PreviewSeq are the seqs of the last
 	// events of the batch that renamed the conversation, archived or
 	// unarchived it, and changed its LastMessage; 0 when none did.
@@ -103,6 +109,7 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 		}
 		blocked := c.BlockedBy
 		preview := c.LastMessage
+		encryption := encryptionOf(c)
 		changed, err := history.ApplyToSummary(c, ev)
 		s.Changed = s.Changed || changed
 		count := c.Messages
@@ -151,8 +158,27 @@ func Conversation(base history.Conversation, events []history.Event, warn func(h
 		if c.LastMessage != preview {
 			s.PreviewSeq = ev.Seq
 		}
+		if !encryption.equal(encryptionOf(c)) {
+			s.Encryption, s.EncryptionSeq = true, ev.Seq
+		}
 	}
 	return s
+}
+
+// encryption is the state of an encrypted conversation in its summary.
+type encryption struct {
+	encrypted bool
+	epoch     uint64
+	devices   []schemas.DeviceRef
+	leaving   []string
+}
+
+func encryptionOf(c *history.Conversation) encryption {
+	return encryption{c.Encrypted, c.Epoch, c.Devices, c.Leaving}
+}
+
+func (e encryption) equal(o encryption) bool {
+	return e.encrypted == o.encrypted && e.epoch == o.epoch && slices.Equal(e.devices, o.devices) && slices.Equal(e.leaving, o.leaving)
 }
 
 // sender returns the sender of a chat message event (any version), or ""

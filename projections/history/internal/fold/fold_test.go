@@ -191,3 +191,36 @@ func TestFoldMessagesSkipsStrayTargetsAndFailsOnLoadErrors(t *testing.T) {
 		t.Errorf("a failing load: %v, want it wrapped", err)
 	}
 }
+
+// TestConversationRecordsTheLastChangeOfTheEncryptionState: the
+// encryption state changed with the creation, the commits and the leave
+// proposal, not with a message; the seq is the last event that changed
+// it, 0 for the creation alone.
+func TestConversationRecordsTheLastChangeOfTheEncryptionState(t *testing.T) {
+	t.Parallel()
+	events := historytest.EncryptedGroup()
+	for _, c := range []struct {
+		batch   []history.Event
+		changed bool
+		seq     uint64
+	}{
+		{events[:1], true, 0},
+		{events[:3], true, 1},
+		{events[:4], true, 3},
+		{events, true, 4},
+	} {
+		s := fold.Conversation(history.Conversation{}, c.batch, noWarn(t))
+		if s.Encryption != c.changed || s.EncryptionSeq != c.seq {
+			t.Errorf("through seq %d: encryption changed %v at %d, want %v at %d", len(c.batch)-1, s.Encryption, s.EncryptionSeq, c.changed, c.seq)
+		}
+	}
+	// A message alone, folded after the commit, changes none of it.
+	base := fold.Conversation(history.Conversation{}, events[:2], noWarn(t)).Conversation
+	if s := fold.Conversation(base, events[2:3], noWarn(t)); s.Encryption {
+		t.Errorf("a message changed the encryption state (seq %d)", s.EncryptionSeq)
+	}
+	// A plaintext conversation's never changes.
+	if s := fold.Conversation(history.Conversation{}, []history.Event{historytest.Group("g", historytest.Base, historytest.Owner("alice"))}, noWarn(t)); s.Encryption {
+		t.Error("a plaintext creation changed the encryption state")
+	}
+}
