@@ -34,16 +34,11 @@ import (
 // the embedded default it starts the embedded broker over the data dir,
 // so `parley run` must be stopped first (Bleve refuses a second opener).
 func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	rb, closeIndex, err := openRebuildableSearch(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeIndex()
+	defer closeAll()
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
 		Opener:  opener(keys),
 		Brokers: brokers, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
@@ -69,6 +64,22 @@ func openRebuildLog(ctx context.Context, cfg Config, log *slog.Logger) (brokers 
 		return nil, nil, nil, err
 	}
 	return brokers, keys, func() { _ = closeKeys(); closeBroker() }, nil
+}
+
+// openSearchRebuild opens what a rebuild of the search index needs: the
+// log (openRebuildLog) and the index (openRebuildableSearch). closeAll
+// closes them all.
+func openSearchRebuild(ctx context.Context, cfg Config, log *slog.Logger) (brokers []string, keys *contentkeys.Keyring, rb search.Rebuildable, closeAll func(), err error) {
+	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	rb, closeIndex, err := openRebuildableSearch(ctx, cfg, log)
+	if err != nil {
+		closeLog()
+		return nil, nil, nil, nil, err
+	}
+	return brokers, keys, rb, func() { closeIndex(); closeLog() }, nil
 }
 
 // openRebuildableSearch opens the configured search index for a rebuild
@@ -288,16 +299,11 @@ func opener(keys *contentkeys.Keyring) consumers.Opener {
 // on Elasticsearch, `parley project search --rebuild` rebuilds and swaps
 // without the comparison.
 func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
-	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	rb, closeIndex, err := openRebuildableSearch(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeIndex()
+	defer closeAll()
 	live, ok := rb.(search.Lister)
 	if !ok {
 		return fmt.Errorf("the search index %T cannot list what it holds, so it cannot be compared: use parley project search --rebuild", rb)
