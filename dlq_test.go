@@ -68,17 +68,7 @@ func dlqRun(t *testing.T, env func(string) string, args ...string) (string, erro
 func TestDLQListsAndRedrivesDeadLetters(t *testing.T) {
 	t.Parallel()
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
-	env := func(key string) string {
-		switch key {
-		case "PARLEY_KAFKA_BROKERS":
-			return strings.Join(k.Brokers, ",")
-		case "PARLEY_TOPIC_PREFIX":
-			return k.Names.Prefix
-		case "PARLEY_JWT_SECRET":
-			return "0123456789abcdef0123456789abcdef-dlq-test"
-		}
-		return ""
-	}
+	env := clusterEnv(k, "0123456789abcdef0123456789abcdef-dlq-test")
 	ps, err := pebblestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

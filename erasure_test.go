@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,7 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/consumers/dlqtest"
-	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/gateway/gatewaytest"
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
@@ -31,44 +27,14 @@ import (
 func TestErasureProcedure(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	kek := make([]byte, 32)
-	_, _ = rand.Read(kek)
-	settings := []string{"-data-dir", dir, "-kafka-listen", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-s3-listen", "off",
-		"-partitions", "2", "-log-level", "warn", "-content-kek", base64.StdEncoding.EncodeToString(kek), "-admin-users", "olga"}
-	cfg, err := app.Load("run", settings, noEnv, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := runSettings(dir, append(kekSetting(), "-admin-users", "olga")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(app.DevSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys := startRun(ctx, t, app.All, settings)
+	api := gatewaytest.New(ctx, t, sys.HTTPAddr(), []byte(app.DevSecret))
 	post := func(user, path, body string) (int, map[string]any) {
 		t.Helper()
-		tok, err := auth.Issue(user, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+sys.HTTPAddr()+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return api.Call(user, http.MethodPost, path, body)
 	}
 	const hers, his = "carols-secret-recipe", "dans-open-letter"
 	s, created := post("carol", "/v1/conversations", `{"kind":"group","title":"Kitchen","members":["dan"]}`)

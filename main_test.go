@@ -11,9 +11,26 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 )
 
 func noEnv(string) string { return "" }
+
+// clusterEnv is the environment of a command run against the cluster k,
+// its tokens signed with secret.
+func clusterEnv(k kafkatest.Cluster, secret string) func(string) string {
+	return func(key string) string {
+		switch key {
+		case "PARLEY_KAFKA_BROKERS":
+			return strings.Join(k.Brokers, ",")
+		case "PARLEY_TOPIC_PREFIX":
+			return k.Names.Prefix
+		case "PARLEY_JWT_SECRET":
+			return secret
+		}
+		return ""
+	}
+}
 
 func TestTokenPrintsAVerifiableToken(t *testing.T) {
 	var out, errOut bytes.Buffer

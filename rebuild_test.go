@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,17 +28,10 @@ import (
 func TestRebuildHistoryCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	settings := []string{"-data-dir", dir, "-kafka-listen", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-s3-listen", "off", "-partitions", "2", "-log-level", "warn"}
-	cfg, err := app.Load("run", settings, noEnv, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := runSettings(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sys, err := app.Start(ctx, cfg, app.Roles{History: true}, cfg.Logger(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys := startRun(ctx, t, app.Roles{History: true}, settings)
 	const g = "g_cli"
 	evs := append([]history.Event{historytest.Group(g, historytest.MessageTime(0), historytest.Owner("alice"), historytest.Member("bob"))},
 		historytest.Messages(g, 1, 5, "alice")...)

@@ -3,18 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/consumers/dlqtest"
-	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/gateway/gatewaytest"
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/search"
@@ -37,49 +32,19 @@ func TestRebuildsAfterAMixedWorkloadFindNoDifference(t *testing.T) {
 
 func rebuildsAfterAMixedWorkload(t *testing.T, sealed bool) {
 	dir := t.TempDir()
-	settings := []string{"-data-dir", dir, "-kafka-listen", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-s3-listen", "off", "-partitions", "2", "-log-level", "warn"}
+	settings := runSettings(dir)
 	if sealed {
-		kek := make([]byte, 32)
-		_, _ = rand.Read(kek)
-		settings = append(settings, "-content-kek", base64.StdEncoding.EncodeToString(kek))
-	}
-	cfg, err := app.Load("run", settings, noEnv, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+		settings = runSettings(dir, kekSetting()...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(app.DevSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys := startRun(ctx, t, app.All, settings)
+	api := gatewaytest.New(ctx, t, sys.HTTPAddr(), []byte(app.DevSecret))
 	call := func(user, method, path, body string) map[string]any {
 		t.Helper()
-		tok, err := auth.Issue(user, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+sys.HTTPAddr()+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("%s %s as %s: %d %v", method, path, user, resp.StatusCode, out)
+		status, out := api.Call(user, method, path, body)
+		if status >= 300 {
+			t.Fatalf("%s %s as %s: %d %v", method, path, user, status, out)
 		}
 		return out
 	}

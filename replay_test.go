@@ -25,17 +25,7 @@ import (
 func TestReplayCommand(t *testing.T) {
 	t.Parallel()
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 2}))
-	env := func(key string) string {
-		switch key {
-		case "PARLEY_KAFKA_BROKERS":
-			return strings.Join(k.Brokers, ",")
-		case "PARLEY_TOPIC_PREFIX":
-			return k.Names.Prefix
-		case "PARLEY_JWT_SECRET":
-			return "0123456789abcdef0123456789abcdef-replay-test"
-		}
-		return ""
-	}
+	env := clusterEnv(k, "0123456789abcdef0123456789abcdef-replay-test")
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	fixture, err := os.ReadFile(filepath.Join("schemas", "testdata", schemas.TypeMessageSent+".json"))
 	if err != nil {

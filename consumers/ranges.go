@@ -65,84 +65,54 @@ func ApplyRange[T any](ctx context.Context, cfg RangeConfig, p Projection[T]) (R
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var (
-		mu    sync.Mutex
-		st    RangeStats
-		first error
-		wg    sync.WaitGroup
+		mu sync.Mutex
+		st RangeStats
 	)
-	sem := make(chan struct{}, cfg.Concurrency)
 	backoff := retry.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Attempts: 8, OnRetry: func(err error, wait time.Duration) {
 		cfg.Logger.Warn("applying failed; retrying", "topic", cfg.Topic, "err", err, "backoff", wait)
 	}}
-	fail := func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
+	err := kafkalog.EachRange(ctx, cfg.From, cfg.To, cfg.Concurrency, func(ctx context.Context, part int, from, to int64) error {
+		batch := make([]T, 0, cfg.BatchSize)
+		var read, skipped int64
+		flush := func() error {
+			if len(batch) > 0 {
+				if err := backoff.Do(ctx, func(ctx context.Context) error { return p.Apply(ctx, batch) }); err != nil {
+					return fmt.Errorf("applying %s/%d: %w", cfg.Topic, part, err)
+				}
+			}
+			mu.Lock()
+			st.Records += read
+			st.Skipped += skipped
+			if cfg.Progress != nil {
+				cfg.Progress(st.Records)
+			}
+			mu.Unlock()
+			batch, read, skipped = batch[:0], 0, 0
+			return nil
 		}
-		mu.Unlock()
-		cancel()
-	}
-	for part := range cfg.From {
-		if cfg.To[part] <= cfg.From[part] {
-			continue
-		}
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			batch := make([]T, 0, cfg.BatchSize)
-			var read, skipped int64
-			flush := func() error {
-				if len(batch) > 0 {
-					if err := backoff.Do(ctx, func(ctx context.Context) error { return p.Apply(ctx, batch) }); err != nil {
-						return fmt.Errorf("applying %s/%d: %w", cfg.Topic, part, err)
-					}
-				}
-				mu.Lock()
-				st.Records += read
-				st.Skipped += skipped
-				if cfg.Progress != nil {
-					cfg.Progress(st.Records)
-				}
-				mu.Unlock()
-				batch, read, skipped = batch[:0], 0, 0
-				return nil
-			}
-			err := kafkalog.ReadRange(ctx, cfg.Brokers, cfg.Topic, part, cfg.From[part], cfg.To[part], func(m kafka.Message) error {
-				read++
-				v, err := decodeRecord(ctx, m, cfg.Opener, p)
-				if err != nil {
-					skipped++
-					cfg.Logger.Warn("skipping a record the live group dead-letters", "topic", cfg.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
-				} else {
-					batch = append(batch, v)
-				}
-				if read >= int64(cfg.BatchSize) {
-					return flush()
-				}
-				return nil
-			})
-			if err == nil {
-				err = flush()
-			}
+		err := kafkalog.ReadRange(ctx, cfg.Brokers, cfg.Topic, part, from, to, func(m kafka.Message) error {
+			read++
+			v, err := decodeRecord(ctx, m, cfg.Opener, p)
 			if err != nil {
-				fail(err)
+				skipped++
+				cfg.Logger.Warn("skipping a record the live group dead-letters", "topic", cfg.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+			} else {
+				batch = append(batch, v)
 			}
+			if read >= int64(cfg.BatchSize) {
+				return flush()
+			}
+			return nil
 		})
-	}
-	wg.Wait()
+		if err != nil {
+			return err
+		}
+		return flush()
+	})
 	mu.Lock()
 	defer mu.Unlock()
-	if first != nil {
-		return st, first
-	}
-	return st, ctx.Err()
+	return st, err
 }
 
 // decodeRecord decodes m (DecodeRecord) and then its record with p.

@@ -72,10 +72,11 @@ func (s *Server) keys(w http.ResponseWriter) KeyDirectory {
 	return s.cfg.Keys
 }
 
-// ownDevice returns the {device} of the path, which is always a device
-// of the authenticated user.
-func (s *Server) ownDevice(w http.ResponseWriter, r *http.Request) (device string, ok bool) {
-	device = chi.URLParam(r, "device")
+// ownDevice returns the device id the path parameter param holds, which
+// is always a device of the authenticated user, or answers
+// invalid_request.
+func (s *Server) ownDevice(w http.ResponseWriter, r *http.Request, param string) (device string, ok bool) {
+	device = chi.URLParam(r, param)
 	if !schemas.ValidDeviceID(device) {
 		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "a device id has 1 to 64 of A-Z a-z 0-9 . _ : -")))
 		return "", false
@@ -100,7 +101,7 @@ func (s *Server) keyError(w http.ResponseWriter, err error) {
 // publishKeyPackages serves POST /v1/devices/{device}/key-packages.
 func (s *Server) publishKeyPackages(w http.ResponseWriter, r *http.Request) {
 	keys := s.keys(w)
-	device, ok := s.ownDevice(w, r)
+	device, ok := s.ownDevice(w, r, "device")
 	if keys == nil || !ok {
 		return
 	}
@@ -159,7 +160,7 @@ func (s *Server) publishKeyPackages(w http.ResponseWriter, r *http.Request) {
 // it should top up.
 func (s *Server) keyPackageStatus(w http.ResponseWriter, r *http.Request) {
 	keys := s.keys(w)
-	device, ok := s.ownDevice(w, r)
+	device, ok := s.ownDevice(w, r, "device")
 	if keys == nil || !ok {
 		return
 	}
@@ -180,7 +181,7 @@ func (s *Server) keyPackageStatus(w http.ResponseWriter, r *http.Request) {
 // removeDevice serves DELETE /v1/devices/{device}.
 func (s *Server) removeDevice(w http.ResponseWriter, r *http.Request) {
 	keys := s.keys(w)
-	device, ok := s.ownDevice(w, r)
+	device, ok := s.ownDevice(w, r, "device")
 	if keys == nil || !ok {
 		return
 	}

@@ -105,6 +105,21 @@ func (s *Server) pushAppender() (PushAppender, *apiError) {
 	return s.cfg.Push.Appender, nil
 }
 
+// pushDevice returns the appender and the {device_id} of the path, a
+// device of the authenticated user, or answers why not.
+func (s *Server) pushDevice(w http.ResponseWriter, r *http.Request) (PushAppender, string, bool) {
+	a, e := s.pushAppender()
+	if e != nil {
+		writeProblem(w, e)
+		return nil, "", false
+	}
+	device, ok := s.ownDevice(w, r, "device_id")
+	if !ok {
+		return nil, "", false
+	}
+	return a, device, true
+}
+
 // appendPush appends v and answers the failure, if any.
 func (s *Server) appendPush(ctx context.Context, a PushAppender, v any) *apiError {
 	if err := a.Append(ctx, v); err != nil {
@@ -120,14 +135,8 @@ func (s *Server) appendPush(ctx context.Context, a PushAppender, v any) *apiErro
 // authenticated user.
 func (s *Server) putDevicePush(w http.ResponseWriter, r *http.Request) {
 	me := identity(r.Context()).UserID
-	a, e := s.pushAppender()
-	if e != nil {
-		writeProblem(w, e)
-		return
-	}
-	device := chi.URLParam(r, "device_id")
-	if !schemas.ValidDeviceID(device) {
-		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "device_id must be 1-64 characters of [A-Za-z0-9._:-]")))
+	a, device, ok := s.pushDevice(w, r)
+	if !ok {
 		return
 	}
 	var req registrationRequest
@@ -164,14 +173,8 @@ func (s *Server) putDevicePush(w http.ResponseWriter, r *http.Request) {
 // registered is no error.
 func (s *Server) deleteDevicePush(w http.ResponseWriter, r *http.Request) {
 	me := identity(r.Context()).UserID
-	a, e := s.pushAppender()
-	if e != nil {
-		writeProblem(w, e)
-		return
-	}
-	device := chi.URLParam(r, "device_id")
-	if !schemas.ValidDeviceID(device) {
-		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, "device_id must be 1-64 characters of [A-Za-z0-9._:-]")))
+	a, device, ok := s.pushDevice(w, r)
+	if !ok {
 		return
 	}
 	if e := s.appendPush(r.Context(), a, &schemas.DeviceRemovedV1{UserID: me, DeviceID: device, Reason: schemas.RemovedByUser, RemovedAt: now()}); e != nil {
@@ -208,15 +211,7 @@ func (s *Server) putConversationNotifications(w http.ResponseWriter, r *http.Req
 	if req.MutedUntil.IsZero() {
 		set.MutedUntil = time.Time{}
 	}
-	if err := validPush(schemas.TypeConversationNotifications, set); err != nil {
-		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, err.Error())))
-		return
-	}
-	if e := s.appendPush(r.Context(), a, set); e != nil {
-		writeProblem(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, set)
+	s.appendSetting(w, r, a, schemas.TypeConversationNotifications, set)
 }
 
 // putNotifications serves PUT /v1/notifications: the caller's settings
@@ -241,7 +236,13 @@ func (s *Server) putNotifications(w http.ResponseWriter, r *http.Request) {
 	if !req.MutedUntil.IsZero() {
 		set.MutedUntil = req.MutedUntil.UTC()
 	}
-	if err := validPush(schemas.TypeUserNotifications, set); err != nil {
+	s.appendSetting(w, r, a, schemas.TypeUserNotifications, set)
+}
+
+// appendSetting appends set, a notification setting of type typ, once
+// it is valid, and answers with it.
+func (s *Server) appendSetting(w http.ResponseWriter, r *http.Request, a PushAppender, typ string, set any) {
+	if err := validPush(typ, set); err != nil {
 		writeProblem(w, s.reject("gateway", newError(codeInvalidRequest, err.Error())))
 		return
 	}

@@ -11,14 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/parley-chat/parley/gateway"
+	"github.com/parley-chat/parley/gateway/gatewaytest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/rebuild"
@@ -96,40 +95,12 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 			t.Errorf("stopping: %v", err)
 		}
 	})
-	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(DevSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	call := func(user, method, path, body string) (int, map[string]any) {
-		t.Helper()
-		tok, err := auth.Issue(user, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+sys.HTTPAddr()+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
-	}
+	api := gatewaytest.New(ctx, t, sys.HTTPAddr(), []byte(DevSecret))
+	call := api.Call
 
 	// Bob's socket, open before anything is sent: the delivery hub must
 	// hand it the sealed events opened.
-	bobToken, err := auth.Issue("bob", time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bobToken := api.Token("bob")
 	ws, _, err := websocket.Dial(ctx, "ws://"+sys.HTTPAddr()+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + bobToken}}})
 	if err != nil {
 		t.Fatal(err)

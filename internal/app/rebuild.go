@@ -34,34 +34,11 @@ import (
 // the embedded default it starts the embedded broker over the data dir,
 // so `parley run` must be stopped first (Bleve refuses a second opener).
 func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeBroker()
-	octx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	ix, err := openSearch(octx, cfg, log.With("component", "search-index"), &wg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := ix.Close(); err != nil {
-			log.Warn("closing the search index", "err", err)
-		}
-	}()
-	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-	defer wcancel()
-	rb, err := ix.rebuildable(wctx)
-	if err != nil {
-		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
-	}
-	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeKeys()
+	defer closeAll()
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
 		Opener:  opener(keys),
 		Brokers: brokers, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
@@ -71,6 +48,66 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 	}
 	_, err = fmt.Fprintf(out, "search rebuild: done, %d records (%d skipped) in %v\n", st.Records, st.Skipped, st.Took.Round(time.Millisecond))
 	return err
+}
+
+// openRebuildLog opens what every rebuild reads the log with: the
+// brokers (see rebuildBrokers) and the content keyring (nil when content
+// is not sealed). closeAll closes both.
+func openRebuildLog(ctx context.Context, cfg Config, log *slog.Logger) (brokers []string, keys *contentkeys.Keyring, closeAll func(), err error) {
+	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
+	if err != nil {
+		closeBroker()
+		return nil, nil, nil, err
+	}
+	return brokers, keys, func() { _ = closeKeys(); closeBroker() }, nil
+}
+
+// openSearchRebuild opens what a rebuild of the search index needs: the
+// log (openRebuildLog) and the index (openRebuildableSearch). closeAll
+// closes them all.
+func openSearchRebuild(ctx context.Context, cfg Config, log *slog.Logger) (brokers []string, keys *contentkeys.Keyring, rb search.Rebuildable, closeAll func(), err error) {
+	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	rb, closeIndex, err := openRebuildableSearch(ctx, cfg, log)
+	if err != nil {
+		closeLog()
+		return nil, nil, nil, nil, err
+	}
+	return brokers, keys, rb, func() { closeIndex(); closeLog() }, nil
+}
+
+// openRebuildableSearch opens the configured search index for a rebuild
+// and waits (a minute at most) until it is ready. closeIndex closes it.
+func openRebuildableSearch(ctx context.Context, cfg Config, log *slog.Logger) (rb search.Rebuildable, closeIndex func(), err error) {
+	octx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop := func() { cancel(); wg.Wait() }
+	ix, err := openSearch(octx, cfg, log.With("component", "search-index"), &wg)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	closeIndex = func() {
+		if err := ix.Close(); err != nil {
+			log.Warn("closing the search index", "err", err)
+		}
+		stop()
+	}
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	rb, err = ix.rebuildable(wctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
+		closeIndex()
+		return nil, nil, err
+	}
+	return rb, closeIndex, nil
 }
 
 // rebuildBrokers returns the configured brokers or, on the embedded
@@ -114,16 +151,11 @@ func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, l
 	if swap && len(cfg.ScyllaHosts) > 0 {
 		return errors.New("rebuild history -swap works on the embedded store only: on ScyllaDB, point PARLEY_SCYLLA_KEYSPACE at the rebuilt keyspace")
 	}
-	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeBroker()
-	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeKeys()
+	defer closeLog()
 	live, fresh, wait, closeStores, err := rebuildStores(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -267,34 +299,11 @@ func opener(keys *contentkeys.Keyring) consumers.Opener {
 // on Elasticsearch, `parley project search --rebuild` rebuilds and swaps
 // without the comparison.
 func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
-	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeBroker()
-	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeKeys()
-	octx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	ix, err := openSearch(octx, cfg, log.With("component", "search-index"), &wg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := ix.Close(); err != nil {
-			log.Warn("closing the search index", "err", err)
-		}
-	}()
-	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-	defer wcancel()
-	rb, err := ix.rebuildable(wctx)
-	if err != nil {
-		return errors.Join(fmt.Errorf("search index: %w", err), ix.Ready(ctx))
-	}
+	defer closeAll()
 	live, ok := rb.(search.Lister)
 	if !ok {
 		return fmt.Errorf("the search index %T cannot list what it holds, so it cannot be compared: use parley project search --rebuild", rb)

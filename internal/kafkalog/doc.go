@@ -5,7 +5,9 @@
 // names under a deployment's prefix (Names), and the one place that builds
 // every kafka.Writer, kafka.Reader and kafka.ConsumerGroup Parley uses,
 // with one set of settings (NewWriter, NewPartitionReader, NewGroupReader,
-// NewConsumerGroup).
+// NewConsumerGroup). It also reads outside any consumer group: a fixed
+// range of offsets (Offsets, ReadRange, EachRange), and a compacted topic
+// followed from the start, with word once it has caught up (Follow).
 //
 // It knows nothing of what the records mean: the typed append side is
 // package producers, the consumer runtime and the decider are package

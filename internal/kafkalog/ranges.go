@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -95,4 +96,40 @@ func ReadRange(ctx context.Context, brokers []string, topic string, p int, from,
 			return nil
 		}
 	}
+}
+
+// EachRange calls read for every partition p whose range [from[p], to[p])
+// is not empty, concurrency of them at a time, and returns the first
+// error read returns (the others' context is then cancelled), or ctx's
+// error if it ended first.
+func EachRange(ctx context.Context, from, to []int64, concurrency int, read func(ctx context.Context, p int, from, to int64) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, max(concurrency, 1))
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for p := range from {
+		if to[p] <= from[p] {
+			continue
+		}
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			if err := read(ctx, p, from[p], to[p]); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }

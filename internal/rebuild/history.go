@@ -41,41 +41,16 @@ func History(ctx context.Context, cfg HistoryConfig) (Report, error) {
 	if len(cfg.Brokers) == 0 || cfg.Live == nil || cfg.Fresh == nil {
 		return Report{}, errors.New("rebuild history: brokers, the live store and a fresh store are required")
 	}
-	client := kafkalog.NewClient(cfg.Brokers)
-	ss, total, err := spans(ctx, client, []Source{
+	rep, ids, err := replayAll(ctx, cfg.Config, "the history store", []Source{
 		{Topic: cfg.Names.Topic(schemas.TopicEvents), Group: cfg.Names.Group(schemas.GroupHistory)},
 		{Topic: cfg.Names.Topic(schemas.TopicReceipts), Group: cfg.Names.Group(schemas.GroupReceipts)},
-	})
-	if err != nil {
-		return Report{}, fmt.Errorf("rebuild history: %w", err)
-	}
-	cfg.Logger.Info("rebuilding the history store", "records", total)
-	c := &counter{total: total, progress: cfg.Progress}
-	convs := &seen{}
-	var rep Report
-	events, err := replay(ctx, cfg.Config, c, ss[0], collecting[history.Event]{
-		p: history.Projection{W: cfg.Fresh}, seen: convs, key: func(e history.Event) string { return e.ConversationID },
-	})
-	rep.Records, rep.Skipped = events.Records, events.Skipped
+	},
+		collect(cfg.Config, history.Projection{W: cfg.Fresh}, func(e history.Event) string { return e.ConversationID }),
+		collect(cfg.Config, history.ReceiptProjection{W: cfg.Fresh}, func(r history.Receipt) string { return r.ConversationID }),
+	)
 	if err != nil {
 		return rep, fmt.Errorf("rebuild history: %w", err)
 	}
-	receipts, err := replay(ctx, cfg.Config, c, ss[1], collecting[history.Receipt]{
-		p: history.ReceiptProjection{W: cfg.Fresh}, seen: convs, key: func(r history.Receipt) string { return r.ConversationID },
-	})
-	rep.Records, rep.Skipped = rep.Records+receipts.Records, rep.Skipped+receipts.Skipped
-	if err != nil {
-		return rep, fmt.Errorf("rebuild history: %w", err)
-	}
-	if cfg.Progress != nil {
-		cfg.Progress(total, total) // ranges may end in offsets with no record
-	}
-	if cfg.WaitLive > 0 {
-		if rep.LiveBehind, err = waitLive(ctx, cfg.Config, client, ss); err != nil {
-			return rep, fmt.Errorf("rebuild history: %w", err)
-		}
-	}
-	ids := convs.list()
 	live, liveUsers, err := conversationSums(ctx, cfg.Live, ids)
 	if err != nil {
 		return rep, fmt.Errorf("rebuild history: the live store: %w", err)

@@ -189,6 +189,52 @@ func replay[T any](ctx context.Context, cfg Config, c *counter, s span, p consum
 	return st, err
 }
 
+// step replays the span of one source into the fresh store, adding the
+// conversations it holds to convs.
+type step func(ctx context.Context, c *counter, s span, convs *seen) (consumers.RangeStats, error)
+
+// collect is the step that replays a span into p, noting each record's
+// conversation by key.
+func collect[T any](cfg Config, p consumers.Projection[T], key func(T) string) step {
+	return func(ctx context.Context, c *counter, s span, convs *seen) (consumers.RangeStats, error) {
+		return replay(ctx, cfg, c, s, collecting[T]{p: p, seen: convs, key: key})
+	}
+}
+
+// replayAll reads srcs from their first offsets up to their ends now,
+// each with the step of the same index, in order, and then, when
+// cfg.WaitLive > 0, waits for the live groups to commit as far. It
+// returns the report so far (records, skipped, live behind) and the
+// conversations the steps saw, to compare; what names the store in the
+// log.
+func replayAll(ctx context.Context, cfg Config, what string, srcs []Source, steps ...step) (Report, []string, error) {
+	client := kafkalog.NewClient(cfg.Brokers)
+	ss, total, err := spans(ctx, client, srcs)
+	if err != nil {
+		return Report{}, nil, err
+	}
+	cfg.Logger.Info("rebuilding "+what, "records", total)
+	c := &counter{total: total, progress: cfg.Progress}
+	convs := &seen{}
+	var rep Report
+	for i, s := range ss {
+		st, err := steps[i](ctx, c, s, convs)
+		rep.Records, rep.Skipped = rep.Records+st.Records, rep.Skipped+st.Skipped
+		if err != nil {
+			return rep, nil, err
+		}
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(total, total) // ranges may end in offsets with no record
+	}
+	if cfg.WaitLive > 0 {
+		if rep.LiveBehind, err = waitLive(ctx, cfg, client, ss); err != nil {
+			return rep, nil, err
+		}
+	}
+	return rep, convs.list(), nil
+}
+
 // behind returns how many records of spans the live groups have not
 // committed.
 func behind(ctx context.Context, client *kafka.Client, ss []span) (int64, error) {

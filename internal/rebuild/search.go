@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
@@ -44,36 +45,19 @@ func Search(ctx context.Context, cfg SearchConfig) (Report, error) {
 	if len(cfg.Brokers) == 0 || cfg.Live == nil || cfg.Fresh == nil {
 		return Report{}, errors.New("rebuild search: brokers, the live index and a fresh one are required")
 	}
-	client := kafkalog.NewClient(cfg.Brokers)
-	ss, total, err := spans(ctx, client, []Source{
+	fill := collect(cfg.Config, search.Projection{Index: cfg.Fresh}, func(d search.Doc) string { return d.ConversationID })
+	rep, ids, err := replayAll(ctx, cfg.Config, "the search index", []Source{
 		{Topic: cfg.Names.Topic(schemas.TopicEvents), Group: cfg.Names.Group(schemas.GroupSearch)},
-	})
-	if err != nil {
-		return Report{}, fmt.Errorf("rebuild search: %w", err)
-	}
-	cfg.Logger.Info("rebuilding the search index", "records", total)
-	c := &counter{total: total, progress: cfg.Progress}
-	convs := &seen{}
-	var rep Report
-	st, err := replay(ctx, cfg.Config, c, ss[0], collecting[search.Doc]{
-		p: search.Projection{Index: cfg.Fresh}, seen: convs, key: func(d search.Doc) string { return d.ConversationID },
-	})
-	rep.Records, rep.Skipped = st.Records, st.Skipped
-	if err != nil {
-		return rep, fmt.Errorf("rebuild search: %w", err)
-	}
-	if err := cfg.Fresh.Refresh(ctx); err != nil {
-		return rep, fmt.Errorf("rebuild search: %w", err)
-	}
-	if cfg.Progress != nil {
-		cfg.Progress(total, total)
-	}
-	if cfg.WaitLive > 0 {
-		if rep.LiveBehind, err = waitLive(ctx, cfg.Config, client, ss); err != nil {
-			return rep, fmt.Errorf("rebuild search: %w", err)
+	}, func(ctx context.Context, c *counter, s span, convs *seen) (consumers.RangeStats, error) {
+		st, err := fill(ctx, c, s, convs)
+		if err == nil {
+			err = cfg.Fresh.Refresh(ctx)
 		}
+		return st, err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("rebuild search: %w", err)
 	}
-	ids := convs.list()
 	live, err := documentSums(ctx, cfg.Live, ids)
 	if err != nil {
 		return rep, fmt.Errorf("rebuild search: the live index: %w", err)

@@ -265,33 +265,7 @@ func (r *run) ranges(ctx context.Context) (from, to []int64, err error) {
 
 // readAll reads [from[p], to[p]) of every partition.
 func (r *run) readAll(ctx context.Context, from, to []int64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, r.cfg.Concurrency)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for p := range from {
-		if to[p] <= from[p] {
-			continue
-		}
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			if err := r.readPartition(ctx, p, from[p], to[p]); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	if err := ctx.Err(); err != nil {
+	if err := kafkalog.EachRange(ctx, from, to, r.cfg.Concurrency, r.readPartition); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	return nil
@@ -305,7 +279,7 @@ func (r *run) readPartition(ctx context.Context, p int, from, to int64) error {
 		defer r.mu.Unlock()
 		if len(batch) > 0 {
 			if err := r.sink.Write(batch); err != nil {
-				return fmt.Errorf("replay: writing: %w", err)
+				return fmt.Errorf("writing: %w", err)
 			}
 		}
 		r.read += read
@@ -333,7 +307,7 @@ func (r *run) readPartition(ctx context.Context, p int, from, to int64) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("replay: %w", err)
+		return err
 	}
 	return flush()
 }

@@ -21,15 +21,8 @@ func TestAcknowledgedFileSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (builds the binary and restarts it after a kill -9); make test runs it")
 	}
-	bin := buildParley(t)
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	kafka := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start := func() interface{ Kill() error } {
-		cmd := startParley(t, bin, addr, "run", "-data-dir", dir, "-http-addr", addr, "-kafka-listen", kafka, "-partitions", "4", "-log-level", "warn")
-		return cmd.Process
-	}
-	proc := start()
+	addr, start := restartableRun(t)
+	cmd := start()
 	alice := api{t, addr, token(t, "alice", time.Hour)}
 	bob := api{t, addr, token(t, "bob", time.Hour)}
 	conv := alice.createDirect("bob")
@@ -66,9 +59,7 @@ func TestAcknowledgedFileSurvivesKill9(t *testing.T) {
 	if _, err := pw.Write(cut[:len(cut)/2]); err != nil {
 		t.Fatal(err)
 	}
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	kill9(t, cmd)
 	_ = pw.CloseWithError(io.ErrUnexpectedEOF)
 	<-done // the PUT fails one way or another; it is never acknowledged
 

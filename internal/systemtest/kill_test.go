@@ -3,7 +3,6 @@ package systemtest_test
 import (
 	"fmt"
 	"net"
-	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -28,15 +27,7 @@ func TestAcknowledgedSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (builds the binary and restarts it after a kill -9, about 5 s); make test runs it")
 	}
-	bin := buildParley(t)
-	dir := t.TempDir()
-	httpPort, kafkaPort := freePort(t), freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", httpPort)
-	start := func() *exec.Cmd {
-		return startParley(t, bin, addr, "run", "-data-dir", dir, "-http-addr", addr,
-			"-kafka-listen", fmt.Sprintf("127.0.0.1:%d", kafkaPort), "-partitions", "4", "-log-level", "warn")
-	}
-
+	addr, start := restartableRun(t)
 	cmd := start()
 	alice := api{t, addr, token(t, "alice", time.Hour)}
 	conv := alice.createDirect("bob")
@@ -44,11 +35,7 @@ func TestAcknowledgedSurvivesKill9(t *testing.T) {
 	for i := range 30 {
 		acked = append(acked, alice.send(conv, fmt.Sprint("k", i)))
 	}
-	// kill -9: no shutdown, no flush, no commit.
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill9(t, cmd)
 
 	start()
 	alice = api{t, addr, alice.token}

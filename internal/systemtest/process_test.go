@@ -1,6 +1,7 @@
 package systemtest_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -39,4 +40,30 @@ func startParley(t *testing.T, bin, addr string, args ...string) *exec.Cmd {
 		return err == nil && status == http.StatusOK
 	})
 	return cmd
+}
+
+// restartableRun builds parley and returns the address of a `parley run`
+// over one data directory on fixed ports (four partitions, and extra
+// settings), and start, which starts it: first, and again after kill9.
+func restartableRun(t *testing.T, extra ...string) (addr string, start func() *exec.Cmd) {
+	t.Helper()
+	bin := buildParley(t)
+	dir := t.TempDir()
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	kafka := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := append([]string{"run", "-data-dir", dir, "-http-addr", addr, "-kafka-listen", kafka, "-partitions", "4", "-log-level", "warn"}, extra...)
+	return addr, func() *exec.Cmd {
+		t.Helper()
+		return startParley(t, bin, addr, args...)
+	}
+}
+
+// kill9 kills cmd with SIGKILL — no shutdown, no flush, no commit — and
+// reaps it.
+func kill9(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,15 +45,7 @@ func TestPushSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (builds the binary and restarts it after a kill -9, about 20 s); make test runs it")
 	}
-	bin := buildParley(t)
-	dir := t.TempDir()
-	httpPort, kafkaPort := freePort(t), freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", httpPort)
-	start := func() *exec.Cmd {
-		return startParley(t, bin, addr, "run", "-data-dir", dir, "-http-addr", addr,
-			"-kafka-listen", fmt.Sprintf("127.0.0.1:%d", kafkaPort), "-partitions", "4", "-log-level", "warn",
-			"-push-window", "4s", "-webpush-hosts", "127.0.0.1")
-	}
+	addr, start := restartableRun(t, "-push-window", "4s", "-webpush-hosts", "127.0.0.1")
 	cmd := start()
 	alice := api{t, addr, token(t, "alice", time.Hour)}
 	bob := api{t, addr, token(t, "bob", time.Hour)}
@@ -88,11 +78,7 @@ func TestPushSurvivesKill9(t *testing.T) {
 	// Two more inside the window: they wait for it, and the process dies.
 	alice.send(conv, "m2")
 	last := alice.send(conv, "m3")
-	// kill -9: no shutdown, no flush, no commit.
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill9(t, cmd)
 
 	start()
 	if got := metric(t, addr, "parley_push_registrations"); got != 1 {

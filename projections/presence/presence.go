@@ -196,82 +196,19 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-// follow reads every partition of chat.presence from the start, one
-// goroutine each (on wg), and calls apply for every record, concurrently
-// across partitions. It returns once every partition has been read up to
-// where it ended when follow was called — or nil, nil if ctx ends first —
-// with the channel that receives a later reading error.
+// follow reads every partition of chat.presence from the start (see
+// kafkalog.Follow) and calls apply for every presence record,
+// concurrently across partitions.
 func follow(ctx context.Context, brokers []string, topic string, log *slog.Logger, readerErrs kafkalog.Counter, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
-	client := kafkalog.NewClient(brokers)
-	n, err := kafkalog.Partitions(ctx, client, topic)
-	if err != nil {
-		return nil, err
-	}
-	var reqs []kafka.OffsetRequest
-	for p := range n {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-	}
-	caughtUp := make(chan struct{}, n)
-	errs := make(chan error, n)
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		wg.Go(func() {
-			if err := followPartition(ctx, brokers, topic, log, readerErrs, po.Partition, po.LastOffset, caughtUp, apply); err != nil && ctx.Err() == nil {
-				errs <- err
-			}
-		})
-	}
-	for range n {
-		select {
-		case <-caughtUp:
-		case err := <-errs:
-			return nil, err
-		case <-ctx.Done():
-			return nil, nil
-		}
-	}
-	return errs, nil
-}
-
-// followPartition applies partition p from the start; it signals caughtUp
-// once it has read up to hw (the end when following started).
-func followPartition(ctx context.Context, brokers []string, topic string, log *slog.Logger, errs kafkalog.Counter, p int, hw int64, caughtUp chan<- struct{}, apply func(context.Context, *schemas.PresenceV1)) error {
-	if hw == 0 {
-		caughtUp <- struct{}{}
-		caughtUp = nil
-	}
-	plog := log.With("topic", topic, "partition", p)
-	r := kafkalog.NewPartitionReader(brokers, topic, p, kafkalog.ReaderErrors(plog, errs))
-	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
-	}
-	for {
-		m, err := kafkalog.FetchMessage(ctx, r, plog)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
-		}
+	return kafkalog.Follow(ctx, brokers, topic, log, readerErrs, wg, func(m kafka.Message) {
 		if attrs, err := kafkalog.Decode(m); err == nil && attrs.Type == schemas.TypePresence {
 			if v, err := schemas.Decode(attrs.Type, m.Value); err == nil {
 				apply(ctx, v.(*schemas.PresenceV1))
 			} else {
-				log.Warn("skipping presence record", "partition", p, "offset", m.Offset, "err", err)
+				log.Warn("skipping presence record", "partition", m.Partition, "offset", m.Offset, "err", err)
 			}
 		}
-		if caughtUp != nil && m.Offset >= hw-1 {
-			caughtUp <- struct{}{}
-			caughtUp = nil
-		}
-	}
+	})
 }
 
 // apply takes a record from the log as the user's latest.

@@ -5,7 +5,6 @@ package push
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -129,42 +128,19 @@ func (s *Settings) User(user string) schemas.UserNotificationsV1 {
 // up. A record that breaks its schema is logged and skipped (the
 // gateway validates what it appends, so there should be none).
 func (s *Settings) Follow(ctx context.Context, brokers []string, names kafkalog.Names, log *slog.Logger, readerErrs kafkalog.Counter) error {
-	topic := names.Topic(schemas.TopicPush)
-	client := kafkalog.NewClient(brokers)
-	n, err := kafkalog.Partitions(ctx, client, topic)
-	if err != nil {
-		return err
-	}
-	var reqs []kafka.OffsetRequest
-	for p := range n {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return fmt.Errorf("listing offsets of %s: %w", topic, err)
-	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	caughtUp := make(chan struct{}, n)
-	errs := make(chan error, n)
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+	errs, err := kafkalog.Follow(ctx, brokers, names.Topic(schemas.TopicPush), log, readerErrs, &wg, func(m kafka.Message) {
+		if attrs, err := kafkalog.Decode(m); err != nil {
+			log.Warn("skipping push record", "partition", m.Partition, "offset", m.Offset, "err", err)
+		} else if v, err := schemas.Decode(attrs.Type, m.Value); err != nil {
+			log.Warn("skipping push record", "partition", m.Partition, "offset", m.Offset, "err", err)
+		} else {
+			s.Apply(v)
 		}
-		wg.Go(func() {
-			if err := s.followPartition(ctx, brokers, topic, po.Partition, po.LastOffset, caughtUp, log, readerErrs); err != nil && ctx.Err() == nil {
-				errs <- err
-			}
-		})
-	}
-	for range n {
-		select {
-		case <-caughtUp:
-		case err := <-errs:
-			return err
-		case <-ctx.Done():
-			return nil
-		}
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
 	}
 	close(s.ready)
 	select {
@@ -172,39 +148,6 @@ func (s *Settings) Follow(ctx context.Context, brokers []string, names kafkalog.
 		return err
 	case <-ctx.Done():
 		return nil
-	}
-}
-
-func (s *Settings) followPartition(ctx context.Context, brokers []string, topic string, p int, hw int64, caughtUp chan<- struct{}, log *slog.Logger, readerErrs kafkalog.Counter) error {
-	if hw == 0 {
-		caughtUp <- struct{}{}
-		caughtUp = nil
-	}
-	plog := log.With("topic", topic, "partition", p)
-	r := kafkalog.NewPartitionReader(brokers, topic, p, kafkalog.ReaderErrors(plog, readerErrs))
-	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)
-	}
-	for {
-		m, err := kafkalog.FetchMessage(ctx, r, plog)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
-		}
-		if attrs, err := kafkalog.Decode(m); err != nil {
-			plog.Warn("skipping push record", "offset", m.Offset, "err", err)
-		} else if v, err := schemas.Decode(attrs.Type, m.Value); err != nil {
-			plog.Warn("skipping push record", "offset", m.Offset, "err", err)
-		} else {
-			s.Apply(v)
-		}
-		if caughtUp != nil && m.Offset >= hw-1 {
-			caughtUp <- struct{}{}
-			caughtUp = nil
-		}
 	}
 }
 

@@ -14,9 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -34,15 +32,12 @@ type APNsMessage struct {
 // APNs is an APNs provider API endpoint: HTTP/2 over TLS.
 type APNs struct {
 	script
+	accepted[APNsMessage]
 	srv *httptest.Server
 	// Key is the provider token signing key (a .p8 key) the server
 	// accepts, with KeyID and TeamID; Topic is the app's bundle id.
 	Key                  *ecdsa.PrivateKey
 	KeyID, TeamID, Topic string
-
-	mu       sync.Mutex
-	gone     map[string]bool
-	received []APNsMessage
 }
 
 // StartAPNs starts an APNs endpoint with a fresh signing key.
@@ -52,7 +47,7 @@ func StartAPNs(t testing.TB) *APNs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &APNs{script: newScript(), Key: key, KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "chat.parley.app", gone: make(map[string]bool)}
+	a := &APNs{script: newScript(), Key: key, KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "chat.parley.app"}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
 	a.srv.EnableHTTP2 = true
 	a.srv.StartTLS()
@@ -75,22 +70,8 @@ func (a *APNs) KeyPEM(t testing.TB) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// Unregister makes token answer 410 Unregistered from now on.
-func (a *APNs) Unregister(token string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.gone[token] = true
-}
-
 // Fail queues failures for the next pushes to token.
 func (a *APNs) Fail(token string, fs ...Failure) { a.fail(token, fs...) }
-
-// Received returns the pushes accepted so far, in order.
-func (a *APNs) Received() []APNsMessage {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]APNsMessage(nil), a.received...)
-}
 
 func reason(rw http.ResponseWriter, status int, why string) {
 	rw.Header().Set("Content-Type", "application/json")
@@ -155,19 +136,14 @@ func (a *APNs) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f, failing := a.next(token); failing {
-		if f.RetryAfter > 0 {
-			rw.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
-		}
+		retryAfter(rw, f)
 		reason(rw, f.Status, f.Reason)
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.gone[token] {
+	if _, ok := a.accept(token, APNsMessage{Token: token, PushType: pushType, Priority: prio, CollapseID: r.Header.Get("apns-collapse-id"), Payload: payload}); !ok {
 		reason(rw, http.StatusGone, "Unregistered")
 		return
 	}
-	a.received = append(a.received, APNsMessage{Token: token, PushType: pushType, Priority: prio, CollapseID: r.Header.Get("apns-collapse-id"), Payload: payload})
 	rw.WriteHeader(http.StatusOK)
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -33,20 +32,17 @@ type FCMMessage struct {
 // FCM is an FCM HTTP v1 endpoint for one project.
 type FCM struct {
 	script
+	accepted[FCMMessage]
 	srv *httptest.Server
 	// Project is the project id, AccessToken the OAuth 2 access token it
 	// accepts.
 	Project, AccessToken string
-
-	mu       sync.Mutex
-	gone     map[string]bool
-	received []FCMMessage
 }
 
 // StartFCM starts an FCM endpoint.
 func StartFCM(t testing.TB) *FCM {
 	t.Helper()
-	f := &FCM{script: newScript(), Project: "parley-test", AccessToken: "ya29.test-access-token", gone: make(map[string]bool)}
+	f := &FCM{script: newScript(), Project: "parley-test", AccessToken: "ya29.test-access-token"}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -56,22 +52,8 @@ func StartFCM(t testing.TB) *FCM {
 // the API version.
 func (f *FCM) Endpoint() string { return f.srv.URL + "/v1" }
 
-// Unregister makes token answer UNREGISTERED from now on.
-func (f *FCM) Unregister(token string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gone[token] = true
-}
-
 // Fail queues failures for the next messages to token.
 func (f *FCM) Fail(token string, fs ...Failure) { f.fail(token, fs...) }
-
-// Received returns the messages accepted so far, in order.
-func (f *FCM) Received() []FCMMessage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]FCMMessage(nil), f.received...)
-}
 
 // fcmError answers with the error shape of the v1 API: a google.rpc
 // status with an FcmError detail.
@@ -136,19 +118,15 @@ func (f *FCM) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ft, failing := f.next(m.Token); failing {
-		if ft.RetryAfter > 0 {
-			rw.Header().Set("Retry-After", strconv.Itoa(ft.RetryAfter))
-		}
+		retryAfter(rw, ft)
 		fcmError(rw, ft.Status, rpcOf[ft.Status], ft.Reason, "scripted failure")
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.gone[m.Token] {
+	n, ok := f.accept(m.Token, m)
+	if !ok {
 		fcmError(rw, http.StatusNotFound, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
 		return
 	}
-	f.received = append(f.received, m)
 	rw.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	_ = json.NewEncoder(rw).Encode(map[string]string{"name": "projects/" + f.Project + "/messages/" + strconv.Itoa(len(f.received))})
+	_ = json.NewEncoder(rw).Encode(map[string]string{"name": "projects/" + f.Project + "/messages/" + strconv.Itoa(n)})
 }

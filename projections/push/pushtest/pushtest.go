@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +80,51 @@ func (s *script) Attempts(device string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attempts[device]
+}
+
+// accepted holds what a stand-in accepted, in order, and the devices
+// (tokens) it answers as gone.
+type accepted[M any] struct {
+	mu       sync.Mutex
+	gone     map[string]bool
+	received []M
+}
+
+// Unregister makes device answer as gone from now on: 410 Unregistered on
+// APNs, UNREGISTERED on FCM.
+func (a *accepted[M]) Unregister(device string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gone == nil {
+		a.gone = make(map[string]bool)
+	}
+	a.gone[device] = true
+}
+
+// Received returns what was accepted so far, in order.
+func (a *accepted[M]) Received() []M {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]M(nil), a.received...)
+}
+
+// accept records m, for device, unless device is gone; n is how many
+// have been accepted since the start.
+func (a *accepted[M]) accept(device string, m M) (n int, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gone[device] {
+		return len(a.received), false
+	}
+	a.received = append(a.received, m)
+	return len(a.received), true
+}
+
+// retryAfter sets the Retry-After header f asks for, if any.
+func retryAfter(rw http.ResponseWriter, f Failure) {
+	if f.RetryAfter > 0 {
+		rw.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
 }
 
 // verifyES256 verifies a compact JWS signed with ES256 by pub and

@@ -145,9 +145,7 @@ func (w *WebPush) serve(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f, failing := w.next(id); failing {
-		if f.RetryAfter > 0 {
-			rw.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
-		}
+		retryAfter(rw, f)
 		http.Error(rw, f.Reason, f.Status)
 		return
 	}
