@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -69,19 +70,29 @@ func TestBrowserRunsTheVendoredMLS(t *testing.T) {
 // TestVendoredMLSIsFresh: web/static/vendor is exactly what `make
 // web-vendor` makes from web/mlsvendor's locked packages.
 func TestVendoredMLSIsFresh(t *testing.T) {
+	// This file's directory, not the working directory: the embedded S3
+	// server the other tests of this package start changes the process's
+	// working directory to its root.
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot tell where this test file is")
+	}
+	dir := filepath.Dir(self)
 	node, err := exec.LookPath("node")
 	if err == nil {
-		_, err = os.Stat("mlsvendor/node_modules/ts-mls/package.json")
+		_, err = os.Stat(filepath.Join(dir, "mlsvendor", "node_modules", "ts-mls", "package.json"))
 	}
 	if err != nil {
 		t.Fatalf("cannot run web/mlsvendor/vendor.mjs (%v): install Node 20+ and npm; `make test` (make node-deps) runs npm ci in web/mlsvendor", err)
 	}
 	out := t.TempDir()
-	if b, err := exec.Command(node, "mlsvendor/vendor.mjs", out).CombinedOutput(); err != nil {
+	vendor := exec.Command(node, "vendor.mjs", out)
+	vendor.Dir = filepath.Join(dir, "mlsvendor")
+	if b, err := vendor.CombinedOutput(); err != nil {
 		t.Fatalf("vendor.mjs: %v\n%s", err, b)
 	}
 	want := files(t, out)
-	got := files(t, "static/vendor")
+	got := files(t, filepath.Join(dir, "static", "vendor"))
 	for name, b := range want {
 		if !bytes.Equal(got[name], b) {
 			t.Errorf("web/static/vendor/%s differs from what make web-vendor makes", name)
