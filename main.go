@@ -18,6 +18,7 @@
 //	parley replay           a topic as CloudEvents NDJSON or Parquet, for analytics
 //	parley rebuild history  rebuild the history store beside the live one and compare (-swap: and replace it)
 //	parley rebuild search   the same for the search index (-swap: promote the rebuilt generation)
+//	parley rebuild push     the same for the push store (members, read markers, unread counts)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -29,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -93,6 +95,9 @@ commands:
   rebuild search   the same for the search index (embedded Bleve): a new generation from offset 0,
                    compared per conversation with the live index, then discarded, or promoted
                    with -swap (on Elasticsearch: project search --rebuild, which swaps unverified)
+  rebuild push     the same for the push store, in the push role's data dir with the role stopped:
+                   compared per conversation (members, last seq, messages) and per user (read
+                   markers, unread counts, badge); not the notifications pending or sent
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -149,8 +154,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "replay":
 		return replayCommand(ctx, args, getenv, stdout, stderr)
 	case "rebuild":
-		if len(args) == 0 || (args[0] != "history" && args[0] != "search") {
-			return errors.New("usage: parley rebuild history | parley rebuild search [settings]")
+		name := ""
+		if len(args) > 0 {
+			name = args[0]
+		}
+		rebuildOne, ok := map[string]func(context.Context, app.Config, bool, io.Writer, *slog.Logger) error{
+			"history": app.RebuildHistory, "search": app.VerifySearch, "push": app.RebuildPush,
+		}[name]
+		if !ok {
+			return errors.New("usage: parley rebuild history | parley rebuild search | parley rebuild push [settings]")
 		}
 		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 		swap := fs.Bool("swap", false, "embedded: replace the live store or index with the rebuilt one")
@@ -161,10 +173,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		cfg, err := app.Load(cmd, rest, getenv, stderr)
 		if err != nil {
 			return err
-		}
-		rebuildOne := app.RebuildHistory
-		if args[0] == "search" {
-			rebuildOne = app.VerifySearch
 		}
 		if err := rebuildOne(ctx, cfg, *swap, stdout, cfg.Logger(stderr)); errors.Is(err, app.ErrRebuildDiffers) {
 			return exitError{err: err, code: 1}

@@ -90,6 +90,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"dlq"}, "usage: parley dlq"},
 		{[]string{"rebuild"}, "usage: parley rebuild"},
 		{[]string{"rebuild", "inbox"}, "usage: parley rebuild"},
+		{[]string{"rebuild", "push", "-swap", "-data-dir", "/nonexistent"}, "rebuild push has no -swap"},
 		{[]string{"dlq", "drop"}, "usage: parley dlq"},
 		{[]string{"dlq", "redrive"}, "usage: parley dlq"},
 		{[]string{"token", "not a user!"}, "invalid user id"},

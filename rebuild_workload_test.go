@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,15 +13,19 @@ import (
 	"github.com/parley-chat/parley/consumers/dlqtest"
 	"github.com/parley-chat/parley/gateway/gatewaytest"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/push"
 	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // After a mixed workload through the HTTP API — a group and a direct
 // conversation, messages and a reply, edits, a deletion, reactions added
 // and removed, members added and removed, a rename, read markers — both
-// verified rebuilds find the history store and the search index to be
-// exactly what the log says: with content in clear, and sealed.
+// verified rebuilds find the history store, the search index and the
+// push store to be exactly what the log says: with content in clear, and
+// sealed.
 func TestRebuildsAfterAMixedWorkloadFindNoDifference(t *testing.T) {
 	t.Parallel()
 	for _, sealed := range []bool{false, true} {
@@ -81,10 +87,15 @@ func rebuildsAfterAMixedWorkload(t *testing.T, sealed bool) {
 	if p, err := sys.Store().Page(ctx, g, history.PageQuery{Forward: true, Limit: 50}); err != nil || len(p.Events) < 10 {
 		t.Fatalf("the group's history: %v, %d events", err, len(p.Events))
 	}
+	// The push role has applied everything written when its group has
+	// committed the ends of both topics.
+	k := kafkatest.Cluster{Brokers: sys.KafkaBrokers(), Names: sys.TopicNames()}
+	dlqtest.WaitCommitted(t, k, schemas.GroupPush, schemas.TopicEvents)
+	dlqtest.WaitCommitted(t, k, schemas.GroupPush, schemas.TopicReceipts)
 	if err := sys.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, what := range []string{"history", "search"} {
+	for _, what := range []string{"history", "search", "push"} {
 		var out, errOut bytes.Buffer
 		if err := run(ctx, append([]string{"rebuild", what}, settings...), noEnv, nil, &out, &errOut); err != nil {
 			t.Errorf("rebuild %s: %v\n%s%s", what, err, out.String(), errOut.String())
@@ -93,5 +104,27 @@ func rebuildsAfterAMixedWorkload(t *testing.T, sealed bool) {
 		if !strings.Contains(out.String(), " 0 differ") || strings.Contains(out.String(), "differs:") {
 			t.Errorf("rebuild %s printed:\n%s", what, out.String())
 		}
+	}
+	// The push store altered behind the log's back: bob's read marker
+	// moved. The rebuild says so, and exits 1.
+	ps, err := push.OpenStore(filepath.Join(dir, "push", "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if err := push.RebuildProjection(ps).Apply(ctx, []push.Item{{Type: schemas.TypeReceipt, Time: at,
+		Value: &schemas.ReceiptV1{ConversationID: g, UserID: "bob", Kind: schemas.ReceiptRead, Seq: 12, At: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = run(ctx, append([]string{"rebuild", "push"}, settings...), noEnv, nil, &out, &errOut)
+	if !errors.Is(err, app.ErrRebuildDiffers) || exitCode(err) != 1 {
+		t.Errorf("rebuild push of an altered store: %v (exit %d); want ErrRebuildDiffers, exit 1\n%s", err, exitCode(err), errOut.String())
+	}
+	if !strings.Contains(out.String(), "differs: user/bob live=") || !strings.Contains(out.String(), " 1 differ") {
+		t.Errorf("rebuild push of an altered store printed:\n%s", out.String())
 	}
 }

@@ -1,5 +1,6 @@
 // Rebuilding projections from the log: the search index into a new
-// generation, and the verified rebuild of the history store.
+// generation, and the verified rebuilds of the history store, the search
+// index and the push store.
 
 package app
 
@@ -24,6 +25,7 @@ import (
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/history/scyllastore"
+	"github.com/parley-chat/parley/projections/push"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -188,6 +190,56 @@ func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, l
 	return err
 }
 
+// RebuildPush is `parley rebuild push`: it rebuilds the push store from
+// offset 0 of chat.events and chat.receipts into a fresh store beside the
+// live one (push/store_rebuild in the data dir, removed afterwards),
+// compares them, prints every conversation or user that differs and
+// returns ErrRebuildDiffers if any does. The push store is the push
+// role's own Pebble directory, so the command runs where that role keeps
+// its data dir, with the role stopped. There is no -swap: the rebuilt
+// store knows no notification pending or sent.
+func RebuildPush(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
+	if swap {
+		return errors.New("rebuild push has no -swap: the rebuilt store holds no notification pending or sent")
+	}
+	liveDir := filepath.Join(cfg.DataDir, "push", "store")
+	if _, err := os.Stat(liveDir); err != nil {
+		return fmt.Errorf("the push store (does the push role keep its data here?): %w", err)
+	}
+	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	live, err := push.OpenStore(liveDir, log)
+	if err != nil {
+		return fmt.Errorf("opening the push store (is parley run stopped?): %w", err)
+	}
+	defer func() { _ = live.Close() }()
+	dir := liveDir + rebuildSuffix
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	fresh, err := push.OpenStore(dir, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := errors.Join(fresh.Close(), os.RemoveAll(dir)); err != nil {
+			log.Warn("removing the rebuilt push store", "dir", dir, "err", err)
+		}
+	}()
+	rep, err := rebuild.Push(ctx, rebuild.PushConfig{
+		Config: rebuild.Config{Brokers: brokers, WaitLive: -1, Logger: log, Opener: opener(keys),
+			Progress: progress.New(out, "push rebuild", 5*time.Second, nil).Report},
+		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+	})
+	if err != nil {
+		return err
+	}
+	return printReport(out, "push", rep)
+}
+
 // printReport prints a verified rebuild's differences and summary.
 func printReport(out io.Writer, name string, rep rebuild.Report) error {
 	for _, d := range rep.Differences {
@@ -196,10 +248,7 @@ func printReport(out io.Writer, name string, rep rebuild.Report) error {
 			return err
 		}
 	}
-	keys := "conversations and inboxes"
-	if name == "search" {
-		keys = "conversations"
-	}
+	keys := map[string]string{"history": "conversations and inboxes", "search": "conversations", "push": "conversations and users"}[name]
 	if _, err := fmt.Fprintf(out, "%s rebuild: %d records (%d skipped), %d %s compared, %d differ, in %v\n",
 		name, rep.Records, rep.Skipped, rep.Keys, keys, len(rep.Differences), rep.Took.Round(time.Millisecond)); err != nil {
 		return err

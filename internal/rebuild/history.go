@@ -157,7 +157,8 @@ func (s *seen) list() []string {
 }
 
 // collecting is a projection that notes the key of every value it
-// applies.
+// applies ("" stands for none: a record the projection has nothing to do
+// with).
 type collecting[T any] struct {
 	p    consumers.Projection[T]
 	seen *seen
@@ -168,7 +169,9 @@ func (c collecting[T]) Decode(r consumers.Record) (T, error) { return c.p.Decode
 
 func (c collecting[T]) Apply(ctx context.Context, batch []T) error {
 	for _, v := range batch {
-		c.seen.add(c.key(v))
+		if k := c.key(v); k != "" {
+			c.seen.add(k)
+		}
 	}
 	return c.p.Apply(ctx, batch)
 }

@@ -121,28 +121,7 @@ func (pr Projection) Apply(_ context.Context, batch []Item) error {
 func (p *Push) applyEvent(b *pebble.Batch, it Item, now time.Time) (bool, error) {
 	v := it.Value
 	var c convState
-	var conv string
-	var seq uint64
-	switch e := v.(type) {
-	case *schemas.ConversationCreatedV1:
-		conv, seq = e.ConversationID, e.Seq
-	case *schemas.ConversationCreatedV2:
-		conv, seq = e.ConversationID, e.Seq
-	case *schemas.MLSCommittedV1:
-		conv, seq = e.ConversationID, e.Seq
-	case *schemas.MembersAddedV1:
-		conv, seq = e.ConversationID, e.Seq
-	case *schemas.MemberLeftV1:
-		conv, seq = e.ConversationID, e.Seq
-	case *schemas.MemberRemovedV1:
-		conv, seq = e.ConversationID, e.Seq
-	default:
-		if m, ok := pushMessage(v); ok {
-			conv, seq = m.ConversationID, m.Seq
-		} else {
-			conv, seq = eventPosition(v)
-		}
-	}
+	conv, seq := position(v)
 	if conv == "" {
 		return false, nil
 	}
@@ -220,10 +199,28 @@ func errorsJoin(a, b error) error {
 	return b
 }
 
-// eventPosition returns the conversation and seq of the events that only
-// advance their conversation's last seq.
-func eventPosition(v any) (string, uint64) {
+// position returns the conversation and seq of v, a decoded record the
+// projection applies (a read marker's seq is the seq read); "" for any
+// other.
+func position(v any) (string, uint64) {
+	if m, ok := pushMessage(v); ok {
+		return m.ConversationID, m.Seq
+	}
 	switch e := v.(type) {
+	case *schemas.ReceiptV1:
+		return e.ConversationID, e.Seq
+	case *schemas.ConversationCreatedV1:
+		return e.ConversationID, e.Seq
+	case *schemas.ConversationCreatedV2:
+		return e.ConversationID, e.Seq
+	case *schemas.MLSCommittedV1:
+		return e.ConversationID, e.Seq
+	case *schemas.MembersAddedV1:
+		return e.ConversationID, e.Seq
+	case *schemas.MemberLeftV1:
+		return e.ConversationID, e.Seq
+	case *schemas.MemberRemovedV1:
+		return e.ConversationID, e.Seq
 	case *schemas.RolesChangedV1:
 		return e.ConversationID, e.Seq
 	case *schemas.RenamedV1:

@@ -242,15 +242,9 @@ func (s *Store) badge(user string) (uint64, error) {
 		if err != nil {
 			return false, err
 		}
-		// The messages after the read seq.
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: messageKey(conv, read+1), UpperBound: append(key(prefixMessage, conv), 1)})
-		if err != nil {
-			return false, err
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			total++
-		}
-		return true, it.Close()
+		n, err := s.unread(conv, read)
+		total += n
+		return err == nil, err
 	})
 	return total, err
 }
