@@ -126,17 +126,7 @@ func TestHistoryRebuildFindsNoDifferenceThenCatchesAnAlteredStore(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := int64(len(events) + len(receipts))
-	if rep.Records != want || rep.Skipped != 1 || rep.LiveBehind != 0 {
-		t.Errorf("report %+v; want %d records, 1 skipped, the live groups caught up", rep, want)
-	}
-	if last != [2]int64{want, want} {
-		t.Errorf("last progress %v; want %d of %d", last, want, want)
-	}
-	// two conversations; alice, bob, carol (dave was removed), erin, frank
-	if rep.Keys != 2+5 || len(rep.Differences) != 0 {
-		t.Fatalf("%d keys compared, differences %v; want 7 keys and none", rep.Keys, rep.Differences)
-	}
+	checkClean(t, rep, last, len(events)+len(receipts))
 
 	// An edit applied to the live store only, as a bug or a hand
 	// would, and frank's read marker moved: both conversations, the
@@ -155,13 +145,7 @@ func TestHistoryRebuildFindsNoDifferenceThenCatchesAnAlteredStore(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, diff := range rep.Differences {
-		got = append(got, diff.Key)
-		if diff.Live == "" || diff.Rebuilt == "" || diff.Live == diff.Rebuilt {
-			t.Errorf("difference %+v: want both checksums, unequal", diff)
-		}
-	}
+	got := differingKeys(t, rep)
 	for _, key := range []string{"conversation/g_rebuild", "conversation/" + d, "user/frank"} {
 		if !slices.Contains(got, key) {
 			t.Errorf("differences %v; want %s among them", got, key)
@@ -170,6 +154,39 @@ func TestHistoryRebuildFindsNoDifferenceThenCatchesAnAlteredStore(t *testing.T) 
 	if slices.Contains(got, "user/erin") {
 		t.Errorf("differences %v: erin's inbox did not change", got)
 	}
+}
+
+// checkClean checks the report of a rebuild of the workload's records
+// (records of them), whose last progress was last: every record read, the
+// one undecodable skipped, the live groups caught up, progress at the
+// end, seven keys compared — two conversations; alice, bob, carol (dave
+// was removed), erin, frank — and no difference.
+func checkClean(t *testing.T, rep rebuild.Report, last [2]int64, records int) {
+	t.Helper()
+	want := int64(records)
+	if rep.Records != want || rep.Skipped != 1 || rep.LiveBehind != 0 {
+		t.Errorf("report %+v; want %d records, 1 skipped, the live groups caught up", rep, want)
+	}
+	if last != [2]int64{want, want} {
+		t.Errorf("last progress %v; want %d of %d", last, want, want)
+	}
+	if rep.Keys != 2+5 || len(rep.Differences) != 0 {
+		t.Fatalf("%d keys compared, differences %v; want 7 keys and none", rep.Keys, rep.Differences)
+	}
+}
+
+// differingKeys returns the keys of rep's differences, each checked to
+// have both checksums, unequal.
+func differingKeys(t *testing.T, rep rebuild.Report) []string {
+	t.Helper()
+	var got []string
+	for _, diff := range rep.Differences {
+		got = append(got, diff.Key)
+		if diff.Live == "" || diff.Rebuilt == "" || diff.Live == diff.Rebuilt {
+			t.Errorf("difference %+v: want both checksums, unequal", diff)
+		}
+	}
+	return got
 }
 
 func TestCompare(t *testing.T) {

@@ -61,7 +61,7 @@ func (a *APNs) URL() string { return a.srv.URL }
 // Client is an HTTP/2 client that trusts the server's certificate.
 func (a *APNs) Client() *http.Client { return a.srv.Client() }
 
-// KeyPEM is the signing key as an Apple .p8 file holds it (PKCS #8 PEM).
+// KeyPEM is the signing key as an Apple .p8 file holds it (a PKCS 8 private key in PEM).
 func (a *APNs) KeyPEM(t testing.TB) []byte {
 	der, err := x509.MarshalPKCS8PrivateKey(a.Key)
 	if err != nil {
