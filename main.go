@@ -19,6 +19,7 @@
 //	parley rebuild history  rebuild the history store beside the live one and compare (-swap: and replace it)
 //	parley rebuild search   the same for the search index (-swap: promote the rebuilt generation)
 //	parley rebuild push     the same for the push store (members, read markers, unread counts)
+//	parley rebuild files    the same for the files projection's records in the file store (compare only)
 //
 // Configuration is by flags and PARLEY_* environment variables; `parley
 // help` lists them.
@@ -98,6 +99,11 @@ commands:
   rebuild push     the same for the push store, in the push role's data dir with the role stopped:
                    compared per conversation (members, last seq, messages) and per user (read
                    markers, unread counts, badge); not the notifications pending or sent
+  rebuild files    the same for the files projection's records in the file store (which uploads
+                   are attached to which message, which messages' files were deleted), rebuilt in
+                   memory and compared per conversation; not the uploads themselves. Embedded
+                   file store: stop parley run first. No -swap: the records share the bucket with
+                   the uploads
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -159,10 +165,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			name = args[0]
 		}
 		rebuildOne, ok := map[string]func(context.Context, app.Config, bool, io.Writer, *slog.Logger) error{
-			"history": app.RebuildHistory, "search": app.VerifySearch, "push": app.RebuildPush,
+			"history": app.RebuildHistory, "search": app.VerifySearch, "push": app.RebuildPush, "files": app.RebuildFiles,
 		}[name]
 		if !ok {
-			return errors.New("usage: parley rebuild history | parley rebuild search | parley rebuild push [settings]")
+			return errors.New("usage: parley rebuild history | parley rebuild search | parley rebuild push | parley rebuild files [settings]")
 		}
 		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 		swap := fs.Bool("swap", false, "embedded: replace the live store or index with the rebuilt one")

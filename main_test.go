@@ -91,6 +91,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"rebuild"}, "usage: parley rebuild"},
 		{[]string{"rebuild", "inbox"}, "usage: parley rebuild"},
 		{[]string{"rebuild", "push", "-swap", "-data-dir", "/nonexistent"}, "rebuild push has no -swap"},
+		{[]string{"rebuild", "files", "-swap", "-data-dir", "/nonexistent"}, "rebuild files has no -swap"},
 		{[]string{"dlq", "drop"}, "usage: parley dlq"},
 		{[]string{"dlq", "redrive"}, "usage: parley dlq"},
 		{[]string{"token", "not a user!"}, "invalid user id"},

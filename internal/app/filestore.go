@@ -33,10 +33,7 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 	if !roles.Gateway && !roles.Files {
 		return nil
 	}
-	cfg := s3store.Config{
-		Endpoint: s.cfg.S3Endpoint, PublicEndpoint: s.cfg.S3PublicURL, Region: s.cfg.S3Region, Bucket: s.cfg.S3Bucket,
-		AccessKey: s.cfg.S3AccessKey, SecretKey: s.cfg.S3SecretKey,
-	}
+	cfg := s3Config(s.cfg)
 	embedded := cfg.Endpoint == ""
 	if embedded {
 		if s.cfg.S3Listen == S3ListenOff {
@@ -84,6 +81,40 @@ func (s *System) openFiles(ctx context.Context, roles Roles) error {
 	}
 	s.files, s.filesOrigin = st, origin
 	return nil
+}
+
+// s3Config is the configuration of the file store of PARLEY_S3_*; an
+// empty Endpoint stands for the embedded one.
+func s3Config(c Config) s3store.Config {
+	return s3store.Config{
+		Endpoint: c.S3Endpoint, PublicEndpoint: c.S3PublicURL, Region: c.S3Region, Bucket: c.S3Bucket,
+		AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey,
+	}
+}
+
+// openRebuildFiles opens the live file store for `parley rebuild files`:
+// the S3 service of PARLEY_S3_ENDPOINT, or the embedded one over the
+// data dir, started here on a free port (then `parley run` must be
+// stopped: the files projection does not write meanwhile). wait is how
+// long to wait for the live projection (rebuild.Config.WaitLive).
+func openRebuildFiles(ctx context.Context, c Config) (st *s3store.Store, wait time.Duration, closeFn func(), err error) {
+	cfg := s3Config(c)
+	closeFn = func() {}
+	if cfg.Endpoint == "" {
+		wait = -1
+		srv, err := versitys3.Start(ctx, versitys3.Config{Dir: filepath.Join(c.DataDir, "files"), Region: c.S3Region})
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("starting the embedded file store: %w", err)
+		}
+		closeFn = func() { _ = srv.Close() }
+		cfg.Endpoint, cfg.Region = srv.Endpoint(), srv.Region()
+		cfg.AccessKey, cfg.SecretKey = srv.Credentials()
+	}
+	if st, err = s3store.New(cfg); err != nil {
+		closeFn()
+		return nil, 0, nil, err
+	}
+	return st, wait, closeFn, nil
 }
 
 // originOf is the scheme://host[:port] of a URL.

@@ -1,6 +1,6 @@
 // Rebuilding projections from the log: the search index into a new
 // generation, and the verified rebuilds of the history store, the search
-// index and the push store.
+// index, the push store and the files projection's records.
 
 package app
 
@@ -240,6 +240,48 @@ func RebuildPush(ctx context.Context, cfg Config, swap bool, out io.Writer, log 
 	return printReport(out, "push", rep)
 }
 
+// RebuildFiles is `parley rebuild files`: it rebuilds the files
+// projection's records (which uploads are attached to which message, and
+// which messages' files were deleted) from offset 0 of chat.events in
+// memory, compares them with the records in the live file store, prints
+// every conversation that differs and returns ErrRebuildDiffers if any
+// does. On the embedded file store it starts it over the data dir, so
+// `parley run` must be stopped first. There is no -swap: the records
+// share the bucket with the uploads, so there is no store to swap, only
+// the live bucket to rewrite in place, which is a repair, not a verified
+// rebuild.
+func RebuildFiles(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
+	if swap {
+		return errors.New("rebuild files has no -swap: the records share the bucket with the uploads, there is no store to swap")
+	}
+	// The embedded S3 server changes the working directory: a relative
+	// data dir must be resolved before.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	cfg.DataDir = dataDir
+	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	live, wait, closeStore, err := openRebuildFiles(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	rep, err := rebuild.Files(ctx, rebuild.FilesConfig{
+		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
+			Progress: progress.New(out, "files rebuild", 5*time.Second, nil).Report},
+		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live,
+	})
+	if err != nil {
+		return err
+	}
+	return printReport(out, "files", rep)
+}
+
 // printReport prints a verified rebuild's differences and summary.
 func printReport(out io.Writer, name string, rep rebuild.Report) error {
 	for _, d := range rep.Differences {
@@ -248,7 +290,7 @@ func printReport(out io.Writer, name string, rep rebuild.Report) error {
 			return err
 		}
 	}
-	keys := map[string]string{"history": "conversations and inboxes", "search": "conversations", "push": "conversations and users"}[name]
+	keys := map[string]string{"history": "conversations and inboxes", "search": "conversations", "push": "conversations and users", "files": "conversations"}[name]
 	if _, err := fmt.Fprintf(out, "%s rebuild: %d records (%d skipped), %d %s compared, %d differ, in %v\n",
 		name, rep.Records, rep.Skipped, rep.Keys, keys, len(rep.Differences), rep.Took.Round(time.Millisecond)); err != nil {
 		return err

@@ -8,8 +8,10 @@
 // The comparison goes through the stores' read ports (history.Reader for
 // the history store; search.Lister for the search index, which the
 // embedded Bleve index implements; PushReader for the push store, which
-// compares what the log alone decides, not the notifications sent), so
-// it holds for every adapter that has them. Sealed records (crypto-shredding) are opened with
+// compares what the log alone decides, not the notifications sent;
+// FilesReader for the files projection's records in the file store, which
+// are rebuilt in memory since they share their bucket with the uploads),
+// so it holds for every adapter that has them. Sealed records (crypto-shredding) are opened with
 // Config.Opener, as the live projections open them. The live store is compared once its
 // consumer groups have committed the offsets the rebuild read up to (or
 // after Config.WaitLive, with the lag reported), so that a live

@@ -24,16 +24,21 @@ type Store interface {
 	List(ctx context.Context, prefix string, fn func(key string, modified time.Time) error) error
 }
 
-// The key prefixes of the projection's records in the file store.
+// The key prefixes of the projection's records in the file store: an
+// upload attached to a message is marked AttachedPrefix + conversation +
+// "/" + upload id (its body the message's seq), and the uploads of a
+// message are listed under MessagesPrefix + conversation + "/" + seq (a
+// JSON array of upload ids). They are what the log decides of the store;
+// the uploads and thumbnails themselves are not.
 const (
-	attachedPrefix = "attached/"
-	messagesPrefix = "messages/"
+	AttachedPrefix = "attached/"
+	MessagesPrefix = "messages/"
 )
 
-func attachedKey(conv, uploadID string) string { return attachedPrefix + conv + "/" + uploadID }
+func attachedKey(conv, uploadID string) string { return AttachedPrefix + conv + "/" + uploadID }
 
 func messageKey(conv string, seq uint64) string {
-	return messagesPrefix + conv + "/" + strconv.FormatUint(seq, 10)
+	return MessagesPrefix + conv + "/" + strconv.FormatUint(seq, 10)
 }
 
 // Op is what one event asks of the file store.

@@ -6,15 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -552,5 +555,63 @@ func checkLog(t *testing.T, sys *app.System) {
 		if counts[typ] == 0 {
 			t.Errorf("the log has no %s record", typ)
 		}
+	}
+}
+
+// TestRebuildFiles: after a file is sent, `parley rebuild files` over the
+// stopped system's data dir finds the files projection's records in the
+// embedded store what the log says; with the message's marker removed
+// from the store behind the log's back, it names the conversation.
+func TestRebuildFiles(t *testing.T) {
+	dir := t.TempDir()
+	sys := startSystem(t, dir)
+	alice := newClient(t, sys, "alice")
+	conv := alice.createGroup("bob")
+	data := []byte("the minutes")
+	id := alice.upload(conv, "minutes.txt", "text/plain", data)
+	out := alice.want(http.StatusCreated, "POST", "/v1/conversations/"+conv+"/messages", messagesDoc,
+		map[string]any{"command_id": "m1", "body": "the minutes", "attachments": []map[string]any{{"upload_id": id}}})
+	// The embedded store keeps each object as a file under the data dir:
+	// the files projection is done with the message when its upload's
+	// marker and its list (written last) are there.
+	var marker, list string
+	eventually(t, "the upload marked attached and the message's list", func() bool {
+		marker, list = "", ""
+		_ = filepath.WalkDir(filepath.Join(dir, "files"), func(p string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil || d.IsDir():
+			case strings.HasSuffix(p, "/attached/"+conv+"/"+id):
+				marker = p
+			case strings.HasSuffix(p, fmt.Sprintf("/messages/%s/%d", conv, int(out["seq"].(float64)))):
+				list = p
+			}
+			return nil
+		})
+		return marker != "" && list != ""
+	})
+	stopSystem(t, sys)
+
+	rebuildFiles := func() (string, error) {
+		cfg, err := app.Load("rebuild", []string{"-data-dir", dir, "-kafka-listen", "127.0.0.1:0", "-partitions", "2", "-log-level", "warn"}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err = app.RebuildFiles(ctx, cfg, false, &out, cfg.Logger(io.Discard))
+		return out.String(), err
+	}
+	printed, err := rebuildFiles()
+	if err != nil || !strings.Contains(printed, "1 conversations compared, 0 differ") {
+		t.Fatalf("rebuild files: %v\n%s", err, printed)
+	}
+
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	printed, err = rebuildFiles()
+	if !errors.Is(err, app.ErrRebuildDiffers) || !strings.Contains(printed, "differs: conversation/"+conv+" ") {
+		t.Errorf("rebuild files after the marker's removal: %v\n%s", err, printed)
 	}
 }
