@@ -673,16 +673,7 @@ func (k *socket) answer(ctx context.Context, f clientFrame, do func(context.Cont
 		_ = k.writeError(ctx, f.ID, e)
 		return
 	}
-	// The ack is queued on the socket's session, behind the event it
-	// acknowledges (the hub queues an event before it answers the request
-	// waiting for it): a sender's socket has a message's event before
-	// its ack.
-	b, err := json.Marshal(ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
-	if err != nil {
-		_ = k.writeError(ctx, f.ID, newError(codeInternal, "encoding the ack"))
-		return
-	}
-	k.sess.Signal(b)
+	_ = k.writeJSON(ctx, ackFrame{Type: "ack", ID: f.ID, ConversationID: out.ConversationID, Seq: out.Seq, Duplicate: out.Duplicate})
 }
 
 // messageCommand serves the edit, delete, react and unreact frames.

@@ -79,10 +79,7 @@ func (b *broadcast) event(ctx context.Context, attrs schemas.Attributes, value [
 	ev := history.Event{ConversationID: attrs.Subject, Seq: attrs.Seq, ID: attrs.ID, Type: attrs.Type, Time: attrs.Time, Data: value}
 	h.latest.note(attrs.Subject, attrs.Seq)
 	h.members.fold(ev)
-	// The request waiting for the event is answered once the event is
-	// queued on every recipient's session, its sender's too: the sender's
-	// socket gets the event before the ack.
-	defer h.waiters.answerEvent(&ev)
+	h.waiters.answerEvent(&ev)
 
 	conv, err := b.Conversation(ctx, attrs.Subject)
 	if err != nil {

@@ -111,16 +111,14 @@ func (t *targeted) routed(attrs schemas.Attributes, m kafka.Message) {
 		if prev, ok := prevChange(m); ok || schemas.IsCreation(attrs.Type) {
 			h.members.applyChange(ev, prev, ok, false)
 		}
-		h.pushTo(recipients(m), "", &item{conv: attrs.Subject, seq: attrs.Seq, at: attrs.Time,
-			frame: EncodeEvent(attrs.Subject, attrs.Seq, attrs.Type, attrs.ID, attrs.Time, m.Value)})
 		// The command was appended by its origin node, whose request is
 		// waiting; another node's request for the same command id waits
-		// for the decider's answer to its own append (a duplicate). It is
-		// answered once the event is queued for the sockets, so that the
-		// sender's socket gets the event before the ack.
+		// for the decider's answer to its own append (a duplicate).
 		if attrs.OriginNode == "" || attrs.OriginNode == h.cfg.Node {
 			h.waiters.answerEvent(&ev)
 		}
+		h.pushTo(recipients(m), "", &item{conv: attrs.Subject, seq: attrs.Seq, at: attrs.Time,
+			frame: EncodeEvent(attrs.Subject, attrs.Seq, attrs.Type, attrs.ID, attrs.Time, m.Value)})
 	default:
 		h.waiters.answerReply(attrs, m.Value)
 	}
