@@ -82,7 +82,7 @@ func replayFlags(args []string, stderr io.Writer) (replayOptions, []string, erro
 	fs.StringVar(&o.format, "format", "ndjson", "ndjson (CloudEvents JSON, one event a line) or parquet")
 	fs.StringVar(&o.out, "o", "-", "the output file; - is standard output")
 	fs.BoolVar(&o.decrypt, "decrypt", false, "open sealed content with the key store (PARLEY_CONTENT_KEK; parley run stopped); without it, sealed events come redacted")
-	fs.StringVar(&o.check, "check", "schema", "schema: decode each value and validate it against its JSON Schema; decode: decode only (faster)")
+	fs.StringVar(&o.check, "check", "schema", "schema: decode each value and validate it against its JSON Schema; decode: decode only (a little faster)")
 	rest, err := takeFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stderr, replayUsage)

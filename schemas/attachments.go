@@ -6,10 +6,11 @@ package schemas
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/parley-chat/parley/internal/bytepattern"
 )
 
 // Attachment is a file a message carries: the metadata of an object the
@@ -34,9 +35,9 @@ type Attachment struct {
 const MaxFileNameBytes = 255
 
 var (
-	uploadIDPattern    = regexp.MustCompile(`^u_[0-9a-f]{32}$`)
-	sha256Pattern      = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	contentTypePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
+	uploadIDPattern    = bytepattern.MustCompile(`^u_[0-9a-f]{32}$`)
+	sha256Pattern      = bytepattern.MustCompile(`^[0-9a-f]{64}$`)
+	contentTypePattern = bytepattern.MustCompile(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
 )
 
 // ValidUploadID reports whether s is an upload id: "u_" and 32 lowercase

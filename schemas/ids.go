@@ -8,13 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
+
+	"github.com/parley-chat/parley/internal/bytepattern"
 )
 
 var (
-	userIDPattern         = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,128}$`)
-	conversationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	commandIDPattern      = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+	userIDPattern         = bytepattern.MustCompile(`^[A-Za-z0-9._@+-]{1,128}$`)
+	conversationIDPattern = bytepattern.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	commandIDPattern      = bytepattern.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 )
 
 // ValidUserID reports whether s is a well-formed user id.

@@ -6,8 +6,9 @@ package schemas
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/parley-chat/parley/internal/bytepattern"
 )
 
 // TypingV1 says that a user is typing in a conversation
@@ -69,7 +70,7 @@ func (e *TypingV1) validate() error {
 	return errors.Join(errs...)
 }
 
-var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+var deviceIDPattern = bytepattern.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // ValidDeviceID reports whether s is a well-formed device id.
 func ValidDeviceID(s string) bool { return deviceIDPattern.MatchString(s) }

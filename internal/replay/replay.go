@@ -114,7 +114,7 @@ const (
 	// (schemacheck): the whole public contract. The default.
 	CheckSchema Check = iota
 	// CheckDecode only decodes the value as its type's Go value, with the
-	// checks every Parley consumer applies: about twice as fast (see
+	// checks every Parley consumer applies: a little faster (see
 	// BENCHMARKS.md), for logs Parley itself wrote.
 	CheckDecode
 )

@@ -345,3 +345,59 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPatternViolationsLeftOut: a record breaking a pattern of its JSON
+// Schema is left out by the default check, whether or not the decoding
+// every consumer applies catches it (a rejected command's command_type is
+// checked by the schema only, a sender id by both), and the valid records
+// around it come out.
+func TestPatternViolationsLeftOut(t *testing.T) {
+	t.Parallel()
+	c := kafkatest.Start(t, kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
+	topic := c.Names.Topic(schemas.TopicEvents)
+	fx := fixtures(t)
+	breakValue := func(typ, from, to string) []byte {
+		b := bytes.Replace(fx[typ], []byte(from), []byte(to), 1)
+		if bytes.Equal(b, fx[typ]) {
+			t.Fatalf("%s not in the fixture of %s", from, typ)
+		}
+		return b
+	}
+	records := []struct {
+		typ   string
+		value []byte
+	}{
+		{schemas.TypeCommandRejected, fx[schemas.TypeCommandRejected]},
+		{schemas.TypeCommandRejected, breakValue(schemas.TypeCommandRejected, `"chat.message.send.v1"`, `"chat.message.send"`)},
+		{schemas.TypeMessageSentV3, fx[schemas.TypeMessageSentV3]},
+		{schemas.TypeMessageSentV3, breakValue(schemas.TypeMessageSentV3, `"bob"`, `"bo b"`)},
+		{schemas.TypeMessageSentV3, breakValue(schemas.TypeMessageSentV3, `"9f86d081`, `"9F86D081`)},
+	}
+	var msgs []kafka.Message
+	for i, r := range records {
+		a := kafkalog.NewAttributes(r.typ, "conv-0", base.Add(time.Duration(i)*time.Second))
+		a.Seq, a.HasSeq = uint64(i+1), true
+		msgs = append(msgs, kafkalog.Encode(a, r.value))
+	}
+	w := kafkalog.NewWriter(c.Brokers, topic)
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		check            replay.Check
+		written, invalid int64
+	}{
+		{replay.CheckSchema, 2, 3},
+		{replay.CheckDecode, 3, 2}, // the command type's pattern is the schema's alone
+	} {
+		var got collect
+		st, err := replay.Run(context.Background(), replay.Config{Brokers: c.Brokers, Topic: topic, FromOffset: -1, Check: tc.check}, &got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Read != 5 || st.Written != tc.written || st.Invalid != tc.invalid {
+			t.Errorf("check %d: stats %+v; want 5 read, %d written, %d invalid", tc.check, st, tc.written, tc.invalid)
+		}
+	}
+}

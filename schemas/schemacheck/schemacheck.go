@@ -11,14 +11,22 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/parley-chat/parley/internal/bytepattern"
 	"github.com/parley-chat/parley/schemas"
 )
 
 // Validator holds the compiled JSON Schema of every type in
 // schemas.Types(). It is immutable once built, so a Validator is safe for
 // concurrent use by multiple goroutines.
+//
+// Patterns that bytepattern can match are matched by it instead of
+// regexp, with the same result; and a type whose schema uses only the
+// keywords of the fast path (fastpath.go) has its values proven valid in
+// one walk over their bytes, the library deciding only the values the
+// walk cannot prove valid.
 type Validator struct {
 	byType map[string]*jsonschema.Schema
+	fast   map[string]*fastNode // types with a fast path
 }
 
 // noLoader refuses to fetch anything: every schema is self-contained and
@@ -35,6 +43,7 @@ func New() (*Validator, error) {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	c.UseLoader(noLoader{})
+	c.UseRegexpEngine(func(expr string) (jsonschema.Regexp, error) { return bytepattern.CompileOrRegexp(expr) })
 	types := schemas.Types()
 	for _, t := range types {
 		raw, err := schemas.JSONSchema(t)
@@ -49,13 +58,16 @@ func New() (*Validator, error) {
 			return nil, fmt.Errorf("schemacheck: adding schema of %s: %w", t, err)
 		}
 	}
-	v := &Validator{byType: make(map[string]*jsonschema.Schema, len(types))}
+	v := &Validator{byType: make(map[string]*jsonschema.Schema, len(types)), fast: make(map[string]*fastNode)}
 	for _, t := range types {
 		s, err := c.Compile(schemaURL(t))
 		if err != nil {
 			return nil, fmt.Errorf("schemacheck: compiling schema of %s: %w", t, err)
 		}
 		v.byType[t] = s
+		if f, ok := compileFast(s); ok && f != nil {
+			v.fast[t] = f
+		}
 	}
 	return v, nil
 }
@@ -71,6 +83,9 @@ func (v *Validator) Validate(ceType string, value []byte) error {
 	s, ok := v.byType[ceType]
 	if !ok {
 		return fmt.Errorf("schemacheck: %w: %q", schemas.ErrUnknownType, ceType)
+	}
+	if f := v.fast[ceType]; f != nil && fastValid(f, value) {
+		return nil
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(value))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -110,5 +111,39 @@ func TestConcurrentUse(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestPatternsAsserted: a value breaking a field's pattern is rejected,
+// whether bytepattern matches the pattern (the ids, the upload id, the
+// SHA-256, the media type) or regexp does (the command type), and the
+// error says it was the pattern.
+func TestPatternsAsserted(t *testing.T) {
+	t.Parallel()
+	v, err := schemacheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := string(fixture(t, schemas.TypeMessageSentV3))
+	rejected := string(fixture(t, schemas.TypeCommandRejected))
+	for name, c := range map[string]struct{ typ, from, to, base string }{
+		"sender with a space":       {schemas.TypeMessageSentV3, `"bob"`, `"bo b"`, sent},
+		"sender too long":           {schemas.TypeMessageSentV3, `"bob"`, `"` + strings.Repeat("b", 129) + `"`, sent},
+		"conversation not ASCII":    {schemas.TypeMessageSentV3, `"g_d0e7b0f3eaa4eee91387e6aeff73f2d0"`, `"g_é"`, sent},
+		"upload id one digit short": {schemas.TypeMessageSentV3, `"u_8f14e45fceea167a5a36dedd4bea2543"`, `"u_8f14e45fceea167a5a36dedd4bea254"`, sent},
+		"upper-case sha256":         {schemas.TypeMessageSentV3, `"9f86d081`, `"9F86D081`, sent},
+		"media type without slash":  {schemas.TypeMessageSentV3, `"image/jpeg"`, `"imagejpeg"`, sent},
+		"command id with a slash":   {schemas.TypeMessageSentV3, `"c-01HZX5A2"`, `"c/01HZX5A2"`, sent},
+		"command type unversioned":  {schemas.TypeCommandRejected, `"chat.message.send.v1"`, `"chat.message.send"`, rejected},
+	} {
+		value := strings.Replace(c.base, c.from, c.to, 1)
+		if value == c.base {
+			t.Fatalf("%s: %s not in the fixture", name, c.from)
+		}
+		err := v.Validate(c.typ, []byte(value))
+		var ve *jsonschema.ValidationError
+		if !errors.Is(err, schemas.ErrInvalid) || !errors.As(err, &ve) || !strings.Contains(err.Error(), "does not match pattern") {
+			t.Errorf("%s: got %v; want ErrInvalid for the pattern", name, err)
+		}
 	}
 }
