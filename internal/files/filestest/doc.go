@@ -6,5 +6,6 @@
 // The tests live apart from internal/systemtest because versitygw allows
 // one server per process and changes the process's working directory:
 // these tests start their systems one at a time and use absolute paths
-// only.
+// only. TestRebuildFilesCommand runs the built parley binary as a separate
+// process, `parley rebuild files` as an operator runs it.
 package filestest
