@@ -73,6 +73,16 @@
 // passes them as routing, so only their shards are asked. Every hit's
 // conversation is checked against the query's set before it is returned.
 //
+// # Listing
+//
+// Documents (search.Lister, for verified rebuilds) lists a conversation
+// from a point in time of the alias (or of a generation's index): POST
+// <index>/_pit, then _search requests with the pit, a term query on
+// conversation_id, sorted by seq (and the implicit _shard_doc
+// tiebreaker), version: true, 500 hits a page with search_after, then
+// DELETE _pit. Each hit's _version and _source give the document as
+// search.Lister describes it; a tombstone lists as a deletion.
+//
 // # Failures
 //
 // Every request is bounded by Config.Timeout; calls return wrapped errors

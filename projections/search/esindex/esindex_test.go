@@ -313,3 +313,37 @@ func TestOpenAddsTheFilesFieldToAnOlderIndex(t *testing.T) {
 		t.Errorf("whiteboard after an edit: hits %+v, want message 1", got.Hits)
 	}
 }
+
+// TestListingPagesAPointInTimeAndClosesIt: Documents reads one point in
+// time of the alias, page by page (500 a page), and closes it (esfake's
+// TestPointInTime shows what a point in time keeps).
+func TestListingPagesAPointInTimeAndClosesIt(t *testing.T) {
+	t.Parallel()
+	srv := esfake.Start(t)
+	idx := open(t, []string{srv.URL()})
+	ctx := t.Context()
+	var docs []search.Doc
+	for i := 1; i <= 1001; i++ {
+		docs = append(docs, searchtest.Msg("g", uint64(i), "ann", fmt.Sprintf("message %d", i), searchtest.At(i)))
+	}
+	if err := idx.Index(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Requests()
+	got, err := idx.Documents(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1001 || got[0].Seq != 1 || got[1000].Seq != 1001 || got[500].Version != 501 || got[500].Body != "message 501" {
+		t.Fatalf("listed %d documents", len(got))
+	}
+	after := srv.Requests()
+	for shape, want := range map[string]int{"POST /{index}/_pit": 1, "POST /_search": 3, "DELETE /_pit": 1} {
+		if n := after[shape] - before[shape]; n != want {
+			t.Errorf("%s: %d requests; want %d", shape, n, want)
+		}
+	}
+}

@@ -16,7 +16,10 @@
 //
 // The suite tests behaviour through the port only, calling Refresh after
 // every Index so that adapters with near-real-time search pass. An index
-// that also implements search.Rebuildable is tested for generations too.
+// that also implements search.Rebuildable is tested for generations too,
+// and one that implements search.Lister for its listing (every document
+// of a conversation as indexed, in seq order, over many pages, and a
+// generation's own).
 //
 // # What the suite asks beyond search.go
 //

@@ -91,6 +91,9 @@ func Run(t *testing.T, newIndex func(t *testing.T) search.Index) {
 		{"a done context makes every call return its error", testContextDone},
 		{"a promoted generation replaces the live index", testGenerationPromote},
 		{"a discarded generation leaves the live index as it was", testGenerationDiscard},
+		{"the listing holds every document of a conversation as indexed, in seq order", testListing},
+		{"the listing pages through a long conversation", testListingPages},
+		{"a generation lists its own documents", testListingGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -703,4 +706,134 @@ func testGenerationDiscard(t *testing.T, s *suite) {
 	}
 	index(t, idx, Msg("c1", 3, "ann", "live world", At(3)))
 	wantIDs(t, "after discard", find(t, idx, search.Query{Text: "world", Conversations: c}), "c1/1", "c1/3")
+}
+
+// listed returns what idx lists of conv; an index that cannot list
+// (not a search.Lister) skips the caller's case by returning false.
+func listed(t *testing.T, idx any, conv string) ([]search.Doc, bool) {
+	t.Helper()
+	l, ok := idx.(search.Lister)
+	if !ok {
+		return nil, false
+	}
+	var (
+		docs []search.Doc
+		err  error
+	)
+	noHang(t, "Documents", func() { docs, err = l.Documents(t.Context(), conv) })
+	if err != nil {
+		t.Fatalf("Documents(%s): %v", conv, err)
+	}
+	return docs, true
+}
+
+// listedForm is what a Lister gives of a change that was indexed: a
+// message's document (KindIndex, its body as Text() made it) or a
+// tombstone (KindDelete: seq and version only).
+func listedForm(d search.Doc) search.Doc {
+	if d.Kind == search.KindDelete {
+		return search.Doc{Kind: search.KindDelete, ConversationID: d.ConversationID, Seq: d.Seq, Version: d.Version}
+	}
+	d.Kind, d.Body = search.KindIndex, d.Text()
+	return d
+}
+
+func wantDocs(t *testing.T, what string, got, want []search.Doc) {
+	t.Helper()
+	same := len(got) == len(want)
+	for i := 0; same && i < len(got); i++ {
+		g, w := got[i], want[i]
+		same = g.Kind == w.Kind && g.ConversationID == w.ConversationID && g.Seq == w.Seq && g.Version == w.Version &&
+			g.SenderID == w.SenderID && g.Body == w.Body && slices.Equal(g.Files, w.Files) && g.SentAt.Equal(w.SentAt)
+	}
+	if !same {
+		t.Errorf("%s: listed\n%s\nwant\n%s", what, docLines(got), docLines(want))
+	}
+}
+
+func docLines(docs []search.Doc) string {
+	var b strings.Builder
+	for _, d := range docs {
+		fmt.Fprintf(&b, "  %v %s/%d v%d %q %q %q %s\n", d.Kind, d.ConversationID, d.Seq, d.Version, d.SenderID, d.Body, d.Files, d.SentAt.Format(time.RFC3339Nano))
+	}
+	return b.String()
+}
+
+func testListing(t *testing.T, s *suite) {
+	idx := s.open(t)
+	if _, ok := idx.(search.Lister); !ok {
+		return // the adapter cannot list what it holds
+	}
+	photo := WithFiles("c1", 1, "ann", "the <b>plan</b> & more", At(1), "plan.pdf", "photo_2025-03-14.jpg")
+	second := Msg("c1", 2, "bob", "first draft", At(2))
+	index(t, idx, photo, second, Msg("c1", 3, "ann", "to be deleted", At(3)), Msg("c2", 1, "cy", "elsewhere", At(4)))
+	edit := Edited("c1", 2, 5, "bob", "second draft", At(2))
+	index(t, idx, edit, Deleted("c1", 3, 6), Msg("c1", 4, "bob", "with a\nnewline and ünïcode", At(7)))
+	got, _ := listed(t, idx, "c1")
+	editIndexed := edit
+	editIndexed.Kind = search.KindIndex
+	wantDocs(t, "c1", got, []search.Doc{
+		listedForm(photo),
+		listedForm(editIndexed),
+		listedForm(Deleted("c1", 3, 6)),
+		listedForm(Msg("c1", 4, "bob", "with a\nnewline and ünïcode", At(7))),
+	})
+	got, _ = listed(t, idx, "c2")
+	wantDocs(t, "c2", got, []search.Doc{listedForm(Msg("c2", 1, "cy", "elsewhere", At(4)))})
+	got, _ = listed(t, idx, "c3")
+	wantDocs(t, "a conversation with no document", got, nil)
+	got, _ = listed(t, idx, "c")
+	wantDocs(t, "a prefix of conversation ids", got, nil)
+}
+
+func testListingPages(t *testing.T, s *suite) {
+	idx := s.open(t)
+	if _, ok := idx.(search.Lister); !ok {
+		return
+	}
+	const n = 1203 // more than two pages of any adapter's listing
+	var docs, want []search.Doc
+	for i := n; i >= 1; i-- { // indexed in reverse: the listing sorts
+		d := Msg("long", uint64(i), "ann", fmt.Sprintf("message %d", i), At(i))
+		docs = append(docs, d)
+	}
+	for i := 1; i <= n; i++ {
+		want = append(want, listedForm(Msg("long", uint64(i), "ann", fmt.Sprintf("message %d", i), At(i))))
+	}
+	docs = append(docs, Msg("short", 1, "bob", "other", At(0)))
+	for b := 0; b < len(docs); b += 400 {
+		index(t, idx, docs[b:min(b+400, len(docs))]...)
+	}
+	got, _ := listed(t, idx, "long")
+	wantDocs(t, "long", got, want)
+	got, _ = listed(t, idx, "short")
+	wantDocs(t, "short", got, []search.Doc{listedForm(Msg("short", 1, "bob", "other", At(0)))})
+}
+
+func testListingGeneration(t *testing.T, s *suite) {
+	idx := s.open(t)
+	rb, isRB := idx.(search.Rebuildable)
+	if _, ok := idx.(search.Lister); !ok || !isRB {
+		return
+	}
+	live := Msg("c1", 1, "ann", "live", At(1))
+	index(t, idx, live)
+	gen, err := rb.NewGeneration(t.Context())
+	if err != nil {
+		t.Fatalf("NewGeneration: %v", err)
+	}
+	defer func() {
+		if err := gen.Discard(t.Context()); err != nil {
+			t.Errorf("Discard: %v", err)
+		}
+	}()
+	rebuilt := Msg("c1", 2, "ann", "rebuilt", At(2))
+	index(t, gen, rebuilt)
+	got, ok := listed(t, gen, "c1")
+	if !ok {
+		t.Fatalf("the index lists what it holds but its generation %T does not", gen)
+	}
+	wantDocs(t, "the generation", got, []search.Doc{listedForm(rebuilt)})
+	got, _ = listed(t, idx, "c1")
+	wantDocs(t, "the live index beside it", got, []search.Doc{listedForm(live)})
 }

@@ -51,6 +51,14 @@
 //     highlight with pre_tags, post_tags, encoder html, and per field
 //     number_of_fragments, fragment_size and no_match_size. Unknown keys,
 //     queries and parameters are parse errors, as in Elasticsearch.
+//   - Points in time: POST /<index>/_pit?keep_alive=… (the searchable
+//     state of the indices when it is opened, kept through writes,
+//     refreshes and deletions), searches on POST /_search with a pit
+//     object (no index nor routing then; pit_id in the answer; an
+//     implicit _shard_doc tiebreaker sorted last, whose sort value is the
+//     document's seq_no), version: true (_version in hits), DELETE /_pit
+//     (num_freed; 404 for an id not open), and
+//     search_context_missing_exception for a search of a closed one.
 //   - Errors in Elasticsearch's shape ({"error":{"type","reason",...},
 //     "status"}) with its exception types and statuses.
 //   - FailNext makes the next requests fail with a status, to test how a
@@ -69,7 +77,8 @@
 // deletes (the delete and update actions), create, auto-generated ids,
 // if_seq_no concurrency control, arrays (but of a source-only keyword
 // field) and objects in documents, other field types, multi-fields,
-// dynamic mappings, aggregations, scroll and point-in-time, other query
+// dynamic mappings, aggregations, scroll, the expiry of a point in time after its
+// keep_alive (it lives until closed), other query
 // types, wildcards in _source and in most index expressions, routing
 // (one shard: routing is stored and returned but does not select
 // shards), replicas, cluster health, refresh intervals,

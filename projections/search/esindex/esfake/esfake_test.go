@@ -192,3 +192,94 @@ func TestIndicesAliasesTemplates(t *testing.T) {
 		t.Errorf("the alias outlived its index: %d %v", st, out)
 	}
 }
+
+// TestPointInTime: a point in time keeps the searchable state of its
+// index when it was opened, whatever is written, refreshed or deleted
+// since; a search with it names no index, returns pit_id, sorts last by
+// the implicit _shard_doc tiebreaker and pages with search_after; and it
+// is closed once, with Elasticsearch's answers for the errors around it.
+func TestPointInTime(t *testing.T) {
+	t.Parallel()
+	srv := setup(t)
+	bulk := func(body string) {
+		t.Helper()
+		if st, out := call(t, srv, "POST", "/_bulk?refresh=true", body); st != 200 || out["errors"] != false {
+			t.Fatalf("bulk: %d %v", st, out)
+		}
+	}
+	bulk(`{"index":{"_index":"docs","_id":"a","routing":"r","version":3,"version_type":"external"}}
+{"k":"x","n":1}
+{"index":{"_index":"docs","_id":"b","routing":"r","version":1,"version_type":"external"}}
+{"k":"x","n":2}
+{"index":{"_index":"docs","_id":"c","routing":"r","version":1,"version_type":"external"}}
+{"k":"x","n":2}
+`)
+	if st, out := call(t, srv, "POST", "/docs/_pit", ""); st != 400 || errType(out) != "action_request_validation_exception" {
+		t.Errorf("a point in time without keep_alive: %d %v", st, out)
+	}
+	st, out := call(t, srv, "POST", "/docs/_pit?keep_alive=1m", "")
+	id, _ := out["id"].(string)
+	if st != 200 || id == "" {
+		t.Fatalf("opening a point in time: %d %v", st, out)
+	}
+	// Changes after the point in time: not seen through it.
+	bulk(`{"index":{"_index":"docs","_id":"a","routing":"r","version":9,"version_type":"external"}}
+{"k":"y","n":1}
+{"index":{"_index":"docs","_id":"d","routing":"r","version":1,"version_type":"external"}}
+{"k":"x","n":0}
+`)
+	page := func(after string) (int, map[string]any) {
+		body := `{"size":2,"query":{"term":{"k":"x"}},"pit":{"id":"` + id + `","keep_alive":"1m"},"sort":[{"n":{"order":"asc"}}],"version":true,"_source":["n"]` + after + `}`
+		return call(t, srv, "POST", "/_search", body)
+	}
+	st, out = page("")
+	hits := out["hits"].(map[string]any)["hits"].([]any)
+	if st != 200 || out["pit_id"] != id || len(hits) != 2 {
+		t.Fatalf("first page: %d %v", st, out)
+	}
+	first, second := hits[0].(map[string]any), hits[1].(map[string]any)
+	if first["_id"] != "a" || first["_version"] != float64(3) || len(first["sort"].([]any)) != 2 || second["_id"] == "a" {
+		t.Errorf("first page: the document as it was, with its version and the tiebreaker's sort value: %v", hits)
+	}
+	last, _ := json.Marshal(second["sort"])
+	st, out = page(`,"search_after":` + string(last))
+	hits = out["hits"].(map[string]any)["hits"].([]any)
+	if st != 200 || len(hits) != 1 || hits[0].(map[string]any)["_id"] == second["_id"] {
+		t.Errorf("second page: %d %v; want the third document of the point in time only", st, out)
+	}
+	// The index deleted: the point in time still reads it.
+	if st, out := call(t, srv, "DELETE", "/docs", ""); st != 200 {
+		t.Fatalf("deleting the index: %d %v", st, out)
+	}
+	if st, out := page(""); st != 200 || len(out["hits"].(map[string]any)["hits"].([]any)) != 2 {
+		t.Errorf("after the index's deletion: %d %v", st, out)
+	}
+	for _, c := range []struct{ what, method, path, body, typ string }{
+		{"an index with a point in time", "POST", "/docs/_search", `{"pit":{"id":"` + id + `"}}`, "action_request_validation_exception"},
+		{"routing with a point in time", "POST", "/_search?routing=r", `{"pit":{"id":"` + id + `"}}`, "action_request_validation_exception"},
+		{"_shard_doc without a point in time", "POST", "/other/_search", `{"sort":["_shard_doc"]}`, "index_not_found_exception"},
+		{"an unknown point in time", "POST", "/_search", `{"pit":{"id":"nope"}}`, "search_context_missing_exception"},
+		{"a bad keep_alive", "POST", "/_search", `{"pit":{"id":"` + id + `","keep_alive":"soon"}}`, "illegal_argument_exception"},
+	} {
+		if st, out := call(t, srv, c.method, c.path, c.body); st < 400 || errType(out) != c.typ {
+			t.Errorf("%s: %d %v; want %s", c.what, st, out, c.typ)
+		}
+	}
+	if st, out := call(t, srv, "DELETE", "/_pit", `{"id":"`+id+`"}`); st != 200 || out["succeeded"] != true || out["num_freed"] != float64(1) {
+		t.Errorf("closing: %d %v", st, out)
+	}
+	if st, out := call(t, srv, "DELETE", "/_pit", `{"id":"`+id+`"}`); st != 404 || out["num_freed"] != float64(0) {
+		t.Errorf("closing again: %d %v", st, out)
+	}
+	if st, out := page(""); st != 404 || errType(out) != "search_context_missing_exception" {
+		t.Errorf("searching a closed point in time: %d %v", st, out)
+	}
+}
+
+func TestShardDocNeedsAPointInTime(t *testing.T) {
+	t.Parallel()
+	srv := setup(t)
+	if st, out := call(t, srv, "POST", "/docs/_search", `{"sort":["_shard_doc"]}`); st != 400 || !strings.Contains(strings.ToLower(out["error"].(map[string]any)["reason"].(string)), "point in time") {
+		t.Errorf("_shard_doc without a point in time: %d %v", st, out)
+	}
+}

@@ -509,7 +509,11 @@ type sortKey struct {
 	typ   fieldType
 }
 
-func parseSort(v any, fields map[string]fieldType) ([]sortKey, *esError) {
+// shardDoc is the tiebreaker of searches with a point in time: a
+// document's place in its shard, here its seq_no, unique in the server.
+const shardDoc = "_shard_doc"
+
+func parseSort(v any, fields map[string]fieldType, withPIT bool) ([]sortKey, *esError) {
 	var list []any
 	switch x := v.(type) {
 	case []any:
@@ -556,6 +560,11 @@ func parseSort(v any, fields map[string]fieldType) ([]sortKey, *esError) {
 		}
 		switch k.field {
 		case "_score":
+		case shardDoc:
+			if !withPIT {
+				return nil, badRequest("[_shard_doc] sort field cannot be used without [point in time]")
+			}
+			k.typ = typeLong
 		case "_id":
 			return nil, badRequest("Fielddata access on the _id field is disallowed, you can re-enable it by updating the dynamic cluster setting: indices.id_field_data.enabled")
 		default:
@@ -616,8 +625,11 @@ func boolInt(b bool) int {
 }
 
 func sortValue(k sortKey, h *hitDoc) any {
-	if k.field == "_score" {
+	switch k.field {
+	case "_score":
 		return h.score
+	case shardDoc:
+		return h.d.seqNo
 	}
 	return h.d.values[k.field]
 }
@@ -800,17 +812,44 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 			return fail(badRequest("request [/%s/_search] contains unrecognized parameter: [%s]", expr, k))
 		}
 	}
-	idxs, e := s.resolve(expr)
-	if e != nil {
-		return fail(e)
-	}
 	req, e := decode(body)
 	if e != nil {
 		return fail(e)
 	}
+	// A search reads the indices of its path as of their last refresh,
+	// or, with a pit, the indices of the point in time as they were when
+	// it was opened; the path must then name none.
+	var (
+		views []view
+		pitID string
+	)
+	if v, has := req["pit"]; has {
+		if expr != "" {
+			return fail(errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: [indices] cannot be used with point in time. Do not specify any index with point in time.;"))
+		}
+		if params.Has("routing") {
+			return fail(errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: [routing] cannot be used with point in time. Do not specify any routing with point in time.;"))
+		}
+		var p *pit
+		if pitID, p, e = s.pitOf(v); e != nil {
+			return fail(e)
+		}
+		views = p.views
+	} else {
+		if expr == "" {
+			return fail(badRequest("esfake: a search of every index (/_search without a point in time) is not modeled"))
+		}
+		idxs, e := s.resolve(expr)
+		if e != nil {
+			return fail(e)
+		}
+		for _, idx := range idxs {
+			views = append(views, view{idx: idx, docs: idx.visible})
+		}
+	}
 	fields := map[string]fieldType{}
-	for _, idx := range idxs {
-		for f, t := range idx.mapping.fields {
+	for _, v := range views {
+		for f, t := range v.idx.mapping.fields {
 			fields[f] = t
 		}
 	}
@@ -824,6 +863,7 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 		hl          *highlightSpec
 		trackTotal  = true
 		trackScores bool
+		version     bool
 	)
 	for k, v := range req {
 		switch k {
@@ -832,9 +872,16 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 				return fail(e)
 			}
 		case "sort":
-			if keys, e = parseSort(v, fields); e != nil {
+			if keys, e = parseSort(v, fields, pitID != ""); e != nil {
 				return fail(e)
 			}
+		case "version":
+			b, isBool := v.(bool)
+			if !isBool {
+				return fail(parseError("[version] must be a boolean"))
+			}
+			version = b
+		case "pit":
 		case "size", "from":
 			n, err := toInt(v)
 			if err != nil || n < 0 {
@@ -877,6 +924,14 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 			return fail(parseError("Unknown key for a START_OBJECT in [%s].", k))
 		}
 	}
+	// Every search with a point in time sorts last by the implicit
+	// tiebreaker _shard_doc (ascending), unless it sorts by it already.
+	if pitID != "" && !slices.ContainsFunc(keys, func(k sortKey) bool { return k.field == shardDoc }) {
+		if len(keys) == 0 {
+			keys = []sortKey{{field: "_score", desc: true}}
+		}
+		keys = append(keys, sortKey{field: shardDoc, typ: typeLong})
+	}
 	if v, has := req["search_after"]; has {
 		if after, e = parseAfter(v, keys); e != nil {
 			return fail(e)
@@ -890,15 +945,15 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 	}
 	var visible []*doc
 	var owners []*index
-	for _, idx := range idxs {
-		ids := make([]string, 0, len(idx.visible))
-		for id := range idx.visible {
+	for _, v := range views {
+		ids := make([]string, 0, len(v.docs))
+		for id := range v.docs {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
-			visible = append(visible, idx.visible[id])
-			owners = append(owners, idx)
+			visible = append(visible, v.docs[id])
+			owners = append(owners, v.idx)
 		}
 	}
 	st := newStats(visible)
@@ -964,6 +1019,9 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 				maxScore = h.score
 			}
 		}
+		if version {
+			hit["_version"] = h.d.version
+		}
 		if h.d.routing != "" {
 			hit["_routing"] = h.d.routing
 		}
@@ -1011,12 +1069,16 @@ func (s *Server) search(expr string, body []byte, params url.Values) (int, any) 
 	if trackTotal {
 		hitsObj["total"] = map[string]any{"value": total, "relation": "eq"}
 	}
-	n := len(idxs)
-	return ok(map[string]any{
+	n := len(views)
+	res := map[string]any{
 		"took": took(start), "timed_out": false,
 		"_shards": map[string]any{"total": n, "successful": n, "skipped": 0, "failed": 0},
 		"hits":    hitsObj,
-	})
+	}
+	if pitID != "" {
+		res["pit_id"] = pitID
+	}
+	return ok(res)
 }
 
 // jsonScore writes a score as Elasticsearch does: a float32.

@@ -34,6 +34,7 @@ type Server struct {
 	seq       int64 // for uuids and seq_no
 	fail      []int // statuses of the next requests to fail
 	requests  map[string]int
+	pits      map[string]*pit // open points in time by id
 }
 
 type template struct {
@@ -53,7 +54,7 @@ func Start(t testing.TB) *Server {
 
 // New starts a server on 127.0.0.1; Close stops it.
 func New() *Server {
-	s := &Server{templates: map[string]*template{}, indices: map[string]*index{}, requests: map[string]int{}}
+	s := &Server{templates: map[string]*template{}, indices: map[string]*index{}, requests: map[string]int{}, pits: map[string]*pit{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.url = s.srv.URL
 	return s
@@ -246,6 +247,12 @@ func (s *Server) route(r *http.Request, body []byte) (int, any, string) {
 		return with("/{index}/_refresh")(s.refresh(parts[0]))
 	case len(parts) == 2 && parts[1] == "_search" && (m == http.MethodPost || m == http.MethodGet):
 		return with("/{index}/_search")(s.search(parts[0], body, q))
+	case len(parts) == 1 && parts[0] == "_search" && (m == http.MethodPost || m == http.MethodGet):
+		return with("/_search")(s.search("", body, q))
+	case len(parts) == 2 && parts[1] == "_pit" && m == http.MethodPost:
+		return with("/{index}/_pit")(s.openPIT(parts[0], q))
+	case len(parts) == 1 && parts[0] == "_pit" && m == http.MethodDelete:
+		return with("/_pit")(s.closePIT(body))
 	case len(parts) == 2 && parts[1] == "_mget" && (m == http.MethodPost || m == http.MethodGet):
 		return with("/{index}/_mget")(s.mget(parts[0], body, q))
 	case len(parts) == 2 && parts[1] == "_mapping" && (m == http.MethodPut || m == http.MethodPost):
