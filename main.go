@@ -93,9 +93,10 @@ commands:
                    (a checksum each), prints every one that differs and exits 1 if any does;
                    progress, rate and ETA as it goes. Embedded: stop parley run first. -swap (embedded):
                    then replace the live store with the rebuilt one, as after an erasure
-  rebuild search   the same for the search index (embedded Bleve): a new generation from offset 0,
-                   compared per conversation with the live index, then discarded, or promoted
-                   with -swap (on Elasticsearch: project search --rebuild, which swaps unverified)
+  rebuild search   the same for the search index (Bleve, or Elasticsearch with the roles running): a
+                   new generation from offset 0, compared per conversation with the live index,
+                   then discarded, or promoted with -swap (Elasticsearch: the alias moves, then
+                   what was appended meanwhile is read into it)
   rebuild push     the same for the push store, in the push role's data dir with the role stopped:
                    compared per conversation (members, last seq, messages) and per user (read
                    markers, unread counts, badge); not the notifications pending or sent

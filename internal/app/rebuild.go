@@ -385,10 +385,12 @@ func opener(keys *contentkeys.Keyring) consumers.Opener {
 // that differs and returns ErrRebuildDiffers if any does; the generation
 // is then discarded, or, with swap, promoted in place of the live index
 // whatever the comparison found (after an erasure: how the erased
-// content leaves the index). It needs an index that lists what it holds
-// (search.Lister): the embedded Bleve index, with `parley run` stopped;
-// on Elasticsearch, `parley project search --rebuild` rebuilds and swaps
-// without the comparison.
+// content leaves the index), and what was appended since the rebuild
+// read the log is read into it. It needs an index that lists what it
+// holds (search.Lister): the embedded Bleve index, with `parley run`
+// stopped, or Elasticsearch (a new index beside the alias, listed
+// through points in time; the live roles keep running and the comparison
+// waits for the live group; with swap the alias moves to the new index).
 func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
 	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
@@ -415,10 +417,18 @@ func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 	if !ok {
 		return fmt.Errorf("the search index generation %T cannot list what it holds", gen)
 	}
+	// The embedded index is only free with `parley run` stopped; on
+	// Elasticsearch the live roles keep running, and the comparison
+	// waits for the live group as on ScyllaDB.
+	wait := time.Duration(-1)
+	if len(cfg.ElasticsearchURL) > 0 {
+		wait = 0
+	}
+	names := kafkalog.Names{Prefix: cfg.TopicPrefix}
 	rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
-		Config: rebuild.Config{Brokers: brokers, WaitLive: -1, Logger: log, Opener: opener(keys),
+		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "search rebuild", 5*time.Second, nil).Report},
-		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+		Names: names, Live: live, Fresh: fresh,
 	})
 	if err != nil {
 		return err
@@ -431,6 +441,14 @@ func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 		return err
 	}
 	promoted = true
-	_, err = fmt.Fprintln(out, "search rebuild: the rebuilt index replaced the live one")
+	// What was appended since the rebuild's end offsets went to the
+	// index the alias left (Elasticsearch: the live roles ran on): read
+	// it into the promoted one, as parley project search --rebuild does.
+	topic := names.Topic(schemas.TopicEvents)
+	st, err := search.CatchUp(ctx, search.RebuildConfig{Brokers: brokers, Topic: topic, Logger: log, Opener: opener(keys)}, gen, rep.Ends[topic])
+	if err != nil {
+		return fmt.Errorf("search rebuild: the rebuilt index replaced the live one, but catching up failed (run parley project search --rebuild): %w", err)
+	}
+	_, err = fmt.Fprintf(out, "search rebuild: the rebuilt index replaced the live one (%d records appended meanwhile read into it)\n", st.Records)
 	return err
 }

@@ -97,7 +97,11 @@ type Report struct {
 	// committed, of those the rebuild read, when the comparison was made:
 	// differences may then be lag rather than faults.
 	LiveBehind int64
-	Took       time.Duration
+	// Ends are, by topic, the end offsets of its partitions the rebuild
+	// read up to: where a rebuilt store that replaces the live one
+	// catches up from.
+	Ends map[string][]int64
+	Took time.Duration
 }
 
 // Config is what every verified rebuild needs.
@@ -219,7 +223,10 @@ func replayAll(ctx context.Context, cfg Config, what string, srcs []Source, step
 	cfg.Logger.Info("rebuilding "+what, "records", total)
 	c := &counter{total: total, progress: cfg.Progress}
 	convs := &seen{}
-	var rep Report
+	rep := Report{Ends: map[string][]int64{}}
+	for _, s := range ss {
+		rep.Ends[s.src.Topic] = s.to
+	}
 	for i, s := range ss {
 		st, err := steps[i](ctx, c, s, convs)
 		rep.Records, rep.Skipped = rep.Records+st.Records, rep.Skipped+st.Skipped

@@ -28,7 +28,9 @@ type SearchConfig struct {
 	Config
 	// Names resolves the topic and group. Default: no prefix.
 	Names kafkalog.Names
-	// Live is the index the live projection writes. Required.
+	// Live is the index the live projection writes. Required. If it has
+	// a Refresh method (search.Index), it is refreshed before it is
+	// listed.
 	Live search.Lister
 	// Fresh is an empty index to rebuild into. Required.
 	Fresh FreshIndex
@@ -57,6 +59,14 @@ func Search(ctx context.Context, cfg SearchConfig) (Report, error) {
 	})
 	if err != nil {
 		return rep, fmt.Errorf("rebuild search: %w", err)
+	}
+	// What the live projection wrote is compared, not only what its
+	// index had refreshed (Elasticsearch lists what a refresh made
+	// searchable).
+	if r, ok := cfg.Live.(interface{ Refresh(context.Context) error }); ok {
+		if err := r.Refresh(ctx); err != nil {
+			return rep, fmt.Errorf("rebuild search: refreshing the live index: %w", err)
+		}
 	}
 	live, err := documentSums(ctx, cfg.Live, ids)
 	if err != nil {

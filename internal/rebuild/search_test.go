@@ -15,6 +15,8 @@ import (
 	"github.com/parley-chat/parley/projections/history/historytest"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
+	"github.com/parley-chat/parley/projections/search/esindex"
+	"github.com/parley-chat/parley/projections/search/esindex/esfake"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -22,13 +24,46 @@ import (
 // search index rebuilt from the log into a generation beside the live one
 // equals it conversation by conversation; a document changed behind the
 // log's back is caught.
+//
+// It runs on the embedded Bleve index and on the Elasticsearch adapter
+// against esfake (listing through points in time).
 func TestSearchRebuildFindsNoDifferenceThenCatchesAnAlteredIndex(t *testing.T) {
 	t.Parallel()
-	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
-	live, err := blevestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	for name, open := range map[string]func(t *testing.T) liveIndex{
+		"bleve": func(t *testing.T) liveIndex {
+			live, err := blevestore.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return live
+		},
+		"elasticsearch": func(t *testing.T) liveIndex {
+			srv := esfake.Start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			live, err := esindex.Open(ctx, esindex.Config{Addresses: []string{srv.URL()}, Alias: "parley-messages"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return live
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			searchRebuildFindsNoDifferenceThenCatchesAnAlteredIndex(t, open(t))
+		})
 	}
+}
+
+// liveIndex is a search index a verified rebuild can compare with.
+type liveIndex interface {
+	search.Index
+	search.Lister
+	search.Rebuildable
+}
+
+func searchRebuildFindsNoDifferenceThenCatchesAnAlteredIndex(t *testing.T, live liveIndex) {
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	t.Cleanup(func() { _ = live.Close() })
 	grouptest.Run(t, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents),
 		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, search.Projection{Index: live})
@@ -45,7 +80,7 @@ func TestSearchRebuildFindsNoDifferenceThenCatchesAnAlteredIndex(t *testing.T) {
 		defer func() { _ = gen.Discard(ctx) }()
 		rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
 			Config: rebuild.Config{Brokers: k.Brokers, WaitLive: time.Minute},
-			Names:  k.Names, Live: live, Fresh: gen.(*blevestore.Generation),
+			Names:  k.Names, Live: live, Fresh: gen.(rebuild.FreshIndex),
 		})
 		if err != nil {
 			t.Fatal(err)

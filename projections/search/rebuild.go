@@ -75,18 +75,7 @@ type RebuildStats struct {
 // live index as it was. Indexing is retried with backoff while ctx lasts.
 func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 	start := time.Now()
-	if cfg.Topic == "" {
-		cfg.Topic = schemas.TopicEvents
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 1000
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	if len(cfg.Brokers) == 0 || cfg.Target == nil {
 		return RebuildStats{}, errors.New("rebuild: brokers and a target are required")
 	}
@@ -147,6 +136,46 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 	st := r.stats(start)
 	r.log.Info("search index rebuilt", "records", st.Records, "skipped", st.Skipped, "took", st.Took)
 	return st, nil
+}
+
+func (cfg RebuildConfig) withDefaults() RebuildConfig {
+	if cfg.Topic == "" {
+		cfg.Topic = schemas.TopicEvents
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// CatchUp reads into ix what was appended to the topic after from (the
+// end offsets a rebuild read up to), up to the end offsets now: step 3
+// of Rebuild, for a generation promoted after it was rebuilt and
+// verified elsewhere (parley rebuild search -swap). cfg.Target is not
+// used. Anything appended later, the live projection writes through the
+// alias (or the Store).
+func CatchUp(ctx context.Context, cfg RebuildConfig, ix Indexer, from []int64) (RebuildStats, error) {
+	start := time.Now()
+	cfg = cfg.withDefaults()
+	if len(cfg.Brokers) == 0 || ix == nil {
+		return RebuildStats{}, errors.New("rebuild: brokers and an index are required")
+	}
+	r := &rebuild{cfg: cfg, log: cfg.Logger.With("component", "search-rebuild", "topic", cfg.Topic)}
+	to, err := offsets(ctx, kafkalog.NewClient(cfg.Brokers), cfg.Topic, len(from), kafka.LastOffsetOf)
+	if err != nil {
+		return r.stats(start), err
+	}
+	r.total = span(from, to)
+	if err := r.apply(ctx, ix, from, to); err != nil {
+		return r.stats(start), err
+	}
+	return r.stats(start), nil
 }
 
 type rebuild struct {
