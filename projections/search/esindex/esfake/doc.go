@@ -57,7 +57,7 @@
 //     object (no index nor routing then; pit_id in the answer; an
 //     implicit _shard_doc tiebreaker sorted last, whose sort value is the
 //     document's seq_no), version: true (_version in hits), DELETE /_pit
-//     (num_freed; 404 for an id not open), and
+//     (num_freed, 0 for an id not open), and
 //     search_context_missing_exception for a search of a closed one.
 //   - Errors in Elasticsearch's shape ({"error":{"type","reason",...},
 //     "status"}) with its exception types and statuses.

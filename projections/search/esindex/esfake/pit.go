@@ -59,7 +59,8 @@ func (s *Server) openPIT(expr string, params url.Values) (int, any) {
 }
 
 // closePIT is DELETE /_pit with {"id": …}: 200 {"succeeded":true,
-// "num_freed":1}, or 404 with num_freed 0 for an id that is not open.
+// "num_freed":1}, or num_freed 0 for an id that is not open, still 200
+// (ClosePointInTimeResponse answers 404 only when closing failed).
 func (s *Server) closePIT(body []byte) (int, any) {
 	req, e := decode(body)
 	if e != nil {
@@ -75,7 +76,7 @@ func (s *Server) closePIT(body []byte) (int, any) {
 		return fail(errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: no id specified;"))
 	}
 	if _, open := s.pits[id]; !open {
-		return http.StatusNotFound, map[string]any{"succeeded": true, "num_freed": 0}
+		return ok(map[string]any{"succeeded": true, "num_freed": 0})
 	}
 	delete(s.pits, id)
 	return ok(map[string]any{"succeeded": true, "num_freed": 1})
