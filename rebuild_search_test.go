@@ -106,3 +106,73 @@ func TestRebuildSearchCommandOnElasticsearch(t *testing.T) {
 		t.Errorf("the live index after -swap: %v %+v; want message 2 as the log says", err, docs)
 	}
 }
+
+// `parley rebuild search` on Elasticsearch while the search role runs,
+// reading the running broker (-kafka-brokers): it waits for the live
+// group, finds nothing different, and with -swap moves the alias; the
+// live role then writes what comes next through the alias into the
+// rebuilt index, which a later comparison finds complete.
+func TestRebuildSearchOnElasticsearchWithTheRolesRunning(t *testing.T) {
+	t.Parallel()
+	es := esfake.Start(t)
+	dir := t.TempDir()
+	settings := runSettings(dir, "-elasticsearch-url", es.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sys := startRun(ctx, t, app.Roles{Search: true}, settings)
+	defer func() { _ = sys.Stop(context.WithoutCancel(ctx)) }()
+	const g = "g_live"
+	write := func(evs ...history.Event) {
+		t.Helper()
+		var recs []kafka.Message
+		for _, ev := range evs {
+			recs = append(recs, kafkalog.Encode(schemas.Attributes{ID: ev.ID, Type: ev.Type, Source: schemas.Source, Subject: g,
+				Time: ev.Time, Seq: ev.Seq, HasSeq: true, CommandOffset: -1}, ev.Data))
+		}
+		dlqtest.Write(t, kafkatest.Cluster{Brokers: sys.KafkaBrokers(), Names: sys.TopicNames()}, schemas.TopicEvents, recs...)
+	}
+	live, err := esindex.Open(ctx, esindex.Config{Addresses: []string{es.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	indexed := func(n int) func() bool {
+		return func() bool {
+			if err := live.Refresh(ctx); err != nil {
+				return false
+			}
+			docs, err := live.Documents(ctx, g)
+			return err == nil && len(docs) == n
+		}
+	}
+	write(append([]history.Event{historytest.Group(g, historytest.MessageTime(0), historytest.Owner("alice"), historytest.Member("bob"))},
+		historytest.Messages(g, 1, 5, "alice")...)...)
+	dlqtest.WaitFor(t, time.Minute, "the search role indexed five messages", indexed(5))
+
+	// The running broker as an external cluster, which every command
+	// refuses with the public dev secret.
+	args := append(append([]string{}, settings...), "-kafka-brokers", strings.Join(sys.KafkaBrokers(), ","), "-jwt-secret", strings.Repeat("s", 32))
+	rebuildSearch := func(extra ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(ctx, append(append([]string{"rebuild", "search"}, extra...), args...), noEnv, nil, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	printed, err := rebuildSearch()
+	if err != nil || !strings.Contains(printed, "1 conversations compared, 0 differ") || strings.Contains(printed, "had not committed") {
+		t.Fatalf("rebuild search with the role running: %v\n%s", err, printed)
+	}
+	before := es.Indices()
+	printed, err = rebuildSearch("-swap")
+	if err != nil || !strings.Contains(printed, "the rebuilt index replaced the live one") {
+		t.Fatalf("rebuild search -swap with the role running: %v\n%s", err, printed)
+	}
+	if after := es.Indices(); len(after) != 1 || after[0] == before[0] {
+		t.Errorf("indices %v before -swap, %v after; want the alias on a new index", before, after)
+	}
+	write(historytest.Messages(g, 6, 8, "bob")...)
+	dlqtest.WaitFor(t, time.Minute, "the search role indexed through the moved alias", indexed(8))
+	printed, err = rebuildSearch()
+	if err != nil || !strings.Contains(printed, "1 conversations compared, 0 differ") {
+		t.Errorf("rebuild search after -swap and more messages: %v\n%s", err, printed)
+	}
+}
