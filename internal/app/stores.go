@@ -137,6 +137,14 @@ func (h *historyStore) ApplyReceipts(ctx context.Context, receipts []history.Rec
 	return s.ApplyReceipts(ctx, receipts)
 }
 
+func (h *historyStore) Erase(ctx context.Context, e history.Erasure) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	return s.Erase(ctx, e)
+}
+
 func (h *historyStore) Receipts(ctx context.Context, id string) ([]history.Receipt, error) {
 	s, err := h.get()
 	if err != nil {

@@ -541,3 +541,14 @@ func parallel(ctx context.Context, sem chan struct{}, fns []func(context.Context
 	wg.Wait()
 	return first
 }
+
+// ErrEraseUnsupported is Erase's error: this adapter does not blank an
+// erased user's content in place yet.
+var ErrEraseUnsupported = errors.New("scyllastore: blanking an erased user's content live is not supported; rebuild the history keyspace (parley rebuild history) after an erasure")
+
+// Erase implements history.Writer by refusing: the history group
+// dead-letters the erasure (its store takes writes), and the operator
+// rebuilds (see the README, Erasure).
+func (s *Store) Erase(context.Context, history.Erasure) error {
+	return ErrEraseUnsupported
+}
