@@ -1865,7 +1865,7 @@ func TestAsyncAPIDescribesEveryTopic(t *testing.T) {
 		// The groups that read a topic beside their main one
 		// (internal/app wires them).
 		if tc.Topic == schemas.TopicAudit {
-			for _, g := range []string{schemas.GroupHistory, schemas.GroupSearch} {
+			for _, g := range []string{schemas.GroupHistory, schemas.GroupSearch, schemas.GroupPush} {
 				if !strings.Contains(fmt.Sprint(list), g) {
 					t.Errorf("%s: x-parley-consumers lacks %s, which applies its erasures", tc.Topic, g)
 				}

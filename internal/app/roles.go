@@ -230,7 +230,8 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	}
 	if roles.Push {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicEvents)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicReceipts)})
+			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicReceipts)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicAudit)})
 	}
 	if len(sources) == 0 {
 		return

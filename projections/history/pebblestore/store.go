@@ -65,21 +65,6 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.log = l }
 }
 
-// deletingCleaner deletes obsolete files, as Pebble's default cleaner
-// does, and tells Pebble that it needs their contents (the promoted
-// marker of the archiving cleaner), which makes Pebble delete obsolete
-// write-ahead logs rather than recycle them: a recycled log keeps the
-// bytes of old writes in its tail, and an erasure (Erase) must leave no
-// file holding the plaintext it blanked.
-type deletingCleaner struct {
-	pebble.DeleteCleaner
-	marker
-}
-
-// marker carries pebble.ArchiveCleaner's needsFileContents, one level
-// deeper than deletingCleaner's Clean, so that Clean deletes.
-type marker struct{ pebble.ArchiveCleaner }
-
 // Open opens the store in dir, creating it if needed.
 func Open(dir string, opts ...Option) (*Store, error) {
 	cfg := config{log: slog.New(slog.DiscardHandler)}
@@ -89,7 +74,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebblelog.Logger{Log: cfg.log},
-		Cleaner:            deletingCleaner{},
+		Cleaner:            pebblelog.DeletingCleaner{}, // see Erase
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
