@@ -179,6 +179,23 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	if sealed != 3 {
 		t.Errorf("%d sealed records in chat.events; want 3 (the creation, two messages)", sealed)
 	}
+	// Nor do the commands that asked for them: the gateway seals them.
+	sealed = 0
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(schemas.TopicCommands)) {
+		for _, w := range []string{"swordfish", title, bobs} {
+			if bytes.Contains(m.Value, []byte(w)) {
+				t.Errorf("chat.commands %d/%d holds %q in clear", m.Partition, m.Offset, w)
+			}
+		}
+		for _, h := range m.Headers {
+			if h.Key == schemas.HeaderContentType && string(h.Value) == schemas.ContentTypeSealed {
+				sealed++
+			}
+		}
+	}
+	if sealed != 3 {
+		t.Errorf("%d sealed records in chat.commands; want 3 (the creation, two messages)", sealed)
+	}
 
 	// Only an administrator erases.
 	if status, out := call("bob", "POST", "/v1/users/alice/erase", ""); status != http.StatusForbidden || out["code"] != "forbidden" {

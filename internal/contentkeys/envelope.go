@@ -46,6 +46,18 @@ var sealedTypes = map[string]personal{
 	// messages are MLS ciphertext, which needs no sealing).
 	schemas.TypeConversationCreatedV2: {owner: "created_by", title: true, titleOptional: true},
 	schemas.TypeRenamed:               {owner: "user_id", title: true},
+
+	// Commands carry the same content, for chat.commands' retention (and
+	// chat.dlq's, dead-lettered): the gateway seals them as it appends
+	// them, under the key of the user who issued them, and the decider
+	// opens them.
+	schemas.TypeSendMessage:          {owner: "user_id", body: true},
+	schemas.TypeSendMessageV2:        {owner: "user_id", body: true},
+	schemas.TypeSendMessageV3:        {owner: "user_id", body: true, files: true},
+	schemas.TypeEditMessage:          {owner: "user_id", body: true},
+	schemas.TypeCreateConversation:   {owner: "user_id", title: true, titleOptional: true},
+	schemas.TypeCreateConversationV2: {owner: "user_id", title: true, titleOptional: true},
+	schemas.TypeRename:               {owner: "user_id", title: true},
 }
 
 // Sealable reports whether events of type typ carry personal content that
