@@ -7,6 +7,14 @@
 // default) and scyllastore (production). Both pass the suite in
 // historytest. Applying is idempotent: an event already applied, replayed
 // or redelivered, changes nothing.
+//
+// The group also reads chat.audit: a user's erasure (chat.user.erased.v1,
+// crypto-shredding) is applied live by Writer.Erase, which blanks what
+// the store holds of the user's content up to the erasure, exactly as a
+// store rebuilt from the sealed log after it holds it. The record names
+// the user by reference only (schemas.ErasureRef); each adapter keeps,
+// for every conversation where someone wrote content, the writer's
+// reference, never their id, and finds the user's conversations by it.
 package history
 
 import (
