@@ -127,7 +127,7 @@ func (s *System) startHistory(runCtx context.Context) {
 			// chat.audit brings the erasures, applied live.
 			Topics: []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
 			Logger: s.log.With("component", "history"), Metrics: s.metrics, Opener: s.opener(),
-		}, history.Projection{W: s.store})
+		}, history.Projection{W: s.store, Audit: s.names.Topic(schemas.TopicAudit)})
 	})
 	s.spawn("receipts", func() error {
 		if err := s.store.Wait(runCtx); err != nil {
@@ -163,7 +163,7 @@ func (s *System) startSearch(runCtx context.Context) {
 			Topics:   []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
 			MaxBatch: searchMaxBatch, Linger: searchLinger,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
-		}, search.Projection{Index: s.search})
+		}, search.Projection{Index: s.search, Audit: s.names.Topic(schemas.TopicAudit)})
 	})
 }
 

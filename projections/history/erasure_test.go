@@ -36,7 +36,8 @@ func erasureRecord(user string, at time.Time, value string) kafka.Message {
 
 // The history group, reading chat.events and chat.audit as internal/app
 // wires it, blanks an erased user's content live, dead-letters an
-// erasure record that breaks its schema and goes on.
+// erasure record that breaks its schema, passes over an audit record of
+// a type it does not know, and goes on.
 func TestHistoryGroupAppliesErasures(t *testing.T) {
 	t.Parallel()
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 2}))
@@ -62,7 +63,7 @@ func TestHistoryGroupAppliesErasures(t *testing.T) {
 	grouptest.Run(t, consumers.GroupConfig{
 		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory),
 		Topics: []string{k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicAudit)}, Metrics: m,
-	}, history.Projection{W: s})
+	}, history.Projection{W: s, Audit: k.Names.Topic(schemas.TopicAudit)})
 	dlqtest.WaitFor(t, 30*time.Second, "the malformed erasure dead-lettered", func() bool {
 		return len(dlqtest.Read(t, k)) == 1
 	})
@@ -79,7 +80,9 @@ func TestHistoryGroupAppliesErasures(t *testing.T) {
 		t.Fatalf("before the erasure alice's message is %s: the check below proves nothing", body(1))
 	}
 
-	dlqtest.Write(t, k, schemas.TopicAudit, erasureRecord("alice", historytest.MessageTime(3), ""))
+	// An audit record of a type a later version adds is passed over.
+	later := kafkalog.Encode(kafkalog.NewAttributes("chat.user.suspended.v1", schemas.ErasureRef("alice"), historytest.MessageTime(3)), []byte(`{"later":true}`))
+	dlqtest.Write(t, k, schemas.TopicAudit, later, erasureRecord("alice", historytest.MessageTime(3), ""))
 	dlqtest.WaitFor(t, 30*time.Second, "alice's message blanked", func() bool {
 		return !bytes.Contains([]byte(body(1)), []byte("alices words")) && bytes.Contains([]byte(body(1)), []byte(`"sender_id":"alice"`))
 	})

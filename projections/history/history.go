@@ -52,6 +52,9 @@ type Event struct {
 	// erasure, set by Projection.Decode for a record of chat.audit, makes
 	// the Event an erasure to apply rather than an event to store.
 	erasure *Erasure
+	// skip, set by Projection.Decode for a record of chat.audit of
+	// another type, makes Apply pass the Event over.
+	skip bool
 }
 
 // Erasure is the erasure of a user's content (chat.user.erased.v1 on

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/consumers"
@@ -17,6 +18,10 @@ import (
 // Projection feeds a Writer from the history consumer group.
 type Projection struct {
 	W Writer
+	// Audit is the resolved name of chat.audit, which the group reads
+	// beside chat.events: a record there of a type other than an erasure
+	// (one a later version adds) is passed over, not dead-lettered.
+	Audit string
 }
 
 // Decode turns a chat.events record into an Event. A record without a
@@ -36,6 +41,9 @@ func (p Projection) Decode(r consumers.Record) (Event, error) {
 			return Event{}, fmt.Errorf("%w: %s at offset %d names no reference or time", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset)
 		}
 		return Event{Type: r.Attrs.Type, erasure: &Erasure{SubjectRef: e.SubjectRef, At: e.ErasedAt}}, nil
+	}
+	if p.Audit != "" && r.Message.Topic == p.Audit {
+		return Event{Type: r.Attrs.Type, skip: true}, nil
 	}
 	if r.Attrs.Subject == "" || !r.Attrs.HasSeq {
 		return Event{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
@@ -72,6 +80,12 @@ func (p Projection) Decode(r consumers.Record) (Event, error) {
 // blanks what was projected before it (what comes after it was sealed
 // under a key that is gone, and decodes blank already).
 func (p Projection) Apply(ctx context.Context, batch []Event) error {
+	if slices.ContainsFunc(batch, func(ev Event) bool { return ev.skip }) {
+		batch = slices.DeleteFunc(slices.Clone(batch), func(ev Event) bool { return ev.skip })
+		if len(batch) == 0 {
+			return nil
+		}
+	}
 	start := 0
 	for i, ev := range batch {
 		if ev.erasure == nil {

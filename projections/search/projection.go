@@ -18,6 +18,11 @@ import (
 // for concurrent use if its Indexer is.
 type Projection struct {
 	Index Indexer
+	// Audit is the resolved name of chat.audit, which the group reads
+	// beside chat.events: a record there of a type other than an erasure
+	// (one a later version adds) changes nothing, and is not
+	// dead-lettered.
+	Audit string
 }
 
 // Decode turns a chat.events record into a Doc. A message
@@ -34,7 +39,7 @@ type Projection struct {
 // A user's erasure (chat.user.erased.v1, which the group reads from
 // chat.audit) becomes a KindErase doc that Apply passes to the index's
 // Eraser; one that breaks its schema is dead-lettered.
-func (Projection) Decode(r consumers.Record) (Doc, error) {
+func (p Projection) Decode(r consumers.Record) (Doc, error) {
 	a := r.Attrs
 	if a.Type == schemas.TypeUserErased {
 		v, err := schemas.Decode(a.Type, r.Message.Value)
@@ -46,6 +51,9 @@ func (Projection) Decode(r consumers.Record) (Doc, error) {
 			return Doc{}, fmt.Errorf("%w: %s at offset %d names no reference or time", schemas.ErrInvalid, a.Type, r.Message.Offset)
 		}
 		return Doc{Kind: KindErase, SenderID: e.SubjectRef, SentAt: e.ErasedAt.UTC()}, nil
+	}
+	if p.Audit != "" && r.Message.Topic == p.Audit {
+		return Doc{Kind: KindNone}, nil
 	}
 	if a.Subject == "" || !a.HasSeq {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, a.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
