@@ -156,6 +156,9 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 		Delivered: rw.Delivered, Node: node, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
 		Logger: s.log, Metrics: s.metrics, Opener: s.opener(),
 	})}
+	// A history role in this process tells the hub when it has blanked
+	// an erased user's content, which the hub's cached summaries hold.
+	s.store.onErased(hub.ForgetSummaries)
 	for _, cache := range []string{"membership", "latest", "views"} {
 		if _, ok := hub.CachedConversations()[cache]; ok {
 			s.metrics.CountCachedConversations("gateway_"+cache, func() int { return hub.CachedConversations()[cache] })

@@ -233,6 +233,12 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	if c, err := store.Conversation(ctx, conv); err != nil || c.Title != "" || c.LastMessage == nil || c.LastMessage.Body != bobs {
 		t.Errorf("live conversation after the erasure: %+v, %v; want no title, bob's preview", c, err)
 	}
+	// The gateway's cached summary too (this process's hub is told once
+	// the store has applied the erasure).
+	waitFor(t, time.Minute, "the conversation served without her title", func() bool {
+		status, c := call("bob", "GET", "/v1/conversations/"+conv, "")
+		return status == http.StatusOK && c["title"] == nil && c["created_by"] == "alice"
+	})
 	waitFor(t, time.Minute, "alice's message no longer found by search", func() bool {
 		r, err := sys.SearchIndex().Search(ctx, search.Query{Text: "swordfish", Conversations: []string{conv}, Limit: 10})
 		return err == nil && len(r.Hits) == 0
