@@ -5,6 +5,7 @@ package fold
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/internal/contentkeys"
@@ -132,7 +133,7 @@ func Erase(sum history.Conversation, events []history.Event, ref string, before 
 					np.Files = append(np.Files, a.Name)
 				}
 				np.Body = history.PreviewBody(np.Files, current(ev))
-				if np.Body != p.Body || fmt.Sprint(np.Files) != fmt.Sprint(p.Files) {
+				if np.Body != p.Body || !slices.Equal(np.Files, p.Files) {
 					c.LastMessage = &np
 					out.Changed = true
 				}
