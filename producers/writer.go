@@ -36,6 +36,7 @@ type CommandWriter struct {
 	w       *kafka.Writer
 	now     func() time.Time
 	origin  string
+	sealer  Sealer
 	pending chan struct{} // a slot per command queued and not yet answered
 }
 
@@ -46,6 +47,20 @@ type CommandOption func(*CommandWriter)
 // carries it as parley_origin_node, so that its answer is routed back to
 // this node (targeted routing).
 func Origin(node string) CommandOption { return func(c *CommandWriter) { c.origin = node } }
+
+// Sealer seals the personal content of a record
+// (*contentkeys.Keyring): SealEvent returns the sealed envelope and true,
+// or the value and false for a type without personal content.
+type Sealer interface {
+	SealEvent(ctx context.Context, attrs schemas.Attributes, value []byte) ([]byte, bool, error)
+}
+
+// Sealing makes the writer seal the personal content of the commands it
+// appends (message bodies, file names, titles) with s, under the key of
+// the user who issued them (crypto-shredding): chat.commands, kept for
+// days, and a command dead-lettered to chat.dlq then hold no content in
+// clear. Default: none.
+func Sealing(s Sealer) CommandOption { return func(c *CommandWriter) { c.sealer = s } }
 
 // MaxPending bounds the commands queued and not yet acknowledged by the
 // broker. Default: DefaultMaxPending.
@@ -91,14 +106,19 @@ func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, c
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", typ, err)
 	}
+	attrs := kafkalog.NewAttributes(typ, conversation, c.now())
+	attrs.TraceParent = traceParent
+	attrs.OriginNode = c.origin
+	if c.sealer != nil {
+		if value, attrs.Sealed, err = c.sealer.SealEvent(ctx, attrs, value); err != nil {
+			return nil, fmt.Errorf("sealing %s: %w", typ, err)
+		}
+	}
 	select {
 	case c.pending <- struct{}{}:
 	default:
 		return nil, fmt.Errorf("appending %s: %w", typ, ErrOverloaded)
 	}
-	attrs := kafkalog.NewAttributes(typ, conversation, c.now())
-	attrs.TraceParent = traceParent
-	attrs.OriginNode = c.origin
 	m := kafkalog.Encode(attrs, value)
 	done := make(chan error, 1)
 	m.WriterData = done

@@ -1862,6 +1862,15 @@ func TestAsyncAPIDescribesEveryTopic(t *testing.T) {
 		for _, c := range list {
 			consumers += fmt.Sprint(c) + "\n"
 		}
+		// The groups that read a topic beside their main one
+		// (internal/app wires them).
+		if tc.Topic == schemas.TopicAudit {
+			for _, g := range []string{schemas.GroupHistory, schemas.GroupSearch, schemas.GroupPush} {
+				if !strings.Contains(fmt.Sprint(list), g) {
+					t.Errorf("%s: x-parley-consumers lacks %s, which applies its erasures", tc.Topic, g)
+				}
+			}
+		}
 	}
 	for _, g := range []string{schemas.GroupDecider, schemas.GroupHistory, schemas.GroupSearch, schemas.GroupReceipts,
 		schemas.GroupRouter, schemas.GroupFiles, schemas.GroupThumbnails, schemas.GroupPush} {

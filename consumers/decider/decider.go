@@ -39,6 +39,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/telemetry"
 	"github.com/parley-chat/parley/producers"
@@ -385,9 +386,22 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 	var events, replies, dead []kafka.Message
 	for _, m := range batch {
 		attrs, err := kafkalog.Decode(m)
+		value := m.Value
+		if err == nil && attrs.Sealed {
+			// A command sealed by the gateway: opened, or read blank
+			// once its author is erased (and then refused for it).
+			var rec consumers.Record
+			rec, err = consumers.DecodeRecord(ctx, m, d.cfg.Opener)
+			if err != nil && !errors.Is(err, contentkeys.ErrNotSealed) {
+				// The key store out of reach: nothing of this batch is
+				// written, and it is decided again once it answers.
+				return fmt.Errorf("deciding %s/%d at offset %d: %w", d.cfg.Names.Topic(schemas.TopicCommands), p, m.Offset, err)
+			}
+			value = rec.Message.Value
+		}
 		var dec Decision
 		if err == nil {
-			dec, err = st.Decide(attrs, m.Value, m.Offset, now)
+			dec, err = st.Decide(attrs, value, m.Offset, now)
 		}
 		if errors.Is(err, errStore) {
 			// Nothing of this batch is written: its commands are decided

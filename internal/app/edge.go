@@ -37,11 +37,17 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if err != nil {
 		return err
 	}
-	var origin []producers.CommandOption
+	var opts []producers.CommandOption
 	if s.cfg.Targeted() {
-		origin = []producers.CommandOption{producers.Origin(s.cfg.NodeID)}
+		opts = []producers.CommandOption{producers.Origin(s.cfg.NodeID)}
 	}
-	cw := producers.NewCommandWriter(s.brokers, s.names, s.log, origin...)
+	if s.keys != nil {
+		// Commands are sealed as events are (see openKeys: with
+		// sealing on, a gateway that cannot open the key store does
+		// not start).
+		opts = append(opts, producers.Sealing(s.keys))
+	}
+	cw := producers.NewCommandWriter(s.brokers, s.names, s.log, opts...)
 	s.onClose(func() error { return cw.Close() })
 	sw := producers.NewSignalWriter(s.brokers, s.names, s.log)
 	s.onClose(func() error { return sw.Close() })
@@ -150,6 +156,9 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 		Delivered: rw.Delivered, Node: node, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
 		Logger: s.log, Metrics: s.metrics, Opener: s.opener(),
 	})}
+	// A history role in this process tells the hub when it has blanked
+	// an erased user's content, which the hub's cached summaries hold.
+	s.store.onErased(hub.ForgetSummaries)
 	for _, cache := range []string{"membership", "latest", "views"} {
 		if _, ok := hub.CachedConversations()[cache]; ok {
 			s.metrics.CountCachedConversations("gateway_"+cache, func() int { return hub.CachedConversations()[cache] })

@@ -179,6 +179,23 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	if sealed != 3 {
 		t.Errorf("%d sealed records in chat.events; want 3 (the creation, two messages)", sealed)
 	}
+	// Nor do the commands that asked for them: the gateway seals them.
+	sealed = 0
+	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(schemas.TopicCommands)) {
+		for _, w := range []string{"swordfish", title, bobs} {
+			if bytes.Contains(m.Value, []byte(w)) {
+				t.Errorf("chat.commands %d/%d holds %q in clear", m.Partition, m.Offset, w)
+			}
+		}
+		for _, h := range m.Headers {
+			if h.Key == schemas.HeaderContentType && string(h.Value) == schemas.ContentTypeSealed {
+				sealed++
+			}
+		}
+	}
+	if sealed != 3 {
+		t.Errorf("%d sealed records in chat.commands; want 3 (the creation, two messages)", sealed)
+	}
 
 	// Only an administrator erases.
 	if status, out := call("bob", "POST", "/v1/users/alice/erase", ""); status != http.StatusForbidden || out["code"] != "forbidden" {
@@ -207,15 +224,45 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 		}
 	}
 
+	// The live projections apply the erasure from chat.audit: history
+	// and the index no longer hold her words, Bob's stay.
+	waitFor(t, time.Minute, "alice's message blanked in the live history", func() bool {
+		p, err := store.Page(ctx, conv, history.PageQuery{Forward: true, Limit: 10})
+		return err == nil && len(p.Events) == 2 && !bytes.Contains(p.Events[0].Data, []byte("swordfish")) && bytes.Contains(p.Events[1].Data, []byte(bobs))
+	})
+	if c, err := store.Conversation(ctx, conv); err != nil || c.Title != "" || c.LastMessage == nil || c.LastMessage.Body != bobs {
+		t.Errorf("live conversation after the erasure: %+v, %v; want no title, bob's preview", c, err)
+	}
+	// The gateway's cached summary too (this process's hub is told once
+	// the store has applied the erasure).
+	waitFor(t, time.Minute, "the conversation served without her title", func() bool {
+		status, c := call("bob", "GET", "/v1/conversations/"+conv, "")
+		return status == http.StatusOK && c["title"] == nil && c["created_by"] == "alice"
+	})
+	waitFor(t, time.Minute, "alice's message no longer found by search", func() bool {
+		r, err := sys.SearchIndex().Search(ctx, search.Query{Text: "swordfish", Conversations: []string{conv}, Limit: 10})
+		return err == nil && len(r.Hits) == 0
+	})
+	if r, err := sys.SearchIndex().Search(ctx, search.Query{Text: "hello", Conversations: []string{conv}, Limit: 10}); err != nil || len(r.Hits) != 1 {
+		t.Errorf("bob's message in the index after the erasure: %v, %v", r.Hits, err)
+	}
+	// The store flushes and compacts after blanking: wait for that.
+	waitFor(t, time.Minute, "the live store's files without her content", func() bool {
+		return len(dirHolds(t, filepath.Join(cfg.DataDir, "history"), "swordfish", title)) == 0
+	})
+	if found := dirHolds(t, filepath.Join(cfg.DataDir, "history"), bobs); len(found) == 0 {
+		t.Error("the scan finds not even bob's message in the live store's files: it proves nothing")
+	}
+
 	// A history store rebuilt from the log with the key service holds
-	// nothing of hers, and all of Bob's.
+	// nothing of hers, and all of Bob's: the same as the live one.
 	freshDir := t.TempDir()
 	fresh, err := pebblestore.Open(freshDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
-		Config: rebuild.Config{Brokers: sys.KafkaBrokers(), WaitLive: -1, Opener: sys.Keys()},
+		Config: rebuild.Config{Brokers: sys.KafkaBrokers(), Opener: sys.Keys()},
 		Names:  sys.TopicNames(), Live: store, Fresh: fresh,
 	})
 	if err != nil {
@@ -234,8 +281,8 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	if c, err := fresh.Conversation(ctx, conv); err != nil || c.Title != "" || len(c.Members) != 2 {
 		t.Errorf("rebuilt conversation: title %q, %d members, %v; want no title, both members", c.Title, len(c.Members), err)
 	}
-	if rep.Records == 0 || len(rep.Differences) == 0 {
-		t.Errorf("report %+v: the live store, which still holds her content, should differ", rep)
+	if rep.Records == 0 || len(rep.Differences) != 0 {
+		t.Errorf("report %+v: the live store, blanked live, should be what the rebuild gives", rep)
 	}
 	if err := fresh.Close(); err != nil {
 		t.Fatal(err)

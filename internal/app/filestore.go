@@ -143,7 +143,11 @@ func (s *System) startFiles(runCtx context.Context) {
 	})
 	sw := pfiles.Sweeper{Store: s.files, TTL: s.cfg.UploadTTL, Logger: s.log.With("component", "files-sweep")}
 	s.spawn("files-sweep", func() error { return sw.Run(runCtx) })
-	cw := producers.NewCommandWriter(s.brokers, s.names, s.log)
+	var sealing []producers.CommandOption
+	if s.keys != nil {
+		sealing = append(sealing, producers.Sealing(s.keys))
+	}
+	cw := producers.NewCommandWriter(s.brokers, s.names, s.log, sealing...)
 	s.onClose(func() error { return cw.Close() })
 	thumbs := pfiles.Thumbnailer{Store: s.files, Commands: cw, Logger: s.log.With("component", "thumbnails")}
 	s.spawn("thumbnails", func() error {

@@ -123,9 +123,11 @@ func (s *System) startHistory(runCtx context.Context) {
 			return nil
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents),
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory),
+			// chat.audit brings the erasures, applied live.
+			Topics: []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
 			Logger: s.log.With("component", "history"), Metrics: s.metrics, Opener: s.opener(),
-		}, history.Projection{W: s.store})
+		}, history.Projection{W: s.store, Audit: s.names.Topic(schemas.TopicAudit)})
 	})
 	s.spawn("receipts", func() error {
 		if err := s.store.Wait(runCtx); err != nil {
@@ -157,10 +159,11 @@ func (s *System) startSearch(runCtx context.Context) {
 			return nil
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents),
+			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch),
+			Topics:   []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
 			MaxBatch: searchMaxBatch, Linger: searchLinger,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
-		}, search.Projection{Index: s.search})
+		}, search.Projection{Index: s.search, Audit: s.names.Topic(schemas.TopicAudit)})
 	})
 }
 
@@ -211,10 +214,12 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	}
 	if roles.History {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicAudit)},
 			consumers.LagSource{Group: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts)})
 	}
 	if roles.Search {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents)})
+		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicAudit)})
 	}
 	if s.routes(roles) {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
@@ -225,7 +230,8 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	}
 	if roles.Push {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicEvents)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicReceipts)})
+			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicReceipts)},
+			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicAudit)})
 	}
 	if len(sources) == 0 {
 		return

@@ -72,6 +72,14 @@ func (s *searchIndex) Index(ctx context.Context, docs []search.Doc) error {
 	return ix.Index(ctx, docs)
 }
 
+func (s *searchIndex) Erase(ctx context.Context, e search.Erasure) error {
+	ix, err := s.get()
+	if err != nil {
+		return err
+	}
+	return ix.Erase(ctx, e)
+}
+
 func (s *searchIndex) Search(ctx context.Context, q search.Query) (search.Result, error) {
 	ix, err := s.get()
 	if err != nil {

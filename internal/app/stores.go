@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -24,6 +25,18 @@ var errStoreUnavailable = errors.New("history store not connected yet")
 // unreachable at start does not stop the process: see lazy.
 type historyStore struct {
 	*lazy[history.Store]
+
+	mu sync.Mutex
+	// erased are called after the store applied an erasure: the caches
+	// of the hub of a gateway in this process drop their copies.
+	erased []func()
+}
+
+// onErased registers f, called after each erasure the store applies.
+func (h *historyStore) onErased(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.erased = append(h.erased, f)
 }
 
 var _ history.Store = (*historyStore)(nil)
@@ -31,7 +44,7 @@ var _ history.Store = (*historyStore)(nil)
 // openHistory opens the configured store. For ScyllaDB it returns at once
 // and connects in the background until ctx is done.
 func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGroup) (*historyStore, error) {
-	h := &historyStore{newLazy[history.Store](errStoreUnavailable)}
+	h := &historyStore{lazy: newLazy[history.Store](errStoreUnavailable)}
 	if len(cfg.ScyllaHosts) == 0 {
 		s, err := pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
 		if err != nil {
@@ -135,6 +148,23 @@ func (h *historyStore) ApplyReceipts(ctx context.Context, receipts []history.Rec
 		return err
 	}
 	return s.ApplyReceipts(ctx, receipts)
+}
+
+func (h *historyStore) Erase(ctx context.Context, e history.Erasure) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	if err := s.Erase(ctx, e); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	fs := slices.Clone(h.erased)
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+	return nil
 }
 
 func (h *historyStore) Receipts(ctx context.Context, id string) ([]history.Receipt, error) {

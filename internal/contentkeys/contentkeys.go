@@ -18,6 +18,13 @@
 // a wrapped key in a topic would outlive the erasure (until compaction,
 // in every replica and topic backup) and the KEK would still open it.
 //
+// The commands that carry such content are sealed the same way (by the
+// gateway, under the key of the command's user), so chat.commands and
+// its dead letters hold none in clear either. Blank gives a value as it
+// reads once its owner is erased: what the projections that blank an
+// erased user's content live write, so that they end where a rebuild
+// from the log ends.
+//
 // A Keyring is safe for concurrent use.
 package contentkeys
 

@@ -46,6 +46,18 @@ var sealedTypes = map[string]personal{
 	// messages are MLS ciphertext, which needs no sealing).
 	schemas.TypeConversationCreatedV2: {owner: "created_by", title: true, titleOptional: true},
 	schemas.TypeRenamed:               {owner: "user_id", title: true},
+
+	// Commands carry the same content, for chat.commands' retention (and
+	// chat.dlq's, dead-lettered): the gateway seals them as it appends
+	// them, under the key of the user who issued them, and the decider
+	// opens them.
+	schemas.TypeSendMessage:          {owner: "user_id", body: true},
+	schemas.TypeSendMessageV2:        {owner: "user_id", body: true},
+	schemas.TypeSendMessageV3:        {owner: "user_id", body: true, files: true},
+	schemas.TypeEditMessage:          {owner: "user_id", body: true},
+	schemas.TypeCreateConversation:   {owner: "user_id", title: true, titleOptional: true},
+	schemas.TypeCreateConversationV2: {owner: "user_id", title: true, titleOptional: true},
+	schemas.TypeRename:               {owner: "user_id", title: true},
 }
 
 // Sealable reports whether events of type typ carry personal content that
@@ -68,15 +80,42 @@ func (k *Keyring) SealEvent(ctx context.Context, attrs schemas.Attributes, value
 	if !ok {
 		return value, false, nil
 	}
+	m, owner, f, err := blank(p, attrs.Type, value)
+	if err != nil {
+		return nil, false, fmt.Errorf("contentkeys: sealing %w", err)
+	}
+	plain, err := json.Marshal(f)
+	if err != nil {
+		return nil, false, err
+	}
+	ct, err := k.Seal(ctx, owner, attrs.ID, attrs.Subject, plain)
+	if err != nil {
+		return nil, false, err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := json.Marshal(envelope{Owner: owner, Data: data, Sealed: ct})
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
+
+// blank parses value, an event of type typ that p describes, and blanks
+// its personal fields: it returns the event's fields with them blanked,
+// their owner and what they held.
+func blank(p personal, typ string, value []byte) (map[string]json.RawMessage, string, fields, error) {
+	var f fields
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(value, &m); err != nil {
-		return nil, false, fmt.Errorf("contentkeys: sealing %s: %w", attrs.Type, err)
+		return nil, "", f, fmt.Errorf("%s: %w", typ, err)
 	}
 	var owner string
 	if err := json.Unmarshal(m[p.owner], &owner); err != nil || owner == "" {
-		return nil, false, fmt.Errorf("contentkeys: sealing %s: no %s", attrs.Type, p.owner)
+		return nil, "", f, fmt.Errorf("%s: no %s", typ, p.owner)
 	}
-	var f fields
 	if p.body {
 		var body string
 		if err := json.Unmarshal(m["body"], &body); err == nil {
@@ -98,7 +137,7 @@ func (k *Keyring) SealEvent(ctx context.Context, attrs schemas.Attributes, value
 	if raw, ok := m["attachments"]; p.files && ok {
 		var atts []map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &atts); err != nil {
-			return nil, false, fmt.Errorf("contentkeys: sealing %s: %w", attrs.Type, err)
+			return nil, "", f, fmt.Errorf("%s: %w", typ, err)
 		}
 		for _, a := range atts {
 			var name string
@@ -108,27 +147,43 @@ func (k *Keyring) SealEvent(ctx context.Context, attrs schemas.Attributes, value
 		}
 		b, err := json.Marshal(atts)
 		if err != nil {
-			return nil, false, err
+			return nil, "", f, err
 		}
 		m["attachments"] = b
 	}
-	plain, err := json.Marshal(f)
-	if err != nil {
-		return nil, false, err
+	return m, owner, f, nil
+}
+
+// Owner returns the user whose content value, an event of type typ,
+// carries, and whether typ carries any (see Sealable).
+func Owner(typ string, value []byte) (string, bool) {
+	p, ok := sealedTypes[typ]
+	if !ok {
+		return "", false
 	}
-	ct, err := k.Seal(ctx, owner, attrs.ID, attrs.Subject, plain)
-	if err != nil {
-		return nil, false, err
+	var owner string
+	if m := map[string]json.RawMessage{}; json.Unmarshal(value, &m) != nil || json.Unmarshal(m[p.owner], &owner) != nil || owner == "" {
+		return "", false
 	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return nil, false, err
+	return owner, true
+}
+
+// Blank returns value, an event of type typ, with its personal content
+// blanked exactly as a reader without the key reads it once its owner
+// is erased (the data of its sealed envelope: body "", file names and a
+// rename's title Redacted, a creation's title absent), so that a store
+// that blanks what it holds ends where a rebuild from the log ends. A
+// type without personal content is returned as it is.
+func Blank(typ string, value []byte) ([]byte, error) {
+	p, ok := sealedTypes[typ]
+	if !ok {
+		return value, nil
 	}
-	out, err := json.Marshal(envelope{Owner: owner, Data: data, Sealed: ct})
+	m, _, _, err := blank(p, typ, value)
 	if err != nil {
-		return nil, false, err
+		return nil, fmt.Errorf("contentkeys: blanking %w", err)
 	}
-	return out, true, nil
+	return json.Marshal(m)
 }
 
 // ErrNotSealed is returned by OpenEvent for a value that is not a sealed

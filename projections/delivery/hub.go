@@ -171,6 +171,19 @@ func (h *Hub) CachedConversations() map[string]int {
 	return out
 }
 
+// ForgetSummaries drops every conversation summary the hub caches (the
+// membership cache and, under targeted routing, the message views), so
+// that each is loaded again from the history store when next needed. It
+// is called once the history store has blanked an erased user's content
+// (a title, a preview), which the cached copies would otherwise keep
+// showing until the conversation changes.
+func (h *Hub) ForgetSummaries() {
+	h.members.forgetAll()
+	if t, ok := h.feed.(*targeted); ok {
+		t.forgetViews()
+	}
+}
+
 func (h *Hub) register(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

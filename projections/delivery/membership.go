@@ -39,6 +39,17 @@ func (m *membership) get(id string) (history.Conversation, bool) {
 	return *c, true
 }
 
+// forgetAll drops every cached summary.
+func (m *membership) forgetAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	m.convs.All(func(id string, _ *history.Conversation) bool { ids = append(ids, id); return true })
+	for _, id := range ids {
+		m.convs.Delete(id)
+	}
+}
+
 func (m *membership) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -195,6 +195,17 @@ func (t *targeted) Conversation(ctx context.Context, id string) (history.Convers
 	return c, nil
 }
 
+// forgetViews drops every message view.
+func (t *targeted) forgetViews() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []string
+	t.views.All(func(id string, _ *messageView) bool { ids = append(ids, id); return true })
+	for _, id := range ids {
+		t.views.Delete(id)
+	}
+}
+
 // view returns a copy of conversation id's message view.
 func (t *targeted) view(id string) (messageView, bool) {
 	t.mu.Lock()

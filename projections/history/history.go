@@ -7,6 +7,14 @@
 // default) and scyllastore (production). Both pass the suite in
 // historytest. Applying is idempotent: an event already applied, replayed
 // or redelivered, changes nothing.
+//
+// The group also reads chat.audit: a user's erasure (chat.user.erased.v1,
+// crypto-shredding) is applied live by Writer.Erase, which blanks what
+// the store holds of the user's content up to the erasure, exactly as a
+// store rebuilt from the sealed log after it holds it. The record names
+// the user by reference only (schemas.ErasureRef); each adapter keeps,
+// for every conversation where someone wrote content, the writer's
+// reference, never their id, and finds the user's conversations by it.
 package history
 
 import (
@@ -41,6 +49,24 @@ type Event struct {
 	// event has decoded it already (Projection.Decode, which checks every
 	// event): the folds then use it rather than decode Data again.
 	value any
+	// erasure, set by Projection.Decode for a record of chat.audit, makes
+	// the Event an erasure to apply rather than an event to store.
+	erasure *Erasure
+	// skip, set by Projection.Decode for a record of chat.audit of
+	// another type, makes Apply pass the Event over.
+	skip bool
+}
+
+// Erasure is the erasure of a user's content (chat.user.erased.v1 on
+// chat.audit), as a store applies it.
+type Erasure struct {
+	// SubjectRef is the user's reference, schemas.ErasureRef of their id:
+	// the record does not name them otherwise.
+	SubjectRef string
+	// At is when the user's data key was destroyed: their content up to
+	// then is what the log can no longer open. Content of theirs after
+	// At was sealed with a new key, and stays.
+	At time.Time
 }
 
 // decode returns ev's Data as schemas.Decode decodes it.
@@ -141,9 +167,19 @@ type Receipt struct {
 // DeliveredSeq only moves forward (a zero or lower value changes
 // nothing), so any order and any repetition give the same result. A
 // marker may arrive before the events it names.
+//
+// Erase blanks the content of the user e names, in every event of theirs
+// at or before e.At and in what is derived from it (message states,
+// titles, inbox previews), exactly as a store rebuilt from the log after
+// the erasure holds it (the sealed content reads blank: see
+// contentkeys.Blank), and drops the superseded bytes from the store's
+// files where the engine allows. It is idempotent: erasing again finds
+// nothing to blank. A store finds the user's content by the reference
+// it keeps with each conversation they wrote in.
 type Writer interface {
 	Apply(ctx context.Context, events []Event) error
 	ApplyReceipts(ctx context.Context, receipts []Receipt) error
+	Erase(ctx context.Context, e Erasure) error
 }
 
 // Pinger is implemented by a store that can tell whether it takes writes

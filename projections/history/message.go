@@ -158,6 +158,12 @@ func PreviewText(m *schemas.Message) string {
 	return previewOf(fileNames(m.Attachments), m.Body)
 }
 
+// PreviewBody is a preview's Body for a message with files named files
+// and the current body: PreviewText, cut (CutPreview).
+func PreviewBody(files []string, body string) string {
+	return CutPreview(previewOf(files, body))
+}
+
 // previewOf is PreviewText of a message with files named files and body.
 func previewOf(files []string, body string) string {
 	if len(files) == 0 {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/consumers"
@@ -17,13 +18,33 @@ import (
 // Projection feeds a Writer from the history consumer group.
 type Projection struct {
 	W Writer
+	// Audit is the resolved name of chat.audit, which the group reads
+	// beside chat.events: a record there of a type other than an erasure
+	// (one a later version adds) is passed over, not dead-lettered.
+	Audit string
 }
 
 // Decode turns a chat.events record into an Event. A record without a
 // conversation or seq, or whose value breaks its type's schema, is
 // dead-lettered; a record of a type this version does not know is kept
-// as it is, for later versions.
+// as it is, for later versions. A user's erasure (chat.user.erased.v1,
+// which the group reads from chat.audit) becomes an Event that Apply
+// passes to Writer.Erase; one that breaks its schema is dead-lettered.
 func (p Projection) Decode(r consumers.Record) (Event, error) {
+	if r.Attrs.Type == schemas.TypeUserErased {
+		v, err := schemas.Decode(r.Attrs.Type, r.Message.Value)
+		if err != nil {
+			return Event{}, err
+		}
+		e, ok := v.(*schemas.UserErasedV1)
+		if !ok || e.SubjectRef == "" || e.ErasedAt.IsZero() {
+			return Event{}, fmt.Errorf("%w: %s at offset %d names no reference or time", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset)
+		}
+		return Event{Type: r.Attrs.Type, erasure: &Erasure{SubjectRef: e.SubjectRef, At: e.ErasedAt}}, nil
+	}
+	if p.Audit != "" && r.Message.Topic == p.Audit {
+		return Event{Type: r.Attrs.Type, skip: true}, nil
+	}
 	if r.Attrs.Subject == "" || !r.Attrs.HasSeq {
 		return Event{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, r.Attrs.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
 	}
@@ -54,9 +75,39 @@ func (p Projection) Decode(r consumers.Record) (Event, error) {
 	}, nil
 }
 
-// Apply writes a batch of events.
+// Apply writes a batch of events, and applies the erasures among them in
+// their place: the events before an erasure are written before it, so it
+// blanks what was projected before it (what comes after it was sealed
+// under a key that is gone, and decodes blank already).
 func (p Projection) Apply(ctx context.Context, batch []Event) error {
-	return p.W.Apply(ctx, batch)
+	if slices.ContainsFunc(batch, func(ev Event) bool { return ev.skip }) {
+		batch = slices.DeleteFunc(slices.Clone(batch), func(ev Event) bool { return ev.skip })
+		if len(batch) == 0 {
+			return nil
+		}
+	}
+	start := 0
+	for i, ev := range batch {
+		if ev.erasure == nil {
+			continue
+		}
+		if i > start {
+			if err := p.W.Apply(ctx, batch[start:i]); err != nil {
+				return err
+			}
+		}
+		if err := p.W.Erase(ctx, *ev.erasure); err != nil {
+			return fmt.Errorf("erasing %s: %w", ev.erasure.SubjectRef, err)
+		}
+		start = i + 1
+	}
+	if start == 0 {
+		return p.W.Apply(ctx, batch)
+	}
+	if start < len(batch) {
+		return p.W.Apply(ctx, batch[start:])
+	}
+	return nil
 }
 
 // Probe tells the consumer runtime whether the store takes writes: it

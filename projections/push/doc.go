@@ -12,7 +12,13 @@
 //     parley-projection-push reads (Projection): membership is folded per
 //     conversation, each message marks the devices of the members other
 //     than its sender as due a notification, and a read marker clears the
-//     notifications of the reader's other devices;
+//     notifications of the reader's other devices; the group reads
+//     chat.audit too, where an erasure (chat.user.erased.v1) blanks the
+//     preview of every pending notification whose newest message the
+//     erased user sent before it (the notification still goes, with no
+//     text; one sent already is out of reach), then flushes and compacts
+//     the pending entries, with obsolete write-ahead logs deleted rather
+//     than recycled (pebblelog.DeletingCleaner), so no file keeps it;
 //   - the session registry (presence.Registry), asked at the moment of
 //     sending whether the device has a live socket: a connected device
 //     gets its events over the socket and no notification.

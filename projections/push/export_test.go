@@ -1,9 +1,25 @@
 package push
 
+import "encoding/json"
+
 // DueIndexLen returns how many keys the due index holds, for tests that
 // check it keeps step with the pending and clearing entries.
 func (p *Push) DueIndexLen() (int, error) {
 	n := 0
 	err := scan(p.store.db, prefixDue, func(_, _ []byte) (bool, error) { n++; return true, nil })
 	return n, err
+}
+
+// PendingPreviews returns the previews of the notifications pending.
+func (p *Push) PendingPreviews() ([]string, error) {
+	var out []string
+	err := scan(p.store.db, prefixPending, func(_, v []byte) (bool, error) {
+		var pd pending
+		if err := json.Unmarshal(v, &pd); err != nil {
+			return false, err
+		}
+		out = append(out, pd.Preview)
+		return true, nil
+	})
+	return out, err
 }

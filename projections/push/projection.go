@@ -4,8 +4,10 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,7 +44,7 @@ var (
 func relevant(typ string) bool {
 	switch typ {
 	case schemas.TypeConversationCreated, schemas.TypeConversationCreatedV2, schemas.TypeMembersAdded, schemas.TypeMemberLeft,
-		schemas.TypeMemberRemoved, schemas.TypeMLSCommitted, schemas.TypeMLSMessageSent, schemas.TypeReceipt:
+		schemas.TypeMemberRemoved, schemas.TypeMLSCommitted, schemas.TypeMLSMessageSent, schemas.TypeReceipt, schemas.TypeUserErased:
 		return true
 	}
 	return schemas.IsMessage(typ) || isEvent(typ)
@@ -84,19 +86,23 @@ func (pr Projection) Probe(context.Context) error {
 // Apply applies a batch in one synced Pebble batch. It is idempotent: a
 // message at or below what is pending or was sent, and a marker at or
 // below the one recorded, change nothing.
-func (pr Projection) Apply(_ context.Context, batch []Item) error {
+func (pr Projection) Apply(ctx context.Context, batch []Item) error {
 	p := pr.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.store.db.NewIndexedBatch()
 	defer b.Close()
 	now := p.cfg.Now()
-	due := false
+	due, erased := false, false
 	for _, it := range batch {
 		var err error
 		var d bool
 		switch e := it.Value.(type) {
 		case nil:
+		case *schemas.UserErasedV1:
+			var blanked bool
+			blanked, err = applyErasure(b, e)
+			erased = erased || blanked
 		case *schemas.ReceiptV1:
 			d, err = p.applyReceipt(b, e, now)
 		default:
@@ -109,6 +115,18 @@ func (pr Projection) Apply(_ context.Context, batch []Item) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("writing the push store: %w", err)
+	}
+	if erased {
+		// The previews blanked are still in the memtable's log and in
+		// older tables: flush, then compact the pending entries.
+		if err := p.store.db.Flush(); err != nil {
+			return fmt.Errorf("erasing from the push store: %w", err)
+		}
+		end := []byte(prefixPending)
+		end[len(end)-1]++
+		if err := p.store.db.Compact(ctx, []byte(prefixPending), end, true); err != nil {
+			return fmt.Errorf("erasing from the push store: %w", err)
+		}
 	}
 	if due {
 		p.wake()
@@ -386,6 +404,40 @@ func (p *Push) markRead(b *pebble.Batch, user, conv string, seq uint64, at, now 
 		due = true
 	}
 	return due, nil
+}
+
+// applyErasure blanks the preview of every pending notification whose
+// newest message was sent by the erased user (chat.user.erased.v1 names
+// them by schemas.ErasureRef) at or before the erasure: the notification
+// still goes, with no body, as for an end-to-end encrypted conversation.
+// Notifications sent already are out of reach. It reports whether it
+// blanked one.
+func applyErasure(b *pebble.Batch, e *schemas.UserErasedV1) (bool, error) {
+	type entry struct {
+		k []byte
+		v pending
+	}
+	var blank []entry
+	err := scan(b, prefixPending, func(k, v []byte) (bool, error) {
+		var pd pending
+		if err := json.Unmarshal(v, &pd); err != nil {
+			return false, fmt.Errorf("erasing: a pending notification: %w", err)
+		}
+		if pd.Preview != "" && !pd.EventTime.After(e.ErasedAt) && schemas.ErasureRef(pd.SenderID) == e.SubjectRef {
+			pd.Preview = ""
+			blank = append(blank, entry{bytes.Clone(k), pd})
+		}
+		return true, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, en := range blank {
+		if err := setJSON(b, en.k, en.v); err != nil {
+			return false, err
+		}
+	}
+	return len(blank) > 0, nil
 }
 
 // Preview is the start of body, at most n runes, cut at a word boundary

@@ -172,7 +172,7 @@ func (p *Push) Run(ctx context.Context) error {
 	gc := p.cfg.Group
 	gc.Brokers, gc.Names, gc.Logger, gc.Metrics = p.cfg.Brokers, p.cfg.Names, p.log, p.cfg.Metrics
 	gc.GroupID = p.cfg.Names.Group(schemas.GroupPush)
-	gc.Topics = []string{p.cfg.Names.Topic(schemas.TopicEvents), p.cfg.Names.Topic(schemas.TopicReceipts)}
+	gc.Topics = []string{p.cfg.Names.Topic(schemas.TopicEvents), p.cfg.Names.Topic(schemas.TopicReceipts), p.cfg.Names.Topic(schemas.TopicAudit)}
 	wg.Go(func() { errs <- consumers.RunGroup(ctx, gc, Projection{p: p}) })
 	wg.Go(func() { errs <- p.send(ctx) })
 	select {

@@ -21,6 +21,19 @@
 // deletion (KindDelete, for the message deletions a later version will
 // add) leaves a tombstone with its version, so the text cannot come back.
 //
+// # Erasures
+//
+// The group also reads chat.audit: a user's erasure (chat.user.erased.v1)
+// becomes a KindErase doc, which Projection.Apply passes to the index's
+// Eraser after indexing the documents before it. Every message the user
+// sent up to the erasure is indexed again as ErasedDoc (no body, files
+// named contentkeys.Redacted) at its own version, which is what
+// indexing the sealed log after the erasure gives; a later deletion
+// still wins. The record names the user only by reference
+// (schemas.ErasureRef): Bleve hashes the terms of its sender field to
+// find them, Elasticsearch scans the index (search_after pages) hashing
+// each document's sender, once per erasure.
+//
 // # Queries
 //
 // A Query names the conversations to search; the caller, not the index,

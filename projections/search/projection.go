@@ -18,6 +18,11 @@ import (
 // for concurrent use if its Indexer is.
 type Projection struct {
 	Index Indexer
+	// Audit is the resolved name of chat.audit, which the group reads
+	// beside chat.events: a record there of a type other than an erasure
+	// (one a later version adds) changes nothing, and is not
+	// dead-lettered.
+	Audit string
 }
 
 // Decode turns a chat.events record into a Doc. A message
@@ -30,8 +35,26 @@ type Projection struct {
 // conversation or seq, or one that breaks its schema (a type of a later
 // version: one that is not JSON) or disagrees with its headers, is an
 // error: the runtime dead-letters it.
-func (Projection) Decode(r consumers.Record) (Doc, error) {
+//
+// A user's erasure (chat.user.erased.v1, which the group reads from
+// chat.audit) becomes a KindErase doc that Apply passes to the index's
+// Eraser; one that breaks its schema is dead-lettered.
+func (p Projection) Decode(r consumers.Record) (Doc, error) {
 	a := r.Attrs
+	if a.Type == schemas.TypeUserErased {
+		v, err := schemas.Decode(a.Type, r.Message.Value)
+		if err != nil {
+			return Doc{}, err
+		}
+		e, ok := v.(*schemas.UserErasedV1)
+		if !ok || e.SubjectRef == "" || e.ErasedAt.IsZero() {
+			return Doc{}, fmt.Errorf("%w: %s at offset %d names no reference or time", schemas.ErrInvalid, a.Type, r.Message.Offset)
+		}
+		return Doc{Kind: KindErase, SenderID: e.SubjectRef, SentAt: e.ErasedAt.UTC()}, nil
+	}
+	if p.Audit != "" && r.Message.Topic == p.Audit {
+		return Doc{Kind: KindNone}, nil
+	}
 	if a.Subject == "" || !a.HasSeq {
 		return Doc{}, fmt.Errorf("%w: %s at offset %d has no %s or %s", schemas.ErrInvalid, a.Type, r.Message.Offset, schemas.HeaderSubject, schemas.HeaderSeq)
 	}
@@ -86,18 +109,39 @@ func fileNames(attachments []schemas.Attachment) []string {
 	return names
 }
 
-// Apply indexes a batch.
+// Apply indexes a batch, and applies the erasures among it in their
+// place: the documents before an erasure are indexed before it, so it
+// blanks what was indexed before it (what comes after it was sealed
+// under a key that is gone, and decodes blank already).
 func (p Projection) Apply(ctx context.Context, batch []Doc) error {
-	n := 0
-	for _, d := range batch {
+	start := 0
+	for i, d := range batch {
+		if d.Kind != KindErase {
+			continue
+		}
+		if err := p.index(ctx, batch[start:i]); err != nil {
+			return err
+		}
+		e, ok := p.Index.(Eraser)
+		if !ok {
+			return fmt.Errorf("the search index cannot erase (%T is no search.Eraser)", p.Index)
+		}
+		if err := e.Erase(ctx, Erasure{SubjectRef: d.SenderID, At: d.SentAt}); err != nil {
+			return fmt.Errorf("erasing %s: %w", d.SenderID, err)
+		}
+		start = i + 1
+	}
+	return p.index(ctx, batch[start:])
+}
+
+// index indexes docs unless none changes anything.
+func (p Projection) index(ctx context.Context, docs []Doc) error {
+	for _, d := range docs {
 		if d.Kind != KindNone {
-			n++
+			return p.Index.Index(ctx, docs)
 		}
 	}
-	if n == 0 {
-		return nil
-	}
-	return p.Index.Index(ctx, batch)
+	return nil
 }
 
 // Probe tells the consumer runtime whether the index takes writes: it

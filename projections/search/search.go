@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -47,6 +48,10 @@ const (
 	// it (see Fold). It changes nothing of a deleted message; with no
 	// document at all it indexes the message without files.
 	KindEdit
+	// KindErase blanks an erased user's messages (Projection.Apply passes
+	// it to Eraser.Erase; an Indexer never sees it): SenderID is their
+	// erasure reference, SentAt the time of the erasure.
+	KindErase
 )
 
 func (k Kind) String() string {
@@ -59,6 +64,8 @@ func (k Kind) String() string {
 		return "delete"
 	case KindEdit:
 		return "edit"
+	case KindErase:
+		return "erase"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -286,9 +293,44 @@ type Searcher interface {
 	Search(ctx context.Context, q Query) (Result, error)
 }
 
+// Erasure is the erasure of a user's content (chat.user.erased.v1 on
+// chat.audit), as an index applies it.
+type Erasure struct {
+	// SubjectRef is the user's reference (schemas.ErasureRef of their id).
+	SubjectRef string
+	// At is when their data key was destroyed: their messages sent up to
+	// then are what the log can no longer open.
+	At time.Time
+}
+
+// Eraser blanks an erased user's messages: every document of a message
+// they sent at or before e.At becomes what indexing the message as the
+// log reads after the erasure gives (ErasedDoc: no body, every file
+// named contentkeys.Redacted), keeping its version; tombstones stay.
+// It is idempotent. Safe for concurrent use.
+type Eraser interface {
+	Erase(ctx context.Context, e Erasure) error
+}
+
+// ErasedDoc is d, a message's document, as the sealed log reads once its
+// author is erased: the body blank, each file name
+// contentkeys.Redacted.
+func ErasedDoc(d Doc) Doc {
+	d.Body = ""
+	if len(d.Files) > 0 {
+		files := make([]string, len(d.Files))
+		for i := range files {
+			files[i] = contentkeys.Redacted
+		}
+		d.Files = files
+	}
+	return d
+}
+
 // Index is what an adapter provides.
 type Index interface {
 	Indexer
+	Eraser
 	Searcher
 	// Refresh makes every change indexed so far visible to Search. Adapters
 	// whose writes are visible at once do nothing.

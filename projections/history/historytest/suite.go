@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store, opts ...Option
 		{"receipts list the markers of the members", testReceipts},
 		{"replaying everything, or applying it to a fresh store, shows the same state", testReplayEverything},
 		{"an encrypted conversation's summary keeps its flag, epoch, devices and members leaving", testEncryption},
+		{"an erasure blanks the user's content up to its time as a store given the blanked events holds it", testErasure},
 		{"a done context makes every call return its error", testContextDone},
 	}
 	for _, tc := range tests {

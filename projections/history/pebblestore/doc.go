@@ -21,6 +21,7 @@
 //	'u' user conversation                    → activity:12B (inbox pointer)
 //	'r' user conversation                    → read seq:u64 (inbox read_seq)
 //	'e' conversation user                    → read:u64 delivered:u64 (receipts)
+//	'w' author_ref conversation              → empty        (content_authors)
 //
 // messages mirrors the ScyllaDB partition (conversation_id, bucket) with
 // bucket = seq / 1000 and clustering column seq; Pebble iterates in
@@ -44,6 +45,21 @@
 // chat.events into a fresh directory.
 //
 // conversations holds each conversation's history.Conversation as JSON.
+//
+// # Erasure
+//
+// The store finds an erased user's content by their erasure reference
+// (schemas.ErasureRef, the SHA-256 that chat.user.erased.v1 names them
+// by): Apply writes an author key ('w') for each (reference, conversation)
+// of an event with personal content (contentkeys.Owner), so the store
+// never holds the author's id in a key of its own. Erase lists the
+// reference's conversations, blanks their events, states, title and
+// preview (internal/fold's Erase) in one synced batch, then flushes the
+// memtable and compacts each conversation's key ranges, so that no
+// sorted table keeps the plaintext; Pebble's write-ahead logs, the other
+// place it was written, are rotated by the flush and then recycled or
+// deleted. A store written before author keys existed knows no author:
+// rebuild it once (`parley rebuild history -swap`).
 //
 // The inbox is two tables. The index key's activity is the conversation's
 // LastActivity inverted (the bitwise complement of the sign-flipped Unix

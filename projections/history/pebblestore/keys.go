@@ -23,6 +23,7 @@ const (
 	tagCount        = 'n'
 	tagState        = 's'
 	tagReceipt      = 'e'
+	tagAuthor       = 'w'
 )
 
 // bucketSize is the number of seqs in a messages bucket, as in the
@@ -119,6 +120,18 @@ func seqOfMessageKey(k []byte) (uint64, error) {
 // conversationKey is the conversations key of conversation.
 func conversationKey(conversation string) []byte {
 	return appendString([]byte{tagConversation}, conversation)
+}
+
+// authorPrefix is the prefix of the author keys of ref, an erasure
+// reference.
+func authorPrefix(ref string) []byte {
+	return appendString([]byte{tagAuthor}, ref)
+}
+
+// authorKey records that the user whose erasure reference is ref wrote
+// content in conversation.
+func authorKey(ref, conversation string) []byte {
+	return appendString(authorPrefix(ref), conversation)
 }
 
 // inboxPrefix is the prefix of every inbox index key of user.

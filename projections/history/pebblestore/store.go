@@ -20,6 +20,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/conversation"
 	"github.com/parley-chat/parley/internal/pebblelog"
 	"github.com/parley-chat/parley/projections/history"
@@ -73,6 +74,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebblelog.Logger{Log: cfg.log},
+		Cleaner:            pebblelog.DeletingCleaner{}, // see Erase
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
@@ -254,6 +256,13 @@ func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv str
 			return fmt.Errorf("writing count of %d: %w", c.Seq, err)
 		}
 	}
+	for _, ev := range fresh {
+		if owner, ok := contentkeys.Owner(ev.Type, ev.Data); ok {
+			if err := b.Set(authorKey(schemas.ErasureRef(owner), conv), nil, nil); err != nil {
+				return fmt.Errorf("writing author of %d: %w", ev.Seq, err)
+			}
+		}
+	}
 	for seq, st := range msgs.States {
 		v, err := fold.EncodeState(st)
 		if err != nil {
@@ -310,6 +319,141 @@ func (s *Store) loader(conv string, batch map[uint64]history.Event) fold.Loader 
 		}
 		return ev, st, true, nil
 	}
+}
+
+// Erase blanks the content of the user e names (see history.Writer and
+// the package doc).
+func (s *Store) Erase(ctx context.Context, e history.Erasure) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("erasing: %w", err)
+	}
+	defer end()
+	var convs []string
+	prefix := authorPrefix(e.SubjectRef)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("erasing: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		conv, _, err := readString(it.Key()[len(prefix):])
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("erasing: %w", err)
+		}
+		convs = append(convs, conv)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("erasing: %w", err)
+	}
+	if len(convs) == 0 {
+		return nil
+	}
+	unlock, err := s.locks.Lock(ctx, convs)
+	if err != nil {
+		return fmt.Errorf("erasing: %w", err)
+	}
+	defer unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var written []string
+	for _, conv := range convs {
+		n := b.Count()
+		if err := s.eraseConversation(ctx, b, conv, e); err != nil {
+			return fmt.Errorf("erasing in %s: %w", conv, err)
+		}
+		if b.Count() != n {
+			written = append(written, conv)
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("erasing: committing: %w", err)
+	}
+	// The plaintext is still in the memtable's log and in older tables:
+	// flush, then compact what was rewritten.
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("erasing: flushing: %w", err)
+	}
+	for _, conv := range written {
+		for _, p := range [][]byte{messagePrefix(conv), seqPrefix(tagState, conv), conversationKey(conv)} {
+			if err := s.db.Compact(ctx, p, prefixEnd(p), true); err != nil {
+				return fmt.Errorf("erasing: compacting %s: %w", conv, err)
+			}
+		}
+	}
+	return nil
+}
+
+// eraseConversation adds to b the writes that blank e's user's content
+// in conv. The caller holds conv's lock.
+func (s *Store) eraseConversation(ctx context.Context, b *pebble.Batch, conv string, e history.Erasure) error {
+	sum, found, err := getSummary(s.db, conv)
+	if err != nil || !found {
+		return err
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	prefix := messagePrefix(conv)
+	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	var events []history.Event
+	for ok := it.First(); ok; ok = it.Next() {
+		seq, err := seqOfMessageKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		ev, err := decodeEvent(conv, seq, v)
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		events = append(events, ev)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if err := attachStates(ctx, snap, conv, events); err != nil {
+		return err
+	}
+	out, err := fold.Erase(sum, events, e.SubjectRef, e.At)
+	if err != nil {
+		return err
+	}
+	for _, ev := range out.Events {
+		if err := b.Set(messageKey(conv, ev.Seq), encodeEvent(ev), nil); err != nil {
+			return err
+		}
+	}
+	for seq, st := range out.States {
+		v, err := fold.EncodeState(st)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(stateKey(conv, seq), v, nil); err != nil {
+			return err
+		}
+	}
+	if out.Changed {
+		v, err := encodeSummary(out.Conversation)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(conversationKey(conv), v, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // raiseMarkers raises user's read and delivered seqs in conv to read and

@@ -16,8 +16,10 @@ import (
 
 	"github.com/gocql/gocql"
 
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/internal/fold"
+	"github.com/parley-chat/parley/schemas"
 )
 
 const (
@@ -181,7 +183,7 @@ func (s *Store) applyConversation(ctx context.Context, sem chan struct{}, c conv
 	if f.PreviewSeq > 0 {
 		previewVersion = int64(f.PreviewSeq)
 	}
-	if err := parallel(ctx, sem, s.markerWrites(c.id, f, previewVersion)); err != nil {
+	if err := parallel(ctx, sem, append(s.markerWrites(c.id, f, previewVersion), s.authorWrites(c.id, c.events)...)); err != nil {
 		return fmt.Errorf("writing inbox rows of %s: %w", c.id, err)
 	}
 	if !f.Changed {
@@ -540,4 +542,131 @@ func parallel(ctx context.Context, sem chan struct{}, fns []func(context.Context
 	}
 	wg.Wait()
 	return first
+}
+
+// authorWrites returns the writes recording, for each owner of personal
+// content among events, that they wrote in conversation id
+// (content_authors, by erasure reference).
+func (s *Store) authorWrites(id string, events []history.Event) []func(context.Context) error {
+	refs := map[string]bool{}
+	for _, ev := range events {
+		if owner, ok := contentkeys.Owner(ev.Type, ev.Data); ok {
+			refs[schemas.ErasureRef(owner)] = true
+		}
+	}
+	var fns []func(context.Context) error
+	for ref := range refs {
+		fns = append(fns, func(ctx context.Context) error {
+			return s.session().Query(s.q.insertAuthor, ref, id).WithContext(ctx).Idempotent(true).Exec()
+		})
+	}
+	return fns
+}
+
+// Erase blanks the content of the user e names; see history.Writer. It
+// reads the conversations of their reference (content_authors) and, in
+// each, the summary and every event with its state, blanks them
+// (internal/fold's Erase) and writes what changed — event data, message
+// states, title, preview, and the members' inbox rows' copy of the
+// preview — with the timestamp last seq + 2: above every write of the
+// events it read (seq + 1 at most), below those of any event from
+// last seq + 2 on, which were folded from what they read and win. An
+// event of seq last seq + 1 applied at the same moment by another
+// process ties with it; an erasure applied again (or a rebuild) settles
+// that.
+func (s *Store) Erase(ctx context.Context, e history.Erasure) (err error) {
+	defer s.healOn(&err)
+	var convs []string
+	iter := s.session().Query(s.q.selectAuthors, e.SubjectRef).WithContext(ctx).Idempotent(true).Iter()
+	var conv string
+	for iter.Scan(&conv) {
+		convs = append(convs, conv)
+	}
+	if err := iter.Close(); err != nil {
+		return fmt.Errorf("erasing: reading the conversations of %s: %w", e.SubjectRef, err)
+	}
+	if len(convs) == 0 {
+		return nil
+	}
+	unlock, err := s.locks.Lock(ctx, convs)
+	if err != nil {
+		return fmt.Errorf("erasing: %w", err)
+	}
+	defer unlock()
+	for _, id := range convs {
+		if err := s.eraseConversation(ctx, id, e); err != nil {
+			return fmt.Errorf("erasing in %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) eraseConversation(ctx context.Context, id string, e history.Erasure) error {
+	row, err := s.readSummary(ctx, id)
+	if errors.Is(err, history.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sum := row.conversation(id)
+	version := deref(row.lastMessageSeq)
+	if row.previewVersion != nil {
+		version = *row.previewVersion
+	}
+	// Backward pages, newest first: a forward page starts after a seq,
+	// and would miss the creation (seq 0).
+	var events []history.Event
+	for before := uint64(0); ; {
+		p, err := s.Page(ctx, id, history.PageQuery{Before: before, Limit: 500})
+		if err != nil {
+			return err
+		}
+		events = append(events, p.Events...)
+		if !p.HasMore || len(p.Events) == 0 {
+			break
+		}
+		before = p.Events[len(p.Events)-1].Seq
+	}
+	slices.Reverse(events)
+	out, err := fold.Erase(sum, events, e.SubjectRef, e.At)
+	if err != nil {
+		return err
+	}
+	at := ts(sum.LastSeq) + 1
+	exec := func(ctx context.Context, stmt string, args ...any) error {
+		return s.session().Query(stmt, args...).WithContext(ctx).Idempotent(true).DefaultTimestamp(false).Exec()
+	}
+	var fns []func(context.Context) error
+	for _, ev := range out.Events {
+		fns = append(fns, func(ctx context.Context) error {
+			return exec(ctx, s.q.setData, at, []byte(ev.Data), id, bucketOf(ev.Seq), int64(ev.Seq))
+		})
+	}
+	for seq, st := range out.States {
+		v, err := fold.EncodeState(st)
+		if err != nil {
+			return err
+		}
+		fns = append(fns, func(ctx context.Context) error {
+			return exec(ctx, s.q.setState, at, v, id, bucketOf(seq), int64(seq))
+		})
+	}
+	if out.Changed {
+		c := out.Conversation
+		if c.Title != sum.Title {
+			fns = append(fns, func(ctx context.Context) error { return exec(ctx, s.q.setTitle, at, c.Title, id) })
+		}
+		if p := c.LastMessage; p != nil && (sum.LastMessage == nil || p.Body != sum.LastMessage.Body || !slices.Equal(p.Files, sum.LastMessage.Files)) {
+			fns = append(fns, func(ctx context.Context) error {
+				return exec(ctx, s.q.setLastMessage, at, int64(p.Seq), p.SenderID, p.Body, p.Edited, p.Deleted, p.SentAt.UnixNano(), version, p.Files, id)
+			})
+			for _, m := range c.Members {
+				fns = append(fns, func(ctx context.Context) error {
+					return exec(ctx, s.q.inboxLastMessage, at, p.SenderID, p.Body, m.UserID, id)
+				})
+			}
+		}
+	}
+	return parallel(ctx, make(chan struct{}, s.concurrency), fns)
 }

@@ -38,15 +38,36 @@
 //     last activity, newest message and the user's read seq.
 //   - receipts, partition conversation_id, clustering user_id: every
 //     user's read and delivered seqs.
+//   - content_authors, partition author_ref, clustering
+//     conversation_id: the conversations where a user wrote personal
+//     content, by the user's erasure reference (schemas.ErasureRef), for
+//     Erase.
 //
 // schemas/cql/0001_history.cql and 0002_messages_state_receipts.cql
 // (0003 and 0006 add summary columns; 0004 holds the content key store,
-// 0005 the key directory's tables, keydir/scyllakeys) explain each key and the inbox trade-off (an upserted row per
+// 0005 the key directory's tables, keydir/scyllakeys; 0007
+// content_authors) explain each key and the inbox trade-off (an upserted row per
 // membership, sorted by activity in the client, rather than a
 // time-clustered table needing delete + insert). ScyllaDB has no ALTER
 // TABLE ... ADD IF NOT EXISTS, so a migration adding a column runs only
 // when system_schema.columns lacks it, and a failed ADD counts as done
 // when the column exists afterwards (two processes migrating at once).
+//
+// # Erasure
+//
+// Apply records each (erasure reference, conversation) of an event with
+// personal content in content_authors. Erase (chat.user.erased.v1, read
+// by the history group from chat.audit) reads the reference's
+// partition, and for each conversation the summary and every event with
+// its state; it blanks the user's content up to the erasure's time
+// (internal/fold's Erase, shared with pebblestore) and writes what
+// changed — event data, message states, the title, the preview and the
+// members' inbox rows' copy of it — with the timestamp last seq + 2:
+// above every write of what it read, below any later event's. A blanked
+// cell's old bytes leave the SSTables when compaction drops the shadowed
+// value (at the latest with the next major compaction of the table).
+// Rows written before 0007 have no author: a keyspace projected before
+// it must be rebuilt once for erasures to find them.
 //
 // # Idempotence
 //

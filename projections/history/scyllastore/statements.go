@@ -114,6 +114,11 @@ const (
 		WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?
 		ORDER BY seq ASC LIMIT ?`
 
+	// Where each user wrote personal content, by erasure reference
+	// (schemas/cql/0007_content_authors.cql).
+	tmplInsertAuthor  = `INSERT INTO {{keyspace}}.content_authors (author_ref, conversation_id) VALUES (?, ?)`
+	tmplSelectAuthors = `SELECT conversation_id FROM {{keyspace}}.content_authors WHERE author_ref = ?`
+
 	tmplSelectMigrations = `SELECT version, checksum
 		FROM {{keyspace}}.schema_migrations WHERE component = ?`
 	tmplRecordMigration = `INSERT INTO {{keyspace}}.schema_migrations
@@ -142,6 +147,7 @@ type statements struct {
 	receiptRead, receiptDelivered, selectReceipts         string
 	pageBackward, pageForward                             string
 	selectMigrations, recordMigration, ping, selectColumn string
+	insertAuthor, selectAuthors                           string
 }
 
 func renderStatements(keyspace string) (statements, error) {
@@ -191,6 +197,8 @@ func renderStatements(keyspace string) (statements, error) {
 		recordMigration:  r(tmplRecordMigration),
 		ping:             r(tmplPing),
 		selectColumn:     r(tmplSelectColumn),
+		insertAuthor:     r(tmplInsertAuthor),
+		selectAuthors:    r(tmplSelectAuthors),
 	}
 	return st, firstErr
 }

@@ -26,6 +26,7 @@ import (
 	bsearch "github.com/blevesearch/bleve/v2/search"
 
 	"github.com/parley-chat/parley/projections/search"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // currentFile names the live generation's directory.
@@ -487,32 +488,9 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 		if d = search.Fold(cur, d); d.Kind == search.KindDelete && ok && cur.Kind == search.KindDelete {
 			continue // an edit of a deleted message
 		}
-		var fields map[string]any
-		if d.Kind == search.KindDelete {
-			// A tombstone: the text is gone, the version stays.
-			fields = map[string]any{
-				fieldConversation: d.ConversationID,
-				fieldSeq:          float64(d.Seq),
-				fieldVersion:      float64(d.Version),
-				fieldDeleted:      true,
-			}
-		} else {
-			fields = map[string]any{
-				fieldConversation: d.ConversationID,
-				fieldSeq:          float64(d.Seq),
-				fieldSender:       d.SenderID,
-				fieldBody:         d.Text(),
-				fieldSentAt:       d.SentAt.UTC(),
-				fieldSent:         d.SentAt.UTC().Format(time.RFC3339Nano),
-				fieldVersion:      float64(d.Version),
-			}
-			if len(d.Files) > 0 {
-				files, err := json.Marshal(d.Files)
-				if err != nil {
-					return fmt.Errorf("indexing %s: encoding its files: %w", id, err)
-				}
-				fields[fieldFiles] = string(files)
-			}
+		fields, err := docFields(d)
+		if err != nil {
+			return fmt.Errorf("indexing %s: %w", id, err)
 		}
 		if err := b.Index(id, fields); err != nil {
 			return fmt.Errorf("indexing %s: %w", id, err)
@@ -526,6 +504,137 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 	}
 	if err := g.idx.Batch(b); err != nil {
 		return fmt.Errorf("indexing a batch of %d: %w", b.Size(), err)
+	}
+	return nil
+}
+
+// docFields are the stored fields of d, a change folded (KindIndex or
+// KindDelete).
+func docFields(d search.Doc) (map[string]any, error) {
+	if d.Kind == search.KindDelete {
+		// A tombstone: the text is gone, the version stays.
+		return map[string]any{
+			fieldConversation: d.ConversationID,
+			fieldSeq:          float64(d.Seq),
+			fieldVersion:      float64(d.Version),
+			fieldDeleted:      true,
+		}, nil
+	}
+	fields := map[string]any{
+		fieldConversation: d.ConversationID,
+		fieldSeq:          float64(d.Seq),
+		fieldSender:       d.SenderID,
+		fieldBody:         d.Text(),
+		fieldSentAt:       d.SentAt.UTC(),
+		fieldSent:         d.SentAt.UTC().Format(time.RFC3339Nano),
+		fieldVersion:      float64(d.Version),
+	}
+	if len(d.Files) > 0 {
+		files, err := json.Marshal(d.Files)
+		if err != nil {
+			return nil, fmt.Errorf("encoding its files: %w", err)
+		}
+		fields[fieldFiles] = string(files)
+	}
+	return fields, nil
+}
+
+// Erase implements search.Eraser on the live index.
+func (s *Store) Erase(ctx context.Context, e search.Erasure) error {
+	g, release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return g.erase(ctx, e)
+}
+
+// Erase implements search.Eraser on the generation.
+func (g *Generation) Erase(ctx context.Context, e search.Erasure) error {
+	return g.g.erase(ctx, e)
+}
+
+// erase finds the erased user by hashing the senders the index knows
+// (the terms of the sender field) and rewrites each of their messages
+// sent at or before e.At as search.ErasedDoc, with its version.
+func (g *generation) erase(ctx context.Context, e search.Erasure) error {
+	dict, err := g.idx.FieldDict(fieldSender)
+	if err != nil {
+		return fmt.Errorf("erasing: listing senders: %w", err)
+	}
+	var senders []string
+	for {
+		entry, err := dict.Next()
+		if err != nil {
+			_ = dict.Close()
+			return fmt.Errorf("erasing: listing senders: %w", err)
+		}
+		if entry == nil {
+			break
+		}
+		if schemas.ErasureRef(entry.Term) == e.SubjectRef {
+			senders = append(senders, entry.Term)
+		}
+	}
+	if err := dict.Close(); err != nil {
+		return fmt.Errorf("erasing: listing senders: %w", err)
+	}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	for _, sender := range senders {
+		b := g.idx.NewBatch()
+		for from := 0; ; from += listPage {
+			req := bleve.NewSearchRequestOptions(term(fieldSender, sender), listPage, from, false)
+			req.Fields = []string{fieldConversation, fieldSeq, fieldVersion, fieldBody, fieldSent, fieldFiles}
+			req.SortBy([]string{"_id"})
+			res, err := g.idx.SearchInContext(ctx, req)
+			if err != nil {
+				return fmt.Errorf("erasing: %w", err)
+			}
+			for _, h := range res.Hits {
+				sent, ok := h.Fields[fieldSent].(string)
+				if !ok {
+					continue
+				}
+				d := search.Doc{Kind: search.KindIndex, SenderID: sender}
+				if d.SentAt, err = time.Parse(time.RFC3339Nano, sent); err != nil {
+					return fmt.Errorf("erasing: %s: %w", h.ID, err)
+				}
+				if d.SentAt.After(e.At) {
+					continue
+				}
+				d.ConversationID, _ = h.Fields[fieldConversation].(string)
+				seq, _ := h.Fields[fieldSeq].(float64)
+				version, _ := h.Fields[fieldVersion].(float64)
+				d.Seq, d.Version = uint64(seq), uint64(version)
+				if files, ok := h.Fields[fieldFiles].(string); ok {
+					if err := json.Unmarshal([]byte(files), &d.Files); err != nil {
+						return fmt.Errorf("erasing: the files of %s: %w", h.ID, err)
+					}
+				}
+				body, _ := h.Fields[fieldBody].(string)
+				d = search.ErasedDoc(d)
+				if body == d.Text() {
+					continue // blank already
+				}
+				fields, err := docFields(d)
+				if err != nil {
+					return fmt.Errorf("erasing %s: %w", h.ID, err)
+				}
+				if err := b.Index(h.ID, fields); err != nil {
+					return fmt.Errorf("erasing %s: %w", h.ID, err)
+				}
+			}
+			if len(res.Hits) < listPage {
+				break
+			}
+		}
+		if b.Size() == 0 {
+			continue
+		}
+		if err := g.idx.Batch(b); err != nil {
+			return fmt.Errorf("erasing: a batch of %d: %w", b.Size(), err)
+		}
 	}
 	return nil
 }

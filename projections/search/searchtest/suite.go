@@ -85,6 +85,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) search.Index) {
 		{"indexing the same batch twice changes nothing", testIdempotent},
 		{"file names are searchable and an edit keeps them with its new body", testEditKeepsFiles},
 		{"docs of kind none change nothing", testKindNone},
+		{"an erasure blanks the user's messages up to its time, keeping their versions", testErasure},
 		{"a malformed query is a bad query", testBadQuery},
 		{"a word no message holds makes the whole query find nothing", testNoTokens},
 		{"concurrent indexing keeps the newest version", testConcurrentVersions},

@@ -27,9 +27,10 @@
 //     nanosecond fractions, or epoch milliseconds; kept to the
 //     millisecond), boolean; _routing required.
 //   - POST /_bulk and /<index>/_bulk: the index action with _index, _id,
-//     routing, version and version_type (internal or external: a version
+//     routing, version and version_type (internal, external: a version
 //     not greater than the stored one is a 409
-//     version_conflict_engine_exception item), documents checked against
+//     version_conflict_engine_exception item; external_gte: one lower
+//     than the stored one is), documents checked against
 //     the mapping, per-item errors, the refresh parameter.
 //   - POST /<index>/_mget (docs with _id and routing, or ids) on one
 //     index or an alias of one, real-time as in Elasticsearch: it reads

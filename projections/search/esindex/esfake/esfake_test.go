@@ -283,3 +283,34 @@ func TestShardDocNeedsAPointInTime(t *testing.T) {
 		t.Errorf("_shard_doc without a point in time: %d %v", st, out)
 	}
 }
+
+// version_type external_gte: a version equal to the stored one replaces
+// the document, a lower one is a conflict (Elasticsearch's rule).
+func TestBulkExternalGTE(t *testing.T) {
+	t.Parallel()
+	srv := setup(t)
+	body := `{"index":{"_index":"docs","_id":"a","routing":"r","version":5,"version_type":"external"}}
+{"k":"first"}
+{"index":{"_index":"docs","_id":"a","routing":"r","version":5,"version_type":"external_gte"}}
+{"k":"again"}
+{"index":{"_index":"docs","_id":"a","routing":"r","version":4,"version_type":"external_gte"}}
+{"k":"older"}
+{"index":{"_index":"docs","_id":"b","routing":"r","version_type":"external_gte"}}
+{"k":"no version"}
+`
+	st, out := call(t, srv, "POST", "/_bulk?refresh=true", body)
+	if st != 200 {
+		t.Fatalf("bulk: %d %v", st, out)
+	}
+	items := out["items"].([]any)
+	for i, w := range []float64{201, 200, 409, 400} {
+		if it := items[i].(map[string]any)["index"].(map[string]any); it["status"] != w {
+			t.Errorf("item %d: %v, want status %v", i, it, w)
+		}
+	}
+	st, out = call(t, srv, "POST", "/docs/_mget", `{"docs":[{"_id":"a","routing":"r"}]}`)
+	doc := out["docs"].([]any)[0].(map[string]any)
+	if src, _ := doc["_source"].(map[string]any); st != 200 || src["k"] != "again" || doc["_version"] != float64(5) {
+		t.Errorf("the document after external_gte: %d %v; want k again at version 5", st, doc)
+	}
+}

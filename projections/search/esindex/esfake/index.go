@@ -369,10 +369,10 @@ func (s *Server) bulkIndex(defaultIndex string, spec map[string]any, src []byte)
 		return itemError(target, id, badRequest("esfake: auto-generated ids are not modeled")), true, nil
 	case utf8.RuneCountInString(id) > 512:
 		return itemError(target, id, errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: id is too long;")), true, nil
-	case versionType != "internal" && versionType != "external":
+	case versionType != "internal" && versionType != "external" && versionType != "external_gte":
 		return itemError(target, id, badRequest("esfake: version_type [%s] is not modeled", versionType)), true, nil
-	case versionType == "external" && (!hasVersion || version < 0):
-		return itemError(target, id, errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: illegal version value [%d] for version type [EXTERNAL];", version)), true, nil
+	case versionType != "internal" && (!hasVersion || version < 0):
+		return itemError(target, id, errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: illegal version value [%d] for version type [%s];", version, strings.ToUpper(versionType))), true, nil
 	case versionType == "internal" && hasVersion:
 		return itemError(target, id, errorf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;")), true, nil
 	}
@@ -391,7 +391,13 @@ func (s *Server) bulkIndex(defaultIndex string, spec map[string]any, src []byte)
 		return itemError(idx.name, id, e), true, idx
 	}
 	cur := idx.docs[id]
-	if versionType == "external" {
+	if versionType == "external_gte" {
+		if cur != nil && cur.version > version {
+			e := errorf(http.StatusConflict, "version_conflict_engine_exception", "[%s]: version conflict, current version [%d] is higher than the one provided [%d]", id, cur.version, version)
+			e.index = idx.name
+			return itemError(idx.name, id, e), true, idx
+		}
+	} else if versionType == "external" {
 		if cur != nil && cur.version >= version {
 			e := errorf(http.StatusConflict, "version_conflict_engine_exception", "[%s]: version conflict, current version [%d] is higher or equal to the one provided [%d]", id, cur.version, version)
 			e.index = idx.name

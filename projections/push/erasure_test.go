@@ -1,0 +1,69 @@
+package push_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/projections/push"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// TestErasureBlanksPendingPreviews: the push group reads chat.audit too;
+// an erasure blanks the preview of a notification still pending (held by
+// the coalescing window) whose newest message is the erased user's, and
+// no file of the push store keeps it; the notification still goes, with
+// no text.
+func TestErasureBlanksPendingPreviews(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-laptop")
+	stop := e.start(push.Config{Window: time.Hour, PreviewRunes: 100})
+	e.waitRegistered("bob", "bob-laptop")
+	e.create("g1", "alice", "bob")
+	e.send("g1", "alice", "hello bob")
+	eventually(t, "bob notified of the first message", func() bool { return len(e.webPushes("bob-laptop")) == 1 })
+	e.send("g1", "alice", "the vault code is 4711")
+	previews := func() []string {
+		p, err := e.p.PendingPreviews()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	eventually(t, "the second message pending, with its preview", func() bool {
+		return slices.Equal(previews(), []string{"the vault code is 4711"})
+	})
+
+	ref := schemas.ErasureRef("alice")
+	at := time.Now().UTC()
+	data, err := json.Marshal(schemas.UserErasedV1{SubjectRef: ref, ErasedBy: "olga", ErasedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write(schemas.TopicAudit, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), data))
+	eventually(t, "the pending preview blanked", func() bool { return slices.Equal(previews(), []string{""}) })
+	stop()
+	err = filepath.WalkDir(e.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte("vault code")) {
+			t.Errorf("%s holds the erased preview", filepath.Base(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
