@@ -98,8 +98,16 @@ func (s *System) openStores(runCtx context.Context, roles Roles, ready map[strin
 }
 
 // startDecider starts the decider on chat.commands; it waits for nothing.
-func (s *System) startDecider(runCtx context.Context) {
+// With a gateway beside it under broadcast routing (one node: `parley
+// run`), it hands what it appends to the gateway's delivery hub.
+func (s *System) startDecider(runCtx context.Context, roles Roles) {
+	var handoff decider.Handoff
+	if roles.Gateway && !s.cfg.Targeted() {
+		s.handoff = &localHandoff{}
+		handoff = s.handoff
+	}
 	d := decider.New(decider.Config{
+		Handoff: handoff,
 		Brokers: s.brokers, Names: s.names, Logger: s.log, Metrics: s.metrics,
 		Limits:   decider.Limits{Limits: s.cfg.limits()},
 		StateDir: filepath.Join(s.cfg.DataDir, "decider"),

@@ -42,7 +42,7 @@ func newFeed(h *Hub) Feed {
 	if h.cfg.Node != "" {
 		return newTargeted(h)
 	}
-	return &broadcast{h: h}
+	return &broadcast{h: h, taken: newHandoff()}
 }
 
 // handler handles one record read from topic.
