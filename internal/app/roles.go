@@ -157,6 +157,13 @@ const (
 	searchMaxBatch = 5000
 )
 
+// gatherFetches is how the broker gathers the records of the consumers
+// of chat.events nobody waits on — search, files, thumbnails — into
+// fetches: up to 64 KiB, or what came within 250 ms. Asking for every
+// record as soon as it is there made one fetch per record per group at
+// thousands of messages a second (BENCHMARKS.md).
+var gatherFetches = kafkalog.Gather{Bytes: 64 << 10, Wait: 250 * time.Millisecond}
+
 // startSearch starts the search projection of chat.events; it waits for
 // the search index before it consumes.
 func (s *System) startSearch(runCtx context.Context) {
@@ -166,7 +173,7 @@ func (s *System) startSearch(runCtx context.Context) {
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents),
-			MaxBatch: searchMaxBatch, Linger: searchLinger,
+			MaxBatch: searchMaxBatch, Linger: searchLinger, Gather: gatherFetches,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
 		}, search.Projection{Index: s.search})
 	})

@@ -206,6 +206,35 @@ type Membership struct {
 	Logger *slog.Logger
 	// Errors, if set, counts the client's errors (see ReaderErrors).
 	Errors Counter
+	// Gather, if set, lets the broker gather records into each fetch
+	// (see Gather). Default: a fetch returns as soon as one record is
+	// there.
+	Gather Gather
+}
+
+// Gather is how long, and for how many bytes of records, the broker may
+// hold a fetch of a consumer that nobody waits on (Kafka's
+// fetch.min.bytes and fetch.max.wait.ms): at thousands of records a
+// second, a reader that asks for one record at a time makes a fetch per
+// record — a request, a broker look-up and a response on both sides —
+// where one per Wait would do.
+type Gather struct {
+	// Bytes is how many bytes of records a fetch waits for.
+	Bytes int
+	// Wait is the longest the broker holds a fetch that has fewer.
+	Wait time.Duration
+}
+
+// apply sets rc to gather. kafka-go sets a fetch's read deadline MaxWait
+// after sending it and asks the broker to answer kafka-go's RTT (1s)
+// earlier (see readerMaxWait): MaxWait = Wait + 1s keeps that full
+// second of margin against i/o timeouts.
+func (g Gather) apply(rc *kafka.ReaderConfig) {
+	if g.Bytes <= 0 {
+		return
+	}
+	rc.MinBytes = g.Bytes
+	rc.MaxWait = g.Wait + time.Second
 }
 
 func (m Membership) withDefaults() Membership {
@@ -245,6 +274,7 @@ func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
 		RebalanceTimeout:  m.SessionTimeout,
 		ErrorLogger:       m.errorLogger("kafka reader"),
 	}
+	m.Gather.apply(&rc)
 	if len(m.Topics) == 1 {
 		rc.Topic = m.Topics[0]
 	} else {
