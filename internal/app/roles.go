@@ -158,8 +158,9 @@ const (
 )
 
 // gatherFetches is how the broker gathers the records of the consumers
-// of chat.events nobody waits on — search, files, thumbnails — into
-// fetches: up to 64 KiB, or what came within 250 ms. Asking for every
+// of chat.events nobody waits on — search, files, thumbnails, push (for
+// devices without a socket) — into fetches: up to 64 KiB, or what came
+// within 250 ms. Asking for every
 // record as soon as it is there made one fetch per record per group at
 // thousands of messages a second (BENCHMARKS.md).
 var gatherFetches = kafkalog.Gather{Bytes: 64 << 10, Wait: 250 * time.Millisecond}
