@@ -127,13 +127,36 @@ func (h *Hub) AppendedEvents(ctx context.Context, records []kafka.Message) {
 		return
 	}
 	for _, m := range records {
-		rec, err := consumers.DecodeRecord(ctx, m, h.cfg.Opener)
+		attrs, err := kafkalog.Decode(m)
+		if err == nil && h.hadEvent(h.cfg.Topology.Names.Topic(schemas.TopicEvents), attrs) {
+			continue // the log brought it first: not opened
+		}
+		var rec consumers.Record
+		if err == nil {
+			rec, err = consumers.OpenRecord(ctx, m, attrs, h.cfg.Opener)
+		}
 		if err != nil {
 			h.log.Warn("skipping handed-off event", "err", err)
 			continue
 		}
 		b.take(ctx, rec.Attrs, rec.Message.Value, true)
 	}
+}
+
+// hadEvent reports whether a record of topic is an event of chat.events
+// the broadcast feed has taken already — the later copy — so that it is
+// dropped before its value is opened. take checks again, under the
+// conversation's lock; this only spares the work for the copies that are
+// certainly later.
+func (h *Hub) hadEvent(topic string, attrs schemas.Attributes) bool {
+	if _, ok := h.feed.(*broadcast); !ok || !attrs.HasSeq || attrs.Subject == "" {
+		return false
+	}
+	if h.cfg.Topology.Names.Base(topic) != schemas.TopicEvents {
+		return false
+	}
+	last, known := h.latest.lookup(attrs.Subject)
+	return known && attrs.Seq <= last
 }
 
 // AppendedReplies hands the hub records of chat.replies the broker has

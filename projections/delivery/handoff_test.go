@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -286,4 +287,58 @@ func TestHandoffReplyAnswersOnce(t *testing.T) {
 func startBroker4(t *testing.T) kafkatest.Cluster {
 	t.Helper()
 	return kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 4}))
+}
+
+// countingOpener opens a sealed record by returning it as it is, and
+// counts the calls.
+type countingOpener struct{ n atomic.Int64 }
+
+func (o *countingOpener) OpenEvent(_ context.Context, _ schemas.Attributes, value []byte) ([]byte, error) {
+	o.n.Add(1)
+	return value, nil
+}
+
+// TestHandoffOpensEachEventOnce: sealed events handed off and read from
+// the log are opened once each — the later copy is dropped before it is
+// opened — and reach the socket once each, in order.
+func TestHandoffOpensEachEventOnce(t *testing.T) {
+	t.Parallel()
+	k := startBroker4(t)
+	st := openStore(t)
+	store(t, st, group("c1", "alice", "bob"))
+	opener := &countingOpener{}
+	hub := NewHub(Config{Brokers: k.Brokers, History: st, Topology: k.Topology(kafkalog.Topology{}), Opener: opener})
+	runHub(t, hub)
+	sink := &deliverytest.Sink{}
+	run(t, hub, "bob", sink)
+	events := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEvents))
+
+	const n = 20
+	var want []string
+	for seq := uint64(1); seq <= n; seq++ {
+		ev := nowMsg("c1", seq, "alice")
+		a := attrsOf(ev)
+		a.Sealed = true
+		m := kafkalog.Encode(a, ev.Data)
+		if seq == 1 {
+			// The hub has not seen c1: the log brings the first event.
+			write(t, events, m)
+			deliverytest.WaitFrames(t, sink, "event c1 1")
+		} else {
+			// Handed off before it is written here (the decider hands
+			// off only after the append), so that the log's copy is
+			// certainly the later one.
+			hub.AppendedEvents(context.Background(), []kafka.Message{m})
+			write(t, events, m)
+		}
+		want = append(want, fmt.Sprintf("event c1 %d", seq))
+	}
+	deliverytest.WaitFrames(t, sink, want...)
+	// A last event from the log alone shows every copy before it was read.
+	last := nowMsg("c1", n+1, "alice")
+	write(t, events, records([]history.Event{last})...)
+	deliverytest.WaitFrames(t, sink, append(want, fmt.Sprintf("event c1 %d", n+1))...)
+	if got := opener.n.Load(); got != n {
+		t.Errorf("the sealed events were opened %d times, want %d: once each", got, n)
+	}
 }
