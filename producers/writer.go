@@ -68,7 +68,7 @@ func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, 
 		o(c)
 	}
 	c.w = kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands),
-		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.WideBatch),
+		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.LingerBatch),
 		kafkalog.ErrorLog(log, "component", "command-writer"))
 	return c
 }

@@ -45,6 +45,17 @@ const (
 // of the server's CPU, plus the collections it caused (BENCHMARKS.md).
 const WideBatch = 128
 
+// LingerBatch is the batch size of a writer fed one message per call
+// (the command writer): kafka-go sends a batch when it is full or when
+// its linger (1ms) has passed since its first message, whatever is in
+// flight before it, so such a batch holds what one partition receives
+// within a millisecond — one or two messages at thousands a second over
+// a dozen partitions, 32 only at hundreds of thousands a second or in a
+// burst from one conversation. Room for WideBatch messages was paid on
+// every append: the largest allocation of the server at 2,000 msg/s
+// (BENCHMARKS.md).
+const LingerBatch = 32
+
 // Counter counts events; a Prometheus counter is one.
 type Counter interface{ Inc() }
 
