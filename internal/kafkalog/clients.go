@@ -46,14 +46,15 @@ const (
 const WideBatch = 128
 
 // LingerBatch is the batch size of a writer fed one message per call
-// (the command writer): kafka-go sends a batch when it is full or when
-// its linger (1ms) has passed since its first message, whatever is in
-// flight before it, so such a batch holds what one partition receives
-// within a millisecond — one or two messages at thousands a second over
-// a dozen partitions, 32 only at hundreds of thousands a second or in a
-// burst from one conversation. Room for WideBatch messages was paid on
-// every append: the largest allocation of the server at 2,000 msg/s
-// (BENCHMARKS.md).
+// (the command writer) or a few (the decider's writers, see
+// producers.NewPartitionWriter). kafka-go sends a batch when it is full
+// or when its linger has passed since its first message, whatever is in
+// flight before it, so a command writer batch holds what one partition
+// receives within a millisecond: one or two messages at thousands a
+// second over a dozen partitions, 32 only at hundreds of thousands a
+// second or in a burst to one conversation. Room for WideBatch messages
+// was paid on every append: the largest allocation of the server at
+// 2,000 msg/s (BENCHMARKS.md).
 const LingerBatch = 32
 
 // Counter counts events; a Prometheus counter is one.
