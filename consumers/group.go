@@ -96,6 +96,10 @@ type GroupConfig struct {
 	Linger time.Duration
 	// SessionTimeout of the group membership. Default: 10s.
 	SessionTimeout time.Duration
+	// Gather lets the broker gather records into each fetch, for a
+	// group nobody waits on (see kafkalog.Gather). Default: none, a fetch
+	// returns as soon as a record is there.
+	Gather kafkalog.Gather
 	// MaxBackoff caps the retry delay of a failing Apply. Default: 5s.
 	MaxBackoff time.Duration
 	// ApplyAttempts is how many times Apply is called with a batch before
@@ -165,6 +169,7 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 		Group: cfg.GroupID, Topics: topics, StartOffset: cfg.StartOffset,
 		SessionTimeout: cfg.SessionTimeout, Logger: log,
 		Errors: cfg.Metrics.KafkaReaderErrors.WithLabelValues(cfg.GroupID, topic),
+		Gather: cfg.Gather,
 	})
 	dlq := kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ))
 	defer func() {

@@ -37,6 +37,14 @@ func DecodeRecord(ctx context.Context, m kafka.Message, o Opener) (Record, error
 	if err != nil {
 		return Record{}, err
 	}
+	return OpenRecord(ctx, m, attrs, o)
+}
+
+// OpenRecord is DecodeRecord for a record whose attributes the caller
+// has decoded already (kafkalog.Decode), for a reader that looks at them
+// before it opens the value: one that drops records it has had.
+func OpenRecord(ctx context.Context, m kafka.Message, attrs schemas.Attributes, o Opener) (Record, error) {
+	var err error
 	if !attrs.Sealed {
 		return Record{Message: m, Attrs: attrs}, nil
 	}

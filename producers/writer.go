@@ -83,7 +83,7 @@ func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, 
 		o(c)
 	}
 	c.w = kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands),
-		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.WideBatch),
+		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.LingerBatch),
 		kafkalog.ErrorLog(log, "component", "command-writer"))
 	return c
 }
@@ -189,9 +189,15 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // NewPartitionWriter returns a synchronous writer to topic that honours
 // each message's Partition, with acks from all in-sync replicas. Each
 // call's messages are sent at once (kafkalog.FlushAtOnce): its caller
-// writes whole batches.
+// writes whole batches, in requests of up to kafkalog.LingerBatch
+// messages. The decider's calls hold one or two events at thousands of
+// commands a second (it decides what each fetch brings); room for
+// WideBatch was allocated and zeroed per call for nothing. A call of
+// hundreds (a backlog) takes a request per 32 in series: at a few
+// milliseconds a round trip, still thousands of events a second per
+// partition.
 func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka.Writer {
-	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.WideBatch),
+	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.LingerBatch),
 		kafkalog.FlushAtOnce(), kafkalog.ErrorLog(log, "topic", topic))
 }
 

@@ -85,6 +85,20 @@ type Config struct {
 	Opener consumers.Opener
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Handoff, if set, is handed the records of every batch once the
+	// broker has acknowledged their append: a delivery hub in the same
+	// process (delivery.Hub) that takes them without waiting to read them
+	// back. Default: none.
+	Handoff Handoff
+}
+
+// Handoff is told of the records the decider appended to chat.events
+// and chat.replies, in the order of their partition, once the broker has
+// acknowledged them — never before they are durable. It must not block
+// for long: the partition waits for it.
+type Handoff interface {
+	AppendedEvents(ctx context.Context, records []kafka.Message)
+	AppendedReplies(ctx context.Context, records []kafka.Message)
 }
 
 func (c Config) withDefaults() Config {
@@ -443,6 +457,9 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 			// partition so that it is rebuilt from what was written.
 			return fmt.Errorf("appending %d events: %w", len(events), err)
 		}
+		if d.cfg.Handoff != nil {
+			d.cfg.Handoff.AppendedEvents(wctx, events)
+		}
 	}
 	if len(dead) > 0 {
 		if err := d.dlq.WriteMessages(wctx, dead...); err != nil {
@@ -455,6 +472,8 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 		// with the same command id, and gets the reply again.
 		if err := d.replies.WriteMessages(wctx, replies...); err != nil {
 			d.log.Error("writing replies", "records", len(replies), "err", err)
+		} else if d.cfg.Handoff != nil {
+			d.cfg.Handoff.AppendedReplies(wctx, replies)
 		}
 	}
 	last := batch[len(batch)-1].Offset

@@ -62,6 +62,9 @@ type System struct {
 	httpSrv *http.Server
 	httpLn  net.Listener
 
+	// handoff takes the decider's appended records to the delivery hub
+	// when both run here under broadcast routing; nil otherwise.
+	handoff *localHandoff
 	closers []func() error
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -105,7 +108,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		return nil, err
 	}
 	if roles.Decider {
-		s.startDecider(runCtx)
+		s.startDecider(runCtx, roles)
 	}
 	if roles.History {
 		s.startHistory(runCtx)

@@ -167,6 +167,9 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 	s.spawn("delivery", func() error { return hub.Run(runCtx) })
 	select {
 	case <-hub.Ready():
+		if s.handoff != nil {
+			s.handoff.hub.Store(hub.Hub)
+		}
 		return hub, nil
 	case err := <-s.errc:
 		return gatewayHub{}, err

@@ -138,7 +138,7 @@ func (s *System) startFiles(runCtx context.Context) {
 	s.spawn("files", func() error {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
-			Logger: s.log.With("component", "files"), Metrics: s.metrics,
+			Logger: s.log.With("component", "files"), Metrics: s.metrics, Gather: gatherFetches,
 		}, pfiles.Projection{Store: s.files})
 	})
 	sw := pfiles.Sweeper{Store: s.files, TTL: s.cfg.UploadTTL, Logger: s.log.With("component", "files-sweep")}
@@ -153,7 +153,7 @@ func (s *System) startFiles(runCtx context.Context) {
 	s.spawn("thumbnails", func() error {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
-			Logger: s.log.With("component", "thumbnails"), Metrics: s.metrics,
+			Logger: s.log.With("component", "thumbnails"), Metrics: s.metrics, Gather: gatherFetches,
 		}, thumbs)
 	})
 }

@@ -160,8 +160,10 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	p, err := push.New(push.Config{
 		Brokers: s.brokers, Names: s.names, Store: store, Providers: providers, Live: reg, Remover: pw,
 		Window: s.cfg.PushWindow, MaxAge: s.cfg.PushMaxAge, PreviewRunes: preview, Logger: s.log, Metrics: s.metrics,
-		// Sealed message bodies are opened for the previews.
-		Group: consumers.GroupConfig{Opener: s.opener()},
+		// Sealed message bodies are opened for the previews; a device
+		// without a socket can wait a quarter of a second more for its
+		// notification, and the broker gathers the fetches.
+		Group: consumers.GroupConfig{Opener: s.opener(), Gather: gatherFetches},
 	})
 	if err != nil {
 		return err

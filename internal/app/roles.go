@@ -98,8 +98,16 @@ func (s *System) openStores(runCtx context.Context, roles Roles, ready map[strin
 }
 
 // startDecider starts the decider on chat.commands; it waits for nothing.
-func (s *System) startDecider(runCtx context.Context) {
+// With a gateway beside it under broadcast routing (one node: `parley
+// run`), it hands what it appends to the gateway's delivery hub.
+func (s *System) startDecider(runCtx context.Context, roles Roles) {
+	var handoff decider.Handoff
+	if roles.Gateway && !s.cfg.Targeted() {
+		s.handoff = &localHandoff{}
+		handoff = s.handoff
+	}
 	d := decider.New(decider.Config{
+		Handoff: handoff,
 		Brokers: s.brokers, Names: s.names, Logger: s.log, Metrics: s.metrics,
 		Limits:   decider.Limits{Limits: s.cfg.limits()},
 		StateDir: filepath.Join(s.cfg.DataDir, "decider"),
@@ -151,6 +159,14 @@ const (
 	searchMaxBatch = 5000
 )
 
+// gatherFetches is how the broker gathers the records of the consumers
+// of chat.events nobody waits on — search, files, thumbnails, push (for
+// devices without a socket) — into fetches: up to 64 KiB, or what came
+// within 250 ms. Asking for every
+// record as soon as it is there made one fetch per record per group at
+// thousands of messages a second (BENCHMARKS.md).
+var gatherFetches = kafkalog.Gather{Bytes: 64 << 10, Wait: 250 * time.Millisecond}
+
 // startSearch starts the search projection of chat.events; it waits for
 // the search index before it consumes.
 func (s *System) startSearch(runCtx context.Context) {
@@ -161,7 +177,7 @@ func (s *System) startSearch(runCtx context.Context) {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
 			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch),
 			Topics:   []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
-			MaxBatch: searchMaxBatch, Linger: searchLinger,
+			MaxBatch: searchMaxBatch, Linger: searchLinger, Gather: gatherFetches,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
 		}, search.Projection{Index: s.search, Audit: s.names.Topic(schemas.TopicAudit)})
 	})

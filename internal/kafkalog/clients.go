@@ -45,6 +45,18 @@ const (
 // of the server's CPU, plus the collections it caused (BENCHMARKS.md).
 const WideBatch = 128
 
+// LingerBatch is the batch size of a writer fed one message per call
+// (the command writer) or a few (the decider's writers, see
+// producers.NewPartitionWriter). kafka-go sends a batch when it is full
+// or when its linger has passed since its first message, whatever is in
+// flight before it, so a command writer batch holds what one partition
+// receives within a millisecond: one or two messages at thousands a
+// second over a dozen partitions, 32 only at hundreds of thousands a
+// second or in a burst to one conversation. Room for WideBatch messages
+// was paid on every append: the largest allocation of the server at
+// 2,000 msg/s (BENCHMARKS.md).
+const LingerBatch = 32
+
 // Counter counts events; a Prometheus counter is one.
 type Counter interface{ Inc() }
 
@@ -206,6 +218,35 @@ type Membership struct {
 	Logger *slog.Logger
 	// Errors, if set, counts the client's errors (see ReaderErrors).
 	Errors Counter
+	// Gather, if set, lets the broker gather records into each fetch
+	// (see Gather). Default: a fetch returns as soon as one record is
+	// there.
+	Gather Gather
+}
+
+// Gather is how long, and for how many bytes of records, the broker may
+// hold a fetch of a consumer that nobody waits on (Kafka's
+// fetch.min.bytes and fetch.max.wait.ms): at thousands of records a
+// second, a reader that asks for one record at a time makes a fetch per
+// record — a request, a broker look-up and a response on both sides —
+// where one per Wait would do.
+type Gather struct {
+	// Bytes is how many bytes of records a fetch waits for.
+	Bytes int
+	// Wait is the longest the broker holds a fetch that has fewer.
+	Wait time.Duration
+}
+
+// apply sets rc to gather. kafka-go sets a fetch's read deadline MaxWait
+// after sending it and asks the broker to answer kafka-go's RTT (1s)
+// earlier (see readerMaxWait): MaxWait = Wait + 1s keeps that full
+// second of margin against i/o timeouts.
+func (g Gather) apply(rc *kafka.ReaderConfig) {
+	if g.Bytes <= 0 {
+		return
+	}
+	rc.MinBytes = g.Bytes
+	rc.MaxWait = g.Wait + time.Second
 }
 
 func (m Membership) withDefaults() Membership {
@@ -245,6 +286,7 @@ func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
 		RebalanceTimeout:  m.SessionTimeout,
 		ErrorLogger:       m.errorLogger("kafka reader"),
 	}
+	m.Gather.apply(&rc)
 	if len(m.Topics) == 1 {
 		rc.Topic = m.Topics[0]
 	} else {

@@ -5,7 +5,7 @@
 // names under a deployment's prefix (Names), and the one place that builds
 // every kafka.Writer, kafka.Reader and kafka.ConsumerGroup Parley uses,
 // with one set of settings (NewWriter, NewPartitionReader, NewGroupReader,
-// NewConsumerGroup). It also reads outside any consumer group: a fixed
+// NewConsumerGroup; Gather for the groups nobody waits on). It also reads outside any consumer group: a fixed
 // range of offsets (Offsets, ReadRange, EachRange), and a compacted topic
 // followed from the start, with word once it has caught up (Follow).
 //

@@ -54,6 +54,11 @@ type Metrics struct {
 	// chat.replies and chat.ephemeral under broadcast routing; only this
 	// node's delivery topic and chat.changes under targeted routing.
 	DeliveryRecordsRead *prometheus.CounterVec
+	// DeliveryEventsTaken counts the events a node's delivery projection
+	// took under broadcast routing, by where the first copy came from:
+	// "log" (read from chat.events) or "decider" (handed off in process
+	// by a decider in the same process once appended).
+	DeliveryEventsTaken *prometheus.CounterVec
 	// RouterRecordsRead counts the records the router read, by topic.
 	RouterRecordsRead *prometheus.CounterVec
 	// RouterRecordsWritten counts the records the router wrote, by kind:
@@ -126,6 +131,9 @@ func New() *Metrics {
 		DeliveryRecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_delivery_records_read_total", Help: "Records the node's delivery projection read from Kafka, by topic.",
 		}, []string{"topic"}),
+		DeliveryEventsTaken: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_delivery_events_taken_total", Help: "Events the node's delivery projection took (broadcast routing), by the source of their first copy: log or decider.",
+		}, []string{"from"}),
 		RouterRecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_router_records_read_total", Help: "Records the router read, by topic.",
 		}, []string{"topic"}),
@@ -149,7 +157,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
 		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
-		m.DeliveryRecordsRead, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
+		m.DeliveryRecordsRead, m.DeliveryEventsTaken, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 		m.PushNotifications, m.PushLatency,
 	)
 	return m

@@ -21,7 +21,12 @@ import (
 // no consumer group (every node needs every record), starting at the
 // high watermarks of its start, and keeps the membership of every
 // conversation it sees an event of.
-type broadcast struct{ h *Hub }
+type broadcast struct {
+	h *Hub
+	// taken is what the feed has taken from the log and from the
+	// decider's hand-off (handoff.go).
+	taken *handoff
+}
 
 // Run follows chat.events, chat.replies, chat.ephemeral and chat.receipts
 // until ctx is done.
@@ -50,9 +55,9 @@ func (b *broadcast) Run(ctx context.Context) error {
 func (b *broadcast) handle(ctx context.Context, topic string, attrs schemas.Attributes, m kafka.Message) {
 	switch b.h.cfg.Topology.Names.Base(topic) {
 	case schemas.TopicEvents:
-		b.event(ctx, attrs, m.Value)
+		b.take(ctx, attrs, m.Value, false)
 	case schemas.TopicReplies:
-		b.h.waiters.answerReply(attrs, m.Value)
+		b.reply(attrs, m.Value)
 	case schemas.TopicEphemeral:
 		b.signal(ctx, attrs, m.Value)
 	case schemas.TopicReceipts:
@@ -70,17 +75,15 @@ func (b *broadcast) Conversation(ctx context.Context, id string) (history.Conver
 // resume as it is: every event reaches the node, so none was missed.
 func (*broadcast) firstEvent(context.Context, *Session, Sink, *item) (bool, error) { return false, nil }
 
-// event handles one record of chat.events.
+// event handles one record of chat.events read from the log.
 func (b *broadcast) event(ctx context.Context, attrs schemas.Attributes, value []byte) {
-	if !attrs.HasSeq || attrs.Subject == "" {
-		return
-	}
-	h := b.h
-	ev := history.Event{ConversationID: attrs.Subject, Seq: attrs.Seq, ID: attrs.ID, Type: attrs.Type, Time: attrs.Time, Data: value}
-	h.latest.note(attrs.Subject, attrs.Seq)
-	h.members.fold(ev)
-	h.waiters.answerEvent(&ev)
+	b.take(ctx, attrs, value, false)
+}
 
+// deliver pushes an event taken (see take) to the sessions of its
+// conversation's members, and of those it takes out.
+func (b *broadcast) deliver(ctx context.Context, attrs schemas.Attributes, value []byte) {
+	h := b.h
 	conv, err := b.Conversation(ctx, attrs.Subject)
 	if err != nil {
 		h.log.Warn("no recipients", "conversation_id", attrs.Subject, "seq", attrs.Seq, "err", err)

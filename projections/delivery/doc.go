@@ -17,6 +17,11 @@
 //     of those topics itself (no consumer group: every node needs every
 //     event), starting at the high watermarks of its start, and picks
 //     out its sockets' users. The work grows with nodes × events.
+//   - handoff.go: under broadcast routing, a decider in the same process
+//     hands the hub what it appended once the broker has acknowledged it
+//     (Hub.AppendedEvents, Hub.AppendedReplies); the hub takes each
+//     record from whichever copy, the log's or the hand-off, comes first,
+//     and a handed-off event only if it is the next of its conversation.
 //   - targeted.go: the targeted feed (Config.Node set; PARLEY_ROUTING).
 //     The router (package router), a consumer group over the same
 //     topics, copies each record to the delivery topic of each node that

@@ -42,7 +42,7 @@ func newFeed(h *Hub) Feed {
 	if h.cfg.Node != "" {
 		return newTargeted(h)
 	}
-	return &broadcast{h: h}
+	return &broadcast{h: h, taken: newHandoff()}
 }
 
 // handler handles one record read from topic.
@@ -116,7 +116,14 @@ func (h *Hub) follow(ctx context.Context, topic string, p int, from int64, handl
 			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
 		}
 		read.Inc()
-		rec, err := consumers.DecodeRecord(ctx, m, h.cfg.Opener)
+		attrs, err := kafkalog.Decode(m)
+		if err == nil && h.hadEvent(topic, attrs) {
+			continue // the later copy of an event handed off: not opened
+		}
+		var rec consumers.Record
+		if err == nil {
+			rec, err = consumers.OpenRecord(ctx, m, attrs, h.cfg.Opener)
+		}
 		if err != nil {
 			h.log.Warn("skipping record", "topic", topic, "partition", p, "offset", m.Offset, "err", err)
 			continue

@@ -252,9 +252,17 @@ type latestSeqs struct {
 func (l *latestSeqs) note(conversation string, seq uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if cur, _ := l.m.Get(conversation); seq > cur {
+	if cur, ok := l.m.Get(conversation); !ok || seq > cur {
 		l.m.Put(conversation, seq)
 	}
+}
+
+// lookup returns conversation's newest seq, and whether the hub knows
+// it.
+func (l *latestSeqs) lookup(conversation string) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.Get(conversation)
 }
 
 func (l *latestSeqs) get(conversation string) uint64 {

@@ -68,26 +68,29 @@ func (w *waiters) await(user, conversation, commandID string) (outcome <-chan Ou
 	}
 }
 
-// answer hands out to the first waiter of key, if any, and forgets it.
-func (w *waiters) answer(key waiterKey, out Outcome) {
+// answer hands out to the first waiter of key, if any, and forgets it;
+// it reports whether there was one.
+func (w *waiters) answer(key waiterKey, out Outcome) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := w.m[key]
 	if len(q) == 0 {
-		return
+		return false
 	}
 	q[0] <- out // buffered, and answered once: never blocks
 	if len(q) == 1 {
 		delete(w.m, key)
-		return
+		return true
 	}
 	w.m[key] = q[1:]
+	return true
 }
 
 // answerEvent hands an event to the request of this node waiting for it,
-// if any: the one that appended the command it answers. The event names
-// who issued that command: the sender, the creator or the acting user.
-func (w *waiters) answerEvent(ev *history.Event) {
+// if any: the one that appended the command it answers, and reports
+// whether there was one. The event names who issued that command: the
+// sender, the creator or the acting user.
+func (w *waiters) answerEvent(ev *history.Event) bool {
 	var issuer struct {
 		SenderID  string `json:"sender_id"`
 		CreatedBy string `json:"created_by"`
@@ -95,9 +98,9 @@ func (w *waiters) answerEvent(ev *history.Event) {
 		CommandID string `json:"command_id"`
 	}
 	if json.Unmarshal(ev.Data, &issuer) != nil || issuer.CommandID == "" {
-		return
+		return false
 	}
-	w.answer(waiterKey{cmp.Or(issuer.SenderID, issuer.CreatedBy, issuer.UserID), ev.ConversationID, issuer.CommandID},
+	return w.answer(waiterKey{cmp.Or(issuer.SenderID, issuer.CreatedBy, issuer.UserID), ev.ConversationID, issuer.CommandID},
 		Outcome{ConversationID: ev.ConversationID, Seq: ev.Seq, Event: ev})
 }
 
