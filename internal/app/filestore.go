@@ -162,6 +162,9 @@ func (s *System) startFiles(runCtx context.Context) {
 func (s *System) fileLimits(cfg *gateway.Config) {
 	if s.files != nil {
 		cfg.Files = s.files
+		if s.keys != nil {
+			cfg.Files = files.SealNames(s.files, s.keys)
+		}
 	}
 	c := s.cfg
 	cfg.FilePolicy = files.Policy{MaxSize: uint64(c.MaxFileBytes), AllowedTypes: c.FileTypes}

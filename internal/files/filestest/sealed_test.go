@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
@@ -17,11 +20,13 @@ import (
 // history shows them in clear — while neither chat.commands nor
 // chat.events holds any of their words in clear: the gateway seals the
 // commands as it appends them, the decider opens them and seals the
-// events.
+// events; nor does any file of the file store, where the upload's name
+// is sealed.
 func TestSealedCommandsAndEvents(t *testing.T) {
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
-	sys := startSystem(t, t.TempDir(), "-content-kek", base64.StdEncoding.EncodeToString(kek))
+	dataDir := t.TempDir()
+	sys := startSystem(t, dataDir, "-content-kek", base64.StdEncoding.EncodeToString(kek))
 	defer stopSystem(t, sys)
 	alice, bob := newClient(t, sys, "alice"), newClient(t, sys, "bob")
 	const title, file, body, edited, renamed = "Orchard Plans", "harvest-schedule.pdf", "apples at dawn", "pears at dusk", "Pear Committee"
@@ -45,6 +50,26 @@ func TestSealedCommandsAndEvents(t *testing.T) {
 	})
 
 	words := []string{title, file, body, edited, renamed}
+	// The upload's name, which the message took from the upload, is
+	// sealed in the file store's metadata too.
+	scanned := 0
+	err := filepath.WalkDir(filepath.Join(dataDir, "files"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		scanned++
+		if bytes.Contains(b, []byte("harvest-schedule")) {
+			t.Errorf("the file store's %s holds the file name in clear", path)
+		}
+		return nil
+	})
+	if err != nil || scanned == 0 {
+		t.Fatalf("scanning the file store: %d files, %v", scanned, err)
+	}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
 		recs := kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(topic))
 		sealed := 0

@@ -27,12 +27,16 @@ import (
 // allows one per process); every test uses a bucket of its own.
 var server *versitys3.Server
 
+// serverDir is where server keeps its buckets' files.
+var serverDir string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "s3store-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	serverDir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	server, err = versitys3.Start(ctx, versitys3.Config{Dir: dir})
 	cancel()
