@@ -7,6 +7,8 @@
 // straight to and from an S3-compatible store through URLs the gateway
 // presigns (package s3store); messages carry metadata only
 // (schemas.Attachment). The embedded default store is package versitys3.
+// With crypto-shredding on, SealNames seals the one piece of content a
+// store keeps, the name of an upload, with its uploader's data key.
 //
 // The package has no state and is safe for concurrent use.
 package files
