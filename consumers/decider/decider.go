@@ -415,6 +415,7 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 		}
 		var dec Decision
 		if err == nil {
+			d.cfg.Metrics.CommandWait.Observe(now.Sub(attrs.Time).Seconds())
 			dec, err = st.Decide(attrs, value, m.Offset, now)
 		}
 		if errors.Is(err, errStore) {

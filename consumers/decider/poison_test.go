@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers/decider"
@@ -62,6 +63,15 @@ func TestDeciderDeadLettersPoisonCommandsAndGoesOn(t *testing.T) {
 		return len(dead) >= len(poisons) && events.len() >= len(want)
 	})
 	checkEvents(t, events.snapshot(), partitions, want)
+	// Every command with its headers is timed from its ce_time to its
+	// decision: one per event, and the two poisons that have headers.
+	var wait dto.Metric
+	if err := m.CommandWait.Write(&wait); err != nil {
+		t.Fatal(err)
+	}
+	if got, least := wait.GetHistogram().GetSampleCount(), uint64(len(want)+2); got < least {
+		t.Errorf("command waits observed %d times, want at least %d", got, least)
+	}
 	if len(dead) != len(poisons) {
 		t.Fatalf("%d dead letters, want %d", len(dead), len(poisons))
 	}

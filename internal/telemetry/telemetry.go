@@ -49,6 +49,13 @@ type Metrics struct {
 	// DeliverLatency is the time from an event's ce_time (when the decider
 	// accepted it) to its frame being written to a socket.
 	DeliverLatency prometheus.Histogram
+	// CommandWait is the time from a command's ce_time (when a gateway
+	// queued it for chat.commands) to the decider's decision on it: the
+	// command writer's batch, the broker's acknowledgement and the
+	// decider's fetch. With DeliverLatency it covers a message's trip
+	// through the server, socket to socket, but for the reading and
+	// writing of the frames.
+	CommandWait prometheus.Histogram
 	// DeliveryRecordsRead counts the records a node's delivery projection
 	// read from Kafka, by topic: every record of chat.events,
 	// chat.replies and chat.ephemeral under broadcast routing; only this
@@ -128,6 +135,11 @@ func New() *Metrics {
 			Help:    "Time from an event's acceptance (ce_time) to its frame being written to a socket.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		CommandWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_decider_command_wait_seconds",
+			Help:    "Time from a command's ce_time (queued by a gateway for chat.commands) to the decider's decision on it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
 		DeliveryRecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_delivery_records_read_total", Help: "Records the node's delivery projection read from Kafka, by topic.",
 		}, []string{"topic"}),
@@ -156,7 +168,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
-		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency,
+		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait,
 		m.DeliveryRecordsRead, m.DeliveryEventsTaken, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 		m.PushNotifications, m.PushLatency,
 	)

@@ -1,6 +1,7 @@
 package blevestore_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +174,38 @@ func TestIndexIDFilter(t *testing.T) {
 	searchtest.Run(t, func(t *testing.T) search.Index {
 		return open(t, t.TempDir(), blevestore.WithTermFilterLimit(0))
 	})
+}
+
+// TestIndexLargeBatchInChunks indexes a batch of several pacing chunks
+// in which a message's edit comes chunks after the message and a stale
+// change of another comes after it: every message is indexed once, the
+// edit applies, and the stale change is skipped.
+func TestIndexLargeBatchInChunks(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	const n = 600
+	var docs []search.Doc
+	for i := range n {
+		docs = append(docs, searchtest.Msg("c1", uint64(i+1), "ann", fmt.Sprintf("word%d", i+1), searchtest.At(i)))
+	}
+	docs = append(docs, searchtest.Edited("c1", 1, n+1, "ann", "rewritten", searchtest.At(0)))
+	stale := searchtest.Msg("c1", 2, "ann", "stale", searchtest.At(1))
+	stale.Version = 1
+	docs = append(docs, stale)
+	if err := s.Index(t.Context(), docs); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.DocCount(); err != nil || c != n {
+		t.Errorf("DocCount = %d, %v; want %d", c, err, n)
+	}
+	for text, want := range map[string]int{"rewritten": 1, "word1": 0, "word2": 1, "stale": 0, fmt.Sprintf("word%d", n): 1} {
+		res, err := s.Search(t.Context(), search.Query{Text: text, Conversations: []string{"c1"}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits) != want {
+			t.Errorf("%q finds %d, want %d", text, len(res.Hits), want)
+		}
+	}
 }

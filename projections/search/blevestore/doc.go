@@ -43,6 +43,19 @@
 // keeps its id and version but loses its text, so no body query matches
 // it and an older event arriving later cannot bring the text back.
 //
+// # Pacing
+//
+// Nobody waits on the index, but on a small machine its work takes the
+// CPU from the path everyone waits on: a second of the log at 2,000
+// messages a second, indexed as one Bleve batch, ran for a fifth of a
+// second at a time on two busy cores, and the commands, events and
+// frames queued behind it (BENCHMARKS.md, "Direct pairs at 2,000 msg/s: the tail").
+// So Store.Index indexes a large batch in chunks of 256 documents and,
+// after each, rests twice as long as the chunk took, at most half a
+// second per batch: the index takes at most a third of the time while
+// it keeps up, and a backlog is indexed at most half a second per batch
+// slower. A rebuild's Generation.Index is not paced.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Writes are serialized (one batch

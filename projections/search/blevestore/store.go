@@ -254,7 +254,51 @@ func (s *Store) acquire() (*generation, func(), error) {
 }
 
 // Index implements search.Indexer.
+//
+// A batch of more than paceChunk documents is indexed in chunks of
+// paceChunk, in order, and after each chunk but the last Index rests
+// paceRest times as long as the chunk took, up to paceMaxRest in all
+// per call (see the package doc, Pacing). Each chunk is one Bleve batch:
+// a search beside it may see the first chunks of a batch before the
+// rest, and a failure leaves the chunks before it indexed, which
+// indexing the batch again skips by version.
 func (s *Store) Index(ctx context.Context, docs []search.Doc) error {
+	var rested time.Duration
+	for {
+		n := min(len(docs), paceChunk)
+		start := time.Now()
+		if err := s.indexChunk(ctx, docs[:n]); err != nil {
+			return err
+		}
+		docs = docs[n:]
+		if len(docs) == 0 {
+			return nil
+		}
+		d := min(paceRest*time.Since(start), paceMaxRest-rested)
+		if d <= 0 {
+			continue
+		}
+		rested += d
+		rest := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			rest.Stop()
+			return fmt.Errorf("indexing: %w", ctx.Err())
+		case <-rest.C:
+		}
+	}
+}
+
+// Pacing of live indexing (Store.Index): chunks of paceChunk documents,
+// each followed by a rest of paceRest times its duration, the rests of
+// one call adding up to paceMaxRest at most.
+const (
+	paceChunk   = 256
+	paceRest    = 2
+	paceMaxRest = 500 * time.Millisecond
+)
+
+func (s *Store) indexChunk(ctx context.Context, docs []search.Doc) error {
 	g, release, err := s.acquire()
 	if err != nil {
 		return err
