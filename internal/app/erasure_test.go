@@ -7,9 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/gateway/gatewaytest"
+	"github.com/parley-chat/parley/internal/disktest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/rebuild"
@@ -44,22 +43,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // dirHolds reports whether a file under dir holds any of words.
 func dirHolds(t *testing.T, dir string, words ...string) []string {
 	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, w := range words {
-			if bytes.Contains(b, []byte(w)) {
-				found = append(found, filepath.Base(path)+": "+w)
-			}
-		}
-		return nil
-	})
+	found, _, err := disktest.FilesHolding(dir, words...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/disktest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
@@ -183,21 +183,12 @@ func TestMLSClients(t *testing.T) {
 	// Nothing under the data directory (the broker's log segments, the
 	// history and decider stores, the search index, the key directory)
 	// holds the plaintext.
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil // a file removed meanwhile (compaction)
-		}
-		if bytes.Contains(b, []byte(marker)) {
-			t.Errorf("plaintext on disk in %s", path)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	onDisk, read, err := disktest.FilesHolding(dir, marker)
+	if err != nil || read == 0 {
+		t.Fatalf("reading the data directory: %d files, %v", read, err)
+	}
+	for _, f := range onDisk {
+		t.Errorf("plaintext on disk: %s", f)
 	}
 }
 

@@ -1,15 +1,12 @@
 package push_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/disktest"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/push"
 	"github.com/parley-chat/parley/schemas"
@@ -50,20 +47,11 @@ func TestErasureBlanksPendingPreviews(t *testing.T) {
 	e.write(schemas.TopicAudit, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), data))
 	eventually(t, "the pending preview blanked", func() bool { return slices.Equal(previews(), []string{""}) })
 	stop()
-	err = filepath.WalkDir(e.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte("vault code")) {
-			t.Errorf("%s holds the erased preview", filepath.Base(path))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	found, read, err := disktest.FilesHolding(e.dir, "vault code")
+	if err != nil || read == 0 {
+		t.Fatalf("reading the store's files: %d read, %v", read, err)
+	}
+	for _, f := range found {
+		t.Errorf("the erased preview is still on disk: %s", f)
 	}
 }

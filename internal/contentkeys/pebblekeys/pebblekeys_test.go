@@ -5,15 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/contentkeys/keystoretest"
 	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
+	"github.com/parley-chat/parley/internal/disktest"
 )
 
 func open(t *testing.T, dir string) *pebblekeys.Store {
@@ -70,28 +68,11 @@ func TestDeletedKeyLeavesNoBytes(t *testing.T) {
 
 func dirHolds(t *testing.T, dir string, b []byte) bool {
 	t.Helper()
-	found := false
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) { // removed by the cleaner meanwhile
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		found = found || bytes.Contains(data, b)
-		return nil
-	})
+	found, _, err := disktest.FilesHolding(dir, string(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return found
+	return len(found) > 0
 }
 
 // After Close every call is refused with ErrClosed, never a panic.

@@ -5,12 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/parley-chat/parley/internal/disktest"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -52,23 +51,12 @@ func TestSealedCommandsAndEvents(t *testing.T) {
 	words := []string{title, file, body, edited, renamed}
 	// The upload's name, which the message took from the upload, is
 	// sealed in the file store's metadata too.
-	scanned := 0
-	err := filepath.WalkDir(filepath.Join(dataDir, "files"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		scanned++
-		if bytes.Contains(b, []byte("harvest-schedule")) {
-			t.Errorf("the file store's %s holds the file name in clear", path)
-		}
-		return nil
-	})
-	if err != nil || scanned == 0 {
-		t.Fatalf("scanning the file store: %d files, %v", scanned, err)
+	found, read, err := disktest.FilesHolding(filepath.Join(dataDir, "files"), "harvest-schedule")
+	if err != nil || read == 0 {
+		t.Fatalf("scanning the file store: %d files, %v", read, err)
+	}
+	for _, f := range found {
+		t.Errorf("the file store holds the file name in clear: %s", f)
 	}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
 		recs := kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(topic))

@@ -1,20 +1,17 @@
 package s3store_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
+	"github.com/parley-chat/parley/internal/disktest"
 	"github.com/parley-chat/parley/internal/files"
 )
 
@@ -66,23 +63,12 @@ func TestSealedNames(t *testing.T) {
 	if strings.Contains(u.URL, "Salaries") {
 		t.Errorf("the presigned URL holds the name in clear: %s", u.URL)
 	}
-	var scanned int
-	err = filepath.WalkDir(serverDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		scanned++
-		if bytes.Contains(b, []byte("Salaries")) {
-			t.Errorf("%s holds the name in clear", path)
-		}
-		return nil
-	})
-	if err != nil || scanned == 0 {
-		t.Fatalf("scanning the store's files: %d files, %v", scanned, err)
+	found, read, err := disktest.FilesHolding(serverDir, "Salaries")
+	if err != nil || read == 0 {
+		t.Fatalf("scanning the store's files: %d files, %v", read, err)
+	}
+	for _, f := range found {
+		t.Errorf("the store holds the name in clear: %s", f)
 	}
 
 	// The ciphertext opens for its own object only.
