@@ -292,16 +292,21 @@ func commandWriter(t *testing.T, k kafkatest.Cluster) *producers.CommandWriter {
 	return cw
 }
 
+// decisionLogs starts what most tests of the decider watch and write:
+// tails of the events and replies topics, and a command writer.
+func decisionLogs(t *testing.T, k kafkatest.Cluster, partitions int) (events, replies *tail, cw *producers.CommandWriter) {
+	t.Helper()
+	return startTail(t, k, schemas.TopicEvents, partitions), startTail(t, k, schemas.TopicReplies, partitions), commandWriter(t, k)
+}
+
 func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 	t.Parallel()
 	const partitions = 3
 	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	dlq := startTail(t, k, schemas.TopicDLQ, partitions)
-	cw := commandWriter(t, k)
 
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
@@ -428,9 +433,7 @@ func TestDeciderRestartMidStream(t *testing.T) {
 	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, k)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 
@@ -506,9 +509,7 @@ func TestDeciderCrashTakeover(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, k)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 
@@ -595,9 +596,7 @@ func TestDeciderJoinRebalance(t *testing.T) {
 	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, k)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	w := newWorld(12)
 	want := w.create(ctx, t, cw)
 
@@ -666,9 +665,7 @@ func TestDeciderRebuildsAFailedPartition(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, k)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 	metrics := telemetry.New()
@@ -711,9 +708,7 @@ func TestDeciderMemoryStaysBounded(t *testing.T) {
 	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, k)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	w := newWorld(60)
 	want := w.create(ctx, t, cw)
 

@@ -72,9 +72,7 @@ func TestDeciderHandsOffWhatItAppended(t *testing.T) {
 	k := startBroker(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := startTail(t, k, schemas.TopicEvents, partitions)
-	replies := startTail(t, k, schemas.TopicReplies, partitions)
-	cw := commandWriter(t, k)
+	events, replies, cw := decisionLogs(t, k, partitions)
 	rec := &handoffRecorder{t: t, k: k, client: kafkalog.NewClient(k.Brokers), events: map[int][]string{}}
 
 	w := newWorld(4)
