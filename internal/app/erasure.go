@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -30,12 +29,11 @@ func (e eraser) Erase(ctx context.Context, user, by string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	at := e.now().UTC()
-	ref := schemas.ErasureRef(user)
-	value, err := json.Marshal(schemas.UserErasedV1{SubjectRef: ref, ErasedBy: by, ErasedAt: at})
+	rec, err := contentkeys.ErasureRecord(user, by, at)
 	if err != nil {
 		return time.Time{}, err
 	}
-	if err := e.w.WriteMessages(ctx, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), value)); err != nil {
+	if err := e.w.WriteMessages(ctx, rec); err != nil {
 		return time.Time{}, fmt.Errorf("recording the erasure: %w", err)
 	}
 	return at, nil

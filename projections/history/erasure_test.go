@@ -2,7 +2,6 @@ package history_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/consumers/dlqtest"
 	"github.com/parley-chat/parley/consumers/grouptest"
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/internal/telemetry"
@@ -23,15 +23,14 @@ import (
 // erasureRecord is the chat.audit record of user's erasure at at, as the
 // gateway appends it, or with value instead of its value when given.
 func erasureRecord(user string, at time.Time, value string) kafka.Message {
-	ref := schemas.ErasureRef(user)
 	if value == "" {
-		b, err := json.Marshal(schemas.UserErasedV1{SubjectRef: ref, ErasedBy: "olga", ErasedAt: at})
+		m, err := contentkeys.ErasureRecord(user, "olga", at)
 		if err != nil {
 			panic(err)
 		}
-		value = string(b)
+		return m
 	}
-	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), []byte(value))
+	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, schemas.ErasureRef(user), at), []byte(value))
 }
 
 // The history group, reading chat.events and chat.audit as internal/app

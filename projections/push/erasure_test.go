@@ -1,13 +1,12 @@
 package push_test
 
 import (
-	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/disktest"
-	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/push"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -38,13 +37,11 @@ func TestErasureBlanksPendingPreviews(t *testing.T) {
 		return slices.Equal(previews(), []string{"the vault code is 4711"})
 	})
 
-	ref := schemas.ErasureRef("alice")
-	at := time.Now().UTC()
-	data, err := json.Marshal(schemas.UserErasedV1{SubjectRef: ref, ErasedBy: "olga", ErasedAt: at})
+	rec, err := contentkeys.ErasureRecord("alice", "olga", time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.write(schemas.TopicAudit, kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), data))
+	e.write(schemas.TopicAudit, rec)
 	eventually(t, "the pending preview blanked", func() bool { return slices.Equal(previews(), []string{""}) })
 	stop()
 	found, read, err := disktest.FilesHolding(e.dir, "vault code")

@@ -2,7 +2,6 @@ package search_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/consumers/dlqtest"
+	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
@@ -19,15 +19,14 @@ import (
 // erasure is the chat.audit record of user's erasure at at, or with
 // value as its value when given.
 func erasure(user string, at time.Time, value string) kafka.Message {
-	ref := schemas.ErasureRef(user)
 	if value == "" {
-		b, err := json.Marshal(schemas.UserErasedV1{SubjectRef: ref, ErasedBy: "olga", ErasedAt: at})
+		m, err := contentkeys.ErasureRecord(user, "olga", at)
 		if err != nil {
 			panic(err)
 		}
-		value = string(b)
+		return m
 	}
-	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, ref, at), []byte(value))
+	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeUserErased, schemas.ErasureRef(user), at), []byte(value))
 }
 
 // The search group, reading chat.events and chat.audit as internal/app
