@@ -3,6 +3,9 @@ package embeddedkafka_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +71,65 @@ func TestRetentionIsApplied(t *testing.T) {
 	}
 	if got := first("forever"); got != 0 {
 		t.Errorf("a topic without retention starts at offset %d, want 0", got)
+	}
+}
+
+// TestGroupStateLogStaysSmall: every offset commit appends to the broker's
+// log of group state, which the broker rewrites in the loop that serves
+// every request once it reaches a threshold. Committing several times that
+// threshold, the file is rewritten well before it grows to kfake's default
+// of 10 MiB (whose rewrite stalled the broker under load), and the last
+// commit is still what a reader of the group finds after a restart.
+func TestGroupStateLogStaysSmall(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { b.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := kafkalog.NewClient([]string{b.Addr()})
+	if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Each commit carries 4 KiB of metadata: 1,024 of them append 4 MiB.
+	metadata := strings.Repeat("m", 4<<10)
+	logFile := filepath.Join(dir, "groups.log")
+	largest := int64(0)
+	const commits = 1024
+	for i := range commits {
+		resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+			GroupID: "g", GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{"t": {{Partition: 0, Offset: int64(i), Metadata: metadata}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := resp.Topics["t"][0].Error; err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		info, err := os.Stat(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, info.Size())
+	}
+	if largest > 2<<20 {
+		t.Errorf("groups.log grew to %d bytes over %d commits of 4 KiB; want it rewritten at about 1 MiB", largest, commits)
+	}
+	b.Close()
+	b, err = embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client = kafkalog.NewClient([]string{b.Addr()})
+	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{"t": {0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Topics["t"][0].CommittedOffset; got != commits-1 {
+		t.Errorf("after a restart the group's offset is %d, want %d", got, commits-1)
 	}
 }
