@@ -164,7 +164,8 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 	if len(topics) == 0 {
 		topics = []string{cfg.Topic}
 	}
-	// Offsets are committed synchronously, after Apply only.
+	// Offsets are committed for applied batches only, every
+	// kafkalog.CommitInterval and on leaving a generation.
 	r := kafkalog.NewGroupReader(cfg.Brokers, kafkalog.Membership{
 		Group: cfg.GroupID, Topics: topics, StartOffset: cfg.StartOffset,
 		SessionTimeout: cfg.SessionTimeout, Logger: log,

@@ -63,6 +63,10 @@ type Config struct {
 	// partitions wait before another member takes over. Default: 6s
 	// (kfake's and Kafka's default minimum).
 	SessionTimeout time.Duration
+	// CommitInterval is how often the offsets of batches whose commands
+	// all appended events are committed (see offsets). Default:
+	// kafkalog.CommitInterval.
+	CommitInterval time.Duration
 	// WriteTimeout bounds one append to chat.events. Default: 30s.
 	WriteTimeout time.Duration
 	// StateDir is where the decider keeps the state of its partitions
@@ -110,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 6 * time.Second
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = kafkalog.CommitInterval
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 30 * time.Second
@@ -211,12 +218,19 @@ func (d *Decider) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		assigned := gen.Assignments[d.cfg.Names.Topic(schemas.TopicCommands)]
+		commands := d.cfg.Names.Topic(schemas.TopicCommands)
+		assigned := gen.Assignments[commands]
 		d.log.Info("generation assigned", "generation", gen.ID, "partitions", len(assigned))
+		offs := newOffsets(gen, commands, d.cfg.CommitInterval, &d.commitMu, d.log.With("generation", gen.ID))
 		for _, a := range assigned {
 			p, committed := a.ID, a.Offset
-			gen.Start(func(gctx context.Context) { d.ownPartition(gctx, gen, p, committed) })
+			offs.owners.Add(1)
+			gen.Start(func(gctx context.Context) {
+				defer offs.owners.Done()
+				d.ownPartition(gctx, offs, p, committed)
+			})
 		}
+		gen.Start(offs.run)
 	}
 }
 
@@ -272,11 +286,11 @@ func (d *Decider) openStore() (func(), error) {
 // land, a store error — its state is dropped and rebuilt from
 // chat.events, after a pause that doubles up to 30 s while it keeps
 // failing.
-func (d *Decider) ownPartition(ctx context.Context, gen *kafka.Generation, p int, committed int64) {
+func (d *Decider) ownPartition(ctx context.Context, offs *offsets, p int, committed int64) {
 	pause := time.Second
 	for {
 		started := time.Now()
-		err := d.runPartition(ctx, gen, p, committed)
+		err := d.runPartition(ctx, offs, p, committed)
 		if ctx.Err() != nil {
 			return
 		}
@@ -346,7 +360,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	}
 }
 
-func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int, committed int64) error {
+func (d *Decider) runPartition(ctx context.Context, offs *offsets, p int, committed int64) error {
 	log := d.log.With("partition", p)
 	commands := d.cfg.Names.Topic(schemas.TopicCommands)
 	start := time.Now()
@@ -385,20 +399,25 @@ func (d *Decider) runPartition(ctx context.Context, gen *kafka.Generation, p int
 			batch = append(batch, m)
 		}
 		cancel()
-		if err := d.decideBatch(ctx, gen, st, p, batch); err != nil {
+		if err := d.decideBatch(ctx, offs, st, p, batch); err != nil {
 			return err
 		}
 	}
 }
 
 // decideBatch decides every command of batch, writes the events, then the
-// replies and dead letters, and commits. Writes use their own bounded
-// context, never the generation's: a cancelled write may still land after
-// a new owner has rebuilt, so the old owner waits for its outcome.
-func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *State, p int, batch []kafka.Message) error {
+// replies and dead letters, and commits (see offsets). Writes use their
+// own bounded context, never the generation's: a cancelled write may still
+// land after a new owner has rebuilt, so the old owner waits for its
+// outcome.
+func (d *Decider) decideBatch(ctx context.Context, offs *offsets, st *State, p int, batch []kafka.Message) error {
 	now := d.cfg.Now()
 	var events, replies, dead []kafka.Message
+	// lastAppended: the batch's last command appended an event, which
+	// carries its offset.
+	lastAppended := false
 	for _, m := range batch {
+		lastAppended = false
 		attrs, err := kafkalog.Decode(m)
 		value := m.Value
 		if err == nil && attrs.Sealed {
@@ -438,6 +457,7 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 			msg := kafkalog.Encode(evAttrs, value)
 			msg.Partition = p
 			events = append(events, msg)
+			lastAppended = true
 			d.cfg.Metrics.Commands.WithLabelValues(attrs.Type, "accepted").Inc()
 		case dec.Reply != nil:
 			msg := kafkalog.Encode(dec.Reply.Attrs, dec.Reply.Value)
@@ -477,13 +497,15 @@ func (d *Decider) decideBatch(ctx context.Context, gen *kafka.Generation, st *St
 			d.cfg.Handoff.AppendedReplies(wctx, replies)
 		}
 	}
-	last := batch[len(batch)-1].Offset
-	d.commitMu.Lock()
-	err := gen.CommitOffsets(map[string]map[int]int64{d.cfg.Names.Topic(schemas.TopicCommands): {p: last + 1}})
-	d.commitMu.Unlock()
-	if err != nil {
-		// Not fatal: the events carry their command offsets.
-		d.log.Warn("committing", "partition", p, "offset", last+1, "err", err)
+	next := batch[len(batch)-1].Offset + 1
+	if lastAppended {
+		offs.later(p, next)
+		return nil
+	}
+	if err := offs.now(p, next); err != nil {
+		// Not fatal: the events carry their command offsets, and at
+		// worst the commands after the last of them are decided again.
+		d.log.Warn("committing", "partition", p, "offset", next, "err", err)
 	}
 	return nil
 }

@@ -36,6 +36,16 @@ const (
 	readerMaxBytes = 16 << 20
 )
 
+// CommitInterval is how often consumer groups commit the offsets of what
+// they have processed. Committing every batch, as Parley once did, cost a
+// broker round trip per batch and group — more commits than messages at
+// 2,000 msg/s — while a crash can only cost what a later commit would have
+// covered: records processed again, which changes nothing for an
+// idempotent projection. The lag reported from committed offsets trails by
+// at most this much. A member that leaves a generation (a rebalance, a
+// shutdown) commits what it has processed first.
+const CommitInterval = 250 * time.Millisecond
+
 // WideBatch is the batch size of the writers that carry every message
 // (commands, events, routed copies). kafka-go writes one request per
 // partition at a time, so a partition's ceiling is this many messages
@@ -270,7 +280,8 @@ func (m Membership) errorLogger(what string) kafka.Logger {
 }
 
 // NewGroupReader returns a reader that consumes m.Topics as a member of
-// m.Group. Offsets are committed only by CommitMessages, synchronously.
+// m.Group. Offsets are committed only for what CommitMessages was given,
+// every CommitInterval and when the member leaves its generation.
 func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
 	m = m.withDefaults()
 	rc := kafka.ReaderConfig{
@@ -280,7 +291,7 @@ func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
 		MaxBytes:          readerMaxBytes,
 		MaxWait:           readerMaxWait,
 		StartOffset:       m.StartOffset,
-		CommitInterval:    0, // synchronous commits, after processing only
+		CommitInterval:    CommitInterval,
 		SessionTimeout:    m.SessionTimeout,
 		HeartbeatInterval: m.HeartbeatInterval,
 		RebalanceTimeout:  m.SessionTimeout,
