@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -45,6 +46,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && isServerCommand(os.Args[1]) {
+		if n, ok := app.Procs(os.Getenv, runtime.GOMAXPROCS(0)); ok {
+			runtime.GOMAXPROCS(n)
+		}
+	}
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	// -h or --help: the flag package printed the command's flags; exit 0.
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -54,6 +60,16 @@ func main() {
 		stop()
 		os.Exit(code)
 	}
+}
+
+// isServerCommand reports whether cmd runs roles, and so sets GOMAXPROCS
+// by app.Procs.
+func isServerCommand(cmd string) bool {
+	switch cmd {
+	case "run", "broker", "gateway", "decider", "router", "project":
+		return true
+	}
+	return false
 }
 
 const usage = `usage: parley <command> [flags]

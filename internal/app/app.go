@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"github.com/parley-chat/parley/consumers"
@@ -144,7 +145,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 	}
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers, "routing", cfg.Routing,
-		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push)
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push, "gomaxprocs", runtime.GOMAXPROCS(0))
 	return s, nil
 }
 

@@ -9,7 +9,8 @@
 # DURATION (default 30s) is how long each run sends; ONLY (a regular
 # expression) picks runs by name; SERVER_FLAGS are added to `parley run`
 # (e.g. "-roles gateway,decider,history -routing broadcast" to leave the
-# search projection out). SERVERS (default "parley") lists the servers to
+# search projection out); SERVER_ENV are VAR=value settings for it alone
+# (e.g. "GOMAXPROCS=2"). SERVERS (default "parley") lists the servers to
 # measure, each run of each scenario in turn: "parley centrifugo" puts
 # Centrifugo v5.4.9 (built here from the Go module proxy, with the
 # configuration below) under the same load from the same generator, in
@@ -64,8 +65,8 @@ run() { # SERVER NAME CONTENDED BENCH-FLAGS...
 		protocol=centrifugo
 		"$out/centrifugo" -c "$out/centrifugo.json" --address 127.0.0.1 --port "${addr##*:}" 2>"$out/$name.server.log" >&2 &
 	else
-		# shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
-		"$out/parley" run -data-dir "$out/data" -http-addr "$addr" -log-level warn ${SERVER_FLAGS:-} 2>"$out/$name.server.log" &
+		# shellcheck disable=SC2086 # SERVER_ENV and SERVER_FLAGS are lists
+		env ${SERVER_ENV:-} "$out/parley" run -data-dir "$out/data" -http-addr "$addr" -log-level warn ${SERVER_FLAGS:-} 2>"$out/$name.server.log" &
 	fi
 	local server=$!
 	until curl -s -o /dev/null "$addr/metrics"; do
