@@ -193,7 +193,7 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // messages. The decider's calls hold one or two events at thousands of
 // commands a second (it decides what each fetch brings); room for
 // WideBatch was allocated and zeroed per call for nothing. A call of
-// hundreds (a backlog) takes a request per 32 in series: at a few
+// hundreds (a backlog) takes a request per LingerBatch (16) in series: at a few
 // milliseconds a round trip, still thousands of events a second per
 // partition.
 func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka.Writer {

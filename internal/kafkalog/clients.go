@@ -61,11 +61,22 @@ const WideBatch = 128
 // or when its linger has passed since its first message, whatever is in
 // flight before it, so a command writer batch holds what one partition
 // receives within a millisecond: one or two messages at thousands a
-// second over a dozen partitions, 32 only at hundreds of thousands a
-// second or in a burst to one conversation. Room for WideBatch messages
-// was paid on every append: the largest allocation of the server at
-// 2,000 msg/s (BENCHMARKS.md).
-const LingerBatch = 32
+// second over a dozen partitions. kafka-go gives every batch room for
+// BatchSize messages up front (152 B a slot: 2,688 B at 16, 5,376 B at
+// 32), paid per message when batches hold one.
+//
+// What it caps: kafka-go writes one batch per request and one request
+// per partition at a time (partitionWriter.writeBatches takes the next
+// batch of the partition's queue only when the one before is answered),
+// so when a partition receives more than LingerBatch messages per
+// linger, or the decider hands over more than LingerBatch events at once
+// (a backlog), that partition carries at most LingerBatch messages per
+// broker round trip: 16,000 a second at 1 ms, 3,200 at 5 ms (this
+// machine's round trip under load at 2,000 msg/s), against twice that at
+// 32 — still the rate the whole server sustains here, sent to one
+// conversation; at 8 it would not be. 16 halves the cost of 32
+// (BENCHMARKS.md, "Allocation per message on Parley's own path").
+const LingerBatch = 16
 
 // Counter counts events; a Prometheus counter is one.
 type Counter interface{ Inc() }
