@@ -6,7 +6,9 @@ package schemas
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -122,77 +124,150 @@ type Attributes struct {
 var ErrMissingAttribute = errors.New("missing cloudevents attribute")
 
 // Headers encodes the attributes as CloudEvents binary-mode headers.
-func (a Attributes) Headers() []Header {
-	h := make([]Header, 0, 11)
-	h = append(h,
-		Header{HeaderSpecVersion, []byte(specVersion)},
-		Header{HeaderID, []byte(a.ID)},
-		Header{HeaderType, []byte(a.Type)},
-		Header{HeaderSource, []byte(a.Source)},
-		Header{HeaderSubject, []byte(a.Subject)},
-		Header{HeaderTime, []byte(a.Time.UTC().Format(time.RFC3339Nano))},
-	)
+func (a Attributes) Headers() []Header { return AppendHeaders([]Header(nil), a) }
+
+// HeaderShape is Header or a type of its shape, such as kafka-go's
+// Header: the header functions take and give adapters' headers without
+// a copy of the list.
+type HeaderShape interface {
+	~struct {
+		Key   string
+		Value []byte
+	}
+}
+
+// maxTimeLen is the longest ce_time: RFC 3339 with nanoseconds and a
+// numeric zone offset.
+const maxTimeLen = len("2006-01-02T15:04:05.999999999-07:00")
+
+// AppendHeaders appends the CloudEvents binary-mode headers of a to dst
+// (those of Attributes.Headers). Every value is a slice of one buffer
+// allocated for the record, capped at its own length so that an append
+// to one copies rather than overwrites the next.
+func AppendHeaders[H HeaderShape](dst []H, a Attributes) []H {
+	n := len(specVersion) + len(a.ID) + len(a.Type) + len(a.Source) + len(a.Subject) + maxTimeLen +
+		len(a.TraceParent) + len(a.OriginNode)
 	if a.Sealed {
-		h = append(h, Header{HeaderContentType, []byte(ContentTypeSealed)}, Header{HeaderDataSchema, []byte(DataSchemaSealed)})
+		n += len(ContentTypeSealed) + len(DataSchemaSealed)
 	} else {
-		h = append(h, Header{HeaderContentType, []byte(contentType)})
+		n += len(contentType)
 	}
 	if a.HasSeq {
-		h = append(h, Header{HeaderSeq, strconv.AppendUint(nil, a.Seq, 10)})
-	}
-	if a.TraceParent != "" {
-		h = append(h, Header{HeaderTraceParent, []byte(a.TraceParent)})
+		n += 20 // the longest uint64
 	}
 	if a.CommandOffset >= 0 {
-		h = append(h, Header{HeaderCommandOffset, strconv.AppendInt(nil, a.CommandOffset, 10)})
+		n += 19 // the longest int64 that is not negative
+	}
+	buf := make([]byte, 0, n)
+	dst = slices.Grow(dst, 11)
+	add := func(key string, value []byte) {
+		dst = append(dst, H(Header{Key: key, Value: value[len(buf):len(value):len(value)]}))
+		buf = value
+	}
+	add(HeaderSpecVersion, append(buf, specVersion...))
+	add(HeaderID, append(buf, a.ID...))
+	add(HeaderType, append(buf, a.Type...))
+	add(HeaderSource, append(buf, a.Source...))
+	add(HeaderSubject, append(buf, a.Subject...))
+	add(HeaderTime, a.Time.UTC().AppendFormat(buf, time.RFC3339Nano))
+	if a.Sealed {
+		add(HeaderContentType, append(buf, ContentTypeSealed...))
+		add(HeaderDataSchema, append(buf, DataSchemaSealed...))
+	} else {
+		add(HeaderContentType, append(buf, contentType...))
+	}
+	if a.HasSeq {
+		add(HeaderSeq, strconv.AppendUint(buf, a.Seq, 10))
+	}
+	if a.TraceParent != "" {
+		add(HeaderTraceParent, append(buf, a.TraceParent...))
+	}
+	if a.CommandOffset >= 0 {
+		add(HeaderCommandOffset, strconv.AppendInt(buf, a.CommandOffset, 10))
 	}
 	if a.OriginNode != "" {
-		h = append(h, Header{HeaderOriginNode, []byte(a.OriginNode)})
+		add(HeaderOriginNode, append(buf, a.OriginNode...))
 	}
-	return h
+	return dst
+}
+
+// attributeHeader reports whether ParseAttributes reads the header key.
+func attributeHeader(key string) bool {
+	switch key {
+	case HeaderSpecVersion, HeaderID, HeaderType, HeaderSource, HeaderSubject, HeaderTime,
+		HeaderSeq, HeaderTraceParent, HeaderCommandOffset, HeaderOriginNode, HeaderContentType:
+		return true
+	}
+	return false
 }
 
 // ParseAttributes decodes CloudEvents binary-mode headers. It requires
 // ce_specversion 1.0, ce_id, ce_type, ce_source and ce_time.
-func ParseAttributes(headers []Header) (Attributes, error) {
+func ParseAttributes(headers []Header) (Attributes, error) { return ParseHeaders(headers) }
+
+// ParseHeaders is ParseAttributes for headers of any type of Header's
+// shape (an adapter's, without a copy of the list). The strings of the
+// attributes share one allocation, copied from the headers: the headers
+// may be reused afterwards.
+func ParseHeaders[H HeaderShape](headers []H) (Attributes, error) {
 	a := Attributes{CommandOffset: -1}
+	n := 0
+	for _, x := range headers {
+		if h := Header(x); attributeHeader(h.Key) {
+			n += len(h.Value)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, x := range headers {
+		if h := Header(x); attributeHeader(h.Key) {
+			b.Write(h.Value)
+		}
+	}
+	values := b.String()
 	var spec string
-	for _, h := range headers {
+	for _, x := range headers {
+		h := Header(x)
+		if !attributeHeader(h.Key) {
+			continue
+		}
+		v := values[:len(h.Value)]
+		values = values[len(h.Value):]
 		switch h.Key {
 		case HeaderSpecVersion:
-			spec = string(h.Value)
+			spec = v
 		case HeaderID:
-			a.ID = string(h.Value)
+			a.ID = v
 		case HeaderType:
-			a.Type = string(h.Value)
+			a.Type = v
 		case HeaderSource:
-			a.Source = string(h.Value)
+			a.Source = v
 		case HeaderSubject:
-			a.Subject = string(h.Value)
+			a.Subject = v
 		case HeaderTime:
-			t, err := time.Parse(time.RFC3339Nano, string(h.Value))
+			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
 				return a, fmt.Errorf("parsing %s: %w", HeaderTime, err)
 			}
 			a.Time = t
 		case HeaderSeq:
-			n, err := strconv.ParseUint(string(h.Value), 10, 64)
+			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
 				return a, fmt.Errorf("parsing %s: %w", HeaderSeq, err)
 			}
 			a.Seq, a.HasSeq = n, true
 		case HeaderTraceParent:
-			a.TraceParent = string(h.Value)
+			a.TraceParent = v
 		case HeaderCommandOffset:
-			n, err := strconv.ParseInt(string(h.Value), 10, 64)
+			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
-				return a, fmt.Errorf("parsing %s: invalid offset %q", HeaderCommandOffset, h.Value)
+				return a, fmt.Errorf("parsing %s: invalid offset %q", HeaderCommandOffset, v)
 			}
 			a.CommandOffset = n
 		case HeaderOriginNode:
-			a.OriginNode = string(h.Value)
+			a.OriginNode = v
 		case HeaderContentType:
-			a.Sealed = string(h.Value) == ContentTypeSealed
+			a.Sealed = v == ContentTypeSealed
 		}
 	}
 	switch {

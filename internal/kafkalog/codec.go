@@ -4,6 +4,7 @@ package kafkalog
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -21,22 +22,15 @@ func NewID() string {
 
 // Encode builds the Kafka message of a record: key = conversation id
 // (ce_subject), CloudEvents attributes as headers, value = the JSON.
+// The header list has no room to spare: an append to it copies.
 func Encode(attrs schemas.Attributes, value []byte) kafka.Message {
-	hs := attrs.Headers()
-	headers := make([]kafka.Header, len(hs))
-	for i, h := range hs {
-		headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
-	}
+	headers := slices.Clip(schemas.AppendHeaders([]kafka.Header(nil), attrs))
 	return kafka.Message{Key: []byte(attrs.Subject), Value: value, Headers: headers}
 }
 
 // Decode decodes the CloudEvents attributes of a Kafka message.
 func Decode(m kafka.Message) (schemas.Attributes, error) {
-	hs := make([]schemas.Header, len(m.Headers))
-	for i, h := range m.Headers {
-		hs[i] = schemas.Header{Key: h.Key, Value: h.Value}
-	}
-	return schemas.ParseAttributes(hs)
+	return schemas.ParseHeaders(m.Headers)
 }
 
 // NewAttributes returns the attributes of a new record of type typ about
