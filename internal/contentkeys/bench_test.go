@@ -39,6 +39,19 @@ func BenchmarkOpenEvent_MessageWithOneFile(b *testing.B) {
 	}
 }
 
+// The cost a history store pays per message to learn whose it is.
+func BenchmarkOwner_MessageWithOneFile(b *testing.B) {
+	value, err := os.ReadFile(filepath.Join("..", "..", "schemas", "testdata", schemas.TypeMessageSentV3+".json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, ok := contentkeys.Owner(schemas.TypeMessageSentV3, value); !ok {
+			b.Fatal("no owner")
+		}
+	}
+}
+
 func benchSetup(b *testing.B) (*contentkeys.Keyring, []byte, schemas.Attributes) {
 	b.Helper()
 	value, err := os.ReadFile(filepath.Join("..", "..", "schemas", "testdata", schemas.TypeMessageSentV3+".json"))

@@ -155,17 +155,40 @@ func blank(p personal, typ string, value []byte) (map[string]json.RawMessage, st
 }
 
 // Owner returns the user whose content value, an event of type typ,
-// carries, and whether typ carries any (see Sealable).
+// carries, and whether typ carries any (see Sealable). It decodes the
+// owner fields only, not the whole event.
 func Owner(typ string, value []byte) (string, bool) {
 	p, ok := sealedTypes[typ]
 	if !ok {
 		return "", false
 	}
+	var f ownerFields
 	var owner string
-	if m := map[string]json.RawMessage{}; json.Unmarshal(value, &m) != nil || json.Unmarshal(m[p.owner], &owner) != nil || owner == "" {
+	if json.Unmarshal(value, &f) != nil || json.Unmarshal(f.named(p.owner), &owner) != nil || owner == "" {
 		return "", false
 	}
 	return owner, true
+}
+
+// ownerFields are the fields that name the owner of a sealed type's
+// content (personal.owner), as they are in the event.
+type ownerFields struct {
+	SenderID  json.RawMessage `json:"sender_id"`
+	UserID    json.RawMessage `json:"user_id"`
+	CreatedBy json.RawMessage `json:"created_by"`
+}
+
+// named returns the field of that JSON name, or nil for none of them.
+func (f ownerFields) named(name string) json.RawMessage {
+	switch name {
+	case "sender_id":
+		return f.SenderID
+	case "user_id":
+		return f.UserID
+	case "created_by":
+		return f.CreatedBy
+	}
+	return nil
 }
 
 // Blank returns value, an event of type typ, with its personal content
