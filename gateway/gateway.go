@@ -303,6 +303,8 @@ type Server struct {
 	userUploads                                            *bucketSet
 	// open counts each user's open sockets (MaxSocketsPerUser).
 	open userSockets
+	// frameBuffers are the buffers the sockets read frames into.
+	frameBuffers frameBuffers
 }
 
 // New returns a Server.

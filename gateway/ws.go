@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -510,18 +511,70 @@ func retryAfterMs(d time.Duration) int64 {
 }
 
 // readLoop reads the client's frames and serves each (on its own
-// stack: see onOwnStack) until the socket ends.
+// stack: see onOwnStack) until the socket ends. Each frame is read into
+// a buffer of the server's pool (see frameBuffers), taken once the frame
+// has begun and given back once it is served: an idle socket holds
+// none, and serving a frame keeps none of its bytes (decodeFrame copies
+// what it keeps).
 func (k *socket) readLoop(ctx context.Context) error {
 	rctx := readCtx(ctx)
 	for {
-		typ, data, err := k.c.Read(rctx)
+		typ, r, err := k.c.Reader(rctx)
 		if err != nil {
 			return err
 		}
-		onOwnStack(func() { err = k.frame(ctx, typ, data) })
+		buf := k.s.frameBuffers.get()
+		data, err := readFrame(r, *buf)
+		if err == nil {
+			onOwnStack(func() { err = k.frame(ctx, typ, data) })
+		}
+		*buf = data
+		k.s.frameBuffers.put(buf)
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// readFrame reads r to its end into buf, from its start, growing it as
+// io.ReadAll does, and returns what it read.
+func readFrame(r io.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
+}
+
+// frameBuffers are the buffers the sockets read their frames into,
+// shared by the sockets of a server.
+type frameBuffers struct{ pool sync.Pool }
+
+// maxPooledFrame is the largest buffer given back to frameBuffers: a
+// frame of a few hundred bytes is the rule, and one that needed more
+// leaves its buffer to the collector rather than pin it in the pool.
+const maxPooledFrame = 16 << 10
+
+func (f *frameBuffers) get() *[]byte {
+	if b, ok := f.pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+func (f *frameBuffers) put(b *[]byte) {
+	if cap(*b) <= maxPooledFrame {
+		f.pool.Put(b)
 	}
 }
 
