@@ -73,3 +73,29 @@ func BenchmarkPage_50of100000(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[(len(lat)-1)*99/100].Microseconds()), "p99-µs")
 }
+
+// BenchmarkApply_OneMessageDirect applies one new message per Apply to
+// a direct conversation, as the projection's batches at thousands of
+// messages a second over many conversations hold one or two each: every
+// call writes the message, its author, the summary and both members'
+// inbox entries, and commits.
+func BenchmarkApply_OneMessageDirect(b *testing.B) {
+	s := open(b, b.TempDir())
+	defer s.Close()
+	created := historytest.Direct("alice", "bob", historytest.Base)
+	if err := s.Apply(b.Context(), []history.Event{created}); err != nil {
+		b.Fatal(err)
+	}
+	conv := created.ConversationID
+	seq := uint64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		seq++
+		ev := historytest.MessageV3(conv, seq, "alice", "hello there, a message of a typical length", historytest.Base.Add(time.Duration(seq)*time.Second))
+		b.StartTimer()
+		if err := s.Apply(b.Context(), []history.Event{ev}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

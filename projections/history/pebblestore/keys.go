@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/projections/history"
@@ -38,16 +39,26 @@ var errCorrupt = errors.New("corrupt record")
 
 // appendString appends s in the order-preserving, self-delimiting
 // encoding: 0x00 is escaped as 0x00 0xFF and the string ends with
-// 0x00 0x01.
+// 0x00 0x01 (stringLen bytes, more if s holds 0x00).
 func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			b = append(b, 0, 0xFF)
-			continue
+	for {
+		i := strings.IndexByte(s, 0)
+		if i < 0 {
+			return append(append(b, s...), 0, 1)
 		}
-		b = append(b, s[i])
+		b = append(append(b, s[:i]...), 0, 0xFF)
+		s = s[i+1:]
 	}
-	return append(b, 0, 1)
+}
+
+// stringLen is the length of s encoded by appendString when s holds no
+// 0x00.
+func stringLen(s string) int { return len(s) + 2 }
+
+// newKey returns a key of table tag with room for n more bytes: a key
+// is built in one allocation (more only for a string holding 0x00).
+func newKey(tag byte, n int) []byte {
+	return append(make([]byte, 0, 1+n), tag)
 }
 
 // readString decodes a string written by appendString from the start of
@@ -96,15 +107,14 @@ func stateKey(conversation string, seq uint64) []byte {
 
 // seqPrefix is the prefix of the keys of table tag of conversation.
 func seqPrefix(tag byte, conversation string) []byte {
-	return appendString([]byte{tag}, conversation)
+	return appendString(newKey(tag, stringLen(conversation)), conversation)
 }
 
 // seqKey is the key of (conversation, bucket, seq) in table tag: the
 // layout of every table that mirrors a (conversation_id, bucket)
 // partition clustered by seq.
 func seqKey(tag byte, conversation string, seq uint64) []byte {
-	b := make([]byte, 0, 1+len(conversation)+2+16) // more if it has 0x00 bytes
-	b = appendString(append(b, tag), conversation)
+	b := appendString(newKey(tag, stringLen(conversation)+16), conversation)
 	b = binary.BigEndian.AppendUint64(b, seq/bucketSize)
 	return binary.BigEndian.AppendUint64(b, seq)
 }
@@ -119,30 +129,31 @@ func seqOfMessageKey(k []byte) (uint64, error) {
 
 // conversationKey is the conversations key of conversation.
 func conversationKey(conversation string) []byte {
-	return appendString([]byte{tagConversation}, conversation)
+	return appendString(newKey(tagConversation, stringLen(conversation)), conversation)
 }
 
 // authorPrefix is the prefix of the author keys of ref, an erasure
 // reference.
 func authorPrefix(ref string) []byte {
-	return appendString([]byte{tagAuthor}, ref)
+	return appendString(newKey(tagAuthor, stringLen(ref)), ref)
 }
 
 // authorKey records that the user whose erasure reference is ref wrote
 // content in conversation.
 func authorKey(ref, conversation string) []byte {
-	return appendString(authorPrefix(ref), conversation)
+	b := newKey(tagAuthor, stringLen(ref)+stringLen(conversation))
+	return appendString(appendString(b, ref), conversation)
 }
 
 // inboxPrefix is the prefix of every inbox index key of user.
 func inboxPrefix(user string) []byte {
-	return appendString([]byte{tagInbox}, user)
+	return appendString(newKey(tagInbox, stringLen(user)), user)
 }
 
 // inboxKey is the inbox index key of user's conversation with the
 // encoded activity act.
 func inboxKey(user string, act []byte, conversation string) []byte {
-	b := inboxPrefix(user)
+	b := appendString(newKey(tagInbox, stringLen(user)+len(act)+stringLen(conversation)), user)
 	b = append(b, act...)
 	return appendString(b, conversation)
 }
@@ -171,26 +182,27 @@ func lastString(k []byte, n int, what string) (string, error) {
 
 // inboxPointerKey is the inbox pointer key of (user, conversation).
 func inboxPointerKey(user, conversation string) []byte {
-	b := appendString([]byte{tagInboxPointer}, user)
-	return appendString(b, conversation)
+	b := newKey(tagInboxPointer, stringLen(user)+stringLen(conversation))
+	return appendString(appendString(b, user), conversation)
 }
 
 // readSeqKey is (user, conversation) → the seq user has read up to,
 // big-endian. It mirrors the read_seq column of ScyllaDB's inbox.
 func readSeqKey(user, conversation string) []byte {
-	b := appendString([]byte{tagReadSeq}, user)
-	return appendString(b, conversation)
+	b := newKey(tagReadSeq, stringLen(user)+stringLen(conversation))
+	return appendString(appendString(b, user), conversation)
 }
 
 // receiptPrefix is the prefix of every receipts key of conversation.
 func receiptPrefix(conversation string) []byte {
-	return appendString([]byte{tagReceipt}, conversation)
+	return appendString(newKey(tagReceipt, stringLen(conversation)), conversation)
 }
 
 // receiptKey is (conversation, user) → the user's read and delivered
 // seqs, big-endian (receipts).
 func receiptKey(conversation, user string) []byte {
-	return appendString(receiptPrefix(conversation), user)
+	b := newKey(tagReceipt, stringLen(conversation)+stringLen(user))
+	return appendString(appendString(b, conversation), user)
 }
 
 // userOfReceiptKey returns the user id of a receipts key of conversation.

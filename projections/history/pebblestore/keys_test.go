@@ -110,3 +110,52 @@ func TestReceiptKeysRoundTrip(t *testing.T) {
 		t.Error("decodeSeqs accepted 3 bytes")
 	}
 }
+
+// TestKeyBytesAreTheLayouts: every key builder gives exactly the bytes
+// of its layout (the tag, then each part as appendString encodes it,
+// escaping 0x00 byte by byte): a key built differently would not find
+// what a store already holds. Each key without 0x00 is one allocation.
+func TestKeyBytesAreTheLayouts(t *testing.T) {
+	str := func(s string) []byte { // the encoding, one byte at a time
+		var b []byte
+		for i := range len(s) {
+			if s[i] == 0 {
+				b = append(b, 0, 0xFF)
+			} else {
+				b = append(b, s[i])
+			}
+		}
+		return append(b, 0, 1)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	act := activity(time.Date(2025, 3, 14, 15, 9, 26, 535897933, time.UTC))
+	for _, c := range [][2]string{{"alice", "d_alice_bob"}, {"", ""}, {"a\x00b", "\x00c\x00"}, {"\x00", "x\x00\x00y"}} {
+		u, v := c[0], c[1]
+		for _, k := range []struct {
+			name      string
+			got, want []byte
+		}{
+			{"seqPrefix", seqPrefix(tagMessage, u), cat([]byte{tagMessage}, str(u))},
+			{"messageKey", messageKey(u, 1234567), cat([]byte{tagMessage}, str(u), []byte{0, 0, 0, 0, 0, 0, 0x04, 0xd2, 0, 0, 0, 0, 0, 0x12, 0xd6, 0x87})},
+			{"conversationKey", conversationKey(u), cat([]byte{tagConversation}, str(u))},
+			{"authorPrefix", authorPrefix(u), cat([]byte{tagAuthor}, str(u))},
+			{"authorKey", authorKey(u, v), cat([]byte{tagAuthor}, str(u), str(v))},
+			{"inboxPrefix", inboxPrefix(u), cat([]byte{tagInbox}, str(u))},
+			{"inboxKey", inboxKey(u, act, v), cat([]byte{tagInbox}, str(u), act, str(v))},
+			{"inboxPointerKey", inboxPointerKey(u, v), cat([]byte{tagInboxPointer}, str(u), str(v))},
+			{"readSeqKey", readSeqKey(u, v), cat([]byte{tagReadSeq}, str(u), str(v))},
+			{"receiptPrefix", receiptPrefix(u), cat([]byte{tagReceipt}, str(u))},
+			{"receiptKey", receiptKey(u, v), cat([]byte{tagReceipt}, str(u), str(v))},
+		} {
+			if !bytes.Equal(k.got, k.want) {
+				t.Errorf("%s(%q, %q) = %q, want %q", k.name, u, v, k.got, k.want)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = inboxKey("alice", act, "d_alice_bob") }); n != 1 {
+		t.Errorf("inboxKey allocates %v times, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = authorKey("0123456789abcdef0123456789abcdef", "d_alice_bob") }); n != 1 {
+		t.Errorf("authorKey allocates %v times, want 1", n)
+	}
+}
