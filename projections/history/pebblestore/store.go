@@ -878,18 +878,28 @@ type reader interface {
 
 // get returns a copy of the value of key.
 func get(r reader, key []byte) (v []byte, found bool, err error) {
+	found, err = view(r, key, func(val []byte) error {
+		v = bytes.Clone(val)
+		return nil
+	})
+	return v, found, err
+}
+
+// view calls f with the value of key, if it exists, and reports
+// whether it does. The value is pebble's: f must not keep it.
+func view(r reader, key []byte, f func(val []byte) error) (found bool, err error) {
 	val, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("reading key: %w", err)
+		return false, fmt.Errorf("reading key: %w", err)
 	}
-	v = bytes.Clone(val)
+	ferr := f(val)
 	if err := closer.Close(); err != nil {
-		return nil, false, fmt.Errorf("reading key: %w", err)
+		return false, fmt.Errorf("reading key: %w", err)
 	}
-	return v, true, nil
+	return true, ferr
 }
 
 // has reports whether key exists.
@@ -970,13 +980,16 @@ func encodeSummary(c history.Conversation) ([]byte, error) {
 
 // getSummary reads the summary of conv.
 func getSummary(r reader, conv string) (history.Conversation, bool, error) {
-	v, found, err := get(r, conversationKey(conv))
+	var sc storedConversation
+	// Decoded in place: json.Unmarshal copies what it keeps.
+	found, err := view(r, conversationKey(conv), func(v []byte) error {
+		if err := json.Unmarshal(v, &sc); err != nil {
+			return fmt.Errorf("%w: summary of %s: %w", errCorrupt, conv, err)
+		}
+		return nil
+	})
 	if err != nil || !found {
 		return history.Conversation{}, false, err
-	}
-	var sc storedConversation
-	if err := json.Unmarshal(v, &sc); err != nil {
-		return history.Conversation{}, false, fmt.Errorf("%w: summary of %s: %w", errCorrupt, conv, err)
 	}
 	c := history.Conversation{
 		State: conversation.State{
