@@ -470,17 +470,18 @@ func (k *socket) Write(ctx context.Context, frame []byte) error {
 }
 
 // writeCtx returns a context with a deadline for a write under ctx: one
-// shared by every write of the socket under the same ctx, renewed once
-// half of WriteTimeout has passed, so a write gets at least half of it.
-// A context.WithTimeout per frame was ~10% of the server's CPU under
-// fan-out (BENCHMARKS.md, scenario (b)). A replaced context is never
-// cancelled early, since a concurrent write may still be using it
-// (cancelling would close the socket): its own deadline releases it.
+// shared by every write of the socket under a context that ends with
+// ctx (see endsWith), renewed once half of WriteTimeout has passed, so a
+// write gets at least half of it. A context.WithTimeout per frame was
+// ~10% of the server's CPU under fan-out (BENCHMARKS.md, scenario (b)).
+// A replaced context is never cancelled early, since a concurrent write
+// may still be using it (cancelling would close the socket): its own
+// deadline releases it.
 func (k *socket) writeCtx(ctx context.Context) context.Context {
 	now := time.Now()
 	k.wmu.Lock()
 	defer k.wmu.Unlock()
-	if k.wctx != nil && k.wparent == ctx && now.Before(k.wrenew) {
+	if k.wctx != nil && endsWith(k.wparent, ctx) && now.Before(k.wrenew) {
 		return k.wctx
 	}
 	if k.wcancel != nil && !now.Before(k.wdeadline) {
@@ -491,6 +492,20 @@ func (k *socket) writeCtx(ctx context.Context) context.Context {
 	k.wrenew = now.Add(k.s.cfg.WriteTimeout / 2)
 	k.wctx, k.wcancel = context.WithDeadline(ctx, k.wdeadline)
 	return k.wctx
+}
+
+// endsWith reports whether contexts a and b end together: the same Done
+// channel and deadline. A context.WithValue ends with its parent, so the
+// acks written under a request's context (a value over the socket's)
+// share the write context of the events written under the socket's; a
+// write uses its context for nothing but its end.
+func endsWith(a, b context.Context) bool {
+	if a == b {
+		return true
+	}
+	da, oka := a.Deadline()
+	db, okb := b.Deadline()
+	return a.Done() == b.Done() && oka == okb && da.Equal(db)
 }
 
 func (k *socket) writeJSON(ctx context.Context, v any) error {

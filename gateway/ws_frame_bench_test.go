@@ -64,3 +64,19 @@ func pingSocket(tb testing.TB) rawSocket {
 	}
 	return c
 }
+
+// BenchmarkWriteCtx_AckThenEvent: the write contexts of a socket's two
+// frames per message it sends, its ack (under the request's context, a
+// value over the socket's) and the event delivered back (under the
+// socket's).
+func BenchmarkWriteCtx_AckThenEvent(b *testing.B) {
+	k := &socket{s: &Server{cfg: Config{WriteTimeout: time.Hour}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if k.writeCtx(withAppended(ctx, func() {})).Done() == nil || k.writeCtx(ctx).Done() == nil {
+			b.Fatal("a write context without a deadline")
+		}
+	}
+}

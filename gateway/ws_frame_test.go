@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"reflect"
@@ -104,6 +105,64 @@ func TestPipelinedFramesAnsweredInOrder(t *testing.T) {
 		}
 		if want := `{"type":"pong","id":"` + id + `"}`; string(got) != want {
 			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+}
+
+// TestWriteCtxSharedByContextsThatEndTogether: a request's context (a
+// value over the socket's) and the socket's share one write context,
+// which ends with them; a context that can end on its own gets its own.
+func TestWriteCtxSharedByContextsThatEndTogether(t *testing.T) {
+	t.Parallel()
+	k := &socket{s: &Server{cfg: Config{WriteTimeout: time.Hour}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	event := k.writeCtx(ctx)
+	if ack := k.writeCtx(withAppended(ctx, func() {})); ack != event {
+		t.Error("the request's write context is not the socket's")
+	}
+	own, cancelOwn := context.WithCancel(ctx)
+	defer cancelOwn()
+	if k.writeCtx(own) == event {
+		t.Error("a context that ends on its own shares the socket's write context")
+	}
+	shorter, cancelShorter := context.WithTimeout(ctx, time.Minute)
+	defer cancelShorter()
+	if w := k.writeCtx(shorter); w == event {
+		t.Error("a context with its own deadline shares the socket's write context")
+	} else if d, ok := w.Deadline(); !ok || time.Until(d) > time.Minute {
+		t.Errorf("write context deadline %v, %v; want within the minute of its parent", d, ok)
+	}
+	shared := k.writeCtx(ctx)
+	if k.writeCtx(withAppended(ctx, func() {})) != shared {
+		t.Error("the request's write context is not the socket's")
+	}
+	cancel() // cancels its descendants before it returns
+	if shared.Err() == nil {
+		t.Fatal("the shared write context did not end with the socket's")
+	}
+}
+
+func TestEndsWith(t *testing.T) {
+	t.Parallel()
+	bg := context.Background()
+	c, cancel := context.WithCancel(bg)
+	defer cancel()
+	d, cancelD := context.WithDeadline(c, time.Now().Add(time.Hour))
+	defer cancelD()
+	for _, x := range []struct {
+		name string
+		a, b context.Context
+		want bool
+	}{
+		{"same", c, c, true},
+		{"a value over it", c, context.WithValue(c, appendedKey{}, 1), true},
+		{"a value over its deadline", d, context.WithValue(d, appendedKey{}, 1), true},
+		{"a child that can be cancelled", c, d, false},
+		{"never ending, both", bg, context.WithoutCancel(c), true},
+		{"never ending and cancellable", bg, c, false},
+	} {
+		if got := endsWith(x.a, x.b); got != x.want {
+			t.Errorf("%s: endsWith = %v, want %v", x.name, got, x.want)
 		}
 	}
 }
