@@ -64,18 +64,18 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 	switch cmd := v.(type) {
 	case *schemas.MLSCommitV1:
 		added, removed, r := l.Commit(st, user, cmd.DeviceID, cmd.Epoch, cmd.AddDevices, cmd.RemoveDevices)
-		return d.unless(r)(schemas.TypeMLSCommitted, &schemas.MLSCommittedV1{
+		return d.unless(r).then(schemas.TypeMLSCommitted, &schemas.MLSCommittedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, DeviceID: cmd.DeviceID, Epoch: cmd.Epoch + 1,
 			Commit: cmd.Commit, Welcome: cmd.Welcome, AddedDevices: cmd.AddDevices, RemovedDevices: cmd.RemoveDevices,
 			MembersAdded: added, MembersRemoved: removed, CommandID: commandID, CommittedAt: now,
 		})
 	case *schemas.MLSProposeV1:
-		return d.unless(st.Propose(user, cmd.DeviceID, cmd.Epoch, cmd.Leave))(schemas.TypeMLSProposed, &schemas.MLSProposedV1{
+		return d.unless(st.Propose(user, cmd.DeviceID, cmd.Epoch, cmd.Leave)).then(schemas.TypeMLSProposed, &schemas.MLSProposedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, DeviceID: cmd.DeviceID, Epoch: cmd.Epoch,
 			Proposal: cmd.Proposal, Leave: cmd.Leave, CommandID: commandID, ProposedAt: now,
 		})
 	case *schemas.MLSSendV1:
-		return d.unless(st.MLSMessage(user, cmd.DeviceID, cmd.Epoch))(schemas.TypeMLSMessageSent, &schemas.MLSMessageSentV1{
+		return d.unless(st.MLSMessage(user, cmd.DeviceID, cmd.Epoch)).then(schemas.TypeMLSMessageSent, &schemas.MLSMessageSentV1{
 			ConversationID: conv, Seq: d.next(), SenderID: user, DeviceID: cmd.DeviceID, Epoch: cmd.Epoch,
 			Ciphertext: cmd.Ciphertext, CommandID: commandID, SentAt: now,
 		})
@@ -93,12 +93,12 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if err != nil {
 			return Decision{}, err
 		}
-		return d.unless(r)(schemas.TypeThumbnailAdded, &schemas.ThumbnailAddedV1{
+		return d.unless(r).then(schemas.TypeThumbnailAdded, &schemas.ThumbnailAddedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, UploadID: cmd.UploadID,
 			Width: cmd.Width, Height: cmd.Height, Size: cmd.Size, CommandID: commandID, AddedAt: now,
 		})
 	case *schemas.LeaveConversationV1:
-		return d.unless(st.Leave(user))(schemas.TypeMemberLeft, &schemas.MemberLeftV1{
+		return d.unless(st.Leave(user)).then(schemas.TypeMemberLeft, &schemas.MemberLeftV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, CommandID: commandID, LeftAt: now,
 		})
 	case *schemas.AddMembersV1:
@@ -106,11 +106,11 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 			return d.refuse(r)
 		}
 		added, r := l.Added(st, cmd.MemberIDs)
-		return d.unless(r)(schemas.TypeMembersAdded, &schemas.MembersAddedV1{
+		return d.unless(r).then(schemas.TypeMembersAdded, &schemas.MembersAddedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, Members: added, CommandID: commandID, AddedAt: now,
 		})
 	case *schemas.RemoveMemberV1:
-		return d.unless(st.RemoveMember(user, cmd.MemberID), st.NotMember(cmd.MemberID))(schemas.TypeMemberRemoved, &schemas.MemberRemovedV1{
+		return d.unless(st.RemoveMember(user, cmd.MemberID), st.NotMember(cmd.MemberID)).then(schemas.TypeMemberRemoved, &schemas.MemberRemovedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MemberID: cmd.MemberID, CommandID: commandID, RemovedAt: now,
 		})
 	case *schemas.SetRoleV1:
@@ -118,19 +118,19 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if cmd.Role == schemas.RoleOwner {
 			changes = append(changes, schemas.Member{UserID: user, Role: schemas.RoleAdmin})
 		}
-		return d.unless(st.SetRole(user, cmd.MemberID), st.RoleChange(cmd.MemberID, cmd.Role))(schemas.TypeRolesChanged, &schemas.RolesChangedV1{
+		return d.unless(st.SetRole(user, cmd.MemberID), st.RoleChange(cmd.MemberID, cmd.Role)).then(schemas.TypeRolesChanged, &schemas.RolesChangedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, Changes: changes, CommandID: commandID, ChangedAt: now,
 		})
 	case *schemas.RenameV1:
-		return d.unless(l.Rename(st, user, cmd.Title), st.Retitle(cmd.Title))(schemas.TypeRenamed, &schemas.RenamedV1{
+		return d.unless(l.Rename(st, user, cmd.Title), st.Retitle(cmd.Title)).then(schemas.TypeRenamed, &schemas.RenamedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, Title: cmd.Title, CommandID: commandID, RenamedAt: now,
 		})
 	case *schemas.ArchiveV1:
-		return d.unless(st.Archive(user), st.Rearchive(cmd.Archived))(schemas.TypeArchived, &schemas.ArchivedV1{
+		return d.unless(st.Archive(user), st.Rearchive(cmd.Archived)).then(schemas.TypeArchived, &schemas.ArchivedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, Archived: cmd.Archived, CommandID: commandID, ArchivedAt: now,
 		})
 	case *schemas.BlockV1:
-		return d.unless(st.Block(), st.Reblock(user, cmd.Blocked))(schemas.TypeBlocked, &schemas.BlockedV1{
+		return d.unless(st.Block(), st.Reblock(user, cmd.Blocked)).then(schemas.TypeBlocked, &schemas.BlockedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, Blocked: cmd.Blocked, CommandID: commandID, BlockedAt: now,
 		})
 	case *schemas.EditMessageV1:
@@ -138,7 +138,7 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if err != nil {
 			return Decision{}, err
 		}
-		return d.unless(l.Edit(st, user, cmd.MessageSeq, m, cmd.Body, now))(schemas.TypeMessageEdited, &schemas.MessageEditedV1{
+		return d.unless(l.Edit(st, user, cmd.MessageSeq, m, cmd.Body, now)).then(schemas.TypeMessageEdited, &schemas.MessageEditedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, Body: cmd.Body,
 			MessageSentAt: m.SentAt.UTC(), CommandID: commandID, EditedAt: now,
 		})
@@ -147,7 +147,7 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if err != nil {
 			return Decision{}, err
 		}
-		return d.unless(st.Delete(user, cmd.MessageSeq, m))(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
+		return d.unless(st.Delete(user, cmd.MessageSeq, m)).then(schemas.TypeMessageDeleted, &schemas.MessageDeletedV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, CommandID: commandID, DeletedAt: now,
 		})
 	case *schemas.ReactV1:
@@ -160,7 +160,7 @@ func (s *State) Decide(attrs schemas.Attributes, value []byte, offset int64, now
 		if err != nil {
 			return Decision{}, err
 		}
-		return d.unless(l.React(st, user, cmd.MessageSeq, m, cmd.Emoji, add))(typ, &schemas.ReactionV1{
+		return d.unless(l.React(st, user, cmd.MessageSeq, m, cmd.Emoji, add)).then(typ, &schemas.ReactionV1{
 			ConversationID: conv, Seq: d.next(), UserID: user, MessageSeq: cmd.MessageSeq, Emoji: cmd.Emoji, CommandID: commandID, At: now,
 		})
 	}
@@ -208,14 +208,29 @@ func (d *decision) refuse(r *conversation.Refusal) (Decision, error) {
 }
 
 // unless returns what decides the command: the first refusal of rs that
-// is not nil, or else accepting the event.
-func (d *decision) unless(rs ...*conversation.Refusal) func(typ string, ev any) (Decision, error) {
+// is not nil, or else accepting the event (verdict.then).
+func (d *decision) unless(rs ...*conversation.Refusal) verdict {
 	for _, r := range rs {
 		if r != nil {
-			return func(string, any) (Decision, error) { return d.refuse(r) }
+			return verdict{d, r}
 		}
 	}
-	return d.accept
+	return verdict{d, nil}
+}
+
+// verdict is a decision's refusal, or nil to accept its event. A value
+// rather than a function, so that a decision stays on Decide's stack.
+type verdict struct {
+	d *decision
+	r *conversation.Refusal
+}
+
+// then refuses the command, or accepts ev of type typ.
+func (v verdict) then(typ string, ev any) (Decision, error) {
+	if v.r != nil {
+		return v.d.refuse(v.r)
+	}
+	return v.d.accept(typ, ev)
 }
 
 // accept folds the event into the state and returns it for appending.
@@ -237,7 +252,7 @@ func (d *decision) send(body string, replyTo uint64) (Decision, error) {
 			return Decision{}, err
 		}
 	}
-	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, replied))(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
+	return d.unless(d.s.limits.Send(&d.c.State, d.user, body, replyTo, replied)).then(schemas.TypeMessageSentV2, &schemas.MessageSentV2{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: body, ReplyTo: replyTo, CommandID: d.commandID, SentAt: d.now,
 	})
 }
@@ -255,7 +270,7 @@ func (d *decision) sendFiles(cmd *schemas.SendMessageV3) (Decision, error) {
 		}
 	}
 	r := d.s.limits.SendFiles(&d.c.State, d.user, cmd.Body, cmd.ReplyTo, replied, len(cmd.Attachments))
-	return d.unless(r)(schemas.TypeMessageSentV3, &schemas.MessageSentV3{
+	return d.unless(r).then(schemas.TypeMessageSentV3, &schemas.MessageSentV3{
 		ConversationID: d.conv, Seq: d.next(), SenderID: d.user, Body: cmd.Body, ReplyTo: cmd.ReplyTo,
 		Attachments: cmd.Attachments, CommandID: d.commandID, SentAt: d.now,
 	})
