@@ -50,6 +50,10 @@ type Store struct {
 	// mu is held for reading by every call and for writing by Close.
 	mu     sync.RWMutex
 	closed bool
+
+	// summaries are the buffers conversation summaries are encoded
+	// into (setSummary).
+	summaries sync.Pool
 }
 
 // Option configures Open.
@@ -280,12 +284,8 @@ func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv str
 	if !f.Changed {
 		return nil
 	}
-	v, err := encodeSummary(f.Conversation)
-	if err != nil {
+	if err := s.setSummary(b, conv, f.Conversation); err != nil {
 		return err
-	}
-	if err := b.Set(conversationKey(conv), v, nil); err != nil {
-		return fmt.Errorf("writing summary: %w", err)
 	}
 	if sum.LastActivity.Equal(f.Conversation.LastActivity) && slices.Equal(sum.Members, f.Conversation.Members) {
 		return nil
@@ -445,11 +445,7 @@ func (s *Store) eraseConversation(ctx context.Context, b *pebble.Batch, conv str
 		}
 	}
 	if out.Changed {
-		v, err := encodeSummary(out.Conversation)
-		if err != nil {
-			return err
-		}
-		if err := b.Set(conversationKey(conv), v, nil); err != nil {
+		if err := s.setSummary(b, conv, out.Conversation); err != nil {
 			return err
 		}
 	}
@@ -951,7 +947,35 @@ type storedPreview struct {
 	Files []string `json:"files,omitempty"`
 }
 
-func encodeSummary(c history.Conversation) ([]byte, error) {
+// setSummary writes the summary c of conv to b. It is encoded into a
+// buffer of the store's pool, which b copies.
+func (s *Store) setSummary(b *pebble.Batch, conv string, c history.Conversation) error {
+	buf, ok := s.summaries.Get().(*bytes.Buffer)
+	if !ok {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= maxPooledSummary {
+			buf.Reset()
+			s.summaries.Put(buf)
+		}
+	}()
+	if err := encodeSummary(buf, c); err != nil {
+		return err
+	}
+	if err := b.Set(conversationKey(conv), buf.Bytes(), nil); err != nil {
+		return fmt.Errorf("writing summary: %w", err)
+	}
+	return nil
+}
+
+// maxPooledSummary is the largest buffer setSummary gives back to the
+// pool: a large group's summary leaves its buffer to the collector.
+const maxPooledSummary = 64 << 10
+
+// encodeSummary appends the stored summary of c to buf: its JSON, as
+// json.Marshal writes it.
+func encodeSummary(buf *bytes.Buffer, c history.Conversation) error {
 	sc := storedConversation{
 		Kind:         c.Kind,
 		Title:        c.Title,
@@ -971,11 +995,11 @@ func encodeSummary(c history.Conversation) ([]byte, error) {
 	if p := c.LastMessage; p != nil {
 		sc.LastMessage = &storedPreview{Seq: p.Seq, SenderID: p.SenderID, Body: p.Body, Edited: p.Edited, Deleted: p.Deleted, SentAt: p.SentAt.UTC(), Files: p.Files}
 	}
-	v, err := json.Marshal(sc)
-	if err != nil {
-		return nil, fmt.Errorf("encoding summary of %s: %w", c.ID, err)
+	if err := json.NewEncoder(buf).Encode(sc); err != nil {
+		return fmt.Errorf("encoding summary of %s: %w", c.ID, err)
 	}
-	return v, nil
+	buf.Truncate(buf.Len() - 1) // the newline Encode ends with
+	return nil
 }
 
 // getSummary reads the summary of conv.
