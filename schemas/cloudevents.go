@@ -191,10 +191,14 @@ func AppendHeaders[H HeaderShape](dst []H, a Attributes) []H {
 	return dst
 }
 
-// attributeHeader reports whether ParseAttributes reads the header key.
-func attributeHeader(key string) bool {
+// sharedHeader reports whether ParseHeaders copies the header into the
+// string it shares among the attributes: every header it reads but
+// ce_id and ce_subject, which are copied on their own because they
+// outlive the rest as map keys (caches of events and of conversations)
+// and would keep the whole string alive with them.
+func sharedHeader(key string) bool {
 	switch key {
-	case HeaderSpecVersion, HeaderID, HeaderType, HeaderSource, HeaderSubject, HeaderTime,
+	case HeaderSpecVersion, HeaderType, HeaderSource, HeaderTime,
 		HeaderSeq, HeaderTraceParent, HeaderCommandOffset, HeaderOriginNode, HeaderContentType:
 		return true
 	}
@@ -206,21 +210,21 @@ func attributeHeader(key string) bool {
 func ParseAttributes(headers []Header) (Attributes, error) { return ParseHeaders(headers) }
 
 // ParseHeaders is ParseAttributes for headers of any type of Header's
-// shape (an adapter's, without a copy of the list). The strings of the
-// attributes share one allocation, copied from the headers: the headers
-// may be reused afterwards.
+// shape (an adapter's, without a copy of the list). The attributes'
+// strings are copies, the headers may be reused afterwards: ce_id and
+// ce_subject each their own, the others sharing one (see sharedHeader).
 func ParseHeaders[H HeaderShape](headers []H) (Attributes, error) {
 	a := Attributes{CommandOffset: -1}
 	n := 0
 	for _, x := range headers {
-		if h := Header(x); attributeHeader(h.Key) {
+		if h := Header(x); sharedHeader(h.Key) {
 			n += len(h.Value)
 		}
 	}
 	var b strings.Builder
 	b.Grow(n)
 	for _, x := range headers {
-		if h := Header(x); attributeHeader(h.Key) {
+		if h := Header(x); sharedHeader(h.Key) {
 			b.Write(h.Value)
 		}
 	}
@@ -228,7 +232,15 @@ func ParseHeaders[H HeaderShape](headers []H) (Attributes, error) {
 	var spec string
 	for _, x := range headers {
 		h := Header(x)
-		if !attributeHeader(h.Key) {
+		switch h.Key {
+		case HeaderID:
+			a.ID = string(h.Value)
+			continue
+		case HeaderSubject:
+			a.Subject = string(h.Value)
+			continue
+		}
+		if !sharedHeader(h.Key) {
 			continue
 		}
 		v := values[:len(h.Value)]
@@ -236,14 +248,10 @@ func ParseHeaders[H HeaderShape](headers []H) (Attributes, error) {
 		switch h.Key {
 		case HeaderSpecVersion:
 			spec = v
-		case HeaderID:
-			a.ID = v
 		case HeaderType:
 			a.Type = v
 		case HeaderSource:
 			a.Source = v
-		case HeaderSubject:
-			a.Subject = v
 		case HeaderTime:
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

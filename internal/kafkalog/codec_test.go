@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -76,5 +77,30 @@ func TestEncodedHeaderListIsFull(t *testing.T) {
 	b := append(m.Headers, kafka.Header{Key: "b"})
 	if a[len(a)-1].Key != "a" || b[len(b)-1].Key != "b" {
 		t.Errorf("appends to the header list overwrote each other: %q, %q", a[len(a)-1].Key, b[len(b)-1].Key)
+	}
+}
+
+// TestDecodedKeysHaveTheirOwnMemory: ce_id and ce_subject, which caches
+// keep as map keys, do not lie in the memory the other attributes share
+// (from the first of them to the end of the last), which each key would
+// keep alive.
+func TestDecodedKeysHaveTheirOwnMemory(t *testing.T) {
+	t.Parallel()
+	got, err := kafkalog.Decode(kafkalog.Encode(eventAttributes(), []byte(`{}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
+	lo, hi := ^uintptr(0), uintptr(0)
+	for _, s := range []string{got.Type, got.Source, got.TraceParent, got.OriginNode} {
+		lo, hi = min(lo, addr(s)), max(hi, addr(s)+uintptr(len(s)))
+	}
+	for name, s := range map[string]string{"ce_id": got.ID, "ce_subject": got.Subject} {
+		if p := addr(s); p+uintptr(len(s)) > lo && p < hi {
+			t.Errorf("%s %q lies in the memory of the other attributes", name, s)
+		}
+	}
+	if a, b := addr(got.ID), addr(got.Subject); a < b+uintptr(len(got.Subject)) && b < a+uintptr(len(got.ID)) {
+		t.Error("ce_id and ce_subject overlap")
 	}
 }
