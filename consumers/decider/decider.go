@@ -12,7 +12,9 @@
 // a new owner that rebuilds a partition resumes after the last command
 // that produced an event, even if the previous owner died before
 // committing; retried client sends are new records and are caught by the
-// command-id dedupe.
+// command-id dedupe. So only a batch that ends in commands that appended
+// nothing is committed before the next is decided; the others are
+// committed a few times a second, for the lag (commits.go).
 //
 // The rules are package conversation's (internal/conversation): the
 // permission matrix of roles, then what depends on more than roles —
@@ -148,7 +150,7 @@ type Decider struct {
 	// closing tracks readers being closed in the background.
 	closing sync.WaitGroup
 	// commitMu serializes offset commits. Every partition's goroutine
-	// commits through the generation's one coordinator connection, and
+	// may commit through the generation's one coordinator connection, and
 	// kafka-go's Conn busy-waits (re-arming the read deadline in a loop)
 	// for its own response while others are in flight on it: unserialized,
 	// 12 partitions' commits spun away a third of the server's CPU at
