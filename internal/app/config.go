@@ -155,6 +155,18 @@ func Settings() []Setting {
 			return nil
 		}
 	}
+	partitions := func(c *Config, v string) error {
+		if v == "auto" {
+			c.Partitions = 0
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("not auto or a positive integer: %q", v)
+		}
+		c.Partitions = n
+		return nil
+	}
 	dur := func(p func(*Config) *time.Duration) func(*Config, string) error {
 		return func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -200,7 +212,7 @@ func Settings() []Setting {
 		{"scylla-local-dc", "PARLEY_SCYLLA_LOCAL_DC", "", "prefer replicas of this data centre", str(func(c *Config) *string { return &c.ScyllaLocalDC })},
 		{"elasticsearch-url", "PARLEY_ELASTICSEARCH_URL", "", "comma-separated Elasticsearch URLs; empty uses the embedded Bleve index under data-dir/search", list(func(c *Config) *[]string { return &c.ElasticsearchURL })},
 		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker, which has no authentication; with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.KafkaListen })},
-		{"partitions", "PARLEY_PARTITIONS", "12", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen", num(func(c *Config) *int { return &c.Partitions })},
+		{"partitions", "PARLEY_PARTITIONS", "auto", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen. auto: as many as the existing topics have, else 4 on the embedded broker (one machine) and 12 on a Kafka cluster", partitions},
 		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics when Parley creates them (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
 		{"min-insync-replicas", "PARLEY_MIN_INSYNC_REPLICAS", "1", "min.insync.replicas of Parley's topics when Parley creates them: replicas that must have a record before a write is acknowledged (2 in production, at most the replication factor)", num(func(c *Config) *int { return &c.MinInsyncReplicas })},
 		{"jwt-secret", "PARLEY_JWT_SECRET", "", "HS256 secret, at least 32 bytes; empty uses the public dev secret, embedded default only", str(func(c *Config) *string { return &c.JWTSecret })},
@@ -458,8 +470,8 @@ func (c Config) Validate() error {
 	if _, err := ParseRoles(c.Roles); err != nil {
 		errs = append(errs, fmt.Errorf("PARLEY_ROLES: %w", err))
 	}
-	if c.Partitions < 1 {
-		errs = append(errs, errors.New("PARLEY_PARTITIONS must be at least 1"))
+	if c.Partitions < 0 {
+		errs = append(errs, errors.New("PARLEY_PARTITIONS must be auto or at least 1"))
 	}
 	if c.ReplicationFactor < 1 {
 		errs = append(errs, errors.New("PARLEY_REPLICATION_FACTOR must be at least 1"))

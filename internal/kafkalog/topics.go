@@ -222,6 +222,22 @@ func NewClient(brokers []string) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 }
 
+// ExistingPartitions returns the partition count of topic, and whether
+// it exists. It lists the cluster's topics rather than asking for topic by
+// name, which a broker that creates topics on first use would create.
+func ExistingPartitions(ctx context.Context, client *kafka.Client, topic string) (n int, exists bool, err error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		return 0, false, fmt.Errorf("listing topics: %w", err)
+	}
+	for _, t := range meta.Topics {
+		if t.Name == topic && t.Error == nil {
+			return len(t.Partitions), true, nil
+		}
+	}
+	return 0, false, nil
+}
+
 // Partitions returns the partition count of topic.
 func Partitions(ctx context.Context, client *kafka.Client, topic string) (int, error) {
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
