@@ -43,8 +43,8 @@ func (s *System) provision(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			s.cfg.Partitions = AutoPartitions(n, exists, s.cfg.Embedded())
-			s.log.Info("partitions", "count", s.cfg.Partitions, "existing", exists)
+			s.cfg.Partitions = autoPartitions(n, exists, s.cfg.Embedded())
+			s.log.Info("topic partitions", "count", s.cfg.Partitions, "existing", exists)
 			topo = s.topology()
 		}
 		err := kafkalog.Provision(ctx, client, topo)
@@ -55,7 +55,7 @@ func (s *System) provision(ctx context.Context) error {
 	})
 }
 
-// AutoPartitions is the partition count PARLEY_PARTITIONS=auto (the
+// autoPartitions is the partition count PARLEY_PARTITIONS=auto (the
 // default) gives: the existing topics' count, for it is fixed once
 // chosen; else 4 on the embedded broker, which runs on one machine, and
 // 12 on a Kafka cluster, whose consumer groups may grow to that many
@@ -64,7 +64,7 @@ func (s *System) provision(ctx context.Context) error {
 // messages it gets; on 2 CPUs at 2,000 msg/s, 4 rather than 12 took the
 // send→deliver p99 from 22–26 ms to 15–17 ms and 0.1 cores off the
 // server (BENCHMARKS.md, "Four partitions on one machine").
-func AutoPartitions(existing int, exists, embedded bool) int {
+func autoPartitions(existing int, exists, embedded bool) int {
 	switch {
 	case exists:
 		return existing

@@ -21,8 +21,8 @@ func TestAutoPartitions(t *testing.T) {
 		{12, true, true, 12},
 		{3, true, false, 3},
 	} {
-		if got := AutoPartitions(c.existing, c.exists, c.embedded); got != c.want {
-			t.Errorf("AutoPartitions(%d, %v, %v) = %d, want %d", c.existing, c.exists, c.embedded, got, c.want)
+		if got := autoPartitions(c.existing, c.exists, c.embedded); got != c.want {
+			t.Errorf("autoPartitions(%d, %v, %v) = %d, want %d", c.existing, c.exists, c.embedded, got, c.want)
 		}
 	}
 }
