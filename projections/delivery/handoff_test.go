@@ -114,6 +114,10 @@ func TestHandoffOrderNoLossNoDuplicate(t *testing.T) {
 	}
 	var restarted *handoffEnv
 	var restartOnce sync.Once
+	// wasRestarted is closed once the restarted hub's sessions run: every
+	// conversation waits for it half way, so each has events left to
+	// reach them live however the goroutines are scheduled.
+	wasRestarted := make(chan struct{})
 	restartedSinks := map[string]*deliverytest.Sink{}
 	restart := func() {
 		restarted = newHandoffEnv(t, k.Brokers, k.Names, k.Topology(kafkalog.Topology{}), st)
@@ -123,8 +127,14 @@ func TestHandoffOrderNoLossNoDuplicate(t *testing.T) {
 			restartedSinks[u] = &deliverytest.Sink{}
 			run(t, restarted.hub, u, restartedSinks[u])
 		}
+		close(wasRestarted)
 	}
 	var hubsMu sync.Mutex
+	restartNow := func() {
+		hubsMu.Lock()
+		restartOnce.Do(restart)
+		hubsMu.Unlock()
+	}
 	handTo := func(msgs []kafka.Message) {
 		hubsMu.Lock()
 		r := restarted
@@ -139,6 +149,9 @@ func TestHandoffOrderNoLossNoDuplicate(t *testing.T) {
 	for i := range convs {
 		wg.Go(func() {
 			conv := "c" + strconv.Itoa(i)
+			if i == 0 {
+				defer restartNow() // if it failed before half way
+			}
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			evs := []history.Event{creations[i]}
 			for seq := uint64(1); seq <= perConv; seq++ {
@@ -152,10 +165,11 @@ func TestHandoffOrderNoLossNoDuplicate(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if i == 0 && len(evs) < perConv/2 {
-					hubsMu.Lock()
-					restartOnce.Do(restart)
-					hubsMu.Unlock()
+				if len(evs) < perConv/2 {
+					if i == 0 {
+						restartNow()
+					}
+					<-wasRestarted
 				}
 				if rng.IntN(4) != 0 { // one batch in four is not handed off
 					handTo(msgs)
