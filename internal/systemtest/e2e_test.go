@@ -212,6 +212,13 @@ func TestChat(t *testing.T) {
 		daveConv := dave.createDirect("bob")
 		waitConversation(t, sys.Store(), daveConv, 0) // who may see whom comes from history
 		dws := dial(t, addr, dave.token, true)
+		// A socket's presence goes through chat.presence: it shows once the
+		// presence projection has it.
+		eventuallyT(t, "bob to see dave online", func() bool {
+			_, out := bob.do("GET", "/v1/presence?user_ids=dave", nil)
+			users, _ := out["users"].([]any)
+			return len(users) == 1 && users[0].(map[string]any)["status"] == "online"
+		}, func() string { return "GET /v1/presence never showed dave online" })
 		bws.send(map[string]any{"type": "presence_watch", "id": "pw", "user_ids": []string{"alice", "dave", "carol", "zed"}})
 		reply := bws.await(func(f map[string]any) bool { return f["id"] == "pw" })
 		got := map[string]string{}
