@@ -46,6 +46,6 @@ func (s *System) erasure() *eraser {
 		return nil
 	}
 	w := kafkalog.NewWriter(s.brokers, s.names.Topic(schemas.TopicAudit), kafkalog.FlushAtOnce())
-	s.onClose(w.Close)
+	s.onClose(func() error { return kafkalog.CloseWriter(w) })
 	return &eraser{keys: s.keys, w: w, now: time.Now}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 )
 
 // TestRetentionIsApplied: records older than their topic's retention.ms
@@ -27,7 +28,7 @@ func TestRetentionIsApplied(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := kafkalog.NewClient([]string{b.Addr()})
+	client := kafkatest.NewClient(t, []string{b.Addr()})
 	topic := func(name, retention string) kafka.TopicConfig {
 		return kafka.TopicConfig{Topic: name, NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
@@ -50,7 +51,7 @@ func TestRetentionIsApplied(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := w.Close(); err != nil {
+		if err := kafkalog.CloseWriter(w); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,7 +91,7 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	defer func() { b.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := kafkalog.NewClient([]string{b.Addr()})
+	client := kafkatest.NewClient(t, []string{b.Addr()})
 	if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client = kafkalog.NewClient([]string{b.Addr()})
+	client = kafkatest.NewClient(t, []string{b.Addr()})
 	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{"t": {0}}})
 	if err != nil {
 		t.Fatal(err)
