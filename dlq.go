@@ -143,7 +143,6 @@ func listDeadLetters(ctx context.Context, brokers []string, prefix, group string
 	names := kafkalog.Names{Prefix: prefix}
 	topic := names.Topic(schemas.TopicDLQ)
 	client := kafkalog.NewClient(brokers)
-	defer kafkalog.CloseClient(client)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		return err
@@ -241,7 +240,6 @@ func redrive(ctx context.Context, brokers []string, prefix, id string, out io.Wr
 	names := kafkalog.Names{Prefix: prefix}
 	topic := names.Topic(schemas.TopicDLQ)
 	client := kafkalog.NewClient(brokers)
-	defer kafkalog.CloseClient(client)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		return err
@@ -276,7 +274,7 @@ func redrive(ctx context.Context, brokers []string, prefix, id string, out io.Wr
 	w := producers.NewPartitionWriter(brokers, orig.Topic, log)
 	orig.Topic = "" // the writer's
 	err = w.WriteMessages(ctx, orig)
-	if cerr := kafkalog.CloseWriter(w); err == nil {
+	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -224,7 +224,7 @@ func readTopic(t *testing.T, k kafkatest.Cluster, topic string) []kafka.Message 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var out []kafka.Message
-	client := kafkatest.NewClient(t, k.Brokers)
+	client := kafkalog.NewClient(k.Brokers)
 	if err := readPartition(ctx, k.Brokers, client, k.Names.Topic(topic), 0, func(m kafka.Message) error {
 		out = append(out, m)
 		return nil

@@ -174,7 +174,7 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 	})
 	dlq := kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ))
 	defer func() {
-		if err := kafkalog.CloseWriter(dlq); err != nil {
+		if err := dlq.Close(); err != nil {
 			log.Warn("closing dead-letter writer", "err", err)
 		}
 		if err := r.Close(); err != nil {

@@ -35,7 +35,7 @@ func TestStartAtEnd(t *testing.T) {
 	// Appended after the call, before anyone joined: not skipped.
 	write(t, k, record("new-a", 0))
 	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicReplies))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(ctx, record("reply-a", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func writeMarkers(t *testing.T, k kafkatest.Cluster, topic string) int {
 		fmt.Sscanf(string(m.Key), "marker-%d", &p)
 		return partitions[p%len(partitions)]
 	})))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	msgs := make([]kafka.Message, n)
 	for p := range n {
 		msgs[p] = record(fmt.Sprintf("marker-%d", p), 0)

@@ -52,4 +52,4 @@ func (d *DeviceWriter) Append(ctx context.Context, user, device string, version 
 }
 
 // Close closes the writer.
-func (d *DeviceWriter) Close() error { return kafkalog.CloseWriter(d.w) }
+func (d *DeviceWriter) Close() error { return d.w.Close() }

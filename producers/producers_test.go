@@ -173,7 +173,7 @@ func TestPartitionBalancer(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := producers.NewPartitionWriter(brokers, k.Names.Topic(schemas.TopicEvents), slogDiscard())
-		defer func() { _ = kafkalog.CloseWriter(w) }()
+		defer w.Close()
 		murmur := javaPartition("foobar", partitions)
 		var msgs []kafka.Message
 		for i := range partitions {
@@ -205,7 +205,7 @@ func readAll(t *testing.T, brokers []string, topic string, partitions int) []kaf
 	for p := range partitions {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := kafkatest.NewClient(t, brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	resp, err := kafkalog.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		t.Fatal(err)
 	}

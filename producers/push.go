@@ -71,4 +71,4 @@ func PushMessage(v any, now time.Time) (kafka.Message, error) {
 }
 
 // Close flushes and closes the writer.
-func (p *PushWriter) Close() error { return kafkalog.CloseWriter(p.w) }
+func (p *PushWriter) Close() error { return p.w.Close() }

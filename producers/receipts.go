@@ -145,4 +145,4 @@ func (r *ReceiptWriter) message(conversation, user, kind string, seq uint64) (ka
 }
 
 // Close flushes and closes the writer.
-func (r *ReceiptWriter) Close() error { return kafkalog.CloseWriter(r.w) }
+func (r *ReceiptWriter) Close() error { return r.w.Close() }

@@ -165,7 +165,7 @@ func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
 func (c *CommandWriter) Pending() int { return len(c.pending) }
 
 // Close writes what is queued, answers it, and closes the writer.
-func (c *CommandWriter) Close() error { return kafkalog.CloseWriter(c.w) }
+func (c *CommandWriter) Close() error { return c.w.Close() }
 
 // PartitionBalancer sends every message to the partition set in its
 // Partition field. The decider uses it to write the events of a command
@@ -236,4 +236,4 @@ func (s *SignalWriter) Typing(ctx context.Context, conversation, user string, tt
 }
 
 // Close flushes and closes the writer.
-func (s *SignalWriter) Close() error { return kafkalog.CloseWriter(s.w) }
+func (s *SignalWriter) Close() error { return s.w.Close() }

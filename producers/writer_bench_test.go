@@ -50,7 +50,7 @@ func BenchmarkPartitionWriter_OneEventPerCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := producers.NewPartitionWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents), slogDiscard())
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	attrs := kafkalog.NewAttributes(schemas.TypeMessageSent, "conv-1", time.Now())
 	m := kafkalog.Encode(attrs, []byte(`{"message_id":"m-1","conversation_id":"conv-1","sender_id":"alice","body":"hello there, a message of a typical length"}`))
 	write := func() {

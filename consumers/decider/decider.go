@@ -238,9 +238,8 @@ func (d *Decider) Run(ctx context.Context) error {
 
 func (d *Decider) close() {
 	d.closing.Wait()
-	kafkalog.CloseClient(d.client)
 	for _, w := range []*kafka.Writer{d.events, d.replies, d.dlq} {
-		if err := kafkalog.CloseWriter(w); err != nil {
+		if err := w.Close(); err != nil {
 			d.log.Warn("closing writer", "topic", w.Topic, "err", err)
 		}
 	}

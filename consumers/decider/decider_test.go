@@ -326,7 +326,7 @@ func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 		}
 	}
 	raw := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicCommands))
-	defer func() { _ = kafkalog.CloseWriter(raw) }()
+	defer raw.Close()
 	if err := raw.WriteMessages(ctx, kafka.Message{Key: []byte(w.convs[2]), Value: []byte("not a command")}); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestDeciderHandsOffWhatItAppended(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	events, replies, cw := decisionLogs(t, k, partitions)
-	rec := &handoffRecorder{t: t, k: k, client: kafkatest.NewClient(t, k.Brokers), events: map[int][]string{}}
+	rec := &handoffRecorder{t: t, k: k, client: kafkalog.NewClient(k.Brokers), events: map[int][]string{}}
 
 	w := newWorld(4)
 	want := w.create(ctx, t, cw)

@@ -45,7 +45,7 @@ func TestDeciderDeadLettersPoisonCommandsAndGoesOn(t *testing.T) {
 		{"an unknown schema version", valid("chat.message.send.v9", `{"command_id":"v9"}`), "chat.message.send.v9"},
 	}
 	raw := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicCommands))
-	defer func() { _ = kafkalog.CloseWriter(raw) }()
+	defer raw.Close()
 	for i, p := range poisons {
 		if err := raw.WriteMessages(ctx, p.msg); err != nil {
 			t.Fatal(err)

@@ -148,7 +148,7 @@ func Count(t testing.TB, k kafkatest.Cluster, m *telemetry.Metrics, group string
 func Write(t testing.TB, k kafkatest.Cluster, topic string, msgs ...kafka.Message) {
 	t.Helper()
 	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {

@@ -38,7 +38,6 @@ import (
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/scyllastore"
 	"github.com/parley-chat/parley/projections/search"
-	"github.com/segmentio/kafka-go"
 )
 
 // System is a running set of roles.
@@ -49,9 +48,6 @@ type System struct {
 
 	broker  *embeddedkafka.Broker
 	brokers []string
-	// admin is the System's own admin client: provisioning, /readyz and
-	// lag.
-	admin *kafka.Client
 	// names resolves topic and group names under PARLEY_TOPIC_PREFIX.
 	names  kafkalog.Names
 	store  *historyStore
@@ -96,11 +92,6 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			return nil, err
 		}
 	}
-	s.admin = kafkalog.NewClient(s.brokers)
-	s.onClose(func() error {
-		kafkalog.CloseClient(s.admin)
-		return nil
-	})
 	if err := s.provision(ctx); err != nil {
 		return nil, err
 	}

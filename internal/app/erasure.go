@@ -46,6 +46,6 @@ func (s *System) erasure() *eraser {
 		return nil
 	}
 	w := kafkalog.NewWriter(s.brokers, s.names.Topic(schemas.TopicAudit), kafkalog.FlushAtOnce())
-	s.onClose(func() error { return kafkalog.CloseWriter(w) })
+	s.onClose(w.Close)
 	return &eraser{keys: s.keys, w: w, now: time.Now}
 }

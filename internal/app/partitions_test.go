@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
-	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -47,7 +46,7 @@ func TestPartitionsOnTheEmbeddedBroker(t *testing.T) {
 	}
 	partitions := func(sys *System) int {
 		t.Helper()
-		n, err := kafkalog.Partitions(ctx, kafkatest.NewClient(t, sys.KafkaBrokers()), schemas.TopicEvents)
+		n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.KafkaBrokers()), schemas.TopicEvents)
 		if err != nil {
 			t.Fatal(err)
 		}

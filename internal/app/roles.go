@@ -253,7 +253,7 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 		return
 	}
 	s.wg.Go(func() {
-		consumers.MonitorLag(runCtx, s.admin, sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
+		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.brokers), sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
 	})
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
-	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 )
 
 // TestRetentionIsApplied: records older than their topic's retention.ms
@@ -28,7 +27,7 @@ func TestRetentionIsApplied(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := kafkatest.NewClient(t, []string{b.Addr()})
+	client := kafkalog.NewClient([]string{b.Addr()})
 	topic := func(name, retention string) kafka.TopicConfig {
 		return kafka.TopicConfig{Topic: name, NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
@@ -51,7 +50,7 @@ func TestRetentionIsApplied(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := kafkalog.CloseWriter(w); err != nil {
+		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,7 +90,7 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	defer func() { b.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := kafkatest.NewClient(t, []string{b.Addr()})
+	client := kafkalog.NewClient([]string{b.Addr()})
 	if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +124,7 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client = kafkatest.NewClient(t, []string{b.Addr()})
+	client = kafkalog.NewClient([]string{b.Addr()})
 	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{"t": {0}}})
 	if err != nil {
 		t.Fatal(err)

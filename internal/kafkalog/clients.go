@@ -91,7 +91,6 @@ type WriterOption func(*kafka.Writer)
 func NewWriter(brokers []string, topic string, opts ...WriterOption) *kafka.Writer {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
-		Transport:    newTransport(),
 		Topic:        topic,
 		Balancer:     kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
@@ -101,33 +100,6 @@ func NewWriter(brokers []string, topic string, opts ...WriterOption) *kafka.Writ
 		o(w)
 	}
 	return w
-}
-
-// CloseWriter closes w, a writer made by NewWriter, and then its
-// transport: its connections and its metadata refresh (see
-// newTransport). Close a writer with it rather than with w.Close.
-func CloseWriter(w *kafka.Writer) error {
-	err := w.Close()
-	closeTransport(w.Transport)
-	return err
-}
-
-// newTransport returns a transport for one writer or client, closed with
-// it (CloseWriter, CloseClient). kafka-go's DefaultTransport, which a
-// writer or client without one shares with the whole process, keeps a
-// connection pool per broker address it was ever asked about, each
-// refreshing its metadata every few seconds, for the life of the
-// process: a process that starts and stops brokers (a test, an embedding
-// program) would go on dialing the gone ones, and kafka-go panics on the
-// answer of whatever listens on such a port next.
-func newTransport() *kafka.Transport {
-	return &kafka.Transport{}
-}
-
-func closeTransport(rt kafka.RoundTripper) {
-	if t, ok := rt.(*kafka.Transport); ok {
-		t.CloseIdleConnections()
-	}
 }
 
 // FlushAtOnce sends each call's messages as soon as they are added, for a

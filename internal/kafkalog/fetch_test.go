@@ -13,7 +13,6 @@ import (
 
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
-	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the reader's goroutines.
@@ -49,7 +48,7 @@ func TestFetchMessageRidesOutABrokerRestart(t *testing.T) {
 	addr := b.Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := kafkatest.NewClient(t, []string{addr}).CreateTopics(ctx, &kafka.CreateTopicsRequest{
+	if _, err := kafkalog.NewClient([]string{addr}).CreateTopics(ctx, &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: "blip", NumPartitions: 1, ReplicationFactor: 1}},
 	}); err != nil {
 		t.Fatal(err)
@@ -87,7 +86,7 @@ func TestFetchMessageRidesOutABrokerRestart(t *testing.T) {
 	}
 	defer b.Close()
 	w := kafkalog.NewWriter([]string{addr}, "blip")
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("after the restart")}); err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func TestGatherFetchesFewerTimes(t *testing.T) {
 	wg.Go(func() { gathered = read("gathered", kafkalog.Gather{Bytes: 64 << 10, Wait: 250 * time.Millisecond}) })
 
 	w := kafkalog.NewWriter(k.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("c"), Value: []byte("0")}); err != nil {
 		t.Fatal(err)
 	}

@@ -217,16 +217,9 @@ func Provision(ctx context.Context, client *kafka.Client, t Topology) error {
 	return nil
 }
 
-// NewClient returns a kafka-go admin client for the bootstrap brokers,
-// with a transport of its own: close it with CloseClient once done.
+// NewClient returns a kafka-go admin client for the bootstrap brokers.
 func NewClient(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: newTransport(), Timeout: 10 * time.Second}
-}
-
-// CloseClient closes the connections of c, a client made by NewClient,
-// and stops its metadata refresh (see newTransport).
-func CloseClient(c *kafka.Client) {
-	closeTransport(c.Transport)
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 }
 
 // ExistingPartitions returns the partition count of topic, and whether

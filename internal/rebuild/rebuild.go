@@ -216,7 +216,6 @@ func collect[T any](cfg Config, p consumers.Projection[T], key func(T) string) s
 // log.
 func replayAll(ctx context.Context, cfg Config, what string, srcs []Source, steps ...step) (Report, []string, error) {
 	client := kafkalog.NewClient(cfg.Brokers)
-	defer kafkalog.CloseClient(client)
 	ss, total, err := spans(ctx, client, srcs)
 	if err != nil {
 		return Report{}, nil, err

@@ -31,7 +31,7 @@ func benchLog(b *testing.B, n int) (brokers []string, topic string) {
 		b.Fatal(err)
 	}
 	w := kafkalog.NewWriter(c.Brokers, topic, kafkalog.BatchSize(1000))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	msgs := make([]kafka.Message, 0, 5000)
 	for i := range n {
@@ -123,7 +123,7 @@ func BenchmarkReplayNDJSONSealedDecrypt_100kEvents(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := kafkalog.NewWriter(c.Brokers, topic, kafkalog.BatchSize(1000))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	msgs := make([]kafka.Message, 0, 5000)
 	for i := range n {

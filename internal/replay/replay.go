@@ -231,7 +231,6 @@ func (r *run) stats(start time.Time) Stats {
 // stops before.
 func (r *run) ranges(ctx context.Context) (from, to []int64, err error) {
 	client := kafkalog.NewClient(r.cfg.Brokers)
-	defer kafkalog.CloseClient(client)
 	n, err := kafkalog.Partitions(ctx, client, r.cfg.Topic)
 	if err != nil {
 		return nil, nil, err

@@ -89,7 +89,7 @@ func writeLog(t *testing.T, rounds int) logged {
 	broken := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, "conv-2", at), []byte(`{"seq":"one"}`))
 	msgs = append(msgs, noHeaders, unknown, broken)
 	w := kafkalog.NewWriter(c.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestPatternViolationsLeftOut(t *testing.T) {
 		msgs = append(msgs, kafkalog.Encode(a, r.value))
 	}
 	w := kafkalog.NewWriter(c.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}

@@ -527,7 +527,7 @@ func TestChat(t *testing.T) {
 		if err := kw.WriteMessages(ctx, garbage); err != nil {
 			t.Fatal(err)
 		}
-		_ = kafkalog.CloseWriter(kw)
+		kw.Close()
 		// The partition goes on: a valid send after the garbage works.
 		status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "after-garbage", "body": "still working"})
 		if status != http.StatusCreated {
@@ -738,7 +738,7 @@ func noneToken(user string) string {
 // of Parley's topics but chat.presence, which every connect writes to.
 func logEnd(t *testing.T, brokers []string) map[string]int64 {
 	t.Helper()
-	client := kafkatest.NewClient(t, brokers)
+	client := kafkalog.NewClient(brokers)
 	ctx := context.Background()
 	out := map[string]int64{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
@@ -766,7 +766,7 @@ func logEnd(t *testing.T, brokers []string) map[string]int64 {
 func replay(t *testing.T, brokers []string, w history.Writer) {
 	t.Helper()
 	ctx := context.Background()
-	client := kafkatest.NewClient(t, brokers)
+	client := kafkalog.NewClient(brokers)
 	n, err := kafkalog.Partitions(ctx, client, schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)

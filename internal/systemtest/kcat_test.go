@@ -85,7 +85,7 @@ func TestKcatReadsTheLog(t *testing.T) {
 	}
 
 	// kcat's murmur2 partitioner (Kafka's Java default) agrees with ours.
-	n, err := kafkalog.Partitions(ctx, kafkatest.NewClient(t, sys.KafkaBrokers()), schemas.TopicEvents)
+	n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.KafkaBrokers()), schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func fillEvents(b *testing.B, convs, perConv int) (kafkatest.Cluster, int) {
 	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{}))
 	ctx := context.Background()
 	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents), kafkalog.BatchSize(1000))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	now := time.Now().UTC()
 	total := 0
 	msgs := make([]kafka.Message, 0, 10*(perConv+1))

@@ -285,7 +285,7 @@ func runHub(t *testing.T, h *Hub) {
 
 func newWriter(t *testing.T, brokers []string, topic string) *kafka.Writer {
 	w := kafkalog.NewWriter(brokers, topic)
-	t.Cleanup(func() { _ = kafkalog.CloseWriter(w) })
+	t.Cleanup(func() { _ = w.Close() })
 	return w
 }
 

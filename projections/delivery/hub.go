@@ -138,10 +138,7 @@ func (h *Hub) Ready() <-chan struct{} { return h.ready }
 // Run follows the hub's feed — every partition of chat.events,
 // chat.replies, chat.ephemeral and chat.receipts (broadcast), or the
 // node's delivery topic and chat.changes (targeted) — until ctx is done.
-func (h *Hub) Run(ctx context.Context) error {
-	defer kafkalog.CloseClient(h.client)
-	return h.feed.Run(ctx)
-}
+func (h *Hub) Run(ctx context.Context) error { return h.feed.Run(ctx) }
 
 // Await registers interest in the outcome of user's command commandID
 // on conversation.

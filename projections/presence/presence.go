@@ -167,7 +167,7 @@ func (t *Tracker) Ready() <-chan struct{} { return t.ready }
 // Run follows chat.presence, heartbeats, sweeps expired entries and
 // flushes watchers until ctx is done.
 func (t *Tracker) Run(ctx context.Context) error {
-	defer func() { _ = kafkalog.CloseWriter(t.w) }()
+	defer t.w.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	topic := t.cfg.Names.Topic(schemas.TopicPresence)

@@ -183,7 +183,7 @@ func (e *env) event(typ, conv string, seq uint64, v any) kafka.Message {
 func (e *env) write(topic string, msgs ...kafka.Message) {
 	e.t.Helper()
 	w := kafkalog.NewWriter(e.k.Brokers, e.k.Names.Topic(topic))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		e.t.Fatal(err)
 	}

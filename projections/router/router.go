@@ -209,10 +209,9 @@ func (r *Router) Ready() <-chan struct{} { return r.ready }
 // Run routes until ctx is done.
 func (r *Router) Run(ctx context.Context) error {
 	defer func() {
-		if err := kafkalog.CloseWriter(r.w); err != nil {
+		if err := r.w.Close(); err != nil {
 			r.log.Warn("closing writer", "err", err)
 		}
-		kafkalog.CloseClient(r.client)
 	}()
 	if err := r.Prepare(ctx); err != nil {
 		return err

@@ -53,7 +53,7 @@ func startRoutingWith(t *testing.T, maxConvs int, resync time.Duration, nodes ..
 	brokers, topo := k.Brokers, k.Topology(kafkalog.Topology{})
 	env := &routeEnv{brokers: brokers, names: k.Names, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
 	env.w = kafkalog.NewWriter(brokers, "") // each message names its topic
-	t.Cleanup(func() { _ = kafkalog.CloseWriter(env.w) })
+	t.Cleanup(func() { _ = env.w.Close() })
 	env.router = New(Config{Brokers: brokers, Topology: topo, History: env.store, Resync: resync, MaxConversations: maxConvs})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {

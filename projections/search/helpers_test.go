@@ -53,7 +53,7 @@ func sent(conv string, seq uint64, sender, body string, at time.Time) kafka.Mess
 func produce(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
 	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents))
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {

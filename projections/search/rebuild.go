@@ -81,7 +81,6 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 	}
 	r := &rebuild{cfg: cfg, log: cfg.Logger.With("component", "search-rebuild", "topic", cfg.Topic)}
 	client := kafkalog.NewClient(cfg.Brokers)
-	defer kafkalog.CloseClient(client)
 	n, err := kafkalog.Partitions(ctx, client, cfg.Topic)
 	if err != nil {
 		return r.stats(start), fmt.Errorf("rebuild: %w", err)
@@ -168,9 +167,7 @@ func CatchUp(ctx context.Context, cfg RebuildConfig, ix Indexer, from []int64) (
 		return RebuildStats{}, errors.New("rebuild: brokers and an index are required")
 	}
 	r := &rebuild{cfg: cfg, log: cfg.Logger.With("component", "search-rebuild", "topic", cfg.Topic)}
-	client := kafkalog.NewClient(cfg.Brokers)
-	defer kafkalog.CloseClient(client)
-	to, err := offsets(ctx, client, cfg.Topic, len(from), kafka.LastOffsetOf)
+	to, err := offsets(ctx, kafkalog.NewClient(cfg.Brokers), cfg.Topic, len(from), kafka.LastOffsetOf)
 	if err != nil {
 		return r.stats(start), err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/internal/kafkalog"
-	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
 	"github.com/parley-chat/parley/projections/search/esindex"
@@ -164,7 +163,7 @@ func TestCatchUp(t *testing.T) {
 	topic := k.Names.Topic(schemas.TopicEvents)
 	produce(t, k, created("g_a", t0, "ann"), sent("g_a", 1, "ann", "before the rebuild", t0), created("g_b", t0, "bob"))
 	ctx := context.Background()
-	ends, err := kafkalog.Offsets(ctx, kafkatest.NewClient(t, k.Brokers), topic, 2, kafka.LastOffsetOf)
+	ends, err := kafkalog.Offsets(ctx, kafkalog.NewClient(k.Brokers), topic, 2, kafka.LastOffsetOf)
 	if err != nil {
 		t.Fatal(err)
 	}

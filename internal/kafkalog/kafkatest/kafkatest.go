@@ -41,26 +41,10 @@ type Cluster struct {
 	// Embedded says whether the cluster is the test's own embedded
 	// broker.
 	Embedded bool
-	// client is the test's admin client, closed when the test ends.
-	client *kafka.Client
 }
 
-// Client returns the test's admin client of the cluster (a new one for a
-// Cluster that Start did not make).
-func (c Cluster) Client() *kafka.Client {
-	if c.client != nil {
-		return c.client
-	}
-	return kafkalog.NewClient(c.Brokers)
-}
-
-// NewClient returns an admin client of brokers, closed when the test
-// ends.
-func NewClient(t testing.TB, brokers []string) *kafka.Client {
-	c := kafkalog.NewClient(brokers)
-	t.Cleanup(func() { kafkalog.CloseClient(c) })
-	return c
-}
+// Client returns an admin client of the cluster.
+func (c Cluster) Client() *kafka.Client { return kafkalog.NewClient(c.Brokers) }
 
 // Topology returns t with the cluster's names, for Provision and for the
 // components that take a topology.
@@ -135,8 +119,6 @@ func Start(t testing.TB, opts ...Option) Cluster {
 			c.Names = kafkalog.Names{Prefix: uniquePrefix()}
 		}
 	}
-	c.client = kafkalog.NewClient(c.Brokers)
-	t.Cleanup(func() { kafkalog.CloseClient(c.client) })
 	if o.topics != nil {
 		c.Provision(t, *o.topics)
 	}
@@ -181,8 +163,7 @@ func uniquePrefix() string {
 func deleteTopics(t testing.TB, c Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := kafkalog.NewClient(c.Brokers) // the test's is closed by now
-	defer kafkalog.CloseClient(client)
+	client := c.Client()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{})
 	if err != nil {
 		t.Logf("listing topics to delete: %v", err)
@@ -208,7 +189,6 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	t.Helper()
 	ctx := context.Background()
 	client := kafkalog.NewClient(brokers)
-	defer kafkalog.CloseClient(client)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		t.Fatal(err)

@@ -197,7 +197,7 @@ func seen(ms ...[]kafka.Message) map[string]int {
 func testOrderPerKey(t *testing.T, c kafkatest.Cluster) {
 	ctx, topic := setup(t, c, partitions)
 	w := kafkalog.NewWriter(c.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	keys := keysOf(8)
 	const perKey = 50
 	appendRecords(ctx, t, w, keys, 0, perKey)
@@ -224,7 +224,7 @@ func testOrderPerKey(t *testing.T, c kafkatest.Cluster) {
 func testCommitResume(t *testing.T, c kafkatest.Cluster) {
 	ctx, topic := setup(t, c, partitions)
 	w := kafkalog.NewWriter(c.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	keys := keysOf(6)
 	const perKey = 20
 	appendRecords(ctx, t, w, keys, 0, perKey/2)
@@ -257,7 +257,7 @@ func testCommitResume(t *testing.T, c kafkatest.Cluster) {
 func testRebalance(t *testing.T, c kafkatest.Cluster) {
 	ctx, topic := setup(t, c, partitions)
 	w := kafkalog.NewWriter(c.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	keys := keysOf(16)
 	group := c.Names.Group("parley-logtest-rebalance")
 
@@ -331,7 +331,7 @@ func testMurmur2(t *testing.T, c kafkatest.Cluster) {
 		msgs = append(msgs, record(key, 0))
 	}
 	w := kafkalog.NewWriter(c.Brokers, topic)
-	defer func() { _ = kafkalog.CloseWriter(w) }()
+	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatalf("appending: %v", err)
 	}
