@@ -65,10 +65,20 @@ func TestOneNodeHandoff(t *testing.T) {
 		ws.send(map[string]any{"type": "resume", "id": "r", "conversations": map[string]int{conv: 0}})
 		sockets = append(sockets, ws)
 	}
-	round(sockets, "a")
+	// Which source brings an event to the hub first is a race the
+	// hand-off usually wins; on a loaded machine the log can win a whole
+	// round, so up to five rounds are sent for the hand-off to show.
 	n := len(users) * perUser
-	check(sockets, 1, n)
-	fromDecider := metric(t, addr, `parley_delivery_events_taken_total{from="decider"}`)
+	total := 0
+	var fromDecider float64
+	for r := range 5 {
+		round(sockets, fmt.Sprint("a", r))
+		total += n
+		check(sockets, 1, total)
+		if fromDecider = metric(t, addr, `parley_delivery_events_taken_total{from="decider"}`); fromDecider > 0 {
+			break
+		}
+	}
 	if fromDecider <= 0 {
 		t.Errorf("no event was taken from the decider's hand-off (metric %v)", fromDecider)
 	}
@@ -81,9 +91,9 @@ func TestOneNodeHandoff(t *testing.T) {
 	sockets = sockets[:0]
 	for _, u := range users {
 		ws := dial(t, addr, token(t, u, time.Hour), false)
-		ws.send(map[string]any{"type": "resume", "id": "r", "conversations": map[string]int{conv: n}})
+		ws.send(map[string]any{"type": "resume", "id": "r", "conversations": map[string]int{conv: total}})
 		sockets = append(sockets, ws)
 	}
 	round(sockets, "b")
-	check(sockets, n+1, 2*n)
+	check(sockets, total+1, total+n)
 }
