@@ -18,12 +18,9 @@ import (
 // acknowledged before the next, so every batch holds one, as most do in
 // `parley run`. The allocations counted include the embedded broker's.
 func BenchmarkAppend_OneCommandPerBatch(b *testing.B) {
-	k := kafkatest.Start(b)
+	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: 1})); err != nil {
-		b.Fatal(err)
-	}
 	cw := producers.NewCommandWriter(k.Brokers, k.Names, slogDiscard())
 	defer cw.Close()
 	cmd := schemas.SendMessageV1{CommandID: "cmd-0001", UserID: "alice", ConversationID: "conv-1", Body: "hello there, a message of a typical length", IssuedAt: time.Now()}
@@ -43,12 +40,9 @@ func BenchmarkAppend_OneCommandPerBatch(b *testing.B) {
 // one event per call, as most of its calls are at thousands of commands
 // a second. The allocations counted include the embedded broker's.
 func BenchmarkPartitionWriter_OneEventPerCall(b *testing.B) {
-	k := kafkatest.Start(b)
+	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: 1})); err != nil {
-		b.Fatal(err)
-	}
 	w := producers.NewPartitionWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents), slogDiscard())
 	defer w.Close()
 	attrs := kafkalog.NewAttributes(schemas.TypeMessageSent, "conv-1", time.Now())
