@@ -272,16 +272,11 @@ func TestApplyAcrossNodeRestart(t *testing.T) {
 	srv := cqlfake.Start(t)
 	cfg := fakeConfig(srv)
 	cfg.Timeout = 2 * time.Second
-	// One request in flight at a time. gocql (scylladb/gocql v1.15.0 up
-	// to its current head) hands every request waiting on the same
-	// statement's PREPARE one shared *QueryError when the connection dies
-	// under it, and each request then writes that error's fields: a data
-	// race inside the driver that -race reports. It is harmless here (two
-	// bools, which every request of this store, all idempotent, sets
-	// alike), but it fails the run. The node's death in the middle of a
-	// batch, which is what this test is about, needs no concurrency:
-	// Apply's requests run one after another and the node dies on the
-	// third.
+	// One request in flight at a time, away from the driver's data race
+	// on a failed shared PREPARE (package doc, Concurrency). The node's
+	// death in the middle of a batch, which is what this test is about,
+	// needs no concurrency: Apply's requests run one after another and
+	// the node dies on the third.
 	cfg.Concurrency = 1
 	st := open(t, cfg)
 	t.Cleanup(func() { _ = st.Close() })
