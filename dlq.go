@@ -46,8 +46,8 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			return err
 		}
-		return withBrokers(ctx, cfg, stderr, func(ctx context.Context, brokers []string) error {
-			return listDeadLetters(ctx, brokers, cfg.TopicPrefix, group, asJSON, stdout)
+		return withCluster(ctx, cfg, stderr, func(ctx context.Context, cluster *kafkalog.Cluster) error {
+			return listDeadLetters(ctx, cluster, cfg.TopicPrefix, group, asJSON, stdout)
 		})
 	case "redrive":
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
@@ -57,8 +57,8 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			return err
 		}
-		return withBrokers(ctx, cfg, stderr, func(ctx context.Context, brokers []string) error {
-			return redrive(ctx, brokers, cfg.TopicPrefix, args[1], stdout, cfg.Logger(stderr))
+		return withCluster(ctx, cfg, stderr, func(ctx context.Context, cluster *kafkalog.Cluster) error {
+			return redrive(ctx, cluster, cfg.TopicPrefix, args[1], stdout, cfg.Logger(stderr))
 		})
 	default:
 		return errors.New(dlqUsage)
@@ -99,25 +99,29 @@ func listFlags(args []string) (asJSON bool, group string, rest []string, err err
 	return asJSON, group, rest, nil
 }
 
-// withBrokers calls fn with the configured brokers. On the embedded
+// withCluster calls fn with the configured cluster. On the embedded
 // default it uses the broker of a running `parley run` on
 // PARLEY_KAFKA_LISTEN, or, if none answers there, starts the embedded
 // broker over the data dir for the command's duration.
-func withBrokers(ctx context.Context, cfg app.Config, stderr io.Writer, fn func(context.Context, []string) error) error {
-	if !cfg.Embedded() {
-		return fn(ctx, cfg.KafkaBrokers)
+func withCluster(ctx context.Context, cfg app.Config, stderr io.Writer, fn func(context.Context, *kafkalog.Cluster) error) error {
+	brokers := cfg.KafkaBrokers
+	if cfg.Embedded() {
+		brokers = []string{cfg.KafkaListen}
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", cfg.KafkaListen)
+		if err == nil {
+			_ = conn.Close()
+		} else {
+			b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: cfg.Logger(stderr)})
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			brokers = []string{b.Addr()}
+		}
 	}
-	conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", cfg.KafkaListen)
-	if err == nil {
-		_ = conn.Close()
-		return fn(ctx, []string{cfg.KafkaListen})
-	}
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: cfg.Logger(stderr)})
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return fn(ctx, []string{b.Addr()})
+	c := kafkalog.NewCluster(brokers)
+	defer c.Close()
+	return fn(ctx, c)
 }
 
 // letterJSON is a dead letter as `parley dlq list -json` prints it.
@@ -137,19 +141,19 @@ type letterJSON struct {
 // listDeadLetters prints every dead letter of chat.dlq, in partition and
 // offset order, of group if one is given. A record of chat.dlq that is
 // not a dead letter is reported on its line rather than skipped.
-func listDeadLetters(ctx context.Context, brokers []string, prefix, group string, asJSON bool, out io.Writer) error {
+func listDeadLetters(ctx context.Context, cluster *kafkalog.Cluster, prefix, group string, asJSON bool, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 	defer cancel()
 	names := kafkalog.Names{Prefix: prefix}
 	topic := names.Topic(schemas.TopicDLQ)
-	client := kafkalog.NewClient(brokers)
+	client := kafkalog.NewClient(cluster)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(out)
 	for p := range n {
-		err := readPartition(ctx, brokers, client, topic, p, func(m kafka.Message) error {
+		err := readPartition(ctx, cluster, client, topic, p, func(m kafka.Message) error {
 			l, err := consumers.ParseDeadLetter(m)
 			if err != nil {
 				if group != "" {
@@ -195,18 +199,18 @@ func offsets(ctx context.Context, client *kafka.Client, topic string, p int) (fi
 
 // readPartition calls fn with every record of partition p of topic from
 // its first offset up to its current end.
-func readPartition(ctx context.Context, brokers []string, client *kafka.Client, topic string, p int, fn func(kafka.Message) error) error {
+func readPartition(ctx context.Context, cluster *kafkalog.Cluster, client *kafka.Client, topic string, p int, fn func(kafka.Message) error) error {
 	first, end, err := offsets(ctx, client, topic, p)
 	if err != nil || end <= first {
 		return err
 	}
-	return readRange(ctx, brokers, topic, p, first, end, fn)
+	return readRange(ctx, cluster, topic, p, first, end, fn)
 }
 
 // readRange calls fn with the records of partition p of topic from
 // offset from up to, not including, end.
-func readRange(ctx context.Context, brokers []string, topic string, p int, from, end int64, fn func(kafka.Message) error) error {
-	return kafkalog.ReadRange(ctx, brokers, topic, p, from, end, fn)
+func readRange(ctx context.Context, cluster *kafkalog.Cluster, topic string, p int, from, end int64, fn func(kafka.Message) error) error {
+	return kafkalog.ReadRange(ctx, cluster, topic, p, from, end, fn)
 }
 
 // parseLetterID parses PARTITION/OFFSET, or a bare OFFSET when chat.dlq
@@ -234,12 +238,12 @@ func parseLetterID(id string, partitions int) (p int, off int64, err error) {
 // to the partition of the topic it came from, with its key, value and
 // headers but the dead-letter ones. It refuses a record that is not a
 // dead letter, or that would go back to chat.dlq.
-func redrive(ctx context.Context, brokers []string, prefix, id string, out io.Writer, log *slog.Logger) error {
+func redrive(ctx context.Context, cluster *kafkalog.Cluster, prefix, id string, out io.Writer, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 	defer cancel()
 	names := kafkalog.Names{Prefix: prefix}
 	topic := names.Topic(schemas.TopicDLQ)
-	client := kafkalog.NewClient(brokers)
+	client := kafkalog.NewClient(cluster)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		return err
@@ -256,7 +260,7 @@ func redrive(ctx context.Context, brokers []string, prefix, id string, out io.Wr
 		return fmt.Errorf("%s %d/%d: no such record (the partition holds offsets %d to %d)", topic, p, off, first, end-1)
 	}
 	var l consumers.Letter
-	err = readRange(ctx, brokers, topic, p, off, off+1, func(m kafka.Message) error {
+	err = readRange(ctx, cluster, topic, p, off, off+1, func(m kafka.Message) error {
 		if m.Offset != off {
 			return fmt.Errorf("%s %d/%d: no such record (compacted away?)", topic, p, off)
 		}
@@ -271,7 +275,7 @@ func redrive(ctx context.Context, brokers []string, prefix, id string, out io.Wr
 		return fmt.Errorf("refusing to redrive %s %d/%d: it came from %s itself", topic, p, off, l.Topic)
 	}
 	orig := l.Original()
-	w := producers.NewPartitionWriter(brokers, orig.Topic, log)
+	w := producers.NewPartitionWriter(cluster, orig.Topic, log)
 	orig.Topic = "" // the writer's
 	err = w.WriteMessages(ctx, orig)
 	if cerr := w.Close(); err == nil {

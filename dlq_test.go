@@ -76,7 +76,7 @@ func TestDLQListsAndRedrivesDeadLetters(t *testing.T) {
 	t.Cleanup(func() { _ = ps.Close() })
 	s := &flakyStore{Store: ps, fault: 2}
 	grouptest.Run(t, consumers.GroupConfig{
-		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory), Topic: k.Names.Topic(schemas.TopicEvents),
+		Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory), Topic: k.Names.Topic(schemas.TopicEvents),
 		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 	}, history.Projection{W: s})
 
@@ -224,8 +224,8 @@ func readTopic(t *testing.T, k kafkatest.Cluster, topic string) []kafka.Message 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var out []kafka.Message
-	client := kafkalog.NewClient(k.Brokers)
-	if err := readPartition(ctx, k.Brokers, client, k.Names.Topic(topic), 0, func(m kafka.Message) error {
+	client := kafkalog.NewClient(k.Cluster)
+	if err := readPartition(ctx, k.Cluster, client, k.Names.Topic(topic), 0, func(m kafka.Message) error {
 		out = append(out, m)
 		return nil
 	}); err != nil {

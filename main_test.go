@@ -22,7 +22,7 @@ func clusterEnv(k kafkatest.Cluster, secret string) func(string) string {
 	return func(key string) string {
 		switch key {
 		case "PARLEY_KAFKA_BROKERS":
-			return strings.Join(k.Brokers, ",")
+			return strings.Join(k.Brokers(), ",")
 		case "PARLEY_TOPIC_PREFIX":
 			return k.Names.Prefix
 		case "PARLEY_JWT_SECRET":

@@ -46,7 +46,7 @@ func TestRebuildSearchCommandOnElasticsearch(t *testing.T) {
 		recs = append(recs, kafkalog.Encode(schemas.Attributes{ID: ev.ID, Type: ev.Type, Source: schemas.Source, Subject: g,
 			Time: ev.Time, Seq: ev.Seq, HasSeq: true, CommandOffset: -1}, ev.Data))
 	}
-	k := kafkatest.Cluster{Brokers: sys.KafkaBrokers(), Names: sys.TopicNames()}
+	k := kafkatest.Cluster{Cluster: sys.Kafka(), Names: sys.TopicNames()}
 	dlqtest.Write(t, k, schemas.TopicEvents, recs...)
 
 	live, err := esindex.Open(ctx, esindex.Config{Addresses: []string{es.URL()}})
@@ -129,7 +129,7 @@ func TestRebuildSearchOnElasticsearchWithTheRolesRunning(t *testing.T) {
 			recs = append(recs, kafkalog.Encode(schemas.Attributes{ID: ev.ID, Type: ev.Type, Source: schemas.Source, Subject: g,
 				Time: ev.Time, Seq: ev.Seq, HasSeq: true, CommandOffset: -1}, ev.Data))
 		}
-		dlqtest.Write(t, kafkatest.Cluster{Brokers: sys.KafkaBrokers(), Names: sys.TopicNames()}, schemas.TopicEvents, recs...)
+		dlqtest.Write(t, kafkatest.Cluster{Cluster: sys.Kafka(), Names: sys.TopicNames()}, schemas.TopicEvents, recs...)
 	}
 	live, err := esindex.Open(ctx, esindex.Config{Addresses: []string{es.URL()}})
 	if err != nil {
@@ -151,7 +151,7 @@ func TestRebuildSearchOnElasticsearchWithTheRolesRunning(t *testing.T) {
 
 	// The running broker as an external cluster, which every command
 	// refuses with the public dev secret.
-	args := append(append([]string{}, settings...), "-kafka-brokers", strings.Join(sys.KafkaBrokers(), ","), "-jwt-secret", strings.Repeat("s", 32))
+	args := append(append([]string{}, settings...), "-kafka-brokers", strings.Join(sys.Kafka().Brokers(), ","), "-jwt-secret", strings.Repeat("s", 32))
 	rebuildSearch := func(extra ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		err := run(ctx, append(append([]string{"rebuild", "search"}, extra...), args...), noEnv, nil, &out, &errOut)

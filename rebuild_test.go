@@ -41,7 +41,7 @@ func TestRebuildHistoryCommand(t *testing.T) {
 		recs = append(recs, kafkalog.Encode(schemas.Attributes{ID: ev.ID, Type: ev.Type, Source: schemas.Source, Subject: g,
 			Time: ev.Time, Seq: ev.Seq, HasSeq: true, CommandOffset: -1}, ev.Data))
 	}
-	k := kafkatest.Cluster{Brokers: sys.KafkaBrokers(), Names: sys.TopicNames()}
+	k := kafkatest.Cluster{Cluster: sys.Kafka(), Names: sys.TopicNames()}
 	dlqtest.Write(t, k, schemas.TopicEvents, recs...)
 	dlqtest.WaitFor(t, time.Minute, "the history projection at seq 6", func() bool {
 		c, err := sys.Store().Conversation(ctx, g)

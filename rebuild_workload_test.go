@@ -89,7 +89,7 @@ func rebuildsAfterAMixedWorkload(t *testing.T, sealed bool) {
 	}
 	// The push role has applied everything written when its group has
 	// committed the ends of both topics.
-	k := kafkatest.Cluster{Brokers: sys.KafkaBrokers(), Names: sys.TopicNames()}
+	k := kafkatest.Cluster{Cluster: sys.Kafka(), Names: sys.TopicNames()}
 	dlqtest.WaitCommitted(t, k, schemas.GroupPush, schemas.TopicEvents)
 	dlqtest.WaitCommitted(t, k, schemas.GroupPush, schemas.TopicReceipts)
 	if err := sys.Stop(ctx); err != nil {

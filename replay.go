@@ -187,9 +187,9 @@ func replayCommand(ctx context.Context, args []string, getenv func(string) strin
 		sink = replay.NewNDJSON(out)
 	}
 	topic := kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(o.topic)
-	return withBrokers(ctx, cfg, stderr, func(ctx context.Context, brokers []string) error {
+	return withCluster(ctx, cfg, stderr, func(ctx context.Context, cluster *kafkalog.Cluster) error {
 		rc := o.cfg
-		rc.Brokers, rc.Topic, rc.Logger = brokers, topic, cfg.Logger(stderr)
+		rc.Kafka, rc.Topic, rc.Logger = cluster, topic, cfg.Logger(stderr)
 		rc.Progress = progress.New(stderr, "replay "+topic, replayProgressInterval, nil).Report
 		st, err := replay.Run(ctx, rc, sink)
 		if cerr := sink.Close(); err == nil {

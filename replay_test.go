@@ -42,7 +42,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 
 	var out, errOut bytes.Buffer
-	if err := run(t.Context(), []string{"replay", "-conversation", "g_a", "-kafka-brokers", strings.Join(k.Brokers, ",")}, env, nil, &out, &errOut); err != nil {
+	if err := run(t.Context(), []string{"replay", "-conversation", "g_a", "-kafka-brokers", strings.Join(k.Brokers(), ",")}, env, nil, &out, &errOut); err != nil {
 		t.Fatalf("replay: %v\n%s", err, errOut.String())
 	}
 	var got []string

@@ -70,7 +70,8 @@ type Prober interface {
 
 // GroupConfig configures a consumer group runtime.
 type GroupConfig struct {
-	Brokers []string
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
 	// Names resolves chat.dlq under the deployment's prefix. GroupID and
 	// Topic(s) are given resolved (Names.Group, Names.Topic).
 	Names kafkalog.Names
@@ -166,13 +167,13 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 	}
 	// Offsets are committed for applied batches only, every
 	// kafkalog.CommitInterval and on leaving a generation.
-	r := kafkalog.NewGroupReader(cfg.Brokers, kafkalog.Membership{
+	r := kafkalog.NewGroupReader(cfg.Kafka, kafkalog.Membership{
 		Group: cfg.GroupID, Topics: topics, StartOffset: cfg.StartOffset,
 		SessionTimeout: cfg.SessionTimeout, Logger: log,
 		Errors: cfg.Metrics.KafkaReaderErrors.WithLabelValues(cfg.GroupID, topic),
 		Gather: cfg.Gather,
 	})
-	dlq := kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ))
+	dlq := kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicDLQ))
 	defer func() {
 		if err := dlq.Close(); err != nil {
 			log.Warn("closing dead-letter writer", "err", err)

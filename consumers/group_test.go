@@ -113,7 +113,7 @@ func runGroup(t *testing.T, k kafkatest.Cluster, p *projection, tweak ...func(*c
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &group{cancel: cancel, done: make(chan error, 1)}
-	cfg := consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}
+	cfg := consumers.GroupConfig{Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -214,7 +214,7 @@ func readAll(t *testing.T, k kafkatest.Cluster, topic string) []kafka.Message {
 		if end <= 0 {
 			continue
 		}
-		r := kafkalog.NewPartitionReader(k.Brokers, k.Names.Topic(topic), p)
+		r := kafkalog.NewPartitionReader(k.Cluster, k.Names.Topic(topic), p)
 		for {
 			m, err := r.FetchMessage(ctx)
 			if err != nil {

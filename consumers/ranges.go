@@ -18,8 +18,8 @@ import (
 
 // RangeConfig configures ApplyRange.
 type RangeConfig struct {
-	// Brokers are the Kafka bootstrap brokers. Required.
-	Brokers []string
+	// Kafka is the cluster to read. Required.
+	Kafka *kafkalog.Cluster
 	// Topic is read, resolved (Names.Topic). Required.
 	Topic string
 	// From and To are, per partition, the first offset read and the
@@ -53,8 +53,8 @@ type RangeStats struct {
 // (every projection's store is). Apply is retried with backoff while ctx
 // lasts, up to 8 times.
 func ApplyRange[T any](ctx context.Context, cfg RangeConfig, p Projection[T]) (RangeStats, error) {
-	if len(cfg.Brokers) == 0 || cfg.Topic == "" || len(cfg.From) != len(cfg.To) {
-		return RangeStats{}, fmt.Errorf("applying a range: brokers, a topic and offsets are required")
+	if cfg.Kafka == nil || cfg.Topic == "" || len(cfg.From) != len(cfg.To) {
+		return RangeStats{}, fmt.Errorf("applying a range: a cluster, a topic and offsets are required")
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
@@ -91,7 +91,7 @@ func ApplyRange[T any](ctx context.Context, cfg RangeConfig, p Projection[T]) (R
 			batch, read, skipped = batch[:0], 0, 0
 			return nil
 		}
-		err := kafkalog.ReadRange(ctx, cfg.Brokers, cfg.Topic, part, from, to, func(m kafka.Message) error {
+		err := kafkalog.ReadRange(ctx, cfg.Kafka, cfg.Topic, part, from, to, func(m kafka.Message) error {
 			read++
 			v, err := decodeRecord(ctx, m, cfg.Opener, p)
 			if err != nil {

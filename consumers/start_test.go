@@ -34,7 +34,7 @@ func TestStartAtEnd(t *testing.T) {
 	}
 	// Appended after the call, before anyone joined: not skipped.
 	write(t, k, record("new-a", 0))
-	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicReplies))
+	w := kafkalog.NewWriter(k.Cluster, k.Names.Topic(schemas.TopicReplies))
 	defer w.Close()
 	if err := w.WriteMessages(ctx, record("reply-a", 0)); err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestStartAtEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- consumers.RunGroup[item](gctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topics: []string{k.Names.Topic(topic), k.Names.Topic(schemas.TopicReplies)}, StartOffset: kafka.LastOffset,
+			Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(groupID), Topics: []string{k.Names.Topic(topic), k.Names.Topic(schemas.TopicReplies)}, StartOffset: kafka.LastOffset,
 		}, p)
 	}()
 	defer func() {
@@ -97,7 +97,7 @@ func writeMarkers(t *testing.T, k kafkatest.Cluster, topic string) int {
 	}
 	// The balancer places the i-th marker on partition i, whatever its
 	// key hashes to.
-	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic), kafkalog.Balancer(kafka.BalancerFunc(func(m kafka.Message, partitions ...int) int {
+	w := kafkalog.NewWriter(k.Cluster, k.Names.Topic(topic), kafkalog.Balancer(kafka.BalancerFunc(func(m kafka.Message, partitions ...int) int {
 		var p int
 		fmt.Sscanf(string(m.Key), "marker-%d", &p)
 		return partitions[p%len(partitions)]

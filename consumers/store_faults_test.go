@@ -114,7 +114,7 @@ func conversationRecords(n uint64) []kafka.Message {
 func runHistory(t *testing.T, k kafkatest.Cluster, s *faultyStore, m *telemetry.Metrics) {
 	t.Helper()
 	grouptest.Run(t, consumers.GroupConfig{
-		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
+		Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
 		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Metrics: m,
 	}, history.Projection{W: s})
 }
@@ -250,7 +250,7 @@ func TestRunGroupWithoutAProbeRetriesForeverAndStopsWhenAsked(t *testing.T) {
 	const shutdown = 200 * time.Millisecond
 	go func() {
 		done <- consumers.RunGroup[item](ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
+			Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(groupID), Topic: k.Names.Topic(topic),
 			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, ShutdownTimeout: shutdown,
 		}, p)
 	}()

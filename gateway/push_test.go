@@ -84,7 +84,7 @@ func (e *pushEnv) do(user, method, path, body string) (int, map[string]any) {
 func (e *pushEnv) records() map[string][]any {
 	e.t.Helper()
 	out := map[string][]any{}
-	for _, m := range kafkatest.ReadAll(e.t, e.k.Brokers, e.k.Names.Topic(schemas.TopicPush)) {
+	for _, m := range kafkatest.ReadAll(e.t, e.k.Cluster, e.k.Names.Topic(schemas.TopicPush)) {
 		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			e.t.Fatal(err)
@@ -114,7 +114,7 @@ func webPushBody(endpoint string) string {
 func TestPushRegistrationAndSettings(t *testing.T) {
 	t.Parallel()
 	e := newPushEnv(t, func(k kafkatest.Cluster) PushConfig {
-		w := producers.NewPushWriter(k.Brokers, k.Names, nil)
+		w := producers.NewPushWriter(k.Cluster, k.Names, nil)
 		t.Cleanup(func() { w.Close() })
 		return PushConfig{Appender: w, VAPIDPublicKey: p256dh, Providers: []string{schemas.ProviderWebPush, schemas.ProviderAPNs}, WebPushHosts: []string{"push.example.org", "googleapis.com"}}
 	})

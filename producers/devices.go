@@ -24,11 +24,11 @@ type DeviceWriter struct {
 	now func() time.Time
 }
 
-// NewDeviceWriter returns a DeviceWriter for the bootstrap brokers;
+// NewDeviceWriter returns a DeviceWriter of cluster;
 // names resolves chat.devices.
-func NewDeviceWriter(brokers []string, names kafkalog.Names, log *slog.Logger) *DeviceWriter {
+func NewDeviceWriter(cluster *kafkalog.Cluster, names kafkalog.Names, log *slog.Logger) *DeviceWriter {
 	return &DeviceWriter{
-		w:   kafkalog.NewWriter(brokers, names.Topic(schemas.TopicDevices), kafkalog.FlushAtOnce(), kafkalog.ErrorLog(log, "component", "device-writer")),
+		w:   kafkalog.NewWriter(cluster, names.Topic(schemas.TopicDevices), kafkalog.FlushAtOnce(), kafkalog.ErrorLog(log, "component", "device-writer")),
 		now: time.Now,
 	}
 }

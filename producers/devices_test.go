@@ -22,7 +22,7 @@ func TestDeviceWriter(t *testing.T) {
 	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
 	}
-	dw := producers.NewDeviceWriter(k.Brokers, k.Names, slogDiscard())
+	dw := producers.NewDeviceWriter(k.Cluster, k.Names, slogDiscard())
 	defer dw.Close()
 	for _, c := range []struct {
 		user, device string
@@ -38,7 +38,7 @@ func TestDeviceWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, m := range readAll(t, k.Brokers, k.Names.Topic(schemas.TopicDevices), partitions) {
+	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicDevices), partitions) {
 		a, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)

@@ -30,7 +30,7 @@ func TestEnqueueKeepsEachConversationsOrder(t *testing.T) {
 	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
 	}
-	cw := producers.NewCommandWriter(k.Brokers, k.Names, slogDiscard())
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard())
 	defer cw.Close()
 	var written []<-chan error
 	for i := range perConv {
@@ -58,7 +58,7 @@ func TestEnqueueKeepsEachConversationsOrder(t *testing.T) {
 		t.Errorf("%d commands pending after every one was answered", n)
 	}
 	got := map[string][]string{}
-	for _, m := range readAll(t, k.Brokers, k.Names.Topic(schemas.TopicCommands), partitions) {
+	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicCommands), partitions) {
 		var cmd schemas.SendMessageV1
 		if err := json.Unmarshal(m.Value, &cmd); err != nil {
 			t.Fatal(err)
@@ -97,10 +97,10 @@ func TestEnqueueRefusesWhenSaturated(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
+	k := kafkatest.Of(t, c.ListenAddrs())
 	k.Provision(t, kafkalog.Topology{Partitions: 1})
 	ctx := testContext(t)
-	cw := producers.NewCommandWriter(k.Brokers, k.Names, slogDiscard(), producers.MaxPending(2))
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard(), producers.MaxPending(2))
 	defer cw.Close()
 	send := func(id string) (<-chan error, error) {
 		cmd := schemas.SendMessageV1{CommandID: id, UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}

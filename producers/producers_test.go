@@ -93,7 +93,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 	t.Parallel()
 	const partitions = 12
 	k := kafkatest.Start(t)
-	brokers := k.Brokers
+	cluster := k.Cluster
 	ctx := testContext(t)
 	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 		schemas.GroupConversationID("alice", "cmd-1"),
 		schemas.GroupConversationID("erin", "01J9ZK3W4X5Y6Z7A8B9C0D1E2F"),
 	}
-	cw := producers.NewCommandWriter(brokers, k.Names, slogDiscard())
+	cw := producers.NewCommandWriter(cluster, k.Names, slogDiscard())
 	defer cw.Close()
 	seen := map[int]bool{}
 	for i, key := range keys {
@@ -118,7 +118,7 @@ func TestCommandWriterPartitionsLikeTheJavaClient(t *testing.T) {
 	if len(seen) < 4 {
 		t.Fatalf("the keys fall in only %d partitions: pick keys that tell partitions apart", len(seen))
 	}
-	got := readAll(t, brokers, k.Names.Topic(schemas.TopicCommands), partitions)
+	got := readAll(t, cluster, k.Names.Topic(schemas.TopicCommands), partitions)
 	if len(got) != len(keys) {
 		t.Fatalf("read %d records, want %d", len(got), len(keys))
 	}
@@ -167,12 +167,12 @@ func TestPartitionBalancer(t *testing.T) {
 		t.Parallel()
 		const partitions = 4
 		k := kafkatest.Start(t)
-		brokers := k.Brokers
+		cluster := k.Cluster
 		ctx := testContext(t)
 		if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 			t.Fatal(err)
 		}
-		w := producers.NewPartitionWriter(brokers, k.Names.Topic(schemas.TopicEvents), slogDiscard())
+		w := producers.NewPartitionWriter(cluster, k.Names.Topic(schemas.TopicEvents), slogDiscard())
 		defer w.Close()
 		murmur := javaPartition("foobar", partitions)
 		var msgs []kafka.Message
@@ -184,7 +184,7 @@ func TestPartitionBalancer(t *testing.T) {
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}
-		got := readAll(t, brokers, k.Names.Topic(schemas.TopicEvents), partitions)
+		got := readAll(t, cluster, k.Names.Topic(schemas.TopicEvents), partitions)
 		if len(got) != partitions {
 			t.Fatalf("read %d records, want %d", len(got), partitions)
 		}
@@ -198,14 +198,14 @@ func TestPartitionBalancer(t *testing.T) {
 }
 
 // readAll reads every record of topic up to its current end.
-func readAll(t *testing.T, brokers []string, topic string, partitions int) []kafka.Message {
+func readAll(t *testing.T, cluster *kafkalog.Cluster, topic string, partitions int) []kafka.Message {
 	t.Helper()
 	ctx := testContext(t)
 	var reqs []kafka.OffsetRequest
 	for p := range partitions {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
-	resp, err := kafkalog.NewClient(brokers).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	resp, err := kafkalog.NewClient(cluster).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func readAll(t *testing.T, brokers []string, topic string, partitions int) []kaf
 		if po.LastOffset <= 0 {
 			continue
 		}
-		r := kafkalog.NewPartitionReader(brokers, topic, po.Partition)
+		r := kafkalog.NewPartitionReader(cluster, topic, po.Partition)
 		for {
 			m, err := r.FetchMessage(ctx)
 			if err != nil {
@@ -239,12 +239,12 @@ func TestReceiptWriter(t *testing.T) {
 	t.Parallel()
 	const partitions = 12
 	k := kafkatest.Start(t)
-	brokers := k.Brokers
+	cluster := k.Cluster
 	ctx := testContext(t)
 	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
 		t.Fatal(err)
 	}
-	rw := producers.NewReceiptWriter(brokers, k.Names, time.Hour, slogDiscard())
+	rw := producers.NewReceiptWriter(cluster, k.Names, time.Hour, slogDiscard())
 	defer rw.Close()
 	ab, cd := schemas.DirectConversationID("alice", "bob"), schemas.GroupConversationID("carol", "c1")
 	if err := rw.Read(ctx, ab, "alice", 7); err != nil {
@@ -261,7 +261,7 @@ func TestReceiptWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]schemas.ReceiptV1{}
-	for _, m := range readAll(t, brokers, k.Names.Topic(schemas.TopicReceipts), partitions) {
+	for _, m := range readAll(t, cluster, k.Names.Topic(schemas.TopicReceipts), partitions) {
 		v, err := schemas.Decode(schemas.TypeReceipt, m.Value)
 		if err != nil {
 			t.Fatal(err)

@@ -25,8 +25,8 @@ type PushWriter struct {
 }
 
 // NewPushWriter returns a PushWriter; names resolves chat.push.
-func NewPushWriter(brokers []string, names kafkalog.Names, log *slog.Logger) *PushWriter {
-	return &PushWriter{w: kafkalog.NewWriter(brokers, names.Topic(schemas.TopicPush), kafkalog.ErrorLog(log, "component", "push-writer"))}
+func NewPushWriter(cluster *kafkalog.Cluster, names kafkalog.Names, log *slog.Logger) *PushWriter {
+	return &PushWriter{w: kafkalog.NewWriter(cluster, names.Topic(schemas.TopicPush), kafkalog.ErrorLog(log, "component", "push-writer"))}
 }
 
 // Append appends v, one of *schemas.DeviceRegisteredV1,

@@ -51,12 +51,12 @@ type receiptKey struct{ conversation, user string }
 // NewReceiptWriter returns a ReceiptWriter; delivered markers are flushed
 // every interval (default: 1s) while Run runs; names resolves
 // chat.receipts.
-func NewReceiptWriter(brokers []string, names kafkalog.Names, interval time.Duration, log *slog.Logger) *ReceiptWriter {
+func NewReceiptWriter(cluster *kafkalog.Cluster, names kafkalog.Names, interval time.Duration, log *slog.Logger) *ReceiptWriter {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	return &ReceiptWriter{
-		w:        kafkalog.NewWriter(brokers, names.Topic(schemas.TopicReceipts), kafkalog.Balancer(ConversationBalancer{}), kafkalog.ErrorLog(log, "component", "receipt-writer")),
+		w:        kafkalog.NewWriter(cluster, names.Topic(schemas.TopicReceipts), kafkalog.Balancer(ConversationBalancer{}), kafkalog.ErrorLog(log, "component", "receipt-writer")),
 		log:      log,
 		interval: interval,
 		now:      time.Now,

@@ -75,14 +75,14 @@ func MaxPending(n int) CommandOption {
 // more honest than a timeout seconds later.
 const DefaultMaxPending = 8192
 
-// NewCommandWriter returns a CommandWriter for the bootstrap brokers;
+// NewCommandWriter returns a CommandWriter of cluster;
 // names resolves chat.commands.
-func NewCommandWriter(brokers []string, names kafkalog.Names, log *slog.Logger, opts ...CommandOption) *CommandWriter {
+func NewCommandWriter(cluster *kafkalog.Cluster, names kafkalog.Names, log *slog.Logger, opts ...CommandOption) *CommandWriter {
 	c := &CommandWriter{now: time.Now, pending: make(chan struct{}, DefaultMaxPending)}
 	for _, o := range opts {
 		o(c)
 	}
-	c.w = kafkalog.NewWriter(brokers, names.Topic(schemas.TopicCommands),
+	c.w = kafkalog.NewWriter(cluster, names.Topic(schemas.TopicCommands),
 		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.LingerBatch),
 		kafkalog.ErrorLog(log, "component", "command-writer"))
 	return c
@@ -196,8 +196,8 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // hundreds (a backlog) takes a request per LingerBatch (16) in series: at a few
 // milliseconds a round trip, still thousands of events a second per
 // partition.
-func NewPartitionWriter(brokers []string, topic string, log *slog.Logger) *kafka.Writer {
-	return kafkalog.NewWriter(brokers, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.LingerBatch),
+func NewPartitionWriter(cluster *kafkalog.Cluster, topic string, log *slog.Logger) *kafka.Writer {
+	return kafkalog.NewWriter(cluster, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.LingerBatch),
 		kafkalog.FlushAtOnce(), kafkalog.ErrorLog(log, "topic", topic))
 }
 
@@ -210,11 +210,11 @@ type SignalWriter struct {
 	now func() time.Time
 }
 
-// NewSignalWriter returns a SignalWriter for the bootstrap brokers;
+// NewSignalWriter returns a SignalWriter of cluster;
 // names resolves chat.ephemeral.
-func NewSignalWriter(brokers []string, names kafkalog.Names, log *slog.Logger) *SignalWriter {
+func NewSignalWriter(cluster *kafkalog.Cluster, names kafkalog.Names, log *slog.Logger) *SignalWriter {
 	return &SignalWriter{
-		w: kafkalog.NewWriter(brokers, names.Topic(schemas.TopicEphemeral), kafkalog.FireAndForget(func(records int, err error) {
+		w: kafkalog.NewWriter(cluster, names.Topic(schemas.TopicEphemeral), kafkalog.FireAndForget(func(records int, err error) {
 			log.Warn("dropping signals", "topic", names.Topic(schemas.TopicEphemeral), "records", records, "err", err)
 		})),
 		now: time.Now,

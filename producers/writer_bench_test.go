@@ -21,7 +21,7 @@ func BenchmarkAppend_OneCommandPerBatch(b *testing.B) {
 	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cw := producers.NewCommandWriter(k.Brokers, k.Names, slogDiscard())
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard())
 	defer cw.Close()
 	cmd := schemas.SendMessageV1{CommandID: "cmd-0001", UserID: "alice", ConversationID: "conv-1", Body: "hello there, a message of a typical length", IssuedAt: time.Now()}
 	if err := cw.Append(ctx, schemas.TypeSendMessage, "conv-1", cmd, ""); err != nil { // metadata, connection
@@ -43,7 +43,7 @@ func BenchmarkPartitionWriter_OneEventPerCall(b *testing.B) {
 	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	w := producers.NewPartitionWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents), slogDiscard())
+	w := producers.NewPartitionWriter(k.Cluster, k.Names.Topic(schemas.TopicEvents), slogDiscard())
 	defer w.Close()
 	attrs := kafkalog.NewAttributes(schemas.TypeMessageSent, "conv-1", time.Now())
 	m := kafkalog.Encode(attrs, []byte(`{"message_id":"m-1","conversation_id":"conv-1","sender_id":"alice","body":"hello there, a message of a typical length"}`))

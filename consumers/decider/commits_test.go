@@ -22,7 +22,7 @@ func TestDeciderCommitsWhatAppendedNothingAtOnce(t *testing.T) {
 	events, replies, cw := decisionLogs(t, k, 1)
 	w := newWorld(2)
 	want := w.create(ctx, t, cw)
-	a := start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, CommitInterval: time.Hour})
+	a := start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, CommitInterval: time.Hour})
 
 	sends, err := w.sendAll(ctx, cw, "m", 10)
 	if err != nil {

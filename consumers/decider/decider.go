@@ -50,7 +50,8 @@ import (
 
 // Config configures the decider.
 type Config struct {
-	Brokers []string
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
 	// Names resolves topic and group names under the deployment's prefix.
 	Names  kafkalog.Names
 	Limits Limits
@@ -170,10 +171,10 @@ func New(cfg Config) *Decider {
 	return &Decider{
 		cfg:     cfg,
 		log:     log,
-		client:  kafkalog.NewClient(cfg.Brokers),
-		events:  producers.NewPartitionWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicEvents), log),
-		replies: producers.NewPartitionWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicReplies), log),
-		dlq:     kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicDLQ)),
+		client:  kafkalog.NewClient(cfg.Kafka),
+		events:  producers.NewPartitionWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicEvents), log),
+		replies: producers.NewPartitionWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicReplies), log),
+		dlq:     kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicDLQ)),
 	}
 }
 
@@ -189,7 +190,7 @@ func (d *Decider) Run(ctx context.Context) error {
 	// Deferred before the group's Close, so run after it: every
 	// partition's goroutine has returned by then.
 	defer closeStore()
-	cg, err := kafkalog.NewConsumerGroup(d.cfg.Brokers, kafkalog.Membership{
+	cg, err := kafkalog.NewConsumerGroup(d.cfg.Kafka, kafkalog.Membership{
 		Group:             d.cfg.Names.Group(schemas.GroupDecider),
 		Topics:            []string{d.cfg.Names.Topic(schemas.TopicCommands)},
 		StartOffset:       kafka.FirstOffset,
@@ -333,7 +334,7 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	if hw <= 0 {
 		return st, nil
 	}
-	r := kafkalog.NewPartitionReader(d.cfg.Brokers, events, p, d.readerErrors(events))
+	r := kafkalog.NewPartitionReader(d.cfg.Kafka, events, p, d.readerErrors(events))
 	defer d.closeAsync(r, d.log)
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return nil, fmt.Errorf("seeking %s/%d: %w", events, p, err)
@@ -376,7 +377,7 @@ func (d *Decider) runPartition(ctx context.Context, offs *offsets, p int, commit
 		from = st.LastCommandOffset + 1
 	}
 	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
-	r := kafkalog.NewPartitionReader(d.cfg.Brokers, commands, p, d.readerErrors(commands))
+	r := kafkalog.NewPartitionReader(d.cfg.Kafka, commands, p, d.readerErrors(commands))
 	defer d.closeAsync(r, log)
 	if from < 0 {
 		from = kafka.FirstOffset

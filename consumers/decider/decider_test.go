@@ -61,7 +61,7 @@ func startTail(t *testing.T, k kafkatest.Cluster, topic string, partitions int) 
 	tl := &tail{}
 	var wg sync.WaitGroup
 	for p := range partitions {
-		r := kafkalog.NewPartitionReader(k.Brokers, k.Names.Topic(topic), p)
+		r := kafkalog.NewPartitionReader(k.Cluster, k.Names.Topic(topic), p)
 		if err := r.SetOffset(kafka.FirstOffset); err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +287,7 @@ func highWatermarks(t *testing.T, k kafkatest.Cluster, topic string, partitions 
 }
 
 func commandWriter(t *testing.T, k kafkatest.Cluster) *producers.CommandWriter {
-	cw := producers.NewCommandWriter(k.Brokers, k.Names, discard)
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, discard)
 	t.Cleanup(func() { _ = cw.Close() })
 	return cw
 }
@@ -310,7 +310,7 @@ func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names})
 	sends, err := w.sendAll(ctx, cw, "m", 60)
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestDeciderDecidesCommandsIntoEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicCommands))
+	raw := kafkalog.NewWriter(k.Cluster, k.Names.Topic(schemas.TopicCommands))
 	defer raw.Close()
 	if err := raw.WriteMessages(ctx, kafka.Message{Key: []byte(w.convs[2]), Value: []byte("not a command")}); err != nil {
 		t.Fatal(err)
@@ -437,12 +437,12 @@ func TestDeciderRestartMidStream(t *testing.T) {
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 
-	a := start(t, decider.Config{Brokers: k.Brokers, Names: k.Names})
+	a := start(t, decider.Config{Kafka: k.Cluster, Names: k.Names})
 	stopSends := streamSends(t, w, cw, "m")
 	waitFor(t, 20*time.Second, "decider A to decide some commands", func() bool { return events.len() >= 40 })
 	a.stop(t)
 	stoppedAt := events.len()
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names})
 	waitFor(t, 20*time.Second, "decider B to decide some commands", func() bool { return events.len() >= stoppedAt+40 })
 	want = append(want, stopSends()...)
 
@@ -470,7 +470,7 @@ func TestDeciderCrashTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
+	k := kafkatest.Of(t, c.ListenAddrs())
 	k.Provision(t, kafkalog.Topology{Partitions: partitions})
 
 	var crashed atomic.Bool
@@ -513,7 +513,7 @@ func TestDeciderCrashTakeover(t *testing.T) {
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 
-	cfg := decider.Config{Brokers: k.Brokers, Names: k.Names, SessionTimeout: time.Second}
+	cfg := decider.Config{Kafka: k.Cluster, Names: k.Names, SessionTimeout: time.Second}
 	a := start(t, cfg)
 	stopSends := streamSends(t, w, cw, "m")
 	waitFor(t, 20*time.Second, "decider A to decide some commands", func() bool { return events.len() >= 40 })
@@ -601,10 +601,10 @@ func TestDeciderJoinRebalance(t *testing.T) {
 	want := w.create(ctx, t, cw)
 
 	recA, recB := newRecorder("generation assigned"), newRecorder("generation assigned")
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Logger: slog.New(recA)})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Logger: slog.New(recA)})
 	stopSends := streamSends(t, w, cw, "m")
 	waitFor(t, 20*time.Second, "decider A to decide some commands", func() bool { return events.len() >= 40 })
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Logger: slog.New(recB)})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Logger: slog.New(recB)})
 	waitFor(t, 20*time.Second, "the partitions to be shared", func() bool {
 		a, b := recA.partitionsOwned(), recB.partitionsOwned()
 		return a > 0 && b > 0 && a+b == partitions
@@ -635,7 +635,7 @@ func TestDeciderRebuildsAFailedPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	k := kafkatest.Cluster{Brokers: c.ListenAddrs(), Embedded: true}
+	k := kafkatest.Of(t, c.ListenAddrs())
 	k.Provision(t, kafkalog.Topology{Partitions: partitions})
 	eventsTopic := k.Names.Topic(schemas.TopicEvents)
 
@@ -669,7 +669,7 @@ func TestDeciderRebuildsAFailedPartition(t *testing.T) {
 	w := newWorld(6)
 	want := w.create(ctx, t, cw)
 	metrics := telemetry.New()
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Metrics: metrics, WriteTimeout: 2 * time.Second})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Metrics: metrics, WriteTimeout: 2 * time.Second})
 	waitFor(t, 20*time.Second, "the conversations", func() bool { return events.len() >= len(want) })
 
 	stopSends := streamSends(t, w, cw, "m")
@@ -713,7 +713,7 @@ func TestDeciderMemoryStaysBounded(t *testing.T) {
 	want := w.create(ctx, t, cw)
 
 	run := func() (*decider.Decider, context.CancelFunc, <-chan error) {
-		d := decider.New(decider.Config{Brokers: k.Brokers, Names: k.Names, Logger: discard, MaxConversations: perPartition})
+		d := decider.New(decider.Config{Kafka: k.Cluster, Names: k.Names, Logger: discard, MaxConversations: perPartition})
 		rctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- d.Run(rctx) }()

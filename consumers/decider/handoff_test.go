@@ -73,11 +73,11 @@ func TestDeciderHandsOffWhatItAppended(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	events, replies, cw := decisionLogs(t, k, partitions)
-	rec := &handoffRecorder{t: t, k: k, client: kafkalog.NewClient(k.Brokers), events: map[int][]string{}}
+	rec := &handoffRecorder{t: t, k: k, client: kafkalog.NewClient(k.Cluster), events: map[int][]string{}}
 
 	w := newWorld(4)
 	want := w.create(ctx, t, cw)
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Handoff: rec})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Handoff: rec})
 	sends, err := w.sendAll(ctx, cw, "m", 40)
 	if err != nil {
 		t.Fatal(err)

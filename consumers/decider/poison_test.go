@@ -30,7 +30,7 @@ func TestDeciderDeadLettersPoisonCommandsAndGoesOn(t *testing.T) {
 	conv := w.convs[0]
 	want := w.create(ctx, t, cw)
 	m := telemetry.New()
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Metrics: m})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Metrics: m})
 
 	valid := func(typ string, value string) kafka.Message {
 		return kafkalog.Encode(kafkalog.NewAttributes(typ, conv, time.Now()), []byte(value))
@@ -44,7 +44,7 @@ func TestDeciderDeadLettersPoisonCommandsAndGoesOn(t *testing.T) {
 		{"a value that is no JSON", valid(schemas.TypeSendMessage, `{"command_id":`), "invalid"},
 		{"an unknown schema version", valid("chat.message.send.v9", `{"command_id":"v9"}`), "chat.message.send.v9"},
 	}
-	raw := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicCommands))
+	raw := kafkalog.NewWriter(k.Cluster, k.Names.Topic(schemas.TopicCommands))
 	defer raw.Close()
 	for i, p := range poisons {
 		if err := raw.WriteMessages(ctx, p.msg); err != nil {

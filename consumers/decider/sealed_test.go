@@ -36,7 +36,7 @@ func TestDeciderOpensSealedCommands(t *testing.T) {
 	}
 	events := startTail(t, k, schemas.TopicEvents, 1)
 	replies := startTail(t, k, schemas.TopicReplies, 1)
-	cw := producers.NewCommandWriter(k.Brokers, k.Names, discard, producers.Sealing(keys))
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, discard, producers.Sealing(keys))
 	t.Cleanup(func() { _ = cw.Close() })
 
 	conv := schemas.GroupConversationID("ann", "c0")
@@ -60,7 +60,7 @@ func TestDeciderOpensSealedCommands(t *testing.T) {
 	if err := keys.Erase(ctx, "ben"); err != nil {
 		t.Fatal(err)
 	}
-	start(t, decider.Config{Brokers: k.Brokers, Names: k.Names, Sealer: keys, Opener: keys})
+	start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Sealer: keys, Opener: keys})
 
 	waitFor(t, 20*time.Second, "two events and a reply", func() bool { return events.len() >= 2 && replies.len() >= 1 })
 	for _, m := range events.snapshot() {

@@ -63,7 +63,7 @@ func readRange(ctx context.Context, t testing.TB, k kafkatest.Cluster, topic str
 	if end <= 0 {
 		return nil
 	}
-	r := kafkalog.NewPartitionReader(k.Brokers, topic, p)
+	r := kafkalog.NewPartitionReader(k.Cluster, topic, p)
 	defer func() { go r.Close() }() // Close waits for the in-flight fetch
 	if err := r.SetOffset(from); err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func Count(t testing.TB, k kafkatest.Cluster, m *telemetry.Metrics, group string
 // partition.
 func Write(t testing.TB, k kafkatest.Cluster, topic string, msgs ...kafka.Message) {
 	t.Helper()
-	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(topic))
+	w := kafkalog.NewWriter(k.Cluster, k.Names.Topic(topic))
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -46,8 +46,10 @@ type System struct {
 	log     *slog.Logger
 	metrics *telemetry.Metrics
 
-	broker  *embeddedkafka.Broker
-	brokers []string
+	broker *embeddedkafka.Broker
+	// kafka is the cluster every role's writers, readers and clients use;
+	// its connections close with the system.
+	kafka *kafkalog.Cluster
 	// names resolves topic and group names under PARLEY_TOPIC_PREFIX.
 	names  kafkalog.Names
 	store  *historyStore
@@ -81,17 +83,20 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), brokers: cfg.KafkaBrokers, names: kafkalog.Names{Prefix: cfg.TopicPrefix}, errc: make(chan error, 8)}
+	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), names: kafkalog.Names{Prefix: cfg.TopicPrefix}, errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			s.abort()
 		}
 	}()
+	brokers := cfg.KafkaBrokers
 	if cfg.Embedded() {
 		if err := s.startBroker(); err != nil {
 			return nil, err
 		}
+		brokers = []string{s.broker.Addr()}
 	}
+	s.kafka = kafkalog.NewCluster(brokers)
 	if err := s.provision(ctx); err != nil {
 		return nil, err
 	}
@@ -144,7 +149,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			return nil, err
 		}
 	}
-	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.brokers, "routing", cfg.Routing,
+	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", brokers, "routing", cfg.Routing,
 		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push, "gomaxprocs", runtime.GOMAXPROCS(0))
 	return s, nil
 }
@@ -167,8 +172,8 @@ func (s *System) abort() {
 // HTTPAddr is the address the HTTP server listens on.
 func (s *System) HTTPAddr() string { return s.httpLn.Addr().String() }
 
-// KafkaBrokers are the brokers the system uses.
-func (s *System) KafkaBrokers() []string { return s.brokers }
+// Kafka is the cluster the system uses, until it stops.
+func (s *System) Kafka() *kafkalog.Cluster { return s.kafka }
 
 // TopicNames resolves the topic and group names the system uses.
 func (s *System) TopicNames() kafkalog.Names { return s.names }
@@ -249,6 +254,9 @@ func (s *System) closeResources() error {
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	if s.kafka != nil {
+		s.kafka.Close()
 	}
 	if s.broker != nil {
 		s.broker.Close()

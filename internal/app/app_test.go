@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 )
 
 // A Start that fails after the HTTP server is serving stops what it
@@ -43,4 +45,32 @@ func TestStartFailsWhenThePprofAddressIsTaken(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Start did not return")
 	}
+}
+
+// TestStopClosesTheKafkaConnections: a stopped system leaves nothing that
+// goes on asking its brokers for metadata — in a process that outlives
+// it, that would dial a broker that is gone, and whatever listens on its
+// port next. Not parallel: it counts the process's goroutines.
+func TestStopClosesTheKafkaConnections(t *testing.T) {
+	cfg, err := Load("test", []string{
+		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off", "-log-level", "warn",
+	}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	base := kafkatest.MetadataRefreshers()
+	sys, err := Start(ctx, cfg, All, cfg.Logger(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := kafkatest.MetadataRefreshers(); n <= base {
+		_ = sys.Stop(ctx)
+		t.Fatalf("%d metadata refreshers with a system running, %d before: the test cannot see them", n, base)
+	}
+	if err := sys.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitMetadataRefreshersAtMost(t, base, "the stopped system's")
 }

@@ -26,7 +26,7 @@ import (
 // presence tracker and builds the gateway; it waits for the hub to follow
 // every partition.
 func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gateway.ReadyCheck) error {
-	rw := producers.NewReceiptWriter(s.brokers, s.names, time.Second, s.log)
+	rw := producers.NewReceiptWriter(s.kafka, s.names, time.Second, s.log)
 	s.onClose(func() error { return rw.Close() })
 	s.spawn("receipt-writer", func() error { return rw.Run(runCtx) })
 	hub, err := s.startDelivery(ctx, runCtx, rw)
@@ -47,12 +47,12 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 		// not start).
 		opts = append(opts, producers.Sealing(s.keys))
 	}
-	cw := producers.NewCommandWriter(s.brokers, s.names, s.log, opts...)
+	cw := producers.NewCommandWriter(s.kafka, s.names, s.log, opts...)
 	s.onClose(func() error { return cw.Close() })
-	sw := producers.NewSignalWriter(s.brokers, s.names, s.log)
+	sw := producers.NewSignalWriter(s.kafka, s.names, s.log)
 	s.onClose(func() error { return sw.Close() })
 	tracker := s.startPresence(runCtx, ready)
-	dw := producers.NewDeviceWriter(s.brokers, s.names, s.log)
+	dw := producers.NewDeviceWriter(s.kafka, s.names, s.log)
 	s.onClose(dw.Close)
 	keys, err := openKeys(runCtx, s.cfg, s.log.With("component", "key-directory"), &s.wg, dw)
 	if err != nil {
@@ -152,7 +152,7 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 		node = s.cfg.NodeID
 	}
 	hub := gatewayHub{delivery.NewHub(delivery.Config{
-		Brokers: s.brokers, History: s.store, QueueSize: s.cfg.SendQueue, BackfillLimit: s.cfg.BackfillLimit,
+		Kafka: s.kafka, History: s.store, QueueSize: s.cfg.SendQueue, BackfillLimit: s.cfg.BackfillLimit,
 		Delivered: rw.Delivered, Node: node, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
 		Logger: s.log, Metrics: s.metrics, Opener: s.opener(),
 	})}
@@ -182,7 +182,7 @@ func (s *System) startDelivery(ctx, runCtx context.Context, rw *producers.Receip
 // for nothing, and /readyz reports it until it has read the topic.
 func (s *System) startPresence(runCtx context.Context, ready map[string]gateway.ReadyCheck) *presence.Tracker {
 	tracker := presence.New(presence.Config{
-		Brokers: s.brokers, Names: s.names, NodeID: s.cfg.NodeID, Timeout: s.cfg.PresenceTimeout, Heartbeat: s.cfg.PresenceHeartbeat, Logger: s.log, Metrics: s.metrics,
+		Kafka: s.kafka, Names: s.names, NodeID: s.cfg.NodeID, Timeout: s.cfg.PresenceTimeout, Heartbeat: s.cfg.PresenceHeartbeat, Logger: s.log, Metrics: s.metrics,
 		MaxOffline: s.cfg.PresenceCache,
 	})
 	s.metrics.CountPresenceRecords(tracker.Records)

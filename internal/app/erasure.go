@@ -45,7 +45,7 @@ func (s *System) erasure() *eraser {
 	if s.keys == nil {
 		return nil
 	}
-	w := kafkalog.NewWriter(s.brokers, s.names.Topic(schemas.TopicAudit), kafkalog.FlushAtOnce())
+	w := kafkalog.NewWriter(s.kafka, s.names.Topic(schemas.TopicAudit), kafkalog.FlushAtOnce())
 	s.onClose(w.Close)
 	return &eraser{keys: s.keys, w: w, now: time.Now}
 }

@@ -146,7 +146,7 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	})
 
 	// The log holds none of it in clear.
-	events := kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(schemas.TopicEvents))
+	events := kafkatest.ReadAll(t, sys.Kafka(), sys.TopicNames().Topic(schemas.TopicEvents))
 	sealed := 0
 	for _, m := range events {
 		for _, w := range []string{"swordfish", title, bobs} {
@@ -165,7 +165,7 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	}
 	// Nor do the commands that asked for them: the gateway seals them.
 	sealed = 0
-	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(schemas.TopicCommands)) {
+	for _, m := range kafkatest.ReadAll(t, sys.Kafka(), sys.TopicNames().Topic(schemas.TopicCommands)) {
 		for _, w := range []string{"swordfish", title, bobs} {
 			if bytes.Contains(m.Value, []byte(w)) {
 				t.Errorf("chat.commands %d/%d holds %q in clear", m.Partition, m.Offset, w)
@@ -189,7 +189,7 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	if status != http.StatusOK || out["subject_ref"] != schemas.ErasureRef("alice") {
 		t.Fatalf("olga erasing alice: %d %v", status, out)
 	}
-	audit := kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(schemas.TopicAudit))
+	audit := kafkatest.ReadAll(t, sys.Kafka(), sys.TopicNames().Topic(schemas.TopicAudit))
 	if len(audit) != 1 || string(audit[0].Key) != schemas.ErasureRef("alice") {
 		t.Fatalf("chat.audit holds %d records; want alice's erasure keyed by her reference", len(audit))
 	}
@@ -246,7 +246,7 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
-		Config: rebuild.Config{Brokers: sys.KafkaBrokers(), Opener: sys.Keys()},
+		Config: rebuild.Config{Kafka: sys.Kafka(), Opener: sys.Keys()},
 		Names:  sys.TopicNames(), Live: store, Fresh: fresh,
 	})
 	if err != nil {
@@ -281,7 +281,7 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	// A replay with the key service: bob's in clear, hers blank.
 	var nd bytes.Buffer
 	sink := replay.NewNDJSON(&nd)
-	if _, err := replay.Run(ctx, replay.Config{Brokers: sys.KafkaBrokers(), Topic: sys.TopicNames().Topic(schemas.TopicEvents), FromOffset: -1, Opener: sys.Keys()}, sink); err != nil {
+	if _, err := replay.Run(ctx, replay.Config{Kafka: sys.Kafka(), Topic: sys.TopicNames().Topic(schemas.TopicEvents), FromOffset: -1, Opener: sys.Keys()}, sink); err != nil {
 		t.Fatal(err)
 	}
 	if err := sink.Close(); err != nil {

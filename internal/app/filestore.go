@@ -137,7 +137,7 @@ func (s *System) startFiles(runCtx context.Context) {
 	}
 	s.spawn("files", func() error {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
+			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
 			Logger: s.log.With("component", "files"), Metrics: s.metrics, Gather: gatherFetches,
 		}, pfiles.Projection{Store: s.files})
 	})
@@ -147,12 +147,12 @@ func (s *System) startFiles(runCtx context.Context) {
 	if s.keys != nil {
 		sealing = append(sealing, producers.Sealing(s.keys))
 	}
-	cw := producers.NewCommandWriter(s.brokers, s.names, s.log, sealing...)
+	cw := producers.NewCommandWriter(s.kafka, s.names, s.log, sealing...)
 	s.onClose(func() error { return cw.Close() })
 	thumbs := pfiles.Thumbnailer{Store: s.files, Commands: cw, Logger: s.log.With("component", "thumbnails")}
 	s.spawn("thumbnails", func() error {
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
+			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents), Opener: s.opener(),
 			Logger: s.log.With("component", "thumbnails"), Metrics: s.metrics, Gather: gatherFetches,
 		}, thumbs)
 	})

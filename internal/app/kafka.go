@@ -23,7 +23,6 @@ func (s *System) startBroker() error {
 		return err
 	}
 	s.broker = b
-	s.brokers = []string{b.Addr()}
 	s.log.Info("embedded kafka listening", "addr", b.Addr())
 	return nil
 }
@@ -32,7 +31,7 @@ func (s *System) startBroker() error {
 // is not ready; a partition count that differs from the configured one
 // is final.
 func (s *System) provision(ctx context.Context) error {
-	client := kafkalog.NewClient(s.brokers)
+	client := kafkalog.NewClient(s.kafka)
 	topo := s.topology()
 	b := retry.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, For: time.Minute, OnRetry: func(err error, wait time.Duration) {
 		s.log.Warn("kafka not ready; retrying", "err", err, "backoff", wait)
@@ -80,6 +79,6 @@ func (s *System) topology() kafkalog.Topology {
 
 // kafkaReady is the /readyz check of the log: chat.events answers.
 func (s *System) kafkaReady(ctx context.Context) error {
-	_, err := kafkalog.Partitions(ctx, kafkalog.NewClient(s.brokers), s.names.Topic(schemas.TopicEvents))
+	_, err := kafkalog.Partitions(ctx, kafkalog.NewClient(s.kafka), s.names.Topic(schemas.TopicEvents))
 	return err
 }

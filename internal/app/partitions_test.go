@@ -46,7 +46,7 @@ func TestPartitionsOnTheEmbeddedBroker(t *testing.T) {
 	}
 	partitions := func(sys *System) int {
 		t.Helper()
-		n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.KafkaBrokers()), schemas.TopicEvents)
+		n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.Kafka()), schemas.TopicEvents)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,7 @@ func (c Config) vapidKeys() (push.VAPIDKeys, error) {
 
 // pushGateway sets the gateway's push configuration.
 func (s *System) pushGateway(cfg *gateway.Config) error {
-	pw := producers.NewPushWriter(s.brokers, s.names, s.log)
+	pw := producers.NewPushWriter(s.kafka, s.names, s.log)
 	s.onClose(pw.Close)
 	cfg.Push = gateway.PushConfig{Appender: pw, Providers: s.cfg.pushProviders(), WebPushHosts: s.cfg.WebPushHosts}
 	if s.cfg.webPushOn() {
@@ -148,17 +148,17 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 		return err
 	}
 	s.onClose(store.Close)
-	reg := presence.NewRegistry(presence.RegistryConfig{Brokers: s.brokers, Names: s.names, Logger: s.log,
+	reg := presence.NewRegistry(presence.RegistryConfig{Kafka: s.kafka, Names: s.names, Logger: s.log,
 		ReaderErrors: s.metrics.KafkaReaderErrors.WithLabelValues("", s.names.Topic(schemas.TopicPresence))})
 	s.spawn("push-registry", func() error { return reg.Run(runCtx) })
-	pw := producers.NewPushWriter(s.brokers, s.names, s.log)
+	pw := producers.NewPushWriter(s.kafka, s.names, s.log)
 	s.onClose(pw.Close)
 	preview := s.cfg.PushPreviewRunes
 	if preview == 0 {
 		preview = -1 // none; push.Config's zero is its default
 	}
 	p, err := push.New(push.Config{
-		Brokers: s.brokers, Names: s.names, Store: store, Providers: providers, Live: reg, Remover: pw,
+		Kafka: s.kafka, Names: s.names, Store: store, Providers: providers, Live: reg, Remover: pw,
 		Window: s.cfg.PushWindow, MaxAge: s.cfg.PushMaxAge, PreviewRunes: preview, Logger: s.log, Metrics: s.metrics,
 		// Sealed message bodies are opened for the previews; a device
 		// without a socket can wait a quarter of a second more for its

@@ -36,14 +36,14 @@ import (
 // the embedded default it starts the embedded broker over the data dir,
 // so `parley run` must be stopped first (Bleve refuses a second opener).
 func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
+	cluster, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
-		Opener:  opener(keys),
-		Brokers: brokers, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
+		Opener: opener(keys),
+		Kafka:  cluster, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
 	})
 	if err != nil {
 		return err
@@ -53,26 +53,26 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 }
 
 // openRebuildLog opens what every rebuild reads the log with: the
-// brokers (see rebuildBrokers) and the content keyring (nil when content
+// cluster (see rebuildCluster) and the content keyring (nil when content
 // is not sealed). closeAll closes both.
-func openRebuildLog(ctx context.Context, cfg Config, log *slog.Logger) (brokers []string, keys *contentkeys.Keyring, closeAll func(), err error) {
-	brokers, closeBroker, err := rebuildBrokers(cfg, log)
+func openRebuildLog(ctx context.Context, cfg Config, log *slog.Logger) (cluster *kafkalog.Cluster, keys *contentkeys.Keyring, closeAll func(), err error) {
+	cluster, closeCluster, err := rebuildCluster(cfg, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	keys, closeKeys, err := OpenKeyring(ctx, cfg, log)
 	if err != nil {
-		closeBroker()
+		closeCluster()
 		return nil, nil, nil, err
 	}
-	return brokers, keys, func() { _ = closeKeys(); closeBroker() }, nil
+	return cluster, keys, func() { _ = closeKeys(); closeCluster() }, nil
 }
 
 // openSearchRebuild opens what a rebuild of the search index needs: the
 // log (openRebuildLog) and the index (openRebuildableSearch). closeAll
 // closes them all.
-func openSearchRebuild(ctx context.Context, cfg Config, log *slog.Logger) (brokers []string, keys *contentkeys.Keyring, rb search.Rebuildable, closeAll func(), err error) {
-	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+func openSearchRebuild(ctx context.Context, cfg Config, log *slog.Logger) (cluster *kafkalog.Cluster, keys *contentkeys.Keyring, rb search.Rebuildable, closeAll func(), err error) {
+	cluster, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -81,7 +81,7 @@ func openSearchRebuild(ctx context.Context, cfg Config, log *slog.Logger) (broke
 		closeLog()
 		return nil, nil, nil, nil, err
 	}
-	return brokers, keys, rb, func() { closeIndex(); closeLog() }, nil
+	return cluster, keys, rb, func() { closeIndex(); closeLog() }, nil
 }
 
 // openRebuildableSearch opens the configured search index for a rebuild
@@ -112,18 +112,21 @@ func openRebuildableSearch(ctx context.Context, cfg Config, log *slog.Logger) (r
 	return rb, closeIndex, nil
 }
 
-// rebuildBrokers returns the configured brokers or, on the embedded
+// rebuildCluster returns the configured cluster or, on the embedded
 // default, starts the embedded broker over the data dir (the stores of
 // the data dir are then free too only when `parley run` is stopped).
-func rebuildBrokers(cfg Config, log *slog.Logger) ([]string, func(), error) {
+// closeCluster closes the cluster's connections, then the broker.
+func rebuildCluster(cfg Config, log *slog.Logger) (_ *kafkalog.Cluster, closeCluster func(), _ error) {
 	if !cfg.Embedded() {
-		return cfg.KafkaBrokers, func() {}, nil
+		c := kafkalog.NewCluster(cfg.KafkaBrokers)
+		return c, c.Close, nil
 	}
 	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
-	return []string{b.Addr()}, b.Close, nil
+	c := kafkalog.NewCluster([]string{b.Addr()})
+	return c, func() { c.Close(); b.Close() }, nil
 }
 
 // ErrRebuildDiffers is returned by RebuildHistory when the live store
@@ -153,7 +156,7 @@ func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, l
 	if swap && len(cfg.ScyllaHosts) > 0 {
 		return errors.New("rebuild history -swap works on the embedded store only: on ScyllaDB, point PARLEY_SCYLLA_KEYSPACE at the rebuilt keyspace")
 	}
-	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	cluster, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -169,7 +172,7 @@ func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, l
 		}
 	}()
 	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
-		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
+		Config: rebuild.Config{Kafka: cluster, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "history rebuild", 5*time.Second, nil).Report},
 		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
 	})
@@ -206,7 +209,7 @@ func RebuildPush(ctx context.Context, cfg Config, swap bool, out io.Writer, log 
 	if _, err := os.Stat(liveDir); err != nil {
 		return fmt.Errorf("the push store (does the push role keep its data here?): %w", err)
 	}
-	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	cluster, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -230,7 +233,7 @@ func RebuildPush(ctx context.Context, cfg Config, swap bool, out io.Writer, log 
 		}
 	}()
 	rep, err := rebuild.Push(ctx, rebuild.PushConfig{
-		Config: rebuild.Config{Brokers: brokers, WaitLive: -1, Logger: log, Opener: opener(keys),
+		Config: rebuild.Config{Kafka: cluster, WaitLive: -1, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "push rebuild", 5*time.Second, nil).Report},
 		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
 	})
@@ -261,7 +264,7 @@ func RebuildFiles(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 		return err
 	}
 	cfg.DataDir = dataDir
-	brokers, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
+	cluster, keys, closeLog, err := openRebuildLog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -272,7 +275,7 @@ func RebuildFiles(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 	}
 	defer closeStore()
 	rep, err := rebuild.Files(ctx, rebuild.FilesConfig{
-		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
+		Config: rebuild.Config{Kafka: cluster, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "files rebuild", 5*time.Second, nil).Report},
 		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live,
 	})
@@ -392,7 +395,7 @@ func opener(keys *contentkeys.Keyring) consumers.Opener {
 // through points in time; the live roles keep running and the comparison
 // waits for the live group; with swap the alias moves to the new index).
 func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log *slog.Logger) error {
-	brokers, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
+	cluster, keys, rb, closeAll, err := openSearchRebuild(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -426,7 +429,7 @@ func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 	}
 	names := kafkalog.Names{Prefix: cfg.TopicPrefix}
 	rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
-		Config: rebuild.Config{Brokers: brokers, WaitLive: wait, Logger: log, Opener: opener(keys),
+		Config: rebuild.Config{Kafka: cluster, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "search rebuild", 5*time.Second, nil).Report},
 		Names: names, Live: live, Fresh: fresh,
 	})
@@ -445,7 +448,7 @@ func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 	// index the alias left (Elasticsearch: the live roles ran on): read
 	// it into the promoted one, as parley project search --rebuild does.
 	topic := names.Topic(schemas.TopicEvents)
-	st, err := search.CatchUp(ctx, search.RebuildConfig{Brokers: brokers, Topic: topic, Logger: log, Opener: opener(keys)}, gen, rep.Ends[topic])
+	st, err := search.CatchUp(ctx, search.RebuildConfig{Kafka: cluster, Topic: topic, Logger: log, Opener: opener(keys)}, gen, rep.Ends[topic])
 	if err != nil {
 		return fmt.Errorf("search rebuild: the rebuilt index replaced the live one, but catching up failed (run parley project search --rebuild): %w", err)
 	}

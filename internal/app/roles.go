@@ -108,7 +108,7 @@ func (s *System) startDecider(runCtx context.Context, roles Roles) {
 	}
 	d := decider.New(decider.Config{
 		Handoff: handoff,
-		Brokers: s.brokers, Names: s.names, Logger: s.log, Metrics: s.metrics,
+		Kafka:   s.kafka, Names: s.names, Logger: s.log, Metrics: s.metrics,
 		Limits:   decider.Limits{Limits: s.cfg.limits()},
 		StateDir: filepath.Join(s.cfg.DataDir, "decider"),
 		// The bound is the decider's, shared by the partitions it may own.
@@ -131,7 +131,7 @@ func (s *System) startHistory(runCtx context.Context) {
 			return nil
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory),
+			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory),
 			// chat.audit brings the erasures, applied live.
 			Topics: []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
 			Logger: s.log.With("component", "history"), Metrics: s.metrics, Opener: s.opener(),
@@ -142,7 +142,7 @@ func (s *System) startHistory(runCtx context.Context) {
 			return nil
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts),
+			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts),
 			Logger: s.log.With("component", "receipts"), Metrics: s.metrics,
 		}, history.ReceiptProjection{W: s.store})
 	})
@@ -175,7 +175,7 @@ func (s *System) startSearch(runCtx context.Context) {
 			return nil
 		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Brokers: s.brokers, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch),
+			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch),
 			Topics:   []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
 			MaxBatch: searchMaxBatch, Linger: searchLinger, Gather: gatherFetches,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
@@ -196,7 +196,7 @@ func (s *System) startRouter(ctx, runCtx context.Context, roles Roles, ready map
 		return nil
 	}
 	rt := router.New(router.Config{
-		Brokers: s.brokers, History: s.store, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
+		Kafka: s.kafka, History: s.store, Topology: s.topology(), MaxConversations: s.cfg.ConversationCache,
 		Logger: s.log, Metrics: s.metrics,
 	})
 	s.metrics.CountCachedConversations("router", rt.CachedConversations)
@@ -253,7 +253,7 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 		return
 	}
 	s.wg.Go(func() {
-		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.brokers), sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
+		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.kafka), sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
 	})
 }
 

@@ -27,7 +27,9 @@ func TestRetentionIsApplied(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := kafkalog.NewClient([]string{b.Addr()})
+	cluster := kafkalog.NewCluster([]string{b.Addr()})
+	defer cluster.Close()
+	client := kafkalog.NewClient(cluster)
 	topic := func(name, retention string) kafka.TopicConfig {
 		return kafka.TopicConfig{Topic: name, NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
@@ -44,7 +46,7 @@ func TestRetentionIsApplied(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"short", "forever"} {
-		w := kafkalog.NewWriter([]string{b.Addr()}, name)
+		w := kafkalog.NewWriter(cluster, name)
 		for i := range 10 {
 			if err := w.WriteMessages(ctx, kafka.Message{Value: fmt.Appendf(nil, "record %d", i)}); err != nil {
 				t.Fatal(err)
@@ -90,7 +92,9 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	defer func() { b.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := kafkalog.NewClient([]string{b.Addr()})
+	cluster := kafkalog.NewCluster([]string{b.Addr()})
+	defer cluster.Close() // and before the restart
+	client := kafkalog.NewClient(cluster)
 	if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +123,15 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	if largest > 2<<20 {
 		t.Errorf("groups.log grew to %d bytes over %d commits of 4 KiB; want it rewritten at about 1 MiB", largest, commits)
 	}
+	cluster.Close()
 	b.Close()
 	b, err = embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client = kafkalog.NewClient([]string{b.Addr()})
+	restarted := kafkalog.NewCluster([]string{b.Addr()})
+	defer restarted.Close()
+	client = kafkalog.NewClient(restarted)
 	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{"t": {0}}})
 	if err != nil {
 		t.Fatal(err)

@@ -88,9 +88,10 @@ type WriterOption func(*kafka.Writer)
 // Java default partitioner), acknowledged by every in-sync replica,
 // batches sent after 1ms. An empty topic means each message names its
 // own.
-func NewWriter(brokers []string, topic string, opts ...WriterOption) *kafka.Writer {
+func NewWriter(c *Cluster, topic string, opts ...WriterOption) *kafka.Writer {
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
+		Addr:         c.addr(),
+		Transport:    c.transport,
 		Topic:        topic,
 		Balancer:     kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
@@ -195,9 +196,9 @@ func ReaderErrors(log *slog.Logger, errs Counter) ReaderOption {
 // any group; the caller seeks with SetOffset. Close waits for the
 // in-flight fetch (up to the long-poll, see readerMaxWait): close it in
 // the background when that matters.
-func NewPartitionReader(brokers []string, topic string, partition int, opts ...ReaderOption) *kafka.Reader {
+func NewPartitionReader(c *Cluster, topic string, partition int, opts ...ReaderOption) *kafka.Reader {
 	rc := kafka.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: partition,
+		Brokers: c.Brokers(), Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: readerMaxBytes, MaxWait: readerMaxWait,
 		// No lag polling: it dials a connection of its own every
 		// minute, and Parley measures lag from committed offsets.
@@ -293,10 +294,10 @@ func (m Membership) errorLogger(what string) kafka.Logger {
 // NewGroupReader returns a reader that consumes m.Topics as a member of
 // m.Group. Offsets are committed only for what CommitMessages was given,
 // every CommitInterval and when the member leaves its generation.
-func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
+func NewGroupReader(c *Cluster, m Membership) *kafka.Reader {
 	m = m.withDefaults()
 	rc := kafka.ReaderConfig{
-		Brokers:           brokers,
+		Brokers:           c.Brokers(),
 		GroupID:           m.Group,
 		MinBytes:          1,
 		MaxBytes:          readerMaxBytes,
@@ -320,11 +321,11 @@ func NewGroupReader(brokers []string, m Membership) *kafka.Reader {
 // NewConsumerGroup returns a consumer group whose generations expose the
 // partitions assigned to this member, for consumers that own partitions
 // (a group Reader does not say which it has).
-func NewConsumerGroup(brokers []string, m Membership) (*kafka.ConsumerGroup, error) {
+func NewConsumerGroup(c *Cluster, m Membership) (*kafka.ConsumerGroup, error) {
 	m = m.withDefaults()
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                m.Group,
-		Brokers:           brokers,
+		Brokers:           c.Brokers(),
 		Topics:            m.Topics,
 		SessionTimeout:    m.SessionTimeout,
 		HeartbeatInterval: m.HeartbeatInterval,

@@ -36,7 +36,9 @@ func TestReaderErrorsAreCounted(t *testing.T) {
 	var logs bytes.Buffer
 	// Written by the reader's goroutines, read after Close has waited for them.
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	r := kafkalog.NewPartitionReader([]string{gone}, "chat.events", 0, kafkalog.ReaderErrors(log, &errs))
+	cluster := kafkalog.NewCluster([]string{gone})
+	defer cluster.Close()
+	r := kafkalog.NewPartitionReader(cluster, "chat.events", 0, kafkalog.ReaderErrors(log, &errs))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	go func() {

@@ -48,12 +48,15 @@ func TestFetchMessageRidesOutABrokerRestart(t *testing.T) {
 	addr := b.Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := kafkalog.NewClient([]string{addr}).CreateTopics(ctx, &kafka.CreateTopicsRequest{
+	// The same address before and after the restart.
+	cluster := kafkalog.NewCluster([]string{addr})
+	defer cluster.Close()
+	if _, err := kafkalog.NewClient(cluster).CreateTopics(ctx, &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: "blip", NumPartitions: 1, ReplicationFactor: 1}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := kafkalog.NewPartitionReader([]string{addr}, "blip", 0)
+	r := kafkalog.NewPartitionReader(cluster, "blip", 0)
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		t.Fatal(err)
@@ -85,7 +88,7 @@ func TestFetchMessageRidesOutABrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	w := kafkalog.NewWriter([]string{addr}, "blip")
+	w := kafkalog.NewWriter(cluster, "blip")
 	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("after the restart")}); err != nil {
 		t.Fatal(err)

@@ -18,8 +18,8 @@ import (
 // partitions, until ctx is done. It returns once every partition has been
 // read up to where it ended when Follow was called — or nil, nil if ctx
 // ends first — with the channel that receives a later reading error.
-func Follow(ctx context.Context, brokers []string, topic string, log *slog.Logger, readerErrs Counter, wg *sync.WaitGroup, apply func(kafka.Message)) (<-chan error, error) {
-	client := NewClient(brokers)
+func Follow(ctx context.Context, c *Cluster, topic string, log *slog.Logger, readerErrs Counter, wg *sync.WaitGroup, apply func(kafka.Message)) (<-chan error, error) {
+	client := NewClient(c)
 	n, err := Partitions(ctx, client, topic)
 	if err != nil {
 		return nil, err
@@ -32,7 +32,7 @@ func Follow(ctx context.Context, brokers []string, topic string, log *slog.Logge
 	errs := make(chan error, n)
 	for p, hw := range ends {
 		wg.Go(func() {
-			if err := followPartition(ctx, brokers, topic, log, readerErrs, p, hw, caughtUp, apply); err != nil && ctx.Err() == nil {
+			if err := followPartition(ctx, c, topic, log, readerErrs, p, hw, caughtUp, apply); err != nil && ctx.Err() == nil {
 				errs <- err
 			}
 		})
@@ -51,13 +51,13 @@ func Follow(ctx context.Context, brokers []string, topic string, log *slog.Logge
 
 // followPartition applies partition p from the start; it signals caughtUp
 // once it has read up to hw (the end when following started).
-func followPartition(ctx context.Context, brokers []string, topic string, log *slog.Logger, readerErrs Counter, p int, hw int64, caughtUp chan<- struct{}, apply func(kafka.Message)) error {
+func followPartition(ctx context.Context, c *Cluster, topic string, log *slog.Logger, readerErrs Counter, p int, hw int64, caughtUp chan<- struct{}, apply func(kafka.Message)) error {
 	if hw == 0 {
 		caughtUp <- struct{}{}
 		caughtUp = nil
 	}
 	plog := log.With("topic", topic, "partition", p)
-	r := NewPartitionReader(brokers, topic, p, ReaderErrors(plog, readerErrs))
+	r := NewPartitionReader(c, topic, p, ReaderErrors(plog, readerErrs))
 	defer r.Close()
 	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", topic, p, err)

@@ -35,7 +35,7 @@ func TestGatherFetchesFewerTimes(t *testing.T) {
 	following.Add(2)
 	read := func(group string, g kafkalog.Gather) result {
 		var errs counter
-		r := kafkalog.NewGroupReader(k.Brokers, kafkalog.Membership{Group: k.Names.Group(group), Topics: []string{topic},
+		r := kafkalog.NewGroupReader(k.Cluster, kafkalog.Membership{Group: k.Names.Group(group), Topics: []string{topic},
 			SessionTimeout: 6 * time.Second, Logger: slog.New(slog.DiscardHandler), Errors: &errs, Gather: g})
 		defer r.Close()
 		joined := sync.OnceFunc(following.Done)
@@ -61,7 +61,7 @@ func TestGatherFetchesFewerTimes(t *testing.T) {
 	wg.Go(func() { plain = read("plain", kafkalog.Gather{}) })
 	wg.Go(func() { gathered = read("gathered", kafkalog.Gather{Bytes: 64 << 10, Wait: 250 * time.Millisecond}) })
 
-	w := kafkalog.NewWriter(k.Brokers, topic)
+	w := kafkalog.NewWriter(k.Cluster, topic)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("c"), Value: []byte("0")}); err != nil {
 		t.Fatal(err)

@@ -60,11 +60,11 @@ const rangeIdleCheck = 5 * time.Second
 // offset from up to, not including, to, in order, and returns fn's first
 // error. It reads with a partition reader of its own, outside any group,
 // and leaves no goroutine behind.
-func ReadRange(ctx context.Context, brokers []string, topic string, p int, from, to int64, fn func(kafka.Message) error, opts ...ReaderOption) error {
+func ReadRange(ctx context.Context, c *Cluster, topic string, p int, from, to int64, fn func(kafka.Message) error, opts ...ReaderOption) error {
 	if to <= from {
 		return nil
 	}
-	rd := NewPartitionReader(brokers, topic, p, opts...)
+	rd := NewPartitionReader(c, topic, p, opts...)
 	// Close waits for the in-flight fetch; nothing is left to read.
 	defer func() { go rd.Close() }()
 	if err := rd.SetOffset(from); err != nil {

@@ -217,9 +217,9 @@ func Provision(ctx context.Context, client *kafka.Client, t Topology) error {
 	return nil
 }
 
-// NewClient returns a kafka-go admin client for the bootstrap brokers.
-func NewClient(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+// NewClient returns a kafka-go admin client of c.
+func NewClient(c *Cluster) *kafka.Client {
+	return &kafka.Client{Addr: c.addr(), Transport: c.transport, Timeout: 10 * time.Second}
 }
 
 // ExistingPartitions returns the partition count of topic, and whether

@@ -198,7 +198,9 @@ func TestTopologyValidate(t *testing.T) {
 	if err := (kafkalog.Topology{ReplicationFactor: 3, MinInsyncReplicas: 2}).WithDefaults().Validate(); err != nil {
 		t.Errorf("Validate of the production topology: %v", err)
 	}
-	if err := kafkalog.Provision(context.Background(), kafkalog.NewClient([]string{"127.0.0.1:1"}), kafkalog.Topology{Partitions: -3}); err == nil || !strings.Contains(err.Error(), "topology") {
+	unreachable := kafkalog.NewCluster([]string{"127.0.0.1:1"})
+	defer unreachable.Close()
+	if err := kafkalog.Provision(context.Background(), kafkalog.NewClient(unreachable), kafkalog.Topology{Partitions: -3}); err == nil || !strings.Contains(err.Error(), "topology") {
 		t.Errorf("Provision of an invalid topology = %v, want a topology error before any request", err)
 	}
 }

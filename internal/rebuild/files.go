@@ -54,8 +54,8 @@ const recordLimit = 64 << 10
 func Files(ctx context.Context, cfg FilesConfig) (Report, error) {
 	start := time.Now()
 	cfg.Config = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 || cfg.Live == nil {
-		return Report{}, errors.New("rebuild files: brokers and the live file store are required")
+	if cfg.Kafka == nil || cfg.Live == nil {
+		return Report{}, errors.New("rebuild files: a Kafka cluster and the live file store are required")
 	}
 	fresh := &recordStore{objects: map[string][]byte{}}
 	conv := func(op pfiles.Op) string { return op.ConversationID }

@@ -90,7 +90,7 @@ func liveFiles(t *testing.T, k kafkatest.Cluster, store *s3store.Store) {
 	done := make(chan error, 1)
 	go func() {
 		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupFiles), Topic: k.Names.Topic(schemas.TopicEvents),
+			Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupFiles), Topic: k.Names.Topic(schemas.TopicEvents),
 			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 		}, pfiles.Projection{Store: store})
 	}()
@@ -136,7 +136,7 @@ func TestFilesRebuildFindsNoDifferenceThenCatchesAnAlteredStore(t *testing.T) {
 
 	var last [2]int64
 	cfg := rebuild.FilesConfig{
-		Config: rebuild.Config{Brokers: k.Brokers, WaitLive: time.Minute, Progress: func(done, total int64) { last = [2]int64{done, total} }},
+		Config: rebuild.Config{Kafka: k.Cluster, WaitLive: time.Minute, Progress: func(done, total int64) { last = [2]int64{done, total} }},
 		Names:  k.Names, Live: live,
 	}
 	rep, err := rebuild.Files(t.Context(), cfg)

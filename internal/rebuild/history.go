@@ -38,8 +38,8 @@ type HistoryConfig struct {
 func History(ctx context.Context, cfg HistoryConfig) (Report, error) {
 	start := time.Now()
 	cfg.Config = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 || cfg.Live == nil || cfg.Fresh == nil {
-		return Report{}, errors.New("rebuild history: brokers, the live store and a fresh store are required")
+	if cfg.Kafka == nil || cfg.Live == nil || cfg.Fresh == nil {
+		return Report{}, errors.New("rebuild history: a Kafka cluster, the live store and a fresh store are required")
 	}
 	rep, ids, err := replayAll(ctx, cfg.Config, "the history store", []Source{
 		{Topic: cfg.Names.Topic(schemas.TopicEvents), Group: cfg.Names.Group(schemas.GroupHistory)},

@@ -98,7 +98,7 @@ func liveHistory(t *testing.T, k kafkatest.Cluster) *pebblestore.Store {
 	t.Helper()
 	live := openStore(t)
 	cfg := func(group, topic string) consumers.GroupConfig {
-		return consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(topic),
+		return consumers.GroupConfig{Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(topic),
 			ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	}
 	grouptest.Run(t, cfg(schemas.GroupHistory, schemas.TopicEvents), history.Projection{W: live})
@@ -119,7 +119,7 @@ func TestHistoryRebuildFindsNoDifferenceThenCatchesAnAlteredStore(t *testing.T) 
 
 	var last [2]int64
 	cfg := rebuild.HistoryConfig{
-		Config: rebuild.Config{Brokers: k.Brokers, WaitLive: time.Minute, Progress: func(done, total int64) { last = [2]int64{done, total} }},
+		Config: rebuild.Config{Kafka: k.Cluster, WaitLive: time.Minute, Progress: func(done, total int64) { last = [2]int64{done, total} }},
 		Names:  k.Names, Live: live, Fresh: openStore(t),
 	}
 	rep, err := rebuild.History(t.Context(), cfg)

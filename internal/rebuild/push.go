@@ -43,8 +43,8 @@ type PushConfig struct {
 func Push(ctx context.Context, cfg PushConfig) (Report, error) {
 	start := time.Now()
 	cfg.Config = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 || cfg.Live == nil || cfg.Fresh == nil {
-		return Report{}, errors.New("rebuild push: brokers, the live store and a fresh store are required")
+	if cfg.Kafka == nil || cfg.Live == nil || cfg.Fresh == nil {
+		return Report{}, errors.New("rebuild push: a Kafka cluster, the live store and a fresh store are required")
 	}
 	p := push.RebuildProjection(cfg.Fresh)
 	conv := func(it push.Item) string { return it.ConversationOf() }

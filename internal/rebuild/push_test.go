@@ -46,7 +46,7 @@ func (r noRemovals) Append(context.Context, any) error {
 func livePush(t *testing.T, k kafkatest.Cluster) *push.Store {
 	t.Helper()
 	live := openPushStore(t)
-	p, err := push.New(push.Config{Brokers: k.Brokers, Names: k.Names, Store: live, Live: offline{}, Remover: noRemovals{t},
+	p, err := push.New(push.Config{Kafka: k.Cluster, Names: k.Names, Store: live, Live: offline{}, Remover: noRemovals{t},
 		Group: consumers.GroupConfig{ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestPushRebuildFindsNoDifferenceThenCatchesAnAlteredStore(t *testing.T) {
 
 	var last [2]int64
 	cfg := rebuild.PushConfig{
-		Config: rebuild.Config{Brokers: k.Brokers, WaitLive: time.Minute, Progress: func(done, total int64) { last = [2]int64{done, total} }},
+		Config: rebuild.Config{Kafka: k.Cluster, WaitLive: time.Minute, Progress: func(done, total int64) { last = [2]int64{done, total} }},
 		Names:  k.Names, Live: live, Fresh: openPushStore(t),
 	}
 	rep, err := rebuild.Push(t.Context(), cfg)

@@ -106,8 +106,8 @@ type Report struct {
 
 // Config is what every verified rebuild needs.
 type Config struct {
-	// Brokers are the Kafka bootstrap brokers. Required.
-	Brokers []string
+	// Kafka is the cluster to read. Required.
+	Kafka *kafkalog.Cluster
 	// WaitLive is how long to wait for the live groups to commit what
 	// the rebuild read before comparing. Default: 30s; negative: do not
 	// wait (the live projection is stopped).
@@ -190,7 +190,7 @@ func (c *counter) next(read int64) {
 // replay applies every span to the projection of its source.
 func replay[T any](ctx context.Context, cfg Config, c *counter, s span, p consumers.Projection[T]) (consumers.RangeStats, error) {
 	st, err := consumers.ApplyRange(ctx, consumers.RangeConfig{
-		Brokers: cfg.Brokers, Topic: s.src.Topic, From: s.from, To: s.to, Progress: c.report, Logger: cfg.Logger, Opener: cfg.Opener,
+		Kafka: cfg.Kafka, Topic: s.src.Topic, From: s.from, To: s.to, Progress: c.report, Logger: cfg.Logger, Opener: cfg.Opener,
 	}, p)
 	c.next(st.Records)
 	return st, err
@@ -215,7 +215,7 @@ func collect[T any](cfg Config, p consumers.Projection[T], key func(T) string) s
 // conversations the steps saw, to compare; what names the store in the
 // log.
 func replayAll(ctx context.Context, cfg Config, what string, srcs []Source, steps ...step) (Report, []string, error) {
-	client := kafkalog.NewClient(cfg.Brokers)
+	client := kafkalog.NewClient(cfg.Kafka)
 	ss, total, err := spans(ctx, client, srcs)
 	if err != nil {
 		return Report{}, nil, err

@@ -44,8 +44,8 @@ type SearchConfig struct {
 func Search(ctx context.Context, cfg SearchConfig) (Report, error) {
 	start := time.Now()
 	cfg.Config = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 || cfg.Live == nil || cfg.Fresh == nil {
-		return Report{}, errors.New("rebuild search: brokers, the live index and a fresh one are required")
+	if cfg.Kafka == nil || cfg.Live == nil || cfg.Fresh == nil {
+		return Report{}, errors.New("rebuild search: a Kafka cluster, the live index and a fresh one are required")
 	}
 	fill := collect(cfg.Config, search.Projection{Index: cfg.Fresh}, func(d search.Doc) string { return d.ConversationID })
 	rep, ids, err := replayAll(ctx, cfg.Config, "the search index", []Source{

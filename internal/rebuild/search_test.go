@@ -65,7 +65,7 @@ type liveIndex interface {
 func searchRebuildFindsNoDifferenceThenCatchesAnAlteredIndex(t *testing.T, live liveIndex) {
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	t.Cleanup(func() { _ = live.Close() })
-	grouptest.Run(t, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents),
+	grouptest.Run(t, consumers.GroupConfig{Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents),
 		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, search.Projection{Index: live})
 	events, _ := workload(t)
 	dlqtest.Write(t, k, schemas.TopicEvents, events...)
@@ -79,7 +79,7 @@ func searchRebuildFindsNoDifferenceThenCatchesAnAlteredIndex(t *testing.T, live 
 		}
 		defer func() { _ = gen.Discard(ctx) }()
 		rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
-			Config: rebuild.Config{Brokers: k.Brokers, WaitLive: time.Minute},
+			Config: rebuild.Config{Kafka: k.Cluster, WaitLive: time.Minute},
 			Names:  k.Names, Live: live, Fresh: gen.(rebuild.FreshIndex),
 		})
 		if err != nil {

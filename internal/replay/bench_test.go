@@ -22,7 +22,7 @@ import (
 
 // benchLog writes n chat.message.sent.v3 records over 100 conversations
 // to a 6-partition chat.events of a cluster of the benchmark's own.
-func benchLog(b *testing.B, n int) (brokers []string, topic string) {
+func benchLog(b *testing.B, n int) (cluster *kafkalog.Cluster, topic string) {
 	b.Helper()
 	c := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{Partitions: 6}))
 	topic = c.Names.Topic(schemas.TopicEvents)
@@ -30,7 +30,7 @@ func benchLog(b *testing.B, n int) (brokers []string, topic string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := kafkalog.NewWriter(c.Brokers, topic, kafkalog.BatchSize(1000))
+	w := kafkalog.NewWriter(c.Cluster, topic, kafkalog.BatchSize(1000))
 	defer w.Close()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	msgs := make([]kafka.Message, 0, 5000)
@@ -45,17 +45,17 @@ func benchLog(b *testing.B, n int) (brokers []string, topic string) {
 			msgs = msgs[:0]
 		}
 	}
-	return c.Brokers, topic
+	return c.Cluster, topic
 }
 
 func benchmarkReplay(b *testing.B, n int, check replay.Check, sink func(io.Writer) closingSink) {
-	brokers, topic := benchLog(b, n)
+	cluster, topic := benchLog(b, n)
 	b.ResetTimer()
 	var total int64
 	start := time.Now()
 	for b.Loop() {
 		s := sink(io.Discard)
-		st, err := replay.Run(context.Background(), replay.Config{Brokers: brokers, Topic: topic, FromOffset: -1, Check: check}, s)
+		st, err := replay.Run(context.Background(), replay.Config{Kafka: cluster, Topic: topic, FromOffset: -1, Check: check}, s)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func BenchmarkReplayNDJSONSealedDecrypt_100kEvents(b *testing.B) {
 	if err := json.Unmarshal(value, &ev); err != nil {
 		b.Fatal(err)
 	}
-	w := kafkalog.NewWriter(c.Brokers, topic, kafkalog.BatchSize(1000))
+	w := kafkalog.NewWriter(c.Cluster, topic, kafkalog.BatchSize(1000))
 	defer w.Close()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	msgs := make([]kafka.Message, 0, 5000)
@@ -149,7 +149,7 @@ func BenchmarkReplayNDJSONSealedDecrypt_100kEvents(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		s := replay.NewNDJSON(io.Discard)
-		st, err := replay.Run(context.Background(), replay.Config{Brokers: c.Brokers, Topic: topic, FromOffset: -1, Check: replay.CheckDecode, Opener: keys}, s)
+		st, err := replay.Run(context.Background(), replay.Config{Kafka: c.Cluster, Topic: topic, FromOffset: -1, Check: replay.CheckDecode, Opener: keys}, s)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -121,8 +121,8 @@ const (
 
 // Config configures Run.
 type Config struct {
-	// Brokers are the Kafka bootstrap brokers. Required.
-	Brokers []string
+	// Kafka is the cluster to read. Required.
+	Kafka *kafkalog.Cluster
 	// Topic is the topic read, with any prefix. Required.
 	Topic string
 	// FromOffset, if not negative, starts every partition at this offset
@@ -170,8 +170,8 @@ var ErrConfig = errors.New("replay: invalid configuration")
 // or at the first error (of the cluster, of ctx or of the sink).
 func Run(ctx context.Context, cfg Config, sink Sink) (Stats, error) {
 	start := time.Now()
-	if len(cfg.Brokers) == 0 || cfg.Topic == "" || sink == nil {
-		return Stats{}, fmt.Errorf("%w: brokers, a topic and a sink are required", ErrConfig)
+	if cfg.Kafka == nil || cfg.Topic == "" || sink == nil {
+		return Stats{}, fmt.Errorf("%w: a Kafka cluster, a topic and a sink are required", ErrConfig)
 	}
 	if cfg.FromOffset >= 0 && !cfg.FromTime.IsZero() {
 		return Stats{}, fmt.Errorf("%w: a start offset and a start time both given", ErrConfig)
@@ -230,7 +230,7 @@ func (r *run) stats(start time.Time) Stats {
 // ranges returns the offset each partition starts at and the end it
 // stops before.
 func (r *run) ranges(ctx context.Context) (from, to []int64, err error) {
-	client := kafkalog.NewClient(r.cfg.Brokers)
+	client := kafkalog.NewClient(r.cfg.Kafka)
 	n, err := kafkalog.Partitions(ctx, client, r.cfg.Topic)
 	if err != nil {
 		return nil, nil, err
@@ -291,7 +291,7 @@ func (r *run) readPartition(ctx context.Context, p int, from, to int64) error {
 		batch, read, invalid = batch[:0], 0, 0
 		return nil
 	}
-	err := kafkalog.ReadRange(ctx, r.cfg.Brokers, r.cfg.Topic, p, from, to, func(m kafka.Message) error {
+	err := kafkalog.ReadRange(ctx, r.cfg.Kafka, r.cfg.Topic, p, from, to, func(m kafka.Message) error {
 		read++
 		e, ok, err := r.event(ctx, m)
 		switch {

@@ -30,7 +30,7 @@ var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // logged is what a test wrote: the valid records by id, in write order.
 type logged struct {
-	brokers []string
+	cluster *kafkalog.Cluster
 	topic   string
 	ids     []string
 	byID    map[string]written
@@ -67,7 +67,7 @@ func writeLog(t *testing.T, rounds int) logged {
 	c := kafkatest.Start(t, kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	topic := c.Names.Topic(schemas.TopicEvents)
 	fx := fixtures(t)
-	l := logged{brokers: c.Brokers, topic: topic, byID: map[string]written{}}
+	l := logged{cluster: c.Cluster, topic: topic, byID: map[string]written{}}
 	var msgs []kafka.Message
 	i := 0
 	for range rounds {
@@ -88,7 +88,7 @@ func writeLog(t *testing.T, rounds int) logged {
 	unknown := kafkalog.Encode(kafkalog.NewAttributes("chat.message.sent.v99", "conv-1", at), []byte(`{}`))
 	broken := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, "conv-2", at), []byte(`{"seq":"one"}`))
 	msgs = append(msgs, noHeaders, unknown, broken)
-	w := kafkalog.NewWriter(c.Brokers, topic)
+	w := kafkalog.NewWriter(c.Cluster, topic)
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestEveryPublishedVersionReplays(t *testing.T) {
 	sink := replay.NewNDJSON(&out)
 	var final [2]int64
 	st, err := replay.Run(context.Background(), replay.Config{
-		Brokers: l.brokers, Topic: l.topic, FromOffset: -1,
+		Kafka: l.cluster, Topic: l.topic, FromOffset: -1,
 		Progress: func(done, total int64) { final = [2]int64{done, total} },
 	}, sink)
 	if err != nil {
@@ -177,7 +177,7 @@ func TestParquetMatchesNDJSON(t *testing.T) {
 	t.Parallel()
 	l := writeLog(t, 3)
 	ctx := context.Background()
-	cfg := replay.Config{Brokers: l.brokers, Topic: l.topic, FromOffset: -1, BatchSize: 7}
+	cfg := replay.Config{Kafka: l.cluster, Topic: l.topic, FromOffset: -1, BatchSize: 7}
 	var nd, pq bytes.Buffer
 	ns, ps := replay.NewNDJSON(&nd), replay.NewParquet(&pq)
 	if _, err := replay.Run(ctx, cfg, ns); err != nil {
@@ -275,7 +275,7 @@ func TestFilters(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.Brokers, cfg.Topic = l.brokers, l.topic
+			cfg.Kafka, cfg.Topic = l.cluster, l.topic
 			if !cfg.FromTime.IsZero() {
 				cfg.FromOffset = -1
 			}
@@ -298,10 +298,10 @@ func TestFromOffset(t *testing.T) {
 	l := writeLog(t, 1)
 	var all, from collect
 	ctx := context.Background()
-	if _, err := replay.Run(ctx, replay.Config{Brokers: l.brokers, Topic: l.topic, FromOffset: -1, Concurrency: 1}, &all); err != nil {
+	if _, err := replay.Run(ctx, replay.Config{Kafka: l.cluster, Topic: l.topic, FromOffset: -1, Concurrency: 1}, &all); err != nil {
 		t.Fatal(err)
 	}
-	st, err := replay.Run(ctx, replay.Config{Brokers: l.brokers, Topic: l.topic, FromOffset: 5}, &from)
+	st, err := replay.Run(ctx, replay.Config{Kafka: l.cluster, Topic: l.topic, FromOffset: 5}, &from)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestFromOffset(t *testing.T) {
 func collectPositions(t *testing.T, l logged) map[string][2]int64 {
 	t.Helper()
 	out := map[string][2]int64{}
-	for _, m := range kafkatest.ReadAll(t, l.brokers, l.topic) {
+	for _, m := range kafkatest.ReadAll(t, l.cluster, l.topic) {
 		a, err := kafkalog.Decode(m)
 		if err != nil {
 			continue
@@ -335,10 +335,12 @@ func collectPositions(t *testing.T, l logged) map[string][2]int64 {
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
+	unreachable := kafkalog.NewCluster([]string{"127.0.0.1:1"})
+	defer unreachable.Close()
 	for _, cfg := range []replay.Config{
 		{Topic: "chat.events", FromOffset: -1},
-		{Brokers: []string{"127.0.0.1:1"}, FromOffset: -1},
-		{Brokers: []string{"127.0.0.1:1"}, Topic: "chat.events", FromOffset: 0, FromTime: base},
+		{Kafka: unreachable, FromOffset: -1},
+		{Kafka: unreachable, Topic: "chat.events", FromOffset: 0, FromTime: base},
 	} {
 		if _, err := replay.Run(context.Background(), cfg, &collect{}); !errors.Is(err, replay.ErrConfig) {
 			t.Errorf("Run(%+v) = %v; want ErrConfig", cfg, err)
@@ -379,7 +381,7 @@ func TestPatternViolationsLeftOut(t *testing.T) {
 		a.Seq, a.HasSeq = uint64(i+1), true
 		msgs = append(msgs, kafkalog.Encode(a, r.value))
 	}
-	w := kafkalog.NewWriter(c.Brokers, topic)
+	w := kafkalog.NewWriter(c.Cluster, topic)
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -392,7 +394,7 @@ func TestPatternViolationsLeftOut(t *testing.T) {
 		{replay.CheckDecode, 3, 2}, // the command type's pattern is the schema's alone
 	} {
 		var got collect
-		st, err := replay.Run(context.Background(), replay.Config{Brokers: c.Brokers, Topic: topic, FromOffset: -1, Check: tc.check}, &got)
+		st, err := replay.Run(context.Background(), replay.Config{Kafka: c.Cluster, Topic: topic, FromOffset: -1, Check: tc.check}, &got)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -505,7 +505,7 @@ func TestChaosEveryRoleKilled(t *testing.T) {
 	g.scylla = cqlfake.Start(t)
 	g.es = esfake.Start(t)
 	defer g.dumpLogs()
-	brokers := strings.Join(g.kafka.Brokers, ",")
+	brokers := strings.Join(g.kafka.Brokers(), ",")
 
 	for _, r := range []struct{ name, command string }{
 		{"decider", "decider"}, {"router", "router"}, {"history", "project history"}, {"search", "project search"},

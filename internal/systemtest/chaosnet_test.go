@@ -239,7 +239,8 @@ func TestChaosNetworkCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	g.kafka = kafkatest.Cluster{Brokers: []string{broker.Addr()}, Names: kafkalog.Names{Prefix: "chaosnet."}, Embedded: true}
+	g.kafka = kafkatest.Of(t, []string{broker.Addr()})
+	g.kafka.Names = kafkalog.Names{Prefix: "chaosnet."}
 	g.scylla = cqlfake.New(cqlfake.Options{})
 	if err := g.scylla.Listen(lan.service + ":0"); err != nil {
 		t.Fatal(err)

@@ -247,7 +247,7 @@ func groupOnPartitionOf(t *testing.T, sys *app.System, a api, conv string, membe
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := kafkalog.Partitions(ctx, &kafka.Client{Addr: kafka.TCP(sys.KafkaBrokers()...)}, schemas.TopicEvents)
+	n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.Kafka()), schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	ctx := context.Background()
 	running := sys.Store()
 	// Wait for the running projections to have everything.
-	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
+	for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicEvents) {
 		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
@@ -296,9 +296,9 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	replay(t, sys.KafkaBrokers(), fresh)
+	replay(t, sys.Kafka(), fresh)
 	var receipts []history.Receipt
-	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicReceipts) {
+	for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicReceipts) {
 		attrs, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)
@@ -342,7 +342,7 @@ func checkReplay(t *testing.T, sys *app.System, users, queries []string) {
 	}
 	defer idx.Close()
 	var docs []search.Doc
-	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicEvents) {
+	for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicEvents) {
 		attrs, _ := kafkalog.Decode(m)
 		d, err := search.Projection{}.Decode(recordOf(m, attrs))
 		if err != nil {
@@ -505,7 +505,7 @@ func TestLimitsAndBlocks(t *testing.T) {
 	grp := alice.group("g", "Small", "bob")
 	m := alice.post(grp, "m", "hi", 0)
 	p := "/v1/conversations/" + grp
-	before := logEnd(t, sys.KafkaBrokers())[schemas.TopicEvents]
+	before := logEnd(t, sys.Kafka())[schemas.TopicEvents]
 	for _, c := range []struct {
 		name, method, path string
 		body               any
@@ -540,7 +540,7 @@ func TestLimitsAndBlocks(t *testing.T) {
 	if status, out := alice.do("PUT", fmt.Sprintf("%s/messages/%d/reactions/%s", p, m, url.PathEscape("👍")), nil); status != 409 || out["code"] != "no_change" {
 		t.Errorf("the same reaction again: %d %v, want 409 no_change", status, out)
 	}
-	if got := logEnd(t, sys.KafkaBrokers())[schemas.TopicEvents]; got != before+2 {
+	if got := logEnd(t, sys.Kafka())[schemas.TopicEvents]; got != before+2 {
 		t.Errorf("chat.events grew by %d, want 2 (the two reactions): refusals append nothing", got-before)
 	}
 

@@ -109,7 +109,7 @@ func TestChat(t *testing.T) {
 	})
 
 	t.Run("a non-member is refused on send, history and socket", func(t *testing.T) {
-		before := logEnd(t, sys.KafkaBrokers())
+		before := logEnd(t, sys.Kafka())
 		cws := dial(t, addr, carol.token, false)
 		cws.send(map[string]any{"type": "send", "id": "c1", "conversation_id": conv, "command_id": "c1", "body": "let me in"})
 		if f := cws.await(func(f map[string]any) bool { return f["id"] == "c1" }); f["type"] != "error" || f["code"] != "not_member" {
@@ -140,7 +140,7 @@ func TestChat(t *testing.T) {
 		if got := cws.events(conv); len(got) != 0 {
 			t.Errorf("a non-member's socket received events %v", got)
 		}
-		after := logEnd(t, sys.KafkaBrokers())
+		after := logEnd(t, sys.Kafka())
 		if after[schemas.TopicCommands] != before[schemas.TopicCommands]+1 {
 			t.Errorf("chat.commands grew by %d, want 1 (only alice's send)", after[schemas.TopicCommands]-before[schemas.TopicCommands])
 		}
@@ -178,7 +178,7 @@ func TestChat(t *testing.T) {
 	})
 
 	t.Run("typing indicators reach the other members, coalesced, and never the log", func(t *testing.T) {
-		before := logEnd(t, sys.KafkaBrokers())
+		before := logEnd(t, sys.Kafka())
 		for i := range 5 {
 			aws.send(map[string]any{"type": "typing", "id": fmt.Sprint("t", i), "conversation_id": conv})
 		}
@@ -196,7 +196,7 @@ func TestChat(t *testing.T) {
 		if f := cws.await(func(f map[string]any) bool { return f["id"] == "ct" }); f["code"] != "not_member" {
 			t.Errorf("typing by a non-member: %v, want error not_member", f)
 		}
-		after := logEnd(t, sys.KafkaBrokers())
+		after := logEnd(t, sys.Kafka())
 		if got := after[schemas.TopicEphemeral] - before[schemas.TopicEphemeral]; got != 1 {
 			t.Errorf("5 quick indicators made %d chat.ephemeral records, want 1", got)
 		}
@@ -335,7 +335,7 @@ func TestChat(t *testing.T) {
 	})
 
 	t.Run("bad input gets a clear error and appends nothing", func(t *testing.T) {
-		before := logEnd(t, sys.KafkaBrokers())
+		before := logEnd(t, sys.Kafka())
 		ws := dial(t, addr, alice.token, false)
 		// Each is answered by the protocol's rule: not an object,
 		// bad_frame without id; a bad id, invalid_request without it;
@@ -417,7 +417,7 @@ func TestChat(t *testing.T) {
 				t.Errorf("%s: got %d %v, want %d %s with a detail", c.name, status, p, c.status, c.code)
 			}
 		}
-		after := logEnd(t, sys.KafkaBrokers())
+		after := logEnd(t, sys.Kafka())
 		for topic, n := range after {
 			if n != before[topic] {
 				t.Errorf("%s grew by %d records for rejected requests", topic, n-before[topic])
@@ -485,7 +485,7 @@ func TestChat(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer fresh.Close()
-		replay(t, sys.KafkaBrokers(), fresh)
+		replay(t, sys.Kafka(), fresh)
 		got, err := fresh.Conversation(context.Background(), conv)
 		if err != nil {
 			t.Fatal(err)
@@ -512,9 +512,9 @@ func TestChat(t *testing.T) {
 	})
 
 	t.Run("the decider refuses non-members and dead-letters garbage written straight to the log", func(t *testing.T) {
-		before := logEnd(t, sys.KafkaBrokers())
+		before := logEnd(t, sys.Kafka())
 		ctx := context.Background()
-		w := producers.NewCommandWriter(sys.KafkaBrokers(), sys.TopicNames(), slogDiscard())
+		w := producers.NewCommandWriter(sys.Kafka(), sys.TopicNames(), slogDiscard())
 		defer w.Close()
 		// A client that bypasses the gateway: the decider is the authority.
 		if err := w.Append(ctx, schemas.TypeSendMessage, conv, &schemas.SendMessageV1{
@@ -523,7 +523,7 @@ func TestChat(t *testing.T) {
 			t.Fatal(err)
 		}
 		garbage := kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeSendMessage, conv, time.Now()), []byte(`{"not":"a command"`))
-		kw := kafkalog.NewWriter(sys.KafkaBrokers(), schemas.TopicCommands)
+		kw := kafkalog.NewWriter(sys.Kafka(), schemas.TopicCommands)
 		if err := kw.WriteMessages(ctx, garbage); err != nil {
 			t.Fatal(err)
 		}
@@ -536,12 +536,12 @@ func TestChat(t *testing.T) {
 		var rejected, dead []kafka.Message
 		eventually(t, func() bool {
 			rejected, dead = nil, nil
-			for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicReplies) {
+			for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicReplies) {
 				if a, _ := kafkalog.Decode(m); a.Type == schemas.TypeCommandRejected && strings.Contains(string(m.Value), "sneaky") {
 					rejected = append(rejected, m)
 				}
 			}
-			dead = kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDLQ)
+			dead = kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicDLQ)
 			return len(rejected) == 1 && len(dead) == 1
 		})
 		if !strings.Contains(string(rejected[0].Value), `"code":"not_member"`) {
@@ -554,7 +554,7 @@ func TestChat(t *testing.T) {
 		if headers[schemas.HeaderDLQTopic] != schemas.TopicCommands || headers[schemas.HeaderDLQError] == "" || headers[schemas.HeaderDLQGroup] != schemas.GroupDecider {
 			t.Errorf("dead letter headers %v", headers)
 		}
-		after := logEnd(t, sys.KafkaBrokers())
+		after := logEnd(t, sys.Kafka())
 		if got := after[schemas.TopicEvents] - before[schemas.TopicEvents]; got != 1 {
 			t.Errorf("chat.events grew by %d, want 1 (only alice's send)", got)
 		}
@@ -629,7 +629,7 @@ func TestChat(t *testing.T) {
 		}
 		// Records a consumer dead-lettered are the ones allowed to be bad.
 		deadLettered := map[string]bool{}
-		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
+		for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicDLQ) {
 			h := map[string]string{}
 			for _, x := range m.Headers {
 				h[x.Key] = string(x.Value)
@@ -638,7 +638,7 @@ func TestChat(t *testing.T) {
 		}
 		counts := map[string]int{}
 		for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicPresence, schemas.TopicReceipts, schemas.TopicPush} {
-			for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
+			for _, m := range kafkatest.ReadAll(t, sys.Kafka(), topic) {
 				if deadLettered[fmt.Sprintf("%s/%d/%d", topic, m.Partition, m.Offset)] {
 					continue
 				}
@@ -736,9 +736,9 @@ func noneToken(user string) string {
 
 // logEnd returns the total record count (sum of high watermarks) of each
 // of Parley's topics but chat.presence, which every connect writes to.
-func logEnd(t *testing.T, brokers []string) map[string]int64 {
+func logEnd(t *testing.T, cluster *kafkalog.Cluster) map[string]int64 {
 	t.Helper()
-	client := kafkalog.NewClient(brokers)
+	client := kafkalog.NewClient(cluster)
 	ctx := context.Background()
 	out := map[string]int64{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
@@ -763,10 +763,10 @@ func logEnd(t *testing.T, brokers []string) map[string]int64 {
 
 // replay reads chat.events from offset 0 with plain partition readers, as
 // an analytics team would, into w.
-func replay(t *testing.T, brokers []string, w history.Writer) {
+func replay(t *testing.T, cluster *kafkalog.Cluster, w history.Writer) {
 	t.Helper()
 	ctx := context.Background()
-	client := kafkalog.NewClient(brokers)
+	client := kafkalog.NewClient(cluster)
 	n, err := kafkalog.Partitions(ctx, client, schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)
@@ -780,7 +780,7 @@ func replay(t *testing.T, brokers []string, w history.Writer) {
 		if hw == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: schemas.TopicEvents, Partition: p, MaxWait: 500 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cluster.Brokers(), Topic: schemas.TopicEvents, Partition: p, MaxWait: 500 * time.Millisecond})
 		proj := history.Projection{W: w}
 		var batch []history.Event
 		for {

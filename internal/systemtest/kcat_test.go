@@ -37,7 +37,7 @@ func TestKcatReadsTheLog(t *testing.T) {
 	for i := range 5 {
 		alice.send(conv, "k"+string(rune('a'+i)))
 	}
-	broker := sys.KafkaBrokers()[0]
+	broker := sys.Kafka().Brokers()[0]
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -85,7 +85,7 @@ func TestKcatReadsTheLog(t *testing.T) {
 	}
 
 	// kcat's murmur2 partitioner (Kafka's Java default) agrees with ours.
-	n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.KafkaBrokers()), schemas.TopicEvents)
+	n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(sys.Kafka()), schemas.TopicEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestKcatReadsTheLog(t *testing.T) {
 		t.Fatalf("kcat produce: %v: %s", err, out)
 	}
 	found := false
-	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDLQ) {
+	for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicDLQ) {
 		if string(m.Value) == probe {
 			found = true
 			if m.Partition != partition {

@@ -245,7 +245,7 @@ func TestLoadBalancerFailover(t *testing.T) {
 	for i := range gateways {
 		gateways[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		procs[i] = startParley(t, bin, gateways[i], "gateway", "-node-id", fmt.Sprint("gateway", i+1), "-data-dir", t.TempDir(), "-http-addr", gateways[i],
-			"-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
+			"-kafka-brokers", strings.Join(k.Brokers(), ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
 			"-jwt-secret", testSecret, "-partitions", "4", "-log-level", "warn")
 	}
 	lb := fmt.Sprintf("127.0.0.1:%d", freePort(t))

@@ -84,7 +84,7 @@ func TestMLSClients(t *testing.T) {
 	mlsMessages := 0
 	for _, topic := range []string{schemas.TopicEvents, schemas.TopicCommands} {
 		sawControl := false
-		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
+		for _, m := range kafkatest.ReadAll(t, sys.Kafka(), topic) {
 			if bytes.Contains(m.Value, []byte(marker)) {
 				t.Errorf("%s offset %d: plaintext in the log: %.300s", topic, m.Offset, m.Value)
 			}
@@ -117,7 +117,7 @@ func TestMLSClients(t *testing.T) {
 	}
 	made := map[string]int{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicDevices} {
-		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
+		for _, m := range kafkatest.ReadAll(t, sys.Kafka(), topic) {
 			a, err := kafkalog.Decode(m)
 			if err != nil {
 				t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
@@ -139,7 +139,7 @@ func TestMLSClients(t *testing.T) {
 	// Every device's first publication is a chat.devices record: two per
 	// user, versions 1 and 2.
 	versions := map[string][]uint64{}
-	for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), schemas.TopicDevices) {
+	for _, m := range kafkatest.ReadAll(t, sys.Kafka(), schemas.TopicDevices) {
 		a, err := kafkalog.Decode(m)
 		if err != nil {
 			t.Fatal(err)

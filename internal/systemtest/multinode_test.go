@@ -27,7 +27,7 @@ const testSecret = "multi-node-test-secret-0123456789abcdef"
 func startNode(t *testing.T, k kafkatest.Cluster, scylla, nodeID string, roles app.Roles, extra ...string) *app.System {
 	t.Helper()
 	cfg, err := app.Load("node", append([]string{"-node-id", nodeID,
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix,
+		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-brokers", strings.Join(k.Brokers(), ","), "-topic-prefix", k.Names.Prefix,
 		"-scylla-hosts", scylla, "-scylla-keyspace", "multinode", "-jwt-secret", testSecret,
 		"-partitions", "4", "-log-level", "warn", "-s3-listen", "off",
 	}, extra...), func(string) string { return "" }, io.Discard)

@@ -31,7 +31,7 @@ func TestGatewayNodeKilled(t *testing.T) {
 
 	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	node2 := startParley(t, bin, addr2, "gateway", "-node-id", "node2", "-data-dir", t.TempDir(), "-http-addr", addr2,
-		"-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
+		"-kafka-brokers", strings.Join(k.Brokers(), ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "multinode",
 		"-jwt-secret", testSecret, "-partitions", "4", "-log-level", "warn",
 		"-presence-heartbeat", "200ms", "-presence-timeout", "2s")
 

@@ -40,7 +40,7 @@ func benchEventCount() (convs, perConv int) {
 func fillEvents(b *testing.B, convs, perConv int) (kafkatest.Cluster, int) {
 	k := kafkatest.Start(b, kafkatest.Topics(kafkalog.Topology{}))
 	ctx := context.Background()
-	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents), kafkalog.BatchSize(1000))
+	w := kafkalog.NewWriter(k.Cluster, k.Names.Topic(schemas.TopicEvents), kafkalog.BatchSize(1000))
 	defer w.Close()
 	now := time.Now().UTC()
 	total := 0
@@ -97,7 +97,7 @@ func BenchmarkHistoryProjection_100000Events(b *testing.B) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(schemas.TopicEvents)}, history.Projection{W: store})
+			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(schemas.TopicEvents)}, history.Projection{W: store})
 		}()
 		for c := range convs {
 			id := fmt.Sprintf("g_bench%04d", c)

@@ -168,7 +168,7 @@ func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time
 	const secret = "routing-bench-secret-0123456789abcdef"
 	k := kafkatest.Start(b)
 	fake := cqlfake.Start(b)
-	common := []string{"-kafka-brokers", strings.Join(k.Brokers, ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "bench",
+	common := []string{"-kafka-brokers", strings.Join(k.Brokers(), ","), "-topic-prefix", k.Names.Prefix, "-scylla-hosts", fake.Addr(), "-scylla-keyspace", "bench",
 		"-jwt-secret", secret, "-partitions", "12", "-log-level", "error", "-routing", mode, "-s3-listen", "off"}
 
 	// The decider, the history projection and the router, here.

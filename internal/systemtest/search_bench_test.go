@@ -42,7 +42,7 @@ func BenchmarkSearchProjection_100000Events(b *testing.B) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(fmt.Sprint("bench-search-", time.Now().UnixNano())), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: s})
+			done <- consumers.RunGroup(rctx, consumers.GroupConfig{Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(fmt.Sprint("bench-search-", time.Now().UnixNano())), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: s})
 		}()
 		if !within(10*time.Minute, func() bool {
 			n, err := s.DocCount()
@@ -65,7 +65,7 @@ func BenchmarkSearchProjection_100000Events(b *testing.B) {
 		}
 		defer s.Close()
 		b.ResetTimer()
-		st, err := search.Rebuild(ctx, search.RebuildConfig{Brokers: k.Brokers, Topic: k.Names.Topic(schemas.TopicEvents), Target: s})
+		st, err := search.Rebuild(ctx, search.RebuildConfig{Kafka: k.Cluster, Topic: k.Names.Topic(schemas.TopicEvents), Target: s})
 		if err != nil {
 			b.Fatal(err)
 		}

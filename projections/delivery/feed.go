@@ -100,7 +100,7 @@ func (h *Hub) readAll(ctx context.Context, offsets map[string][]kafka.PartitionO
 // delays it (kafkalog.FetchMessage).
 func (h *Hub) follow(ctx context.Context, topic string, p int, from int64, handle handler) error {
 	log := h.log.With("topic", topic, "partition", p)
-	r := kafkalog.NewPartitionReader(h.cfg.Brokers, topic, p,
+	r := kafkalog.NewPartitionReader(h.cfg.Kafka, topic, p,
 		kafkalog.ReaderErrors(log, h.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic)))
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {

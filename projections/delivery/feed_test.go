@@ -191,9 +191,9 @@ func TestBroadcastFeed(t *testing.T) {
 	testFeed(t, func(t *testing.T) *feedEnv {
 		k := startBroker(t)
 		env := &feedEnv{store: openStore(t)}
-		env.hub = NewHub(Config{Brokers: k.Brokers, History: env.store, Topology: k.Topology(kafkalog.Topology{})})
-		events := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEvents))
-		replies := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicReplies))
+		env.hub = NewHub(Config{Kafka: k.Cluster, History: env.store, Topology: k.Topology(kafkalog.Topology{})})
+		events := newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicEvents))
+		replies := newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicReplies))
 		env.publish = func(t *testing.T, _ []string, evs ...history.Event) {
 			t.Helper()
 			write(t, events, records(evs)...)
@@ -203,8 +203,8 @@ func TestBroadcastFeed(t *testing.T) {
 			write(t, replies, replyRecord(t, typ, conv, r))
 		}
 		signals := map[string]*kafka.Writer{
-			schemas.TopicEphemeral: newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEphemeral)),
-			schemas.TopicReceipts:  newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicReceipts)),
+			schemas.TopicEphemeral: newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicEphemeral)),
+			schemas.TopicReceipts:  newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicReceipts)),
 		}
 		env.signal = func(t *testing.T, topic string, _ []string, typ, conv string, v any) {
 			t.Helper()
@@ -220,11 +220,11 @@ func TestTargetedFeed(t *testing.T) {
 	testFeed(t, func(t *testing.T) *feedEnv {
 		k := startBroker(t)
 		env := &feedEnv{store: openStore(t)}
-		env.hub = NewHub(Config{Brokers: k.Brokers, History: env.store, Node: "n1", Topology: k.Topology(kafkalog.Topology{Partitions: 1}),
+		env.hub = NewHub(Config{Kafka: k.Cluster, History: env.store, Node: "n1", Topology: k.Topology(kafkalog.Topology{Partitions: 1}),
 			GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond})
 		runHub(t, env.hub) // creates the node's delivery topic
 		// The router's part: copies naming the node's users they are for.
-		own := newWriter(t, k.Brokers, k.Names.Delivery("n1"))
+		own := newWriter(t, k.Cluster, k.Names.Delivery("n1"))
 		env.publish = func(t *testing.T, recipients []string, evs ...history.Event) {
 			t.Helper()
 			msgs := records(evs)
@@ -283,8 +283,8 @@ func runHub(t *testing.T, h *Hub) {
 	}
 }
 
-func newWriter(t *testing.T, brokers []string, topic string) *kafka.Writer {
-	w := kafkalog.NewWriter(brokers, topic)
+func newWriter(t *testing.T, cluster *kafkalog.Cluster, topic string) *kafka.Writer {
+	w := kafkalog.NewWriter(cluster, topic)
 	t.Cleanup(func() { _ = w.Close() })
 	return w
 }

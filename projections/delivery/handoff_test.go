@@ -32,9 +32,9 @@ func TestBroadcastFeedWithHandoff(t *testing.T) {
 	testFeed(t, func(t *testing.T) *feedEnv {
 		k := startBroker(t)
 		env := &feedEnv{store: openStore(t)}
-		env.hub = NewHub(Config{Brokers: k.Brokers, History: env.store, Topology: k.Topology(kafkalog.Topology{})})
-		events := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEvents))
-		replies := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicReplies))
+		env.hub = NewHub(Config{Kafka: k.Cluster, History: env.store, Topology: k.Topology(kafkalog.Topology{})})
+		events := newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicEvents))
+		replies := newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicReplies))
 		env.publish = func(t *testing.T, _ []string, evs ...history.Event) {
 			t.Helper()
 			msgs := records(evs)
@@ -48,8 +48,8 @@ func TestBroadcastFeedWithHandoff(t *testing.T) {
 			env.hub.AppendedReplies(context.Background(), []kafka.Message{m})
 		}
 		signals := map[string]*kafka.Writer{
-			schemas.TopicEphemeral: newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEphemeral)),
-			schemas.TopicReceipts:  newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicReceipts)),
+			schemas.TopicEphemeral: newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicEphemeral)),
+			schemas.TopicReceipts:  newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicReceipts)),
 		}
 		env.signal = func(t *testing.T, topic string, _ []string, typ, conv string, v any) {
 			t.Helper()
@@ -70,11 +70,11 @@ type handoffEnv struct {
 	replies *kafka.Writer
 }
 
-func newHandoffEnv(t *testing.T, brokers []string, names kafkalog.Names, topo kafkalog.Topology, st history.Store) *handoffEnv {
+func newHandoffEnv(t *testing.T, cluster *kafkalog.Cluster, names kafkalog.Names, topo kafkalog.Topology, st history.Store) *handoffEnv {
 	env := &handoffEnv{store: st, metrics: telemetry.New()}
-	env.hub = NewHub(Config{Brokers: brokers, History: st, Topology: topo, Metrics: env.metrics})
-	env.events = newWriter(t, brokers, names.Topic(schemas.TopicEvents))
-	env.replies = newWriter(t, brokers, names.Topic(schemas.TopicReplies))
+	env.hub = NewHub(Config{Kafka: cluster, History: st, Topology: topo, Metrics: env.metrics})
+	env.events = newWriter(t, cluster, names.Topic(schemas.TopicEvents))
+	env.replies = newWriter(t, cluster, names.Topic(schemas.TopicReplies))
 	return env
 }
 
@@ -95,7 +95,7 @@ func TestHandoffOrderNoLossNoDuplicate(t *testing.T) {
 	const convs, perConv, batch = 12, 60, 4
 	k := startBroker4(t)
 	st := openStore(t)
-	env := newHandoffEnv(t, k.Brokers, k.Names, k.Topology(kafkalog.Topology{}), st)
+	env := newHandoffEnv(t, k.Cluster, k.Names, k.Topology(kafkalog.Topology{}), st)
 	runHub(t, env.hub)
 	creations := make([]history.Event, convs)
 	for i := range convs {
@@ -120,7 +120,7 @@ func TestHandoffOrderNoLossNoDuplicate(t *testing.T) {
 	wasRestarted := make(chan struct{})
 	restartedSinks := map[string]*deliverytest.Sink{}
 	restart := func() {
-		restarted = newHandoffEnv(t, k.Brokers, k.Names, k.Topology(kafkalog.Topology{}), st)
+		restarted = newHandoffEnv(t, k.Cluster, k.Names, k.Topology(kafkalog.Topology{}), st)
 		runHub(t, restarted.hub)
 		for i := range convs {
 			u := "a" + strconv.Itoa(i)
@@ -226,7 +226,7 @@ func TestHandoffNotNextWaitsForTheLog(t *testing.T) {
 	k := startBroker4(t)
 	st := openStore(t)
 	store(t, st, group("c1", "alice", "bob"))
-	env := newHandoffEnv(t, k.Brokers, k.Names, k.Topology(kafkalog.Topology{}), st)
+	env := newHandoffEnv(t, k.Cluster, k.Names, k.Topology(kafkalog.Topology{}), st)
 	runHub(t, env.hub)
 	sink := &deliverytest.Sink{}
 	run(t, env.hub, "bob", sink)
@@ -262,7 +262,7 @@ func TestHandoffNotNextWaitsForTheLog(t *testing.T) {
 func TestHandoffReplyAnswersOnce(t *testing.T) {
 	t.Parallel()
 	k := startBroker4(t)
-	env := newHandoffEnv(t, k.Brokers, k.Names, k.Topology(kafkalog.Topology{}), openStore(t))
+	env := newHandoffEnv(t, k.Cluster, k.Names, k.Topology(kafkalog.Topology{}), openStore(t))
 	runHub(t, env.hub)
 	for _, logFirst := range []bool{false, true} {
 		cmd := fmt.Sprintf("x-%v", logFirst)
@@ -321,11 +321,11 @@ func TestHandoffOpensEachEventOnce(t *testing.T) {
 	st := openStore(t)
 	store(t, st, group("c1", "alice", "bob"))
 	opener := &countingOpener{}
-	hub := NewHub(Config{Brokers: k.Brokers, History: st, Topology: k.Topology(kafkalog.Topology{}), Opener: opener})
+	hub := NewHub(Config{Kafka: k.Cluster, History: st, Topology: k.Topology(kafkalog.Topology{}), Opener: opener})
 	runHub(t, hub)
 	sink := &deliverytest.Sink{}
 	run(t, hub, "bob", sink)
-	events := newWriter(t, k.Brokers, k.Names.Topic(schemas.TopicEvents))
+	events := newWriter(t, k.Cluster, k.Names.Topic(schemas.TopicEvents))
 
 	const n = 20
 	var want []string

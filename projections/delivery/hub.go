@@ -22,7 +22,8 @@ import (
 
 // Config configures a Hub.
 type Config struct {
-	Brokers []string
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
 	// Opener opens sealed events for the sockets (see
 	// consumers.DecodeRecord). Default: none, so sealed content is sent
 	// redacted.
@@ -121,7 +122,7 @@ func NewHub(cfg Config) *Hub {
 	h := &Hub{
 		cfg:      cfg,
 		log:      log,
-		client:   kafkalog.NewClient(cfg.Brokers),
+		client:   kafkalog.NewClient(cfg.Kafka),
 		members:  newMembership(cfg.History, cfg.MaxConversations, log),
 		waiters:  newWaiters(log),
 		latest:   &latestSeqs{m: lru.New[string, uint64](cfg.MaxConversations)},

@@ -60,7 +60,7 @@ func TestHistoryGroupAppliesErasures(t *testing.T) {
 	dlqtest.Write(t, k, schemas.TopicAudit, bad)
 	m := telemetry.New()
 	grouptest.Run(t, consumers.GroupConfig{
-		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory),
+		Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupHistory),
 		Topics: []string{k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicAudit)}, Metrics: m,
 	}, history.Projection{W: s, Audit: k.Names.Topic(schemas.TopicAudit)})
 	dlqtest.WaitFor(t, 30*time.Second, "the malformed erasure dead-lettered", func() bool {

@@ -57,7 +57,7 @@ func receiptRecord(typ string, r schemas.ReceiptV1, value string) kafka.Message 
 func runGroup[T any](t *testing.T, k kafkatest.Cluster, group, topic string, m *telemetry.Metrics, p consumers.Projection[T]) {
 	t.Helper()
 	grouptest.Run(t, consumers.GroupConfig{
-		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(topic), Metrics: m,
+		Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(topic), Metrics: m,
 	}, p)
 }
 

@@ -41,7 +41,8 @@ import (
 
 // Config configures a Tracker.
 type Config struct {
-	Brokers []string
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
 	// Names resolves chat.presence under the deployment's prefix.
 	Names kafkalog.Names
 	// NodeID names this node's entries; unique per running node.
@@ -126,7 +127,7 @@ func New(cfg Config) *Tracker {
 	t := &Tracker{
 		cfg:      cfg,
 		log:      log,
-		w:        kafkalog.NewWriter(cfg.Brokers, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
+		w:        kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
 		local:    make(map[string]map[string]string),
 		latest:   make(map[string]*schemas.PresenceV1),
 		notified: make(map[string]State),
@@ -171,7 +172,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	topic := t.cfg.Names.Topic(schemas.TopicPresence)
-	errs, err := follow(ctx, t.cfg.Brokers, topic, t.log, t.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic), &wg, t.apply)
+	errs, err := follow(ctx, t.cfg.Kafka, topic, t.log, t.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", topic), &wg, t.apply)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -199,8 +200,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 // follow reads every partition of chat.presence from the start (see
 // kafkalog.Follow) and calls apply for every presence record,
 // concurrently across partitions.
-func follow(ctx context.Context, brokers []string, topic string, log *slog.Logger, readerErrs kafkalog.Counter, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
-	return kafkalog.Follow(ctx, brokers, topic, log, readerErrs, wg, func(m kafka.Message) {
+func follow(ctx context.Context, cluster *kafkalog.Cluster, topic string, log *slog.Logger, readerErrs kafkalog.Counter, wg *sync.WaitGroup, apply func(context.Context, *schemas.PresenceV1)) (<-chan error, error) {
+	return kafkalog.Follow(ctx, cluster, topic, log, readerErrs, wg, func(m kafka.Message) {
 		if attrs, err := kafkalog.Decode(m); err == nil && attrs.Type == schemas.TypePresence {
 			if v, err := schemas.Decode(attrs.Type, m.Value); err == nil {
 				apply(ctx, v.(*schemas.PresenceV1))

@@ -47,7 +47,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func start(t *testing.T, k kafkatest.Cluster, node string) (*presence.Tracker, context.CancelFunc, <-chan error) {
 	t.Helper()
-	tr := presence.New(presence.Config{Brokers: k.Brokers, Names: k.Names, NodeID: node, Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond})
+	tr := presence.New(presence.Config{Kafka: k.Cluster, Names: k.Names, NodeID: node, Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tr.Run(ctx) }()
@@ -134,7 +134,7 @@ func TestOfflineRecordsStayBounded(t *testing.T) {
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	ctx := context.Background()
 	const bound = 5
-	tr := presence.New(presence.Config{Brokers: k.Brokers, Names: k.Names, NodeID: "node-a", Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond, MaxOffline: bound})
+	tr := presence.New(presence.Config{Kafka: k.Cluster, Names: k.Names, NodeID: "node-a", Heartbeat: 200 * time.Millisecond, Timeout: time.Second, Flush: 20 * time.Millisecond, MaxOffline: bound})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- tr.Run(runCtx) }()

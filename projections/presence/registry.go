@@ -16,7 +16,8 @@ import (
 
 // RegistryConfig configures a Registry.
 type RegistryConfig struct {
-	Brokers []string
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
 	// Names resolves chat.presence under the deployment's prefix.
 	Names kafkalog.Names
 	// OnRegister, if set, is called when a user's sockets appear on a
@@ -75,7 +76,7 @@ func (r *Registry) Ready() <-chan struct{} { return r.ready }
 func (r *Registry) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errs, err := follow(ctx, r.cfg.Brokers, r.cfg.Names.Topic(schemas.TopicPresence), r.log, r.cfg.ReaderErrors, &wg, r.apply)
+	errs, err := follow(ctx, r.cfg.Kafka, r.cfg.Names.Topic(schemas.TopicPresence), r.log, r.cfg.ReaderErrors, &wg, r.apply)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (r *registrations) list() []string {
 
 func startRegistry(t *testing.T, k kafkatest.Cluster, on func(user, node string)) (*presence.Registry, func()) {
 	t.Helper()
-	reg := presence.NewRegistry(presence.RegistryConfig{Brokers: k.Brokers, Names: k.Names, OnRegister: on})
+	reg := presence.NewRegistry(presence.RegistryConfig{Kafka: k.Cluster, Names: k.Names, OnRegister: on})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- reg.Run(ctx) }()

@@ -255,7 +255,7 @@ func TestProviderErrors(t *testing.T) {
 	// The removals are events: a role started from the log alone knows
 	// only the devices that are left.
 	removed := map[string]bool{}
-	for _, m := range kafkatest.ReadAll(t, e.k.Brokers, e.k.Names.Topic(schemas.TopicPush)) {
+	for _, m := range kafkatest.ReadAll(t, e.k.Cluster, e.k.Names.Topic(schemas.TopicPush)) {
 		v, err := schemas.Decode(string(headerOf(m, schemas.HeaderType)), m.Value)
 		if err != nil {
 			t.Fatal(err)

@@ -29,8 +29,9 @@ type Remover interface {
 
 // Config configures the push role.
 type Config struct {
-	Brokers []string
-	Names   kafkalog.Names
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
+	Names kafkalog.Names
 	// Store is the role's store (OpenStore); the caller closes it.
 	Store *Store
 	// Providers by name (schemas.ProviderWebPush, ProviderFCM,
@@ -69,7 +70,7 @@ type Config struct {
 	Metrics     *telemetry.Metrics
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
-	// Group overrides the consumer group's runtime settings (Brokers,
+	// Group overrides the consumer group's runtime settings (Kafka,
 	// Names, GroupID, Topics, Logger and Metrics are set here).
 	Group consumers.GroupConfig
 }
@@ -160,7 +161,7 @@ func (p *Push) Run(ctx context.Context) error {
 	defer wg.Wait()
 	errs := make(chan error, 3)
 	wg.Go(func() {
-		errs <- p.settings.Follow(ctx, p.cfg.Brokers, p.cfg.Names, p.log, p.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", p.cfg.Names.Topic(schemas.TopicPush)))
+		errs <- p.settings.Follow(ctx, p.cfg.Kafka, p.cfg.Names, p.log, p.cfg.Metrics.KafkaReaderErrors.WithLabelValues("", p.cfg.Names.Topic(schemas.TopicPush)))
 	})
 	select {
 	case <-p.settings.Ready():
@@ -170,7 +171,7 @@ func (p *Push) Run(ctx context.Context) error {
 		return nil
 	}
 	gc := p.cfg.Group
-	gc.Brokers, gc.Names, gc.Logger, gc.Metrics = p.cfg.Brokers, p.cfg.Names, p.log, p.cfg.Metrics
+	gc.Kafka, gc.Names, gc.Logger, gc.Metrics = p.cfg.Kafka, p.cfg.Names, p.log, p.cfg.Metrics
 	gc.GroupID = p.cfg.Names.Group(schemas.GroupPush)
 	gc.Topics = []string{p.cfg.Names.Topic(schemas.TopicEvents), p.cfg.Names.Topic(schemas.TopicReceipts), p.cfg.Names.Topic(schemas.TopicAudit)}
 	wg.Go(func() { errs <- consumers.RunGroup(ctx, gc, Projection{p: p}) })

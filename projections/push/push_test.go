@@ -54,11 +54,11 @@ func newEnv(t *testing.T) *env {
 	e.wp = pushtest.StartWebPush(t, pub)
 	e.apns = pushtest.StartAPNs(t)
 	e.fcm = pushtest.StartFCM(t)
-	e.pw = producers.NewPushWriter(k.Brokers, k.Names, nil)
+	e.pw = producers.NewPushWriter(k.Cluster, k.Names, nil)
 	t.Cleanup(func() { e.pw.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	e.node = presence.New(presence.Config{Brokers: k.Brokers, Names: k.Names, NodeID: "node-1"})
-	e.reg = presence.NewRegistry(presence.RegistryConfig{Brokers: k.Brokers, Names: k.Names})
+	e.node = presence.New(presence.Config{Kafka: k.Cluster, Names: k.Names, NodeID: "node-1"})
+	e.reg = presence.NewRegistry(presence.RegistryConfig{Kafka: k.Cluster, Names: k.Names})
 	done := make(chan error, 2)
 	go func() { done <- e.node.Run(ctx) }()
 	go func() { done <- e.reg.Run(ctx) }()
@@ -103,7 +103,7 @@ func (e *env) start(cfg push.Config) (stop func()) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg.Brokers, cfg.Names, cfg.Store, cfg.Live, cfg.Remover, cfg.Metrics = e.k.Brokers, e.k.Names, store, e.reg, e.pw, e.metrics
+	cfg.Kafka, cfg.Names, cfg.Store, cfg.Live, cfg.Remover, cfg.Metrics = e.k.Cluster, e.k.Names, store, e.reg, e.pw, e.metrics
 	if cfg.Providers == nil {
 		cfg.Providers = e.providers()
 	}
@@ -182,7 +182,7 @@ func (e *env) event(typ, conv string, seq uint64, v any) kafka.Message {
 
 func (e *env) write(topic string, msgs ...kafka.Message) {
 	e.t.Helper()
-	w := kafkalog.NewWriter(e.k.Brokers, e.k.Names.Topic(topic))
+	w := kafkalog.NewWriter(e.k.Cluster, e.k.Names.Topic(topic))
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		e.t.Fatal(err)

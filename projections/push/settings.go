@@ -127,10 +127,10 @@ func (s *Settings) User(user string) schemas.UserNotificationsV1 {
 // what it reads until ctx is done; Ready is closed once it has caught
 // up. A record that breaks its schema is logged and skipped (the
 // gateway validates what it appends, so there should be none).
-func (s *Settings) Follow(ctx context.Context, brokers []string, names kafkalog.Names, log *slog.Logger, readerErrs kafkalog.Counter) error {
+func (s *Settings) Follow(ctx context.Context, cluster *kafkalog.Cluster, names kafkalog.Names, log *slog.Logger, readerErrs kafkalog.Counter) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errs, err := kafkalog.Follow(ctx, brokers, names.Topic(schemas.TopicPush), log, readerErrs, &wg, func(m kafka.Message) {
+	errs, err := kafkalog.Follow(ctx, cluster, names.Topic(schemas.TopicPush), log, readerErrs, &wg, func(m kafka.Message) {
 		if attrs, err := kafkalog.Decode(m); err != nil {
 			log.Warn("skipping push record", "partition", m.Partition, "offset", m.Offset, "err", err)
 		} else if v, err := schemas.Decode(attrs.Type, m.Value); err != nil {

@@ -23,7 +23,7 @@ func TestRouterDeadLettersPoisonAndGoesOn(t *testing.T) {
 	t.Parallel()
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
 	m := telemetry.New()
-	r := New(Config{Brokers: k.Brokers, Topology: k.Topology(kafkalog.Topology{}), History: openStore(t), Metrics: m})
+	r := New(Config{Kafka: k.Cluster, Topology: k.Topology(kafkalog.Topology{}), History: openStore(t), Metrics: m})
 	runUntilCleanup(t, "router", r.Run, r.Ready())
 
 	const conv = "g_poison"

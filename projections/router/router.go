@@ -68,7 +68,8 @@ import (
 
 // Config configures a Router.
 type Config struct {
-	Brokers []string
+	// Kafka is the cluster of the log.
+	Kafka *kafkalog.Cluster
 	// History serves the members of conversations the router has not
 	// seen an event of since it started.
 	History history.Reader
@@ -169,10 +170,10 @@ func New(cfg Config) *Router {
 	r := &Router{
 		cfg:    cfg,
 		log:    log,
-		client: kafkalog.NewClient(cfg.Brokers),
+		client: kafkalog.NewClient(cfg.Kafka),
 		// Each copy names its topic; delivery topics are created while
 		// the writer runs (see kafkalog.AllowAutoTopicCreation).
-		w: kafkalog.NewWriter(cfg.Brokers, "", kafkalog.LeaderAck(), kafkalog.BatchSize(kafkalog.WideBatch),
+		w: kafkalog.NewWriter(cfg.Kafka, "", kafkalog.LeaderAck(), kafkalog.BatchSize(kafkalog.WideBatch),
 			kafkalog.FlushAtOnce(), kafkalog.AllowAutoTopicCreation(), kafkalog.ErrorLog(log, "component", "router-writer")),
 		regs:   make(chan registration, 4096),
 		ready:  make(chan struct{}),
@@ -185,7 +186,7 @@ func New(cfg Config) *Router {
 		lru.Keep(func(_ string, c *routeConv) bool { return c.last != nil }),
 		lru.OnEvict(func(id string, c *routeConv) { r.index(id, c.sum.Members, nil) }))
 	r.registry = presence.NewRegistry(presence.RegistryConfig{
-		Brokers: cfg.Brokers, Names: cfg.Topology.Names, OnRegister: r.register, Logger: cfg.Logger,
+		Kafka: cfg.Kafka, Names: cfg.Topology.Names, OnRegister: r.register, Logger: cfg.Logger,
 		ReaderErrors: cfg.Metrics.KafkaReaderErrors.WithLabelValues("", cfg.Topology.Names.Topic(schemas.TopicPresence)),
 	})
 	return r
@@ -239,7 +240,7 @@ func (r *Router) Run(ctx context.Context) error {
 	close(r.ready)
 	r.log.Info("routing", "topics", r.routed())
 	err := consumers.RunGroup(gctx, consumers.GroupConfig{
-		Brokers: r.cfg.Brokers, Names: r.names(), GroupID: r.names().Group(schemas.GroupRouter), Topics: r.routed(), StartOffset: kafka.LastOffset,
+		Kafka: r.cfg.Kafka, Names: r.names(), GroupID: r.names().Group(schemas.GroupRouter), Topics: r.routed(), StartOffset: kafka.LastOffset,
 		SessionTimeout: r.cfg.SessionTimeout, Logger: r.cfg.Logger, Metrics: r.cfg.Metrics,
 	}, routing{r})
 	cancel()

@@ -29,7 +29,7 @@ import (
 // routeEnv is targeted routing over a real broker: a router, and per node
 // a hub reading its delivery topic and a presence tracker.
 type routeEnv struct {
-	brokers  []string
+	cluster  *kafkalog.Cluster
 	names    kafkalog.Names // topics and groups under the test's prefix
 	store    *pebblestore.Store
 	w        *kafka.Writer
@@ -50,17 +50,17 @@ func startRouting(t *testing.T, nodes ...string) *routeEnv {
 func startRoutingWith(t *testing.T, maxConvs int, resync time.Duration, nodes ...string) *routeEnv {
 	t.Helper()
 	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
-	brokers, topo := k.Brokers, k.Topology(kafkalog.Topology{})
-	env := &routeEnv{brokers: brokers, names: k.Names, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
-	env.w = kafkalog.NewWriter(brokers, "") // each message names its topic
+	cluster, topo := k.Cluster, k.Topology(kafkalog.Topology{})
+	env := &routeEnv{cluster: cluster, names: k.Names, store: openStore(t), hubs: map[string]*delivery.Hub{}, trackers: map[string]*presence.Tracker{}, metrics: map[string]*telemetry.Metrics{}, sessions: map[string]*delivery.Session{}}
+	env.w = kafkalog.NewWriter(cluster, "") // each message names its topic
 	t.Cleanup(func() { _ = env.w.Close() })
-	env.router = New(Config{Brokers: brokers, Topology: topo, History: env.store, Resync: resync, MaxConversations: maxConvs})
+	env.router = New(Config{Kafka: cluster, Topology: topo, History: env.store, Resync: resync, MaxConversations: maxConvs})
 	runUntilCleanup(t, "router", env.router.Run, env.router.Ready())
 	for _, n := range nodes {
 		env.metrics[n] = telemetry.New()
-		h := delivery.NewHub(delivery.Config{Brokers: brokers, Topology: topo, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, MaxConversations: maxConvs, Metrics: env.metrics[n]})
+		h := delivery.NewHub(delivery.Config{Kafka: cluster, Topology: topo, History: env.store, Node: n, GapWait: 2 * time.Second, RegistrationSettle: time.Millisecond, MaxConversations: maxConvs, Metrics: env.metrics[n]})
 		runUntilCleanup(t, "hub "+n, h.Run, h.Ready())
-		tr := presence.New(presence.Config{Brokers: brokers, Names: k.Names, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
+		tr := presence.New(presence.Config{Kafka: cluster, Names: k.Names, NodeID: n, Heartbeat: 200 * time.Millisecond, Timeout: 2 * time.Second})
 		runUntilCleanup(t, "presence "+n, tr.Run, tr.Ready())
 		env.hubs[n], env.trackers[n] = h, tr
 	}

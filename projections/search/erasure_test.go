@@ -44,7 +44,7 @@ func TestProjectionAppliesErasures(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch),
+			Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch),
 			Topics: []string{k.Names.Topic(schemas.TopicEvents), k.Names.Topic(schemas.TopicAudit)},
 		}, search.Projection{Index: idx, Audit: k.Names.Topic(schemas.TopicAudit)})
 	}()

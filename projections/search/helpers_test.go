@@ -52,7 +52,7 @@ func sent(conv string, seq uint64, sender, body string, at time.Time) kafka.Mess
 // produce appends msgs to chat.events, keyed by conversation.
 func produce(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
-	w := kafkalog.NewWriter(k.Brokers, k.Names.Topic(schemas.TopicEvents))
+	w := kafkalog.NewWriter(k.Cluster, k.Names.Topic(schemas.TopicEvents))
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

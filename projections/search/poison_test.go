@@ -48,7 +48,7 @@ func TestSearchGroupDeadLettersPoisonAndGoesOn(t *testing.T) {
 	dlqtest.Write(t, k, schemas.TopicEvents, msgs...)
 	m := telemetry.New()
 	grouptest.Run(t, consumers.GroupConfig{
-		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
+		Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
 	}, search.Projection{Index: idx})
 
 	var dead []kafka.Message
@@ -119,7 +119,7 @@ func TestSearchGroupDeadLettersAMessageTheIndexKeepsRefusing(t *testing.T) {
 	dlqtest.Write(t, k, schemas.TopicEvents, msgs...)
 	m := telemetry.New()
 	grouptest.Run(t, consumers.GroupConfig{
-		Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
+		Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents), Metrics: m,
 		ApplyAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 	}, search.Projection{Index: idx})
 	var dead []kafka.Message

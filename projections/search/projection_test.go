@@ -112,7 +112,7 @@ func TestProjectionThroughKafka(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- consumers.RunGroup(ctx, consumers.GroupConfig{
-			Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents),
+			Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(schemas.GroupSearch), Topic: k.Names.Topic(schemas.TopicEvents),
 		}, search.Projection{Index: idx})
 	}()
 	defer func() {
@@ -202,7 +202,7 @@ func TestEditsAndDeletionsThroughKafka(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- consumers.RunGroup(ctx, consumers.GroupConfig{Brokers: k.Brokers, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: idx})
+			done <- consumers.RunGroup(ctx, consumers.GroupConfig{Kafka: k.Cluster, Names: k.Names, GroupID: k.Names.Group(group), Topic: k.Names.Topic(schemas.TopicEvents)}, search.Projection{Index: idx})
 		}()
 		return func() {
 			cancel()

@@ -22,8 +22,8 @@ import (
 
 // RebuildConfig configures Rebuild.
 type RebuildConfig struct {
-	// Brokers are the Kafka bootstrap brokers. Required.
-	Brokers []string
+	// Kafka is the cluster to read. Required.
+	Kafka *kafkalog.Cluster
 	// Topic is read from its first offset. Default: chat.events.
 	Topic string
 	// Target is the index rebuilt. Required.
@@ -76,11 +76,11 @@ type RebuildStats struct {
 func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 || cfg.Target == nil {
-		return RebuildStats{}, errors.New("rebuild: brokers and a target are required")
+	if cfg.Kafka == nil || cfg.Target == nil {
+		return RebuildStats{}, errors.New("rebuild: a Kafka cluster and a target are required")
 	}
 	r := &rebuild{cfg: cfg, log: cfg.Logger.With("component", "search-rebuild", "topic", cfg.Topic)}
-	client := kafkalog.NewClient(cfg.Brokers)
+	client := kafkalog.NewClient(cfg.Kafka)
 	n, err := kafkalog.Partitions(ctx, client, cfg.Topic)
 	if err != nil {
 		return r.stats(start), fmt.Errorf("rebuild: %w", err)
@@ -163,11 +163,11 @@ func (cfg RebuildConfig) withDefaults() RebuildConfig {
 func CatchUp(ctx context.Context, cfg RebuildConfig, ix Indexer, from []int64) (RebuildStats, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 || ix == nil {
-		return RebuildStats{}, errors.New("rebuild: brokers and an index are required")
+	if cfg.Kafka == nil || ix == nil {
+		return RebuildStats{}, errors.New("rebuild: a Kafka cluster and an index are required")
 	}
 	r := &rebuild{cfg: cfg, log: cfg.Logger.With("component", "search-rebuild", "topic", cfg.Topic)}
-	to, err := offsets(ctx, kafkalog.NewClient(cfg.Brokers), cfg.Topic, len(from), kafka.LastOffsetOf)
+	to, err := offsets(ctx, kafkalog.NewClient(cfg.Kafka), cfg.Topic, len(from), kafka.LastOffsetOf)
 	if err != nil {
 		return r.stats(start), err
 	}
@@ -219,7 +219,7 @@ func (r *rebuild) apply(ctx context.Context, ix Indexer, from, to []int64) error
 	base := r.done
 	r.mu.Unlock()
 	st, err := consumers.ApplyRange(ctx, consumers.RangeConfig{
-		Brokers: r.cfg.Brokers, Topic: r.cfg.Topic, From: from, To: to, BatchSize: r.cfg.BatchSize, Concurrency: r.cfg.Concurrency,
+		Kafka: r.cfg.Kafka, Topic: r.cfg.Topic, From: from, To: to, BatchSize: r.cfg.BatchSize, Concurrency: r.cfg.Concurrency,
 		Logger: r.log, Opener: r.cfg.Opener,
 		Progress: func(read int64) {
 			r.mu.Lock()

@@ -78,7 +78,7 @@ func TestRebuild(t *testing.T) {
 			var mu sync.Mutex
 			var calls [][2]int64
 			st, err := search.Rebuild(t.Context(), search.RebuildConfig{
-				Brokers: k.Brokers, Topic: k.Names.Topic(schemas.TopicEvents), Target: ix, BatchSize: 25, Concurrency: 2,
+				Kafka: k.Cluster, Topic: k.Names.Topic(schemas.TopicEvents), Target: ix, BatchSize: 25, Concurrency: 2,
 				Progress: func(done, total int64) {
 					mu.Lock()
 					calls = append(calls, [2]int64{done, total})
@@ -140,7 +140,7 @@ func TestRebuildKeepsTheLiveIndexOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	_, err = search.Rebuild(ctx, search.RebuildConfig{Brokers: k.Brokers, Topic: k.Names.Topic(schemas.TopicEvents), Target: s, Progress: func(int64, int64) { cancel() }})
+	_, err = search.Rebuild(ctx, search.RebuildConfig{Kafka: k.Cluster, Topic: k.Names.Topic(schemas.TopicEvents), Target: s, Progress: func(int64, int64) { cancel() }})
 	if err == nil {
 		t.Fatal("a cancelled rebuild succeeded")
 	}
@@ -163,7 +163,7 @@ func TestCatchUp(t *testing.T) {
 	topic := k.Names.Topic(schemas.TopicEvents)
 	produce(t, k, created("g_a", t0, "ann"), sent("g_a", 1, "ann", "before the rebuild", t0), created("g_b", t0, "bob"))
 	ctx := context.Background()
-	ends, err := kafkalog.Offsets(ctx, kafkalog.NewClient(k.Brokers), topic, 2, kafka.LastOffsetOf)
+	ends, err := kafkalog.Offsets(ctx, kafkalog.NewClient(k.Cluster), topic, 2, kafka.LastOffsetOf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestCatchUp(t *testing.T) {
 	}
 	defer ix.Close()
 	var last [2]int64
-	st, err := search.CatchUp(ctx, search.RebuildConfig{Brokers: k.Brokers, Topic: topic, Progress: func(done, total int64) { last = [2]int64{done, total} }}, ix, ends)
+	st, err := search.CatchUp(ctx, search.RebuildConfig{Kafka: k.Cluster, Topic: topic, Progress: func(done, total int64) { last = [2]int64{done, total} }}, ix, ends)
 	if err != nil {
 		t.Fatal(err)
 	}

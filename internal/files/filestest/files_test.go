@@ -540,7 +540,7 @@ func checkLog(t *testing.T, sys *app.System) {
 	}
 	counts := map[string]int{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
-		for _, m := range kafkatest.ReadAll(t, sys.KafkaBrokers(), topic) {
+		for _, m := range kafkatest.ReadAll(t, sys.Kafka(), topic) {
 			attrs, err := kafkalog.Decode(m)
 			if err != nil {
 				t.Fatalf("%s offset %d: %v", topic, m.Offset, err)

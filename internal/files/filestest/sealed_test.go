@@ -59,7 +59,7 @@ func TestSealedCommandsAndEvents(t *testing.T) {
 		t.Errorf("the file store holds the file name in clear: %s", f)
 	}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents} {
-		recs := kafkatest.ReadAll(t, sys.KafkaBrokers(), sys.TopicNames().Topic(topic))
+		recs := kafkatest.ReadAll(t, sys.Kafka(), sys.TopicNames().Topic(topic))
 		sealed := 0
 		for _, m := range recs {
 			for _, w := range words {

@@ -11,12 +11,14 @@
 package kafkatest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +35,9 @@ const BrokersEnv = "PARLEY_KAFKA_BROKERS"
 
 // Cluster is the Kafka cluster of one test.
 type Cluster struct {
-	// Brokers are the bootstrap brokers.
-	Brokers []string
+	// Cluster is how the test reaches it (Brokers gives the bootstrap
+	// brokers); it is closed when the test ends.
+	*kafkalog.Cluster
 	// Names resolves topic and group names under the test's prefix
 	// (none on a fresh embedded broker unless Prefixed is given).
 	Names kafkalog.Names
@@ -44,7 +47,7 @@ type Cluster struct {
 }
 
 // Client returns an admin client of the cluster.
-func (c Cluster) Client() *kafka.Client { return kafkalog.NewClient(c.Brokers) }
+func (c Cluster) Client() *kafka.Client { return kafkalog.NewClient(c.Cluster) }
 
 // Topology returns t with the cluster's names, for Provision and for the
 // components that take a topology.
@@ -99,12 +102,17 @@ func Start(t testing.TB, opts ...Option) Cluster {
 		opt(&o)
 	}
 	var c Cluster
+	// Cleanups run last first: the cluster's connections close after the
+	// test's topics are deleted and before its broker stops.
 	if env := os.Getenv(BrokersEnv); env != "" {
+		var brokers []string
 		for _, b := range strings.Split(env, ",") {
 			if b = strings.TrimSpace(b); b != "" {
-				c.Brokers = append(c.Brokers, b)
+				brokers = append(brokers, b)
 			}
 		}
+		c.Cluster = kafkalog.NewCluster(brokers)
+		t.Cleanup(c.Close)
 		c.Names = kafkalog.Names{Prefix: uniquePrefix()}
 		t.Logf("kafka %s, prefix %s", env, c.Names.Prefix)
 		t.Cleanup(func() { deleteTopics(t, c) })
@@ -114,7 +122,8 @@ func Start(t testing.TB, opts ...Option) Cluster {
 			t.Fatal(err)
 		}
 		t.Cleanup(b.Close)
-		c.Brokers, c.Embedded = []string{b.Addr()}, true
+		c.Cluster, c.Embedded = kafkalog.NewCluster([]string{b.Addr()}), true
+		t.Cleanup(c.Close)
 		if o.prefixed {
 			c.Names = kafkalog.Names{Prefix: uniquePrefix()}
 		}
@@ -122,6 +131,16 @@ func Start(t testing.TB, opts ...Option) Cluster {
 	if o.topics != nil {
 		c.Provision(t, *o.topics)
 	}
+	return c
+}
+
+// Of returns the cluster of brokers the test started itself — kfake with
+// hooks of its own, an embedded broker on a chosen address — as an
+// embedded cluster without a prefix. Its connections close when the test
+// ends, before a broker stopped by an earlier Cleanup.
+func Of(t testing.TB, brokers []string) Cluster {
+	c := Cluster{Cluster: kafkalog.NewCluster(brokers), Embedded: true}
+	t.Cleanup(c.Close)
 	return c
 }
 
@@ -185,10 +204,10 @@ func deleteTopics(t testing.TB, c Cluster) {
 
 // ReadAll returns every record of topic at the moment of the call,
 // partition by partition, each in offset order.
-func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
+func ReadAll(t testing.TB, c *kafkalog.Cluster, topic string) []kafka.Message {
 	t.Helper()
 	ctx := context.Background()
-	client := kafkalog.NewClient(brokers)
+	client := kafkalog.NewClient(c)
 	n, err := kafkalog.Partitions(ctx, client, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +222,7 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 		if hw == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers(), Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
 		for {
 			m, err := r.ReadMessage(ctx)
 			if err != nil {
@@ -219,4 +238,30 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 		}
 	}
 	return out
+}
+
+// MetadataRefreshers counts the process's goroutines that keep a kafka-go
+// connection pool's cluster metadata fresh: one per broker address per
+// transport, from its first request until the transport closes it (see
+// kafkalog.Cluster). Only a test that runs alone (not parallel) can
+// attribute a change of the count.
+func MetadataRefreshers() int {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+	return bytes.Count(buf.Bytes(), []byte("kafka-go.(*connPool).discover("))
+}
+
+// WaitMetadataRefreshersAtMost fails the test unless, within 10s, at most
+// n metadata refreshers run (they end asynchronously once closed).
+func WaitMetadataRefreshersAtMost(t testing.TB, n int, whose string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for MetadataRefreshers() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s metadata refreshes still run: %d refreshers, want at most %d", whose, MetadataRefreshers(), n)
+		}
+		<-tick.C
+	}
 }

@@ -129,7 +129,7 @@ type member struct {
 func join(ctx context.Context, c kafkatest.Cluster, group, topic string) *member {
 	ctx, cancel := context.WithCancel(ctx)
 	m := &member{
-		r:      kafkalog.NewGroupReader(c.Brokers, kafkalog.Membership{Group: group, Topics: []string{topic}, SessionTimeout: 10 * time.Second}),
+		r:      kafkalog.NewGroupReader(c.Cluster, kafkalog.Membership{Group: group, Topics: []string{topic}, SessionTimeout: 10 * time.Second}),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
@@ -196,7 +196,7 @@ func seen(ms ...[]kafka.Message) map[string]int {
 
 func testOrderPerKey(t *testing.T, c kafkatest.Cluster) {
 	ctx, topic := setup(t, c, partitions)
-	w := kafkalog.NewWriter(c.Brokers, topic)
+	w := kafkalog.NewWriter(c.Cluster, topic)
 	defer w.Close()
 	keys := keysOf(8)
 	const perKey = 50
@@ -223,7 +223,7 @@ func testOrderPerKey(t *testing.T, c kafkatest.Cluster) {
 
 func testCommitResume(t *testing.T, c kafkatest.Cluster) {
 	ctx, topic := setup(t, c, partitions)
-	w := kafkalog.NewWriter(c.Brokers, topic)
+	w := kafkalog.NewWriter(c.Cluster, topic)
 	defer w.Close()
 	keys := keysOf(6)
 	const perKey = 20
@@ -256,7 +256,7 @@ func testCommitResume(t *testing.T, c kafkatest.Cluster) {
 
 func testRebalance(t *testing.T, c kafkatest.Cluster) {
 	ctx, topic := setup(t, c, partitions)
-	w := kafkalog.NewWriter(c.Brokers, topic)
+	w := kafkalog.NewWriter(c.Cluster, topic)
 	defer w.Close()
 	keys := keysOf(16)
 	group := c.Names.Group("parley-logtest-rebalance")
@@ -330,7 +330,7 @@ func testMurmur2(t *testing.T, c kafkatest.Cluster) {
 		}
 		msgs = append(msgs, record(key, 0))
 	}
-	w := kafkalog.NewWriter(c.Brokers, topic)
+	w := kafkalog.NewWriter(c.Cluster, topic)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatalf("appending: %v", err)

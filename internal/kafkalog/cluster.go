@@ -1,0 +1,51 @@
+package kafkalog
+
+import (
+	"net"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Cluster is one Kafka cluster as a running process reaches it: its
+// bootstrap brokers, and the transport that every writer and admin client
+// built for it shares — kafka-go's connection pools and the cluster
+// metadata they keep fresh. Readers and consumer groups dial connections
+// of their own and close them with themselves.
+//
+// Without a transport of their own, kafka-go's writers and clients share
+// its package-level DefaultTransport, which keeps a pool for every broker
+// address the process has ever used, each refreshing its metadata every
+// few seconds, until the process exits: a process that outlives a cluster
+// — a test, or a tool that starts and stops the embedded broker — goes on
+// dialing it, and whatever listens on that port later. One transport per
+// cluster keeps the sharing (one set of connections for every writer of a
+// process: a transport per writer made the send path slower,
+// BENCHMARKS.md) and Close ends it.
+//
+// A Cluster is safe for concurrent use.
+type Cluster struct {
+	brokers   []string
+	transport *kafka.Transport
+}
+
+// NewCluster returns the cluster whose bootstrap brokers are brokers
+// (host:port). Nothing is dialed until a writer or client is used.
+func NewCluster(brokers []string) *Cluster {
+	return &Cluster{
+		brokers: slices.Clone(brokers),
+		// DefaultTransport's settings.
+		transport: &kafka.Transport{Dial: (&net.Dialer{Timeout: 3 * time.Second}).DialContext},
+	}
+}
+
+// Brokers returns the bootstrap brokers.
+func (c *Cluster) Brokers() []string { return slices.Clone(c.brokers) }
+
+// Close closes the transport's idle connections and stops its metadata
+// refreshes; connections in use close when their requests are answered.
+// Close the writers and clients first: one used after Close dials again.
+func (c *Cluster) Close() { c.transport.CloseIdleConnections() }
+
+func (c *Cluster) addr() net.Addr { return kafka.TCP(c.brokers...) }
