@@ -91,7 +91,7 @@ type WriterOption func(*kafka.Writer)
 func NewWriter(c *Cluster, topic string, opts ...WriterOption) *kafka.Writer {
 	w := &kafka.Writer{
 		Addr:         c.addr(),
-		Transport:    c.transport,
+		Transport:    c.roundTripper(),
 		Topic:        topic,
 		Balancer:     kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,

@@ -1,6 +1,8 @@
 package kafkalog
 
 import (
+	"context"
+	"errors"
 	"net"
 	"slices"
 	"time"
@@ -24,7 +26,9 @@ import (
 // process: a transport per writer made the send path slower,
 // BENCHMARKS.md) and Close ends it.
 //
-// A Cluster is safe for concurrent use.
+// A Cluster is safe for concurrent use. A nil *Cluster has no brokers:
+// what is built from it fails every request (for components a test runs
+// without Kafka).
 type Cluster struct {
 	brokers   []string
 	transport *kafka.Transport
@@ -41,11 +45,39 @@ func NewCluster(brokers []string) *Cluster {
 }
 
 // Brokers returns the bootstrap brokers.
-func (c *Cluster) Brokers() []string { return slices.Clone(c.brokers) }
+func (c *Cluster) Brokers() []string {
+	if c == nil {
+		return nil
+	}
+	return slices.Clone(c.brokers)
+}
 
 // Close closes the transport's idle connections and stops its metadata
 // refreshes; connections in use close when their requests are answered.
 // Close the writers and clients first: one used after Close dials again.
-func (c *Cluster) Close() { c.transport.CloseIdleConnections() }
+func (c *Cluster) Close() {
+	if c != nil {
+		c.transport.CloseIdleConnections()
+	}
+}
 
-func (c *Cluster) addr() net.Addr { return kafka.TCP(c.brokers...) }
+func (c *Cluster) addr() net.Addr {
+	if c == nil {
+		return kafka.TCP()
+	}
+	return kafka.TCP(c.brokers...)
+}
+
+func (c *Cluster) roundTripper() kafka.RoundTripper {
+	if c == nil {
+		return noCluster{}
+	}
+	return c.transport
+}
+
+// noCluster is the transport of a nil *Cluster.
+type noCluster struct{}
+
+func (noCluster) RoundTrip(context.Context, net.Addr, kafka.Request) (kafka.Response, error) {
+	return nil, errors.New("no Kafka cluster is configured")
+}

@@ -219,7 +219,7 @@ func Provision(ctx context.Context, client *kafka.Client, t Topology) error {
 
 // NewClient returns a kafka-go admin client of c.
 func NewClient(c *Cluster) *kafka.Client {
-	return &kafka.Client{Addr: c.addr(), Transport: c.transport, Timeout: 10 * time.Second}
+	return &kafka.Client{Addr: c.addr(), Transport: c.roundTripper(), Timeout: 10 * time.Second}
 }
 
 // ExistingPartitions returns the partition count of topic, and whether
