@@ -10,9 +10,11 @@
 //
 // Commands are pipelined: CommandWriter.Enqueue returns once a command
 // has its place in its partition's order and reports the broker's answer
-// on a channel; at most MaxPending (default 8,192) wait for the broker,
-// and beyond that it refuses with ErrOverloaded rather than queue without
-// bound.
+// on a channel. Each partition has one produce request in flight; the
+// commands that arrive meanwhile leave together as soon as it is
+// answered, so batches grow with the load and nothing waits for a timer.
+// At most MaxPending (default 8,192) wait for the broker, and beyond that
+// it refuses with ErrOverloaded rather than queue without bound.
 //
 // Writers are safe for concurrent use; every call that can block takes a
 // context.

@@ -161,3 +161,134 @@ func TestEnqueueRefusesWhenSaturated(t *testing.T) {
 		t.Fatalf("after the broker answered: %v", err)
 	}
 }
+
+// TestCommandsGatherWhileARequestIsInFlight: a partition has one produce
+// request in flight at a time; a command that finds it idle leaves at
+// once, or with those enqueued within the linger; the commands enqueued
+// while a request is in flight leave together in the next request as
+// soon as it is answered — however long that took, not one linger's
+// worth at a time — and Close writes and answers what is still gathered.
+func TestCommandsGatherWhileARequestIsInFlight(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+		first  int // commands enqueued back to back on the idle partition
+	}{
+		{"no linger", 0, 1},
+		{"a linger", time.Second, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testGathering(t, tc.linger, tc.first)
+		})
+	}
+}
+
+func testGathering(t *testing.T, linger time.Duration, first int) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	k := kafkatest.Of(t, c.ListenAddrs())
+	k.Provision(t, kafkalog.Topology{Partitions: 1})
+	ctx := testContext(t)
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard(), producers.Linger(linger))
+	send := func(id string) <-chan error {
+		t.Helper()
+		cmd := schemas.SendMessageV1{CommandID: id, UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}
+		w, err := cw.Enqueue(ctx, schemas.TypeSendMessage, "c", cmd, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	if err := <-send("warm"); err != nil {
+		t.Fatal(err)
+	}
+
+	release := make(chan struct{})
+	requests := make(chan int, 16) // records per produce request, in order
+	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests <- producedRecords(t, req.(*kmsg.ProduceRequest))
+		c.SleepControl(func() { <-release })
+		return nil, nil, false // then the broker handles it as usual
+	})
+	var answers []<-chan error
+	for i := range first {
+		answers = append(answers, send(fmt.Sprint("first-", i)))
+	}
+	if n := <-requests; n != first {
+		t.Fatalf("the first request carries %d records, want %d", n, first)
+	}
+	// Two halves, some time apart: whatever gathers while the request is
+	// in flight leaves together, however long that is (kafka-go's linger
+	// would have closed the first half's batch on its own).
+	const gathered = 10
+	for i := range gathered {
+		if i == gathered/2 {
+			<-time.After(5 * time.Millisecond)
+		}
+		answers = append(answers, send(fmt.Sprint("gathered-", i)))
+	}
+	select {
+	case n := <-requests:
+		t.Fatalf("a request of %d records left while the one before was in flight", n)
+	default:
+	}
+	release <- struct{}{}
+	if n := <-requests; n != gathered {
+		t.Fatalf("after the first was answered, a request of %d records, want the %d gathered", n, gathered)
+	}
+
+	// Close while that request is held and more have gathered behind it.
+	for i := range 3 {
+		answers = append(answers, send(fmt.Sprint("at-close-", i)))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- cw.Close() }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n := <-requests; n != 3 {
+		t.Errorf("the commands gathered at Close left in a request of %d records, want 3", n)
+	}
+	for i, w := range answers {
+		select {
+		case err := <-w:
+			if err != nil {
+				t.Errorf("command %d: %v", i, err)
+			}
+		default:
+			t.Errorf("command %d not answered when Close returned", i)
+		}
+	}
+	if got := len(readAll(t, k.Cluster, k.Names.Topic(schemas.TopicCommands), 1)); got != 1+len(answers) {
+		t.Errorf("%d records in the log, want %d", got, 1+len(answers))
+	}
+	if _, err := cw.Enqueue(ctx, schemas.TypeSendMessage, "c", schemas.SendMessageV1{CommandID: "late", UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}, ""); err == nil {
+		t.Error("Enqueue after Close succeeded")
+	}
+}
+
+// producedRecords counts the records of a produce request.
+func producedRecords(t *testing.T, req *kmsg.ProduceRequest) int {
+	n := 0
+	for _, topic := range req.Topics {
+		for _, p := range topic.Partitions {
+			for b := p.Records; len(b) > 0; {
+				var batch kmsg.RecordBatch
+				if err := batch.ReadFrom(b); err != nil {
+					t.Errorf("reading a produced record batch: %v", err)
+					return n
+				}
+				n += int(batch.NumRecords)
+				b = b[12+int(batch.Length):]
+			}
+		}
+	}
+	return n
+}

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -25,20 +28,62 @@ var ErrOverloaded = errors.New("too many commands waiting for the log")
 // CommandWriter appends commands to chat.commands, keyed by conversation
 // id with the murmur2 partitioner. It is safe for concurrent use.
 //
-// Appends are pipelined: Enqueue hands the record to kafka-go's
-// asynchronous writer and returns as soon as it is queued in its
-// partition's batch, so many commands ride in each produce request and
-// no goroutine waits in the writer per command; each command's outcome
-// (every in-sync replica has it, or the write failed) comes on a channel
-// of its own. At most MaxPending commands wait for the broker at once;
-// beyond that Enqueue refuses with ErrOverloaded.
+// Appends are pipelined: Enqueue returns as soon as the command has its
+// place in its partition's line, and no goroutine waits per command; each
+// command's outcome (every in-sync replica has it, or the write failed)
+// comes on a channel of its own. At most MaxPending commands wait for the
+// broker at once; beyond that Enqueue refuses with ErrOverloaded.
+//
+// Each partition has one produce request in flight at a time, as kafka-go
+// writes them, and its commands wait in the partition's lane: a command
+// that finds the lane idle waits the linger (Linger) for others to join
+// it, and the commands enqueued while a request is in flight leave
+// together as soon as it is answered — up to kafkalog.SmallBatch in one
+// request — for they have waited a round trip already. So batches grow
+// with the load. kafka-go's own batching closes a batch after its linger
+// whether or not the request before it is in flight, and writes the
+// batches one after another: with a short linger, at high rates, batches
+// of one or two would queue behind each other's round trips.
 type CommandWriter struct {
 	w       *kafka.Writer
+	cluster *kafkalog.Cluster
+	topic   string
 	now     func() time.Time
 	origin  string
 	sealer  Sealer
+	linger  time.Duration
 	pending chan struct{} // a slot per command queued and not yet answered
+
+	// lines has a lane per partition, once the first Enqueue has
+	// learnt how many there are (linesMu serializes that look-up).
+	lines   atomic.Pointer[lines]
+	linesMu sync.Mutex
+
+	closeMu sync.RWMutex
+	closed  bool
+	open    sync.WaitGroup // one count per command accepted and not yet answered
 }
+
+// lines are the lanes of chat.commands, one per partition, and the
+// partitions' ids that Murmur2Balancer chooses among (0, 1, … n-1, as
+// kafka-go lists a topic's).
+type lines struct {
+	lanes []lane
+	ids   []int
+}
+
+// lane is one partition's line of commands: whether it is busy (a
+// linger runs, or a request is in flight), how many commands are handed
+// to kafka-go and not yet answered, and the ones gathered meanwhile.
+type lane struct {
+	mu       sync.Mutex
+	busy     bool
+	inflight int
+	queued   []kafka.Message
+}
+
+// errWriterClosed is returned by Enqueue after Close.
+var errWriterClosed = errors.New("the command writer is closed")
 
 // CommandOption configures a CommandWriter.
 type CommandOption func(*CommandWriter)
@@ -62,6 +107,19 @@ type Sealer interface {
 // clear. Default: none.
 func Sealing(s Sealer) CommandOption { return func(c *CommandWriter) { c.sealer = s } }
 
+// Linger is how long a command that finds its partition idle waits for
+// others to join it in one request. Default: DefaultLinger. At 0 each
+// such command leaves at once: the least latency, for a request (and a
+// decision, and a fetch at every hop after it) per command at moderate
+// rates — more CPU per message (BENCHMARKS.md, "Commands gathered while
+// their partition's request is in flight").
+func Linger(d time.Duration) CommandOption {
+	return func(c *CommandWriter) { c.linger = max(d, 0) }
+}
+
+// DefaultLinger is the default of Linger.
+const DefaultLinger = time.Millisecond
+
 // MaxPending bounds the commands queued and not yet acknowledged by the
 // broker. Default: DefaultMaxPending.
 func MaxPending(n int) CommandOption {
@@ -78,12 +136,16 @@ const DefaultMaxPending = 8192
 // NewCommandWriter returns a CommandWriter of cluster;
 // names resolves chat.commands.
 func NewCommandWriter(cluster *kafkalog.Cluster, names kafkalog.Names, log *slog.Logger, opts ...CommandOption) *CommandWriter {
-	c := &CommandWriter{now: time.Now, pending: make(chan struct{}, DefaultMaxPending)}
+	c := &CommandWriter{cluster: cluster, topic: names.Topic(schemas.TopicCommands), now: time.Now, linger: DefaultLinger, pending: make(chan struct{}, DefaultMaxPending)}
 	for _, o := range opts {
 		o(c)
 	}
-	c.w = kafkalog.NewWriter(cluster, names.Topic(schemas.TopicCommands),
-		kafkalog.Pipelined(c.completed), kafkalog.BatchSize(kafkalog.LingerBatch),
+	// Each call is one lane's batch, placed by the lane's partition: sent
+	// at once, acknowledged by every in-sync replica, answered through
+	// completed.
+	c.w = kafkalog.NewWriter(cluster, c.topic,
+		kafkalog.Pipelined(c.completed), kafkalog.Balancer(PartitionBalancer{}),
+		kafkalog.BatchSize(kafkalog.SmallBatch), kafkalog.FlushAtOnce(),
 		kafkalog.ErrorLog(log, "component", "command-writer"))
 	return c
 }
@@ -100,7 +162,8 @@ func NewCommandWriter(cluster *kafkalog.Cluster, names kafkalog.Names, log *slog
 // command id, which the decider dedupes.
 //
 // It refuses with ErrOverloaded, without waiting, when MaxPending
-// commands are queued already.
+// commands are queued already. The first call reads the topic's
+// partition count from the cluster.
 func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, cmd any, traceParent string) (written <-chan error, err error) {
 	value, err := json.Marshal(cmd)
 	if err != nil {
@@ -114,21 +177,126 @@ func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, c
 			return nil, fmt.Errorf("sealing %s: %w", typ, err)
 		}
 	}
-	select {
-	case c.pending <- struct{}{}:
-	default:
-		return nil, fmt.Errorf("appending %s: %w", typ, ErrOverloaded)
+	ls, err := c.lanes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("appending %s: %w", typ, err)
+	}
+	if err := c.admit(); err != nil {
+		return nil, fmt.Errorf("appending %s: %w", typ, err)
 	}
 	m := kafkalog.Encode(attrs, value)
 	done := make(chan error, 1)
 	m.WriterData = done
-	// Asynchronous: this returns once m is in its partition's current
-	// batch (or an error before that: metadata, size, a closed writer).
+	m.Partition = kafka.Murmur2Balancer{}.Balance(m, ls.ids...)
+	l := &ls.lanes[m.Partition]
+	l.mu.Lock()
+	switch {
+	case l.busy:
+		l.queued = append(l.queued, m)
+		l.mu.Unlock()
+		return done, nil
+	case c.linger > 0:
+		l.busy = true
+		l.queued = append(l.queued, m)
+		l.mu.Unlock()
+		time.AfterFunc(c.linger, func() { c.release(l, 0) })
+		return done, nil
+	}
+	l.busy, l.inflight = true, 1
+	l.mu.Unlock()
+	// Asynchronous: this returns once m is in its partition's batch (or
+	// with an error before that: metadata, size, a closed writer).
 	if err := c.w.WriteMessages(ctx, m); err != nil {
-		<-c.pending
+		c.forget(1)
+		c.release(l, 1)
 		return nil, fmt.Errorf("appending %s: %w", typ, err)
 	}
 	return done, nil
+}
+
+// admit takes a pending slot for a command, or refuses it: the writer is
+// closed, or MaxPending commands wait already.
+func (c *CommandWriter) admit() error {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed {
+		return errWriterClosed
+	}
+	select {
+	case c.pending <- struct{}{}:
+		c.open.Add(1)
+		return nil
+	default:
+		return ErrOverloaded
+	}
+}
+
+// forget gives back the slots of n commands that were answered.
+func (c *CommandWriter) forget(n int) {
+	for range n {
+		<-c.pending
+		c.open.Done()
+	}
+}
+
+// lanes returns the lanes, one per partition of chat.commands, reading
+// the partition count the first time. Parley fixes the count when it
+// creates the topics; should it ever differ from the topic's, commands
+// would still keep their order (a lane's records are handed to kafka-go
+// in order, and PartitionBalancer falls back on murmur2), only gathered
+// in other lines.
+func (c *CommandWriter) lanes(ctx context.Context) (*lines, error) {
+	if ls := c.lines.Load(); ls != nil {
+		return ls, nil
+	}
+	c.linesMu.Lock()
+	defer c.linesMu.Unlock()
+	if ls := c.lines.Load(); ls != nil {
+		return ls, nil
+	}
+	n, err := kafkalog.Partitions(ctx, kafkalog.NewClient(c.cluster), c.topic)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("topic %s has no partitions", c.topic)
+	}
+	ls := &lines{lanes: make([]lane, n), ids: make([]int, n)}
+	for i := range ls.ids {
+		ls.ids[i] = i
+	}
+	c.lines.Store(ls)
+	return ls, nil
+}
+
+// release counts n of l's commands answered (0 when its linger ends);
+// when none is left in flight, it hands kafka-go the next of what has
+// gathered, up to kafkalog.SmallBatch in one call (one request), or
+// leaves the lane idle.
+func (c *CommandWriter) release(l *lane, n int) {
+	l.mu.Lock()
+	l.inflight -= n
+	if l.inflight > 0 {
+		l.mu.Unlock()
+		return
+	}
+	if len(l.queued) == 0 {
+		l.busy = false
+		l.mu.Unlock()
+		return
+	}
+	k := min(len(l.queued), kafkalog.SmallBatch)
+	batch := slices.Clone(l.queued[:k])
+	rest := copy(l.queued, l.queued[k:])
+	clear(l.queued[rest:])
+	l.queued = l.queued[:rest]
+	l.inflight = k
+	l.mu.Unlock()
+	// The commands' own contexts were for their place in the lane, which
+	// they have; the write now belongs to the writer (Close waits for it).
+	if err := c.w.WriteMessages(context.Background(), batch...); err != nil {
+		c.completed(batch, err)
+	}
 }
 
 // Append enqueues cmd like Enqueue and waits for the broker's
@@ -150,22 +318,35 @@ func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cm
 }
 
 // completed answers every command of a batch the writer wrote or gave up
-// on, and frees their slots. It runs on the writer's goroutines and never
-// blocks: each command's channel has room for its one answer.
+// on, frees their slots, and lets their lane send what has gathered. It
+// runs on the writer's goroutines and never blocks: each command's
+// channel has room for its one answer, and kafka-go's asynchronous
+// WriteMessages only queues.
 func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
+	if len(msgs) == 0 {
+		return
+	}
 	for _, m := range msgs {
 		if done, ok := m.WriterData.(chan error); ok {
 			done <- err
 		}
-		<-c.pending
 	}
+	c.forget(len(msgs))
+	c.release(&c.lines.Load().lanes[msgs[0].Partition], len(msgs))
 }
 
 // Pending returns how many commands are queued and not yet answered.
 func (c *CommandWriter) Pending() int { return len(c.pending) }
 
-// Close writes what is queued, answers it, and closes the writer.
-func (c *CommandWriter) Close() error { return c.w.Close() }
+// Close refuses new commands, writes every one queued or in flight and
+// answers it, then closes the writer.
+func (c *CommandWriter) Close() error {
+	c.closeMu.Lock()
+	c.closed = true
+	c.closeMu.Unlock()
+	c.open.Wait()
+	return c.w.Close()
+}
 
 // PartitionBalancer sends every message to the partition set in its
 // Partition field. The decider uses it to write the events of a command
@@ -189,15 +370,15 @@ func (PartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // NewPartitionWriter returns a synchronous writer to topic that honours
 // each message's Partition, with acks from all in-sync replicas. Each
 // call's messages are sent at once (kafkalog.FlushAtOnce): its caller
-// writes whole batches, in requests of up to kafkalog.LingerBatch
+// writes whole batches, in requests of up to kafkalog.SmallBatch
 // messages. The decider's calls hold one or two events at thousands of
 // commands a second (it decides what each fetch brings); room for
 // WideBatch was allocated and zeroed per call for nothing. A call of
-// hundreds (a backlog) takes a request per LingerBatch (16) in series: at a few
+// hundreds (a backlog) takes a request per SmallBatch (16) in series: at a few
 // milliseconds a round trip, still thousands of events a second per
 // partition.
 func NewPartitionWriter(cluster *kafkalog.Cluster, topic string, log *slog.Logger) *kafka.Writer {
-	return kafkalog.NewWriter(cluster, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.LingerBatch),
+	return kafkalog.NewWriter(cluster, topic, kafkalog.Balancer(PartitionBalancer{}), kafkalog.BatchSize(kafkalog.SmallBatch),
 		kafkalog.FlushAtOnce(), kafkalog.ErrorLog(log, "topic", topic))
 }
 

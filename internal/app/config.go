@@ -63,6 +63,7 @@ type Config struct {
 	MaxReactions      int
 	EditWindow        time.Duration
 	CommandTimeout    time.Duration
+	CommandLinger     time.Duration
 	BackfillLimit     int
 	ConversationCache int
 	PresenceCache     int
@@ -230,6 +231,7 @@ func Settings() []Setting {
 		{"max-reactions", "PARLEY_MAX_REACTIONS", "50", "most different emoji reactions on one message", num(func(c *Config) *int { return &c.MaxReactions })},
 		{"edit-window", "PARLEY_EDIT_WINDOW", "15m", "how long after sending its author may edit a message", dur(func(c *Config) *time.Duration { return &c.EditWindow })},
 		{"command-timeout", "PARLEY_COMMAND_TIMEOUT", "10s", "how long a request waits for the decider's answer", dur(func(c *Config) *time.Duration { return &c.CommandTimeout })},
+		{"command-linger", "PARLEY_COMMAND_LINGER", "1ms", "how long a command that finds its partition idle waits for others to join it in one produce request; 0 sends it at once (less latency, more CPU per message)", dur(func(c *Config) *time.Duration { return &c.CommandLinger })},
 		{"conversation-cache", "PARLEY_CONVERSATION_CACHE", "100000", "conversations each gateway node, router and decider keeps in memory (members, newest seq); the least recently used beyond it are loaded again when needed (from history; the decider's from its store under data-dir/decider)", num(func(c *Config) *int { return &c.ConversationCache })},
 		{"presence-cache", "PARLEY_PRESENCE_CACHE", "100000", "offline users whose last-seen time each gateway node keeps in memory; beyond it the least recently seen are shown offline without one until they connect again", num(func(c *Config) *int { return &c.PresenceCache })},
 		{"backfill-limit", "PARLEY_BACKFILL_LIMIT", "1000", "most events one conversation backfills on resume; older ones are announced as a gap", num(func(c *Config) *int { return &c.BackfillLimit })},
@@ -520,6 +522,9 @@ func (c Config) Validate() error {
 	}
 	if c.CommandTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	if c.CommandLinger < 0 {
+		errs = append(errs, errors.New("PARLEY_COMMAND_LINGER must not be negative"))
 	}
 	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validateFiles()...)

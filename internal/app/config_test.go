@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/app"
 )
@@ -166,5 +167,31 @@ func TestOIDCSettings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCommandLinger: the command writer's linger defaults to 1ms, 0 is
+// accepted (commands leave at once), a negative one is refused.
+func TestCommandLinger(t *testing.T) {
+	t.Parallel()
+	load := func(v string) (app.Config, error) {
+		return app.Load("run", nil, func(k string) string {
+			if k == "PARLEY_COMMAND_LINGER" {
+				return v
+			}
+			return ""
+		}, io.Discard)
+	}
+	for v, want := range map[string]time.Duration{"": time.Millisecond, "0": 0, "250us": 250 * time.Microsecond} {
+		cfg, err := load(v)
+		if err != nil {
+			t.Fatalf("PARLEY_COMMAND_LINGER=%q refused: %v", v, err)
+		}
+		if cfg.CommandLinger != want {
+			t.Errorf("PARLEY_COMMAND_LINGER=%q gives %v, want %v", v, cfg.CommandLinger, want)
+		}
+	}
+	if _, err := load("-1ms"); err == nil || !strings.Contains(err.Error(), "PARLEY_COMMAND_LINGER") {
+		t.Errorf("PARLEY_COMMAND_LINGER=-1ms: %v, want it refused", err)
 	}
 }

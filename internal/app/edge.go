@@ -37,9 +37,9 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if err != nil {
 		return err
 	}
-	var opts []producers.CommandOption
+	opts := []producers.CommandOption{producers.Linger(s.cfg.CommandLinger)}
 	if s.cfg.Targeted() {
-		opts = []producers.CommandOption{producers.Origin(s.cfg.NodeID)}
+		opts = append(opts, producers.Origin(s.cfg.NodeID))
 	}
 	if s.keys != nil {
 		// Commands are sealed as events are (see openKeys: with

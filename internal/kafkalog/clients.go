@@ -15,8 +15,8 @@ import (
 // Settings every writer shares unless an option says otherwise.
 const (
 	// writerBatchTimeout replaces kafka-go's default of 1s, which would
-	// hold every synchronous append that long; a command is waited for by
-	// a person.
+	// hold every append that long: a writer that gathers the messages of
+	// many callers sends what one millisecond brought.
 	writerBatchTimeout = time.Millisecond
 	// readerMaxWait is both the long-poll of a fetch and its deadline.
 	// kafka-go's reader sets the connection's read deadline to
@@ -46,37 +46,36 @@ const (
 // shutdown) commits what it has processed first.
 const CommitInterval = 250 * time.Millisecond
 
-// WideBatch is the batch size of the writers that carry every message
-// (commands, events, routed copies). kafka-go writes one request per
-// partition at a time, so a partition's ceiling is this many messages
-// per broker round trip — over 12 partitions, hundreds of thousands a
-// second at a few milliseconds each. Batches of 1,000 cost 152 KB
-// allocated and zeroed per append (see BatchSize): at 2,000 msg/s, 7%
-// of the server's CPU, plus the collections it caused (BENCHMARKS.md).
+// WideBatch is the batch size of a writer that lingers to gather the
+// messages of many callers (the router's copies). kafka-go writes one
+// request per partition at a time, so a partition's ceiling is this many
+// messages per broker round trip — over 12 partitions, hundreds of
+// thousands a second at a few milliseconds each. Batches of 1,000 cost
+// 152 KB allocated and zeroed per append (see BatchSize): at 2,000 msg/s,
+// 7% of the server's CPU, plus the collections it caused (BENCHMARKS.md).
 const WideBatch = 128
 
-// LingerBatch is the batch size of a writer fed one message per call
-// (the command writer) or a few (the decider's writers, see
-// producers.NewPartitionWriter). kafka-go sends a batch when it is full
-// or when its linger has passed since its first message, whatever is in
-// flight before it, so a command writer batch holds what one partition
-// receives within a millisecond: one or two messages at thousands a
-// second over a dozen partitions. kafka-go gives every batch room for
-// BatchSize messages up front (152 B a slot: 2,688 B at 16, 5,376 B at
-// 32), paid per message when batches hold one.
+// SmallBatch is the batch size of the writers that are handed a few
+// messages per call and send them at once (FlushAtOnce): the command
+// writer, one partition's gathered commands per call
+// (producers.CommandWriter), and the decider's writers, what one fetch
+// decided (producers.NewPartitionWriter). kafka-go gives every batch room
+// for BatchSize messages up front (152 B a slot: 2,432 B at 16, 4,864 B
+// at 32), paid per call however few it holds — one or two messages at
+// thousands a second over a few partitions.
 //
 // What it caps: kafka-go writes one batch per request and one request
 // per partition at a time (partitionWriter.writeBatches takes the next
 // batch of the partition's queue only when the one before is answered),
-// so when a partition receives more than LingerBatch messages per
-// linger, or the decider hands over more than LingerBatch events at once
-// (a backlog), that partition carries at most LingerBatch messages per
-// broker round trip: 16,000 a second at 1 ms, 3,200 at 5 ms (this
+// so a call of more than SmallBatch messages — commands gathered while
+// their partition's request was in flight, a decider's backlog — leaves
+// in requests of SmallBatch one after another: at most 16,000 messages a
+// second per partition at a 1 ms round trip, 3,200 at 5 ms (this
 // machine's round trip under load at 2,000 msg/s), against twice that at
 // 32 — still the rate the whole server sustains here, sent to one
 // conversation; at 8 it would not be. 16 halves the cost of 32
 // (BENCHMARKS.md, "Allocation per message on Parley's own path").
-const LingerBatch = 16
+const SmallBatch = 16
 
 // Counter counts events; a Prometheus counter is one.
 type Counter interface{ Inc() }
