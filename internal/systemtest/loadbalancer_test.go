@@ -354,9 +354,11 @@ func TestLoadBalancerFailover(t *testing.T) {
 	}, func() string {
 		return fmt.Sprintf("acked %d, %d, %d", progress[0].Load(), progress[1].Load(), progress[2].Load())
 	})
-	if err := procs[victim].Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	// Reaped before anyone reconnects: until the process is gone its
+	// listener still accepts, and a connection HAProxy made in that
+	// window would be reset after the request went out (a 502, which
+	// HAProxy does not retry), not refused (which it redispatches).
+	kill9(t, procs[victim])
 	atKill := [3]int64{progress[0].Load(), progress[1].Load(), progress[2].Load()}
 	if atKill[0] == perConv && atKill[1] == perConv && atKill[2] == perConv {
 		t.Errorf("every sender had finished when the gateway was killed (%v): the kill was not mid-stream", atKill)
