@@ -80,6 +80,16 @@ type lane struct {
 	busy     bool
 	inflight int
 	queued   []kafka.Message
+	linger   *time.Timer // made at the lane's first linger, reset for each
+}
+
+// queuedCommand is what a command's record carries through kafka-go
+// (its WriterData): where its answer goes, and its lane — not the
+// partition kafka-go reports, which is the lane's unless the topic's
+// partitions were to differ from what the writer read.
+type queuedCommand struct {
+	done chan error
+	lane *lane
 }
 
 // errWriterClosed is returned by Enqueue after Close.
@@ -185,10 +195,10 @@ func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, c
 		return nil, fmt.Errorf("appending %s: %w", typ, err)
 	}
 	m := kafkalog.Encode(attrs, value)
-	done := make(chan error, 1)
-	m.WriterData = done
 	m.Partition = kafka.Murmur2Balancer{}.Balance(m, ls.ids...)
 	l := &ls.lanes[m.Partition]
+	done := make(chan error, 1)
+	m.WriterData = &queuedCommand{done: done, lane: l}
 	l.mu.Lock()
 	switch {
 	case l.busy:
@@ -198,8 +208,14 @@ func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, c
 	case c.linger > 0:
 		l.busy = true
 		l.queued = append(l.queued, m)
+		// The lane's timer has fired if it exists: the lane was busy
+		// until its release.
+		if l.linger == nil {
+			l.linger = time.AfterFunc(c.linger, func() { c.release(l, 0) })
+		} else {
+			l.linger.Reset(c.linger)
+		}
 		l.mu.Unlock()
-		time.AfterFunc(c.linger, func() { c.release(l, 0) })
 		return done, nil
 	}
 	l.busy, l.inflight = true, 1
@@ -241,10 +257,10 @@ func (c *CommandWriter) forget(n int) {
 
 // lanes returns the lanes, one per partition of chat.commands, reading
 // the partition count the first time. Parley fixes the count when it
-// creates the topics; should it ever differ from the topic's, commands
-// would still keep their order (a lane's records are handed to kafka-go
-// in order, and PartitionBalancer falls back on murmur2), only gathered
-// in other lines.
+// creates the topics; should it ever differ from the topic's, each
+// conversation's commands would still go through one lane, in order, to
+// one partition (the lane's, or murmur2's if the topic had fewer: see
+// PartitionBalancer), each command answered through its own lane.
 func (c *CommandWriter) lanes(ctx context.Context) (*lines, error) {
 	if ls := c.lines.Load(); ls != nil {
 		return ls, nil
@@ -323,16 +339,23 @@ func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cm
 // channel has room for its one answer, and kafka-go's asynchronous
 // WriteMessages only queues.
 func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
-	if len(msgs) == 0 {
-		return
-	}
+	var l *lane // the lane of the run of msgs being counted
+	n := 0
 	for _, m := range msgs {
-		if done, ok := m.WriterData.(chan error); ok {
-			done <- err
+		q := m.WriterData.(*queuedCommand)
+		q.done <- err
+		if q.lane != l && n > 0 {
+			c.forget(n)
+			c.release(l, n)
+			n = 0
 		}
+		l = q.lane
+		n++
 	}
-	c.forget(len(msgs))
-	c.release(&c.lines.Load().lanes[msgs[0].Partition], len(msgs))
+	if n > 0 {
+		c.forget(n)
+		c.release(l, n)
+	}
 }
 
 // Pending returns how many commands are queued and not yet answered.
