@@ -50,11 +50,35 @@ func startSystem(t *testing.T, dir string, args ...string) *app.System {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(io.Discard))
+	logs := &systemLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the system's warnings and errors:\n%s", logs)
+		}
+	})
+	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(logs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return sys
+}
+
+// systemLog keeps what a system logs, for a test that fails.
+type systemLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *systemLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *systemLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func stopSystem(t *testing.T, sys *app.System) {
@@ -452,9 +476,15 @@ func TestFileSurvivesRestart(t *testing.T) {
 	bob := newClient(t, sys, "bob")
 	path := fmt.Sprintf("/v1/conversations/%s/messages/%d/attachments/0", conv, seq)
 	var link string
+	last := 0
+	defer func() {
+		if t.Failed() {
+			t.Logf("the attachment's last answer after the restart: %d", last)
+		}
+	}()
 	eventually(t, "the message in history after the restart", func() bool {
 		resp, _ := bob.do("GET", path, attachmentDoc, nil)
-		link = resp.Header.Get("Location")
+		link, last = resp.Header.Get("Location"), resp.StatusCode
 		return resp.StatusCode == http.StatusFound
 	})
 	code, h, got := get(t, link)
