@@ -92,13 +92,7 @@ func firstDiff(a, b []string) int {
 // queued command hears that it is written and there is room again.
 func TestEnqueueRefusesWhenSaturated(t *testing.T) {
 	t.Parallel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	k := kafkatest.Of(t, c.ListenAddrs())
-	k.Provision(t, kafkalog.Topology{Partitions: 1})
+	c, k := holdableBroker(t)
 	ctx := testContext(t)
 	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard(), producers.MaxPending(2))
 	defer cw.Close()
@@ -186,13 +180,7 @@ func TestCommandsGatherWhileARequestIsInFlight(t *testing.T) {
 }
 
 func testGathering(t *testing.T, linger time.Duration, first int) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	k := kafkatest.Of(t, c.ListenAddrs())
-	k.Provision(t, kafkalog.Topology{Partitions: 1})
+	c, k := holdableBroker(t)
 	ctx := testContext(t)
 	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard(), producers.Linger(linger))
 	send := func(id string) <-chan error {
@@ -272,6 +260,21 @@ func testGathering(t *testing.T, linger time.Duration, first int) {
 	if _, err := cw.Enqueue(ctx, schemas.TypeSendMessage, "c", schemas.SendMessageV1{CommandID: "late", UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}, ""); err == nil {
 		t.Error("Enqueue after Close succeeded")
 	}
+}
+
+// holdableBroker starts kfake itself, not embeddedkafka or kafkatest's
+// own, for its request hooks (a test holds produce requests with them),
+// with chat.commands in one partition.
+func holdableBroker(t *testing.T) (*kfake.Cluster, kafkatest.Cluster) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	k := kafkatest.Of(t, c.ListenAddrs())
+	k.Provision(t, kafkalog.Topology{Partitions: 1})
+	return c, k
 }
 
 // producedRecords counts the records of a produce request.
