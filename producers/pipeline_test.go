@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,6 +260,48 @@ func testGathering(t *testing.T, linger time.Duration, first int) {
 	}
 	if _, err := cw.Enqueue(ctx, schemas.TypeSendMessage, "c", schemas.SendMessageV1{CommandID: "late", UserID: "alice", ConversationID: "c", Body: "hi", IssuedAt: time.Now()}, ""); err == nil {
 		t.Error("Enqueue after Close succeeded")
+	}
+}
+
+// TestATooLargeCommandFailsAlone: a command too large for a produce
+// request fails, and only it: the commands gathered with it in its
+// partition's lane are written.
+func TestATooLargeCommandFailsAlone(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.Start(t, kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
+	ctx := testContext(t)
+	// A linger long enough for the three to gather in one call.
+	cw := producers.NewCommandWriter(k.Cluster, k.Names, slogDiscard(), producers.Linger(time.Second))
+	defer cw.Close()
+	var answers []<-chan error
+	for i, body := range []string{"before", strings.Repeat("x", 2<<20), "after"} {
+		cmd := schemas.SendMessageV1{CommandID: fmt.Sprint("cmd-", i), UserID: "alice", ConversationID: "c", Body: body, IssuedAt: time.Now()}
+		w, err := cw.Enqueue(ctx, schemas.TypeSendMessage, "c", cmd, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers = append(answers, w)
+	}
+	for i, w := range answers {
+		select {
+		case err := <-w:
+			if tooLarge := i == 1; tooLarge != (err != nil) {
+				t.Errorf("command %d (too large: %v) answered %v", i, tooLarge, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("command %d was never answered", i)
+		}
+	}
+	var bodies []string
+	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicCommands), 1) {
+		var cmd schemas.SendMessageV1
+		if err := json.Unmarshal(m.Value, &cmd); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, cmd.Body)
+	}
+	if !slices.Equal(bodies, []string{"before", "after"}) {
+		t.Errorf("the log holds %d commands (%.20q…), want the two that fit, in order", len(bodies), bodies)
 	}
 }
 

@@ -310,8 +310,20 @@ func (c *CommandWriter) release(l *lane, n int) {
 	l.mu.Unlock()
 	// The commands' own contexts were for their place in the lane, which
 	// they have; the write now belongs to the writer (Close waits for it).
-	if err := c.w.WriteMessages(context.Background(), batch...); err != nil {
-		c.completed(batch, err)
+	for len(batch) > 0 {
+		err := c.w.WriteMessages(context.Background(), batch...)
+		// kafka-go refuses the whole call for one record too large for a
+		// request, and hands back the others to write again.
+		var tooLarge kafka.MessageTooLargeError
+		if errors.As(err, &tooLarge) {
+			c.completed([]kafka.Message{tooLarge.Message}, err)
+			batch = tooLarge.Remaining
+			continue
+		}
+		if err != nil {
+			c.completed(batch, err)
+		}
+		return
 	}
 }
 
