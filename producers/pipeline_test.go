@@ -59,11 +59,7 @@ func TestEnqueueKeepsEachConversationsOrder(t *testing.T) {
 		t.Errorf("%d commands pending after every one was answered", n)
 	}
 	got := map[string][]string{}
-	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicCommands), partitions) {
-		var cmd schemas.SendMessageV1
-		if err := json.Unmarshal(m.Value, &cmd); err != nil {
-			t.Fatal(err)
-		}
+	for _, cmd := range loggedCommands(t, k, partitions) {
 		got[cmd.ConversationID] = append(got[cmd.ConversationID], cmd.CommandID)
 	}
 	for c := range convs {
@@ -293,16 +289,27 @@ func TestATooLargeCommandFailsAlone(t *testing.T) {
 		}
 	}
 	var bodies []string
-	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicCommands), 1) {
-		var cmd schemas.SendMessageV1
-		if err := json.Unmarshal(m.Value, &cmd); err != nil {
-			t.Fatal(err)
-		}
+	for _, cmd := range loggedCommands(t, k, 1) {
 		bodies = append(bodies, cmd.Body)
 	}
 	if !slices.Equal(bodies, []string{"before", "after"}) {
 		t.Errorf("the log holds %d commands (%.20q…), want the two that fit, in order", len(bodies), bodies)
 	}
+}
+
+// loggedCommands reads back every message command in chat.commands,
+// partition by partition, each in log order.
+func loggedCommands(t *testing.T, k kafkatest.Cluster, partitions int) []schemas.SendMessageV1 {
+	t.Helper()
+	var cmds []schemas.SendMessageV1
+	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicCommands), partitions) {
+		var cmd schemas.SendMessageV1
+		if err := json.Unmarshal(m.Value, &cmd); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
 }
 
 // holdableBroker starts kfake itself, not embeddedkafka or kafkatest's
