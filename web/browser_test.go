@@ -262,12 +262,14 @@ func send(u *browserUser, body string) {
 	)
 }
 
+// openConversation opens the conversation called name once the user's
+// list shows it: a conversation the user was just added to reaches the
+// list by the event, a moment after whoever added them saw it.
 func openConversation(u *browserUser, name string) {
 	u.t.Helper()
-	id := eval[string](u, sprintf(`[...document.querySelectorAll("#conversations button")].find(b => b.querySelector(".conv-name").textContent === %s)?.dataset.conv ?? ""`, js(name)))
-	if id == "" {
-		u.t.Fatalf("%s: no conversation %q in the list\n%s", u.name, name, u.snapshot())
-	}
+	button := sprintf(`[...document.querySelectorAll("#conversations button")].find(b => b.querySelector(".conv-name").textContent === %s)`, js(name))
+	u.waitFor(sprintf("the conversation %q in the list", name), button)
+	id := eval[string](u, button+`.dataset.conv`)
 	u.click(sprintf(`#conversations button[data-conv=%s]`, js(id)))
 	u.waitFor("the conversation open", sprintf(`document.querySelector("#conv-title").textContent === %s`, js(name)))
 }
