@@ -1,7 +1,9 @@
 package pebblestore_test
 
 import (
+	"fmt"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,4 +100,54 @@ func BenchmarkApply_OneMessageDirect(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkApply_ManyDirect applies what the history projection applies
+// under a load of direct pairs: 500 direct conversations, each Apply a
+// batch of 50 messages spread over them, one synced commit each. Beside
+// events/s it reports the process's CPU per event (getrusage), which
+// counts what Pebble does in the background — flushes and compactions —
+// and not only the calls' own time.
+func BenchmarkApply_ManyDirect(b *testing.B) {
+	const convs, batch = 500, 50
+	s := open(b, b.TempDir())
+	defer s.Close()
+	ids := make([]string, convs)
+	created := make([]history.Event, convs)
+	for i := range ids {
+		created[i] = historytest.Direct(fmt.Sprintf("u%d", 2*i), fmt.Sprintf("u%d", 2*i+1), historytest.Base)
+		ids[i] = created[i].ConversationID
+	}
+	if err := s.Apply(b.Context(), created); err != nil {
+		b.Fatal(err)
+	}
+	seqs := make([]uint64, convs)
+	next := 0
+	cpu0 := processCPU(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		events := make([]history.Event, batch)
+		for j := range events {
+			c := next % convs
+			next++
+			seqs[c]++
+			events[j] = historytest.Message(ids[c], seqs[c], fmt.Sprintf("u%d", 2*c+next%2), "a message of a direct pair, about as long as one", historytest.MessageTime(seqs[c]))
+		}
+		b.StartTimer()
+		if err := s.Apply(b.Context(), events); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/event")
+}
+
+// processCPU is the CPU time, user and system, the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

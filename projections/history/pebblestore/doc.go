@@ -73,6 +73,23 @@
 // inbox's, read by Conversations) and 'e' (a conversation's receipts,
 // listed by Receipts), written in the same batch.
 //
+// # Memtables
+//
+// Every message rewrites keys written moments before: the conversation's
+// summary, each member's inbox key and pointer, the markers. Pebble's
+// default 4 MiB memtable filled in about a quarter of a second at 5,000
+// messages a second, and each flush took those keys to disk again, where
+// compactions rewrote them: compactions were an eighth of the server's
+// CPU at that rate. The store's memtables are 32 MiB (memTableSize), in
+// which the newer versions of a key replace the older before any is
+// flushed; compactions fell to 3 % of the CPU, while writing into the
+// larger memtable costs a little more (BENCHMARKS.md, "The history
+// store's memtables, and the search index catching up"). A memtable takes memory as it fills: up to two
+// of them while one is being flushed, so up to 64 MiB under a heavy
+// write load, and little on an idle server. A larger memtable also
+// means a longer write-ahead log to replay when the store opens after a
+// crash.
+//
 // # Durability and concurrency
 //
 // A Store is safe for concurrent use. Apply and ApplyReceipts write one

@@ -56,6 +56,10 @@ type Store struct {
 	summaries sync.Pool
 }
 
+// memTableSize is the size of Pebble's memtables (its default is 4 MiB):
+// see the package doc, Memtables.
+const memTableSize = 32 << 20
+
 // Option configures Open.
 type Option func(*config)
 
@@ -79,6 +83,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebblelog.Logger{Log: cfg.log},
 		Cleaner:            pebblelog.DeletingCleaner{}, // see Erase
+		MemTableSize:       memTableSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
