@@ -274,7 +274,7 @@ func (s *Store) Index(ctx context.Context, docs []search.Doc) error {
 		if len(docs) == 0 {
 			return nil
 		}
-		d := min(paceRest*time.Since(start), paceMaxRest-rested)
+		d := restAfter(time.Since(start), rested)
 		if d <= 0 {
 			continue
 		}
@@ -297,6 +297,12 @@ const (
 	paceRest    = 2
 	paceMaxRest = 500 * time.Millisecond
 )
+
+// restAfter is how long Index rests after a chunk that took took, having
+// rested rested in the call so far.
+func restAfter(took, rested time.Duration) time.Duration {
+	return max(0, min(paceRest*took, paceMaxRest-rested))
+}
 
 func (s *Store) indexChunk(ctx context.Context, docs []search.Doc) error {
 	g, release, err := s.acquire()
