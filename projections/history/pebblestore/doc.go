@@ -84,9 +84,10 @@
 // which the newer versions of a key replace the older before any is
 // flushed; compactions fell to 3 % of the CPU, while writing into the
 // larger memtable costs a little more (BENCHMARKS.md, "The history
-// store's memtables, and the search index catching up"). A memtable takes memory as it fills: up to two
-// of them while one is being flushed, so up to 64 MiB under a heavy
-// write load, and little on an idle server. A larger memtable also
+// store's memtables"). Pebble starts with a 256 KiB memtable and doubles
+// each new one up to that size, and a memtable takes memory as it fills:
+// up to two of them while one is being flushed, so up to 64 MiB under a
+// heavy write load, and little on an idle server. A larger memtable also
 // means a longer write-ahead log to replay when the store opens after a
 // crash.
 //
