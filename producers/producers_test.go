@@ -1,9 +1,11 @@
 package producers_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,6 +233,75 @@ func readAll(t *testing.T, cluster *kafkalog.Cluster, topic string, partitions i
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestReceiptWriterSpreadsDeliveredMarkers: a delivered marker is
+// appended one interval after its first coalesced note, not with every
+// other marker at the next tick of a shared clock: markers noted at
+// different times are appended at different times, each with the
+// highest seq noted for it by then.
+func TestReceiptWriterSpreadsDeliveredMarkers(t *testing.T) {
+	t.Parallel()
+	const partitions = 4
+	k := kafkatest.Start(t)
+	ctx := testContext(t)
+	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
+		t.Fatal(err)
+	}
+	rw := producers.NewReceiptWriter(k.Cluster, k.Names, time.Second, slogDiscard())
+	defer rw.Close()
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	now := t0
+	rw.SetClock(func() time.Time { return now })
+	at := func(d time.Duration) { now = t0.Add(d) }
+	flushDue := func() {
+		t.Helper()
+		if err := rw.FlushDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ab, cd := schemas.DirectConversationID("alice", "bob"), schemas.GroupConversationID("carol", "c1")
+
+	rw.Delivered(ab, "bob", 1)
+	at(400 * time.Millisecond)
+	rw.Delivered(cd, "bob", 4)
+	rw.Delivered(ab, "bob", 2) // coalesced with the first note
+	at(900 * time.Millisecond)
+	flushDue() // nothing due yet
+	at(time.Second)
+	flushDue() // ab/bob at 2
+	at(1300 * time.Millisecond)
+	rw.Delivered(ab, "bob", 3) // a new note: due a second from now
+	flushDue()                 // nothing due
+	at(1400 * time.Millisecond)
+	flushDue() // cd/bob at 4
+	at(2200 * time.Millisecond)
+	flushDue() // nothing due
+	at(2300 * time.Millisecond)
+	flushDue() // ab/bob at 3
+
+	type appended struct {
+		conv string
+		seq  uint64
+		at   time.Duration
+	}
+	var got []appended
+	for _, m := range readAll(t, k.Cluster, k.Names.Topic(schemas.TopicReceipts), partitions) {
+		v, err := schemas.Decode(schemas.TypeReceipt, m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := v.(*schemas.ReceiptV1)
+		if r.UserID != "bob" || r.Kind != schemas.ReceiptDelivered {
+			t.Errorf("unexpected receipt %+v", r)
+		}
+		got = append(got, appended{r.ConversationID, r.Seq, r.At.Sub(t0)})
+	}
+	slices.SortFunc(got, func(a, b appended) int { return cmp.Compare(a.at, b.at) })
+	want := []appended{{ab, 2, time.Second}, {cd, 4, 1400 * time.Millisecond}, {ab, 3, 2300 * time.Millisecond}}
+	if !slices.Equal(got, want) {
+		t.Errorf("appended %+v, want %+v", got, want)
+	}
+}
 
 // TestReceiptWriter: read markers are appended at once, delivered markers
 // coalesced to the highest seq per user and conversation; every receipt

@@ -33,8 +33,13 @@ func (ConversationBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // ReceiptWriter appends read and delivered markers to chat.receipts. Read
 // markers are appended synchronously, so a client told its marker is
 // recorded can count on it; delivered markers are coalesced — the highest
-// seq per user and conversation — and flushed once per interval by Run,
-// since every event written to a socket raises one. It is safe for
+// seq per user and conversation — since every event written to a socket
+// raises one. A delivered marker is appended one interval after the first
+// of its coalesced notes, by Run, which looks for the markers due
+// flushSlices times an interval: the appends are spread over the interval
+// as the notes were, rather than all made at once (a burst of a second's
+// markers, each read by the history, push and delivery projections, is
+// what the messages in flight behind it waited for). It is safe for
 // concurrent use.
 type ReceiptWriter struct {
 	w        *kafka.Writer
@@ -43,14 +48,25 @@ type ReceiptWriter struct {
 	now      func() time.Time
 
 	mu      sync.Mutex
-	pending map[receiptKey]uint64
+	pending map[receiptKey]pendingMarker
 }
 
 type receiptKey struct{ conversation, user string }
 
-// NewReceiptWriter returns a ReceiptWriter; delivered markers are flushed
-// every interval (default: 1s) while Run runs; names resolves
-// chat.receipts.
+// pendingMarker is a delivered marker not yet appended: its seq, and
+// when its first coalesced note was made.
+type pendingMarker struct {
+	seq   uint64
+	since time.Time
+}
+
+// flushSlices is how many times an interval Run looks for the delivered
+// markers due.
+const flushSlices = 10
+
+// NewReceiptWriter returns a ReceiptWriter; delivered markers are
+// appended an interval (default: 1s) after they are first noted, while
+// Run runs; names resolves chat.receipts.
 func NewReceiptWriter(cluster *kafkalog.Cluster, names kafkalog.Names, interval time.Duration, log *slog.Logger) *ReceiptWriter {
 	if interval <= 0 {
 		interval = time.Second
@@ -60,7 +76,7 @@ func NewReceiptWriter(cluster *kafkalog.Cluster, names kafkalog.Names, interval 
 		log:      log,
 		interval: interval,
 		now:      time.Now,
-		pending:  make(map[receiptKey]uint64),
+		pending:  make(map[receiptKey]pendingMarker),
 	}
 }
 
@@ -77,20 +93,24 @@ func (r *ReceiptWriter) Read(ctx context.Context, conversation, user string, seq
 }
 
 // Delivered notes that events up to seq of conversation reached a socket
-// of user; the next flush appends the highest seq noted. It never blocks.
+// of user; the highest seq noted is appended an interval after the first
+// note. It never blocks.
 func (r *ReceiptWriter) Delivered(conversation, user string, seq uint64) {
 	k := receiptKey{conversation, user}
 	r.mu.Lock()
-	if seq > r.pending[k] {
-		r.pending[k] = seq
+	p, ok := r.pending[k]
+	if !ok {
+		p.since = r.now()
 	}
+	p.seq = max(p.seq, seq)
+	r.pending[k] = p
 	r.mu.Unlock()
 }
 
-// Run flushes delivered markers every interval until ctx is done, then
-// once more.
+// Run appends the delivered markers as they fall due until ctx is done,
+// then every marker noted.
 func (r *ReceiptWriter) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
+	t := time.NewTicker(r.interval / flushSlices)
 	defer t.Stop()
 	for {
 		select {
@@ -99,35 +119,69 @@ func (r *ReceiptWriter) Run(ctx context.Context) error {
 			defer cancel()
 			return r.Flush(fctx)
 		case <-t.C:
-			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
+			if err := r.flushDue(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("flushing delivered markers", "err", err)
 			}
 		}
 	}
 }
 
-// Flush appends the delivered markers noted since the last flush. On
+// Flush appends every delivered marker noted and not yet appended. On
 // failure they are noted again, to be retried.
 func (r *ReceiptWriter) Flush(ctx context.Context) error {
+	return r.flush(ctx, func(pendingMarker) bool { return true })
+}
+
+// flushDue appends the delivered markers first noted an interval ago or
+// earlier.
+func (r *ReceiptWriter) flushDue(ctx context.Context) error {
+	due := r.now().Add(-r.interval)
+	return r.flush(ctx, func(p pendingMarker) bool { return !p.since.After(due) })
+}
+
+// flush appends the pending markers for which take is true. On failure
+// they are noted again, merged with what was noted since.
+func (r *ReceiptWriter) flush(ctx context.Context, take func(pendingMarker) bool) error {
+	var keys []receiptKey
+	var markers []pendingMarker
 	r.mu.Lock()
-	pending := r.pending
-	r.pending = make(map[receiptKey]uint64)
+	for k, p := range r.pending {
+		if take(p) {
+			keys, markers = append(keys, k), append(markers, p)
+			delete(r.pending, k)
+		}
+	}
 	r.mu.Unlock()
-	if len(pending) == 0 {
+	if len(keys) == 0 {
 		return nil
 	}
-	msgs := make([]kafka.Message, 0, len(pending))
-	for k, seq := range pending {
-		m, err := r.message(k.conversation, k.user, schemas.ReceiptDelivered, seq)
+	err := r.appendDelivered(ctx, keys, markers)
+	if err != nil {
+		r.mu.Lock()
+		for i, k := range keys {
+			p, ok := r.pending[k]
+			if !ok || markers[i].since.Before(p.since) {
+				p.since = markers[i].since
+			}
+			p.seq = max(p.seq, markers[i].seq)
+			r.pending[k] = p
+		}
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// appendDelivered appends the delivered markers of keys.
+func (r *ReceiptWriter) appendDelivered(ctx context.Context, keys []receiptKey, markers []pendingMarker) error {
+	msgs := make([]kafka.Message, len(keys))
+	for i, k := range keys {
+		m, err := r.message(k.conversation, k.user, schemas.ReceiptDelivered, markers[i].seq)
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, m)
+		msgs[i] = m
 	}
 	if err := r.w.WriteMessages(ctx, msgs...); err != nil {
-		for k, seq := range pending {
-			r.Delivered(k.conversation, k.user, seq)
-		}
 		return fmt.Errorf("appending %d delivered markers: %w", len(msgs), err)
 	}
 	return nil
