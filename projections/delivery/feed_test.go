@@ -61,10 +61,10 @@ func testFeed(t *testing.T, newEnv func(t *testing.T) *feedEnv) {
 		env.publish(t, []string{"dave"}, nowGroup("c3", "dave")) // last: once dave has it, everything before was delivered
 
 		deliverytest.WaitFrames(t, sinks["dave"], "event c3 0")
-		deliverytest.WaitFrames(t, sinks["alice"], "event c1 0", "event c1 1", "event c2 0", "event c2 1", "event c2 2")
-		deliverytest.WaitFrames(t, sinks["bob"], "event c1 0", "event c1 1", "event c0 1")
-		deliverytest.WaitFrames(t, sinks["carol"], "event c0 1", "event c2 0", "event c2 1", "event c2 2")
-		if got := sinks["alice"].Frames()[1]; !bytes.Equal(got, EncodeEvent("c1", 1, c1.Type, c1.ID, c1.Time, c1.Data)) {
+		deliverytest.WaitConversationFrames(t, sinks["alice"], "event c1 0", "event c1 1", "event c2 0", "event c2 1", "event c2 2")
+		deliverytest.WaitConversationFrames(t, sinks["bob"], "event c1 0", "event c1 1", "event c0 1")
+		deliverytest.WaitConversationFrames(t, sinks["carol"], "event c0 1", "event c2 0", "event c2 1", "event c2 2")
+		if got := sinks["alice"].Frames()[1]; !bytes.Equal(got, EncodeEvent("c1", 1, c1.Type, c1.ID, c1.Time, c1.Data)) { // c1 was published first
 			t.Errorf("frame %s is not the event as written", got)
 		}
 		if env.hub.Latest("c2") != 2 || env.hub.Latest("c0") != 1 || env.hub.Latest("nope") != 0 {

@@ -93,6 +93,25 @@ func WaitFrames(t testing.TB, s *Sink, want ...string) {
 	}
 }
 
+// WaitConversationFrames waits until s holds as many frames as want,
+// then fails the test unless each conversation's frames are want's, in
+// want's order. Frames of different conversations may interleave in any
+// order: a feed orders each conversation's events, not one
+// conversation's against another's.
+func WaitConversationFrames(t testing.TB, s *Sink, want ...string) {
+	t.Helper()
+	WaitFor(t, fmt.Sprintf("frames %q", want), func() bool { return len(s.Frames()) >= len(want) })
+	got := s.Summaries(t)
+	ok := len(got) == len(want)
+	for _, w := range want {
+		conv := strings.Fields(w)[1]
+		ok = ok && slices.Equal(Only(got, conv), Only(want, conv))
+	}
+	if !ok {
+		t.Fatalf("frames, in each conversation's order:\n got %q\nwant %q", got, want)
+	}
+}
+
 // WaitFor polls cond until it holds, failing the test after 10s.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
