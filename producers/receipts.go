@@ -49,6 +49,10 @@ type ReceiptWriter struct {
 
 	mu      sync.Mutex
 	pending map[receiptKey]pendingMarker
+	// order is the pending markers' keys in the order they were first
+	// noted, and so of their notes' times: flushDue takes markers from
+	// its front, never looking at the markers not yet due.
+	order []notedKey
 }
 
 type receiptKey struct{ conversation, user string }
@@ -57,6 +61,12 @@ type receiptKey struct{ conversation, user string }
 // when its first coalesced note was made.
 type pendingMarker struct {
 	seq   uint64
+	since time.Time
+}
+
+// notedKey is a pending marker's key and the time of its first note.
+type notedKey struct {
+	k     receiptKey
 	since time.Time
 }
 
@@ -101,6 +111,7 @@ func (r *ReceiptWriter) Delivered(conversation, user string, seq uint64) {
 	p, ok := r.pending[k]
 	if !ok {
 		p.since = r.now()
+		r.order = append(r.order, notedKey{k, p.since})
 	}
 	p.seq = max(p.seq, seq)
 	r.pending[k] = p
@@ -129,44 +140,48 @@ func (r *ReceiptWriter) Run(ctx context.Context) error {
 // Flush appends every delivered marker noted and not yet appended. On
 // failure they are noted again, to be retried.
 func (r *ReceiptWriter) Flush(ctx context.Context) error {
-	return r.flush(ctx, func(pendingMarker) bool { return true })
+	r.mu.Lock()
+	keys, markers := make([]receiptKey, 0, len(r.pending)), make([]pendingMarker, 0, len(r.pending))
+	for k, p := range r.pending {
+		keys, markers = append(keys, k), append(markers, p)
+	}
+	clear(r.pending)
+	r.order = r.order[:0]
+	r.mu.Unlock()
+	return r.appendOrRenote(ctx, keys, markers)
 }
 
 // flushDue appends the delivered markers first noted an interval ago or
-// earlier.
+// earlier. Its work under the lock is the markers it takes.
 func (r *ReceiptWriter) flushDue(ctx context.Context) error {
 	due := r.now().Add(-r.interval)
-	return r.flush(ctx, func(p pendingMarker) bool { return !p.since.After(due) })
-}
-
-// flush appends the pending markers for which take is true. On failure
-// they are noted again, merged with what was noted since.
-func (r *ReceiptWriter) flush(ctx context.Context, take func(pendingMarker) bool) error {
 	var keys []receiptKey
 	var markers []pendingMarker
 	r.mu.Lock()
-	for k, p := range r.pending {
-		if take(p) {
-			keys, markers = append(keys, k), append(markers, p)
-			delete(r.pending, k)
+	i := 0
+	for ; i < len(r.order) && !r.order[i].since.After(due); i++ {
+		n := r.order[i]
+		if p, ok := r.pending[n.k]; ok && p.since.Equal(n.since) {
+			keys, markers = append(keys, n.k), append(markers, p)
+			delete(r.pending, n.k)
 		}
 	}
+	r.order = r.order[i:]
 	r.mu.Unlock()
+	return r.appendOrRenote(ctx, keys, markers)
+}
+
+// appendOrRenote appends the delivered markers of keys; on failure it
+// notes them again, as new notes, merged with what was noted since.
+func (r *ReceiptWriter) appendOrRenote(ctx context.Context, keys []receiptKey, markers []pendingMarker) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	err := r.appendDelivered(ctx, keys, markers)
 	if err != nil {
-		r.mu.Lock()
 		for i, k := range keys {
-			p, ok := r.pending[k]
-			if !ok || markers[i].since.Before(p.since) {
-				p.since = markers[i].since
-			}
-			p.seq = max(p.seq, markers[i].seq)
-			r.pending[k] = p
+			r.Delivered(k.conversation, k.user, markers[i].seq)
 		}
-		r.mu.Unlock()
 	}
 	return err
 }
