@@ -141,60 +141,59 @@ func (r *ReceiptWriter) Run(ctx context.Context) error {
 // failure they are noted again, to be retried.
 func (r *ReceiptWriter) Flush(ctx context.Context) error {
 	r.mu.Lock()
-	keys, markers := make([]receiptKey, 0, len(r.pending)), make([]pendingMarker, 0, len(r.pending))
+	due := make([]dueMarker, 0, len(r.pending))
 	for k, p := range r.pending {
-		keys, markers = append(keys, k), append(markers, p)
+		due = append(due, dueMarker{k, p.seq})
 	}
 	clear(r.pending)
 	r.order = r.order[:0]
 	r.mu.Unlock()
-	return r.appendOrRenote(ctx, keys, markers)
+	return r.appendDelivered(ctx, due)
 }
 
 // flushDue appends the delivered markers first noted an interval ago or
 // earlier. Its work under the lock is the markers it takes.
 func (r *ReceiptWriter) flushDue(ctx context.Context) error {
-	due := r.now().Add(-r.interval)
-	var keys []receiptKey
-	var markers []pendingMarker
+	by := r.now().Add(-r.interval)
+	var due []dueMarker
 	r.mu.Lock()
 	i := 0
-	for ; i < len(r.order) && !r.order[i].since.After(due); i++ {
+	for ; i < len(r.order) && !r.order[i].since.After(by); i++ {
 		n := r.order[i]
 		if p, ok := r.pending[n.k]; ok && p.since.Equal(n.since) {
-			keys, markers = append(keys, n.k), append(markers, p)
+			due = append(due, dueMarker{n.k, p.seq})
 			delete(r.pending, n.k)
 		}
 	}
 	r.order = r.order[i:]
 	r.mu.Unlock()
-	return r.appendOrRenote(ctx, keys, markers)
+	return r.appendDelivered(ctx, due)
 }
 
-// appendOrRenote appends the delivered markers of keys; on failure it
-// notes them again, as new notes, merged with what was noted since.
-func (r *ReceiptWriter) appendOrRenote(ctx context.Context, keys []receiptKey, markers []pendingMarker) error {
-	if len(keys) == 0 {
+// dueMarker is a delivered marker taken to be appended.
+type dueMarker struct {
+	k   receiptKey
+	seq uint64
+}
+
+// appendDelivered appends the markers due; on failure it notes them
+// again, as new notes, merged with what was noted since.
+func (r *ReceiptWriter) appendDelivered(ctx context.Context, due []dueMarker) (err error) {
+	if len(due) == 0 {
 		return nil
 	}
-	err := r.appendDelivered(ctx, keys, markers)
-	if err != nil {
-		for i, k := range keys {
-			r.Delivered(k.conversation, k.user, markers[i].seq)
-		}
-	}
-	return err
-}
-
-// appendDelivered appends the delivered markers of keys.
-func (r *ReceiptWriter) appendDelivered(ctx context.Context, keys []receiptKey, markers []pendingMarker) error {
-	msgs := make([]kafka.Message, len(keys))
-	for i, k := range keys {
-		m, err := r.message(k.conversation, k.user, schemas.ReceiptDelivered, markers[i].seq)
+	defer func() {
 		if err != nil {
+			for _, d := range due {
+				r.Delivered(d.k.conversation, d.k.user, d.seq)
+			}
+		}
+	}()
+	msgs := make([]kafka.Message, len(due))
+	for i, d := range due {
+		if msgs[i], err = r.message(d.k.conversation, d.k.user, schemas.ReceiptDelivered, d.seq); err != nil {
 			return err
 		}
-		msgs[i] = m
 	}
 	if err := r.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("appending %d delivered markers: %w", len(msgs), err)
