@@ -282,7 +282,7 @@ func Settings() []Setting {
 		{"apns-topic", "PARLEY_APNS_TOPIC", "", "the app's bundle id (apns-topic); required with PARLEY_APNS_KEY_FILE", str(func(c *Config) *string { return &c.APNsTopic })},
 		{"apns-host", "PARLEY_APNS_HOST", "https://api.push.apple.com", "APNs server (https://api.sandbox.push.apple.com for development builds)", str(func(c *Config) *string { return &c.APNsHost })},
 		{"presence-timeout", "PARLEY_PRESENCE_TIMEOUT", "30s", "a crashed node's users go offline within this", dur(func(c *Config) *time.Duration { return &c.PresenceTimeout })},
-		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how often a node re-publishes its users' presence; below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
+		{"presence-heartbeat", "PARLEY_PRESENCE_HEARTBEAT", "10s", "how long a user's presence may go without the node re-publishing it (each user on their own schedule); below the timeout", dur(func(c *Config) *time.Duration { return &c.PresenceHeartbeat })},
 		{"routing", "PARLEY_ROUTING", RoutingAuto, "how events reach gateway nodes: targeted (a router sends each node only what its sockets and requests need), broadcast (every node reads every event), or auto: broadcast when every role runs in one process on the embedded broker (one node: no router hop), else targeted", str(func(c *Config) *string { return &c.Routing })},
 		{"node-id", "PARLEY_NODE_ID", host, "this node's name in logs, metrics and presence; unique per running node (default: the host name)", str(func(c *Config) *string { return &c.NodeID })},
 		{"log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},

@@ -6,7 +6,8 @@
 // devices connected to that node, with an expiry one Timeout ahead. It
 // publishes the user's record — the latest it has seen, its own entry
 // replaced — on every connect, disconnect and status change, and
-// re-publishes all its entries every Heartbeat. A node that crashes stops
+// re-publishes each entry within one Heartbeat of its last publication,
+// each user on their own schedule. A node that crashes stops
 // re-publishing, so its entries expire and its users go offline within
 // Timeout; the other nodes notice on their next sweep and push the change
 // to watchers. Two nodes publishing one user's record at the same moment
@@ -47,8 +48,11 @@ type Config struct {
 	Names kafkalog.Names
 	// NodeID names this node's entries; unique per running node.
 	NodeID string
-	// Heartbeat is how often the node re-publishes its entries.
-	// Default: 10s.
+	// Heartbeat is how long a user's entry may go without the node
+	// re-publishing it (it does so between nine and ten tenths of it
+	// after the last publication). Each user's falls due on their own
+	// schedule, so the re-publications are spread over the interval as
+	// the connects were, not appended all at once. Default: 10s.
 	Heartbeat time.Duration
 	// Timeout is how long an entry counts after its publication: a
 	// crashed node's users go offline within it. Default: 30s.
@@ -117,22 +121,38 @@ type Tracker struct {
 	offline  *lru.Map[string, struct{}]
 	notified map[string]State
 	watchers map[string]map[*Watch]struct{}
-	ready    chan struct{}
+	// published is when this node last published each local user's
+	// record; beats lists those publications in the order they were
+	// made, so the users due for a heartbeat are taken from its front.
+	published map[string]time.Time
+	beats     []beat
+	ready     chan struct{}
 }
+
+// beat is one publication of a local user's record.
+type beat struct {
+	user string
+	at   time.Time
+}
+
+// heartbeatSlices is how many times per Heartbeat the tracker looks for
+// the entries due.
+const heartbeatSlices = 10
 
 // New returns a Tracker; Run starts it.
 func New(cfg Config) *Tracker {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "presence")
 	t := &Tracker{
-		cfg:      cfg,
-		log:      log,
-		w:        kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
-		local:    make(map[string]map[string]string),
-		latest:   make(map[string]*schemas.PresenceV1),
-		notified: make(map[string]State),
-		watchers: make(map[string]map[*Watch]struct{}),
-		ready:    make(chan struct{}),
+		cfg:       cfg,
+		log:       log,
+		w:         kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
+		local:     make(map[string]map[string]string),
+		latest:    make(map[string]*schemas.PresenceV1),
+		notified:  make(map[string]State),
+		watchers:  make(map[string]map[*Watch]struct{}),
+		published: make(map[string]time.Time),
+		ready:     make(chan struct{}),
 	}
 	// Called with t.mu held, as every use of offline is. A user still
 	// connected here or watched keeps the record until it next changes.
@@ -178,8 +198,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 	close(t.ready)
 
-	heartbeat := time.NewTicker(t.cfg.Heartbeat)
+	heartbeat := time.NewTicker(t.cfg.Heartbeat / heartbeatSlices)
 	defer heartbeat.Stop()
+	sweep := time.NewTicker(t.cfg.Heartbeat)
+	defer sweep.Stop()
 	flush := time.NewTicker(t.cfg.Flush)
 	defer flush.Stop()
 	for {
@@ -189,7 +211,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case err := <-errs:
 			return err
 		case <-heartbeat.C:
-			t.publish(ctx, t.localUsers()...)
+			t.heartbeat(ctx)
+		case <-sweep.C:
 			t.sweep(ctx)
 		case <-flush.C:
 			t.flush()
@@ -370,6 +393,12 @@ func (t *Tracker) publish(ctx context.Context, users ...string) {
 		rec := t.record(u, now)
 		t.setLatest(u, rec)
 		t.changed(u)
+		if len(t.local[u]) > 0 {
+			t.published[u] = now
+			t.beats = append(t.beats, beat{user: u, at: now})
+		} else {
+			delete(t.published, u)
+		}
 		value, err := json.Marshal(rec)
 		if err != nil {
 			continue
@@ -402,14 +431,30 @@ func (t *Tracker) sweep(ctx context.Context) {
 	t.publish(ctx, gone...)
 }
 
-func (t *Tracker) localUsers() []string {
+// heartbeat re-publishes the local users whose record this node last
+// published at least Heartbeat less one slice ago: looked for once a
+// slice, each is re-published within one Heartbeat of the last time, as
+// the Timeout relies on. A publication since (a connect, a status
+// change) or a disconnect makes an earlier beat stale: it is dropped
+// when it reaches the front.
+func (t *Tracker) heartbeat(ctx context.Context) {
+	now := t.cfg.Now().UTC()
+	after := t.cfg.Heartbeat - t.cfg.Heartbeat/heartbeatSlices
+	var due []string
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	users := make([]string, 0, len(t.local))
-	for u := range t.local {
-		users = append(users, u)
+	n := 0
+	for _, b := range t.beats {
+		if now.Sub(b.at) < after {
+			break
+		}
+		n++
+		if at, ok := t.published[b.user]; ok && at.Equal(b.at) {
+			due = append(due, b.user)
+		}
 	}
-	return users
+	t.beats = t.beats[n:]
+	t.mu.Unlock()
+	t.publish(ctx, due...)
 }
 
 // changed queues user's state for its watchers if it differs from what

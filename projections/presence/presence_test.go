@@ -184,3 +184,78 @@ func TestOfflineRecordsStayBounded(t *testing.T) {
 		t.Errorf("a forgotten user who connects again: %+v, want online", got)
 	}
 }
+
+// TestHeartbeatsSpreadOverTheInterval runs a tracker on a clock of its
+// own: each connected user's entry is re-published within one Heartbeat
+// of the node's last publication of it — nine tenths of it after, looked
+// for every tenth — not every entry at once; a status change restarts
+// that user's interval, and a user who disconnected is not re-published.
+func TestHeartbeatsSpreadOverTheInterval(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 3}))
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := t0
+	at := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = t0.Add(d)
+	}
+	// Run's own ticks, six minutes apart, do not come during the test;
+	// the test calls what they would.
+	tr := presence.New(presence.Config{
+		Kafka: k.Cluster, Names: k.Names, NodeID: "node-a",
+		Heartbeat: time.Hour, Timeout: 3 * time.Hour, Flush: 20 * time.Millisecond,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	<-tr.Ready()
+
+	tr.Connect(ctx, "alice", "phone")
+	at(10 * time.Minute)
+	daveGone := tr.Connect(ctx, "dave", "phone")
+	at(20 * time.Minute)
+	tr.Connect(ctx, "bob", "phone")
+	at(30 * time.Minute)
+	daveGone()
+	at(40 * time.Minute)
+	tr.Connect(ctx, "carol", "phone")
+	at(50 * time.Minute)
+	if err := tr.SetStatus(ctx, "carol", "phone", schemas.StatusAway); err != nil {
+		t.Fatal(err)
+	}
+	// Due 54 minutes after the last publication.
+	for _, m := range []time.Duration{53, 54, 60, 73, 74, 94, 103, 104} {
+		at(m * time.Minute)
+		tr.HeartbeatDue(ctx)
+	}
+
+	got := map[string][]time.Duration{}
+	for _, m := range kafkatest.ReadAll(t, k.Cluster, k.Names.Topic(schemas.TopicPresence)) {
+		v, err := schemas.Decode(schemas.TypePresence, m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := v.(*schemas.PresenceV1)
+		got[rec.UserID] = append(got[rec.UserID], rec.UpdatedAt.Sub(t0))
+	}
+	want := map[string][]time.Duration{
+		"alice": {0, 54 * time.Minute},
+		"dave":  {10 * time.Minute, 30 * time.Minute},
+		"bob":   {20 * time.Minute, 74 * time.Minute},
+		"carol": {40 * time.Minute, 50 * time.Minute, 104 * time.Minute},
+	}
+	for user, w := range want {
+		// One user's records share a key, hence a partition: in order.
+		if fmt.Sprint(got[user]) != fmt.Sprint(w) {
+			t.Errorf("%s's records published at %v after the start, want %v", user, got[user], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("records of %d users, want %d: %v", len(got), len(want), got)
+	}
+}
