@@ -37,10 +37,11 @@ var ErrOverloaded = errors.New("too many commands waiting for the log")
 // Each partition has one produce request in flight at a time, as kafka-go
 // writes them, and its commands wait in the partition's lane: a command
 // that finds the lane idle waits the linger (Linger) for others to join
-// it, and the commands enqueued while a request is in flight leave
-// together as soon as it is answered — up to kafkalog.SmallBatch in one
-// request — for they have waited a round trip already. So batches grow
-// with the load. kafka-go's own batching closes a batch after its linger
+// it — when the lane's commands come close enough together for others to
+// be likely to (see pace) — and the commands enqueued while a request is
+// in flight leave together as soon as it is answered — up to
+// kafkalog.SmallBatch in one request — for they have waited a round trip
+// already. So batches grow with the load. kafka-go's own batching closes a batch after its linger
 // whether or not the request before it is in flight, and writes the
 // batches one after another: with a short linger, at high rates, batches
 // of one or two would queue behind each other's round trips.
@@ -81,6 +82,50 @@ type lane struct {
 	inflight int
 	queued   []kafka.Message
 	linger   *time.Timer // made at the lane's first linger, reset for each
+	pace     pace
+}
+
+// pace follows how far apart a lane's commands come, to tell whether one
+// that finds the lane idle is worth a linger: only when others are likely
+// to join it. On a quiet lane nothing joins, and the linger would be
+// latency paid for nothing; on a busy one it saves a request, a decision
+// and a fetch at every hop after them for every command that joins.
+type pace struct {
+	last   time.Time
+	gap    time.Duration // moving average of the gaps between commands
+	seeded bool          // gap holds at least one gap
+}
+
+const (
+	// lingerGaps: a command lingers while the lane's commands come less
+	// than lingerGaps lingers apart on average — while at least one in
+	// lingerGaps lingers gathers another command, were they to come
+	// evenly. With the default linger of 1 ms: above 250 commands a
+	// second on the partition.
+	lingerGaps = 4
+	// gapWeight: each gap counts for 1/gapWeight of the average.
+	gapWeight = 8
+	// maxGapLingers caps each gap, in lingers, so that a lane busy again
+	// after a quiet spell lingers after a dozen commands or so.
+	maxGapLingers = 4 * lingerGaps
+)
+
+// note records a command enqueued at now on the lane and tells whether it
+// should linger, if it finds the lane idle. The first command of a lane
+// does not.
+func (p *pace) note(now time.Time, linger time.Duration) bool {
+	if p.last.IsZero() {
+		p.last = now
+		return false
+	}
+	gap := min(max(now.Sub(p.last), 0), maxGapLingers*linger)
+	p.last = now
+	if !p.seeded {
+		p.gap, p.seeded = gap, true
+	} else {
+		p.gap += (gap - p.gap) / gapWeight
+	}
+	return p.gap < lingerGaps*linger
 }
 
 // queuedCommand is what a command's record carries through kafka-go
@@ -118,11 +163,13 @@ type Sealer interface {
 func Sealing(s Sealer) CommandOption { return func(c *CommandWriter) { c.sealer = s } }
 
 // Linger is how long a command that finds its partition idle waits for
-// others to join it in one request. Default: DefaultLinger. At 0 each
-// such command leaves at once: the least latency, for a request (and a
-// decision, and a fetch at every hop after it) per command at moderate
-// rates — more CPU per message (BENCHMARKS.md, "Commands gathered while
-// their partition's request is in flight").
+// others to join it in one request, when the partition's commands come
+// less than four lingers apart on average (see pace); on a quieter
+// partition it leaves at once. Default: DefaultLinger. At 0 each such
+// command leaves at once whatever the rate: the least latency, for a
+// request (and a decision, and a fetch at every hop after it) per command
+// at moderate rates — more CPU per message (BENCHMARKS.md, "Commands
+// gathered while their partition's request is in flight").
 func Linger(d time.Duration) CommandOption {
 	return func(c *CommandWriter) { c.linger = max(d, 0) }
 }
@@ -179,7 +226,8 @@ func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, c
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", typ, err)
 	}
-	attrs := kafkalog.NewAttributes(typ, conversation, c.now())
+	now := c.now()
+	attrs := kafkalog.NewAttributes(typ, conversation, now)
 	attrs.TraceParent = traceParent
 	attrs.OriginNode = c.origin
 	if c.sealer != nil {
@@ -200,12 +248,13 @@ func (c *CommandWriter) Enqueue(ctx context.Context, typ, conversation string, c
 	done := make(chan error, 1)
 	m.WriterData = &queuedCommand{done: done, lane: l}
 	l.mu.Lock()
+	linger := c.linger > 0 && l.pace.note(now, c.linger)
 	switch {
 	case l.busy:
 		l.queued = append(l.queued, m)
 		l.mu.Unlock()
 		return done, nil
-	case c.linger > 0:
+	case linger:
 		l.busy = true
 		l.queued = append(l.queued, m)
 		// The lane's timer has fired if it exists: the lane was busy
