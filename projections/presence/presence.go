@@ -121,6 +121,8 @@ type Tracker struct {
 	offline  *lru.Map[string, struct{}]
 	notified map[string]State
 	watchers map[string]map[*Watch]struct{}
+	// dirty are the watches with changes pending, for the next flush.
+	dirty map[*Watch]struct{}
 	// published is when this node last published each local user's
 	// record; beats lists those publications in the order they were
 	// made, so the users due for a heartbeat are taken from its front.
@@ -139,6 +141,10 @@ type beat struct {
 // the entries due.
 const heartbeatSlices = 10
 
+// sweepStride is how many records a sweep looks at under one hold of the
+// tracker's lock.
+const sweepStride = 1024
+
 // New returns a Tracker; Run starts it.
 func New(cfg Config) *Tracker {
 	cfg = cfg.withDefaults()
@@ -151,6 +157,7 @@ func New(cfg Config) *Tracker {
 		latest:    make(map[string]*schemas.PresenceV1),
 		notified:  make(map[string]State),
 		watchers:  make(map[string]map[*Watch]struct{}),
+		dirty:     make(map[*Watch]struct{}),
 		published: make(map[string]time.Time),
 		ready:     make(chan struct{}),
 	}
@@ -411,14 +418,25 @@ func (t *Tracker) publish(ctx context.Context, users ...string) {
 	}
 }
 
-// sweep finds users whose other nodes' entries expired (a crashed node)
-// and records them offline.
+// sweep finds users whose other nodes' entries expired (a crashed node):
+// their watchers learn the change, and those left with no device are
+// recorded offline. A record whose other entries are all live is passed
+// over at the cost of a comparison. Every node keeps every user's record,
+// so the scan lets go of the lock every sweepStride records: a connect, a
+// presence query or a record read from the log waits for a stride, not
+// for the whole table. (Go's range over a map may go on after the map
+// changed: a record added meanwhile is seen now or on the next sweep.)
 func (t *Tracker) sweep(ctx context.Context) {
 	now := t.cfg.Now()
 	var gone []string
 	t.mu.Lock()
+	n := 0
 	for u, rec := range t.latest {
-		if rec.Status == schemas.StatusOffline || len(t.local[u]) > 0 {
+		if n++; n%sweepStride == 0 {
+			t.mu.Unlock()
+			t.mu.Lock()
+		}
+		if rec.Status == schemas.StatusOffline || len(t.local[u]) > 0 || t.live(rec, now) {
 			continue
 		}
 		t.changed(u)
@@ -429,6 +447,23 @@ func (t *Tracker) sweep(ctx context.Context) {
 	t.mu.Unlock()
 	// Every node may write the same offline record; that is harmless.
 	t.publish(ctx, gone...)
+}
+
+// live tells whether every entry of rec from another node is live at now,
+// and there is one: then its user's state is what it was when rec was
+// taken, and only an expiry since can change it.
+func (t *Tracker) live(rec *schemas.PresenceV1, now time.Time) bool {
+	others := false
+	for _, n := range rec.Nodes {
+		if n.NodeID == t.cfg.NodeID {
+			continue
+		}
+		if !n.ExpiresAt.After(now) {
+			return false
+		}
+		others = true
+	}
+	return others
 }
 
 // heartbeat re-publishes the local users whose record this node last
@@ -471,6 +506,7 @@ func (t *Tracker) changed(user string) {
 	t.notified[user] = st
 	for w := range ws {
 		w.pending[user] = st
+		t.dirty[w] = struct{}{}
 	}
 }
 
@@ -479,24 +515,18 @@ func (t *Tracker) flush() {
 		w      *Watch
 		states []State
 	}
-	var out []batch
 	t.mu.Lock()
-	seen := map[*Watch]bool{}
-	for _, ws := range t.watchers {
-		for w := range ws {
-			if seen[w] || len(w.pending) == 0 {
-				continue
-			}
-			seen[w] = true
-			b := batch{w: w}
-			for _, st := range w.pending {
-				b.states = append(b.states, st)
-			}
-			clear(w.pending)
-			slices.SortFunc(b.states, func(a, b State) int { return strings.Compare(a.UserID, b.UserID) })
-			out = append(out, b)
+	out := make([]batch, 0, len(t.dirty))
+	for w := range t.dirty {
+		b := batch{w: w, states: make([]State, 0, len(w.pending))}
+		for _, st := range w.pending {
+			b.states = append(b.states, st)
 		}
+		clear(w.pending)
+		slices.SortFunc(b.states, func(a, b State) int { return strings.Compare(a.UserID, b.UserID) })
+		out = append(out, b)
 	}
+	clear(t.dirty)
 	t.mu.Unlock()
 	for _, b := range out {
 		b.w.notify(b.states)
@@ -535,6 +565,7 @@ func (w *Watch) Close() {
 	t := w.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.dirty, w)
 	for _, u := range w.users {
 		delete(t.watchers[u], w)
 		if len(t.watchers[u]) == 0 {

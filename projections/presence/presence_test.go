@@ -259,3 +259,44 @@ func TestHeartbeatsSpreadOverTheInterval(t *testing.T) {
 		t.Errorf("records of %d users, want %d: %v", len(got), len(want), got)
 	}
 }
+
+// TestFlushHandsOutOnlyChanges: a flush calls the watches that have
+// changes pending, each once with all of them, and no other — not one
+// without changes, not one closed since its changes came.
+func TestFlushHandsOutOnlyChanges(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.Start(t, kafkatest.Prefixed(), kafkatest.Topics(kafkalog.Topology{Partitions: 1}))
+	ctx := context.Background()
+	tr := presence.New(presence.Config{Kafka: k.Cluster, Names: k.Names, NodeID: "node-a"})
+	var mu sync.Mutex
+	calls := map[string][][]presence.State{}
+	watch := func(name string, users ...string) *presence.Watch {
+		w, _ := tr.Watch(users, func(s []presence.State) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[name] = append(calls[name], s)
+		})
+		return w
+	}
+	w1 := watch("w1", "alice", "bob")
+	defer w1.Close()
+	w2 := watch("w2", "carol")
+	now := time.Now()
+
+	tr.Apply(ctx, online("alice", now))
+	tr.Apply(ctx, online("bob", now))
+	tr.Flush()
+	tr.Flush()
+	tr.Apply(ctx, online("carol", now))
+	w2.Close()
+	tr.Flush()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(calls["w1"]); len(calls["w1"]) != 1 || len(calls["w1"][0]) != 2 || calls["w1"][0][0].UserID != "alice" || calls["w1"][0][1].UserID != "bob" || calls["w1"][0][0].Status != schemas.StatusOnline {
+		t.Errorf("w1 was called with %s, want once with alice and bob online", got)
+	}
+	if len(calls["w2"]) != 0 {
+		t.Errorf("w2, closed before the flush, was called with %v", calls["w2"])
+	}
+}
