@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/due"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -47,28 +48,14 @@ type ReceiptWriter struct {
 	interval time.Duration
 	now      func() time.Time
 
-	mu      sync.Mutex
-	pending map[receiptKey]pendingMarker
-	// order is the pending markers' keys in the order they were first
-	// noted, and so of their notes' times: flushDue takes markers from
-	// its front, never looking at the markers not yet due.
-	order []notedKey
+	mu sync.Mutex
+	// pending is the highest seq noted of each delivered marker not yet
+	// appended; due schedules each one interval after its first note.
+	pending map[receiptKey]uint64
+	due     due.Queue[receiptKey]
 }
 
 type receiptKey struct{ conversation, user string }
-
-// pendingMarker is a delivered marker not yet appended: its seq, and
-// when its first coalesced note was made.
-type pendingMarker struct {
-	seq   uint64
-	since time.Time
-}
-
-// notedKey is a pending marker's key and the time of its first note.
-type notedKey struct {
-	k     receiptKey
-	since time.Time
-}
 
 // flushSlices is how many times an interval Run looks for the delivered
 // markers due.
@@ -86,7 +73,7 @@ func NewReceiptWriter(cluster *kafkalog.Cluster, names kafkalog.Names, interval 
 		log:      log,
 		interval: interval,
 		now:      time.Now,
-		pending:  make(map[receiptKey]pendingMarker),
+		pending:  make(map[receiptKey]uint64),
 	}
 }
 
@@ -108,13 +95,10 @@ func (r *ReceiptWriter) Read(ctx context.Context, conversation, user string, seq
 func (r *ReceiptWriter) Delivered(conversation, user string, seq uint64) {
 	k := receiptKey{conversation, user}
 	r.mu.Lock()
-	p, ok := r.pending[k]
-	if !ok {
-		p.since = r.now()
-		r.order = append(r.order, notedKey{k, p.since})
+	if !r.due.Scheduled(k) {
+		r.due.Schedule(k, r.now().Add(r.interval))
 	}
-	p.seq = max(p.seq, seq)
-	r.pending[k] = p
+	r.pending[k] = max(r.pending[k], seq)
 	r.mu.Unlock()
 }
 
@@ -141,33 +125,29 @@ func (r *ReceiptWriter) Run(ctx context.Context) error {
 // failure they are noted again, to be retried.
 func (r *ReceiptWriter) Flush(ctx context.Context) error {
 	r.mu.Lock()
-	due := make([]dueMarker, 0, len(r.pending))
-	for k, p := range r.pending {
-		due = append(due, dueMarker{k, p.seq})
-	}
-	clear(r.pending)
-	r.order = r.order[:0]
+	markers := r.take(r.due.TakeAll())
 	r.mu.Unlock()
-	return r.appendDelivered(ctx, due)
+	return r.appendDelivered(ctx, markers)
 }
 
 // flushDue appends the delivered markers first noted an interval ago or
 // earlier. Its work under the lock is the markers it takes.
 func (r *ReceiptWriter) flushDue(ctx context.Context) error {
-	by := r.now().Add(-r.interval)
-	var due []dueMarker
 	r.mu.Lock()
-	i := 0
-	for ; i < len(r.order) && !r.order[i].since.After(by); i++ {
-		n := r.order[i]
-		if p, ok := r.pending[n.k]; ok && p.since.Equal(n.since) {
-			due = append(due, dueMarker{n.k, p.seq})
-			delete(r.pending, n.k)
-		}
-	}
-	r.order = r.order[i:]
+	markers := r.take(r.due.Take(r.now()))
 	r.mu.Unlock()
-	return r.appendDelivered(ctx, due)
+	return r.appendDelivered(ctx, markers)
+}
+
+// take removes the pending markers of keys and returns them. Call with
+// r.mu held.
+func (r *ReceiptWriter) take(keys []receiptKey) []dueMarker {
+	markers := make([]dueMarker, len(keys))
+	for i, k := range keys {
+		markers[i] = dueMarker{k, r.pending[k]}
+		delete(r.pending, k)
+	}
+	return markers
 }
 
 // dueMarker is a delivered marker taken to be appended.

@@ -34,6 +34,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/parley-chat/parley/internal/due"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/lru"
 	"github.com/parley-chat/parley/internal/telemetry"
@@ -123,18 +124,9 @@ type Tracker struct {
 	watchers map[string]map[*Watch]struct{}
 	// dirty are the watches with changes pending, for the next flush.
 	dirty map[*Watch]struct{}
-	// published is when this node last published each local user's
-	// record; beats lists those publications in the order they were
-	// made, so the users due for a heartbeat are taken from its front.
-	published map[string]time.Time
-	beats     []beat
-	ready     chan struct{}
-}
-
-// beat is one publication of a local user's record.
-type beat struct {
-	user string
-	at   time.Time
+	// beats schedules each local user's next heartbeat (see heartbeat).
+	beats due.Queue[string]
+	ready chan struct{}
 }
 
 // heartbeatSlices is how many times per Heartbeat the tracker looks for
@@ -150,16 +142,15 @@ func New(cfg Config) *Tracker {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "presence")
 	t := &Tracker{
-		cfg:       cfg,
-		log:       log,
-		w:         kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
-		local:     make(map[string]map[string]string),
-		latest:    make(map[string]*schemas.PresenceV1),
-		notified:  make(map[string]State),
-		watchers:  make(map[string]map[*Watch]struct{}),
-		dirty:     make(map[*Watch]struct{}),
-		published: make(map[string]time.Time),
-		ready:     make(chan struct{}),
+		cfg:      cfg,
+		log:      log,
+		w:        kafkalog.NewWriter(cfg.Kafka, cfg.Names.Topic(schemas.TopicPresence), kafkalog.LeaderAck()),
+		local:    make(map[string]map[string]string),
+		latest:   make(map[string]*schemas.PresenceV1),
+		notified: make(map[string]State),
+		watchers: make(map[string]map[*Watch]struct{}),
+		dirty:    make(map[*Watch]struct{}),
+		ready:    make(chan struct{}),
 	}
 	// Called with t.mu held, as every use of offline is. A user still
 	// connected here or watched keeps the record until it next changes.
@@ -401,10 +392,9 @@ func (t *Tracker) publish(ctx context.Context, users ...string) {
 		t.setLatest(u, rec)
 		t.changed(u)
 		if len(t.local[u]) > 0 {
-			t.published[u] = now
-			t.beats = append(t.beats, beat{user: u, at: now})
+			t.beats.Schedule(u, now.Add(t.cfg.Heartbeat-t.cfg.Heartbeat/heartbeatSlices))
 		} else {
-			delete(t.published, u)
+			t.beats.Cancel(u)
 		}
 		value, err := json.Marshal(rec)
 		if err != nil {
@@ -467,29 +457,17 @@ func (t *Tracker) live(rec *schemas.PresenceV1, now time.Time) bool {
 }
 
 // heartbeat re-publishes the local users whose record this node last
-// published at least Heartbeat less one slice ago: looked for once a
-// slice, each is re-published within one Heartbeat of the last time, as
-// the Timeout relies on. A publication since (a connect, a status
-// change) or a disconnect makes an earlier beat stale: it is dropped
-// when it reaches the front.
+// published at least Heartbeat less one slice ago (publish schedules
+// each): looked for once a slice, each is re-published within one
+// Heartbeat of the last time, as the Timeout relies on. A publication
+// since (a connect, a status change) schedules the user anew; a
+// disconnect cancels the beat.
 func (t *Tracker) heartbeat(ctx context.Context) {
 	now := t.cfg.Now().UTC()
-	after := t.cfg.Heartbeat - t.cfg.Heartbeat/heartbeatSlices
-	var due []string
 	t.mu.Lock()
-	n := 0
-	for _, b := range t.beats {
-		if now.Sub(b.at) < after {
-			break
-		}
-		n++
-		if at, ok := t.published[b.user]; ok && at.Equal(b.at) {
-			due = append(due, b.user)
-		}
-	}
-	t.beats = t.beats[n:]
+	users := t.beats.Take(now)
 	t.mu.Unlock()
-	t.publish(ctx, due...)
+	t.publish(ctx, users...)
 }
 
 // changed queues user's state for its watchers if it differs from what
