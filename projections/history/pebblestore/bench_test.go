@@ -3,10 +3,10 @@ package pebblestore_test
 import (
 	"fmt"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/cputime"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
 )
@@ -123,7 +123,10 @@ func BenchmarkApply_ManyDirect(b *testing.B) {
 	}
 	seqs := make([]uint64, convs)
 	next := 0
-	cpu0 := processCPU(b)
+	cpu0, err := cputime.Process()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -140,14 +143,9 @@ func BenchmarkApply_ManyDirect(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/event")
-}
-
-// processCPU is the CPU time, user and system, the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	cpu, err := cputime.Process()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/event")
 }

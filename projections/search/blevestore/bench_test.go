@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/cputime"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/projections/search/blevestore"
 )
@@ -45,6 +45,16 @@ func (c *corpus) body() string {
 
 var benchBase = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// newMessages fills docs with new messages, numbered on from *seq, over
+// 1,000 conversations.
+func (c *corpus) newMessages(docs []search.Doc, seq *uint64) {
+	for i := range docs {
+		*seq++
+		conv := fmt.Sprintf("g_%d", *seq%1000)
+		docs[i] = search.Doc{Kind: search.KindIndex, ConversationID: conv, Seq: *seq, Version: *seq, SenderID: "u1", Body: c.body(), SentAt: benchBase.Add(time.Duration(*seq) * time.Millisecond)}
+	}
+}
+
 // BenchmarkIndex_Batch500 measures indexing new messages in batches of
 // 500, as the projection applies them: docs/s.
 func BenchmarkIndex_Batch500(b *testing.B) {
@@ -60,11 +70,7 @@ func BenchmarkIndex_Batch500(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		docs := make([]search.Doc, batch)
-		for i := range docs {
-			seq++
-			conv := fmt.Sprintf("g_%d", seq%1000)
-			docs[i] = search.Doc{Kind: search.KindIndex, ConversationID: conv, Seq: seq, Version: seq, SenderID: "u1", Body: c.body(), SentAt: benchBase.Add(time.Duration(seq) * time.Millisecond)}
-		}
+		c.newMessages(docs, &seq)
 		b.StartTimer()
 		if err := s.Index(ctx, docs); err != nil {
 			b.Fatal(err)
@@ -211,26 +217,20 @@ func BenchmarkIndex_Chunks(b *testing.B) {
 	var seq uint64
 	ctx := context.Background()
 	docs := make([]search.Doc, chunk)
-	cpu0 := processCPU(b)
+	cpu0, err := cputime.Process()
+	if err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
-		for i := range docs {
-			seq++
-			conv := fmt.Sprintf("g_%d", seq%1000)
-			docs[i] = search.Doc{Kind: search.KindIndex, ConversationID: conv, Seq: seq, Version: seq, SenderID: "u1", Body: c.body(), SentAt: benchBase.Add(time.Duration(seq) * time.Millisecond)}
-		}
+		c.newMessages(docs, &seq)
 		if err := s.Index(ctx, docs); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(seq)/b.Elapsed().Seconds(), "docs/s")
-	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(seq), "cpu-µs/doc")
-}
-
-// processCPU is the CPU time, user and system, the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	cpu, err := cputime.Process()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(seq), "cpu-µs/doc")
 }
