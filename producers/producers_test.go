@@ -242,11 +242,8 @@ func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestReceiptWriterSpreadsDeliveredMarkers(t *testing.T) {
 	t.Parallel()
 	const partitions = 4
-	k := kafkatest.Start(t)
+	k := kafkatest.Start(t, kafkatest.Topics(kafkalog.Topology{Partitions: partitions}))
 	ctx := testContext(t)
-	if err := kafkalog.Provision(ctx, k.Client(), k.Topology(kafkalog.Topology{Partitions: partitions})); err != nil {
-		t.Fatal(err)
-	}
 	rw := producers.NewReceiptWriter(k.Cluster, k.Names, time.Second, slogDiscard())
 	defer rw.Close()
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)

@@ -37,14 +37,15 @@ var ErrOverloaded = errors.New("too many commands waiting for the log")
 // Each partition has one produce request in flight at a time, as kafka-go
 // writes them, and its commands wait in the partition's lane: a command
 // that finds the lane idle waits the linger (Linger) for others to join
-// it — when the lane's commands come close enough together for others to
-// be likely to (see pace) — and the commands enqueued while a request is
-// in flight leave together as soon as it is answered — up to
+// it, when the lane's commands come close enough together for others to
+// be likely to (see pace); the commands enqueued while a request is in
+// flight leave together as soon as it is answered — up to
 // kafkalog.SmallBatch in one request — for they have waited a round trip
-// already. So batches grow with the load. kafka-go's own batching closes a batch after its linger
-// whether or not the request before it is in flight, and writes the
-// batches one after another: with a short linger, at high rates, batches
-// of one or two would queue behind each other's round trips.
+// already. So batches grow with the load. kafka-go's own batching closes
+// a batch after its linger whether or not the request before it is in
+// flight, and writes the batches one after another: with a short linger,
+// at high rates, batches of one or two would queue behind each other's
+// round trips.
 type CommandWriter struct {
 	w       *kafka.Writer
 	cluster *kafkalog.Cluster
