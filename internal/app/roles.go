@@ -181,6 +181,48 @@ func (s *System) startSearch(runCtx context.Context) {
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
 		}, search.Projection{Index: s.search, Audit: s.names.Topic(schemas.TopicAudit)})
 	})
+	s.spawn("search-upgrade", func() error {
+		s.upgradeSearch(runCtx)
+		return nil
+	})
+}
+
+// outdatedIndex is a search index that can tell it was made with an
+// older mapping than this version's (blevestore.Store).
+type outdatedIndex interface {
+	search.Rebuildable
+	Outdated() bool
+}
+
+// upgradeSearch rebuilds the search index from chat.events, beside the
+// live one, when an earlier version made it with an older mapping: it
+// serves as it is until the rebuilt one is promoted, which then takes the
+// live projection's writes. A rebuild that fails or is stopped leaves the
+// live index as it was, to be rebuilt at the next start.
+func (s *System) upgradeSearch(runCtx context.Context) {
+	if err := s.search.Wait(runCtx); err != nil {
+		return
+	}
+	ix, err := s.search.get()
+	if err != nil {
+		return
+	}
+	o, ok := ix.(outdatedIndex)
+	if !ok || !o.Outdated() {
+		return
+	}
+	log := s.log.With("component", "search-upgrade")
+	log.Warn("the search index was made by an earlier version: rebuilding it from the log beside the live one, which serves until then")
+	st, err := search.Rebuild(runCtx, search.RebuildConfig{
+		Kafka: s.kafka, Topic: s.names.Topic(schemas.TopicEvents), Target: o, Logger: log, Opener: s.opener(),
+	})
+	if err != nil {
+		if runCtx.Err() == nil {
+			log.Error("rebuilding the outdated search index failed; it serves as it is", "err", err)
+		}
+		return
+	}
+	log.Info("the search index is up to date", "records", st.Records, "took", st.Took.Round(time.Millisecond))
 }
 
 // startRouter starts the router under targeted routing (under broadcast

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +109,58 @@ func TestSearchRebuild(t *testing.T) {
 	status, out := alice.do("GET", "/v1/search?q=aardvark&sort=recent", nil)
 	if status != http.StatusOK || len(out["results"].([]any)) != 2 {
 		t.Fatalf("after the rebuild: %d %v, want both messages", status, out)
+	}
+}
+
+// TestSearchIndexOfAnEarlierVersionIsRebuiltAtStart: a system that finds
+// a search index made with an older mapping serves it and rebuilds it
+// from the log beside it. The index put in place here is empty and the
+// search projection's offsets are past the first message, so only the
+// rebuild can make that message findable; the second, sent while the
+// rebuild may be running, must be findable after it too.
+func TestSearchIndexOfAnEarlierVersionIsRebuiltAtStart(t *testing.T) {
+	dir := t.TempDir()
+	sys := startSystem(t, dir)
+	alice := api{t, sys.HTTPAddr(), token(t, "alice", time.Hour)}
+	conv := alice.createDirect("bob")
+	send := func(id, body string) {
+		t.Helper()
+		if status, out := alice.do("POST", "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": id, "body": body}); status != http.StatusCreated {
+			t.Fatalf("send: %d %v", status, out)
+		}
+	}
+	send("m1", "first mention of the okapi")
+	searchUntil(t, alice, "/v1/search?q=okapi")
+	stopSystem(t, sys)
+
+	index := filepath.Join(dir, "search")
+	if err := os.RemoveAll(index); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(index, os.DirFS(filepath.Join("..", "..", "projections", "search", "blevestore", "testdata", "before-order-key"))); err != nil {
+		t.Fatal(err)
+	}
+	sys = startSystem(t, dir)
+	defer stopSystem(t, sys)
+	alice.base = sys.HTTPAddr()
+	send("m2", "a second okapi appears")
+	var got []any
+	if !within(30*time.Second, func() bool {
+		status, out := alice.do("GET", "/v1/search?q=okapi&sort=recent", nil)
+		if status != http.StatusOK {
+			t.Fatalf("search: %d %v", status, out)
+		}
+		got = out["results"].([]any)
+		return len(got) == 2
+	}) {
+		t.Fatalf("after the upgrade the search finds %v, want both messages", got)
+	}
+	for i, want := range []float64{2, 1} {
+		if seq := got[i].(map[string]any)["seq"]; seq != want {
+			t.Errorf("result %d is seq %v, want %v", i, seq, want)
+		}
+	}
+	if cur, err := os.ReadFile(filepath.Join(index, "CURRENT")); err != nil || strings.TrimSpace(string(cur)) != "gen-000002" {
+		t.Errorf("CURRENT is %q (%v), want the rebuilt gen-000002", cur, err)
 	}
 }

@@ -82,9 +82,9 @@ func BenchmarkIndex_Batch500(b *testing.B) {
 const (
 	bench1MDocs  = 1_000_000
 	bench1MConvs = 10_000
-	// bench1MVersion names the generator: change it with the generator, so
-	// a cached index of another shape is rebuilt.
-	bench1MVersion = "v1"
+	// bench1MVersion names the generator and the index's mapping: change
+	// it with either, so that a cached index of another shape is rebuilt.
+	bench1MVersion = "v2"
 )
 
 // open1M opens the 1,000,000-message index, building it on first use
@@ -156,15 +156,18 @@ func BenchmarkSearch_1M(b *testing.B) {
 		name       string
 		convs      int
 		sort       search.Sort
-		termFilter int // WithTermFilterLimit
+		termFilter int  // WithTermFilterLimit
+		timed      bool // a tenth of the index's time span
 	}{
-		{"1000convs_recent", 1000, search.SortRecent, 200},
-		{"1000convs_relevance", 1000, search.SortRelevance, 200},
-		{"1000convs_recent_termfilter", 1000, search.SortRecent, 1000},
-		{"100convs_recent", 100, search.SortRecent, 200},
-		{"100convs_recent_idfilter", 100, search.SortRecent, 0},
-		{"20convs_recent", 20, search.SortRecent, 200},
-		{"20convs_recent_idfilter", 20, search.SortRecent, 0},
+		{"1000convs_recent", 1000, search.SortRecent, 200, false},
+		{"1000convs_relevance", 1000, search.SortRelevance, 200, false},
+		{"1000convs_recent_termfilter", 1000, search.SortRecent, 1000, false},
+		{"100convs_recent", 100, search.SortRecent, 200, false},
+		{"100convs_recent_idfilter", 100, search.SortRecent, 0, false},
+		{"20convs_recent", 20, search.SortRecent, 200, false},
+		{"20convs_recent_idfilter", 20, search.SortRecent, 0, false},
+		{"100convs_recent_timerange", 100, search.SortRecent, 200, true},
+		{"100convs_relevance_timerange", 100, search.SortRelevance, 200, true},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -181,6 +184,10 @@ func BenchmarkSearch_1M(b *testing.B) {
 					convs[i] = fmt.Sprintf("g_%d", first+i)
 				}
 				q := search.Query{Text: word(uint64(20 + rng.IntN(200))), Conversations: convs, Sort: tc.sort, Limit: 20}
+				if tc.timed {
+					q.From = benchBase.Add(bench1MDocs * time.Second * 3 / 10)
+					q.To = benchBase.Add(bench1MDocs * time.Second * 4 / 10)
+				}
 				start := time.Now()
 				res, err := s.Search(ctx, q)
 				lat = append(lat, time.Since(start))

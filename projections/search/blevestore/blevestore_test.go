@@ -209,3 +209,85 @@ func TestIndexLargeBatchInChunks(t *testing.T) {
 		}
 	}
 }
+
+// openBeforeOrderKey opens a copy of testdata/before-order-key: an empty
+// index as the version before the order key made it (numeric seq and
+// date-time sent_at, indexed; no file names kept).
+func openBeforeOrderKey(t *testing.T, opt ...blevestore.Option) (*blevestore.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "before-order-key"))); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, opt...)
+	if !s.Outdated() {
+		t.Errorf("an index made before the order key is not outdated")
+	}
+	return s, dir
+}
+
+// TestIndexMadeBeforeTheOrderKey runs the conformance suite on indexes
+// made by the version before the order key: until a rebuild they serve,
+// sort and filter as they were made to.
+func TestIndexMadeBeforeTheOrderKey(t *testing.T) {
+	t.Parallel()
+	t.Run("term filters", func(t *testing.T) {
+		t.Parallel()
+		searchtest.Run(t, func(t *testing.T) search.Index { s, _ := openBeforeOrderKey(t); return s })
+	})
+	t.Run("id filter", func(t *testing.T) {
+		t.Parallel()
+		searchtest.Run(t, func(t *testing.T) search.Index {
+			s, _ := openBeforeOrderKey(t, blevestore.WithTermFilterLimit(0))
+			return s
+		})
+	})
+}
+
+// TestRebuildBringsAnOutdatedIndexUpToDate rebuilds an index made before
+// the order key: the promoted generation is up to date, also when opened
+// again, and serves what was indexed into it.
+func TestRebuildBringsAnOutdatedIndexUpToDate(t *testing.T) {
+	t.Parallel()
+	s, dir := openBeforeOrderKey(t)
+	if err := s.Index(t.Context(), []search.Doc{searchtest.Msg("c1", 1, "ann", "before", searchtest.At(1))}); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := s.NewGeneration(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := []search.Doc{
+		searchtest.Msg("c1", 1, "ann", "before", searchtest.At(1)),
+		searchtest.Msg("c1", 2, "bob", "after", searchtest.At(2)),
+	}
+	if err := gen.Index(t.Context(), docs); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Outdated() {
+		t.Error("the live index is up to date before the promotion")
+	}
+	if err := gen.Promote(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Outdated() {
+		t.Error("the promoted generation is outdated")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if s.Outdated() {
+		t.Error("the promoted generation is outdated when opened again")
+	}
+	for _, tc := range []struct {
+		text string
+		want uint64
+	}{{"before", 1}, {"after", 2}} {
+		res, err := s.Search(t.Context(), search.Query{Text: tc.text, Conversations: []string{"c1"}, Limit: 10})
+		if err != nil || len(res.Hits) != 1 || res.Hits[0].Seq != tc.want {
+			t.Errorf("%q finds %+v (%v), want c1/%d", tc.text, res.Hits, err, tc.want)
+		}
+	}
+}

@@ -22,18 +22,29 @@
 //
 // # Documents and versions
 //
-// A document's id is conversation id + "/" + seq. Its fields match the
+// A document's id is conversation id + "/" + seq. Its fields follow the
 // Elasticsearch mapping in schemas/elasticsearch: conversation_id and
-// sender_id as keywords, seq as a number, sent_at as a date-time, body as
-// text analyzed by Unicode word segmentation and lower-casing (no
-// stemming, no stop words; see textAnalyzer). Two stored-only fields are
-// Bleve's own: sent (sent_at to the nanosecond, which Bleve would return
-// only to the second) and version; files, the names of the message's
-// files (as JSON; body holds their searchable text), is stored only too,
-// so that an edit, which carries the new body only, keeps them: Index
-// reads them with the versions and writes the edit with the new body and
-// the stored files. An index created before files was in the mapping
-// does not keep them (a warning at open says so) until it is rebuilt.
+// sender_id as keywords, body as text analyzed by Unicode word
+// segmentation and lower-casing (no stemming, no stop words; see
+// textAnalyzer), seq stored. Where Elasticsearch indexes sent_at and seq
+// to sort and filter on, Bleve indexes one keyword, the order key
+// (orderKey): the time to the nanosecond, the conversation id and seq,
+// which compared as bytes is the order of a search newest first. Bleve
+// would index a number or a date-time as 16 terms each, which made
+// indexing half as dear again (BENCHMARKS.md). A search's time range is
+// checked on each hit's order key. Bleve's own stored-only fields are
+// sent (sent_at to the nanosecond, which Bleve would return only to the
+// second), version, and files, the names of the message's files (as
+// JSON; body holds their searchable text), so that an edit, which
+// carries the new body only, keeps them: Index reads them with the
+// versions and writes the edit with the new body and the stored files.
+//
+// An index made by an earlier version, with sent_at and seq indexed and
+// no order key, is served as it was made (sorted and filtered on sent_at
+// and seq) and reports itself Outdated, as does one made before files
+// was in the mapping, which drops the file names of edited messages; the
+// running system rebuilds an outdated index beside the live one at
+// start (search.Rebuild).
 //
 // Elasticsearch compares external versions itself; Bleve does not, so
 // Index does it: under a write lock it reads the stored versions of the

@@ -3,6 +3,8 @@
 package blevestore
 
 import (
+	"time"
+
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
@@ -12,14 +14,19 @@ import (
 )
 
 // Field names. They match the Elasticsearch mapping in
-// schemas/elasticsearch, plus two only Bleve needs (fieldSent,
-// fieldVersion).
+// schemas/elasticsearch, plus those only Bleve needs (fieldOrder,
+// fieldSent, fieldVersion, fieldDeleted, fieldFiles).
 const (
 	fieldConversation = "conversation_id"
 	fieldSeq          = "seq"
 	fieldSender       = "sender_id"
 	fieldBody         = "body"
-	fieldSentAt       = "sent_at"
+	// fieldSentAt is sent_at as a date-time, indexed in generations made
+	// before fieldOrder (see generation.ordered); newer ones leave it out.
+	fieldSentAt = "sent_at"
+	// fieldOrder is the result order and time filter of a search as one
+	// keyword (see orderKey), indexed with doc values and not stored.
+	fieldOrder = "order"
 	// fieldSent is sent_at as RFC 3339 with nanoseconds, stored only:
 	// Bleve returns stored times to the second.
 	fieldSent = "sent"
@@ -62,10 +69,15 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 		f.Store, f.IncludeInAll, f.IncludeTermVectors, f.DocValues = store, false, false, true
 		return f
 	}
+	// A number or a date-time is indexed as 16 terms (Bleve's precision
+	// step of 4 bits), each also in the doc values: 32 of a message's
+	// ~45 terms were seq's and sent_at's, and building and merging
+	// segments is most of what indexing costs. The order key is one term
+	// and does all that seq and sent_at were indexed for: seq is stored
+	// only.
+	order := keywordField(false)
 	seq := bleve.NewNumericFieldMapping()
-	seq.IncludeInAll = false
-	sentAt := bleve.NewDateTimeFieldMapping()
-	sentAt.Store, sentAt.IncludeInAll = false, false
+	seq.Index, seq.Store, seq.IncludeInAll, seq.DocValues = false, true, false, false
 	body := bleve.NewTextFieldMapping()
 	body.Analyzer = textAnalyzer
 	// Stored with term vectors: the highlighter needs both.
@@ -84,7 +96,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	doc.AddFieldMappingsAt(fieldSeq, seq)
 	doc.AddFieldMappingsAt(fieldSender, keywordField(true))
 	doc.AddFieldMappingsAt(fieldBody, body)
-	doc.AddFieldMappingsAt(fieldSentAt, sentAt)
+	doc.AddFieldMappingsAt(fieldOrder, order)
 	doc.AddFieldMappingsAt(fieldSent, sent)
 	doc.AddFieldMappingsAt(fieldVersion, version)
 	doc.AddFieldMappingsAt(fieldDeleted, deleted)
@@ -92,4 +104,33 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	m.DefaultMapping = doc
 	m.DefaultField = fieldBody
 	return m, m.Validate()
+}
+
+// orderKey is the order key of message seq of conversation, sent at
+// sent: the time in nanoseconds since 1970 as 16 hex digits (timeKey),
+// the conversation id, a NUL and seq as 16 hex digits. Compared as
+// bytes, keys are in search.SortRecent's order: by time (the index holds
+// only times since 1970, search.InTimeRange), then by conversation id (a
+// NUL is below every byte of an id, so an id sorts before the ids it is
+// a prefix of, as strings do), then by seq. A message was sent in [from,
+// to) when its key's first 16 bytes are in [timeKey(from), timeKey(to)).
+func orderKey(sent time.Time, conversation string, seq uint64) string {
+	b := make([]byte, 0, 2*16+1+len(conversation))
+	b = appendHex16(b, uint64(sent.UnixNano()))
+	b = append(b, conversation...)
+	b = append(b, 0)
+	b = appendHex16(b, seq)
+	return string(b)
+}
+
+// timeKey is the first 16 bytes of the order key of a message sent at t.
+func timeKey(t time.Time) string { return string(appendHex16(nil, uint64(t.UnixNano()))) }
+
+// appendHex16 appends v as 16 lower-case hex digits.
+func appendHex16(b []byte, v uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[v>>uint(shift)&0xf])
+	}
+	return b
 }

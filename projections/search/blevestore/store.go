@@ -4,6 +4,7 @@
 package blevestore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +88,13 @@ type generation struct {
 	log  *slog.Logger
 	// termsFilters is WithTermFilterLimit.
 	termsFilters int
+	// ordered is whether the generation's mapping has the order key
+	// (fieldOrder). One made before indexes seq and sent_at instead, and
+	// sorts and filters on them; a rebuild brings it up to date.
+	ordered bool
+	// outdated is whether the generation was made with an older mapping
+	// than newMapping's (see Store.Outdated).
+	outdated bool
 	// wmu serializes writes, so that reading the stored versions and
 	// writing the batch that depends on them is atomic.
 	wmu sync.Mutex
@@ -181,10 +190,15 @@ func (s *Store) wrap(name, path string, idx bleve.Index) (*generation, error) {
 		_ = idx.Close()
 		return nil, fmt.Errorf("search index %s has no analyzer %s: rebuild it", path, textAnalyzer)
 	}
-	if m, ok := idx.Mapping().(*mapping.IndexMappingImpl); ok && m.DefaultMapping.Properties[fieldFiles] == nil {
-		s.log.Warn("the search index was built before it kept file names: an edit of a message with files drops their names from it until it is rebuilt (parley project search --rebuild)", "path", path)
+	g := &generation{name: name, path: path, idx: idx, text: a, log: s.log, termsFilters: s.opts.termsFilters}
+	if m, ok := idx.Mapping().(*mapping.IndexMappingImpl); ok {
+		fields := m.DefaultMapping.Properties
+		g.ordered = fields[fieldOrder] != nil
+		// An index made before it kept file names drops them from an
+		// edit of a message with files.
+		g.outdated = !g.ordered || fields[fieldFiles] == nil
 	}
-	return &generation{name: name, path: path, idx: idx, text: a, log: s.log, termsFilters: s.opts.termsFilters}, nil
+	return g, nil
 }
 
 // removeOlder removes generations older than the live one: left by a
@@ -365,6 +379,20 @@ func (s *Store) DocCount() (uint64, error) {
 	return g.idx.DocCount()
 }
 
+// Outdated reports whether the live index was made with an older mapping
+// than the one this version creates. It serves all the same, but a
+// rebuild (search.Rebuild) makes it cheaper to write to and, if it was
+// made before it kept file names, keeps the names of the files of an
+// edited message.
+func (s *Store) Outdated() bool {
+	g, release, err := s.acquire()
+	if err != nil {
+		return false
+	}
+	defer release()
+	return g.outdated
+}
+
 // Close closes the index. It waits for calls in progress.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -538,7 +566,7 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 		if d = search.Fold(cur, d); d.Kind == search.KindDelete && ok && cur.Kind == search.KindDelete {
 			continue // an edit of a deleted message
 		}
-		fields, err := docFields(d)
+		fields, err := g.docFields(d)
 		if err != nil {
 			return fmt.Errorf("indexing %s: %w", id, err)
 		}
@@ -558,9 +586,9 @@ func (g *generation) index(ctx context.Context, docs []search.Doc) error {
 	return nil
 }
 
-// docFields are the stored fields of d, a change folded (KindIndex or
-// KindDelete).
-func docFields(d search.Doc) (map[string]any, error) {
+// docFields are the fields of d, a change folded (KindIndex or
+// KindDelete), as g's mapping indexes them.
+func (g *generation) docFields(d search.Doc) (map[string]any, error) {
 	if d.Kind == search.KindDelete {
 		// A tombstone: the text is gone, the version stays.
 		return map[string]any{
@@ -575,9 +603,13 @@ func docFields(d search.Doc) (map[string]any, error) {
 		fieldSeq:          float64(d.Seq),
 		fieldSender:       d.SenderID,
 		fieldBody:         d.Text(),
-		fieldSentAt:       d.SentAt.UTC(),
 		fieldSent:         d.SentAt.UTC().Format(time.RFC3339Nano),
 		fieldVersion:      float64(d.Version),
+	}
+	if g.ordered {
+		fields[fieldOrder] = orderKey(d.SentAt, d.ConversationID, d.Seq)
+	} else {
+		fields[fieldSentAt] = d.SentAt.UTC()
 	}
 	if len(d.Files) > 0 {
 		files, err := json.Marshal(d.Files)
@@ -667,7 +699,7 @@ func (g *generation) erase(ctx context.Context, e search.Erasure) error {
 				if body == d.Text() {
 					continue // blank already
 				}
-				fields, err := docFields(d)
+				fields, err := g.docFields(d)
 				if err != nil {
 					return fmt.Errorf("erasing %s: %w", h.ID, err)
 				}
@@ -732,7 +764,9 @@ func (g *generation) documents(ctx context.Context, conversation string) ([]sear
 	for from := 0; ; from += listPage {
 		req := bleve.NewSearchRequestOptions(q, listPage, from, false)
 		req.Fields = []string{fieldSeq, fieldVersion, fieldSender, fieldBody, fieldSent, fieldFiles}
-		req.SortBy([]string{fieldSeq})
+		// Pages in id order, which no write in between can reorder;
+		// seq order at the end.
+		req.SortBy([]string{"_id"})
 		res, err := g.idx.SearchInContext(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("listing the documents of %s: %w", conversation, err)
@@ -757,6 +791,7 @@ func (g *generation) documents(ctx context.Context, conversation string) ([]sear
 			out = append(out, d)
 		}
 		if len(res.Hits) < listPage {
+			slices.SortFunc(out, func(a, b search.Doc) int { return cmp.Compare(a.Seq, b.Seq) })
 			return out, nil
 		}
 	}
@@ -804,7 +839,7 @@ func (g *generation) search(ctx context.Context, q search.Query) (search.Result,
 		return search.Result{}, nil
 	}
 	root := g.filter(bq, q)
-	res, err := g.idx.SearchInContext(ctx, request(root, q))
+	res, err := g.idx.SearchInContext(ctx, g.request(root, q))
 	if err != nil {
 		if ctx.Err() != nil {
 			return search.Result{}, fmt.Errorf("searching: %w", ctx.Err())
@@ -852,10 +887,13 @@ func (g *generation) textQuery(text search.Text) (*query.BooleanQuery, bool) {
 
 // filter restricts bq to q's conversations, sender and time range. Up to
 // the terms-filter limit the conversations are term filters; beyond it,
-// each hit's document id is checked against them instead.
+// each hit's document id is checked against them instead. The time range
+// is checked on each hit's order key, or, in a generation made before
+// the order key, is a date range filter on sent_at.
 func (g *generation) filter(bq *query.BooleanQuery, q search.Query) query.Query {
 	var filters []query.Query
-	if len(q.Conversations) <= g.termsFilters {
+	termConvs := len(q.Conversations) <= g.termsFilters
+	if termConvs {
 		convs := make([]query.Query, len(q.Conversations))
 		for i, c := range q.Conversations {
 			convs[i] = term(fieldConversation, c)
@@ -865,7 +903,8 @@ func (g *generation) filter(bq *query.BooleanQuery, q search.Query) query.Query 
 	if q.Sender != "" {
 		filters = append(filters, term(fieldSender, q.Sender))
 	}
-	if !q.From.IsZero() || !q.To.IsZero() {
+	timed := !q.From.IsZero() || !q.To.IsZero()
+	if timed && !g.ordered {
 		yes, no := true, false
 		rq := query.NewDateRangeInclusiveQuery(q.From, q.To, &yes, &no)
 		rq.SetField(fieldSentAt)
@@ -874,33 +913,71 @@ func (g *generation) filter(bq *query.BooleanQuery, q search.Query) query.Query 
 	if len(filters) > 0 {
 		bq.AddFilter(query.NewConjunctionQuery(filters))
 	}
-	if len(q.Conversations) <= g.termsFilters {
+	keyTimed := timed && g.ordered
+	if termConvs && !keyTimed {
 		return bq
 	}
-	// The document id starts with the conversation id.
-	allowed := q.Allowed()
+	allowed := func(string) bool { return true }
+	if !termConvs {
+		allowed = q.Allowed()
+	}
+	inTime := func(string) bool { return true }
+	var fields []string
+	if keyTimed {
+		inTime = keyInTime(q.From, q.To)
+		fields = []string{fieldOrder}
+	}
 	return query.NewCustomFilterQueryWithFilter(bq, func(_ context.Context, d *bsearch.DocumentMatch) (bool, error) {
+		// The document id starts with the conversation id.
 		conv, _, _ := strings.Cut(d.ID, "/")
-		return allowed(conv), nil
-	}, nil, nil)
+		key, _ := d.Fields[fieldOrder].(string)
+		return allowed(conv) && inTime(key), nil
+	}, fields, nil)
+}
+
+// keyInTime reports whether an order key is of a message sent in [from,
+// to); a zero time leaves that end open.
+func keyInTime(from, to time.Time) func(key string) bool {
+	lo, hi := "", ""
+	if !from.IsZero() {
+		lo = timeKey(from)
+	}
+	if !to.IsZero() {
+		hi = timeKey(to)
+	}
+	return func(key string) bool {
+		if len(key) < 16 {
+			return false // not a message's key
+		}
+		t := key[:16]
+		return t >= lo && (hi == "" || t < hi)
+	}
 }
 
 // request is the search request of root for q: newest first (best first,
 // then newest, by relevance), from q's cursor, one hit more than the limit
 // to tell whether there is a next page.
-func request(root query.Query, q search.Query) *bleve.SearchRequest {
+func (g *generation) request(root query.Query, q search.Query) *bleve.SearchRequest {
 	req := bleve.NewSearchRequestOptions(root, q.Limit+1, 0, false)
 	req.Fields = []string{fieldConversation, fieldSeq, fieldSender, fieldSent}
 	req.Highlight = bleve.NewHighlightWithStyle(html.Name)
 	req.Highlight.AddField(fieldBody)
-	order := bsearch.SortOrder{
-		&bsearch.SortField{Field: fieldSentAt, Type: bsearch.SortFieldAsDate, Desc: true},
-		&bsearch.SortField{Field: fieldConversation, Type: bsearch.SortFieldAsString, Desc: true},
-		&bsearch.SortField{Field: fieldSeq, Type: bsearch.SortFieldAsNumber, Desc: true},
-	}
+	var order bsearch.SortOrder
 	var after []string
-	if a := q.After; a != nil {
-		after = []string{a.SentAt.UTC().Format(time.RFC3339Nano), a.ConversationID, strconv.FormatUint(a.Seq, 10)}
+	if g.ordered {
+		order = bsearch.SortOrder{&bsearch.SortField{Field: fieldOrder, Type: bsearch.SortFieldAsString, Desc: true}}
+		if a := q.After; a != nil {
+			after = []string{orderKey(a.SentAt, a.ConversationID, a.Seq)}
+		}
+	} else {
+		order = bsearch.SortOrder{
+			&bsearch.SortField{Field: fieldSentAt, Type: bsearch.SortFieldAsDate, Desc: true},
+			&bsearch.SortField{Field: fieldConversation, Type: bsearch.SortFieldAsString, Desc: true},
+			&bsearch.SortField{Field: fieldSeq, Type: bsearch.SortFieldAsNumber, Desc: true},
+		}
+		if a := q.After; a != nil {
+			after = []string{a.SentAt.UTC().Format(time.RFC3339Nano), a.ConversationID, strconv.FormatUint(a.Seq, 10)}
+		}
 	}
 	if q.Sort == search.SortRelevance {
 		order = append(bsearch.SortOrder{&bsearch.SortScore{Desc: true}}, order...)

@@ -310,9 +310,12 @@ func testSortRecent(t *testing.T, s *suite) {
 		Msg("b", 8, "ann", "ping", same),
 		Msg("c", 1, "ann", "ping", At(90)),
 		Msg("a", 3, "ann", "ping ping ping", At(20)),
+		// An id that another starts with, and seqs of one and two digits.
+		Msg("ab", 9, "ann", "ping", same),
+		Msg("ab", 10, "ann", "ping", same),
 	)
-	got := ids(find(t, idx, search.Query{Text: "ping", Conversations: []string{"a", "b", "c"}}))
-	want := []string{"c/1", "b/8", "b/7", "a/2", "a/3", "a/1"}
+	got := ids(find(t, idx, search.Query{Text: "ping", Conversations: []string{"a", "ab", "b", "c"}}))
+	want := []string{"c/1", "b/8", "b/7", "ab/10", "ab/9", "a/2", "a/3", "a/1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("recent order %v, want %v", got, want)
 	}
