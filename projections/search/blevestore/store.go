@@ -764,8 +764,8 @@ func (g *generation) documents(ctx context.Context, conversation string) ([]sear
 	for from := 0; ; from += listPage {
 		req := bleve.NewSearchRequestOptions(q, listPage, from, false)
 		req.Fields = []string{fieldSeq, fieldVersion, fieldSender, fieldBody, fieldSent, fieldFiles}
-		// Pages in id order, which no write in between can reorder;
-		// seq order at the end.
+		// Pages in id order, in both mappings (seq has no doc values
+		// in the current one); seq order at the end.
 		req.SortBy([]string{"_id"})
 		res, err := g.idx.SearchInContext(ctx, req)
 		if err != nil {
