@@ -134,6 +134,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		} else {
 			up.counted = true
+			// Registered before the handshake completes, so that every
+			// event appended once the client has its socket is owed to
+			// it; frames wait for the socket to start the session.
+			up.sess = s.cfg.Hub.NewSession(up.id.UserID)
 		}
 	}
 	w = socketBuffers{ResponseWriter: w, read: s.cfg.ReadBufferSize, write: s.cfg.WriteBufferSize}
@@ -147,6 +151,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if up.counted {
 			s.open.release(up.id.UserID)
+		}
+		if up.sess != nil {
+			up.sess.Close()
 		}
 		return // Accept has written the HTTP error
 	}
@@ -182,7 +189,10 @@ type upgrade struct {
 	verr     error
 	// counted is set when id's socket is counted (Server.open) already.
 	counted bool
-	device  string // the device_id query parameter
+	// sess is id's session, registered with the hub at the upgrade when
+	// the token was valid (see socket.open).
+	sess   Session
+	device string // the device_id query parameter
 }
 
 // serveSocket serves an accepted socket until it closes.
@@ -295,6 +305,9 @@ func (k *socket) run(ctx context.Context, up upgrade) (websocket.StatusCode, str
 	var ok bool
 	onOwnStack(func() { code, reason, ok = k.open(ctx, up) })
 	if !ok {
+		if k.sess != nil {
+			k.sess.Close()
+		}
 		return code, reason
 	}
 	defer onOwnStack(k.closeSession)
@@ -316,15 +329,18 @@ func onOwnStack(f func()) {
 	<-done
 }
 
-// open authenticates the socket and registers its session and
-// presence, or says how to close it (false).
+// open authenticates the socket and starts its session and presence,
+// or says how to close it (false). The session is registered with the
+// hub before the client learns that it is authenticated (the
+// handshake's answer or auth_ok), so that it is owed every event
+// appended from then on.
 func (k *socket) open(ctx context.Context, up upgrade) (websocket.StatusCode, string, bool) {
 	if up.hasToken {
 		if up.verr != nil {
 			code, reason := authClose(up.verr)
 			return code, reason, false
 		}
-		k.id = up.id
+		k.id, k.sess = up.id, up.sess
 	} else if code, reason, ok := k.firstFrameAuth(ctx, up.ip); !ok {
 		return code, reason, false
 	}
@@ -341,7 +357,6 @@ func (k *socket) open(ctx context.Context, up upgrade) (websocket.StatusCode, st
 	k.expiry = time.AfterFunc(k.untilExpiry(k.id.ExpiresAt), func() { k.end(CloseTokenExpired, "token expired") })
 	k.mu.Unlock()
 
-	k.sess = k.s.cfg.Hub.NewSession(k.id.UserID)
 	if p := k.s.cfg.Presence; p != nil {
 		k.disconnect = p.Connect(ctx, k.id.UserID, k.device)
 	}
@@ -456,6 +471,7 @@ func (k *socket) firstFrameAuth(ctx context.Context, ip string) (websocket.Statu
 	if fr.DeviceID != "" {
 		k.device = fr.DeviceID
 	}
+	k.sess = k.s.cfg.Hub.NewSession(id.UserID)
 	if err := k.writeJSON(ctx, authOKFrame{Type: "auth_ok", ID: fr.ID, UserID: id.UserID, ExpiresAt: id.ExpiresAt.UTC()}); err != nil {
 		return websocket.StatusNormalClosure, "", false
 	}

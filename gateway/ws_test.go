@@ -7,10 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,7 +88,10 @@ func newWSEnv(t *testing.T, cfg Config) *wsEnv {
 		}
 		cfg.Auth = auth
 	}
-	cfg.Commands, cfg.Hub, cfg.History = noAppends{t}, emptyHub{}, &searchHistory{}
+	if cfg.Hub == nil {
+		cfg.Hub = emptyHub{}
+	}
+	cfg.Commands, cfg.History = noAppends{t}, &searchHistory{}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -349,5 +354,45 @@ func TestTokenLeewayOnBothTransports(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// countingHub is emptyHub counting the sessions it hands out.
+type countingHub struct {
+	emptyHub
+	sessions atomic.Int64
+}
+
+func (h *countingHub) NewSession(user string) Session {
+	h.sessions.Add(1)
+	return h.emptyHub.NewSession(user)
+}
+
+// TestSessionIsRegisteredBeforeTheClientIsTold: a socket's session is
+// registered with the hub by the time the client learns it is
+// authenticated — the handshake's answer for a token in the header,
+// auth_ok for an auth frame — so that nothing appended once the client
+// holds its socket can pass it by. A session registered later, on the
+// socket's own goroutine, lost that race now and then under load.
+func TestSessionIsRegisteredBeforeTheClientIsTold(t *testing.T) {
+	t.Parallel()
+	hub := &countingHub{}
+	e := newWSEnv(t, Config{Hub: hub})
+	for i := range 50 {
+		tok := e.token(fmt.Sprint("u", i), time.Now().Add(time.Hour))
+		how := "the handshake"
+		if i%2 == 0 {
+			e.dial(tok)
+		} else {
+			how = "auth_ok"
+			c := e.dial("")
+			write(t, c, `{"type":"auth","id":"a","token":"`+tok+`"}`)
+			if f := mustRead(t, c); f["type"] != "auth_ok" {
+				t.Fatalf("auth frame answered %v, want auth_ok", f)
+			}
+		}
+		if n := hub.sessions.Load(); n != int64(i+1) {
+			t.Fatalf("when the client of socket %d had %s the hub had handed out %d sessions, want %d", i+1, how, n, i+1)
+		}
 	}
 }
