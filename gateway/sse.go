@@ -243,6 +243,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Metrics.SSEStreams.Inc()
 	defer s.cfg.Metrics.SSEStreams.Dec()
 
+	// Registered before the stream opens, so that it is owed every event
+	// appended once the client has the answer.
+	sess := s.cfg.Hub.NewSession(user)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -254,21 +257,21 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	err = st.write([]byte(retry))
 	st.mu.Unlock()
 	if err != nil {
+		sess.Close()
 		return
 	}
 	for _, e := range refusals {
 		st.writeError(e)
 	}
-	s.streamEvents(r.Context(), st, id, device, watch, from)
+	s.streamEvents(r.Context(), st, sess, id, device, watch, from)
 }
 
 // streamEvents runs a stream's session, following the presence of the
 // users of watch unless it is nil, until the client goes, the
 // session ends, the token expires or the server shuts down.
-func (s *Server) streamEvents(ctx context.Context, st *stream, id Identity, device string, watch []string, from map[string]uint64) {
+func (s *Server) streamEvents(ctx context.Context, st *stream, sess Session, id Identity, device string, watch []string, from map[string]uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sess := s.cfg.Hub.NewSession(id.UserID)
 	if p := s.cfg.Presence; p != nil {
 		defer p.Connect(ctx, id.UserID, device)()
 		if watch != nil {

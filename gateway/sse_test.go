@@ -7,12 +7,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,9 +58,10 @@ func (s *scriptedSession) Resume(_ string, last map[string]uint64) { s.resumed <
 // member ann; its sessions write frames.
 type scriptedHub struct {
 	emptyHub
-	frames  [][]byte
-	resumed chan map[string]uint64
-	fail    error
+	frames   [][]byte
+	resumed  chan map[string]uint64
+	fail     error
+	sessions *atomic.Int64 // how many NewSession handed out
 }
 
 func (h scriptedHub) Conversation(_ context.Context, id string) (history.Conversation, error) {
@@ -71,6 +74,7 @@ func (h scriptedHub) Conversation(_ context.Context, id string) (history.Convers
 }
 
 func (h scriptedHub) NewSession(string) Session {
+	h.sessions.Add(1)
 	return &scriptedSession{idleSession: idleSession{done: make(chan struct{})}, frames: h.frames, resumed: h.resumed, fail: h.fail}
 }
 
@@ -95,7 +99,7 @@ func newSSEEnvWith(t *testing.T, cfg Config, http2 bool, writeTimeout time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := scriptedHub{resumed: make(chan map[string]uint64, 1)}
+	hub := scriptedHub{resumed: make(chan map[string]uint64, 1), sessions: new(atomic.Int64)}
 	for _, f := range frames {
 		hub.frames = append(hub.frames, []byte(f))
 	}
@@ -391,5 +395,24 @@ func TestSSEOutlivesTheServersWriteTimeout(t *testing.T) {
 				t.Fatalf("the stream ended after %v with %+v", time.Since(start), last)
 			}
 		})
+	}
+}
+
+// TestSSESessionIsRegisteredBeforeTheStreamOpens: a stream's session is
+// registered with the hub by the time the client has the answer's
+// header, so that nothing appended from then on can pass it by.
+func TestSSESessionIsRegisteredBeforeTheStreamOpens(t *testing.T) {
+	t.Parallel()
+	e := newSSEEnv(t, Config{}, false)
+	for i := range 30 {
+		tok := e.token(fmt.Sprint("u", i), time.Now().Add(time.Hour))
+		resp := e.get("?access_token="+url.QueryEscape(tok), "Accept", "text/event-stream")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("answered %d", resp.StatusCode)
+		}
+		if n := e.hub.sessions.Load(); n != int64(i+1) {
+			t.Fatalf("when stream %d opened the hub had handed out %d sessions, want %d", i+1, n, i+1)
+		}
+		_ = resp.Body.Close()
 	}
 }
