@@ -301,8 +301,8 @@ func (c *CommandWriter) admit() error {
 func (c *CommandWriter) forget(n int) {
 	for range n {
 		<-c.pending
-		c.open.Done()
 	}
+	c.settled(n)
 }
 
 // lanes returns the lanes, one per partition of chat.commands, reading
@@ -401,13 +401,18 @@ func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cm
 // channel has room for its one answer, and kafka-go's asynchronous
 // WriteMessages only queues.
 func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
+	// The slots first, so that a command whose answer is out is no
+	// longer counted by Pending.
+	for range msgs {
+		<-c.pending
+	}
 	var l *lane // the lane of the run of msgs being counted
 	n := 0
 	for _, m := range msgs {
 		q := m.WriterData.(*queuedCommand)
 		q.done <- err
 		if q.lane != l && n > 0 {
-			c.forget(n)
+			c.settled(n)
 			c.release(l, n)
 			n = 0
 		}
@@ -415,8 +420,16 @@ func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
 		n++
 	}
 	if n > 0 {
-		c.forget(n)
+		c.settled(n)
 		c.release(l, n)
+	}
+}
+
+// settled tells Close that n answered commands, whose slots are given
+// back, are done with.
+func (c *CommandWriter) settled(n int) {
+	for range n {
+		c.open.Done()
 	}
 }
 
