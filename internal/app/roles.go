@@ -187,12 +187,9 @@ func (s *System) startSearch(runCtx context.Context) {
 	})
 }
 
-// outdatedIndex is a search index that can tell it was made with an
-// older mapping than this version's (blevestore.Store).
-type outdatedIndex interface {
-	search.Rebuildable
-	Outdated() bool
-}
+// outdated is a search index that can tell it was made with an older
+// mapping than this version's (blevestore.Store).
+type outdated interface{ Outdated() bool }
 
 // upgradeSearch rebuilds the search index from chat.events, beside the
 // live one, when an earlier version made it with an older mapping: it
@@ -200,21 +197,17 @@ type outdatedIndex interface {
 // live projection's writes. A rebuild that fails or is stopped leaves the
 // live index as it was, to be rebuilt at the next start.
 func (s *System) upgradeSearch(runCtx context.Context) {
-	if err := s.search.Wait(runCtx); err != nil {
-		return
-	}
-	ix, err := s.search.get()
+	rb, err := s.search.rebuildable(runCtx)
 	if err != nil {
-		return
+		return // stopping, or an index that is never rebuilt
 	}
-	o, ok := ix.(outdatedIndex)
-	if !ok || !o.Outdated() {
+	if o, ok := rb.(outdated); !ok || !o.Outdated() {
 		return
 	}
 	log := s.log.With("component", "search-upgrade")
 	log.Warn("the search index was made by an earlier version: rebuilding it from the log beside the live one, which serves until then")
 	st, err := search.Rebuild(runCtx, search.RebuildConfig{
-		Kafka: s.kafka, Topic: s.names.Topic(schemas.TopicEvents), Target: o, Logger: log, Opener: s.opener(),
+		Kafka: s.kafka, Topic: s.names.Topic(schemas.TopicEvents), Target: rb, Logger: log, Opener: s.opener(),
 	})
 	if err != nil {
 		if runCtx.Err() == nil {
