@@ -33,7 +33,9 @@
 // own), retries provider errors with bounded backoff (honouring
 // Retry-After), removes registrations the provider says are gone (an
 // event on chat.push), and records what it sent before it deletes the
-// pending entry. A process
+// pending entry. It reads each entry again just before it sends it, so a
+// notification listed as due while its previous send was finishing is not
+// sent twice. A process
 // killed at any point therefore loses nothing that was due — the pending
 // entry is still there — and sends nothing twice within the window —
 // the sent entry is there — except in the instant between a provider's

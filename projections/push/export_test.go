@@ -1,6 +1,10 @@
 package push
 
-import "encoding/json"
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
 
 // DueIndexLen returns how many keys the due index holds, for tests that
 // check it keeps step with the pending and clearing entries.
@@ -23,3 +27,12 @@ func (p *Push) PendingPreviews() ([]string, error) {
 	})
 	return out, err
 }
+
+// Job is a notification the sender lists as due.
+type Job = job
+
+// DueJobs lists the notifications due at now, as the sender does.
+func (p *Push) DueJobs(now time.Time) ([]Job, error) { return p.due(now) }
+
+// SendJob sends j as the sender does once it has listed it.
+func (p *Push) SendJob(ctx context.Context, j Job) error { return p.sendOne(ctx, j) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -355,6 +357,61 @@ func TestReadClearsOtherDevices(t *testing.T) {
 		if n.Payload["type"] == "message" && n.Payload["seq"] == float64(3) {
 			t.Errorf("messages read before their window ended were notified: %+v", n)
 		}
+	}
+}
+
+// gatedProvider holds the first notification it is given until release
+// is closed, and counts the notifications it is given.
+type gatedProvider struct {
+	push.Provider
+	held    chan struct{} // closed when the first send arrives
+	release chan struct{}
+	once    sync.Once
+	sends   atomic.Int64
+}
+
+func (g *gatedProvider) Send(ctx context.Context, d push.Device, n push.Notification) error {
+	if g.sends.Add(1) == 1 {
+		g.once.Do(func() { close(g.held) })
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.Provider.Send(ctx, d, n)
+}
+
+// TestListedNotificationIsSentOnce: a notification the sender listed as
+// due while its previous send was still in flight is not sent again once
+// that send has finished.
+func TestListedNotificationIsSentOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerWebPush("bob", "bob-laptop")
+	providers := e.providers()
+	gate := &gatedProvider{Provider: providers[schemas.ProviderWebPush], held: make(chan struct{}), release: make(chan struct{})}
+	providers[schemas.ProviderWebPush] = gate
+	e.start(push.Config{Window: time.Hour, Providers: providers})
+	e.waitRegistered("bob", "bob-laptop")
+	e.create("g1", "alice", "bob")
+	e.send("g1", "alice", "hi")
+	<-gate.held
+	listed, err := e.p.DueJobs(time.Now())
+	if err != nil || len(listed) != 1 {
+		t.Fatalf("listed %d jobs (%v) while the send was in flight, want 1", len(listed), err)
+	}
+	close(gate.release)
+	eventually(t, "the notification", func() bool { return len(e.webPushes("bob-laptop")) == 1 })
+	e.settled()
+	if err := e.p.SendJob(context.Background(), listed[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := gate.sends.Load(); n != 1 {
+		t.Errorf("the provider was given %d notifications, want 1", n)
+	}
+	if got := e.webPushes("bob-laptop"); len(got) != 1 {
+		t.Errorf("bob's laptop got %d notifications, want 1", len(got))
 	}
 }
 

@@ -119,12 +119,7 @@ func (p *Push) due(now time.Time) ([]job, error) {
 			continue
 		}
 		j := job{user: parts[0], device: parts[1], conv: parts[2], clear: rest[0] == prefixClear[0]}
-		var found bool
-		if j.clear {
-			found, err = getJSON(p.store.db, key(prefixClear, j.user, j.device, j.conv), &j.c)
-		} else {
-			found, err = getJSON(p.store.db, key(prefixPending, j.user, j.device, j.conv), &j.p)
-		}
+		found, err := p.load(&j, now)
 		if err != nil {
 			return nil, errors.Join(err, it.Close())
 		}
@@ -135,9 +130,30 @@ func (p *Push) due(now time.Time) ([]job, error) {
 	return jobs, it.Close()
 }
 
+// load reads j's entry as the store holds it now into j, and reports
+// whether it is there and due at now.
+func (p *Push) load(j *job, now time.Time) (bool, error) {
+	if j.clear {
+		var c clearing
+		found, err := getJSON(p.store.db, key(prefixClear, j.user, j.device, j.conv), &c)
+		j.c = c
+		return found && !c.Due.After(now), err
+	}
+	var pd pending
+	found, err := getJSON(p.store.db, key(prefixPending, j.user, j.device, j.conv), &pd)
+	j.p = pd
+	return found && !pd.Due.After(now), err
+}
+
 // sendOne sends one job and records its outcome.
 func (p *Push) sendOne(ctx context.Context, j job) error {
 	now := p.cfg.Now()
+	// The job was listed before it was marked in flight, so the same
+	// job's previous send may have finished in between: only what is
+	// still due goes.
+	if due, err := p.load(&j, now); err != nil || !due {
+		return err
+	}
 	dev, ok := p.settings.Device(j.user, j.device)
 	if !ok || p.cfg.Live.Connected(j.user, j.device) {
 		// Unregistered since, or connected: the socket has the events.
