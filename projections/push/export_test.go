@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/parley-chat/parley/schemas"
 )
 
 // DueIndexLen returns how many keys the due index holds, for tests that
@@ -36,3 +38,13 @@ func (p *Push) DueJobs(now time.Time) ([]Job, error) { return p.due(now) }
 
 // SendJob sends j as the sender does once it has listed it.
 func (p *Push) SendJob(ctx context.Context, j Job) error { return p.sendOne(ctx, j) }
+
+// ProjectionWithDevices returns the projection of a role that knows the
+// registrations regs and nothing else, as RebuildProjection's knows none.
+func ProjectionWithDevices(store *Store, regs ...*schemas.DeviceRegisteredV1) Projection {
+	pr := RebuildProjection(store).(Projection)
+	for _, r := range regs {
+		pr.p.settings.Apply(r)
+	}
+	return pr
+}

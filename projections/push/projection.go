@@ -286,6 +286,10 @@ func (p *Push) notifyMembers(b *pebble.Batch, c convState, m *schemas.Message, a
 		if user == m.SenderID {
 			continue
 		}
+		devices := p.settings.Devices(user)
+		if len(devices) == 0 {
+			continue // nothing to notify: no store read for it
+		}
 		read, err := getUint(b, key(prefixRead, user, m.ConversationID))
 		if err != nil {
 			return false, err
@@ -294,7 +298,7 @@ func (p *Push) notifyMembers(b *pebble.Batch, c convState, m *schemas.Message, a
 			continue
 		}
 		mentioned := Mentions(m.Body, user)
-		for _, device := range p.settings.Devices(user) {
+		for _, device := range devices {
 			var s sent
 			if _, err := getJSON(b, key(prefixSent, user, device, m.ConversationID), &s); err != nil {
 				return false, err
