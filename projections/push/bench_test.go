@@ -2,10 +2,10 @@ package push_test
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/cputime"
 	"github.com/parley-chat/parley/projections/push"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -45,7 +45,10 @@ func BenchmarkApply_Group10(b *testing.B) {
 			seqs := make([]uint64, groups)
 			items := make([]push.Item, batch)
 			n := 0
-			cpu := processCPU(b)
+			cpu0, err := cputime.Process()
+			if err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
 				for i := range items {
 					g := n % groups
@@ -59,18 +62,12 @@ func BenchmarkApply_Group10(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64((processCPU(b)-cpu).Nanoseconds())/float64(n), "cpu-ns/message")
+			// The commits are synced: the wall time is mostly the disk's.
+			cpu, err := cputime.Process()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64((cpu-cpu0).Nanoseconds())/float64(n), "cpu-ns/message")
 		})
 	}
-}
-
-// processCPU is the CPU time the process has used, user and system: the
-// Apply commits synced, so the wall time is mostly the disk's.
-func processCPU(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
