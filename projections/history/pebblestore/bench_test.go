@@ -9,6 +9,7 @@ import (
 	"github.com/parley-chat/parley/internal/cputime"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
+	"github.com/parley-chat/parley/schemas"
 )
 
 // BenchmarkApply_Batch500 applies batches of 500 new messages to one
@@ -136,6 +137,56 @@ func BenchmarkApply_ManyDirect(b *testing.B) {
 			next++
 			seqs[c]++
 			events[j] = historytest.Message(ids[c], seqs[c], fmt.Sprintf("u%d", 2*c+next%2), "a message of a direct pair, about as long as one", historytest.MessageTime(seqs[c]))
+		}
+		b.StartTimer()
+		if err := s.Apply(b.Context(), events); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	cpu, err := cputime.Process()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/event")
+}
+
+// BenchmarkApply_ManyGroups10 is BenchmarkApply_ManyDirect for groups:
+// 100 groups of 10, each Apply a batch of 50 messages spread over them.
+// Each message moves every member's inbox entry, so this is where the
+// inbox's cost shows.
+func BenchmarkApply_ManyGroups10(b *testing.B) {
+	const convs, size, batch = 100, 10, 50
+	s := open(b, b.TempDir())
+	defer s.Close()
+	ids := make([]string, convs)
+	created := make([]history.Event, convs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("g%d", i)
+		members := []schemas.Member{historytest.Owner(fmt.Sprintf("u%d-0", i))}
+		for j := 1; j < size; j++ {
+			members = append(members, historytest.Member(fmt.Sprintf("u%d-%d", i, j)))
+		}
+		created[i] = historytest.Group(ids[i], historytest.Base, members...)
+	}
+	if err := s.Apply(b.Context(), created); err != nil {
+		b.Fatal(err)
+	}
+	seqs := make([]uint64, convs)
+	next := 0
+	cpu0, err := cputime.Process()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		events := make([]history.Event, batch)
+		for j := range events {
+			c := next % convs
+			next++
+			seqs[c]++
+			events[j] = historytest.Message(ids[c], seqs[c], fmt.Sprintf("u%d-%d", c, next%size), "a message to a group, about as long as one", historytest.MessageTime(seqs[c]))
 		}
 		b.StartTimer()
 		if err := s.Apply(b.Context(), events); err != nil {

@@ -18,7 +18,6 @@
 //	's' conversation bucket:u64 seq:u64      → state JSON   (messages.state)
 //	'c' conversation                         → summary JSON (conversations)
 //	'i' user activity:12B conversation       → empty        (inbox index)
-//	'u' user conversation                    → activity:12B (inbox pointer)
 //	'r' user conversation                    → read seq:u64 (inbox read_seq)
 //	'e' conversation user                    → read:u64 delivered:u64 (receipts)
 //	'w' author_ref conversation              → empty        (content_authors)
@@ -61,12 +60,17 @@
 // deleted. A store written before author keys existed knows no author:
 // rebuild it once (`parley rebuild history -swap`).
 //
-// The inbox is two tables. The index key's activity is the conversation's
-// LastActivity inverted (the bitwise complement of the sign-flipped Unix
-// seconds and of the nanoseconds), so a user's conversations iterate most
-// recent first, ties broken by conversation id. The pointer records which
-// index key is current for (user, conversation), so that a newer activity
-// deletes the old index key in the same batch that writes the new one.
+// The inbox index key's activity is the conversation's LastActivity
+// inverted (the bitwise complement of the sign-flipped Unix seconds and
+// of the nanoseconds), so a user's conversations iterate most recent
+// first, ties broken by conversation id. Every member of a conversation
+// has its inbox key at the summary's LastActivity — Apply writes them all
+// in the batch that writes the summary — so a newer activity deletes the
+// old keys, found from the summary it replaces, in the same batch that
+// writes the new ones, with nothing to read per member. Earlier versions
+// kept a pointer per (user, conversation) to the current key ('u'); Open
+// converts such a store once, putting every member's key where the
+// summary says and deleting the pointers.
 //
 // Read and delivered markers only grow: a write reads the current value
 // and keeps the higher one. The read seq is kept in both 'r' (the
@@ -76,7 +80,7 @@
 // # Memtables
 //
 // Every message rewrites keys written moments before: the conversation's
-// summary, each member's inbox key and pointer, the markers. Pebble's
+// summary, each member's inbox key, the markers. Pebble's
 // default 4 MiB memtable filled in about a quarter of a second at 5,000
 // messages a second, and each flush took those keys to disk again, where
 // compactions rewrote them: compactions were an eighth of the server's
@@ -96,8 +100,8 @@
 // A Store is safe for concurrent use. Apply and ApplyReceipts write one
 // Pebble batch per call and commit it with pebble.Sync, so a call that
 // returned nil survives a kill -9. They read before they write (which
-// events are already stored, the current summary, message states, inbox
-// pointers and markers) under a lock per conversation
+// events are already stored, the current summary, message states and
+// markers) under a lock per conversation
 // (internal/convlock), taken for all conversations of the call in a
 // fixed order, so concurrent calls on different conversations proceed in
 // parallel and calls on the same conversation never lose an update.

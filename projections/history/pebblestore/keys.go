@@ -19,7 +19,7 @@ const (
 	tagMessage      = 'm'
 	tagConversation = 'c'
 	tagInbox        = 'i'
-	tagInboxPointer = 'u'
+	tagInboxPointer = 'u' // earlier versions' only: see the package doc
 	tagReadSeq      = 'r'
 	tagCount        = 'n'
 	tagState        = 's'
@@ -180,7 +180,8 @@ func lastString(k []byte, n int, what string) (string, error) {
 	return s, nil
 }
 
-// inboxPointerKey is the inbox pointer key of (user, conversation).
+// inboxPointerKey is the inbox pointer key of (user, conversation),
+// which earlier versions kept and Open converts (see the package doc).
 func inboxPointerKey(user, conversation string) []byte {
 	b := newKey(tagInboxPointer, stringLen(user)+stringLen(conversation))
 	return appendString(appendString(b, user), conversation)

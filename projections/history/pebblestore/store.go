@@ -88,7 +88,102 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
 	}
-	return &Store{db: db, log: cfg.log, locks: convlock.New()}, nil
+	s := &Store{db: db, log: cfg.log, locks: convlock.New()}
+	if err := s.dropInboxPointers(); err != nil {
+		return nil, errors.Join(fmt.Errorf("opening %s: %w", dir, err), db.Close())
+	}
+	return s, nil
+}
+
+// dropInboxPointers converts a store written when the inbox kept a
+// pointer to each (user, conversation)'s current inbox key (the 'u'
+// keys): every member's inbox key is put at its conversation's
+// LastActivity, where Apply now expects it, a former member's is
+// deleted, and so are the pointers, pointerChunk of them per synced
+// batch. A store without pointers costs one seek. Stopped halfway, it
+// goes on at the next Open from the pointers left.
+func (s *Store) dropInboxPointers() error {
+	total := 0
+	for {
+		n, err := s.dropInboxPointerChunk()
+		if err != nil {
+			return fmt.Errorf("converting the inbox: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if total == 0 {
+			s.log.Info("history store: converting the inbox, which no longer keeps pointers")
+		}
+		total += n
+	}
+	if total > 0 {
+		s.log.Info("history store: inbox converted", "pointers", total)
+	}
+	return nil
+}
+
+// pointerChunk is how many inbox pointers one batch of dropInboxPointers
+// converts.
+const pointerChunk = 10_000
+
+func (s *Store) dropInboxPointerChunk() (n int, err error) {
+	prefix := []byte{tagInboxPointer}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	b := s.db.NewBatch()
+	defer b.Close()
+	type summary struct {
+		c     history.Conversation
+		found bool
+	}
+	summaries := make(map[string]summary)
+	for ok := it.First(); ok && n < pointerChunk; ok = it.Next() {
+		user, rest, err := readString(it.Key()[len(prefix):])
+		if err != nil {
+			return 0, err
+		}
+		conv, rest, err := readString(rest)
+		if err != nil {
+			return 0, err
+		}
+		if len(rest) != 0 {
+			return 0, fmt.Errorf("%w: trailing bytes in an inbox pointer", errCorrupt)
+		}
+		sum, ok := summaries[conv]
+		if !ok {
+			if sum.c, sum.found, err = getSummary(s.db, conv); err != nil {
+				return 0, err
+			}
+			summaries[conv] = sum
+		}
+		cur, want := it.Value(), activity(sum.c.LastActivity)
+		member := sum.found && slices.ContainsFunc(sum.c.Members, func(m schemas.Member) bool { return m.UserID == user })
+		if !member || !bytes.Equal(cur, want) {
+			if err := b.Delete(inboxKey(user, cur, conv), nil); err != nil {
+				return 0, err
+			}
+			if member {
+				if err := b.Set(inboxKey(user, want, conv), nil, nil); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if err := b.Delete(it.Key(), nil); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, b.Commit(pebble.Sync)
 }
 
 // Close closes the store after the calls in progress have returned.
@@ -295,7 +390,7 @@ func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv str
 	if sum.LastActivity.Equal(f.Conversation.LastActivity) && slices.Equal(sum.Members, f.Conversation.Members) {
 		return nil
 	}
-	return s.updateInboxes(b, conv, sum.Members, f.Conversation)
+	return s.updateInboxes(b, conv, sum, f.Conversation)
 }
 
 // loader loads the events a batch's edits, deletions and reactions
@@ -544,50 +639,39 @@ func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) e
 }
 
 // updateInboxes moves conv to its new activity in the inbox of every
-// member and removes it from the inboxes of former members.
-func (s *Store) updateInboxes(b *pebble.Batch, conv string, formerMembers []schemas.Member, sum history.Conversation) error {
+// member and removes it from the inboxes of former members. former is
+// the summary before the batch: every one of its members has conv's
+// inbox key at its LastActivity (the inbox invariant, see the package
+// doc), so no key needs reading to find the one to delete.
+func (s *Store) updateInboxes(b *pebble.Batch, conv string, former, sum history.Conversation) error {
+	was := make(map[string]struct{}, len(former.Members))
+	for _, m := range former.Members {
+		was[m.UserID] = struct{}{}
+	}
 	members := make(map[string]struct{}, len(sum.Members))
 	for _, m := range sum.Members {
 		members[m.UserID] = struct{}{}
 	}
-	for _, m := range formerMembers {
+	prev, act := activity(former.LastActivity), activity(sum.LastActivity)
+	for _, m := range former.Members {
 		if _, ok := members[m.UserID]; ok {
 			continue
 		}
-		pk := inboxPointerKey(m.UserID, conv)
-		cur, found, err := get(s.db, pk)
-		if err != nil {
-			return err
-		}
-		if found {
-			if err := b.Delete(inboxKey(m.UserID, cur, conv), nil); err != nil {
-				return fmt.Errorf("deleting inbox entry: %w", err)
-			}
-			if err := b.Delete(pk, nil); err != nil {
-				return fmt.Errorf("deleting inbox pointer: %w", err)
-			}
+		if err := b.Delete(inboxKey(m.UserID, prev, conv), nil); err != nil {
+			return fmt.Errorf("deleting inbox entry: %w", err)
 		}
 	}
-	act := activity(sum.LastActivity)
 	for _, m := range sum.Members {
-		pk := inboxPointerKey(m.UserID, conv)
-		cur, found, err := get(s.db, pk)
-		if err != nil {
-			return err
-		}
-		if found && bytes.Equal(cur, act) {
-			continue
-		}
-		if found {
-			if err := b.Delete(inboxKey(m.UserID, cur, conv), nil); err != nil {
+		if _, ok := was[m.UserID]; ok {
+			if bytes.Equal(prev, act) {
+				continue
+			}
+			if err := b.Delete(inboxKey(m.UserID, prev, conv), nil); err != nil {
 				return fmt.Errorf("deleting inbox entry: %w", err)
 			}
 		}
 		if err := b.Set(inboxKey(m.UserID, act, conv), nil, nil); err != nil {
 			return fmt.Errorf("writing inbox entry: %w", err)
-		}
-		if err := b.Set(pk, act, nil); err != nil {
-			return fmt.Errorf("writing inbox pointer: %w", err)
 		}
 	}
 	return nil

@@ -5,8 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
@@ -70,5 +75,115 @@ func TestSummaryBytesAreJSONMarshals(t *testing.T) {
 		if !bytes.Equal(buf.Bytes(), want) {
 			t.Errorf("summary of %s:\n got %s\nwant %s", c.ID, buf.Bytes(), want)
 		}
+	}
+}
+
+// inboxEntries lists the store's inbox keys as "user conversation@activity"
+// and reports whether any inbox pointer is left.
+func inboxEntries(t *testing.T, s *Store) (entries []string, pointers bool) {
+	t.Helper()
+	for _, tag := range []byte{tagInbox, tagInboxPointer} {
+		prefix := []byte{tag}
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			if tag == tagInboxPointer {
+				pointers = true
+				continue
+			}
+			user, rest, err := readString(it.Key()[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			conv, err := conversationOfInboxKey(user, it.Key())
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, fmt.Sprintf("%s %s@%x", user, conv, rest[:activityLen]))
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(entries)
+	return entries, pointers
+}
+
+// A store written when the inbox kept a pointer per (user, conversation)
+// is converted when it opens: the pointers go, every member's inbox key
+// is at its conversation's last activity, a former member's is gone, and
+// the inbox moves as it should from then on.
+func TestOpenDropsTheInboxPointersOfAnEarlierVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := historytest.Base
+	if err := s.Apply(t.Context(), []history.Event{
+		historytest.Group("g", base, historytest.Owner("ann"), historytest.Member("ben"), historytest.Member("cat")),
+		historytest.Direct("ann", "dan", base),
+		historytest.Message("g", 1, "ann", "hi", base.Add(time.Minute)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want, pointers := inboxEntries(t, s)
+	if pointers || len(want) != 5 {
+		t.Fatalf("inbox %q (pointers %v), want 5 entries and no pointer", want, pointers)
+	}
+	// What the earlier version left: a pointer to each member's key, and
+	// for ben a key and a pointer at an activity the conversation has
+	// left behind (his current key missing); a pointer and key of eve,
+	// who is no member.
+	direct := historytest.Direct("ann", "dan", base).ConversationID
+	cur, stale := activity(base.Add(time.Minute)), activity(base)
+	b := s.db.NewBatch()
+	for _, p := range []struct {
+		user, conv string
+		act        []byte
+	}{{"ann", "g", cur}, {"ben", "g", stale}, {"cat", "g", cur}, {"ann", direct, activity(base)}, {"dan", direct, activity(base)}, {"eve", "g", stale}} {
+		if err := b.Set(inboxPointerKey(p.user, p.conv), p.act, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Set(inboxKey(p.user, p.act, p.conv), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Delete(inboxKey("ben", cur, "g"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, pointers := inboxEntries(t, s); pointers || !slices.Equal(got, want) {
+		t.Errorf("after the conversion: inbox %q (pointers %v), want %q and no pointer", got, pointers, want)
+	}
+	if err := s.Apply(t.Context(), []history.Event{
+		historytest.Message("g", 2, "ben", "later", base.Add(time.Hour)),
+		historytest.Removed("g", 3, "ann", "cat", base.Add(2*time.Hour)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := inboxEntries(t, s)
+	want = []string{
+		fmt.Sprintf("ann %s@%x", direct, activity(base)),
+		fmt.Sprintf("ann g@%x", activity(base.Add(2*time.Hour))),
+		fmt.Sprintf("ben g@%x", activity(base.Add(2*time.Hour))),
+		fmt.Sprintf("dan %s@%x", direct, activity(base)),
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after a message and a removal: inbox %q, want %q", got, want)
 	}
 }
