@@ -153,8 +153,8 @@ func (s *Store) dropInboxPointerChunk() (n int, err error) {
 		if len(rest) != 0 {
 			return 0, fmt.Errorf("%w: trailing bytes in an inbox pointer", errCorrupt)
 		}
-		sum, ok := summaries[conv]
-		if !ok {
+		sum, cached := summaries[conv]
+		if !cached {
 			if sum.c, sum.found, err = getSummary(s.db, conv); err != nil {
 				return 0, err
 			}
