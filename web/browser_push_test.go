@@ -3,7 +3,10 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +45,44 @@ func TestBrowserPushNotification(t *testing.T) {
 	}
 	// Which registration the worker is: from the ServiceWorker domain.
 	updates := chromedp.Events(ctx, serviceworker.WorkerRegistrationUpdated)
+	// What the worker went through, for a failure's message.
+	var worker struct {
+		sync.Mutex
+		log []string
+	}
+	logWorker := func(format string, args ...any) {
+		worker.Lock()
+		defer worker.Unlock()
+		worker.log = append(worker.log, time.Now().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
+	}
+	errorsReported := chromedp.Events(ctx, serviceworker.WorkerErrorReported)
+	versions := chromedp.Events(ctx, serviceworker.WorkerVersionUpdated)
+	var watchers sync.WaitGroup
+	watchers.Go(func() {
+		for e, err := range errorsReported {
+			if err != nil {
+				return
+			}
+			logWorker("error: %+v", *e.ErrorMessage)
+		}
+	})
+	watchers.Go(func() {
+		for e, err := range versions {
+			if err != nil {
+				return
+			}
+			for _, v := range e.Versions {
+				logWorker("version %s: %s, %s", v.VersionID, v.RunningStatus, v.Status)
+			}
+		}
+	})
+	defer func() {
+		cancel()
+		watchers.Wait()
+		if t.Failed() {
+			t.Logf("the service worker's events:\n%s", strings.Join(worker.log, "\n"))
+		}
+	}()
 	b.do(chromedp.Navigate(base+"/"), func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		_, err := cdp.Call(ctx, tg, serviceworker.Enable, cdp.Empty{})
 		return chromedp.Void{}, err

@@ -89,6 +89,9 @@ func TestBrowserTwoUsers(t *testing.T) {
 		alice.click(msgSel(alice, "Hi Alice") + ` [data-action="react"]`)
 		alice.click(msgSel(alice, "Hi Alice") + ` [data-action="pick-👍"]`)
 		bob.waitFor("Alice's reaction", msgWhere("Hi Alice", `m.querySelector(".reactions button")?.textContent === "👍 1"`))
+		// Her own list redraws when her reaction comes back: a click
+		// while it redraws can land on the node it replaces.
+		alice.waitFor("her reaction on her side", msgWhere("Hi Alice", `m.querySelector(".reactions button")?.textContent === "👍 1"`))
 
 		alice.click(msgSel(alice, "Hello Bob") + ` [data-action="edit"]`)
 		alice.waitFor("the edit context", `document.querySelector("#composer-send").textContent === "Save"`)
