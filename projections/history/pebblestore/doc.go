@@ -44,6 +44,10 @@
 // chat.events into a fresh directory.
 //
 // conversations holds each conversation's history.Conversation as JSON.
+// Apply keeps the summaries it wrote last, decoded, in memory
+// (summaryCache, a few thousand of them), so that a busy conversation's
+// next batch folds onto its summary without reading and decoding it
+// again; Erase forgets the conversations it rewrites.
 //
 // # Erasure
 //

@@ -54,6 +54,9 @@ type Store struct {
 	// summaries are the buffers conversation summaries are encoded
 	// into (setSummary).
 	summaries sync.Pool
+
+	// folded are the summaries Apply wrote last, decoded.
+	folded summaryCache
 }
 
 // memTableSize is the size of Pebble's memtables (its default is 4 MiB):
@@ -276,11 +279,12 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 
 	b := s.db.NewBatch()
 	defer b.Close()
+	var written []history.Conversation
 	for _, conv := range order {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("applying events: %w", err)
 		}
-		if err := s.applyConversation(ctx, b, conv, byConversation[conv]); err != nil {
+		if err := s.applyConversation(ctx, b, conv, byConversation[conv], &written); err != nil {
 			return fmt.Errorf("applying events of %s: %w", conv, err)
 		}
 	}
@@ -294,6 +298,7 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("committing batch: %w", err)
 	}
+	s.folded.put(written)
 	return nil
 }
 
@@ -301,12 +306,15 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 // conversation: the events not stored yet, the messages through each
 // folded seq, the states of the messages they edit, delete or react to
 // (and the bodies a deletion erases), the senders' read seqs, the
-// summary and the members' inboxes. The caller holds the conversation's
-// lock.
-func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv string, events []history.Event) error {
-	sum, found, err := getSummary(s.db, conv)
-	if err != nil {
-		return err
+// summary and the members' inboxes; it appends the summary it writes to
+// written. The caller holds the conversation's lock.
+func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv string, events []history.Event, written *[]history.Conversation) error {
+	sum, found := s.folded.get(conv)
+	if !found {
+		var err error
+		if sum, found, err = getSummary(s.db, conv); err != nil {
+			return err
+		}
 	}
 	slices.SortStableFunc(events, func(a, b history.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	events = slices.CompactFunc(events, func(a, b history.Event) bool { return a.Seq == b.Seq })
@@ -387,6 +395,7 @@ func (s *Store) applyConversation(ctx context.Context, b *pebble.Batch, conv str
 	if err := s.setSummary(b, conv, f.Conversation); err != nil {
 		return err
 	}
+	*written = append(*written, f.Conversation)
 	if sum.LastActivity.Equal(f.Conversation.LastActivity) && slices.Equal(sum.Members, f.Conversation.Members) {
 		return nil
 	}
@@ -469,6 +478,7 @@ func (s *Store) Erase(ctx context.Context, e history.Erasure) error {
 	if b.Empty() {
 		return nil
 	}
+	s.folded.forget(written)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("erasing: committing: %w", err)
 	}
