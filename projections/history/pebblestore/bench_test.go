@@ -105,50 +105,16 @@ func BenchmarkApply_OneMessageDirect(b *testing.B) {
 
 // BenchmarkApply_ManyDirect applies what the history projection applies
 // under a load of direct pairs: 500 direct conversations, each Apply a
-// batch of 50 messages spread over them, one synced commit each. Beside
-// events/s it reports the process's CPU per event (getrusage), which
-// counts what Pebble does in the background — flushes and compactions —
-// and not only the calls' own time.
+// batch of 50 messages spread over them, one synced commit each.
 func BenchmarkApply_ManyDirect(b *testing.B) {
-	const convs, batch = 500, 50
-	s := open(b, b.TempDir())
-	defer s.Close()
-	ids := make([]string, convs)
+	const convs = 500
 	created := make([]history.Event, convs)
-	for i := range ids {
+	for i := range created {
 		created[i] = historytest.Direct(fmt.Sprintf("u%d", 2*i), fmt.Sprintf("u%d", 2*i+1), historytest.Base)
-		ids[i] = created[i].ConversationID
 	}
-	if err := s.Apply(b.Context(), created); err != nil {
-		b.Fatal(err)
-	}
-	seqs := make([]uint64, convs)
-	next := 0
-	cpu0, err := cputime.Process()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		events := make([]history.Event, batch)
-		for j := range events {
-			c := next % convs
-			next++
-			seqs[c]++
-			events[j] = historytest.Message(ids[c], seqs[c], fmt.Sprintf("u%d", 2*c+next%2), "a message of a direct pair, about as long as one", historytest.MessageTime(seqs[c]))
-		}
-		b.StartTimer()
-		if err := s.Apply(b.Context(), events); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
-	cpu, err := cputime.Process()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/event")
+	benchApplyMany(b, created, "a message of a direct pair, about as long as one", func(c, n int) string {
+		return fmt.Sprintf("u%d", 2*c+n%2)
+	})
 }
 
 // BenchmarkApply_ManyGroups10 is BenchmarkApply_ManyDirect for groups:
@@ -156,22 +122,34 @@ func BenchmarkApply_ManyDirect(b *testing.B) {
 // Each message moves every member's inbox entry, so this is where the
 // inbox's cost shows.
 func BenchmarkApply_ManyGroups10(b *testing.B) {
-	const convs, size, batch = 100, 10, 50
-	s := open(b, b.TempDir())
-	defer s.Close()
-	ids := make([]string, convs)
+	const convs, size = 100, 10
 	created := make([]history.Event, convs)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("g%d", i)
+	for i := range created {
 		members := []schemas.Member{historytest.Owner(fmt.Sprintf("u%d-0", i))}
 		for j := 1; j < size; j++ {
 			members = append(members, historytest.Member(fmt.Sprintf("u%d-%d", i, j)))
 		}
-		created[i] = historytest.Group(ids[i], historytest.Base, members...)
+		created[i] = historytest.Group(fmt.Sprintf("g%d", i), historytest.Base, members...)
 	}
+	benchApplyMany(b, created, "a message to a group, about as long as one", func(c, n int) string {
+		return fmt.Sprintf("u%d-%d", c, n%size)
+	})
+}
+
+// benchApplyMany applies the conversations created, then batches of 50
+// messages with body spread over them in turn, the nth message of the
+// cth conversation sent by sender(c, n), one synced commit each. Beside
+// events/s it reports the process's CPU per event (getrusage), which
+// counts what Pebble does in the background — flushes and compactions —
+// and not only the calls' own time.
+func benchApplyMany(b *testing.B, created []history.Event, body string, sender func(c, n int) string) {
+	const batch = 50
+	s := open(b, b.TempDir())
+	defer s.Close()
 	if err := s.Apply(b.Context(), created); err != nil {
 		b.Fatal(err)
 	}
+	convs := len(created)
 	seqs := make([]uint64, convs)
 	next := 0
 	cpu0, err := cputime.Process()
@@ -186,7 +164,7 @@ func BenchmarkApply_ManyGroups10(b *testing.B) {
 			c := next % convs
 			next++
 			seqs[c]++
-			events[j] = historytest.Message(ids[c], seqs[c], fmt.Sprintf("u%d-%d", c, next%size), "a message to a group, about as long as one", historytest.MessageTime(seqs[c]))
+			events[j] = historytest.Message(created[c].ConversationID, seqs[c], sender(c, next), body, historytest.MessageTime(seqs[c]))
 		}
 		b.StartTimer()
 		if err := s.Apply(b.Context(), events); err != nil {
