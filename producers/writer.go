@@ -53,6 +53,7 @@ type CommandWriter struct {
 	now     func() time.Time
 	origin  string
 	sealer  Sealer
+	handoff CommandHandoff
 	linger  time.Duration
 	pending chan struct{} // a slot per command queued and not yet answered
 
@@ -162,6 +163,20 @@ type Sealer interface {
 // days, and a command dead-lettered to chat.dlq then hold no content in
 // clear. Default: none.
 func Sealing(s Sealer) CommandOption { return func(c *CommandWriter) { c.sealer = s } }
+
+// CommandHandoff is told of the commands a CommandWriter appended, in
+// the order of their partition, once every in-sync replica has them:
+// records with their partition and offset set, as the log holds them. It
+// must not block and must not change them; the gateway's own answers wait
+// for it.
+type CommandHandoff interface {
+	AppendedCommands(records []kafka.Message)
+}
+
+// Handoff makes the writer hand what it appended to h: a decider in the
+// same process (*decider.Decider), which decides a command from it
+// without waiting to read it back from the log. Default: none.
+func Handoff(h CommandHandoff) CommandOption { return func(c *CommandWriter) { c.handoff = h } }
 
 // Linger is how long a command that finds its partition idle waits for
 // others to join it in one request, when the partition's commands come
@@ -395,12 +410,16 @@ func (c *CommandWriter) Append(ctx context.Context, typ, conversation string, cm
 	}
 }
 
-// completed answers every command of a batch the writer wrote or gave up
-// on, frees their slots, and lets their lane send what has gathered. It
+// completed hands a batch the writer wrote to the hand-off, if any, then
+// answers every command of a batch the writer wrote or gave up on, frees
+// their slots, and lets their lane send what has gathered. It
 // runs on the writer's goroutines and never blocks: each command's
 // channel has room for its one answer, and kafka-go's asynchronous
 // WriteMessages only queues.
 func (c *CommandWriter) completed(msgs []kafka.Message, err error) {
+	if err == nil && c.handoff != nil {
+		c.handoff.AppendedCommands(msgs)
+	}
 	// The slots first, so that a command whose answer is out is no
 	// longer counted by Pending.
 	for range msgs {

@@ -16,6 +16,15 @@
 // nothing is committed before the next is decided; the others are
 // committed a few times a second, for the lag (commits.go).
 //
+// Each partition's commands come from the log, read from the first
+// undecided offset on, and — when a gateway runs in the same process —
+// from that gateway's command writer, which hands over each command the
+// broker has acknowledged, with its offset (AppendedCommands, intake.go).
+// The log stays the source of truth: a handed command is taken only if it
+// is the next offset of its partition, the log's copy of a command taken
+// already is dropped, and whatever was not handed over in turn is taken
+// from the log.
+//
 // The rules are package conversation's (internal/conversation): the
 // permission matrix of roles, then what depends on more than roles —
 // authorship and the edit window, blocks in direct conversations,
@@ -162,6 +171,9 @@ type Decider struct {
 	store *Store
 	// cached counts the conversations the partitions keep in memory.
 	cached atomic.Int64
+	// handed routes the commands a gateway in the process hands over to
+	// the partitions that decide them.
+	handed handed
 }
 
 // New returns a Decider; Run starts it.
@@ -377,31 +389,36 @@ func (d *Decider) runPartition(ctx context.Context, offs *offsets, p int, commit
 		from = st.LastCommandOffset + 1
 	}
 	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
+	// The hand-off opens before the reader seeks: whatever is appended
+	// from here on is either handed over or read.
+	handed := d.handed.open(p)
+	defer d.handed.close(p, handed)
 	r := kafkalog.NewPartitionReader(d.cfg.Kafka, commands, p, d.readerErrors(commands))
 	defer d.closeAsync(r, log)
+	in := &intake{
+		handed: handed, next: from,
+		fromLog:     d.cfg.Metrics.CommandsTaken.WithLabelValues("log"),
+		fromHandoff: d.cfg.Metrics.CommandsTaken.WithLabelValues("gateway"),
+	}
 	if from < 0 {
-		from = kafka.FirstOffset
+		from, in.next = kafka.FirstOffset, -1
 	}
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seeking %s/%d: %w", commands, p, err)
 	}
+	logged := make(chan fetched, 64)
+	in.log = logged
+	rctx, stopReading := context.WithCancel(ctx)
+	var reading sync.WaitGroup
+	reading.Go(func() { readLog(rctx, r, logged) })
+	defer reading.Wait()
+	defer stopReading()
 	batch := make([]kafka.Message, 0, d.cfg.MaxBatch)
 	for {
-		batch = batch[:0]
-		m, err := r.FetchMessage(ctx)
+		batch, err = in.gather(ctx, batch[:0], d.cfg.MaxBatch, d.cfg.Linger)
 		if err != nil {
 			return fmt.Errorf("fetching %s/%d: %w", commands, p, err)
 		}
-		batch = append(batch, m)
-		lctx, cancel := context.WithTimeout(ctx, d.cfg.Linger)
-		for len(batch) < d.cfg.MaxBatch {
-			m, err := r.FetchMessage(lctx)
-			if err != nil {
-				break
-			}
-			batch = append(batch, m)
-		}
-		cancel()
 		if err := d.decideBatch(ctx, offs, st, p, batch); err != nil {
 			return err
 		}

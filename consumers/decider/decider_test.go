@@ -96,6 +96,7 @@ func (tl *tail) len() int {
 
 // running is a decider started by start.
 type running struct {
+	*decider.Decider
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -106,9 +107,8 @@ func start(t *testing.T, cfg decider.Config) *running {
 		cfg.Logger = discard
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
-	d := decider.New(cfg)
-	go func() { r.done <- d.Run(ctx) }()
+	r := &running{Decider: decider.New(cfg), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- r.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }

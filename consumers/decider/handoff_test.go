@@ -2,16 +2,20 @@ package decider_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers/decider"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
+	"github.com/parley-chat/parley/internal/telemetry"
+	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -113,4 +117,95 @@ func TestDeciderHandsOffWhatItAppended(t *testing.T) {
 	if r := replies.snapshot(); len(r) != 1 || !slices.Equal(rec.replies, []string{id(t, r[0])}) {
 		t.Errorf("replies handed off %v, the log holds %d", rec.replies, len(r))
 	}
+}
+
+// TestDeciderTakesHandedCommandsInLogOrder: two gateways append to the
+// same conversations at once, one handing its commands to the decider in
+// process and one not. Every command is decided exactly once, each
+// partition's in the log's order, and each event names its command's
+// offset as the log holds it — whichever copy the decider took — while
+// commands were taken from both the hand-off and the log.
+func TestDeciderTakesHandedCommandsInLogOrder(t *testing.T) {
+	t.Parallel()
+	const partitions = 3
+	k := startBroker(t, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	events, _, other := decisionLogs(t, k, partitions)
+	commands := startTail(t, k, schemas.TopicCommands, partitions)
+	metrics := telemetry.New()
+	d := start(t, decider.Config{Kafka: k.Cluster, Names: k.Names, Metrics: metrics})
+	handing := producers.NewCommandWriter(k.Cluster, k.Names, discard, producers.Handoff(d))
+	t.Cleanup(func() { _ = handing.Close() })
+
+	w := newWorld(6)
+	want := w.create(ctx, t, other)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		cw     *producers.CommandWriter
+		prefix string
+	}{{handing, "h"}, {other, "o"}} {
+		wg.Go(func() {
+			sent, err := w.sendAll(ctx, s.cw, s.prefix, 90)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			want = append(want, sent...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "every event", func() bool { return events.len() >= len(want) })
+	got := events.snapshot()
+	checkEvents(t, got, partitions, want)
+
+	// Where the log holds each command.
+	type command struct{ conv, id string }
+	offsets := map[command]int64{}
+	waitFor(t, 10*time.Second, "every command read back", func() bool { return commands.len() >= len(want) })
+	for _, m := range commands.snapshot() {
+		var c struct {
+			CommandID      string `json:"command_id"`
+			ConversationID string `json:"conversation_id"`
+		}
+		if err := json.Unmarshal(m.Value, &c); err != nil {
+			t.Fatal(err)
+		}
+		offsets[command{c.ConversationID, c.CommandID}] = m.Offset
+	}
+	last := map[int]int64{}
+	for _, m := range got { // in offset order (checkEvents sorted them)
+		attrs, err := kafkalog.Decode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			CommandID string `json:"command_id"`
+		}
+		if err := json.Unmarshal(m.Value, &c); err != nil {
+			t.Fatal(err)
+		}
+		at, ok := offsets[command{attrs.Subject, c.CommandID}]
+		if !ok || at != attrs.CommandOffset {
+			t.Errorf("event of command %s/%s names command offset %d; the log holds the command at %d (found %v)", attrs.Subject, c.CommandID, attrs.CommandOffset, at, ok)
+		}
+		if prev, ok := last[m.Partition]; ok && attrs.CommandOffset <= prev {
+			t.Errorf("partition %d: the event of command offset %d comes after that of %d", m.Partition, attrs.CommandOffset, prev)
+		}
+		last[m.Partition] = attrs.CommandOffset
+	}
+	taken := func(from string) float64 {
+		var m dto.Metric
+		if err := metrics.CommandsTaken.WithLabelValues(from).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	fromGateway, fromLog := taken("gateway"), taken("log")
+	if fromGateway == 0 || fromLog == 0 || fromGateway+fromLog != float64(len(want)) {
+		t.Errorf("commands taken: %v handed over, %v from the log; want some of each, %d in all", fromGateway, fromLog, len(want))
+	}
+	t.Logf("commands taken: %v handed over, %v from the log", fromGateway, fromLog)
 }

@@ -28,6 +28,7 @@ import (
 	"sync"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/consumers/decider"
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
@@ -68,6 +69,9 @@ type System struct {
 	// handoff takes the decider's appended records to the delivery hub
 	// when both run here under broadcast routing; nil otherwise.
 	handoff *localHandoff
+	// decider is the decider role, when it runs here: the gateway's
+	// command writer hands it what it appends.
+	decider *decider.Decider
 	closers []func() error
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup

@@ -47,6 +47,12 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 		// not start).
 		opts = append(opts, producers.Sealing(s.keys))
 	}
+	if s.decider != nil {
+		// The decider here owns some or all of chat.commands'
+		// partitions: it takes their commands without reading them
+		// back, and the log brings the rest.
+		opts = append(opts, producers.Handoff(s.decider))
+	}
 	cw := producers.NewCommandWriter(s.kafka, s.names, s.log, opts...)
 	s.onClose(func() error { return cw.Close() })
 	sw := producers.NewSignalWriter(s.kafka, s.names, s.log)

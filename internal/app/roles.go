@@ -99,7 +99,9 @@ func (s *System) openStores(runCtx context.Context, roles Roles, ready map[strin
 
 // startDecider starts the decider on chat.commands; it waits for nothing.
 // With a gateway beside it under broadcast routing (one node: `parley
-// run`), it hands what it appends to the gateway's delivery hub.
+// run`), it hands what it appends to the gateway's delivery hub; with a
+// gateway beside it under any routing, the gateway hands it the commands
+// it appends (startGateway).
 func (s *System) startDecider(runCtx context.Context, roles Roles) {
 	var handoff decider.Handoff
 	if roles.Gateway && !s.cfg.Targeted() {
@@ -116,6 +118,7 @@ func (s *System) startDecider(runCtx context.Context, roles Roles) {
 		Sealer:           s.sealer(),
 		Opener:           s.opener(),
 	})
+	s.decider = d
 	s.metrics.CountCachedConversations("decider", d.CachedConversations)
 	s.spawn("decider", func() error { return d.Run(runCtx) })
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // TestOneNodeHandoff: on one node (`parley run`, broadcast routing) the
-// decider hands what it appends to the sockets' hub in process, beside
-// the log. Three members of a group send pipelined at once; every member's
+// gateway hands its commands to the decider, and the decider what it
+// appends to the sockets' hub, in process, beside the log. Three members of a group send pipelined at once; every member's
 // socket gets every event of the group once, in seq order, with no gap —
 // and the hub took events from both sources. After a restart on the same
 // data (the hand-off starts again while the log brings what it missed),
@@ -83,6 +83,10 @@ func TestOneNodeHandoff(t *testing.T) {
 		t.Errorf("no event was taken from the decider's hand-off (metric %v)", fromDecider)
 	}
 	t.Logf("taken from the decider %v, from the log %v", fromDecider, metric(t, addr, `parley_delivery_events_taken_total{from="log"}`))
+	// The gateway hands its commands to the decider in the same way.
+	if handed := metric(t, addr, `parley_decider_commands_taken_total{from="gateway"}`); handed <= 0 {
+		t.Errorf("no command was taken from the gateway's hand-off (metric %v)", handed)
+	}
 	stopSystem(t, sys)
 
 	sys = startSystem(t, dir)

@@ -56,6 +56,10 @@ type Metrics struct {
 	// through the server, socket to socket, but for the reading and
 	// writing of the frames.
 	CommandWait prometheus.Histogram
+	// CommandsTaken counts the commands the decider took, by where it
+	// took them from: "log" (read from chat.commands) or "gateway"
+	// (handed over in process by the gateway that appended them).
+	CommandsTaken *prometheus.CounterVec
 	// DeliveryRecordsRead counts the records a node's delivery projection
 	// read from Kafka, by topic: every record of chat.events,
 	// chat.replies and chat.ephemeral under broadcast routing; only this
@@ -140,6 +144,9 @@ func New() *Metrics {
 			Help:    "Time from a command's ce_time (queued by a gateway for chat.commands) to the decider's decision on it.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		CommandsTaken: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_decider_commands_taken_total", Help: "Commands the decider took, by source: log or gateway (handed over in process).",
+		}, []string{"from"}),
 		DeliveryRecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_delivery_records_read_total", Help: "Records the node's delivery projection read from Kafka, by topic.",
 		}, []string{"topic"}),
@@ -168,7 +175,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
-		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait,
+		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait, m.CommandsTaken,
 		m.DeliveryRecordsRead, m.DeliveryEventsTaken, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 		m.PushNotifications, m.PushLatency,
 	)
