@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -71,11 +72,18 @@ func TestIntakeTakesEachOffsetOnceInOrder(t *testing.T) {
 	gather(2, 15, 16)
 	gather(10, 17, 18)
 
-	// The log's error after a command: that batch first, then the error.
+	// With a linger, what arrives within it joins the batch too.
 	log <- fetched{m: records(0, 19)[0]}
+	log <- fetched{m: records(0, 20)[0]}
+	if batch, err := in.gather(ctx, nil, 10, time.Millisecond); err != nil || !slices.Equal(offsetsOf(batch), []int64{19, 20}) {
+		t.Fatalf("lingering batch %v (%v), want [19 20]", offsetsOf(batch), err)
+	}
+
+	// The log's error after a command: that batch first, then the error.
+	log <- fetched{m: records(0, 21)[0]}
 	boom := errors.New("boom")
 	log <- fetched{err: boom}
-	gather(10, 19)
+	gather(10, 21)
 	if _, err := in.gather(ctx, nil, 10, 0); !errors.Is(err, boom) {
 		t.Fatalf("gather after the log failed: %v, want %v", err, boom)
 	}
