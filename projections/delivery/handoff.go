@@ -37,7 +37,9 @@ import (
 //     not seen since it started, or one whose earlier event another
 //     decider appended and the log has not yet brought) only answers
 //     the request waiting for it; the sockets get the event from the
-//     log.
+//     log. A hand-off of a later copy returns only once the first copy's
+//     take is done, so the request an event answers is answered before
+//     any reply the decider appends after the event.
 //   - A reply (a rejection or a duplicate) answers one waiting request:
 //     the hub remembers the ids of recent replies it has seen, and the
 //     second copy of one answers nobody.
@@ -129,7 +131,13 @@ func (h *Hub) AppendedEvents(ctx context.Context, records []kafka.Message) {
 	for _, m := range records {
 		attrs, err := kafkalog.Decode(m)
 		if err == nil && h.hadEvent(h.cfg.Topology.Names.Topic(schemas.TopicEvents), attrs) {
-			continue // the log brought it first: not opened
+			// The log brought it first: not opened. Its take may still be
+			// under way, the request it answers not yet answered; wait for
+			// it, so that a reply the decider appends next (the duplicate
+			// of the same command sent again) cannot answer that request
+			// first.
+			b.taken.lock(attrs.Subject)()
+			continue
 		}
 		var rec consumers.Record
 		if err == nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
@@ -355,4 +356,31 @@ func TestHandoffOpensEachEventOnce(t *testing.T) {
 	if got := opener.n.Load(); got != n {
 		t.Errorf("the sealed events were opened %d times, want %d: once each", got, n)
 	}
+}
+
+// TestHandoffOfALaterCopyWaitsForTheTake: an event handed off after the
+// log brought it returns only once the log's copy has been taken — the
+// request it answers answered — so that a duplicate's reply, which the
+// decider appends after it, cannot answer that request first.
+func TestHandoffOfALaterCopyWaitsForTheTake(t *testing.T) {
+	t.Parallel()
+	k := startBroker4(t)
+	env := newHandoffEnv(t, k.Cluster, k.Names, k.Topology(kafkalog.Topology{}), openStore(t))
+	b := env.hub.feed.(*broadcast)
+	// The log's copy of seq 1 is being taken: its seq is noted, and the
+	// take still holds the conversation's lock.
+	unlock := b.taken.lock("c1")
+	env.hub.latest.note("c1", 1)
+	handed := make(chan struct{})
+	go func() {
+		defer close(handed)
+		env.hub.AppendedEvents(context.Background(), records([]history.Event{nowMsg("c1", 1, "alice")}))
+	}()
+	select {
+	case <-handed:
+		t.Fatal("the hand-off of a later copy returned while the log's copy was being taken")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	<-handed
 }
