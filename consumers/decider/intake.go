@@ -134,10 +134,7 @@ func (in *intake) gather(ctx context.Context, batch []kafka.Message, max int, li
 		}
 		select {
 		case f := <-in.log:
-			if f.err != nil {
-				return batch, f.err
-			}
-			batch = in.takeLogged(batch, f.m)
+			batch = in.takeFetched(batch, f)
 		case recs := <-in.handed:
 			batch = in.takeHanded(batch, recs, max)
 		case <-ctx.Done():
@@ -175,9 +172,8 @@ func (in *intake) gather(ctx context.Context, batch []kafka.Message, max int, li
 	return batch, nil
 }
 
-// takeFetched adds what the log brought to a batch that has a command
-// already; an error is kept for the next gather, once this batch is
-// decided.
+// takeFetched adds what the log brought; an error is kept, and returned
+// by gather once the batch in hand, if any, is decided.
 func (in *intake) takeFetched(batch []kafka.Message, f fetched) []kafka.Message {
 	if f.err != nil {
 		in.err = f.err
