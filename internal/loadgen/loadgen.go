@@ -254,6 +254,9 @@ func (r *runner) run(ctx context.Context) (rep Report, err error) {
 		if okBefore && okAfter && after.AtSeconds > before.AtSeconds {
 			p.mu.Lock()
 			p.serverCPU = (after.CPUSeconds - before.CPUSeconds) / (after.AtSeconds - before.AtSeconds)
+			if before.ReadCalls > 0 && after.ReadCalls > 0 {
+				p.readCalls, p.writeCalls = after.ReadCalls-before.ReadCalls, after.WriteCalls-before.WriteCalls
+			}
 			p.mu.Unlock()
 		}
 		snap := p.snapshot(cfg.MaxP99)

@@ -200,6 +200,14 @@ func TestRun_SmokeAgainstEmbeddedSystem(t *testing.T) {
 			if len(rep.Server) != 2 || rep.Server[1].Source != "proc" || rep.Server[1].Error != "" || rep.Server[1].Connected.RSSBytes <= 0 {
 				t.Errorf("no /proc sample: %+v", rep.Server)
 			}
+			// The server runs in this process, whose /proc/PID/io a
+			// process may always read.
+			if p := rep.Phases[0]; p.ServerReadCallsPerMessage <= 0 || p.ServerWriteCallsPerMessage <= 0 {
+				t.Errorf("system calls per message: %g reads, %g writes", p.ServerReadCallsPerMessage, p.ServerWriteCallsPerMessage)
+			}
+			if !strings.Contains(stdout.String(), "server system calls per message acked: ") {
+				t.Errorf("no system calls in the report:\n%s", stdout.String())
+			}
 		}
 		if !strings.Contains(stdout.String(), "group (1 × 50 members)") {
 			t.Errorf("table:\n%s", stdout.String())

@@ -63,6 +63,10 @@ func WriteTable(w io.Writer, rep Report) error {
 			p.Echoes, p.DuplicateDeliveries, p.Gaps, p.WriteErrors, p.Failed, p.DuplicateAcks)
 		ew.printf("errors by code: %s; close codes: %s; projections behind after the drain: %s\n",
 			counts(p.Errors), counts(p.CloseCodes), counts(p.ProjectionLag))
+		if p.ServerReadCallsPerMessage > 0 {
+			ew.printf("server system calls per message acked: %.1f reads, %.1f writes\n",
+				p.ServerReadCallsPerMessage, p.ServerWriteCallsPerMessage)
+		}
 	}
 	if len(rep.Phases) > 0 && rep.Phases[0].Rate == 0 {
 		p := rep.Phases[0]

@@ -30,6 +30,12 @@ type Sample struct {
 	// ConsumerRecords is parley_consumer_records_total by consumer
 	// group, from /metrics only: how far each projection has got.
 	ConsumerRecords map[string]int64 `json:"-"`
+	// ReadCalls and WriteCalls are the system calls the process has made
+	// so far to read and to write (sockets and files alike: syscr and
+	// syscw of /proc/PID/io, over every thread), from "proc" only; zero
+	// where that file cannot be read.
+	ReadCalls  int64 `json:"read_calls,omitempty"`
+	WriteCalls int64 `json:"write_calls,omitempty"`
 }
 
 // Resources is the server's memory and CPU over a run, from one source.
@@ -131,7 +137,8 @@ func parseMetrics(r io.Reader) (Sample, error) {
 	return s, nil
 }
 
-// procSource reads VmRSS and utime+stime of a local process.
+// procSource reads VmRSS, utime+stime and, where the kernel lets this
+// user read them, the read and write system calls of a local process.
 func procSource(pid int) source {
 	return source{name: "proc", read: func(context.Context) (Sample, error) {
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -142,8 +149,39 @@ func procSource(pid int) source {
 		if err != nil {
 			return Sample{}, fmt.Errorf("reading process stat: %w", err)
 		}
-		return parseProc(status, stat)
+		s, err := parseProc(status, stat)
+		if err != nil {
+			return Sample{}, err
+		}
+		// /proc/PID/io needs the right to trace the process: without
+		// it the figures are left out, not the sample.
+		if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+			s.ReadCalls, s.WriteCalls = parseProcIO(io)
+		}
+		return s, nil
 	}}
+}
+
+// parseProcIO returns syscr and syscw of a /proc/PID/io; zero for a
+// field that is missing or malformed.
+func parseProcIO(b []byte) (reads, writes int64) {
+	for line := range bytes.Lines(b) {
+		name, value, ok := strings.Cut(strings.TrimSpace(string(line)), ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 func parseProc(status, stat []byte) (Sample, error) {
@@ -215,10 +253,12 @@ const (
 )
 
 // sample reads every source and files the readings under mk; it returns
-// the first source's reading, if any.
+// the first source's reading, if any, with the system calls of the
+// source that counts them.
 func (m *monitor) sample(ctx context.Context, mk mark) (Sample, bool) {
 	var first Sample
 	var ok bool
+	var reads, writes int64
 	for i, src := range m.sources {
 		s, err := src.read(ctx)
 		s.AtSeconds = time.Since(m.t0).Seconds()
@@ -242,10 +282,14 @@ func (m *monitor) sample(ctx context.Context, mk mark) (Sample, bool) {
 			r.End = s
 		}
 		m.mu.Unlock()
+		if s.ReadCalls > 0 {
+			reads, writes = s.ReadCalls, s.WriteCalls
+		}
 		if i == 0 {
 			first, ok = s, true
 		}
 	}
+	first.ReadCalls, first.WriteCalls = reads, writes
 	return first, ok
 }
 

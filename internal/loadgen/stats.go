@@ -88,6 +88,8 @@ type phaseStats struct {
 
 	mu         sync.Mutex
 	serverCPU  float64          // server CPU cores over the phase
+	readCalls  int64            // server read system calls over the phase
+	writeCalls int64            // server write system calls over the phase
 	lag        map[string]int64 // projection lag after the drain
 	errors     map[string]int64 // error frames by code
 	closeCodes map[string]int64 // server-initiated closes by code
@@ -187,6 +189,13 @@ type Phase struct {
 	// ServerCPUCores is the server's CPU seconds per second over the
 	// phase, when a resource source is available.
 	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
+	// ServerReadCallsPerMessage and ServerWriteCallsPerMessage are the
+	// server's read and write system calls (sockets and files) over the
+	// phase, per message acked, where /proc/PID/io could be read (-pid).
+	// A message's system calls move far less from run to run than its
+	// CPU time on a shared machine.
+	ServerReadCallsPerMessage  float64 `json:"server_read_calls_per_message,omitempty"`
+	ServerWriteCallsPerMessage float64 `json:"server_write_calls_per_message,omitempty"`
 	// OK says whether the phase kept up: nothing skipped, failed, lost or
 	// closed, and delivery p99 within the limit. Verdict says why not.
 	OK      bool   `json:"ok"`
@@ -227,6 +236,10 @@ func (p *phaseStats) snapshot(maxP99 time.Duration) Phase {
 	out.Errors = maps.Clone(p.errors)
 	out.CloseCodes = maps.Clone(p.closeCodes)
 	out.ServerCPUCores = p.serverCPU
+	if out.Acked > 0 && p.readCalls > 0 {
+		out.ServerReadCallsPerMessage = float64(p.readCalls) / float64(out.Acked)
+		out.ServerWriteCallsPerMessage = float64(p.writeCalls) / float64(out.Acked)
+	}
 	out.ProjectionLag = maps.Clone(p.lag)
 	p.mu.Unlock()
 	out.OK, out.Verdict = verdict(out, maxP99)
