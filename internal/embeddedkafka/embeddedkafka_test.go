@@ -1,6 +1,7 @@
 package embeddedkafka_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -138,5 +139,67 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 	}
 	if got := resp.Topics["t"][0].CommittedOffset; got != commits-1 {
 		t.Errorf("after a restart the group's offset is %d, want %d", got, commits-1)
+	}
+}
+
+// TestRequestsOfEverySizeAreReadWhole: the broker reads its connections
+// through a buffer. Requests smaller than it, as large, and several times
+// larger (one produce of many records, records larger than the buffer
+// each) all arrive whole, byte for byte, and in order.
+func TestRequestsOfEverySizeAreReadWhole(t *testing.T) {
+	t.Parallel()
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cluster := kafkalog.NewCluster([]string{b.Addr()})
+	defer cluster.Close()
+	resp, err := kafkalog.NewClient(cluster).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: "sizes", NumPartitions: 1, ReplicationFactor: 1},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Errors["sizes"]; err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	record := func(size int) kafka.Message {
+		v := make([]byte, size)
+		for i := range v {
+			v[i] = byte(len(want) + i*7)
+		}
+		want = append(want, v)
+		return kafka.Message{Value: v}
+	}
+	w := kafkalog.NewWriter(cluster, "sizes")
+	for _, size := range []int{1, 200, 16<<10 - 100, 16 << 10, 40 << 10, 300 << 10} {
+		if err := w.WriteMessages(ctx, record(size)); err != nil {
+			t.Fatalf("a record of %d bytes: %v", size, err)
+		}
+	}
+	var many []kafka.Message
+	for i := range 64 {
+		many = append(many, record(500+i*100))
+	}
+	if err := w.WriteMessages(ctx, many...); err != nil {
+		t.Fatalf("64 records in one call: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := kafkalog.NewPartitionReader(cluster, "sizes", 0)
+	defer r.Close()
+	for i, v := range want {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading record %d of %d: %v", i+1, len(want), err)
+		}
+		if !bytes.Equal(m.Value, v) {
+			t.Fatalf("record %d: %d bytes read back, want the %d written", i+1, len(m.Value), len(v))
+		}
 	}
 }
