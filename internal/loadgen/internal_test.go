@@ -103,8 +103,8 @@ func TestParseProc(t *testing.T) {
 	if _, err := parseProc([]byte("Name:\tx\n"), stat); err == nil {
 		t.Error("a status without VmRSS was accepted")
 	}
-	io := []byte("rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 3\nread_bytes: 0\n")
-	if r, w := parseProcIO(io); r != 10 || w != 3 {
+	ioStats := []byte("rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 3\nread_bytes: 0\n")
+	if r, w := parseProcIO(ioStats); r != 10 || w != 3 {
 		t.Errorf("parsed %d reads, %d writes from /proc/PID/io, want 10 and 3", r, w)
 	}
 	if r, w := parseProcIO([]byte("syscr: x\n")); r != 0 || w != 0 {

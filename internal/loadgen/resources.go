@@ -155,8 +155,8 @@ func procSource(pid int) source {
 		}
 		// /proc/PID/io needs the right to trace the process: without
 		// it the figures are left out, not the sample.
-		if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
-			s.ReadCalls, s.WriteCalls = parseProcIO(io)
+		if ioStats, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+			s.ReadCalls, s.WriteCalls = parseProcIO(ioStats)
 		}
 		return s, nil
 	}}
