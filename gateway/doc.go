@@ -41,8 +41,10 @@
 //  2. gateway/messages.go — Server.send validates it and pre-checks the
 //     conversation rules, judged by internal/conversation (rules.go, on
 //     the State of state.go) against this node's view;
-//  3. gateway/gateway.go — Server.command registers a waiter for the
-//     answer (projections/delivery/waiters.go) and appends;
+//  3. gateway/gateway.go — Server.command takes one of the node's
+//     MaxAwaiting places (none left: overloaded, at once), registers a
+//     waiter for the answer (projections/delivery/waiters.go) and
+//     appends;
 //  4. producers/writer.go — CommandWriter.Enqueue queues it for
 //     chat.commands, keyed by conversation, pipelined (the answer to a
 //     saturated log is an overloaded error, at once);

@@ -148,6 +148,13 @@ type Config struct {
 	// MaxInFlight is the most unanswered sends per socket; more make the
 	// server stop reading that socket until answers come. Default: 256.
 	MaxInFlight int
+	// MaxAwaiting is the most commands the gateway has taken and not yet
+	// answered, over every socket and HTTP request: queued for the log,
+	// or appended and waiting for the decider. Beyond it a command is
+	// refused at once with overloaded, before anything is appended, so
+	// that when the decider falls behind clients hear it now rather than
+	// when the command timeout runs out. Default: DefaultMaxAwaiting.
+	MaxAwaiting int
 	// ReadBufferSize and WriteBufferSize are each socket's read and write
 	// buffers, in bytes, kept for the socket's life: a frame larger than
 	// the write buffer takes two writes (see socketBuffers). Defaults: 512
@@ -245,6 +252,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 256
 	}
+	if c.MaxAwaiting <= 0 {
+		c.MaxAwaiting = DefaultMaxAwaiting
+	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 512
 	}
@@ -303,6 +313,9 @@ type Server struct {
 	userUploads                                            *bucketSet
 	// open counts each user's open sockets (MaxSocketsPerUser).
 	open userSockets
+	// awaiting holds a token for each command taken and not yet
+	// answered (MaxAwaiting).
+	awaiting chan struct{}
 	// frameBuffers are the buffers the sockets read frames into.
 	frameBuffers frameBuffers
 }
@@ -328,6 +341,7 @@ func New(cfg Config) (*Server, error) {
 		ipAuthFailures: newBucketSet(cfg.IPAuthFailures, cfg.MaxBucketKeys, cfg.Now),
 		userUploads:    newBucketSet(cfg.UserUploads, cfg.MaxBucketKeys, cfg.Now),
 		open:           userSockets{max: cfg.MaxSocketsPerUser, n: make(map[string]int)},
+		awaiting:       make(chan struct{}, cfg.MaxAwaiting),
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux = s.routes()
@@ -463,8 +477,22 @@ func (s *Server) member(ctx context.Context, user, id string) (history.Conversat
 	return c, nil
 }
 
+// DefaultMaxAwaiting is the default of Config.MaxAwaiting: as many as
+// producers.DefaultMaxPending, the commands a CommandWriter lets wait for
+// the broker, so that a gateway refuses for either reason at the same
+// depth — a few seconds of what this kind of machine sustains.
+const DefaultMaxAwaiting = producers.DefaultMaxPending
+
 // command appends cmd and waits for the decider's answer.
 func (s *Server) command(ctx context.Context, user, commandID, typ, conversation string, cmd any, traceParent string) (delivery.Outcome, *apiError) {
+	select {
+	case s.awaiting <- struct{}{}:
+		defer func() { <-s.awaiting }()
+	default:
+		// As many commands wait for their answer as the gateway takes:
+		// the log or the decider is not keeping up.
+		return delivery.Outcome{}, s.reject("gateway", overloaded())
+	}
 	outcome, cancel := s.cfg.Hub.Await(user, conversation, commandID)
 	defer cancel()
 	ctx, stop := context.WithTimeout(ctx, s.cfg.CommandTimeout)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,4 +146,119 @@ func TestOverloadedIsAnsweredAtOnce(t *testing.T) {
 			t.Errorf("Retry-After %q, want 1", ra)
 		}
 	})
+}
+
+// heldHub awaits outcomes the test hands out: each Await is announced on
+// awaited, and answered when the test calls answer with its command id.
+type heldHub struct {
+	memberHub
+	awaited chan string
+	mu      sync.Mutex
+	held    map[string]chan delivery.Outcome
+}
+
+func newHeldHub(convs map[string]history.Conversation) *heldHub {
+	return &heldHub{memberHub: memberHub{searchHub{convs}}, awaited: make(chan string, 16), held: map[string]chan delivery.Outcome{}}
+}
+
+func (h *heldHub) Await(_, conv, commandID string) (<-chan delivery.Outcome, func()) {
+	o := make(chan delivery.Outcome, 1)
+	h.mu.Lock()
+	h.held[commandID] = o
+	h.mu.Unlock()
+	h.awaited <- commandID
+	return o, func() {}
+}
+
+func (h *heldHub) answer(t *testing.T, commandID string, seq uint64) {
+	t.Helper()
+	h.mu.Lock()
+	o, ok := h.held[commandID]
+	h.mu.Unlock()
+	if !ok {
+		t.Fatalf("command %s is not awaited", commandID)
+	}
+	o <- delivery.Outcome{ConversationID: "g_ab", Seq: seq}
+}
+
+// wait returns the next command id awaited.
+func (h *heldHub) wait(t *testing.T) string {
+	t.Helper()
+	select {
+	case id := <-h.awaited:
+		return id
+	case <-time.After(10 * time.Second):
+		t.Fatal("no command awaited its answer")
+		return ""
+	}
+}
+
+// TestCommandsBeyondMaxAwaitingAreRefusedAtOnce: with two commands
+// appended and waiting for the decider's answer, as many as MaxAwaiting,
+// a third is refused at once — over the socket with an overloaded frame
+// that echoes its id, over HTTP with 503 problem+json — and nothing is
+// appended for it; once one of the two is answered, a command is taken
+// again. The command timeout is far longer than the test, so a refusal
+// that came from it would fail the test by its deadline.
+func TestCommandsBeyondMaxAwaitingAreRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	hub := newHeldHub(map[string]history.Conversation{"g_ab": searchConv("g_ab", "alice", "bob")})
+	e := newLimitEnv(t, Config{MaxAwaiting: 2, CommandTimeout: time.Hour, Hub: hub})
+	c, _, err := e.dial(bearerHeader(e.token("alice")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string) {
+		t.Helper()
+		write(t, c, fmt.Sprintf(`{"type":"send","id":%q,"conversation_id":"g_ab","command_id":"c-%s","body":"hi"}`, id, id))
+	}
+	send("r1")
+	send("r2")
+	for range 2 {
+		hub.wait(t)
+	}
+	send("r3")
+	if f := e.readFrame(c); f["type"] != "error" || f["id"] != "r3" || f["code"] != "overloaded" || f["retryable"] != true {
+		t.Fatalf("send r3 answered with %v, want a retryable overloaded error with id r3", f)
+	}
+	const path = "/v1/conversations/g_ab/messages"
+	status, h, body := e.do(http.MethodPost, path, e.token("bob"), `{"command_id":"c-h1","body":"hi"}`, nil)
+	if err := e.check.Response(http.MethodPost, path, status, h.Get("Content-Type"), body); err != nil {
+		t.Error(err)
+	}
+	var p problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusServiceUnavailable || p.Code != "overloaded" || !p.Retryable || h.Get("Retry-After") != "1" {
+		t.Errorf("HTTP send: %d %+v, Retry-After %q; want 503, overloaded, retryable, 1", status, p, h.Get("Retry-After"))
+	}
+	if n := e.log.n.Load(); n != 2 {
+		t.Fatalf("%d commands appended, want 2: a refused command appends nothing", n)
+	}
+
+	hub.answer(t, "c-r1", 1)
+	if f := e.readFrame(c); f["type"] != "ack" || f["id"] != "r1" {
+		t.Fatalf("after r1's answer the socket got %v, want r1's ack", f)
+	}
+	send("r4")
+	if id := hub.wait(t); id != "c-r4" {
+		t.Fatalf("awaited %s, want c-r4", id)
+	}
+	if n := e.log.n.Load(); n != 3 {
+		t.Errorf("%d commands appended, want 3: r4 is taken once r1 is answered", n)
+	}
+	hub.answer(t, "c-r2", 2)
+	hub.answer(t, "c-r4", 3)
+	acked := map[any]bool{}
+	for range 2 {
+		if f := e.readFrame(c); f["type"] != "ack" {
+			t.Fatalf("the socket got %v, want an ack", f)
+		} else {
+			acked[f["id"]] = true
+		}
+	}
+	if !acked["r2"] || !acked["r4"] {
+		t.Errorf("acked %v, want r2 and r4", acked)
+	}
 }

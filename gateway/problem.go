@@ -51,9 +51,10 @@ type apiError struct {
 const overloadRetryAfter = time.Second
 
 // overloaded is the answer to a command refused because too many
-// commands already wait for the log: Parley is saturated right now. It
-// comes at once, not after a timeout, and nothing was appended, so the
-// same command id can be sent again after RetryAfter.
+// commands already wait for the log, or for their answer (the log and the
+// decider): Parley is saturated right now. It comes at once, not after a
+// timeout, and nothing was appended, so the same command id can be sent
+// again after RetryAfter.
 func overloaded() *apiError {
 	e := newError(codeOverloaded, "Parley is overloaded: nothing was appended; retry with the same command id in a second")
 	e.RetryAfter = overloadRetryAfter

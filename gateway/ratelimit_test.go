@@ -203,7 +203,8 @@ func (h *answeringHub) Await(_, conv, _ string) (<-chan delivery.Outcome, func()
 }
 
 // limitEnv is a gateway with conversation g_ab of alice and bob, a log
-// that counts appends, and the rate limits' clock in the test's hands.
+// that counts appends, and the rate limits' clock in the test's hands;
+// its hub answers every command at once unless the config names another.
 type limitEnv struct {
 	t     *testing.T
 	s     *Server
@@ -223,7 +224,10 @@ func newLimitEnv(t *testing.T, cfg Config) *limitEnv {
 	convs := map[string]history.Conversation{"g_ab": searchConv("g_ab", "alice", "bob")}
 	e := &limitEnv{t: t, auth: auth, log: &countingLog{}, clock: newFakeClock()}
 	cfg.Auth, cfg.Commands, cfg.Now = auth, e.log, e.clock.Now
-	cfg.Hub, cfg.History = &answeringHub{memberHub: memberHub{searchHub{convs}}}, noMessages{&searchHistory{convs: convs}}
+	if cfg.Hub == nil {
+		cfg.Hub = &answeringHub{memberHub: memberHub{searchHub{convs}}}
+	}
+	cfg.History = noMessages{&searchHistory{convs: convs}}
 	if e.s, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestLimitSettingsReachTheGateway(t *testing.T) {
 	cfg, err := load(map[string]string{
 		"PARLEY_USER_COMMAND_RATE": "2.5", "PARLEY_USER_COMMAND_BURST": "5",
 		"PARLEY_USER_REQUEST_RATE":    "0",
-		"PARLEY_MAX_SOCKETS_PER_USER": "0", "PARLEY_MAX_INFLIGHT": "7", "PARLEY_WS_AUTH_TIMEOUT": "3s", "PARLEY_SSE_HEARTBEAT": "4s",
+		"PARLEY_MAX_SOCKETS_PER_USER": "0", "PARLEY_MAX_INFLIGHT": "7", "PARLEY_MAX_AWAITING": "9", "PARLEY_WS_AUTH_TIMEOUT": "3s", "PARLEY_SSE_HEARTBEAT": "4s",
 		"PARLEY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1,::ffff:172.16.0.1",
 	})
 	if err != nil {
@@ -36,7 +36,7 @@ func TestLimitSettingsReachTheGateway(t *testing.T) {
 	var g gateway.Config
 	cfg.gatewayLimits(&g)
 	want := gateway.Config{
-		MaxInFlight: 7, AuthTimeout: 3 * time.Second, SSEHeartbeat: 4 * time.Second, MaxSocketsPerUser: -1,
+		MaxInFlight: 7, MaxAwaiting: 9, AuthTimeout: 3 * time.Second, SSEHeartbeat: 4 * time.Second, MaxSocketsPerUser: -1,
 		UserCommands:   gateway.Rate{PerSecond: 2.5, Burst: 5},
 		UserRequests:   gateway.Rate{PerSecond: -1},
 		IPConnects:     gateway.Rate{PerSecond: 1000, Burst: 2000},
@@ -50,9 +50,9 @@ func TestLimitSettingsReachTheGateway(t *testing.T) {
 
 	_, err = load(map[string]string{
 		"PARLEY_USER_COMMAND_RATE": "-1", "PARLEY_IP_CONNECT_BURST": "0", "PARLEY_TRUSTED_PROXIES": "lb.internal", "PARLEY_RATE_LIMIT_EXEMPT": "10.0.0.0/33",
-		"PARLEY_MAX_INFLIGHT": "0", "PARLEY_HTTP_IDLE_TIMEOUT": "0s", "PARLEY_IP_AUTH_FAILURE_RATE": "NaN",
+		"PARLEY_MAX_INFLIGHT": "0", "PARLEY_MAX_AWAITING": "0", "PARLEY_HTTP_IDLE_TIMEOUT": "0s", "PARLEY_IP_AUTH_FAILURE_RATE": "NaN",
 	})
-	for _, want := range []string{"PARLEY_USER_COMMAND_RATE", "PARLEY_IP_CONNECT_BURST", `PARLEY_TRUSTED_PROXIES: "lb.internal"`, `PARLEY_RATE_LIMIT_EXEMPT: "10.0.0.0/33"`, "PARLEY_MAX_INFLIGHT", "PARLEY_HTTP_IDLE_TIMEOUT", "PARLEY_IP_AUTH_FAILURE_RATE"} {
+	for _, want := range []string{"PARLEY_USER_COMMAND_RATE", "PARLEY_IP_CONNECT_BURST", `PARLEY_TRUSTED_PROXIES: "lb.internal"`, `PARLEY_RATE_LIMIT_EXEMPT: "10.0.0.0/33"`, "PARLEY_MAX_INFLIGHT", "PARLEY_MAX_AWAITING", "PARLEY_HTTP_IDLE_TIMEOUT", "PARLEY_IP_AUTH_FAILURE_RATE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad limits: error %v does not name %s", err, want)
 		}
