@@ -487,7 +487,11 @@ const DefaultMaxAwaiting = producers.DefaultMaxPending
 func (s *Server) command(ctx context.Context, user, commandID, typ, conversation string, cmd any, traceParent string) (delivery.Outcome, *apiError) {
 	select {
 	case s.awaiting <- struct{}{}:
-		defer func() { <-s.awaiting }()
+		s.cfg.Metrics.AwaitingCommands.Inc()
+		defer func() {
+			s.cfg.Metrics.AwaitingCommands.Dec()
+			<-s.awaiting
+		}()
 	default:
 		// As many commands wait for their answer as the gateway takes:
 		// the log or the decider is not keeping up.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/parley-chat/parley/producers"
 	"github.com/parley-chat/parley/projections/delivery"
@@ -236,6 +237,12 @@ func TestCommandsBeyondMaxAwaitingAreRefusedAtOnce(t *testing.T) {
 	if n := e.log.n.Load(); n != 2 {
 		t.Fatalf("%d commands appended, want 2: a refused command appends nothing", n)
 	}
+	if n := gauge(t, e.s.cfg.Metrics.AwaitingCommands); n != 2 {
+		t.Errorf("parley_gateway_awaiting_commands is %v, want 2", n)
+	}
+	if n := testutil.ToFloat64(e.s.cfg.Metrics.Rejections.WithLabelValues("gateway", "overloaded")); n != 2 {
+		t.Errorf("%v overloaded refusals counted, want 2", n)
+	}
 
 	hub.answer(t, "c-r1", 1)
 	if f := e.readFrame(c); f["type"] != "ack" || f["id"] != "r1" {
@@ -260,5 +267,8 @@ func TestCommandsBeyondMaxAwaitingAreRefusedAtOnce(t *testing.T) {
 	}
 	if !acked["r2"] || !acked["r4"] {
 		t.Errorf("acked %v, want r2 and r4", acked)
+	}
+	if n := gauge(t, e.s.cfg.Metrics.AwaitingCommands); n != 0 {
+		t.Errorf("parley_gateway_awaiting_commands is %v with every command answered, want 0", n)
 	}
 }

@@ -42,6 +42,9 @@ type Metrics struct {
 	Connections prometheus.Gauge
 	// SSEStreams is the number of open Server-Sent Events streams.
 	SSEStreams prometheus.Gauge
+	// AwaitingCommands is the number of commands a gateway node has
+	// taken and not yet answered (at most PARLEY_MAX_AWAITING).
+	AwaitingCommands prometheus.Gauge
 	// Deliveries counts event frames written to sockets.
 	Deliveries prometheus.Counter
 	// SlowConsumers counts sockets closed because their queue was full.
@@ -128,6 +131,9 @@ func New() *Metrics {
 		SSEStreams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_sse_streams", Help: "Open Server-Sent Events streams (counted in parley_ws_connections too).",
 		}),
+		AwaitingCommands: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_gateway_awaiting_commands", Help: "Commands a gateway node has taken and not yet answered: queued for the log or waiting for the decider (at most PARLEY_MAX_AWAITING).",
+		}),
 		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_deliveries_total", Help: "Event frames written to sockets.",
 		}),
@@ -175,7 +181,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
-		m.Connections, m.SSEStreams, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait, m.CommandsTaken,
+		m.Connections, m.SSEStreams, m.AwaitingCommands, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait, m.CommandsTaken,
 		m.DeliveryRecordsRead, m.DeliveryEventsTaken, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 		m.PushNotifications, m.PushLatency,
 	)
