@@ -26,6 +26,13 @@ func TestGatewayRefusesOnceTooManyAwaitTheDecider(t *testing.T) {
 	k := kafkatest.Start(t)
 	fake := cqlfake.Start(t)
 	core := startNode(t, k, fake.Addr(), "core", app.All)
+	coreStopped := false
+	defer func() {
+		if !coreStopped {
+			stopSystem(t, core)
+	coreStopped = true
+		}
+	}()
 	edge := startNode(t, k, fake.Addr(), "edge", app.Roles{Gateway: true}, "-max-awaiting", "2", "-command-timeout", "1h")
 	defer stopSystem(t, edge)
 	auth, err := gateway.NewAuthenticator(gateway.AuthConfig{Secret: []byte(testSecret)})
@@ -51,6 +58,7 @@ func TestGatewayRefusesOnceTooManyAwaitTheDecider(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopSystem(t, core)
+	coreStopped = true
 
 	c := dial(t, edge.HTTPAddr(), alice, false)
 	before := commandsInLog(t, k)
