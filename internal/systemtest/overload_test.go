@@ -30,7 +30,6 @@ func TestGatewayRefusesOnceTooManyAwaitTheDecider(t *testing.T) {
 	defer func() {
 		if !coreStopped {
 			stopSystem(t, core)
-			coreStopped = true
 		}
 	}()
 	edge := startNode(t, k, fake.Addr(), "edge", app.Roles{Gateway: true}, "-max-awaiting", "2", "-command-timeout", "1h")
