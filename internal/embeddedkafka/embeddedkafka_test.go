@@ -21,15 +21,9 @@ import (
 // schedule, while a topic without retention keeps everything.
 func TestRetentionIsApplied(t *testing.T) {
 	t.Parallel()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0", Cleaner: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cluster := kafkalog.NewCluster([]string{b.Addr()})
-	defer cluster.Close()
+	cluster := startBroker(t, embeddedkafka.Config{Cleaner: 100 * time.Millisecond})
 	client := kafkalog.NewClient(cluster)
 	topic := func(name, retention string) kafka.TopicConfig {
 		return kafka.TopicConfig{Topic: name, NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{
@@ -37,15 +31,7 @@ func TestRetentionIsApplied(t *testing.T) {
 			{ConfigName: "retention.ms", ConfigValue: retention},
 		}}
 	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{topic("short", "200"), topic("forever", "-1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, err := range resp.Errors {
-		if err != nil {
-			t.Fatalf("creating %s: %v", name, err)
-		}
-	}
+	createTopics(ctx, t, cluster, topic("short", "200"), topic("forever", "-1"))
 	for _, name := range []string{"short", "forever"} {
 		w := kafkalog.NewWriter(cluster, name)
 		for i := range 10 {
@@ -148,24 +134,10 @@ func TestGroupStateLogStaysSmall(t *testing.T) {
 // each) all arrive whole, byte for byte, and in order.
 func TestRequestsOfEverySizeAreReadWhole(t *testing.T) {
 	t.Parallel()
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cluster := kafkalog.NewCluster([]string{b.Addr()})
-	defer cluster.Close()
-	resp, err := kafkalog.NewClient(cluster).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: "sizes", NumPartitions: 1, ReplicationFactor: 1},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resp.Errors["sizes"]; err != nil {
-		t.Fatal(err)
-	}
+	cluster := startBroker(t, embeddedkafka.Config{})
+	createTopics(ctx, t, cluster, kafka.TopicConfig{Topic: "sizes", NumPartitions: 1, ReplicationFactor: 1})
 	var want [][]byte
 	record := func(size int) kafka.Message {
 		v := make([]byte, size)
@@ -200,6 +172,36 @@ func TestRequestsOfEverySizeAreReadWhole(t *testing.T) {
 		}
 		if !bytes.Equal(m.Value, v) {
 			t.Fatalf("record %d: %d bytes read back, want the %d written", i+1, len(m.Value), len(v))
+		}
+	}
+}
+
+// startBroker starts an embedded broker with cfg in a directory of the
+// test's, on a free port, and returns a cluster of it; both are closed
+// when the test ends.
+func startBroker(t *testing.T, cfg embeddedkafka.Config) *kafkalog.Cluster {
+	t.Helper()
+	cfg.Dir, cfg.Addr = t.TempDir(), "127.0.0.1:0"
+	b, err := embeddedkafka.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cluster := kafkalog.NewCluster([]string{b.Addr()})
+	t.Cleanup(cluster.Close)
+	return cluster
+}
+
+// createTopics creates topics and fails the test if any was not created.
+func createTopics(ctx context.Context, t *testing.T, cluster *kafkalog.Cluster, topics ...kafka.TopicConfig) {
+	t.Helper()
+	resp, err := kafkalog.NewClient(cluster).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range resp.Errors {
+		if err != nil {
+			t.Fatalf("creating %s: %v", name, err)
 		}
 	}
 }
