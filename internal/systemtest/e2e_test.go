@@ -738,27 +738,40 @@ func noneToken(user string) string {
 // of Parley's topics but chat.presence, which every connect writes to.
 func logEnd(t *testing.T, cluster *kafkalog.Cluster) map[string]int64 {
 	t.Helper()
-	client := kafkalog.NewClient(cluster)
-	ctx := context.Background()
 	out := map[string]int64{}
 	for _, topic := range []string{schemas.TopicCommands, schemas.TopicEvents, schemas.TopicReplies, schemas.TopicEphemeral, schemas.TopicDLQ} {
-		n, err := kafkalog.Partitions(ctx, client, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var reqs []kafka.OffsetRequest
-		for p := range n {
-			reqs = append(reqs, kafka.LastOffsetOf(p))
-		}
-		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, po := range resp.Topics[topic] {
-			out[topic] += po.LastOffset
-		}
+		out[topic] = recordsIn(t, cluster, topic)
 	}
 	return out
+}
+
+// recordsIn returns the record count of topic: the sum of its
+// partitions' high watermarks.
+func recordsIn(t *testing.T, cluster *kafkalog.Cluster, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := kafkalog.NewClient(cluster)
+	n, err := kafkalog.Partitions(ctx, client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []kafka.OffsetRequest
+	for p := range n {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			t.Fatalf("%s partition %d: %v", topic, po.Partition, po.Error)
+		}
+		total += po.LastOffset
+	}
+	return total
 }
 
 // replay reads chat.events from offset 0 with plain partition readers, as

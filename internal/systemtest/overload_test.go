@@ -1,17 +1,13 @@
 package systemtest_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
 	"github.com/parley-chat/parley/schemas"
@@ -60,7 +56,8 @@ func TestGatewayRefusesOnceTooManyAwaitTheDecider(t *testing.T) {
 	coreStopped = true
 
 	c := dial(t, edge.HTTPAddr(), alice, false)
-	before := commandsInLog(t, k)
+	commands := k.Names.Topic(schemas.TopicCommands)
+	before := recordsIn(t, k.Cluster, commands)
 	for i := range 2 {
 		c.send(map[string]any{"type": "send", "id": fmt.Sprint("r", i), "conversation_id": conv, "command_id": fmt.Sprint("c-", i), "body": "hi"})
 	}
@@ -80,7 +77,7 @@ func TestGatewayRefusesOnceTooManyAwaitTheDecider(t *testing.T) {
 	if waited := time.Since(sent); waited > 10*time.Second {
 		t.Errorf("the refusal took %v: it must come at once", waited)
 	}
-	if got := commandsInLog(t, k) - before; got != 2 {
+	if got := recordsIn(t, k.Cluster, commands) - before; got != 2 {
 		t.Errorf("chat.commands grew by %d records, want 2: a refused command appends nothing", got)
 	}
 	if n := metric(t, edge.HTTPAddr(), `parley_rejections_total{code="overloaded",where="gateway"}`); n != 1 {
@@ -91,33 +88,4 @@ func TestGatewayRefusesOnceTooManyAwaitTheDecider(t *testing.T) {
 			t.Errorf("a send with no decider to decide it was answered: %v", fr)
 		}
 	}
-}
-
-// commandsInLog is the number of records in chat.commands.
-func commandsInLog(t *testing.T, k kafkatest.Cluster) int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client := kafkalog.NewClient(k.Cluster)
-	topic := k.Names.Topic(schemas.TopicCommands)
-	n, err := kafkalog.Partitions(ctx, client, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reqs []kafka.OffsetRequest
-	for p := range n {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total int64
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			t.Fatal(po.Error)
-		}
-		total += po.LastOffset
-	}
-	return total
 }
