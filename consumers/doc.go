@@ -56,4 +56,19 @@
 // failing Apply: it waits for its store, however long. Retrying stops
 // only when the process stops; the batch is then not committed and is
 // applied again by the next owner of its partitions.
+//
+// # Durability
+//
+// A group commits an offset only once what was applied up to it is
+// durable, so that a crash at any point loses only work the log still
+// holds past the committed offsets, which the next owner applies again.
+// For most projections Apply returns once its writes are durable, and the
+// group commits after each batch. A projection that is a Syncer writes
+// without waiting for the disk; the group then keeps the offsets of what
+// it applied, calls Sync at most CommitInterval (250 ms) after the first
+// of them, and commits them only after Sync returned nil — also when no
+// record has come since, and before it returns. Committed offsets then
+// trail what is applied by up to twice CommitInterval (the reader commits
+// what it is given every CommitInterval), and a crash makes the store
+// apply again up to that much of the log.
 package consumers

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +68,18 @@ type Projection[T any] interface {
 // the group's goroutine.
 type Prober interface {
 	Probe(ctx context.Context) error
+}
+
+// Syncer is implemented by a projection whose Apply may return before
+// what it wrote is durable: a store on the local disk that syncs its
+// write-ahead log only when asked, as the embedded history and push
+// stores do. Sync returns once everything the Apply calls that returned
+// before it wrote is durable. The group commits a Syncer's offsets only
+// after such a Sync, at most every kafkalog.CommitInterval (see the
+// package doc, Durability). Sync is called from the group's goroutine,
+// never during an Apply of the group.
+type Syncer interface {
+	Sync(ctx context.Context) error
 }
 
 // GroupConfig configures a consumer group runtime.
@@ -183,6 +197,9 @@ func RunGroup[T any](ctx context.Context, cfg GroupConfig, p Projection[T]) erro
 		}
 	}()
 	g := &group[T]{cfg: cfg, log: log, r: r, dlq: dlq, p: p, topic: topic}
+	if s, ok := any(p).(Syncer); ok {
+		g.syncer, g.unsynced = s, make(map[topicPartition]kafka.Message)
+	}
 	return g.run(ctx)
 }
 
@@ -193,13 +210,27 @@ type group[T any] struct {
 	r     *kafka.Reader
 	dlq   *kafka.Writer
 	p     Projection[T]
+
+	// syncer is p, if p is a Syncer; then unsynced holds, per topic and
+	// partition, the last record applied and not yet synced (its offset
+	// only), to be committed after the Sync due at syncBy.
+	syncer      Syncer
+	unsynced    map[topicPartition]kafka.Message
+	syncBy      time.Time
+	syncFailing bool
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
 }
 
 func (g *group[T]) run(ctx context.Context) error {
+	defer g.syncBeforeReturn(ctx)
 	msgs := make([]kafka.Message, 0, g.cfg.MaxBatch)
 	for {
 		msgs = msgs[:0]
-		m, err := kafkalog.FetchMessage(ctx, g.r, g.log)
+		m, err := g.fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -295,12 +326,88 @@ func (g *group[T]) process(runCtx, ctx context.Context, msgs []kafka.Message) er
 		}
 		g.cfg.Metrics.ConsumedRecords.WithLabelValues(g.cfg.GroupID).Add(float64(len(batch) - len(refused)))
 	}
+	g.commit(ctx, msgs)
+	return nil
+}
+
+// commit commits the offsets of msgs, processed: at once, or, for a
+// Syncer, after the next Sync, which is due CommitInterval after the
+// first of the records it covers (see flush).
+func (g *group[T]) commit(ctx context.Context, msgs []kafka.Message) {
+	if g.syncer == nil {
+		g.commitOffsets(ctx, msgs)
+		return
+	}
+	if len(g.unsynced) == 0 {
+		g.syncBy = time.Now().Add(kafkalog.CommitInterval)
+	}
+	for _, m := range msgs { // in log order within a partition
+		g.unsynced[topicPartition{m.Topic, m.Partition}] = kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
+	}
+	if !time.Now().Before(g.syncBy) {
+		g.flush(ctx)
+	}
+}
+
+// commitOffsets hands the offsets of msgs to the reader, which commits
+// them every CommitInterval and when it leaves its generation.
+func (g *group[T]) commitOffsets(ctx context.Context, msgs []kafka.Message) {
 	if err := g.r.CommitMessages(ctx, msgs...); err != nil {
-		// Not fatal: the batch will be redelivered and re-applied, which
-		// changes nothing.
+		// Not fatal: the records will be redelivered and applied
+		// again, which changes nothing.
 		g.log.Warn("committing offsets", "err", err)
 	}
-	return nil
+}
+
+// flush syncs the projection and commits the offsets of what was applied
+// before the sync. A failed sync commits nothing: the offsets wait for
+// the next one, CommitInterval later.
+func (g *group[T]) flush(ctx context.Context) {
+	if len(g.unsynced) == 0 {
+		return
+	}
+	if err := g.syncer.Sync(ctx); err != nil {
+		if !g.syncFailing && ctx.Err() == nil {
+			g.log.Warn("syncing the projection's store; committing nothing until it succeeds", "err", err)
+		}
+		g.syncFailing = true
+		g.syncBy = time.Now().Add(kafkalog.CommitInterval)
+		return
+	}
+	if g.syncFailing {
+		g.log.Info("the projection's store syncs again")
+		g.syncFailing = false
+	}
+	g.commitOffsets(ctx, slices.Collect(maps.Values(g.unsynced)))
+	clear(g.unsynced)
+}
+
+// fetch returns the next record. While offsets wait for a sync, it
+// waits for a record only until the sync is due, then syncs and commits
+// them: a group that falls idle commits all it applied, too.
+func (g *group[T]) fetch(ctx context.Context) (kafka.Message, error) {
+	for len(g.unsynced) > 0 {
+		fctx, cancel := context.WithDeadline(ctx, g.syncBy)
+		m, err := kafkalog.FetchMessage(fctx, g.r, g.log)
+		cancel()
+		if err == nil || ctx.Err() != nil || fctx.Err() == nil {
+			return m, err
+		}
+		g.flush(ctx)
+	}
+	return kafkalog.FetchMessage(ctx, g.r, g.log)
+}
+
+// syncBeforeReturn syncs and commits what was applied and not yet
+// synced when the group returns, within ShutdownTimeout of ctx's end,
+// before the reader is closed (which sends its last commit).
+func (g *group[T]) syncBeforeReturn(ctx context.Context) {
+	if len(g.unsynced) == 0 {
+		return
+	}
+	gctx, cancel := graceContext(ctx, g.cfg.ShutdownTimeout)
+	defer cancel()
+	g.flush(gctx)
 }
 
 // deadLetter writes dead letters to chat.dlq, retrying until it succeeds

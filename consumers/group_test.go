@@ -109,7 +109,7 @@ type group struct {
 	done   chan error
 }
 
-func runGroup(t *testing.T, k kafkatest.Cluster, p *projection, tweak ...func(*consumers.GroupConfig)) *group {
+func runGroup(t *testing.T, k kafkatest.Cluster, p consumers.Projection[item], tweak ...func(*consumers.GroupConfig)) *group {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &group{cancel: cancel, done: make(chan error, 1)}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/pebblestore"
 	"github.com/parley-chat/parley/projections/history/scyllastore"
@@ -108,6 +109,20 @@ func (h *historyStore) Ping(ctx context.Context) error {
 		return fmt.Errorf("history store %T cannot be probed", s)
 	}
 	return p.Ping(ctx)
+}
+
+// Sync is the store's Sync, for a store that writes without waiting for
+// the disk (Pebble's); the history projections call it before their
+// groups commit (consumers.Syncer).
+func (h *historyStore) Sync(ctx context.Context) error {
+	s, err := h.get()
+	if err != nil {
+		return err
+	}
+	if syncer, ok := s.(consumers.Syncer); ok {
+		return syncer.Sync(ctx)
+	}
+	return nil
 }
 
 func (h *historyStore) Apply(ctx context.Context, events []history.Event) error {

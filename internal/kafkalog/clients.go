@@ -42,8 +42,9 @@ const (
 // 2,000 msg/s — while a crash can only cost what a later commit would have
 // covered: records processed again, which changes nothing for an
 // idempotent projection. The lag reported from committed offsets trails by
-// at most this much. A member that leaves a generation (a rebalance, a
-// shutdown) commits what it has processed first.
+// at most this much (twice as much for a projection that syncs its store
+// before it commits: consumers.Syncer). A member that leaves a generation
+// (a rebalance, a shutdown) commits what it has processed first.
 const CommitInterval = 250 * time.Millisecond
 
 // WideBatch is the batch size of a writer that lingers to gather the

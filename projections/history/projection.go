@@ -115,6 +115,19 @@ func (p Projection) Apply(ctx context.Context, batch []Event) error {
 // that no event is ever dead-lettered for a store that cannot be probed.
 func (p Projection) Probe(ctx context.Context) error { return probe(ctx, p.W) }
 
+// Sync makes what Apply wrote durable, if W writes without waiting for
+// the disk (see consumers.Syncer).
+func (p Projection) Sync(ctx context.Context) error { return syncWriter(ctx, p.W) }
+
+// syncWriter syncs w if it is a consumers.Syncer; a store whose writes
+// are durable when they return (ScyllaDB's) has nothing to sync.
+func syncWriter(ctx context.Context, w Writer) error {
+	if s, ok := w.(consumers.Syncer); ok {
+		return s.Sync(ctx)
+	}
+	return nil
+}
+
 // errCannotProbe is Probe's error for a Writer that is not a Pinger.
 var errCannotProbe = errors.New("history store cannot be probed")
 
@@ -158,6 +171,9 @@ func (p ReceiptProjection) Apply(ctx context.Context, batch []Receipt) error {
 
 // Probe is Projection.Probe for the receipts group.
 func (p ReceiptProjection) Probe(ctx context.Context) error { return probe(ctx, p.W) }
+
+// Sync is Projection.Sync for the receipts group.
+func (p ReceiptProjection) Sync(ctx context.Context) error { return syncWriter(ctx, p.W) }
 
 var (
 	_ consumers.Prober = Projection{}

@@ -83,9 +83,13 @@ func (pr Projection) Probe(context.Context) error {
 	return pr.p.store.db.Delete([]byte(keyProbe), pebble.Sync)
 }
 
-// Apply applies a batch in one synced Pebble batch. It is idempotent: a
-// message at or below what is pending or was sent, and a marker at or
-// below the one recorded, change nothing.
+// Sync makes what Apply wrote durable: the consumer group calls it
+// before it commits (consumers.Syncer).
+func (pr Projection) Sync(context.Context) error { return pr.p.store.sync() }
+
+// Apply applies a batch in one Pebble batch, durable once Sync returns.
+// It is idempotent: a message at or below what is pending or was sent,
+// and a marker at or below the one recorded, change nothing.
 func (pr Projection) Apply(ctx context.Context, batch []Item) error {
 	p := pr.p
 	p.mu.Lock()
@@ -113,7 +117,7 @@ func (pr Projection) Apply(ctx context.Context, batch []Item) error {
 		}
 		due = due || d
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil { // durable at Sync
 		return fmt.Errorf("writing the push store: %w", err)
 	}
 	if erased {

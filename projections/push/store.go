@@ -145,10 +145,20 @@ type sent struct {
 	Cleared bool `json:"cleared,omitempty"`
 }
 
-// Store is the push projection's Pebble database. Every write is synced:
-// what is due must survive a kill of the process.
+// Store is the push projection's Pebble database. What is due must
+// survive a crash: the sender's writes are synced, and the projection's
+// are synced before its consumer group commits (Projection.Sync).
 type Store struct {
 	db *pebble.DB
+}
+
+// sync syncs the write-ahead log, and with it every write committed
+// before: an empty record of the log's own, written with a sync.
+func (s *Store) sync() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("syncing the push store: %w", err)
+	}
+	return nil
 }
 
 // OpenStore opens (or creates) the store in dir; log may be nil.

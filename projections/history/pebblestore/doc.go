@@ -102,10 +102,16 @@
 // # Durability and concurrency
 //
 // A Store is safe for concurrent use. Apply and ApplyReceipts write one
-// Pebble batch per call and commit it with pebble.Sync, so a call that
-// returned nil survives a kill -9. They read before they write (which
-// events are already stored, the current summary, message states and
-// markers) under a lock per conversation
+// Pebble batch per call and commit it without waiting for the disk
+// (pebble.NoSync); Sync syncs the write-ahead log, after which every call
+// that returned nil before it survives a crash of the machine, and the
+// history projections sync before their consumer groups commit
+// (consumers.Syncer), at most every quarter of a second. A sync per call
+// was 5–9 % of the server's CPU at 100–500 messages a second
+// (BENCHMARKS.md, "The history and push stores sync before the commit").
+// Erase, Ping and the conversion at Open commit with pebble.Sync. Calls
+// read before they write (which events are already stored, the current
+// summary, message states and markers) under a lock per conversation
 // (internal/convlock), taken for all conversations of the call in a
 // fixed order, so concurrent calls on different conversations proceed in
 // parallel and calls on the same conversation never lose an update.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/conversation"
@@ -68,6 +69,7 @@ type Option func(*config)
 
 type config struct {
 	log *slog.Logger
+	fs  vfs.FS // nil: the operating system's
 }
 
 // WithLogger sets the logger of the store and of Pebble beneath it.
@@ -87,6 +89,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		Logger:             pebblelog.Logger{Log: cfg.log},
 		Cleaner:            pebblelog.DeletingCleaner{}, // see Erase
 		MemTableSize:       memTableSize,
+		FS:                 cfg.fs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble in %s: %w", dir, err)
@@ -231,6 +234,26 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Sync makes everything Apply and ApplyReceipts wrote before it was
+// called durable: they commit their batches without waiting for the
+// disk, and Sync syncs Pebble's write-ahead log, which holds them in the
+// order they were committed (see the package doc, Durability and
+// concurrency). The
+// history projections are consumers.Syncers through it.
+func (s *Store) Sync(ctx context.Context) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("syncing: %w", err)
+	}
+	defer end()
+	// An empty record of the log's own, written with a sync: the log
+	// is synced through every record before it.
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("syncing the write-ahead log: %w", err)
+	}
+	return nil
+}
+
 // begin starts a call: it checks ctx and that the store is open, and
 // returns the function that ends the call.
 func (s *Store) begin(ctx context.Context) (end func(), err error) {
@@ -246,8 +269,8 @@ func (s *Store) begin(ctx context.Context) (end func(), err error) {
 }
 
 // Apply stores the events not stored yet and folds them into their
-// conversations' summaries and the members' inboxes, in one batch
-// committed with pebble.Sync.
+// conversations' summaries and the members' inboxes, in one batch,
+// durable once Sync returns.
 func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -295,7 +318,7 @@ func (s *Store) Apply(ctx context.Context, events []history.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("applying events: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil { // durable at Sync
 		return fmt.Errorf("committing batch: %w", err)
 	}
 	s.folded.put(written)
@@ -602,7 +625,7 @@ func (s *Store) raiseMarkers(b *pebble.Batch, conv, user string, read, delivered
 }
 
 // ApplyReceipts raises the read and delivered seqs of the receipts, in
-// one batch committed with pebble.Sync.
+// one batch, durable once Sync returns.
 func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) error {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -642,7 +665,7 @@ func (s *Store) ApplyReceipts(ctx context.Context, receipts []history.Receipt) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("applying receipts: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil { // durable at Sync
 		return fmt.Errorf("committing receipts: %w", err)
 	}
 	return nil

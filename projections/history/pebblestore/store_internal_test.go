@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parley-chat/parley/projections/history"
 	"github.com/parley-chat/parley/projections/history/historytest"
@@ -185,5 +186,70 @@ func TestOpenDropsTheInboxPointersOfAnEarlierVersion(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("after a message and a removal: inbox %q, want %q", got, want)
+	}
+}
+
+// withFS opens the store on fs instead of the operating system's files.
+func withFS(fs vfs.FS) Option {
+	return func(c *config) { c.fs = fs }
+}
+
+// TestSyncMakesWhatWasAppliedDurable: Apply and ApplyReceipts commit
+// without waiting for the disk, and Sync makes what they wrote durable: a
+// crash of the machine (every write not synced lost) keeps what Sync
+// covered and loses what came after it, which the history projection
+// applies again, since its group committed only what was synced.
+func TestSyncMakesWhatWasAppliedDurable(t *testing.T) {
+	t.Parallel()
+	fs := vfs.NewCrashableMem()
+	s, err := Open("history", withFS(fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	synced := slices.Concat(
+		[]history.Event{historytest.Group("a", historytest.Base, historytest.Owner("alice"), historytest.Member("bob"))},
+		historytest.Messages("a", 1, 3, "bob"),
+	)
+	if err := s.Apply(ctx, synced); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyReceipts(ctx, []history.Receipt{{ConversationID: "a", UserID: "alice", ReadSeq: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := s.Apply(ctx, historytest.Messages("a", 4, 4, "bob")); err != nil {
+		t.Fatal(err)
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open("history", withFS(crashed))
+	if err != nil {
+		t.Fatalf("opening after the crash: %v", err)
+	}
+	defer s.Close()
+	p, err := s.Page(ctx, "a", history.PageQuery{Forward: true, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, ev := range p.Events {
+		seqs = append(seqs, ev.Seq)
+	}
+	if !slices.Equal(seqs, []uint64{1, 2, 3}) {
+		t.Errorf("after the crash the store holds seqs %v, want 1 to 3: what Sync covered, not what came after it", seqs)
+	}
+	rs, err := s.Receipts(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rs, func(r history.Receipt) bool { return r.UserID == "alice" })
+	if i < 0 || rs[i].ReadSeq != 3 {
+		t.Errorf("after the crash the receipts are %+v, want alice's read seq 3", rs)
 	}
 }
