@@ -70,5 +70,10 @@
 // record has come since, and before it returns. Committed offsets then
 // trail what is applied by up to twice CommitInterval (the reader commits
 // what it is given every CommitInterval), and a crash makes the store
-// apply again up to that much of the log.
+// apply again up to that much of the log. A member that loses a partition
+// in a rebalance still commits, after its next Sync, what it applied of
+// it, as kafka-go commits the offsets it is given for any partition:
+// they are offsets its own store holds (a Syncer's store is the
+// member's own), and the new owner applies from the offset committed
+// when it took the partition.
 package consumers

@@ -152,6 +152,15 @@ func record(key string, i int) kafka.Message {
 	return kafkalog.Encode(kafkalog.NewAttributes(schemas.TypeMessageSent, key, time.Now()), v)
 }
 
+// records are n records of key "k", numbered from 0.
+func records(n int) []kafka.Message {
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, record("k", i))
+	}
+	return msgs
+}
+
 func write(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
 	dlqtest.Write(t, k, topic, msgs...)
@@ -379,11 +388,7 @@ func TestRunGroupRetriesAFailingApplyAndCommitsOnlyAfterSuccess(t *testing.T) {
 	t.Parallel()
 	k := startBroker(t)
 	const n, failures = 10, 3
-	var msgs []kafka.Message
-	for i := range n {
-		msgs = append(msgs, record("k", i))
-	}
-	write(t, k, msgs...)
+	write(t, k, records(n)...)
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	p := &projection{apply: func(call int, _ []item) error {
@@ -437,11 +442,7 @@ func TestRunGroupOutlastsAStoreOutageLongerThanTheShutdownTimeout(t *testing.T) 
 	t.Parallel()
 	k := startBroker(t)
 	const n = 5
-	var msgs []kafka.Message
-	for i := range n {
-		msgs = append(msgs, record("k", i))
-	}
-	write(t, k, msgs...)
+	write(t, k, records(n)...)
 
 	var (
 		mu   sync.Mutex
@@ -483,11 +484,7 @@ func TestRunGroupOutlastsAStoreOutageLongerThanTheShutdownTimeout(t *testing.T) 
 func TestRunGroupShutdownFinishesAndCommitsTheInFlightBatch(t *testing.T) {
 	t.Parallel()
 	k := startBroker(t)
-	var msgs []kafka.Message
-	for i := range 10 {
-		msgs = append(msgs, record("k", i))
-	}
-	write(t, k, msgs...)
+	write(t, k, records(10)...)
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // syncingProjection is a projection whose store writes without waiting
@@ -37,14 +35,6 @@ func (p *syncingProjection) syncs() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.calls
-}
-
-func records(n int) []kafka.Message {
-	var msgs []kafka.Message
-	for i := range n {
-		msgs = append(msgs, record("k", i))
-	}
-	return msgs
 }
 
 // TestRunGroupCommitsASyncersOffsetsOnlyOnceSynced: the offsets of what a
