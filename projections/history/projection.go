@@ -178,4 +178,8 @@ func (p ReceiptProjection) Sync(ctx context.Context) error { return syncWriter(c
 var (
 	_ consumers.Prober = Projection{}
 	_ consumers.Prober = ReceiptProjection{}
+	// The Pebble store commits without waiting for the disk: its
+	// groups must sync before they commit.
+	_ consumers.Syncer = Projection{}
+	_ consumers.Syncer = ReceiptProjection{}
 )

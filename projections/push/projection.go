@@ -38,6 +38,7 @@ type Projection struct {
 var (
 	_ consumers.Projection[Item] = Projection{}
 	_ consumers.Prober           = Projection{}
+	_ consumers.Syncer           = Projection{} // Apply does not wait for the disk
 )
 
 // relevant reports whether the projection applies records of type typ.
