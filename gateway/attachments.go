@@ -92,6 +92,10 @@ func (s *Server) postUpload(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newError(codeUnavailable, "no file store is configured"))
 		return
 	}
+	if e := s.diskLow(); e != nil {
+		writeProblem(w, e)
+		return
+	}
 	if wait := s.userUploads.take(me); wait > 0 {
 		writeProblem(w, s.reject("gateway", rateLimited("uploads", wait)))
 		return

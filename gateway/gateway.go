@@ -88,6 +88,12 @@ type SessionLifecycle interface {
 	Wait()
 }
 
+// DiskSpace says whether the file system the node's appends land on is
+// below its reserve (a *diskspace.Guard).
+type DiskSpace interface {
+	Low() bool
+}
+
 // ReadyCheck reports whether a dependency is ready; nil means ready.
 type ReadyCheck func(ctx context.Context) error
 
@@ -98,8 +104,13 @@ type Config struct {
 	Auth Verifier
 	// Commands appends to chat.commands.
 	Commands Appender
-	Hub      Hub
-	History  history.Reader
+	// Disk, if set, is the free space of the file system the node's
+	// appends land on (the embedded broker's and stores' data directory):
+	// while it is Low the node refuses, at once and appending nothing,
+	// every command, read marker and upload. Nil: the log is elsewhere.
+	Disk    DiskSpace
+	Hub     Hub
+	History history.Reader
 	// Signals appends typing indicators; nil disables them.
 	Signals Signaler
 	// Presence is this node's presence projection; nil disables presence.
@@ -485,6 +496,9 @@ const DefaultMaxAwaiting = producers.DefaultMaxPending
 
 // command appends cmd and waits for the decider's answer.
 func (s *Server) command(ctx context.Context, user, commandID, typ, conversation string, cmd any, traceParent string) (delivery.Outcome, *apiError) {
+	if e := s.diskLow(); e != nil {
+		return delivery.Outcome{}, e
+	}
 	select {
 	case s.awaiting <- struct{}{}:
 		s.cfg.Metrics.AwaitingCommands.Inc()
@@ -532,6 +546,15 @@ func (s *Server) command(ctx context.Context, user, commandID, typ, conversation
 			return delivery.Outcome{}, newError(codeTimeout, "no answer in time; retry with the same command id")
 		}
 	}
+}
+
+// diskLow refuses what would append while the node's disk is below its
+// reserve (Config.Disk); nil when there is room.
+func (s *Server) diskLow() *apiError {
+	if s.cfg.Disk == nil || !s.cfg.Disk.Low() {
+		return nil
+	}
+	return s.reject("gateway", lowOnDisk())
 }
 
 func (s *Server) reject(where string, e *apiError) *apiError {

@@ -61,6 +61,21 @@ func overloaded() *apiError {
 	return e
 }
 
+// diskRetryAfter is how long a client is asked to wait before retrying a
+// write refused because the server's disk is nearly full: space comes
+// back when an operator frees it, not in a second.
+const diskRetryAfter = 30 * time.Second
+
+// lowOnDisk is the answer to a write refused because the file system the
+// node appends to has less free space than PARLEY_DISK_RESERVE. Nothing
+// was appended, so the same request (the same command id) can be sent
+// again once space is freed.
+func lowOnDisk() *apiError {
+	e := newError(codeUnavailable, "the server's disk is nearly full: nothing was stored; retry later with the same request")
+	e.RetryAfter = diskRetryAfter
+	return e
+}
+
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 func newError(code, msg string) *apiError {

@@ -51,6 +51,9 @@ func (s *Server) read(ctx context.Context, user, conv string, seq *uint64) (uint
 	if s.cfg.Receipts == nil {
 		return 0, newError(codeUnavailable, "receipts are not enabled on this node")
 	}
+	if e := s.diskLow(); e != nil {
+		return 0, e
+	}
 	want := c.LastSeq
 	if seq != nil {
 		want = *seq

@@ -32,6 +32,7 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/contentkeys"
 	"github.com/parley-chat/parley/internal/contentkeys/pebblekeys"
+	"github.com/parley-chat/parley/internal/diskspace"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/files/s3store"
 	"github.com/parley-chat/parley/internal/kafkalog"
@@ -69,6 +70,9 @@ type System struct {
 	// handoff takes the decider's appended records to the delivery hub
 	// when both run here under broadcast routing; nil otherwise.
 	handoff *localHandoff
+	// disk watches the free space of the data directory, which holds the
+	// embedded broker's log; nil with an external Kafka cluster.
+	disk *diskspace.Guard
 	// decider is the decider role, when it runs here: the gateway's
 	// command writer hands it what it appends.
 	decider *decider.Decider
@@ -107,6 +111,11 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	// The roles run until Stop, whatever becomes of ctx.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	if cfg.Embedded() {
+		if err := s.watchDisk(runCtx); err != nil {
+			return nil, err
+		}
+	}
 	ready := map[string]gateway.ReadyCheck{"kafka": s.kafkaReady}
 	if err := s.openKeys(ctx, roles); err != nil {
 		return nil, err

@@ -86,6 +86,7 @@ type Config struct {
 	// The edge's limits (README, Limits).
 	MaxInFlight           int
 	MaxAwaiting           int
+	DiskReserve           int
 	WSAuthTimeout         time.Duration
 	SSEHeartbeat          time.Duration
 	MaxSocketsPerUser     int
@@ -239,6 +240,7 @@ func Settings() []Setting {
 		{"send-queue", "PARLEY_SEND_QUEUE", "512", "frames queued per socket before it is closed as a slow consumer (4000)", num(func(c *Config) *int { return &c.SendQueue })},
 		{"max-inflight", "PARLEY_MAX_INFLIGHT", "256", "most requests of one socket waiting for their answer; beyond it the server stops reading the socket until one is answered", num(func(c *Config) *int { return &c.MaxInFlight })},
 		{"max-awaiting", "PARLEY_MAX_AWAITING", "8192", "most commands a gateway node has taken and not yet answered (queued for the log or waiting for the decider); beyond it a command is refused at once with overloaded, appending nothing", num(func(c *Config) *int { return &c.MaxAwaiting })},
+		{"disk-reserve", "PARLEY_DISK_RESERVE", "536870912", "free space in bytes the file system of data-dir keeps on the embedded default: below it the node refuses every command, read marker and upload at once (unavailable, nothing appended) until space is freed, so that the broker and the stores never run out (0: no reserve)", num(func(c *Config) *int { return &c.DiskReserve })},
 		{"ws-auth-timeout", "PARLEY_WS_AUTH_TIMEOUT", "10s", "how long a socket without an Authorization header may take to send its auth frame before it is closed with 4500", dur(func(c *Config) *time.Duration { return &c.WSAuthTimeout })},
 		{"sse-heartbeat", "PARLEY_SSE_HEARTBEAT", "15s", "how often an idle Server-Sent Events stream (GET /v1/events) gets a comment line, so that proxies do not close it", dur(func(c *Config) *time.Duration { return &c.SSEHeartbeat })},
 		{"max-sockets-per-user", "PARLEY_MAX_SOCKETS_PER_USER", "100", "most sockets and SSE streams one user may have open on one gateway node; more are refused with 429 at the upgrade, or the close 1013 after a first-frame auth (0: no limit)", num(func(c *Config) *int { return &c.MaxSocketsPerUser })},
@@ -550,6 +552,9 @@ func (c Config) validateLimits() []error {
 	}
 	if c.MaxSocketsPerUser < 0 {
 		errs = append(errs, errors.New("PARLEY_MAX_SOCKETS_PER_USER must be 0 (no limit) or more"))
+	}
+	if c.DiskReserve < 0 {
+		errs = append(errs, errors.New("PARLEY_DISK_RESERVE must be 0 (no reserve) or more bytes"))
 	}
 	for _, r := range []struct {
 		name  string

@@ -74,6 +74,9 @@ func (s *System) startGateway(ctx, runCtx context.Context, ready map[string]gate
 	if e := s.erasure(); e != nil {
 		gcfg.Erasure = e
 	}
+	if s.disk != nil {
+		gcfg.Disk = s.disk
+	}
 	s.cfg.gatewayLimits(&gcfg)
 	s.fileLimits(&gcfg)
 	if err := s.pushGateway(&gcfg); err != nil {

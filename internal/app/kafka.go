@@ -1,14 +1,16 @@
-// The log side of a process: the embedded broker, the topics, and the
-// Kafka readiness check.
+// The log side of a process: the embedded broker, the topics, the Kafka
+// readiness check, and the free space the embedded log has left.
 
 package app
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"time"
 
+	"github.com/parley-chat/parley/internal/diskspace"
 	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/internal/retry"
@@ -81,4 +83,24 @@ func (s *System) topology() kafkalog.Topology {
 func (s *System) kafkaReady(ctx context.Context) error {
 	_, err := kafkalog.Partitions(ctx, kafkalog.NewClient(s.kafka), s.names.Topic(schemas.TopicEvents))
 	return err
+}
+
+// diskCheckInterval is how often the data directory's free space is
+// measured: what the node appends within one interval comes out of the
+// reserve.
+const diskCheckInterval = time.Second
+
+// watchDisk measures the free space of the file system holding the data
+// directory — the embedded broker's log and the stores — every
+// diskCheckInterval until the roles stop. The gateways refuse writes
+// while it is below PARLEY_DISK_RESERVE (package diskspace).
+func (s *System) watchDisk(runCtx context.Context) error {
+	g, err := diskspace.NewGuard(s.cfg.DataDir, uint64(s.cfg.DiskReserve), s.log.With("component", "disk"))
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	s.disk = g
+	s.metrics.WatchDisk(g.FreeBytes, g.Low)
+	s.wg.Go(func() { g.Run(runCtx, diskCheckInterval) })
+	return nil
 }

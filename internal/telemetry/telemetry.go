@@ -219,6 +219,22 @@ func (m *Metrics) CountPush(registrations, pending func() int) {
 	}, func() float64 { return float64(pending()) }))
 }
 
+// WatchDisk exports the free space of the data directory's file system
+// (free, in bytes) and whether it is below PARLEY_DISK_RESERVE (low), as
+// parley_disk_free_bytes and parley_disk_low.
+func (m *Metrics) WatchDisk(free func() uint64, low func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_disk_free_bytes", Help: "Free space of the file system holding the data directory, when last measured (every second).",
+	}, func() float64 { return float64(free()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_disk_low", Help: "1 while the data directory's free space is below PARLEY_DISK_RESERVE and the node refuses writes, else 0.",
+	}, func() float64 {
+		if low() {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

@@ -1,0 +1,137 @@
+package systemtest_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/diskspace"
+	"github.com/parley-chat/parley/schemas"
+)
+
+// TestAFullDiskRefusesWritesAndRecovers fills the data directory's file
+// system for real, past PARLEY_DISK_RESERVE: the node refuses every
+// write at once — a send over the socket, a send and a read marker over
+// HTTP, an upload — with a retryable unavailable, appends nothing, keeps
+// serving what it has, and takes writes again once the space is freed.
+func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
+	dir := t.TempDir()
+	free, err := diskspace.Free(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reserve sits a margin below today's free space, and the filler
+	// takes twice the margin: what other processes write meanwhile moves
+	// neither across it.
+	const margin = 1 << 30
+	if free < 4*margin {
+		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 4*margin, dir, free)
+	}
+	sys := startSystem(t, dir, func(c *app.Config) {
+		c.DiskReserve = int(free - margin)
+		c.S3Listen = "127.0.0.1:0"
+	})
+	defer stopSystem(t, sys)
+	addr := sys.HTTPAddr()
+	if low := metric(t, addr, "parley_disk_low"); low != 0 {
+		t.Fatalf("parley_disk_low %v with room on the disk", low)
+	}
+	if b := metric(t, addr, "parley_disk_free_bytes"); b < float64(free-margin) {
+		t.Errorf("parley_disk_free_bytes %v, want about %d", b, free)
+	}
+	alice := api{t, addr, token(t, "alice", time.Hour)}
+	conv := alice.createDirect("bob")
+	first := alice.send(conv, "before")
+	eventuallyT(t, "the first message in history", func() bool { return newestInHistory(alice, conv) == first }, func() string { return "" })
+	bob := dial(t, addr, token(t, "bob", time.Hour), false)
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, 2*margin); err != nil {
+		t.Fatalf("allocating the filler (the test needs a file system with fallocate): %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, addr, "parley_disk_low", 1)
+
+	commands := sys.TopicNames().Topic(schemas.TopicCommands)
+	receipts := sys.TopicNames().Topic(schemas.TopicReceipts)
+	before := recordsIn(t, sys.Kafka(), commands) + recordsIn(t, sys.Kafka(), receipts)
+
+	a := dial(t, addr, alice.token, false)
+	a.send(map[string]any{"type": "send", "id": "full-1", "conversation_id": conv, "command_id": "during", "body": "hi"})
+	fr := a.await(func(f map[string]any) bool { return f["id"] == "full-1" })
+	if fr["type"] != "error" || fr["code"] != "unavailable" || fr["retryable"] != true || fr["retry_after_ms"] != float64(30000) {
+		t.Errorf("a send over the socket with the disk full got %v, want a retryable unavailable error asking for 30 s", fr)
+	}
+	resp, raw := alice.request(http.MethodPost, "/v1/conversations/"+conv+"/messages", map[string]any{"command_id": "during", "body": "hi"})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "30" {
+		t.Errorf("an HTTP send with the disk full: %d, Retry-After %q: %s; want 503 and 30", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+	if status, out := (api{t, addr, token(t, "bob", time.Hour)}).do(http.MethodPost, "/v1/conversations/"+conv+"/read", map[string]any{"seq": first}); status != http.StatusServiceUnavailable {
+		t.Errorf("a read marker with the disk full: %d %v, want 503", status, out)
+	}
+	if status, out := alice.do(http.MethodPost, "/v1/conversations/"+conv+"/uploads", uploadRequest("a.bin", []byte("data"))); status != http.StatusServiceUnavailable {
+		t.Errorf("an upload with the disk full: %d %v, want 503", status, out)
+	}
+	if after := recordsIn(t, sys.Kafka(), commands) + recordsIn(t, sys.Kafka(), receipts); after != before {
+		t.Errorf("%d records appended while the disk was full, want none", after-before)
+	}
+	// What the node has, it still serves.
+	if got := newestInHistory(alice, conv); got != first {
+		t.Errorf("history with the disk full ends at seq %d, want %d", got, first)
+	}
+	if n := metric(t, addr, `parley_rejections_total{code="unavailable",where="gateway"}`); n != 4 {
+		t.Errorf("%v unavailable refusals counted, want 4", n)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, addr, "parley_disk_low", 0)
+	a.send(map[string]any{"type": "send", "id": "room-1", "conversation_id": conv, "command_id": "during", "body": "hi"})
+	fr = a.await(func(f map[string]any) bool { return f["id"] == "room-1" })
+	if fr["type"] != "ack" || fr["seq"] != float64(first+1) {
+		t.Fatalf("the same send once space was freed got %v, want its ack with seq %d", fr, first+1)
+	}
+	bob.await(func(f map[string]any) bool { return f["type"] == "event" && f["seq"] == float64(first+1) })
+}
+
+// waitMetric polls addr's series until it reads want.
+func waitMetric(t *testing.T, addr, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := metric(t, addr, series)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v 30 s later, want %v", series, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// newestInHistory is the seq of the newest event of conv that a's user
+// reads in the history, or -1.
+func newestInHistory(a api, conv string) int {
+	status, out := a.do(http.MethodGet, "/v1/conversations/"+conv+"/history", nil)
+	if status != http.StatusOK {
+		return -1
+	}
+	newest := -1
+	for _, e := range toMaps(out["events"]) {
+		newest = max(newest, int(e["seq"].(float64)))
+	}
+	return newest
+}
