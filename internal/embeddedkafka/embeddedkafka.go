@@ -11,10 +11,17 @@
 // memory until its records are gone, and it rewrites the broker's log of
 // group state at 1 MiB rather than 10 MiB (see stateLogCompactBytes).
 // Its connections read through a buffer (bufferedListener).
+//
+// One broker at a time may use a directory: Start takes an exclusive lock
+// on it (a file beside it, DIR.lock), held until Close or the process
+// ends, and refuses a directory another process's broker holds — a
+// second `parley run`, or `parley rebuild` beside a running one, would
+// otherwise load the same log and write to it too.
 package embeddedkafka
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,6 +31,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sys/unix"
 )
 
 // Config configures the embedded broker.
@@ -49,6 +57,7 @@ type Config struct {
 type Broker struct {
 	c    *kfake.Cluster
 	addr string
+	lock *os.File
 }
 
 // Start starts the broker; it reloads everything persisted under Dir.
@@ -75,6 +84,10 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("kafka data dir: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	// kfake starts its brokers one after another: the first gets Addr.
 	listened := 0
@@ -103,17 +116,41 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.WithLogger(logger{cfg.Logger}),
 	)
 	if err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("starting embedded kafka on %s: %w", cfg.Addr, err)
 	}
 	addrs := c.ListenAddrs()
-	return &Broker{c: c, addr: addrs[0]}, nil
+	return &Broker{c: c, addr: addrs[0], lock: lock}, nil
+}
+
+// lockDir takes the exclusive lock of the broker's directory dir: a
+// lock (flock) on the file dir.lock, which the kernel releases when the
+// file is closed or the process ends, however it ends. The file is
+// beside dir, not in it, where kfake would take it for its own.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking the kafka data dir: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("the kafka data dir %s is in use by another process's embedded broker (is parley already running on this data dir?)", dir)
+		}
+		return nil, fmt.Errorf("locking the kafka data dir %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // Addr is the address clients bootstrap from (the first broker's).
 func (b *Broker) Addr() string { return b.addr }
 
-// Close stops the broker and flushes its state to disk.
-func (b *Broker) Close() { b.c.Close() }
+// Close stops the broker, flushes its state to disk and releases the
+// directory.
+func (b *Broker) Close() {
+	b.c.Close()
+	_ = b.lock.Close()
+}
 
 // logger adapts kfake's logger to slog, passing on warnings and errors.
 type logger struct{ l *slog.Logger }

@@ -205,3 +205,64 @@ func createTopics(ctx context.Context, t *testing.T, cluster *kafkalog.Cluster, 
 		}
 	}
 }
+
+// TestOneBrokerPerDirectory: a second broker on a directory another one
+// uses is refused, saying so, and the first goes on serving what it has;
+// once the first is closed the directory can be taken again, with
+// everything in it.
+func TestOneBrokerPerDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first, err := embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { first.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cluster := kafkalog.NewCluster([]string{first.Addr()})
+	defer cluster.Close()
+	createTopics(ctx, t, cluster, kafka.TopicConfig{Topic: "t", NumPartitions: 1, ReplicationFactor: 1})
+	w := kafkalog.NewWriter(cluster, "t", kafkalog.FlushAtOnce())
+	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0"})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second broker started on a directory the first one uses")
+	}
+	if !strings.Contains(err.Error(), "in use by another") {
+		t.Errorf("the refusal does not say the directory is in use: %v", err)
+	}
+	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("two")}); err != nil {
+		t.Fatalf("the first broker, after the second was refused: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cluster.Close()
+	first.Close()
+
+	again, err := embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("the directory, once its broker closed: %v", err)
+	}
+	first = again
+	restarted := kafkalog.NewCluster([]string{again.Addr()})
+	defer restarted.Close()
+	r := kafkalog.NewPartitionReader(restarted, "t", 0)
+	defer r.Close()
+	var got []string
+	for len(got) < 2 {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading back after the restart, having %q: %v", got, err)
+		}
+		got = append(got, string(m.Value))
+	}
+	if got[0] != "one" || got[1] != "two" {
+		t.Errorf("read back %q, want one and two", got)
+	}
+}
