@@ -54,7 +54,7 @@ func TestGuardIsLowWhileFreeSpaceIsBelowTheReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const margin = 1 << 30
+	const margin = 256 << 20
 	if free < 3*margin {
 		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 3*margin, dir, free)
 	}
@@ -111,7 +111,7 @@ func TestGuardRunMeasuresUntilStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const margin = 1 << 30
+	const margin = 256 << 20
 	if free < 3*margin {
 		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 3*margin, dir, free)
 	}

@@ -26,7 +26,8 @@ func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The reserve sits a margin below today's free space, and the filler
-	// takes twice the margin: what other processes write meanwhile moves
+	// takes twice the margin: what other processes write meanwhile (other
+	// tests, package diskspace's fillers of 512 MiB among them) moves
 	// neither across it.
 	const margin = 1 << 30
 	if free < 4*margin {
