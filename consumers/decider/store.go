@@ -61,7 +61,7 @@ func openStore(dir string, fs vfs.FS, log *slog.Logger) (*Store, error) {
 		Cache:              cache,
 		MemTableSize:       4 << 20,
 		DisableWAL:         true,
-		Logger:             pebblelog.Logger{Log: log},
+		Logger:             pebblelog.NewLogger(log),
 	})
 	if err != nil {
 		cache.Unref()

@@ -204,7 +204,7 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Directory, error) {
 }
 
 func open(dir string, fs vfs.FS, log *slog.Logger, opts ...Option) (*Directory, error) {
-	db, err := pebble.Open(dir, &pebble.Options{FS: fs, FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Logger{Log: log}})
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.NewLogger(log)})
 	if err != nil {
 		return nil, fmt.Errorf("opening key directory: %w", err)
 	}

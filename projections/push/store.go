@@ -166,7 +166,7 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Logger{Log: log},
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.NewLogger(log),
 		Cleaner: pebblelog.DeletingCleaner{}}) // see applyErasure
 	if err != nil {
 		return nil, fmt.Errorf("opening the push store in %s: %w", dir, err)

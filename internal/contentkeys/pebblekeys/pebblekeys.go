@@ -56,7 +56,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.Logger{Log: log}, DisableWAL: true})
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebblelog.NewLogger(log), DisableWAL: true})
 	if err != nil {
 		return nil, fmt.Errorf("pebblekeys: opening %s: %w", dir, err)
 	}

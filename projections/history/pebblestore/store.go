@@ -86,7 +86,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebblelog.Logger{Log: cfg.log},
+		Logger:             pebblelog.NewLogger(cfg.log),
 		Cleaner:            pebblelog.DeletingCleaner{}, // see Erase
 		MemTableSize:       memTableSize,
 		FS:                 cfg.fs,
