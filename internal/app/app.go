@@ -163,7 +163,8 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 	}
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", brokers, "routing", cfg.Routing,
-		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push, "gomaxprocs", runtime.GOMAXPROCS(0))
+		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push, "gomaxprocs", runtime.GOMAXPROCS(0),
+		"open_files_limit", checkOpenFiles(log))
 	return s, nil
 }
 

@@ -1,13 +1,17 @@
 package systemtest_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // buildParley builds the parley binary into a temporary directory.
@@ -66,4 +70,49 @@ func kill9(t *testing.T, cmd *exec.Cmd) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+}
+
+// TestALowOpenFilesLimitIsWarnedOf: `parley run` under a limit of open
+// files that would turn sockets away at a few hundred still starts, and
+// says so as it starts, with the limit; under this machine's limit it
+// warns only if that is low too.
+func TestALowOpenFilesLimitIsWarnedOf(t *testing.T) {
+	bin := buildParley(t)
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &own); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		limit string
+		warns bool
+	}{
+		{"1024", "ulimit -n 1024; ", true},
+		{"the machine's", "", own.Max < 4096},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			kafka := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			var stderr bytes.Buffer
+			cmd := exec.Command("sh", "-c", tc.limit+`exec "$0" "$@"`, bin, "run", "-data-dir", t.TempDir(), "-http-addr", addr, "-kafka-listen", kafka, "-partitions", "4", "-log-level", "info")
+			cmd.Stderr = &stderr // read once Wait has copied all of it
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			eventually(t, func() bool {
+				status, _, err := getPublic(t, addr, "/readyz")
+				return err == nil && status == http.StatusOK
+			})
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			log := stderr.String()
+			if warned := strings.Contains(log, "the open files limit is low"); warned != tc.warns {
+				t.Errorf("warned of a low open files limit: %v, want %v; the log:\n%s", warned, tc.warns, log)
+			}
+			if tc.warns && !strings.Contains(log, "open_files_limit=1024") {
+				t.Errorf("the warning does not give the limit; the log:\n%s", log)
+			}
+		})
+	}
 }
