@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -111,7 +110,7 @@ func withCluster(ctx context.Context, cfg app.Config, stderr io.Writer, fn func(
 		if err == nil {
 			_ = conn.Close()
 		} else {
-			b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: cfg.Logger(stderr)})
+			b, err := embeddedkafka.Start(cfg.EmbeddedBroker(cfg.Logger(stderr)))
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/conversation"
+	"github.com/parley-chat/parley/internal/embeddedkafka"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/schemas"
 )
@@ -42,6 +44,7 @@ type Config struct {
 	KafkaBrokers      []string
 	TopicPrefix       string
 	KafkaListen       string
+	KafkaSyncWrites   bool
 	Partitions        int
 	ReplicationFactor int
 	MinInsyncReplicas int
@@ -190,6 +193,16 @@ func Settings() []Setting {
 			return nil
 		}
 	}
+	boolean := func(p func(*Config) *bool) func(*Config, string) error {
+		return func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not true or false: %q", v)
+			}
+			*p(c) = b
+			return nil
+		}
+	}
 	list := func(p func(*Config) *[]string) func(*Config, string) error {
 		return func(c *Config, v string) error {
 			*p(c) = nil
@@ -215,6 +228,7 @@ func Settings() []Setting {
 		{"scylla-local-dc", "PARLEY_SCYLLA_LOCAL_DC", "", "prefer replicas of this data centre", str(func(c *Config) *string { return &c.ScyllaLocalDC })},
 		{"elasticsearch-url", "PARLEY_ELASTICSEARCH_URL", "", "comma-separated Elasticsearch URLs; empty uses the embedded Bleve index under data-dir/search", list(func(c *Config) *[]string { return &c.ElasticsearchURL })},
 		{"kafka-listen", "PARLEY_KAFKA_LISTEN", "127.0.0.1:9092", "listen address of the embedded broker, which has no authentication; with the dev secret only a loopback address is accepted", str(func(c *Config) *string { return &c.KafkaListen })},
+		{"kafka-sync-writes", "PARLEY_KAFKA_SYNC_WRITES", "false", "true: the embedded broker syncs every batch it appends to disk before acknowledging it, so that an acknowledged message survives a crash of the machine, not only of the process, at several times the latency under load (false: it leaves them to the operating system, as Kafka does by default)", boolean(func(c *Config) *bool { return &c.KafkaSyncWrites })},
 		{"partitions", "PARLEY_PARTITIONS", "auto", "partitions of chat.commands, chat.events, chat.replies; fixed once chosen. auto: as many as the existing topics have, else 4 on the embedded broker (one machine) and 12 on a Kafka cluster", partitions},
 		{"replication-factor", "PARLEY_REPLICATION_FACTOR", "1", "replication factor of Parley's topics when Parley creates them (3 in production)", num(func(c *Config) *int { return &c.ReplicationFactor })},
 		{"min-insync-replicas", "PARLEY_MIN_INSYNC_REPLICAS", "1", "min.insync.replicas of Parley's topics when Parley creates them: replicas that must have a record before a write is acknowledged (2 in production, at most the replication factor)", num(func(c *Config) *int { return &c.MinInsyncReplicas })},
@@ -362,6 +376,12 @@ func (c Config) Targeted() bool { return c.Routing == RoutingTargeted }
 
 // Embedded reports whether c runs the embedded broker.
 func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
+
+// EmbeddedBroker is the configuration of the embedded broker over the
+// data dir, for every command that starts one.
+func (c Config) EmbeddedBroker(log *slog.Logger) embeddedkafka.Config {
+	return embeddedkafka.Config{Dir: filepath.Join(c.DataDir, "kafka"), Addr: c.KafkaListen, Logger: log, SyncWrites: c.KafkaSyncWrites}
+}
 
 // OIDC reports whether tokens come from OpenID providers
 // (PARLEY_OIDC_ISSUER); then HS256 tokens, the dev secret's included,

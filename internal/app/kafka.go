@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/parley-chat/parley/internal/diskspace"
@@ -20,7 +19,7 @@ import (
 // startBroker starts the embedded broker over the data dir; it returns
 // once the broker listens.
 func (s *System) startBroker() error {
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(s.cfg.DataDir, "kafka"), Addr: s.cfg.KafkaListen, Logger: s.log})
+	b, err := embeddedkafka.Start(s.cfg.EmbeddedBroker(s.log))
 	if err != nil {
 		return err
 	}

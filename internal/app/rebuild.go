@@ -121,7 +121,7 @@ func rebuildCluster(cfg Config, log *slog.Logger) (_ *kafkalog.Cluster, closeClu
 		c := kafkalog.NewCluster(cfg.KafkaBrokers)
 		return c, c.Close, nil
 	}
-	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Addr: cfg.KafkaListen, Logger: log})
+	b, err := embeddedkafka.Start(cfg.EmbeddedBroker(log))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -51,6 +51,13 @@ type Config struct {
 	// Cleaner is how often topics' retention and compaction are applied.
 	// Default: 5 minutes.
 	Cleaner time.Duration
+	// SyncWrites syncs every batch the broker appends (its segment and
+	// index) to disk before the broker acknowledges it, so that an
+	// acknowledged record survives a crash of the machine, not only of
+	// the process. Default: off, as Kafka's own default: the operating
+	// system writes the log back in its own time, and it is synced when
+	// a segment rolls and when the broker closes.
+	SyncWrites bool
 }
 
 // Broker is a running embedded broker.
@@ -91,7 +98,7 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	// kfake starts its brokers one after another: the first gets Addr.
 	listened := 0
-	c, err := kfake.NewCluster(
+	opts := []kfake.Opt{
 		kfake.Ports(make([]int, cfg.Brokers)...),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			addr := cfg.Addr
@@ -114,7 +121,11 @@ func Start(cfg Config) (*Broker, error) {
 			"state.log.compact.bytes":   strconv.Itoa(stateLogCompactBytes),
 		}),
 		kfake.WithLogger(logger{cfg.Logger}),
-	)
+	}
+	if cfg.SyncWrites {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("starting embedded kafka on %s: %w", cfg.Addr, err)

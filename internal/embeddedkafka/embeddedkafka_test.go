@@ -1,11 +1,15 @@
 package embeddedkafka_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +268,101 @@ func TestOneBrokerPerDirectory(t *testing.T) {
 	}
 	if got[0] != "one" || got[1] != "two" {
 		t.Errorf("read back %q, want one and two", got)
+	}
+}
+
+// The helper broker of TestSyncWritesSyncsEveryBatch: TestHelperBroker
+// runs one when helperDir names its directory.
+const (
+	helperDir  = "PARLEY_TEST_HELPER_BROKER_DIR"
+	helperSync = "PARLEY_TEST_HELPER_BROKER_SYNC"
+)
+
+// TestHelperBroker is not a test: run with helperDir set (by
+// TestSyncWritesSyncsEveryBatch), it starts a broker over that directory,
+// prints its address, and exits when its standard input closes, without
+// closing the broker, as a process that is killed.
+func TestHelperBroker(t *testing.T) {
+	dir := os.Getenv(helperDir)
+	if dir == "" {
+		return
+	}
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: dir, Addr: "127.0.0.1:0", SyncWrites: os.Getenv(helperSync) == "true"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println(b.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// TestSyncWritesSyncsEveryBatch: with SyncWrites the broker syncs a
+// partition's log to disk for every batch it acknowledges; without, it
+// syncs none of them, leaving them to the operating system. The broker
+// runs in a child process under strace, which records every fsync and
+// fdatasync with the path of the file it syncs.
+func TestSyncWritesSyncsEveryBatch(t *testing.T) {
+	t.Parallel()
+	const batches = 5
+	for _, sync := range []bool{true, false} {
+		t.Run(fmt.Sprint("SyncWrites=", sync), func(t *testing.T) {
+			dir, trace := t.TempDir(), filepath.Join(t.TempDir(), "trace")
+			cmd := exec.Command("strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", trace, os.Args[0], "-test.run=^TestHelperBroker$")
+			cmd.Env = append(os.Environ(), helperDir+"="+dir, helperSync+"="+strconv.FormatBool(sync))
+			cmd.Stderr = os.Stderr
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatalf("running the broker under strace (the test needs strace): %v", err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			addr, err := bufio.NewReader(stdout).ReadString('\n')
+			if err != nil {
+				t.Fatalf("the helper broker printed no address: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cluster := kafkalog.NewCluster([]string{strings.TrimSpace(addr)})
+			defer cluster.Close()
+			createTopics(ctx, t, cluster, kafka.TopicConfig{Topic: "t", NumPartitions: 1, ReplicationFactor: 1})
+			w := kafkalog.NewWriter(cluster, "t", kafkalog.FlushAtOnce())
+			for i := range batches {
+				if err := w.WriteMessages(ctx, kafka.Message{Value: fmt.Appendf(nil, "record %d", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := stdin.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("the helper broker: %v", err)
+			}
+			raw, err := os.ReadFile(trace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segment := 0
+			for _, line := range strings.Split(string(raw), "\n") {
+				if strings.Contains(line, filepath.Join(dir, "partitions", "t-0")) && strings.Contains(line, ".dat>") {
+					segment++
+				}
+			}
+			if sync && segment < batches {
+				t.Errorf("%d syncs of the partition's segment for %d batches acknowledged, want one each at least; the trace:\n%s", segment, batches, raw)
+			}
+			if !sync && segment != 0 {
+				t.Errorf("%d syncs of the partition's segment without SyncWrites, want none; the trace:\n%s", segment, raw)
+			}
+		})
 	}
 }
