@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -12,14 +11,19 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/parley-chat/parley/internal/diskspace"
+	"github.com/parley-chat/parley/internal/diskspace/diskspacetest"
 )
 
 // slack is how far apart two measurements of a file system other
 // processes write to may be.
 const slack = 256 << 20
+
+// margin is how far below the free space the tests put a guard's
+// reserve; they fill twice as much. Other tests' fillers must not cross
+// it: internal/systemtest's margin of 1 GiB is well above what these
+// fillers take.
+const margin = 256 << 20
 
 // TestFreeAgreesWithDf: Free measures what df reports as available.
 func TestFreeAgreesWithDf(t *testing.T) {
@@ -50,14 +54,7 @@ func TestFreeAgreesWithDf(t *testing.T) {
 // removing it gives room again, each change logged once.
 func TestGuardIsLowWhileFreeSpaceIsBelowTheReserve(t *testing.T) {
 	dir := t.TempDir()
-	free, err := diskspace.Free(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const margin = 256 << 20
-	if free < 3*margin {
-		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 3*margin, dir, free)
-	}
+	free := diskspacetest.Free(t, dir, 3*margin)
 	var logs bytes.Buffer
 	g, err := diskspace.NewGuard(dir, free-margin, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -66,17 +63,14 @@ func TestGuardIsLowWhileFreeSpaceIsBelowTheReserve(t *testing.T) {
 	if g.Low() {
 		t.Fatalf("Low with %d bytes free and a reserve of %d", g.FreeBytes(), g.Reserve())
 	}
-	filler := filepath.Join(dir, "filler")
-	allocate(t, filler, 2*margin)
+	release := diskspacetest.Fill(t, dir, 2*margin)
 	if err := g.Check(); err != nil {
 		t.Fatal(err)
 	}
 	if !g.Low() {
 		t.Fatalf("not Low with %d bytes free and a reserve of %d", g.FreeBytes(), g.Reserve())
 	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := g.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -107,14 +101,7 @@ func TestGuardIsLowWhileFreeSpaceIsBelowTheReserve(t *testing.T) {
 // without being asked, and returns once its context is done.
 func TestGuardRunMeasuresUntilStopped(t *testing.T) {
 	dir := t.TempDir()
-	free, err := diskspace.Free(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const margin = 256 << 20
-	if free < 3*margin {
-		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 3*margin, dir, free)
-	}
+	free := diskspacetest.Free(t, dir, 3*margin)
 	g, err := diskspace.NewGuard(dir, free-margin, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +112,7 @@ func TestGuardRunMeasuresUntilStopped(t *testing.T) {
 		defer close(done)
 		g.Run(ctx, 10*time.Millisecond)
 	}()
-	allocate(t, filepath.Join(dir, "filler"), 2*margin)
+	diskspacetest.Fill(t, dir, 2*margin)
 	deadline := time.Now().Add(10 * time.Second)
 	for !g.Low() {
 		if time.Now().After(deadline) {
@@ -138,18 +125,5 @@ func TestGuardRunMeasuresUntilStopped(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return once its context was done")
-	}
-}
-
-// allocate makes a file of size bytes that takes its blocks at once.
-func allocate(t *testing.T, path string, size int64) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		t.Fatalf("allocating %d bytes for %s (the test needs a file system with fallocate): %v", size, path, err)
 	}
 }

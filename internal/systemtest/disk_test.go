@@ -2,15 +2,11 @@ package systemtest_test
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/diskspace"
+	"github.com/parley-chat/parley/internal/diskspace/diskspacetest"
 	"github.com/parley-chat/parley/schemas"
 )
 
@@ -23,18 +19,12 @@ import (
 // embedded S3 server may run.)
 func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	dir := t.TempDir()
-	free, err := diskspace.Free(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The reserve sits a margin below today's free space, and the filler
 	// takes twice the margin: what other processes write meanwhile (other
 	// tests, package diskspace's fillers of 512 MiB among them) moves
 	// neither across it.
 	const margin = 1 << 30
-	if free < 4*margin {
-		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 4*margin, dir, free)
-	}
+	free := diskspacetest.Free(t, dir, 4*margin)
 	sys := startSystem(t, dir, func(c *app.Config) { c.DiskReserve = int(free - margin) })
 	defer stopSystem(t, sys)
 	addr := sys.HTTPAddr()
@@ -50,17 +40,7 @@ func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	eventuallyT(t, "the first message in history", func() bool { return newestInHistory(alice, conv) == first }, func() string { return "" })
 	bob := dial(t, addr, token(t, "bob", time.Hour), false)
 
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, 2*margin); err != nil {
-		t.Fatalf("allocating the filler (the test needs a file system with fallocate): %v", err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	release := diskspacetest.Fill(t, dir, 2*margin)
 	waitMetric(t, addr, "parley_disk_low", 1)
 
 	commands := sys.TopicNames().Topic(schemas.TopicCommands)
@@ -91,9 +71,7 @@ func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
 		t.Errorf("%v unavailable refusals counted, want 3", n)
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	waitMetric(t, addr, "parley_disk_low", 0)
 	a.send(map[string]any{"type": "send", "id": "room-1", "conversation_id": conv, "command_id": "during", "body": "hi"})
 	fr = a.await(func(f map[string]any) bool { return f["id"] == "room-1" })

@@ -5,16 +5,12 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/parley-chat/parley/internal/app"
-	"github.com/parley-chat/parley/internal/diskspace"
+	"github.com/parley-chat/parley/internal/diskspace/diskspacetest"
 )
 
 // TestUploadsWaitForRoomOnTheDisk: while the data directory's file
@@ -24,42 +20,24 @@ import (
 // through, to the end.
 func TestUploadsWaitForRoomOnTheDisk(t *testing.T) {
 	dir := t.TempDir()
-	free, err := diskspace.Free(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// As in internal/systemtest's TestAFullDiskRefusesWritesAndRecovers:
 	// a margin that what other tests write meanwhile does not cross.
 	const margin = 1 << 30
-	if free < 4*margin {
-		t.Fatalf("the test needs %d bytes free on the file system of %s, it has %d", 4*margin, dir, free)
-	}
+	free := diskspacetest.Free(t, dir, 4*margin)
 	sys := startSystem(t, dir, "-disk-reserve", strconv.FormatUint(free-margin, 10))
 	defer stopSystem(t, sys)
 	alice := newClient(t, sys, "alice")
 	conv := alice.createGroup("bob")
 	data := []byte("a file for a full disk")
 
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, 2*margin); err != nil {
-		t.Fatalf("allocating the filler (the test needs a file system with fallocate): %v", err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	release := diskspacetest.Fill(t, dir, 2*margin)
 	eventually(t, "the node to see its disk low", func() bool { return diskLow(t, sys) == 1 })
 	resp, out := alice.do("POST", "/v1/conversations/"+conv+"/uploads", uploadsDoc, fileRequest("full.txt", "text/plain", data))
 	if resp.StatusCode != http.StatusServiceUnavailable || out["code"] != "unavailable" || out["retryable"] != true || resp.Header.Get("Retry-After") != "30" {
 		t.Errorf("an upload with the disk full: %d %v, Retry-After %q; want 503, a retryable unavailable and 30", resp.StatusCode, out, resp.Header.Get("Retry-After"))
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	eventually(t, "the node to see room on its disk", func() bool { return diskLow(t, sys) == 0 })
 	alice.upload(conv, "full.txt", "text/plain", data)
 }
