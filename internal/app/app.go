@@ -162,9 +162,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			return nil, err
 		}
 	}
+	openFiles := checkOpenFiles(log)
 	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", brokers, "routing", cfg.Routing,
 		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push, "gomaxprocs", runtime.GOMAXPROCS(0),
-		"open_files_limit", checkOpenFiles(log))
+		"open_files_limit", openFiles)
 	return s, nil
 }
 

@@ -1,6 +1,7 @@
 package systemtest_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -81,20 +82,11 @@ func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	bob.await(func(f map[string]any) bool { return f["type"] == "event" && f["seq"] == float64(first+1) })
 }
 
-// waitMetric polls addr's series until it reads want.
+// waitMetric waits until addr's series reads want.
 func waitMetric(t *testing.T, addr, series string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := metric(t, addr, series)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is %v 30 s later, want %v", series, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventuallyT(t, fmt.Sprintf("%s to read %v", series, want), func() bool { return metric(t, addr, series) == want },
+		func() string { return fmt.Sprintf("%s reads %v", series, metric(t, addr, series)) })
 }
 
 // newestInHistory is the seq of the newest event of conv that a's user

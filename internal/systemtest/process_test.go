@@ -35,6 +35,15 @@ func startParley(t *testing.T, bin, addr string, args ...string) *exec.Cmd {
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr
 	}
+	startReady(t, cmd, addr)
+	return cmd
+}
+
+// startReady starts cmd, a parley process serving HTTP on addr, which is
+// killed at the end of the test, and waits until addr answers /readyz
+// with 200.
+func startReady(t *testing.T, cmd *exec.Cmd, addr string) {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +52,6 @@ func startParley(t *testing.T, bin, addr string, args ...string) *exec.Cmd {
 		status, _, err := getPublic(t, addr, "/readyz")
 		return err == nil && status == http.StatusOK
 	})
-	return cmd
 }
 
 // restartableRun builds parley and returns the address of a `parley run`
@@ -96,14 +104,7 @@ func TestALowOpenFilesLimitIsWarnedOf(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := exec.Command("sh", "-c", tc.limit+`exec "$0" "$@"`, bin, "run", "-data-dir", t.TempDir(), "-http-addr", addr, "-kafka-listen", kafka, "-partitions", "4", "-log-level", "info")
 			cmd.Stderr = &stderr // read once Wait has copied all of it
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-			eventually(t, func() bool {
-				status, _, err := getPublic(t, addr, "/readyz")
-				return err == nil && status == http.StatusOK
-			})
+			startReady(t, cmd, addr)
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			log := stderr.String()
