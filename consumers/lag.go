@@ -57,8 +57,9 @@ func Lag(ctx context.Context, client *kafka.Client, src LagSource) (map[int]int6
 	return lag, nil
 }
 
-// MonitorLag sets gauge{group, partition} to each source's lag every
-// interval until ctx is done. Failures are logged and retried next time.
+// MonitorLag sets gauge{group, topic, partition} to each source's lag
+// every interval until ctx is done. A group that reads several topics
+// has a series per topic: their partitions share numbers. Failures are logged and retried next time.
 func MonitorLag(ctx context.Context, client *kafka.Client, sources []LagSource, gauge *prometheus.GaugeVec, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -74,7 +75,7 @@ func MonitorLag(ctx context.Context, client *kafka.Client, sources []LagSource, 
 				continue
 			}
 			for p, n := range lag {
-				gauge.WithLabelValues(src.Group, strconv.Itoa(p)).Set(float64(n))
+				gauge.WithLabelValues(src.Group, src.Topic, strconv.Itoa(p)).Set(float64(n))
 			}
 		}
 		select {

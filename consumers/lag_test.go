@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
+	"github.com/parley-chat/parley/schemas"
 )
 
 func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
@@ -40,26 +42,36 @@ func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
 		t.Fatalf("lag %v, want 30 records over %d partitions", lag, partitions)
 	}
 
-	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"group", "partition"})
+	// The group reads a second topic too, with nothing in it, measured
+	// after the first: its partitions share numbers with the first's,
+	// and must not hide their lag.
+	quiet := consumers.LagSource{Group: src.Group, Topic: k.Names.Topic(schemas.TopicAudit)}
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"group", "topic", "partition"})
+	sum := func(src consumers.LagSource) float64 {
+		n := 0.0
+		for part := range partitions {
+			n += value(gauge.WithLabelValues(src.Group, src.Topic, fmt.Sprint(part)))
+		}
+		return n
+	}
 	mctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		consumers.MonitorLag(mctx, k.Client(), []consumers.LagSource{src}, gauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
+		consumers.MonitorLag(mctx, k.Client(), []consumers.LagSource{src, quiet}, gauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
 	}()
 	defer func() { stop(); <-done }()
-	waitFor(t, 10*time.Second, "the gauge to show the lag", func() bool {
-		return value(gauge.WithLabelValues(k.Names.Group(groupID), "0"))+value(gauge.WithLabelValues(k.Names.Group(groupID), "1"))+value(gauge.WithLabelValues(k.Names.Group(groupID), "2")) == 30
+	waitFor(t, 10*time.Second, "the gauge to show the lag of both topics", func() bool {
+		return sum(src) == 30 && testutil.CollectAndCount(gauge) == 2*partitions
 	})
+	if n := sum(quiet); n != 0 {
+		t.Errorf("the empty topic's lag is %v, want 0", n)
+	}
 
 	p := &projection{}
 	runGroup(t, k, p)
 	waitFor(t, 20*time.Second, "the group to commit everything and the gauge to drop to 0", func() bool {
-		sum := 0.0
-		for part := range partitions {
-			sum += value(gauge.WithLabelValues(k.Names.Group(groupID), fmt.Sprint(part)))
-		}
-		return sum == 0
+		return sum(src) == 0
 	})
 }
 

@@ -20,7 +20,7 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 	// Vectors are only gathered once they have a series: give each one.
 	m.ConsumedRecords.WithLabelValues("g")
 	m.DeadLetters.WithLabelValues("g")
-	m.ConsumerLag.WithLabelValues("g", "0")
+	m.ConsumerLag.WithLabelValues("g", "t", "0")
 	m.ApplyRetries.WithLabelValues("g")
 	m.Commands.WithLabelValues("t", "accepted")
 	m.Rejections.WithLabelValues("gateway", "c")

@@ -19,8 +19,10 @@ type Metrics struct {
 	ConsumedRecords *prometheus.CounterVec
 	// DeadLetters counts records a consumer group sent to chat.dlq.
 	DeadLetters *prometheus.CounterVec
-	// ConsumerLag is, per consumer group and partition, the records not
-	// committed yet.
+	// ConsumerLag is, per consumer group, topic and partition, the
+	// records not committed yet. Every process that runs a group reports
+	// the whole group's lag (the broker's committed offsets): aggregate
+	// with max over instances, then sum.
 	ConsumerLag *prometheus.GaugeVec
 	// ApplyRetries counts a consumer group's failed Apply calls (of a
 	// batch, or of one record while a failing batch is isolated) and
@@ -111,8 +113,8 @@ func New() *Metrics {
 			Name: "parley_consumer_dead_letters_total", Help: "Records sent to chat.dlq by a consumer group.",
 		}, []string{"group"}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "parley_consumer_lag_records", Help: "Records of the consumed topic a consumer group has not committed yet, per partition.",
-		}, []string{"group", "partition"}),
+			Name: "parley_consumer_lag_records", Help: "Records of a topic a consumer group has not committed yet, per partition of the topic.",
+		}, []string{"group", "topic", "partition"}),
 		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_consumer_apply_retries_total", Help: "Failed store writes (Apply of a batch or of one record) and dead-letter writes of a consumer group, each retried.",
 		}, []string{"group"}),
