@@ -526,14 +526,14 @@ func (s *Server) command(ctx context.Context, user, commandID, typ, conversation
 		return delivery.Outcome{}, s.reject("gateway", overloaded())
 	case err != nil:
 		s.log.Error("appending command", "type", typ, "conversation_id", conversation, "err", err)
-		return delivery.Outcome{}, newError(codeUnavailable, "could not append the command; retry with the same command id")
+		return delivery.Outcome{}, s.reject("gateway", notAppended())
 	}
 	for {
 		select {
 		case err := <-written:
 			if err != nil {
 				s.log.Error("appending command", "type", typ, "conversation_id", conversation, "err", err)
-				return delivery.Outcome{}, newError(codeUnavailable, "could not append the command; retry with the same command id")
+				return delivery.Outcome{}, s.reject("gateway", notAppended())
 			}
 			written = nil // written: now the answer
 		case o := <-outcome:
@@ -543,9 +543,15 @@ func (s *Server) command(ctx context.Context, user, commandID, typ, conversation
 			}
 			return o, nil
 		case <-ctx.Done():
-			return delivery.Outcome{}, newError(codeTimeout, "no answer in time; retry with the same command id")
+			return delivery.Outcome{}, s.reject("gateway", newError(codeTimeout, "no answer in time; retry with the same command id"))
 		}
 	}
+}
+
+// notAppended is the answer to a command the log did not take: the
+// broker refused it or did not answer.
+func notAppended() *apiError {
+	return newError(codeUnavailable, "could not append the command; retry with the same command id")
 }
 
 // diskLow refuses what would append while the node's disk is below its

@@ -272,3 +272,34 @@ func TestCommandsBeyondMaxAwaitingAreRefusedAtOnce(t *testing.T) {
 		t.Errorf("parley_gateway_awaiting_commands is %v with every command answered, want 0", n)
 	}
 }
+
+// TestCommandsThatFailAreCounted: a command the log does not take, and
+// one the decider does not answer in time, are answered unavailable and
+// timeout, and counted in parley_rejections_total as every refusal is:
+// they are what an operator's alert on failing sends watches.
+func TestCommandsThatFailAreCounted(t *testing.T) {
+	t.Parallel()
+	e := newLimitEnv(t, Config{CommandTimeout: 50 * time.Millisecond, Hub: memberHub{searchHub{map[string]history.Conversation{"g_ab": searchConv("g_ab", "alice", "bob")}}}})
+	c, _, err := e.dial(bearerHeader(e.token("alice")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, c, `{"type":"send","id":"late","conversation_id":"g_ab","command_id":"c-late","body":"hi"}`)
+	if f := e.readFrame(c); f["type"] != "error" || f["id"] != "late" || f["code"] != "timeout" {
+		t.Fatalf("a send nobody answers got %v, want a timeout error with id late", f)
+	}
+	e.log.failing.Store(true)
+	write(t, c, `{"type":"send","id":"lost","conversation_id":"g_ab","command_id":"c-lost","body":"hi"}`)
+	if f := e.readFrame(c); f["type"] != "error" || f["id"] != "lost" || f["code"] != "unavailable" || f["retryable"] != true {
+		t.Fatalf("a send the broker refused got %v, want a retryable unavailable error with id lost", f)
+	}
+	status, _, body := e.do(http.MethodPost, "/v1/conversations/g_ab/messages", e.token("bob"), `{"command_id":"c-h1","body":"hi"}`, nil)
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("an HTTP send the broker refused: %d %s, want 503", status, body)
+	}
+	for code, want := range map[string]float64{"timeout": 1, "unavailable": 2} {
+		if n := testutil.ToFloat64(e.s.cfg.Metrics.Rejections.WithLabelValues("gateway", code)); n != want {
+			t.Errorf("%v %s answers counted, want %v", n, code, want)
+		}
+	}
+}

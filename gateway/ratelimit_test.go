@@ -180,13 +180,21 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
-// countingLog appends every command at once and counts them.
-type countingLog struct{ n atomic.Int64 }
+// countingLog appends every command at once and counts them; while
+// failing is set, the broker refuses each command it takes.
+type countingLog struct {
+	n       atomic.Int64
+	failing atomic.Bool
+}
 
 func (l *countingLog) Enqueue(context.Context, string, string, any, string) (<-chan error, error) {
 	l.n.Add(1)
 	written := make(chan error, 1)
-	written <- nil
+	if l.failing.Load() {
+		written <- errors.New("the broker refused the batch")
+	} else {
+		written <- nil
+	}
 	return written, nil
 }
 

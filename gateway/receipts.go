@@ -66,7 +66,7 @@ func (s *Server) read(ctx context.Context, user, conv string, seq *uint64) (uint
 	}
 	if err := s.cfg.Receipts.Read(ctx, conv, user, want); err != nil {
 		s.log.Error("appending read marker", "conversation_id", conv, "err", err)
-		return 0, newError(codeUnavailable, "could not record the read marker; retry")
+		return 0, s.reject("gateway", newError(codeUnavailable, "could not record the read marker; retry"))
 	}
 	return want, nil
 }
