@@ -518,6 +518,8 @@ func (d *Decider) decideBatch(ctx context.Context, offs *offsets, st *State, p i
 			d.cfg.Handoff.AppendedReplies(wctx, replies)
 		}
 	}
+	// Decided, as a projection's records are applied: dead letters are not.
+	d.cfg.Metrics.ConsumedRecords.WithLabelValues(d.cfg.Names.Group(schemas.GroupDecider)).Add(float64(len(batch) - len(dead)))
 	next := batch[len(batch)-1].Offset + 1
 	if lastAppended {
 		offs.later(p, next)

@@ -2,9 +2,11 @@ package decider_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
@@ -83,6 +85,12 @@ func TestDeciderDeadLettersPoisonCommandsAndGoesOn(t *testing.T) {
 	if n := dlqtest.Count(t, k, m, schemas.GroupDecider); n != float64(len(poisons)) {
 		t.Errorf("dead letters counted %v for the decider, want %d", n, len(poisons))
 	}
+	// Every good command is counted as the group's applied record, as a
+	// projection's are; the poisons are not.
+	decided := m.ConsumedRecords.WithLabelValues(k.Names.Group(schemas.GroupDecider))
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d commands counted as decided", len(want)), func() bool {
+		return testutil.ToFloat64(decided) == float64(len(want))
+	})
 	hw := highWatermarks(t, k, schemas.TopicCommands, partitions)
 	waitFor(t, 10*time.Second, "commits past the poison", func() bool {
 		c := committed(t, k, partitions)
