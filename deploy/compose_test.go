@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -708,6 +709,7 @@ func TestLoadBalancerSystemTestRunsTheComposeConfig(t *testing.T) {
 }
 
 type promConfig struct {
+	RuleFiles     []string `yaml:"rule_files"`
 	ScrapeConfigs []struct {
 		JobName       string `yaml:"job_name"`
 		MetricsPath   string `yaml:"metrics_path"`
@@ -728,11 +730,16 @@ func TestPrometheusScrapesEveryRole(t *testing.T) {
 func checkPrometheusScrapes(t *testing.T, st stack) {
 	p := loadStack(t, st)
 	config := ""
+	mounted := map[string]string{} // target -> source
 	for _, v := range service(t, p, "prometheus").Volumes {
-		if v.Type == types.VolumeTypeBind && v.Target == "/etc/prometheus/prometheus.yml" {
-			if config != "" {
-				t.Errorf("prometheus mounts two files at %s", v.Target)
-			}
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if _, ok := mounted[v.Target]; ok {
+			t.Errorf("prometheus mounts two files at %s", v.Target)
+		}
+		mounted[v.Target] = v.Source
+		if v.Target == "/etc/prometheus/prometheus.yml" {
 			config = v.Source
 		}
 	}
@@ -749,6 +756,14 @@ func checkPrometheusScrapes(t *testing.T, st stack) {
 	}
 	if len(cfg.ScrapeConfigs) == 0 {
 		t.Fatalf("%s has no scrape_configs", config)
+	}
+	// The alerts are loaded: the config names them, relative to itself,
+	// and the container has them there.
+	alerts := filepath.Join(repoRoot(t), "deploy", "alerts.yml")
+	if !slices.ContainsFunc(cfg.RuleFiles, func(f string) bool {
+		return mounted[path.Join("/etc/prometheus", f)] == alerts
+	}) {
+		t.Errorf("%s loads rule_files %v; want deploy/alerts.yml, mounted where it names it (mounts: %v)", config, cfg.RuleFiles, mounted)
 	}
 	port := httpPort(t)
 	scraped := map[string]bool{}

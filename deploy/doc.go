@@ -1,7 +1,7 @@
 // Package deploy holds the files the production-shaped stack in
 // ../docker-compose.yml mounts into its containers — the HAProxy load-balancer
-// config, the Prometheus scrape configs and the Grafana provisioning and
-// dashboards — the production overlay docker-compose.production.yml,
+// config, the Prometheus scrape configs and alerting rules (alerts.yml),
+// and the Grafana provisioning and dashboards — the production overlay docker-compose.production.yml,
 // test-compose.sh (the script behind `make test-compose`) and README.md,
 // the operator's guide.
 //
@@ -16,5 +16,7 @@
 // checked on /readyz, WebSocket tunnel timeout, retries on another
 // gateway) and that internal/systemtest runs that same file, scrape
 // targets that name real services, and host ports that match the test
-// script.
+// script. The alerting rules are checked with promtool against the cases
+// of alerts-test.yml, and the dashboard's and the rules' metrics against
+// those Parley exports.
 package deploy

@@ -99,7 +99,7 @@ func (s *System) watchDisk(runCtx context.Context) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	s.disk = g
-	s.metrics.WatchDisk(g.FreeBytes, g.Low)
+	s.metrics.WatchDisk(g.FreeBytes, g.Reserve(), g.Low)
 	s.wg.Go(func() { g.Run(runCtx, diskCheckInterval) })
 	return nil
 }

@@ -35,6 +35,9 @@ func TestAFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	if b := metric(t, addr, "parley_disk_free_bytes"); b < float64(free-margin) {
 		t.Errorf("parley_disk_free_bytes %v, want about %d", b, free)
 	}
+	if r := metric(t, addr, "parley_disk_reserve_bytes"); r != float64(free-margin) {
+		t.Errorf("parley_disk_reserve_bytes %v, want the reserve, %d", r, free-margin)
+	}
 	alice := api{t, addr, token(t, "alice", time.Hour)}
 	conv := alice.createDirect("bob")
 	first := alice.send(conv, "before")

@@ -222,12 +222,15 @@ func (m *Metrics) CountPush(registrations, pending func() int) {
 }
 
 // WatchDisk exports the free space of the data directory's file system
-// (free, in bytes) and whether it is below PARLEY_DISK_RESERVE (low), as
-// parley_disk_free_bytes and parley_disk_low.
-func (m *Metrics) WatchDisk(free func() uint64, low func() bool) {
+// (free, in bytes), PARLEY_DISK_RESERVE (reserve) and whether the free
+// space is below it (low), as parley_disk_free_bytes,
+// parley_disk_reserve_bytes and parley_disk_low.
+func (m *Metrics) WatchDisk(free func() uint64, reserve uint64, low func() bool) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "parley_disk_free_bytes", Help: "Free space of the file system holding the data directory, when last measured (every second).",
 	}, func() float64 { return float64(free()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_disk_reserve_bytes", Help: "PARLEY_DISK_RESERVE: below this much free space in the data directory the node refuses writes.",
+	}, func() float64 { return float64(reserve) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "parley_disk_low", Help: "1 while the data directory's free space is below PARLEY_DISK_RESERVE and the node refuses writes, else 0.",
 	}, func() float64 {
 		if low() {
