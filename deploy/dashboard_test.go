@@ -38,6 +38,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.KafkaReaderErrors.WithLabelValues("g", "t")
 	m.PushNotifications.WithLabelValues("webpush", "sent")
 	m.PushLatency.WithLabelValues("webpush")
+	m.HTTPRequests.WithLabelValues("/r", "GET", "200")
+	m.HTTPDuration.WithLabelValues("/r", "GET")
 	m.CountPush(func() int { return 0 }, func() int { return 0 })
 	m.WatchDisk(func() uint64 { return 0 }, 0, func() bool { return false })
 	families, err := m.Registry.Gather()

@@ -108,7 +108,7 @@ scrape_configs:
 	// Every rule evaluated on those series: none fails on the labels a
 	// running node serves (a vector match a rule did not expect is an
 	// error only Prometheus sees, with the data).
-	q.rulesHealthyAfter(time.Now(), 15)
+	q.rulesHealthyAfter(time.Now(), 16)
 
 	// Healthy but for the one alert the other node must have. The disk
 	// of this machine is filled and freed by other tests' fillers, and

@@ -17,6 +17,10 @@ type Metrics struct {
 
 	// ConsumedRecords counts records a consumer group applied, by group.
 	ConsumedRecords *prometheus.CounterVec
+	// HTTPRequests counts the HTTP API's answers by route pattern,
+	// method and status code; HTTPDuration times them.
+	HTTPRequests *prometheus.CounterVec
+	HTTPDuration *prometheus.HistogramVec
 	// DeadLetters counts records a consumer group sent to chat.dlq.
 	DeadLetters *prometheus.CounterVec
 	// ConsumerLag is, per consumer group, topic and partition, the
@@ -173,6 +177,14 @@ func New() *Metrics {
 		PushNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_push_notifications_total", Help: "Push notifications by provider and outcome (sent, retried, failed, removed).",
 		}, []string{"provider", "outcome"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_http_requests_total", Help: "Requests to the HTTP API (/auth and /v1 but the socket and the event stream), by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "parley_http_request_duration_seconds",
+			Help:    "Time from a request to the HTTP API to its answer, by route pattern and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
 		PushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "parley_push_latency_seconds",
 			Help:    "Time from a message's acceptance (ce_time) to the push provider's acceptance of its notification, coalescing window included.",
@@ -185,7 +197,7 @@ func New() *Metrics {
 		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
 		m.Connections, m.SSEStreams, m.AwaitingCommands, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait, m.CommandsTaken,
 		m.DeliveryRecordsRead, m.DeliveryEventsTaken, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
-		m.PushNotifications, m.PushLatency,
+		m.PushNotifications, m.PushLatency, m.HTTPRequests, m.HTTPDuration,
 	)
 	return m
 }
