@@ -1,4 +1,4 @@
-// Starting a new group at the end of its topics.
+// Starting a group at the end of its topics, or again from their start.
 
 package consumers
 
@@ -22,19 +22,14 @@ import (
 // only while the group has no members; if members are already there, they
 // have committed or are about to, and the error is ignored.
 func StartAtEnd(ctx context.Context, client *kafka.Client, group string, topics ...string) error {
-	parts := map[string][]int{}
-	var reqs = map[string][]kafka.OffsetRequest{}
-	for _, topic := range topics {
-		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return fmt.Errorf("reading metadata of %s: %w", topic, err)
-		}
-		if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-			return fmt.Errorf("reading metadata of %s: %v", topic, meta.Topics)
-		}
-		for _, p := range meta.Topics[0].Partitions {
-			parts[topic] = append(parts[topic], p.ID)
-			reqs[topic] = append(reqs[topic], kafka.LastOffsetOf(p.ID))
+	parts, err := partitionsOf(ctx, client, topics)
+	if err != nil {
+		return err
+	}
+	reqs := map[string][]kafka.OffsetRequest{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			reqs[topic] = append(reqs[topic], kafka.LastOffsetOf(p))
 		}
 	}
 	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
@@ -81,4 +76,70 @@ func StartAtEnd(ctx context.Context, client *kafka.Client, group string, topics 
 		}
 	}
 	return nil
+}
+
+// StartAtBeginning commits, for every partition of topics, its first
+// offset for group, so that the group takes the whole log again when its
+// members join. A projection whose store is new — made empty, or lost
+// and made again — calls it before joining: the group's committed
+// offsets belong to the store that is gone, and would skip everything
+// before them.
+//
+// It commits as a "simple" consumer (generation -1), which brokers accept
+// only while the group has no members: with members, nothing is reset
+// and it returns the error.
+func StartAtBeginning(ctx context.Context, client *kafka.Client, group string, topics ...string) error {
+	parts, err := partitionsOf(ctx, client, topics)
+	if err != nil {
+		return err
+	}
+	reqs := map[string][]kafka.OffsetRequest{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			reqs[topic] = append(reqs[topic], kafka.FirstOffsetOf(p))
+		}
+	}
+	starts, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	if err != nil {
+		return fmt.Errorf("listing offsets: %w", err)
+	}
+	commits := map[string][]kafka.OffsetCommit{}
+	for topic, ps := range starts.Topics {
+		for _, po := range ps {
+			if po.Error != nil {
+				return fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			}
+			commits[topic] = append(commits[topic], kafka.OffsetCommit{Partition: po.Partition, Offset: po.FirstOffset})
+		}
+	}
+	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: commits})
+	if err != nil {
+		return fmt.Errorf("committing the start offsets of group %s: %w", group, err)
+	}
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return fmt.Errorf("committing the start offset of %s/%d for group %s (does the group have members? stop them first): %w", topic, p.Partition, group, p.Error)
+			}
+		}
+	}
+	return nil
+}
+
+// partitionsOf is every partition of each of topics.
+func partitionsOf(ctx context.Context, client *kafka.Client, topics []string) (map[string][]int, error) {
+	parts := map[string][]int{}
+	for _, topic := range topics {
+		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err != nil {
+			return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
+		}
+		if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+			return nil, fmt.Errorf("reading metadata of %s: %v", topic, meta.Topics)
+		}
+		for _, p := range meta.Topics[0].Partitions {
+			parts[topic] = append(parts[topic], p.ID)
+		}
+	}
+	return parts, nil
 }

@@ -112,3 +112,58 @@ func writeMarkers(t *testing.T, k kafkatest.Cluster, topic string) int {
 	}
 	return n
 }
+
+// TestStartAtBeginning: a group that applied and committed every record
+// takes them all again once StartAtBeginning resets it, as a projection
+// whose store is new must; while a member is in the group it is refused
+// and nothing is reset.
+func TestStartAtBeginning(t *testing.T) {
+	t.Parallel()
+	k := startBroker(t)
+	var msgs []kafka.Message
+	for i := range 12 {
+		msgs = append(msgs, record(fmt.Sprint("k", i), i))
+	}
+	write(t, k, msgs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	group, topics := k.Names.Group(groupID), []string{k.Names.Topic(topic), k.Names.Topic(schemas.TopicReplies)}
+
+	first := &projection{}
+	g := runGroup(t, k, first)
+	want := ends(t, k, topic)
+	waitFor(t, 20*time.Second, "every record applied and committed", func() bool {
+		return len(first.appliedItems()) == len(msgs) && slices.Equal(committed(t, k), want)
+	})
+	if err := consumers.StartAtBeginning(ctx, k.Client(), group, topics...); err == nil {
+		t.Error("StartAtBeginning with a member in the group: no error")
+	}
+	if got := committed(t, k); !slices.Equal(got, want) {
+		t.Fatalf("committed %v after a refused StartAtBeginning, want %v unchanged", got, want)
+	}
+	if err := g.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := consumers.StartAtBeginning(ctx, k.Client(), group, topics...); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(t, k); !slices.Equal(got, []int64{0, 0, 0}) {
+		t.Fatalf("committed %v after StartAtBeginning, want every partition at 0", got)
+	}
+	again := &projection{}
+	runGroup(t, k, again)
+	waitFor(t, 20*time.Second, "every record applied again", func() bool { return len(again.appliedItems()) == len(msgs) })
+	var keys, wantKeys []string
+	for _, it := range again.appliedItems() {
+		keys = append(keys, it.Key)
+	}
+	for _, m := range msgs {
+		wantKeys = append(wantKeys, string(m.Key))
+	}
+	slices.Sort(keys)
+	slices.Sort(wantKeys)
+	if !slices.Equal(keys, wantKeys) {
+		t.Errorf("applied %v after the reset, want every record once: %v", keys, wantKeys)
+	}
+}
