@@ -131,6 +131,9 @@ func (c Config) providers(ctx context.Context) (map[string]push.Provider, error)
 	return out, nil
 }
 
+// pushDir is the push role's store's directory.
+func pushDir(cfg Config) string { return filepath.Join(cfg.DataDir, "push", "store") }
+
 // startPush starts the push role: the session registry it asks which
 // devices are connected, and the role itself on its store under
 // data-dir/push.
@@ -139,7 +142,10 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(s.cfg.DataDir, "push", "store")
+	dir := pushDir(s.cfg)
+	if err := markIfNew(dir); err != nil {
+		return fmt.Errorf("push store: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("push store: %w", err)
 	}
@@ -148,6 +154,11 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 		return err
 	}
 	s.onClose(store.Close)
+	// A new store: what is due and the badges are counted again from the
+	// start of the log; messages too old to notify notify nobody.
+	if err := s.startNewStore(ctx, dir, groupTopics{s.names.Group(schemas.GroupPush), push.Topics(s.names)}); err != nil {
+		return err
+	}
 	reg := presence.NewRegistry(presence.RegistryConfig{Kafka: s.kafka, Names: s.names, Logger: s.log,
 		ReaderErrors: s.metrics.KafkaReaderErrors.WithLabelValues("", s.names.Topic(schemas.TopicPresence))})
 	s.spawn("push-registry", func() error { return reg.Run(runCtx) })

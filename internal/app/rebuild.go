@@ -205,7 +205,7 @@ func RebuildPush(ctx context.Context, cfg Config, swap bool, out io.Writer, log 
 	if swap {
 		return errors.New("rebuild push has no -swap: the rebuilt store holds no notification pending or sent")
 	}
-	liveDir := filepath.Join(cfg.DataDir, "push", "store")
+	liveDir := pushDir(cfg)
 	if _, err := os.Stat(liveDir); err != nil {
 		return fmt.Errorf("the push store (does the push role keep its data here?): %w", err)
 	}
@@ -319,7 +319,7 @@ func rebuildStores(ctx context.Context, cfg Config, log *slog.Logger) (live hist
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, nil, 0, nil, err
 		}
-		liveDir := filepath.Join(cfg.DataDir, "history")
+		liveDir := historyDir(cfg)
 		l, err := pebblestore.Open(liveDir, pebblestore.WithLogger(log))
 		if err != nil {
 			return nil, nil, 0, nil, fmt.Errorf("opening the history store (is parley run stopped?): %w", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/consumers"
@@ -127,16 +128,22 @@ func (s *System) startDecider(runCtx context.Context, roles Roles) {
 // receipt projection of chat.receipts; each waits for the history store
 // before it consumes.
 func (s *System) startHistory(runCtx context.Context) {
+	// chat.audit brings the erasures, applied live.
+	events := groupTopics{s.names.Group(schemas.GroupHistory), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+	receipts := groupTopics{s.names.Group(schemas.GroupReceipts), []string{s.names.Topic(schemas.TopicReceipts)}}
+	// An embedded store that is new: both groups from the start.
+	fromStart := sync.OnceValue(func() error { return s.startNewStore(runCtx, historyDir(s.cfg), events, receipts) })
 	s.spawn("history", func() error {
 		// Consume only once the store can take writes: nothing is
 		// fetched, so nothing waits uncommitted.
 		if err := s.store.Wait(runCtx); err != nil {
 			return nil
 		}
+		if err := fromStart(); err != nil {
+			return err
+		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupHistory),
-			// chat.audit brings the erasures, applied live.
-			Topics: []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
+			Kafka: s.kafka, Names: s.names, GroupID: events.group, Topics: events.topics,
 			Logger: s.log.With("component", "history"), Metrics: s.metrics, Opener: s.opener(),
 		}, history.Projection{W: s.store, Audit: s.names.Topic(schemas.TopicAudit)})
 	})
@@ -144,8 +151,11 @@ func (s *System) startHistory(runCtx context.Context) {
 		if err := s.store.Wait(runCtx); err != nil {
 			return nil
 		}
+		if err := fromStart(); err != nil {
+			return err
+		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts),
+			Kafka: s.kafka, Names: s.names, GroupID: receipts.group, Topics: receipts.topics,
 			Logger: s.log.With("component", "receipts"), Metrics: s.metrics,
 		}, history.ReceiptProjection{W: s.store})
 	})
@@ -177,9 +187,12 @@ func (s *System) startSearch(runCtx context.Context) {
 		if err := s.search.Wait(runCtx); err != nil {
 			return nil
 		}
+		g := groupTopics{s.names.Group(schemas.GroupSearch), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+		if err := s.startNewStore(runCtx, searchDir(s.cfg), g); err != nil {
+			return err
+		}
 		return consumers.RunGroup(runCtx, consumers.GroupConfig{
-			Kafka: s.kafka, Names: s.names, GroupID: s.names.Group(schemas.GroupSearch),
-			Topics:   []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)},
+			Kafka: s.kafka, Names: s.names, GroupID: g.group, Topics: g.topics,
 			MaxBatch: searchMaxBatch, Linger: searchLinger, Gather: gatherFetches,
 			Logger: s.log.With("component", "search"), Metrics: s.metrics, Opener: s.opener(),
 		}, search.Projection{Index: s.search, Audit: s.names.Topic(schemas.TopicAudit)})

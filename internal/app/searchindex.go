@@ -27,10 +27,16 @@ type searchIndex struct {
 
 var _ search.Index = (*searchIndex)(nil)
 
+// searchDir is the embedded search index's directory.
+func searchDir(cfg Config) string { return filepath.Join(cfg.DataDir, "search") }
+
 func openSearch(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGroup) (*searchIndex, error) {
 	s := &searchIndex{newLazy[search.Index](errSearchUnavailable)}
 	if len(cfg.ElasticsearchURL) == 0 {
-		ix, err := blevestore.Open(filepath.Join(cfg.DataDir, "search"), blevestore.WithLogger(log))
+		if err := markIfNew(searchDir(cfg)); err != nil {
+			return nil, fmt.Errorf("opening search index: %w", err)
+		}
+		ix, err := blevestore.Open(searchDir(cfg), blevestore.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("opening search index: %w", err)
 		}

@@ -42,12 +42,18 @@ func (h *historyStore) onErased(f func()) {
 
 var _ history.Store = (*historyStore)(nil)
 
+// historyDir is the embedded history store's directory.
+func historyDir(cfg Config) string { return filepath.Join(cfg.DataDir, "history") }
+
 // openHistory opens the configured store. For ScyllaDB it returns at once
 // and connects in the background until ctx is done.
 func openHistory(ctx context.Context, cfg Config, log *slog.Logger, wg *sync.WaitGroup) (*historyStore, error) {
 	h := &historyStore{lazy: newLazy[history.Store](errStoreUnavailable)}
 	if len(cfg.ScyllaHosts) == 0 {
-		s, err := pebblestore.Open(filepath.Join(cfg.DataDir, "history"), pebblestore.WithLogger(log))
+		if err := markIfNew(historyDir(cfg)); err != nil {
+			return nil, fmt.Errorf("opening history store: %w", err)
+		}
+		s, err := pebblestore.Open(historyDir(cfg), pebblestore.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("opening history store: %w", err)
 		}

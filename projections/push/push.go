@@ -151,6 +151,11 @@ func (p *Push) wake() {
 	}
 }
 
+// Topics are the topics the push group (GroupPush) consumes.
+func Topics(names kafkalog.Names) []string {
+	return []string{names.Topic(schemas.TopicEvents), names.Topic(schemas.TopicReceipts), names.Topic(schemas.TopicAudit)}
+}
+
 // Run follows chat.push, and once it has caught up consumes chat.events
 // and chat.receipts as the group GroupPush and sends what is due, until
 // ctx is done.
@@ -173,7 +178,7 @@ func (p *Push) Run(ctx context.Context) error {
 	gc := p.cfg.Group
 	gc.Kafka, gc.Names, gc.Logger, gc.Metrics = p.cfg.Kafka, p.cfg.Names, p.log, p.cfg.Metrics
 	gc.GroupID = p.cfg.Names.Group(schemas.GroupPush)
-	gc.Topics = []string{p.cfg.Names.Topic(schemas.TopicEvents), p.cfg.Names.Topic(schemas.TopicReceipts), p.cfg.Names.Topic(schemas.TopicAudit)}
+	gc.Topics = Topics(p.cfg.Names)
 	wg.Go(func() { errs <- consumers.RunGroup(ctx, gc, Projection{p: p}) })
 	wg.Go(func() { errs <- p.send(ctx) })
 	select {
