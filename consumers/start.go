@@ -26,12 +26,6 @@ func StartAtEnd(ctx context.Context, client *kafka.Client, group string, topics 
 	if err != nil {
 		return err
 	}
-	reqs := map[string][]kafka.OffsetRequest{}
-	for topic, ps := range parts {
-		for _, p := range ps {
-			reqs[topic] = append(reqs[topic], kafka.LastOffsetOf(p))
-		}
-	}
 	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
 	if err != nil {
 		return fmt.Errorf("fetching offsets of group %s: %w", group, err)
@@ -45,37 +39,24 @@ func StartAtEnd(ctx context.Context, client *kafka.Client, group string, topics 
 			}
 		}
 	}
-	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	ends, err := boundsOf(ctx, client, parts, false)
 	if err != nil {
-		return fmt.Errorf("listing offsets: %w", err)
+		return err
 	}
 	commits := map[string][]kafka.OffsetCommit{}
-	for topic, ps := range ends.Topics {
-		for _, po := range ps {
-			if po.Error != nil {
-				return fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
-			}
-			if !has[topic][po.Partition] {
-				commits[topic] = append(commits[topic], kafka.OffsetCommit{Partition: po.Partition, Offset: po.LastOffset})
+	for topic, ps := range ends {
+		for _, c := range ps {
+			if !has[topic][c.Partition] {
+				commits[topic] = append(commits[topic], c)
 			}
 		}
 	}
 	if len(commits) == 0 {
 		return nil
 	}
-	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: commits})
-	if err != nil {
-		return fmt.Errorf("committing start offsets of group %s: %w", group, err)
-	}
-	for topic, ps := range resp.Topics {
-		for _, p := range ps {
-			if p.Error != nil && !errors.Is(p.Error, kafka.IllegalGeneration) && !errors.Is(p.Error, kafka.UnknownMemberId) &&
-				!errors.Is(p.Error, kafka.RebalanceInProgress) {
-				return fmt.Errorf("committing start offset of %s/%d for group %s: %w", topic, p.Partition, group, p.Error)
-			}
-		}
-	}
-	return nil
+	return commitAsSimpleConsumer(ctx, client, group, commits, func(err error) bool {
+		return errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.RebalanceInProgress)
+	})
 }
 
 // StartAtBeginning commits, for every partition of topics, its first
@@ -93,37 +74,11 @@ func StartAtBeginning(ctx context.Context, client *kafka.Client, group string, t
 	if err != nil {
 		return err
 	}
-	reqs := map[string][]kafka.OffsetRequest{}
-	for topic, ps := range parts {
-		for _, p := range ps {
-			reqs[topic] = append(reqs[topic], kafka.FirstOffsetOf(p))
-		}
-	}
-	starts, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	starts, err := boundsOf(ctx, client, parts, true)
 	if err != nil {
-		return fmt.Errorf("listing offsets: %w", err)
+		return err
 	}
-	commits := map[string][]kafka.OffsetCommit{}
-	for topic, ps := range starts.Topics {
-		for _, po := range ps {
-			if po.Error != nil {
-				return fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
-			}
-			commits[topic] = append(commits[topic], kafka.OffsetCommit{Partition: po.Partition, Offset: po.FirstOffset})
-		}
-	}
-	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: commits})
-	if err != nil {
-		return fmt.Errorf("committing the start offsets of group %s: %w", group, err)
-	}
-	for topic, ps := range resp.Topics {
-		for _, p := range ps {
-			if p.Error != nil {
-				return fmt.Errorf("committing the start offset of %s/%d for group %s (does the group have members? stop them first): %w", topic, p.Partition, group, p.Error)
-			}
-		}
-	}
-	return nil
+	return commitAsSimpleConsumer(ctx, client, group, starts, func(error) bool { return false })
 }
 
 // partitionsOf is every partition of each of topics.
@@ -142,4 +97,54 @@ func partitionsOf(ctx context.Context, client *kafka.Client, topics []string) (m
 		}
 	}
 	return parts, nil
+}
+
+// boundsOf is, for every partition of parts, the commit of its first
+// offset (first) or of its end.
+func boundsOf(ctx context.Context, client *kafka.Client, parts map[string][]int, first bool) (map[string][]kafka.OffsetCommit, error) {
+	at := kafka.LastOffsetOf
+	if first {
+		at = kafka.FirstOffsetOf
+	}
+	reqs := map[string][]kafka.OffsetRequest{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			reqs[topic] = append(reqs[topic], at(p))
+		}
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets: %w", err)
+	}
+	out := map[string][]kafka.OffsetCommit{}
+	for topic, ps := range resp.Topics {
+		for _, po := range ps {
+			if po.Error != nil {
+				return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			}
+			offset := po.LastOffset
+			if first {
+				offset = po.FirstOffset
+			}
+			out[topic] = append(out[topic], kafka.OffsetCommit{Partition: po.Partition, Offset: offset})
+		}
+	}
+	return out, nil
+}
+
+// commitAsSimpleConsumer commits commits for group with generation -1;
+// an error of a partition's commit that ignore says nothing of fails it.
+func commitAsSimpleConsumer(ctx context.Context, client *kafka.Client, group string, commits map[string][]kafka.OffsetCommit, ignore func(error) bool) error {
+	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: commits})
+	if err != nil {
+		return fmt.Errorf("committing start offsets of group %s: %w", group, err)
+	}
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil && !ignore(p.Error) {
+				return fmt.Errorf("committing the start offset of %s/%d for group %s (a simple consumer's commit: does the group have members?): %w", topic, p.Partition, group, p.Error)
+			}
+		}
+	}
+	return nil
 }
