@@ -99,6 +99,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}()
 	brokers := cfg.KafkaBrokers
 	if cfg.Embedded() {
+		if err := storesOfAnotherLog(cfg); err != nil {
+			return nil, err
+		}
 		if err := s.startBroker(); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,9 @@
 // stopped in between resets them again at its next start, which costs
 // applying the log again and nothing else: projections apply a record
 // any number of times to the same effect.
+//
+// The other way round, stores without their log, is refused: a new log
+// beside stores made from another one (see storesOfAnotherLog).
 
 package app
 
@@ -22,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/parley-chat/parley/consumers"
 	"github.com/parley-chat/parley/internal/kafkalog"
@@ -35,12 +39,8 @@ func newMark(dir string) string { return filepath.Clean(dir) + ".new" }
 // synced, with its directory, before it returns: no store file exists
 // without it.
 func markIfNew(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("reading %s: %w", dir, err)
-	}
-	if len(entries) > 0 {
-		return nil
+	if empty, err := emptyDir(dir); err != nil || !empty {
+		return err
 	}
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o700); err != nil {
@@ -93,6 +93,53 @@ func syncDir(dir string) error {
 	}
 	if err := errors.Join(d.Sync(), d.Close()); err != nil {
 		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// emptyDir reports whether dir is missing or holds nothing.
+func emptyDir(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	return len(entries) == 0, nil
+}
+
+// storesOfAnotherLog refuses to start the embedded default on a log that
+// is new — its directory missing or empty — beside local stores that are
+// not: they were made from another log, deleted or lost since. The
+// decider would number each conversation's messages from 1 again, and
+// the history store would take them over the old ones. Restoring that
+// log, or moving the stores aside to have them made again from this
+// one, is the operator's choice.
+func storesOfAnotherLog(cfg Config) error {
+	log := cfg.EmbeddedBroker(nil).Dir
+	if empty, err := emptyDir(log); err != nil || !empty {
+		return err
+	}
+	stores := []string{pushDir(cfg)}
+	if len(cfg.ScyllaHosts) == 0 {
+		stores = append(stores, historyDir(cfg))
+	}
+	if len(cfg.ElasticsearchURL) == 0 {
+		stores = append(stores, searchDir(cfg))
+	}
+	var held []string
+	for _, dir := range stores {
+		empty, err := emptyDir(dir)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			held = append(held, dir)
+		}
+	}
+	if len(held) > 0 {
+		return fmt.Errorf("the log (%s) is new, but %s hold what was made from another log: restore that log, or move them aside to have them made again from this one (README, Backups)", log, strings.Join(held, ", "))
 	}
 	return nil
 }

@@ -39,6 +39,16 @@ func contract(t testing.TB) *contractcheck.Checker {
 // startSystem starts every role in-process on free ports over dir.
 func startSystem(t testing.TB, dir string, tweak ...func(*app.Config)) *app.System {
 	t.Helper()
+	sys, err := tryStartSystem(t, dir, tweak...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+// tryStartSystem is startSystem, returning the error Start returns.
+func tryStartSystem(t testing.TB, dir string, tweak ...func(*app.Config)) (*app.System, error) {
+	t.Helper()
 	cfg, err := app.Load("test", []string{
 		"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
 		"-partitions", "4", "-log-level", "warn",
@@ -55,11 +65,7 @@ func startSystem(t testing.TB, dir string, tweak ...func(*app.Config)) *app.Syst
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(logOut))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sys
+	return app.Start(ctx, cfg, app.All, cfg.Logger(logOut))
 }
 
 func stopSystem(t testing.TB, sys *app.System) {

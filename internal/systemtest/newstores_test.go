@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,57 @@ func TestLostStoresAreMadeAgainFromTheLog(t *testing.T) {
 	if seq := alice.send(conv, "after"); seq != last+1 {
 		t.Errorf("the next message got seq %d, want %d", seq, last+1)
 	}
+}
+
+// TestStoresOfAnotherLogAreRefused: a node whose log is new — its
+// directory deleted — beside stores made from the old one does not
+// start, and says which stores and what to do; once they are moved
+// aside it starts on the new log, and the stores are made from it.
+func TestStoresOfAnotherLogAreRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (three starts of a node, about 5 s); make test runs it")
+	}
+	dir := t.TempDir()
+	sys := startSystem(t, dir)
+	alice := api{t, sys.HTTPAddr(), token(t, "alice", time.Hour)}
+	conv := alice.createDirect("bob")
+	last := alice.send(conv, "aardvark")
+	eventuallyT(t, "the message in history", func() bool { return newestInHistory(alice, conv) == last }, func() string { return "" })
+	stopSystem(t, sys)
+
+	if err := os.RemoveAll(filepath.Join(dir, "kafka")); err != nil {
+		t.Fatal(err)
+	}
+	sys, err := tryStartSystem(t, dir)
+	if err == nil {
+		stopSystem(t, sys)
+		t.Fatal("a new log beside the old one's stores: started")
+	}
+	for _, want := range []string{"is new", filepath.Join(dir, "history"), filepath.Join(dir, "search"), filepath.Join(dir, "push", "store"), "move them aside"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kafka")); err == nil {
+		t.Error("the refused start made a log")
+	}
+
+	aside := t.TempDir()
+	for _, s := range []string{"history", "search", "push"} {
+		if err := os.Rename(filepath.Join(dir, s), filepath.Join(aside, s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sys = startSystem(t, dir)
+	defer stopSystem(t, sys)
+	alice.base = sys.HTTPAddr()
+	if again := alice.createDirect("bob"); again != conv {
+		t.Fatalf("the pair's conversation is %s, want %s", again, conv)
+	}
+	if seq := alice.send(conv, "first"); seq != 1 {
+		t.Errorf("the first message of the new log got seq %d, want 1", seq)
+	}
+	eventuallyT(t, "the new log's message in history", func() bool { return newestInHistory(alice, conv) == 1 }, func() string { return "" })
 }
 
 // unreadOf is user a's unread count of conv in the inbox, or -1.
