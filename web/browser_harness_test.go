@@ -191,11 +191,13 @@ func (u *browserUser) waitFor(what, js string, timeout ...time.Duration) {
 	}
 }
 
-// snapshot is what the page shows, for a failure's message.
+// snapshot is what the page shows, for a failure's message, and what a
+// test last read into window.__notes (the service worker's
+// notifications), if it did.
 func (u *browserUser) snapshot() string {
 	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 4000)`))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 4000) + (window.__notes === undefined ? "" : "\nwindow.__notes: " + window.__notes)`))
 	if err != nil {
 		return "(no snapshot: " + err.Error() + ")"
 	}
