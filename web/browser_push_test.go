@@ -141,8 +141,11 @@ func TestBrowserPushNotification(t *testing.T) {
 	b.waitFor("the notification shown", notes(`[{"title":"alice","body":"Lunch at noon?","tag":"parley-d_42"}]`))
 	deliver(push.Notification{Type: push.KindMessage, ConversationID: "d_42", Seq: 9, SenderID: "alice", Count: 2, Preview: "See you there", Badge: 3})
 	b.waitFor("the notification replaced", notes(`[{"title":"alice","body":"See you there (+1 more)","tag":"parley-d_42"}]`))
-	// Both conversations' shown afresh, then one of them cleared.
+	// Both conversations' shown afresh, one after the other (the worker
+	// handles pushes concurrently, and the list is in the order they
+	// were shown), then one of them cleared.
 	deliver(push.Notification{Type: push.KindMessage, ConversationID: "d_42", Seq: 10, SenderID: "alice", Count: 3, Preview: "Or one?", Badge: 4})
+	b.waitFor("the notification replaced again", notes(`[{"title":"alice","body":"Or one? (+2 more)","tag":"parley-d_42"}]`))
 	deliver(push.Notification{Type: push.KindMessage, ConversationID: "g_7", Seq: 1, SenderID: "carol", Count: 3, Badge: 7})
 	b.waitFor("a second conversation's beside the first", notes(`[{"title":"alice","body":"Or one? (+2 more)","tag":"parley-d_42"},{"title":"carol","body":"3 new messages","tag":"parley-g_7"}]`))
 	deliver(push.Notification{Type: push.KindClear, ConversationID: "d_42", Seq: 10, Badge: 3})
