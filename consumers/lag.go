@@ -59,7 +59,8 @@ func Lag(ctx context.Context, client *kafka.Client, src LagSource) (map[int]int6
 
 // MonitorLag sets gauge{group, topic, partition} to each source's lag
 // every interval until ctx is done. A group that reads several topics
-// has a series per topic: their partitions share numbers. Failures are logged and retried next time.
+// has a series per topic: their partitions share numbers. Failures are
+// logged and retried next time.
 func MonitorLag(ctx context.Context, client *kafka.Client, sources []LagSource, gauge *prometheus.GaugeVec, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -62,6 +62,15 @@ type groupTopics struct {
 	topics []string
 }
 
+// lagSources are g's topics, as the lag monitor measures them.
+func (g groupTopics) lagSources() []consumers.LagSource {
+	out := make([]consumers.LagSource, len(g.topics))
+	for i, t := range g.topics {
+		out[i] = consumers.LagSource{Group: g.group, Topic: t}
+	}
+	return out
+}
+
 // startNewStore resets groups to the start of their topics if the store
 // of dir is marked new, then removes the mark; nothing if it is not.
 func (s *System) startNewStore(ctx context.Context, dir string, groups ...groupTopics) error {

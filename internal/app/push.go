@@ -156,7 +156,7 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	s.onClose(store.Close)
 	// A new store: what is due and the badges are counted again from the
 	// start of the log; messages too old to notify notify nobody.
-	if err := s.startNewStore(ctx, dir, groupTopics{s.names.Group(schemas.GroupPush), push.Topics(s.names)}); err != nil {
+	if err := s.startNewStore(ctx, dir, s.pushGroup()); err != nil {
 		return err
 	}
 	reg := presence.NewRegistry(presence.RegistryConfig{Kafka: s.kafka, Names: s.names, Logger: s.log,

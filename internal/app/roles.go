@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/kafkalog"
 	"github.com/parley-chat/parley/projections/history"
+	"github.com/parley-chat/parley/projections/push"
 	"github.com/parley-chat/parley/projections/router"
 	"github.com/parley-chat/parley/projections/search"
 	"github.com/parley-chat/parley/schemas"
@@ -128,9 +129,7 @@ func (s *System) startDecider(runCtx context.Context, roles Roles) {
 // receipt projection of chat.receipts; each waits for the history store
 // before it consumes.
 func (s *System) startHistory(runCtx context.Context) {
-	// chat.audit brings the erasures, applied live.
-	events := groupTopics{s.names.Group(schemas.GroupHistory), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
-	receipts := groupTopics{s.names.Group(schemas.GroupReceipts), []string{s.names.Topic(schemas.TopicReceipts)}}
+	events, receipts := s.historyGroup(), s.receiptsGroup()
 	// An embedded store that is new: both groups from the start.
 	fromStart := sync.OnceValue(func() error { return s.startNewStore(runCtx, historyDir(s.cfg), events, receipts) })
 	s.spawn("history", func() error {
@@ -187,7 +186,7 @@ func (s *System) startSearch(runCtx context.Context) {
 		if err := s.search.Wait(runCtx); err != nil {
 			return nil
 		}
-		g := groupTopics{s.names.Group(schemas.GroupSearch), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+		g := s.searchGroup()
 		if err := s.startNewStore(runCtx, searchDir(s.cfg), g); err != nil {
 			return err
 		}
@@ -272,6 +271,31 @@ func (s *System) startRouter(ctx, runCtx context.Context, roles Roles, ready map
 	return nil
 }
 
+// The consumer groups of the roles with a store and what each reads: the
+// roles run them, report their lag, and reset them for a new store.
+
+// historyGroup builds history from chat.events; chat.audit brings the
+// erasures, applied live.
+func (s *System) historyGroup() groupTopics {
+	return groupTopics{s.names.Group(schemas.GroupHistory), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+}
+
+// receiptsGroup folds chat.receipts into the history store.
+func (s *System) receiptsGroup() groupTopics {
+	return groupTopics{s.names.Group(schemas.GroupReceipts), []string{s.names.Topic(schemas.TopicReceipts)}}
+}
+
+// searchGroup indexes chat.events, and applies the erasures of
+// chat.audit.
+func (s *System) searchGroup() groupTopics {
+	return groupTopics{s.names.Group(schemas.GroupSearch), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+}
+
+// pushGroup is the push role's group (push.Topics).
+func (s *System) pushGroup() groupTopics {
+	return groupTopics{s.names.Group(schemas.GroupPush), push.Topics(s.names)}
+}
+
 // monitorLag starts the consumer-lag monitor over the groups of roles, if
 // any; it waits for nothing.
 func (s *System) monitorLag(runCtx context.Context, roles Roles) {
@@ -280,13 +304,11 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupDecider), Topic: s.names.Topic(schemas.TopicCommands)})
 	}
 	if roles.History {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicEvents)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupHistory), Topic: s.names.Topic(schemas.TopicAudit)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupReceipts), Topic: s.names.Topic(schemas.TopicReceipts)})
+		sources = append(sources, s.historyGroup().lagSources()...)
+		sources = append(sources, s.receiptsGroup().lagSources()...)
 	}
 	if roles.Search {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicEvents)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupSearch), Topic: s.names.Topic(schemas.TopicAudit)})
+		sources = append(sources, s.searchGroup().lagSources()...)
 	}
 	if s.routes(roles) {
 		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
@@ -296,9 +318,7 @@ func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 			consumers.LagSource{Group: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents)})
 	}
 	if roles.Push {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicEvents)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicReceipts)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupPush), Topic: s.names.Topic(schemas.TopicAudit)})
+		sources = append(sources, s.pushGroup().lagSources()...)
 	}
 	if len(sources) == 0 {
 		return
