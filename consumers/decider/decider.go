@@ -376,6 +376,33 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	}
 }
 
+// withinCommands is from, or the end of partition p of chat.commands if
+// that is before from: a log that lost commands its events answered, or
+// the decider had committed. The commands appended since take the lost
+// ones' offsets, and would otherwise be skipped.
+func (d *Decider) withinCommands(ctx context.Context, p int, from int64) (int64, error) {
+	if from <= 0 {
+		return from, nil
+	}
+	commands := d.cfg.Names.Topic(schemas.TopicCommands)
+	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{commands: {kafka.LastOffsetOf(p)}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("listing offsets of %s/%d: %w", commands, p, err)
+	}
+	po := resp.Topics[commands]
+	if len(po) != 1 || po[0].Error != nil {
+		return 0, fmt.Errorf("listing offsets of %s/%d: %v", commands, p, po)
+	}
+	if end := po[0].LastOffset; from > end {
+		d.log.Error("the log lost commands: chat.commands ends before the offset the partition resumes from; going on from its end (README, A log that lost records)",
+			"partition", p, "from_offset", from, "end", end)
+		return end, nil
+	}
+	return from, nil
+}
+
 func (d *Decider) runPartition(ctx context.Context, offs *offsets, p int, committed int64) error {
 	log := d.log.With("partition", p)
 	commands := d.cfg.Names.Topic(schemas.TopicCommands)
@@ -388,6 +415,9 @@ func (d *Decider) runPartition(ctx context.Context, offs *offsets, p int, commit
 	from := committed
 	if st.LastCommandOffset+1 > from {
 		from = st.LastCommandOffset + 1
+	}
+	if from, err = d.withinCommands(ctx, p, from); err != nil {
+		return err
 	}
 	log.Info("partition rebuilt", "took", time.Since(start), "from_offset", from, "committed", committed)
 	// The hand-off opens before the reader seeks: whatever is appended

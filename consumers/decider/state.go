@@ -61,8 +61,10 @@ type State struct {
 	// cached, if set, counts the conversations in memory, across the
 	// partitions of one decider.
 	cached *atomic.Int64
-	// LastCommandOffset is the highest chat.commands offset answered by an
-	// event in this partition, or -1.
+	// LastCommandOffset is the chat.commands offset answered by the
+	// partition's newest event that answers one, or -1. Commands are
+	// decided in their order, so it is the highest, unless the log lost
+	// commands: then the newer events answer lower offsets again.
 	LastCommandOffset int64
 }
 
@@ -146,9 +148,6 @@ func (s *State) Seq(conversation string) (uint64, bool, error) {
 // advance the seq. An error of the store is errStore; any other error is
 // the event's, and the state stays usable.
 func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
-	if attrs.CommandOffset > s.LastCommandOffset {
-		s.LastCommandOffset = attrs.CommandOffset
-	}
 	c, err := s.conversation(attrs.Subject)
 	if err != nil {
 		return err
@@ -157,6 +156,7 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 		if c != nil {
 			return nil
 		}
+		s.answered(attrs.CommandOffset)
 		v, err := schemas.Decode(attrs.Type, value)
 		if err != nil {
 			return err
@@ -167,12 +167,17 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 	if c == nil {
 		return fmt.Errorf("event %s seq %d of unknown conversation %s", attrs.Type, attrs.Seq, attrs.Subject)
 	}
-	if !attrs.HasSeq || attrs.Seq <= c.LastSeq {
+	if !attrs.HasSeq {
+		s.answered(attrs.CommandOffset)
+		return nil
+	}
+	if attrs.Seq <= c.LastSeq {
 		return nil
 	}
 	if attrs.Seq != c.LastSeq+1 {
 		return fmt.Errorf("conversation %s: seq %d follows %d", attrs.Subject, attrs.Seq, c.LastSeq)
 	}
+	s.answered(attrs.CommandOffset)
 	v, err := schemas.Decode(attrs.Type, value)
 	if errors.Is(err, schemas.ErrUnknownType) {
 		c.advance() // a type of a later version: it still took its seq
@@ -183,6 +188,15 @@ func (s *State) Apply(attrs schemas.Attributes, value []byte) error {
 		return err
 	}
 	return s.fold(c, attrs.Type, v)
+}
+
+// answered records offset, the chat.commands offset a new event answers,
+// if it answers one (LastCommandOffset). A duplicated write of an older
+// event is not new.
+func (s *State) answered(offset int64) {
+	if offset >= 0 {
+		s.LastCommandOffset = offset
+	}
 }
 
 func (c *tracked) advance() { c.State.Fold(c.LastSeq+1, nil) }
@@ -310,9 +324,7 @@ func (s *State) event(cmd schemas.Attributes, typ, conversation string, seq uint
 	a.Seq, a.HasSeq = seq, true
 	a.TraceParent, a.OriginNode = cmd.TraceParent, cmd.OriginNode
 	a.CommandOffset = offset
-	if offset > s.LastCommandOffset {
-		s.LastCommandOffset = offset
-	}
+	s.LastCommandOffset = offset
 	return Decision{Event: &Output{Attrs: a, Value: value}}, nil
 }
 
