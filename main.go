@@ -121,6 +121,11 @@ commands:
                    memory and compared per conversation; not the uploads themselves. Embedded
                    file store: stop parley run first. No -swap: the records share the bucket with
                    the uploads
+  recover          accepts a log that lost records its consumer groups had read (parley run refuses to
+                   start, naming the partitions): every such group takes the log again from its start,
+                   the decider's and the router's go on from its end, and the local stores they built
+                   are moved aside to DIR.lost-TIME, to be made again at the next start. Stop every
+                   process first; a log that lost nothing is left as it is (README, A log that lost records)
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -203,6 +208,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		return nil
+	case "recover":
+		cfg, err := app.Load(cmd, args, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return app.Recover(ctx, cfg, stdout, cfg.Logger(stderr))
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

@@ -27,12 +27,18 @@ func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
 	src := consumers.LagSource{Group: k.Names.Group(groupID), Topic: k.Names.Topic(topic)}
 	ctx := context.Background()
 
-	lag, err := consumers.Lag(ctx, k.Client(), src)
+	pos, err := consumers.Positions(ctx, k.Client(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
+	lag := map[int]int64{}
 	var total int64
-	for p, n := range lag {
+	for p, at := range pos {
+		if at.Committed != -1 || at.Lost() != 0 {
+			t.Errorf("partition %d: %+v before the group ran, want nothing committed or lost", p, at)
+		}
+		n := at.Lag()
+		lag[p] = n
 		if want := ends(t, k, topic)[p]; n != want {
 			t.Errorf("partition %d: lag %d before the group ran, want the whole partition (%d)", p, n, want)
 		}
@@ -47,6 +53,7 @@ func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
 	// and must not hide their lag.
 	quiet := consumers.LagSource{Group: src.Group, Topic: k.Names.Topic(schemas.TopicAudit)}
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"group", "topic", "partition"})
+	lost := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lost"}, []string{"group", "topic", "partition"})
 	sum := func(src consumers.LagSource) float64 {
 		n := 0.0
 		for part := range partitions {
@@ -58,7 +65,7 @@ func TestLagIsWhatTheGroupHasNotCommitted(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		consumers.MonitorLag(mctx, k.Client(), []consumers.LagSource{src, quiet}, gauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
+		consumers.MonitorLag(mctx, k.Client(), []consumers.LagSource{src, quiet}, gauge, lost, 50*time.Millisecond, slog.New(slog.DiscardHandler))
 	}()
 	defer func() { stop(); <-done }()
 	waitFor(t, 10*time.Second, "the gauge to show the lag of both topics", func() bool {

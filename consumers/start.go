@@ -1,4 +1,5 @@
-// Starting a group at the end of its topics, or again from their start.
+// Starting a group at the end of its topics, or again from their start,
+// or moving it back to the end of a log that lost what it had read.
 
 package consumers
 
@@ -79,6 +80,47 @@ func StartAtBeginning(ctx context.Context, client *kafka.Client, group string, t
 		return err
 	}
 	return commitAsSimpleConsumer(ctx, client, group, starts, func(error) bool { return false })
+}
+
+// Rewind commits the first offset of partitions of topic for group, so
+// that the group reads them again from their start when its members
+// join; StartAtBeginning, for some partitions of one topic. It commits
+// as a "simple" consumer, refused while the group has members.
+func Rewind(ctx context.Context, client *kafka.Client, group, topic string, partitions []int) error {
+	starts, err := boundsOf(ctx, client, map[string][]int{topic: partitions}, true)
+	if err != nil {
+		return err
+	}
+	return commitAsSimpleConsumer(ctx, client, group, starts, func(error) bool { return false })
+}
+
+// MoveBackToEnd commits, for every partition of topics whose log ends
+// before group's committed offset (Position.Lost), the log's end, so
+// that the group reads what is appended from now on instead of skipping
+// it until the log grows past the offset it had; it returns those
+// partitions as they were. A group whose records were lost and that
+// builds no store calls it: the records are gone for it either way.
+//
+// It commits as a "simple" consumer (generation -1), which brokers
+// accept only while the group has no members: with members, nothing is
+// moved and it returns the error.
+func MoveBackToEnd(ctx context.Context, client *kafka.Client, group string, topics ...string) ([]LostRecords, error) {
+	sources := make([]LagSource, len(topics))
+	for i, t := range topics {
+		sources[i] = LagSource{Group: group, Topic: t}
+	}
+	lost, err := FindLostRecords(ctx, client, sources)
+	if err != nil || len(lost) == 0 {
+		return nil, err
+	}
+	commits := map[string][]kafka.OffsetCommit{}
+	for _, l := range lost {
+		commits[l.Topic] = append(commits[l.Topic], kafka.OffsetCommit{Partition: l.Partition, Offset: l.End})
+	}
+	if err := commitAsSimpleConsumer(ctx, client, group, commits, func(error) bool { return false }); err != nil {
+		return nil, err
+	}
+	return lost, nil
 }
 
 // partitionsOf is every partition of each of topics.

@@ -3,11 +3,13 @@ package consumers_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/parley-chat/parley/consumers"
@@ -166,4 +168,124 @@ func TestStartAtBeginning(t *testing.T) {
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("applied %v after the reset, want every record once: %v", keys, wantKeys)
 	}
+}
+
+// TestMoveBackToEnd: a group whose committed offsets are past the end of
+// two partitions — a log that lost records the group had read, made here
+// by committing past the end — is found by FindLostRecords and by the
+// monitor's gauge, is not moved while it has a member, and once moved
+// back to the end reads everything appended from then on, where it would
+// have skipped what landed below its old offsets.
+func TestMoveBackToEnd(t *testing.T) {
+	t.Parallel()
+	k := startBroker(t)
+	var msgs []kafka.Message
+	for i := range 12 {
+		msgs = append(msgs, record(fmt.Sprint("k", i), i))
+	}
+	write(t, k, msgs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	group, events := k.Names.Group(groupID), k.Names.Topic(topic)
+	src := consumers.LagSource{Group: group, Topic: events}
+
+	first := &projection{}
+	g := runGroup(t, k, first)
+	end := ends(t, k, topic)
+	if slices.Contains(end, -1) {
+		t.Fatalf("ends %v: the records do not fill every partition", end)
+	}
+	waitFor(t, 20*time.Second, "every record applied and committed", func() bool {
+		return len(first.appliedItems()) == len(msgs) && slices.Equal(committed(t, k), end)
+	})
+	if err := g.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if lost, err := consumers.FindLostRecords(ctx, k.Client(), []consumers.LagSource{src}); err != nil || len(lost) != 0 {
+		t.Fatalf("a group that read the whole log: lost %v, %v", lost, err)
+	}
+
+	// The log loses 5 records under partition 0 and 3 under partition 1.
+	resp, err := k.Client().OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{
+		events: {{Partition: 0, Offset: end[0] + 5}, {Partition: 1, Offset: end[1] + 3}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				t.Fatal(p.Error)
+			}
+		}
+	}
+	want := []consumers.LostRecords{
+		{LagSource: src, Partition: 0, Position: consumers.Position{Committed: end[0] + 5, End: end[0]}},
+		{LagSource: src, Partition: 1, Position: consumers.Position{Committed: end[1] + 3, End: end[1]}},
+	}
+	lost, err := consumers.FindLostRecords(ctx, k.Client(), []consumers.LagSource{src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(lost, want) {
+		t.Fatalf("lost %v, want %v", lost, want)
+	}
+	if s := lost[0].String(); !strings.Contains(s, "(5 records lost)") || !strings.Contains(s, group) {
+		t.Errorf("%q does not say which group lost how many records", s)
+	}
+
+	lagGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"group", "topic", "partition"})
+	lostGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lost"}, []string{"group", "topic", "partition"})
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		consumers.MonitorLag(mctx, k.Client(), []consumers.LagSource{src}, lagGauge, lostGauge, 50*time.Millisecond, slog.New(slog.DiscardHandler))
+	}()
+	gauges := func(v *prometheus.GaugeVec) []float64 {
+		var out []float64
+		for p := range partitions {
+			out = append(out, value(v.WithLabelValues(group, events, fmt.Sprint(p))))
+		}
+		return out
+	}
+	waitFor(t, 10*time.Second, "the lost gauge to show 5, 3 and 0", func() bool {
+		return slices.Equal(gauges(lostGauge), []float64{5, 3, 0})
+	})
+	stop()
+	<-done
+	if l := gauges(lagGauge); !slices.Equal(l, []float64{0, 0, 0}) {
+		t.Errorf("lag %v past the end, want none", l)
+	}
+
+	// With a member in the group, nothing is moved.
+	g = runGroup(t, k, &projection{})
+	waitFor(t, 20*time.Second, "a member in the group", func() bool {
+		d, err := k.Client().DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		return err == nil && len(d.Groups) == 1 && len(d.Groups[0].Members) > 0
+	})
+	if moved, err := consumers.MoveBackToEnd(ctx, k.Client(), group, events); err == nil {
+		t.Errorf("MoveBackToEnd with a member in the group: moved %v, no error", moved)
+	}
+	if err := g.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := consumers.FindLostRecords(ctx, k.Client(), []consumers.LagSource{src}); err != nil || !slices.Equal(again, want) {
+		t.Fatalf("after a refused move: lost %v (%v), want %v", again, err, want)
+	}
+
+	moved, err := consumers.MoveBackToEnd(ctx, k.Client(), group, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(moved, want) {
+		t.Errorf("moved %v, want %v", moved, want)
+	}
+	if got := committed(t, k); !slices.Equal(got, end) {
+		t.Fatalf("committed %v after MoveBackToEnd, want the ends %v", got, end)
+	}
+	write(t, k, msgs...)
+	after := &projection{}
+	runGroup(t, k, after)
+	waitFor(t, 20*time.Second, "every record appended after the move applied", func() bool { return len(after.appliedItems()) == len(msgs) })
 }

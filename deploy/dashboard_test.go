@@ -28,6 +28,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.ConsumedRecords.WithLabelValues("g")
 	m.DeadLetters.WithLabelValues("g")
 	m.ConsumerLag.WithLabelValues("g", "t", "0")
+	m.ConsumerLostRecords.WithLabelValues("g", "t", "0")
 	m.ApplyRetries.WithLabelValues("g")
 	m.PartitionRebuilds.WithLabelValues("g")
 	m.Commands.WithLabelValues("t", "accepted")

@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), names: kafkalog.Names{Prefix: cfg.TopicPrefix}, errc: make(chan error, 8)}
+	s := &System{cfg: cfg, log: log, metrics: telemetry.New(), names: cfg.names(), errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			s.abort()
@@ -109,6 +109,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	}
 	s.kafka = kafkalog.NewCluster(brokers)
 	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.refuseLostRecords(ctx, consumerGroups(cfg, roles)); err != nil {
 		return nil, err
 	}
 	// The roles run until Stop, whatever becomes of ctx.

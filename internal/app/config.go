@@ -374,6 +374,9 @@ func (c Config) ForRoles(roles Roles) Config {
 // Targeted reports whether c routes events to nodes (RoutingTargeted).
 func (c Config) Targeted() bool { return c.Routing == RoutingTargeted }
 
+// names resolves topic and group names under the deployment's prefix.
+func (c Config) names() kafkalog.Names { return kafkalog.Names{Prefix: c.TopicPrefix} }
+
 // Embedded reports whether c runs the embedded broker.
 func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
 
@@ -490,7 +493,7 @@ func (c Config) Validate() error {
 	if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("PARLEY_JWT_LEEWAY must be 0..5m"))
 	}
-	if err := (kafkalog.Names{Prefix: c.TopicPrefix}).Validate(); err != nil {
+	if err := c.names().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("PARLEY_TOPIC_PREFIX: %w", err))
 	}
 	if _, err := ParseRoles(c.Roles); err != nil {

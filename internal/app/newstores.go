@@ -60,6 +60,13 @@ func markIfNew(dir string) error {
 type groupTopics struct {
 	group  string
 	topics []string
+	// store is the directory of the local store the group builds: ""
+	// for a group that builds none, or builds an external one.
+	store string
+	// fromEnd is a group that goes on from the log's end where the log
+	// lost records it had read, rather than from its start
+	// (lostrecords.go).
+	fromEnd bool
 }
 
 // lagSources are g's topics, as the lag monitor measures them.

@@ -156,7 +156,7 @@ func (s *System) startPush(ctx, runCtx context.Context, ready map[string]gateway
 	s.onClose(store.Close)
 	// A new store: what is due and the badges are counted again from the
 	// start of the log; messages too old to notify notify nobody.
-	if err := s.startNewStore(ctx, dir, s.pushGroup()); err != nil {
+	if err := s.startNewStore(ctx, dir, pushGroup(s.cfg)); err != nil {
 		return err
 	}
 	reg := presence.NewRegistry(presence.RegistryConfig{Kafka: s.kafka, Names: s.names, Logger: s.log,

@@ -43,7 +43,7 @@ func RebuildSearch(ctx context.Context, cfg Config, out io.Writer, log *slog.Log
 	defer closeAll()
 	st, err := search.Rebuild(ctx, search.RebuildConfig{
 		Opener: opener(keys),
-		Kafka:  cluster, Topic: kafkalog.Names{Prefix: cfg.TopicPrefix}.Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
+		Kafka:  cluster, Topic: cfg.names().Topic(schemas.TopicEvents), Target: rb, Progress: search.ProgressPrinter(out, 5*time.Second), Logger: log,
 	})
 	if err != nil {
 		return err
@@ -174,7 +174,7 @@ func RebuildHistory(ctx context.Context, cfg Config, swap bool, out io.Writer, l
 	rep, err := rebuild.History(ctx, rebuild.HistoryConfig{
 		Config: rebuild.Config{Kafka: cluster, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "history rebuild", 5*time.Second, nil).Report},
-		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+		Names: cfg.names(), Live: live, Fresh: fresh,
 	})
 	if err != nil {
 		return err
@@ -235,7 +235,7 @@ func RebuildPush(ctx context.Context, cfg Config, swap bool, out io.Writer, log 
 	rep, err := rebuild.Push(ctx, rebuild.PushConfig{
 		Config: rebuild.Config{Kafka: cluster, WaitLive: -1, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "push rebuild", 5*time.Second, nil).Report},
-		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live, Fresh: fresh,
+		Names: cfg.names(), Live: live, Fresh: fresh,
 	})
 	if err != nil {
 		return err
@@ -277,7 +277,7 @@ func RebuildFiles(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 	rep, err := rebuild.Files(ctx, rebuild.FilesConfig{
 		Config: rebuild.Config{Kafka: cluster, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "files rebuild", 5*time.Second, nil).Report},
-		Names: kafkalog.Names{Prefix: cfg.TopicPrefix}, Live: live,
+		Names: cfg.names(), Live: live,
 	})
 	if err != nil {
 		return err
@@ -427,7 +427,7 @@ func VerifySearch(ctx context.Context, cfg Config, swap bool, out io.Writer, log
 	if len(cfg.ElasticsearchURL) > 0 {
 		wait = 0
 	}
-	names := kafkalog.Names{Prefix: cfg.TopicPrefix}
+	names := cfg.names()
 	rep, err := rebuild.Search(ctx, rebuild.SearchConfig{
 		Config: rebuild.Config{Kafka: cluster, WaitLive: wait, Logger: log, Opener: opener(keys),
 			Progress: progress.New(out, "search rebuild", 5*time.Second, nil).Report},

@@ -129,7 +129,7 @@ func (s *System) startDecider(runCtx context.Context, roles Roles) {
 // receipt projection of chat.receipts; each waits for the history store
 // before it consumes.
 func (s *System) startHistory(runCtx context.Context) {
-	events, receipts := s.historyGroup(), s.receiptsGroup()
+	events, receipts := historyGroup(s.cfg), receiptsGroup(s.cfg)
 	// An embedded store that is new: both groups from the start.
 	fromStart := sync.OnceValue(func() error { return s.startNewStore(runCtx, historyDir(s.cfg), events, receipts) })
 	s.spawn("history", func() error {
@@ -186,7 +186,7 @@ func (s *System) startSearch(runCtx context.Context) {
 		if err := s.search.Wait(runCtx); err != nil {
 			return nil
 		}
-		g := s.searchGroup()
+		g := searchGroup(s.cfg)
 		if err := s.startNewStore(runCtx, searchDir(s.cfg), g); err != nil {
 			return err
 		}
@@ -271,60 +271,102 @@ func (s *System) startRouter(ctx, runCtx context.Context, roles Roles, ready map
 	return nil
 }
 
-// The consumer groups of the roles with a store and what each reads: the
-// roles run them, report their lag, and reset them for a new store.
+// The consumer groups of the roles and what each reads: the roles run
+// them, the lag monitor measures them, a new store's reset and a log
+// that lost records (lostrecords.go) act on them.
+
+// deciderGroup decides chat.commands; its state is what chat.events
+// holds (decider.Rebuild).
+func deciderGroup(cfg Config) groupTopics {
+	names := cfg.names()
+	return groupTopics{group: names.Group(schemas.GroupDecider), topics: []string{names.Topic(schemas.TopicCommands)}}
+}
 
 // historyGroup builds history from chat.events; chat.audit brings the
 // erasures, applied live.
-func (s *System) historyGroup() groupTopics {
-	return groupTopics{s.names.Group(schemas.GroupHistory), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+func historyGroup(cfg Config) groupTopics {
+	names := cfg.names()
+	return groupTopics{group: names.Group(schemas.GroupHistory), topics: []string{names.Topic(schemas.TopicEvents), names.Topic(schemas.TopicAudit)},
+		store: localHistory(cfg)}
 }
 
 // receiptsGroup folds chat.receipts into the history store.
-func (s *System) receiptsGroup() groupTopics {
-	return groupTopics{s.names.Group(schemas.GroupReceipts), []string{s.names.Topic(schemas.TopicReceipts)}}
+func receiptsGroup(cfg Config) groupTopics {
+	names := cfg.names()
+	return groupTopics{group: names.Group(schemas.GroupReceipts), topics: []string{names.Topic(schemas.TopicReceipts)}, store: localHistory(cfg)}
+}
+
+// localHistory is the history store's directory, "" on ScyllaDB.
+func localHistory(cfg Config) string {
+	if len(cfg.ScyllaHosts) > 0 {
+		return ""
+	}
+	return historyDir(cfg)
 }
 
 // searchGroup indexes chat.events, and applies the erasures of
 // chat.audit.
-func (s *System) searchGroup() groupTopics {
-	return groupTopics{s.names.Group(schemas.GroupSearch), []string{s.names.Topic(schemas.TopicEvents), s.names.Topic(schemas.TopicAudit)}}
+func searchGroup(cfg Config) groupTopics {
+	names := cfg.names()
+	g := groupTopics{group: names.Group(schemas.GroupSearch), topics: []string{names.Topic(schemas.TopicEvents), names.Topic(schemas.TopicAudit)}}
+	if len(cfg.ElasticsearchURL) == 0 {
+		g.store = searchDir(cfg)
+	}
+	return g
 }
 
-// pushGroup is the push role's group (push.Topics).
-func (s *System) pushGroup() groupTopics {
-	return groupTopics{s.names.Group(schemas.GroupPush), push.Topics(s.names)}
+// pushGroup is the push role's group (push.Topics), on the push store.
+func pushGroup(cfg Config) groupTopics {
+	return groupTopics{group: cfg.names().Group(schemas.GroupPush), topics: push.Topics(cfg.names()), store: pushDir(cfg)}
+}
+
+// consumerGroups are the groups roles run: the files role's only if
+// roles.Files (set it only when a file store is configured), the
+// router's only under targeted routing.
+func consumerGroups(cfg Config, roles Roles) []groupTopics {
+	names := cfg.names()
+	var out []groupTopics
+	if roles.Decider {
+		out = append(out, deciderGroup(cfg))
+	}
+	if roles.History {
+		out = append(out, historyGroup(cfg), receiptsGroup(cfg))
+	}
+	if roles.Search {
+		out = append(out, searchGroup(cfg))
+	}
+	if roles.Router && cfg.Targeted() {
+		out = append(out, groupTopics{group: names.Group(schemas.GroupRouter), topics: router.Topics(names), fromEnd: true})
+	}
+	if roles.Files {
+		events := []string{names.Topic(schemas.TopicEvents)}
+		out = append(out, groupTopics{group: names.Group(schemas.GroupFiles), topics: events}, groupTopics{group: names.Group(schemas.GroupThumbnails), topics: events})
+	}
+	if roles.Push {
+		out = append(out, pushGroup(cfg))
+	}
+	return out
+}
+
+// runningGroups are the groups this process runs: roles', the files
+// role's only with a file store.
+func (s *System) runningGroups(roles Roles) []groupTopics {
+	roles.Files = roles.Files && s.files != nil
+	return consumerGroups(s.cfg, roles)
 }
 
 // monitorLag starts the consumer-lag monitor over the groups of roles, if
 // any; it waits for nothing.
 func (s *System) monitorLag(runCtx context.Context, roles Roles) {
 	var sources []consumers.LagSource
-	if roles.Decider {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupDecider), Topic: s.names.Topic(schemas.TopicCommands)})
-	}
-	if roles.History {
-		sources = append(sources, s.historyGroup().lagSources()...)
-		sources = append(sources, s.receiptsGroup().lagSources()...)
-	}
-	if roles.Search {
-		sources = append(sources, s.searchGroup().lagSources()...)
-	}
-	if s.routes(roles) {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupRouter), Topic: s.names.Topic(schemas.TopicEvents)})
-	}
-	if roles.Files && s.files != nil {
-		sources = append(sources, consumers.LagSource{Group: s.names.Group(schemas.GroupFiles), Topic: s.names.Topic(schemas.TopicEvents)},
-			consumers.LagSource{Group: s.names.Group(schemas.GroupThumbnails), Topic: s.names.Topic(schemas.TopicEvents)})
-	}
-	if roles.Push {
-		sources = append(sources, s.pushGroup().lagSources()...)
+	for _, g := range s.runningGroups(roles) {
+		sources = append(sources, g.lagSources()...)
 	}
 	if len(sources) == 0 {
 		return
 	}
 	s.wg.Go(func() {
-		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.kafka), sources, s.metrics.ConsumerLag, 5*time.Second, s.log)
+		consumers.MonitorLag(runCtx, kafkalog.NewClient(s.kafka), sources, s.metrics.ConsumerLag, s.metrics.ConsumerLostRecords, 5*time.Second, s.log)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -49,6 +50,15 @@ func startSystem(t testing.TB, dir string, tweak ...func(*app.Config)) *app.Syst
 // tryStartSystem is startSystem, returning the error Start returns.
 func tryStartSystem(t testing.TB, dir string, tweak ...func(*app.Config)) (*app.System, error) {
 	t.Helper()
+	cfg := testConfig(t, dir, tweak...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return app.Start(ctx, cfg, app.All, testLogger(cfg))
+}
+
+// testConfig is the settings startSystem starts every role with.
+func testConfig(t testing.TB, dir string, tweak ...func(*app.Config)) app.Config {
+	t.Helper()
 	cfg, err := app.Load("test", []string{
 		"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
 		"-partitions", "4", "-log-level", "warn",
@@ -59,13 +69,16 @@ func tryStartSystem(t testing.TB, dir string, tweak ...func(*app.Config)) (*app.
 	for _, f := range tweak {
 		f(&cfg)
 	}
+	return cfg
+}
+
+// testLogger logs to standard error under -v, else nowhere.
+func testLogger(cfg app.Config) *slog.Logger {
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() {
 		logOut = os.Stderr
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	return app.Start(ctx, cfg, app.All, cfg.Logger(logOut))
+	return cfg.Logger(logOut)
 }
 
 func stopSystem(t testing.TB, sys *app.System) {

@@ -28,6 +28,11 @@ type Metrics struct {
 	// the whole group's lag (the broker's committed offsets): aggregate
 	// with max over instances, then sum.
 	ConsumerLag *prometheus.GaugeVec
+	// ConsumerLostRecords is, per consumer group, topic and partition,
+	// the records the group committed that the log no longer holds: the
+	// partition ends before the group's committed offset (a log that
+	// lost its tail). Reported like ConsumerLag.
+	ConsumerLostRecords *prometheus.GaugeVec
 	// ApplyRetries counts a consumer group's failed Apply calls (of a
 	// batch, or of one record while a failing batch is isolated) and
 	// failed dead-letter writes: each is retried.
@@ -119,6 +124,9 @@ func New() *Metrics {
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "parley_consumer_lag_records", Help: "Records of a topic a consumer group has not committed yet, per partition of the topic.",
 		}, []string{"group", "topic", "partition"}),
+		ConsumerLostRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_consumer_lost_records", Help: "Records a consumer group committed that the log no longer holds (the partition ends before the committed offset), per partition of the topic.",
+		}, []string{"group", "topic", "partition"}),
 		ApplyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_consumer_apply_retries_total", Help: "Failed store writes (Apply of a batch or of one record) and dead-letter writes of a consumer group, each retried.",
 		}, []string{"group"}),
@@ -194,7 +202,7 @@ func New() *Metrics {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
+		m.ConsumedRecords, m.DeadLetters, m.ConsumerLag, m.ConsumerLostRecords, m.ApplyRetries, m.PartitionRebuilds, m.Commands, m.Rejections,
 		m.Connections, m.SSEStreams, m.AwaitingCommands, m.Deliveries, m.SlowConsumers, m.DeliverLatency, m.CommandWait, m.CommandsTaken,
 		m.DeliveryRecordsRead, m.DeliveryEventsTaken, m.RouterRecordsRead, m.RouterRecordsWritten, m.KafkaReaderErrors,
 		m.PushNotifications, m.PushLatency, m.HTTPRequests, m.HTTPDuration,

@@ -119,14 +119,18 @@ var routedTopics = []string{schemas.TopicEvents, schemas.TopicReplies, schemas.T
 // names resolves topic and group names under the deployment's prefix.
 func (r *Router) names() kafkalog.Names { return r.cfg.Topology.Names }
 
-// routed returns the resolved names of the routed topics.
-func (r *Router) routed() []string {
+// Topics are the resolved names of the topics the router reads, as the
+// group GroupRouter.
+func Topics(names kafkalog.Names) []string {
 	out := make([]string, len(routedTopics))
 	for i, t := range routedTopics {
-		out[i] = r.names().Topic(t)
+		out[i] = names.Topic(t)
 	}
 	return out
 }
+
+// routed returns the resolved names of the routed topics.
+func (r *Router) routed() []string { return Topics(r.names()) }
 
 // Router routes records to the gateway nodes that need them (see the
 // package doc).
