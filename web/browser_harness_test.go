@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -239,6 +240,19 @@ func freeAddr(t *testing.T) string {
 // httpAddr and over dir.
 func startSystem(t *testing.T, dir, httpAddr string, tweak ...func(*app.Config)) *app.System {
 	t.Helper()
+	cfg := testConfig(t, dir, httpAddr, tweak...)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sys, err := app.Start(ctx, cfg, app.All, testLogger(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+// testConfig is the settings startSystem starts every role with.
+func testConfig(t *testing.T, dir, httpAddr string, tweak ...func(*app.Config)) app.Config {
+	t.Helper()
 	cfg, err := app.Load("test", []string{
 		"-data-dir", dir, "-http-addr", httpAddr, "-kafka-listen", "127.0.0.1:0",
 		"-partitions", "2", "-log-level", "warn",
@@ -249,17 +263,16 @@ func startSystem(t *testing.T, dir, httpAddr string, tweak ...func(*app.Config))
 	for _, f := range tweak {
 		f(&cfg)
 	}
+	return cfg
+}
+
+// testLogger logs to standard error under -v, else nowhere.
+func testLogger(cfg app.Config) *slog.Logger {
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() {
 		logOut = os.Stderr
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	sys, err := app.Start(ctx, cfg, app.All, cfg.Logger(logOut))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sys
+	return cfg.Logger(logOut)
 }
 
 func stopSystem(t *testing.T, sys *app.System) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -131,15 +132,35 @@ func devToken(t *testing.T, base, user string) string {
 
 func post(t *testing.T, url, token string, body, out any) {
 	t.Helper()
-	b, err := json.Marshal(body)
+	call(t, "POST", url, token, body, out)
+}
+
+// get GETs url as token's user and decodes the answer into out.
+func get(t *testing.T, url, token string, out any) {
+	t.Helper()
+	call(t, "GET", url, token, nil, out)
+}
+
+// call sends body (none if nil) as JSON to url with method, as token's
+// user if not "", fails t on an error status, and decodes the answer
+// into out if not nil.
+func call(t *testing.T, method, url, token string, body, out any) {
+	t.Helper()
+	var in io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -152,7 +173,7 @@ func post(t *testing.T, url, token string, body, out any) {
 	if resp.StatusCode >= 300 {
 		var p map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&p)
-		t.Fatalf("POST %s: %d %v", url, resp.StatusCode, p)
+		t.Fatalf("%s %s: %d %v", method, url, resp.StatusCode, p)
 	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

@@ -577,13 +577,35 @@ function withMessage(c, seq, ev, change) {
 
 // checkMembership asks whether the user still belongs to a conversation
 // the server would not resume: one they were removed from while away.
-async function checkMembership(c) {
+async function checkMembership(c, attempt = 0) {
   try {
-    upsertSummary(await S.api.conversation(c.id));
+    const s = await S.api.conversation(c.id);
+    const cur = S.conn.cursor(c.id);
+    if (cur !== undefined && s.last_seq < cur) setBack(c, s.last_seq);
+    upsertSummary(s);
   } catch (err) {
     if (err.code === "not_member") leave(c);
+    // Not found while history is made again from the log, or the
+    // server out of reach: ask again, for about a minute.
+    else if (attempt < 6) setTimeout(() => checkMembership(c, attempt + 1), 1000 * 2 ** attempt);
   }
   renderSoon();
+}
+
+// setBack: the conversation ends at seq, before what this page holds (a
+// resume beyond it was refused): the server's log lost what came after,
+// and new messages take those seqs (README, "A log that lost records").
+// What is past seq goes, and the connection reads on from seq.
+function setBack(c, seq) {
+  for (const k of [...c.items.keys()]) if (k > seq) c.items.delete(k);
+  for (const k of [...c.later.keys()]) if (k > seq) c.later.delete(k);
+  c.last_seq = seq;
+  if (c.last_message && c.last_message.seq > seq) c.last_message = null;
+  c.read_seq = Math.min(c.read_seq, seq);
+  c.peerRead = Math.min(c.peerRead, seq);
+  c.peerDelivered = Math.min(c.peerDelivered, seq);
+  S.conn.rewind(c.id, seq);
+  toast(`The server lost the latest messages of ${convName(c)}; new ones follow what it kept`);
 }
 
 function leave(c) {

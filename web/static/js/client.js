@@ -113,6 +113,16 @@ export class Connection extends EventTarget {
     if (!this.cursors.has(conversation)) this.cursors.set(conversation, seq);
   }
 
+  // rewind sets a conversation's cursor back to seq, where the server's
+  // log now ends: it lost what came after (README, "A log that lost
+  // records"), and new events take those seqs. What comes after seq is
+  // fetched; live events follow it.
+  rewind(conversation, seq) {
+    this.cursors.set(conversation, seq);
+    this.held.delete(conversation);
+    this.fill(conversation);
+  }
+
   // forget drops a conversation the user has left.
   forget(conversation) {
     this.cursors.delete(conversation);
@@ -366,6 +376,12 @@ export class Connection extends EventTarget {
     if (commandID === undefined) {
       if (f.id && f.id.startsWith("resume-") && f.code === "not_member") {
         // We were removed while away; the departure event came before.
+        return;
+      }
+      if (f.id && f.id.startsWith("resume-") && f.code === "invalid_request") {
+        // A cursor beyond the conversation's last seq: the server's log
+        // lost what came after. "unresumed" follows, for the application
+        // to ask where the conversation ends (rewind).
         return;
       }
       if (f.id === "auth") return; // the close 4500/4501 follows
