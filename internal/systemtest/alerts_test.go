@@ -108,7 +108,7 @@ scrape_configs:
 	// Every rule evaluated on those series: none fails on the labels a
 	// running node serves (a vector match a rule did not expect is an
 	// error only Prometheus sees, with the data).
-	q.rulesHealthyAfter(time.Now(), 16)
+	q.rulesHealthyAfter(time.Now(), alertsIn(t, rules))
 
 	// Healthy but for the one alert the other node must have. Three
 	// rules measure this machine rather than the rules, and are left out
@@ -193,6 +193,25 @@ func (p promAPI) alerts(leaveOut ...string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// alertsIn counts the alerting rules of the rule file at path.
+func alertsIn(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "- alert:") {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("%s holds no alerting rule", path)
+	}
+	return n
 }
 
 // rulesHealthyAfter waits for Prometheus to evaluate its n alerting
