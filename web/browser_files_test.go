@@ -166,7 +166,7 @@ func TestBrowserFiles(t *testing.T) {
 				if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
 					return chromedp.Void{}, err
 				}
-				_, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+				_, err := cdp.Call(ctx, tg, emulateNetworkConditionsByRule, emulateByRuleParams{
 					MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: bytesPerSecond}},
 				})
 				return chromedp.Void{}, err
@@ -232,4 +232,15 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// emulateNetworkConditionsByRule is Network.emulateNetworkConditionsByRule
+// with the parameters Chromium 148 requires: it made "offline" a required
+// parameter, which cdproto's EmulateNetworkConditionsByRuleParams lacks
+// (an older browser ignores it).
+var emulateNetworkConditionsByRule = cdp.Command[emulateByRuleParams, network.EmulateNetworkConditionsByRuleResult]{Method: network.CommandEmulateNetworkConditionsByRule}
+
+type emulateByRuleParams struct {
+	Offline                  bool                  `json:"offline"`
+	MatchedNetworkConditions []*network.Conditions `json:"matchedNetworkConditions"`
 }
