@@ -125,7 +125,8 @@ commands:
                    start, naming the partitions): every such group takes the log again from its start,
                    the decider's and the router's go on from its end, and the local stores they built
                    are moved aside to DIR.lost-TIME, to be made again at the next start. Stop every
-                   process first; a log that lost nothing is left as it is (README, A log that lost records)
+                   process first; a log that lost nothing is left as it is. -dry-run: print what was lost
+                   and what it would do, and do nothing (README, A log that lost records)
   version          the release, module version and revision of this binary
   help             this text and the settings
 
@@ -209,11 +210,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return nil
 	case "recover":
-		cfg, err := app.Load(cmd, args, getenv, stderr)
+		fs := flag.NewFlagSet("recover", flag.ContinueOnError)
+		dryRun := fs.Bool("dry-run", false, "print what was lost and what recover would do, and do nothing")
+		rest, err := takeFlags(fs, args)
 		if err != nil {
 			return err
 		}
-		return app.Recover(ctx, cfg, stdout, cfg.Logger(stderr))
+		cfg, err := app.Load(cmd, rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return app.Recover(ctx, cfg, *dryRun, stdout, cfg.Logger(stderr))
 	case "version", "-version", "--version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

@@ -67,7 +67,7 @@ func TestBrowserAfterTheLogLostMessages(t *testing.T) {
 	defer cancel()
 	cfg := testConfig(t, dir, addr)
 	var out bytes.Buffer
-	if err := app.Recover(ctx, cfg, &out, testLogger(cfg)); err != nil {
+	if err := app.Recover(ctx, cfg, false, &out, testLogger(cfg)); err != nil {
 		t.Fatalf("recover: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "lost: chat.events/") {

@@ -91,7 +91,7 @@ func (s *System) refuseLostRecords(ctx context.Context, groups []groupTopics) er
 		parts[i] = l.String()
 	}
 	return fmt.Errorf("%w: %s. The stores hold what the log no longer has, and the decider would give the lost messages' seqs again. "+
-		"Restore the data dir from a backup, or accept the log as it is: stop every process and run `parley recover` with the same settings (README, A log that lost records)",
+		"Restore the data dir from a backup, or accept the log as it is: stop every process and run `parley recover` with the same settings (-dry-run first to see what it would do; README, A log that lost records)",
 		ErrLostRecords, strings.Join(parts, "; "))
 }
 
@@ -115,13 +115,14 @@ func storeIsNew(dir string) (bool, error) {
 // (consumers.StartAtBeginning), but the router's, which goes on from its
 // end (consumers.MoveBackToEnd): its deliveries are live; and the
 // decider decides again the commands no event answers any more
-// (rewindDecider). A local store such a group built is moved aside
+// (rewound). A local store such a group built is moved aside
 // first, to DIR.lost-TIME, and made again from the log at the next
 // start; an external one (ScyllaDB, Elasticsearch) keeps what the log
 // lost, and the command says how to rebuild it. Every process must be
 // stopped: a group with members is not moved, and the embedded broker
 // and stores have one opener. A log that lost nothing is left as it is.
-func Recover(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+// With dryRun it prints what it would do, and does nothing.
+func Recover(ctx context.Context, cfg Config, dryRun bool, out io.Writer, log *slog.Logger) error {
 	// The embedded file store is not opened here, but Start makes the
 	// data dir absolute too: the stores' paths must be the same.
 	dataDir, err := filepath.Abs(cfg.DataDir)
@@ -158,103 +159,127 @@ func Recover(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) e
 			return err
 		}
 	}
-	lostBy := map[string]bool{}
-	for _, l := range lost {
-		lostBy[l.Group] = true
+	steps, err := recoverySteps(ctx, client, cfg, groups, lost)
+	if err != nil {
+		return err
 	}
-	stamp := time.Now().UTC().Format("20060102T150405Z")
-	var moved []string
-	decider := deciderGroup(cfg)
-	for _, g := range groups {
-		if g.group == decider.group {
-			if err := rewindDecider(ctx, client, cfg, lost, out); err != nil {
+	prefix := "recover: "
+	if dryRun {
+		prefix = "recover would do: "
+	}
+	for _, st := range steps {
+		if !dryRun {
+			if err := st.do(); err != nil {
 				return err
 			}
-			continue
 		}
-		if !lostBy[g.group] {
-			continue
-		}
-		if g.fromEnd {
-			if _, err := consumers.MoveBackToEnd(ctx, client, g.group, g.topics...); err != nil {
-				return fmt.Errorf("%w (is every process stopped?)", err)
-			}
-			if _, err := fmt.Fprintf(out, "recover: %s goes on from the log's end\n", g.group); err != nil {
-				return err
-			}
-			continue
-		}
-		if g.store != "" && !slices.Contains(moved, g.store) {
-			aside, err := moveAside(g.store, stamp)
-			if err != nil {
-				return err
-			}
-			moved = append(moved, g.store)
-			if aside != "" {
-				if _, err := fmt.Fprintf(out, "recover: %s moved aside to %s; it is made again from the log at the next start (delete the old one once satisfied)\n", g.store, aside); err != nil {
-					return err
-				}
-			}
-		}
-		if err := consumers.StartAtBeginning(ctx, client, g.group, g.topics...); err != nil {
-			return fmt.Errorf("%w (is every process stopped?)", err)
-		}
-		if _, err := fmt.Fprintf(out, "recover: %s takes the log again from its start\n", g.group); err != nil {
+		if _, err := fmt.Fprintf(out, "%s%s\n", prefix, st.says); err != nil {
 			return err
 		}
-		if advice := externalStore(cfg, g.group); advice != "" {
-			if _, err := fmt.Fprintf(out, "recover: %s\n", advice); err != nil {
-				return err
-			}
-		}
+	}
+	if dryRun {
+		_, err = fmt.Fprintln(out, "recover: nothing done (-dry-run)")
+		return err
 	}
 	_, err = fmt.Fprintln(out, "recover: done; start Parley again")
 	return err
 }
 
-// rewindDecider rewinds the decider's group on the partitions of
-// chat.commands whose chat.events or chat.commands partition lost
-// records. The decider resumes a partition from the later of its
+// step is one thing Recover does: what it says, and doing it.
+type step struct {
+	says string
+	do   func() error
+}
+
+// recoverySteps are what Recover does about lost, for groups: see
+// Recover.
+func recoverySteps(ctx context.Context, client *kafka.Client, cfg Config, groups []groupTopics, lost []consumers.LostRecords) ([]step, error) {
+	stopped := func(err error) error {
+		if err != nil {
+			return fmt.Errorf("%w (is every process stopped?)", err)
+		}
+		return nil
+	}
+	lostBy := map[string]bool{}
+	for _, l := range lost {
+		lostBy[l.Group] = true
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	var steps []step
+	var stores []string
+	decider := deciderGroup(cfg)
+	for _, g := range groups {
+		switch {
+		case g.group == decider.group:
+			if parts := rewound(cfg, lost); len(parts) > 0 {
+				steps = append(steps, step{
+					says: fmt.Sprintf("%s decides again the commands of partitions %v that no event answers", g.group, parts),
+					do:   func() error { return stopped(consumers.Rewind(ctx, client, g.group, g.topics[0], parts)) },
+				})
+			}
+		case !lostBy[g.group]:
+		case g.fromEnd:
+			steps = append(steps, step{
+				says: g.group + " goes on from the log's end",
+				do: func() error {
+					_, err := consumers.MoveBackToEnd(ctx, client, g.group, g.topics...)
+					return stopped(err)
+				},
+			})
+		default:
+			if g.store != "" && !slices.Contains(stores, g.store) {
+				stores = append(stores, g.store)
+				empty, err := emptyDir(g.store)
+				if err != nil {
+					return nil, err
+				}
+				if !empty {
+					dir, aside := g.store, filepath.Clean(g.store)+".lost-"+stamp
+					steps = append(steps, step{
+						says: fmt.Sprintf("%s moved aside to %s; it is made again from the log at the next start (delete the old one once satisfied)", dir, aside),
+						do:   func() error { return moveAside(dir, aside) },
+					})
+				}
+			}
+			steps = append(steps, step{
+				says: g.group + " takes the log again from its start",
+				do:   func() error { return stopped(consumers.StartAtBeginning(ctx, client, g.group, g.topics...)) },
+			})
+			if advice := externalStore(cfg, g.group); advice != "" {
+				steps = append(steps, step{says: advice, do: func() error { return nil }})
+			}
+		}
+	}
+	return steps, nil
+}
+
+// rewound are the partitions of chat.commands on which the decider's
+// group is rewound: those whose chat.events or chat.commands partition
+// lost records. The decider resumes a partition from the later of its
 // committed offset and one past the last command its events answer,
 // within the log (runPartition): rewound, it decides again the commands
 // whose events were lost, in their order, which gives them their seqs
 // again; commands lost with them are lost. A command after the last one
 // answered that appended nothing (a duplicate, a refusal, a dead letter)
 // is answered again.
-func rewindDecider(ctx context.Context, client *kafka.Client, cfg Config, lost []consumers.LostRecords, out io.Writer) error {
-	names, decider := cfg.names(), deciderGroup(cfg)
+func rewound(cfg Config, lost []consumers.LostRecords) []int {
+	events, decider := cfg.names().Topic(schemas.TopicEvents), deciderGroup(cfg)
 	var parts []int
 	for _, l := range lost {
-		if (l.Topic == names.Topic(schemas.TopicEvents) || l.Group == decider.group) && !slices.Contains(parts, l.Partition) {
+		if (l.Topic == events || l.Group == decider.group) && !slices.Contains(parts, l.Partition) {
 			parts = append(parts, l.Partition)
 		}
 	}
-	if len(parts) == 0 {
-		return nil
-	}
 	slices.Sort(parts)
-	if err := consumers.Rewind(ctx, client, decider.group, decider.topics[0], parts); err != nil {
-		return fmt.Errorf("%w (is every process stopped?)", err)
-	}
-	_, err := fmt.Fprintf(out, "recover: %s decides again the commands of partitions %v that no event answers\n", decider.group, parts)
-	return err
+	return parts
 }
 
-// moveAside renames the store dir to dir.lost-stamp and returns that
-// name: "" when dir is missing or empty, which the next start makes
-// anyway.
-func moveAside(dir, stamp string) (string, error) {
-	if empty, err := emptyDir(dir); err != nil || empty {
-		return "", err
-	}
-	aside := filepath.Clean(dir) + ".lost-" + stamp
+// moveAside renames the store dir to aside, and syncs their directory.
+func moveAside(dir, aside string) error {
 	if err := os.Rename(dir, aside); err != nil {
-		return "", fmt.Errorf("moving the store %s aside: %w", dir, err)
+		return fmt.Errorf("moving the store %s aside: %w", dir, err)
 	}
-	if err := syncDir(filepath.Dir(aside)); err != nil {
-		return "", err
-	}
-	return aside, nil
+	return syncDir(filepath.Dir(aside))
 }
 
 // externalStore says how to make the external store of group agree with

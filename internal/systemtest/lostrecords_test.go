@@ -90,6 +90,18 @@ func TestALogThatLostRecordsIsRefusedThenRecovered(t *testing.T) {
 			}
 		})
 		refused(t, dir, events+" ends at offset", commands+" ends at offset", "group parley-decider", "group parley-projection-history")
+		// A dry run says what recover would do, and does nothing.
+		dry := recoverLog(t, dir, true)
+		for _, want := range []string{"lost: " + commands, "recover would do: parley-projection-history takes the log again from its start",
+			"recover would do: " + filepath.Join(dir, "history") + " moved aside", "nothing done (-dry-run)"} {
+			if !strings.Contains(dry, want) {
+				t.Errorf("a dry run printed\n%s\nwithout %q", dry, want)
+			}
+		}
+		if aside, _ := filepath.Glob(filepath.Join(dir, "*.lost-*")); len(aside) != 0 {
+			t.Errorf("a dry run moved %v aside", aside)
+		}
+		refused(t, dir, events+" ends at offset")
 		out := recoverLog(t, dir)
 		for _, want := range []string{"lost: " + events, "lost: " + commands,
 			"parley-projection-history takes the log again from its start", filepath.Join(dir, "history") + " moved aside to " + filepath.Join(dir, "history.lost-"),
@@ -173,13 +185,13 @@ func refused(t *testing.T, dir string, want ...string) {
 }
 
 // recoverLog runs `parley recover` over dir and returns what it printed.
-func recoverLog(t *testing.T, dir string) string {
+func recoverLog(t *testing.T, dir string, dryRun ...bool) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := testConfig(t, dir)
 	var out bytes.Buffer
-	if err := app.Recover(ctx, cfg, &out, testLogger(cfg)); err != nil {
+	if err := app.Recover(ctx, cfg, len(dryRun) > 0 && dryRun[0], &out, testLogger(cfg)); err != nil {
 		t.Fatalf("recover: %v\n%s", err, out.String())
 	}
 	return out.String()
