@@ -161,6 +161,16 @@ func records(n int) []kafka.Message {
 	return msgs
 }
 
+// spread are n records of keys k0…kN-1, numbered from 0: over every
+// partition.
+func spread(n int) []kafka.Message {
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, record(fmt.Sprint("k", i), i))
+	}
+	return msgs
+}
+
 func write(t *testing.T, k kafkatest.Cluster, msgs ...kafka.Message) {
 	t.Helper()
 	dlqtest.Write(t, k, topic, msgs...)

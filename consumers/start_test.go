@@ -122,10 +122,7 @@ func writeMarkers(t *testing.T, k kafkatest.Cluster, topic string) int {
 func TestStartAtBeginning(t *testing.T) {
 	t.Parallel()
 	k := startBroker(t)
-	var msgs []kafka.Message
-	for i := range 12 {
-		msgs = append(msgs, record(fmt.Sprint("k", i), i))
-	}
+	msgs := spread(12)
 	write(t, k, msgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -179,10 +176,7 @@ func TestStartAtBeginning(t *testing.T) {
 func TestMoveBackToEnd(t *testing.T) {
 	t.Parallel()
 	k := startBroker(t)
-	var msgs []kafka.Message
-	for i := range 12 {
-		msgs = append(msgs, record(fmt.Sprint("k", i), i))
-	}
+	msgs := spread(12)
 	write(t, k, msgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
