@@ -76,4 +76,16 @@
 // they are offsets its own store holds (a Syncer's store is the
 // member's own), and the new owner applies from the offset committed
 // when it took the partition.
+//
+// # Where a group starts, and a log that lost records
+//
+// A group starts from its committed offsets. StartAtEnd gives a group
+// that only matters from now on (the router) the log's end; a store made
+// new takes the log from its start (StartAtBeginning), or some
+// partitions of it (Rewind). A log can also end before a group's
+// committed offset: it lost records the group had read (Position.Lost).
+// FindLostRecords finds them, MonitorLag reports them beside the lag,
+// and MoveBackToEnd puts a group that builds nothing back at the end;
+// what a process does about it is package app's (`parley recover`). All
+// of these commit as a simple consumer, so only a group without members.
 package consumers
