@@ -34,11 +34,7 @@ func TestBrowserEncryptedGroup(t *testing.T) {
 	carol := newBrowserUser(t, browser, "carol")
 	signIn := func(u *browserUser) {
 		u.do(chromedp.Navigate(base + "/"))
-		u.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
-		u.do(
-			chromedp.SendKeys(chromedp.CSS("#dev-user"), u.name),
-			chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-		)
+		u.signInAsDev(u.name)
 		u.waitFor("signed in and online", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === `+js(u.name)+` && document.querySelector("#banner").hidden`)
 	}
 	for _, u := range []*browserUser{alice, bob, carol} {

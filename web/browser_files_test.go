@@ -57,11 +57,7 @@ func TestBrowserFiles(t *testing.T) {
 	b := newBrowserUser(t, br, "bob")
 	for _, u := range []*browserUser{a, b} {
 		u.do(chromedp.Navigate(base + "/"))
-		u.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
-		u.do(
-			chromedp.SendKeys(chromedp.CSS("#dev-user"), u.name),
-			chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-		)
+		u.signInAsDev(u.name)
 		u.waitFor("signed in and online", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
 	}
 	openConversation(a, "bob")

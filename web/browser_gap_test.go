@@ -42,11 +42,7 @@ func TestBrowserResumeAcrossAGap(t *testing.T) {
 	frank := newBrowserUser(t, startBrowser(t), "frank")
 	proxy := startCutter(t, addr)
 	frank.do(chromedp.Navigate("http://" + proxy.addr + "/"))
-	frank.waitFor("the sign-in form", `!document.querySelector("#dev-form").hidden`)
-	frank.do(
-		chromedp.SendKeys(chromedp.CSS("#dev-user"), "frank"),
-		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-	)
+	frank.signInAsDev("frank")
 	frank.waitFor("online", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
 	openConversation(frank, "erin")
 	frank.waitFor("the first note", msgWhere("note 1", "true"))
@@ -94,11 +90,7 @@ func TestBrowserRemovedWhileAway(t *testing.T) {
 	proxy := startCutter(t, addr)
 	frank := newBrowserUser(t, startBrowser(t), "frank")
 	frank.do(chromedp.Navigate("http://" + proxy.addr + "/"))
-	frank.waitFor("the sign-in form", `!document.querySelector("#dev-form").hidden`)
-	frank.do(
-		chromedp.SendKeys(chromedp.CSS("#dev-user"), "frank"),
-		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-	)
+	frank.signInAsDev("frank")
 	frank.waitFor("the group in the list", `[...document.querySelectorAll("#conversations .conv-name")].some(e => e.textContent === "Ops")`)
 	openConversation(frank, "Ops")
 	frank.waitFor("a member's composer", `!document.querySelector("#composer").hidden`)

@@ -162,6 +162,17 @@ func eval[T any](u *browserUser, js string, opts ...chromedp.EvaluateOption) T {
 	return v
 }
 
+// signInAsDev signs in on the development sign-in form as name, once
+// the page shows it.
+func (u *browserUser) signInAsDev(name string) {
+	u.t.Helper()
+	u.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
+	u.do(
+		chromedp.SendKeys(chromedp.CSS("#dev-user"), name),
+		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
+	)
+}
+
 // waitFor polls a JavaScript condition on the user's page until it is
 // true, or fails the test after timeout: every wait of these tests is on
 // what the page shows, never a sleep.

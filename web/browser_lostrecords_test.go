@@ -49,11 +49,7 @@ func TestBrowserAfterTheLogLostMessages(t *testing.T) {
 
 	frank := newBrowserUser(t, startBrowser(t), "frank")
 	frank.do(chromedp.Navigate(base + "/"))
-	frank.waitFor("the sign-in form", `!document.querySelector("#dev-form").hidden`)
-	frank.do(
-		chromedp.SendKeys(chromedp.CSS("#dev-user"), "frank"),
-		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-	)
+	frank.signInAsDev("frank")
 	frank.waitFor("online", `!document.querySelector("#app").hidden && document.querySelector("#banner").hidden`)
 	openConversation(frank, "erin")
 	frank.waitFor("the twelfth note", msgWhere("note 12", "true"))

@@ -41,11 +41,7 @@ func TestBrowserPhoneHistoryAndKeyboard(t *testing.T) {
 	dave := newBrowserUser(t, startBrowser(t), "dave")
 	dave.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 	dave.do(chromedp.Navigate(base + "/"))
-	dave.waitFor("the sign-in form", `!document.querySelector("#dev-form").hidden`)
-	dave.do(
-		chromedp.SendKeys(chromedp.CSS("#dev-user"), "dave"),
-		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-	)
+	dave.signInAsDev("dave")
 	dave.waitFor("130 unread from carol", `document.querySelector('#conversations button[aria-label="carol, offline, 130 unread"] .unread')?.textContent === "130"`)
 	visible := func(sel string) string {
 		return sprintf(`(e => e && e.offsetParent !== null && e.getBoundingClientRect().width > 0)(document.querySelector(%s))`, js(sel))

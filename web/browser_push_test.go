@@ -91,11 +91,7 @@ func TestBrowserPushNotification(t *testing.T) {
 		_, err := cdp.Call(ctx, tg, serviceworker.Enable, cdp.Empty{})
 		return chromedp.Void{}, err
 	})
-	b.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
-	b.do(
-		chromedp.SendKeys(chromedp.CSS("#dev-user"), "bob"),
-		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-	)
+	b.signInAsDev("bob")
 	b.waitFor("signed in", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === "bob"`)
 	// Allowed already, so the client subscribes at once; a headless
 	// browser has no push service to subscribe with, so it ends in
@@ -165,11 +161,7 @@ func TestBrowserPushAsksFirst(t *testing.T) {
 	base := "http://" + addr
 	b := newBrowserUser(t, startBrowser(t), "carol")
 	b.do(chromedp.Navigate(base + "/"))
-	b.waitFor("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
-	b.do(
-		chromedp.SendKeys(chromedp.CSS("#dev-user"), "carol"),
-		chromedp.Click(chromedp.CSS(`#dev-form button[type=submit]`)),
-	)
+	b.signInAsDev("carol")
 	b.waitFor("signed in", `!document.querySelector("#app").hidden && document.querySelector("#me").textContent === "carol"`)
 	b.waitFor("the offer to notify", `document.documentElement.dataset.push === "ask" && !document.querySelector("#notify").hidden`)
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
