@@ -333,17 +333,10 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	}
 	st := newState(d.cfg.Limits, ps, d.cfg.MaxConversations, &d.cached)
 	events := d.cfg.Names.Topic(schemas.TopicEvents)
-	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{events: {kafka.LastOffsetOf(p)}},
-	})
+	hw, err := d.endOf(ctx, events, p)
 	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s/%d: %w", events, p, err)
+		return nil, err
 	}
-	po := resp.Topics[events]
-	if len(po) != 1 || po[0].Error != nil {
-		return nil, fmt.Errorf("listing offsets of %s/%d: %v", events, p, po)
-	}
-	hw := po[0].LastOffset
 	if hw <= 0 {
 		return st, nil
 	}
@@ -376,6 +369,21 @@ func (d *Decider) Rebuild(ctx context.Context, p int) (*State, error) {
 	}
 }
 
+// endOf is the end (high watermark) of partition p of topic.
+func (d *Decider) endOf(ctx context.Context, topic string, p int) (int64, error) {
+	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("listing offsets of %s/%d: %w", topic, p, err)
+	}
+	po := resp.Topics[topic]
+	if len(po) != 1 || po[0].Error != nil {
+		return 0, fmt.Errorf("listing offsets of %s/%d: %v", topic, p, po)
+	}
+	return po[0].LastOffset, nil
+}
+
 // withinCommands is from, or the end of partition p of chat.commands if
 // that is before from: a log that lost commands its events answered, or
 // the decider had committed. The commands appended since take the lost
@@ -384,18 +392,11 @@ func (d *Decider) withinCommands(ctx context.Context, p int, from int64) (int64,
 	if from <= 0 {
 		return from, nil
 	}
-	commands := d.cfg.Names.Topic(schemas.TopicCommands)
-	resp, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{commands: {kafka.LastOffsetOf(p)}},
-	})
+	end, err := d.endOf(ctx, d.cfg.Names.Topic(schemas.TopicCommands), p)
 	if err != nil {
-		return 0, fmt.Errorf("listing offsets of %s/%d: %w", commands, p, err)
+		return 0, err
 	}
-	po := resp.Topics[commands]
-	if len(po) != 1 || po[0].Error != nil {
-		return 0, fmt.Errorf("listing offsets of %s/%d: %v", commands, p, po)
-	}
-	if end := po[0].LastOffset; from > end {
+	if from > end {
 		d.log.Error("the log lost commands: chat.commands ends before the offset the partition resumes from; going on from its end (README, A log that lost records)",
 			"partition", p, "from_offset", from, "end", end)
 		return end, nil
