@@ -97,7 +97,6 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			s.abort()
 		}
 	}()
-	brokers := cfg.KafkaBrokers
 	if cfg.Embedded() {
 		if err := storesOfAnotherLog(cfg); err != nil {
 			return nil, err
@@ -105,9 +104,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		if err := s.startBroker(); err != nil {
 			return nil, err
 		}
-		brokers = []string{s.broker.Addr()}
+		s.kafka = kafkalog.NewCluster([]string{s.broker.Addr()}, kafkalog.DialWith(s.broker.Dial))
+	} else {
+		s.kafka = kafkalog.NewCluster(cfg.KafkaBrokers)
 	}
-	s.kafka = kafkalog.NewCluster(brokers)
 	if err := s.provision(ctx); err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 		}
 	}
 	openFiles := checkOpenFiles(log)
-	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", brokers, "routing", cfg.Routing,
+	log.Info("parley started", "http", s.httpLn.Addr().String(), "kafka", s.kafka.Brokers(), "routing", cfg.Routing,
 		"gateway", roles.Gateway, "decider", roles.Decider, "history", roles.History, "search", roles.Search, "router", s.routes(roles), "files", roles.Files && s.files != nil, "push", roles.Push, "gomaxprocs", runtime.GOMAXPROCS(0),
 		"open_files_limit", openFiles)
 	return s, nil

@@ -125,7 +125,7 @@ func rebuildCluster(cfg Config, log *slog.Logger) (_ *kafkalog.Cluster, closeClu
 	if err != nil {
 		return nil, nil, err
 	}
-	c := kafkalog.NewCluster([]string{b.Addr()})
+	c := kafkalog.NewCluster([]string{b.Addr()}, kafkalog.DialWith(b.Dial))
 	return c, func() { c.Close(); b.Close() }, nil
 }
 

@@ -1,7 +1,9 @@
 // Package embeddedkafka runs the embedded default's Kafka: an in-process
 // Kafka-protocol broker (kfake) persisting to a data directory. Parley's
-// own code never calls it directly; it talks to the broker over TCP with
-// kafka-go exactly as it would to a real cluster.
+// own code never calls it directly; it talks to the broker with kafka-go
+// exactly as it would to a real cluster: other processes over TCP, the
+// process that runs it over a local socket (Broker.Dial), the same
+// protocol either way.
 //
 // kfake's defaults would silently lose data in a deployment (7-day log
 // retention, 7-day expiry of idle groups' offsets), so Start sets them to
@@ -21,6 +23,7 @@ package embeddedkafka
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +68,9 @@ type Broker struct {
 	c    *kfake.Cluster
 	addr string
 	lock *os.File
+	// local maps each broker's TCP address to the address of the
+	// in-process socket it also listens on (see Dial).
+	local map[string]string
 }
 
 // Start starts the broker; it reloads everything persisted under Dir.
@@ -98,6 +104,7 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	// kfake starts its brokers one after another: the first gets Addr.
 	listened := 0
+	local := make(map[string]string)
 	opts := []kfake.Opt{
 		kfake.Ports(make([]int, cfg.Brokers)...),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
@@ -110,7 +117,16 @@ func Start(cfg Config) (*Broker, error) {
 			if err != nil {
 				return nil, err
 			}
-			return bufferedListener{ln}, nil
+			in, err := listenLocal()
+			if err != nil {
+				_ = ln.Close()
+				return nil, err
+			}
+			if in == nil {
+				return bufferedListener{ln}, nil
+			}
+			local[ln.Addr().String()] = in.Addr().String()
+			return bufferedListener{newEitherListener(ln, in)}, nil
 		}),
 		kfake.DataDir(dir),
 		kfake.BrokerConfigs(map[string]string{
@@ -131,7 +147,7 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("starting embedded kafka on %s: %w", cfg.Addr, err)
 	}
 	addrs := c.ListenAddrs()
-	return &Broker{c: c, addr: addrs[0], lock: lock}, nil
+	return &Broker{c: c, addr: addrs[0], lock: lock, local: local}, nil
 }
 
 // lockDir takes the exclusive lock of the broker's directory dir: a
@@ -155,6 +171,19 @@ func lockDir(dir string) (*os.File, error) {
 
 // Addr is the address clients bootstrap from (the first broker's).
 func (b *Broker) Addr() string { return b.addr }
+
+// Dial connects to address as net.Dialer.DialContext does, except that
+// it reaches a broker of b's by the socket it listens on for its own
+// process (see listenLocal). Clients in the process that runs the broker
+// dial with it (kafkalog.DialWith); the brokers advertise, and other
+// processes reach, their TCP addresses.
+func (b *Broker) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 3 * time.Second}
+	if in, ok := b.local[address]; ok && network == "tcp" {
+		return d.DialContext(ctx, "unix", in)
+	}
+	return d.DialContext(ctx, network, address)
+}
 
 // Close stops the broker, flushes its state to disk and releases the
 // directory.

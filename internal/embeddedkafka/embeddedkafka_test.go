@@ -6,11 +6,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,7 +200,7 @@ func startBroker(t *testing.T, cfg embeddedkafka.Config) *kafkalog.Cluster {
 }
 
 // createTopics creates topics and fails the test if any was not created.
-func createTopics(ctx context.Context, t *testing.T, cluster *kafkalog.Cluster, topics ...kafka.TopicConfig) {
+func createTopics(ctx context.Context, t testing.TB, cluster *kafkalog.Cluster, topics ...kafka.TopicConfig) {
 	t.Helper()
 	resp, err := kafkalog.NewClient(cluster).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
 	if err != nil {
@@ -364,5 +367,106 @@ func TestSyncWritesSyncsEveryBatch(t *testing.T) {
 				t.Errorf("%d syncs of the partition's segment without SyncWrites, want none; the trace:\n%s", segment, raw)
 			}
 		})
+	}
+}
+
+// TestClientsOfTheProcessDialItsLocalSocket: the clients of the process
+// that runs the broker — writers, group readers, partition readers,
+// admin clients — reach it through Broker.Dial, every connection over
+// the broker's local socket (on Linux), while a client of another
+// process reaches the same broker, and reads the same records, over the
+// TCP address it advertises. Once the broker is closed its local socket
+// is gone.
+func TestClientsOfTheProcessDialItsLocalSocket(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := embeddedkafka.Start(embeddedkafka.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeBroker := sync.OnceFunc(b.Close)
+	defer closeBroker()
+	var (
+		mu       sync.Mutex
+		networks = map[string]int{}
+	)
+	local := kafkalog.NewCluster([]string{b.Addr()}, kafkalog.DialWith(func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := b.Dial(ctx, network, address)
+		if err == nil {
+			mu.Lock()
+			networks[c.RemoteAddr().Network()]++
+			mu.Unlock()
+		}
+		return c, err
+	}))
+	defer local.Close()
+	createTopics(ctx, t, local, kafka.TopicConfig{Topic: "t", NumPartitions: 2, ReplicationFactor: 1})
+	w := kafkalog.NewWriter(local, "t")
+	for i := range 10 {
+		if err := w.WriteMessages(ctx, kafka.Message{Key: []byte{byte(i)}, Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g := kafkalog.NewGroupReader(local, kafkalog.Membership{Group: "g", Topics: []string{"t"}, StartOffset: kafka.FirstOffset})
+	read := map[string]bool{}
+	for len(read) < 10 {
+		m, err := g.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("the group read %d of 10 records: %v", len(read), err)
+		}
+		read[string(m.Value)] = true
+		if err := g.CommitMessages(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := "unix"
+	if runtime.GOOS != "linux" {
+		want = "tcp"
+	}
+	mu.Lock()
+	if networks[want] < 3 || len(networks) != 1 {
+		t.Errorf("the process's clients connected %v; want every connection (a writer, an admin client, a group's, at least 3) over %s", networks, want)
+	}
+	mu.Unlock()
+
+	// Another process's client: TCP, the address the broker advertises.
+	remote := kafkalog.NewCluster([]string{b.Addr()})
+	defer remote.Close()
+	ends, err := kafkalog.NewClient(remote).ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{"t": {kafka.LastOffsetOf(0), kafka.LastOffsetOf(1)}},
+	})
+	if err != nil {
+		t.Fatalf("the partitions' ends over TCP: %v", err)
+	}
+	for _, end := range ends.Topics["t"] {
+		if end.Error != nil {
+			t.Fatalf("partition %d's end over TCP: %v", end.Partition, end.Error)
+		}
+		r := kafkalog.NewPartitionReader(remote, "t", end.Partition)
+		for range end.LastOffset {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatalf("partition %d over TCP: %v", end.Partition, err)
+			}
+			delete(read, string(m.Value))
+		}
+		_ = r.Close()
+	}
+	if len(read) != 0 {
+		t.Errorf("records %v were read in the process and not over TCP", read)
+	}
+
+	closeBroker()
+	if c, err := b.Dial(ctx, "tcp", b.Addr()); err == nil {
+		_ = c.Close()
+		t.Error("the closed broker's local socket still accepts")
 	}
 }

@@ -198,7 +198,7 @@ func ReaderErrors(log *slog.Logger, errs Counter) ReaderOption {
 // the background when that matters.
 func NewPartitionReader(c *Cluster, topic string, partition int, opts ...ReaderOption) *kafka.Reader {
 	rc := kafka.ReaderConfig{
-		Brokers: c.Brokers(), Topic: topic, Partition: partition,
+		Brokers: c.Brokers(), Dialer: c.readerDialer(), Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: readerMaxBytes, MaxWait: readerMaxWait,
 		// No lag polling: it dials a connection of its own every
 		// minute, and Parley measures lag from committed offsets.
@@ -298,6 +298,7 @@ func NewGroupReader(c *Cluster, m Membership) *kafka.Reader {
 	m = m.withDefaults()
 	rc := kafka.ReaderConfig{
 		Brokers:           c.Brokers(),
+		Dialer:            c.readerDialer(),
 		GroupID:           m.Group,
 		MinBytes:          1,
 		MaxBytes:          readerMaxBytes,
@@ -326,6 +327,7 @@ func NewConsumerGroup(c *Cluster, m Membership) (*kafka.ConsumerGroup, error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                m.Group,
 		Brokers:           c.Brokers(),
+		Dialer:            c.readerDialer(),
 		Topics:            m.Topics,
 		SessionTimeout:    m.SessionTimeout,
 		HeartbeatInterval: m.HeartbeatInterval,

@@ -32,16 +32,41 @@ import (
 type Cluster struct {
 	brokers   []string
 	transport *kafka.Transport
+	dialer    *kafka.Dialer
+}
+
+// Dial opens a connection to a broker's address (host:port), as
+// net.Dialer.DialContext does.
+type Dial func(ctx context.Context, network, address string) (net.Conn, error)
+
+// A ClusterOption changes how a Cluster reaches its brokers.
+type ClusterOption func(*Cluster)
+
+// DialWith makes every connection to the cluster's brokers — writers',
+// admin clients', readers' and consumer groups' — through dial. The
+// embedded broker's dial reaches it in the same process without TCP
+// (embeddedkafka.Broker.Dial).
+func DialWith(dial Dial) ClusterOption {
+	return func(c *Cluster) {
+		c.transport.Dial = dial
+		c.dialer.DialFunc = dial
+	}
 }
 
 // NewCluster returns the cluster whose bootstrap brokers are brokers
 // (host:port). Nothing is dialed until a writer or client is used.
-func NewCluster(brokers []string) *Cluster {
-	return &Cluster{
+func NewCluster(brokers []string, opts ...ClusterOption) *Cluster {
+	c := &Cluster{
 		brokers: slices.Clone(brokers),
 		// DefaultTransport's settings.
 		transport: &kafka.Transport{Dial: (&net.Dialer{Timeout: 3 * time.Second}).DialContext},
+		// DefaultDialer's.
+		dialer: &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true},
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Brokers returns the bootstrap brokers.
@@ -66,6 +91,15 @@ func (c *Cluster) addr() net.Addr {
 		return kafka.TCP()
 	}
 	return kafka.TCP(c.brokers...)
+}
+
+// readerDialer is the dialer of the cluster's readers and consumer
+// groups.
+func (c *Cluster) readerDialer() *kafka.Dialer {
+	if c == nil {
+		return kafka.DefaultDialer
+	}
+	return c.dialer
 }
 
 func (c *Cluster) roundTripper() kafka.RoundTripper {

@@ -122,7 +122,7 @@ func Start(t testing.TB, opts ...Option) Cluster {
 			t.Fatal(err)
 		}
 		t.Cleanup(b.Close)
-		c.Cluster, c.Embedded = kafkalog.NewCluster([]string{b.Addr()}), true
+		c.Cluster, c.Embedded = kafkalog.NewCluster([]string{b.Addr()}, kafkalog.DialWith(b.Dial)), true
 		t.Cleanup(c.Close)
 		if o.prefixed {
 			c.Names = kafkalog.Names{Prefix: uniquePrefix()}
