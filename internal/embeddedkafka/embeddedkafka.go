@@ -119,8 +119,8 @@ func Start(cfg Config) (*Broker, error) {
 			}
 			in, err := listenLocal()
 			if err != nil {
-				_ = ln.Close()
-				return nil, err
+				// Only dearer: the process's clients dial TCP instead.
+				cfg.Logger.Warn("the embedded broker has no local socket; the process's clients reach it over TCP", "err", err)
 			}
 			if in == nil {
 				return bufferedListener{ln}, nil
