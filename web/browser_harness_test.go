@@ -182,6 +182,15 @@ func (u *browserUser) waitFor(what, js string, timeout ...time.Duration) {
 	if len(timeout) > 0 {
 		d = timeout[0]
 	}
+	if ok, last := u.poll(js, d); !ok {
+		u.t.Fatalf("%s: waited %s for %s (%s): last error %v\n%s", u.name, d, what, js, last, u.snapshot())
+	}
+}
+
+// poll evaluates a JavaScript condition on the user's page every 50 ms
+// until it is true (true), or d has passed (false, and the last error
+// evaluating it, if any).
+func (u *browserUser) poll(js string, d time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(u.ctx, d)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -190,14 +199,14 @@ func (u *browserUser) waitFor(what, js string, timeout ...time.Duration) {
 	for {
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")"))
 		if err == nil && ok {
-			return
+			return true, nil
 		}
 		if err != nil {
 			last = err
 		}
 		select {
 		case <-ctx.Done():
-			u.t.Fatalf("%s: waited %s for %s (%s): last error %v\n%s", u.name, d, what, js, last, u.snapshot())
+			return false, last
 		case <-tick.C:
 		}
 	}
