@@ -24,13 +24,7 @@ func TestStartFailsWhenThePprofAddressIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	cfg, err := Load("test", []string{
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
-		"-pprof-addr", taken.Addr().String(), "-log-level", "warn",
-	}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := embeddedConfig(t, "-pprof-addr", taken.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -56,12 +50,7 @@ func TestStartFailsWhenThePprofAddressIsTaken(t *testing.T) {
 // it, that would dial a broker that is gone, and whatever listens on its
 // port next. Not parallel: it counts the process's goroutines.
 func TestStopClosesTheKafkaConnections(t *testing.T) {
-	cfg, err := Load("test", []string{
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off", "-log-level", "warn",
-	}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := embeddedConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	base := kafkatest.MetadataRefreshers()
@@ -90,12 +79,7 @@ func TestTheProcessReachesItsEmbeddedBrokerByItsLocalSocket(t *testing.T) {
 		t.Skip("the broker's local socket is in Linux's abstract namespace; elsewhere every connection is TCP")
 	}
 	t.Parallel()
-	cfg, err := Load("test", []string{
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off", "-log-level", "warn",
-	}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := embeddedConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sys, err := Start(ctx, cfg, All, cfg.Logger(io.Discard))
@@ -149,4 +133,18 @@ func establishedTo(t *testing.T, port string) int {
 		}
 	}
 	return n
+}
+
+// embeddedConfig is the configuration of a test's system on the embedded
+// default: a data dir of the test's, free ports, no S3 server, warnings
+// only, and args.
+func embeddedConfig(t *testing.T, args ...string) Config {
+	t.Helper()
+	cfg, err := Load("test", append([]string{
+		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off", "-log-level", "warn",
+	}, args...), func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

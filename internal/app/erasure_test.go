@@ -59,13 +59,7 @@ func TestErasureShredsAUsersContent(t *testing.T) {
 	t.Parallel()
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
-	cfg, err := Load("test", []string{
-		"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-kafka-listen", "127.0.0.1:0", "-s3-listen", "off",
-		"-partitions", "2", "-log-level", "warn", "-content-kek", base64.StdEncoding.EncodeToString(kek), "-admin-users", "olga",
-	}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := embeddedConfig(t, "-partitions", "2", "-content-kek", base64.StdEncoding.EncodeToString(kek), "-admin-users", "olga")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sys, err := Start(ctx, cfg, All, cfg.Logger(io.Discard))
