@@ -222,7 +222,8 @@ func ReadAll(t testing.TB, c *kafkalog.Cluster, topic string) []kafka.Message {
 		if hw == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers(), Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond})
+		// A short long-poll: Close waits for the fetch in flight.
+		r := kafkalog.NewPartitionReader(c, topic, p, func(rc *kafka.ReaderConfig) { rc.MaxWait = 500 * time.Millisecond })
 		for {
 			m, err := r.ReadMessage(ctx)
 			if err != nil {
