@@ -4,19 +4,26 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/freeport"
 )
 
-// freePort returns a TCP port free on 127.0.0.1 at the time of asking.
+// freePort returns a TCP port free on 127.0.0.1 at the time of asking,
+// which no connection is given meanwhile (freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	_, p, err := net.SplitHostPort(freeport.Addr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // TestAcknowledgedSurvivesKill9 checks invariant 4 of the architecture

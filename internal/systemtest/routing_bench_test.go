@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/parley-chat/parley/gateway"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/freeport"
 	"github.com/parley-chat/parley/internal/kafkalog/kafkatest"
 	"github.com/parley-chat/parley/projections/history/scyllastore/cqlfake"
 )
@@ -191,7 +191,7 @@ func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time
 
 	gws := make([]*benchNode, nodes)
 	for i := range gws {
-		n := &benchNode{name: fmt.Sprintf("gw%d", i+1), addr: freeAddr(b)}
+		n := &benchNode{name: fmt.Sprintf("gw%d", i+1), addr: freeport.Addr(b)}
 		n.cmd = exec.Command(bin, append([]string{"gateway", "-node-id", n.name, "-data-dir", b.TempDir(), "-http-addr", n.addr}, common...)...)
 		n.cmd.Stdout, n.cmd.Stderr = io.Discard, io.Discard
 		if err := n.cmd.Start(); err != nil {
@@ -295,15 +295,6 @@ func runRouting(b *testing.B, bin, mode string, nodes, users, rate int, dur time
 		})
 	}
 	return r
-}
-
-func freeAddr(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func mustToken(b *testing.B, auth *gateway.Authenticator, user string) string {
