@@ -227,6 +227,21 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// history is the conversation's history as c reads it, or false while
+// the history projection has not yet taken in the conversation's
+// creation (404 conversation_not_found); any other answer fails the test.
+func (c client) history(conv string) (map[string]any, bool) {
+	c.t.Helper()
+	resp, out := c.do("GET", "/v1/conversations/"+conv+"/history", "/v1/conversations/{id}/history", nil)
+	switch {
+	case resp.StatusCode == http.StatusNotFound && out["code"] == "conversation_not_found":
+		return nil, false
+	case resp.StatusCode != http.StatusOK:
+		c.t.Fatalf("%s GET %s history: %d %v, want 200", c.user, conv, resp.StatusCode, out)
+	}
+	return out, true
+}
+
 func (c client) createGroup(members ...string) string {
 	c.t.Helper()
 	out := c.want(http.StatusCreated, "POST", "/v1/conversations", "/v1/conversations", map[string]any{"kind": "group", "title": "photos", "members": members})
@@ -266,7 +281,10 @@ func TestShareAPhoto(t *testing.T) {
 	// History: chat.message.sent.v3 with the file's metadata.
 	var ev map[string]any
 	eventually(t, "the message in history", func() bool {
-		hist := bob.want(http.StatusOK, "GET", "/v1/conversations/"+conv+"/history", "/v1/conversations/{id}/history", nil)
+		hist, ok := bob.history(conv)
+		if !ok {
+			return false
+		}
 		for _, e := range hist["events"].([]any) {
 			if m := e.(map[string]any); int(m["seq"].(float64)) == seq {
 				ev = m
@@ -520,7 +538,10 @@ func TestThumbnailOfAPhoto(t *testing.T) {
 
 	var added map[string]any
 	eventually(t, "chat.thumbnail.added.v1 in history", func() bool {
-		hist := bob.want(http.StatusOK, "GET", "/v1/conversations/"+conv+"/history", "/v1/conversations/{id}/history", nil)
+		hist, ok := bob.history(conv)
+		if !ok {
+			return false
+		}
 		for _, e := range hist["events"].([]any) {
 			if ev := e.(map[string]any); ev["event_type"] == "chat.thumbnail.added.v1" {
 				added = ev["data"].(map[string]any)
